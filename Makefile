@@ -1,0 +1,160 @@
+# acm: build, test, serve.  `make help` lists the targets and knobs.
+#
+# Layout (docs/DESIGN.md §1): every folder's sources are picked up by wildcard, so adding a file needs no edit here.
+#   engine/*.c engine/cpu/*.c -> $(B)/libacm.a        (OpenBLAS, fftw3f, jansson)
+#   proto/*.c                 -> $(B)/libacmproto.a   (jansson, spng, turbojpeg, sndfile, soxr, zlib)
+#   train/*.c                 -> $(B)/acm-train
+#   server/*.c                -> $(B)/acmd            (libmicrohttpd, libuv)
+#   clients/*.c               -> $(B)/acm             (libcurl, libwslay)
+#   tests/<dir>/test_*.c      -> $(B)/tests/<dir>/test_*  (Criterion; linked with everything above but mains)
+# A program's main() lives in <folder>/main.c; every other file of the folder goes into the folder's library so that
+# tests can link it.
+
+CC       ?= cc
+SANITIZE ?=
+comma    := ,
+WERROR   ?= $(if $(CI),1,0)
+OPT      ?= -O2
+
+ifeq ($(SANITIZE),)
+B := build
+else
+ifneq ($(filter-out address undefined thread,$(subst $(comma), ,$(SANITIZE))),)
+$(error SANITIZE must be a comma-separated subset of address,undefined,thread (got '$(SANITIZE)'))
+endif
+B := build/san-$(subst $(comma),-,$(SANITIZE))
+endif
+
+ifneq ($(WERROR),0)
+ifneq ($(WERROR),1)
+$(error WERROR must be 0 or 1 (got '$(WERROR)'))
+endif
+endif
+
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -march=x86-64-v2 -fno-fast-math $(WARN) $(if $(filter 1,$(WERROR)),-Werror) \
+           -I. -Iengine -Iproto -I/usr/include/openblas
+LDFLAGS :=
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# BLAS: Debian's pthread OpenBLAS (openblas_get_corename, openblas_set_num_threads).
+BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
+ENGINE_LIBS := $(BLAS_LIBS) -lfftw3f -ljansson -lm -lpthread
+PROTO_LIBS  := -ljansson -lspng -lturbojpeg -lsndfile -lsoxr -lz -lm
+SERVER_LIBS := -lmicrohttpd -luv
+CLIENT_LIBS := -lcurl -lwslay
+ALL_LIBS    := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
+
+ENGINE_SRC := $(wildcard engine/*.c engine/cpu/*.c)
+PROTO_SRC  := $(wildcard proto/*.c)
+TRAIN_SRC  := $(filter-out train/main.c,$(wildcard train/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+CLIENT_SRC := $(filter-out clients/main.c,$(wildcard clients/*.c))
+TEST_SRC   := $(wildcard tests/*/test_*.c)
+TEST_BIN   := $(patsubst %.c,$(B)/%,$(TEST_SRC))
+TEST_HELP  := $(filter-out $(TEST_SRC),$(wildcard tests/*/*.c))
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+LIBACM    := $(B)/libacm.a
+LIBPROTO  := $(B)/libacmproto.a
+LIBTRAIN  := $(B)/libacmtrain.a
+LIBSERVER := $(B)/libacmserver.a
+LIBCLIENT := $(B)/libacmclient.a
+LIBS_OURS := $(LIBTRAIN) $(LIBSERVER) $(LIBCLIENT) $(LIBPROTO) $(LIBACM)
+
+PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/main.c),$(B)/acmd) \
+         $(if $(wildcard clients/main.c),$(B)/acm)
+
+# CUDA: only where nvcc exists (engine/cuda/, later). Say what is skipped.
+NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+
+.PHONY: all help deps test test-unit check-env serve bench clean probe
+.DEFAULT_GOAL := all
+
+all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
+
+probe:
+	@printf '%s\n' "acm build ($(B)): cc=$$($(CC) -dumpfullversion 2>/dev/null || echo ?) SANITIZE=$(if $(SANITIZE),$(SANITIZE),none) WERROR=$(WERROR)"
+	@if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC) (no CUDA sources yet)"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi
+	@for h in cblas.h jansson.h fftw3.h microhttpd.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
+	          wslay/wslay.h criterion/criterion.h; do \
+	  if [ -e /usr/include/$$h ] || [ -e /usr/include/openblas/$$h ] || [ -e /usr/include/x86_64-linux-gnu/$$h ]; then :; \
+	  else echo "  ✗ missing header $$h: run 'make deps'"; fi; done
+
+# ---- dependencies (Debian 12) -------------------------------------------------------------------------------------
+DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd-dev libuv1-dev libspng-dev \
+            libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
+            libcriterion-dev dataset-fashion-mnist gnuplot-nox
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "deps: apt-get failed"; exit 1; }; \
+	fi
+
+# ---- libraries and programs ---------------------------------------------------------------------------------------
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBACM): $(call obj,$(ENGINE_SRC))
+$(LIBPROTO): $(call obj,$(PROTO_SRC))
+$(LIBTRAIN): $(call obj,$(TRAIN_SRC))
+$(LIBSERVER): $(call obj,$(SERVER_SRC))
+$(LIBCLIENT): $(call obj,$(CLIENT_SRC))
+$(B)/%.a:
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^ $(if $^,,$(B)/obj/.empty.o)
+
+# An empty folder still gives a valid (empty) archive.
+$(B)/obj/.empty.o:
+	@mkdir -p $(@D)
+	echo 'typedef int acm__empty_unit;' | $(CC) $(CFLAGS) -x c -c - -o $@
+$(LIBTRAIN) $(LIBSERVER) $(LIBCLIENT): | $(B)/obj/.empty.o
+
+$(B)/acm-train: $(call obj,train/main.c) $(LIBS_OURS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS_OURS) $(ALL_LIBS)
+$(B)/acmd: $(call obj,server/main.c) $(LIBS_OURS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS_OURS) $(ALL_LIBS)
+$(B)/acm: $(call obj,clients/main.c) $(LIBS_OURS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS_OURS) $(ALL_LIBS)
+
+# ---- tests --------------------------------------------------------------------------------------------------------
+$(B)/tests/%: tests/%.c $(call obj,$(TEST_HELP)) $(LIBS_OURS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(call obj,$(TEST_HELP)) $(LIBS_OURS) $(ALL_LIBS) -lcriterion $(LDFLAGS)
+
+# Every test binary runs with the repository root as its working directory; ACM_BUILD tells tests where programs are.
+test: deps
+	@$(MAKE) --no-print-directory all tests-build
+	@ACM_BUILD=$(B) bash tests/run.sh $(TEST_BIN)
+
+tests-build: $(TEST_BIN)
+
+serve: deps
+	@$(MAKE) --no-print-directory all
+	@bash deploy/serve.sh $(B)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@ls bench/*.sh >/dev/null 2>&1 && for s in bench/*.sh; do bash $$s $(B) || exit 1; done || echo "bench: no benchmarks yet"
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make            build $(B)/libacm.a and the programs"
+	@echo "make deps       install missing Debian packages (idempotent)"
+	@echo "make test       deps + build + run every test (tests/run.sh)"
+	@echo "make serve      deps + build + serve the shipped default model"
+	@echo "make bench      run the benchmarks (bench/*.sh)"
+	@echo "knobs: SANITIZE=address,undefined|thread  WERROR=0|1 (default 1 when CI is set)  OPT=-O2  CC=cc"
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

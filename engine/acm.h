@@ -1,0 +1,179 @@
+/*
+ * acm.h — the public interface of libacm, the Adaptive Computation Module inference engine.
+ *
+ * What it is: a loader for ACM vision transformers stored as safetensors (see engine/model.h for the file format,
+ * field by field), and a forward pass that runs a batch of items, each under its own budget policy, and reports for
+ * every item its logits, the FLOPs it executed, the FLOPs the dense model would have executed on the same input, the
+ * budget it realised and (on request) the number of learners every token ran in every ACM module.
+ *
+ * What it is not: no HTTP, no image decoding (proto/ does that), no training (train/ composes the same kernels).
+ *
+ * Threading: an acm_model is immutable after acm_model_load() and may be shared by any number of threads.
+ * An acm_worker belongs to one thread at a time; it owns all scratch memory, sized at creation for its largest batch,
+ * so acm_worker_run() allocates nothing.
+ *
+ * Dimension letters used in shape comments throughout the engine:
+ *   B items in a batch, T tokens per item (patches + class token), D width, H heads, N learners of an ACM,
+ *   C gate choices, K classes.
+ *
+ * Errors: functions return 0 or a negative ACM_E* code and write a message into the caller's buffer; constructors
+ * return NULL and do the same. Nothing here exits or prints.
+ */
+#ifndef ACM_H
+#define ACM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ACM_FORMAT_VERSION 1
+
+/* Error codes (negative returns). */
+#define ACM_ERROR_LIST(X)                                   \
+    X(ACM_EIO, -1, "i/o error")                             \
+    X(ACM_EFORMAT, -2, "malformed model file")              \
+    X(ACM_ECONFIG, -3, "unsupported model configuration")   \
+    X(ACM_ENOMEM, -4, "out of memory")                      \
+    X(ACM_EINVAL, -5, "invalid argument")
+enum {
+#define X(name, val, str) name = val,
+    ACM_ERROR_LIST(X)
+#undef X
+};
+const char *acm_strerror(int code);
+
+/* ---- model ------------------------------------------------------------------------------------------------------ */
+
+typedef struct acm_model acm_model;
+
+/* Kinds of module the engine can run at each position of a block. */
+typedef enum {
+    ACM_MOD_LINEAR = 0, /* static nn.Linear (q, k, v or o) */
+    ACM_MOD_MLP = 1,    /* static fc1 -> GELU -> fc2 */
+    ACM_MOD_ACM = 2,    /* N ordered learners + gate */
+} acm_module_kind;
+
+/* Positions of the modules of one block, in execution order. QKV is the fused static qkv projection. */
+typedef enum { ACM_POS_Q = 0, ACM_POS_K, ACM_POS_V, ACM_POS_O, ACM_POS_MLP, ACM_POS_COUNT } acm_position;
+
+typedef struct {
+    acm_module_kind kind;
+    int din, dout; /* input and output widths */
+    int hidden;    /* MLP: hidden width; ACM: N*h; LINEAR: 0 */
+    int n, h;      /* ACM: learners and the width of one learner */
+    int kmin;      /* ACM: smallest allowed k (0 for MLP ACMs, 1 for projections) */
+    int gelu;      /* ACM: 1 if learners use GELU (MLP ACMs), 0 for identity (projection ACMs) */
+    int acm_index; /* ACM: index among the model's ACMs (row of the k map), else -1 */
+    char name[48]; /* e.g. "blocks.3.mlp", "blocks.0.attn.q" */
+} acm_module_info;
+
+typedef struct {
+    /* architecture */
+    int image_size, patch_size, in_chans;
+    int dim, depth, heads, mlp_hidden, num_classes;
+    float ln_eps;
+    int fused_qkv_static; /* per block: handled internally; 1 if every block has a fused static qkv */
+    /* derived */
+    int grid, num_patches, tokens; /* tokens = num_patches + 1 (class token) */
+    int num_acms;                  /* ACM modules in the model */
+    /* preprocessing: x_normalised = (x/255 - mean[c]) / std[c] */
+    float mean[3], std[3];
+    /* labels (num_classes strings, owned by the model) */
+    const char *const *labels;
+    /* budgets */
+    float beta_min; /* smallest budget the model supports (a floor for requests) */
+    int mean_table_len; /* entries of the lambda(beta) table for ACM_POLICY_MEAN; 0 if absent */
+} acm_config;
+
+/* Loads and validates a model file. Returns NULL and a message naming the file, tensor or field on failure. */
+acm_model *acm_model_load(const char *path, char *err, size_t errlen);
+void acm_model_free(acm_model *m);
+
+const acm_config *acm_model_config(const acm_model *m);
+/* Module at (block, position); NULL when the position is not present (cannot happen for a valid ViT). */
+const acm_module_info *acm_model_module(const acm_model *m, int block, acm_position pos);
+/* The i-th ACM module (0 <= i < num_acms), in execution order. */
+const acm_module_info *acm_model_acm(const acm_model *m, int i);
+/* First 12 hex digits of the file's SHA-256 (NUL-terminated). */
+const char *acm_model_version(const acm_model *m);
+/* The model metadata JSON ("__metadata__"."acm"), verbatim. */
+const char *acm_model_metadata(const acm_model *m);
+int64_t acm_model_param_count(const acm_model *m);
+/* FLOPs of one item through the dense (static) twin of the model; 2 FLOPs per multiply-add. */
+double acm_model_flops_dense(const acm_model *m);
+/* FLOPs of one learner for one token of ACM i; the denominator of budgets is sum_i N_i * p_i per token. */
+double acm_model_learner_flops(const acm_model *m, int i);
+/* Lambda(beta) table entry j (for acm-train info). */
+void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda);
+
+/* ---- budget policies ---------------------------------------------------------------------------------------------
+ * beta is the fraction of learner compute, in (0, 1]. See docs/DESIGN.md §4 and ACM-METHOD.md §6.
+ *   ARGMAX: k = kmin + argmax of the gate logits (the paper). beta ignored.
+ *   FIXED:  every token runs k = clamp(fixed_k, kmin, N) learners in every ACM.
+ *   MEAN:   gate logits biased by -lambda(beta) * k * p_l / p_mean before the argmax; lambda from the model's table,
+ *           linearly interpolated in beta. Controls the data-set mean, not each item.
+ *   CAP:    exact per item: in every ACM, learner units floor(beta * T * N) are handed out greedily, one learner at a
+ *           time, to the token whose gate gives the highest probability of needing it (P(K > k_t)); ties by lower
+ *           token index. Realised budget <= beta for every item (when beta >= the kmin floor).
+ */
+typedef enum { ACM_POLICY_ARGMAX = 0, ACM_POLICY_FIXED, ACM_POLICY_MEAN, ACM_POLICY_CAP } acm_policy_kind;
+
+typedef struct {
+    acm_policy_kind kind;
+    float beta;  /* MEAN, CAP */
+    int fixed_k; /* FIXED */
+} acm_policy;
+
+acm_policy acm_policy_default(void); /* ARGMAX */
+const char *acm_policy_name(acm_policy_kind k);
+/* Parses "argmax", "fixed", "mean", "cap"; returns -1 if unknown. */
+int acm_policy_parse(const char *s);
+
+/* ---- running a batch -------------------------------------------------------------------------------------------- */
+
+typedef struct acm_worker acm_worker;
+
+typedef struct {
+    const float *pixels;  /* [C, H, W] normalised input */
+    acm_policy policy;
+    const uint8_t *force_k; /* optional [num_acms, T]: run exactly these k (tests; bypasses gates' decisions) */
+} acm_item;
+
+typedef struct {
+    float *logits;    /* [K], caller-owned, required */
+    uint8_t *kmap;    /* [num_acms, T], caller-owned, optional (NULL: not written) */
+    double flops;     /* executed, 2 per multiply-add, gates and attention included */
+    double flops_dense; /* the dense twin on the same input */
+    double budget;    /* realised: sum over tokens and ACMs of k*p / sum of N*p; 1 for a model without ACMs */
+} acm_result;
+
+typedef struct {
+    int max_batch; /* largest number of items per acm_worker_run call */
+} acm_worker_params;
+acm_worker_params acm_worker_default_params(void);
+
+acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
+void acm_worker_free(acm_worker *w);
+/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, n out of range). */
+int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, int n, char *err, size_t errlen);
+
+/* ---- OpenBLAS kernels (docs/DESIGN.md §4) -------------------------------------------------------------------------
+ * Call first thing in main(). If OPENBLAS_CORETYPE is unset and OpenBLAS detected "Prescott" on a CPU that has
+ * AVX-512 (SkylakeX) or AVX2+FMA (Haswell), sets the variable and re-executes the program (argv unchanged); never
+ * overrides a value already set. Returns 0, or -1 if the re-exec failed (the program then runs on what it has).
+ */
+int acm_blas_init(int argc, char **argv);
+/* The core OpenBLAS runs on ("SkylakeX", "Haswell", ...). */
+const char *acm_blas_core(void);
+/* The core the CPU flags imply: "SkylakeX", "Haswell" or "Prescott". */
+const char *acm_blas_expected_core(void);
+void acm_blas_set_threads(int n);
+int acm_blas_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
