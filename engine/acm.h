@@ -67,7 +67,7 @@ typedef struct {
     int kmin;      /* ACM: smallest allowed k (0 for MLP ACMs, 1 for projections) */
     int gelu;      /* ACM: 1 if learners use GELU (MLP ACMs), 0 for identity (projection ACMs) */
     int acm_index; /* ACM: index among the model's ACMs (row of the k map), else -1 */
-    char name[48]; /* e.g. "blocks.3.mlp", "blocks.0.attn.q" */
+    char name[64]; /* e.g. "blocks.3.mlp", "blocks.0.attn.q" */
 } acm_module_info;
 
 typedef struct {

@@ -1,0 +1,254 @@
+/*
+ * kernels.c — CPU layer kernels (forward) on OpenBLAS. See engine/kernels.h for the conventions.
+ * Matrix products go to cblas_sgemm; everything else is plain loops in float with double accumulators where a
+ * reduction is long (LayerNorm statistics).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+void acm__layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                            const float *bias, int64_t N, int C, float eps) {
+    for (int64_t i = 0; i < N; i++) {
+        const float *x = inp + i * C;
+        float *o = out + i * C;
+        double m = 0.0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        double v = 0.0;
+        for (int c = 0; c < C; c++) {
+            double d = x[c] - m;
+            v += d * d;
+        }
+        v /= C;
+        float s = (float)(1.0 / sqrt(v + eps));
+        float mf = (float)m;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - mf) * s * weight[c] + bias[c];
+        if (mean) mean[i] = mf;
+        if (rstd) rstd[i] = s;
+    }
+}
+
+void acm__matmul_forward(float *out, int ldo, const float *inp, int ldi, const float *weight, int ldw,
+                         const float *bias, int64_t N, int C, int OC, int accumulate) {
+    if (N <= 0 || OC <= 0) return;
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (bias) {
+        for (int64_t i = 0; i < N; i++) {
+            float *o = out + i * ldo;
+            if (accumulate)
+                for (int j = 0; j < OC; j++) o[j] += bias[j];
+            else
+                memcpy(o, bias, sizeof(float) * (size_t)OC);
+        }
+        beta = 1.0f;
+    }
+    if (C <= 0) {
+        if (!bias && !accumulate)
+            for (int64_t i = 0; i < N; i++) memset(out + i * ldo, 0, sizeof(float) * (size_t)OC);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, C, 1.0f, inp, ldi, weight, ldw, beta, out, ldo);
+}
+
+void acm__gelu_forward(float *out, const float *inp, int64_t n) {
+    const float inv_sqrt2 = 0.70710678118654752440f;
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * inv_sqrt2));
+    }
+}
+
+void acm__softmax_row(float *out, const float *in, int n) {
+    float mx = in[0];
+    for (int i = 1; i < n; i++) mx = in[i] > mx ? in[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        out[i] = expf(in[i] - mx);
+        sum += out[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) out[i] *= inv;
+}
+
+void acm__attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int ld,
+                            int B, int T, int D, int H) {
+    int hd = D / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            const float *qb = q + (int64_t)b * T * ld + h * hd;
+            const float *kb = k + (int64_t)b * T * ld + h * hd;
+            const float *vb = v + (int64_t)b * T * ld + h * hd;
+            float *a = att + ((int64_t)b * H + h) * T * T;
+            /* a[T, T] = scale · Q_h K_hᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ld, kb, ld, 0.0f, a, T);
+            for (int t = 0; t < T; t++) acm__softmax_row(a + (int64_t)t * T, a + (int64_t)t * T, T);
+            /* out_h[T, hd] = A V_h */
+            float *ob = out + (int64_t)b * T * D + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, vb, ld, 0.0f, ob, D);
+        }
+    }
+}
+
+void acm__im2col_patches(float *out, const float *img, int C, int Hi, int Wi, int P) {
+    int gh = Hi / P, gw = Wi / P;
+    int row = C * P * P;
+    for (int py = 0; py < gh; py++)
+        for (int px = 0; px < gw; px++) {
+            float *o = out + ((int64_t)py * gw + px) * row;
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < P; y++) {
+                    const float *src = img + ((int64_t)c * Hi + (py * P + y)) * Wi + px * P;
+                    memcpy(o + (c * P + y) * P, src, sizeof(float) * (size_t)P);
+                }
+        }
+}
+
+void acm__add(float *out, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* ---- backward (see engine/kernels.h: every gradient output accumulates) ------------------------------------------- */
+
+void acm__layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
+    for (int64_t i = 0; i < N; i++) {
+        const float *g = dout + i * C;
+        const float *x = inp + i * C;
+        float m = mean[i], s = rstd[i];
+        /* two reductions over the row: mean(g·w) and mean(g·w·x̂) */
+        double sum_g = 0.0, sum_gx = 0.0;
+        for (int c = 0; c < C; c++) {
+            double xh = (double)((x[c] - m) * s);
+            double gw = (double)g[c] * weight[c];
+            sum_g += gw;
+            sum_gx += gw * xh;
+        }
+        float mg = (float)(sum_g / C), mgx = (float)(sum_gx / C);
+        for (int c = 0; c < C; c++) {
+            float xh = (x[c] - m) * s;
+            if (dbias) dbias[c] += g[c];
+            if (dweight) dweight[c] += g[c] * xh;
+            if (dinp) dinp[i * C + c] += s * (g[c] * weight[c] - mg - xh * mgx);
+        }
+    }
+}
+
+void acm__matmul_backward(float *dinp, int lddi, float *dweight, float *dbias, const float *dout, int lddo,
+                          const float *inp, int ldi, const float *weight, int ldw, int64_t N, int C, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    if (dbias)
+        for (int64_t i = 0; i < N; i++) {
+            const float *g = dout + i * lddo;
+            for (int j = 0; j < OC; j++) dbias[j] += g[j];
+        }
+    if (C <= 0) return;
+    /* dinp[N, C] += dout[N, OC] · W[OC, C] */
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, OC, 1.0f, dout, lddo, weight, ldw, 1.0f,
+                    dinp, lddi);
+    /* dW[OC, C] += dout[N, OC]ᵀ · inp[N, C] */
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, (int)N, 1.0f, dout, lddo, inp, ldi, 1.0f, dweight,
+                    ldw);
+}
+
+void acm__gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
+    const float inv_sqrt2 = 0.70710678118654752440f;
+    const float inv_sqrt2pi = 0.39894228040143267794f; /* φ(x) = e^{−x²/2} / √(2π) */
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * inv_sqrt2));
+        float pdf = inv_sqrt2pi * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void acm__attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                             const float *q, const float *k, const float *v, int ld, int B, int T, int D, int H) {
+    int hd = D / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *da = scratch; /* [T, T] */
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            int64_t off = (int64_t)b * T * ld + h * hd;
+            const float *a = att + ((int64_t)b * H + h) * T * T;
+            const float *dob = dout + (int64_t)b * T * D + h * hd;
+            /* dA[T, T] = dO_h · V_hᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dob, D, v + off, ld, 0.0f, da, T);
+            /* dV_h[T, hd] += Aᵀ · dO_h */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, dob, D, 1.0f, dv + off, ld);
+            /* through the softmax, row by row: dS = A ⊙ (dA − Σ_j dA_j A_j) */
+            for (int t = 0; t < T; t++) {
+                const float *ar = a + (int64_t)t * T;
+                float *dr = da + (int64_t)t * T;
+                double dot = 0.0;
+                for (int j = 0; j < T; j++) dot += (double)dr[j] * ar[j];
+                float df = (float)dot;
+                for (int j = 0; j < T; j++) dr[j] = ar[j] * (dr[j] - df);
+            }
+            /* dQ_h += scale · dS · K_h;  dK_h += scale · dSᵀ · Q_h */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, da, T, k + off, ld, 1.0f, dq + off,
+                        ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, da, T, q + off, ld, 1.0f, dk + off,
+                        ld);
+        }
+    }
+}
+
+void acm__im2col_patches_backward(float *dimg, const float *drows, int C, int Hi, int Wi, int P) {
+    int gh = Hi / P, gw = Wi / P;
+    int row = C * P * P;
+    for (int py = 0; py < gh; py++)
+        for (int px = 0; px < gw; px++) {
+            const float *r = drows + ((int64_t)py * gw + px) * row;
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < P; y++) {
+                    float *dst = dimg + ((int64_t)c * Hi + (py * P + y)) * Wi + px * P;
+                    const float *src = r + (c * P + y) * P;
+                    for (int x = 0; x < P; x++) dst[x] += src[x];
+                }
+        }
+}
+
+double acm__crossentropy_forward(float *loss, float *probs, const float *logits, const int32_t *targets, int B, int K,
+                                 float smoothing) {
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (int64_t)b * K;
+        float *p = probs + (int64_t)b * K;
+        /* log-softmax in double: log p_k = z_k − max − log Σ e^{z_j − max} */
+        float mx = z[0];
+        for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < K; j++) sum += exp((double)z[j] - mx);
+        double lse = log(sum);
+        double l = 0.0;
+        for (int j = 0; j < K; j++) {
+            double lp = (double)z[j] - mx - lse;
+            double qj = smoothing / K + (j == targets[b] ? 1.0 - smoothing : 0.0);
+            l -= qj * lp;
+            p[j] = (float)exp(lp);
+        }
+        if (loss) loss[b] = (float)l;
+        total += l;
+    }
+    return B > 0 ? total / B : 0.0;
+}
+
+void acm__crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, int B, int K,
+                                float smoothing, float dloss) {
+    float off = smoothing / (float)K, on = 1.0f - smoothing + smoothing / (float)K;
+    for (int b = 0; b < B; b++) {
+        const float *p = probs + (int64_t)b * K;
+        float *d = dlogits + (int64_t)b * K;
+        for (int j = 0; j < K; j++) d[j] += dloss * (p[j] - (j == targets[b] ? on : off));
+    }
+}
+
+void acm__accumulate(float *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}

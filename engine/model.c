@@ -1,0 +1,603 @@
+/*
+ * model.c — loads an ACM ViT (format in model.h): parses the metadata, binds every tensor by name with its exact
+ * shape, collapses each ACM's linear gate into one [C, Din] matrix, computes the dense FLOPs and the budget units.
+ * The model is immutable afterwards.
+ */
+#include "model.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <nettle/sha2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+typedef struct {
+    acm__tensor_lookup lookup;
+    void *ctx;
+    const float **bound; /* data pointers bound so far */
+    int nbound, cap;
+    char *err;
+    size_t errlen;
+    int rc;
+} binder;
+
+/* Binds tensor `name`, which must have exactly the shape want[0..wn-1]. Records the first error; every bound data
+ * pointer is remembered so that the file loader can name tensors the configuration does not use. */
+static const float *bind_dims(binder *b, const char *name, const int64_t *want, int wn) {
+    if (b->rc) return NULL;
+    int nd;
+    const int64_t *shape;
+    const float *p = b->lookup(b->ctx, name, &nd, &shape);
+    if (!p) {
+        b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT, "tensor '%s' is missing", name);
+        return NULL;
+    }
+    int ok = nd == wn;
+    for (int i = 0; ok && i < wn; i++) ok = shape[i] == want[i];
+    if (!ok) {
+        char got[160] = "", exp[160] = "";
+        size_t o = 0;
+        for (int i = 0; i < nd && i < 8; i++)
+            o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        o = 0;
+        for (int i = 0; i < wn; i++)
+            o += (size_t)snprintf(exp + o, sizeof exp - o, "%s%lld", i ? ", " : "", (long long)want[i]);
+        b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT, "tensor '%s' has shape [%s], expected [%s]", name, got, exp);
+        return NULL;
+    }
+    if (b->nbound == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 256;
+        const float **nb = realloc(b->bound, (size_t)cap * sizeof *nb);
+        if (!nb) {
+            b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
+            return NULL;
+        }
+        b->bound = nb;
+        b->cap = cap;
+    }
+    b->bound[b->nbound++] = p;
+    return p;
+}
+#define bind(b, name, ...) \
+    bind_dims((b), (name), (const int64_t[]){__VA_ARGS__}, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+
+static int get_int(json_t *o, const char *k, int *out, int lo, int hi, char *err, size_t errlen) {
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v))
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: '%s' is missing or not an integer", k);
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: '%s' = %lld outside [%d, %d]", k, (long long)x, lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+static double linear_flops(int din, int dout) { return 2.0 * din * dout; }
+
+/* Sets up one module at `name` of the given kind. For ACMs n learners; for LINEAR/MLP n is ignored. */
+static void setup_module(binder *b, acm__module *md, const char *name, acm_module_kind kind, int din, int dout,
+                         int hidden, int n, int is_mlp) {
+    char nm[128];
+    md->info.kind = kind;
+    md->info.din = din;
+    md->info.dout = dout;
+    md->info.acm_index = -1;
+    snprintf(md->info.name, sizeof md->info.name, "%s", name);
+    if (kind == ACM_MOD_LINEAR) {
+        snprintf(nm, sizeof nm, "%s.weight", name);
+        md->w = bind(b, nm, dout, din);
+        snprintf(nm, sizeof nm, "%s.bias", name);
+        md->b = bind(b, nm, dout);
+        return;
+    }
+    if (kind == ACM_MOD_MLP) {
+        md->info.hidden = hidden;
+        snprintf(nm, sizeof nm, "%s.fc1.weight", name);
+        md->fc1_w = bind(b, nm, hidden, din);
+        snprintf(nm, sizeof nm, "%s.fc1.bias", name);
+        md->fc1_b = bind(b, nm, hidden);
+        snprintf(nm, sizeof nm, "%s.fc2.weight", name);
+        md->fc2_w = bind(b, nm, dout, hidden);
+        snprintf(nm, sizeof nm, "%s.fc2.bias", name);
+        md->fc2_b = bind(b, nm, dout);
+        return;
+    }
+    /* ACM: the learner width comes from w1's rows. */
+    int nd;
+    const int64_t *shape;
+    snprintf(nm, sizeof nm, "%s.w1", name);
+    if (!b->rc && b->lookup(b->ctx, nm, &nd, &shape) && nd == 2 && shape[0] > 0 && shape[0] % n == 0 &&
+        shape[0] / n <= (1 << 20))
+        md->info.h = (int)(shape[0] / n);
+    else if (!b->rc) {
+        b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT,
+                          "tensor '%s' must exist with shape [N*h, %d] for N = %d learners", nm, din, n);
+        return;
+    }
+    md->info.n = n;
+    md->info.hidden = n * md->info.h;
+    md->info.kmin = is_mlp ? 0 : 1;
+    md->info.gelu = is_mlp;
+    md->choices = is_mlp ? n + 1 : n;
+    int nh = md->info.hidden;
+    md->w1 = bind(b, nm, nh, din);
+    snprintf(nm, sizeof nm, "%s.b1", name);
+    md->b1 = bind(b, nm, nh);
+    snprintf(nm, sizeof nm, "%s.w2", name);
+    md->w2 = bind(b, nm, dout, nh);
+    md->learner_flops = 2.0 * ((double)din * md->info.h + (double)md->info.h * dout);
+    /* Gate: layers gate.0 .. gate.{L-1}, collapsed: G = W_{L-1} ... W_0, g = W_{L-1}(...(W_1 b_0 + b_1)...) + b_{L-1}.
+     * Computed in double, stored in float. */
+    double *G = NULL, *g = NULL;
+    int rows = din; /* current output width of the chain; G is [rows, din] */
+    for (int j = 0;; j++) {
+        snprintf(nm, sizeof nm, "%s.gate.%d.weight", name, j);
+        if (b->rc || !b->lookup(b->ctx, nm, &nd, &shape)) {
+            if (j == 0 && !b->rc)
+                b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT, "tensor '%s' (the gate of ACM '%s') is missing", nm, name);
+            break;
+        }
+        if (nd != 2 || shape[1] != rows || shape[0] <= 0 || shape[0] > 4096) {
+            b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT, "tensor '%s' must have shape [out, %d]", nm, rows);
+            break;
+        }
+        int out = (int)shape[0];
+        const float *W = bind(b, nm, out, rows);
+        snprintf(nm, sizeof nm, "%s.gate.%d.bias", name, j);
+        const float *bb = bind(b, nm, out);
+        if (b->rc) break;
+        double *G2 = calloc((size_t)out * din, sizeof(double)), *g2 = calloc((size_t)out, sizeof(double));
+        if (!G2 || !g2) {
+            free(G2);
+            free(g2);
+            b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
+            break;
+        }
+        for (int o = 0; o < out; o++) {
+            g2[o] = bb[o];
+            for (int r = 0; r < rows; r++) {
+                double w = W[(size_t)o * rows + r];
+                if (j == 0) {
+                    G2[(size_t)o * din + r] = w;
+                } else {
+                    g2[o] += w * g[r];
+                    for (int c = 0; c < din; c++) G2[(size_t)o * din + c] += w * G[(size_t)r * din + c];
+                }
+            }
+        }
+        free(G);
+        free(g);
+        G = G2;
+        g = g2;
+        rows = out;
+    }
+    if (!b->rc && rows != md->choices)
+        b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT, "gate of ACM '%s' has %d outputs, expected %d", name, rows,
+                          md->choices);
+    if (!b->rc) {
+        md->gate_w = malloc(sizeof(float) * (size_t)rows * din);
+        md->gate_b = malloc(sizeof(float) * (size_t)rows);
+        if (!md->gate_w || !md->gate_b) b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
+        for (size_t i = 0; !b->rc && i < (size_t)rows * din; i++) md->gate_w[i] = (float)G[i];
+        for (int i = 0; !b->rc && i < rows; i++) md->gate_b[i] = (float)g[i];
+    }
+    free(G);
+    free(g);
+}
+
+/* Learners of the module `name` if the "acm" metadata lists it (removing it from `pending`), else 0. */
+static int acm_learners(json_t *pending, const char *name) {
+    json_t *v = json_object_get(pending, name);
+    if (!v) return 0;
+    int n = (int)json_integer_value(v);
+    json_object_del(pending, name);
+    return n;
+}
+
+static double module_flops_dense(const acm__module *md) {
+    switch (md->info.kind) {
+    case ACM_MOD_LINEAR: return linear_flops(md->info.din, md->info.dout);
+    case ACM_MOD_MLP:
+    case ACM_MOD_ACM:
+        if (md->info.kind == ACM_MOD_ACM && !md->info.gelu) return linear_flops(md->info.din, md->info.dout);
+        return linear_flops(md->info.din, md->info.hidden) + linear_flops(md->info.hidden, md->info.dout);
+    }
+    return 0;
+}
+
+static void model_free_owned(acm_model *m) {
+    if (m->blocks)
+        for (int i = 0; i < m->cfg.depth; i++)
+            for (int p = 0; p < ACM_POS_COUNT; p++) {
+                free(m->blocks[i].mod[p].gate_w);
+                free(m->blocks[i].mod[p].gate_b);
+            }
+    if (m->labels)
+        for (int i = 0; i < m->cfg.num_classes; i++) free(m->labels[i]);
+    free(m->labels);
+    free(m->blocks);
+    free(m->acms);
+    free(m->bound);
+    free(m->mean_beta);
+    free(m->mean_lambda);
+    free(m->meta_json);
+    json_decref(m->meta);
+}
+
+acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, void *ctx, char *err, size_t errlen) {
+    acm_model *m = calloc(1, sizeof *m);
+    json_t *pending = NULL;
+    binder b = {lookup, ctx, NULL, 0, 0, err, errlen, 0};
+    if (!m) {
+        acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (!meta_json) {
+        acm__fail(err, errlen, ACM_EFORMAT, "no __metadata__ \"acm\" entry: not an acm model file");
+        goto fail;
+    }
+    json_error_t je;
+    m->meta = json_loads(meta_json, JSON_REJECT_DUPLICATES, &je);
+    if (!m->meta || !json_is_object(m->meta)) {
+        acm__fail(err, errlen, ACM_EFORMAT, "metadata: \"acm\" is not a JSON object%s%s", m->meta ? "" : ": ",
+                  m->meta ? "" : je.text);
+        goto fail;
+    }
+    m->meta_json = strdup(meta_json);
+    json_t *J = m->meta;
+    acm_config *c = &m->cfg;
+    int fv;
+    if (get_int(J, "format_version", &fv, 0, 1 << 30, err, errlen)) goto fail;
+    if (fv != ACM_FORMAT_VERSION) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: format_version %d is not supported (this engine reads %d)", fv,
+                  ACM_FORMAT_VERSION);
+        goto fail;
+    }
+    const char *arch = json_string_value(json_object_get(J, "arch"));
+    if (!arch || strcmp(arch, "vit")) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: arch '%s' is not supported (only \"vit\")", arch ? arch : "(missing)");
+        goto fail;
+    }
+    if (get_int(J, "image_size", &c->image_size, 1, 4096, err, errlen) ||
+        get_int(J, "patch_size", &c->patch_size, 1, 512, err, errlen) ||
+        get_int(J, "in_chans", &c->in_chans, 1, 3, err, errlen) || get_int(J, "dim", &c->dim, 1, 16384, err, errlen) ||
+        get_int(J, "depth", &c->depth, 1, 256, err, errlen) || get_int(J, "heads", &c->heads, 1, 256, err, errlen) ||
+        get_int(J, "mlp_hidden", &c->mlp_hidden, 1, 65536, err, errlen) ||
+        get_int(J, "num_classes", &c->num_classes, 1, 100000, err, errlen))
+        goto fail;
+    if (c->in_chans == 2) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: in_chans must be 1 or 3");
+        goto fail;
+    }
+    if (c->image_size % c->patch_size) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: image_size %d is not a multiple of patch_size %d", c->image_size,
+                  c->patch_size);
+        goto fail;
+    }
+    if (c->dim % c->heads) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: dim %d is not a multiple of heads %d", c->dim, c->heads);
+        goto fail;
+    }
+    json_t *eps = json_object_get(J, "ln_eps");
+    c->ln_eps = eps ? (float)json_number_value(eps) : 1e-6f;
+    if (eps && (!json_is_number(eps) || !(c->ln_eps > 0) || c->ln_eps > 1)) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: ln_eps must be a number in (0, 1]");
+        goto fail;
+    }
+    c->grid = c->image_size / c->patch_size;
+    c->num_patches = c->grid * c->grid;
+    c->tokens = c->num_patches + 1;
+    if (c->tokens > 1 << 16) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: %d tokens is too many", c->tokens);
+        goto fail;
+    }
+    /* preprocessing */
+    json_t *pp = json_object_get(J, "preprocess");
+    json_t *jm = json_object_get(pp, "mean"), *js = json_object_get(pp, "std");
+    if (!json_is_array(jm) || !json_is_array(js) || (int)json_array_size(jm) != c->in_chans ||
+        (int)json_array_size(js) != c->in_chans) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess.mean and preprocess.std need %d numbers each",
+                  c->in_chans);
+        goto fail;
+    }
+    for (int i = 0; i < c->in_chans; i++) {
+        c->mean[i] = (float)json_number_value(json_array_get(jm, i));
+        c->std[i] = (float)json_number_value(json_array_get(js, i));
+        if (!json_is_number(json_array_get(jm, i)) || !(c->std[i] > 0)) {
+            acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess mean/std[%d] invalid (std must be > 0)", i);
+            goto fail;
+        }
+    }
+    /* labels */
+    m->labels = calloc((size_t)c->num_classes, sizeof(char *));
+    json_t *jl = json_object_get(J, "labels");
+    if (jl && (!json_is_array(jl) || (int)json_array_size(jl) != c->num_classes)) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: labels must be an array of %d strings", c->num_classes);
+        goto fail;
+    }
+    for (int i = 0; i < c->num_classes; i++) {
+        char buf[16];
+        const char *s = jl ? json_string_value(json_array_get(jl, i)) : NULL;
+        if (jl && !s) {
+            acm__fail(err, errlen, ACM_ECONFIG, "metadata: labels[%d] is not a string", i);
+            goto fail;
+        }
+        if (!s) {
+            snprintf(buf, sizeof buf, "%d", i);
+            s = buf;
+        }
+        m->labels[i] = strdup(s);
+    }
+    c->labels = (const char *const *)m->labels;
+    /* ACM layout: name -> learners, consumed as modules are set up; leftovers are unknown names. */
+    pending = json_object();
+    json_t *ja = json_object_get(J, "acm");
+    if (ja) {
+        json_t *mods = json_object_get(ja, "modules");
+        if (!json_is_array(mods)) {
+            acm__fail(err, errlen, ACM_ECONFIG, "metadata: acm.modules must be an array");
+            goto fail;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(mods, i, e) {
+            const char *nm = json_string_value(json_object_get(e, "name"));
+            json_t *ln = json_object_get(e, "learners");
+            if (!nm || !json_is_integer(ln) || json_integer_value(ln) < 1 ||
+                json_integer_value(ln) > ACM_MAX_LEARNERS) {
+                acm__fail(err, errlen, ACM_ECONFIG,
+                          "metadata: acm.modules[%zu] needs a name and learners in [1, %d]", i, ACM_MAX_LEARNERS);
+                goto fail;
+            }
+            if (json_object_get(pending, nm)) {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: acm.modules lists '%s' twice", nm);
+                goto fail;
+            }
+            json_object_set_new(pending, nm, json_integer(json_integer_value(ln)));
+        }
+    }
+    /* tensors */
+    int D = c->dim, T = c->tokens, PP = c->in_chans * c->patch_size * c->patch_size;
+    {
+        /* timm stores the patch conv as [D, C, P, P]; a flattened [D, C*P*P] is accepted too. */
+        int nd = 0;
+        const int64_t *shape;
+        if (lookup(ctx, "patch_embed.proj.weight", &nd, &shape) && nd == 4)
+            m->patch_w = bind(&b, "patch_embed.proj.weight", D, c->in_chans, c->patch_size, c->patch_size);
+        else
+            m->patch_w = bind(&b, "patch_embed.proj.weight", D, PP);
+    }
+    m->patch_b = bind(&b, "patch_embed.proj.bias", D);
+    m->cls = bind(&b, "cls_token", 1, 1, D);
+    m->pos = bind(&b, "pos_embed", 1, T, D);
+    m->norm_w = bind(&b, "norm.weight", D);
+    m->norm_b = bind(&b, "norm.bias", D);
+    m->head_w = bind(&b, "head.weight", c->num_classes, D);
+    m->head_b = bind(&b, "head.bias", c->num_classes);
+    m->blocks = calloc((size_t)c->depth, sizeof *m->blocks);
+    m->acms = calloc((size_t)c->depth * ACM_POS_COUNT, sizeof *m->acms);
+    if (!m->blocks || !m->acms) {
+        acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    static const char *pos_names[ACM_POS_COUNT] = {"attn.q", "attn.k", "attn.v", "attn.proj", "mlp"};
+    for (int i = 0; i < c->depth && !b.rc; i++) {
+        acm__block *bl = &m->blocks[i];
+        char nm[64];
+#define BIND_LN(field, what)                                   \
+    snprintf(nm, sizeof nm, "blocks.%d." what, i);             \
+    bl->field = bind(&b, nm, D);
+        BIND_LN(ln1_w, "norm1.weight")
+        BIND_LN(ln1_b, "norm1.bias")
+        BIND_LN(ln2_w, "norm2.weight")
+        BIND_LN(ln2_b, "norm2.bias")
+#undef BIND_LN
+        int nq[3];
+        for (int p = 0; p < 3; p++) {
+            snprintf(nm, sizeof nm, "blocks.%d.%s", i, pos_names[p]);
+            nq[p] = acm_learners(pending, nm);
+        }
+        snprintf(nm, sizeof nm, "blocks.%d.attn.qkv.weight", i);
+        int nd;
+        const int64_t *shape;
+        bl->fused_qkv = lookup(ctx, nm, &nd, &shape) != NULL;
+        if (bl->fused_qkv && (nq[0] || nq[1] || nq[2])) {
+            acm__fail(err, errlen, ACM_EFORMAT, "block %d: fused 'attn.qkv' present but q, k or v is listed as an ACM", i);
+            goto fail;
+        }
+        if (bl->fused_qkv) {
+            snprintf(nm, sizeof nm, "blocks.%d.attn.qkv", i);
+            setup_module(&b, &bl->mod[ACM_POS_Q], nm, ACM_MOD_LINEAR, D, 3 * D, 0, 0, 0);
+        }
+        for (int p = 0; p < ACM_POS_COUNT && !b.rc; p++) {
+            if (bl->fused_qkv && p < 3) continue;
+            snprintf(nm, sizeof nm, "blocks.%d.%s", i, pos_names[p]);
+            int n = p < 3 ? nq[p] : acm_learners(pending, nm);
+            int is_mlp = p == ACM_POS_MLP;
+            acm_module_kind kind = n ? ACM_MOD_ACM : is_mlp ? ACM_MOD_MLP : ACM_MOD_LINEAR;
+            setup_module(&b, &bl->mod[p], nm, kind, D, D, is_mlp ? c->mlp_hidden : 0, n, is_mlp);
+            if (!b.rc && kind == ACM_MOD_ACM) {
+                acm__module *md = &bl->mod[p];
+                md->info.acm_index = c->num_acms;
+                m->acms[c->num_acms++] = md;
+                if (is_mlp && md->info.hidden != c->mlp_hidden) {
+                    b.rc = acm__fail(err, errlen, ACM_EFORMAT, "ACM '%s': N*h = %d differs from mlp_hidden %d", nm,
+                                     md->info.hidden, c->mlp_hidden);
+                }
+            }
+        }
+    }
+    if (b.rc) goto fail;
+    if (json_object_size(pending)) {
+        const char *k = json_object_iter_key(json_object_iter(pending));
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: acm.modules names unknown module '%s'", k);
+        goto fail;
+    }
+    m->bound = b.bound;
+    m->nbound = b.nbound;
+    b.bound = NULL;
+    /* sizes and FLOPs */
+    double dense = 2.0 * c->num_patches * PP * D + 2.0 * D * c->num_classes;
+    double total_learners = 0, fixed = dense;
+    m->max_width = 3 * D > c->mlp_hidden ? 3 * D : c->mlp_hidden;
+    for (int i = 0; i < c->depth; i++) {
+        dense += 2.0 * 2.0 * T * T * D; /* QKᵀ and A·V */
+        fixed += 2.0 * 2.0 * T * T * D;
+        for (int p = 0; p < ACM_POS_COUNT; p++) {
+            acm__module *md = &m->blocks[i].mod[p];
+            if (m->blocks[i].fused_qkv && (p == ACM_POS_K || p == ACM_POS_V)) continue;
+            dense += T * module_flops_dense(md);
+            if (md->info.kind != ACM_MOD_ACM) fixed += T * module_flops_dense(md);
+            if (md->info.kind == ACM_MOD_ACM) {
+                m->learner_flops_total += md->info.n * md->learner_flops;
+                total_learners += md->info.n;
+                if (md->choices > m->max_choices) m->max_choices = md->choices;
+                if (md->info.hidden > m->max_hidden) m->max_hidden = md->info.hidden;
+            }
+        }
+    }
+    m->flops_dense = dense;
+    m->flops_fixed = fixed;
+    m->learner_flops_mean = total_learners > 0 ? m->learner_flops_total / total_learners : 0;
+    c->fused_qkv_static = 1;
+    for (int i = 0; i < c->depth; i++) c->fused_qkv_static &= m->blocks[i].fused_qkv;
+    /* budget table */
+    c->beta_min = c->num_acms ? 0.0f : 1.0f;
+    json_t *jb = json_object_get(J, "budget");
+    if (jb) {
+        json_t *bm = json_object_get(jb, "beta_min");
+        if (bm) {
+            double v = json_number_value(bm);
+            if (!json_is_number(bm) || !(v > 0 && v <= 1)) {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.beta_min must be in (0, 1]");
+                goto fail;
+            }
+            c->beta_min = (float)v;
+        }
+        json_t *tab = json_object_get(jb, "mean");
+        if (tab) {
+            size_t n = json_array_size(tab);
+            if (!json_is_array(tab) || n == 0 || n > 1024) {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.mean must be a non-empty array of [beta, lambda]");
+                goto fail;
+            }
+            m->mean_beta = malloc(n * sizeof(float));
+            m->mean_lambda = malloc(n * sizeof(float));
+            for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(tab, i);
+                json_t *e0 = json_array_get(e, 0), *e1 = json_array_get(e, 1);
+                if (json_array_size(e) != 2 || !json_is_number(e0) || !json_is_number(e1) ||
+                    !(json_number_value(e0) > 0 && json_number_value(e0) <= 1) || !isfinite(json_number_value(e1)) ||
+                    (i && json_number_value(e0) <= m->mean_beta[i - 1])) {
+                    acm__fail(err, errlen, ACM_ECONFIG,
+                              "metadata: budget.mean[%zu] must be [beta in (0,1], finite lambda], beta ascending", i);
+                    goto fail;
+                }
+                m->mean_beta[i] = (float)json_number_value(e0);
+                m->mean_lambda[i] = (float)json_number_value(e1);
+            }
+            c->mean_table_len = (int)n;
+        }
+    }
+    m->params = 0; /* filled by the caller that knows all tensors (file loader) */
+    json_decref(pending);
+    strcpy(m->version, "000000000000");
+    return m;
+fail:
+    json_decref(pending);
+    free(b.bound);
+    model_free_owned(m);
+    free(m);
+    return NULL;
+}
+
+static const float *st_lookup(void *ctx, const char *name, int *ndim, const int64_t **shape) {
+    const acm_st_tensor *t = acm__st_find(ctx, name);
+    if (!t || (t->dtype != ACM_ST_F32 && t->dtype != ACM_ST_F16 && t->dtype != ACM_ST_BF16)) return NULL;
+    *ndim = t->ndim;
+    *shape = t->shape;
+    return t->data;
+}
+
+static void sha256_prefix(const void *data, size_t len, char out[13]) {
+    struct sha256_ctx s;
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_init(&s);
+    sha256_update(&s, len, data);
+    sha256_digest(&s, sizeof d, d);
+    for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+acm_model *acm_model_load(const char *path, char *err, size_t errlen) {
+    acm_st_file f;
+    if (acm__st_open(&f, path, err, errlen)) return NULL;
+    char msg[512];
+    acm_model *m = acm__model_build(acm__st_meta(&f, "acm"), st_lookup, &f, msg, sizeof msg);
+    if (!m) {
+        acm__fail(err, errlen, ACM_EFORMAT, "%s: %s", path, msg);
+        acm__st_close(&f);
+        return NULL;
+    }
+    for (int i = 0; i < f.n; i++) {
+        const acm_st_tensor *t = &f.tensors[i];
+        if (t->dtype != ACM_ST_F32 && t->dtype != ACM_ST_F16 && t->dtype != ACM_ST_BF16) {
+            acm__fail(err, errlen, ACM_EFORMAT, "%s: tensor '%s' has dtype %s, the model needs F32, F16 or BF16", path,
+                      t->name, acm__st_dtype_name(t->dtype));
+            goto fail;
+        }
+        m->params += t->numel;
+    }
+    for (int i = 0; i < f.n; i++) {
+        int bound = 0;
+        for (int j = 0; j < m->nbound && !bound; j++) bound = m->bound[j] == f.tensors[i].data;
+        if (!bound) {
+            acm__fail(err, errlen, ACM_EFORMAT, "%s: tensor '%s' is not used by the model's configuration", path,
+                      f.tensors[i].name);
+            goto fail;
+        }
+    }
+    m->file = f;
+    sha256_prefix(f.map, f.map_len, m->version);
+    return m;
+fail:
+    model_free_owned(m);
+    free(m);
+    acm__st_close(&f);
+    return NULL;
+}
+
+void acm_model_free(acm_model *m) {
+    if (!m) return;
+    model_free_owned(m);
+    acm__st_close(&m->file);
+    free(m);
+}
+
+const acm_config *acm_model_config(const acm_model *m) { return &m->cfg; }
+const char *acm_model_version(const acm_model *m) { return m->version; }
+const char *acm_model_metadata(const acm_model *m) { return m->meta_json; }
+int64_t acm_model_param_count(const acm_model *m) { return m->params; }
+double acm_model_flops_dense(const acm_model *m) { return m->flops_dense; }
+
+const acm_module_info *acm_model_module(const acm_model *m, int block, acm_position pos) {
+    if (block < 0 || block >= m->cfg.depth || pos < 0 || pos >= ACM_POS_COUNT) return NULL;
+    const acm__block *b = &m->blocks[block];
+    if (b->fused_qkv && pos <= ACM_POS_V) return &b->mod[ACM_POS_Q].info;
+    return &b->mod[pos].info;
+}
+
+const acm_module_info *acm_model_acm(const acm_model *m, int i) {
+    return i >= 0 && i < m->cfg.num_acms ? &m->acms[i]->info : NULL;
+}
+
+double acm_model_learner_flops(const acm_model *m, int i) {
+    return i >= 0 && i < m->cfg.num_acms ? m->acms[i]->learner_flops : 0;
+}
+
+void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda) {
+    *beta = j >= 0 && j < m->cfg.mean_table_len ? m->mean_beta[j] : 0;
+    *lambda = j >= 0 && j < m->cfg.mean_table_len ? m->mean_lambda[j] : 0;
+}

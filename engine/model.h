@@ -1,0 +1,92 @@
+/*
+ * model.h — the in-memory ACM ViT: configuration, weights bound by name, ACM modules with collapsed gates.
+ * Internal to libacm and train/.
+ *
+ * The model file (safetensors, see safetensors.h for the container) — __metadata__["acm"] is a JSON document:
+ *   format_version  1
+ *   arch            "vit"
+ *   image_size, patch_size, in_chans (1 or 3), dim, depth, heads, mlp_hidden, num_classes   (integers)
+ *   ln_eps          LayerNorm epsilon (default 1e-6, timm's ViT)
+ *   preprocess      {"mean": [in_chans floats], "std": [in_chans floats]}: x = (pixel/255 - mean) / std
+ *   labels          [num_classes strings] (optional; default "0", "1", ...)
+ *   acm             {"modules": [{"name": "blocks.0.mlp", "learners": 4}, ...]} (optional): the modules replaced by
+ *                   ACMs; names are blocks.{i}.mlp, blocks.{i}.attn.q, .k, .v and blocks.{i}.attn.proj (o)
+ *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...]} (optional): the floor of request budgets and
+ *                   the lambda(beta) table of the MEAN policy, ascending in beta
+ *   eval            free-form: evaluation results recorded when the file was made (not read by the engine)
+ *   (other keys are kept verbatim and ignored)
+ *
+ * Tensors (timm VisionTransformer names; W[out, in] like nn.Linear; D dim, T tokens, K classes, P patch, C chans):
+ *   patch_embed.proj.weight [D, C, P, P] (or [D, C*P*P]), patch_embed.proj.bias [D]
+ *   cls_token [1, 1, D], pos_embed [1, T, D]
+ *   blocks.{i}.norm1.weight/.bias [D], blocks.{i}.norm2.weight/.bias [D]
+ *   attention, static:  blocks.{i}.attn.qkv.weight [3D, D], .bias [3D]   (fused; only when none of q, k, v is an ACM)
+ *                  or   blocks.{i}.attn.{q,k,v}.weight [D, D], .bias [D] (split, when some of them are ACMs)
+ *                       blocks.{i}.attn.proj.weight [D, D], .bias [D]
+ *   MLP, static:        blocks.{i}.mlp.fc1.weight [hidden, D], .bias [hidden], .fc2.weight [D, hidden], .bias [D]
+ *   an ACM at NAME:     NAME.w1 [N*h, Din], NAME.b1 [N*h], NAME.w2 [Dout, N*h]   (learner n = rows/cols n*h..n*h+h-1)
+ *                       NAME.gate.{j}.weight [o_j, i_j], NAME.gate.{j}.bias [o_j] for j = 0..L-1 (L >= 1 linear
+ *                       layers, no nonlinearity; the authors use D -> 16 -> 16 -> C). C = N+1 choices for the MLP
+ *                       (choice c means k = c), N for projections (choice c means k = c+1).
+ *   norm.weight/.bias [D], head.weight [K, D], head.bias [K]
+ * Every tensor the configuration needs must be present with exactly this shape; no other tensor may be present.
+ */
+#ifndef ACM_MODEL_H
+#define ACM_MODEL_H
+
+#include <jansson.h>
+
+#include "acm.h"
+#include "safetensors.h"
+
+#define ACM_MAX_LEARNERS 16
+#define ACM_MAX_CHOICES (ACM_MAX_LEARNERS + 1)
+
+typedef struct {
+    acm_module_info info;
+    /* LINEAR */
+    const float *w, *b; /* [dout, din], [dout] */
+    /* MLP */
+    const float *fc1_w, *fc1_b, *fc2_w, *fc2_b; /* [hidden, din], [hidden], [dout, hidden], [dout] */
+    /* ACM */
+    const float *w1, *b1, *w2; /* [N*h, din], [N*h], [dout, N*h] */
+    int choices;               /* C */
+    float *gate_w, *gate_b;    /* collapsed gate [C, din], [C] (owned by the model) */
+    double learner_flops;      /* p: one learner, one token: 2 (din h + h dout) */
+} acm__module;
+
+typedef struct {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    int fused_qkv;                  /* 1: mod[ACM_POS_Q] is the fused [3D, D] linear, K and V unused */
+    acm__module mod[ACM_POS_COUNT]; /* Q, K, V, O, MLP */
+} acm__block;
+
+/* Looks a tensor up by name for acm__model_build: returns its F32 data and shape, or NULL if absent. */
+typedef const float *(*acm__tensor_lookup)(void *ctx, const char *name, int *ndim, const int64_t **shape);
+
+struct acm_model {
+    acm_config cfg;
+    acm_st_file file;  /* the mapping, when loaded from a file */
+    json_t *meta;      /* parsed "acm" metadata (owned) */
+    char *meta_json;   /* verbatim */
+    char version[13];
+    char **labels;
+    const float *patch_w, *patch_b, *cls, *pos, *norm_w, *norm_b, *head_w, *head_b;
+    acm__block *blocks;  /* [depth] */
+    acm__module **acms;  /* [num_acms], execution order */
+    float *mean_beta, *mean_lambda; /* [mean_table_len] */
+    double learner_flops_total; /* sum over ACMs of N p: the budget denominator per token */
+    double learner_flops_mean;  /* mean cost of one learner over all ACMs' learners (MEAN policy's unit) */
+    double flops_dense;
+    double flops_fixed; /* per item: everything but the ACM modules (patches, static modules, attention, head) */
+    int64_t params;
+    int max_choices, max_hidden, max_width; /* scratch sizing */
+    const float **bound; /* data of every tensor bound, [nbound] */
+    int nbound;
+};
+
+/* Builds a model from metadata JSON and a tensor lookup (the file loader and train/ both use it). The lookup's data
+ * must outlive the model. */
+acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, void *ctx, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * policy.c — budget policies: how many learners (k) each token runs in one ACM module (docs/DESIGN.md §4).
+ *
+ *   ARGMAX  k = kmin + argmax_c logit_c (first maximum on ties): the paper's inference rule.
+ *   FIXED   k = clamp(fixed_k, kmin, N) for every token.
+ *   MEAN    k = kmin + argmax_c (logit_c - lambda * (kmin + c) * p / p_mean), lambda = lambda(beta) from the model's
+ *           table. p is this module's learner cost, p_mean the mean learner cost over the model, so lambda is "logits
+ *           per average learner" and the bias is the Lagrangian of the FLOPs budget. beta >= 1 runs every learner.
+ *   CAP     exact per item and module: U = floor(beta * T * N) learner units. Every token starts at kmin; then units
+ *           go one at a time to the (token t, learner j) pair with the largest P(K_t >= j) = sum of the gate's softmax
+ *           over choices with k >= j, j = k_t + 1 (ties: lower t, then lower j). That is the greedy maximiser of the
+ *           expected number of needed learners covered; since P(K >= j) falls with j, each token receives a prefix of
+ *           its learners. Realised <= beta whenever beta * N >= kmin. beta >= 1 runs every learner.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+#include "vit.h"
+
+float acm__mean_lambda(const acm_model *m, float beta) {
+    int n = m->cfg.mean_table_len;
+    if (n == 0) return 0.0f;
+    if (beta <= m->mean_beta[0]) return m->mean_lambda[0];
+    if (beta >= m->mean_beta[n - 1]) return m->mean_lambda[n - 1];
+    int i = 1;
+    while (m->mean_beta[i] < beta) i++;
+    float b0 = m->mean_beta[i - 1], b1 = m->mean_beta[i];
+    float w = (beta - b0) / (b1 - b0);
+    return m->mean_lambda[i - 1] + w * (m->mean_lambda[i] - m->mean_lambda[i - 1]);
+}
+
+static int argmax_biased(const float *l, int C, float lambda, int kmin, double unit) {
+    int best = 0;
+    float bv = l[0] - (float)(lambda * kmin * unit);
+    for (int c = 1; c < C; c++) {
+        float v = l[c] - (float)(lambda * (kmin + c) * unit);
+        if (v > bv) {
+            bv = v;
+            best = c;
+        }
+    }
+    return best;
+}
+
+/* Sort key for CAP: gain descending, then token, then learner ascending (cap_idx = t * N + (j - 1)). */
+static int cmp_cap(const void *pa, const void *pb, void *gains) {
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    float ga = ((const float *)gains)[a], gb = ((const float *)gains)[b];
+    if (ga != gb) return ga > gb ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, const acm__module *md,
+                   acm_policy pol, float lambda, acm__acm_scratch *s) {
+    int C = md->choices, N = md->info.n, kmin = md->info.kmin;
+    switch (pol.kind) {
+    case ACM_POLICY_ARGMAX:
+        for (int t = 0; t < T; t++) k[t] = (uint8_t)(kmin + argmax_biased(logits + (int64_t)t * C, C, 0.0f, kmin, 0));
+        return;
+    case ACM_POLICY_FIXED: {
+        int kk = pol.fixed_k < kmin ? kmin : pol.fixed_k > N ? N : pol.fixed_k;
+        memset(k, kk, (size_t)T);
+        return;
+    }
+    case ACM_POLICY_MEAN: {
+        if (pol.beta >= 1.0f) {
+            memset(k, N, (size_t)T);
+            return;
+        }
+        double unit = md->learner_flops / m->learner_flops_mean;
+        for (int t = 0; t < T; t++)
+            k[t] = (uint8_t)(kmin + argmax_biased(logits + (int64_t)t * C, C, lambda, kmin, unit));
+        return;
+    }
+    case ACM_POLICY_CAP: {
+        if (pol.beta >= 1.0f) {
+            memset(k, N, (size_t)T);
+            return;
+        }
+        memset(k, kmin, (size_t)T);
+        int64_t units = (int64_t)floor((double)pol.beta * T * N + 1e-9) - (int64_t)T * kmin;
+        if (units <= 0) return;
+        /* gains[t * N + j - 1] = P(K_t >= j) for j = kmin+1 .. N */
+        int npairs = 0;
+        for (int t = 0; t < T; t++) {
+            acm__softmax_row(s->probs, logits + (int64_t)t * C, C);
+            double tail = 0;
+            for (int c = C - 1; c >= 0; c--) {
+                tail += s->probs[c];
+                int j = kmin + c; /* choice c means k = j; P(K >= j) = sum of choices c' >= c */
+                if (j > kmin) {
+                    s->cap_gain[t * N + (j - 1)] = (float)tail;
+                    s->cap_idx[npairs++] = t * N + (j - 1);
+                }
+            }
+        }
+        qsort_r(s->cap_idx, (size_t)npairs, sizeof(int32_t), cmp_cap, s->cap_gain);
+        if (units > npairs) units = npairs;
+        for (int64_t u = 0; u < units; u++) k[s->cap_idx[u] / N]++;
+        return;
+    }
+    }
+    ACM_ASSERT(0 && "unknown policy");
+}
+
+acm_policy acm_policy_default(void) {
+    acm_policy p = {ACM_POLICY_ARGMAX, 1.0f, 0};
+    return p;
+}
+
+static const char *policy_names[] = {"argmax", "fixed", "mean", "cap"};
+
+const char *acm_policy_name(acm_policy_kind k) {
+    return (unsigned)k < sizeof policy_names / sizeof *policy_names ? policy_names[k] : "?";
+}
+
+int acm_policy_parse(const char *s) {
+    for (int i = 0; i < (int)(sizeof policy_names / sizeof *policy_names); i++)
+        if (!strcmp(s, policy_names[i])) return i;
+    return -1;
+}

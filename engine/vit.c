@@ -1,0 +1,173 @@
+/*
+ * vit.c — the ViT forward pass with ACM modules, and the inference worker (acm_worker_*).
+ *
+ * One forward pass (timm semantics): im2col patches -> patch GEMM + bias -> [class token; patches] + position ->
+ * depth x pre-LN block { x += o(attention(q, k, v of LN1(x))); x += mlp(LN2(x)) } -> LN of the class tokens -> head.
+ * Every linear module may be static or an ACM; the q, k, v outputs land in one [B*T, 3D] buffer either way.
+ *
+ * An ACM module runs as: collapsed gate GEMM -> k per token (policy) -> counting sort of the batch's tokens by k ->
+ * for each k-group, learners 1..k as one GEMM pair over the gathered rows -> scatter (add) into the output.
+ * This is the straightforward correct version; bench/ and the "Fast ACM execution" work measure and tune it.
+ *
+ * FLOPs are counted per item as the forward runs: the model's fixed (non-ACM) FLOPs plus, per ACM and token,
+ * 2*Din*C for the gate and k*p for the learners. 2 FLOPs per multiply-add.
+ */
+#include "vit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
+                      const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
+                      acm__acm_scratch *s, double *flops, double *learner_flops) {
+    const int din = md->info.din, dout = md->info.dout, C = md->choices, h = md->info.h, N = md->info.n;
+    const int64_t BT = (int64_t)B * T;
+    const int ai = md->info.acm_index;
+    /* 1. gate logits [BT, C] */
+    acm__matmul_forward(s->gate, C, x, ldx, md->gate_w, din, md->gate_b, BT, din, C, 0);
+    /* 2. k per token */
+    for (int b = 0; b < B; b++) {
+        uint8_t *kb = s->k + (int64_t)b * T;
+        if (items[b].force_k) {
+            const uint8_t *f = items[b].force_k + (int64_t)ai * T;
+            for (int t = 0; t < T; t++) kb[t] = f[t] < md->info.kmin ? (uint8_t)md->info.kmin : f[t] > N ? (uint8_t)N : f[t];
+        } else {
+            acm__decide_k(kb, s->gate + (int64_t)b * T * C, T, m, md, items[b].policy, lambda[b], s);
+        }
+        double lf = 0;
+        for (int t = 0; t < T; t++) lf += kb[t] * md->learner_flops;
+        flops[b] += lf + 2.0 * din * C * T;
+        learner_flops[b] += lf;
+    }
+    /* 3. counting sort by k, descending: group g holds the tokens with k = g */
+    int64_t count[ACM_MAX_LEARNERS + 2] = {0}, start[ACM_MAX_LEARNERS + 2] = {0};
+    for (int64_t i = 0; i < BT; i++) count[s->k[i]]++;
+    int64_t pos = 0;
+    for (int kk = N; kk >= 0; kk--) {
+        start[kk] = pos;
+        pos += count[kk];
+    }
+    int64_t fill[ACM_MAX_LEARNERS + 2];
+    memcpy(fill, start, sizeof fill);
+    for (int64_t i = 0; i < BT; i++) s->perm[fill[s->k[i]]++] = (int32_t)i;
+    /* 4. one GEMM pair per k-group over learners 1..k, then scatter */
+    for (int kk = N; kk >= 0; kk--) {
+        int64_t n = count[kk];
+        if (n == 0) continue;
+        const int32_t *rows = s->perm + start[kk];
+        if (kk == 0) {
+            if (!accumulate)
+                for (int64_t i = 0; i < n; i++) memset(out + (int64_t)rows[i] * ldo, 0, sizeof(float) * (size_t)dout);
+            continue;
+        }
+        for (int64_t i = 0; i < n; i++)
+            memcpy(s->xg + i * din, x + (int64_t)rows[i] * ldx, sizeof(float) * (size_t)din);
+        int kh = kk * h;
+        acm__matmul_forward(s->hid, kh, s->xg, din, md->w1, din, md->b1, n, din, kh, 0);
+        if (md->info.gelu) acm__gelu_forward(s->hid, s->hid, n * kh);
+        acm__matmul_forward(s->yg, dout, s->hid, kh, md->w2, md->info.hidden, NULL, n, kh, dout, 0);
+        for (int64_t i = 0; i < n; i++) {
+            float *o = out + (int64_t)rows[i] * ldo;
+            const float *y = s->yg + i * dout;
+            if (accumulate)
+                for (int j = 0; j < dout; j++) o[j] += y[j];
+            else
+                memcpy(o, y, sizeof(float) * (size_t)dout);
+        }
+    }
+}
+
+/* Runs a static or ACM module: out (ldo) = or += module(x). */
+static void run_module(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
+                       const acm__module *md, float *fc1, float *gelu, const acm_item *items, const float *lambda,
+                       int B, int T, acm__acm_scratch *s, acm_result *res, double *flops, double *lflops) {
+    const int64_t BT = (int64_t)B * T;
+    const acm_module_info *in = &md->info;
+    switch (in->kind) {
+    case ACM_MOD_LINEAR:
+        acm__matmul_forward(out, ldo, x, ldx, md->w, in->din, md->b, BT, in->din, in->dout, accumulate);
+        return;
+    case ACM_MOD_MLP:
+        acm__matmul_forward(fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
+        acm__gelu_forward(gelu, fc1, BT * in->hidden);
+        acm__matmul_forward(out, ldo, gelu, in->hidden, md->fc2_w, in->hidden, md->fc2_b, BT, in->hidden, in->dout,
+                            accumulate);
+        return;
+    case ACM_MOD_ACM:
+        acm__acm_forward(out, ldo, accumulate, x, ldx, m, md, items, lambda, B, T, s, flops, lflops);
+        for (int b = 0; b < B; b++)
+            if (res[b].kmap) memcpy(res[b].kmap + (int64_t)in->acm_index * T, s->k + (int64_t)b * T, (size_t)T);
+        return;
+    }
+}
+
+int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, const acm_item *items,
+                     acm_result *res, int B, char *err, size_t errlen) {
+    const acm_config *c = &m->cfg;
+    const int D = c->dim, T = c->tokens, Np = c->num_patches, H = c->heads, K = c->num_classes;
+    const int PP = c->in_chans * c->patch_size * c->patch_size, S = c->image_size;
+    const int64_t BT = (int64_t)B * T;
+    float lambda[B > 0 ? B : 1];
+    double eflops[B > 0 ? B : 1], lflops[B > 0 ? B : 1]; /* per item: ACM FLOPs executed; of which learners */
+    for (int b = 0; b < B; b++) {
+        acm_policy p = items[b].policy;
+        if ((unsigned)p.kind > ACM_POLICY_CAP)
+            return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown policy %d", b, (int)p.kind);
+        if ((p.kind == ACM_POLICY_MEAN || p.kind == ACM_POLICY_CAP) && !(p.beta > 0.0f && p.beta <= 1.0f))
+            return acm__fail(err, errlen, ACM_EINVAL, "item %d: budget %g outside (0, 1]", b, (double)p.beta);
+        if (p.kind == ACM_POLICY_MEAN && c->num_acms && c->mean_table_len == 0)
+            return acm__fail(err, errlen, ACM_EINVAL, "item %d: policy 'mean' needs the model's lambda table, which "
+                                                      "this model does not have", b);
+        if (!items[b].pixels) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no input", b);
+        lambda[b] = p.kind == ACM_POLICY_MEAN ? acm__mean_lambda(m, p.beta) : 0.0f;
+        eflops[b] = lflops[b] = 0;
+    }
+    /* patch embedding: im2col, one GEMM for all items, then [cls; patches] + pos */
+    for (int b = 0; b < B; b++)
+        acm__im2col_patches(a->patches + (int64_t)b * Np * PP, items[b].pixels, c->in_chans, S, S, c->patch_size);
+    for (int b = 0; b < B; b++) {
+        float *xb = a->x0 + (int64_t)b * T * D;
+        acm__matmul_forward(xb + D, D, a->patches + (int64_t)b * Np * PP, PP, m->patch_w, PP, m->patch_b, Np, PP, D, 0);
+        memcpy(xb, m->cls, sizeof(float) * (size_t)D);
+        acm__add(xb, xb, m->pos, (int64_t)T * D);
+    }
+    const float *x = a->x0;
+    for (int l = 0; l < c->depth; l++) {
+        const acm__block *bl = &m->blocks[l];
+        acm__block_acts *ba = &a->blk[a->blk_shared ? 0 : l];
+        acm__layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, bl->ln1_w, bl->ln1_b, BT, D, c->ln_eps);
+        if (bl->fused_qkv) {
+            run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, B, T, s,
+                       res, eflops, lflops);
+        } else {
+            for (int p = ACM_POS_Q; p <= ACM_POS_V; p++)
+                run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, &bl->mod[p], NULL, NULL, items, lambda, B, T, s,
+                           res, eflops, lflops);
+        }
+        acm__attention_forward(ba->attn_y, ba->att, ba->qkv, ba->qkv + D, ba->qkv + 2 * D, 3 * D, B, T, D, H);
+        if (ba->x1 != x) memcpy(ba->x1, x, sizeof(float) * (size_t)(BT * D));
+        run_module(ba->x1, D, 1, ba->attn_y, D, m, &bl->mod[ACM_POS_O], NULL, NULL, items, lambda, B, T, s, res,
+                   eflops, lflops);
+        acm__layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x1, bl->ln2_w, bl->ln2_b, BT, D, c->ln_eps);
+        if (ba->x2 != ba->x1) memcpy(ba->x2, ba->x1, sizeof(float) * (size_t)(BT * D));
+        run_module(ba->x2, D, 1, ba->ln2, D, m, &bl->mod[ACM_POS_MLP], ba->fc1, ba->gelu, items, lambda, B, T, s,
+                   res, eflops, lflops);
+        x = ba->x2;
+    }
+    /* final norm on the class tokens, head */
+    for (int b = 0; b < B; b++)
+        acm__layernorm_forward(a->lnf + (int64_t)b * D, a->lnf_mean ? a->lnf_mean + b : NULL,
+                               a->lnf_rstd ? a->lnf_rstd + b : NULL, x + (int64_t)b * T * D, m->norm_w, m->norm_b, 1,
+                               D, c->ln_eps);
+    acm__matmul_forward(a->logits, K, a->lnf, D, m->head_w, D, m->head_b, B, D, K, 0);
+    for (int b = 0; b < B; b++) {
+        res[b].flops = m->flops_fixed + eflops[b];
+        res[b].flops_dense = m->flops_dense;
+        res[b].budget = m->learner_flops_total > 0 ? lflops[b] / (m->learner_flops_total * T) : 1.0;
+    }
+    return 0;
+}

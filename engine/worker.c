@@ -1,0 +1,112 @@
+/*
+ * worker.c — acm_worker: per-thread state for inference. All scratch is sized once, at creation, for max_batch items
+ * with every learner on (llm.c's "size once, allocate once": a table of sizes, one allocation, pointers into it), so
+ * acm_worker_run allocates nothing; adaptive compute changes the work, never the buffers.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "vit.h"
+
+struct acm_worker {
+    const acm_model *m;
+    int max_batch;
+    acm__vit_acts acts;
+    acm__block_acts blk; /* one record shared by every block */
+    acm__acm_scratch acm;
+    void *mem;
+};
+
+acm_worker_params acm_worker_default_params(void) {
+    acm_worker_params p = {.max_batch = 8};
+    return p;
+}
+
+#define ALIGN64(n) (((n) + 63) & ~(size_t)63)
+
+acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen) {
+    if (p.max_batch < 1 || p.max_batch > 65536) {
+        acm__fail(err, errlen, ACM_EINVAL, "max_batch %d outside [1, 65536]", p.max_batch);
+        return NULL;
+    }
+    const acm_config *c = &m->cfg;
+    const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
+    const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size;
+    size_t hid = (size_t)(c->mlp_hidden > m->max_hidden ? c->mlp_hidden : m->max_hidden);
+    size_t nmax = 1;
+    for (int i = 0; i < c->num_acms; i++)
+        if ((size_t)m->acms[i]->info.n > nmax) nmax = (size_t)m->acms[i]->info.n;
+    size_t cmax = (size_t)(m->max_choices > 1 ? m->max_choices : 1);
+    /* the size table: byte sizes of every buffer, in the order of the pointers below */
+    size_t sizes[] = {
+        B * (size_t)c->num_patches * PP * 4, /* patches [B*Np, PP] */
+        BT * D * 4,      /* x (x0 = x1 = x2) */
+        BT * D * 4,      /* ln (ln1 = ln2) */
+        BT * 3 * D * 4,  /* qkv */
+        B * (size_t)c->heads * T * T * 4, /* att */
+        BT * D * 4,      /* attn_y */
+        BT * hid * 4,    /* fc1 = gelu */
+        B * D * 4,       /* lnf */
+        B * (size_t)c->num_classes * 4, /* logits */
+        BT * cmax * 4,   /* gate */
+        BT,              /* k */
+        BT * 4,          /* perm */
+        BT * D * 4,      /* xg */
+        BT * hid * 4,    /* hid */
+        BT * D * 4,      /* yg */
+        T * nmax * 4,    /* cap_gain */
+        T * nmax * 4,    /* cap_idx */
+        cmax * 4,        /* probs */
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += ALIGN64(sizes[i]);
+    acm_worker *w = calloc(1, sizeof *w);
+    char *mem = w ? aligned_alloc(64, total) : NULL;
+    if (!mem) {
+        free(w);
+        acm__fail(err, errlen, ACM_ENOMEM, "out of memory (%zu bytes of scratch for %d items)", total, p.max_batch);
+        return NULL;
+    }
+    memset(mem, 0, total);
+    w->m = m;
+    w->max_batch = p.max_batch;
+    w->mem = mem;
+    void **ptrs[] = {
+        (void **)&w->acts.patches, (void **)&w->acts.x0, (void **)&w->blk.ln1, (void **)&w->blk.qkv,
+        (void **)&w->blk.att, (void **)&w->blk.attn_y, (void **)&w->blk.fc1, (void **)&w->acts.lnf,
+        (void **)&w->acts.logits, (void **)&w->acm.gate, (void **)&w->acm.k, (void **)&w->acm.perm,
+        (void **)&w->acm.xg, (void **)&w->acm.hid, (void **)&w->acm.yg, (void **)&w->acm.cap_gain,
+        (void **)&w->acm.cap_idx, (void **)&w->acm.probs,
+    };
+    ACM_ASSERT(sizeof ptrs / sizeof *ptrs == sizeof sizes / sizeof *sizes);
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        *ptrs[i] = mem;
+        mem += ALIGN64(sizes[i]);
+    }
+    /* inference runs the residual stream, LayerNorm output and GELU in place */
+    w->blk.x1 = w->blk.x2 = w->acts.x0;
+    w->blk.ln2 = w->blk.ln1;
+    w->blk.gelu = w->blk.fc1;
+    w->acts.blk = &w->blk;
+    w->acts.blk_shared = 1;
+    return w;
+}
+
+void acm_worker_free(acm_worker *w) {
+    if (!w) return;
+    free(w->mem);
+    free(w);
+}
+
+int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, int n, char *err, size_t errlen) {
+    if (n < 1 || n > w->max_batch)
+        return acm__fail(err, errlen, ACM_EINVAL, "batch of %d items outside [1, %d]", n, w->max_batch);
+    for (int b = 0; b < n; b++)
+        if (!results[b].logits) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no logits buffer", b);
+    int rc = acm__vit_forward(w->m, &w->acts, &w->acm, items, results, n, err, errlen);
+    if (rc) return rc;
+    const int K = w->m->cfg.num_classes;
+    for (int b = 0; b < n; b++) memcpy(results[b].logits, w->acts.logits + (int64_t)b * K, sizeof(float) * (size_t)K);
+    return 0;
+}
