@@ -42,7 +42,7 @@ endif
 
 # BLAS: Debian's pthread OpenBLAS (openblas_get_corename, openblas_set_num_threads).
 BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
-ENGINE_LIBS := $(BLAS_LIBS) -lfftw3f -ljansson -lm -lpthread
+ENGINE_LIBS := $(BLAS_LIBS) -lfftw3f -ljansson -lnettle -lm -lpthread
 PROTO_LIBS  := -ljansson -lspng -lturbojpeg -lsndfile -lsoxr -lz -lm
 SERVER_LIBS := -lmicrohttpd -luv
 CLIENT_LIBS := -lcurl -lwslay
@@ -88,7 +88,7 @@ probe:
 # ---- dependencies (Debian 12) -------------------------------------------------------------------------------------
 DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd-dev libuv1-dev libspng-dev \
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
-            libcriterion-dev dataset-fashion-mnist gnuplot-nox
+            libcriterion-dev nettle-dev dataset-fashion-mnist gnuplot-nox
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -329,8 +329,11 @@ int acm__st_write(const char *path, const acm_st_out *tensors, int n, const json
                   size_t errlen) {
     json_t *h = json_object();
     int64_t off = 0;
+    /* Data goes out widest element type first, so that every offset is a multiple of its element size. */
+    for (size_t es = 8; es >= 1; es /= 2)
     for (int i = 0; i < n; i++) {
         const acm_st_out *t = &tensors[i];
+        if (dtypes[t->dtype].size != es) continue;
         json_t *shape = json_array();
         int64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
@@ -372,7 +375,9 @@ int acm__st_write(const char *path, const acm_st_out *tensors, int n, const json
     int bad = write_all(fd, len8, 8) || write_all(fd, js, jl);
     for (size_t i = jl; i < padded && !bad; i++) bad = write_all(fd, " ", 1);
     free(js);
+    for (size_t es = 8; es >= 1 && !bad; es /= 2)
     for (int i = 0; i < n && !bad; i++) {
+        if (dtypes[tensors[i].dtype].size != es) continue;
         int64_t numel = 1;
         for (int d = 0; d < tensors[i].ndim; d++) numel *= tensors[i].shape[d];
         bad = write_all(fd, tensors[i].data, (size_t)numel * dtypes[tensors[i].dtype].size);

@@ -1,0 +1,135 @@
+/*
+ * info.c — `acm-train info MODEL [--json]`: what a model file holds. Architecture, parameter count, dense FLOPs per
+ * item, the ACM layout (every module: kind, learners, learner width, gate choices, FLOPs per learner), the budget
+ * table, the model version and the BLAS core this machine runs on.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "acm.h"
+#include "train/commands.h"
+
+static const char *kind_name(acm_module_kind k) {
+    return k == ACM_MOD_ACM ? "acm" : k == ACM_MOD_MLP ? "mlp" : "linear";
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: acm-train info MODEL.safetensors [--json]\n"
+               "  --json   machine-readable output (default: text)\n");
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "acm-train info: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    acm_model *m = acm_model_load(path, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "acm-train info: %s\n", err);
+        return 1;
+    }
+    const acm_config *c = acm_model_config(m);
+    json_t *mods = json_array();
+    for (int b = 0; b < c->depth; b++)
+        for (int p = 0; p < ACM_POS_COUNT; p++) {
+            const acm_module_info *mi = acm_model_module(m, b, (acm_position)p);
+            if (p > ACM_POS_Q && p <= ACM_POS_V && mi == acm_model_module(m, b, ACM_POS_Q)) continue; /* fused qkv */
+            json_t *o = json_pack("{s:s, s:s, s:i, s:i}", "name", mi->name, "kind", kind_name(mi->kind), "in", mi->din,
+                                  "out", mi->dout);
+            if (mi->kind == ACM_MOD_MLP) json_object_set_new(o, "hidden", json_integer(mi->hidden));
+            if (mi->kind == ACM_MOD_ACM) {
+                json_object_set_new(o, "learners", json_integer(mi->n));
+                json_object_set_new(o, "learner_width", json_integer(mi->h));
+                json_object_set_new(o, "k_min", json_integer(mi->kmin));
+                json_object_set_new(o, "activation", json_string(mi->gelu ? "gelu" : "identity"));
+                json_object_set_new(o, "learner_flops", json_real(acm_model_learner_flops(m, mi->acm_index)));
+            }
+            json_array_append_new(mods, o);
+        }
+    json_t *table = json_array();
+    for (int j = 0; j < c->mean_table_len; j++) {
+        float be, la;
+        acm_model_mean_table(m, j, &be, &la);
+        json_array_append_new(table, json_pack("[f,f]", (double)be, (double)la));
+    }
+    json_t *labels = json_array();
+    for (int k = 0; k < c->num_classes; k++) json_array_append_new(labels, json_string(c->labels[k]));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:I, s:f, s:i, s:o, s:{s:f, s:o}, s:o, s:s, "
+        "s:i}",
+        "file", path, "model_version", acm_model_version(m), "architecture", "image_size", c->image_size,
+        "patch_size", c->patch_size, "in_chans", c->in_chans, "dim", c->dim, "depth", c->depth, "heads", c->heads,
+        "mlp_hidden", c->mlp_hidden, "num_classes", c->num_classes, "tokens", c->tokens, "parameters",
+        (json_int_t)acm_model_param_count(m), "flops_dense_per_item", acm_model_flops_dense(m), "acm_modules",
+        c->num_acms, "modules", mods, "budget", "beta_min", (double)c->beta_min, "mean_table", table, "labels",
+        labels, "blas_core", acm_blas_core(), "blas_threads", acm_blas_threads());
+    if (as_json) {
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+        puts(s);
+        free(s);
+    } else {
+        printf("model          %s\n", path);
+        printf("version        %s\n", acm_model_version(m));
+        printf("architecture   ViT: image %d, patch %d, %d channel(s), width %d, depth %d, heads %d, MLP %d, "
+               "%d classes, %d tokens\n",
+               c->image_size, c->patch_size, c->in_chans, c->dim, c->depth, c->heads, c->mlp_hidden, c->num_classes,
+               c->tokens);
+        printf("parameters     %lld\n", (long long)acm_model_param_count(m));
+        printf("dense FLOPs    %.4g per item (%.3f GFLOPs; 2 FLOPs per multiply-add)\n", acm_model_flops_dense(m),
+               acm_model_flops_dense(m) / 1e9);
+        printf("labels         ");
+        for (int k = 0; k < c->num_classes; k++) printf("%s%s", k ? ", " : "", c->labels[k]);
+        printf("\nACM modules    %d\n", c->num_acms);
+        printf("  %-22s %-7s %5s %5s %8s %6s %5s %9s %12s\n", "module", "kind", "in", "out", "learners", "width",
+               "k_min", "act", "FLOPs/learner");
+        size_t i;
+        json_t *e;
+        json_array_foreach(mods, i, e) {
+            const char *kind = json_string_value(json_object_get(e, "kind"));
+            printf("  %-22s %-7s %5lld %5lld", json_string_value(json_object_get(e, "name")), kind,
+                   json_integer_value(json_object_get(e, "in")), json_integer_value(json_object_get(e, "out")));
+            if (!strcmp(kind, "acm"))
+                printf(" %8lld %6lld %5lld %9s %12.0f", json_integer_value(json_object_get(e, "learners")),
+                       json_integer_value(json_object_get(e, "learner_width")),
+                       json_integer_value(json_object_get(e, "k_min")),
+                       json_string_value(json_object_get(e, "activation")),
+                       json_real_value(json_object_get(e, "learner_flops")));
+            else if (!strcmp(kind, "mlp"))
+                printf("   hidden %lld", json_integer_value(json_object_get(e, "hidden")));
+            printf("\n");
+        }
+        printf("budget         beta_min %.3g", (double)c->beta_min);
+        if (c->mean_table_len) {
+            printf("; mean-policy lambda(beta):");
+            for (int j = 0; j < c->mean_table_len; j++) {
+                float be, la;
+                acm_model_mean_table(m, j, &be, &la);
+                printf(" %.3g:%.4g", (double)be, (double)la);
+            }
+        } else {
+            printf("; no lambda table (policy 'mean' unavailable)");
+        }
+        printf("\nBLAS core      %s (%d thread(s))\n", acm_blas_core(), acm_blas_threads());
+    }
+    json_decref(o);
+    acm_model_free(m);
+    return 0;
+}
