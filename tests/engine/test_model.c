@@ -1,0 +1,242 @@
+/*
+ * test_model.c — model-level validation: starting from a valid golden model, each mutation (missing tensor, wrong
+ * shape, extra tensor, wrong dtype, bad or unsupported metadata) must fail to load with a message naming the tensor or
+ * field. Also: the model's own accounting (version, parameters, FLOPs per learner, gate collapse).
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acm.h"
+#include "model.h"
+#include "safetensors.h"
+
+#define SRC "tests/golden/vit_a.safetensors"
+
+typedef struct {
+    acm_st_file src;
+    acm_st_out t[256];
+    int n;
+    json_t *acm; /* parsed "acm" metadata, mutable */
+} mut;
+
+static void mut_open(mut *m) {
+    char err[256];
+    cr_assert_eq(acm__st_open(&m->src, SRC, err, sizeof err), 0, "%s", err);
+    m->n = m->src.n;
+    cr_assert_leq(m->n, 256);
+    for (int i = 0; i < m->n; i++) {
+        const acm_st_tensor *s = &m->src.tensors[i];
+        m->t[i] = (acm_st_out){s->name, ACM_ST_F32, s->ndim, {0}, s->data};
+        memcpy(m->t[i].shape, s->shape, sizeof s->shape);
+    }
+    m->acm = json_loads(acm__st_meta(&m->src, "acm"), 0, NULL);
+    cr_assert(m->acm);
+}
+
+static void mut_close(mut *m) {
+    json_decref(m->acm);
+    acm__st_close(&m->src);
+}
+
+static int find(mut *m, const char *name) {
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->t[i].name, name)) return i;
+    cr_assert_fail("no tensor %s", name);
+    return -1;
+}
+
+/* Writes the mutated model, loads it, expects failure with a message containing needle. */
+static void expect_load_error(mut *m, const char *needle) {
+    char path[] = "/tmp/acm-model-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char *js = json_dumps(m->acm, JSON_COMPACT);
+    json_t *meta = json_pack("{s:s}", "acm", js);
+    free(js);
+    char err[512] = "";
+    cr_assert_eq(acm__st_write(path, m->t, m->n, meta, err, sizeof err), 0, "%s", err);
+    json_decref(meta);
+    acm_model *model = acm_model_load(path, err, sizeof err);
+    cr_expect_null(model, "mutation expected to fail (%s)", needle);
+    acm_model_free(model);
+    cr_expect(strstr(err, needle), "message '%s' lacks '%s'", err, needle);
+    cr_expect(strstr(err, path), "message '%s' lacks the path", err);
+    unlink(path);
+}
+
+Test(model, unmodified_copy_loads) {
+    mut m;
+    mut_open(&m);
+    char path[] = "/tmp/acm-model-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char *js = json_dumps(m.acm, JSON_COMPACT);
+    json_t *meta = json_pack("{s:s}", "acm", js);
+    free(js);
+    char err[512];
+    cr_assert_eq(acm__st_write(path, m.t, m.n, meta, err, sizeof err), 0, "%s", err);
+    json_decref(meta);
+    acm_model *model = acm_model_load(path, err, sizeof err);
+    cr_assert(model, "%s", err);
+    acm_model_free(model);
+    unlink(path);
+    mut_close(&m);
+}
+
+Test(model, missing_tensor) {
+    mut m;
+    mut_open(&m);
+    int i = find(&m, "blocks.1.attn.proj.weight");
+    m.t[i] = m.t[--m.n];
+    expect_load_error(&m, "'blocks.1.attn.proj.weight' is missing");
+    mut_close(&m);
+}
+
+Test(model, missing_gate) {
+    mut m;
+    mut_open(&m);
+    int i = find(&m, "blocks.0.mlp.gate.0.weight");
+    m.t[i] = m.t[--m.n];
+    expect_load_error(&m, "blocks.0.mlp.gate.0.weight");
+    mut_close(&m);
+}
+
+Test(model, wrong_shape) {
+    mut m;
+    mut_open(&m);
+    int i = find(&m, "head.weight");
+    m.t[i].shape[0] = 5; /* [10, 36] -> [5, 72]: same bytes, wrong shape */
+    m.t[i].shape[1] = 72;
+    expect_load_error(&m, "'head.weight' has shape [5, 72], expected [10, 36]");
+    mut_close(&m);
+}
+
+Test(model, learners_do_not_divide) {
+    mut m;
+    mut_open(&m);
+    json_object_set_new(json_array_get(json_object_get(json_object_get(m.acm, "acm"), "modules"), 0), "learners",
+                        json_integer(5));
+    expect_load_error(&m, "blocks.0.mlp.w1");
+    mut_close(&m);
+}
+
+Test(model, extra_tensor) {
+    mut m;
+    mut_open(&m);
+    static const float x[2] = {1, 2};
+    m.t[m.n++] = (acm_st_out){"blocks.9.surprise", ACM_ST_F32, 1, {2}, x};
+    expect_load_error(&m, "'blocks.9.surprise' is not used");
+    mut_close(&m);
+}
+
+Test(model, integer_tensor) {
+    mut m;
+    mut_open(&m);
+    static const int32_t x[2] = {1, 2};
+    m.t[m.n++] = (acm_st_out){"ints", ACM_ST_I32, 1, {2}, x};
+    expect_load_error(&m, "'ints' has dtype I32");
+    mut_close(&m);
+}
+
+Test(model, bad_metadata) {
+    static const struct {
+        const char *key, *json, *needle;
+    } cases[] = {
+        {"format_version", "2", "format_version 2 is not supported"},
+        {"format_version", "\"1\"", "'format_version' is missing or not an integer"},
+        {"arch", "\"resnet\"", "arch 'resnet'"},
+        {"dim", "0", "'dim' = 0 outside"},
+        {"heads", "5", "not a multiple of heads"},
+        {"patch_size", "5", "not a multiple of patch_size"},
+        {"in_chans", "2", "in_chans must be 1 or 3"},
+        {"ln_eps", "-1", "ln_eps"},
+        {"labels", "[\"a\"]", "labels must be an array of 10"},
+        {"preprocess", "{\"mean\":[0.5],\"std\":[0]}", "std must be > 0"},
+        {"preprocess", "{\"mean\":[0.5,0.5],\"std\":[1,1]}", "preprocess.mean"},
+        {"acm", "{\"modules\":[{\"name\":\"blocks.7.mlp\",\"learners\":4}]}", "unknown module 'blocks.7.mlp'"},
+        {"acm", "{\"modules\":[{\"name\":\"blocks.0.attn.q\",\"learners\":2}]}", "fused 'attn.qkv' present"},
+        {"acm", "{\"modules\":7}", "acm.modules must be an array"},
+        {"budget", "{\"beta_min\":0}", "beta_min"},
+        {"budget", "{\"mean\":[[0.5,1],[0.4,2]]}", "beta ascending"},
+        {"budget", "{\"mean\":[]}", "non-empty"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        mut m;
+        mut_open(&m);
+        json_t *v = json_loads(cases[c].json, JSON_DECODE_ANY, NULL);
+        cr_assert(v, "case %zu", c);
+        json_object_set_new(m.acm, cases[c].key, v);
+        expect_load_error(&m, cases[c].needle);
+        mut_close(&m);
+    }
+}
+
+Test(model, no_acm_metadata) {
+    mut m;
+    mut_open(&m);
+    char path[] = "/tmp/acm-model-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char err[512] = "";
+    cr_assert_eq(acm__st_write(path, m.t, m.n, NULL, err, sizeof err), 0, "%s", err);
+    acm_model *model = acm_model_load(path, err, sizeof err);
+    cr_expect_null(model);
+    cr_expect(strstr(err, "not an acm model file"), "%s", err);
+    unlink(path);
+    mut_close(&m);
+}
+
+Test(model, accounting) {
+    char err[256];
+    acm_model *m = acm_model_load(SRC, err, sizeof err);
+    cr_assert(m, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    cr_expect_eq(c->tokens, 50);
+    cr_expect_eq(c->num_acms, 4);
+    cr_expect_eq(strlen(acm_model_version(m)), 12);
+    cr_expect_str_eq(c->labels[9], "Ankle boot");
+    /* MLP ACM: N = 4, h = 18, D = 36: p = 2 (36*18 + 18*36) */
+    const acm_module_info *mlp = acm_model_acm(m, 0);
+    cr_expect_str_eq(mlp->name, "blocks.0.mlp");
+    cr_expect_eq(mlp->n, 4);
+    cr_expect_eq(mlp->h, 18);
+    cr_expect_eq(mlp->kmin, 0);
+    cr_expect_eq(acm_model_learner_flops(m, 0), 2.0 * (36 * 18 + 18 * 36));
+    const acm_module_info *q = acm_model_module(m, 1, ACM_POS_Q);
+    cr_expect_eq(q->kind, ACM_MOD_ACM);
+    cr_expect_eq(q->kmin, 1);
+    cr_expect_eq(q->gelu, 0);
+    /* parameters = sum of the file's tensor sizes */
+    acm_st_file f;
+    cr_assert_eq(acm__st_open(&f, SRC, err, sizeof err), 0);
+    int64_t n = 0;
+    for (int i = 0; i < f.n; i++) n += f.tensors[i].numel;
+    cr_expect_eq(acm_model_param_count(m), n);
+    /* the collapsed gate equals the three layers applied in sequence, on a probe vector */
+    const acm__module *md = m->acms[0];
+    const float *W0 = acm__st_find(&f, "blocks.0.mlp.gate.0.weight")->data, *b0 = acm__st_find(&f, "blocks.0.mlp.gate.0.bias")->data;
+    const float *W1 = acm__st_find(&f, "blocks.0.mlp.gate.1.weight")->data, *b1 = acm__st_find(&f, "blocks.0.mlp.gate.1.bias")->data;
+    const float *W2 = acm__st_find(&f, "blocks.0.mlp.gate.2.weight")->data, *b2 = acm__st_find(&f, "blocks.0.mlp.gate.2.bias")->data;
+    double z[36], h1[16], h2[16];
+    for (int i = 0; i < 36; i++) z[i] = (i % 7) * 0.3 - 1.0;
+    for (int o = 0; o < 16; o++) {
+        h1[o] = b0[o];
+        for (int i = 0; i < 36; i++) h1[o] += W0[o * 36 + i] * z[i];
+    }
+    for (int o = 0; o < 16; o++) {
+        h2[o] = b1[o];
+        for (int i = 0; i < 16; i++) h2[o] += W1[o * 16 + i] * h1[i];
+    }
+    for (int o = 0; o < 5; o++) {
+        double ref = b2[o], got = md->gate_b[o];
+        for (int i = 0; i < 16; i++) ref += W2[o * 16 + i] * h2[i];
+        for (int i = 0; i < 36; i++) got += md->gate_w[o * 36 + i] * z[i];
+        cr_expect(fabs(ref - got) <= 1e-5 * (1 + fabs(ref)), "gate output %d: collapsed %.8f vs layered %.8f", o, got, ref);
+    }
+    acm__st_close(&f);
+    acm_model_free(m);
+}
