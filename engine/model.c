@@ -352,6 +352,15 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                           "metadata: acm.modules[%zu] needs a name and learners in [1, %d]", i, ACM_MAX_LEARNERS);
                 goto fail;
             }
+            int blk = -1, consumed = 0;
+            char pos[16] = "";
+            if (sscanf(nm, "blocks.%d.%15[a-z.]%n", &blk, pos, &consumed) != 2 || nm[consumed] || blk < 0 ||
+                blk >= c->depth ||
+                (strcmp(pos, "attn.q") && strcmp(pos, "attn.k") && strcmp(pos, "attn.v") &&
+                 strcmp(pos, "attn.proj") && strcmp(pos, "mlp"))) {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: acm.modules names unknown module '%s'", nm);
+                goto fail;
+            }
             if (json_object_get(pending, nm)) {
                 acm__fail(err, errlen, ACM_ECONFIG, "metadata: acm.modules lists '%s' twice", nm);
                 goto fail;

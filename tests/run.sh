@@ -12,6 +12,11 @@ for t in "$@"; do
     c=$(printf '%s' "$syn" | sed -nE 's/.*Crashing: ([0-9]+).*/\1/p')
     p=${p:-0}; f=${f:-0}; c=${c:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && [ "$c" -eq 0 ]; then f=1; fi
+    # Criterion reports a test as passed before its process exits, so a sanitizer's report at exit (a leak) does not
+    # fail it: any sanitizer report fails the binary here.
+    if printf '%s\n' "$out" | grep -qE 'ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|SUMMARY: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|runtime error:|WARNING: ThreadSanitizer'; then
+        f=$((f + 1)); rc=1
+    fi
     pass=$((pass + p)); fail=$((fail + f + c))
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ]; then
         bad_bins+=("$t"); printf '%s\n' "$out" | grep -vE '^\[----\] *$' | tail -40
