@@ -83,8 +83,9 @@ void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int l
 
 /* Runs a static or ACM module: out (ldo) = or += module(x). */
 static void run_module(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
-                       const acm__module *md, float *fc1, float *gelu, const acm_item *items, const float *lambda,
-                       int B, int T, acm__acm_scratch *s, acm_result *res, double *flops, double *lflops) {
+                       const acm__vit_acts *a, const acm__module *md, float *fc1, float *gelu, const acm_item *items,
+                       const float *lambda, int B, int T, acm__acm_scratch *s, acm_result *res, double *flops,
+                       double *lflops) {
     const int64_t BT = (int64_t)B * T;
     const acm_module_info *in = &md->info;
     switch (in->kind) {
@@ -98,6 +99,10 @@ static void run_module(float *out, int ldo, int accumulate, const float *x, int 
                             accumulate);
         return;
     case ACM_MOD_ACM:
+        if (a->acm_hook) {
+            a->acm_hook(a->acm_hook_ctx, out, ldo, accumulate, x, ldx, md, B, T);
+            return;
+        }
         acm__acm_forward(out, ldo, accumulate, x, ldx, m, md, items, lambda, B, T, s, flops, lflops);
         for (int b = 0; b < B; b++)
             if (res[b].kmap) memcpy(res[b].kmap + (int64_t)in->acm_index * T, s->k + (int64_t)b * T, (size_t)T);
@@ -141,20 +146,20 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         acm__block_acts *ba = &a->blk[a->blk_shared ? 0 : l];
         acm__layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, bl->ln1_w, bl->ln1_b, BT, D, c->ln_eps);
         if (bl->fused_qkv) {
-            run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, B, T, s,
+            run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, B, T, s,
                        res, eflops, lflops);
         } else {
             for (int p = ACM_POS_Q; p <= ACM_POS_V; p++)
-                run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, &bl->mod[p], NULL, NULL, items, lambda, B, T, s,
+                run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[p], NULL, NULL, items, lambda, B, T, s,
                            res, eflops, lflops);
         }
         acm__attention_forward(ba->attn_y, ba->att, ba->qkv, ba->qkv + D, ba->qkv + 2 * D, 3 * D, B, T, D, H);
         if (ba->x1 != x) memcpy(ba->x1, x, sizeof(float) * (size_t)(BT * D));
-        run_module(ba->x1, D, 1, ba->attn_y, D, m, &bl->mod[ACM_POS_O], NULL, NULL, items, lambda, B, T, s, res,
+        run_module(ba->x1, D, 1, ba->attn_y, D, m, a, &bl->mod[ACM_POS_O], NULL, NULL, items, lambda, B, T, s, res,
                    eflops, lflops);
         acm__layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x1, bl->ln2_w, bl->ln2_b, BT, D, c->ln_eps);
         if (ba->x2 != ba->x1) memcpy(ba->x2, ba->x1, sizeof(float) * (size_t)(BT * D));
-        run_module(ba->x2, D, 1, ba->ln2, D, m, &bl->mod[ACM_POS_MLP], ba->fc1, ba->gelu, items, lambda, B, T, s,
+        run_module(ba->x2, D, 1, ba->ln2, D, m, a, &bl->mod[ACM_POS_MLP], ba->fc1, ba->gelu, items, lambda, B, T, s,
                    res, eflops, lflops);
         x = ba->x2;
     }

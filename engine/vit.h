@@ -26,7 +26,15 @@ typedef struct {
     float *x2;                        /* [B*T, D] block output */
 } acm__block_acts;
 
+/* Training runs ACM modules its own way (all learners, Gumbel gates, saved activations) inside the same forward pass:
+ * when acm__vit_acts.acm_hook is set, every ACM module calls it instead of acm__acm_forward. It must write (or add,
+ * when accumulate) the module's output for all B*T rows. */
+typedef void (*acm__acm_hook)(void *ctx, float *out, int ldo, int accumulate, const float *x, int ldx,
+                              const acm__module *md, int B, int T);
+
 typedef struct {
+    acm__acm_hook acm_hook;           /* NULL for inference */
+    void *acm_hook_ctx;
     float *patches;                   /* [B*Np, PP] im2col rows */
     float *x0;                        /* [B*T, D] embeddings: class token + patches, plus position */
     acm__block_acts *blk;             /* [depth], or [1] when blk_shared */
