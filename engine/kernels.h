@@ -64,6 +64,9 @@ void acm__matmul_backward(float *dinp, int lddi, float *dweight, float *dbias, c
 
 /* Exact GELU: dinp[i] += dout[i] · (Φ(x) + x φ(x)), x = inp[i] (the forward's input). */
 void acm__gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+/* The same from the forward's input AND output (out = GELU(inp), e.g. the activation record's gelu): Φ(x) = out / x,
+ * so no erf is evaluated (erff is most of GELU's cost); |x| < 1e-6 uses Φ = 0.5 + x φ(0). */
+void acm__gelu_backward_out(float *dinp, const float *inp, const float *out, const float *dout, int64_t n);
 
 /* Multi-head attention (acm__attention_forward): dq, dk, dv [B*T, ld] (same column layout as q, k, v; may point into one
  * fused dqkv buffer at offsets 0, D, 2D) from dout [B*T, D], the saved probabilities att [B, H, T, T] and q, k, v.

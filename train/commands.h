@@ -8,6 +8,11 @@
 /* X(name, function, one-line summary): one line per command; main.c builds the dispatch and the help from it. */
 #define ACM_TRAIN_COMMANDS(X)                                                                    \
     X("info", cmd_info, "print a model's architecture, parameters, FLOPs, ACM layout, budget table") \
+    X("acmize", cmd_acmize, "convert a static ViT into an ACM model: the three phases of the paper") \
+    X("predict", cmd_predict, "classify the first Fashion-MNIST test images, with FLOPs and compute maps") \
+    X("base", cmd_base, "train the static ViT on Fashion-MNIST (checkpoints, --resume)")          \
+    X("eval", cmd_eval, "test accuracy, per-class accuracy and confusion matrix of a model")       \
+    X("plot", cmd_plot, "loss and accuracy curves of a training CSV as PNG (gnuplot)")             \
     ACM_TRAIN_COMMANDS_SPEECH(X)
 
 /* Speech commands live in their own list so that their files can grow apart. */

@@ -190,7 +190,39 @@ Test(kernels_backward, gelu) {
     float *dx = prefilled(GE_N);
     acm__gelu_backward(dx, x, g, GE_N);
     check_grad("gelu dinp", ge_loss, &c, c.x, dx, GE_N);
+    /* from the saved output: same derivative, including at 0 and tiny inputs */
+    x[0] = 0.0f, c.x[0] = 0.0;
+    x[1] = 1e-7f, c.x[1] = (double)1e-7f;
+    x[2] = -9.0f, c.x[2] = -9.0;
+    acm__gelu_forward(y, x, GE_N);
+    float *dx2 = prefilled(GE_N);
+    acm__gelu_backward_out(dx2, x, y, g, GE_N);
+    check_grad("gelu dinp (from output)", ge_loss, &c, c.x, dx2, GE_N);
+    free(dx2);
     free(dx);
+}
+
+/* The vector path (4 lanes) and the scalar tail of gelu_backward_out agree with the erf-based kernel over [-12, 12]. */
+Test(kernels_backward, gelu_from_output_matches_erf_version) {
+    enum { N = 1003 };
+    static float x[N], y[N], g[N], d1[N], d2[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+        g[i] = 1.0f + 0.001f * (float)i;
+    }
+    x[500] = 0.0f;
+    x[501] = -3e-7f;
+    acm__gelu_forward(y, x, N);
+    acm__gelu_backward(d1, x, g, N);
+    acm__gelu_backward_out(d2, x, y, g, N);
+    double maxd = 0;
+    int worst = 0;
+    for (int i = 0; i < N; i++) {
+        double e = fabs((double)d1[i] - d2[i]) / (1e-6 + fabs(d1[i]));
+        if (e > maxd) maxd = e, worst = i;
+    }
+    cr_assert(maxd < 2e-5, "gelu_backward_out vs gelu_backward: max relative difference %.3g at x = %g", maxd,
+              (double)x[worst]);
 }
 
 /* ---- attention over a fused, padded qkv buffer --------------------------------------------------------------------- */

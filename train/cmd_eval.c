@@ -1,0 +1,98 @@
+/*
+ * cmd_eval.c — `acm-train eval MODEL`: Fashion-MNIST test accuracy, per-class accuracy and the confusion matrix of a
+ * model file, run through the engine's public API (eval.c); text or --json. Reports the BLAS core and threads.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "acm.h"
+#include "train/commands.h"
+#include "train/eval.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: acm-train eval MODEL.safetensors [options]\n"
+               "  --data DIR      Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n"
+               "  --batch N       images per engine call (default 64)\n"
+               "  --threads N     OpenBLAS threads (default 2)\n"
+               "  --json          one JSON object on stdout instead of the text report\n");
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *data = "/usr/share/datasets/fashion-mnist";
+    int batch = 64, threads = 2, json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--data") && more) data = argv[++i];
+        else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (a[0] != '-' && !model) model = a;
+        else {
+            fprintf(stderr, "acm-train eval: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!model || batch < 1 || threads < 1) {
+        usage(stderr);
+        return 2;
+    }
+    acm_blas_set_threads(threads);
+    acmt_eval_result r;
+    char err[1024];
+    if (acmt_eval_model(model, data, batch, &r, err, sizeof err)) {
+        fprintf(stderr, "acm-train eval: %s\n", err);
+        return 1;
+    }
+    const int K = r.classes;
+    if (json) {
+        json_t *o = json_object(), *pc = json_array(), *cm = json_array();
+        json_object_set_new(o, "model", json_string(model));
+        json_object_set_new(o, "n", json_integer(r.n));
+        json_object_set_new(o, "correct", json_integer(r.correct));
+        json_object_set_new(o, "accuracy", json_real(r.accuracy));
+        for (int t = 0; t < K; t++) {
+            int64_t row = 0;
+            json_t *cr = json_array();
+            for (int p = 0; p < K; p++) {
+                row += r.confusion[t][p];
+                json_array_append_new(cr, json_integer(r.confusion[t][p]));
+            }
+            json_array_append_new(pc, json_real(row ? (double)r.confusion[t][t] / row : 0));
+            json_array_append_new(cm, cr);
+        }
+        json_object_set_new(o, "per_class_accuracy", pc);
+        json_object_set_new(o, "confusion", cm);
+        json_object_set_new(o, "seconds", json_real(r.seconds));
+        json_object_set_new(o, "images_per_s", json_real(r.n / r.seconds));
+        json_object_set_new(o, "blas_core", json_string(acm_blas_core()));
+        json_object_set_new(o, "threads", json_integer(threads));
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+        return 0;
+    }
+    acm_model *m = acm_model_load(model, err, sizeof err);
+    const acm_config *c = m ? acm_model_config(m) : NULL;
+    printf("model %s (version %s)\n", model, m ? acm_model_version(m) : "?");
+    printf("test accuracy %.2f%% (%lld / %lld), %.1f images/s, BLAS %s x%d\n\n", 100 * r.accuracy,
+           (long long)r.correct, (long long)r.n, r.n / r.seconds, acm_blas_core(), threads);
+    printf("%-14s %8s   confusion (rows: true, columns: predicted)\n", "class", "accuracy");
+    for (int t = 0; t < K; t++) {
+        int64_t row = 0;
+        for (int p = 0; p < K; p++) row += r.confusion[t][p];
+        printf("%-14s %7.2f%%  ", c && c->labels ? c->labels[t] : "?", row ? 100.0 * r.confusion[t][t] / row : 0.0);
+        for (int p = 0; p < K; p++) printf(" %5lld", (long long)r.confusion[t][p]);
+        printf("\n");
+    }
+    acm_model_free(m);
+    return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * data.h — Fashion-MNIST for training: loading (proto/idx.c on the files of Debian's dataset-fashion-mnist), the
+ * validation split, per-epoch shuffling, augmentation and normalisation into batches.
+ *
+ * Determinism: the split depends only on split_seed; the order of each epoch and every augmentation draw come from two
+ * acmt_rng streams (order, aug) that the caller owns and checkpoints. The same states give the same batches,
+ * bit for bit. The test set is loaded separately and is never seen by training (only by `acm-train eval`).
+ *
+ * Augmentation of one 28×28 image (applied in this order, each optional):
+ *   random crop with padding: pad by `crop_pad` pixels of background (0), take a random 28×28 window;
+ *   horizontal flip with probability `flip`;
+ *   random erasing (Zhong et al. 2017) with probability `erase_prob`: one rectangle of area fraction
+ *     U(erase_min, erase_max) and aspect ratio log-uniform in [0.3, 3.3], filled with 0 after normalisation
+ *     (the data-set mean).
+ * Normalisation: x = (pixel/255 − mean) / std, mean 0.2860, std 0.3530 (Fashion-MNIST training set statistics).
+ */
+#ifndef ACM_TRAIN_DATA_H
+#define ACM_TRAIN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "train/rng.h"
+
+#define ACMT_FMNIST_MEAN 0.2860f
+#define ACMT_FMNIST_STD 0.3530f
+
+typedef struct {
+    int64_t n;          /* images */
+    int rows, cols;     /* 28, 28 */
+    uint8_t *pixels;    /* [n, rows, cols], owned */
+    int32_t *labels;    /* [n], owned */
+} acmt_images;
+
+typedef struct {
+    int crop_pad;      /* 2 */
+    float flip;        /* 0.5 */
+    float erase_prob;  /* 0.25 */
+    float erase_min, erase_max; /* 0.02, 0.25 */
+} acmt_augment;
+
+acmt_augment acmt_augment_default(void);
+acmt_augment acmt_augment_none(void);
+
+/* Reads DIR/{prefix}-images-idx3-ubyte.gz and DIR/{prefix}-labels-idx1-ubyte.gz (prefix "train" or "t10k").
+ * Returns 0 or -1 with a message naming the file. */
+int acmt_images_load(acmt_images *out, const char *dir, const char *prefix, char *err, size_t errlen);
+void acmt_images_free(acmt_images *x);
+
+/* Splits src into train and val: a permutation of src from split_seed, the first val_n images to val, the rest to
+ * train (both keep the permuted order). limit_train > 0 keeps only that many training images (smoke tests).
+ * Returns 0 or -1 (out of memory, or val_n out of range). */
+int acmt_images_split(acmt_images *train, acmt_images *val, const acmt_images *src, int64_t val_n, uint64_t split_seed,
+                      int64_t limit_train, char *err, size_t errlen);
+
+/* Writes B normalised images x[B, 1, rows, cols] and labels y[B] for the items idx[0..B), augmented with aug from
+ * rng (aug NULL or rng NULL: no augmentation). */
+void acmt_make_batch(float *x, int32_t *y, const acmt_images *set, const int32_t *idx, int B, const acmt_augment *aug,
+                     acmt_rng *rng);
+
+#endif

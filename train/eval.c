@@ -1,0 +1,91 @@
+/*
+ * eval.c — see eval.h. Pixels are normalised with the model's own preprocessing (acm_config mean/std).
+ */
+#include "train/eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acm.h"
+#include "train/data.h"
+
+int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acmt_eval_result *r, char *err,
+                    size_t errlen) {
+    memset(r, 0, sizeof *r);
+    acm_model *m = acm_model_load(model_path, err, errlen);
+    if (!m) return -1;
+    const acm_config *c = acm_model_config(m);
+    if (c->num_classes > ACMT_EVAL_MAX_CLASSES || c->in_chans != 1) {
+        snprintf(err, errlen, "%s: %d classes, %d channels: not a Fashion-MNIST model", model_path, c->num_classes,
+                 c->in_chans);
+        acm_model_free(m);
+        return -1;
+    }
+    acmt_images test;
+    if (acmt_images_load(&test, data_dir, "t10k", err, errlen)) {
+        acm_model_free(m);
+        return -1;
+    }
+    if (test.rows != c->image_size || test.cols != c->image_size) {
+        snprintf(err, errlen, "%s: model input %d, test images %dx%d", model_path, c->image_size, test.rows,
+                 test.cols);
+        acmt_images_free(&test);
+        acm_model_free(m);
+        return -1;
+    }
+    acm_worker_params wp = acm_worker_default_params();
+    wp.max_batch = batch;
+    acm_worker *w = acm_worker_new(m, wp, err, errlen);
+    const int px = test.rows * test.cols, K = c->num_classes;
+    float *x = malloc(sizeof(float) * (size_t)batch * px), *logits = malloc(sizeof(float) * (size_t)batch * K);
+    acm_item *items = calloc((size_t)batch, sizeof *items);
+    acm_result *res = calloc((size_t)batch, sizeof *res);
+    int rc = 0;
+    if (!w || !x || !logits || !items || !res) {
+        if (w) snprintf(err, errlen, "out of memory");
+        rc = -1;
+        goto done;
+    }
+    r->classes = K;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t i = 0; i < test.n && !rc; i += batch) {
+        int n = (int)(test.n - i < batch ? test.n - i : batch);
+        for (int b = 0; b < n; b++) {
+            const uint8_t *s = test.pixels + (size_t)(i + b) * px;
+            for (int j = 0; j < px; j++) x[(size_t)b * px + j] = ((float)s[j] / 255.0f - c->mean[0]) / c->std[0];
+            items[b].pixels = x + (size_t)b * px;
+            items[b].policy = acm_policy_default();
+            res[b].logits = logits + (size_t)b * K;
+        }
+        rc = acm_worker_run(w, items, res, n, err, errlen) ? -1 : 0;
+        for (int b = 0; b < n && !rc; b++) {
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (res[b].logits[k] > res[b].logits[best]) best = k;
+            int t = test.labels[i + b];
+            if (t >= K) {
+                snprintf(err, errlen, "test label %d outside the model's %d classes", t, K);
+                rc = -1;
+                break;
+            }
+            r->confusion[t][best]++;
+            r->correct += best == t;
+            r->n++;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    r->accuracy = r->n ? (double)r->correct / (double)r->n : 0;
+done:
+    free(x);
+    free(logits);
+    free(items);
+    free(res);
+    acm_worker_free(w);
+    acmt_images_free(&test);
+    acm_model_free(m);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/*
+ * eval.h — test-set evaluation of a model file through the engine's public API (acm_model_load, acm_worker_run):
+ * accuracy, per-class accuracy and the confusion matrix on the 10k Fashion-MNIST test images.
+ */
+#ifndef ACM_TRAIN_EVAL_H
+#define ACM_TRAIN_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ACMT_EVAL_MAX_CLASSES 16
+
+typedef struct {
+    int64_t n, correct;
+    double accuracy;
+    int classes;
+    int64_t confusion[ACMT_EVAL_MAX_CLASSES][ACMT_EVAL_MAX_CLASSES]; /* [true][predicted] */
+    double seconds;
+} acmt_eval_result;
+
+int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acmt_eval_result *r, char *err,
+                    size_t errlen);
+
+#endif

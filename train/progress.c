@@ -1,0 +1,70 @@
+/*
+ * progress.c — see progress.h.
+ */
+#include "train/progress.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void acmt_progress_start(acmt_progress *p, int quiet) {
+    p->quiet = quiet;
+    p->tty = isatty(2);
+    p->start = now_s();
+    p->last = 0;
+    p->drawn = 0;
+}
+
+static void fmt_time(char *b, size_t n, double s) {
+    if (!(s >= 0) || s > 1e8) s = 0;
+    long t = (long)(s + 0.5);
+    snprintf(b, n, "%ldh%02ldm%02lds", t / 3600, (t / 60) % 60, t % 60);
+}
+
+void acmt_progress_update(acmt_progress *p, int64_t step, int64_t total, double loss, double acc, double img_s,
+                          double eta_s) {
+    if (p->quiet) return;
+    double t = now_s();
+    if (t - p->last < (p->tty ? 0.25 : 30.0) && step != total) return;
+    p->last = t;
+    char eta[32];
+    fmt_time(eta, sizeof eta, eta_s);
+    double frac = total ? (double)step / (double)total : 1;
+    if (p->tty) {
+        char bar[21];
+        int fill = (int)(frac * 20);
+        for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        fprintf(stderr, "\r[%s] %5.1f%% step %lld/%lld loss %.4f acc %5.1f%% %6.1f img/s ETA %s  ", bar, 100 * frac,
+                (long long)step, (long long)total, loss, 100 * acc, img_s, eta);
+        p->drawn = 1;
+    } else {
+        fprintf(stderr, "%5.1f%% step %lld/%lld loss %.4f acc %5.1f%% %6.1f img/s ETA %s\n", 100 * frac,
+                (long long)step, (long long)total, loss, 100 * acc, img_s, eta);
+    }
+    fflush(stderr);
+}
+
+void acmt_progress_note(acmt_progress *p, const char *fmt, ...) {
+    if (p->quiet) return;
+    if (p->drawn) fputc('\n', stderr);
+    p->drawn = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+void acmt_progress_end(acmt_progress *p) {
+    if (!p->quiet && p->drawn) fputc('\n', stderr);
+    p->drawn = 0;
+}
