@@ -1,0 +1,284 @@
+/*
+ * acm_module.c — training one ACM: learners, phase-1 distillation, phase-2 labels, gate, phase-3 Gumbel selection.
+ * See acm_module.h. Every matrix product goes through the engine's kernels (engine/kernels.h).
+ */
+#include "train/acm_module.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+void acmt_acm_layout_init(acmt_acm_layout *L, const char *name, int din, int dout, int n, int h, int is_mlp, int gh) {
+    memset(L, 0, sizeof *L);
+    snprintf(L->name, sizeof L->name, "%s", name);
+    L->din = din, L->dout = dout, L->n = n, L->h = h, L->nh = n * h, L->gh = gh;
+    L->kmin = is_mlp ? 0 : 1;
+    L->gelu = is_mlp;
+    L->choices = is_mlp ? n + 1 : n;
+    int64_t o = 0;
+    L->w1 = o, o += (int64_t)L->nh * din;
+    L->b1 = o, o += L->nh;
+    L->w2 = o, o += (int64_t)dout * L->nh;
+    L->gate = o;
+    L->g0w = o, o += (int64_t)gh * din;
+    L->g0b = o, o += gh;
+    L->g1w = o, o += (int64_t)gh * gh;
+    L->g1b = o, o += gh;
+    L->g2w = o, o += (int64_t)L->choices * gh;
+    L->g2b = o, o += L->choices;
+    L->numel = o;
+}
+
+int acmt_acm_acts_alloc(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M) {
+    memset(a, 0, sizeof *a);
+    size_t f[] = {
+        (size_t)M * L->nh, (size_t)M * L->nh, (size_t)L->n * M * L->dout, (size_t)M * L->gh, (size_t)M * L->gh,
+        (size_t)M * L->choices, (size_t)M * L->choices, (size_t)M * L->dout, (size_t)M * L->nh, (size_t)M * L->gh,
+        (size_t)M * L->gh, (size_t)M * L->choices,
+    };
+    float **ptr[] = {&a->hid, &a->act, &a->cum, &a->g0, &a->g1, &a->logits, &a->ysoft, &a->ds, &a->dact,
+                     &a->dg0, &a->dg1, &a->dlogits};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) total += f[i];
+    float *mem = calloc(total * sizeof(float) + (size_t)M, 1);
+    if (!mem) return -1;
+    a->mem = mem;
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        *ptr[i] = mem;
+        mem += f[i];
+    }
+    a->k = (uint8_t *)mem;
+    return 0;
+}
+
+void acmt_acm_acts_free(acmt_acm_acts *a) {
+    free(a->mem);
+    memset(a, 0, sizeof *a);
+}
+
+static void uniform(float *x, int64_t n, float bound, acmt_rng *rng) {
+    for (int64_t i = 0; i < n; i++) x[i] = (2.0f * acmt_rng_float(rng) - 1.0f) * bound;
+}
+
+static void init_gate(float *p, const acmt_acm_layout *L, acmt_rng *rng) {
+    uniform(p + L->g0w, (int64_t)L->gh * L->din, 1.0f / sqrtf((float)L->din), rng);
+    uniform(p + L->g0b, L->gh, 1.0f / sqrtf((float)L->din), rng);
+    uniform(p + L->g1w, (int64_t)L->gh * L->gh, 1.0f / sqrtf((float)L->gh), rng);
+    uniform(p + L->g1b, L->gh, 1.0f / sqrtf((float)L->gh), rng);
+    uniform(p + L->g2w, (int64_t)L->choices * L->gh, 1.0f / sqrtf((float)L->gh), rng);
+    uniform(p + L->g2b, L->choices, 1.0f / sqrtf((float)L->gh), rng);
+}
+
+void acmt_acm_init_random(float *p, const acmt_acm_layout *L, acmt_rng *rng) {
+    uniform(p + L->w1, (int64_t)L->nh * L->din, 1.0f / sqrtf((float)L->din), rng);
+    uniform(p + L->b1, L->nh, 1.0f / sqrtf((float)L->din), rng);
+    /* Learners are additive corrections: w2 = 0 makes every learner start as a no-op (h(z, k) = 0, error e_0 for
+     * every k), as LoRA starts its B matrix, instead of adding noise that later learners must first cancel. */
+    memset(p + L->w2, 0, sizeof(float) * (size_t)L->dout * L->nh);
+    init_gate(p, L, rng);
+}
+
+void acmt_acm_init_from_mlp(float *p, const acmt_acm_layout *L, const float *fc1_w, const float *fc1_b,
+                            const float *fc2_w, acmt_rng *rng) {
+    memcpy(p + L->w1, fc1_w, sizeof(float) * (size_t)L->nh * L->din);
+    memcpy(p + L->b1, fc1_b, sizeof(float) * (size_t)L->nh);
+    memcpy(p + L->w2, fc2_w, sizeof(float) * (size_t)L->dout * L->nh);
+    init_gate(p, L, rng);
+}
+
+void acmt_acm_learners_forward(acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, const float *z, int ldz,
+                               int64_t M) {
+    const int nh = L->nh, h = L->h, dout = L->dout;
+    acm__matmul_forward(a->hid, nh, z, ldz, p + L->w1, L->din, p + L->b1, M, L->din, nh, 0);
+    if (L->gelu)
+        acm__gelu_forward(a->act, a->hid, M * nh);
+    else
+        memcpy(a->act, a->hid, sizeof(float) * (size_t)(M * nh));
+    for (int n = 0; n < L->n; n++) {
+        float *cn = a->cum + (int64_t)n * M * dout;
+        acm__matmul_forward(cn, dout, a->act + n * h, nh, p + L->w2 + n * h, nh, NULL, M, h, dout, 0);
+        if (n) acm__add(cn, cn, cn - M * dout, M * dout);
+    }
+}
+
+/* Learner n's part of the backward given ds = dL/ds_n [M, Dout]: dW2 block n and dact block n. */
+static void learner_out_backward(float *g, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, int n,
+                                 int64_t M) {
+    const int nh = L->nh, h = L->h;
+    acm__matmul_backward(a->dact + n * h, nh, g + L->w2 + n * h, NULL, a->ds, L->dout, a->act + n * h, nh,
+                         p + L->w2 + n * h, nh, M, h, L->dout);
+}
+
+/* After every learner's dact block: through the activation and the first layer. */
+static void learners_in_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p,
+                                 const acmt_acm_layout *L, const float *z, int ldz, int64_t M) {
+    const int nh = L->nh;
+    float *dhid = a->dact;
+    if (L->gelu) {
+        /* dhid = dact ⊙ gelu'(hid): gelu_backward accumulates, so go through act (free now) as the output */
+        memset(a->act, 0, sizeof(float) * (size_t)(M * nh));
+        acm__gelu_backward(a->act, a->hid, a->dact, M * nh);
+        dhid = a->act;
+    }
+    acm__matmul_backward(dz, lddz, g + L->w1, g + L->b1, dhid, nh, z, ldz, p + L->w1, L->din, M, L->din, nh);
+}
+
+double acmt_acm_distill_backward(float *g, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, const float *z,
+                                 int ldz, const float *o, int ldo, int64_t M, double *errs) {
+    const int dout = L->dout, N = L->n;
+    const double scale = 1.0 / ((double)N * M * dout);
+    double loss = 0;
+    if (errs) {
+        double e0 = 0;
+        for (int64_t i = 0; i < M; i++)
+            for (int j = 0; j < dout; j++) e0 += (double)o[i * ldo + j] * o[i * ldo + j];
+        errs[0] = e0 / ((double)M * dout);
+    }
+    memset(a->dact, 0, sizeof(float) * (size_t)(M * L->nh));
+    for (int n = 0; n < N; n++) {
+        const float *cn = a->cum + (int64_t)n * M * dout;
+        double se = 0;
+        for (int64_t i = 0; i < M; i++)
+            for (int j = 0; j < dout; j++) {
+                double d = (double)cn[i * dout + j] - o[i * ldo + j];
+                se += d * d;
+                a->ds[i * dout + j] = (float)(2.0 * scale * d);
+            }
+        loss += se * scale;
+        if (errs) errs[n + 1] = se / ((double)M * dout);
+        learner_out_backward(g, a, p, L, n, M);
+    }
+    learners_in_backward(g, NULL, 0, a, p, L, z, ldz, M);
+    return loss;
+}
+
+int acmt_label_rule(const double *e, int N) {
+    if (N < 2) return N;
+    for (int j = 0; j < N; j++) {
+        double r;
+        if (e[j + 1] == 0)
+            r = e[j] == 0 ? 1.0 : INFINITY; /* 0/0: not improved; x/0: improved */
+        else
+            r = e[j] / e[j + 1];
+        if (r < 1.2) return j == 0 ? N : j + 1;
+    }
+    return N;
+}
+
+void acmt_acm_gate_labels(int32_t *labels, const acmt_acm_acts *a, const acmt_acm_layout *L, const float *o, int ldo,
+                          int64_t M) {
+    const int dout = L->dout, N = L->n;
+    double e[32];
+    for (int64_t i = 0; i < M; i++) {
+        double s = 0;
+        for (int j = 0; j < dout; j++) s += (double)o[i * ldo + j] * o[i * ldo + j];
+        e[0] = sqrt(s);
+        for (int n = 0; n < N; n++) {
+            const float *c = a->cum + ((int64_t)n * M + i) * dout;
+            s = 0;
+            for (int j = 0; j < dout; j++) {
+                double d = (double)c[j] - o[i * ldo + j];
+                s += d * d;
+            }
+            e[n + 1] = sqrt(s);
+        }
+        labels[i] = acmt_label_rule(e, N) - L->kmin;
+    }
+}
+
+void acmt_acm_gate_forward(acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, const float *z, int ldz,
+                           int64_t M) {
+    acm__matmul_forward(a->g0, L->gh, z, ldz, p + L->g0w, L->din, p + L->g0b, M, L->din, L->gh, 0);
+    acm__matmul_forward(a->g1, L->gh, a->g0, L->gh, p + L->g1w, L->gh, p + L->g1b, M, L->gh, L->gh, 0);
+    acm__matmul_forward(a->logits, L->choices, a->g1, L->gh, p + L->g2w, L->gh, p + L->g2b, M, L->gh, L->choices, 0);
+}
+
+void acmt_acm_gate_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
+                            const float *z, int ldz, int64_t M) {
+    const int gh = L->gh, C = L->choices;
+    memset(a->dg1, 0, sizeof(float) * (size_t)(M * gh));
+    memset(a->dg0, 0, sizeof(float) * (size_t)(M * gh));
+    acm__matmul_backward(a->dg1, gh, g + L->g2w, g + L->g2b, a->dlogits, C, a->g1, gh, p + L->g2w, gh, M, gh, C);
+    acm__matmul_backward(a->dg0, gh, g + L->g1w, g + L->g1b, a->dg1, gh, a->g0, gh, p + L->g1w, gh, M, gh, gh);
+    acm__matmul_backward(dz, lddz, g + L->g0w, g + L->g0b, a->dg0, gh, z, ldz, p + L->g0w, L->din, M, L->din, gh);
+}
+
+void acmt_acm_gumbel_select(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M, float tau, acmt_rng *rng) {
+    const int C = L->choices;
+    float v[64];
+    for (int64_t i = 0; i < M; i++) {
+        const float *l = a->logits + i * C;
+        for (int c = 0; c < C; c++) {
+            float gum = 0;
+            if (rng) {
+                /* Gumbel(0, 1) = -log(-log U), U in (0, 1) */
+                float u = acmt_rng_float(rng);
+                u = u < 1e-20f ? 1e-20f : u > 1.0f - 1e-7f ? 1.0f - 1e-7f : u;
+                gum = -logf(-logf(u));
+            }
+            v[c] = (l[c] + gum) / tau;
+        }
+        acm__softmax_row(a->ysoft + i * C, v, C);
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (v[c] > v[best]) best = c;
+        a->k[i] = (uint8_t)(L->kmin + best);
+    }
+}
+
+void acmt_acm_select_forward(float *out, int ldo, int accumulate, const acmt_acm_acts *a, const acmt_acm_layout *L,
+                             int64_t M) {
+    const int dout = L->dout;
+    for (int64_t i = 0; i < M; i++) {
+        float *o = out + i * ldo;
+        int k = a->k[i];
+        if (k == 0) {
+            if (!accumulate) memset(o, 0, sizeof(float) * (size_t)dout);
+            continue;
+        }
+        const float *c = a->cum + ((int64_t)(k - 1) * M + i) * dout;
+        if (accumulate)
+            for (int j = 0; j < dout; j++) o[j] += c[j];
+        else
+            memcpy(o, c, sizeof(float) * (size_t)dout);
+    }
+}
+
+void acmt_acm_select_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
+                              const float *z, int ldz, const float *dout, int lddo, const float *dy_aux, float tau,
+                              int64_t M) {
+    const int C = L->choices, D = L->dout;
+    /* gate: straight-through from dy to the logits */
+    for (int64_t i = 0; i < M; i++) {
+        double dy[64] = {0};
+        int k = a->k[i], sel = k - L->kmin;
+        if (k > 0) {
+            const float *c = a->cum + ((int64_t)(k - 1) * M + i) * D;
+            double s = 0;
+            for (int j = 0; j < D; j++) s += (double)dout[i * lddo + j] * c[j];
+            dy[sel] = s;
+        }
+        if (dy_aux)
+            for (int c = 0; c < C; c++) dy[c] += dy_aux[i * C + c];
+        const float *ys = a->ysoft + i * C;
+        double dot = 0;
+        for (int c = 0; c < C; c++) dot += ys[c] * dy[c];
+        for (int c = 0; c < C; c++) a->dlogits[i * C + c] = (float)(ys[c] * (dy[c] - dot) / tau);
+    }
+    acmt_acm_gate_backward(g, dz, lddz, a, p, L, z, ldz, M);
+    /* learners: learner n gets dout on the rows that selected k >= n */
+    memset(a->dact, 0, sizeof(float) * (size_t)(M * L->nh));
+    for (int n = 0; n < L->n; n++) {
+        for (int64_t i = 0; i < M; i++) {
+            if (a->k[i] > n)
+                memcpy(a->ds + i * D, dout + i * lddo, sizeof(float) * (size_t)D);
+            else
+                memset(a->ds + i * D, 0, sizeof(float) * (size_t)D);
+        }
+        learner_out_backward(g, a, p, L, n, M);
+    }
+    learners_in_backward(g, dz, lddz, a, p, L, z, ldz, M);
+}

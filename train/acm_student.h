@@ -1,0 +1,99 @@
+/*
+ * acm_student.h — an ACM model in training: a static ViT (vit_train.h) whose chosen modules are replaced by ACMs
+ * (acm_module.h). It owns the ACMs' flat parameter block (with gradients and Adam moments), their activations, the
+ * engine model built over both parameter sets (so the one forward pass of engine/vit.c runs it, with the ACM hook),
+ * the phase-3 auxiliary losses, and the writer of the model file.
+ *
+ * Which modules: a mask of positions (ACM_POS_Q .. ACM_POS_MLP) applied to every block. q, k and v split timm's fused
+ * qkv; a static q, k or v beside an ACM one is a slice of the fused weight (rows p*D .. p*D+D-1), so nothing is copied.
+ * ACMs are numbered in execution order (per block: q, k, v, o, MLP), the engine's order.
+ */
+#ifndef ACM_TRAIN_ACM_STUDENT_H
+#define ACM_TRAIN_ACM_STUDENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "acm.h"
+#include "train/acm_module.h"
+#include "train/rng.h"
+#include "train/vit_train.h"
+
+#define ACMT_POS_BIT(p) (1u << (p))
+#define ACMT_POS_ALL 0x1fu
+
+typedef struct {
+    char name[96];
+    float *p, *g; /* data and gradient (gradient NULL for slices: their gradient lives in the fused tensor) */
+    int ndim;
+    int64_t shape[4];
+} acmt_tensor_ref;
+
+typedef struct {
+    acmt_vit *v;           /* the static part (owned) */
+    unsigned mask;         /* positions replaced by ACMs */
+    int n_acm;
+    acmt_acm_layout *L;    /* [n_acm] */
+    int64_t *off;          /* [n_acm] offsets into the ACM block */
+    int64_t *blk_of;       /* [n_acm] block index; pos_of below */
+    int *pos_of;           /* [n_acm] acm_position */
+    int64_t nparams;       /* floats in the ACM block */
+    float *ap, *ag, *am, *av; /* ACM parameters, gradients, Adam m, v */
+    acmt_acm_acts *acts;   /* [n_acm] for v->max_batch * T rows */
+    const float **z;       /* [n_acm] input of each ACM in the last forward (row stride ldz) */
+    int *ldz;
+    float **dy_aux;        /* [n_acm] [M, C] auxiliary-loss gradients w.r.t. the hard one-hot */
+    acmt_tensor_ref *tens; /* the model file's tensors */
+    int n_tens;
+    acm_model *model;      /* the engine model over v->params and ap */
+    char *meta_json;       /* its metadata */
+    /* phase 3 forward */
+    int train_gates;       /* 1: Gumbel noise from rng; 0: argmax */
+    float tau;
+    acmt_rng *rng;
+    double *p_learner;     /* [n_acm] FLOPs of one learner for one token */
+    double p_total;        /* sum over ACMs of N p */
+} acmt_student;
+
+/* Parses "q,k,v,o,mlp" (any subset, or "all") into a mask; -1 if invalid. */
+int acmt_parse_modules(const char *s);
+
+/* Builds the student around v (taken over; freed with the student) for the masked positions, N learners, gate hidden
+ * width gh. Projection learners get h = round((D^2 + D) / (2D + 1) / N) (ACM-METHOD.md §1). */
+acmt_student *acmt_student_new(acmt_vit *v, unsigned mask, int n_learners, int gh, char *err, size_t errlen);
+void acmt_student_free(acmt_student *s);
+
+/* Initialises every ACM: init_mlp_from_teacher = 1 copies the teacher's MLP weights into MLP ACMs (learner n = hidden
+ * units n*h..), the rest at random. */
+void acmt_student_init(acmt_student *s, int init_mlp_from_teacher, acmt_rng *rng);
+
+/* Phase-3 forward of B items x[B, C, S, S]: Gumbel (train_gates) or argmax gates; logits in s->v->acts.logits. */
+int acmt_student_forward(acmt_student *s, const float *x, int B, char *err, size_t errlen);
+
+/* Phase-3 auxiliary losses on the last forward's hard choices (ACM-METHOD.md §5): fills s->dy_aux with
+ * w_b dL_b + w_e dL_e + w_d dL_d with respect to the one-hot choices and returns the three losses and the mean realised
+ * budget. */
+typedef struct {
+    double budget, entropy, diversity; /* L_b, L_e, L_d */
+    double realised;                   /* mean over the batch of the realised learner-compute fraction */
+} acmt_aux;
+acmt_aux acmt_student_aux(acmt_student *s, int B, double beta_target, double w_b, double w_e, double w_d);
+
+/* The same on explicit choices: k[a] [B*T] per ACM a, layouts L[a], learner FLOPs p[a]; writes dy[a] [B*T, C_a].
+ * Definitions (k as kmin + c on the one-hot y, so every derivative is with respect to y):
+ *   L_b = |mean_b r_b - beta|, r_b = sum_{t,a} k p_a / (T sum_a N_a p_a)
+ *   L_e = mean over (b, a) of sum_c h_c log h_c / log(N_a + 1), h_c = (1/T) sum_t y_tc
+ *   L_d = -2 mean over pairs b < m of |q_b - q_m|, q_b = (1/(T A)) sum_{t,a} k / N_a */
+acmt_aux acmt_aux_losses(float *const *dy, const uint8_t *const *k, const acmt_acm_layout *L, const double *p,
+                         int A, int B, int T, double beta, double w_b, double w_e, double w_d);
+
+/* Backward after acmt_student_forward + acmt_student_aux: cross-entropy with label smoothing on the logits, then the
+ * static layers and every ACM (learners, gates via straight-through, auxiliary gradients). Zeroes and fills v->grads
+ * and s->ag. Returns the mean cross-entropy. */
+double acmt_student_backward(acmt_student *s, const int32_t *targets, int B, float smoothing, int *correct);
+
+/* Writes the ACM model file: static tensors, ACM tensors, metadata (the student's, with extra_json merged at the top
+ * level, e.g. {"budget": ..., "eval": ...}). */
+int acmt_student_save(const acmt_student *s, const char *path, const char *extra_json, char *err, size_t errlen);
+
+#endif
