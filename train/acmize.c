@@ -103,11 +103,12 @@ static void usage(FILE *f) {
             "  --val-size N           validation images held out as in base training (default %d)\n"
             "  --max-steps N          stop with a checkpoint after N steps in total (0: run to the end)\n"
             "  --ckpt-every S         seconds between checkpoints (default %g)\n"
+            "  --log-every N          steps between CSV rows (default %d)\n"
             "  --data DIR             Fashion-MNIST folder (default %s)\n"
             "  --quiet\n",
             d.modules, d.learners, d.gate_hidden, d.epochs[0], d.epochs[1], d.epochs[2], d.lr[0], d.lr[1], d.lr[2],
             d.beta, d.w_b, d.w_e, d.w_d, d.batch, d.threads, (long long)d.seed, d.val_size, d.ckpt_every_s,
-            d.data_dir);
+            d.log_every, d.data_dir);
 }
 
 static int parse3(const char *s, double out[3]) {
@@ -437,6 +438,7 @@ static int parse_args(acmz_cfg *c, int *resume, int *quiet, int argc, char **arg
             else if (!strcmp(a, "--train-limit")) i32 = &c->train_limit, lo = 0;
             else if (!strcmp(a, "--seed")) i64 = &c->seed, lo = 0;
             else if (!strcmp(a, "--max-steps")) i64 = &c->max_steps, lo = 0;
+            else if (!strcmp(a, "--log-every")) i32 = &c->log_every;
             else if (!strcmp(a, "--ckpt-every")) dbl = &c->ckpt_every_s;
             else {
                 fprintf(stderr, "acm-train acmize: unknown option '%s'\n", a);

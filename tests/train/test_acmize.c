@@ -1,0 +1,138 @@
+/*
+ * test_acmize.c — a tiny end-to-end conversion: `acm-train base` makes a small static ViT from 512 images, then
+ * `acm-train acmize` runs all three phases on it. Checks: the budget loss falls during phase 3 (the target is far
+ * below where the gates start), the output is a valid ACM model for the engine, and a run stopped in the middle and
+ * resumed writes a byte-identical model.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acm.h"
+#include "safetensors.h"
+
+static char dir[64];
+static const char *bin(void) {
+    static char b[256];
+    snprintf(b, sizeof b, "%s/acm-train", getenv("ACM_BUILD") ? getenv("ACM_BUILD") : "build");
+    return b;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...) {
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/acm-acmize-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    FILE *f = fopen("/tmp/acm-acmize-tiny.json", "w");
+    fprintf(f, "{\"dim\": 24, \"depth\": 1, \"heads\": 2, \"epochs\": 2, \"batch_size\": 32, \"train_limit\": 512, "
+               "\"val_size\": 100, \"warmup_steps\": 2, \"ckpt_every_s\": 1000}\n");
+    fclose(f);
+    sh("%s base --config /tmp/acm-acmize-tiny.json --out %s/base.safetensors --no-final --quiet > %s/base.log 2>&1 "
+       "|| (cat %s/base.log; false)",
+       bin(), dir, dir, dir);
+}
+
+static void teardown(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s /tmp/acm-acmize-tiny.json", dir);
+    if (system(cmd)) cr_log_warn("cleanup of %s failed", dir);
+}
+
+#define ACMIZE_ARGS                                                                                               \
+    "--train-limit 512 --val-size 100 --batch 16 --epochs 0.5,0.25,1.5 --lr 2e-3,1e-2,3e-3 --beta 0.25 "         \
+    "--weights 1,0.05,0.05 --log-every 4 --quiet"
+
+Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .fini = teardown, .timeout = 240) {
+    char base_model[128];
+    snprintf(base_model, sizeof base_model, "%s/base.safetensors", dir);
+    if (access(base_model, F_OK)) {
+        /* --no-final skips the model file: write it from the checkpoint by finishing without --no-final */
+        sh("%s base --config /tmp/acm-acmize-tiny.json --out %s --resume --quiet > /dev/null 2>&1", bin(), base_model);
+    }
+    cr_assert_eq(access(base_model, F_OK), 0, "no base model");
+    sh("%s acmize --base %s --out %s/a.safetensors " ACMIZE_ARGS, bin(), base_model, dir);
+    /* the same run, stopped after 30 steps (inside phase 2) and resumed */
+    sh("%s acmize --base %s --out %s/b.safetensors --max-steps 30 " ACMIZE_ARGS, bin(), base_model, dir);
+    sh("%s acmize --base %s --out %s/b.safetensors --resume " ACMIZE_ARGS, bin(), base_model, dir);
+    /* every tensor identical (the metadata differs: it records wall times) */
+    {
+        char pa[128], pb[128], err[512];
+        snprintf(pa, sizeof pa, "%s/a.safetensors", dir);
+        snprintf(pb, sizeof pb, "%s/b.safetensors", dir);
+        acm_st_file fa, fb;
+        cr_assert_eq(acm__st_open(&fa, pa, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(acm__st_open(&fb, pb, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(fa.n, fb.n);
+        for (int i = 0; i < fa.n; i++) {
+            const acm_st_tensor *tb = acm__st_find(&fb, fa.tensors[i].name);
+            cr_assert(tb, "%s missing after resume", fa.tensors[i].name);
+            cr_expect_eq(memcmp(fa.tensors[i].data, tb->data, (size_t)fa.tensors[i].numel * 4), 0,
+                         "tensor %s differs between the straight and the resumed run", fa.tensors[i].name);
+        }
+        acm__st_close(&fa);
+        acm__st_close(&fb);
+    }
+
+    /* phase-3 budget loss: mean of the first two logged rows vs the last two */
+    char path[128], line[512];
+    snprintf(path, sizeof path, "%s/a.safetensors.csv", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    double lb[256];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < 256) {
+        int ph;
+        long step;
+        double lr, loss, aux1;
+        if (sscanf(line, "%d,%ld,%lf,%lf,%lf", &ph, &step, &lr, &loss, &aux1) == 5 && ph == 3) lb[n++] = aux1;
+    }
+    fclose(f);
+    cr_assert_geq(n, 4, "phase 3 logged %d rows", n);
+    double first = (lb[0] + lb[1]) / 2, last = (lb[n - 1] + lb[n - 2]) / 2;
+    cr_expect_lt(last, first, "budget loss did not fall: %.4f -> %.4f", first, last);
+    cr_log_info("phase-3 budget loss %.4f -> %.4f over %d rows", first, last, n);
+
+    /* the engine loads the result: every q, k, v, o and MLP is an ACM with 4 learners */
+    char err[512];
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    acm_model *m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    cr_expect_eq(c->num_acms, 5);
+    cr_expect_eq(acm_model_acm(m, 4)->n, 4);
+    cr_expect_str_eq(acm_model_acm(m, 4)->name, "blocks.0.mlp");
+    cr_expect_gt(c->beta_min, 0.0f);
+    acm_model_free(m);
+}
+
+Test(acmize, bad_arguments_are_refused) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s acmize --base nowhere.safetensors --out /tmp/x.safetensors 2>/dev/null", bin());
+    cr_expect_neq(system(cmd), 0, "a missing base model must fail");
+    snprintf(cmd, sizeof cmd, "%s acmize --base tests/golden/vit_a.safetensors --out /tmp/x.safetensors 2>&1", bin());
+    FILE *p = popen(cmd, "r");
+    char out[1024] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    cr_expect_neq(pclose(p), 0);
+    cr_expect(strstr(out, "not a static ViT"), "message: %s", out);
+    snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --modules q,z 2>/dev/null", bin());
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --epochs 1,2 2>/dev/null", bin());
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --beta 1.5 2>/dev/null", bin());
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+}
