@@ -86,6 +86,7 @@ typedef struct {
     /* budgets */
     float beta_min; /* smallest budget the model supports (a floor for requests) */
     int mean_table_len; /* entries of the lambda(beta) table for ACM_POLICY_MEAN; 0 if absent */
+    int cap_table_len;  /* rows of the per-module share table for ACM_POLICY_CAP; 0 if absent */
 } acm_config;
 
 /* Loads and validates a model file. Returns NULL and a message naming the file, tensor or field on failure. */
@@ -115,9 +116,10 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
  *   FIXED:  every token runs k = clamp(fixed_k, kmin, N) learners in every ACM.
  *   MEAN:   gate logits biased by -lambda(beta) * k * p_l / p_mean before the argmax; lambda from the model's table,
  *           linearly interpolated in beta. Controls the data-set mean, not each item.
- *   CAP:    exact per item: in every ACM, learner units floor(beta * T * N) are handed out greedily, one learner at a
- *           time, to the token whose gate gives the highest probability of needing it (P(K > k_t)); ties by lower
- *           token index. Realised budget <= beta for every item (when beta >= the kmin floor).
+ *   CAP:    exact per item: in every ACM l, learner units floor(s_l(beta) * T * N) are handed out greedily, one
+ *           learner at a time, to the token whose gate gives the highest probability of needing it (P(K > k_t)); ties
+ *           by lower token index. s_l(beta) is the model's calibrated share of module l (budget.cap table), or beta
+ *           when the model has none. Realised budget <= beta for every item (when beta >= the kmin floor).
  */
 typedef enum { ACM_POLICY_ARGMAX = 0, ACM_POLICY_FIXED, ACM_POLICY_MEAN, ACM_POLICY_CAP } acm_policy_kind;
 
@@ -125,6 +127,8 @@ typedef struct {
     acm_policy_kind kind;
     float beta;  /* MEAN, CAP */
     int fixed_k; /* FIXED */
+    int lambda_set; /* MEAN: 1 uses `lambda` as given instead of the model's lambda(beta) (calibration) */
+    float lambda;
 } acm_policy;
 
 acm_policy acm_policy_default(void); /* ARGMAX */

@@ -223,6 +223,8 @@ static void model_free_owned(acm_model *m) {
     free(m->bound);
     free(m->mean_beta);
     free(m->mean_lambda);
+    free(m->cap_beta);
+    free(m->cap_share);
     free(m->meta_json);
     json_decref(m->meta);
 }
@@ -509,6 +511,46 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 m->mean_lambda[i] = (float)json_number_value(e1);
             }
             c->mean_table_len = (int)n;
+        }
+        json_t *cap = json_object_get(jb, "cap");
+        if (cap) {
+            json_t *bs = json_object_get(cap, "betas"), *sh = json_object_get(cap, "shares");
+            size_t n = json_array_size(bs);
+            if (!json_is_array(bs) || !json_is_array(sh) || n == 0 || n > 1024 || json_array_size(sh) != n) {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.cap needs arrays betas and shares of equal length");
+                goto fail;
+            }
+            m->cap_beta = malloc(n * sizeof(float));
+            m->cap_share = malloc(n * (size_t)(c->num_acms ? c->num_acms : 1) * sizeof(float));
+            for (size_t i = 0; i < n; i++) {
+                json_t *jbeta = json_array_get(bs, i), *row = json_array_get(sh, i);
+                double bv = json_number_value(jbeta), lhs = 0, rhs = 0;
+                if (!json_is_number(jbeta) || !(bv > 0 && bv <= 1) || (i && bv <= m->cap_beta[i - 1]) ||
+                    (int)json_array_size(row) != c->num_acms) {
+                    acm__fail(err, errlen, ACM_ECONFIG,
+                              "metadata: budget.cap row %zu: beta in (0, 1] ascending and %d shares", i, c->num_acms);
+                    goto fail;
+                }
+                m->cap_beta[i] = (float)bv;
+                for (int a = 0; a < c->num_acms; a++) {
+                    json_t *v = json_array_get(row, (size_t)a);
+                    double sv = json_number_value(v);
+                    if (!json_is_number(v) || !(sv >= 0 && sv <= 1)) {
+                        acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.cap row %zu share %d outside [0, 1]", i, a);
+                        goto fail;
+                    }
+                    m->cap_share[i * (size_t)c->num_acms + (size_t)a] = (float)sv;
+                    lhs += sv * m->acms[a]->info.n * m->acms[a]->learner_flops;
+                    rhs += m->acms[a]->info.n * m->acms[a]->learner_flops;
+                }
+                if (lhs > bv * rhs * (1 + 1e-6)) {
+                    acm__fail(err, errlen, ACM_ECONFIG,
+                              "metadata: budget.cap row %zu spends %.4f of the learner compute, above its beta %.4f", i,
+                              lhs / rhs, bv);
+                    goto fail;
+                }
+            }
+            c->cap_table_len = (int)n;
         }
     }
     m->params = 0; /* filled by the caller that knows all tensors (file loader) */

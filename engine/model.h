@@ -11,8 +11,11 @@
  *   labels          [num_classes strings] (optional; default "0", "1", ...)
  *   acm             {"modules": [{"name": "blocks.0.mlp", "learners": 4}, ...]} (optional): the modules replaced by
  *                   ACMs; names are blocks.{i}.mlp, blocks.{i}.attn.q, .k, .v and blocks.{i}.attn.proj (o)
- *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...]} (optional): the floor of request budgets and
- *                   the lambda(beta) table of the MEAN policy, ascending in beta
+ *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...],
+ *                    "cap": {"betas": [b_0, ...], "shares": [[s_0 for every ACM], ...]}} (all optional): the floor of
+ *                   request budgets; the lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's
+ *                   share of each ACM's learners per beta (ascending betas, one share in [0, 1] per ACM in
+ *                   execution order, with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row)
  *   eval            free-form: evaluation results recorded when the file was made (not read by the engine)
  *   (other keys are kept verbatim and ignored)
  *
@@ -75,6 +78,7 @@ struct acm_model {
     acm__block *blocks;  /* [depth] */
     acm__module **acms;  /* [num_acms], execution order */
     float *mean_beta, *mean_lambda; /* [mean_table_len] */
+    float *cap_beta, *cap_share;    /* [cap_table_len], [cap_table_len, num_acms] */
     double learner_flops_total; /* sum over ACMs of N p: the budget denominator per token */
     double learner_flops_mean;  /* mean cost of one learner over all ACMs' learners (MEAN policy's unit) */
     double flops_dense;

@@ -11,6 +11,8 @@
  *           over choices with k >= j, j = k_t + 1 (ties: lower t, then lower j). That is the greedy maximiser of the
  *           expected number of needed learners covered; since P(K >= j) falls with j, each token receives a prefix of
  *           its learners. Realised <= beta whenever beta * N >= kmin. beta >= 1 runs every learner.
+ *           With a calibrated model, module l gets floor(s_l(beta) T N) units instead (acm__cap_share): the shares
+ *           follow where the gates put compute on held-out data, and spend at most beta overall.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -30,6 +32,24 @@ float acm__mean_lambda(const acm_model *m, float beta) {
     float b0 = m->mean_beta[i - 1], b1 = m->mean_beta[i];
     float w = (beta - b0) / (b1 - b0);
     return m->mean_lambda[i - 1] + w * (m->mean_lambda[i] - m->mean_lambda[i - 1]);
+}
+
+double acm__cap_share(const acm_model *m, const acm__module *md, float beta) {
+    int n = m ? m->cfg.cap_table_len : 0;
+    if (n == 0) return beta;
+    const int A = m->cfg.num_acms, a = md->info.acm_index;
+    const float *b = m->cap_beta, *s = m->cap_share;
+    /* below the table: scale the first row down with beta; above: towards every learner at beta = 1 */
+    if (beta <= b[0]) return (double)s[a] * beta / b[0];
+    if (beta >= b[n - 1]) {
+        if (b[n - 1] >= 1.0f) return s[(size_t)(n - 1) * A + a];
+        double w = (beta - b[n - 1]) / (1.0 - b[n - 1]);
+        return s[(size_t)(n - 1) * A + a] + w * (1.0 - s[(size_t)(n - 1) * A + a]);
+    }
+    int i = 1;
+    while (b[i] < beta) i++;
+    double w = (beta - b[i - 1]) / (b[i] - b[i - 1]);
+    return s[(size_t)(i - 1) * A + a] + w * (s[(size_t)i * A + a] - s[(size_t)(i - 1) * A + a]);
 }
 
 static int argmax_biased(const float *l, int C, float lambda, int kmin, double unit) {
@@ -66,7 +86,7 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
         return;
     }
     case ACM_POLICY_MEAN: {
-        if (pol.beta >= 1.0f) {
+        if (!pol.lambda_set && pol.beta >= 1.0f) {
             memset(k, N, (size_t)T);
             return;
         }
@@ -81,7 +101,8 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
             return;
         }
         memset(k, kmin, (size_t)T);
-        int64_t units = (int64_t)floor((double)pol.beta * T * N + 1e-9) - (int64_t)T * kmin;
+        double share = acm__cap_share(m, md, pol.beta);
+        int64_t units = (int64_t)floor(share * T * N + 1e-9) - (int64_t)T * kmin;
         if (units <= 0) return;
         /* gains[t * N + j - 1] = P(K_t >= j) for j = kmin+1 .. N */
         int npairs = 0;
@@ -107,7 +128,7 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
 }
 
 acm_policy acm_policy_default(void) {
-    acm_policy p = {ACM_POLICY_ARGMAX, 1.0f, 0};
+    acm_policy p = {ACM_POLICY_ARGMAX, 1.0f, 0, 0, 0.0f};
     return p;
 }
 

@@ -124,11 +124,13 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown policy %d", b, (int)p.kind);
         if ((p.kind == ACM_POLICY_MEAN || p.kind == ACM_POLICY_CAP) && !(p.beta > 0.0f && p.beta <= 1.0f))
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: budget %g outside (0, 1]", b, (double)p.beta);
-        if (p.kind == ACM_POLICY_MEAN && c->num_acms && c->mean_table_len == 0)
+        if (p.kind == ACM_POLICY_MEAN && p.lambda_set && !isfinite(p.lambda))
+            return acm__fail(err, errlen, ACM_EINVAL, "item %d: lambda is not finite", b);
+        if (p.kind == ACM_POLICY_MEAN && !p.lambda_set && c->num_acms && c->mean_table_len == 0)
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: policy 'mean' needs the model's lambda table, which "
                                                       "this model does not have", b);
         if (!items[b].pixels) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no input", b);
-        lambda[b] = p.kind == ACM_POLICY_MEAN ? acm__mean_lambda(m, p.beta) : 0.0f;
+        lambda[b] = p.kind != ACM_POLICY_MEAN ? 0.0f : p.lambda_set ? p.lambda : acm__mean_lambda(m, p.beta);
         eflops[b] = lflops[b] = 0;
     }
     /* patch embedding: im2col, one GEMM for all items, then [cls; patches] + pos */

@@ -74,6 +74,9 @@ void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int l
 void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, const acm__module *md,
                    acm_policy pol, float lambda, acm__acm_scratch *s);
 
+/* CAP: the fraction of module md's learners an item may use at budget beta (the model's table, or beta). */
+double acm__cap_share(const acm_model *m, const acm__module *md, float beta);
+
 /* lambda(beta) from the model's table (linear interpolation, clamped to the ends). */
 float acm__mean_lambda(const acm_model *m, float beta);
 
