@@ -163,6 +163,10 @@ Test(model, bad_metadata) {
         {"budget", "{\"beta_min\":0}", "beta_min"},
         {"budget", "{\"mean\":[[0.5,1],[0.4,2]]}", "beta ascending"},
         {"budget", "{\"mean\":[]}", "non-empty"},
+        {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[0.5,0.5,0.5]]}}", "4 shares"},
+        {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[0.9,0.9,0.9,0.9]]}}", "above its beta"},
+        {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[1.5,0,0,0]]}}", "outside [0, 1]"},
+        {"budget", "{\"cap\":{\"betas\":[0.6,0.5],\"shares\":[[0.1,0.1,0.1,0.1],[0.1,0.1,0.1,0.1]]}}", "ascending"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         mut m;
@@ -239,4 +243,54 @@ Test(model, accounting) {
     }
     acm__st_close(&f);
     acm_model_free(m);
+}
+
+/* A calibrated CAP table with uneven shares: every item still realises at most beta, and each module's share is
+ * honoured (the MLP ACM gets half of its learners, the three projections what is left). */
+Test(model, cap_table_shares_are_honoured) {
+    mut m;
+    mut_open(&m);
+    char err[512];
+    acm_model *model = acm_model_load(SRC, err, sizeof err);
+    cr_assert(model, "%s", err);
+    /* vit_a: ACM 0 = blocks.0.mlp (N 4, p 2592), ACMs 1-3 = blocks.1.attn.q/k/v (N 2, p 1296) */
+    double pm = acm_model_learner_flops(model, 0), pq = acm_model_learner_flops(model, 1);
+    double total = 4 * pm + 3 * 2 * pq, beta = 0.7, s_mlp = 0.5;
+    double s_q = (beta * total - s_mlp * 4 * pm) / (3 * 2 * pq);
+    acm_model_free(model);
+    cr_assert(s_q >= 0.5 && s_q <= 1, "share %.3f", s_q);
+    json_t *cap = json_pack("{s:[f], s:[[f,f,f,f]]}", "betas", beta, "shares", s_mlp, s_q, s_q, s_q);
+    json_object_set_new(m.acm, "budget", json_pack("{s:o}", "cap", cap));
+    char path[] = "/tmp/acm-model-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char *js = json_dumps(m.acm, JSON_COMPACT);
+    json_t *meta = json_pack("{s:s}", "acm", js);
+    free(js);
+    cr_assert_eq(acm__st_write(path, m.t, m.n, meta, err, sizeof err), 0, "%s", err);
+    json_decref(meta);
+    model = acm_model_load(path, err, sizeof err);
+    cr_assert(model, "%s", err);
+    cr_expect_eq(acm_model_config(model)->cap_table_len, 1);
+    acm_worker *w = acm_worker_new(model, (acm_worker_params){.max_batch = 4}, err, sizeof err);
+    float px[4][28 * 28], lg[4][10];
+    uint8_t km[4][4 * 50];
+    acm_item it[4];
+    acm_result r[4];
+    for (int b = 0; b < 4; b++) {
+        for (int i = 0; i < 28 * 28; i++) px[b][i] = (float)sin(0.01 * i * (b + 1));
+        it[b] = (acm_item){.pixels = px[b], .policy = {.kind = ACM_POLICY_CAP, .beta = (float)beta}};
+        r[b] = (acm_result){.logits = lg[b], .kmap = km[b]};
+    }
+    cr_assert_eq(acm_worker_run(w, it, r, 4, err, sizeof err), 0, "%s", err);
+    for (int b = 0; b < 4; b++) {
+        cr_expect_leq(r[b].budget, beta + 1e-9, "item %d realised %.4f", b, r[b].budget);
+        int used_mlp = 0;
+        for (int t = 0; t < 50; t++) used_mlp += km[b][t];
+        cr_expect_eq(used_mlp, (int)floor(s_mlp * 50 * 4 + 1e-9), "MLP units %d", used_mlp);
+    }
+    acm_worker_free(w);
+    acm_model_free(model);
+    unlink(path);
+    mut_close(&m);
 }
