@@ -9,4 +9,4 @@ mkdir -p "$B/bench"
 cc $CFLAGS -o "$B/bench/train_throughput" bench/train_throughput.c $LIBS
 cc $CFLAGS -o "$B/bench/sgemm_ceiling" bench/sgemm_ceiling.c $LIBS
 "$B/bench/sgemm_ceiling" --threads 2
-"$B/bench/train_throughput" --threads 2 --steps ${STEPS:-8}
+"$B/bench/train_throughput" --threads 2 --rounds ${ROUNDS:-5}
