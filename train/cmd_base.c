@@ -409,7 +409,7 @@ int cmd_base(int argc, char **argv) {
             status = 1;
         } else {
             acmt_eval_result ev;
-            if (acmt_eval_model(out, cfg.data_dir, B, &ev, err, sizeof err)) {
+            if (acmt_eval_model(out, cfg.data_dir, B, acm_policy_default(), &ev, err, sizeof err)) {
                 fprintf(stderr, "acm-train base: test evaluation: %s\n", err);
                 status = 1;
             } else {

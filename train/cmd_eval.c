@@ -17,12 +17,16 @@ static void usage(FILE *f) {
                "  --data DIR      Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n"
                "  --batch N       images per engine call (default 64)\n"
                "  --threads N     OpenBLAS threads (default 2)\n"
+               "  --policy P      argmax | fixed | mean | cap (default argmax; with --budget: mean)\n"
+               "  --budget B      beta in (0, 1] for mean and cap\n"
+               "  --k K           k for the fixed policy\n"
                "  --json          one JSON object on stdout instead of the text report\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = "/usr/share/datasets/fashion-mnist";
-    int batch = 64, threads = 2, json = 0;
+    int batch = 64, threads = 2, json = 0, policy_given = 0;
+    acm_policy pol = acm_policy_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -33,6 +37,25 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--policy") && more) {
+            int k = acm_policy_parse(argv[++i]);
+            if (k < 0) {
+                fprintf(stderr, "acm-train eval: unknown policy '%s' (argmax, fixed, mean, cap)\n", argv[i]);
+                return 2;
+            }
+            pol.kind = (acm_policy_kind)k;
+            policy_given = 1;
+        } else if (!strcmp(a, "--budget") && more) {
+            char *e;
+            pol.beta = strtof(argv[++i], &e);
+            if (*e || !(pol.beta > 0 && pol.beta <= 1)) {
+                fprintf(stderr, "acm-train eval: --budget must be in (0, 1]\n");
+                return 2;
+            }
+            if (!policy_given) pol.kind = ACM_POLICY_MEAN;
+        } else if (!strcmp(a, "--k") && more) {
+            pol.fixed_k = atoi(argv[++i]);
+        }
         else if (a[0] != '-' && !model) model = a;
         else {
             fprintf(stderr, "acm-train eval: unknown or incomplete option '%s'\n", a);
@@ -47,7 +70,7 @@ int cmd_eval(int argc, char **argv) {
     acm_blas_set_threads(threads);
     acmt_eval_result r;
     char err[1024];
-    if (acmt_eval_model(model, data, batch, &r, err, sizeof err)) {
+    if (acmt_eval_model(model, data, batch, pol, &r, err, sizeof err)) {
         fprintf(stderr, "acm-train eval: %s\n", err);
         return 1;
     }
@@ -58,6 +81,13 @@ int cmd_eval(int argc, char **argv) {
         json_object_set_new(o, "n", json_integer(r.n));
         json_object_set_new(o, "correct", json_integer(r.correct));
         json_object_set_new(o, "accuracy", json_real(r.accuracy));
+        json_object_set_new(o, "policy", json_string(acm_policy_name(pol.kind)));
+        if (pol.kind == ACM_POLICY_MEAN || pol.kind == ACM_POLICY_CAP) json_object_set_new(o, "beta", json_real(pol.beta));
+        if (pol.kind == ACM_POLICY_FIXED) json_object_set_new(o, "k", json_integer(pol.fixed_k));
+        json_object_set_new(o, "budget_realised", json_pack("{s:f, s:f, s:f, s:f}", "mean", r.budget_mean, "std",
+                                                            r.budget_std, "min", r.budget_min, "max", r.budget_max));
+        json_object_set_new(o, "gflops_per_image", json_real(r.flops_mean / 1e9));
+        json_object_set_new(o, "gflops_dense_per_image", json_real(r.flops_dense / 1e9));
         for (int t = 0; t < K; t++) {
             int64_t row = 0;
             json_t *cr = json_array();
@@ -83,8 +113,14 @@ int cmd_eval(int argc, char **argv) {
     acm_model *m = acm_model_load(model, err, sizeof err);
     const acm_config *c = m ? acm_model_config(m) : NULL;
     printf("model %s (version %s)\n", model, m ? acm_model_version(m) : "?");
-    printf("test accuracy %.2f%% (%lld / %lld), %.1f images/s, BLAS %s x%d\n\n", 100 * r.accuracy,
+    printf("test accuracy %.2f%% (%lld / %lld), %.1f images/s, BLAS %s x%d\n", 100 * r.accuracy,
            (long long)r.correct, (long long)r.n, r.n / r.seconds, acm_blas_core(), threads);
+    printf("policy %s", acm_policy_name(pol.kind));
+    if (pol.kind == ACM_POLICY_MEAN || pol.kind == ACM_POLICY_CAP) printf(" beta %.3g", (double)pol.beta);
+    if (pol.kind == ACM_POLICY_FIXED) printf(" k %d", pol.fixed_k);
+    printf(": realised budget mean %.4f (std %.4f, min %.4f, max %.4f); %.4f GFLOPs per image of %.4f dense "
+           "(2 FLOPs per multiply-add)\n\n",
+           r.budget_mean, r.budget_std, r.budget_min, r.budget_max, r.flops_mean / 1e9, r.flops_dense / 1e9);
     printf("%-14s %8s   confusion (rows: true, columns: predicted)\n", "class", "accuracy");
     for (int t = 0; t < K; t++) {
         int64_t row = 0;

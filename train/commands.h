@@ -9,6 +9,7 @@
 #define ACM_TRAIN_COMMANDS(X)                                                                    \
     X("info", cmd_info, "print a model's architecture, parameters, FLOPs, ACM layout, budget table") \
     X("acmize", cmd_acmize, "convert a static ViT into an ACM model: the three phases of the paper") \
+    X("calibrate", cmd_calibrate, "lambda(beta) and per-module CAP shares on held-out images, into the model") \
     X("predict", cmd_predict, "classify the first Fashion-MNIST test images, with FLOPs and compute maps") \
     X("base", cmd_base, "train the static ViT on Fashion-MNIST (checkpoints, --resume)")          \
     X("eval", cmd_eval, "test accuracy, per-class accuracy and confusion matrix of a model")       \
@@ -16,7 +17,9 @@
     ACM_TRAIN_COMMANDS_SPEECH(X)
 
 /* Speech commands live in their own list so that their files can grow apart. */
-#define ACM_TRAIN_COMMANDS_SPEECH(X)
+#define ACM_TRAIN_COMMANDS_SPEECH(X)                                                                          \
+    X("speech-corpus", cmd_speech_corpus, "synthesise the speech corpus: espeak-ng/flite/festival, sox, fp16 log-mel") \
+    X("speech-text", cmd_speech_text, "print planned utterances of the speech corpus (text, voice, augmentation)")
 
 #define X(name, fn, help) int fn(int argc, char **argv);
 ACM_TRAIN_COMMANDS(X)

@@ -3,6 +3,7 @@
  */
 #include "train/eval.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,8 @@
 #include "acm.h"
 #include "train/data.h"
 
-int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acmt_eval_result *r, char *err,
-                    size_t errlen) {
+int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
+                    char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     acm_model *m = acm_model_load(model_path, err, errlen);
     if (!m) return -1;
@@ -49,6 +50,9 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
         goto done;
     }
     r->classes = K;
+    r->budget_min = 1e300;
+    r->budget_max = -1e300;
+    double bsum = 0, bsq = 0, fsum = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int64_t i = 0; i < test.n && !rc; i += batch) {
@@ -57,7 +61,7 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
             const uint8_t *s = test.pixels + (size_t)(i + b) * px;
             for (int j = 0; j < px; j++) x[(size_t)b * px + j] = ((float)s[j] / 255.0f - c->mean[0]) / c->std[0];
             items[b].pixels = x + (size_t)b * px;
-            items[b].policy = acm_policy_default();
+            items[b].policy = policy;
             res[b].logits = logits + (size_t)b * K;
         }
         rc = acm_worker_run(w, items, res, n, err, errlen) ? -1 : 0;
@@ -71,6 +75,12 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
                 rc = -1;
                 break;
             }
+            bsum += res[b].budget;
+            bsq += res[b].budget * res[b].budget;
+            fsum += res[b].flops;
+            r->flops_dense = res[b].flops_dense;
+            if (res[b].budget < r->budget_min) r->budget_min = res[b].budget;
+            if (res[b].budget > r->budget_max) r->budget_max = res[b].budget;
             r->confusion[t][best]++;
             r->correct += best == t;
             r->n++;
@@ -79,6 +89,12 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
     clock_gettime(CLOCK_MONOTONIC, &t1);
     r->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     r->accuracy = r->n ? (double)r->correct / (double)r->n : 0;
+    if (r->n) {
+        r->budget_mean = bsum / (double)r->n;
+        double var = bsq / (double)r->n - r->budget_mean * r->budget_mean;
+        r->budget_std = var > 0 ? sqrt(var) : 0;
+        r->flops_mean = fsum / (double)r->n;
+    }
 done:
     free(x);
     free(logits);

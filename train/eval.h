@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acm.h"
+
 #define ACMT_EVAL_MAX_CLASSES 16
 
 typedef struct {
@@ -16,9 +18,13 @@ typedef struct {
     int classes;
     int64_t confusion[ACMT_EVAL_MAX_CLASSES][ACMT_EVAL_MAX_CLASSES]; /* [true][predicted] */
     double seconds;
+    /* per image, under the policy: realised budget (mean, standard deviation, extremes), FLOPs executed (mean) */
+    double budget_mean, budget_std, budget_min, budget_max;
+    double flops_mean, flops_dense;
 } acmt_eval_result;
 
-int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acmt_eval_result *r, char *err,
-                    size_t errlen);
+/* Evaluates every test image under `policy` (acm_policy_default(): the gates' argmax). */
+int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
+                    char *err, size_t errlen);
 
 #endif

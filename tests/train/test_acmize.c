@@ -105,6 +105,26 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
     cr_expect_lt(last, first, "budget loss did not fall: %.4f -> %.4f", first, last);
     cr_log_info("phase-3 budget loss %.4f -> %.4f over %d rows", first, last, n);
 
+    /* calibration writes a lambda table and CAP shares the engine accepts, and MEAN then realises each beta on the
+     * calibration images */
+    sh("%s calibrate %s/a.safetensors --out %s/c.safetensors --val-size 100 --images 100 --betas 0.3:0.9:0.3 "
+       "> %s/cal.log 2>&1 || (cat %s/cal.log; false)",
+       bin(), dir, dir, dir, dir);
+    {
+        char cp[128], err[512];
+        snprintf(cp, sizeof cp, "%s/c.safetensors", dir);
+        acm_model *cm = acm_model_load(cp, err, sizeof err);
+        cr_assert(cm, "%s", err);
+        const acm_config *cc = acm_model_config(cm);
+        cr_expect_geq(cc->mean_table_len, 2, "lambda table rows: %d", cc->mean_table_len);
+        cr_expect_eq(cc->cap_table_len, cc->mean_table_len);
+        float b0, l0, b1, l1;
+        acm_model_mean_table(cm, 0, &b0, &l0);
+        acm_model_mean_table(cm, cc->mean_table_len - 1, &b1, &l1);
+        cr_expect_gt(l0, l1, "lambda must fall as beta rises (%.3f at %.2f, %.3f at %.2f)", l0, b0, l1, b1);
+        acm_model_free(cm);
+    }
+
     /* the engine loads the result: every q, k, v, o and MLP is an ACM with 4 learners */
     char err[512];
     snprintf(path, sizeof path, "%s/a.safetensors", dir);

@@ -1,0 +1,338 @@
+/*
+ * calibrate.c — `acm-train calibrate MODEL`: one model, any budget (ACM-METHOD.md §6). On held-out images (the
+ * validation split that base training and acmize kept out) it finds, for every beta of a grid,
+ *   - lambda(beta): the gate-logit bias of the MEAN policy under which the mean realised budget equals beta
+ *     (the realised budget falls monotonically with lambda; bracketed search with the Illinois variant of regula
+ *     falsi over every point evaluated so far), and
+ *   - the CAP policy's share of each ACM's learners at that beta: the fraction each module received under
+ *     lambda(beta), scaled so that the shares spend exactly beta (each within [kmin/N, 1]),
+ * and writes both tables into the model file's metadata ("budget": {"beta_min", "mean", "cap"}), atomically.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acm.h"
+#include "safetensors.h"
+#include "train/commands.h"
+#include "train/data.h"
+
+typedef struct {
+    double lambda, realised;
+    double *frac; /* [A] mean fraction of each ACM's learners */
+} point;
+
+typedef struct {
+    acm_model *m;
+    acm_worker *w;
+    const acmt_images *set;
+    int64_t n;
+    int batch;
+    float *x, *logits;
+    uint8_t *kmap;
+    point *pts;
+    int npts, cap;
+    int evals;
+} calib;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: acm-train calibrate MODEL.safetensors [options]\n"
+               "  --out PATH          write the calibrated model here (default: MODEL, replaced atomically)\n"
+               "  --images N          held-out images used (default 1000)\n"
+               "  --betas LO:HI:STEP  the beta grid (default 0.1:0.95:0.05)\n"
+               "  --tolerance T       stop when |realised - beta| <= T (default 0.002)\n"
+               "  --val-size N        the held-out split, as in training (default 5000)\n"
+               "  --split-seed N      (default 0)\n"
+               "  --threads N         OpenBLAS threads (default 2)\n"
+               "  --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n");
+}
+
+/* Runs the held-out images under MEAN with an explicit lambda; records a point. */
+static point *eval_lambda(calib *c, double lambda) {
+    const acm_config *cfg = acm_model_config(c->m);
+    const int A = cfg->num_acms, T = cfg->tokens, K = cfg->num_classes;
+    const int64_t img = (int64_t)cfg->image_size * cfg->image_size;
+    double *frac = calloc((size_t)A, sizeof(double)), realised = 0;
+    acm_item items[256];
+    acm_result res[256];
+    for (int64_t i = 0; i < c->n; i += c->batch) {
+        int nb = (int)(c->n - i < c->batch ? c->n - i : c->batch);
+        int32_t idx[256], y[256];
+        for (int b = 0; b < nb; b++) idx[b] = (int32_t)(i + b);
+        acmt_make_batch(c->x, y, c->set, idx, nb, NULL, NULL);
+        for (int b = 0; b < nb; b++) {
+            items[b] = (acm_item){.pixels = c->x + b * img,
+                                  .policy = {.kind = ACM_POLICY_MEAN, .beta = 0.5f, .lambda_set = 1,
+                                             .lambda = (float)lambda}};
+            res[b] = (acm_result){.logits = c->logits + b * K, .kmap = c->kmap + (int64_t)b * A * T};
+        }
+        char err[256];
+        if (acm_worker_run(c->w, items, res, nb, err, sizeof err)) {
+            fprintf(stderr, "acm-train calibrate: %s\n", err);
+            exit(1);
+        }
+        for (int b = 0; b < nb; b++) {
+            realised += res[b].budget;
+            for (int a = 0; a < A; a++) {
+                const uint8_t *km = c->kmap + ((int64_t)b * A + a) * T;
+                int s = 0;
+                for (int t = 0; t < T; t++) s += km[t];
+                frac[a] += (double)s / ((double)T * acm_model_acm(c->m, a)->n);
+            }
+        }
+    }
+    for (int a = 0; a < A; a++) frac[a] /= (double)c->n;
+    if (c->npts == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->pts = realloc(c->pts, sizeof(point) * (size_t)c->cap);
+    }
+    point *p = &c->pts[c->npts++];
+    *p = (point){lambda, realised / (double)c->n, frac};
+    c->evals++;
+    return p;
+}
+
+/* The lambda whose realised budget is beta, within tol (or the closest found). */
+static point *solve(calib *c, double beta, double tol) {
+    /* bracket from the points so far: lo has realised >= beta (smaller lambda), hi has realised <= beta */
+    point *lo = NULL, *hi = NULL;
+    for (int i = 0; i < c->npts; i++) {
+        point *p = &c->pts[i];
+        if (fabs(p->realised - beta) <= tol) return p;
+        if (p->realised > beta && (!lo || p->lambda > lo->lambda)) lo = p;
+        if (p->realised < beta && (!hi || p->lambda < hi->lambda)) hi = p;
+    }
+    for (double step = 4; !lo && step < 1e4; step *= 2) {
+        point *p = eval_lambda(c, (hi ? hi->lambda : 0) - step);
+        if (p->realised >= beta) lo = p;
+    }
+    for (double step = 4; !hi && step < 1e4; step *= 2) {
+        point *p = eval_lambda(c, (lo ? lo->lambda : 0) + step);
+        if (p->realised <= beta) hi = p;
+    }
+    if (!lo || !hi) return lo ? lo : hi;
+    double flo = lo->realised - beta, fhi = hi->realised - beta;
+    int side = 0;
+    point *best = fabs(flo) < fabs(fhi) ? lo : hi;
+    for (int it = 0; it < 30 && fabs(best->realised - beta) > tol && hi->lambda - lo->lambda > 1e-5; it++) {
+        double l = (lo->lambda * fhi - hi->lambda * flo) / (fhi - flo);
+        if (!(l > lo->lambda && l < hi->lambda)) l = 0.5 * (lo->lambda + hi->lambda);
+        point *p = eval_lambda(c, l);
+        double f = p->realised - beta;
+        if (fabs(f) < fabs(best->realised - beta)) best = p;
+        if (f > 0) {
+            lo = p, flo = f;
+            if (side == -1) fhi /= 2; /* Illinois: halve the stale end */
+            side = -1;
+        } else {
+            hi = p, fhi = f;
+            if (side == 1) flo /= 2;
+            side = 1;
+        }
+    }
+    return best;
+}
+
+/* Shares that spend exactly beta: frac scaled, each clamped into [kmin/N, 1], the rest redistributed. */
+static void shares_for(const acm_model *m, const double *frac, double beta, double *out) {
+    const int A = acm_model_config(m)->num_acms;
+    double tot = 0;
+    for (int a = 0; a < A; a++) tot += acm_model_acm(m, a)->n * acm_model_learner_flops(m, a);
+    for (int a = 0; a < A; a++) out[a] = frac[a];
+    for (int it = 0; it < 50; it++) {
+        double spent = 0, free_w = 0;
+        for (int a = 0; a < A; a++) {
+            const acm_module_info *mi = acm_model_acm(m, a);
+            double lo = (double)mi->kmin / mi->n, w = mi->n * acm_model_learner_flops(m, a) / tot;
+            out[a] = out[a] < lo ? lo : out[a] > 1 ? 1 : out[a];
+            spent += out[a] * w;
+            if (out[a] > lo && out[a] < 1) free_w += out[a] * w;
+        }
+        double target = beta * (1 - 1e-6);
+        if (fabs(spent - target) < 1e-9 || free_w <= 0) break;
+        double scale = 1 + (target - spent) / free_w;
+        for (int a = 0; a < A; a++) {
+            const acm_module_info *mi = acm_model_acm(m, a);
+            double lo = (double)mi->kmin / mi->n;
+            if (out[a] > lo && out[a] < 1) out[a] *= scale;
+        }
+    }
+    /* never above beta: the engine checks every row */
+    double spent = 0;
+    for (int a = 0; a < A; a++) spent += out[a] * acm_model_acm(m, a)->n * acm_model_learner_flops(m, a) / tot;
+    if (spent > beta)
+        for (int a = 0; a < A; a++) out[a] *= beta / spent * (1 - 1e-6);
+}
+
+int cmd_calibrate(int argc, char **argv) {
+    const char *path = NULL, *out = NULL, *dir = "/usr/share/datasets/fashion-mnist";
+    int64_t n_img = 1000, val_size = 5000, split_seed = 0;
+    int threads = 2;
+    double blo = 0.1, bhi = 0.95, bstep = 0.05, tol = 0.002;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *e = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--out") && v) {
+            out = v, i++;
+        } else if (!strcmp(a, "--data") && v) {
+            dir = v, i++;
+        } else if (!strcmp(a, "--images") && v) {
+            n_img = strtoll(v, &e, 10), i++;
+            if (*e || n_img < 10) goto bad;
+        } else if (!strcmp(a, "--val-size") && v) {
+            val_size = strtoll(v, &e, 10), i++;
+            if (*e || val_size < 10) goto bad;
+        } else if (!strcmp(a, "--split-seed") && v) {
+            split_seed = strtoll(v, &e, 10), i++;
+            if (*e || split_seed < 0) goto bad;
+        } else if (!strcmp(a, "--threads") && v) {
+            threads = (int)strtol(v, &e, 10), i++;
+            if (*e || threads < 1 || threads > 256) goto bad;
+        } else if (!strcmp(a, "--tolerance") && v) {
+            tol = strtod(v, &e), i++;
+            if (*e || !(tol > 0 && tol < 0.1)) goto bad;
+        } else if (!strcmp(a, "--betas") && v) {
+            i++;
+            if (sscanf(v, "%lf:%lf:%lf", &blo, &bhi, &bstep) != 3 || !(blo > 0 && bhi <= 1 && blo <= bhi && bstep > 0))
+                goto bad;
+        } else if (a[0] != '-' && !path) {
+            path = a;
+        } else {
+        bad:
+            fprintf(stderr, "acm-train calibrate: bad argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+    if (!out) out = path;
+    acm_blas_set_threads(threads);
+    char err[2048];
+    calib c = {0};
+    c.m = acm_model_load(path, err, sizeof err);
+    if (!c.m) {
+        fprintf(stderr, "acm-train calibrate: %s\n", err);
+        return 1;
+    }
+    const acm_config *cfg = acm_model_config(c.m);
+    if (cfg->num_acms == 0) {
+        fprintf(stderr, "acm-train calibrate: %s has no ACM modules: nothing to calibrate\n", path);
+        acm_model_free(c.m);
+        return 1;
+    }
+    if (cfg->in_chans != 1 || cfg->image_size != 28) {
+        fprintf(stderr, "acm-train calibrate: %s is not a 28x28 grey model (Fashion-MNIST)\n", path);
+        acm_model_free(c.m);
+        return 1;
+    }
+    acmt_images all, train, val;
+    if (acmt_images_load(&all, dir, "train", err, sizeof err) ||
+        acmt_images_split(&train, &val, &all, val_size, (uint64_t)split_seed, 0, err, sizeof err)) {
+        fprintf(stderr, "acm-train calibrate: %s\n", err);
+        acm_model_free(c.m);
+        return 1;
+    }
+    acmt_images_free(&all);
+    acmt_images_free(&train);
+    c.set = &val;
+    c.n = n_img < val.n ? n_img : val.n;
+    c.batch = 64;
+    c.w = acm_worker_new(c.m, (acm_worker_params){.max_batch = c.batch}, err, sizeof err);
+    c.x = malloc(sizeof(float) * (size_t)c.batch * 28 * 28);
+    c.logits = malloc(sizeof(float) * (size_t)c.batch * cfg->num_classes);
+    c.kmap = malloc((size_t)c.batch * cfg->num_acms * cfg->tokens);
+    const int A = cfg->num_acms;
+    printf("acm-train calibrate: %s, %lld held-out images, betas %.3g..%.3g step %.3g, BLAS %s x%d\n", path,
+           (long long)c.n, blo, bhi, bstep, acm_blas_core(), threads);
+    json_t *mean = json_array(), *cbetas = json_array(), *cshares = json_array();
+    double beta_min = 0;
+    double *sh = malloc(sizeof(double) * (size_t)A);
+    for (double beta = blo; beta <= bhi + 1e-9; beta += bstep) {
+        beta = round(beta * 1e6) / 1e6;
+        point *p = solve(&c, beta, tol);
+        if (!p || fabs(p->realised - beta) > 0.01) {
+            printf("  beta %.3f: not reachable (closest realised %.4f); skipped\n", beta, p ? p->realised : NAN);
+            continue;
+        }
+        if (!beta_min) beta_min = beta;
+        json_array_append_new(mean, json_pack("[f,f]", beta, p->lambda));
+        shares_for(c.m, p->frac, beta, sh);
+        json_t *row = json_array();
+        for (int a = 0; a < A; a++) json_array_append_new(row, json_real(round(sh[a] * 1e6) / 1e6));
+        json_array_append_new(cbetas, json_real(beta));
+        json_array_append_new(cshares, row);
+        printf("  beta %.3f: lambda %+8.4f realised %.4f (%d evaluations so far)\n", beta, p->lambda, p->realised,
+               c.evals);
+    }
+    int rc = 0;
+    if (json_array_size(mean) == 0) {
+        fprintf(stderr, "acm-train calibrate: no beta of the grid was reachable\n");
+        rc = 1;
+    }
+    /* rewrite the file with the new budget section */
+    acm_st_file f;
+    if (!rc && acm__st_open(&f, path, err, sizeof err)) {
+        fprintf(stderr, "acm-train calibrate: %s\n", err);
+        rc = 1;
+    } else if (!rc) {
+        json_t *meta = json_loads(acm__st_meta(&f, "acm"), 0, NULL);
+        json_t *budget = json_pack("{s:f, s:o, s:{s:o, s:o}}", "beta_min", beta_min, "mean", mean, "cap", "betas",
+                                   cbetas, "shares", cshares);
+        mean = cbetas = cshares = NULL;
+        json_object_set_new(meta, "budget", budget);
+        json_object_set_new(meta, "calibration",
+                            json_pack("{s:s, s:I, s:I, s:I, s:f, s:i}", "set", "validation split of the training set",
+                                      "images", (json_int_t)c.n, "val_size", (json_int_t)val_size, "split_seed",
+                                      (json_int_t)split_seed, "tolerance", tol, "evaluations", c.evals));
+        char *ms = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        json_decref(meta);
+        acm_st_out *t = calloc((size_t)f.n, sizeof *t);
+        for (int i = 0; i < f.n; i++) {
+            t[i].name = f.tensors[i].name;
+            t[i].dtype = ACM_ST_F32;
+            t[i].ndim = f.tensors[i].ndim;
+            memcpy(t[i].shape, f.tensors[i].shape, sizeof f.tensors[i].shape);
+            t[i].data = f.tensors[i].data;
+            if (f.tensors[i].dtype != ACM_ST_F32 && f.tensors[i].dtype != ACM_ST_F16 &&
+                f.tensors[i].dtype != ACM_ST_BF16) {
+                fprintf(stderr, "acm-train calibrate: %s: tensor %s is not a float tensor\n", path, t[i].name);
+                rc = 1;
+            }
+        }
+        json_t *md = json_pack("{s:s}", "acm", ms);
+        free(ms);
+        if (!rc && acm__st_write(out, t, f.n, md, err, sizeof err)) {
+            fprintf(stderr, "acm-train calibrate: %s\n", err);
+            rc = 1;
+        }
+        json_decref(md);
+        free(t);
+        acm__st_close(&f);
+        if (!rc) {
+            acm_model *chk = acm_model_load(out, err, sizeof err);
+            if (!chk) {
+                fprintf(stderr, "acm-train calibrate: the calibrated file does not load: %s\n", err);
+                rc = 1;
+            }
+            acm_model_free(chk);
+        }
+        if (!rc) printf("acm-train calibrate: wrote %s (beta_min %.3f, %d evaluations)\n", out, beta_min, c.evals);
+    }
+    json_decref(mean);
+    json_decref(cbetas);
+    json_decref(cshares);
+    for (int i = 0; i < c.npts; i++) free(c.pts[i].frac);
+    free(c.pts), free(sh), free(c.x), free(c.logits), free(c.kmap);
+    acm_worker_free(c.w);
+    acm_model_free(c.m);
+    acmt_images_free(&val);
+    return rc;
+}
