@@ -51,7 +51,7 @@ Test(models, cards_reproduce, .timeout = 300) {
         if (!card_accuracy(card, &want)) continue;
         acmt_eval_result r;
         char err[512];
-        cr_assert_eq(acmt_eval_model(model, "/usr/share/datasets/fashion-mnist", 100, &r, err, sizeof err), 0,
+        cr_assert_eq(acmt_eval_model(model, "/usr/share/datasets/fashion-mnist", 100, acm_policy_default(), &r, err, sizeof err), 0,
                      "%s: %s", model, err);
         double got = 100.0 * r.accuracy;
         cr_assert(got >= want - 0.05 && got <= want + 0.05, "%s: test accuracy %.2f%%, card says %.2f%%", model,
