@@ -50,6 +50,8 @@ static void usage(FILE *f) {
                "  --resume               continue from --ckpt (its stored configuration wins over --config)\n"
                "  --max-steps N          stop (with a checkpoint) after step N; 0 = run to the end (default 0)\n"
                "  --no-final             at the end, skip writing --out and the test evaluation\n"
+               "  --snapshot-at S        also write the model as OUT.at-Ss.safetensors when the training time\n"
+               "                         (seconds of steps, summed over resumes) first reaches S (default off)\n"
                "  --quiet                no progress output\n"
                "  --test-sigterm-at N    raise SIGTERM after step N (tests of the signal path; default off)\n\n");
     acmt_base_config_help();
@@ -144,6 +146,7 @@ int cmd_base(int argc, char **argv) {
     const char *config_path = NULL, *out = NULL, *ckpt_arg = NULL, *csv_arg = NULL;
     int resume = 0, quiet = 0, no_final = 0;
     int64_t max_steps = 0, sigterm_at = -1;
+    double snapshot_at = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -159,6 +162,7 @@ int cmd_base(int argc, char **argv) {
         else if (!strcmp(a, "--no-final")) no_final = 1;
         else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--snapshot-at") && more) snapshot_at = strtod(argv[++i], NULL);
         else {
             fprintf(stderr, "acm-train base: unknown or incomplete option '%s'\n", a);
             usage(stderr);
@@ -337,6 +341,7 @@ int cmd_base(int argc, char **argv) {
         }
         s.step++;
         double dt = now_s() - t0;
+        int snapshot = snapshot_at > 0 && s.train_seconds < snapshot_at && s.train_seconds + dt >= snapshot_at;
         s.train_seconds += dt;
         session_steps_time += dt;
         session_steps++;
@@ -351,6 +356,19 @@ int cmd_base(int argc, char **argv) {
                     (long long)s.step);
             status = 1;
             break;
+        }
+        if (snapshot) {
+            /* the model as it is after this step: for "accuracy reached at N hours" (evaluate it with acm-train eval) */
+            char snap[4200], extra[512];
+            snprintf(snap, sizeof snap, "%s.at-%.0fs.safetensors", out, snapshot_at);
+            snprintf(extra, sizeof extra,
+                     "{\"train\": {\"steps\": %lld, \"seed\": %lld, \"train_seconds\": %.1f, \"snapshot\": true}}",
+                     (long long)s.step, (long long)cfg.seed, s.train_seconds);
+            if (acmt_vit_save_model(v, snap, extra, err, sizeof err))
+                fprintf(stderr, "\nacm-train base: snapshot: %s\n", err);
+            else
+                acmt_progress_note(&prog, "snapshot after %.0f s of training (step %lld): %s", s.train_seconds,
+                                   (long long)s.step, snap);
         }
         double ips = session_steps * (double)B / session_steps_time;
         int end_of_epoch = s.step % steps_per_epoch == 0 || s.step == total;
