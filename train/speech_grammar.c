@@ -404,7 +404,7 @@ acms_kind acms_sentence(uint64_t seed, uint64_t stream, uint64_t index, char out
     out[0] = 0;
     expand(&b, pick(&r, KINDS[k].t, KINDS[k].n), 0);
     /* a short sentence is sometimes followed by a second one of any kind: assistant requests come in pairs */
-    if (b.n < 40 && acms_rng_below(&r, 3) == 0) {
+    if ((b.n < 40 && acms_rng_below(&r, 2) == 0) || (b.n < 70 && acms_rng_below(&r, 5) == 0)) {
         int k2 = (int)acms_rng_below(&r, (uint32_t)N(KINDS));
         word(&b, "and");
         expand(&b, pick(&r, KINDS[k2].t, KINDS[k2].n), 0);
