@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "acm.h"
 #include "train/vit_train.h"
 
 static const acmt_vit_config tiny = {.image_size = 8, .patch_size = 4, .in_chans = 1, .dim = 8, .depth = 2,
@@ -101,4 +103,50 @@ Test(vit_train, model_sees_parameter_updates) {
     cr_assert_eq(acmt_vit_forward(v, x, 1, err, sizeof err), 0);
     cr_assert_float_eq(v->acts.logits[1], before + 1.0f, 1e-5f);
     acmt_vit_free(v);
+}
+
+Test(vit_train, saved_model_runs_in_the_engine_with_the_same_logits) {
+    /* save -> acm_model_load -> acm_worker_run gives the training forward's logits (one forward pass, same kernels) */
+    char err[256], path[] = "/tmp/acm-test-vit-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    const int B = 3;
+    acmt_vit *v = acmt_vit_new(&tiny, B, err, sizeof err);
+    cr_assert(v, "%s", err);
+    acmt_rng r;
+    acmt_rng_seed(&r, 3, 0);
+    acmt_vit_init(v, &r);
+    for (int64_t i = 0; i < v->nparams; i++) v->params[i] += 0.05f * acmt_rng_normal(&r);
+    float x[3 * 64];
+    for (int i = 0; i < 3 * 64; i++) x[i] = acmt_rng_normal(&r);
+    cr_assert_eq(acmt_vit_forward(v, x, B, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(acmt_vit_save_model(v, path, "{\"eval\": {\"note\": \"test\"}}", err, sizeof err), 0, "%s", err);
+
+    acm_model *m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "%s", err);
+    cr_assert_eq(acm_model_param_count(m), v->nparams);
+    acm_worker_params wp = acm_worker_default_params();
+    wp.max_batch = B;
+    acm_worker *w = acm_worker_new(m, wp, err, sizeof err);
+    cr_assert(w, "%s", err);
+    acm_item items[3];
+    acm_result res[3];
+    float logits[3][3];
+    for (int b = 0; b < B; b++) {
+        memset(&items[b], 0, sizeof items[b]);
+        memset(&res[b], 0, sizeof res[b]);
+        items[b].pixels = x + b * 64;
+        items[b].policy = acm_policy_default();
+        res[b].logits = logits[b];
+    }
+    cr_assert_eq(acm_worker_run(w, items, res, B, err, sizeof err), 0, "%s", err);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < 3; k++)
+            cr_assert_float_eq(logits[b][k], v->acts.logits[b * 3 + k], 1e-5f, "item %d class %d: engine %g, training %g",
+                               b, k, logits[b][k], v->acts.logits[b * 3 + k]);
+    acm_worker_free(w);
+    acm_model_free(m);
+    acmt_vit_free(v);
+    unlink(path);
 }
