@@ -11,6 +11,7 @@
     X("acmize", cmd_acmize, "convert a static ViT into an ACM model: the three phases of the paper") \
     X("calibrate", cmd_calibrate, "lambda(beta) and per-module CAP shares on held-out images, into the model") \
     X("export", cmd_export, "write the model of a base-training checkpoint (a run in progress)") \
+    X("report", cmd_report, "model-card figures: accuracy vs GFLOPs, heatmaps, cost and k histograms") \
     X("predict", cmd_predict, "classify the first Fashion-MNIST test images, with FLOPs and compute maps") \
     X("base", cmd_base, "train the static ViT on Fashion-MNIST (checkpoints, --resume)")          \
     X("eval", cmd_eval, "test accuracy, per-class accuracy and confusion matrix of a model")       \

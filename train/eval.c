@@ -14,6 +14,11 @@
 
 int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
                     char *err, size_t errlen) {
+    return acmt_eval_model_ex(model_path, data_dir, batch, policy, 0, NULL, NULL, r, err, errlen);
+}
+
+int acmt_eval_model_ex(const char *model_path, const char *data_dir, int batch, acm_policy policy, int64_t limit,
+                       acmt_eval_image_fn fn, void *ctx, acmt_eval_result *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     acm_model *m = acm_model_load(model_path, err, errlen);
     if (!m) return -1;
@@ -41,6 +46,8 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
     acm_worker *w = acm_worker_new(m, wp, err, errlen);
     const int px = test.rows * test.cols, K = c->num_classes;
     float *x = malloc(sizeof(float) * (size_t)batch * px), *logits = malloc(sizeof(float) * (size_t)batch * K);
+    uint8_t *kmaps = fn && c->num_acms ? malloc((size_t)batch * c->num_acms * c->tokens) : NULL;
+    if (limit > 0 && limit < test.n) test.n = limit;
     acm_item *items = calloc((size_t)batch, sizeof *items);
     acm_result *res = calloc((size_t)batch, sizeof *res);
     int rc = 0;
@@ -63,6 +70,7 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
             items[b].pixels = x + (size_t)b * px;
             items[b].policy = policy;
             res[b].logits = logits + (size_t)b * K;
+            res[b].kmap = kmaps ? kmaps + (size_t)b * c->num_acms * c->tokens : NULL;
         }
         rc = acm_worker_run(w, items, res, n, err, errlen) ? -1 : 0;
         for (int b = 0; b < n && !rc; b++) {
@@ -82,6 +90,7 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
             if (res[b].budget < r->budget_min) r->budget_min = res[b].budget;
             if (res[b].budget > r->budget_max) r->budget_max = res[b].budget;
             r->confusion[t][best]++;
+            if (fn) fn(ctx, m, i + b, t, best, &res[b], test.pixels + (size_t)(i + b) * px);
             r->correct += best == t;
             r->n++;
         }
@@ -96,6 +105,7 @@ int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm
         r->flops_mean = fsum / (double)r->n;
     }
 done:
+    free(kmaps);
     free(x);
     free(logits);
     free(items);

@@ -27,4 +27,13 @@ typedef struct {
 int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
                     char *err, size_t errlen);
 
+/* Called once per test image, in order: its index, true label, predicted class, the engine's result (with kmap
+ * [num_acms, T] when the model has ACMs) and the raw pixels [rows * cols]. */
+typedef void (*acmt_eval_image_fn)(void *ctx, const acm_model *m, int64_t index, int label, int predicted,
+                                   const acm_result *res, const uint8_t *pixels);
+
+/* acmt_eval_model on the first `limit` test images (0: all), calling `fn` (may be NULL) for each. */
+int acmt_eval_model_ex(const char *model_path, const char *data_dir, int batch, acm_policy policy, int64_t limit,
+                       acmt_eval_image_fn fn, void *ctx, acmt_eval_result *r, char *err, size_t errlen);
+
 #endif

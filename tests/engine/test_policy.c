@@ -54,7 +54,7 @@ Test(policy, cap_matches_bruteforce_greedy) {
             for (int i = 0; i < T * C; i++) logits[i] = 2.0f * frand();
             float beta = 0.3f + 0.6f * (trial % 7) / 6.0f;
             uint8_t k[23], ref[23];
-            acm__decide_k(k, logits, T, NULL, &md, (acm_policy){ACM_POLICY_CAP, beta, 0}, 0, &s);
+            acm__decide_k(k, logits, T, NULL, &md, (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta, .fixed_k = 0}, 0, &s);
             cap_bruteforce(ref, logits, T, C, N, kmin, beta);
             cr_assert_eq(memcmp(k, ref, T), 0, "kmin %d trial %d beta %.3f: allocation differs", kmin, trial, beta);
             int used = 0;
@@ -68,11 +68,11 @@ Test(policy, fixed_clamps_to_module_range) {
     acm__module mlp = {.info = {.n = 4, .kmin = 0}, .choices = 5}, proj = {.info = {.n = 2, .kmin = 1}, .choices = 2};
     float logits[3 * 5] = {0};
     uint8_t k[3];
-    acm__decide_k(k, logits, 3, NULL, &mlp, (acm_policy){ACM_POLICY_FIXED, 1, 0}, 0, NULL);
+    acm__decide_k(k, logits, 3, NULL, &mlp, (acm_policy){.kind = ACM_POLICY_FIXED, .beta = 1, .fixed_k = 0}, 0, NULL);
     cr_expect(k[0] == 0 && k[1] == 0 && k[2] == 0);
-    acm__decide_k(k, logits, 3, NULL, &proj, (acm_policy){ACM_POLICY_FIXED, 1, 0}, 0, NULL);
+    acm__decide_k(k, logits, 3, NULL, &proj, (acm_policy){.kind = ACM_POLICY_FIXED, .beta = 1, .fixed_k = 0}, 0, NULL);
     cr_expect(k[0] == 1 && k[2] == 1, "projections run at least one learner");
-    acm__decide_k(k, logits, 3, NULL, &proj, (acm_policy){ACM_POLICY_FIXED, 1, 9}, 0, NULL);
+    acm__decide_k(k, logits, 3, NULL, &proj, (acm_policy){.kind = ACM_POLICY_FIXED, .beta = 1, .fixed_k = 9}, 0, NULL);
     cr_expect(k[0] == 2, "k clamps to N");
 }
 
@@ -141,7 +141,7 @@ Test(policy, cap_realises_at_most_beta_per_item) {
     /* every ACM of vit_c has N = 4 and T = 65 tokens: per module floor(beta*260) units, so realised is within
      * 1/260 of beta except where projections' k >= 1 floor binds (beta < 0.25) */
     for (float beta = 0.25f; beta <= 0.951f; beta += 0.05f) {
-        fx_run(&f, (acm_policy){ACM_POLICY_CAP, beta, 0}, res, logits);
+        fx_run(&f, (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta, .fixed_k = 0}, res, logits);
         for (int b = 0; b < 16; b++) {
             cr_expect_leq(res[b].budget, (double)beta + 1e-12, "beta %.2f item %d realised %.5f", beta, b, res[b].budget);
             cr_expect_geq(res[b].budget, (double)beta - 1.0 / 260, "beta %.2f item %d realised %.5f", beta, b,
@@ -158,16 +158,16 @@ Test(policy, mean_is_monotone_and_full_budget_is_dense) {
     float logits[16][8], lf[16][8];
     double prev = -1;
     for (float beta = 0.1f; beta <= 0.951f; beta += 0.1f) {
-        fx_run(&f, (acm_policy){ACM_POLICY_MEAN, beta, 0}, res, logits);
+        fx_run(&f, (acm_policy){.kind = ACM_POLICY_MEAN, .beta = beta, .fixed_k = 0}, res, logits);
         double mean = 0;
         for (int b = 0; b < 16; b++) mean += res[b].budget / 16;
         cr_expect_geq(mean, prev, "mean realised budget fell from %.4f to %.4f at beta %.2f", prev, mean, beta);
         prev = mean;
     }
     /* beta = 1 under MEAN and CAP runs every learner: same logits and FLOPs as FIXED k = N */
-    fx_run(&f, (acm_policy){ACM_POLICY_FIXED, 1, 4}, full, lf);
+    fx_run(&f, (acm_policy){.kind = ACM_POLICY_FIXED, .beta = 1, .fixed_k = 4}, full, lf);
     for (int pk = ACM_POLICY_MEAN; pk <= ACM_POLICY_CAP; pk++) {
-        fx_run(&f, (acm_policy){(acm_policy_kind)pk, 1.0f, 0}, res, logits);
+        fx_run(&f, (acm_policy){.kind = (acm_policy_kind)pk, .beta = 1.0f}, res, logits);
         for (int b = 0; b < 16; b++) {
             cr_expect_eq(res[b].budget, 1.0);
             cr_expect_eq(res[b].flops, full[b].flops);
