@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -131,19 +132,21 @@ static size_t add_voice(acms_voice *v, size_t n, size_t max, const char *speaker
 size_t acms_voices(acms_voice *v, size_t max) {
     size_t n = 0;
     char sp[48], vo[48];
-    /* seen: espeak-ng carries 40 % of the draws, spread over its 72 speakers; the recorded voices the rest */
+    /* seen: espeak-ng carries half of the draws, spread over its 72 speakers; the recorded voices the rest. The
+     * clustergen (flite slt, rms) and HTS voices cost 4-8x the CPU of espeak-ng, kal and the diphone voices per
+     * second of audio, so they are drawn less often than the cheap ones */
     for (size_t a = 0; a < sizeof ESPEAK_SEEN / sizeof ESPEAK_SEEN[0]; a++)
         for (size_t k = 0; k < NV; k++) {
             sfmt(vo, sizeof vo, "%s+%s", ESPEAK_SEEN[a], ESPEAK_VARIANTS[k]);
             sfmt(sp, sizeof sp, "espeak-%s", vo);
-            n = add_voice(v, n, max, sp, ACMS_ESPEAK, vo, 0, 40.0 / (6 * NV));
+            n = add_voice(v, n, max, sp, ACMS_ESPEAK, vo, 0, 50.0 / (6 * NV));
         }
-    n = add_voice(v, n, max, "kal", ACMS_FLITE, "kal16", 0, 8);
+    n = add_voice(v, n, max, "kal", ACMS_FLITE, "kal16", 0, 10);
     n = add_voice(v, n, max, "kal", ACMS_FLITE, "kal", 0, 4);
-    n = add_voice(v, n, max, "kal", ACMS_FESTIVAL, "kal_diphone", 0, 9);
-    n = add_voice(v, n, max, "slt", ACMS_FLITE, "slt", 0, 11);
-    n = add_voice(v, n, max, "slt", ACMS_FESTIVAL, "cmu_us_slt_arctic_hts", 0, 5); /* HTS: ~4x the CPU of the others */
-    n = add_voice(v, n, max, "rms", ACMS_FLITE, "rms", 0, 12);
+    n = add_voice(v, n, max, "kal", ACMS_FESTIVAL, "kal_diphone", 0, 10);
+    n = add_voice(v, n, max, "slt", ACMS_FLITE, "slt", 0, 8);
+    n = add_voice(v, n, max, "slt", ACMS_FESTIVAL, "cmu_us_slt_arctic_hts", 0, 3);
+    n = add_voice(v, n, max, "rms", ACMS_FLITE, "rms", 0, 8);
     /* unseen: two espeak-ng accents with all their variants, flite awb, festival ked */
     for (size_t a = 0; a < sizeof ESPEAK_UNSEEN / sizeof ESPEAK_UNSEEN[0]; a++)
         for (size_t k = 0; k < NV; k++) {
@@ -807,7 +810,13 @@ int acms_build(const acms_build_params *bp, char *err, size_t errlen) {
         rc = finish_split(bp, acms_split_name((acms_split)s), n_shards(bp, (acms_split)s), json, s == 0, err, errlen);
     if (!rc && bp->real) rc = finish_split(bp, "real", 1, json, 0, err, errlen);
     double wall = now_s() - t0;
-    fprintf(json, "\n  },\n  \"wall_seconds_last_run\": %.1f,\n  \"jobs\": %d\n}\n", wall, bp->jobs);
+    /* CPU of the workers and of every program they ran (all waited for, so all counted) */
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+                 ru.ru_stime.tv_usec * 1e-6;
+    fprintf(json, "\n  },\n  \"wall_seconds_last_run\": %.1f,\n  \"cpu_seconds_last_run\": %.1f,\n  \"jobs\": %d\n}\n",
+            wall, cpu, bp->jobs);
     fclose(json);
     if (rc) return rc;
     if (rename(jt, jp)) return fail(err, errlen, "rename %s: %s", jt, strerror(errno));
