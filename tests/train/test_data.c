@@ -1,0 +1,105 @@
+/*
+ * test_data.c — train/data.c: the validation split (disjoint, deterministic, independent of the training seed),
+ * normalisation, and each augmentation on a hand-made image; batches are the same for the same RNG state.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/data.h"
+
+/* n images of 28x28 whose pixel (r, c) of image i is (i + r * 28 + c) % 256; label i % 10. */
+static acmt_images fake(int64_t n) {
+    acmt_images s = {.n = n, .rows = 28, .cols = 28};
+    s.pixels = malloc((size_t)n * 784);
+    s.labels = malloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        for (int p = 0; p < 784; p++) s.pixels[i * 784 + p] = (uint8_t)((i + p) % 256);
+        s.labels[i] = (int32_t)(i % 10);
+    }
+    return s;
+}
+
+static float norm(int v) { return ((float)v / 255.0f - ACMT_FMNIST_MEAN) / ACMT_FMNIST_STD; }
+
+Test(data, split_is_disjoint_and_deterministic) {
+    acmt_images all = fake(100), tr, va, tr2, va2;
+    char err[128];
+    cr_assert_eq(acmt_images_split(&tr, &va, &all, 20, 5, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(tr.n, 80);
+    cr_assert_eq(va.n, 20);
+    cr_assert_eq(acmt_images_split(&tr2, &va2, &all, 20, 5, 0, err, sizeof err), 0);
+    cr_assert(memcmp(va.pixels, va2.pixels, 20 * 784) == 0);
+    /* image i is identified by its first pixel (i % 256 for i < 100): every image lands in exactly one part */
+    int seen[100] = {0};
+    for (int64_t i = 0; i < tr.n; i++) seen[tr.pixels[i * 784]]++;
+    for (int64_t i = 0; i < va.n; i++) seen[va.pixels[i * 784]]++;
+    for (int i = 0; i < 100; i++) cr_assert_eq(seen[i], 1, "image %d seen %d times", i, seen[i]);
+    cr_assert(acmt_images_split(&tr2, &va2, &all, 100, 5, 0, err, sizeof err) < 0);
+    acmt_images_free(&tr);
+    acmt_images_free(&va);
+    acmt_images_free(&all);
+}
+
+Test(data, normalisation_without_augmentation) {
+    acmt_images s = fake(3);
+    float x[2 * 784];
+    int32_t y[2], idx[2] = {2, 0};
+    acmt_make_batch(x, y, &s, idx, 2, NULL, NULL);
+    cr_assert_eq(y[0], 2);
+    cr_assert_eq(y[1], 0);
+    for (int p = 0; p < 784; p += 97) cr_assert_float_eq(x[p], norm((2 + p) % 256), 1e-6f);
+    acmt_images_free(&s);
+}
+
+Test(data, flip_crop_erase) {
+    acmt_images s = fake(1);
+    float x[784];
+    int32_t y, idx = 0;
+    acmt_rng r;
+    acmt_rng_seed(&r, 1, 0);
+    acmt_augment flip = {.flip = 1.0f};
+    acmt_make_batch(x, &y, &s, &idx, 1, &flip, &r);
+    cr_assert_float_eq(x[3 * 28 + 0], norm((3 * 28 + 27) % 256), 1e-6f); /* column 0 <- column 27 */
+    /* crop: every output pixel is either background or a source pixel shifted by the same (dy, dx) in [-2, 2] */
+    acmt_augment crop = {.crop_pad = 2};
+    for (int trial = 0; trial < 20; trial++) {
+        acmt_make_batch(x, &y, &s, &idx, 1, &crop, &r);
+        int found = 0;
+        for (int dy = -2; dy <= 2 && !found; dy++)
+            for (int dx = -2; dx <= 2 && !found; dx++) {
+                int ok = 1;
+                for (int rr = 0; rr < 28 && ok; rr++)
+                    for (int c = 0; c < 28 && ok; c++) {
+                        int sr = rr + dy, sc = c + dx;
+                        float want = (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? norm((sr * 28 + sc) % 256) : norm(0);
+                        ok = fabsf(x[rr * 28 + c] - want) < 1e-6f;
+                    }
+                found = ok;
+            }
+        cr_assert(found, "crop %d is not a shift within the padding", trial);
+    }
+    /* erase: some pixels become exactly 0 (the mean after normalisation), a rectangle of 2..25% of the image */
+    acmt_augment erase = {.erase_prob = 1.0f, .erase_min = 0.02f, .erase_max = 0.25f};
+    acmt_make_batch(x, &y, &s, &idx, 1, &erase, &r);
+    int zeros = 0;
+    for (int p = 0; p < 784; p++) zeros += x[p] == 0.0f;
+    cr_assert(zeros >= 10 && zeros <= 240, "%d erased pixels", zeros);
+    acmt_images_free(&s);
+}
+
+Test(data, same_rng_state_same_batch) {
+    acmt_images s = fake(8);
+    acmt_augment a = acmt_augment_default();
+    acmt_rng r1, r2;
+    acmt_rng_seed(&r1, 9, 3);
+    r2 = r1;
+    float x1[8 * 784], x2[8 * 784];
+    int32_t y1[8], y2[8], idx[8] = {7, 6, 5, 4, 3, 2, 1, 0};
+    acmt_make_batch(x1, y1, &s, idx, 8, &a, &r1);
+    acmt_make_batch(x2, y2, &s, idx, 8, &a, &r2);
+    cr_assert(memcmp(x1, x2, sizeof x1) == 0 && memcmp(y1, y2, sizeof y1) == 0);
+    cr_assert(memcmp(&r1, &r2, sizeof r1) == 0);
+    acmt_images_free(&s);
+}
