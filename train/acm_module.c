@@ -247,12 +247,22 @@ void acmt_acm_select_forward(float *out, int ldo, int accumulate, const acmt_acm
     }
 }
 
+void acmt_acm_fixed_select(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M, int k) {
+    const int C = L->choices;
+    k = k < L->kmin ? L->kmin : k > L->n ? L->n : k;
+    memset(a->ysoft, 0, sizeof(float) * (size_t)(M * C));
+    for (int64_t i = 0; i < M; i++) {
+        a->k[i] = (uint8_t)k;
+        a->ysoft[i * C + k - L->kmin] = 1;
+    }
+}
+
 void acmt_acm_select_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
                               const float *z, int ldz, const float *dout, int lddo, const float *dy_aux, float tau,
-                              int64_t M) {
+                              int train_gate, int64_t M) {
     const int C = L->choices, D = L->dout;
     /* gate: straight-through from dy to the logits */
-    for (int64_t i = 0; i < M; i++) {
+    for (int64_t i = 0; i < M && train_gate; i++) {
         double dy[64] = {0};
         int k = a->k[i], sel = k - L->kmin;
         if (k > 0) {
@@ -268,7 +278,7 @@ void acmt_acm_select_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, c
         for (int c = 0; c < C; c++) dot += ys[c] * dy[c];
         for (int c = 0; c < C; c++) a->dlogits[i * C + c] = (float)(ys[c] * (dy[c] - dot) / tau);
     }
-    acmt_acm_gate_backward(g, dz, lddz, a, p, L, z, ldz, M);
+    if (train_gate) acmt_acm_gate_backward(g, dz, lddz, a, p, L, z, ldz, M);
     /* learners: learner n gets dout on the rows that selected k >= n */
     memset(a->dact, 0, sizeof(float) * (size_t)(M * L->nh));
     for (int n = 0; n < L->n; n++) {

@@ -92,14 +92,17 @@ void acmt_acm_gumbel_select(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t 
 void acmt_acm_select_forward(float *out, int ldo, int accumulate, const acmt_acm_acts *a, const acmt_acm_layout *L,
                              int64_t M);
 
+/* Every row runs k = clamp(k, kmin, N) learners; no gate (the uniform baseline). ysoft becomes the one-hot. */
+void acmt_acm_fixed_select(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M, int k);
+
 /* Backward of acmt_acm_select_forward from dout [M, Dout] (row stride lddo) plus dy_aux [M, C] (gradient of auxiliary
- * losses with respect to the hard one-hot y; may be NULL). Straight-through: the gradient with respect to y (task: only
+ * losses with respect to the hard one-hot y; may be NULL). train_gate = 0 skips the gate (fixed selections). Straight-through: the gradient with respect to y (task: only
  * the selected entry, <dout, h(z, k)>; plus dy_aux) reaches the logits through the soft sample:
  * dlogit_j = ysoft_j (dy_j − Σ_c ysoft_c dy_c) / tau. Learner n receives dout on the rows with k >= n.
  * Accumulates parameter gradients into g and the input gradient into dz (row stride lddz) from both the learners and
  * the gate. */
 void acmt_acm_select_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
                               const float *z, int ldz, const float *dout, int lddo, const float *dy_aux, float tau,
-                              int64_t M);
+                              int train_gate, int64_t M);
 
 #endif

@@ -67,8 +67,12 @@ static void fwd_hook(void *ctx, float *out, int ldo, int accumulate, const float
     s->z[a] = x;
     s->ldz[a] = ldx;
     acmt_acm_learners_forward(&s->acts[a], p, L, x, ldx, M);
-    acmt_acm_gate_forward(&s->acts[a], p, L, x, ldx, M);
-    acmt_acm_gumbel_select(&s->acts[a], L, M, s->tau, s->train_gates ? s->rng : NULL);
+    if (s->uniform_k > 0) {
+        acmt_acm_fixed_select(&s->acts[a], L, M, s->uniform_k);
+    } else {
+        acmt_acm_gate_forward(&s->acts[a], p, L, x, ldx, M);
+        acmt_acm_gumbel_select(&s->acts[a], L, M, s->tau, s->train_gates ? s->rng : NULL);
+    }
     acmt_acm_select_forward(out, ldo, accumulate, &s->acts[a], L, M);
 }
 
@@ -77,7 +81,8 @@ static void bwd_hook(void *ctx, float *dz, int lddz, const float *dout, int lddo
     acmt_student *s = ctx;
     int a = md->info.acm_index;
     acmt_acm_select_backward(s->ag + s->off[a], dz, lddz, &s->acts[a], s->ap + s->off[a], &s->L[a], s->z[a], s->ldz[a],
-                             dout, lddo, s->dy_aux[a], s->tau, (int64_t)B * T);
+                             dout, lddo, s->uniform_k > 0 ? NULL : s->dy_aux[a], s->tau, s->uniform_k <= 0,
+                             (int64_t)B * T);
 }
 
 acmt_student *acmt_student_new(acmt_vit *v, unsigned mask, int n_learners, int gh, char *err, size_t errlen) {

@@ -49,6 +49,7 @@ typedef struct {
     char *meta_json;       /* its metadata */
     /* phase 3 forward */
     int train_gates;       /* 1: Gumbel noise from rng; 0: argmax */
+    int uniform_k;         /* > 0: every token runs this k in every ACM, no gates (the uniform baseline) */
     float tau;
     acmt_rng *rng;
     double *p_learner;     /* [n_acm] FLOPs of one learner for one token */

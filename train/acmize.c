@@ -50,7 +50,8 @@ static double now_s(void) {
 
 typedef struct {
     char base[1024], out[1024], ckpt[1100], csv[1100], data_dir[1024], modules[64];
-    int learners, gate_hidden, batch, threads, init_teacher;
+    int learners, gate_hidden, batch, threads, init_teacher, uniform_k, keep_phase_ckpts;
+    double beta_lo, beta_hi; /* phase 3: beta drawn per batch from [beta_lo, beta_hi] when beta_hi > 0 */
     double epochs[3], lr[3], lr_min[3], clip;
     double beta, w_b, w_e, w_d, tau, smoothing;
     int val_size, train_limit, log_every;
@@ -73,7 +74,7 @@ static acmz_cfg cfg_default(void) {
 }
 
 static json_t *cfg_json(const acmz_cfg *c) {
-    return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:[f,f,f], s:[f,f,f], s:[f,f,f], s:f, s:f, s:f, s:f, "
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:[f,f,f], s:[f,f,f], s:[f,f,f], s:f, s:f, s:f, s:f, "
                      "s:f, s:f, s:f, s:i, s:i, s:I, s:I}",
                      "base", c->base, "modules", c->modules, "learners", c->learners, "gate_hidden", c->gate_hidden,
                      "batch", c->batch, "threads", c->threads, "init", c->init_teacher ? "teacher" : "random",
@@ -82,6 +83,9 @@ static json_t *cfg_json(const acmz_cfg *c) {
                      c->w_b, "w_entropy", c->w_e, "w_diversity", c->w_d, "tau", c->tau, "label_smoothing",
                      c->smoothing, "val_size", c->val_size, "train_limit", c->train_limit, "seed",
                      (json_int_t)c->seed, "split_seed", (json_int_t)c->split_seed);
+    if (c->beta_hi > 0) json_object_set_new(o, "beta_sample", json_pack("[f,f]", c->beta_lo, c->beta_hi));
+    if (c->uniform_k > 0) json_object_set_new(o, "uniform_k", json_integer(c->uniform_k));
+    return o;
 }
 
 static void usage(FILE *f) {
@@ -97,6 +101,10 @@ static void usage(FILE *f) {
             "  --epochs P1,P2,P3      epochs of each phase (default %g,%g,%g; fractions allowed)\n"
             "  --lr P1,P2,P3          peak learning rates (default %g,%g,%g), cosine to 1e-6\n"
             "  --beta B               phase-3 budget target (default %g)\n"
+            "  --beta-sample LO:HI    phase 3 draws the budget target per batch, uniformly in [LO, HI]\n"
+            "  --uniform K            phase 3 without gates: every token runs K learners (the uniform baseline)\n"
+            "  --keep-phase-ckpts     keep a copy of the checkpoint at the end of each phase (CKPT.phaseN), to\n"
+            "                         start several phase-3 variants from the same phases 1-2 (--resume --ckpt COPY)\n"
             "  --weights WB,WE,WD     budget, entropy, diversity loss weights (default %g,%g,%g)\n"
             "  --batch N              (default %d)   --threads N   OpenBLAS threads (default %d)\n"
             "  --seed N               (default %lld)  --train-limit N   use N training images (smoke tests)\n"
@@ -323,8 +331,11 @@ static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double 
     s->train_gates = 1;
     s->tau = (float)r->cfg.tau;
     s->rng = &r->st.gumbel;
+    s->uniform_k = r->cfg.uniform_k;
+    double beta = r->cfg.beta;
+    if (r->cfg.beta_hi > 0) beta = r->cfg.beta_lo + (r->cfg.beta_hi - r->cfg.beta_lo) * acmt_rng_float(&r->st.gumbel);
     if (acmt_student_forward(s, r->x, B, err, sizeof err)) return -1;
-    *aux = acmt_student_aux(s, B, r->cfg.beta, r->cfg.w_b, r->cfg.w_e, r->cfg.w_d);
+    *aux = acmt_student_aux(s, B, beta, r->cfg.w_b, r->cfg.w_e, r->cfg.w_d);
     int correct = 0;
     *ce = acmt_student_backward(s, r->y, B, (float)r->cfg.smoothing, &correct);
     *acc = (double)correct / B;
@@ -422,6 +433,15 @@ static int parse_args(acmz_cfg *c, int *resume, int *quiet, int argc, char **arg
             double w[3];
             NEED_V if (parse3(v, w)) BAD("expected three non-negative numbers WB,WE,WD");
             c->w_b = w[0], c->w_e = w[1], c->w_d = w[2];
+        } else if (!strcmp(a, "--keep-phase-ckpts")) {
+            c->keep_phase_ckpts = 1;
+        } else if (!strcmp(a, "--beta-sample")) {
+            NEED_V if (sscanf(v, "%lf:%lf", &c->beta_lo, &c->beta_hi) != 2 ||
+                       !(c->beta_lo > 0 && c->beta_lo < c->beta_hi && c->beta_hi <= 1))
+                BAD("expected LO:HI with 0 < LO < HI <= 1");
+        } else if (!strcmp(a, "--uniform")) {
+            NEED_V c->uniform_k = (int)strtol(v, &end, 10);
+            if (*end || c->uniform_k < 1 || c->uniform_k > 16) BAD("expected a number of learners in 1..16");
         } else if (!strcmp(a, "--beta")) {
             NEED_V c->beta = strtod(v, &end);
             if (*end || !(c->beta > 0 && c->beta <= 1)) BAD("expected a number in (0, 1]");
@@ -482,6 +502,17 @@ static int base_config(const char *path, acmt_vit_config *vc, char *err, size_t 
     }
     acm_model_free(m);
     return ok ? 0 : -1;
+}
+
+static int copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[1 << 16];
+    size_t n;
+    int bad = !in || !out;
+    while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, out) != n;
+    if (in) fclose(in);
+    if (out && fclose(out)) bad = 1;
+    return bad ? -1 : 0;
 }
 
 static void log_row(acmz_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -644,6 +675,16 @@ int cmd_acmize(int argc, char **argv) {
                     break;
                 }
                 last_ckpt = now_s();
+                if (R.st.phase != ph && c->keep_phase_ckpts) {
+                    char cp[1200];
+                    snprintf(cp, sizeof cp, "%s.phase%d", c->ckpt, ph);
+                    if (copy_file(c->ckpt, cp)) {
+                        fprintf(stderr, "acm-train acmize: cannot copy %s to %s: %s\n", c->ckpt, cp, strerror(errno));
+                        rc = 1;
+                        break;
+                    }
+                    acmt_progress_note(&R.prog, "kept %s", cp);
+                }
             }
             if (stop_now) {
                 acmt_progress_note(&R.prog, "stopped at phase %d step %lld; checkpoint %s; continue with --resume",

@@ -185,7 +185,7 @@ static void check_select(int is_mlp) {
     }
     float ysoft[8 * 4];
     memcpy(ysoft, f.a.ysoft, sizeof(float) * (size_t)(8 * C));
-    acmt_acm_select_backward(f.g, dz, 7, &f.a, f.p, &f.L, f.z, 7, R, 5, dy_aux, 0.8f, f.M);
+    acmt_acm_select_backward(f.g, dz, 7, &f.a, f.p, &f.L, f.z, 7, R, 5, dy_aux, 0.8f, 1, f.M);
     /* the straight-through logits gradient against its formula */
     for (int i = 0; i < 8; i++) {
         double dy[5] = {0}, dot = 0;
