@@ -31,6 +31,8 @@ Test(data, split_is_disjoint_and_deterministic) {
     cr_assert_eq(va.n, 20);
     cr_assert_eq(acmt_images_split(&tr2, &va2, &all, 20, 5, 0, err, sizeof err), 0);
     cr_assert(memcmp(va.pixels, va2.pixels, 20 * 784) == 0);
+    acmt_images_free(&tr2);
+    acmt_images_free(&va2);
     /* image i is identified by its first pixel (i % 256 for i < 100): every image lands in exactly one part */
     int seen[100] = {0};
     for (int64_t i = 0; i < tr.n; i++) seen[tr.pixels[i * 784]]++;
