@@ -37,10 +37,10 @@ int acmt_acm_acts_alloc(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M) {
     size_t f[] = {
         (size_t)M * L->nh, (size_t)M * L->nh, (size_t)L->n * M * L->dout, (size_t)M * L->gh, (size_t)M * L->gh,
         (size_t)M * L->choices, (size_t)M * L->choices, (size_t)M * L->dout, (size_t)M * L->nh, (size_t)M * L->gh,
-        (size_t)M * L->gh, (size_t)M * L->choices,
+        (size_t)M * L->gh, (size_t)M * L->choices, (size_t)M * L->din, (size_t)M * L->din, (size_t)M,
     };
     float **ptr[] = {&a->hid, &a->act, &a->cum, &a->g0, &a->g1, &a->logits, &a->ysoft, &a->ds, &a->dact,
-                     &a->dg0, &a->dg1, &a->dlogits};
+                     &a->dg0, &a->dg1, &a->dlogits, &a->zs, &a->dzs, (float **)&a->perm};
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) total += f[i];
     float *mem = calloc(total * sizeof(float) + (size_t)M, 1);
@@ -291,4 +291,114 @@ void acmt_acm_select_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, c
         learner_out_backward(g, a, p, L, n, M);
     }
     learners_in_backward(g, dz, lddz, a, p, L, z, ldz, M);
+}
+
+/* ---- phase 3, learners on demand --------------------------------------------------------------------------------
+ * Rows sorted by k, descending (counting sort): learner n runs on the prefix of sorted rows with k >= n + 1, so a
+ * token costs what its k costs, as at inference. hid, act and cum are in sorted order; cum[n] is defined on the first
+ * m[n] sorted rows only. */
+static void sort_by_k(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M, int64_t *m) {
+    int64_t count[ACMT_MAX_CHOICES + 1] = {0}, start[ACMT_MAX_CHOICES + 1] = {0};
+    for (int64_t i = 0; i < M; i++) count[a->k[i]]++;
+    int64_t pos = 0;
+    for (int k = L->n; k >= 0; k--) start[k] = pos, pos += count[k];
+    for (int64_t i = 0; i < M; i++) a->perm[start[a->k[i]]++] = (int32_t)i;
+    /* m[n]: rows with k >= n + 1 */
+    int64_t acc = 0;
+    for (int n = L->n - 1; n >= 0; n--) acc += count[n + 1], m[n] = acc;
+}
+
+void acmt_acm_sparse_forward(float *out, int ldo, int accumulate, acmt_acm_acts *a, const float *p,
+                             const acmt_acm_layout *L, const float *z, int ldz, int64_t M) {
+    const int nh = L->nh, h = L->h, dout = L->dout, din = L->din;
+    int64_t m[ACMT_MAX_CHOICES] = {0};
+    sort_by_k(a, L, M, m);
+    for (int64_t i = 0; i < m[0]; i++) memcpy(a->zs + i * din, z + (int64_t)a->perm[i] * ldz, sizeof(float) * (size_t)din);
+    for (int n = 0; n < L->n && m[n] > 0; n++) {
+        float *hn = a->hid + n * h, *an = a->act + n * h, *cn = a->cum + (int64_t)n * M * dout;
+        acm__matmul_forward(hn, nh, a->zs, din, p + L->w1 + (int64_t)n * h * din, din, p + L->b1 + n * h, m[n], din,
+                            h, 0);
+        for (int64_t i = 0; i < m[n]; i++) {
+            if (L->gelu)
+                acm__gelu_forward(an + i * nh, hn + i * nh, h);
+            else
+                memcpy(an + i * nh, hn + i * nh, sizeof(float) * (size_t)h);
+        }
+        acm__matmul_forward(cn, dout, an, nh, p + L->w2 + n * h, nh, NULL, m[n], h, dout, 0);
+        if (n) acm__add(cn, cn, cn - M * dout, m[n] * dout);
+    }
+    for (int64_t i = 0; i < M; i++) {
+        float *o = out + (int64_t)a->perm[i] * ldo;
+        int k = a->k[a->perm[i]];
+        if (k == 0) {
+            if (!accumulate) memset(o, 0, sizeof(float) * (size_t)dout);
+            continue;
+        }
+        const float *c = a->cum + ((int64_t)(k - 1) * M + i) * dout;
+        if (accumulate)
+            for (int j = 0; j < dout; j++) o[j] += c[j];
+        else
+            memcpy(o, c, sizeof(float) * (size_t)dout);
+    }
+}
+
+void acmt_acm_sparse_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
+                              const float *z, int ldz, const float *dout, int lddo, const float *dy_aux, float tau,
+                              int train_gate, int64_t M) {
+    const int C = L->choices, D = L->dout, nh = L->nh, h = L->h, din = L->din;
+    int64_t m[ACMT_MAX_CHOICES] = {0};
+    int64_t count[ACMT_MAX_CHOICES + 1] = {0};
+    for (int64_t i = 0; i < M; i++) count[a->k[i]]++;
+    int64_t acc = 0;
+    for (int n = L->n - 1; n >= 0; n--) acc += count[n + 1], m[n] = acc;
+    if (train_gate) {
+        /* straight-through, as in acmt_acm_select_backward; h(z, k) of original row r sits at sorted row i */
+        for (int64_t i = 0; i < M; i++) {
+            int64_t r = a->perm[i];
+            double dy[ACMT_MAX_CHOICES] = {0};
+            int k = a->k[r];
+            if (k > 0) {
+                const float *c = a->cum + ((int64_t)(k - 1) * M + i) * D;
+                double s = 0;
+                for (int j = 0; j < D; j++) s += (double)dout[r * lddo + j] * c[j];
+                dy[k - L->kmin] = s;
+            }
+            if (dy_aux)
+                for (int c = 0; c < C; c++) dy[c] += dy_aux[r * C + c];
+            const float *ys = a->ysoft + r * C;
+            double dot = 0;
+            for (int c = 0; c < C; c++) dot += ys[c] * dy[c];
+            for (int c = 0; c < C; c++) a->dlogits[r * C + c] = (float)(ys[c] * (dy[c] - dot) / tau);
+        }
+        acmt_acm_gate_backward(g, dz, lddz, a, p, L, z, ldz, M);
+    }
+    if (m[0] == 0) return;
+    /* ds rows in sorted order: every learner n sees the same dout on its prefix */
+    for (int64_t i = 0; i < m[0]; i++)
+        memcpy(a->ds + i * D, dout + (int64_t)a->perm[i] * lddo, sizeof(float) * (size_t)D);
+    memset(a->dzs, 0, sizeof(float) * (size_t)(m[0] * din));
+    for (int n = 0; n < L->n && m[n] > 0; n++) {
+        float *dan = a->dact + n * h;
+        for (int64_t i = 0; i < m[n]; i++) memset(dan + i * nh, 0, sizeof(float) * (size_t)h);
+        acm__matmul_backward(dan, nh, g + L->w2 + n * h, NULL, a->ds, D, a->act + n * h, nh, p + L->w2 + n * h, nh,
+                             m[n], h, D);
+        float *dhn = dan;
+        if (L->gelu) {
+            /* through GELU into the act buffer (free after the line above) */
+            float *an = a->act + n * h;
+            for (int64_t i = 0; i < m[n]; i++) {
+                memset(an + i * nh, 0, sizeof(float) * (size_t)h);
+                acm__gelu_backward(an + i * nh, a->hid + n * h + i * nh, dan + i * nh, h);
+            }
+            dhn = an;
+        }
+        acm__matmul_backward(a->dzs, din, g + L->w1 + (int64_t)n * h * din, g + L->b1 + n * h, dhn, nh, a->zs, din,
+                             p + L->w1 + (int64_t)n * h * din, din, m[n], din, h);
+    }
+    if (dz)
+        for (int64_t i = 0; i < m[0]; i++) {
+            float *d = dz + (int64_t)a->perm[i] * lddz;
+            const float *s = a->dzs + i * din;
+            for (int j = 0; j < din; j++) d[j] += s[j];
+        }
 }

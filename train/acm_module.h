@@ -42,6 +42,8 @@ typedef struct {
     float *ds;     /* [M, Dout] */
     float *dact;   /* [M, Nh] */
     float *dg0, *dg1, *dlogits; /* [M, gh], [M, gh], [M, C] */
+    float *zs, *dzs;   /* [M, Din] rows sorted by k (phase 3, learners on demand) and their gradient */
+    int32_t *perm;     /* [M] sorted row -> original row */
     void *mem;
 } acmt_acm_acts;
 
@@ -102,6 +104,16 @@ void acmt_acm_fixed_select(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M
  * Accumulates parameter gradients into g and the input gradient into dz (row stride lddz) from both the learners and
  * the gate. */
 void acmt_acm_select_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
+                              const float *z, int ldz, const float *dout, int lddo, const float *dy_aux, float tau,
+                              int train_gate, int64_t M);
+
+/* Phase 3 with learners on demand (after the gate and a selection have set k): rows sorted by k so that learner n
+ * runs only on the rows with k >= n + 1, as at inference. Same result as acmt_acm_learners_forward +
+ * acmt_acm_select_forward, at the cost of the selected learners only; hid, act and cum are kept in sorted order for
+ * acmt_acm_sparse_backward, which matches acmt_acm_select_backward. */
+void acmt_acm_sparse_forward(float *out, int ldo, int accumulate, acmt_acm_acts *a, const float *p,
+                             const acmt_acm_layout *L, const float *z, int ldz, int64_t M);
+void acmt_acm_sparse_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
                               const float *z, int ldz, const float *dout, int lddo, const float *dy_aux, float tau,
                               int train_gate, int64_t M);
 

@@ -66,21 +66,21 @@ static void fwd_hook(void *ctx, float *out, int ldo, int accumulate, const float
     int64_t M = (int64_t)B * T;
     s->z[a] = x;
     s->ldz[a] = ldx;
-    acmt_acm_learners_forward(&s->acts[a], p, L, x, ldx, M);
     if (s->uniform_k > 0) {
         acmt_acm_fixed_select(&s->acts[a], L, M, s->uniform_k);
     } else {
         acmt_acm_gate_forward(&s->acts[a], p, L, x, ldx, M);
         acmt_acm_gumbel_select(&s->acts[a], L, M, s->tau, s->train_gates ? s->rng : NULL);
     }
-    acmt_acm_select_forward(out, ldo, accumulate, &s->acts[a], L, M);
+    /* only the selected learners run, as at inference */
+    acmt_acm_sparse_forward(out, ldo, accumulate, &s->acts[a], p, L, x, ldx, M);
 }
 
 /* The backward hook (vit_train.h): one ACM's backward inside the static backward pass. */
 static void bwd_hook(void *ctx, float *dz, int lddz, const float *dout, int lddo, const acm__module *md, int B, int T) {
     acmt_student *s = ctx;
     int a = md->info.acm_index;
-    acmt_acm_select_backward(s->ag + s->off[a], dz, lddz, &s->acts[a], s->ap + s->off[a], &s->L[a], s->z[a], s->ldz[a],
+    acmt_acm_sparse_backward(s->ag + s->off[a], dz, lddz, &s->acts[a], s->ap + s->off[a], &s->L[a], s->z[a], s->ldz[a],
                              dout, lddo, s->uniform_k > 0 ? NULL : s->dy_aux[a], s->tau, s->uniform_k <= 0,
                              (int64_t)B * T);
 }

@@ -617,6 +617,11 @@ int cmd_acmize(int argc, char **argv) {
         double win[8] = {0};
         int nwin = 0;
         double t0 = now_s();
+        if (total == 0) { /* a phase of 0 epochs is skipped */
+            R.st.phase++;
+            R.st.step = 0;
+            continue;
+        }
         while (R.st.step < total) {
             float lr = acmt_lr_schedule(R.st.step, total, 0, (float)c->lr[ph - 1], (float)c->lr_min[ph - 1]);
             double ts = now_s(), loss = 0, acc = 0, e[17] = {0}, ce = 0;

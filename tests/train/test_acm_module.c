@@ -267,3 +267,43 @@ Test(acm_module, init_from_mlp_reproduces_the_mlp_at_full_k) {
     free(fc1w), free(fc1b), free(fc2w);
     fx_close(&f);
 }
+
+/* Learners on demand (rows sorted by k) give the dense path's outputs and gradients. */
+static void check_sparse(int is_mlp) {
+    fx f;
+    fx_open(&f, is_mlp, 23);
+    const int C = f.L.choices;
+    acmt_rng r;
+    acmt_rng_seed(&r, 11, 0);
+    acmt_acm_gate_forward(&f.a, f.p, &f.L, f.z, 7, f.M);
+    acmt_acm_gumbel_select(&f.a, &f.L, f.M, 0.8f, &r);
+    float R[23 * 5], dy_aux[23 * 4], out_d[23 * 5], out_s[23 * 5];
+    for (int i = 0; i < 23 * 5; i++) R[i] = (float)cos(0.37 * i);
+    for (int i = 0; i < 23 * C; i++) dy_aux[i] = 0.05f * (float)sin(1.3 * i);
+    /* dense */
+    acmt_acm_learners_forward(&f.a, f.p, &f.L, f.z, 7, f.M);
+    acmt_acm_select_forward(out_d, 5, 0, &f.a, &f.L, f.M);
+    float *gd = calloc((size_t)f.L.numel, sizeof(float)), *dzd = calloc(23 * 7, sizeof(float));
+    acmt_acm_select_backward(gd, dzd, 7, &f.a, f.p, &f.L, f.z, 7, R, 5, dy_aux, 0.8f, 1, f.M);
+    /* sparse, from the same gate state (logits, ysoft, k) */
+    acmt_acm_gate_forward(&f.a, f.p, &f.L, f.z, 7, f.M);
+    float *gs = calloc((size_t)f.L.numel, sizeof(float)), *dzs = calloc(23 * 7, sizeof(float));
+    acmt_acm_sparse_forward(out_s, 5, 0, &f.a, f.p, &f.L, f.z, 7, f.M);
+    acmt_acm_sparse_backward(gs, dzs, 7, &f.a, f.p, &f.L, f.z, 7, R, 5, dy_aux, 0.8f, 1, f.M);
+    int ks[8] = {0};
+    for (int i = 0; i < 23; i++) ks[f.a.k[i]]++;
+    for (int i = 0; i < 23 * 5; i++)
+        cr_expect(fabs(out_d[i] - out_s[i]) <= 1e-5 * fmax(1, fabs(out_d[i])), "out[%d] %.7g vs %.7g", i, out_s[i],
+                  out_d[i]);
+    for (int64_t i = 0; i < f.L.numel; i++)
+        cr_expect(fabs(gd[i] - gs[i]) <= 1e-4 * fmax(1, fabs(gd[i])), "grad[%lld] sparse %.7g dense %.7g",
+                  (long long)i, gs[i], gd[i]);
+    for (int i = 0; i < 23 * 7; i++)
+        cr_expect(fabs(dzd[i] - dzs[i]) <= 1e-4 * fmax(1, fabs(dzd[i])), "dz[%d] %.7g vs %.7g", i, dzs[i], dzd[i]);
+    cr_log_info("sparse (mlp %d): k counts %d %d %d %d", is_mlp, ks[0], ks[1], ks[2], ks[3]);
+    free(gd), free(dzd), free(gs), free(dzs);
+    fx_close(&f);
+}
+
+Test(acm_module, sparse_matches_dense_mlp) { check_sparse(1); }
+Test(acm_module, sparse_matches_dense_projection) { check_sparse(0); }
