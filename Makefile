@@ -72,7 +72,7 @@ PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/ma
 # CUDA: only where nvcc exists (engine/cuda/, later). Say what is skipped.
 NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 
-.PHONY: all help deps test test-unit check-env serve bench clean probe
+.PHONY: all help deps test test-unit check-env serve bench bench-build clean probe
 .DEFAULT_GOAL := all
 
 all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
@@ -132,6 +132,11 @@ $(B)/tests/%: tests/%.c $(call obj,$(TEST_HELP)) $(LIBS_OURS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(call obj,$(TEST_HELP)) $(LIBS_OURS) $(ALL_LIBS) -lcriterion $(LDFLAGS)
 
+# test_noalloc counts the engine's allocations through the linker (this binary only): calls from our objects and
+# libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
+$(B)/tests/engine/test_noalloc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
+                                          -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+
 # Every test binary runs with the repository root as its working directory; ACM_BUILD tells tests where programs are.
 test: deps
 	@$(MAKE) --no-print-directory all tests-build
@@ -143,8 +148,17 @@ serve: deps
 	@$(MAKE) --no-print-directory all
 	@bash deploy/serve.sh $(B)
 
+# ---- benchmarks: bench/NAME.c -> $(B)/bench/NAME, linked with every library of ours; bench/*.sh run them ----------
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+$(B)/bench/%: bench/%.c $(LIBS_OURS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBS_OURS) $(ALL_LIBS) $(LDFLAGS)
+
+bench-build: $(BENCH_BIN)
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all bench-build
 	@ls bench/*.sh >/dev/null 2>&1 && for s in bench/*.sh; do bash $$s $(B) || exit 1; done || echo "bench: no benchmarks yet"
 
 clean:

@@ -155,9 +155,19 @@ typedef struct {
 } acm_result;
 
 typedef struct {
-    int max_batch; /* largest number of items per acm_worker_run call */
+    int max_batch;    /* largest number of items per acm_worker_run call */
+    int workers;      /* workers the process runs side by side, for validation (0: 1) */
+    int blas_threads; /* OpenBLAS threads, set process-wide by acm_worker_new (0: leave as they are) */
 } acm_worker_params;
+/* max_batch 8, workers and blas_threads 0 (whatever the process set). acm_worker_new checks workers x BLAS threads
+ * <= acm_cpu_count() and refuses more: oversubscribed cores make every batch slower. */
 acm_worker_params acm_worker_default_params(void);
+/* CPUs this process may run on (its affinity mask). */
+int acm_cpu_count(void);
+/* The defaults chosen by measurement (bench/RESULTS.md, "workers x BLAS threads"), for `cores` CPUs: for throughput
+ * one worker per core with one BLAS thread each (latency = 1; otherwise throughput); for the lowest latency of one
+ * batch at a time, one worker with a BLAS thread per core. */
+void acm_threads_default(int cores, int latency, int *workers, int *blas_threads);
 
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
 void acm_worker_free(acm_worker *w);

@@ -65,12 +65,38 @@ static int argmax_biased(const float *l, int C, float lambda, int kmin, double u
     return best;
 }
 
-/* Sort key for CAP: gain descending, then token, then learner ascending (cap_idx = t * N + (j - 1)). */
-static int cmp_cap(const void *pa, const void *pb, void *gains) {
-    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    float ga = ((const float *)gains)[a], gb = ((const float *)gains)[b];
-    if (ga != gb) return ga > gb ? -1 : 1;
-    return a < b ? -1 : a > b;
+/* Sort key for CAP: gain descending, then token, then learner ascending (cap_idx = t * N + (j - 1)). A total order,
+ * so any correct sort gives the same allocation. */
+static int cap_before(int32_t a, int32_t b, const float *gains) {
+    if (gains[a] != gains[b]) return gains[a] > gains[b];
+    return a < b;
+}
+
+/* In-place heapsort by cap_before: glibc's qsort_r mallocs a merge buffer above 1 KiB of elements (T * N int32 for
+ * ViT-B is 3 KiB), and the inference path must not allocate (tests/engine/test_noalloc.c). */
+static void cap_sort(int32_t *v, int n, const float *gains) {
+    for (int root0 = n / 2 - 1, end = n;; ) { /* heapify (root0 >= 0), then pop the maximum to the end */
+        int root;
+        if (root0 >= 0) {
+            root = root0--;
+        } else {
+            if (--end <= 0) return;
+            int32_t t = v[0];
+            v[0] = v[end];
+            v[end] = t;
+            root = 0;
+        }
+        for (;;) { /* sift down in a max-heap of "comes last" */
+            int child = 2 * root + 1;
+            if (child >= end) break;
+            if (child + 1 < end && cap_before(v[child], v[child + 1], gains)) child++;
+            if (!cap_before(v[root], v[child], gains)) break;
+            int32_t t = v[root];
+            v[root] = v[child];
+            v[child] = t;
+            root = child;
+        }
+    }
 }
 
 void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, const acm__module *md,
@@ -118,7 +144,7 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
                 }
             }
         }
-        qsort_r(s->cap_idx, (size_t)npairs, sizeof(int32_t), cmp_cap, s->cap_gain);
+        cap_sort(s->cap_idx, npairs, s->cap_gain);
         if (units > npairs) units = npairs;
         for (int64_t u = 0; u < units; u++) k[s->cap_idx[u] / N]++;
         return;

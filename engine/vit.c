@@ -6,8 +6,8 @@
  * Every linear module may be static or an ACM; the q, k, v outputs land in one [B*T, 3D] buffer either way.
  *
  * An ACM module runs as: collapsed gate GEMM -> k per token (policy) -> counting sort of the batch's tokens by k ->
- * for each k-group, learners 1..k as one GEMM pair over the gathered rows -> scatter (add) into the output.
- * This is the straightforward correct version; bench/ and the "Fast ACM execution" work measure and tune it.
+ * learner GEMMs over contiguous rows -> scatter (add) into the output: engine/cpu/acm_exec.c (acm__acm_forward; the
+ * q, k, v ACMs of a block share one gate GEMM through acm__acm_qkv_forward).
  *
  * FLOPs are counted per item as the forward runs: the model's fixed (non-ACM) FLOPs plus, per ACM and token,
  * 2*Din*C for the gate and k*p for the learners. 2 FLOPs per multiply-add.
@@ -20,66 +20,6 @@
 
 #include "kernels.h"
 #include "util.h"
-
-void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
-                      const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
-                      acm__acm_scratch *s, double *flops, double *learner_flops) {
-    const int din = md->info.din, dout = md->info.dout, C = md->choices, h = md->info.h, N = md->info.n;
-    const int64_t BT = (int64_t)B * T;
-    const int ai = md->info.acm_index;
-    /* 1. gate logits [BT, C] */
-    acm__matmul_forward(s->gate, C, x, ldx, md->gate_w, din, md->gate_b, BT, din, C, 0);
-    /* 2. k per token */
-    for (int b = 0; b < B; b++) {
-        uint8_t *kb = s->k + (int64_t)b * T;
-        if (items[b].force_k) {
-            const uint8_t *f = items[b].force_k + (int64_t)ai * T;
-            for (int t = 0; t < T; t++) kb[t] = f[t] < md->info.kmin ? (uint8_t)md->info.kmin : f[t] > N ? (uint8_t)N : f[t];
-        } else {
-            acm__decide_k(kb, s->gate + (int64_t)b * T * C, T, m, md, items[b].policy, lambda[b], s);
-        }
-        double lf = 0;
-        for (int t = 0; t < T; t++) lf += kb[t] * md->learner_flops;
-        flops[b] += lf + 2.0 * din * C * T;
-        learner_flops[b] += lf;
-    }
-    /* 3. counting sort by k, descending: group g holds the tokens with k = g */
-    int64_t count[ACM_MAX_LEARNERS + 2] = {0}, start[ACM_MAX_LEARNERS + 2] = {0};
-    for (int64_t i = 0; i < BT; i++) count[s->k[i]]++;
-    int64_t pos = 0;
-    for (int kk = N; kk >= 0; kk--) {
-        start[kk] = pos;
-        pos += count[kk];
-    }
-    int64_t fill[ACM_MAX_LEARNERS + 2];
-    memcpy(fill, start, sizeof fill);
-    for (int64_t i = 0; i < BT; i++) s->perm[fill[s->k[i]]++] = (int32_t)i;
-    /* 4. one GEMM pair per k-group over learners 1..k, then scatter */
-    for (int kk = N; kk >= 0; kk--) {
-        int64_t n = count[kk];
-        if (n == 0) continue;
-        const int32_t *rows = s->perm + start[kk];
-        if (kk == 0) {
-            if (!accumulate)
-                for (int64_t i = 0; i < n; i++) memset(out + (int64_t)rows[i] * ldo, 0, sizeof(float) * (size_t)dout);
-            continue;
-        }
-        for (int64_t i = 0; i < n; i++)
-            memcpy(s->xg + i * din, x + (int64_t)rows[i] * ldx, sizeof(float) * (size_t)din);
-        int kh = kk * h;
-        acm__matmul_forward(s->hid, kh, s->xg, din, md->w1, din, md->b1, n, din, kh, 0);
-        if (md->info.gelu) acm__gelu_forward(s->hid, s->hid, n * kh);
-        acm__matmul_forward(s->yg, dout, s->hid, kh, md->w2, md->info.hidden, NULL, n, kh, dout, 0);
-        for (int64_t i = 0; i < n; i++) {
-            float *o = out + (int64_t)rows[i] * ldo;
-            const float *y = s->yg + i * dout;
-            if (accumulate)
-                for (int j = 0; j < dout; j++) o[j] += y[j];
-            else
-                memcpy(o, y, sizeof(float) * (size_t)dout);
-        }
-    }
-}
 
 /* Runs a static or ACM module: out (ldo) = or += module(x). */
 static void run_module(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
@@ -150,6 +90,14 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         if (bl->fused_qkv) {
             run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, B, T, s,
                        res, eflops, lflops);
+        } else if (!a->acm_hook && bl->mod[ACM_POS_Q].info.kind == ACM_MOD_ACM &&
+                   bl->mod[ACM_POS_K].info.kind == ACM_MOD_ACM && bl->mod[ACM_POS_V].info.kind == ACM_MOD_ACM) {
+            acm__acm_qkv_forward(ba->qkv, 3 * D, ba->ln1, D, m, l, items, lambda, B, T, s, eflops, lflops);
+            for (int p = ACM_POS_Q; p <= ACM_POS_V; p++)
+                for (int b = 0; b < B; b++)
+                    if (res[b].kmap)
+                        memcpy(res[b].kmap + (int64_t)bl->mod[p].info.acm_index * T, s->k + p * BT + (int64_t)b * T,
+                               (size_t)T);
         } else {
             for (int p = ACM_POS_Q; p <= ACM_POS_V; p++)
                 run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[p], NULL, NULL, items, lambda, B, T, s,

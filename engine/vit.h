@@ -43,18 +43,45 @@ typedef struct {
     float *logits;                    /* [B, K] */
 } acm__vit_acts;
 
+/* How ACM modules run their learners (engine/cpu/acm_exec.c). AUTO picks per module and batch; the others force one
+ * schedule (benchmarks and tests). */
+typedef enum {
+    ACM__EXEC_AUTO = 0,  /* the schedule measured fastest for the module's shape (see acm_exec.c) */
+    ACM__EXEC_GROUPS,    /* one GEMM pair per k-group over learners 1..k */
+    ACM__EXEC_PREFIX,    /* learner n over the prefix of sorted tokens with k >= n */
+    ACM__EXEC_REFERENCE, /* token by token in double, gates unfused: the tests' oracle (slow) */
+} acm__exec_mode;
+
+/* Seconds spent in the phases of ACM modules, accumulated while acm__acm_scratch.times is set (benchmarks). */
+typedef struct {
+    double gate;    /* gate GEMM + k decisions */
+    double sort;    /* counting sort + gathering rows */
+    double gemm;    /* learner GEMMs and GELU */
+    double scatter; /* writing or adding rows back */
+} acm__exec_times;
+
 /* Scratch of the ACM modules: gate logits, k per token, the sorted permutation and gathered rows. */
 typedef struct {
-    float *gate;       /* [B*T, Cmax] */
-    uint8_t *k;        /* [B*T] */
+    float *gate;       /* [B*T, 4*Cmax]: logits of one module [B*T, C], or fused q|k|v logits then one module's */
+    uint8_t *k;        /* [3, B*T]: k per token of the last module (q, k, v at offsets 0, B*T, 2*B*T when fused) */
     int32_t *perm;     /* [B*T] tokens sorted by k, descending */
-    float *xg;         /* [B*T, D] gathered inputs of one k-group */
-    float *hid;        /* [B*T, max N*h] learner hidden activations */
-    float *yg;         /* [B*T, max(3D, D)] group outputs before scatter */
+    float *xg;         /* [B*T, D] gathered inputs, in sorted order */
+    float *hid;        /* [B*T, max N*h] learner hidden activations (row stride N*h) */
+    float *yg;         /* [B*T, max(3D, D)] outputs in sorted order, before scatter */
     float *cap_gain;   /* [T * Nmax] CAP policy: marginal gains */
     int32_t *cap_idx;  /* [T * Nmax] */
     float *probs;      /* [Cmax] */
+    double *ref;       /* [max N*h + max(3D, D)] REFERENCE mode: one token's hidden and output in double */
+    float *qkv_gate_w; /* [depth, 3*Cmax, D] per block whose q, k, v are all ACMs: the three gates stacked (or NULL) */
+    float *qkv_gate_b; /* [depth, 3*Cmax] */
+    float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
+    int mode;              /* acm__exec_mode (0: AUTO) */
+    acm__exec_times *times; /* NULL: not measured */
 } acm__acm_scratch;
+
+/* Fills s->qkv_gate_w and qkv_gate_b (allocated by the worker) with the stacked collapsed gates of every block whose
+ * q, k, v are all ACMs. */
+void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m);
 
 /* Runs B items through the model. Per-item ACM decisions, kmaps, FLOPs and budgets go to res[b] (logits are left
  * in a->logits; the caller copies them). Returns 0 or ACM_EINVAL (policy invalid for this model) with a message. */
@@ -68,6 +95,16 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
 void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
                       const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
                       acm__acm_scratch *s, double *flops, double *learner_flops);
+
+/* The q, k, v ACMs of block `block`, which all read x: one gate GEMM for the three (the stacked gates of
+ * s->qkv_gate_w), then each module as acm__acm_forward, writing columns 0, D, 2D of qkv (ldo). k of module p (0..2)
+ * lands in s->k + p*B*T. Falls back to three acm__acm_forward calls without stacked gates or in REFERENCE mode. */
+void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const acm_model *m, int block,
+                          const acm_item *items, const float *lambda, int B, int T, acm__acm_scratch *s, double *flops,
+                          double *learner_flops);
+
+/* The ACM scratch of a worker, to force a schedule (s->mode) or time the phases (s->times): tests and benchmarks. */
+acm__acm_scratch *acm__worker_scratch(acm_worker *w);
 
 /* Decides k for the T tokens of one item from their gate logits [T, C] under a policy (not forced). lambda is the
  * MEAN policy's bias. */

@@ -3,8 +3,10 @@
  * with every learner on (llm.c's "size once, allocate once": a table of sizes, one allocation, pointers into it), so
  * acm_worker_run allocates nothing; adaptive compute changes the work, never the buffers.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "vit.h"
@@ -25,11 +27,40 @@ acm_worker_params acm_worker_default_params(void) {
 
 #define ALIGN64(n) (((n) + 63) & ~(size_t)63)
 
+int acm_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void acm_threads_default(int cores, int latency, int *workers, int *blas_threads) {
+    if (cores < 1) cores = 1;
+    *workers = latency ? 1 : cores;
+    *blas_threads = latency ? cores : 1;
+}
+
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen) {
     if (p.max_batch < 1 || p.max_batch > 65536) {
         acm__fail(err, errlen, ACM_EINVAL, "max_batch %d outside [1, 65536]", p.max_batch);
         return NULL;
     }
+    const int cores = acm_cpu_count();
+    if (p.workers < 0 || p.workers > 4096 || p.blas_threads < 0 || p.blas_threads > 4096) {
+        acm__fail(err, errlen, ACM_EINVAL, "workers %d / BLAS threads %d: negative or absurd", p.workers,
+                  p.blas_threads);
+        return NULL;
+    }
+    const int nw = p.workers ? p.workers : 1, nt = p.blas_threads ? p.blas_threads : acm_blas_threads();
+    if ((int64_t)nw * nt > cores) {
+        acm__fail(err, errlen, ACM_EINVAL, "%d workers x %d BLAS threads = %d exceeds the %d cores available", nw, nt,
+                  nw * nt, cores);
+        return NULL;
+    }
+    if (p.blas_threads) acm_blas_set_threads(p.blas_threads);
     const acm_config *c = &m->cfg;
     const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
     const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size;
@@ -49,8 +80,8 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         BT * hid * 4,    /* fc1 = gelu */
         B * D * 4,       /* lnf */
         B * (size_t)c->num_classes * 4, /* logits */
-        BT * cmax * 4,   /* gate */
-        BT,              /* k */
+        BT * 4 * cmax * 4, /* gate: stacked q|k|v logits, then one module's */
+        3 * BT,          /* k (q, k, v) */
         BT * 4,          /* perm */
         BT * D * 4,      /* xg */
         BT * hid * 4,    /* hid */
@@ -58,6 +89,9 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         T * nmax * 4,    /* cap_gain */
         T * nmax * 4,    /* cap_idx */
         cmax * 4,        /* probs */
+        (hid + (size_t)m->max_width) * 8,                  /* ref (REFERENCE mode, double) */
+        (size_t)c->depth * 3 * cmax * D * 4,               /* qkv_gate_w */
+        (size_t)c->depth * 3 * cmax * 4,                   /* qkv_gate_b */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += ALIGN64(sizes[i]);
@@ -77,13 +111,15 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         (void **)&w->blk.att, (void **)&w->blk.attn_y, (void **)&w->blk.fc1, (void **)&w->acts.lnf,
         (void **)&w->acts.logits, (void **)&w->acm.gate, (void **)&w->acm.k, (void **)&w->acm.perm,
         (void **)&w->acm.xg, (void **)&w->acm.hid, (void **)&w->acm.yg, (void **)&w->acm.cap_gain,
-        (void **)&w->acm.cap_idx, (void **)&w->acm.probs,
+        (void **)&w->acm.cap_idx, (void **)&w->acm.probs, (void **)&w->acm.ref, (void **)&w->acm.qkv_gate_w,
+        (void **)&w->acm.qkv_gate_b,
     };
     ACM_ASSERT(sizeof ptrs / sizeof *ptrs == sizeof sizes / sizeof *sizes);
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         *ptrs[i] = mem;
         mem += ALIGN64(sizes[i]);
     }
+    acm__acm_scratch_fill(&w->acm, m);
     /* inference runs the residual stream, LayerNorm output and GELU in place */
     w->blk.x1 = w->blk.x2 = w->acts.x0;
     w->blk.ln2 = w->blk.ln1;
@@ -92,6 +128,8 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
     w->acts.blk_shared = 1;
     return w;
 }
+
+acm__acm_scratch *acm__worker_scratch(acm_worker *w) { return &w->acm; }
 
 void acm_worker_free(acm_worker *w) {
     if (!w) return;

@@ -1,0 +1,288 @@
+/*
+ * acm_exec.c — running ACM modules on the CPU so that saved FLOPs become saved time (docs/DESIGN.md §4, issue 6).
+ *
+ * One module over the B*T tokens of a batch (shapes: D_in = din, D_out = dout, N learners of width h, Nh = N*h):
+ *   1. gate: one GEMM [B*T, din] x [din, C] with the collapsed gate; the q, k, v gates of a block, which read the same
+ *      input, are stacked into one [din, Cq+Ck+Cv] GEMM (acm__acm_qkv_forward);
+ *   2. k per token under each item's policy (policy.c); FLOPs counted per item as k * p + 2 din C per token;
+ *   3. counting sort of the tokens by k, descending, and a gather of the rows with k >= 1 into xg, in sorted order;
+ *   4. learner GEMMs over contiguous rows, in one of two schedules (the same FLOPs, different GEMM shapes):
+ *        GROUPS  per non-empty k-group g: hid = xg_g · W1[0:gh]ᵀ + b1, act, y_g = hid · W2[:, 0:gh]ᵀ — wide GEMMs
+ *                (g·h columns, then g·h deep), as many pairs as there are distinct k;
+ *        PREFIX  per learner n: hid_n = xg[0:P_n] · W1_nᵀ + b1_n, act, y[0:P_n] += hid_n · W2_nᵀ, where P_n counts the
+ *                tokens with k >= n — long, narrow GEMMs (h columns, then h deep), always N pairs;
+ *      ("learners 1..g form one block": W1 rows and W2 columns 0..g·h, the nn.Linear layout of model.h);
+ *   5. scatter: out[token] = y (q, k, v) or out[token] += y (o projection and MLP: the residual add is fused into the
+ *      scatter). GROUPS scatters each group right after its GEMMs, while its rows are still in cache.
+ *   When every token of the batch has the same k (FIXED policy, budget 1) nothing is permuted: the GEMMs read x and
+ *   write out directly, and the residual add is the second GEMM's beta = 1.
+ *
+ * AUTO picks the schedule per module and batch from the measurements in bench/RESULTS.md (choose_schedule). The
+ * REFERENCE mode computes every token alone in double precision with unfused gates: the tests' oracle, not for speed.
+ *
+ * Invariants: nothing here allocates (all scratch comes from the worker, sized for its largest batch with every
+ * learner on); the FLOPs counted are the same whatever the schedule; tokens with k = 0 (MLP ACMs only) contribute
+ * nothing, and are zeroed when the module overwrites its output.
+ */
+#include <cblas.h>
+#include <emmintrin.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels.h"
+#include "util.h"
+#include "vit.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Phase timing, only when the scratch asks for it (benchmarks): tick(s) returns the time and adds the time since the
+ * last tick to *acc. */
+static double tick(const acm__acm_scratch *s, double since, double *acc) {
+    if (!s->times) return 0;
+    double t = now_s();
+    if (acc) *acc += t - since;
+    return t;
+}
+
+/* o[0..n) += y[0..n) */
+static void add_row(float *restrict o, const float *restrict y, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        _mm_storeu_ps(o + j, _mm_add_ps(_mm_loadu_ps(o + j), _mm_loadu_ps(y + j)));
+        _mm_storeu_ps(o + j + 4, _mm_add_ps(_mm_loadu_ps(o + j + 4), _mm_loadu_ps(y + j + 4)));
+    }
+    for (; j < n; j++) o[j] += y[j];
+}
+
+/* out[rows[i]] (row stride ldo) = or += y[i] (row stride ldy), i < n. */
+static void scatter_rows(float *out, int ldo, int accumulate, const float *y, int ldy, const int32_t *rows, int64_t n,
+                         int dout) {
+    for (int64_t i = 0; i < n; i++) {
+        float *o = out + (int64_t)rows[i] * ldo;
+        if (accumulate)
+            add_row(o, y + i * ldy, dout);
+        else
+            memcpy(o, y + i * ldy, sizeof(float) * (size_t)dout);
+    }
+}
+
+static void gather_rows(float *xg, int ld, const float *x, int ldx, const int32_t *rows, int64_t n, int din) {
+    for (int64_t i = 0; i < n; i++) memcpy(xg + i * ld, x + (int64_t)rows[i] * ldx, sizeof(float) * (size_t)din);
+}
+
+/* GELU in place on rows x cols of a (row stride lda). */
+static void gelu_rows(float *a, int lda, int64_t rows, int cols) {
+    if (cols == lda) {
+        acm__gelu_forward(a, a, rows * cols);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++) acm__gelu_forward(a + i * lda, a + i * lda, cols);
+}
+
+/* k per token of every item (forced or by policy) from the logits [B*T, C]; FLOPs of the module added per item. The
+ * summation order is the one the golden references count in (k * p token by token, then the gate). */
+static void decide(uint8_t *k, const float *logits, const acm_model *m, const acm__module *md, const acm_item *items,
+                   const float *lambda, int B, int T, acm__acm_scratch *s, double *flops, double *learner_flops) {
+    const int C = md->choices, N = md->info.n, ai = md->info.acm_index, Cmax = m->max_choices;
+    if (s->gate_log)
+        for (int64_t i = 0; i < (int64_t)B * T; i++)
+            memcpy(s->gate_log + ((int64_t)ai * B * T + i) * Cmax, logits + i * C, sizeof(float) * (size_t)C);
+    for (int b = 0; b < B; b++) {
+        uint8_t *kb = k + (int64_t)b * T;
+        if (items[b].force_k) {
+            const uint8_t *f = items[b].force_k + (int64_t)ai * T;
+            for (int t = 0; t < T; t++)
+                kb[t] = f[t] < md->info.kmin ? (uint8_t)md->info.kmin : f[t] > N ? (uint8_t)N : f[t];
+        } else {
+            acm__decide_k(kb, logits + (int64_t)b * T * C, T, m, md, items[b].policy, lambda[b], s);
+        }
+        double lf = 0;
+        for (int t = 0; t < T; t++) lf += kb[t] * md->learner_flops;
+        flops[b] += lf + 2.0 * md->info.din * C * T;
+        learner_flops[b] += lf;
+    }
+}
+
+/* The schedule for one module and batch. Measured on ViT-B (bench/acm_exec.sh, bench/RESULTS.md): the wide GEMMs of
+ * GROUPS win for MLP ACMs (h = 768) at every batch and budget; for projection ACMs (h = 96) the narrow GEMMs of
+ * PREFIX are slower still, so GROUPS is the default everywhere, and PREFIX stays a forced mode for measurement. */
+static int choose_schedule(const acm__module *md, const int64_t *count, int64_t BT) {
+    (void)md;
+    (void)count;
+    (void)BT;
+    return ACM__EXEC_GROUPS;
+}
+
+/* Reference: token by token in double, the gate unfused and in double. Writes the gate logits into s->gate. */
+static void gate_reference(float *logits, const float *x, int ldx, const acm__module *md, int64_t BT) {
+    const int din = md->info.din, C = md->choices;
+    for (int64_t i = 0; i < BT; i++)
+        for (int c = 0; c < C; c++) {
+            double a = md->gate_b[c];
+            for (int d = 0; d < din; d++) a += (double)md->gate_w[(int64_t)c * din + d] * x[i * ldx + d];
+            logits[i * C + c] = (float)a;
+        }
+}
+
+static void execute_reference(float *out, int ldo, int accumulate, const float *x, int ldx, const acm__module *md,
+                              const uint8_t *k, int64_t BT, double *ref) {
+    const int din = md->info.din, dout = md->info.dout, h = md->info.h, Nh = md->info.hidden;
+    double *hd = ref; /* [Nh] */
+    for (int64_t i = 0; i < BT; i++) {
+        const float *xi = x + i * ldx;
+        float *o = out + i * ldo;
+        const int kh = k[i] * h;
+        for (int j = 0; j < kh; j++) {
+            double a = md->b1[j];
+            for (int d = 0; d < din; d++) a += (double)md->w1[(int64_t)j * din + d] * xi[d];
+            hd[j] = md->info.gelu ? 0.5 * a * erfc(-a / sqrt(2.0)) : a;
+        }
+        for (int c = 0; c < dout; c++) {
+            double a = 0;
+            for (int j = 0; j < kh; j++) a += (double)md->w2[(int64_t)c * Nh + j] * hd[j];
+            o[c] = accumulate ? (float)(o[c] + a) : (float)a;
+        }
+    }
+}
+
+/* Steps 3-5 for one module whose k per token is known. */
+static void execute(float *out, int ldo, int accumulate, const float *x, int ldx, const acm__module *md,
+                    const uint8_t *k, int64_t BT, acm__acm_scratch *s) {
+    const int din = md->info.din, dout = md->info.dout, h = md->info.h, N = md->info.n, Nh = md->info.hidden;
+    acm__exec_times *tm = s->times;
+    double t0 = tick(s, 0, NULL);
+    int64_t count[ACM_MAX_LEARNERS + 1] = {0};
+    for (int64_t i = 0; i < BT; i++) count[k[i]]++;
+    /* one k for the whole batch: no permutation, the residual add is the GEMM's beta */
+    for (int g = 1; g <= N; g++) {
+        if (count[g] != BT) continue;
+        t0 = tick(s, t0, tm ? &tm->sort : NULL);
+        acm__matmul_forward(s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, 0);
+        if (md->info.gelu) gelu_rows(s->hid, Nh, BT, g * h);
+        acm__matmul_forward(out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g * h, dout, accumulate);
+        tick(s, t0, tm ? &tm->gemm : NULL);
+        return;
+    }
+    /* counting sort, descending: group g occupies sorted rows [start[g], start[g] + count[g]); the tokens with k >= n
+     * are the prefix [0, start[n - 1]) */
+    int64_t start[ACM_MAX_LEARNERS + 1] = {0}, fill[ACM_MAX_LEARNERS + 1], pos = 0;
+    for (int g = N; g >= 0; g--) {
+        start[g] = fill[g] = pos;
+        pos += count[g];
+    }
+    for (int64_t i = 0; i < BT; i++) s->perm[fill[k[i]]++] = (int32_t)i;
+    const int64_t P = start[0]; /* tokens with k >= 1 */
+    int mode = s->mode == ACM__EXEC_AUTO ? choose_schedule(md, count, BT) : s->mode;
+    if (mode == ACM__EXEC_PREFIX) {
+        gather_rows(s->xg, din, x, ldx, s->perm, P, din);
+        t0 = tick(s, t0, tm ? &tm->sort : NULL);
+        for (int n = 1; n <= N; n++) {
+            const int64_t Pn = start[n - 1];
+            if (Pn == 0) break;
+            const int c0 = (n - 1) * h;
+            acm__matmul_forward(s->hid + c0, Nh, s->xg, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn, din, h,
+                                0);
+            if (md->info.gelu) gelu_rows(s->hid + c0, Nh, Pn, h);
+            acm__matmul_forward(s->yg, dout, s->hid + c0, Nh, md->w2 + c0, Nh, NULL, Pn, h, dout, n > 1);
+        }
+        t0 = tick(s, t0, tm ? &tm->gemm : NULL);
+        scatter_rows(out, ldo, accumulate, s->yg, dout, s->perm, P, dout);
+    } else {
+        for (int g = N; g >= 1; g--) {
+            const int64_t n = count[g], o = start[g];
+            if (n == 0) continue;
+            gather_rows(s->xg + o * din, din, x, ldx, s->perm + o, n, din);
+            t0 = tick(s, t0, tm ? &tm->sort : NULL);
+            acm__matmul_forward(s->hid + o * Nh, Nh, s->xg + o * din, din, md->w1, din, md->b1, n, din, g * h, 0);
+            if (md->info.gelu) gelu_rows(s->hid + o * Nh, Nh, n, g * h);
+            acm__matmul_forward(s->yg + o * dout, dout, s->hid + o * Nh, Nh, md->w2, Nh, NULL, n, g * h, dout, 0);
+            t0 = tick(s, t0, tm ? &tm->gemm : NULL);
+            scatter_rows(out, ldo, accumulate, s->yg + o * dout, dout, s->perm + o, n, dout);
+            t0 = tick(s, t0, tm ? &tm->scatter : NULL);
+        }
+    }
+    if (!accumulate)
+        for (int64_t i = P; i < BT; i++) memset(out + (int64_t)s->perm[i] * ldo, 0, sizeof(float) * (size_t)dout);
+    tick(s, t0, tm ? &tm->scatter : NULL);
+}
+
+/* acm__acm_forward with k per token written to kout. */
+static void forward_one(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
+                        const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
+                        acm__acm_scratch *s, double *flops, double *learner_flops, uint8_t *kout) {
+    const int din = md->info.din, C = md->choices;
+    const int64_t BT = (int64_t)B * T;
+    acm__exec_times *tm = s->times;
+    double t0 = tick(s, 0, NULL);
+    if (s->mode == ACM__EXEC_REFERENCE)
+        gate_reference(s->gate, x, ldx, md, BT);
+    else
+        acm__matmul_forward(s->gate, C, x, ldx, md->gate_w, din, md->gate_b, BT, din, C, 0);
+    decide(kout, s->gate, m, md, items, lambda, B, T, s, flops, learner_flops);
+    tick(s, t0, tm ? &tm->gate : NULL);
+    if (s->mode == ACM__EXEC_REFERENCE)
+        execute_reference(out, ldo, accumulate, x, ldx, md, kout, BT, s->ref);
+    else
+        execute(out, ldo, accumulate, x, ldx, md, kout, BT, s);
+}
+
+void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
+                      const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
+                      acm__acm_scratch *s, double *flops, double *learner_flops) {
+    forward_one(out, ldo, accumulate, x, ldx, m, md, items, lambda, B, T, s, flops, learner_flops, s->k);
+}
+
+void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const acm_model *m, int block,
+                          const acm_item *items, const float *lambda, int B, int T, acm__acm_scratch *s, double *flops,
+                          double *learner_flops) {
+    const acm__block *bl = &m->blocks[block];
+    const int64_t BT = (int64_t)B * T;
+    const int D = m->cfg.dim, Cmax = m->max_choices;
+    if (s->mode == ACM__EXEC_REFERENCE || !s->qkv_gate_w) {
+        for (int p = 0; p < 3; p++)
+            forward_one(qkv + p * D, ldo, 0, x, ldx, m, &bl->mod[p], items, lambda, B, T, s, flops, learner_flops,
+                        s->k + p * BT);
+        return;
+    }
+    acm__exec_times *tm = s->times;
+    double t0 = tick(s, 0, NULL);
+    int Ctot = 0;
+    for (int p = 0; p < 3; p++) Ctot += bl->mod[p].choices;
+    /* stacked logits [BT, Ctot] at s->gate, one module's [BT, C] copied behind them for the policies */
+    acm__matmul_forward(s->gate, Ctot, x, ldx, s->qkv_gate_w + (int64_t)block * 3 * Cmax * D, D,
+                        s->qkv_gate_b + (int64_t)block * 3 * Cmax, BT, D, Ctot, 0);
+    float *one = s->gate + BT * 3 * Cmax;
+    t0 = tick(s, t0, tm ? &tm->gate : NULL);
+    for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].choices, p++) {
+        const acm__module *md = &bl->mod[p];
+        const int C = md->choices;
+        for (int64_t i = 0; i < BT; i++) memcpy(one + i * C, s->gate + i * Ctot + c0, sizeof(float) * (size_t)C);
+        decide(s->k + p * BT, one, m, md, items, lambda, B, T, s, flops, learner_flops);
+        t0 = tick(s, t0, tm ? &tm->gate : NULL);
+        execute(qkv + p * D, ldo, 0, x, ldx, md, s->k + p * BT, BT, s);
+        t0 = tick(s, 0, NULL);
+    }
+}
+
+void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m) {
+    if (!s->qkv_gate_w) return;
+    const int D = m->cfg.dim, Cmax = m->max_choices;
+    for (int l = 0; l < m->cfg.depth; l++) {
+        const acm__block *bl = &m->blocks[l];
+        if (bl->fused_qkv) continue;
+        if (bl->mod[0].info.kind != ACM_MOD_ACM || bl->mod[1].info.kind != ACM_MOD_ACM ||
+            bl->mod[2].info.kind != ACM_MOD_ACM)
+            continue;
+        float *w = s->qkv_gate_w + (int64_t)l * 3 * Cmax * D, *b = s->qkv_gate_b + (int64_t)l * 3 * Cmax;
+        for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].choices, p++) {
+            const acm__module *md = &bl->mod[p];
+            memcpy(w + (int64_t)c0 * D, md->gate_w, sizeof(float) * (size_t)md->choices * D);
+            memcpy(b + c0, md->gate_b, sizeof(float) * (size_t)md->choices);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+/*
+ * test_acm_exec.c — the fast ACM execution (engine/cpu/acm_exec.c: fused q|k|v gates, GROUPS and PREFIX schedules,
+ * scatter fused with the residual add, the unpermuted single-k path) against the REFERENCE mode (every token alone,
+ * in double, gates unfused), on the golden models and on random larger models, batch 1 and 8, every policy, forced k.
+ *
+ * Criteria (issue 6):
+ *   logits: max|Δ| / max(1, max|ref|) <= 1e-4 per item;
+ *   k maps: >= 99.9% identical overall, and identical wherever the decision is clear: in the first module (in
+ *   execution order) where an item's k differs, every differing token must have had a gate margin below 1e-4 of its
+ *   logit scale (top-two gap of the policy's biased logits vs max(1, max|logit|)); after such a legitimate flip the
+ *   item's activations differ and later modules are only counted.
+ *   FLOPs: identical (they depend on k alone).
+ * The margin rule applies to ARGMAX and MEAN, whose decisions are per-token argmaxes; CAP ranks tokens against each
+ * other, so a flip there is only counted (and FIXED and forced k cannot differ at all).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acm.h"
+#include "bench/vit_random.h"
+#include "model.h"
+#include "vit.h"
+
+#define MAXB 8
+
+typedef struct {
+    long tokens, same;
+} kstats;
+
+/* Top-two gap of the biased logits of one token, and its scale. */
+static void margin(const float *l, int C, const acm_model *m, const acm__module *md, acm_policy p, double *gap,
+                   double *scale) {
+    double lambda = 0, unit = 0;
+    if (p.kind == ACM_POLICY_MEAN) {
+        lambda = p.lambda_set ? p.lambda : acm__mean_lambda(m, p.beta);
+        unit = md->learner_flops / m->learner_flops_mean;
+    }
+    double v1 = -INFINITY, v2 = -INFINITY, sc = 1;
+    for (int c = 0; c < C; c++) {
+        double v = l[c] - (float)(lambda * (md->info.kmin + c) * unit);
+        sc = fmax(sc, fabs(l[c]));
+        if (v > v1) v2 = v1, v1 = v;
+        else if (v > v2) v2 = v;
+    }
+    *gap = v1 - v2;
+    *scale = sc;
+}
+
+/* Runs the batch in `mode` and in REFERENCE, and checks the criteria. */
+static void compare(const char *what, acm_model *m, acm_worker *w, const acm_item *items, int B, int mode,
+                    kstats *ks) {
+    const acm_config *c = acm_model_config(m);
+    const int T = c->tokens, A = c->num_acms, K = c->num_classes, Cmax = m->max_choices > 0 ? m->max_choices : 1;
+    char err[256];
+    acm_result rf[MAXB], rr[MAXB];
+    float *lf = calloc((size_t)MAXB * K, sizeof(float)), *lr = calloc((size_t)MAXB * K, sizeof(float));
+    uint8_t *kf = calloc((size_t)MAXB * (A ? A : 1) * T, 1), *kr = calloc((size_t)MAXB * (A ? A : 1) * T, 1);
+    float *glog = calloc((size_t)(A ? A : 1) * B * T * Cmax, sizeof(float));
+    cr_assert(lf && lr && kf && kr && glog);
+    for (int b = 0; b < B; b++) {
+        rf[b] = (acm_result){.logits = lf + b * K, .kmap = kf + (size_t)b * A * T};
+        rr[b] = (acm_result){.logits = lr + b * K, .kmap = kr + (size_t)b * A * T};
+    }
+    acm__acm_scratch *s = acm__worker_scratch(w);
+    s->mode = mode;
+    cr_assert_eq(acm_worker_run(w, items, rf, B, err, sizeof err), 0, "%s", err);
+    s->mode = ACM__EXEC_REFERENCE;
+    s->gate_log = glog;
+    cr_assert_eq(acm_worker_run(w, items, rr, B, err, sizeof err), 0, "%s", err);
+    s->gate_log = NULL;
+    s->mode = ACM__EXEC_AUTO;
+    for (int b = 0; b < B; b++) {
+        double maxref = 1, maxd = 0;
+        for (int k = 0; k < K; k++) {
+            maxref = fmax(maxref, fabs(lr[b * K + k]));
+            maxd = fmax(maxd, fabs((double)lr[b * K + k] - lf[b * K + k]));
+        }
+        cr_expect_leq(maxd / maxref, 1e-4, "%s mode %d item %d: logits max|Δ|/max(1,|ref|) = %.3g", what, mode, b,
+                      maxd / maxref);
+        int flipped = 0;
+        for (int a = 0; a < A; a++) {
+            const acm_module_info *in = acm_model_acm(m, a);
+            const acm__module *md = m->acms[a];
+            int module_flips = 0;
+            for (int t = 0; t < T; t++) {
+                size_t i = (size_t)b * A * T + (size_t)a * T + t;
+                ks->tokens++;
+                if (kf[i] == kr[i]) {
+                    ks->same++;
+                    continue;
+                }
+                module_flips++;
+                acm_policy p = items[b].policy;
+                cr_expect(!items[b].force_k && p.kind != ACM_POLICY_FIXED,
+                          "%s mode %d item %d: forced/fixed k differs (%s token %d)", what, mode, b, in->name, t);
+                if (flipped || p.kind == ACM_POLICY_CAP || items[b].force_k) continue;
+                double gap, scale;
+                margin(glog + ((size_t)a * B * T + (size_t)b * T + t) * Cmax, md->choices, m, md, p, &gap, &scale);
+                cr_expect_leq(gap, 1e-4 * scale,
+                              "%s mode %d item %d: %s token %d: k %d vs reference %d with a clear gate margin %.3g "
+                              "(scale %.3g)",
+                              what, mode, b, in->name, t, kf[i], kr[i], gap, scale);
+            }
+            if (module_flips) flipped = 1;
+        }
+        if (!flipped)
+            cr_expect_eq(rf[b].flops, rr[b].flops, "%s mode %d item %d: flops %.17g vs reference %.17g", what, mode, b,
+                         rf[b].flops, rr[b].flops);
+    }
+    free(lf);
+    free(lr);
+    free(kf);
+    free(kr);
+    free(glog);
+}
+
+/* Every policy (and forced k), batch 1 and 8, every execution mode, on model m. */
+static void check(const char *what, acm_model *m, uint64_t seed) {
+    const acm_config *c = acm_model_config(m);
+    const int T = c->tokens, A = c->num_acms;
+    const size_t img = (size_t)c->in_chans * c->image_size * c->image_size;
+    char err[256];
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = MAXB}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    float *pix = malloc(sizeof(float) * img * MAXB);
+    uint8_t *force = malloc((size_t)MAXB * (A ? A : 1) * T);
+    cr_assert(pix && force);
+    uint64_t rng = seed;
+    for (size_t i = 0; i < img * MAXB; i++) pix[i] = (float)(4.0 * vr_uniform(&rng) - 2.0);
+    for (int b = 0; b < MAXB; b++) vr_draw_k(force + (size_t)b * A * T, m, 0.3 + 0.1 * b, &rng);
+    const int has_mean = c->mean_table_len > 0;
+    acm_policy pols[] = {
+        {.kind = ACM_POLICY_ARGMAX},
+        {.kind = ACM_POLICY_FIXED, .fixed_k = 2},
+        {.kind = ACM_POLICY_FIXED, .fixed_k = 99}, /* every learner: the unpermuted path */
+        {.kind = ACM_POLICY_MEAN, .beta = 0.5f, .lambda_set = !has_mean, .lambda = 1.0f},
+        {.kind = ACM_POLICY_CAP, .beta = 0.4f},
+        {.kind = ACM_POLICY_CAP, .beta = 1.0f},
+    };
+    const int npol = (int)(sizeof pols / sizeof *pols);
+    kstats ks = {0};
+    acm_item items[MAXB];
+    static const int batches[2] = {1, MAXB};
+    static const int modes[3] = {ACM__EXEC_AUTO, ACM__EXEC_GROUPS, ACM__EXEC_PREFIX};
+    for (int bi = 0; bi < 2; bi++) {
+        const int B = batches[bi];
+        for (int pi = 0; pi <= npol + 1; pi++) {
+            for (int b = 0; b < B; b++) {
+                items[b] = (acm_item){.pixels = pix + b * img};
+                if (pi < npol) items[b].policy = pols[pi];
+                else if (pi == npol) items[b].policy = pols[b % npol]; /* every policy mixed in one batch */
+                else items[b].force_k = force + (size_t)b * A * T, items[b].policy = pols[0];
+            }
+            for (int mi = 0; mi < 3; mi++) {
+                char tag[128];
+                snprintf(tag, sizeof tag, "%s batch %d %s", what, B,
+                         pi < npol ? acm_policy_name(pols[pi].kind) : pi == npol ? "mixed" : "forced");
+                compare(tag, m, w, items, B, modes[mi], &ks);
+            }
+        }
+    }
+    if (A) {
+        double frac = (double)ks.same / (double)ks.tokens;
+        cr_expect_geq(frac, 0.999, "%s: only %.4f%% of k decisions identical (%ld of %ld)", what, 100 * frac, ks.same,
+                      ks.tokens);
+    }
+    acm_worker_free(w);
+    free(pix);
+    free(force);
+}
+
+static void check_golden(const char *name) {
+    char path[256], err[512];
+    snprintf(path, sizeof path, "tests/golden/%s.safetensors", name);
+    acm_model *m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "load %s: %s", path, err);
+    check(name, m, 11);
+    acm_model_free(m);
+}
+
+Test(acm_exec, golden_a) { check_golden("vit_a"); }
+Test(acm_exec, golden_b) { check_golden("vit_b"); }
+Test(acm_exec, golden_c) { check_golden("vit_c"); }
+
+/* Every position an ACM (stacked q|k|v gates), 3 channels, T = 65, N = 4 with the paper's projection width. */
+Test(acm_exec, random_all_acm) {
+    vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,
+                    .mlp_hidden = 384, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 5};
+    vr_store st;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err);
+    cr_assert(m, "%s", err);
+    check("random all-ACM", m, 21);
+    acm_model_free(m);
+    vr_store_free(&st);
+}
+
+/* q, v and the MLP ACMs with N = 3 (split q|k|v, no stacked gates), one channel, T = 17. */
+Test(acm_exec, random_mixed) {
+    vr_config vc = {.image_size = 28, .patch_size = 7, .in_chans = 1, .dim = 64, .depth = 3, .heads = 2,
+                    .mlp_hidden = 192, .num_classes = 10, .learners = 3,
+                    .acm_mask = (1u << ACM_POS_Q) | (1u << ACM_POS_V) | (1u << ACM_POS_MLP), .seed = 6};
+    vr_store st;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err);
+    cr_assert(m, "%s", err);
+    check("random mixed", m, 22);
+    acm_model_free(m);
+    vr_store_free(&st);
+}
+
+/* Workers x BLAS threads are validated against the cores. */
+Test(acm_exec, threads_validated) {
+    char err[256];
+    acm_model *m = acm_model_load("tests/golden/vit_a.safetensors", err, sizeof err);
+    cr_assert(m, "%s", err);
+    const int cores = acm_cpu_count();
+    cr_assert_geq(cores, 1);
+    int before = acm_blas_threads();
+    cr_expect_null(acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = cores + 1, .blas_threads = 1},
+                                  err, sizeof err));
+    cr_expect(strstr(err, "cores"), "message: %s", err);
+    cr_expect_null(acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = 1, .blas_threads = -1}, err,
+                                  sizeof err));
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = cores, .blas_threads = 1}, err,
+                                   sizeof err);
+    cr_expect(w, "%s", err);
+    cr_expect_eq(acm_blas_threads(), 1);
+    acm_worker_free(w);
+    int wk, th;
+    acm_threads_default(cores, 0, &wk, &th);
+    cr_expect(wk * th <= cores && wk >= 1 && th >= 1);
+    acm_threads_default(cores, 1, &wk, &th);
+    cr_expect(wk == 1 && th == cores);
+    acm_blas_set_threads(before);
+    acm_model_free(m);
+}
