@@ -10,15 +10,17 @@
  *        GROUPS  per non-empty k-group g: hid = xg_g · W1[0:gh]ᵀ + b1, act, y_g = hid · W2[:, 0:gh]ᵀ — wide GEMMs
  *                (g·h columns, then g·h deep), as many pairs as there are distinct k;
  *        PREFIX  per learner n: hid_n = xg[0:P_n] · W1_nᵀ + b1_n, act, y[0:P_n] += hid_n · W2_nᵀ, where P_n counts the
- *                tokens with k >= n — long, narrow GEMMs (h columns, then h deep), always N pairs;
+ *                tokens with k >= n — long, narrow GEMMs (h columns, then h deep), always N pairs; learners 1..kmin,
+ *                which every token runs (projections: kmin = 1), run unpermuted on x straight into out, so only the
+ *                tokens with k > kmin are gathered and scattered;
  *      ("learners 1..g form one block": W1 rows and W2 columns 0..g·h, the nn.Linear layout of model.h);
  *   5. scatter: out[token] = y (q, k, v) or out[token] += y (o projection and MLP: the residual add is fused into the
  *      scatter). GROUPS scatters each group right after its GEMMs, while its rows are still in cache.
  *   When every token of the batch has the same k (FIXED policy, budget 1) nothing is permuted: the GEMMs read x and
  *   write out directly, and the residual add is the second GEMM's beta = 1.
  *
- * AUTO picks the schedule per module and batch from the measurements in bench/RESULTS.md (choose_schedule). The
- * REFERENCE mode computes every token alone in double precision with unfused gates: the tests' oracle, not for speed.
+ * AUTO runs the schedule the measurements in bench/RESULTS.md favour (choose_schedule: PREFIX). The REFERENCE mode
+ * computes every token alone in double precision with unfused gates: the tests' oracle, not for speed.
  *
  * Invariants: nothing here allocates (all scratch comes from the worker, sized for its largest batch with every
  * learner on); the FLOPs counted are the same whatever the schedule; tokens with k = 0 (MLP ACMs only) contribute
@@ -108,14 +110,16 @@ static void decide(uint8_t *k, const float *logits, const acm_model *m, const ac
     }
 }
 
-/* The schedule for one module and batch. Measured on ViT-B (bench/acm_exec.sh, bench/RESULTS.md): the wide GEMMs of
- * GROUPS win for MLP ACMs (h = 768) at every batch and budget; for projection ACMs (h = 96) the narrow GEMMs of
- * PREFIX are slower still, so GROUPS is the default everywhere, and PREFIX stays a forced mode for measurement. */
+/* The schedule for one module and batch. Measured on ViT-B shapes (bench/RESULTS.md, table 1b, one BLAS thread):
+ * PREFIX is as fast as GROUPS or faster for MLP ACMs (h = 768) and projection ACMs (h = 96) at batch 1 and 8 and
+ * every budget (up to 1.6x at batch 1, beta 0.25), so AUTO runs PREFIX everywhere. A choice that did not depend on the
+ * batch also keeps a token's result independent of what it is batched with: under PREFIX its output is the sum of
+ * its learners' products in learner order, whatever the other tokens. GROUPS stays as a forced mode. */
 static int choose_schedule(const acm__module *md, const int64_t *count, int64_t BT) {
     (void)md;
     (void)count;
     (void)BT;
-    return ACM__EXEC_GROUPS;
+    return ACM__EXEC_PREFIX;
 }
 
 /* Reference: token by token in double, the gate unfused and in double. Writes the gate logits into s->gate. */
@@ -179,19 +183,30 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
     const int64_t P = start[0]; /* tokens with k >= 1 */
     int mode = s->mode == ACM__EXEC_AUTO ? choose_schedule(md, count, BT) : s->mode;
     if (mode == ACM__EXEC_PREFIX) {
-        gather_rows(s->xg, din, x, ldx, s->perm, P, din);
+        /* learners 1..kmin run on every token (projections: kmin = 1): unpermuted, straight into out, the residual
+         * add being the GEMM's beta; only the tokens with k > kmin are gathered, and their further learners added */
+        const int g0 = md->info.kmin;
+        if (g0 > 0) {
+            t0 = tick(s, t0, tm ? &tm->sort : NULL);
+            acm__matmul_forward(s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, 0);
+            if (md->info.gelu) gelu_rows(s->hid, Nh, BT, g0 * h);
+            acm__matmul_forward(out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g0 * h, dout, accumulate);
+            t0 = tick(s, t0, tm ? &tm->gemm : NULL);
+        }
+        const int64_t P0 = start[g0]; /* tokens with k > g0 */
+        gather_rows(s->xg, din, x, ldx, s->perm, P0, din);
         t0 = tick(s, t0, tm ? &tm->sort : NULL);
-        for (int n = 1; n <= N; n++) {
+        for (int n = g0 + 1; n <= N; n++) {
             const int64_t Pn = start[n - 1];
             if (Pn == 0) break;
             const int c0 = (n - 1) * h;
             acm__matmul_forward(s->hid + c0, Nh, s->xg, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn, din, h,
                                 0);
             if (md->info.gelu) gelu_rows(s->hid + c0, Nh, Pn, h);
-            acm__matmul_forward(s->yg, dout, s->hid + c0, Nh, md->w2 + c0, Nh, NULL, Pn, h, dout, n > 1);
+            acm__matmul_forward(s->yg, dout, s->hid + c0, Nh, md->w2 + c0, Nh, NULL, Pn, h, dout, n > g0 + 1);
         }
         t0 = tick(s, t0, tm ? &tm->gemm : NULL);
-        scatter_rows(out, ldo, accumulate, s->yg, dout, s->perm, P, dout);
+        scatter_rows(out, ldo, g0 > 0 || accumulate, s->yg, dout, s->perm, P0, dout);
     } else {
         for (int g = N; g >= 1; g--) {
             const int64_t n = count[g], o = start[g];

@@ -1,0 +1,465 @@
+/*
+ * acm_exec — issue 6's benchmark: do saved FLOPs become saved time? (bench/acm_exec.sh runs it; bench/RESULTS.md)
+ *
+ * Tables, each from this one run, alternating what they compare round by round and reporting medians (the machine is
+ * shared: single figures drift, ratios measured side by side do not):
+ *   (1) ViT-B/16 224x224 with random weights, the paper's ACM layout (N = 4, all 60 modules ACMs, projection learners
+ *       of width 96): k per token drawn from the maximum-entropy distribution with mean beta*N (seeded), fed through
+ *       acm_item.force_k (the gates still run), for each beta and batch, against the static ViT-B: latency, executed
+ *       FLOPs, realisation ratio = (static time / ACM time) / (static FLOPs / ACM FLOPs), and the ACM bookkeeping
+ *       (gates + sort/gather + scatter) per block against the static block time.
+ *   (1b) one MLP ACM and one projection ACM alone: the GROUPS and PREFIX schedules against the static module.
+ *   (2) the shipped Fashion-MNIST models (--fmnist ACM STATIC IMAGES.gz): static vs ACM (MEAN policy, the gates' own
+ *       k maps) at beta 0.25, 0.5, 0.75, batches 1, 8, 64.
+ *   (3) static ViT-B GFLOP/s against the sgemm ceiling measured in the same rounds (best of the forward's three GEMM
+ *       shapes, rows = batch x tokens, same threads).
+ *   (5) workers x BLAS threads: images/s at batch 8 of 1 worker x C threads against C workers x 1 thread.
+ * FLOPs: 2 per multiply-add (the paper's fvcore counts 1), matrix products only, gates and attention included.
+ *
+ * usage: acm_exec [--threads N] [--rounds R] [--batches 1,8] [--betas 0.25,0.5,0.75,1] [--seed S] [--depth L]
+ *                 [--no-forward] [--no-modules] [--throughput BATCHES] [--fmnist ACM STATIC IMAGES.gz]
+ */
+#include <cblas.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acm.h"
+#include "bench/vit_random.h"
+#include "idx.h"
+#include "kernels.h"
+#include "model.h"
+#include "vit.h"
+
+#define MAXB 64
+#define MAXBETA 8
+#define MAXR 64
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(const double *v, int n) {
+    double t[MAXR];
+    memcpy(t, v, sizeof(double) * (size_t)n);
+    qsort(t, (size_t)n, sizeof(double), cmp_d);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void die(const char *what, const char *err) {
+    fprintf(stderr, "acm_exec: %s: %s\n", what, err);
+    exit(1);
+}
+
+static int parse_list(const char *s, double *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        out[n++] = strtod(s, &end);
+        if (end == s) break;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+/* ---- sgemm ceiling: the static forward's three GEMM shapes at rows = B*T ------------------------------------------ */
+typedef struct {
+    float *a, *b, *c;
+} gemm_bufs;
+
+static double ceiling(gemm_bufs *g, int rows, int D, int Hd) {
+    const int shp[3][2] = {{D, 3 * D}, {D, Hd}, {Hd, D}}; /* K, N: qkv, fc1, fc2 */
+    double best = 0;
+    for (int s = 0; s < 3; s++)
+        for (int rep = 0; rep < 2; rep++) {
+            double t0 = now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, shp[s][1], shp[s][0], 1.0f, g->a, shp[s][0],
+                        g->b, shp[s][0], 0.0f, g->c, shp[s][1]);
+            double gf = 2.0 * rows * shp[s][0] * shp[s][1] / (now_s() - t0) / 1e9;
+            if (gf > best) best = gf;
+        }
+    return best;
+}
+
+/* ---- one forward ---------------------------------------------------------------------------------------------------- */
+typedef struct {
+    const acm_model *m;
+    acm_worker *w;
+    acm_item items[MAXB];
+    acm_result res[MAXB];
+    float logits[MAXB][1000];
+} runner;
+
+static double forward(runner *r, int B, double *flops) {
+    char err[256];
+    double t0 = now_s();
+    if (acm_worker_run(r->w, r->items, r->res, B, err, sizeof err)) die("acm_worker_run", err);
+    double t = now_s() - t0;
+    if (flops) {
+        *flops = 0;
+        for (int b = 0; b < B; b++) *flops += r->res[b].flops;
+    }
+    return t;
+}
+
+/* ---- (5) workers x threads ------------------------------------------------------------------------------------------ */
+typedef struct {
+    runner *r;
+    int batches, B;
+} tp_job;
+
+static void *tp_thread(void *p) {
+    tp_job *j = p;
+    for (int i = 0; i < j->batches; i++) forward(j->r, j->B, NULL);
+    return NULL;
+}
+
+static void read_file(const char *path, uint8_t **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) die(path, "cannot open");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc((size_t)n);
+    if (!*buf || fread(*buf, 1, (size_t)n, f) != (size_t)n) die(path, "cannot read");
+    fclose(f);
+    *len = (size_t)n;
+}
+
+int main(int argc, char **argv) {
+    acm_blas_init(argc, argv);
+    int threads = acm_cpu_count(), rounds = 5, depth = 12, do_fwd = 1, do_mod = 1, tp_batches = 0;
+    double batches_d[4] = {1, 8}, betas[MAXBETA] = {0.25, 0.5, 0.75, 1.0};
+    int nbatch = 2, nbeta = 4;
+    uint64_t seed = 1;
+    const char *fm_acm = NULL, *fm_static = NULL, *fm_images = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--depth") && i + 1 < argc) depth = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--batches") && i + 1 < argc) nbatch = parse_list(argv[++i], batches_d, 4);
+        else if (!strcmp(argv[i], "--betas") && i + 1 < argc) nbeta = parse_list(argv[++i], betas, MAXBETA);
+        else if (!strcmp(argv[i], "--no-forward")) do_fwd = 0;
+        else if (!strcmp(argv[i], "--no-modules")) do_mod = 0;
+        else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) tp_batches = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--fmnist") && i + 3 < argc) {
+            fm_acm = argv[++i];
+            fm_static = argv[++i];
+            fm_images = argv[++i];
+        } else {
+            printf("usage: acm_exec [--threads N (default: cores = %d)] [--rounds R (5)] [--batches 1,8]\n"
+                   "                [--betas 0.25,0.5,0.75,1] [--seed S (1)] [--depth L (12)] [--no-forward]\n"
+                   "                [--no-modules] [--throughput BATCHES_PER_WORKER (0: skip)]\n"
+                   "                [--fmnist ACM.safetensors STATIC.safetensors t10k-images-idx3-ubyte.gz]\n",
+                   acm_cpu_count());
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (rounds < 1 || rounds > MAXR || threads < 1 || nbatch < 1 || nbeta < 1) die("arguments", "out of range");
+    int maxB = 1;
+    for (int i = 0; i < nbatch; i++) maxB = (int)batches_d[i] > maxB ? (int)batches_d[i] : maxB;
+    if (maxB > MAXB) die("arguments", "batch too large");
+    acm_blas_set_threads(threads);
+    double load[3] = {0};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+        fclose(lf);
+    }
+    printf("acm_exec: BLAS core %s, %d BLAS threads, %d cores, load average %.2f %.2f %.2f, %d rounds (medians)\n",
+           acm_blas_core(), acm_blas_threads(), acm_cpu_count(), load[0], load[1], load[2], rounds);
+    char err[512];
+
+    if (do_fwd || do_mod || tp_batches) {
+        vr_config vc = {.image_size = 224, .patch_size = 16, .in_chans = 3, .dim = 768, .depth = depth, .heads = 12,
+                        .mlp_hidden = 3072, .num_classes = 1000, .learners = 0, .seed = seed};
+        vr_store sst, sacm;
+        acm_model *ms = vr_build(&vc, &sst, err, sizeof err);
+        if (!ms) die("static ViT-B", err);
+        vc.learners = 4;
+        vc.acm_mask = 0x1f;
+        acm_model *ma = vr_build(&vc, &sacm, err, sizeof err);
+        if (!ma) die("ACM ViT-B", err);
+        const acm_config *c = acm_model_config(ma);
+        const int T = c->tokens, A = c->num_acms, D = c->dim, Hd = c->mlp_hidden;
+        printf("ViT-B/16: %d tokens, depth %d, %d ACMs (N = 4, projection h = %d, MLP h = %d); dense %.3f GFLOP per "
+               "image\n",
+               T, c->depth, A, acm_model_acm(ma, 0)->h, acm_model_acm(ma, 4)->h, acm_model_flops_dense(ms) / 1e9);
+        runner *rs = calloc(1, sizeof *rs), *ra = calloc(1, sizeof *ra);
+        rs->m = ms;
+        ra->m = ma;
+        rs->w = acm_worker_new(ms, (acm_worker_params){.max_batch = maxB}, err, sizeof err);
+        if (!rs->w) die("worker", err);
+        ra->w = acm_worker_new(ma, (acm_worker_params){.max_batch = maxB}, err, sizeof err);
+        if (!ra->w) die("worker", err);
+        const size_t img = (size_t)3 * 224 * 224;
+        float *pix = malloc(sizeof(float) * img * maxB);
+        uint64_t rng = seed * 7 + 3;
+        for (size_t i = 0; i < img * maxB; i++) pix[i] = (float)(2.0 * vr_uniform(&rng) - 1.0);
+        uint8_t *force = malloc((size_t)nbeta * maxB * A * T);
+        for (int j = 0; j < nbeta; j++)
+            for (int b = 0; b < maxB; b++) vr_draw_k(force + ((size_t)j * maxB + b) * A * T, ma, betas[j], &rng);
+        for (int b = 0; b < maxB; b++) {
+            rs->items[b] = (acm_item){.pixels = pix + b * img, .policy = acm_policy_default()};
+            rs->res[b] = (acm_result){.logits = rs->logits[b]};
+            ra->items[b] = rs->items[b];
+            ra->res[b] = (acm_result){.logits = ra->logits[b]};
+        }
+        acm__acm_scratch *sc = acm__worker_scratch(ra->w);
+
+        if (do_fwd) {
+            gemm_bufs g;
+            size_t rows = (size_t)maxB * T;
+            g.a = calloc(rows * Hd, sizeof(float));
+            g.b = calloc((size_t)Hd * 3 * D > (size_t)D * Hd ? (size_t)Hd * 3 * D : (size_t)D * Hd, sizeof(float));
+            g.c = calloc(rows * Hd, sizeof(float));
+            for (size_t i = 0; i < rows * Hd; i++) g.a[i] = (float)(vr_uniform(&rng) - 0.5);
+            for (size_t i = 0; i < (size_t)D * Hd; i++) g.b[i] = (float)(vr_uniform(&rng) - 0.5);
+            for (int bi = 0; bi < nbatch; bi++) {
+                const int B = (int)batches_d[bi];
+                double t_st[MAXR], f_st = 0, ceil_r[MAXR], t_acm[MAXBETA][MAXR], f_acm[MAXBETA] = {0};
+                double ovh[MAXBETA][MAXR], gate_r[MAXBETA][MAXR], sort_r[MAXBETA][MAXR], scat_r[MAXBETA][MAXR];
+                double gemm_r[MAXBETA][MAXR];
+                /* warm-up: first touch of every buffer and weight */
+                forward(rs, B, NULL);
+                for (int j = 0; j < nbeta; j++) {
+                    for (int b = 0; b < B; b++) ra->items[b].force_k = force + ((size_t)j * maxB + b) * A * T;
+                    forward(ra, B, NULL);
+                }
+                for (int r = 0; r < rounds; r++) {
+                    ceil_r[r] = ceiling(&g, B * T, D, Hd);
+                    t_st[r] = forward(rs, B, &f_st);
+                    for (int j = 0; j < nbeta; j++) {
+                        for (int b = 0; b < B; b++) ra->items[b].force_k = force + ((size_t)j * maxB + b) * A * T;
+                        acm__exec_times tm = {0};
+                        sc->times = &tm;
+                        t_acm[j][r] = forward(ra, B, &f_acm[j]);
+                        sc->times = NULL;
+                        gate_r[j][r] = tm.gate / c->depth;
+                        sort_r[j][r] = tm.sort / c->depth;
+                        scat_r[j][r] = tm.scatter / c->depth;
+                        gemm_r[j][r] = tm.gemm / c->depth;
+                        ovh[j][r] = (tm.gate + tm.sort + tm.scatter) / c->depth / (t_st[r] / c->depth);
+                    }
+                }
+                double ts = median(t_st, rounds);
+                printf("\n(1) ViT-B/16, batch %d, %d BLAS threads, core %s\n", B, acm_blas_threads(), acm_blas_core());
+                printf("| model | beta | latency ms | GFLOP executed | speed-up | FLOP ratio | realisation | gate "
+                       "ms/block | sort+gather ms/block | scatter ms/block | learner GEMM ms/block | "
+                       "gates+sort+scatter %% of static block |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                printf("| static | - | %.1f | %.2f | 1.00 | 1.00 | 1.00 | - | - | - | - | - |\n", ts * 1e3, f_st / 1e9);
+                for (int j = 0; j < nbeta; j++) {
+                    double real[MAXR], sp[MAXR];
+                    for (int r = 0; r < rounds; r++) {
+                        sp[r] = t_st[r] / t_acm[j][r];
+                        real[r] = sp[r] / (f_st / f_acm[j]);
+                    }
+                    printf("| ACM | %.2f | %.1f | %.2f | %.2f | %.2f | **%.2f** | %.2f | %.2f | %.2f | %.1f | %.1f%% |\n",
+                           betas[j], median(t_acm[j], rounds) * 1e3, f_acm[j] / 1e9, median(sp, rounds),
+                           f_st / f_acm[j], median(real, rounds), median(gate_r[j], rounds) * 1e3,
+                           median(sort_r[j], rounds) * 1e3, median(scat_r[j], rounds) * 1e3,
+                           median(gemm_r[j], rounds) * 1e3, median(ovh[j], rounds) * 100);
+                }
+                double gfs[MAXR], frac[MAXR];
+                for (int r = 0; r < rounds; r++) {
+                    gfs[r] = f_st / t_st[r] / 1e9;
+                    frac[r] = gfs[r] / ceil_r[r];
+                }
+                printf("\n(3) static ViT-B, batch %d: %.1f GFLOP/s, sgemm ceiling %.1f GFLOP/s (same rounds): **%.0f%%** "
+                       "of the ceiling (median of per-round ratios)\n",
+                       B, median(gfs, rounds), median(ceil_r, rounds), median(frac, rounds) * 100);
+                fflush(stdout);
+            }
+            for (int b = 0; b < maxB; b++) ra->items[b].force_k = NULL;
+            free(g.a);
+            free(g.b);
+            free(g.c);
+        }
+
+        if (do_mod) {
+            /* (1b) one module alone, both schedules, against the static module at the same rows */
+            const acm_model *mam = ma, *msm = ms;
+            const acm__module *mods[2] = {&mam->blocks[0].mod[ACM_POS_MLP], &mam->blocks[0].mod[ACM_POS_O]};
+            const acm__module *stat[2] = {&msm->blocks[0].mod[ACM_POS_MLP], &msm->blocks[0].mod[ACM_POS_O]};
+            const size_t rows = (size_t)maxB * T;
+            float *x = malloc(sizeof(float) * rows * D), *out = calloc(rows * D, sizeof(float));
+            float *fc1 = malloc(sizeof(float) * rows * Hd);
+            for (size_t i = 0; i < rows * D; i++) x[i] = (float)(2.0 * vr_uniform(&rng) - 1.0);
+            float lambda[MAXB] = {0};
+            double fl[MAXB], lfl[MAXB];
+            printf("\n(1b) one module alone (block 0), ms per call, median of %d; speed-up = static / schedule\n",
+                   rounds);
+            printf("| module | batch | beta | static ms | GROUPS ms | PREFIX ms | GROUPS speed-up | PREFIX speed-up | "
+                   "FLOP ratio |\n|---|---|---|---|---|---|---|---|---|\n");
+            for (int mi = 0; mi < 2; mi++)
+                for (int bi = 0; bi < nbatch; bi++) {
+                    const int B = (int)batches_d[bi];
+                    const int64_t BT = (int64_t)B * T;
+                    for (int j = 0; j < nbeta; j++) {
+                        for (int b = 0; b < B; b++) ra->items[b].force_k = force + ((size_t)j * maxB + b) * A * T;
+                        double ts[MAXR], tg[MAXR], tp[MAXR], fa = 0;
+                        for (int r = -1; r < rounds; r++) { /* r = -1: warm-up */
+                            const acm__module *sm = stat[mi];
+                            double t0 = now_s();
+                            if (sm->info.kind == ACM_MOD_MLP) {
+                                acm__matmul_forward(fc1, Hd, x, D, sm->fc1_w, D, sm->fc1_b, BT, D, Hd, 0);
+                                acm__gelu_forward(fc1, fc1, BT * Hd);
+                                acm__matmul_forward(out, D, fc1, Hd, sm->fc2_w, Hd, sm->fc2_b, BT, Hd, D, 1);
+                            } else {
+                                acm__matmul_forward(out, D, x, D, sm->w, D, sm->b, BT, D, D, 1);
+                            }
+                            double t1 = now_s();
+                            for (int mode = ACM__EXEC_GROUPS; mode <= ACM__EXEC_PREFIX; mode++) {
+                                sc->mode = mode;
+                                for (int b = 0; b < B; b++) fl[b] = lfl[b] = 0;
+                                double t2 = now_s();
+                                acm__acm_forward(out, D, 1, x, D, mam, mods[mi], ra->items, lambda, B, T, sc, fl, lfl);
+                                double dt = now_s() - t2;
+                                if (r >= 0) (mode == ACM__EXEC_GROUPS ? tg : tp)[r] = dt;
+                            }
+                            sc->mode = ACM__EXEC_AUTO;
+                            if (r >= 0) ts[r] = t1 - t0;
+                            fa = 0;
+                            for (int b = 0; b < B; b++) fa += fl[b];
+                        }
+                        const acm__module *sm = stat[mi];
+                        double fdense = sm->info.kind == ACM_MOD_MLP ? 4.0 * BT * D * Hd : 2.0 * BT * D * D;
+                        double mg = median(tg, rounds), mp = median(tp, rounds), mst = median(ts, rounds);
+                        printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+                               mi ? "projection (o)" : "MLP", B, betas[j], mst * 1e3, mg * 1e3, mp * 1e3, mst / mg,
+                               mst / mp, fdense / fa);
+                    }
+                    fflush(stdout);
+                }
+            for (int b = 0; b < maxB; b++) ra->items[b].force_k = NULL;
+            free(x);
+            free(out);
+            free(fc1);
+        }
+
+        if (tp_batches > 0) {
+            /* (5) throughput at batch 8: 1 worker x C threads vs C workers x 1 thread */
+            const int B = maxB < 8 ? maxB : 8, cores = acm_cpu_count();
+            const int jb = nbeta > 1 ? 1 : 0; /* beta 0.5 in the default list */
+            printf("\n(5) workers x BLAS threads, batch %d, %d batches per worker: images/s\n", B, tp_batches);
+            printf("| model | 1 worker x %d threads | %d workers x 1 thread |\n|---|---|---|\n", cores, cores);
+            for (int mi = 0; mi < 2; mi++) {
+                double ips[2];
+                for (int cfg = 0; cfg < 2; cfg++) {
+                    const int nw = cfg ? cores : 1, nt = cfg ? 1 : cores;
+                    acm_blas_set_threads(nt);
+                    runner *rr = calloc((size_t)nw, sizeof *rr);
+                    tp_job *jobs = calloc((size_t)nw, sizeof *jobs);
+                    pthread_t *th = calloc((size_t)nw, sizeof *th);
+                    for (int w = 0; w < nw; w++) {
+                        rr[w].m = mi ? ma : ms;
+                        rr[w].w = acm_worker_new(rr[w].m, (acm_worker_params){.max_batch = B, .workers = nw,
+                                                                             .blas_threads = nt},
+                                                 err, sizeof err);
+                        if (!rr[w].w) die("worker", err);
+                        for (int b = 0; b < B; b++) {
+                            rr[w].items[b] = ra->items[b];
+                            rr[w].items[b].force_k = mi ? force + ((size_t)jb * maxB + b) * A * T : NULL;
+                            rr[w].res[b] = (acm_result){.logits = rr[w].logits[b]};
+                        }
+                        forward(&rr[w], B, NULL); /* warm-up */
+                        jobs[w] = (tp_job){&rr[w], tp_batches, B};
+                    }
+                    double t0 = now_s();
+                    for (int w = 0; w < nw; w++) pthread_create(&th[w], NULL, tp_thread, &jobs[w]);
+                    for (int w = 0; w < nw; w++) pthread_join(th[w], NULL);
+                    ips[cfg] = (double)nw * tp_batches * B / (now_s() - t0);
+                    for (int w = 0; w < nw; w++) acm_worker_free(rr[w].w);
+                    free(rr);
+                    free(jobs);
+                    free(th);
+                }
+                printf("| %s | %.2f | %.2f |\n", mi ? "ACM (beta 0.5)" : "static", ips[0], ips[1]);
+            }
+            acm_blas_set_threads(threads);
+        }
+        acm_worker_free(rs->w);
+        acm_worker_free(ra->w);
+        free(rs);
+        free(ra);
+        free(pix);
+        free(force);
+        acm_model_free(ms);
+        acm_model_free(ma);
+        vr_store_free(&sst);
+        vr_store_free(&sacm);
+    }
+
+    if (fm_acm) {
+        /* (2) the shipped Fashion-MNIST models on real test images, the gates' own k maps (MEAN policy) */
+        acm_model *ma = acm_model_load(fm_acm, err, sizeof err), *ms = acm_model_load(fm_static, err, sizeof err);
+        if (!ma || !ms) die("--fmnist", err);
+        uint8_t *buf;
+        size_t len;
+        read_file(fm_images, &buf, &len);
+        acm_idx im;
+        if (acm_idx_parse(&im, buf, len, 3, fm_images, err, sizeof err)) die("--fmnist", err);
+        free(buf);
+        const acm_config *c = acm_model_config(ma);
+        const size_t px = (size_t)c->image_size * c->image_size;
+        float *pix = malloc(sizeof(float) * px * MAXB);
+        for (int b = 0; b < MAXB; b++)
+            for (size_t i = 0; i < px; i++)
+                pix[b * px + i] = (im.data[(size_t)b * px + i] / 255.0f - c->mean[0]) / c->std[0];
+        const int fb[3] = {1, 8, 64};
+        const double fbeta[3] = {0.25, 0.5, 0.75};
+        runner *rs = calloc(1, sizeof *rs), *ra = calloc(1, sizeof *ra);
+        rs->w = acm_worker_new(ms, (acm_worker_params){.max_batch = 64}, err, sizeof err);
+        ra->w = acm_worker_new(ma, (acm_worker_params){.max_batch = 64}, err, sizeof err);
+        if (!rs->w || !ra->w) die("--fmnist worker", err);
+        printf("\n(2) Fashion-MNIST: %s vs %s, MEAN policy, %d rounds\n", fm_acm, fm_static, rounds);
+        printf("| batch | beta | static ms | ACM ms | speed-up | FLOP ratio | realisation | budget realised |\n"
+               "|---|---|---|---|---|---|---|---|\n");
+        for (int bi = 0; bi < 3; bi++) {
+            const int B = fb[bi];
+            for (int b = 0; b < B; b++) {
+                rs->items[b] = (acm_item){.pixels = pix + b * px, .policy = acm_policy_default()};
+                rs->res[b] = (acm_result){.logits = rs->logits[b]};
+                ra->res[b] = (acm_result){.logits = ra->logits[b]};
+            }
+            for (int j = 0; j < 3; j++) {
+                for (int b = 0; b < B; b++)
+                    ra->items[b] = (acm_item){.pixels = pix + b * px,
+                                              .policy = {.kind = ACM_POLICY_MEAN, .beta = (float)fbeta[j]}};
+                double ts[MAXR], ta[MAXR], sp[MAXR], re[MAXR], fs = 0, fa = 0, bud = 0;
+                forward(rs, B, NULL);
+                forward(ra, B, NULL);
+                for (int r = 0; r < rounds; r++) {
+                    ts[r] = forward(rs, B, &fs);
+                    ta[r] = forward(ra, B, &fa);
+                }
+                for (int b = 0; b < B; b++) bud += ra->res[b].budget / B;
+                for (int r = 0; r < rounds; r++) {
+                    sp[r] = ts[r] / ta[r];
+                    re[r] = sp[r] / (fs / fa);
+                }
+                printf("| %d | %.2f | %.2f | %.2f | %.2f | %.2f | **%.2f** | %.3f |\n", B, fbeta[j],
+                       median(ts, rounds) * 1e3, median(ta, rounds) * 1e3, median(sp, rounds), fs / fa,
+                       median(re, rounds), bud);
+            }
+        }
+        acm_worker_free(rs->w);
+        acm_worker_free(ra->w);
+        free(rs);
+        free(ra);
+        free(pix);
+        acm_idx_free(&im);
+        acm_model_free(ma);
+        acm_model_free(ms);
+    }
+    return 0;
+}
