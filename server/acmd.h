@@ -1,0 +1,318 @@
+/*
+ * acmd.h — the server's private header: configuration, route table, model registry, requests, scheduler, metrics.
+ *
+ * Threads (docs/DESIGN.md §2): one I/O thread runs a libuv loop that drives libmicrohttpd (MHD_USE_EPOLL without an
+ * internal thread; a uv_poll on MHD's epoll fd and a uv_timer from MHD_get_timeout), owns every request, the queues,
+ * the metrics and the access log. Engine workers (acmd_worker, one thread each, each owning one acm_worker per model)
+ * decode the inputs of a batch (stage 1), run the engine (stage 2) and write the response bodies (stage 3); they
+ * never touch MHD. Batches go to a worker through its own mutex + condition variable; results come back through one
+ * locked queue and uv_async_send, whose callback drains the whole queue.
+ *
+ * A request is a state machine with one owner per state:
+ *   RECEIVING (I/O thread: headers, body) -> QUEUED (I/O thread: in its model's queue; connection suspended)
+ *   -> RUNNING (a worker) -> DONE (I/O thread: connection resumed, response queued)
+ *   QUEUED -> CANCELLED (the client left: seen by a peek at its socket just before dispatch; never run).
+ */
+#ifndef ACM_SERVER_ACMD_H
+#define ACM_SERVER_ACMD_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "acm.h"
+#include "sla.h"
+
+#define ACMD_VERSION "0.1.0"
+#define ACMD_MAX_MODELS 16
+
+/* ---- configuration (server/config.c) ------------------------------------------------------------------------------
+ * One table: every option is a command-line flag (--name, '_' spelled '-'), a key of the --config JSON file, and a
+ * line of --help and --print-config. Per-model settings live in the file's "models" array (see config.c). */
+#define ACMD_OPTIONS(X)                                                                                               \
+    X(STR, listen, "127.0.0.1:8080", "address:port to listen on (port 0: any free port)")                            \
+    X(STR, port_file, "", "write the bound port to this file once listening (tests)")                                \
+    X(INT, workers, "0", "engine worker threads (0: one per core)")                                                  \
+    X(INT, blas_threads, "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                        \
+    X(INT, max_batch, "8", "largest batch of items per engine call (per model unless set there)")                    \
+    X(INT, batch_delay_us, "0", "while another worker is busy, an idle one waits up to this for a fuller batch")     \
+    X(INT, max_queue, "256", "queued items per model before 429 + Retry-After")                                      \
+    X(INT, max_body_bytes, "8388608", "largest request body (413 from Content-Length, before reading)")             \
+    X(INT, max_image_pixels, "16777216", "largest image, width x height from its header (400 before decoding)")     \
+    X(INT, max_connections, "1024", "simultaneous connections")                                                       \
+    X(INT, max_per_ip, "0", "simultaneous connections per client address (0: no limit)")                             \
+    X(DBL, request_timeout, "30", "seconds a request may take to send its headers and body")                         \
+    X(DBL, exit_timeout, "10", "seconds in-flight work may take to finish after SIGTERM")                            \
+    X(STR, default_policy, "argmax", "policy without a requested budget: argmax, mean or cap")                       \
+    X(DBL, default_budget, "1", "beta for the default policy when it is mean or cap")                                \
+    X(STR, request_policy, "cap", "policy when a request sets a budget: cap or mean")                                \
+    X(STR, log_level, "info", "error, warn, info (access log) or debug")                                             \
+    X(STR, log_format, "json", "access log lines: json or text")
+
+typedef struct {
+    char name[64];
+    char path[1024];
+    int max_batch;          /* 0: the global max_batch */
+    char default_policy[16]; /* "": the global one */
+    double default_budget;  /* < 0: the global one */
+} acmd_model_conf;
+
+#define ACMD__T_STR char
+#define ACMD__T_INT long
+#define ACMD__T_DBL double
+#define ACMD__S_STR [512]
+#define ACMD__S_INT
+#define ACMD__S_DBL
+typedef struct {
+#define X(type, name, def, help) ACMD__T_##type name ACMD__S_##type;
+    ACMD_OPTIONS(X)
+#undef X
+    int n_models;
+    acmd_model_conf models[ACMD_MAX_MODELS];
+    int print_config, help, print_api;
+} acmd_config;
+
+void acmd_config_defaults(acmd_config *c);
+/* Parses argv (a --config file is read where it appears; later flags override it). Returns 0, or -1 with a message. */
+int acmd_config_parse(acmd_config *c, int argc, char **argv, char *err, size_t errlen);
+int acmd_config_load_file(acmd_config *c, const char *path, char *err, size_t errlen);
+/* Checks values and ranges. */
+int acmd_config_validate(const acmd_config *c, char *err, size_t errlen);
+void acmd_config_print(const acmd_config *c, FILE *f); /* JSON, accepted by --config */
+void acmd_config_help(FILE *f);
+
+/* ---- routes (server/routes.c) --------------------------------------------------------------------------------------
+ * One X-macro list: the router, 405's Allow, metrics labels and docs/API.md (acmd --print-api) all come from it.
+ * Patterns: {m} a model name, {v} its version; [ ... ] an optional part. */
+#define ACMD_ROUTES(X)                                                                                                \
+    X(HEALTH_LIVE, "GET", "/v2/health/live", "200 `{\"live\":true}` while the process runs.")                        \
+    X(HEALTH_READY, "GET", "/v2/health/ready",                                                                        \
+      "200 `{\"ready\":true}` once every model is loaded and warmed up; 503 `{\"ready\":false}` before and while "  \
+      "draining.")                                                                                                    \
+    X(SERVER_META, "GET", "/v2", "OIP server metadata: `name`, `version`, `extensions`.")                            \
+    X(MODEL_META, "GET", "/v2/models/{m}[/versions/{v}]",                                                            \
+      "OIP model metadata: `name`, `versions`, `platform`, `inputs`, `outputs`, plus `model_version`, `labels`, "    \
+      "`beta_min`, `flops_dense`. 404 for an unknown model or version.")                                             \
+    X(MODEL_READY, "GET", "/v2/models/{m}[/versions/{v}]/ready", "200 `{\"ready\":true}` or 503.")                   \
+    X(INFER, "POST", "/v2/models/{m}[/versions/{v}]/infer",                                                          \
+      "OIP inference, JSON tensors (nested or flat): `image` UINT8 `[B,H,W,C]` or `pixel_values` FP32 `[B,C,S,S]`. " \
+      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys.")              \
+    X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
+      "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
+    X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
+
+typedef enum {
+#define X(id, method, pattern, doc) ACMD_ROUTE_##id,
+    ACMD_ROUTES(X)
+#undef X
+        ACMD_ROUTE_COUNT,
+    ACMD_ROUTE_NONE = ACMD_ROUTE_COUNT
+} acmd_route;
+
+typedef struct {
+    char model[128];
+    char version[64]; /* "" when the path has none */
+} acmd_route_args;
+
+const char *acmd_route_name(acmd_route r);   /* "HEALTH_LIVE" -> "health_live" (metrics label) */
+const char *acmd_route_method(acmd_route r);
+const char *acmd_route_pattern(acmd_route r);
+/* Matches a path. Returns the route whose pattern and method match; ACMD_ROUTE_NONE with *path_matched = 1 when a
+ * pattern matches but not the method (405: allow gets e.g. "GET, HEAD"), 0 when nothing matches (404). */
+acmd_route acmd_route_match(const char *method, const char *path, acmd_route_args *a, int *path_matched, char *allow,
+                            size_t allow_len);
+void acmd_api_markdown(FILE *f);
+
+/* ---- metrics (server/metrics.c) ------------------------------------------------------------------------------------
+ * Prometheus families from one X-macro list; every series is created at start-up from fixed label sets, so the
+ * exposition is complete before the first request. Touched only by the I/O thread (no locks). */
+#define ACMD_METRICS(X)                                                                                               \
+    X(HTTP_REQUESTS, "acm_http_requests_total", counter, "HTTP requests answered, by route, method and status.")      \
+    X(INFER_REQUESTS, "acm_inference_requests_total", counter, "Inference requests by model, version and outcome.")   \
+    X(REJECTIONS, "acm_inference_rejections_total", counter, "Inference requests refused before queueing, by reason.") \
+    X(REQ_DURATION, "acm_request_duration_seconds", histogram, "Inference request time from headers to response.")    \
+    X(QUEUE_DURATION, "acm_queue_duration_seconds", histogram, "Time inference requests waited in the queue.")        \
+    X(COMPUTE_DURATION, "acm_compute_duration_seconds", histogram, "Time of the batch that computed a request.")      \
+    X(BATCH_SIZE, "acm_batch_size", histogram, "Items per engine batch.")                                             \
+    X(QUEUE_DEPTH, "acm_queue_depth", gauge, "Items waiting in the queue.")                                           \
+    X(FLOPS, "acm_flops_executed_total", counter, "FLOPs executed (2 per multiply-add).")                             \
+    X(FLOPS_DENSE, "acm_flops_dense_equivalent_total", counter, "FLOPs the dense model would have executed.")        \
+    X(BUDGET_RATIO, "acm_request_budget_ratio", histogram, "Budget applied to requests (beta), by its source.")       \
+    X(DEADLINE_MISSES, "acm_deadline_misses_total", counter, "Requests that missed their deadline, by phase.")        \
+    X(CONNECTIONS, "acm_http_connections", gauge, "Open HTTP connections.")                                           \
+    X(BUILD_INFO, "acm_build_info", gauge, "Build information (value 1).")
+
+typedef enum {
+#define X(id, name, type, help) ACMD_M_##id,
+    ACMD_METRICS(X)
+#undef X
+        ACMD_M_COUNT
+} acmd_metric_id;
+
+typedef struct acmd_metrics acmd_metrics;
+struct acmd_server;
+acmd_metrics *acmd_metrics_new(const struct acmd_server *s);
+void acmd_metrics_free(acmd_metrics *m);
+/* labels: a rendered label set, e.g. `model="fmnist",outcome="success"` (see acmd_label). */
+void acmd_metric_add(acmd_metrics *m, acmd_metric_id id, const char *labels, double v);
+void acmd_metric_set(acmd_metrics *m, acmd_metric_id id, const char *labels, double v);
+void acmd_metric_observe(acmd_metrics *m, acmd_metric_id id, const char *labels, double v);
+/* Appends key="escaped value" (with a comma when buf is not empty). */
+void acmd_label(char *buf, size_t n, const char *key, const char *value);
+/* The exposition; malloc'd. */
+char *acmd_metrics_render(const acmd_metrics *m, size_t *len);
+
+/* ---- models, requests, server ------------------------------------------------------------------------------------ */
+
+struct acmd_req;
+
+typedef struct {
+    char name[64], path[1024];
+    acm_model *m;
+    const acm_config *cfg;
+    const char *version;
+    int max_batch;
+    acm_policy default_policy;
+    int S, C, T, K, num_acms;
+    int idx;
+    /* queue (I/O thread) */
+    struct acmd_req *q_head, *q_tail;
+    int q_items;
+} acmd_model;
+
+typedef enum { ACMD_REQ_RECEIVING = 0, ACMD_REQ_QUEUED, ACMD_REQ_RUNNING, ACMD_REQ_DONE, ACMD_REQ_CANCELLED } acmd_req_state;
+
+typedef struct acmd_req {
+    struct acmd_req *next; /* model queue, then batch, then result queue */
+    struct acmd_server *srv;
+    struct MHD_Connection *conn;
+    acmd_req_state state;
+    acmd_route route;
+    int suspended;
+    char method[8];
+    char path[256];
+    char id[128], traceparent[128], peer[64];
+    acmd_model *model;
+    /* body (RECEIVING) */
+    uint8_t *body;
+    size_t len, cap;
+    int body_error; /* 413 while receiving */
+    char content_type[128];
+    /* admission (I/O thread): budget headers, validated there, resolved with the OIP parameters by the worker */
+    char hdr_budget[32], hdr_budget_min[32], hdr_policy[16];
+    int has_hdr_budget, has_hdr_budget_min;
+    int explain;
+    const char *reject_reason; /* metrics label when refused before queueing */
+    /* worker: decoded inputs and results */
+    acm_sla_budget sla;
+    acm_policy policy;
+    char resp_id[128];  /* OIP: the body's id, else X-Request-Id */
+    int n_items;
+    float *pixels;      /* [n_items, C, S, S] */
+    float *logits;      /* [n_items, K] */
+    uint8_t *kmap;      /* [n_items, num_acms, T] when explain */
+    double flops, flops_dense, realised, compute_s;
+    int batch_size, batch_first;
+    int worker;
+    /* times, ns (CLOCK_MONOTONIC) */
+    uint64_t t_arrive, t_queued, t_dispatch, t_done;
+    /* response */
+    int status;
+    char *resp_body; /* malloc'd */
+    size_t resp_len;
+    const char *resp_type;
+    char allow[64];
+    char err[512];
+    int responded, orphan;
+    size_t bytes_in, bytes_out;
+} acmd_req;
+
+typedef struct acmd_worker {
+    struct acmd_server *srv;
+    int index;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    acmd_req *job;        /* batch handed over (I/O thread -> worker) */
+    acmd_model *job_model;
+    int busy;             /* I/O thread's view */
+    int stop;
+    int warm;             /* I/O thread's view: warm-up done */
+    /* engine state, one per model: scratch sized at start-up for the model's largest batch */
+    struct {
+        acm_worker *w;
+        acm_item *items;   /* [max_batch] */
+        acm_result *res;   /* [max_batch] */
+        float *logits;     /* [max_batch, K] */
+        uint8_t *kmap;     /* [max_batch, num_acms, T] */
+        float *zeros;      /* [C, S, S] warm-up input */
+    } eng[ACMD_MAX_MODELS];
+    char err[256];
+    int failed;
+} acmd_worker;
+
+typedef struct acmd_server {
+    acmd_config cfg;
+    acmd_model models[ACMD_MAX_MODELS];
+    int n_models;
+    int n_workers;
+    acmd_worker *workers;
+    acmd_metrics *metrics;
+    uv_loop_t *loop;
+    uv_poll_t mhd_poll;
+    uv_timer_t mhd_timer, sweep_timer, batch_timer, drain_timer;
+    uv_async_t async;
+    uv_signal_t sig_term, sig_int;
+    struct MHD_Daemon *mhd;
+    int port;
+    /* results (workers -> I/O thread) */
+    pthread_mutex_t res_mu;
+    acmd_req *res_head, *res_tail;
+    int warm_msgs;         /* workers that finished warming up (under res_mu) */
+    int ready, draining, stopping;
+    uint64_t drain_start;
+    int in_flight;         /* RUNNING requests */
+    int suspended;         /* suspended connections */
+    int open_requests;     /* requests not yet completed by MHD */
+    int connections;
+    int log_level;         /* 0 error .. 3 debug */
+    int log_json;
+    int exit_code;
+} acmd_server;
+
+uint64_t acmd_now_ns(void);
+
+/* server/server.c */
+int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t errlen);
+int acmd_server_run(acmd_server *s); /* runs the loop until drained; returns the exit status */
+void acmd_server_free(acmd_server *s);
+void acmd_log(acmd_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* server/sched.c: admission to dispatch (I/O thread) and the workers */
+int acmd_workers_start(acmd_server *s, char *err, size_t errlen);
+void acmd_workers_stop(acmd_server *s);
+void acmd_sched_enqueue(acmd_server *s, acmd_req *r);
+void acmd_sched_dispatch(acmd_server *s);
+void acmd_sched_on_async(uv_async_t *a);
+/* Runs a batch on a worker thread: decode, engine, response bodies. */
+void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch);
+
+/* server/http.c */
+enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls);
+void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
+void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe);
+/* Resumes a request's connection so that its response (status, resp_body) is sent. */
+void acmd_http_finish(acmd_server *s, acmd_req *r);
+/* Runs MHD once and re-arms its timer. */
+void acmd_http_kick(acmd_server *s);
+/* Fills status + error body. */
+void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503), body accumulation,
+ * admission (budget headers, image header probe, queue bound -> 429), suspension while queued, responses with the
+ * headers of docs/DESIGN.md §6, and the completion callback (access log, HTTP metrics, freeing the request).
+ * Everything here runs on the I/O thread.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "acmd.h"
+#include "image.h"
+#include "oip.h"
+
+void acmd_conn_busy(struct MHD_Connection *conn, int busy); /* server.c */
+
+void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+    free(r->resp_body);
+    size_t cap = strlen(r->err) * 6 + 32;
+    r->resp_body = malloc(cap);
+    r->resp_len = r->resp_body ? acm_error_body(r->resp_body, cap, r->err) : 0;
+    r->resp_type = "application/json";
+    r->status = status;
+}
+
+static const char *http__hdr(struct MHD_Connection *c, const char *name) {
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static acmd_model *http__model(acmd_server *s, const char *name) {
+    for (int i = 0; i < s->n_models; i++)
+        if (strcmp(s->models[i].name, name) == 0) return &s->models[i];
+    return NULL;
+}
+
+/* Sends r's response now (status, resp_body). */
+static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
+    if (r->responded) return MHD_YES;
+    r->responded = 1;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    r->resp_body = NULL; /* owned by MHD now */
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type ? r->resp_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->status == 429 || (r->status == 503 && !s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (r->status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
+        char v[160];
+        snprintf(v, sizeof v, "%.6g", r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : (double)r->policy.beta);
+        MHD_add_response_header(resp, "X-Compute-Budget-Applied", v);
+        snprintf(v, sizeof v, "%.0f", r->flops);
+        MHD_add_response_header(resp, "X-Flops", v);
+        snprintf(v, sizeof v, "%.0f", r->flops_dense);
+        MHD_add_response_header(resp, "X-Flops-Dense", v);
+        snprintf(v, sizeof v, "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f", (double)(r->t_dispatch - r->t_queued) * 1e-6,
+                 r->compute_s * 1e3, (double)(acmd_now_ns() - r->t_arrive) * 1e-6);
+        MHD_add_response_header(resp, "Server-Timing", v);
+    }
+    r->bytes_out = r->resp_len;
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static enum MHD_Result http__error(acmd_server *s, acmd_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum MHD_Result http__error(acmd_server *s, acmd_req *r, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    acmd_req_error(r, status, "%s", msg);
+    return http__respond(s, r);
+}
+
+static enum MHD_Result http__json(acmd_server *s, acmd_req *r, int status, json_t *o) {
+    free(r->resp_body);
+    r->resp_body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (!r->resp_body) return http__error(s, r, 500, "out of memory");
+    r->resp_len = strlen(r->resp_body);
+    r->resp_type = "application/json";
+    r->status = status;
+    return http__respond(s, r);
+}
+
+/* ---- GET routes ---------------------------------------------------------------------------------------------------- */
+
+static json_t *http__model_meta(const acmd_model *m) {
+    json_t *labels = json_array();
+    for (int k = 0; k < m->K; k++) json_array_append_new(labels, json_string(m->cfg->labels[k]));
+    json_t *o = json_pack("{s:s, s:[s], s:s, s:s, s:[{s:s, s:s, s:[i,i,i,i]}, {s:s, s:s, s:[i,i,i,i]}], "
+                          "s:[{s:s, s:s, s:[i,i]}, {s:s, s:s, s:[i]}]}",
+                          "name", m->name, "versions", m->version, "platform", "acm", "model_version", m->version,
+                          "inputs", "name", "image", "datatype", "UINT8", "shape", -1, -1, -1, m->C, "name",
+                          "pixel_values", "datatype", "FP32", "shape", -1, m->C, m->S, m->S, "outputs", "name", "logits",
+                          "datatype", "FP32", "shape", -1, m->K, "name", "label", "datatype", "BYTES", "shape", -1);
+    json_object_set_new(o, "labels", labels);
+    json_object_set_new(o, "image_size", json_integer(m->S));
+    json_object_set_new(o, "channels", json_integer(m->C));
+    json_object_set_new(o, "acm_modules", json_integer(m->num_acms));
+    json_object_set_new(o, "beta_min", json_real(m->cfg->beta_min));
+    json_object_set_new(o, "flops_dense", json_real(acm_model_flops_dense(m->m)));
+    json_object_set_new(o, "default_policy", json_string(acm_policy_name(m->default_policy.kind)));
+    json_object_set_new(o, "max_batch", json_integer(m->max_batch));
+    return o;
+}
+
+static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_args *a) {
+    switch (r->route) {
+    case ACMD_ROUTE_HEALTH_LIVE: return http__json(s, r, 200, json_pack("{s:b}", "live", 1));
+    case ACMD_ROUTE_HEALTH_READY: return http__json(s, r, s->ready ? 200 : 503, json_pack("{s:b}", "ready", s->ready));
+    case ACMD_ROUTE_SERVER_META:
+        return http__json(s, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "acmd", "version", ACMD_VERSION, "extensions"));
+    case ACMD_ROUTE_MODEL_META: return http__json(s, r, 200, http__model_meta(r->model));
+    case ACMD_ROUTE_MODEL_READY: return http__json(s, r, s->ready ? 200 : 503, json_pack("{s:s, s:b}", "name", r->model->name, "ready", s->ready));
+    case ACMD_ROUTE_METRICS: {
+        acmd_metric_set(s->metrics, ACMD_M_CONNECTIONS, "", s->connections);
+        free(r->resp_body);
+        r->resp_body = acmd_metrics_render(s->metrics, &r->resp_len);
+        if (!r->resp_body) return http__error(s, r, 500, "out of memory");
+        r->resp_type = "text/plain; version=0.0.4; charset=utf-8";
+        r->status = 200;
+        return http__respond(s, r);
+    }
+    default: (void)a; return http__error(s, r, 500, "unhandled route");
+    }
+}
+
+/* ---- admission of POST routes --------------------------------------------------------------------------------------- */
+
+static int http__copy_hdr(char *dst, size_t n, const char *v) {
+    if (!v) return 0;
+    snprintf(dst, n, "%s", v);
+    return 1;
+}
+
+/* Returns 0 when the request may wait for its body, or responds (4xx/503) and returns 1. */
+static int http__admit_headers(acmd_server *s, acmd_req *r) {
+    if (!s->ready) {
+        r->reject_reason = s->draining ? "draining" : "not_ready";
+        http__error(s, r, 503, s->draining ? "the server is shutting down" : "the server is warming up");
+        return 1;
+    }
+    const char *cl = http__hdr(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (end == cl || n > (unsigned long long)s->cfg.max_body_bytes) {
+            r->reject_reason = "too_large";
+            http__error(s, r, 413, "the body of %s bytes is over the limit of %ld bytes", cl, s->cfg.max_body_bytes);
+            return 1;
+        }
+    }
+    const char *ct = http__hdr(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    http__copy_hdr(r->content_type, sizeof r->content_type, ct);
+    if (r->route == ACMD_ROUTE_CLASSIFY && acm_image_format_from_type(ct) == ACM_IMAGE_UNKNOWN) {
+        r->reject_reason = "bad_request";
+        http__error(s, r, 415, "Content-Type \"%s\" is not an image type served here (image/png, image/jpeg, "
+                               "image/x-portable-anymap)", ct ? ct : "");
+        return 1;
+    }
+    if (r->route == ACMD_ROUTE_INFER && ct && strncasecmp(ct, "application/json", 16) != 0) {
+        r->reject_reason = "bad_request";
+        http__error(s, r, 415, "Content-Type \"%s\": OIP inference takes application/json", ct);
+        return 1;
+    }
+    /* budget headers: checked here so that a bad one fails before the body is read */
+    char e[256];
+    double v;
+    r->has_hdr_budget = http__copy_hdr(r->hdr_budget, sizeof r->hdr_budget, http__hdr(r->conn, "X-Compute-Budget"));
+    r->has_hdr_budget_min = http__copy_hdr(r->hdr_budget_min, sizeof r->hdr_budget_min, http__hdr(r->conn, "X-Compute-Budget-Min"));
+    http__copy_hdr(r->hdr_policy, sizeof r->hdr_policy, http__hdr(r->conn, "X-Compute-Policy"));
+    if ((r->has_hdr_budget && acm_sla_parse_budget(r->hdr_budget, &v, "X-Compute-Budget", e, sizeof e)) ||
+        (r->has_hdr_budget_min && acm_sla_parse_budget(r->hdr_budget_min, &v, "X-Compute-Budget-Min", e, sizeof e))) {
+        r->reject_reason = "bad_request";
+        http__error(s, r, 400, "%s", e);
+        return 1;
+    }
+    const char *ex = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "explain");
+    r->explain = ex && (strcmp(ex, "1") == 0 || strcmp(ex, "true") == 0);
+    return 0;
+}
+
+/* The whole body is here: last checks, then queue and suspend. */
+static enum MHD_Result http__admit_body(acmd_server *s, acmd_req *r) {
+    if (r->body_error) {
+        r->reject_reason = "too_large";
+        return http__error(s, r, 413, "the body is over the limit of %ld bytes", s->cfg.max_body_bytes);
+    }
+    if (!s->ready) {
+        r->reject_reason = s->draining ? "draining" : "not_ready";
+        return http__error(s, r, 503, s->draining ? "the server is shutting down" : "the server is warming up");
+    }
+    if (r->len == 0) {
+        r->reject_reason = "bad_request";
+        return http__error(s, r, 400, "the request has no body");
+    }
+    if (r->route == ACMD_ROUTE_CLASSIFY) { /* header only: size before any pixel is decoded */
+        acm_image_info info;
+        char e[256];
+        int rc = acm_image_probe(&info, r->body, r->len, e, sizeof e);
+        if (rc) {
+            r->reject_reason = "bad_request";
+            return http__error(s, r, 400, "image: %s", e);
+        }
+        if ((int64_t)info.width * info.height > s->cfg.max_image_pixels) {
+            r->reject_reason = "too_large";
+            return http__error(s, r, 400, "image: %s image of %dx%d pixels is over the limit of %ld pixels",
+                               acm_image_format_name(info.format), info.width, info.height, s->cfg.max_image_pixels);
+        }
+    }
+    if (r->model->q_items + 1 > s->cfg.max_queue) {
+        r->reject_reason = "queue_full";
+        return http__error(s, r, 429, "the queue of model %s is full (%ld items)", r->model->name, s->cfg.max_queue);
+    }
+    MHD_suspend_connection(r->conn);
+    r->suspended = 1;
+    s->suspended++;
+    acmd_conn_busy(r->conn, 1);
+    acmd_sched_enqueue(s, r);
+    return MHD_YES;
+}
+
+void acmd_http_finish(acmd_server *s, acmd_req *r) {
+    if (r->state != ACMD_REQ_CANCELLED) r->state = ACMD_REQ_DONE;
+    if (r->suspended) {
+        r->suspended = 0;
+        s->suspended--;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+static void http__request_id(acmd_req *r) {
+    const char *id = http__hdr(r->conn, "X-Request-Id");
+    int ok = id && *id && strlen(id) < sizeof r->id;
+    for (const char *p = id; ok && *p; p++) ok = isprint((unsigned char)*p);
+    if (ok) {
+        snprintf(r->id, sizeof r->id, "%s", id);
+        return;
+    }
+    static uint64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = ((uint64_t)ts.tv_sec << 20 ^ (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ull + ++counter;
+    snprintf(r->id, sizeof r->id, "%016" PRIx64 "%08" PRIx64, x, counter);
+}
+
+enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    acmd_server *s = cls;
+    acmd_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        s->open_requests++;
+        r->srv = s, r->conn = conn, r->t_arrive = acmd_now_ns();
+        r->t_queued = r->t_dispatch = r->t_arrive;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        http__request_id(r);
+        http__copy_hdr(r->traceparent, sizeof r->traceparent, http__hdr(conn, "traceparent"));
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ci->client_addr;
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+            snprintf(r->peer, sizeof r->peer, "%s:%u", ip, ntohs(in->sin_port));
+        }
+        acmd_route_args a;
+        int path_matched;
+        r->route = acmd_route_match(method, url, &a, &path_matched, r->allow, sizeof r->allow);
+        if (r->route == ACMD_ROUTE_NONE) {
+            if (path_matched) return http__error(s, r, 405, "method %s is not allowed on %s (allowed: %s)", method, url, r->allow);
+            return http__error(s, r, 404, "no route for %s", url);
+        }
+        if (a.model[0]) {
+            r->model = http__model(s, a.model);
+            if (!r->model) return http__error(s, r, 404, "unknown model \"%s\"", a.model);
+            if (a.version[0] && strcmp(a.version, r->model->version) != 0)
+                return http__error(s, r, 404, "model %s has no version \"%s\" (served: %s)", r->model->name, a.version,
+                                   r->model->version);
+        }
+        if (r->route != ACMD_ROUTE_CLASSIFY && r->route != ACMD_ROUTE_INFER) return http__get(s, r, &a);
+        if (http__admit_headers(s, r)) return MHD_YES;
+        return MHD_YES; /* wait for the body */
+    }
+    if (*upload_data_size) {
+        r->bytes_in += *upload_data_size;
+        if (!r->responded && !r->body_error) {
+            size_t need = r->len + *upload_data_size;
+            if (need > (size_t)s->cfg.max_body_bytes) {
+                r->body_error = 1;
+            } else {
+                if (need > r->cap) {
+                    size_t cap = r->cap ? r->cap : 4096;
+                    while (cap < need) cap *= 2;
+                    uint8_t *b = realloc(r->body, cap);
+                    if (!b) return MHD_NO;
+                    r->body = b, r->cap = cap;
+                }
+                memcpy(r->body + r->len, upload_data, *upload_data_size);
+                r->len = need;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->responded) return MHD_YES;
+    if (r->state == ACMD_REQ_RECEIVING) return http__admit_body(s, r);
+    if (r->state == ACMD_REQ_DONE || r->state == ACMD_REQ_CANCELLED) return http__respond(s, r);
+    return MHD_YES;
+}
+
+static void http__access_log(acmd_server *s, const acmd_req *r, const char *route) {
+    if (s->log_level < 2) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const double total_ms = (double)(acmd_now_ns() - r->t_arrive) * 1e-6;
+    const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
+    if (!s->log_json) {
+        fprintf(stderr, "%s %s %s %d %s %.3fms in=%zu out=%zu id=%s\n", r->peer, r->method, r->path, r->status, route,
+                total_ms, r->bytes_in, r->bytes_out, r->id);
+        return;
+    }
+    char when[40];
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + k, sizeof when - k, ".%06ldZ", ts.tv_nsec / 1000);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "ts", when, "id", r->id,
+                          "method", r->method, "path", r->path, "route", route, "status", r->status);
+    if (r->model) {
+        json_object_set_new(o, "model", json_string(r->model->name));
+        json_object_set_new(o, "version", json_string(r->model->version));
+    }
+    if (infer && r->status == 200) {
+        json_object_set_new(o, "budget_requested", r->sla.source ? json_real(r->sla.requested) : json_null());
+        json_object_set_new(o, "budget_applied", json_real(r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : r->policy.beta));
+        json_object_set_new(o, "budget_realised", json_real(r->realised));
+        json_object_set_new(o, "budget_source", json_string(acm_budget_source_name(r->sla.source)));
+        json_object_set_new(o, "flops", json_real(r->flops));
+        json_object_set_new(o, "flops_dense", json_real(r->flops_dense));
+        json_object_set_new(o, "queue_ms", json_real((double)(r->t_dispatch - r->t_queued) * 1e-6));
+        json_object_set_new(o, "compute_ms", json_real(r->compute_s * 1e3));
+        json_object_set_new(o, "batch_size", json_integer(r->batch_size));
+    }
+    if (r->status >= 400 && r->err[0]) json_object_set_new(o, "error", json_string(r->err));
+    json_object_set_new(o, "total_ms", json_real(total_ms));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
+    json_object_set_new(o, "peer", json_string(r->peer));
+    if (r->traceparent[0]) json_object_set_new(o, "traceparent", json_string(r->traceparent));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (line) fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
+void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    acmd_server *s = cls;
+    acmd_req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    s->open_requests--;
+    acmd_conn_busy(conn, 0);
+    if (!r->status) r->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499; /* never answered */
+    const char *route = r->route < ACMD_ROUTE_COUNT ? acmd_route_name(r->route) : "unknown";
+    char l[256] = "", code[8];
+    snprintf(code, sizeof code, "%d", r->status);
+    acmd_label(l, sizeof l, "route", route);
+    acmd_label(l, sizeof l, "method", r->route < ACMD_ROUTE_COUNT ? acmd_route_method(r->route) : "other");
+    acmd_label(l, sizeof l, "code", code);
+    acmd_metric_add(s->metrics, ACMD_M_HTTP_REQUESTS, l, 1);
+    if ((r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model) {
+        const char *outcome = r->status == 200 ? "success" : r->state == ACMD_REQ_CANCELLED ? "cancelled"
+                              : r->status == 504 ? "timeout" : r->reject_reason && (r->status == 429 || r->status == 503) ? "rejected"
+                              : r->status == 499 ? "cancelled" : "failure";
+        l[0] = 0;
+        acmd_label(l, sizeof l, "model", r->model->name);
+        acmd_label(l, sizeof l, "version", r->model->version);
+        acmd_label(l, sizeof l, "outcome", outcome);
+        acmd_metric_add(s->metrics, ACMD_M_INFER_REQUESTS, l, 1);
+        l[0] = 0;
+        acmd_label(l, sizeof l, "model", r->model->name);
+        if (r->reject_reason) {
+            char l2[256];
+            memcpy(l2, l, sizeof l2);
+            acmd_label(l2, sizeof l2, "reason", r->reject_reason);
+            acmd_metric_add(s->metrics, ACMD_M_REJECTIONS, l2, 1);
+        }
+        if (r->status == 200) acmd_metric_observe(s->metrics, ACMD_M_REQ_DURATION, l, (double)(acmd_now_ns() - r->t_arrive) * 1e-9);
+    }
+    http__access_log(s, r, route);
+    if (r->state == ACMD_REQ_RUNNING) { /* a worker still holds it: freed when its batch comes back */
+        r->orphan = 1;
+        return;
+    }
+    if (r->state == ACMD_REQ_QUEUED) { /* cannot happen (queued connections are suspended); keep the queue sound */
+        acmd_model *m = r->model;
+        acmd_req **pp = &m->q_head, *prev = NULL;
+        while (*pp && *pp != r) prev = *pp, pp = &(*pp)->next;
+        if (*pp) {
+            *pp = r->next;
+            if (m->q_tail == r) m->q_tail = prev;
+            m->q_items--;
+        }
+    }
+    free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
+}

@@ -1,0 +1,117 @@
+/*
+ * routes.c — the router and docs/API.md, both from the ACMD_ROUTES table (acmd.h).
+ * A pattern is a path whose segments are literals, {m} (a model name) or {v} (a version); one bracketed part
+ * "[/versions/{v}]" may be present or absent. GET routes also answer HEAD.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "acmd.h"
+
+static const struct {
+    const char *name, *method, *pattern, *doc;
+} route__tab[] = {
+#define X(id, method, pattern, doc) {#id, method, pattern, doc},
+    ACMD_ROUTES(X)
+#undef X
+};
+
+const char *acmd_route_name(acmd_route r) {
+    static char names[ACMD_ROUTE_COUNT][32];
+    if (r >= ACMD_ROUTE_COUNT) return "unknown";
+    if (!names[r][0]) { /* written once, before any thread exists (acmd_metrics_new calls this first) */
+        size_t i = 0;
+        for (; route__tab[r].name[i] && i < sizeof names[r] - 1; i++)
+            names[r][i] = (char)tolower((unsigned char)route__tab[r].name[i]);
+        names[r][i] = 0;
+    }
+    return names[r];
+}
+const char *acmd_route_method(acmd_route r) { return r < ACMD_ROUTE_COUNT ? route__tab[r].method : "?"; }
+const char *acmd_route_pattern(acmd_route r) { return r < ACMD_ROUTE_COUNT ? route__tab[r].pattern : "?"; }
+
+/* Matches path against pattern p (no brackets) capturing {m} and {v}. */
+static int route__match1(const char *p, const char *path, acmd_route_args *a) {
+    while (*p) {
+        if (*p == '{') {
+            char var = p[1];
+            p = strchr(p, '}') + 1;
+            size_t n = strcspn(path, "/");
+            if (n == 0) return 0;
+            char *dst = var == 'm' ? a->model : a->version;
+            size_t cap = var == 'm' ? sizeof a->model : sizeof a->version;
+            if (n >= cap) return 0;
+            memcpy(dst, path, n);
+            dst[n] = 0;
+            path += n;
+            continue;
+        }
+        if (*p != *path) return 0;
+        p++, path++;
+    }
+    return *path == 0;
+}
+
+static int route__match(const char *pattern, const char *path, acmd_route_args *a) {
+    const char *lb = strchr(pattern, '[');
+    char buf[256];
+    if (!lb) return route__match1(pattern, path, a);
+    const char *rb = strchr(lb, ']');
+    size_t pre = (size_t)(lb - pattern), opt = (size_t)(rb - lb - 1);
+    /* with the optional part */
+    snprintf(buf, sizeof buf, "%.*s%.*s%s", (int)pre, pattern, (int)opt, lb + 1, rb + 1);
+    if (route__match1(buf, path, a)) return 1;
+    a->version[0] = 0;
+    snprintf(buf, sizeof buf, "%.*s%s", (int)pre, pattern, rb + 1);
+    return route__match1(buf, path, a);
+}
+
+acmd_route acmd_route_match(const char *method, const char *path, acmd_route_args *a, int *path_matched, char *allow,
+                            size_t allow_len) {
+    *path_matched = 0;
+    if (allow_len) allow[0] = 0;
+    size_t used = 0;
+    for (int r = 0; r < ACMD_ROUTE_COUNT; r++) {
+        memset(a, 0, sizeof *a);
+        if (!route__match(route__tab[r].pattern, path, a)) continue;
+        const char *m = route__tab[r].method;
+        int get = strcmp(m, "GET") == 0;
+        if (strcmp(method, m) == 0 || (get && strcmp(method, "HEAD") == 0)) return (acmd_route)r;
+        *path_matched = 1;
+        if (allow_len > used) used += (size_t)snprintf(allow + used, allow_len - used, "%s%s%s", used ? ", " : "", m, get ? ", HEAD" : "");
+    }
+    memset(a, 0, sizeof *a);
+    return ACMD_ROUTE_NONE;
+}
+
+void acmd_api_markdown(FILE *f) {
+    fprintf(f, "# acmd HTTP API\n\n"
+               "Generated from the route table in `server/acmd.h` by `acmd --print-api`; do not edit by hand.\n"
+               "`{m}` is a served model name, `{v}` its version (the first 12 hex digits of the file's SHA-256).\n\n"
+               "| verb | path | answer |\n|---|---|---|\n");
+    for (int r = 0; r < ACMD_ROUTE_COUNT; r++)
+        fprintf(f, "| %s | `%s` | %s |\n", route__tab[r].method, route__tab[r].pattern, route__tab[r].doc);
+    fprintf(f, "\n## Request headers\n\n"
+               "- `X-Compute-Budget: β` — ceiling on the fraction of learner compute, in (0, 1]; raised to the model's "
+               "β_min if below (reported). OIP parameter `compute_budget`; the header wins.\n"
+               "- `X-Compute-Budget-Min: β` — floor (default β_min); OIP `compute_budget_min`.\n"
+               "- `X-Compute-Policy: cap|mean|argmax` — how the budget is applied (default `--request-policy` when a "
+               "budget is given, else `--default-policy`); OIP `compute_policy`.\n"
+               "- `X-Request-Id` — echoed (generated when absent); also the OIP `id` when the body has none. "
+               "`traceparent` is logged.\n"
+               "\n## Response headers\n\n"
+               "`X-Request-Id`, `X-Compute-Budget-Applied`, `X-Flops`, `X-Flops-Dense`, "
+               "`Server-Timing: queue;dur=…, compute;dur=…, total;dur=…` (milliseconds).\n"
+               "\n## /classify response\n\n"
+               "`label`, `index`, `confidence`, `top_k[]` (`label`, `index`, `confidence`), `budget_requested` (null "
+               "when none), `budget_applied`, `budget_realised`, `budget_source` (`header`, `parameter`, `default`), "
+               "`budget_raised`, `policy`, `flops`, `flops_dense`, `timing{queue_ms,compute_ms,total_ms}`, "
+               "`batch_size`, `model`, `model_version`, and with `?explain=1` `compute_map`: "
+               "`{\"tokens\": T, \"modules\": [{\"name\", \"learners\", \"k\": [T]}]}`.\n"
+               "\n## Errors\n\n"
+               "Every error is `{\"error\": \"message\"}`: 400 bad input (malformed JSON, wrong datatype or shape, "
+               "shape/data mismatch, shape overflow, non-finite numbers, undecodable image, image over "
+               "`--max-image-pixels`, bad budget), 404 unknown model, version or path, 405 with `Allow`, 413 body "
+               "over `--max-body-bytes` (from `Content-Length`, before reading), 415 unsupported `Content-Type`, 429 "
+               "with `Retry-After` when the queue is full, 503 while warming up or draining, 500 engine failure.\n");
+}

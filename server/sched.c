@@ -1,0 +1,564 @@
+/*
+ * sched.c — the scheduler (I/O thread: per-model FIFO queues, dispatch of batches to idle workers, cancellation of
+ * requests whose client left) and the engine workers (decode -> engine -> response bodies).
+ *
+ * Batching is work-conserving: an idle worker takes up to max_batch items from the model whose oldest request has
+ * waited longest, at once. Only while another worker is busy may it wait (--batch-delay-us at most) for a fuller
+ * batch. Items are counted per request as 1 at admission (an OIP request with B > 1 images is found out when its
+ * worker decodes it; the worker then runs the batch in several engine calls of at most max_batch items).
+ * No deadlines or priorities here: that is part 2 (SLA scheduling).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+#include "acmd.h"
+#include "image.h"
+#include "oip.h"
+
+#define SCHED__MAX_ITEMS_PER_REQUEST 256
+
+/* ---- I/O thread -------------------------------------------------------------------------------------------------- */
+
+static void sched__depth(acmd_server *s, acmd_model *m) {
+    char l[128] = "";
+    acmd_label(l, sizeof l, "model", m->name);
+    acmd_metric_set(s->metrics, ACMD_M_QUEUE_DEPTH, l, m->q_items);
+}
+
+void acmd_sched_enqueue(acmd_server *s, acmd_req *r) {
+    acmd_model *m = r->model;
+    r->state = ACMD_REQ_QUEUED;
+    r->t_queued = acmd_now_ns();
+    r->next = NULL;
+    if (m->q_tail) m->q_tail->next = r;
+    else m->q_head = r;
+    m->q_tail = r;
+    m->q_items += 1;
+    sched__depth(s, m);
+    acmd_sched_dispatch(s);
+}
+
+/* The client of a suspended connection has gone when a peek reads end-of-file or an error. */
+static int sched__peer_gone(acmd_req *r) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    char c;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void sched__batch_timer(uv_timer_t *t) { acmd_sched_dispatch(t->data); }
+
+void acmd_sched_dispatch(acmd_server *s) {
+    if (s->stopping) return;
+    int busy = 0;
+    for (int i = 0; i < s->n_workers; i++) busy += s->workers[i].busy;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        if (w->busy || !w->warm) continue;
+        for (;;) {
+            acmd_model *m = NULL;
+            for (int i = 0; i < s->n_models; i++)
+                if (s->models[i].q_head && (!m || s->models[i].q_head->t_queued < m->q_head->t_queued))
+                    m = &s->models[i];
+            if (!m) return;
+            const uint64_t now = acmd_now_ns();
+            if (s->cfg.batch_delay_us > 0 && busy > 0 && m->q_items < m->max_batch) {
+                uint64_t waited = now - m->q_head->t_queued, delay = (uint64_t)s->cfg.batch_delay_us * 1000;
+                if (waited < delay) {
+                    uv_timer_start(&s->batch_timer, sched__batch_timer, (delay - waited) / 1000000 + 1, 0);
+                    return;
+                }
+            }
+            acmd_req *head = NULL, *tail = NULL;
+            int n = 0;
+            while (m->q_head && n < m->max_batch) {
+                acmd_req *r = m->q_head;
+                m->q_head = r->next;
+                if (!m->q_head) m->q_tail = NULL;
+                m->q_items -= 1;
+                r->next = NULL;
+                if (sched__peer_gone(r)) {
+                    r->state = ACMD_REQ_CANCELLED;
+                    acmd_req_error(r, 499, "the client closed the connection while the request was queued");
+                    acmd_http_finish(s, r);
+                    continue;
+                }
+                r->state = ACMD_REQ_RUNNING;
+                r->t_dispatch = now;
+                r->worker = wi;
+                if (tail) tail->next = r;
+                else head = r;
+                tail = r;
+                n++;
+                s->in_flight++;
+            }
+            sched__depth(s, m);
+            if (!head) continue; /* every request of that model had been cancelled: look again */
+            pthread_mutex_lock(&w->mu);
+            w->job = head;
+            w->job_model = m;
+            pthread_cond_signal(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+            w->busy = 1;
+            busy++;
+            break;
+        }
+    }
+}
+
+static void sched__metrics_done(acmd_server *s, acmd_req *r) {
+    char l[128] = "";
+    acmd_label(l, sizeof l, "model", r->model->name);
+    if (r->batch_first) acmd_metric_observe(s->metrics, ACMD_M_BATCH_SIZE, l, r->batch_size);
+    acmd_metric_observe(s->metrics, ACMD_M_QUEUE_DURATION, l, (double)(r->t_dispatch - r->t_queued) * 1e-9);
+    if (r->status == 200) {
+        acmd_metric_observe(s->metrics, ACMD_M_COMPUTE_DURATION, l, r->compute_s);
+        acmd_metric_add(s->metrics, ACMD_M_FLOPS, l, r->flops);
+        acmd_metric_add(s->metrics, ACMD_M_FLOPS_DENSE, l, r->flops_dense);
+        char b[64] = "";
+        acmd_label(b, sizeof b, "source", acm_budget_source_name(r->sla.source));
+        double applied = r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : r->policy.beta;
+        acmd_metric_observe(s->metrics, ACMD_M_BUDGET_RATIO, b, applied);
+    }
+}
+
+void acmd_sched_on_async(uv_async_t *a) {
+    acmd_server *s = a->data;
+    pthread_mutex_lock(&s->res_mu);
+    acmd_req *list = s->res_head;
+    s->res_head = s->res_tail = NULL;
+    int warm = s->warm_msgs;
+    pthread_mutex_unlock(&s->res_mu);
+    while (list) {
+        acmd_req *r = list;
+        list = r->next;
+        r->next = NULL;
+        s->in_flight--;
+        s->workers[r->worker].busy = 0;
+        if (r->orphan) { /* its connection went away (shutdown past the exit timeout) */
+            free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
+            continue;
+        }
+        sched__metrics_done(s, r);
+        acmd_http_finish(s, r);
+    }
+    if (!s->ready && !s->draining && warm == s->n_workers) {
+        int failed = 0;
+        for (int i = 0; i < s->n_workers; i++) s->workers[i].warm = 1, failed |= s->workers[i].failed;
+        if (failed) {
+            acmd_log(s, 0, "warm-up failed: %s", s->workers[0].err);
+            s->exit_code = 1;
+            uv_kill(getpid(), SIGTERM);
+        } else {
+            s->ready = 1;
+            acmd_log(s, 2, "ready: %d model(s), %d worker(s) x %ld BLAS thread(s), BLAS core %s", s->n_models,
+                     s->n_workers, s->cfg.blas_threads, acm_blas_core());
+        }
+    }
+    acmd_sched_dispatch(s);
+    acmd_http_kick(s);
+}
+
+/* ---- workers ----------------------------------------------------------------------------------------------------- */
+
+static void sched__post(acmd_server *s, acmd_req *head, int warm) {
+    pthread_mutex_lock(&s->res_mu);
+    if (head) {
+        acmd_req *t = head;
+        while (t->next) t = t->next;
+        if (s->res_tail) s->res_tail->next = head;
+        else s->res_head = head;
+        s->res_tail = t;
+    }
+    s->warm_msgs += warm;
+    pthread_mutex_unlock(&s->res_mu);
+    uv_async_send(&s->async);
+}
+
+static void *sched__worker_main(void *arg) {
+    acmd_worker *w = arg;
+    acmd_server *s = w->srv;
+    /* warm-up: one full batch per model, so first requests do not pay for cold caches and page faults */
+    for (int i = 0; i < s->n_models && !w->failed; i++) {
+        acmd_model *m = &s->models[i];
+        for (int b = 0; b < m->max_batch; b++) {
+            w->eng[i].items[b] = (acm_item){.pixels = w->eng[i].zeros, .policy = m->default_policy};
+            w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K};
+        }
+        if (acm_worker_run(w->eng[i].w, w->eng[i].items, w->eng[i].res, m->max_batch, w->err, sizeof w->err))
+            w->failed = 1;
+    }
+    sched__post(s, NULL, 1);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->job && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+        acmd_req *job = w->job;
+        acmd_model *m = w->job_model;
+        w->job = NULL;
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (job) {
+            acmd_worker_run_batch(w, m, job);
+            sched__post(s, job, 0);
+        } else if (stop) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    if (!s->workers) return snprintf(err, errlen, "out of memory"), -1;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        w->srv = s, w->index = wi;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        for (int i = 0; i < s->n_models; i++) {
+            acmd_model *m = &s->models[i];
+            acm_worker_params p = acm_worker_default_params();
+            p.max_batch = m->max_batch;
+            p.workers = s->n_workers;
+            p.blas_threads = (int)s->cfg.blas_threads;
+            char e[256];
+            w->eng[i].w = acm_worker_new(m->m, p, e, sizeof e);
+            if (!w->eng[i].w) return snprintf(err, errlen, "model %s: %s", m->name, e), -1;
+            w->eng[i].items = calloc((size_t)m->max_batch, sizeof(acm_item));
+            w->eng[i].res = calloc((size_t)m->max_batch, sizeof(acm_result));
+            w->eng[i].logits = calloc((size_t)m->max_batch * m->K, sizeof(float));
+            w->eng[i].kmap = calloc((size_t)m->max_batch * (m->num_acms ? m->num_acms : 1) * m->T, 1);
+            w->eng[i].zeros = calloc((size_t)m->C * m->S * m->S, sizeof(float));
+            if (!w->eng[i].items || !w->eng[i].res || !w->eng[i].logits || !w->eng[i].kmap || !w->eng[i].zeros)
+                return snprintf(err, errlen, "out of memory"), -1;
+        }
+    }
+    for (int wi = 0; wi < s->n_workers; wi++)
+        if (pthread_create(&s->workers[wi].thread, NULL, sched__worker_main, &s->workers[wi]))
+            return snprintf(err, errlen, "cannot start worker thread %d", wi), -1;
+    return 0;
+}
+
+void acmd_workers_stop(acmd_server *s) {
+    if (!s->workers) return;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        if (w->thread) pthread_join(w->thread, NULL);
+        for (int i = 0; i < s->n_models; i++) {
+            acm_worker_free(w->eng[i].w);
+            free(w->eng[i].items), free(w->eng[i].res), free(w->eng[i].logits), free(w->eng[i].kmap);
+            free(w->eng[i].zeros);
+        }
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
+    free(s->workers);
+    s->workers = NULL;
+}
+
+/* ---- stage 1: decode ---------------------------------------------------------------------------------------------- */
+
+static int sched__policy(acmd_req *r, const acmd_server *s, const char *param_policy) {
+    const acmd_model *m = r->model;
+    const char *name = r->hdr_policy[0] ? r->hdr_policy : param_policy && param_policy[0] ? param_policy : NULL;
+    if (r->sla.source == ACM_BUDGET_DEFAULT) {
+        r->policy = m->default_policy;
+        if (name) {
+            int k = acm_policy_parse(name);
+            if (k < 0 || k == ACM_POLICY_FIXED) {
+                acmd_req_error(r, 400, "compute policy \"%s\": argmax, mean or cap", name);
+                return -1;
+            }
+            r->policy.kind = (acm_policy_kind)k;
+            if (k != ACM_POLICY_ARGMAX && r->policy.kind != m->default_policy.kind) r->policy.beta = 1.0f;
+        }
+        return 0;
+    }
+    int k = acm_policy_parse(name ? name : s->cfg.request_policy);
+    if (k < 0 || k == ACM_POLICY_FIXED) {
+        acmd_req_error(r, 400, "compute policy \"%s\": argmax, mean or cap", name);
+        return -1;
+    }
+    r->policy = acm_policy_default();
+    r->policy.kind = (acm_policy_kind)k;
+    r->policy.beta = (float)r->sla.max;
+    return 0;
+}
+
+static int sched__sla(acmd_req *r, const acmd_server *s, const acm_oip_request *o) {
+    char e[256];
+    double pm = o ? o->budget : 0, pmin = o ? o->budget_min : 0;
+    if (acm_sla_resolve(&r->sla, r->has_hdr_budget ? r->hdr_budget : NULL,
+                        r->has_hdr_budget_min ? r->hdr_budget_min : NULL, o && o->has_budget ? &pm : NULL,
+                        o && o->has_budget_min ? &pmin : NULL, r->model->cfg->beta_min, e, sizeof e)) {
+        acmd_req_error(r, 400, "%s", e);
+        return -1;
+    }
+    return sched__policy(r, s, o ? o->policy : NULL);
+}
+
+static acm_image_params sched__img_params(const acmd_server *s, const acmd_model *m) {
+    acm_image_params p = {.size = m->S, .channels = m->C, .max_pixels = s->cfg.max_image_pixels};
+    for (int c = 0; c < m->C && c < 3; c++) p.mean[c] = m->cfg->mean[c], p.std[c] = m->cfg->std[c];
+    return p;
+}
+
+static void sched__decode_classify(acmd_worker *w, acmd_req *r) {
+    const acmd_model *m = r->model;
+    const acm_image_params p = sched__img_params(w->srv, m);
+    snprintf(r->resp_id, sizeof r->resp_id, "%s", r->id);
+    if (sched__sla(r, w->srv, NULL)) return;
+    r->n_items = 1;
+    r->pixels = malloc(sizeof(float) * m->C * m->S * m->S);
+    if (!r->pixels) {
+        acmd_req_error(r, 500, "out of memory");
+        return;
+    }
+    char e[256];
+    int rc = acm_image_to_tensor(r->pixels, r->body, r->len, &p, e, sizeof e);
+    if (rc) acmd_req_error(r, rc == ACM_IMAGE_ENOMEM ? 500 : 400, "image: %s", e);
+}
+
+static void sched__decode_infer(acmd_worker *w, acmd_req *r) {
+    const acmd_model *m = r->model;
+    const size_t CSS = (size_t)m->C * m->S * m->S;
+    acm_oip_request o;
+    acm_oip_limits lim = {.max_elements = (size_t)w->srv->cfg.max_body_bytes};
+    char e[512];
+    int rc = acm_oip_parse_request(&o, (const char *)r->body, r->len, &lim, e, sizeof e);
+    if (rc) {
+        acmd_req_error(r, rc == ACM_OIP_ENOMEM ? 500 : 400, "%s", e);
+        return;
+    }
+    snprintf(r->resp_id, sizeof r->resp_id, "%s", o.id[0] ? o.id : r->id);
+    r->explain |= o.explain;
+    if (sched__sla(r, w->srv, &o)) goto out;
+    const acm_oip_tensor *img = acm_oip_find_input(&o, "image"), *pv = acm_oip_find_input(&o, "pixel_values");
+    if (!img && !pv) {
+        acmd_req_error(r, 400, "expected an input named 'image' (UINT8 [B,H,W,C]) or 'pixel_values' (FP32 [B,%d,%d,%d])",
+                       m->C, m->S, m->S);
+        goto out;
+    }
+    const acm_oip_tensor *t = img ? img : pv;
+    if (img && t->dtype != ACM_OIP_UINT8) {
+        acmd_req_error(r, 400, "input 'image' must be UINT8, got %s", acm_oip_dtype_name(t->dtype));
+        goto out;
+    }
+    if (!img && t->dtype != ACM_OIP_FP32) {
+        acmd_req_error(r, 400, "input 'pixel_values' must be FP32, got %s", acm_oip_dtype_name(t->dtype));
+        goto out;
+    }
+    int B = (int)(t->ndim >= 1 && t->shape[0] <= SCHED__MAX_ITEMS_PER_REQUEST ? t->shape[0] : -1);
+    if (B < 1) {
+        acmd_req_error(r, 400, "input '%s': the batch dimension must be in 1..%d", t->name, SCHED__MAX_ITEMS_PER_REQUEST);
+        goto out;
+    }
+    if (img) {
+        if ((t->ndim != 4 && t->ndim != 3) || (t->ndim == 4 && (t->shape[3] < 1 || t->shape[3] > 4)) ||
+            t->shape[1] < 1 || t->shape[2] < 1) {
+            acmd_req_error(r, 400, "input 'image' must have shape [B,H,W,C] (C in 1..4) or [B,H,W]");
+            goto out;
+        }
+    } else if (t->ndim != 4 || t->shape[1] != m->C || t->shape[2] != m->S || t->shape[3] != m->S) {
+        acmd_req_error(r, 400, "input 'pixel_values' must have shape [B,%d,%d,%d]", m->C, m->S, m->S);
+        goto out;
+    }
+    r->n_items = B;
+    r->pixels = malloc(sizeof(float) * CSS * (size_t)B);
+    uint8_t *u8 = img ? malloc(t->count / (size_t)B) : NULL;
+    if (!r->pixels || (img && !u8)) {
+        free(u8);
+        acmd_req_error(r, 500, "out of memory");
+        goto out;
+    }
+    const acm_image_params p = sched__img_params(w->srv, m);
+    const size_t per = t->count / (size_t)B;
+    for (int b = 0; b < B; b++) {
+        if (img) {
+            for (size_t i = 0; i < per; i++) u8[i] = (uint8_t)t->data[(size_t)b * per + i];
+            int H = (int)t->shape[1], W = (int)t->shape[2], C = t->ndim == 4 ? (int)t->shape[3] : 1;
+            if ((rc = acm_image_u8_to_tensor(r->pixels + (size_t)b * CSS, u8, H, W, C, &p, e, sizeof e))) {
+                acmd_req_error(r, 400, "input 'image'[%d]: %s", b, e);
+                break;
+            }
+        } else {
+            for (size_t i = 0; i < per; i++) r->pixels[(size_t)b * CSS + i] = (float)t->data[(size_t)b * per + i];
+        }
+    }
+    free(u8);
+out:
+    acm_oip_request_free(&o);
+}
+
+/* ---- stage 3: response bodies ------------------------------------------------------------------------------------ */
+
+static json_t *sched__common(const acmd_req *r, uint64_t now) {
+    const acmd_model *m = r->model;
+    json_t *o = json_object();
+    json_object_set_new(o, "budget_requested", r->sla.source == ACM_BUDGET_DEFAULT ? json_null() : json_real(r->sla.requested));
+    json_object_set_new(o, "budget_applied", json_real(r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : r->policy.beta));
+    json_object_set_new(o, "budget_realised", json_real(r->realised));
+    json_object_set_new(o, "budget_source", json_string(acm_budget_source_name(r->sla.source)));
+    json_object_set_new(o, "budget_raised", json_boolean(r->sla.raised));
+    json_object_set_new(o, "policy", json_string(acm_policy_name(r->policy.kind)));
+    json_object_set_new(o, "flops", json_real(r->flops));
+    json_object_set_new(o, "flops_dense", json_real(r->flops_dense));
+    json_object_set_new(o, "timing", json_pack("{s:f, s:f, s:f}", "queue_ms", (double)(r->t_dispatch - r->t_queued) * 1e-6,
+                                               "compute_ms", r->compute_s * 1e3,
+                                               "total_ms", (double)(now - r->t_arrive) * 1e-6));
+    json_object_set_new(o, "batch_size", json_integer(r->batch_size));
+    json_object_set_new(o, "model", json_string(m->name));
+    json_object_set_new(o, "model_version", json_string(m->version));
+    return o;
+}
+
+static json_t *sched__kmap(const acmd_model *m, const uint8_t *kmap) {
+    json_t *mods = json_array();
+    for (int a = 0; a < m->num_acms; a++) {
+        const acm_module_info *mi = acm_model_acm(m->m, a);
+        json_t *k = json_array();
+        for (int t = 0; t < m->T; t++) json_array_append_new(k, json_integer(kmap[(size_t)a * m->T + t]));
+        json_array_append_new(mods, json_pack("{s:s, s:i, s:o}", "name", mi->name, "learners", mi->n, "k", k));
+    }
+    return json_pack("{s:i, s:i, s:o}", "tokens", m->T, "grid", m->cfg->grid, "modules", mods);
+}
+
+static void sched__body_classify(acmd_req *r, uint64_t now) {
+    const acmd_model *m = r->model;
+    const float *lg = r->logits;
+    int K = m->K, best = 0;
+    double mx = lg[0], z = 0;
+    for (int k = 1; k < K; k++)
+        if (lg[k] > lg[best]) best = k;
+    mx = lg[best];
+    for (int k = 0; k < K; k++) z += exp((double)lg[k] - mx);
+    json_t *o = sched__common(r, now);
+    json_object_set_new(o, "label", json_string(m->cfg->labels[best]));
+    json_object_set_new(o, "index", json_integer(best));
+    json_object_set_new(o, "confidence", json_real(1.0 / z));
+    int order[1024], n = K < 1024 ? K : 1024;
+    for (int k = 0; k < n; k++) order[k] = k;
+    json_t *top = json_array();
+    for (int i = 0; i < n && i < 5; i++) { /* partial selection sort: the 5 largest */
+        int b = i;
+        for (int k = i + 1; k < n; k++)
+            if (lg[order[k]] > lg[order[b]]) b = k;
+        int t = order[i];
+        order[i] = order[b], order[b] = t;
+        json_array_append_new(top, json_pack("{s:s, s:i, s:f}", "label", m->cfg->labels[order[i]], "index", order[i],
+                                             "confidence", exp((double)lg[order[i]] - mx) / z));
+    }
+    json_object_set_new(o, "top_k", top);
+    json_object_set_new(o, "id", json_string(r->resp_id));
+    if (r->explain && r->kmap) json_object_set_new(o, "compute_map", sched__kmap(m, r->kmap));
+    r->resp_body = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(o);
+}
+
+static void sched__body_infer(acmd_req *r, uint64_t now) {
+    const acmd_model *m = r->model;
+    json_t *par = sched__common(r, now);
+    if (r->explain && r->kmap) {
+        json_t *maps = json_array();
+        for (int b = 0; b < r->n_items; b++)
+            json_array_append_new(maps, sched__kmap(m, r->kmap + (size_t)b * (m->num_acms ? m->num_acms : 1) * m->T));
+        json_object_set_new(par, "compute_maps", maps);
+    }
+    const char **labels = malloc(sizeof(char *) * (size_t)r->n_items);
+    if (!labels) {
+        json_decref(par);
+        return;
+    }
+    for (int b = 0; b < r->n_items; b++) {
+        const float *lg = r->logits + (size_t)b * m->K;
+        int best = 0;
+        for (int k = 1; k < m->K; k++)
+            if (lg[k] > lg[best]) best = k;
+        labels[b] = m->cfg->labels[best];
+    }
+    r->resp_body = acm_oip_response(m->name, m->version, r->resp_id, par, r->logits, r->n_items, m->K, labels);
+    free(labels);
+}
+
+/* ---- the batch ----------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    acmd_req *r;
+    int item;
+} sched__slot;
+
+void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
+    const uint64_t t0 = acmd_now_ns();
+    const int mi = m->idx, MB = m->max_batch, A = m->num_acms ? m->num_acms : 1;
+    /* stage 1: decode */
+    for (acmd_req *r = batch; r; r = r->next) {
+        r->status = 0;
+        if (r->route == ACMD_ROUTE_CLASSIFY) sched__decode_classify(w, r);
+        else sched__decode_infer(w, r);
+        if (r->status) continue;
+        r->logits = malloc(sizeof(float) * (size_t)r->n_items * m->K);
+        r->kmap = r->explain && m->num_acms ? malloc((size_t)r->n_items * A * m->T) : NULL;
+        if (!r->logits || (r->explain && m->num_acms && !r->kmap)) acmd_req_error(r, 500, "out of memory");
+    }
+    /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
+    sched__slot slots[1024];
+    acmd_req *r = batch;
+    int item = 0;
+    for (;;) {
+        int n = 0;
+        while (r && n < MB && n < 1024) {
+            if (r->status || item >= r->n_items) {
+                r = r->next, item = 0;
+                continue;
+            }
+            acm_item *it = &w->eng[mi].items[n];
+            it->pixels = r->pixels + (size_t)item * m->C * m->S * m->S;
+            it->policy = r->policy;
+            it->force_k = NULL;
+            w->eng[mi].res[n] = (acm_result){.logits = w->eng[mi].logits + (size_t)n * m->K,
+                                             .kmap = r->kmap ? w->eng[mi].kmap + (size_t)n * A * m->T : NULL};
+            slots[n++] = (sched__slot){r, item++};
+        }
+        if (!n) break;
+        char e[256];
+        int rc = acm_worker_run(w->eng[mi].w, w->eng[mi].items, w->eng[mi].res, n, e, sizeof e);
+        for (int i = 0; i < n; i++) {
+            acmd_req *q = slots[i].r;
+            if (rc) {
+                if (!q->status) acmd_req_error(q, 500, "engine: %s", e);
+                continue;
+            }
+            const acm_result *res = &w->eng[mi].res[i];
+            memcpy(q->logits + (size_t)slots[i].item * m->K, res->logits, sizeof(float) * m->K);
+            if (q->kmap) memcpy(q->kmap + (size_t)slots[i].item * A * m->T, res->kmap, (size_t)A * m->T);
+            q->flops += res->flops;
+            q->flops_dense += res->flops_dense;
+            q->realised += res->budget / q->n_items;
+            if (q->batch_size < n) q->batch_size = n;
+        }
+        slots[0].r->batch_first = 1;
+    }
+    /* stage 3: bodies (compute time = the whole batch: decode, engine, this) */
+    const uint64_t now = acmd_now_ns();
+    for (acmd_req *q = batch; q; q = q->next) {
+        q->compute_s = (double)(now - t0) * 1e-9;
+        if (q->status) continue;
+        if (q->route == ACMD_ROUTE_CLASSIFY) sched__body_classify(q, now);
+        else sched__body_infer(q, now);
+        if (!q->resp_body) acmd_req_error(q, 500, "out of memory");
+        else q->status = 200, q->resp_len = strlen(q->resp_body), q->resp_type = "application/json";
+    }
+}

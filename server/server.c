@@ -1,0 +1,321 @@
+/*
+ * server.c — start-up (models, workers, MHD), the libuv loop that drives MHD, request timeouts, SIGTERM drain, logs.
+ *
+ * MHD runs in "external select" mode with epoll: its epoll fd is watched by a uv_poll, and a uv_timer fires at
+ * MHD_get_timeout(); after every MHD_run the timer is re-armed. Everything MHD calls back runs on the loop thread.
+ *
+ * Drain (SIGTERM or SIGINT): readiness turns 503, the listening socket is closed (MHD_quiesce_daemon), every queued
+ * request is answered 503, new requests on open connections get 503 with "Connection: close"; in-flight batches
+ * finish. When nothing is running, suspended or half-answered — or after --exit-timeout — the daemon stops (no
+ * suspended connection is left: all are resumed first) and the process exits 0. A second signal stops at once.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "acmd.h"
+
+uint64_t acmd_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void acmd_log(acmd_server *s, int level, const char *fmt, ...) {
+    if (level > s->log_level) return;
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (s->log_json) {
+        char when[40];
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(when + k, sizeof when - k, ".%06ldZ", ts.tv_nsec / 1000);
+        json_t *o = json_pack("{s:s, s:s, s:s}", "ts", when, "level", names[level], "msg", msg);
+        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
+        if (line) fprintf(stderr, "%s\n", line);
+        free(line);
+        json_decref(o);
+    } else {
+        fprintf(stderr, "acmd %s: %s\n", names[level], msg);
+    }
+}
+
+/* ---- MHD <-> libuv ------------------------------------------------------------------------------------------------ */
+
+static void srv__mhd_timer(uv_timer_t *t) { acmd_http_kick(t->data); }
+static void srv__mhd_poll(uv_poll_t *p, int status, int events) { acmd_http_kick(p->data); }
+
+void acmd_http_kick(acmd_server *s) {
+    if (!s->mhd) return;
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG to;
+    if (MHD_get_timeout(s->mhd, &to) == MHD_YES) uv_timer_start(&s->mhd_timer, srv__mhd_timer, to, 0);
+    else uv_timer_stop(&s->mhd_timer);
+}
+
+/* ---- request timeout: connections are tracked from NOTIFY_CONNECTION; the sweep closes those whose current request
+ * has taken longer than --request-timeout to arrive (headers + body). MHD's own timeout is per idle gap only, so a
+ * client that drips a byte a second would otherwise hold its connection forever. ---------------------------------- */
+
+typedef struct srv__conn {
+    struct srv__conn *prev, *next;
+    struct MHD_Connection *conn;
+    uint64_t t_start; /* start of the current request (or of the idle wait for it) */
+    int busy;         /* a request is queued, running or being answered: not timed out here */
+} srv__conn;
+
+static srv__conn srv__conns = {&srv__conns, &srv__conns, NULL, 0, 0}; /* list head; loop thread only */
+
+void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe) {
+    acmd_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        srv__conn *c = calloc(1, sizeof *c);
+        if (!c) return;
+        c->conn = conn;
+        c->t_start = acmd_now_ns();
+        c->next = srv__conns.next, c->prev = &srv__conns;
+        srv__conns.next->prev = c, srv__conns.next = c;
+        *socket_context = c;
+        s->connections++;
+    } else if (*socket_context) {
+        srv__conn *c = *socket_context;
+        c->prev->next = c->next, c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+        s->connections--;
+    }
+    acmd_metric_set(s->metrics, ACMD_M_CONNECTIONS, "", s->connections);
+}
+
+/* Called by http.c: a request on this connection started to wait (busy 1) or was answered (busy 0). */
+void acmd_conn_busy(struct MHD_Connection *conn, int busy);
+void acmd_conn_busy(struct MHD_Connection *conn, int busy) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (!ci || !ci->socket_context) return;
+    srv__conn *c = ci->socket_context;
+    c->busy = busy;
+    c->t_start = acmd_now_ns();
+}
+
+static void srv__sweep(uv_timer_t *t) {
+    acmd_server *s = t->data;
+    const uint64_t now = acmd_now_ns(), limit = (uint64_t)(s->cfg.request_timeout * 1e9);
+    for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
+        if (c->busy || now - c->t_start <= limit) continue;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) shutdown(ci->connect_fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */
+        c->t_start = now;                            /* once */
+    }
+    acmd_http_kick(s);
+}
+
+/* ---- drain ---------------------------------------------------------------------------------------------------- */
+
+static void srv__close_cb(uv_handle_t *h) { (void)h; }
+
+static void srv__finish(acmd_server *s) {
+    if (s->stopping) return;
+    s->stopping = 1;
+    /* no suspended connection may be left: answer whatever is still waiting (in-flight past the exit timeout) */
+    for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+    }
+    acmd_log(s, 2, "drained: %d in flight, %d suspended, %d open; stopping", s->in_flight, s->suspended,
+             s->open_requests);
+    uv_timer_stop(&s->drain_timer);
+    uv_stop(s->loop);
+}
+
+static void srv__drain_timer(uv_timer_t *t) {
+    acmd_server *s = t->data;
+    acmd_http_kick(s);
+    if (s->in_flight == 0 && s->suspended == 0 && s->open_requests == 0) {
+        srv__finish(s);
+        return;
+    }
+    if ((double)(acmd_now_ns() - s->drain_start) * 1e-9 > s->cfg.exit_timeout) {
+        acmd_log(s, 1, "exit timeout (%.1f s) with %d request(s) in flight", s->cfg.exit_timeout, s->in_flight);
+        srv__finish(s);
+    }
+}
+
+static void srv__signal(uv_signal_t *h, int sig) {
+    acmd_server *s = h->data;
+    if (s->draining) {
+        acmd_log(s, 1, "second signal %d: stopping now", sig);
+        srv__finish(s);
+        return;
+    }
+    s->draining = 1;
+    s->ready = 0;
+    s->drain_start = acmd_now_ns();
+    acmd_log(s, 2, "signal %d: draining (%d in flight)", sig, s->in_flight);
+    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    for (int i = 0; i < s->n_models; i++) {
+        acmd_model *m = &s->models[i];
+        while (m->q_head) {
+            acmd_req *r = m->q_head;
+            m->q_head = r->next;
+            r->next = NULL;
+            r->reject_reason = "draining";
+            acmd_req_error(r, 503, "the server is shutting down");
+            r->state = ACMD_REQ_DONE;
+            acmd_http_finish(s, r);
+        }
+        m->q_tail = NULL;
+        m->q_items = 0;
+    }
+    uv_timer_start(&s->drain_timer, srv__drain_timer, 0, 20);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------------------------- */
+
+int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    s->cfg = *cfg;
+    s->log_json = strcmp(cfg->log_format, "json") == 0;
+    s->log_level = !strcmp(cfg->log_level, "error") ? 0 : !strcmp(cfg->log_level, "warn") ? 1
+                   : !strcmp(cfg->log_level, "info") ? 2 : 3;
+    pthread_mutex_init(&s->res_mu, NULL);
+    for (int i = 0; i < cfg->n_models; i++) {
+        const acmd_model_conf *mc = &cfg->models[i];
+        acmd_model *m = &s->models[i];
+        snprintf(m->name, sizeof m->name, "%s", mc->name);
+        snprintf(m->path, sizeof m->path, "%s", mc->path);
+        char e[512];
+        m->m = acm_model_load(mc->path, e, sizeof e);
+        if (!m->m) return snprintf(err, errlen, "model %s: %s", mc->name, e), -1;
+        s->n_models = i + 1;
+        m->idx = i;
+        m->cfg = acm_model_config(m->m);
+        m->version = acm_model_version(m->m);
+        m->S = m->cfg->image_size, m->C = m->cfg->in_chans, m->T = m->cfg->tokens, m->K = m->cfg->num_classes;
+        m->num_acms = m->cfg->num_acms;
+        if (m->C != 1 && m->C != 3) return snprintf(err, errlen, "model %s: %d input channels (1 or 3 served)", m->name, m->C), -1;
+        m->max_batch = mc->max_batch ? mc->max_batch : (int)cfg->max_batch;
+        m->default_policy = acm_policy_default();
+        m->default_policy.kind = (acm_policy_kind)acm_policy_parse(mc->default_policy[0] ? mc->default_policy : cfg->default_policy);
+        m->default_policy.beta = (float)(mc->default_budget >= 0 ? mc->default_budget : cfg->default_budget);
+        acmd_log(s, 2, "model %s: %s version %s, %dx%dx%d, %d classes, %d ACMs, beta_min %.3g", m->name, m->path,
+                 m->version, m->C, m->S, m->S, m->K, m->num_acms, m->cfg->beta_min);
+    }
+    int cores = acm_cpu_count();
+    s->n_workers = cfg->workers ? (int)cfg->workers : (int)(cores / cfg->blas_threads > 0 ? cores / cfg->blas_threads : 1);
+    s->metrics = acmd_metrics_new(s);
+    if (!s->metrics) return snprintf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+static int srv__write_port(const char *path, int port) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "%d\n", port);
+    if (fclose(f)) return -1;
+    return rename(tmp, path);
+}
+
+int acmd_server_run(acmd_server *s) {
+    char err[512];
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    char host[128];
+    const char *colon = strrchr(s->cfg.listen, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - s->cfg.listen), s->cfg.listen);
+    long port = strtol(colon + 1, NULL, 10);
+    if (port < 0 || port > 65535 || inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa.sin_addr) != 1) {
+        acmd_log(s, 0, "--listen %s: not an IPv4 address:port", s->cfg.listen);
+        return 2;
+    }
+    sa.sin_port = htons((uint16_t)port);
+    s->loop = malloc(sizeof *s->loop);
+    if (!s->loop || uv_loop_init(s->loop)) {
+        acmd_log(s, 0, "cannot create the event loop");
+        return 1;
+    }
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL, NULL,
+                              acmd_http_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              MHD_OPTION_NOTIFY_COMPLETED, acmd_http_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                              acmd_http_notify_conn, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->cfg.max_per_ip,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ceil(s->cfg.request_timeout),
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (!s->mhd) {
+        acmd_log(s, 0, "cannot listen on %s: %s", s->cfg.listen, strerror(errno));
+        return 1;
+    }
+    s->port = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT)->port;
+    int efd = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
+    uv_poll_init(s->loop, &s->mhd_poll, efd);
+    uv_timer_init(s->loop, &s->mhd_timer);
+    uv_timer_init(s->loop, &s->sweep_timer);
+    uv_timer_init(s->loop, &s->batch_timer);
+    uv_timer_init(s->loop, &s->drain_timer);
+    uv_async_init(s->loop, &s->async, acmd_sched_on_async);
+    uv_signal_init(s->loop, &s->sig_term);
+    uv_signal_init(s->loop, &s->sig_int);
+    s->mhd_poll.data = s->mhd_timer.data = s->sweep_timer.data = s->batch_timer.data = s->drain_timer.data = s;
+    s->async.data = s->sig_term.data = s->sig_int.data = s;
+    uv_poll_start(&s->mhd_poll, UV_READABLE, srv__mhd_poll);
+    uv_signal_start(&s->sig_term, srv__signal, SIGTERM);
+    uv_signal_start(&s->sig_int, srv__signal, SIGINT);
+    const uint64_t sweep_ms = s->cfg.request_timeout < 2 ? (uint64_t)(s->cfg.request_timeout * 250) + 1 : 500;
+    uv_timer_start(&s->sweep_timer, srv__sweep, sweep_ms, sweep_ms);
+    if (acmd_workers_start(s, err, sizeof err)) {
+        acmd_log(s, 0, "%s", err);
+        s->exit_code = 1;
+        acmd_workers_stop(s);
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+        return 1;
+    }
+    acmd_log(s, 2, "listening on %s:%d (warming up)", host, s->port);
+    if (s->cfg.port_file[0] && srv__write_port(s->cfg.port_file, s->port))
+        acmd_log(s, 1, "cannot write --port-file %s: %s", s->cfg.port_file, strerror(errno));
+    acmd_http_kick(s);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    /* stopping: resume anything still suspended so that MHD can close it, then stop MHD and the workers */
+    acmd_workers_stop(s);
+    acmd_sched_on_async(&s->async); /* results the workers posted last (freed or answered) */
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    uv_close((uv_handle_t *)&s->mhd_poll, srv__close_cb);
+    uv_close((uv_handle_t *)&s->mhd_timer, srv__close_cb);
+    uv_close((uv_handle_t *)&s->sweep_timer, srv__close_cb);
+    uv_close((uv_handle_t *)&s->batch_timer, srv__close_cb);
+    uv_close((uv_handle_t *)&s->drain_timer, srv__close_cb);
+    uv_close((uv_handle_t *)&s->async, srv__close_cb);
+    uv_close((uv_handle_t *)&s->sig_term, srv__close_cb);
+    uv_close((uv_handle_t *)&s->sig_int, srv__close_cb);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(s->loop);
+    free(s->loop);
+    s->loop = NULL;
+    acmd_log(s, 2, "exit %d", s->exit_code);
+    return s->exit_code;
+}
+
+void acmd_server_free(acmd_server *s) {
+    for (int i = 0; i < s->n_models; i++) acm_model_free(s->models[i].m);
+    acmd_metrics_free(s->metrics);
+    pthread_mutex_destroy(&s->res_mu);
+}
