@@ -1,0 +1,54 @@
+/*
+ * harness.h — helpers for the server tests (linked into every test binary; prefix th_): start a real acmd on an
+ * ephemeral loopback port, a minimal blocking HTTP/1.1 client over raw sockets (the tests need byte-level control:
+ * drip-feeding, disconnecting, headers without a body), PNG encoding, and a heavy random model file.
+ */
+#ifndef ACM_TESTS_SERVER_HARNESS_H
+#define ACM_TESTS_SERVER_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char dir[256];     /* scratch directory of this server */
+    char log[300];     /* its stderr */
+    char portfile[300];
+} th_acmd;
+
+/* Starts $ACM_BUILD/acmd (default build/) with --listen 127.0.0.1:0 --port-file ... and the NULL-terminated extra
+ * arguments; waits for the port (not for readiness). Returns 0 or -1. */
+int th_acmd_start(th_acmd *s, const char *const *args);
+/* Polls /v2/health/ready until 200 (returns 0) or the timeout (-1). */
+int th_acmd_wait_ready(th_acmd *s, double timeout_s);
+/* Sends sig (0: none) and waits up to timeout_s for the exit; returns the exit status, 128+signal, or -1 (killed). */
+int th_acmd_stop(th_acmd *s, int sig, double timeout_s);
+/* The server's stderr so far (malloc'd). */
+char *th_acmd_log(const th_acmd *s);
+
+typedef struct {
+    int status;
+    char head[8192]; /* status line and headers */
+    char *body;      /* NUL-terminated, malloc'd */
+    size_t len;
+} th_resp;
+
+int th_connect(int port);
+/* One request on a fresh connection (Connection: close). extra_headers: "Name: value\r\n..." or NULL. Returns 0 or -1. */
+int th_http(int port, const char *method, const char *path, const char *extra_headers, const void *body, size_t len,
+            th_resp *out);
+/* Reads a whole response from fd (until the peer closes). */
+int th_read_response(int fd, th_resp *out);
+/* Header value (case-insensitive name) copied into buf, or NULL. */
+const char *th_header(const th_resp *r, const char *name, char *buf, size_t n);
+void th_resp_free(th_resp *r);
+
+/* 8-bit PNG of c channels (1 grey, 3 RGB); malloc'd. */
+uint8_t *th_png(const uint8_t *px, int w, int h, int c, size_t *len);
+/* Static random ViT (image_size S, patch P, width D, depth L, 1 channel, 10 classes) written to path. */
+int th_heavy_model(const char *path, int S, int P, int D, int L);
+double th_now(void);
+
+#endif

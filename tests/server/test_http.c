@@ -1,0 +1,605 @@
+/*
+ * test_http.c — acmd against real HTTP on loopback: every endpoint, headers, and error path of docs/DESIGN.md §6
+ * (tests/server/harness.h starts the server; the golden random models serve as "a" (grey 28x28) and "b" (RGB 32x32)).
+ * Answers are checked against the engine run in-process on the same input and policy.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acm.h"
+#include "image.h"
+#include "server/harness.h"
+
+static th_acmd srv;
+
+static void start(void) {
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--model", "b=tests/golden/vit_b.safetensors",
+                          "--workers", "1", "--max-image-pixels", "1000000", NULL};
+    cr_assert_eq(th_acmd_start(&srv, args), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_wait_ready(&srv, 20), 0, "acmd not ready");
+}
+static void stop(void) { cr_expect_eq(th_acmd_stop(&srv, SIGTERM, 10), 0, "acmd did not exit 0 on SIGTERM"); }
+
+TestSuite(http, .init = start, .fini = stop, .timeout = 60);
+
+static json_t *body_json(const th_resp *r) {
+    json_error_t e;
+    json_t *j = json_loads(r->body, 0, &e);
+    cr_assert(j, "body is not JSON: %s\n%s", e.text, r->body);
+    return j;
+}
+
+static void expect_error(const th_resp *r, int status, const char *needle) {
+    cr_expect_eq(r->status, status, "status %d, want %d: %s", r->status, status, r->body);
+    json_t *j = body_json(r);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    cr_expect(msg, "no error field: %s", r->body);
+    if (msg && needle) cr_expect(strstr(msg, needle), "error \"%s\" lacks \"%s\"", msg, needle);
+    json_decref(j);
+}
+
+/* A deterministic grey test picture. */
+static void picture(uint8_t *px, int w, int h, int c, int seed) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < c; k++) px[(y * w + x) * c + k] = (uint8_t)((x * 7 + y * 13 + seed * 31 + k * 50) % 256);
+}
+
+/* Expected label index of model file `path` for a decoded input under policy. */
+static int engine_label(const char *path, const float *x, acm_policy pol, double *flops) {
+    char err[256];
+    acm_model *m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "%s", err);
+    acm_worker_params p = acm_worker_default_params();
+    p.max_batch = 1;
+    acm_worker *w = acm_worker_new(m, p, err, sizeof err);
+    cr_assert(w, "%s", err);
+    float logits[64];
+    acm_item it = {.pixels = x, .policy = pol};
+    acm_result res = {.logits = logits};
+    cr_assert_eq(acm_worker_run(w, &it, &res, 1, err, sizeof err), 0, "%s", err);
+    int K = acm_model_config(m)->num_classes, best = 0;
+    for (int k = 1; k < K; k++)
+        if (logits[k] > logits[best]) best = k;
+    if (flops) *flops = res.flops;
+    acm_worker_free(w);
+    acm_model_free(m);
+    return best;
+}
+
+Test(http, health_and_server_metadata) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.body, "\"live\":true"), "%s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/ready", NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2", NULL, NULL, 0, &r), 0);
+    json_t *j = body_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "name")), "acmd");
+    json_decref(j);
+    th_resp_free(&r);
+}
+
+Test(http, model_metadata_versions_and_readiness) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/models/a", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    const char *ver = json_string_value(json_object_get(j, "model_version"));
+    cr_assert(ver && strlen(ver) == 12, "model_version: %s", r.body);
+    char path[128], v[16];
+    snprintf(v, sizeof v, "%s", ver);
+    cr_expect_eq(json_integer_value(json_object_get(j, "image_size")), 28);
+    cr_expect_eq(json_array_size(json_object_get(j, "labels")), 10);
+    json_decref(j);
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/v2/models/a/versions/%s", v);
+    cr_assert_eq(th_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/v2/models/a/versions/%s/ready", v);
+    cr_assert_eq(th_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/models/a/versions/000000000000", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 404, "no version");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/models/nope", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 404, "unknown model");
+    th_resp_free(&r);
+}
+
+Test(http, not_found_and_method_not_allowed) {
+    th_resp r;
+    char allow[64];
+    cr_assert_eq(th_http(srv.port, "GET", "/nowhere", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 404, "no route");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "DELETE", "/v2/health/live", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 405, "not allowed");
+    cr_expect(th_header(&r, "Allow", allow, sizeof allow) && strstr(allow, "GET"), "Allow: %s", r.head);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v1/models/a/classify", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 405, NULL);
+    cr_expect(th_header(&r, "Allow", allow, sizeof allow) && strcmp(allow, "POST") == 0, "Allow: %s", r.head);
+    th_resp_free(&r);
+}
+
+Test(http, request_id_echoed_or_generated) {
+    th_resp r;
+    char id[160];
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: my-id-42\r\n", NULL, 0, &r), 0);
+    cr_expect_str_eq(th_header(&r, "X-Request-Id", id, sizeof id), "my-id-42");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", NULL, NULL, 0, &r), 0);
+    cr_expect(th_header(&r, "X-Request-Id", id, sizeof id) && strlen(id) >= 16, "generated id: %s", r.head);
+    th_resp_free(&r);
+}
+
+Test(http, classify_png_matches_engine) {
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 3);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify",
+                         "Content-Type: image/png\r\nX-Compute-Budget: 0.5\r\nX-Request-Id: png-1\r\n", png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    float x[28 * 28];
+    acm_image_params ip = {.size = 28, .channels = 1, .mean = {0.286f}, .std = {0.353f}};
+    char err[128];
+    cr_assert_eq(acm_image_to_tensor(x, png, n, &ip, err, sizeof err), 0, "%s", err);
+    acm_policy pol = acm_policy_default();
+    pol.kind = ACM_POLICY_CAP, pol.beta = 0.5f;
+    double flops;
+    int want = engine_label("tests/golden/vit_a.safetensors", x, pol, &flops);
+    cr_expect_eq(json_integer_value(json_object_get(j, "index")), want, "%s", r.body);
+    cr_expect_eq(json_number_value(json_object_get(j, "flops")), flops);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "header");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), "cap");
+    cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), 0.5);
+    cr_expect_leq(json_number_value(json_object_get(j, "budget_realised")), 0.5 + 1e-9);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "id")), "png-1");
+    cr_expect_eq(json_array_size(json_object_get(j, "top_k")), 5);
+    json_t *t = json_object_get(j, "timing");
+    cr_expect(json_is_number(json_object_get(t, "queue_ms")) && json_is_number(json_object_get(t, "compute_ms")) &&
+              json_is_number(json_object_get(t, "total_ms")), "timing: %s", r.body);
+    cr_expect(json_is_string(json_object_get(j, "model_version")));
+    cr_expect_eq(json_integer_value(json_object_get(j, "batch_size")), 1);
+    cr_expect(!json_object_get(j, "compute_map"));
+    char h[256];
+    cr_expect(th_header(&r, "X-Flops", h, sizeof h) && atof(h) == flops, "X-Flops: %s", r.head);
+    cr_expect(th_header(&r, "X-Flops-Dense", h, sizeof h), "%s", r.head);
+    cr_expect(th_header(&r, "X-Compute-Budget-Applied", h, sizeof h) && atof(h) == 0.5, "%s", r.head);
+    cr_expect(th_header(&r, "Server-Timing", h, sizeof h) && strstr(h, "queue;dur=") && strstr(h, "compute;dur=") &&
+                  strstr(h, "total;dur="), "%s", r.head);
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+}
+
+Test(http, classify_explain_returns_compute_map) {
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 5);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify?explain=1", "Content-Type: image/png\r\n", png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    json_t *cm = json_object_get(j, "compute_map");
+    cr_assert(cm, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(cm, "tokens")), 50);
+    json_t *mods = json_object_get(cm, "modules");
+    cr_assert_eq(json_array_size(mods), 4);
+    cr_expect_eq(json_array_size(json_object_get(json_array_get(mods, 0), "k")), 50);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "default");
+    cr_expect(json_is_null(json_object_get(j, "budget_requested")));
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+}
+
+Test(http, classify_jpeg_pnm_and_colour) {
+    /* PGM with maxval 1023 (16-bit samples) to the grey model */
+    const int W = 40, H = 30;
+    size_t n = 0;
+    uint8_t *pgm = malloc(64 + (size_t)W * H * 2);
+    n = (size_t)sprintf((char *)pgm, "P5\n# comment\n%d %d\n1023\n", W, H);
+    for (int i = 0; i < W * H; i++) pgm[n++] = (uint8_t)((i * 5 % 1024) >> 8), pgm[n++] = (uint8_t)(i * 5 % 1024);
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/x-portable-graymap\r\n", pgm, n, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    free(pgm);
+    /* colour PPM to the RGB model b, and a grey PNG to b (channels replicated) */
+    char ppm[64 + 3 * 32 * 32];
+    n = (size_t)sprintf(ppm, "P6 32 32 255\n");
+    picture((uint8_t *)ppm + n, 32, 32, 3, 1);
+    n += 3 * 32 * 32;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/b/classify", "Content-Type: image/x-portable-pixmap\r\n", ppm, n, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    uint8_t px[64 * 64];
+    picture(px, 64, 64, 1, 2);
+    uint8_t *png = th_png(px, 64, 64, 1, &n);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/b/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    free(png);
+}
+
+Test(http, budget_headers) {
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 4);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    th_resp r;
+    /* below beta_min (0.25 for vit_a): raised and reported */
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Budget: 0.1\r\n", png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    cr_expect_eq(json_number_value(json_object_get(j, "budget_requested")), 0.1);
+    cr_expect_float_eq(json_number_value(json_object_get(j, "budget_applied")), 0.25, 1e-6);
+    cr_expect(json_is_true(json_object_get(j, "budget_raised")));
+    json_decref(j);
+    th_resp_free(&r);
+    const char *bad[] = {"X-Compute-Budget: 0\r\n", "X-Compute-Budget: 1.5\r\n", "X-Compute-Budget: nan\r\n",
+                         "X-Compute-Budget: abc\r\n", "X-Compute-Budget-Min: -1\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char h[128];
+        snprintf(h, sizeof h, "Content-Type: image/png\r\n%s", bad[i]);
+        cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", h, png, n, &r), 0);
+        expect_error(&r, 400, "X-Compute-Budget");
+        th_resp_free(&r);
+    }
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify",
+                         "Content-Type: image/png\r\nX-Compute-Budget: 0.4\r\nX-Compute-Budget-Min: 0.6\r\n", png, n, &r), 0);
+    expect_error(&r, 400, "floor");
+    th_resp_free(&r);
+    free(png);
+}
+
+Test(http, classify_errors) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: text/plain\r\n", "hello", 5, &r), 0);
+    expect_error(&r, 415, "Content-Type");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", "hello", 5, &r), 0);
+    expect_error(&r, 400, "image");
+    th_resp_free(&r);
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 1);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n / 2, &r), 0);
+    expect_error(&r, 400, "PNG");
+    th_resp_free(&r);
+    free(png);
+    /* over --max-image-pixels (1e6) from the header alone: a PGM header that promises 2000x2000 and has no data */
+    const char *big = "P5 2000 2000 255\n";
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/x-portable-graymap\r\n", big, strlen(big), &r), 0);
+    expect_error(&r, 400, "over the limit");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/zzz/classify", "Content-Type: image/png\r\n", "x", 1, &r), 0);
+    expect_error(&r, 404, "unknown model");
+    th_resp_free(&r);
+}
+
+Test(http, too_large_from_content_length_before_body) {
+    int fd = th_connect(srv.port);
+    cr_assert(fd >= 0);
+    const char *req = "POST /v1/models/a/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                      "Content-Length: 1000000000\r\n\r\n";
+    cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    th_resp r;
+    double t0 = th_now();
+    cr_assert_eq(th_read_response(fd, &r), 0); /* answered with no body sent */
+    cr_expect_lt(th_now() - t0, 5.0);
+    expect_error(&r, 413, "over the limit");
+    th_resp_free(&r);
+    close(fd);
+}
+
+static const char *infer_path = "/v2/models/a/infer";
+
+static th_resp infer(const char *json) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", infer_path, "Content-Type: application/json\r\n", json, strlen(json), &r), 0);
+    return r;
+}
+
+static char *image_json(const char *id, int B, int nested, const char *dtype) {
+    size_t cap = 64 + (size_t)B * 784 * 8 + 1024;
+    char *s = malloc(cap);
+    size_t o = (size_t)snprintf(s, cap,
+                                "{%s%s%s\"parameters\":{\"compute_budget\":0.5},\"inputs\":[{\"name\":\"image\","
+                                "\"datatype\":\"%s\",\"shape\":[%d,28,28,1],\"data\":[",
+                                id ? "\"id\":\"" : "", id ? id : "", id ? "\"," : "", dtype, B);
+    for (int b = 0; b < B; b++) {
+        if (nested) o += (size_t)snprintf(s + o, cap - o, "%s[", b ? "," : "");
+        for (int y = 0; y < 28; y++) {
+            if (nested) o += (size_t)snprintf(s + o, cap - o, "%s[", y ? "," : "");
+            for (int x = 0; x < 28; x++)
+                o += (size_t)snprintf(s + o, cap - o, "%s%s%d%s", (x || (!nested && (y || b))) ? "," : "",
+                                      nested ? "[" : "", (x * 7 + y * 13 + b * 31) % 256, nested ? "]" : "");
+            if (nested) o += (size_t)snprintf(s + o, cap - o, "]");
+        }
+        if (nested) o += (size_t)snprintf(s + o, cap - o, "]");
+    }
+    snprintf(s + o, cap - o, "]}]}");
+    return s;
+}
+
+Test(http, infer_flat_and_nested_agree) {
+    char *flat = image_json("req-7", 2, 0, "UINT8"), *nested = image_json(NULL, 2, 1, "UINT8");
+    th_resp r1 = infer(flat), r2 = infer(nested);
+    cr_assert_eq(r1.status, 200, "%s", r1.body);
+    cr_assert_eq(r2.status, 200, "%s", r2.body);
+    json_t *j1 = body_json(&r1), *j2 = body_json(&r2);
+    cr_expect_str_eq(json_string_value(json_object_get(j1, "id")), "req-7");
+    cr_expect_str_eq(json_string_value(json_object_get(j1, "model_name")), "a");
+    json_t *o1 = json_object_get(j1, "outputs"), *o2 = json_object_get(j2, "outputs");
+    json_t *lg1 = json_object_get(json_array_get(o1, 0), "data"), *lg2 = json_object_get(json_array_get(o2, 0), "data");
+    cr_assert_eq(json_array_size(lg1), 20);
+    for (size_t i = 0; i < 20; i++)
+        cr_expect_eq(json_number_value(json_array_get(lg1, i)), json_number_value(json_array_get(lg2, i)));
+    cr_expect_eq(json_array_size(json_object_get(json_array_get(o1, 1), "data")), 2);
+    json_t *par = json_object_get(j1, "parameters");
+    cr_expect_str_eq(json_string_value(json_object_get(par, "budget_source")), "parameter");
+    cr_expect(json_number_value(json_object_get(par, "flops")) > 0);
+    json_decref(j1), json_decref(j2);
+    th_resp_free(&r1), th_resp_free(&r2);
+    free(flat), free(nested);
+}
+
+Test(http, infer_errors) {
+    th_resp r = infer("{\"inputs\": [");
+    expect_error(&r, 400, "malformed JSON");
+    th_resp_free(&r);
+    char *s = image_json(NULL, 1, 0, "FP32");
+    r = infer(s);
+    expect_error(&r, 400, "must be UINT8");
+    th_resp_free(&r);
+    free(s);
+    r = infer("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,2,2,1],\"data\":[1,2,3]}]}");
+    expect_error(&r, 400, "needs 4 values, data has 3");
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[4294967296,4294967296,4294967296,1],"
+              "\"data\":[1]}]}");
+    expect_error(&r, 400, "elements");
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,1,2],\"data\":[1e999,0]}]}");
+    expect_error(&r, 400, "NaN");
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,1,2],\"data\":[NaN,0]}]}");
+    expect_error(&r, 400, "malformed JSON");
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,1,2],\"data\":[1e39,0]}]}");
+    expect_error(&r, 400, "not finite as FP32");
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,28,27],\"data\":[]}]}");
+    expect_error(&r, 400, NULL);
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,1,1,1],\"data\":[256]}]}");
+    expect_error(&r, 400, "out of range for UINT8");
+    th_resp_free(&r);
+    r = infer("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FOO\",\"shape\":[1],\"data\":[1]}]}");
+    expect_error(&r, 400, "unknown datatype");
+    th_resp_free(&r);
+    r = infer("{\"parameters\":{\"compute_budget\":2},\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\","
+              "\"shape\":[1,1,1,1],\"data\":[1]}]}");
+    expect_error(&r, 400, "compute_budget");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "POST", infer_path, "Content-Type: text/xml\r\n", "<a/>", 4, &r), 0);
+    expect_error(&r, 415, NULL);
+    th_resp_free(&r);
+}
+
+Test(http, infer_pixel_values_fp32) {
+    char *s = malloc(64 * 1024);
+    size_t o = (size_t)sprintf(s, "{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,28,28],\"data\":[");
+    float x[784];
+    for (int i = 0; i < 784; i++) {
+        x[i] = (float)((i % 17) - 8) / 8.0f;
+        o += (size_t)sprintf(s + o, "%s%.9g", i ? "," : "", x[i]);
+    }
+    sprintf(s + o, "]}]}");
+    th_resp r = infer(s);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    json_t *lab = json_object_get(json_array_get(json_object_get(j, "outputs"), 1), "data");
+    int want = engine_label("tests/golden/vit_a.safetensors", x, acm_policy_default(), NULL);
+    static const char *labels[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    cr_expect_str_eq(json_string_value(json_array_get(lab, 0)), labels[want]);
+    json_decref(j);
+    th_resp_free(&r);
+    free(s);
+}
+
+/* Parses the whole exposition: HELP/TYPE before samples, names, label syntax and escaping, cumulative buckets ending
+ * in +Inf equal to _count. */
+Test(http, metrics_exposition_is_complete_and_valid) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    char ct[128];
+    cr_expect(th_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "text/plain"), "%s", r.head);
+    const char *must[] = {"acm_http_requests_total{route=\"classify\",method=\"POST\",code=\"200\"} 0",
+                          "acm_inference_requests_total{model=\"a\",version=",
+                          "outcome=\"cancelled\"} 0",
+                          "acm_inference_rejections_total{model=\"b\",reason=\"queue_full\"} 0",
+                          "acm_request_duration_seconds_bucket{model=\"a\",le=\"+Inf\"} 0",
+                          "acm_queue_duration_seconds_count{model=\"b\"} 0",
+                          "acm_compute_duration_seconds_sum{model=\"a\"} 0",
+                          "acm_batch_size_bucket{model=\"a\",le=\"1\"} 0",
+                          "acm_queue_depth{model=\"a\"} 0",
+                          "acm_flops_executed_total{model=\"a\"} 0",
+                          "acm_flops_dense_equivalent_total{model=\"b\"} 0",
+                          "acm_request_budget_ratio_bucket{source=\"header\",le=\"0.1\"} 0",
+                          "acm_deadline_misses_total{phase=\"queue\"} 0",
+                          "acm_build_info{version="};
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++) cr_expect(strstr(r.body, must[i]), "missing: %s", must[i]);
+    char typed[64][64];
+    int ntyped = 0;
+    char *save, *body = strdup(r.body);
+    char last_hist[256] = "";
+    double last_cum = -1;
+    for (char *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "# HELP ", 7) == 0) continue;
+        if (strncmp(line, "# TYPE ", 7) == 0) {
+            char name[64], type[32];
+            cr_assert_eq(sscanf(line + 7, "%63s %31s", name, type), 2, "%s", line);
+            cr_expect(!strcmp(type, "counter") || !strcmp(type, "gauge") || !strcmp(type, "histogram"), "%s", line);
+            snprintf(typed[ntyped++], 64, "%s", name);
+            continue;
+        }
+        cr_assert(line[0] != '#', "%s", line);
+        /* name */
+        size_t k = 0;
+        while (line[k] == '_' || (line[k] >= 'a' && line[k] <= 'z') || (line[k] >= 'A' && line[k] <= 'Z') ||
+               (k && line[k] >= '0' && line[k] <= '9'))
+            k++;
+        cr_assert(k > 0, "bad name: %s", line);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)k, line);
+        int known = 0;
+        for (int t = 0; t < ntyped; t++) {
+            size_t tl = strlen(typed[t]);
+            if (!strncmp(name, typed[t], tl) &&
+                (!name[tl] || !strcmp(name + tl, "_bucket") || !strcmp(name + tl, "_sum") || !strcmp(name + tl, "_count")))
+                known = 1;
+        }
+        cr_expect(known, "sample without TYPE: %s", line);
+        const char *p = line + k;
+        char labels[256] = "";
+        if (*p == '{') {
+            const char *q = p + 1;
+            while (*q != '}') { /* key="value" with \\ \" \n escapes */
+                while ((*q >= 'a' && *q <= 'z') || *q == '_') q++;
+                cr_assert(q[0] == '=' && q[1] == '"', "label syntax: %s", line);
+                q += 2;
+                while (*q != '"') {
+                    cr_assert(*q, "unterminated label: %s", line);
+                    if (*q == '\\') {
+                        cr_assert(q[1] == '\\' || q[1] == '"' || q[1] == 'n', "bad escape: %s", line);
+                        q++;
+                    }
+                    q++;
+                }
+                q++;
+                if (*q == ',') q++;
+            }
+            snprintf(labels, sizeof labels, "%.*s", (int)(q - p - 1), p + 1);
+            p = q + 1;
+        }
+        cr_assert(*p == ' ', "no value: %s", line);
+        char *end;
+        double v = strtod(p + 1, &end);
+        cr_assert(end != p + 1 && *end == 0, "value: %s", line);
+        cr_expect(v >= 0, "%s", line);
+        size_t nl = strlen(name);
+        if (nl > 7 && !strcmp(name + nl - 7, "_bucket")) {
+            char *le = strstr(labels, "le=\"");
+            cr_assert(le, "%s", line);
+            char series[256];
+            snprintf(series, sizeof series, "%s|%.*s", name, (int)(le - labels), labels);
+            if (strcmp(series, last_hist)) snprintf(last_hist, sizeof last_hist, "%s", series), last_cum = -1;
+            cr_expect_geq(v, last_cum, "buckets not cumulative: %s", line);
+            last_cum = v;
+            if (strstr(le, "+Inf")) last_hist[0] = 0;
+        } else if (last_hist[0]) {
+            cr_expect(0, "histogram series did not end in +Inf before %s", line);
+            last_hist[0] = 0;
+        }
+    }
+    free(body);
+    th_resp_free(&r);
+}
+
+Test(http, metrics_count_requests_and_outcomes) {
+    th_resp r;
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 9);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+        cr_expect_eq(r.status, 200);
+        th_resp_free(&r);
+    }
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", "zz", 2, &r), 0);
+    th_resp_free(&r);
+    free(png);
+    cr_assert_eq(th_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    cr_expect(strstr(r.body, "acm_http_requests_total{route=\"classify\",method=\"POST\",code=\"200\"} 3"), "%s", r.body);
+    cr_expect(strstr(r.body, "acm_http_requests_total{route=\"classify\",method=\"POST\",code=\"400\"} 1"));
+    cr_expect(strstr(r.body, "outcome=\"success\"} 3"));
+    cr_expect(strstr(r.body, "acm_request_duration_seconds_count{model=\"a\"} 3"));
+    cr_expect(strstr(r.body, "acm_inference_rejections_total{model=\"a\",reason=\"bad_request\"} 1"));
+    th_resp_free(&r);
+}
+
+Test(http, access_log_is_json_lines) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: log-me\r\ntraceparent: 00-abc-def-01\r\n", NULL, 0, &r), 0);
+    th_resp_free(&r);
+    usleep(50000);
+    char *log = th_acmd_log(&srv);
+    int found = 0;
+    char *save;
+    for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        cr_expect(j, "log line is not JSON: %s", line);
+        if (j && json_object_get(j, "id") && !strcmp(json_string_value(json_object_get(j, "id")), "log-me")) {
+            found = 1;
+            cr_expect_eq(json_integer_value(json_object_get(j, "status")), 200);
+            cr_expect_str_eq(json_string_value(json_object_get(j, "route")), "health_live");
+            cr_expect_str_eq(json_string_value(json_object_get(j, "traceparent")), "00-abc-def-01");
+            cr_expect(json_is_string(json_object_get(j, "ts")) && json_is_number(json_object_get(j, "total_ms")) &&
+                      json_is_string(json_object_get(j, "peer")));
+        }
+        json_decref(j);
+    }
+    cr_expect(found, "no access log line for the request");
+    free(log);
+}
+
+/* docs/API.md is generated from the route table: it must be what `acmd --print-api` prints. */
+Test(api, docs_match_route_table) {
+    char cmd[512];
+    const char *b = getenv("ACM_BUILD");
+    snprintf(cmd, sizeof cmd, "%s/acmd --print-api | cmp -s - docs/API.md", b && *b ? b : "build");
+    cr_expect_eq(system(cmd), 0, "docs/API.md is stale: regenerate with `acmd --print-api > docs/API.md`");
+}
+
+Test(config, help_print_config_and_bad_flags) {
+    char cmd[1024];
+    const char *b = getenv("ACM_BUILD");
+    b = b && *b ? b : "build";
+    snprintf(cmd, sizeof cmd, "%s/acmd --help | grep -q -- '--max-batch .*(default: 8)'", b);
+    cr_expect_eq(system(cmd), 0, "--help lacks defaults");
+    /* --print-config output is a valid --config that round-trips */
+    snprintf(cmd, sizeof cmd,
+             "d=$(mktemp -d) && %s/acmd --model a=tests/golden/vit_a.safetensors --workers 3 --print-config > $d/c.json && "
+             "%s/acmd --config $d/c.json --print-config | cmp -s - $d/c.json && grep -q '\"workers\": 3' $d/c.json; "
+             "rc=$?; rm -rf $d; exit $rc", b, b);
+    cr_expect_eq(system(cmd), 0, "--print-config does not round-trip through --config");
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --nope 2>/dev/null", b);
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=/nonexistent.safetensors --listen 127.0.0.1:0 2>/dev/null", b);
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
+}
