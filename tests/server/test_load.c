@@ -1,0 +1,388 @@
+/*
+ * test_load.c — acmd under concurrency and failure: many clients with different images each get their own answer,
+ * the bounded queue answers 429 + Retry-After, a client that leaves while queued is cancelled without running,
+ * 503 while warming up, SIGTERM drain (in-flight finishes, queued gets 503, exit 0), the request timeout against a
+ * drip-feeding client, the per-IP connection limit, and drip-feeders do not slow a normal client down.
+ * The "heavy" model is a static random ViT written at test time (tests/server/harness.c) so that one batch takes long
+ * enough to queue behind.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "acm.h"
+#include "image.h"
+#include "server/harness.h"
+
+TestSuite(load, .timeout = 90);
+
+static void picture(uint8_t *px, int w, int h, int seed) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) px[y * w + x] = (uint8_t)((x * (7 + seed) + y * (13 + 3 * seed) + seed * 31) % 256);
+}
+
+/* ---- many clients at once ---------------------------------------------------------------------------------------- */
+
+#define NCLIENTS 16
+#define PER_CLIENT 8
+
+typedef struct {
+    int port, client;
+    int ok, mismatched;
+    const int *want; /* [NCLIENTS * PER_CLIENT] expected labels */
+    char msg[256];
+} client_arg;
+
+static void *client_main(void *p) {
+    client_arg *a = p;
+    for (int i = 0; i < PER_CLIENT; i++) {
+        int idx = a->client * PER_CLIENT + i;
+        uint8_t px[28 * 28];
+        picture(px, 28, 28, idx);
+        size_t n;
+        uint8_t *png = th_png(px, 28, 28, 1, &n);
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "Content-Type: image/png\r\nX-Request-Id: c%d-i%d\r\n", a->client, i);
+        th_resp r;
+        if (th_http(a->port, "POST", "/v1/models/a/classify", hdr, png, n, &r) == 0 && r.status == 200) {
+            json_t *j = json_loads(r.body, 0, NULL);
+            char want_id[32], got_id[160];
+            snprintf(want_id, sizeof want_id, "c%d-i%d", a->client, i);
+            const char *bid = json_string_value(json_object_get(j, "id"));
+            if (th_header(&r, "X-Request-Id", got_id, sizeof got_id) && !strcmp(got_id, want_id) && bid &&
+                !strcmp(bid, want_id) && json_integer_value(json_object_get(j, "index")) == a->want[idx])
+                a->ok++;
+            else
+                a->mismatched++, snprintf(a->msg, sizeof a->msg, "%s: %.200s", want_id, r.body);
+            json_decref(j);
+        } else {
+            snprintf(a->msg, sizeof a->msg, "request failed: status %d", r.status);
+        }
+        th_resp_free(&r);
+        free(png);
+    }
+    return NULL;
+}
+
+Test(load, many_clients_each_get_their_own_answer) {
+    /* expected labels from the engine in-process (argmax policy: no budget interplay between batch members) */
+    static int want[NCLIENTS * PER_CLIENT];
+    char err[256];
+    acm_model *m = acm_model_load("tests/golden/vit_a.safetensors", err, sizeof err);
+    cr_assert(m, "%s", err);
+    acm_worker_params wp = acm_worker_default_params();
+    wp.max_batch = 1;
+    acm_worker *w = acm_worker_new(m, wp, err, sizeof err);
+    acm_image_params ip = {.size = 28, .channels = 1, .mean = {0.286f}, .std = {0.353f}};
+    for (int i = 0; i < NCLIENTS * PER_CLIENT; i++) {
+        uint8_t px[28 * 28];
+        float x[28 * 28], lg[10];
+        picture(px, 28, 28, i);
+        cr_assert_eq(acm_image_u8_to_tensor(x, px, 28, 28, 1, &ip, err, sizeof err), 0);
+        acm_item it = {.pixels = x, .policy = acm_policy_default()};
+        acm_result res = {.logits = lg};
+        cr_assert_eq(acm_worker_run(w, &it, &res, 1, err, sizeof err), 0);
+        want[i] = 0;
+        for (int k = 1; k < 10; k++)
+            if (lg[k] > lg[want[i]]) want[i] = k;
+    }
+    acm_worker_free(w);
+    acm_model_free(m);
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "2", "--max-batch", "8",
+                          "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    pthread_t t[NCLIENTS];
+    client_arg ca[NCLIENTS];
+    for (int c = 0; c < NCLIENTS; c++) {
+        ca[c] = (client_arg){.port = s.port, .client = c, .want = want};
+        pthread_create(&t[c], NULL, client_main, &ca[c]);
+    }
+    int ok = 0;
+    for (int c = 0; c < NCLIENTS; c++) {
+        pthread_join(t[c], NULL);
+        ok += ca[c].ok;
+        cr_expect_eq(ca[c].ok, PER_CLIENT, "client %d: %d ok; %s", c, ca[c].ok, ca[c].msg);
+    }
+    cr_expect_eq(ok, NCLIENTS * PER_CLIENT);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    cr_expect(strstr(r.body, "outcome=\"success\"} 128"), "success count");
+    th_resp_free(&r);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
+/* ---- heavy model: queueing, cancellation, drain ------------------------------------------------------------------ */
+
+static char heavy_path[300];
+static const char *heavy_model(void) {
+    snprintf(heavy_path, sizeof heavy_path, "/tmp/acmd-heavy-%d.safetensors", (int)getpid());
+    cr_assert_eq(th_heavy_model(heavy_path, 64, 4, 128, 4), 0, "cannot write the heavy model");
+    return heavy_path;
+}
+
+/* A POST of a 64x64 PNG to the heavy model, sent but not read: returns the socket. */
+static int send_heavy(int port, const char *id) {
+    static uint8_t *png;
+    static size_t n;
+    if (!png) {
+        uint8_t px[64 * 64];
+        picture(px, 64, 64, 1);
+        png = th_png(px, 64, 64, 1, &n);
+    }
+    int fd = th_connect(port);
+    cr_assert(fd >= 0);
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "POST /v1/models/h/classify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: image/png\r\n"
+                      "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n", id, n);
+    cr_assert_eq(send(fd, head, (size_t)hn, 0), hn);
+    cr_assert_eq(send(fd, png, n, 0), (ssize_t)n);
+    return fd;
+}
+
+/* Sends an OIP request of B heavy images (a long batch), not read: returns the socket. */
+static int send_heavy_batch(int port, int B) {
+    size_t cap = (size_t)B * 64 * 64 * 4 + 256;
+    char *s = malloc(cap);
+    size_t o = (size_t)snprintf(s, cap, "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[%d,64,64,1],\"data\":[", B);
+    for (int i = 0; i < B * 64 * 64; i++) o += (size_t)snprintf(s + o, cap - o, "%s%d", i ? "," : "", i * 7 % 256);
+    o += (size_t)snprintf(s + o, cap - o, "]}]}");
+    int fd = th_connect(port);
+    char head[256];
+    int hn = snprintf(head, sizeof head, "POST /v2/models/h/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", o);
+    cr_assert_eq(send(fd, head, (size_t)hn, 0), hn);
+    cr_assert_eq(send(fd, s, o, MSG_NOSIGNAL), (ssize_t)o);
+    free(s);
+    return fd;
+}
+
+static double metric(int port, const char *series) {
+    th_resp r;
+    if (th_http(port, "GET", "/metrics", NULL, NULL, 0, &r)) return -1;
+    const char *p = strstr(r.body, series);
+    double v = p ? atof(p + strlen(series)) : -1;
+    th_resp_free(&r);
+    return v;
+}
+
+static void start_heavy(th_acmd *s, const char *extra1, const char *extra2) {
+    static char model_arg[400];
+    snprintf(model_arg, sizeof model_arg, "h=%s", heavy_model());
+    const char *args[] = {"--model", model_arg, "--workers", "1", "--max-batch", "4", "--log-level", "warn",
+                          extra1, extra2, NULL};
+    cr_assert_eq(th_acmd_start(s, args), 0);
+}
+
+Test(load, client_that_leaves_while_queued_is_cancelled_not_run) {
+    th_acmd s;
+    start_heavy(&s, NULL, NULL);
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    int busy = send_heavy_batch(s.port, 16); /* occupies the only worker for a while */
+    usleep(100000);
+    int leaver = send_heavy(s.port, "leaver");
+    usleep(50000);
+    close(leaver); /* gone while queued */
+    th_resp r;
+    cr_assert_eq(th_read_response(busy, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    close(busy);
+    usleep(100000);
+    cr_expect_eq(metric(s.port, "outcome=\"cancelled\"} "), 1);
+    cr_expect_eq(metric(s.port, "outcome=\"success\"} "), 1);
+    /* never run: the only batches are those of the busy request (16 items in batches of 4: four engine calls, one
+     * batch-size observation for the request's first call) */
+    cr_expect_eq(metric(s.port, "acm_batch_size_count{model=\"h\"} "), 1);
+    cr_expect_eq(metric(s.port, "acm_flops_executed_total{model=\"h\"} ") > 0, 1);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
+    unlink(heavy_path);
+}
+
+Test(load, queue_full_answers_429_with_retry_after) {
+    th_acmd s;
+    start_heavy(&s, "--max-queue", "1");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    int busy = send_heavy_batch(s.port, 8);
+    usleep(100000);
+    int queued = send_heavy(s.port, "q1");
+    usleep(50000);
+    th_resp r;
+    int fd = send_heavy(s.port, "q2");
+    cr_assert_eq(th_read_response(fd, &r), 0);
+    close(fd);
+    cr_expect_eq(r.status, 429, "%s", r.body);
+    char ra[16];
+    cr_expect(th_header(&r, "Retry-After", ra, sizeof ra), "no Retry-After: %s", r.head);
+    th_resp_free(&r);
+    cr_assert_eq(th_read_response(busy, &r), 0);
+    cr_expect_eq(r.status, 200);
+    th_resp_free(&r);
+    cr_assert_eq(th_read_response(queued, &r), 0);
+    cr_expect_eq(r.status, 200);
+    th_resp_free(&r);
+    close(busy), close(queued);
+    cr_expect_eq(metric(s.port, "reason=\"queue_full\"} "), 1);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
+    unlink(heavy_path);
+}
+
+Test(load, sigterm_drains_in_flight_rejects_queued_and_exits_0) {
+    th_acmd s;
+    start_heavy(&s, "--log-level", "info");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    int busy = send_heavy_batch(s.port, 8);
+    usleep(100000);
+    int queued = send_heavy(s.port, "queued");
+    usleep(50000);
+    kill(s.pid, SIGTERM);
+    th_resp r;
+    cr_assert_eq(th_read_response(queued, &r), 0);
+    cr_expect_eq(r.status, 503, "queued: %s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_read_response(busy, &r), 0);
+    cr_expect_eq(r.status, 200, "in flight: %s", r.body);
+    th_resp_free(&r);
+    close(busy), close(queued);
+    cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status after drain");
+    char *log = th_acmd_log(&s);
+    cr_expect(strstr(log, "drained: 0 in flight, 0 suspended"), "%s", log);
+    free(log);
+    unlink(heavy_path);
+}
+
+Test(load, not_ready_while_warming_up) {
+    th_acmd s;
+    start_heavy(&s, "--max-batch", "32"); /* warm-up runs a batch of 32 heavy items */
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/health/ready", NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    th_resp_free(&r);
+    int fd = send_heavy(s.port, "early");
+    cr_assert_eq(th_read_response(fd, &r), 0);
+    close(fd);
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    cr_expect(strstr(r.body, "warming up"), "%s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(s.port, "GET", "/v2/health/live", NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200);
+    th_resp_free(&r);
+    cr_expect_eq(th_acmd_wait_ready(&s, 60), 0);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
+    unlink(heavy_path);
+}
+
+/* ---- slow clients ------------------------------------------------------------------------------------------------ */
+
+Test(load, request_timeout_closes_a_drip_feeder) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--request-timeout", "1",
+                          "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    int fd = th_connect(s.port);
+    const char *req = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    double t0 = th_now();
+    int closed = 0;
+    for (size_t i = 0; i < 100 && !closed; i++) { /* one byte every 100 ms, forever */
+        if (send(fd, i < strlen(req) ? req + i : "a", 1, MSG_NOSIGNAL) != 1) closed = 1;
+        usleep(100000);
+        char c;
+        ssize_t k = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (k == 0) closed = 1;
+    }
+    double dt = th_now() - t0;
+    cr_expect(closed, "the drip-feeder was never closed");
+    cr_expect(dt < 3.0, "closed after %.2f s (timeout 1 s)", dt);
+    close(fd);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
+Test(load, per_ip_connection_limit) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--max-per-ip", "2",
+                          "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    usleep(100000); /* the readiness probe's connection is gone */
+    int a = th_connect(s.port), b = th_connect(s.port), c = th_connect(s.port);
+    usleep(100000);
+    const char *req = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send(c, req, strlen(req), MSG_NOSIGNAL);
+    th_resp r;
+    cr_expect_neq(th_read_response(c, &r), 0, "third connection from one address was served");
+    if (r.body) th_resp_free(&r);
+    send(a, req, strlen(req), MSG_NOSIGNAL);
+    cr_expect_eq(th_read_response(a, &r), 0);
+    cr_expect_eq(r.status, 200);
+    th_resp_free(&r);
+    close(a), close(b), close(c);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
+/* 200 clients drip-feed their headers; a normal client's p99 over 200 requests stays below 2x its p99 without them. */
+#define NDRIP 200
+static volatile int drip_stop;
+static void *drip_main(void *p) {
+    int port = *(int *)p, fds[NDRIP];
+    for (int i = 0; i < NDRIP; i++) fds[i] = th_connect(port);
+    const char *req = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Drip: ";
+    for (size_t k = 0; !drip_stop; k++) {
+        for (int i = 0; i < NDRIP; i++)
+            if (fds[i] >= 0) send(fds[i], k < strlen(req) ? req + k : "a", 1, MSG_NOSIGNAL);
+        usleep(20000);
+    }
+    for (int i = 0; i < NDRIP; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    return NULL;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double p99_classify(int port, const uint8_t *png, size_t n) {
+    double t[200];
+    for (int i = 0; i < 200; i++) {
+        th_resp r;
+        double t0 = th_now();
+        cr_assert_eq(th_http(port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+        t[i] = th_now() - t0;
+        cr_assert_eq(r.status, 200);
+        th_resp_free(&r);
+    }
+    qsort(t, 200, sizeof *t, cmp_d);
+    return t[197];
+}
+
+Test(load, drip_feeders_do_not_slow_a_normal_client) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 0);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    double base = p99_classify(s.port, png, n);
+    drip_stop = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, drip_main, &s.port);
+    usleep(300000);
+    double with = p99_classify(s.port, png, n);
+    drip_stop = 1;
+    pthread_join(t, NULL);
+    /* a floor of 2 ms for the baseline: sub-millisecond p99s on a shared 2-core machine are mostly scheduler noise */
+    double ref = base > 2e-3 ? base : 2e-3;
+    cr_expect_lt(with, 2 * ref, "p99 %.3f ms with %d drip-feeders vs %.3f ms without", with * 1e3, NDRIP, base * 1e3);
+    free(png);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
