@@ -5,5 +5,5 @@ set -eu
 B=${1:-build}
 [ -x "$B/bench/train_throughput" ] && [ -x "$B/bench/sgemm_ceiling" ] || make "$B/bench/train_throughput" "$B/bench/sgemm_ceiling"
 "$B/bench/sgemm_ceiling" --threads 2
-"$B/bench/train_throughput" --threads 2 --rounds "${ROUNDS:-5}"                 # the configuration of models/fmnist-vit
-"$B/bench/train_throughput" --threads 2 --rounds "${ROUNDS:-5}" --dim 128 --heads 4
+"$B/bench/train_throughput" --threads 2 --rounds "${ROUNDS:-5}"                 # width 192 (the suggested configuration)
+"$B/bench/train_throughput" --threads 2 --rounds "${ROUNDS:-5}" --dim 128 --heads 4   # models/fmnist-vit
