@@ -198,19 +198,17 @@ int cmd_base(int argc, char **argv) {
     }
     /* The checkpoint's own tensors are read after the model exists; its configuration is needed first. */
     if (resume) {
-        {
-            json_t *st = NULL;
-            if (acmt_ckpt_read(ckpt_path, NULL, 0, &st, err, sizeof err)) {
-                fprintf(stderr, "acm-train base: --resume: %s\n", err);
-                return 1;
-            }
-            if (acmt_base_config_apply(&cfg, json_object_get(st, "config"), err, sizeof err)) {
-                fprintf(stderr, "acm-train base: %s: %s\n", ckpt_path, err);
-                json_decref(st);
-                return 1;
-            }
-            resume_state = st;
+        json_t *st = NULL;
+        if (acmt_ckpt_read(ckpt_path, NULL, 0, &st, err, sizeof err)) {
+            fprintf(stderr, "acm-train base: --resume: %s\n", err);
+            return 1;
         }
+        if (acmt_base_config_apply(&cfg, json_object_get(st, "config"), err, sizeof err)) {
+            fprintf(stderr, "acm-train base: %s: %s\n", ckpt_path, err);
+            json_decref(st);
+            return 1;
+        }
+        resume_state = st;
     }
     acm_blas_set_threads(cfg.threads);
 
