@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -40,9 +41,10 @@ int th_acmd_start(th_acmd *s, const char *const *args) {
     if (!mkdtemp(s->dir)) return -1;
     snprintf(s->log, sizeof s->log, "%s/stderr", s->dir);
     snprintf(s->portfile, sizeof s->portfile, "%s/port", s->dir);
-    const char *b = getenv("ACM_BUILD");
+    const char *b = getenv("ACM_BUILD"), *a = getenv("ACM_ACMD");
     char prog[512];
-    snprintf(prog, sizeof prog, "%s/acmd", b && *b ? b : "build");
+    if (a && *a) snprintf(prog, sizeof prog, "%s", a);
+    else snprintf(prog, sizeof prog, "%s/acmd", b && *b ? b : "build");
     const char *argv[64];
     int n = 0;
     argv[n++] = prog;
@@ -55,6 +57,7 @@ int th_acmd_start(th_acmd *s, const char *const *args) {
     s->pid = fork();
     if (s->pid < 0) return -1;
     if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that fails half-way leaves no server behind */
         FILE *f = freopen(s->log, "w", stderr);
         (void)f;
         execv(prog, (char *const *)argv);
@@ -90,6 +93,16 @@ int th_acmd_wait_ready(th_acmd *s, double timeout_s) {
     return -1;
 }
 
+/* A sanitizer's report in the server's stderr fails the test: copied to the test's stderr (tests/run.sh looks for
+ * it there) and the stop returns -2. */
+static int th__sanitizer_report(const th_acmd *s) {
+    char *log = th_acmd_log(s);
+    int bad = strstr(log, "Sanitizer") || strstr(log, "runtime error:");
+    if (bad) fprintf(stderr, "acmd stderr (%s):\n%s\n", s->log, log);
+    free(log);
+    return bad;
+}
+
 int th_acmd_stop(th_acmd *s, int sig, double timeout_s) {
     if (s->pid <= 0) return -1;
     if (sig) kill(s->pid, sig);
@@ -98,6 +111,8 @@ int th_acmd_stop(th_acmd *s, int sig, double timeout_s) {
         pid_t p = waitpid(s->pid, &st, WNOHANG);
         if (p == s->pid) {
             s->pid = 0;
+            if (th__sanitizer_report(s)) return -2; /* the directory stays for a look */
+            th_acmd_cleanup(s);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
         th__sleep(0.01);
@@ -106,6 +121,14 @@ int th_acmd_stop(th_acmd *s, int sig, double timeout_s) {
     waitpid(s->pid, &st, 0);
     s->pid = 0;
     return -1;
+}
+
+void th_acmd_cleanup(th_acmd *s) {
+    if (!s->dir[0]) return;
+    unlink(s->log);
+    unlink(s->portfile);
+    rmdir(s->dir);
+    s->dir[0] = 0;
 }
 
 char *th_acmd_log(const th_acmd *s) {

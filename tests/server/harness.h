@@ -18,13 +18,15 @@ typedef struct {
     char portfile[300];
 } th_acmd;
 
-/* Starts $ACM_BUILD/acmd (default build/) with --listen 127.0.0.1:0 --port-file ... and the NULL-terminated extra
+/* Starts $ACM_ACMD, else $ACM_BUILD/acmd (default build/), with --listen 127.0.0.1:0 --port-file ... and the NULL-terminated extra
  * arguments; waits for the port (not for readiness). Returns 0 or -1. */
 int th_acmd_start(th_acmd *s, const char *const *args);
 /* Polls /v2/health/ready until 200 (returns 0) or the timeout (-1). */
 int th_acmd_wait_ready(th_acmd *s, double timeout_s);
 /* Sends sig (0: none) and waits up to timeout_s for the exit; returns the exit status, 128+signal, or -1 (killed). */
 int th_acmd_stop(th_acmd *s, int sig, double timeout_s);
+/* Removes the server's scratch directory (th_acmd_stop does, after a clean exit). */
+void th_acmd_cleanup(th_acmd *s);
 /* The server's stderr so far (malloc'd). */
 char *th_acmd_log(const th_acmd *s);
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The server tests against a ThreadSanitizer build of acmd.
+#
+# Criterion itself cannot run under ThreadSanitizer (its inheritable arena clashes with TSan's memory layout:
+# Snaipe/Criterion#274, "Could not initialize inheritable arena"), so `make test SANITIZE=thread` cannot start any
+# Criterion binary. What needs TSan here is the server, which is multi-threaded (I/O loop + engine workers); the test
+# programs are plain clients. This script builds build/san-thread/acmd, and runs the ordinary server test binaries
+# with ACM_ACMD pointing at it; the harness fails a test whose server printed any sanitizer report.
+# Usage: bash tests/server/tsan.sh   (from the repository root)
+set -eu
+make --no-print-directory SANITIZE=thread build/san-thread/acmd
+make --no-print-directory build/tests/server/test_http build/tests/server/test_load
+export ACM_ACMD=build/san-thread/acmd ACM_BUILD=build
+export TSAN_OPTIONS="suppressions=$PWD/tests/server/tsan.supp halt_on_error=0 second_deadlock_stack=1"
+bash tests/run.sh build/tests/server/test_http build/tests/server/test_load
