@@ -112,7 +112,7 @@ int th_acmd_stop(th_acmd *s, int sig, double timeout_s) {
         if (p == s->pid) {
             s->pid = 0;
             if (th__sanitizer_report(s)) return -2; /* the directory stays for a look */
-            th_acmd_cleanup(s);
+            if (!s->keep) th_acmd_cleanup(s);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
         th__sleep(0.01);

@@ -16,6 +16,7 @@ typedef struct {
     char dir[256];     /* scratch directory of this server */
     char log[300];     /* its stderr */
     char portfile[300];
+    int keep; /* 1: th_acmd_stop leaves the directory (the test reads the log after the exit, then cleans up) */
 } th_acmd;
 
 /* Starts $ACM_ACMD, else $ACM_BUILD/acmd (default build/), with --listen 127.0.0.1:0 --port-file ... and the NULL-terminated extra

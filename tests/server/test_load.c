@@ -251,10 +251,12 @@ Test(load, sigterm_drains_in_flight_rejects_queued_and_exits_0) {
     cr_expect_eq(r.status, 200, "in flight: %s", r.body);
     th_resp_free(&r);
     close(busy), close(queued);
+    s.keep = 1;
     cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status after drain");
     char *log = th_acmd_log(&s);
     cr_expect(strstr(log, "drained: 0 in flight, 0 suspended"), "%s", log);
     free(log);
+    th_acmd_cleanup(&s);
     unlink(heavy_path);
 }
 
@@ -327,20 +329,30 @@ Test(load, per_ip_connection_limit) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
 }
 
-/* 200 clients drip-feed their headers; a normal client's p99 over 200 requests stays below 2x its p99 without them. */
+/* 200 clients drip-feed their headers (slowloris: each sends one byte a second, round-robin, so the server sees a
+ * byte every 5 ms and holds 200 half-received requests); a normal client's p99 over 200 requests stays below 2x its
+ * p99 without them. */
 #define NDRIP 200
-static volatile int drip_stop;
+static volatile int drip_stop, drip_open;
 static void *drip_main(void *p) {
     int port = *(int *)p, fds[NDRIP];
+    size_t pos[NDRIP] = {0};
     for (int i = 0; i < NDRIP; i++) fds[i] = th_connect(port);
     const char *req = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Drip: ";
-    for (size_t k = 0; !drip_stop; k++) {
-        for (int i = 0; i < NDRIP; i++)
-            if (fds[i] >= 0) send(fds[i], k < strlen(req) ? req + k : "a", 1, MSG_NOSIGNAL);
-        usleep(20000);
+    for (int i = 0; !drip_stop; i = (i + 1) % NDRIP) {
+        if (fds[i] >= 0) {
+            send(fds[i], pos[i] < strlen(req) ? req + pos[i] : "a", 1, MSG_NOSIGNAL);
+            pos[i]++;
+        }
+        usleep(1000000 / NDRIP);
     }
-    for (int i = 0; i < NDRIP; i++)
+    int open = 0;
+    for (int i = 0; i < NDRIP; i++) {
+        char c;
+        if (fds[i] >= 0 && recv(fds[i], &c, 1, MSG_DONTWAIT) < 0) open++; /* EAGAIN: still connected, unanswered */
         if (fds[i] >= 0) close(fds[i]);
+    }
+    drip_open = open;
     return NULL;
 }
 
@@ -372,16 +384,25 @@ Test(load, drip_feeders_do_not_slow_a_normal_client) {
     picture(px, 28, 28, 0);
     size_t n;
     uint8_t *png = th_png(px, 28, 28, 1, &n);
-    double base = p99_classify(s.port, png, n);
-    drip_stop = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, drip_main, &s.port);
-    usleep(300000);
-    double with = p99_classify(s.port, png, n);
-    drip_stop = 1;
-    pthread_join(t, NULL);
-    /* a floor of 2 ms for the baseline: sub-millisecond p99s on a shared 2-core machine are mostly scheduler noise */
-    double ref = base > 2e-3 ? base : 2e-3;
+    /* The machine is shared: a p99 of 200 samples catches scheduler hiccups of ~10 ms from other processes. A real
+     * slowdown shows in every attempt; noise does not, so up to three attempts, each a fresh baseline then the same
+     * client with the drip-feeders connected. */
+    double base = 0, with = 0, ref = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        base = p99_classify(s.port, png, n);
+        drip_stop = 0, drip_open = 0;
+        pthread_t t;
+        pthread_create(&t, NULL, drip_main, &s.port);
+        usleep(1200000); /* every drip-feeder has sent a few bytes */
+        with = p99_classify(s.port, png, n);
+        drip_stop = 1;
+        pthread_join(t, NULL);
+        cr_expect_eq(drip_open, NDRIP, "only %d of the drip-feeders were still connected", drip_open);
+        /* a floor of 1 ms for the baseline: sub-millisecond p99s are mostly scheduler noise */
+        ref = base > 1e-3 ? base : 1e-3;
+        cr_log_info("attempt %d: p99 %.3f ms with %d drip-feeders, %.3f ms without", attempt, with * 1e3, NDRIP, base * 1e3);
+        if (with < 2 * ref) break;
+    }
     cr_expect_lt(with, 2 * ref, "p99 %.3f ms with %d drip-feeders vs %.3f ms without", with * 1e3, NDRIP, base * 1e3);
     free(png);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
