@@ -7,12 +7,17 @@ acm_model=models/fmnist-vit-acm.safetensors
 static_model=models/fmnist-vit.safetensors
 if [ -x "$B/acmd" ]; then
     args=()
-    [ -f "$acm_model" ] && args+=(--model "fmnist=$acm_model")
-    [ -f "$static_model" ] && args+=(--model "fmnist-static=$static_model")
+    if [ -f "$acm_model" ]; then args+=(--model "fmnist=$acm_model")
+    else echo "serve: $acm_model is not shipped yet: 'fmnist' is not served"; fi
+    if [ -f "$static_model" ]; then args+=(--model "fmnist-static=$static_model")
+    else echo "serve: $static_model is not shipped yet: 'fmnist-static' is not served"; fi
     if [ ${#args[@]} -eq 0 ]; then
-        echo "serve: no shipped model yet (models/*.safetensors); serving the golden random-weight test model as 'fmnist'"
+        echo "serve: no shipped model at all: serving the golden test model as 'fmnist'. Its weights are RANDOM, so its"
+        echo "       labels are meaningless; it shows the server (budgets, FLOPs, compute maps), not accuracy."
         args+=(--model fmnist=tests/golden/vit_a.safetensors)
     fi
+    echo "serve: acmd on --listen (default http://127.0.0.1:8080; try: curl -H 'Content-Type: image/png' --data-binary @x.png" \
+         "http://127.0.0.1:8080/v1/models/fmnist/classify); Ctrl-C drains and stops it"
     exec "$B/acmd" "${args[@]}" "${@:2}"
 fi
 echo "serve: the HTTP server (acmd) is not built yet; classifying 10 Fashion-MNIST test images instead."
