@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make_acm_model.sh — from the shipped static model to the shipped ACM model, resumable at every step:
+#   acmize (the three phases; continues from DIR/NAME.safetensors.ckpt if it exists), calibrate (lambda table and CAP
+#   shares on the validation split), the card's evaluations (mean and cap at beta 0.25, 0.5, 0.75, 1; argmax), and
+#   the report's figures. Work files stay in DIR (outside git); the result is copied to models/NAME.safetensors.
+# usage: bash train/scripts/make_acm_model.sh [DIR (/work/ckpt)] [NAME (fmnist-vit-acm)] [BASE (models/fmnist-vit.safetensors)]
+#        [BUILD (build)] [-- extra acmize options]
+# Run it under nohup: the conversion takes about as long as a session.
+set -euo pipefail
+DIR=${1:-/work/ckpt}; NAME=${2:-fmnist-vit-acm}; BASE=${3:-models/fmnist-vit.safetensors}; B=${4:-build}
+shift $(( $# < 4 ? $# : 4 )); [ "${1:-}" = "--" ] && shift
+OUT="$DIR/$NAME.safetensors"
+[ -f "$BASE" ] || { echo "make_acm_model: no base model $BASE" >&2; exit 1; }
+[ -x "$B/acm-train" ] || make "$B/acm-train"
+mkdir -p "$DIR"
+# a private copy of the binary: rebuilding the tree must not change a running conversion
+cp "$B/acm-train" "$DIR/acm-train-acmize"
+T=$DIR/acm-train-acmize
+stamp() { date -u +%FT%TZ; }
+if [ ! -f "$OUT" ]; then
+    resume=(); [ -f "$OUT.ckpt" ] && resume=(--resume)
+    echo "$(stamp) acmize ${resume[*]:-} $*"
+    /usr/bin/time -f "acmize wall %e s" "$T" acmize --base "$BASE" --out "$OUT" --keep-phase-ckpts "${resume[@]}" "$@"
+fi
+if ! "$T" info "$OUT" | grep -q "lambda(beta)"; then
+    echo "$(stamp) calibrate"
+    /usr/bin/time -f "calibrate wall %e s" "$T" calibrate "$OUT"
+fi
+mkdir -p models
+cp "$OUT" "models/$NAME.safetensors"
+echo "$(stamp) evaluations (test set)"
+{
+    "$T" eval "models/$NAME.safetensors" --json
+    for p in mean cap; do for b in 0.25 0.5 0.75 1; do
+        "$T" eval "models/$NAME.safetensors" --policy $p --budget $b --json
+    done; done
+} > "$DIR/$NAME.eval.jsonl"
+echo "(JSON lines in $DIR/$NAME.eval.jsonl)"
+echo "$(stamp) report"
+"$T" report "models/$NAME.safetensors" --base "$BASE" --out "models/$NAME-report"
+echo "$(stamp) done: models/$NAME.safetensors, models/$NAME-report/"
