@@ -503,8 +503,9 @@ typedef struct {
 void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     const uint64_t t0 = acmd_now_ns();
     const int mi = m->idx, MB = m->max_batch, A = m->num_acms ? m->num_acms : 1;
-    /* stage 1: decode */
+    /* stage 1: decode. The queue time ends here, when a worker takes the batch up (the hand-over's wake-up included). */
     for (acmd_req *r = batch; r; r = r->next) {
+        r->t_dispatch = t0;
         r->status = 0;
         if (r->route == ACMD_ROUTE_CLASSIFY) sched__decode_classify(w, r);
         else sched__decode_infer(w, r);

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# acmd's figures against the engine's own and a bare libmicrohttpd server (bench/RESULTS.md, "acmd"):
+#   1. throughput: wrk closed loop (32 connections POSTing one 28x28 PNG to /classify) vs server_engine throughput at
+#      the same batch size, workers and BLAS threads (batches kept full: the mean batch size is printed from /metrics);
+#   2. one client at a time: wrk -c1 p50/p99 vs the engine's batch-1 latency (engine call alone, and PNG decode + call);
+#   3. /v2/health/live rate vs server_bare (same MHD flags), alternating rounds in the same run.
+# The model is a random static ViT of the Fashion-MNIST model's shape (125.8 MFLOP/image; server_engine make-model)
+# until models/fmnist-vit.safetensors ships; ACM_BENCH_MODEL=PATH uses another.
+# Knobs: ACM_BENCH_WORKERS (2), ACM_BENCH_BATCH (8), ACM_BENCH_SECS (5). Loopback only. Usage: bash bench/server_bench.sh BUILD
+set -eu
+B=${1:-build}
+W=${ACM_BENCH_WORKERS:-2}; BATCH=${ACM_BENCH_BATCH:-8}; D=${ACM_BENCH_SECS:-5}
+command -v wrk >/dev/null || { echo "server_bench: wrk not installed (make deps)"; exit 1; }
+make --no-print-directory "$B/acmd" "$B/bench/server_engine" "$B/bench/server_bare" >/dev/null
+tmp=$(mktemp -d); pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+model=${ACM_BENCH_MODEL:-}
+if [ -z "$model" ]; then
+    if [ -f models/fmnist-vit.safetensors ]; then model=models/fmnist-vit.safetensors
+    else model=$tmp/fm.safetensors; "$B/bench/server_engine" make-model "$model"; fi
+fi
+"$B/bench/server_engine" make-png "$tmp/x.png"
+export ACM_BENCH_PNG=$tmp/x.png
+echo "server_bench: model $model, workers $W x 1 BLAS thread, batch $BATCH, ${D}s per run, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+wait_port() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_ready() { for _ in $(seq 400); do curl -sf "http://127.0.0.1:$1/v2/health/ready" >/dev/null && return 0; sleep 0.05; done; return 1; }
+# wrk latency percentile line ("    99%   12.34ms") -> milliseconds
+pct_ms() { awk -v p="$1%" '$1 == p { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+           f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.3f", v * f }'; }
+rps() { awk '/^Requests\/sec:/ { print $2 }'; }
+
+"$B/acmd" --model "m=$model" --workers "$W" --blas-threads 1 --max-batch "$BATCH" --log-level warn \
+    --listen 127.0.0.1:0 --port-file "$tmp/acmd.port" 2>"$tmp/acmd.log" & pids+=($!)
+wait_port "$tmp/acmd.port"; P=$(cat "$tmp/acmd.port"); wait_ready "$P"
+
+# 1. throughput
+eng=$("$B/bench/server_engine" throughput "$model" "$tmp/x.png" "$W" "$BATCH" "$D")
+echo "$eng"
+e_items=$(echo "$eng" | awk '/decode=0/ { sub(/.*items_per_s=/, ""); print $1 }')
+e_dec=$(echo "$eng" | awk '/decode=1/ { sub(/.*items_per_s=/, ""); print $1 }')
+out=$(wrk -t2 -c32 -d"${D}s" -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
+a_rps=$(echo "$out" | rps)
+bs=$(curl -s "http://127.0.0.1:$P/metrics" | awk '/^acm_batch_size_sum/ { s = $2 } /^acm_batch_size_count/ { c = $2 } END { printf "%.2f", c ? s / c : 0 }')
+non2xx=$(echo "$out" | awk '/Non-2xx/ { print $5 }')
+echo "acmd_throughput req_per_s=$a_rps mean_batch=$bs non_2xx=${non2xx:-0} vs_engine=$(awk -v a="$a_rps" -v e="$e_items" 'BEGIN { printf "%.3f", a / e }') vs_engine_with_decode=$(awk -v a="$a_rps" -v e="$e_dec" 'BEGIN { printf "%.3f", a / e }')"
+
+# 2. one client at a time
+lat=$("$B/bench/server_engine" latency "$model" "$tmp/x.png" 400)
+echo "$lat"
+out=$(wrk -t1 -c1 -d"${D}s" --latency -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
+p50=$(echo "$out" | pct_ms 50); p99=$(echo "$out" | pct_ms 99)
+ep50=$(echo "$lat" | sed -E 's/.*engine_p50_ms=([0-9.]+).*/\1/'); ep99=$(echo "$lat" | sed -E 's/.* engine_p99_ms=([0-9.]+).*/\1/')
+echo "acmd_one_client p50_ms=$p50 p99_ms=$p99 added_p50_ms=$(awk -v a="$p50" -v e="$ep50" 'BEGIN { printf "%.3f", a - e }') added_p99_ms=$(awk -v a="$p99" -v e="$ep99" 'BEGIN { printf "%.3f", a - e }')"
+
+# 3. health vs a bare MHD server, alternating
+"$B/bench/server_bare" "$tmp/bare.port" & pids+=($!)
+wait_port "$tmp/bare.port"; BP=$(cat "$tmp/bare.port")
+sa=0; sb=0
+for round in 1 2 3; do
+    b=$(wrk -t2 -c32 -d3s "http://127.0.0.1:$BP/v2/health/live" | rps)
+    a=$(wrk -t2 -c32 -d3s "http://127.0.0.1:$P/v2/health/live" | rps)
+    echo "health round $round: bare_mhd=$b acmd=$a"
+    sa=$(awk -v x="$sa" -v y="$a" 'BEGIN { print x + y }'); sb=$(awk -v x="$sb" -v y="$b" 'BEGIN { print x + y }')
+done
+echo "acmd_health req_per_s=$(awk -v s="$sa" 'BEGIN { printf "%.0f", s / 3 }') bare_mhd=$(awk -v s="$sb" 'BEGIN { printf "%.0f", s / 3 }') ratio=$(awk -v a="$sa" -v b="$sb" 'BEGIN { printf "%.3f", a / b }')"
