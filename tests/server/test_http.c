@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <turbojpeg.h>
+
 #include "acm.h"
 #include "image.h"
 #include "server/harness.h"
@@ -231,6 +233,19 @@ Test(http, classify_jpeg_pnm_and_colour) {
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/b/classify", "Content-Type: image/x-portable-pixmap\r\n", ppm, n, &r), 0);
     cr_expect_eq(r.status, 200, "%s", r.body);
     th_resp_free(&r);
+    /* a 256x256 colour JPEG to the grey model (scaled decoding, luma) */
+    uint8_t *rgb = malloc(256 * 256 * 3);
+    picture(rgb, 256, 256, 3, 6);
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long jn = 0;
+    cr_assert_eq(tjCompress2(tj, rgb, 256, 0, 256, TJPF_RGB, &jpg, &jn, TJSAMP_420, 90, 0), 0);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/jpeg\r\n", jpg, jn, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    tjFree(jpg);
+    tjDestroy(tj);
+    free(rgb);
     uint8_t px[64 * 64];
     picture(px, 64, 64, 1, 2);
     uint8_t *png = th_png(px, 64, 64, 1, &n);

@@ -329,6 +329,31 @@ Test(load, per_ip_connection_limit) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
 }
 
+/* Over --max-connections, MHD stops accepting: a further connection waits in the listen backlog, unanswered, until a
+ * slot frees. */
+Test(load, connection_limit) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--max-connections", "2",
+                          "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    usleep(100000);
+    int a = th_connect(s.port), b = th_connect(s.port), c = th_connect(s.port);
+    usleep(100000);
+    const char *req = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send(c, req, strlen(req), MSG_NOSIGNAL);
+    usleep(500000);
+    char ch;
+    cr_expect_lt(recv(c, &ch, 1, MSG_DONTWAIT), 0, "a connection over --max-connections was served at once");
+    close(a), close(b);
+    th_resp r;
+    cr_expect_eq(th_read_response(c, &r), 0, "the waiting connection was not served after a slot freed");
+    cr_expect_eq(r.status, 200);
+    th_resp_free(&r);
+    close(c);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
 /* 200 clients drip-feed their headers (slowloris: each sends one byte a second, round-robin, so the server sees a
  * byte every 5 ms and holds 200 half-received requests); a normal client's p99 over 200 requests stays below 2x its
  * p99 without them. */
