@@ -37,7 +37,7 @@ static const double met__batch[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 static const double met__ratio[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1};
 
 /* Fixed label sets. */
-static const int met__codes[] = {200, 400, 404, 405, 413, 415, 429, 499, 500, 503, 504};
+static const int met__codes[] = {200, 400, 404, 405, 408, 413, 415, 429, 499, 500, 503, 504};
 static const char *const met__outcomes[] = {"success", "failure", "rejected", "timeout", "cancelled"};
 static const char *const met__reasons[] = {"queue_full", "not_ready", "draining", "bad_request", "too_large"};
 static const char *const met__sources[] = {"default", "header", "parameter"};
