@@ -282,8 +282,7 @@ static int sched__policy(acmd_req *r, const acmd_server *s, const char *param_po
                 acmd_req_error(r, 400, "compute policy \"%s\": argmax, mean or cap", name);
                 return -1;
             }
-            r->policy.kind = (acm_policy_kind)k;
-            if (k != ACM_POLICY_ARGMAX && r->policy.kind != m->default_policy.kind) r->policy.beta = 1.0f;
+            r->policy.kind = (acm_policy_kind)k; /* beta stays the default budget */
         }
         return 0;
     }

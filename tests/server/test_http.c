@@ -283,6 +283,17 @@ Test(http, budget_headers) {
                          "Content-Type: image/png\r\nX-Compute-Budget: 0.4\r\nX-Compute-Budget-Min: 0.6\r\n", png, n, &r), 0);
     expect_error(&r, 400, "floor");
     th_resp_free(&r);
+    /* a policy without a budget: the default budget (--default-budget 1) under that policy */
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Policy: mean\r\n", png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), "mean");
+    cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), 1.0);
+    json_decref(j);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Policy: most\r\n", png, n, &r), 0);
+    expect_error(&r, 400, "policy");
+    th_resp_free(&r);
     free(png);
 }
 
