@@ -6,7 +6,7 @@
 #   3. /v2/health/live rate vs server_bare (same MHD flags), alternating rounds in the same run.
 # The model is a random static ViT of the Fashion-MNIST model's shape (125.8 MFLOP/image; server_engine make-model)
 # until models/fmnist-vit.safetensors ships; ACM_BENCH_MODEL=PATH uses another.
-# Knobs: ACM_BENCH_WORKERS (2), ACM_BENCH_BATCH (8), ACM_BENCH_SECS (5). Loopback only. Usage: bash bench/server_bench.sh BUILD
+# Knobs: ACM_BENCH_WORKERS (2), ACM_BENCH_BATCH (8), ACM_BENCH_SECS (5), ACM_BENCH_ROUNDS (3). Loopback only. Usage: bash bench/server_bench.sh BUILD
 set -eu
 B=${1:-build}
 W=${ACM_BENCH_WORKERS:-2}; BATCH=${ACM_BENCH_BATCH:-8}; D=${ACM_BENCH_SECS:-5}
@@ -35,33 +35,46 @@ rps() { awk '/^Requests\/sec:/ { print $2 }'; }
     --listen 127.0.0.1:0 --port-file "$tmp/acmd.port" 2>"$tmp/acmd.log" & pids+=($!)
 wait_port "$tmp/acmd.port"; P=$(cat "$tmp/acmd.port"); wait_ready "$P"
 
-# 1. throughput
-eng=$("$B/bench/server_engine" throughput "$model" "$tmp/x.png" "$W" "$BATCH" "$D")
-echo "$eng"
-e_items=$(echo "$eng" | awk '/decode=0/ { sub(/.*items_per_s=/, ""); print $1 }')
-e_dec=$(echo "$eng" | awk '/decode=1/ { sub(/.*items_per_s=/, ""); print $1 }')
-out=$(wrk -t2 -c32 -d"${D}s" -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
-a_rps=$(echo "$out" | rps)
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+R=${ACM_BENCH_ROUNDS:-3}
+
+# 1. throughput: engine and acmd alternate (the machine is shared: load moves between runs), median of the ratios
+: > "$tmp/thr"
+for round in $(seq "$R"); do
+    eng=$("$B/bench/server_engine" throughput "$model" "$tmp/x.png" "$W" "$BATCH" "$D")
+    e_items=$(echo "$eng" | awk '/decode=0/ { sub(/.*items_per_s=/, ""); print $1 }')
+    e_dec=$(echo "$eng" | awk '/decode=1/ { sub(/.*items_per_s=/, ""); print $1 }')
+    out=$(wrk -t2 -c32 -d"${D}s" -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
+    a_rps=$(echo "$out" | rps)
+    non2xx=$(echo "$out" | awk '/Non-2xx/ { print $5 }')
+    r1=$(awk -v a="$a_rps" -v e="$e_items" 'BEGIN { printf "%.3f", a / e }')
+    r2=$(awk -v a="$a_rps" -v e="$e_dec" 'BEGIN { printf "%.3f", a / e }')
+    echo "throughput round $round: engine=$e_items engine_with_decode=$e_dec acmd=$a_rps non_2xx=${non2xx:-0} ratio=$r1 ratio_with_decode=$r2"
+    echo "$r1 $r2" >> "$tmp/thr"
+done
 bs=$(curl -s "http://127.0.0.1:$P/metrics" | awk '/^acm_batch_size_sum/ { s = $2 } /^acm_batch_size_count/ { c = $2 } END { printf "%.2f", c ? s / c : 0 }')
-non2xx=$(echo "$out" | awk '/Non-2xx/ { print $5 }')
-echo "acmd_throughput req_per_s=$a_rps mean_batch=$bs non_2xx=${non2xx:-0} vs_engine=$(awk -v a="$a_rps" -v e="$e_items" 'BEGIN { printf "%.3f", a / e }') vs_engine_with_decode=$(awk -v a="$a_rps" -v e="$e_dec" 'BEGIN { printf "%.3f", a / e }')"
+echo "acmd_throughput mean_batch=$bs median_ratio=$(cut -d' ' -f1 "$tmp/thr" | median) median_ratio_with_decode=$(cut -d' ' -f2 "$tmp/thr" | median)"
 
-# 2. one client at a time
-lat=$("$B/bench/server_engine" latency "$model" "$tmp/x.png" 400)
-echo "$lat"
-out=$(wrk -t1 -c1 -d"${D}s" --latency -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
-p50=$(echo "$out" | pct_ms 50); p99=$(echo "$out" | pct_ms 99)
-ep50=$(echo "$lat" | sed -E 's/.*engine_p50_ms=([0-9.]+).*/\1/'); ep99=$(echo "$lat" | sed -E 's/.* engine_p99_ms=([0-9.]+).*/\1/')
-echo "acmd_one_client p50_ms=$p50 p99_ms=$p99 added_p50_ms=$(awk -v a="$p50" -v e="$ep50" 'BEGIN { printf "%.3f", a - e }') added_p99_ms=$(awk -v a="$p99" -v e="$ep99" 'BEGIN { printf "%.3f", a - e }')"
-
+# 2. one client at a time, alternating with the engine's batch-1 latency
+: > "$tmp/lat"
+for round in $(seq "$R"); do
+    lat=$("$B/bench/server_engine" latency "$model" "$tmp/x.png" 300)
+    out=$(wrk -t1 -c1 -d"${D}s" --latency -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
+    p50=$(echo "$out" | pct_ms 50); p99=$(echo "$out" | pct_ms 99)
+    ep50=$(echo "$lat" | sed -E 's/.* engine_p50_ms=([0-9.]+).*/\1/'); ep99=$(echo "$lat" | sed -E 's/.* engine_p99_ms=([0-9.]+).*/\1/')
+    d50=$(awk -v a="$p50" -v e="$ep50" 'BEGIN { printf "%.3f", a - e }'); d99=$(awk -v a="$p99" -v e="$ep99" 'BEGIN { printf "%.3f", a - e }')
+    echo "one client round $round: engine p50 $ep50 p99 $ep99 ms; acmd p50 $p50 p99 $p99 ms; added p50 $d50 p99 $d99 ms"
+    echo "$d50 $d99" >> "$tmp/lat"
+done
+echo "acmd_one_client median_added_p50_ms=$(cut -d' ' -f1 "$tmp/lat" | median) median_added_p99_ms=$(cut -d' ' -f2 "$tmp/lat" | median)"
 # 3. health vs a bare MHD server, alternating
 "$B/bench/server_bare" "$tmp/bare.port" & pids+=($!)
 wait_port "$tmp/bare.port"; BP=$(cat "$tmp/bare.port")
 sa=0; sb=0
-for round in 1 2 3; do
+for round in $(seq "$R"); do
     b=$(wrk -t2 -c32 -d3s "http://127.0.0.1:$BP/v2/health/live" | rps)
     a=$(wrk -t2 -c32 -d3s "http://127.0.0.1:$P/v2/health/live" | rps)
     echo "health round $round: bare_mhd=$b acmd=$a"
     sa=$(awk -v x="$sa" -v y="$a" 'BEGIN { print x + y }'); sb=$(awk -v x="$sb" -v y="$b" 'BEGIN { print x + y }')
 done
-echo "acmd_health req_per_s=$(awk -v s="$sa" 'BEGIN { printf "%.0f", s / 3 }') bare_mhd=$(awk -v s="$sb" 'BEGIN { printf "%.0f", s / 3 }') ratio=$(awk -v a="$sa" -v b="$sb" 'BEGIN { printf "%.3f", a / b }')"
+echo "acmd_health req_per_s=$(awk -v s="$sa" -v r="$R" 'BEGIN { printf "%.0f", s / r }') bare_mhd=$(awk -v s="$sb" -v r="$R" 'BEGIN { printf "%.0f", s / r }') ratio=$(awk -v a="$sa" -v b="$sb" 'BEGIN { printf "%.3f", a / b }')"
