@@ -31,7 +31,7 @@ pct_ms() { awk -v p="$1%" '$1 == p { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/
            f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.3f", v * f }'; }
 rps() { awk '/^Requests\/sec:/ { print $2 }'; }
 
-"$B/acmd" --model "m=$model" --workers "$W" --blas-threads 1 --max-batch "$BATCH" --log-level warn \
+"$B/acmd" --model "m=$model" --workers "$W" --blas-threads 1 --max-batch "$BATCH" --log-level info \
     --listen 127.0.0.1:0 --port-file "$tmp/acmd.port" 2>"$tmp/acmd.log" & pids+=($!)
 wait_port "$tmp/acmd.port"; P=$(cat "$tmp/acmd.port"); wait_ready "$P"
 
@@ -57,6 +57,7 @@ echo "acmd_throughput mean_batch=$bs median_ratio=$(cut -d' ' -f1 "$tmp/thr" | m
 
 # 2. one client at a time, alternating with the engine's batch-1 latency
 : > "$tmp/lat"
+logstart=$(wc -l < "$tmp/acmd.log")
 for round in $(seq "$R"); do
     lat=$("$B/bench/server_engine" latency "$model" "$tmp/x.png" 300)
     out=$(wrk -t1 -c1 -d"${D}s" --latency -s bench/server_post_png.lua "http://127.0.0.1:$P/v1/models/m/classify")
@@ -67,6 +68,18 @@ for round in $(seq "$R"); do
     echo "$d50 $d99" >> "$tmp/lat"
 done
 echo "acmd_one_client median_added_p50_ms=$(cut -d' ' -f1 "$tmp/lat" | median) median_added_p99_ms=$(cut -d' ' -f2 "$tmp/lat" | median)"
+# acmd's own account of those requests (access log): admit = headers to queued (body, admission); queue = until a
+# worker takes the batch up; compute = decode + engine + response body; resume = batch done to response queued (the
+# hand-back: uv_async_send wake-up of the I/O thread, MHD resume)
+field() { grep -o "\"$1\":[0-9.e+-]*" | cut -d: -f2; }
+pq() { sort -g | awk -v p="$1" '{ v[NR] = $1 } END { printf "%.3f", NR ? v[int(NR * p) + 1] : 0 }'; }
+tail -n +"$((logstart + 1))" "$tmp/acmd.log" | grep '"route":"classify"' > "$tmp/onecl.log" || true
+line="acmd_one_client_inside n=$(wc -l < "$tmp/onecl.log")"
+for f in admit_ms queue_ms compute_ms resume_ms; do
+    line="$line ${f%_ms}_p50_ms=$(field $f < "$tmp/onecl.log" | pq 0.5) ${f%_ms}_p99_ms=$(field $f < "$tmp/onecl.log" | pq 0.99)"
+done
+echo "$line"
+
 # 3. health vs a bare MHD server, alternating
 "$B/bench/server_bare" "$tmp/bare.port" & pids+=($!)
 wait_port "$tmp/bare.port"; BP=$(cat "$tmp/bare.port")

@@ -7,8 +7,10 @@
  *   server_engine throughput MODEL PNG W B SECS   W threads, each its own acm_worker, batches of B items of the
  *                                                 decoded PNG, for SECS seconds: items/s (engine only, and with the
  *                                                 PNG decoded per item as acmd's workers do)
- *   server_engine latency MODEL PNG N             one thread, batch 1, N calls: p50/p99 of the engine call alone and
- *                                                 of decode + engine
+ *   server_engine latency MODEL PNG N [GAP_US [MAX_BATCH]]
+ *                                                 one thread, batch 1, N calls (GAP_US idle between them, as a server
+ *                                                 between requests; the worker sized for MAX_BATCH, default 1):
+ *                                                 p50/p99 of the engine call alone and of decode + engine
  * BLAS: one thread per worker (acmd's default). Prints one line of key=value per measurement.
  */
 #include <pthread.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <spng.h>
 
@@ -160,9 +163,9 @@ int main(int argc, char **argv) {
                    items / secs, acm_blas_core());
         }
     } else if (!strcmp(argv[1], "latency")) {
-        int N = atoi(argv[4]);
+        int N = atoi(argv[4]), gap_us = argc > 5 ? atoi(argv[5]) : 0, mb = argc > 6 ? atoi(argv[6]) : 1;
         acm_worker_params wp = acm_worker_default_params();
-        wp.max_batch = 1;
+        wp.max_batch = mb;
         wp.blas_threads = 1;
         acm_worker *w = acm_worker_new(m, wp, err, sizeof err);
         const acm_config *c = acm_model_config(m);
@@ -172,6 +175,7 @@ int main(int argc, char **argv) {
         acm_item it = {.pixels = x, .policy = acm_policy_default()};
         acm_result res = {.logits = lg};
         for (int i = 0; i < N; i++) {
+            if (gap_us) usleep((useconds_t)gap_us);
             double t0 = now();
             acm_image_to_tensor(x, png, n, &ip, err, sizeof err);
             double t1 = now();

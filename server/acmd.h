@@ -219,7 +219,7 @@ typedef struct acmd_req {
     int batch_size, batch_first;
     int worker;
     /* times, ns (CLOCK_MONOTONIC) */
-    uint64_t t_arrive, t_queued, t_dispatch, t_done;
+    uint64_t t_arrive, t_queued, t_dispatch, t_computed, t_done;
     /* response */
     int status;
     char *resp_body; /* malloc'd */

@@ -48,6 +48,7 @@ static acmd_model *http__model(acmd_server *s, const char *name) {
 static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     if (r->responded) return MHD_YES;
     r->responded = 1;
+    r->t_done = acmd_now_ns();
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     r->resp_body = NULL; /* owned by MHD now */
@@ -66,7 +67,7 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
         snprintf(v, sizeof v, "%.0f", r->flops_dense);
         MHD_add_response_header(resp, "X-Flops-Dense", v);
         snprintf(v, sizeof v, "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f", (double)(r->t_dispatch - r->t_queued) * 1e-6,
-                 r->compute_s * 1e3, (double)(acmd_now_ns() - r->t_arrive) * 1e-6);
+                 r->compute_s * 1e3, (double)(r->t_done - r->t_arrive) * 1e-6);
         MHD_add_response_header(resp, "Server-Timing", v);
     }
     r->bytes_out = r->resp_len;
@@ -332,11 +333,14 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     if (s->log_level < 2) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    const double total_ms = (double)(acmd_now_ns() - r->t_arrive) * 1e-6;
+    const uint64_t end = acmd_now_ns();
+    /* total: arrival to the response handed to MHD (what the server controls); complete: to the last byte sent */
+    const double total_ms = (double)((r->t_done ? r->t_done : end) - r->t_arrive) * 1e-6;
+    const double complete_ms = (double)(end - r->t_arrive) * 1e-6;
     const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
     if (!s->log_json) {
-        fprintf(stderr, "%s %s %s %d %s %.3fms in=%zu out=%zu id=%s\n", r->peer, r->method, r->path, r->status, route,
-                total_ms, r->bytes_in, r->bytes_out, r->id);
+        fprintf(stderr, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->peer, r->method, r->path,
+                r->status, route, total_ms, complete_ms, r->bytes_in, r->bytes_out, r->id);
         return;
     }
     char when[40];
@@ -360,9 +364,13 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
         json_object_set_new(o, "queue_ms", json_real((double)(r->t_dispatch - r->t_queued) * 1e-6));
         json_object_set_new(o, "compute_ms", json_real(r->compute_s * 1e3));
         json_object_set_new(o, "batch_size", json_integer(r->batch_size));
+        /* the I/O thread's share: headers to queued (body, admission), and batch done to response queued */
+        json_object_set_new(o, "admit_ms", json_real((double)(r->t_queued - r->t_arrive) * 1e-6));
+        json_object_set_new(o, "resume_ms", json_real((double)(r->t_done - r->t_computed) * 1e-6));
     }
     if (r->status >= 400 && r->err[0]) json_object_set_new(o, "error", json_string(r->err));
     json_object_set_new(o, "total_ms", json_real(total_ms));
+    json_object_set_new(o, "complete_ms", json_real(complete_ms));
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
     json_object_set_new(o, "peer", json_string(r->peer));

@@ -551,7 +551,7 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         }
         slots[0].r->batch_first = 1;
     }
-    /* stage 3: bodies (compute time = the whole batch: decode, engine, this) */
+    /* stage 3: bodies. compute time = the whole batch: decode, engine, bodies (the body's own timing says "so far") */
     const uint64_t now = acmd_now_ns();
     for (acmd_req *q = batch; q; q = q->next) {
         q->compute_s = (double)(now - t0) * 1e-9;
@@ -561,4 +561,6 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         if (!q->resp_body) acmd_req_error(q, 500, "out of memory");
         else q->status = 200, q->resp_len = strlen(q->resp_body), q->resp_type = "application/json";
     }
+    const uint64_t done = acmd_now_ns();
+    for (acmd_req *q = batch; q; q = q->next) q->compute_s = (double)(done - t0) * 1e-9, q->t_computed = done;
 }
