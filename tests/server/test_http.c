@@ -629,3 +629,56 @@ Test(config, help_print_config_and_bad_flags) {
     snprintf(cmd, sizeof cmd, "%s/acmd --model a=/nonexistent.safetensors --listen 127.0.0.1:0 2>/dev/null", b);
     cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
 }
+
+/* Per-model settings from a --config file (max_batch, default policy and budget), a flag after it overriding the file,
+ * and the text access log. */
+Test(config, file_with_per_model_settings_and_text_log, .timeout = 60) {
+    char dir[] = "/tmp/acmd-config-XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/acmd.json", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "{\"workers\": 1, \"log-format\": \"text\", \"max_batch\": 4,\n"
+               " \"models\": [{\"name\": \"a\", \"path\": \"tests/golden/vit_a.safetensors\", \"max_batch\": 3,\n"
+               "             \"default_policy\": \"cap\", \"default_budget\": 0.5},\n"
+               "            {\"name\": \"b\", \"path\": \"tests/golden/vit_b.safetensors\"}]}\n");
+    fclose(f);
+    th_acmd s;
+    const char *args[] = {"--config", path, "--max-batch", "5", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/a", NULL, NULL, 0, &r), 0);
+    json_t *j = body_json(&r);
+    cr_expect_eq(json_integer_value(json_object_get(j, "max_batch")), 3);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "default_policy")), "cap");
+    json_decref(j);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/b", NULL, NULL, 0, &r), 0);
+    j = body_json(&r);
+    cr_expect_eq(json_integer_value(json_object_get(j, "max_batch")), 5, "the flag after --config wins");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "default_policy")), "argmax");
+    json_decref(j);
+    th_resp_free(&r);
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 8);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Request-Id: txt-1\r\n", png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "default");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), "cap");
+    cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), 0.5);
+    cr_expect_leq(json_number_value(json_object_get(j, "budget_realised")), 0.5 + 1e-9);
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+    usleep(50000);
+    char *log = th_acmd_log(&s);
+    cr_expect(strstr(log, "POST /v1/models/a/classify 200 classify") && strstr(log, "id=txt-1"), "%s", log);
+    free(log);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    unlink(path);
+    rmdir(dir);
+}
