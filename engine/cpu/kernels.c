@@ -56,9 +56,21 @@ void acm__matmul_forward(float *out, int ldo, const float *inp, int ldi, const f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, C, 1.0f, inp, ldi, weight, ldw, beta, out, ldo);
 }
 
+#ifdef __SSE2__
+static inline __m128 gelu4(__m128 x);
+#endif
+
+/* Exact GELU x Φ(x). SSE2 path (bench/lab/gelu, version 2): Φ from erfc(|x|/√2) ≈ t exp(−z² + P(t)), t = 1/(1 + z/2)
+ * (Numerical Recipes' erfcc, relative error < 1.2e-7 for z >= 0), Φ = erfc/2 for x < 0 and 1 − erfc/2 otherwise.
+ * Measured 3.2-3.6x faster than erff and 50x more accurate (1.5e-6 against 8.3e-5 relative: computing the small tail
+ * erfc directly avoids the cancellation in 1 + erf(x/√2) at negative x). The scalar tail keeps erff. */
 void acm__gelu_forward(float *out, const float *inp, int64_t n) {
     const float inv_sqrt2 = 0.70710678118654752440f;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#ifdef __SSE2__
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(out + i, gelu4(_mm_loadu_ps(inp + i)));
+#endif
+    for (; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + erff(x * inv_sqrt2));
     }
@@ -189,6 +201,20 @@ static inline __m128 exp4(__m128 x) {
     p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
     __m128 two_n = _mm_castsi128_ps(_mm_slli_epi32(_mm_add_epi32(n, _mm_set1_epi32(127)), 23));
     return _mm_mul_ps(p, two_n);
+}
+
+static inline __m128 gelu4(__m128 x) {
+    static const float c[10] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+                                -0.18628806f, 0.09678418f,  0.37409196f, 1.00002368f, -1.26551223f};
+    const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    __m128 z = _mm_mul_ps(_mm_and_ps(x, absmask), _mm_set1_ps(0.70710678118654752440f));
+    __m128 t = _mm_div_ps(_mm_set1_ps(1.0f), _mm_add_ps(_mm_set1_ps(1.0f), _mm_mul_ps(_mm_set1_ps(0.5f), z)));
+    __m128 p = _mm_set1_ps(c[0]);
+    for (int i = 1; i < 10; i++) p = _mm_add_ps(_mm_mul_ps(p, t), _mm_set1_ps(c[i]));
+    __m128 half_erfc = _mm_mul_ps(_mm_set1_ps(0.5f), _mm_mul_ps(t, exp4(_mm_sub_ps(p, _mm_mul_ps(z, z)))));
+    __m128 neg = _mm_cmplt_ps(x, _mm_setzero_ps());
+    __m128 phi = _mm_or_ps(_mm_and_ps(neg, half_erfc), _mm_andnot_ps(neg, _mm_sub_ps(_mm_set1_ps(1.0f), half_erfc)));
+    return _mm_mul_ps(x, phi);
 }
 #endif
 

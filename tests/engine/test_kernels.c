@@ -141,3 +141,19 @@ Test(kernels, softmax_row_stable) {
     double ref[4] = {e0 / s, 1 / s, e2 / s, 0};
     expect_close(out, ref, 4, 1e-6, "softmax");
 }
+
+/* The vectorised GELU over a dense grid: relative error <= 2e-6 where |GELU| >= 1e-3, absolute <= 2e-9 below. */
+Test(kernels, gelu_accuracy_grid) {
+    enum { N = 24001 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    acm__gelu_forward(y, x, N);
+    double worst = 0;
+    int at = 0;
+    for (int i = 0; i < N; i++) {
+        double xd = x[i], ref = xd * 0.5 * erfc(-xd / sqrt(2.0));
+        double e = fabs(y[i] - ref) / fmax(fabs(ref), 1e-3);
+        if (e > worst) worst = e, at = i;
+    }
+    cr_expect_leq(worst, 2e-6, "gelu: worst scaled error %.3g at x = %g", worst, (double)x[at]);
+}
