@@ -18,6 +18,7 @@
 
 #include "acmd.h"
 #include "image.h"
+#include "jsonw.h"
 #include "oip.h"
 
 #define SCHED__MAX_ITEMS_PER_REQUEST 256
@@ -435,36 +436,57 @@ static json_t *sched__kmap(const acmd_model *m, const uint8_t *kmap) {
     return json_pack("{s:i, s:i, s:o}", "tokens", m->T, "grid", m->cfg->grid, "modules", mods);
 }
 
+/* The /classify body, written directly (no jansson tree: this is on every request's path). Keys as docs/API.md. */
 static void sched__body_classify(acmd_req *r, uint64_t now) {
     const acmd_model *m = r->model;
     const float *lg = r->logits;
     int K = m->K, best = 0;
-    double mx = lg[0], z = 0;
+    double z = 0;
     for (int k = 1; k < K; k++)
         if (lg[k] > lg[best]) best = k;
-    mx = lg[best];
+    const double mx = lg[best];
     for (int k = 0; k < K; k++) z += exp((double)lg[k] - mx);
-    json_t *o = sched__common(r, now);
-    json_object_set_new(o, "label", json_string(m->cfg->labels[best]));
-    json_object_set_new(o, "index", json_integer(best));
-    json_object_set_new(o, "confidence", json_real(1.0 / z));
+    acmd_jw w = {0};
+    if (r->sla.source == ACM_BUDGET_DEFAULT) acmd_jw_raw(&w, "{\"budget_requested\":null");
+    else acmd_jw_raw(&w, "{\"budget_requested\":%.17g", r->sla.requested);
+    acmd_jw_raw(&w, ",\"budget_applied\":%.9g,\"budget_realised\":%.9g",
+                r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : (double)r->policy.beta, r->realised);
+    acmd_jw_kstr(&w, "budget_source", acm_budget_source_name(r->sla.source));
+    acmd_jw_raw(&w, ",\"budget_raised\":%s", r->sla.raised ? "true" : "false");
+    acmd_jw_kstr(&w, "policy", acm_policy_name(r->policy.kind));
+    acmd_jw_raw(&w, ",\"flops\":%.17g,\"flops_dense\":%.17g", r->flops, r->flops_dense);
+    acmd_jw_raw(&w, ",\"timing\":{\"queue_ms\":%.6f,\"compute_ms\":%.6f,\"total_ms\":%.6f}",
+                (double)(r->t_dispatch - r->t_queued) * 1e-6, (double)(now - r->t_dispatch) * 1e-6,
+                (double)(now - r->t_arrive) * 1e-6);
+    acmd_jw_raw(&w, ",\"batch_size\":%d", r->batch_size);
+    acmd_jw_kstr(&w, "model", m->name);
+    acmd_jw_kstr(&w, "model_version", m->version);
+    acmd_jw_kstr(&w, "label", m->cfg->labels[best]);
+    acmd_jw_raw(&w, ",\"index\":%d,\"confidence\":%.9g,\"top_k\":[", best, 1.0 / z);
     int order[1024], n = K < 1024 ? K : 1024;
     for (int k = 0; k < n; k++) order[k] = k;
-    json_t *top = json_array();
     for (int i = 0; i < n && i < 5; i++) { /* partial selection sort: the 5 largest */
         int b = i;
         for (int k = i + 1; k < n; k++)
             if (lg[order[k]] > lg[order[b]]) b = k;
         int t = order[i];
         order[i] = order[b], order[b] = t;
-        json_array_append_new(top, json_pack("{s:s, s:i, s:f}", "label", m->cfg->labels[order[i]], "index", order[i],
-                                             "confidence", exp((double)lg[order[i]] - mx) / z));
+        acmd_jw_raw(&w, "%s{", i ? "," : "");
+        acmd_jw_kstr(&w, "label", m->cfg->labels[order[i]]);
+        acmd_jw_raw(&w, ",\"index\":%d,\"confidence\":%.9g}", order[i], exp((double)lg[order[i]] - mx) / z);
     }
-    json_object_set_new(o, "top_k", top);
-    json_object_set_new(o, "id", json_string(r->resp_id));
-    if (r->explain && r->kmap) json_object_set_new(o, "compute_map", sched__kmap(m, r->kmap));
-    r->resp_body = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    json_decref(o);
+    acmd_jw_raw(&w, "]");
+    acmd_jw_kstr(&w, "id", r->resp_id);
+    if (r->explain && r->kmap) {
+        json_t *cm = sched__kmap(m, r->kmap);
+        char *s = json_dumps(cm, JSON_COMPACT);
+        json_decref(cm);
+        if (s) acmd_jw_raw(&w, ",\"compute_map\":%s", s);
+        else w.oom = 1;
+        free(s);
+    }
+    acmd_jw_raw(&w, "}");
+    r->resp_body = acmd_jw_finish(&w, NULL);
 }
 
 static void sched__body_infer(acmd_req *r, uint64_t now) {

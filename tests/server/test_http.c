@@ -580,7 +580,7 @@ Test(http, metrics_count_requests_and_outcomes) {
 
 Test(http, access_log_is_json_lines) {
     th_resp r;
-    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: log-me\r\ntraceparent: 00-abc-def-01\r\n", NULL, 0, &r), 0);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: log-\"me\\\r\ntraceparent: 00-abc-def-01\r\n", NULL, 0, &r), 0);
     th_resp_free(&r);
     usleep(50000);
     char *log = th_acmd_log(&srv);
@@ -590,7 +590,7 @@ Test(http, access_log_is_json_lines) {
         json_error_t e;
         json_t *j = json_loads(line, 0, &e);
         cr_expect(j, "log line is not JSON: %s", line);
-        if (j && json_object_get(j, "id") && !strcmp(json_string_value(json_object_get(j, "id")), "log-me")) {
+        if (j && json_object_get(j, "id") && !strcmp(json_string_value(json_object_get(j, "id")), "log-\"me\\")) {
             found = 1;
             cr_expect_eq(json_integer_value(json_object_get(j, "status")), 200);
             cr_expect_str_eq(json_string_value(json_object_get(j, "route")), "health_live");

@@ -1,0 +1,73 @@
+/*
+ * jsonw.c — see jsonw.h.
+ */
+#include "jsonw.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int jw__room(acmd_jw *w, size_t need) {
+    if (w->oom) return 0;
+    if (w->n + need + 1 <= w->cap) return 1;
+    size_t cap = w->cap ? w->cap : 512;
+    while (cap < w->n + need + 1) cap *= 2;
+    char *p = realloc(w->p, cap);
+    if (!p) {
+        w->oom = 1;
+        return 0;
+    }
+    w->p = p, w->cap = cap;
+    return 1;
+}
+
+void acmd_jw_raw(acmd_jw *w, const char *fmt, ...) {
+    for (int pass = 0; pass < 2; pass++) {
+        if (!jw__room(w, pass ? 0 : 64)) return;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(w->p + w->n, w->cap - w->n, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            w->oom = 1;
+            return;
+        }
+        if ((size_t)k < w->cap - w->n) {
+            w->n += (size_t)k;
+            return;
+        }
+        if (!jw__room(w, (size_t)k)) return;
+    }
+}
+
+void acmd_jw_str(acmd_jw *w, const char *s) {
+    if (!jw__room(w, 2)) return;
+    w->p[w->n++] = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (!jw__room(w, 8)) return;
+        if (*c == '"' || *c == '\\') w->p[w->n++] = '\\', w->p[w->n++] = (char)*c;
+        else if (*c < 0x20 || *c >= 0x80) w->n += (size_t)snprintf(w->p + w->n, 7, "\\u%04x", *c);
+        else w->p[w->n++] = (char)*c;
+    }
+    if (!jw__room(w, 1)) return;
+    w->p[w->n++] = '"';
+}
+
+void acmd_jw_kstr(acmd_jw *w, const char *key, const char *s) {
+    const char last = w->n ? w->p[w->n - 1] : '{';
+    acmd_jw_raw(w, "%s\"%s\":", last == '{' || last == '[' ? "" : ",", key);
+    acmd_jw_str(w, s);
+}
+
+char *acmd_jw_finish(acmd_jw *w, size_t *len) {
+    if (w->oom || !jw__room(w, 0)) {
+        free(w->p);
+        w->p = NULL;
+        return NULL;
+    }
+    w->p[w->n] = 0;
+    if (len) *len = w->n;
+    char *p = w->p;
+    w->p = NULL;
+    return p;
+}

@@ -1,0 +1,26 @@
+/*
+ * jsonw.h — a minimal JSON writer for the hot paths (the /classify body, the access log): printf-style appends into
+ * one growing buffer and escaped strings. jansson builds a tree of objects first, which costs tens of microseconds per
+ * document; these documents are flat and written once.
+ * Strings are escaped for JSON; bytes >= 0x80 are written as \u00XX so that any client bytes still give valid JSON.
+ */
+#ifndef ACM_SERVER_JSONW_H
+#define ACM_SERVER_JSONW_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} acmd_jw;
+
+void acmd_jw_raw(acmd_jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A quoted, escaped string. */
+void acmd_jw_str(acmd_jw *w, const char *s);
+/* ,"key":"escaped value" (the comma only when something precedes it that is not '{' or '[') */
+void acmd_jw_kstr(acmd_jw *w, const char *key, const char *s);
+/* The NUL-terminated document (malloc'd, the caller frees), or NULL when memory ran out (buffer freed). */
+char *acmd_jw_finish(acmd_jw *w, size_t *len);
+
+#endif
