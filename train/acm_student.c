@@ -31,12 +31,6 @@ int acmt_parse_modules(const char *s) {
     return mask ? (int)mask : -1;
 }
 
-static float *vparam(const acmt_vit *v, float *base, const char *name) {
-    for (int i = 0; i < v->ntab; i++)
-        if (!strcmp(v->tab[i].name, name)) return base + v->tab[i].offset;
-    return NULL;
-}
-
 static const float *student_lookup(void *ctx, const char *name, int *ndim, const int64_t **shape) {
     const acmt_student *s = ctx;
     for (int i = 0; i < s->n_tens; i++)
@@ -236,8 +230,8 @@ void acmt_student_init(acmt_student *s, int init_mlp_from_teacher, acmt_rng *rng
             snprintf(n1, sizeof n1, "blocks.%d.mlp.fc1.weight", l);
             snprintf(b1, sizeof b1, "blocks.%d.mlp.fc1.bias", l);
             snprintf(n2, sizeof n2, "blocks.%d.mlp.fc2.weight", l);
-            acmt_acm_init_from_mlp(p, L, vparam(s->v, s->v->params, n1), vparam(s->v, s->v->params, b1),
-                                   vparam(s->v, s->v->params, n2), rng);
+            acmt_acm_init_from_mlp(p, L, acmt_vit_param(s->v, s->v->params, n1), acmt_vit_param(s->v, s->v->params, b1),
+                                   acmt_vit_param(s->v, s->v->params, n2), rng);
         } else {
             acmt_acm_init_random(p, L, rng);
         }

@@ -225,21 +225,18 @@ static void teacher_io(acmz_run *r, int a, int B, const float **z, int *ldz, con
         return;
     case ACM_POS_O: {
         snprintf(nm, sizeof nm, "blocks.%d.attn.proj.weight", l);
-        const acmt_param *w = NULL, *b = NULL;
-        for (int i = 0; i < t->ntab; i++) {
-            if (!strcmp(t->tab[i].name, nm)) w = &t->tab[i], b = &t->tab[i + 1];
-        }
-        acm__matmul_forward(r->tmp, D, ba->attn_y, D, t->params + w->offset, D, t->params + b->offset, BT, D, D, 0);
+        const float *w = acmt_vit_param(t, t->params, nm);
+        snprintf(nm, sizeof nm, "blocks.%d.attn.proj.bias", l);
+        acm__matmul_forward(r->tmp, D, ba->attn_y, D, w, D, acmt_vit_param(t, t->params, nm), BT, D, D, 0);
         *z = ba->attn_y, *ldz = D, *o = r->tmp, *ldo = D;
         return;
     }
     default: {
         snprintf(nm, sizeof nm, "blocks.%d.mlp.fc2.weight", l);
-        const acmt_param *w = NULL, *b = NULL;
-        for (int i = 0; i < t->ntab; i++)
-            if (!strcmp(t->tab[i].name, nm)) w = &t->tab[i], b = &t->tab[i + 1];
+        const float *w = acmt_vit_param(t, t->params, nm);
+        snprintf(nm, sizeof nm, "blocks.%d.mlp.fc2.bias", l);
         const int Hd = t->cfg.mlp_hidden;
-        acm__matmul_forward(r->tmp, D, ba->gelu, Hd, t->params + w->offset, Hd, t->params + b->offset, BT, Hd, D, 0);
+        acm__matmul_forward(r->tmp, D, ba->gelu, Hd, w, Hd, acmt_vit_param(t, t->params, nm), BT, Hd, D, 0);
         *z = ba->ln2, *ldz = D, *o = r->tmp, *ldo = D;
         return;
     }

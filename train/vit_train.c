@@ -104,6 +104,11 @@ static float *P_(const acmt_vit *v, float *base, const char *name) {
     return base + p->offset;
 }
 
+float *acmt_vit_param(const acmt_vit *v, float *base, const char *name) {
+    const acmt_param *p = find(v, name);
+    return p ? base + p->offset : NULL;
+}
+
 static float *Pb(const acmt_vit *v, float *base, int l, const char *suffix) {
     char nm[64];
     snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);

@@ -100,6 +100,9 @@ char *acmt_vit_meta_json(const acmt_vit_config *cfg, const char *extra_json);
 /* Writes the parameters as a model file (timm names; patch_embed.proj.weight as [D, C, P, P]) atomically. */
 int acmt_vit_save_model(const acmt_vit *v, const char *path, const char *extra_json, char *err, size_t errlen);
 
+/* The tensor `name` (a timm name of the table) inside base (v->params, v->grads, ...), or NULL if there is none. */
+float *acmt_vit_param(const acmt_vit *v, float *base, const char *name);
+
 /* Loads parameters from a model file of the same configuration (names and shapes must match). */
 int acmt_vit_load_params(acmt_vit *v, const char *path, char *err, size_t errlen);
 
