@@ -48,6 +48,8 @@ static void usage(FILE *f) {
                "  --ckpt PATH            checkpoint file (default: OUT.ckpt)\n"
                "  --csv PATH             training log (default: OUT.csv)\n"
                "  --resume               continue from --ckpt (its stored configuration wins over --config)\n"
+               "  --epochs N             with --resume: change the run's length to N epochs (the cosine schedule\n"
+               "                         is recomputed for the new total; N must lie beyond the current step)\n"
                "  --max-steps N          stop (with a checkpoint) after step N; 0 = run to the end (default 0)\n"
                "  --no-final             at the end, skip writing --out and the test evaluation\n"
                "  --snapshot-at S        also write the model as OUT.at-Ss.safetensors when the training time\n"
@@ -147,6 +149,7 @@ int cmd_base(int argc, char **argv) {
     int resume = 0, quiet = 0, no_final = 0;
     int64_t max_steps = 0, sigterm_at = -1;
     double snapshot_at = 0;
+    long new_epochs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -163,11 +166,23 @@ int cmd_base(int argc, char **argv) {
         else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(a, "--snapshot-at") && more) snapshot_at = strtod(argv[++i], NULL);
+        else if (!strcmp(a, "--epochs") && more) {
+            char *end;
+            new_epochs = strtol(argv[++i], &end, 10);
+            if (*end || new_epochs < 1 || new_epochs > 100000) {
+                fprintf(stderr, "acm-train base: --epochs: '%s' is not a whole number of epochs >= 1\n", argv[i]);
+                return 2;
+            }
+        }
         else {
             fprintf(stderr, "acm-train base: unknown or incomplete option '%s'\n", a);
             usage(stderr);
             return 2;
         }
+    }
+    if (new_epochs && !resume) {
+        fprintf(stderr, "acm-train base: --epochs only changes a resumed run; set \"epochs\" in --config\n");
+        return 2;
     }
     if (!out) {
         fprintf(stderr, "acm-train base: --out is required\n");
@@ -209,6 +224,7 @@ int cmd_base(int argc, char **argv) {
             return 1;
         }
         resume_state = st;
+        if (new_epochs) cfg.epochs = (int)new_epochs;
     }
     acm_blas_set_threads(cfg.threads);
 
@@ -285,6 +301,12 @@ int cmd_base(int argc, char **argv) {
     }
 
     const int64_t steps_per_epoch = train.n / B, total = steps_per_epoch * cfg.epochs;
+    if (new_epochs && s.step >= total) {
+        fprintf(stderr, "acm-train base: --epochs %ld: %lld steps in all, but the checkpoint is at step %lld\n",
+                new_epochs, (long long)total, (long long)s.step);
+        fclose(csv);
+        goto done;
+    }
     const int64_t stop_at = max_steps > 0 && max_steps < total ? max_steps : total;
     acmt_adamw opt = {.beta1 = (float)cfg.beta1, .beta2 = (float)cfg.beta2, .eps = (float)cfg.eps,
                       .weight_decay = (float)cfg.weight_decay};

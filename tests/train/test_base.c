@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "train/ckpt.h"
 #include "train/commands.h"
 
 static char dir[64];
@@ -140,5 +141,37 @@ Test(base, bad_config_is_refused) {
     cr_assert_eq(run(5, a), 1);
     const char *b[] = {"--out", out, "--resume", "--quiet"}; /* no checkpoint */
     cr_assert_eq(run(4, b), 1);
+    cleanup();
+}
+
+/* --epochs on resume shortens (or lengthens) a run: the schedule is recomputed and the run ends at the new total; a
+ * total at or before the checkpoint's step is refused and changes nothing; --epochs without --resume is refused. */
+Test(base, resume_with_other_epochs) {
+    make_dir();
+    char cfg[128], out[128], ck[128], csv[128];
+    snprintf(cfg, sizeof cfg, "%s/c.json", dir);
+    snprintf(out, sizeof out, "%s/m.safetensors", dir);
+    snprintf(ck, sizeof ck, "%s/r.ckpt", dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    write_config(cfg, ", \"epochs\": 3");
+    const char *fresh_epochs[] = {"--config", cfg, "--out", out, "--epochs", "2", "--quiet"};
+    cr_assert_eq(run(7, fresh_epochs), 2);
+    const char *first[] = {"--config", cfg, "--out", out, "--ckpt", ck, "--csv", csv, "--max-steps", "70",
+                           "--quiet"};
+    cr_assert_eq(run(11, first), 0);
+    const char *too_short[] = {"--out", out, "--ckpt", ck, "--csv", csv, "--resume", "--epochs", "1", "--quiet"};
+    cr_assert_eq(run(10, too_short), 1, "64 steps in all, checkpoint at 70: refused");
+    cr_assert(access(out, F_OK) != 0);
+    const char *bad[] = {"--out", out, "--ckpt", ck, "--resume", "--epochs", "two", "--quiet"};
+    cr_assert_eq(run(8, bad), 2);
+    const char *shorter[] = {"--out", out, "--ckpt", ck, "--csv", csv, "--resume", "--epochs", "2", "--no-final",
+                             "--quiet"};
+    cr_assert_eq(run(11, shorter), 0);
+    json_t *st = NULL;
+    char err[256];
+    cr_assert_eq(acmt_ckpt_read(ck, NULL, 0, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(json_integer_value(json_object_get(st, "step")), 128, "the run ends at 2 epochs x 64 steps");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(st, "config"), "epochs")), 2);
+    json_decref(st);
     cleanup();
 }
