@@ -15,14 +15,19 @@
  * are waited for (each request has --timeout), so every request sent ends either with an HTTP status or a transport
  * error: sent = Σ by status + Σ errors, and the report says so.
  *
+ * Threads (--threads T): T independent copies of the above, each with 1/T of the connections, rate and count, merged
+ * at the end; shared are only the read-only data set and relaxed atomic counters for the progress line.
+ *
  * Targets: POST /v1/models/{m}/classify with Fashion-MNIST test images (IDX files read by proto/idx.h, PNG-encoded
- * once each by libspng), whose labels give the accuracy under load; or any GET path (--get /v2/health/live) to
+ * once each by libspng, on first use), whose labels give the accuracy under load; or any GET path (--get /v2/health/live) to
  * measure the HTTP path alone. Per request, drawn from the distributions given (args.c): X-Compute-Budget,
  * X-Compute-Budget-Min, X-Deadline-Ms, Priority: u=N. From each 200 the server's budget_applied, budget_realised,
  * flops, flops_dense and the predicted index are read (the /classify JSON body, docs/API.md); from each error status
  * its {"error"} message (first one per status kept for the report).
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,19 +80,29 @@ typedef struct {
     struct bench_run *b;
 } bench_sock;
 
+/* What the threads share: read-only during the run, except the atomic progress counters. */
+typedef struct {
+    bench_params p;
+    char url[1600];
+    int classify, threads;
+    acm_idx images, labels;
+    int n_images, rows, cols;
+    uint8_t **png; /* [n_images] PNG of each test image, encoded on first use (bench__png) */
+    size_t *png_len;
+    _Atomic long sent, done, errors, ok; /* progress line only */
+} bench_shared;
+
+/* One thread's run: its own loop, multi handle, slots, RNG and counters; merged into the first at the end. */
 typedef struct bench_run {
-    const bench_params *p;
+    bench_shared *sh;
+    bench_params p; /* this thread's share: concurrency, rate, requests, max_inflight divided */
+    int index;
+    pthread_t thread;
     uv_loop_t loop;
     uv_timer_t curl_timer, arrival_timer, progress_timer;
     uv_signal_t sigint;
     CURLM *multi;
-    char url[1600];
-    int classify;
-    /* data set */
-    acm_idx images, labels;
-    int n_images, rows, cols;
-    uint8_t **png;
-    size_t *png_len;
+    int loop_ok;
     int next_image;
     acmc_rng rng;
     /* slots */
@@ -113,7 +128,6 @@ typedef struct bench_run {
     long n_budget, correct, labelled, dl_total, dl_met;
     long prog_done;
     double prog_t;
-    struct rusage ru0, ru1;
 } bench_run;
 
 /* ---- requests ------------------------------------------------------------------------------------------------------- */
@@ -130,11 +144,12 @@ static void bench__fail(bench_run *b, const char *msg) {
 }
 
 static bench_job bench__draw(bench_run *b, double t_sched) {
-    const bench_params *p = b->p;
+    const bench_params *p = &b->p;
     bench_job j = {.t_sched = t_sched, .image = -1, .budget = NAN, .budget_min = NAN, .deadline_ms = NAN, .priority = -1};
-    if (b->classify) {
-        j.image = b->next_image;
-        b->next_image = (b->next_image + 1) % b->n_images;
+    if (b->sh->classify) {
+        j.image = b->next_image; /* thread t sends images t, t + T, t + 2T, ... and starts again at t */
+        b->next_image += b->sh->threads;
+        if (b->next_image >= b->sh->n_images) b->next_image = b->index;
     }
     if (p->budget.kind) j.budget = acmc_dist_draw(&p->budget, &b->rng);
     if (p->budget_min.kind) j.budget_min = acmc_dist_draw(&p->budget_min, &b->rng);
@@ -145,19 +160,21 @@ static bench_job bench__draw(bench_run *b, double t_sched) {
     return j;
 }
 
-/* The PNG of test image i (encoded on first use). */
+/* The PNG of test image i, encoded on first use. Thread t only ever sends images t, t + T, t + 2T, ..., so each
+ * entry of the shared table is written and read by one thread only. */
 static int bench__png(bench_run *b, int i) {
-    if (b->png[i]) return 0;
+    bench_shared *sh = b->sh;
+    if (sh->png[i]) return 0;
+    size_t n = (size_t)sh->rows * sh->cols;
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
     int e = ctx ? spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1) : SPNG_EMEM;
-    struct spng_ihdr ih = {.width = (uint32_t)b->cols, .height = (uint32_t)b->rows, .bit_depth = 8,
+    struct spng_ihdr ih = {.width = (uint32_t)sh->cols, .height = (uint32_t)sh->rows, .bit_depth = 8,
                            .color_type = SPNG_COLOR_TYPE_GRAYSCALE};
-    size_t n = (size_t)b->rows * b->cols;
     if (!e) e = spng_set_ihdr(ctx, &ih);
-    if (!e) e = spng_encode_image(ctx, b->images.data + (size_t)i * n, n, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
-    if (!e) b->png[i] = spng_get_png_buffer(ctx, &b->png_len[i], &e);
+    if (!e) e = spng_encode_image(ctx, sh->images.data + (size_t)i * n, n, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+    if (!e) sh->png[i] = spng_get_png_buffer(ctx, &sh->png_len[i], &e);
     spng_ctx_free(ctx);
-    return e || !b->png[i] ? -1 : 0;
+    return e || !sh->png[i] ? -1 : 0;
 }
 
 static bench_req *bench__slot(bench_run *b) {
@@ -166,19 +183,20 @@ static bench_req *bench__slot(bench_run *b) {
         b->free_list = q->next_free;
         return q;
     }
-    if (b->n_slots == b->p->max_inflight) return NULL;
+    if (b->n_slots == b->p.max_inflight) return NULL;
     q = &b->slots[b->n_slots];
     q->b = b;
     if (!(q->easy = curl_easy_init())) return NULL;
     b->n_slots++;
-    curl_easy_setopt(q->easy, CURLOPT_URL, b->url);
+    curl_easy_setopt(q->easy, CURLOPT_URL, b->sh->url);
     curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, bench__write);
     curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
     curl_easy_setopt(q->easy, CURLOPT_PRIVATE, q);
     curl_easy_setopt(q->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(q->easy, CURLOPT_PROXY, ""); /* no proxy: also spares libcurl reading *_proxy per request */
     curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "acm-bench/" ACMC_VERSION);
-    curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(b->p->timeout_s * 1000));
-    if (b->classify) curl_easy_setopt(q->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(b->p.timeout_s * 1000));
+    if (b->sh->classify) curl_easy_setopt(q->easy, CURLOPT_POST, 1L);
     return q;
 }
 
@@ -192,7 +210,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     q->hdrs = NULL;
     char h[6][64];
     int n = 0;
-    if (b->classify) {
+    if (b->sh->classify) {
         if (bench__png(b, job->image)) {
             bench__fail(b, "PNG encoding failed");
             q->next_free = b->free_list, b->free_list = q;
@@ -200,8 +218,8 @@ static int bench__launch(bench_run *b, const bench_job *job) {
         }
         snprintf(h[n++], sizeof h[0], "Content-Type: image/png");
         snprintf(h[n++], sizeof h[0], "Expect:");
-        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, b->png[job->image]);
-        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)b->png_len[job->image]);
+        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, b->sh->png[job->image]);
+        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)b->sh->png_len[job->image]);
     }
     int m = n;
     if (!isnan(job->budget)) snprintf(h[m++], sizeof h[0], "X-Compute-Budget: %.6g", job->budget);
@@ -219,7 +237,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     }
     curl_easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
     q->t_sent = acmc_now();
-    if (b->p->rate > 0 && acmc_samples_add(&b->lag, (q->t_sent - job->t_sched) * 1e3)) bench__fail(b, "out of memory");
+    if (b->p.rate > 0 && acmc_samples_add(&b->lag, (q->t_sent - job->t_sched) * 1e3)) bench__fail(b, "out of memory");
     if (curl_multi_add_handle(b->multi, q->easy) != CURLM_OK) {
         bench__fail(b, "curl_multi_add_handle failed");
         q->next_free = b->free_list, b->free_list = q;
@@ -227,6 +245,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     }
     b->inflight++;
     b->sent++;
+    atomic_fetch_add_explicit(&b->sh->sent, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -245,7 +264,7 @@ static int bench__pend_push(bench_run *b, const bench_job *j) {
 
 /* May another request be scheduled at time t? */
 static int bench__more(const bench_run *b, double t) {
-    const bench_params *p = b->p;
+    const bench_params *p = &b->p;
     if (!b->generating) return 0;
     if (p->requests && b->scheduled >= p->requests) return 0;
     if (p->duration_s > 0 && t >= b->t_start + p->duration_s) return 0;
@@ -268,8 +287,10 @@ static void bench__record(bench_run *b, bench_req *q, CURLcode cc) {
     double now = acmc_now(), ms = (now - q->job.t_sched) * 1e3;
     long status = 0;
     b->done++;
+    atomic_fetch_add_explicit(&b->sh->done, 1, memory_order_relaxed);
     if (cc != CURLE_OK) {
         b->errors++;
+        atomic_fetch_add_explicit(&b->sh->errors, 1, memory_order_relaxed);
         if ((int)cc >= 0 && cc < CURL_LAST) {
             b->by_curl[cc]++;
             if (!b->curl_msg[cc]) b->curl_msg[cc] = strdup(curl_easy_strerror(cc));
@@ -280,8 +301,9 @@ static void bench__record(bench_run *b, bench_req *q, CURLcode cc) {
         b->by_status[status]++;
         if (acmc_samples_add(&b->lat_all, ms)) bench__fail(b, "out of memory");
         if (status == 200) {
+            atomic_fetch_add_explicit(&b->sh->ok, 1, memory_order_relaxed);
             if (acmc_samples_add(&b->lat_ok, ms)) bench__fail(b, "out of memory");
-            json_t *j = b->classify && q->resp.len ? json_loadb(q->resp.data, q->resp.len, 0, NULL) : NULL;
+            json_t *j = b->sh->classify && q->resp.len ? json_loadb(q->resp.data, q->resp.len, 0, NULL) : NULL;
             if (j) {
                 json_t *ba = json_object_get(j, "budget_applied"), *ix = json_object_get(j, "index");
                 if (json_is_number(ba)) {
@@ -293,7 +315,7 @@ static void bench__record(bench_run *b, bench_req *q, CURLcode cc) {
                 }
                 if (json_is_integer(ix)) {
                     b->labelled++;
-                    b->correct += json_integer_value(ix) == b->labels.data[q->job.image];
+                    b->correct += json_integer_value(ix) == b->sh->labels.data[q->job.image];
                 }
                 json_decref(j);
             }
@@ -327,7 +349,7 @@ static void bench__check_done(bench_run *b) {
             curl_multi_remove_handle(b->multi, e);
             b->inflight--;
             q->next_free = b->free_list, b->free_list = q;
-            if (b->p->rate > 0) {
+            if (b->p.rate > 0) {
                 if (b->pend_n) {
                     bench_job j = b->pend[b->pend_head];
                     b->pend_head = (b->pend_head + 1) % b->pend_cap, b->pend_n--;
@@ -411,7 +433,7 @@ static int bench__on_timer_change(CURLM *m, long timeout_ms, void *userp) {
 
 /* ---- open loop arrivals, progress, ^C ------------------------------------------------------------------------------- */
 
-static double bench__gap(bench_run *b) { return -log1p(-acmc_rng_uniform(&b->rng)) / b->p->rate; }
+static double bench__gap(bench_run *b) { return -log1p(-acmc_rng_uniform(&b->rng)) / b->p.rate; }
 
 static void bench__on_arrival(uv_timer_t *t) {
     bench_run *b = t->data;
@@ -430,16 +452,18 @@ static void bench__on_arrival(uv_timer_t *t) {
     uv_timer_start(&b->arrival_timer, bench__on_arrival, wait_ms > 0 ? (uint64_t)wait_ms : 0, 0);
 }
 
+/* Thread 0's timer prints the totals of all threads. */
 static void bench__on_progress(uv_timer_t *t) {
     bench_run *b = t->data;
+    bench_shared *sh = b->sh;
     double now = acmc_now();
-    double rps = (double)(b->done - b->prog_done) / (now - b->prog_t);
-    b->prog_done = b->done, b->prog_t = now;
+    long sent = atomic_load_explicit(&sh->sent, memory_order_relaxed), done = atomic_load_explicit(&sh->done, memory_order_relaxed),
+         errors = atomic_load_explicit(&sh->errors, memory_order_relaxed), ok = atomic_load_explicit(&sh->ok, memory_order_relaxed);
+    double rps = (double)(done - b->prog_done) / (now - b->prog_t);
+    b->prog_done = done, b->prog_t = now;
     int tty = isatty(STDERR_FILENO);
-    fprintf(stderr, "%sacm bench: %5.1f s  sent %ld  answered %ld (200: %ld)  errors %ld  in flight %d  queued %zu  "
-                    "%.0f req/s%s",
-            tty ? "\r" : "", now - b->t_start, b->sent, b->done - b->errors, b->by_status[200], b->errors, b->inflight,
-            b->pend_n, rps, tty ? "\033[K" : "\n");
+    fprintf(stderr, "%sacm bench: %5.1f s  sent %ld  answered %ld (200: %ld)  errors %ld  in flight %ld  %.0f req/s%s",
+            tty ? "\r" : "", now - b->t_start, sent, done - errors, ok, errors, sent - done, rps, tty ? "\033[K" : "\n");
     fflush(stderr);
 }
 
@@ -453,30 +477,30 @@ static void bench__on_sigint(uv_signal_t *s, int sig) {
 
 /* ---- setup ------------------------------------------------------------------------------------------------------------ */
 
-static int bench__load_data(bench_run *b, int num_classes, char *err, size_t errlen) {
+static int bench__load_data(bench_shared *sh, int num_classes, char *err, size_t errlen) {
     char path[1200];
     uint8_t *buf;
     size_t len;
     const char *names[2] = {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
-    acm_idx *dst[2] = {&b->images, &b->labels};
+    acm_idx *dst[2] = {&sh->images, &sh->labels};
     for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/%s", b->p->data_dir, names[k]);
+        snprintf(path, sizeof path, "%s/%s", sh->p.data_dir, names[k]);
         int rc = acmc_read_file(path, &buf, &len, (size_t)1 << 30, err, errlen);
         if (rc) return rc;
         rc = acm_idx_parse(dst[k], buf, len, k == 0 ? 3 : 1, path, err, errlen);
         free(buf);
         if (rc) return rc == ACM_IDX_ENOMEM ? ACMC_EXIT_FAIL : ACMC_EXIT_INPUT;
     }
-    if (acm_idx_check_pair(&b->images, &b->labels, 0, 0, num_classes, b->p->data_dir, err, errlen))
+    if (acm_idx_check_pair(&sh->images, &sh->labels, 0, 0, num_classes, sh->p.data_dir, err, errlen))
         return ACMC_EXIT_INPUT;
-    b->n_images = (int)b->images.dims[0], b->rows = (int)b->images.dims[1], b->cols = (int)b->images.dims[2];
-    if (b->n_images < 1) {
-        snprintf(err, errlen, "%.900s: no test images", b->p->data_dir);
+    sh->n_images = (int)sh->images.dims[0], sh->rows = (int)sh->images.dims[1], sh->cols = (int)sh->images.dims[2];
+    if (sh->n_images < 1) {
+        snprintf(err, errlen, "%.900s: no test images", sh->p.data_dir);
         return ACMC_EXIT_INPUT;
     }
-    b->png = calloc((size_t)b->n_images, sizeof *b->png);
-    b->png_len = calloc((size_t)b->n_images, sizeof *b->png_len);
-    if (!b->png || !b->png_len) {
+    sh->png = calloc((size_t)sh->n_images, sizeof *sh->png);
+    sh->png_len = calloc((size_t)sh->n_images, sizeof *sh->png_len);
+    if (!sh->png || !sh->png_len) {
         snprintf(err, errlen, "out of memory");
         return ACMC_EXIT_FAIL;
     }
@@ -484,15 +508,15 @@ static int bench__load_data(bench_run *b, int num_classes, char *err, size_t err
 }
 
 /* Checks that the server answers (and, for classify, that the model exists: its label count checks the data set). */
-static int bench__preflight(bench_run *b, int *num_classes, char *err, size_t errlen) {
+static int bench__preflight(bench_shared *sh, int *num_classes, char *err, size_t errlen) {
     char url[1700];
-    const bench_params *p = b->p;
-    if (b->classify) snprintf(url, sizeof url, "%s/v2/models/%s", p->server, p->model);
+    const bench_params *p = &sh->p;
+    if (sh->classify) snprintf(url, sizeof url, "%s/v2/models/%s", p->server, p->model);
     else snprintf(url, sizeof url, "%s%s", p->server, p->get_path);
     acmc_resp r;
     int rc = acmc_http(url, NULL, NULL, 0, NULL, p->timeout_s, &r, err, errlen);
     if (rc) return rc;
-    if (b->classify) {
+    if (sh->classify) {
         json_t *j = r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
         json_t *labels = json_object_get(j, "labels");
         if (r.status != 200) {
@@ -533,13 +557,14 @@ static const char *bench__curl_key(int cc) {
     }
 }
 
-static json_t *bench__report(bench_run *b) {
-    const bench_params *p = b->p;
+/* b: the threads' runs merged (bench__merge); ru0, ru1: the process's CPU times around the run. */
+static json_t *bench__report(const bench_shared *sh, bench_run *b, const struct rusage *ru0, const struct rusage *ru1) {
+    const bench_params *p = &sh->p;
     double el = b->t_end - b->t_start;
-    double cpu = (double)(b->ru1.ru_utime.tv_sec - b->ru0.ru_utime.tv_sec) +
-                 (double)(b->ru1.ru_utime.tv_usec - b->ru0.ru_utime.tv_usec) * 1e-6;
-    double sys = (double)(b->ru1.ru_stime.tv_sec - b->ru0.ru_stime.tv_sec) +
-                 (double)(b->ru1.ru_stime.tv_usec - b->ru0.ru_stime.tv_usec) * 1e-6;
+    double cpu = (double)(ru1->ru_utime.tv_sec - ru0->ru_utime.tv_sec) +
+                 (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec) * 1e-6;
+    double sys = (double)(ru1->ru_stime.tv_sec - ru0->ru_stime.tv_sec) +
+                 (double)(ru1->ru_stime.tv_usec - ru0->ru_stime.tv_usec) * 1e-6;
     json_t *st = json_object(), *er = json_object(), *msgs = json_object();
     long answered = 0;
     char k[64];
@@ -563,9 +588,10 @@ static json_t *bench__report(bench_run *b) {
     acmc_dist_format(&p->deadline_ms, d[2], sizeof d[2]);
     acmc_dist_format(&p->priority, d[3], sizeof d[3]);
     json_t *o = json_object();
-    json_object_set_new(o, "url", json_string(b->url));
-    json_object_set_new(o, "method", json_string(b->classify ? "POST" : "GET"));
+    json_object_set_new(o, "url", json_string(b->sh->url));
+    json_object_set_new(o, "method", json_string(b->sh->classify ? "POST" : "GET"));
     json_object_set_new(o, "mode", json_string(p->rate > 0 ? "open" : "closed"));
+    json_object_set_new(o, "threads", json_integer(sh->threads));
     if (p->rate > 0) json_object_set_new(o, "rate", json_real(p->rate));
     else json_object_set_new(o, "concurrency", json_integer(p->concurrency));
     json_object_set_new(o, "duration_limit_s", p->duration_s > 0 ? json_real(p->duration_s) : json_null());
@@ -592,7 +618,7 @@ static json_t *bench__report(bench_run *b) {
                         b->dl_total ? json_pack("{s:I, s:I, s:f}", "requests", (json_int_t)b->dl_total, "met",
                                                 (json_int_t)b->dl_met, "attainment", (double)b->dl_met / b->dl_total)
                                     : json_null());
-    if (b->classify) {
+    if (b->sh->classify) {
         json_object_set_new(o, "budget_applied_mean", b->n_budget ? json_real(b->sum_budget / b->n_budget) : json_null());
         json_object_set_new(o, "budget_realised_mean", b->n_budget ? json_real(b->sum_realised / b->n_budget) : json_null());
         json_object_set_new(o, "flops_per_s", json_real(el > 0 ? b->sum_flops / el : 0));
@@ -663,70 +689,150 @@ static void bench__print(json_t *o) {
 
 /* ---- run ---------------------------------------------------------------------------------------------------------- */
 
-static int bench__run(const bench_params *p, char *err, size_t errlen) {
-    bench_run *b = calloc(1, sizeof *b);
-    if (!b) {
+/* One thread: its own loop and multi handle, run until its share is done; torn down here, counters kept. */
+static void *bench__thread(void *arg) {
+    bench_run *b = arg;
+    const bench_params *p = &b->p;
+    if (!(b->slots = calloc((size_t)p->max_inflight, sizeof *b->slots)) || uv_loop_init(&b->loop)) {
+        bench__fail(b, "out of memory");
+        return NULL;
+    }
+    b->loop_ok = 1;
+    if (!(b->multi = curl_multi_init())) {
+        bench__fail(b, "cannot start libcurl's multi interface");
+        goto out;
+    }
+    uv_timer_init(&b->loop, &b->curl_timer);
+    uv_timer_init(&b->loop, &b->arrival_timer);
+    uv_timer_init(&b->loop, &b->progress_timer);
+    uv_signal_init(&b->loop, &b->sigint);
+    b->curl_timer.data = b->arrival_timer.data = b->progress_timer.data = b->sigint.data = b;
+    curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, bench__on_socket);
+    curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, b);
+    curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, bench__on_timer_change);
+    curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
+    curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long)p->max_inflight); /* keep every connection alive */
+    uv_signal_start(&b->sigint, bench__on_sigint, SIGINT);
+    if (p->progress && b->index == 0) uv_timer_start(&b->progress_timer, bench__on_progress, 1000, 1000);
+    b->generating = 1;
+    b->t_start = b->prog_t = b->t_last_sched = acmc_now();
+    if (p->rate > 0) {
+        b->next_arrival = b->t_start + bench__gap(b);
+        bench__on_arrival(&b->arrival_timer);
+    } else {
+        for (int i = 0; i < p->concurrency && bench__more(b, acmc_now()); i++) {
+            bench_job j = bench__draw(b, acmc_now());
+            bench__launch(b, &j);
+        }
+        if (!bench__more(b, acmc_now())) bench__stop_generating(b);
+        int running;
+        curl_multi_socket_action(b->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        bench__check_done(b);
+    }
+    bench__maybe_finish(b);
+    if (b->generating || b->inflight || b->pend_n) uv_run(&b->loop, UV_RUN_DEFAULT);
+    if (!b->t_end) b->t_end = acmc_now();
+out:
+    /* teardown: easy handles out of the multi, the multi (its sockets' REMOVE callbacks close their polls), then
+     * every handle still open closed and the loop run until the close callbacks are done */
+    for (int i = 0; i < b->n_slots; i++) {
+        if (b->multi) curl_multi_remove_handle(b->multi, b->slots[i].easy);
+        curl_easy_cleanup(b->slots[i].easy);
+        curl_slist_free_all(b->slots[i].hdrs);
+        acmc_buf_free(&b->slots[i].resp);
+    }
+    if (b->multi) curl_multi_cleanup(b->multi);
+    b->multi = NULL;
+    uv_walk(&b->loop, bench__close_walk, NULL);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&b->loop);
+    return NULL;
+}
+
+/* Thread t's share of n: n / T, plus one for the first n % T threads. */
+static long bench__share(long n, int t, int T) { return n / T + (t < n % T); }
+
+/* Adds run x into b (counters, samples, messages, times) and frees what x owned. */
+static void bench__merge(bench_run *b, bench_run *x) {
+    b->scheduled += x->scheduled, b->sent += x->sent, b->done += x->done, b->errors += x->errors;
+    for (int s = 0; s < BENCH_MAX_STATUS; s++) {
+        b->by_status[s] += x->by_status[s];
+        if (!b->status_msg[s]) b->status_msg[s] = x->status_msg[s], x->status_msg[s] = NULL;
+    }
+    for (int c = 0; c < CURL_LAST; c++) {
+        b->by_curl[c] += x->by_curl[c];
+        if (!b->curl_msg[c]) b->curl_msg[c] = x->curl_msg[c], x->curl_msg[c] = NULL;
+    }
+    acmc_samples *from[3] = {&x->lat_ok, &x->lat_all, &x->lag}, *to[3] = {&b->lat_ok, &b->lat_all, &b->lag};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < from[k]->n; i++)
+            if (acmc_samples_add(to[k], from[k]->v[i])) bench__fail(b, "out of memory");
+    b->sum_budget += x->sum_budget, b->sum_realised += x->sum_realised;
+    b->sum_flops += x->sum_flops, b->sum_flops_dense += x->sum_flops_dense;
+    b->n_budget += x->n_budget, b->correct += x->correct, b->labelled += x->labelled;
+    b->dl_total += x->dl_total, b->dl_met += x->dl_met;
+    if (x->t_start < b->t_start) b->t_start = x->t_start;
+    if (x->t_end > b->t_end) b->t_end = x->t_end;
+    if (x->t_last_sched > b->t_last_sched) b->t_last_sched = x->t_last_sched;
+    b->interrupted |= x->interrupted;
+    if (x->failed && !b->failed) bench__fail(b, x->fail_msg);
+}
+
+static void bench__run_free(bench_run *b) {
+    free(b->slots), free(b->pend);
+    for (int s = 0; s < BENCH_MAX_STATUS; s++) free(b->status_msg[s]);
+    for (int c = 0; c < CURL_LAST; c++) free(b->curl_msg[c]);
+    acmc_samples_free(&b->lat_ok), acmc_samples_free(&b->lat_all), acmc_samples_free(&b->lag);
+}
+
+static int bench__run(const bench_params *p, int threads, char *err, size_t errlen) {
+    bench_shared *sh = calloc(1, sizeof *sh);
+    bench_run *runs = NULL;
+    if (!sh) {
         snprintf(err, errlen, "out of memory");
         return ACMC_EXIT_FAIL;
     }
-    b->p = p;
-    b->classify = !p->get_path[0];
-    if (b->classify) snprintf(b->url, sizeof b->url, "%s/v1/models/%s/classify", p->server, p->model);
-    else snprintf(b->url, sizeof b->url, "%s%s", p->server, p->get_path);
-    acmc_rng_seed(&b->rng, p->seed);
-    int num_classes = 0, rc = bench__preflight(b, &num_classes, err, errlen);
-    if (!rc && b->classify) rc = bench__load_data(b, num_classes, err, errlen);
-    int max_slots = p->rate > 0 ? p->max_inflight : p->concurrency;
-    bench_params pp = *p;
-    pp.max_inflight = max_slots;
-    b->p = &pp;
-    if (!rc && !(b->slots = calloc((size_t)max_slots, sizeof *b->slots))) {
+    sh->p = *p;
+    sh->classify = !p->get_path[0];
+    if (sh->classify) snprintf(sh->url, sizeof sh->url, "%s/v1/models/%s/classify", p->server, p->model);
+    else snprintf(sh->url, sizeof sh->url, "%s%s", p->server, p->get_path);
+    /* no thread without work: at most one per connection (closed loop), per in-flight slot, per request */
+    long cap = p->rate > 0 ? p->max_inflight : p->concurrency;
+    if (p->requests && p->requests < cap) cap = p->requests;
+    sh->threads = threads < cap ? threads : (int)cap;
+    int num_classes = 0, rc = bench__preflight(sh, &num_classes, err, errlen);
+    if (!rc && sh->classify) rc = bench__load_data(sh, num_classes, err, errlen);
+    if (!rc && !(runs = calloc((size_t)sh->threads, sizeof *runs))) {
         snprintf(err, errlen, "out of memory");
         rc = ACMC_EXIT_FAIL;
     }
-    int loop_ok = 0;
     if (!rc) {
-        if (uv_loop_init(&b->loop) || !(b->multi = curl_multi_init())) {
-            snprintf(err, errlen, "cannot start the event loop");
-            rc = ACMC_EXIT_FAIL;
-        } else loop_ok = 1;
-    }
-    if (!rc) {
-        uv_timer_init(&b->loop, &b->curl_timer);
-        uv_timer_init(&b->loop, &b->arrival_timer);
-        uv_timer_init(&b->loop, &b->progress_timer);
-        uv_signal_init(&b->loop, &b->sigint);
-        b->curl_timer.data = b->arrival_timer.data = b->progress_timer.data = b->sigint.data = b;
-        curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, bench__on_socket);
-        curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, b);
-        curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, bench__on_timer_change);
-        curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
-        curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long)max_slots); /* keep every connection alive */
-        uv_signal_start(&b->sigint, bench__on_sigint, SIGINT);
-        if (p->progress) uv_timer_start(&b->progress_timer, bench__on_progress, 1000, 1000);
-        getrusage(RUSAGE_SELF, &b->ru0);
-        b->generating = 1;
-        b->t_start = b->prog_t = b->t_last_sched = acmc_now();
-        if (p->rate > 0) {
-            b->next_arrival = b->t_start + bench__gap(b);
-            bench__on_arrival(&b->arrival_timer);
-        } else {
-            for (int i = 0; i < p->concurrency && bench__more(b, acmc_now()); i++) {
-                bench_job j = bench__draw(b, acmc_now());
-                bench__launch(b, &j);
-            }
-            if (!bench__more(b, acmc_now())) bench__stop_generating(b);
+        struct rusage ru0, ru1;
+        const int T = sh->threads;
+        for (int t = 0; t < T; t++) {
+            bench_run *b = &runs[t];
+            b->sh = sh, b->index = t, b->p = *p;
+            b->p.concurrency = (int)bench__share(p->concurrency, t, T);
+            b->p.max_inflight = (int)(p->rate > 0 ? bench__share(p->max_inflight, t, T) : b->p.concurrency);
+            b->p.requests = p->requests ? bench__share(p->requests, t, T) : 0;
+            b->p.rate = p->rate / T; /* T Poisson streams at R/T add up to one at R */
+            b->next_image = t;
+            acmc_rng_seed(&b->rng, p->seed * 0x9e3779b97f4a7c15ull + (uint64_t)t);
         }
-        bench__maybe_finish(b);
-        if (b->generating || b->inflight || b->pend_n) uv_run(&b->loop, UV_RUN_DEFAULT);
-        if (!b->t_end) b->t_end = acmc_now();
-        getrusage(RUSAGE_SELF, &b->ru1);
+        getrusage(RUSAGE_SELF, &ru0);
+        int started = 0;
+        for (; started < T; started++)
+            if (pthread_create(&runs[started].thread, NULL, bench__thread, &runs[started])) break;
+        for (int t = 0; t < started; t++) pthread_join(runs[t].thread, NULL);
+        getrusage(RUSAGE_SELF, &ru1);
         if (p->progress && isatty(STDERR_FILENO)) fprintf(stderr, "\r\033[K");
-        if (b->failed) {
-            snprintf(err, errlen, "%s", b->fail_msg);
+        for (int t = 1; t < started; t++) bench__merge(&runs[0], &runs[t]);
+        if (started < T) bench__fail(&runs[0], "cannot start a thread");
+        if (runs[0].failed) {
+            snprintf(err, errlen, "%s", runs[0].fail_msg);
             rc = ACMC_EXIT_FAIL;
         } else {
-            json_t *o = bench__report(b);
+            json_t *o = bench__report(sh, &runs[0], &ru0, &ru1);
             if (p->json) {
                 json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
                 putchar('\n');
@@ -735,28 +841,12 @@ static int bench__run(const bench_params *p, char *err, size_t errlen) {
             json_decref(o);
         }
     }
-    /* teardown: easy handles out of the multi, the multi (its sockets' REMOVE callbacks close their polls), then
-     * every remaining handle closed and the loop run until the close callbacks are done */
-    for (int i = 0; i < b->n_slots; i++) {
-        if (b->multi) curl_multi_remove_handle(b->multi, b->slots[i].easy);
-        curl_easy_cleanup(b->slots[i].easy);
-        curl_slist_free_all(b->slots[i].hdrs);
-        acmc_buf_free(&b->slots[i].resp);
-    }
-    if (b->multi) curl_multi_cleanup(b->multi);
-    if (loop_ok) {
-        /* whatever is still open: timers, the signal, polls of sockets libcurl did not report removed */
-        uv_walk(&b->loop, bench__close_walk, NULL);
-        uv_run(&b->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&b->loop);
-    }
-    for (int i = 0; i < b->n_images && b->png; i++) free(b->png[i]);
-    free(b->png), free(b->png_len), free(b->slots), free(b->pend);
-    for (int s = 0; s < BENCH_MAX_STATUS; s++) free(b->status_msg[s]);
-    for (int c = 0; c < CURL_LAST; c++) free(b->curl_msg[c]);
-    acmc_samples_free(&b->lat_ok), acmc_samples_free(&b->lat_all), acmc_samples_free(&b->lag);
-    acm_idx_free(&b->images), acm_idx_free(&b->labels);
-    free(b);
+    for (int t = 0; runs && t < sh->threads; t++) bench__run_free(&runs[t]);
+    free(runs);
+    for (int i = 0; i < sh->n_images && sh->png; i++) free(sh->png[i]);
+    free(sh->png), free(sh->png_len);
+    acm_idx_free(&sh->images), acm_idx_free(&sh->labels);
+    free(sh);
     return rc;
 }
 
@@ -772,6 +862,8 @@ static const char *const bench_help =
     "  -c, --concurrency C   closed loop: C requests in flight, each sent when the previous answer came (default 8)\n"
     "  -r, --rate R          open loop instead: Poisson arrivals at R requests/s; latency counts from each request's\n"
     "                        scheduled send time (default: none, closed loop)\n"
+    "  -t, --threads T       T threads, each with its own event loop and 1/T of the connections, rate and count\n"
+    "                        (default 1; at most the number of connections)\n"
     "  --max-inflight N      open loop: at most N requests in flight (connections); later arrivals wait, and their\n"
     "                        wait is schedule lag and latency (default 1000)\n"
     "  -d, --duration S      stop scheduling after S seconds (default 10, unless --requests is given)\n"
@@ -800,7 +892,7 @@ int acmc_cmd_bench(int argc, char **argv) {
     snprintf(p.model, sizeof p.model, "%s", ACMC_DEFAULT_MODEL);
     snprintf(p.data_dir, sizeof p.data_dir, "%s", ACMC_DEFAULT_DATA);
     p.concurrency = 8, p.max_inflight = 1000, p.timeout_s = 30, p.seed = 1, p.progress = isatty(STDERR_FILENO);
-    int have_duration = 0, have_conc = 0;
+    int have_duration = 0, have_conc = 0, threads = 1;
     char err[4096];
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -831,7 +923,11 @@ int acmc_cmd_bench(int argc, char **argv) {
         } else if ((m = acmc_opt(argc, argv, &i, "--rate", &v, err, sizeof err)) ||
                    (m = acmc_opt(argc, argv, &i, "-r", &v, err, sizeof err)))
             bad = m < 0 || acmc_parse_double("--rate", v, 0, 1e7, 1, &p.rate, err, sizeof err);
-        else if ((m = acmc_opt(argc, argv, &i, "--max-inflight", &v, err, sizeof err))) {
+        else if ((m = acmc_opt(argc, argv, &i, "--threads", &v, err, sizeof err)) ||
+                 (m = acmc_opt(argc, argv, &i, "-t", &v, err, sizeof err))) {
+            bad = m < 0 || acmc_parse_long("--threads", v, 1, 64, &l, err, sizeof err);
+            threads = (int)l;
+        } else if ((m = acmc_opt(argc, argv, &i, "--max-inflight", &v, err, sizeof err))) {
             bad = m < 0 || acmc_parse_long("--max-inflight", v, 1, 100000, &l, err, sizeof err);
             p.max_inflight = (int)l;
         } else if ((m = acmc_opt(argc, argv, &i, "--duration", &v, err, sizeof err)) ||
@@ -872,7 +968,7 @@ int acmc_cmd_bench(int argc, char **argv) {
         return ACMC_EXIT_USAGE;
     }
     if (!have_duration && !p.requests) p.duration_s = 10;
-    int rc = bench__run(&p, err, sizeof err);
+    int rc = bench__run(&p, threads, err, sizeof err);
     if (rc) fprintf(stderr, "acm bench: %s\n", err);
     return rc;
 }
