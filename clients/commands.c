@@ -312,10 +312,13 @@ int acmc_cmd_health(int argc, char **argv) {
         acmc_resp_free(&r);
     }
     int live = st[0] == 200, ready = st[1] == 200;
-    if (c.json)
-        printf("{\"server\":\"%s\",\"live\":%s,\"ready\":%s,\"live_status\":%ld,\"ready_status\":%ld,\"live_ms\":%.3f,"
-               "\"ready_ms\":%.3f}\n",
-               c.server, live ? "true" : "false", ready ? "true" : "false", st[0], st[1], ms[0], ms[1]);
+    if (c.json) {
+        json_t *o = json_pack("{s:s, s:b, s:b, s:i, s:i, s:f, s:f}", "server", c.server, "live", live, "ready", ready,
+                              "live_status", (int)st[0], "ready_status", (int)st[1], "live_ms", ms[0], "ready_ms", ms[1]);
+        if (o) json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        putchar('\n');
+        json_decref(o);
+    }
     else
         printf("%s: live %s (%ld, %.2f ms), ready %s (%ld, %.2f ms)\n", c.server, live ? "yes" : "no", st[0], ms[0],
                ready ? "yes" : "no", st[1], ms[1]);

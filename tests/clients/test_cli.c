@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clients/acmc.h"
 #include "server/harness.h"
 
 #define MODEL "fmnist=tests/golden/vit_a.safetensors"
@@ -186,6 +187,21 @@ Test(cli, help_lists_commands_and_exit_codes) {
     for (const char *w = "classify\0health\0models\0bench\0exit status\0  0  \0  2  \0  3  \0  4  \0  5  \0"; *w;
          w += strlen(w) + 1)
         cr_expect(strstr(r.out, w), "'%s' missing from acm --help:\n%s", w, r.out);
+    /* every exit code of the table, in --help and in docs/CLI.md */
+    FILE *f = fopen("docs/CLI.md", "r");
+    cr_assert(f, "docs/CLI.md");
+    char doc[32768];
+    size_t dn = fread(doc, 1, sizeof doc - 1, f);
+    doc[dn] = 0;
+    fclose(f);
+    char line[512];
+#define X(name, code, text)                                                                                           \
+    snprintf(line, sizeof line, "  %d  %s\n", code, text);                                                          \
+    cr_expect(strstr(r.out, line), "acm --help lacks: %s", line);                                                  \
+    snprintf(line, sizeof line, "| %d | %s |", code, text);                                                         \
+    cr_expect(strstr(doc, line), "docs/CLI.md lacks: %s", line);
+    ACMC_EXIT_CODES(X)
+#undef X
     run_free(&r);
     const char *cmds[] = {"classify", "health", "models", "bench"};
     for (int i = 0; i < 4; i++) {
