@@ -1,6 +1,6 @@
 /*
- * bench.c — `acm bench`: a load generator for acmd, one thread, libcurl's multi interface driven by a libuv loop
- * (curl_multi_socket_action: libuv watches the sockets libcurl names and runs libcurl's timer), keep-alive
+ * bench.c — `acm bench`: a load generator for acmd. Per thread (one by default) libcurl's multi interface driven by a
+ * libuv loop (curl_multi_socket_action: libuv watches the sockets libcurl names and runs libcurl's timer), keep-alive
  * connections, one reusable easy handle per slot.
  *
  * Two modes:
@@ -19,9 +19,9 @@
  * at the end; shared are only the read-only data set and relaxed atomic counters for the progress line.
  *
  * Targets: POST /v1/models/{m}/classify with Fashion-MNIST test images (IDX files read by proto/idx.h, PNG-encoded
- * once each by libspng, on first use), whose labels give the accuracy under load; or any GET path (--get /v2/health/live) to
- * measure the HTTP path alone. Per request, drawn from the distributions given (args.c): X-Compute-Budget,
- * X-Compute-Budget-Min, X-Deadline-Ms, Priority: u=N. From each 200 the server's budget_applied, budget_realised,
+ * once each by libspng, on first use), whose labels give the accuracy under load; or any GET path
+ * (--get /v2/health/live) to measure the HTTP path alone. Per request, drawn from the distributions given (args.c):
+ * X-Compute-Budget, X-Compute-Budget-Min, X-Deadline-Ms, Priority: u=N; and X-Compute-Policy when --policy is given. From each 200 the server's budget_applied, budget_realised,
  * flops, flops_dense and the predicted index are read (the /classify JSON body, docs/API.md); from each error status
  * its {"error"} message (first one per status kept for the report).
  */
@@ -208,7 +208,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     q->resp.len = 0;
     curl_slist_free_all(q->hdrs);
     q->hdrs = NULL;
-    char h[6][64];
+    char h[7][64];
     int n = 0;
     if (b->sh->classify) {
         if (bench__png(b, job->image)) {
@@ -226,6 +226,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     if (!isnan(job->budget_min)) snprintf(h[m++], sizeof h[0], "X-Compute-Budget-Min: %.6g", job->budget_min);
     if (!isnan(job->deadline_ms)) snprintf(h[m++], sizeof h[0], "X-Deadline-Ms: %.6g", job->deadline_ms);
     if (job->priority >= 0) snprintf(h[m++], sizeof h[0], "Priority: u=%d", job->priority);
+    if (b->p.policy[0]) snprintf(h[m++], sizeof h[0], "X-Compute-Policy: %s", b->p.policy);
     for (int i = 0; i < m; i++) {
         struct curl_slist *t = curl_slist_append(q->hdrs, h[i]);
         if (!t) {
@@ -596,8 +597,9 @@ static json_t *bench__report(const bench_shared *sh, bench_run *b, const struct 
     else json_object_set_new(o, "concurrency", json_integer(p->concurrency));
     json_object_set_new(o, "duration_limit_s", p->duration_s > 0 ? json_real(p->duration_s) : json_null());
     json_object_set_new(o, "request_limit", p->requests ? json_integer(p->requests) : json_null());
-    json_object_set_new(o, "request_headers", json_pack("{s:s, s:s, s:s, s:s}", "budget", d[0], "budget_min", d[1],
-                                                        "deadline_ms", d[2], "priority", d[3]));
+    json_object_set_new(o, "request_headers", json_pack("{s:s, s:s, s:s, s:s, s:s}", "budget", d[0], "budget_min", d[1],
+                                                        "deadline_ms", d[2], "priority", d[3], "policy",
+                                                        p->policy[0] ? p->policy : "none"));
     json_object_set_new(o, "interrupted", json_boolean(b->interrupted));
     json_object_set_new(o, "elapsed_s", json_real(el));
     json_object_set_new(o, "send_window_s", json_real(b->t_last_sched - b->t_start));
@@ -873,6 +875,7 @@ static const char *const bench_help =
     "  --deadline-ms DIST    X-Deadline-Ms per request, in (0, 3600000]; also counted here: deadline attainment =\n"
     "                        200s answered within it, from the scheduled send (default: none)\n"
     "  --priority DIST       Priority: u=N per request, whole numbers 0..7 (default: none)\n"
+    "  --policy P            X-Compute-Policy: cap, mean or argmax on every request (default: none, the server's)\n"
     "  --timeout S           seconds each request may take (default 30); a request over it is an error 'timeout'\n"
     "  --data DIR            Fashion-MNIST directory with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz\n"
     "                        (default " ACMC_DEFAULT_DATA ")\n"
@@ -945,7 +948,11 @@ int acmc_cmd_bench(int argc, char **argv) {
             bad = m < 0 || acmc_dist_parse(&p.deadline_ms, "--deadline-ms", v, 0, 3600e3, 1, 0, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--priority", &v, err, sizeof err)))
             bad = m < 0 || acmc_dist_parse(&p.priority, "--priority", v, 0, 7, 0, 1, err, sizeof err);
-        else if ((m = acmc_opt(argc, argv, &i, "--timeout", &v, err, sizeof err)))
+        else if ((m = acmc_opt(argc, argv, &i, "--policy", &v, err, sizeof err))) {
+            if (m > 0 && strcmp(v, "cap") && strcmp(v, "mean") && strcmp(v, "argmax"))
+                snprintf(err, sizeof err, "--policy: '%s' is not cap, mean or argmax", v), m = -1;
+            if ((bad = m < 0) == 0) snprintf(p.policy, sizeof p.policy, "%s", v);
+        } else if ((m = acmc_opt(argc, argv, &i, "--timeout", &v, err, sizeof err)))
             bad = m < 0 || acmc_parse_double("--timeout", v, 0, 3600, 1, &p.timeout_s, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--data", &v, err, sizeof err))) {
             if (m > 0 && (!*v || strlen(v) >= sizeof p.data_dir)) snprintf(err, sizeof err, "--data: bad directory"), m = -1;

@@ -90,8 +90,8 @@ static int heatmap__fractions(const char *map_json, int *grid, double **frac, ch
 int acmc_heatmap_png(const uint8_t *img, size_t len, const char *map_json, uint8_t **png, size_t *png_len,
                      double *mean_frac, char *err, size_t errlen) {
     *png = NULL, *png_len = 0;
-    int G;
-    double *frac;
+    int G = 0;
+    double *frac = NULL;
     int rc = heatmap__fractions(map_json, &G, &frac, err, errlen);
     if (rc) return rc;
     const int cell = (HEATMAP_MIN_SIZE + G - 1) / G, O = G * cell, H = O + HEATMAP_BAR;
