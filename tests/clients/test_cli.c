@@ -375,6 +375,14 @@ Test(cli_server, health_and_models) {
     cr_expect_eq(r.rc, 0, "%s", r.err);
     cr_expect(strstr(r.out, "live yes") && strstr(r.out, "ready yes"), "%s", r.out);
     run_free(&r);
+    const char *hj[] = {"health", "--server", url, "--json", NULL};
+    r = run_acm(hj);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    json_t *h0 = json_loads(r.out, 0, NULL);
+    cr_expect(json_is_true(json_object_get(h0, "live")) && json_is_true(json_object_get(h0, "ready")), "%s", r.out);
+    cr_expect_str_eq(json_string_value(json_object_get(h0, "server")), url);
+    json_decref(h0);
+    run_free(&r);
     const char *m[] = {"models", "--server", url, "--json", NULL};
     r = run_acm(m);
     cr_assert_eq(r.rc, 0, "%s", r.err);
