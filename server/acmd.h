@@ -106,7 +106,8 @@ void acmd_config_help(FILE *f);
     X(MODEL_READY, "GET", "/v2/models/{m}[/versions/{v}]/ready", "200 `{\"ready\":true}` or 503.")                   \
     X(INFER, "POST", "/v2/models/{m}[/versions/{v}]/infer",                                                          \
       "OIP inference, JSON tensors (nested or flat): `image` UINT8 `[B,H,W,C]` or `pixel_values` FP32 `[B,C,S,S]`. " \
-      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys.")              \
+      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys. The binary "    \
+      "tensor extension is accepted (below).")                                                                        \
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
       "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
@@ -180,8 +181,8 @@ char *acmd_metrics_render(const acmd_metrics *m, size_t *len);
  * Batch time t = a + b·tokens + c·FLOPs, fitted by exponentially forgetting least squares (factor f per batch: a
  * batch k batches old weighs f^k) to every measured batch of a model, plus the warm-up batches as a prior that is
  * never forgotten (so that a run of identical batches cannot make the fit singular). Features are scaled to units of
- * one item (T tokens, the dense FLOPs of one item) so that the 3x3 normal equations are well conditioned; b and c
- * are kept >= 0 (a negative one is dropped and the rest refitted). The one-step-ahead error of each batch (measured
+ * one item (T tokens, the dense FLOPs of one item) so that the 3x3 normal equations are well conditioned; a, b and c
+ * are kept >= 0 (non-negative least squares, exact over the 3 coefficients). The one-step-ahead error of each batch (measured
  * minus predicted before the batch was added) is kept for the last ACMD_COST_RING batches. I/O thread only. */
 #define ACMD_COST_RING 64
 typedef struct {

@@ -1,6 +1,6 @@
 /*
  * cost.c — the batch cost model t = a + b·tokens + c·FLOPs (acmd.h, "cost model"): exponentially forgetting least
- * squares over measured batches, with the warm-up batches as a permanent prior, coefficients b, c >= 0, and the
+ * squares over measured batches, with the warm-up batches as a permanent prior, coefficients a, b, c >= 0, and the
  * recent one-step-ahead prediction errors. Pure arithmetic on the caller's struct; the I/O thread owns it.
  */
 #include <math.h>
@@ -9,6 +9,7 @@
 #include "acmd.h"
 
 #define COST__RIDGE 1e-9 /* relative to the diagonal: keeps an unexcited direction solvable, changes nothing else */
+#define COST__PRIOR_WEIGHT 0.05 /* a warm-up batch counts 1/20 of a measured one: it fills what is unexcited, little more */
 
 void acmd_cost_init(acmd_cost *c, double tokens_per_item, double flops_per_item, double forget) {
     memset(c, 0, sizeof *c);
@@ -51,22 +52,28 @@ static int cost__solve(double A[3][3], const double b[3], const int use[3], doub
     return 0;
 }
 
+/* Non-negative least squares over three coefficients, exactly: every subset of free coefficients is solved (the others
+ * held at 0), and the feasible solution (all >= 0) with the least squared error wins. */
 static void cost__fit(acmd_cost *c) {
     double A[3][3], b[3];
     for (int i = 0; i < 3; i++) {
-        b[i] = c->r[i] + c->q[i];
-        for (int j = 0; j < 3; j++) A[i][j] = c->S[i][j] + c->P[i][j];
+        b[i] = c->r[i] + COST__PRIOR_WEIGHT * c->q[i];
+        for (int j = 0; j < 3; j++) A[i][j] = c->S[i][j] + COST__PRIOR_WEIGHT * c->P[i][j];
     }
     for (int i = 0; i < 3; i++) A[i][i] += COST__RIDGE * (A[i][i] > 0 ? A[i][i] : 1);
-    /* active set over b, c >= 0: the full fit, else drop the negative slope(s) */
-    static const int sets[4][3] = {{1, 1, 1}, {1, 0, 1}, {1, 1, 0}, {1, 0, 0}};
-    for (int k = 0; k < 4; k++) {
+    double best = INFINITY, th_best[3] = {0, 0, 0};
+    for (int set = 1; set < 8; set++) {
+        const int use[3] = {set & 1, (set >> 1) & 1, (set >> 2) & 1};
         double th[3];
-        if (cost__solve(A, b, sets[k], th)) continue;
-        if (th[1] < 0 || th[2] < 0) continue;
-        memcpy(c->theta, th, sizeof th);
-        return;
+        if (cost__solve(A, b, use, th) || th[0] < 0 || th[1] < 0 || th[2] < 0) continue;
+        double f = 0; /* th' A th - 2 th' b: the squared error up to a constant */
+        for (int i = 0; i < 3; i++) {
+            f -= 2 * th[i] * b[i];
+            for (int j = 0; j < 3; j++) f += th[i] * A[i][j] * th[j];
+        }
+        if (f < best) best = f, memcpy(th_best, th, sizeof th);
     }
+    if (isfinite(best)) memcpy(c->theta, th_best, sizeof th_best);
 }
 
 double acmd_cost_predict(const acmd_cost *c, double tokens, double flops) {

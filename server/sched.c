@@ -1,12 +1,21 @@
 /*
- * sched.c — the scheduler (I/O thread: per-model FIFO queues, dispatch of batches to idle workers, cancellation of
- * requests whose client left) and the engine workers (decode -> engine -> response bodies).
+ * sched.c — admission and the scheduler (I/O thread: per-model queues, SLA terms, the cost model's use, dispatch of
+ * batches to idle workers, cancellation of requests whose client left) and the engine workers (decode -> engine ->
+ * response bodies).
  *
- * Batching is work-conserving: an idle worker takes up to max_batch items from the model whose oldest request has
- * waited longest, at once. Only while another worker is busy may it wait (--batch-delay-us at most) for a fuller
- * batch. Items are counted per request as 1 at admission (an OIP request with B > 1 images is found out when its
- * worker decodes it; the worker then runs the batch in several engine calls of at most max_batch items).
- * No deadlines or priorities here: that is part 2 (SLA scheduling).
+ * Admission (acmd_sched_admit) resolves a request's budget range and scheduling terms (sla.h) from its headers and,
+ * for OIP, the parameters peeked from the body (oip.h), and answers 504 at once when even the budget floor, started
+ * after the work queued ahead of it, is predicted to finish after its deadline.
+ * Order: a queue is an unordered list; dispatch takes the first request by (urgency less one level per --aging-ms
+ * waited, deadline — the request's own or arrival + --default-deadline-ms —, arrival). Scans are O(queue), bounded
+ * by --max-queue. An idle worker takes the model whose first request comes first, then adds requests in that order
+ * while the batch, with every deadline request at its floor, is predicted to meet the batch's earliest deadline.
+ * A deadline request that cannot make it even alone at its floor is answered 504 there (a miss "queue").
+ * Budget at dispatch: the largest common beta (each request clamped to its own [min, max]) whose predicted batch
+ * time plus the model's recent mean prediction error fits before the earliest deadline; run under cap.
+ * Batching is work-conserving: only while another worker is busy may an idle one wait (--batch-delay-us at most) for
+ * a fuller batch. Every batch's measured time goes back into its model's cost model (server/cost.c) on the I/O
+ * thread, which alone owns the queues and the cost models: no locks besides the hand-over and result queues.
  */
 #include <errno.h>
 #include <math.h>
@@ -413,13 +422,14 @@ static void sched__post(acmd_server *s, acmd_req *head, int warm) {
 static void *sched__worker_main(void *arg) {
     acmd_worker *w = arg;
     acmd_server *s = w->srv;
-    /* warm-up per model: one full batch under the default policy (cold caches, page faults), then four timed batches
-     * under cap, 1 item and a full batch at beta = 1 and at beta_min: the cost model's prior, and the FLOPs outside
-     * the learners (a beta = 1 item's FLOPs less every learner's) */
+    /* warm-up per model: one full batch under the default policy (cold caches, page faults), then twice four batches
+     * under cap, 1 item and a full batch at beta = 1 and at beta_min; the second four, timed, are the cost model's
+     * prior; the FLOPs outside the learners are a beta = 1 item's FLOPs less every learner's */
     for (int i = 0; i < s->n_models && !w->failed; i++) {
         acmd_model *m = &s->models[i];
         const float floor_beta = m->cfg->beta_min > 0 ? m->cfg->beta_min : 0.25f;
-        for (int run = 0; run < 5 && !w->failed; run++) {
+        for (int pass = 0; pass < 9 && !w->failed; pass++) {
+            const int run = pass > 4 ? pass - 4 : pass; /* 0, 1..4, 1..4 */
             const int n = run == 1 || run == 3 ? 1 : m->max_batch;
             acm_policy pol = m->default_policy;
             if (run) pol = acm_policy_default(), pol.kind = ACM_POLICY_CAP, pol.beta = run <= 2 ? 1.0f : floor_beta;
@@ -432,7 +442,7 @@ static void *sched__worker_main(void *arg) {
                 w->failed = 1;
                 break;
             }
-            if (!run) continue;
+            if (pass < 5) continue;
             double fl = 0;
             for (int b = 0; b < n; b++) fl += w->eng[i].res[b].flops;
             const int k = w->eng[i].n_warm++;
