@@ -247,6 +247,12 @@ static int oip__tensor(acm_oip_tensor *t, const json_t *in, int idx, const acm_o
     return 0;
 }
 
+/* JSON text has no NUL byte. jansson skips one outside strings (its reader's end-of-buffer sentinel is a NUL), so
+ * "0.2<NUL>}" would parse as "0.2}": refused before jansson sees it (found by fuzz_oip_json). */
+static int oip__nul(char *err, size_t errlen, size_t at) {
+    return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON: a NUL byte at offset %zu", at);
+}
+
 /* The "parameters" object: types here, ranges in sla.c (the server resolves them). */
 static int oip__params(acm_oip_params *p, const json_t *par, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
@@ -288,6 +294,8 @@ int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, s
                          json_len, len);
     oip__bin binsec = {(const uint8_t *)buf + json_len, len - json_len, 0}, *bin = json_len < len ? &binsec : NULL;
     len = json_len;
+    const char *nul = memchr(buf, 0, len);
+    if (nul) return oip__nul(err, errlen, (size_t)(nul - buf));
     json_error_t je;
     json_t *root = json_loadb(buf, len, 0, &je);
     if (!root) {
@@ -536,46 +544,44 @@ typedef struct {
     acm_oip_peek *p;
     char *err;
     size_t errlen;
-    int rc;      /* an error found by a callback */
-    int seen;    /* the first input's shape was read */
-    int in_input;
+    int rc;      /* the last "parameters" member's error (0: none, or it was fine) */
+    int seen;    /* past the first input of "inputs" */
 } oip__peek_ctx;
 
+/* Members of the first input object: the last "shape" that is an array gives the items (duplicate keys: the last
+ * wins, as in jansson). */
 static int oip__peek_input(oip__scan *s, const char *key, void *vctx) {
     oip__peek_ctx *c = vctx;
-    if (strcmp(key, "shape") || c->seen) return 1;
+    if (strcmp(key, "shape") || c->seen || s->i >= s->n || s->b[s->i] != '[') return 1;
     json_error_t je;
     json_t *sh = json_loadb(s->b + s->i, s->n - s->i, JSON_DISABLE_EOF_CHECK, &je);
-    if (!sh) return -1;
+    if (!sh) return 1; /* the full parse says what is wrong */
     s->i += je.position;
-    c->seen = 1;
-    const json_t *d0 = json_is_array(sh) ? json_array_get(sh, 0) : NULL;
-    if (json_is_integer(d0) && json_integer_value(d0) > 0) c->p->items = json_integer_value(d0);
+    const json_t *d0 = json_array_get(sh, 0);
+    c->p->items = json_is_integer(d0) && json_integer_value(d0) > 0 ? json_integer_value(d0) : 1;
     json_decref(sh);
     return 0;
 }
 
+/* Top-level members. "parameters" is decoded and checked each time it appears (the last one counts: its error, if
+ * any, is the answer); "inputs" is walked for the first input's shape. */
 static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
     oip__peek_ctx *c = vctx;
     if (strcmp(key, "parameters") == 0) {
         json_error_t je;
         json_t *par = json_loadb(s->b + s->i, s->n - s->i, JSON_DISABLE_EOF_CHECK, &je);
         if (!par) {
-            c->rc = oip__fail(c->err, c->errlen, ACM_OIP_EJSON, "malformed JSON in parameters: %s", je.text);
-            return -1;
+            c->rc = oip__fail(c->err, c->errlen, ACM_OIP_EINVAL, "parameters must be an object");
+            return 1;
         }
         s->i += je.position;
-        int rc = oip__params(&c->p->par, par, c->err, c->errlen);
+        c->rc = oip__params(&c->p->par, par, c->err, c->errlen);
         json_decref(par);
-        if (rc) {
-            c->rc = rc;
-            return -1;
-        }
         return 0;
     }
     if (strcmp(key, "inputs") == 0) {
-        oip__ws(s);
-        if (s->i >= s->n || s->b[s->i] != '[') return 1; /* the full parse says what is wrong */
+        c->seen = 0, c->p->items = 1;
+        if (s->i >= s->n || s->b[s->i] != '[') return 1;
         s->i++;
         for (int first = 1;; first = 0) {
             oip__ws(s);
@@ -588,6 +594,7 @@ static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
             } else if (oip__skip_value(s)) {
                 return -1;
             }
+            c->seen = 1;
             oip__ws(s);
             if (s->i >= s->n) return -1;
             if (s->b[s->i] == ']') {
@@ -604,16 +611,18 @@ static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
 int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     p->items = 1;
-    oip__peek_ctx c = {p, err, errlen, 0, 0, 0};
+    const char *nul = memchr(buf, 0, len);
+    if (nul) return oip__nul(err, errlen, (size_t)(nul - buf));
+    oip__peek_ctx c = {p, err, errlen, 0, 0};
     oip__scan s = {buf, len, 0};
     oip__ws(&s);
     if (s.i >= s.n || s.b[s.i] != '{') return oip__fail(err, errlen, ACM_OIP_EINVAL, "the request body must be a JSON object");
     int r = oip__object(&s, oip__peek_top, &c);
-    if (c.rc) return c.rc;
     oip__ws(&s);
     if (r || s.i != s.n)
         return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON near byte %zu", s.i < s.n ? s.i : s.n);
-    return 0;
+    if (c.rc) memset(&p->par, 0, sizeof p->par);
+    return c.rc;
 }
 
 size_t acm_error_body(char *buf, size_t n, const char *msg) {

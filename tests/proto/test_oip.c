@@ -125,6 +125,13 @@ Test(oip, peek_reads_parameters_and_items_like_the_full_parse) {
         cr_expect_neq(acm_oip_peek_request(&p, bad[i], strlen(bad[i]), err, sizeof err), 0, "accepted %s", bad[i]);
     cr_expect_eq(acm_oip_peek_request(&p, bad[2], strlen(bad[2]), err, sizeof err), ACM_OIP_EINVAL);
     cr_expect(strstr(err, "deadline_ms"), "%s", err);
+    /* a NUL byte after a number: jansson alone would skip it (found by fuzz_oip_json); both parsers refuse it */
+    static const char nul[] = "{\"parameters\":{\"deadline_ms\":5\0},\"inputs\":[]}";
+    cr_expect_eq(acm_oip_peek_request(&p, nul, sizeof nul - 1, err, sizeof err), ACM_OIP_EJSON);
+    cr_expect(strstr(err, "NUL"), "%s", err);
+    acm_oip_request r;
+    cr_expect_eq(acm_oip_parse_request(&r, nul, sizeof nul - 1, &lim, err, sizeof err), ACM_OIP_EJSON);
+    cr_expect(strstr(err, "NUL"), "%s", err);
 }
 
 /* The same tensor as JSON and as binary data gives the same values. */
