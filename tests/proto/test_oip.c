@@ -129,9 +129,15 @@ Test(oip, peek_reads_parameters_and_items_like_the_full_parse) {
     static const char nul[] = "{\"parameters\":{\"deadline_ms\":5\0},\"inputs\":[]}";
     cr_expect_eq(acm_oip_peek_request(&p, nul, sizeof nul - 1, err, sizeof err), ACM_OIP_EJSON);
     cr_expect(strstr(err, "NUL"), "%s", err);
-    acm_oip_request r;
     cr_expect_eq(acm_oip_parse_request(&r, nul, sizeof nul - 1, &lim, err, sizeof err), ACM_OIP_EJSON);
     cr_expect(strstr(err, "NUL"), "%s", err);
+    /* duplicate keys: the last wins in both (the peek must not refuse what the full parse accepts) */
+    const char *dup = "{\"parameters\":5,\"parameters\":{\"priority\":2},\"inputs\":[{\"shape\":\"x\",\"shape\":[4],"
+                      "\"name\":\"i\",\"datatype\":\"UINT8\",\"data\":[1,2,3,4]}]}";
+    cr_assert_eq(acm_oip_peek_request(&p, dup, strlen(dup), err, sizeof err), 0, "%s", err);
+    cr_expect(p.items == 4 && p.par.has_priority && p.par.priority == 2);
+    cr_assert_eq(acm_oip_parse_request(&r, dup, strlen(dup), &lim, err, sizeof err), 0, "%s", err);
+    acm_oip_request_free(&r);
 }
 
 /* The same tensor as JSON and as binary data gives the same values. */
