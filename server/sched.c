@@ -167,6 +167,7 @@ int acmd_sched_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
     r->predicted_ms = -1;
     if (!r->has_deadline) return 0;
     m->dl_requests++;
+    r->seq = UINT64_MAX; /* not queued yet: everything already queued with the same key counts as ahead of it */
     /* 504 now when even the floor, started after the work ahead, would finish late (optimistic on purpose: a
      * request is refused only when no decision could make it) */
     const uint64_t now = acmd_now_ns();
