@@ -423,17 +423,17 @@ static void sched__post(acmd_server *s, acmd_req *head, int warm) {
 static void *sched__worker_main(void *arg) {
     acmd_worker *w = arg;
     acmd_server *s = w->srv;
-    /* warm-up per model: one full batch under the default policy (cold caches, page faults), then twice four batches
-     * under cap, 1 item and a full batch at beta = 1 and at beta_min; the second four, timed, are the cost model's
-     * prior; the FLOPs outside the learners are a beta = 1 item's FLOPs less every learner's */
+    /* warm-up per model: one full batch under the default policy (cold caches, page faults; untimed), then four small
+     * timed batches under cap — 1 and 2 items (1 if max_batch is 1), at beta = 1 and at beta_min — the cost model's
+     * prior (tokens and FLOPs both vary) at a few items' cost; the FLOPs outside the learners are a beta = 1 item's
+     * FLOPs less every learner's */
     for (int i = 0; i < s->n_models && !w->failed; i++) {
         acmd_model *m = &s->models[i];
         const float floor_beta = m->cfg->beta_min > 0 ? m->cfg->beta_min : 0.25f;
-        for (int pass = 0; pass < 9 && !w->failed; pass++) {
-            const int run = pass > 4 ? pass - 4 : pass; /* 0, 1..4, 1..4 */
-            const int n = run == 1 || run == 3 ? 1 : m->max_batch;
+        for (int run = 0; run < 5 && !w->failed; run++) {
+            const int n = run == 0 ? m->max_batch : run <= 2 ? 1 : m->max_batch < 2 ? 1 : 2;
             acm_policy pol = m->default_policy;
-            if (run) pol = acm_policy_default(), pol.kind = ACM_POLICY_CAP, pol.beta = run <= 2 ? 1.0f : floor_beta;
+            if (run) pol = acm_policy_default(), pol.kind = ACM_POLICY_CAP, pol.beta = run % 2 ? 1.0f : floor_beta;
             for (int b = 0; b < n; b++) {
                 w->eng[i].items[b] = (acm_item){.pixels = w->eng[i].zeros, .policy = pol};
                 w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K};
@@ -443,7 +443,7 @@ static void *sched__worker_main(void *arg) {
                 w->failed = 1;
                 break;
             }
-            if (pass < 5) continue;
+            if (run == 0) continue;
             double fl = 0;
             for (int b = 0; b < n; b++) fl += w->eng[i].res[b].flops;
             const int k = w->eng[i].n_warm++;

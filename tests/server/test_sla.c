@@ -27,7 +27,7 @@ TestSuite(sla, .timeout = 120);
 static char heavy_path[300];
 static const char *heavy_model(void) {
     snprintf(heavy_path, sizeof heavy_path, "/tmp/acmd-sla-heavy-%d.safetensors", (int)getpid());
-    cr_assert_eq(th_heavy_acm_model(heavy_path, 64, 8, 96, 2, 3072, BETA_MIN), 0, "cannot write the heavy ACM model");
+    cr_assert_eq(th_heavy_acm_model(heavy_path, 64, 8, 96, 2, 6144, BETA_MIN), 0, "cannot write the heavy ACM model");
     return heavy_path;
 }
 
