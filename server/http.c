@@ -1,6 +1,8 @@
 /*
- * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503), body accumulation,
- * admission (budget headers, image header probe, queue bound -> 429), suspension while queued, responses with the
+ * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503; budget, deadline and
+ * priority headers and Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the
+ * OIP parameter peek, queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the
+ * model stats route, responses with the
  * headers of docs/DESIGN.md §6, and the completion callback (access log, HTTP metrics, freeing the request).
  * Everything here runs on the I/O thread.
  */
