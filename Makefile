@@ -72,7 +72,7 @@ PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/ma
 # CUDA: only where nvcc exists (engine/cuda/, later). Say what is skipped.
 NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 
-.PHONY: all help deps test test-unit check-env serve bench bench-build clean probe
+.PHONY: all help deps test test-unit check-env serve bench bench-build clean probe fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
@@ -89,7 +89,8 @@ probe:
 DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd-dev libuv1-dev libspng-dev \
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
             libcriterion-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
-            espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk
+            espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
+            clang libclang-rt-14-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -130,7 +131,18 @@ $(B)/acm: $(call obj,clients/main.c) $(LIBS_OURS)
 # ---- tests --------------------------------------------------------------------------------------------------------
 $(B)/tests/%: tests/%.c $(call obj,$(TEST_HELP)) $(LIBS_OURS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(call obj,$(TEST_HELP)) $(LIBS_OURS) $(ALL_LIBS) -lcriterion $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(EXTRA_OBJS) $(call obj,$(TEST_HELP)) $(LIBS_OURS) $(ALL_LIBS) -lcriterion $(LDFLAGS)
+
+# Fuzz targets (tests/fuzz/targets/fuzz_NAME.c) in the ordinary build: compiled with FUZZ_ENTRY=acm_fuzz_NAME and
+# linked into tests/fuzz/test_replay, which runs every committed corpus file through them (gcc, sanitizers too).
+FUZZ_SRC   := $(wildcard tests/fuzz/targets/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/targets/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_REPLAY_OBJ := $(patsubst %,$(B)/obj/tests/fuzz/replay_%.o,$(FUZZ_NAMES))
+$(B)/obj/tests/fuzz/replay_%.o: tests/fuzz/targets/fuzz_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/fuzz/targets -DFUZZ_ENTRY=acm_fuzz_$* -MMD -MP -c $< -o $@
+$(B)/tests/fuzz/test_replay: EXTRA_OBJS = $(FUZZ_REPLAY_OBJ)
+$(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 
 # test_noalloc counts the engine's allocations through the linker (this binary only): calls from our objects and
 # libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
@@ -147,6 +159,30 @@ tests-build: $(TEST_BIN)
 serve: deps
 	@$(MAKE) --no-print-directory all
 	@bash deploy/serve.sh $(B)
+
+# ---- fuzzing: libFuzzer (clang) over every parser of proto/ and the safetensors header -----------------------------
+# `make fuzz` builds build/fuzz/fuzz_NAME with -fsanitize=fuzzer,address,undefined (the parsers' sources compiled
+# for coverage; the C libraries they call are not instrumented) and runs each for FUZZ_SECONDS on its committed corpus
+# (tests/fuzz/run.sh: new inputs go to build/fuzz/work/NAME, crashes to build/fuzz/artifacts/; any finding fails).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FB           := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=all -I. -Iengine -Iproto -Itests/fuzz/targets -I/usr/include/openblas
+FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRC))
+FUZZ_BIN     := $(patsubst %,$(FB)/fuzz_%,$(FUZZ_NAMES))
+$(FB)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FB)/fuzz_%: tests/fuzz/targets/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(PROTO_LIBS) $(ENGINE_LIBS)
+fuzz-build: $(FUZZ_BIN)
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (Debian: apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory fuzz-build
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # ---- benchmarks: bench/NAME.c -> $(B)/bench/NAME, linked with every library of ours; bench/*.sh run them ----------
 BENCH_SRC := $(wildcard bench/*.c)
@@ -170,6 +206,7 @@ help:
 	@echo "make test       deps + build + run every test (tests/run.sh)"
 	@echo "make serve      deps + build + serve the shipped default model"
 	@echo "make bench      run the benchmarks (bench/*.sh)"
+	@echo "make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS=$(FUZZ_SECONDS) each (tests/fuzz/run.sh)"
 	@echo "knobs: SANITIZE=address,undefined|thread  WERROR=0|1 (default 1 when CI is set)  OPT=-O2  CC=cc"
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

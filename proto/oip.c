@@ -116,8 +116,60 @@ static int oip__flatten(oip__flat *f, const json_t *v, int depth) {
     return oip__value(f, v);
 }
 
-static int oip__tensor(acm_oip_tensor *t, const json_t *in, int idx, const acm_oip_limits *lim, char *err,
-                       size_t errlen) {
+typedef struct {
+    const uint8_t *p; /* the binary section */
+    size_t len, used;
+} oip__bin;
+
+size_t acm_oip_dtype_size(acm_oip_dtype t) {
+    switch (t) {
+    case ACM_OIP_BOOL: case ACM_OIP_UINT8: case ACM_OIP_INT8: return 1;
+    case ACM_OIP_UINT16: case ACM_OIP_INT16: case ACM_OIP_FP16: return 2;
+    case ACM_OIP_UINT32: case ACM_OIP_INT32: case ACM_OIP_FP32: return 4;
+    case ACM_OIP_UINT64: case ACM_OIP_INT64: case ACM_OIP_FP64: return 8;
+    default: return 0;
+    }
+}
+
+static double oip__half(uint16_t h) {
+    const int e = (h >> 10) & 31, m = h & 1023;
+    const double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+/* One little-endian element of the binary section as a double; -1 for a value the datatype does not allow. */
+static int oip__bin_value(acm_oip_dtype t, const uint8_t *b, double *x) {
+    uint64_t u = 0;
+    const size_t n = acm_oip_dtype_size(t);
+    for (size_t i = 0; i < n; i++) u |= (uint64_t)b[i] << (8 * i);
+    switch (t) {
+    case ACM_OIP_BOOL: *x = (double)u; return u > 1 ? -1 : 0;
+    case ACM_OIP_UINT8: case ACM_OIP_UINT16: case ACM_OIP_UINT32: case ACM_OIP_UINT64: *x = (double)u; return 0;
+    case ACM_OIP_INT8: *x = (int8_t)u; return 0;
+    case ACM_OIP_INT16: *x = (int16_t)u; return 0;
+    case ACM_OIP_INT32: *x = (int32_t)u; return 0;
+    case ACM_OIP_INT64: {
+        int64_t v;
+        memcpy(&v, &u, sizeof v);
+        *x = (double)v;
+        return 0;
+    }
+    case ACM_OIP_FP16: *x = oip__half((uint16_t)u); break;
+    case ACM_OIP_FP32: {
+        uint32_t w = (uint32_t)u;
+        float f;
+        memcpy(&f, &w, sizeof f);
+        *x = f;
+        break;
+    }
+    case ACM_OIP_FP64: memcpy(x, &u, sizeof *x); break;
+    default: return -1;
+    }
+    return isfinite(*x) ? 0 : -1;
+}
+
+static int oip__tensor(acm_oip_tensor *t, const json_t *in, int idx, const acm_oip_limits *lim, oip__bin *bin,
+                       char *err, size_t errlen) {
     if (!json_is_object(in)) return oip__fail(err, errlen, ACM_OIP_EINVAL, "inputs[%d] is not an object", idx);
     const json_t *name = json_object_get(in, "name"), *dt = json_object_get(in, "datatype"),
                  *shape = json_object_get(in, "shape"), *data = json_object_get(in, "data");
@@ -151,6 +203,38 @@ static int oip__tensor(acm_oip_tensor *t, const json_t *in, int idx, const acm_o
         return oip__fail(err, errlen, ACM_OIP_ETOOBIG, "input '%s': shape has %s elements (limit %zu)", t->name,
                          overflow ? "more than 2^64" : "too many", lim->max_elements);
     t->count = count;
+    const json_t *tp = json_object_get(in, "parameters");
+    if (tp && !json_is_object(tp))
+        return oip__fail(err, errlen, ACM_OIP_EINVAL, "input '%s': parameters must be an object", t->name);
+    const json_t *bds = tp ? json_object_get(tp, "binary_data_size") : NULL;
+    if (bds) {
+        if (!json_is_integer(bds) || json_integer_value(bds) < 0)
+            return oip__fail(err, errlen, ACM_OIP_EINVAL, "input '%s': binary_data_size must be an integer >= 0",
+                             t->name);
+        if (data)
+            return oip__fail(err, errlen, ACM_OIP_EINVAL, "input '%s': both data and binary_data_size are given",
+                             t->name);
+        const size_t es = acm_oip_dtype_size(t->dtype), n = (size_t)json_integer_value(bds);
+        if (n / es != count || n % es)
+            return oip__fail(err, errlen, ACM_OIP_EINVAL,
+                             "input '%s': binary_data_size %zu is not %zu elements of %zu bytes (%s)", t->name, n, count,
+                             es, acm_oip_dtype_name(t->dtype));
+        if (!bin || n > bin->len - bin->used)
+            return oip__fail(err, errlen, ACM_OIP_EINVAL,
+                             "input '%s': binary_data_size %zu is past the end of the binary section (%zu bytes left; "
+                             "Inference-Header-Content-Length sets where it starts)", t->name, n,
+                             bin ? bin->len - bin->used : 0);
+        t->data = malloc((count ? count : 1) * sizeof *t->data);
+        if (!t->data) return oip__fail(err, errlen, ACM_OIP_ENOMEM, "out of memory");
+        const uint8_t *b = bin->p + bin->used;
+        for (size_t i = 0; i < count; i++)
+            if (oip__bin_value(t->dtype, b + i * es, &t->data[i]))
+                return oip__fail(err, errlen, ACM_OIP_EINVAL, "input '%s': binary element %zu is not a valid %s%s",
+                                 t->name, i, acm_oip_dtype_name(t->dtype),
+                                 t->dtype == ACM_OIP_BOOL ? " (0 or 1)" : " (NaN and Inf are not accepted)");
+        bin->used += n;
+        return 0;
+    }
     if (!json_is_array(data)) return oip__fail(err, errlen, ACM_OIP_EINVAL, "input '%s': data is missing or not an array", t->name);
     t->data = malloc((count ? count : 1) * sizeof *t->data);
     if (!t->data) return oip__fail(err, errlen, ACM_OIP_ENOMEM, "out of memory");
@@ -163,9 +247,55 @@ static int oip__tensor(acm_oip_tensor *t, const json_t *in, int idx, const acm_o
     return 0;
 }
 
+/* JSON text has no NUL byte. jansson skips one outside strings (its reader's end-of-buffer sentinel is a NUL), so
+ * "0.2<NUL>}" would parse as "0.2}": refused before jansson sees it (found by fuzz_oip_json). */
+static int oip__nul(char *err, size_t errlen, size_t at) {
+    return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON: a NUL byte at offset %zu", at);
+}
+
+/* The "parameters" object: types here, ranges in sla.c (the server resolves them). */
+static int oip__params(acm_oip_params *p, const json_t *par, char *err, size_t errlen) {
+    memset(p, 0, sizeof *p);
+    if (!json_is_object(par)) return oip__fail(err, errlen, ACM_OIP_EINVAL, "parameters must be an object");
+    static const struct {
+        const char *key;
+        int type; /* 0 number, 1 string, 2 boolean */
+    } keys[] = {{"compute_budget", 0}, {"compute_budget_min", 0}, {"deadline_ms", 0}, {"priority", 0},
+                {"compute_policy", 1}, {"explain", 2},           {"binary_data_output", 2}};
+    const json_t *v[sizeof keys / sizeof *keys];
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        v[i] = json_object_get(par, keys[i].key);
+        if (!v[i]) continue;
+        const int ok = keys[i].type == 0 ? json_is_number(v[i]) : keys[i].type == 1 ? json_is_string(v[i]) : json_is_boolean(v[i]);
+        if (!ok)
+            return oip__fail(err, errlen, ACM_OIP_EINVAL, "parameter %s must be a %s", keys[i].key,
+                             keys[i].type == 0 ? "number" : keys[i].type == 1 ? "string" : "boolean");
+    }
+    if (v[0]) p->has_budget = 1, p->budget = json_number_value(v[0]);
+    if (v[1]) p->has_budget_min = 1, p->budget_min = json_number_value(v[1]);
+    if (v[2]) p->has_deadline = 1, p->deadline_ms = json_number_value(v[2]);
+    if (v[3]) p->has_priority = 1, p->priority = json_number_value(v[3]);
+    if (v[4]) snprintf(p->policy, sizeof p->policy, "%s", json_string_value(v[4]));
+    p->explain = v[5] && json_is_true(v[5]);
+    p->binary_output = v[6] && json_is_true(v[6]);
+    return 0;
+}
+
 int acm_oip_parse_request(acm_oip_request *r, const char *buf, size_t len, const acm_oip_limits *lim, char *err,
                           size_t errlen) {
+    return acm_oip_parse_request_bin(r, buf, len, len, lim, err, errlen);
+}
+
+int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, size_t json_len,
+                              const acm_oip_limits *lim, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
+    if (json_len > len)
+        return oip__fail(err, errlen, ACM_OIP_EINVAL, "Inference-Header-Content-Length %zu is past the body's %zu bytes",
+                         json_len, len);
+    oip__bin binsec = {(const uint8_t *)buf + json_len, len - json_len, 0}, *bin = json_len < len ? &binsec : NULL;
+    len = json_len;
+    const char *nul = memchr(buf, 0, len);
+    if (nul) return oip__nul(err, errlen, (size_t)(nul - buf));
     json_error_t je;
     json_t *root = json_loadb(buf, len, 0, &je);
     if (!root) {
@@ -185,33 +315,23 @@ int acm_oip_parse_request(acm_oip_request *r, const char *buf, size_t len, const
     }
     if (id) snprintf(r->id, sizeof r->id, "%s", json_string_value(id));
     const json_t *par = json_object_get(root, "parameters");
-    if (par && !json_is_object(par)) {
-        rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "parameters must be an object");
+    if (par && (rc = oip__params(&r->par, par, err, errlen))) goto out;
+    const json_t *outs = json_object_get(root, "outputs");
+    if (outs && (!json_is_array(outs) || json_array_size(outs) > ACM_OIP_MAX_OUTPUTS)) {
+        rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "outputs must be an array of at most %d objects", ACM_OIP_MAX_OUTPUTS);
         goto out;
     }
-    if (par) {
-        const json_t *b = json_object_get(par, "compute_budget"), *bm = json_object_get(par, "compute_budget_min"),
-                     *pol = json_object_get(par, "compute_policy"), *ex = json_object_get(par, "explain");
-        if (b && !json_is_number(b)) {
-            rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "parameter compute_budget must be a number");
+    for (size_t i = 0; outs && i < json_array_size(outs); i++) {
+        const json_t *o = json_array_get(outs, i), *nm = json_object_get(o, "name"), *op = json_object_get(o, "parameters");
+        const json_t *bd = op ? json_object_get(op, "binary_data") : NULL;
+        if (!json_is_object(o) || !json_is_string(nm) || (op && !json_is_object(op)) || (bd && !json_is_boolean(bd))) {
+            rc = oip__fail(err, errlen, ACM_OIP_EINVAL,
+                           "outputs[%zu] must be {\"name\": string, \"parameters\": {\"binary_data\": boolean}}", i);
             goto out;
         }
-        if (bm && !json_is_number(bm)) {
-            rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "parameter compute_budget_min must be a number");
-            goto out;
-        }
-        if (pol && !json_is_string(pol)) {
-            rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "parameter compute_policy must be a string");
-            goto out;
-        }
-        if (ex && !json_is_boolean(ex)) {
-            rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "parameter explain must be a boolean");
-            goto out;
-        }
-        if (b) r->has_budget = 1, r->budget = json_number_value(b);
-        if (bm) r->has_budget_min = 1, r->budget_min = json_number_value(bm);
-        if (pol) snprintf(r->policy, sizeof r->policy, "%s", json_string_value(pol));
-        r->explain = ex && json_is_true(ex);
+        snprintf(r->outputs[i].name, sizeof r->outputs[i].name, "%s", json_string_value(nm));
+        r->outputs[i].binary = bd && json_is_true(bd);
+        r->n_outputs = (int)i + 1;
     }
     const json_t *inputs = json_object_get(root, "inputs");
     if (!json_is_array(inputs) || json_array_size(inputs) == 0) {
@@ -224,8 +344,12 @@ int acm_oip_parse_request(acm_oip_request *r, const char *buf, size_t len, const
     }
     for (size_t i = 0; i < json_array_size(inputs); i++) {
         r->n_inputs = (int)i + 1;
-        if ((rc = oip__tensor(&r->inputs[i], json_array_get(inputs, i), (int)i, lim, err, errlen))) goto out;
+        if ((rc = oip__tensor(&r->inputs[i], json_array_get(inputs, i), (int)i, lim, bin, err, errlen))) goto out;
     }
+    if (bin && bin->used != bin->len)
+        rc = oip__fail(err, errlen, ACM_OIP_EINVAL,
+                       "the binary section has %zu bytes, the inputs' binary_data_size account for %zu", bin->len,
+                       bin->used);
 out:
     json_decref(root);
     if (rc) acm_oip_request_free(r);
@@ -243,19 +367,262 @@ const acm_oip_tensor *acm_oip_find_input(const acm_oip_request *r, const char *n
     return NULL;
 }
 
+int acm_oip_output_binary(const acm_oip_request *r, const char *name) {
+    if (r->par.binary_output) return 1;
+    for (int i = 0; i < r->n_outputs; i++)
+        if (strcmp(r->outputs[i].name, name) == 0) return r->outputs[i].binary;
+    return 0;
+}
+
 char *acm_oip_response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                        const float *logits, int B, int K, const char *const *labels) {
-    json_t *lg = json_array(), *lb = json_array();
-    for (int i = 0; i < B * K; i++) json_array_append_new(lg, json_real(logits[i]));
-    for (int i = 0; i < B; i++) json_array_append_new(lb, json_string(labels[i]));
-    json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:[{s:s, s:s, s:[i,i], s:o}, {s:s, s:s, s:[i], s:o}]}",
-                             "model_name", model_name, "model_version", model_version, "id", id, "parameters",
-                             parameters ? parameters : json_object(), "outputs", "name", "logits", "datatype", "FP32",
-                             "shape", B, K, "data", lg, "name", "label", "datatype", "BYTES", "shape", B, "data", lb);
+    size_t jl, total;
+    return acm_oip_response_bin(model_name, model_version, id, parameters, logits, B, K, labels, 0, 0, &jl, &total);
+}
+
+char *acm_oip_response_bin(const char *model_name, const char *model_version, const char *id, json_t *parameters,
+                           const float *logits, int B, int K, const char *const *labels, int bin_logits, int bin_label,
+                           size_t *json_len, size_t *total) {
+    const size_t n_logits = (size_t)B * (size_t)K * 4;
+    size_t n_label = 0;
+    for (int i = 0; i < B; i++) n_label += 4 + strlen(labels[i]);
+    json_t *lg_out = json_pack("{s:s, s:s, s:[i,i]}", "name", "logits", "datatype", "FP32", "shape", B, K);
+    json_t *lb_out = json_pack("{s:s, s:s, s:[i]}", "name", "label", "datatype", "BYTES", "shape", B);
+    if (bin_logits) {
+        json_object_set_new(lg_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_logits));
+    } else {
+        json_t *lg = json_array();
+        for (int i = 0; i < B * K; i++) json_array_append_new(lg, json_real(logits[i]));
+        json_object_set_new(lg_out, "data", lg);
+    }
+    if (bin_label) {
+        json_object_set_new(lb_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_label));
+    } else {
+        json_t *lb = json_array();
+        for (int i = 0; i < B; i++) json_array_append_new(lb, json_string(labels[i]));
+        json_object_set_new(lb_out, "data", lb);
+    }
+    json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:[o, o]}", "model_name", model_name, "model_version", model_version,
+                             "id", id, "parameters", parameters ? parameters : json_object(), "outputs", lg_out, lb_out);
     if (!root) return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(root);
-    return s;
+    if (!s) return NULL;
+    const size_t jl = strlen(s), extra = (bin_logits ? n_logits : 0) + (bin_label ? n_label : 0);
+    *json_len = jl, *total = jl + extra;
+    if (!extra) return s;
+    char *out = realloc(s, jl + extra + 1);
+    if (!out) {
+        free(s);
+        return NULL;
+    }
+    uint8_t *b = (uint8_t *)out + jl;
+    if (bin_logits)
+        for (size_t i = 0; i < (size_t)B * (size_t)K; i++) { /* little-endian FP32 */
+            uint32_t w;
+            memcpy(&w, &logits[i], 4);
+            for (int k = 0; k < 4; k++) *b++ = (uint8_t)(w >> (8 * k));
+        }
+    if (bin_label)
+        for (int i = 0; i < B; i++) {
+            const uint32_t n = (uint32_t)strlen(labels[i]);
+            for (int k = 0; k < 4; k++) *b++ = (uint8_t)(n >> (8 * k));
+            memcpy(b, labels[i], n);
+            b += n;
+        }
+    out[jl + extra] = 0;
+    return out;
+}
+
+/* ---- the peek: a byte scanner over the JSON header ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *b;
+    size_t n, i;
+} oip__scan;
+
+static void oip__ws(oip__scan *s) {
+    while (s->i < s->n && (s->b[s->i] == ' ' || s->b[s->i] == '\t' || s->b[s->i] == '\n' || s->b[s->i] == '\r')) s->i++;
+}
+
+/* At '"': moves past the closing quote. */
+static int oip__skip_string(oip__scan *s) {
+    for (s->i++; s->i < s->n; s->i++) {
+        if (s->b[s->i] == '\\') s->i++;
+        else if (s->b[s->i] == '"') {
+            s->i++;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Skips one value (brackets matched by depth only: their kinds are checked by the full parse). */
+static int oip__skip_value(oip__scan *s) {
+    oip__ws(s);
+    if (s->i >= s->n) return -1;
+    const char c = s->b[s->i];
+    if (c == '"') return oip__skip_string(s);
+    if (c == '{' || c == '[') {
+        size_t depth = 0;
+        while (s->i < s->n) {
+            const char d = s->b[s->i];
+            if (d == '"') {
+                if (oip__skip_string(s)) return -1;
+                continue;
+            }
+            if (d == '{' || d == '[') depth++;
+            else if (d == '}' || d == ']') {
+                if (--depth == 0) {
+                    s->i++;
+                    return 0;
+                }
+            }
+            s->i++;
+        }
+        return -1;
+    }
+    const size_t start = s->i;
+    while (s->i < s->n && !strchr(",}] \t\r\n", s->b[s->i])) s->i++;
+    return s->i > start ? 0 : -1;
+}
+
+/* Key of the member at s->i ('"'): its decoded text into key (truncated), or -1. */
+static int oip__key(oip__scan *s, char *key, size_t n) {
+    const size_t start = s->i;
+    if (s->i >= s->n || s->b[s->i] != '"' || oip__skip_string(s)) return -1;
+    const char *k = s->b + start + 1;
+    const size_t kl = s->i - start - 2;
+    if (!memchr(k, '\\', kl)) {
+        snprintf(key, n, "%.*s", (int)kl, k);
+        return 0;
+    }
+    json_t *j = json_loadb(s->b + start, s->i - start, JSON_DECODE_ANY, NULL);
+    if (!json_is_string(j)) {
+        json_decref(j);
+        return -1;
+    }
+    snprintf(key, n, "%s", json_string_value(j));
+    json_decref(j);
+    return 0;
+}
+
+/* Iterates the members of the object at s->i; for each calls cb with the key, the scanner at its value; cb must move
+ * past the value (or leave it to be skipped: return 1). */
+typedef int (*oip__member_cb)(oip__scan *s, const char *key, void *ctx);
+static int oip__object(oip__scan *s, oip__member_cb cb, void *ctx) {
+    oip__ws(s);
+    if (s->i >= s->n || s->b[s->i] != '{') return -1;
+    s->i++;
+    oip__ws(s);
+    if (s->i < s->n && s->b[s->i] == '}') {
+        s->i++;
+        return 0;
+    }
+    for (;;) {
+        char key[64];
+        oip__ws(s);
+        if (oip__key(s, key, sizeof key)) return -1;
+        oip__ws(s);
+        if (s->i >= s->n || s->b[s->i] != ':') return -1;
+        s->i++;
+        oip__ws(s);
+        const int r = cb(s, key, ctx);
+        if (r < 0 || (r == 1 && oip__skip_value(s))) return -1;
+        oip__ws(s);
+        if (s->i >= s->n) return -1;
+        if (s->b[s->i] == '}') {
+            s->i++;
+            return 0;
+        }
+        if (s->b[s->i] != ',') return -1;
+        s->i++;
+    }
+}
+
+typedef struct {
+    acm_oip_peek *p;
+    char *err;
+    size_t errlen;
+    int rc;      /* the last "parameters" member's error (0: none, or it was fine) */
+    int seen;    /* past the first input of "inputs" */
+} oip__peek_ctx;
+
+/* Members of the first input object: the last "shape" that is an array gives the items (duplicate keys: the last
+ * wins, as in jansson). */
+static int oip__peek_input(oip__scan *s, const char *key, void *vctx) {
+    oip__peek_ctx *c = vctx;
+    if (strcmp(key, "shape") || c->seen || s->i >= s->n || s->b[s->i] != '[') return 1;
+    json_error_t je;
+    json_t *sh = json_loadb(s->b + s->i, s->n - s->i, JSON_DISABLE_EOF_CHECK, &je);
+    if (!sh) return 1; /* the full parse says what is wrong */
+    s->i += je.position;
+    const json_t *d0 = json_array_get(sh, 0);
+    c->p->items = json_is_integer(d0) && json_integer_value(d0) > 0 ? json_integer_value(d0) : 1;
+    json_decref(sh);
+    return 0;
+}
+
+/* Top-level members. "parameters" is decoded and checked each time it appears (the last one counts: its error, if
+ * any, is the answer); "inputs" is walked for the first input's shape. */
+static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
+    oip__peek_ctx *c = vctx;
+    if (strcmp(key, "parameters") == 0) {
+        json_error_t je;
+        json_t *par = json_loadb(s->b + s->i, s->n - s->i, JSON_DISABLE_EOF_CHECK, &je);
+        if (!par) {
+            c->rc = oip__fail(c->err, c->errlen, ACM_OIP_EINVAL, "parameters must be an object");
+            return 1;
+        }
+        s->i += je.position;
+        c->rc = oip__params(&c->p->par, par, c->err, c->errlen);
+        json_decref(par);
+        return 0;
+    }
+    if (strcmp(key, "inputs") == 0) {
+        c->seen = 0, c->p->items = 1;
+        if (s->i >= s->n || s->b[s->i] != '[') return 1;
+        s->i++;
+        for (int first = 1;; first = 0) {
+            oip__ws(s);
+            if (s->i < s->n && s->b[s->i] == ']' && first) {
+                s->i++;
+                return 0;
+            }
+            if (s->i < s->n && s->b[s->i] == '{') {
+                if (oip__object(s, oip__peek_input, c)) return -1;
+            } else if (oip__skip_value(s)) {
+                return -1;
+            }
+            c->seen = 1;
+            oip__ws(s);
+            if (s->i >= s->n) return -1;
+            if (s->b[s->i] == ']') {
+                s->i++;
+                return 0;
+            }
+            if (s->b[s->i] != ',') return -1;
+            s->i++;
+        }
+    }
+    return 1;
+}
+
+int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen) {
+    memset(p, 0, sizeof *p);
+    p->items = 1;
+    const char *nul = memchr(buf, 0, len);
+    if (nul) return oip__nul(err, errlen, (size_t)(nul - buf));
+    oip__peek_ctx c = {p, err, errlen, 0, 0};
+    oip__scan s = {buf, len, 0};
+    oip__ws(&s);
+    if (s.i >= s.n || s.b[s.i] != '{') return oip__fail(err, errlen, ACM_OIP_EINVAL, "the request body must be a JSON object");
+    int r = oip__object(&s, oip__peek_top, &c);
+    oip__ws(&s);
+    if (r || s.i != s.n)
+        return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON near byte %zu", s.i < s.n ? s.i : s.n);
+    if (c.rc) memset(&p->par, 0, sizeof p->par);
+    return c.rc;
 }
 
 size_t acm_error_body(char *buf, size_t n, const char *msg) {

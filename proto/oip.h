@@ -8,12 +8,26 @@
  *    "parameters": {"compute_budget": 0.4,          optional, (0, 1] (see sla.h)
  *                   "compute_budget_min": 0.2,
  *                   "compute_policy": "cap",        optional: argmax | mean | cap
+ *                   "deadline_ms": 30,              optional number (see sla.h; range checked there)
+ *                   "priority": 1,                  optional integer >= 0, Triton's meaning (see sla.h)
+ *                   "binary_data_output": true,     optional: every output in the binary section
  *                   "explain": true},               optional: return the per-token compute map
  *    "inputs": [{"name": "image", "datatype": "UINT8", "shape": [B, H, W, C],
- *                "data": [...]}]}                   data flat (row-major) or nested as the shape; exactly Π shape
+ *                "data": [...]}],                   data flat (row-major) or nested as the shape; exactly Π shape
  *                                                   values; booleans only for BOOL; integers within the datatype's
  *                                                   range; FP32 values finite as float. BYTES inputs are refused.
- * Any other field is ignored ("outputs" included: every output is returned).
+ *    "outputs": [{"name": "logits", "parameters": {"binary_data": true}}]}   optional; every output is returned
+ *                                                   whatever this says, it only asks for binary data
+ * Any other field is ignored.
+ *
+ * Binary tensor extension (KServe/Triton "binary_data"): the body is a JSON header of Inference-Header-Content-Length
+ * bytes followed by a binary section. An input with "parameters": {"binary_data_size": n} and no "data" takes the
+ * next n bytes of the binary section (inputs in the order listed), raw little-endian elements, row-major; n must be
+ * exactly Π shape × the element size (BOOL, UINT8, INT8 1; UINT16, INT16, FP16 2; UINT32, INT32, FP32 4; UINT64,
+ * INT64, FP64 8 bytes) and the binary section must hold exactly the inputs' bytes. Values are checked as JSON values
+ * are (BOOL bytes 0 or 1, floats finite). A binary output is written the same way, its JSON entry carrying
+ * "parameters": {"binary_data_size": n} instead of "data"; BYTES elements are each a 4-byte little-endian length and
+ * the bytes. The response then has Inference-Header-Content-Length = the JSON header's length.
  *
  * Response: {"model_name", "model_version", "id", "parameters": {...}, "outputs": [
  *              {"name": "logits", "datatype": "FP32", "shape": [B, K], "data": [...]},
@@ -55,14 +69,38 @@ typedef struct {
     double *data;  /* [count], malloc'd, values checked against dtype */
 } acm_oip_tensor;
 
+#define ACM_OIP_MAX_OUTPUTS 8
+
+/* The request's "parameters" (types checked; ranges are sla.h's business). */
+typedef struct {
+    int has_budget, has_budget_min, has_deadline, has_priority;
+    double budget, budget_min, deadline_ms, priority;
+    char policy[16]; /* "" when absent */
+    int explain, binary_output;
+} acm_oip_params;
+
 typedef struct {
     char id[128]; /* "" when absent */
-    int has_budget, has_budget_min, explain;
-    double budget, budget_min;
-    char policy[16]; /* "" when absent */
+    acm_oip_params par;
     int n_inputs;
     acm_oip_tensor inputs[ACM_OIP_MAX_INPUTS];
+    int n_outputs; /* "outputs" as requested */
+    struct {
+        char name[64];
+        int binary;
+    } outputs[ACM_OIP_MAX_OUTPUTS];
 } acm_oip_request;
+
+/* What admission needs before the body is parsed in full (on the I/O thread, cheaply): the parameters, parsed and
+ * checked exactly as acm_oip_parse_request does, and the leading dimension of the first input's shape (the number
+ * of items, for the cost model; 1 when absent or not a positive integer). Only the "parameters" object and the
+ * inputs' "shape" arrays are decoded; the rest is skipped over byte by byte (strings and brackets), so the cost is a
+ * scan of the JSON header. Malformed JSON around what it reads is found here; elsewhere, by the full parse. */
+typedef struct {
+    acm_oip_params par;
+    int64_t items;
+} acm_oip_peek;
+int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen);
 
 typedef struct {
     size_t max_elements; /* per input; Π shape above this -> ACM_OIP_ETOOBIG */
@@ -70,6 +108,13 @@ typedef struct {
 
 int acm_oip_parse_request(acm_oip_request *r, const char *buf, size_t len, const acm_oip_limits *lim, char *err,
                           size_t errlen);
+/* The same with the binary extension: buf[0..json_len) is the JSON header, buf[json_len..len) the binary section. */
+int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, size_t json_len,
+                              const acm_oip_limits *lim, char *err, size_t errlen);
+/* 1 if the request asked for output `name` as binary data (per output, or binary_data_output). */
+int acm_oip_output_binary(const acm_oip_request *r, const char *name);
+/* Element size in bytes of a datatype in the binary section (0 for BYTES). */
+size_t acm_oip_dtype_size(acm_oip_dtype t);
 void acm_oip_request_free(acm_oip_request *r);
 /* The input with this name, or NULL. */
 const acm_oip_tensor *acm_oip_find_input(const acm_oip_request *r, const char *name);
@@ -78,6 +123,12 @@ const acm_oip_tensor *acm_oip_find_input(const acm_oip_request *r, const char *n
  * NUL-terminated string, or NULL when out of memory. */
 char *acm_oip_response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                        const float *logits, int B, int K, const char *const *labels);
+/* The same with the binary extension: bin_logits / bin_label put that output into the binary section. Returns a
+ * malloc'd buffer of *total bytes whose first *json_len bytes are the JSON header (NUL-terminated after *total when
+ * no output is binary), or NULL when out of memory. */
+char *acm_oip_response_bin(const char *model_name, const char *model_version, const char *id, json_t *parameters,
+                           const float *logits, int B, int K, const char *const *labels, int bin_logits, int bin_label,
+                           size_t *json_len, size_t *total);
 
 /* {"error": msg} with msg JSON-escaped, truncated to fit; returns the length written (< n). */
 size_t acm_error_body(char *buf, size_t n, const char *msg);

@@ -7,7 +7,17 @@
  *   OIP parameters "compute_budget", "compute_budget_min": the same, as JSON numbers. A header wins over a parameter.
  * Values outside (0, 1], or not plain decimal numbers, are refused. A value below the model's beta_min is raised to
  * beta_min and the raise is reported (`raised`). A floor above the ceiling is refused.
- * Deadlines and priorities (X-Deadline-Ms, Priority) are parsed by part 2 of the server work.
+ *
+ * Scheduling terms (acm_sla_sched):
+ *   X-Deadline-Ms: 30           answer within 30 ms of the request's arrival; a decimal number in (0, 3600000]
+ *   Priority: u=1, i            RFC 9218: a Structured Fields dictionary (RFC 8941); `u` the urgency 0..7 (0 most
+ *                               urgent, default 3), `i` incremental (read and ignored: responses are not streamed);
+ *                               other keys are ignored as the RFC asks, but must be well-formed. Stricter than the
+ *                               RFC: a malformed field or `u` outside 0..7 is refused (400) rather than silently
+ *                               ignored, so that a client learns of its mistake.
+ *   OIP parameters "deadline_ms" (a number as above) and "priority" (Triton's meaning: an integer >= 0, 0 the default,
+ *   1 the highest; p >= 1 maps to urgency min(p - 1, 7), 0 to the default urgency 3). A header wins.
+ * The urgency a client may claim is clamped to min_urgency (acmd's --min-client-urgency); the clamp is reported.
  */
 #ifndef ACM_PROTO_SLA_H
 #define ACM_PROTO_SLA_H
@@ -16,7 +26,8 @@
 
 enum { ACM_SLA_EINVAL = -1 };
 
-typedef enum { ACM_BUDGET_DEFAULT = 0, ACM_BUDGET_HEADER, ACM_BUDGET_PARAMETER } acm_budget_source;
+/* DEADLINE: no ceiling was asked for, a deadline chose the budget (set by the server at dispatch). */
+typedef enum { ACM_BUDGET_DEFAULT = 0, ACM_BUDGET_HEADER, ACM_BUDGET_PARAMETER, ACM_BUDGET_DEADLINE } acm_budget_source;
 
 typedef struct {
     acm_budget_source source; /* where the ceiling came from; DEFAULT: the request set none */
@@ -25,7 +36,7 @@ typedef struct {
     int raised;               /* 1 if the ceiling or floor was raised to beta_min */
 } acm_sla_budget;
 
-const char *acm_budget_source_name(acm_budget_source s); /* "default", "header", "parameter" */
+const char *acm_budget_source_name(acm_budget_source s); /* "default", "header", "parameter", "deadline" */
 
 /* Parses a budget value: optional spaces, a decimal number (digits, '.', exponent), optional spaces; must lie in (0, 1].
  * `what` names the field in the message. */
@@ -34,5 +45,30 @@ int acm_sla_parse_budget(const char *s, double *out, const char *what, char *err
 /* Resolves the range from the headers (NULL when absent) and OIP parameters (NULL when absent). */
 int acm_sla_resolve(acm_sla_budget *out, const char *hdr_max, const char *hdr_min, const double *param_max,
                     const double *param_min, double beta_min, char *err, size_t errlen);
+
+#define ACM_URGENCY_DEFAULT 3
+#define ACM_URGENCY_MAX 7
+#define ACM_DEADLINE_MAX_MS 3600000.0
+
+typedef struct {
+    acm_budget_source deadline_source; /* HEADER, PARAMETER, or DEFAULT: the request set no deadline */
+    double deadline_ms;                /* from arrival; 0 when the request set none */
+    acm_budget_source urgency_source;  /* HEADER, PARAMETER or DEFAULT */
+    int urgency;                       /* 0..7 after the clamp */
+    int urgency_requested;             /* as asked (before the clamp) */
+    int clamped;                       /* 1 if the urgency was raised to min_urgency */
+    int incremental;                   /* RFC 9218 `i` (not used by the server) */
+} acm_sla_sched;
+
+/* X-Deadline-Ms: a plain decimal in (0, ACM_DEADLINE_MAX_MS]. */
+int acm_sla_parse_deadline(const char *s, double *ms, const char *what, char *err, size_t errlen);
+/* Priority (RFC 9218): urgency (3 when the field has no `u`) and incremental (0 when no `i`). */
+int acm_sla_parse_priority(const char *s, int *urgency, int *incremental, char *err, size_t errlen);
+/* Triton's priority (0 default, 1 highest, any integer >= 0) to an urgency 0..7. */
+int acm_sla_urgency_from_triton(double priority, int *urgency, char *err, size_t errlen);
+/* Resolves the scheduling terms from the headers (NULL when absent) and OIP parameters (NULL when absent). */
+int acm_sla_resolve_sched(acm_sla_sched *out, const char *hdr_deadline, const char *hdr_priority,
+                          const double *param_deadline_ms, const double *param_priority, int min_urgency, char *err,
+                          size_t errlen);
 
 #endif

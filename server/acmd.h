@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "acm.h"
+#include "oip.h"
 #include "sla.h"
 
 #define ACMD_VERSION "0.1.0"
@@ -50,6 +51,11 @@
     X(STR, default_policy, "argmax", "policy without a requested budget: argmax, mean or cap")                       \
     X(DBL, default_budget, "1", "beta for the default policy when it is mean or cap")                                \
     X(STR, request_policy, "cap", "policy when a request sets a budget: cap or mean")                                \
+    X(DBL, default_deadline_ms, "1000",                                                                               \
+      "queue-order deadline of a request that sets none (earliest deadline first; it never shrinks the budget)")     \
+    X(INT, min_client_urgency, "0", "most urgent Priority u= a client may claim (0..7); smaller values are raised")   \
+    X(DBL, aging_ms, "100", "a queued request gains one urgency level per this many ms of waiting (0: no aging)")   \
+    X(DBL, cost_forgetting, "0.97", "forgetting factor per batch of the cost model's least squares (0.5..1)")        \
     X(STR, log_level, "info", "error, warn, info (access log) or debug")                                             \
     X(STR, log_format, "json", "access log lines: json or text")
 
@@ -100,9 +106,14 @@ void acmd_config_help(FILE *f);
     X(MODEL_READY, "GET", "/v2/models/{m}[/versions/{v}]/ready", "200 `{\"ready\":true}` or 503.")                   \
     X(INFER, "POST", "/v2/models/{m}[/versions/{v}]/infer",                                                          \
       "OIP inference, JSON tensors (nested or flat): `image` UINT8 `[B,H,W,C]` or `pixel_values` FP32 `[B,C,S,S]`. " \
-      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys.")              \
+      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys. The binary "    \
+      "tensor extension is accepted (below).")                                                                        \
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
       "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
+    X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
+      "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
+      "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
+      "β_min and a full batch), `queue_depth` and `deadlines` (requests with a deadline, misses by phase).")         \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
 typedef enum {
@@ -166,6 +177,35 @@ void acmd_label(char *buf, size_t n, const char *key, const char *value);
 /* The exposition; malloc'd. */
 char *acmd_metrics_render(const acmd_metrics *m, size_t *len);
 
+/* ---- cost model (server/cost.c) ------------------------------------------------------------------------------------
+ * Batch time t = a + b·tokens + c·FLOPs, fitted by exponentially forgetting least squares (factor f per batch: a
+ * batch k batches old weighs f^k) to every measured batch of a model, plus the warm-up batches as a prior that is
+ * never forgotten (so that a run of identical batches cannot make the fit singular). Features are scaled to units of
+ * one item (T tokens, the dense FLOPs of one item) so that the 3x3 normal equations are well conditioned; a, b and c
+ * are kept >= 0 (non-negative least squares, exact over the 3 coefficients). The one-step-ahead error of each batch (measured
+ * minus predicted before the batch was added) is kept for the last ACMD_COST_RING batches. I/O thread only. */
+#define ACMD_COST_RING 64
+typedef struct {
+    double forget;
+    double u_tok, u_flop;   /* units: tokens of one item, dense FLOPs of one item */
+    double S[3][3], r[3];   /* forgotten sums of x x^T and x t */
+    double P[3][3], q[3];   /* prior (warm-up) sums */
+    double theta[3];        /* a [s], b [s per item-worth of tokens], c [s per dense item of FLOPs] */
+    long samples, prior_samples;
+    double err_abs[ACMD_COST_RING], err_rel[ACMD_COST_RING];
+    int ring_n, ring_i;
+} acmd_cost;
+
+void acmd_cost_init(acmd_cost *c, double tokens_per_item, double flops_per_item, double forget);
+/* Adds one measured batch (prior: a warm-up batch). */
+void acmd_cost_add(acmd_cost *c, double tokens, double flops, double seconds, int prior);
+/* Predicted seconds of a batch (>= 0). */
+double acmd_cost_predict(const acmd_cost *c, double tokens, double flops);
+/* Coefficients in base units: seconds, seconds per token, seconds per FLOP. */
+void acmd_cost_coef(const acmd_cost *c, double *a, double *b_tok, double *c_flop);
+/* Recent one-step errors: mean |error| in seconds, mean |error| / measured, max |error|; n batches (0: none yet). */
+int acmd_cost_error(const acmd_cost *c, double *mean_abs, double *mean_rel, double *max_abs);
+
 /* ---- models, requests, server ------------------------------------------------------------------------------------ */
 
 struct acmd_req;
@@ -179,10 +219,16 @@ typedef struct {
     acm_policy default_policy;
     int S, C, T, K, num_acms;
     int idx;
-    /* queue (I/O thread) */
+    /* queue (I/O thread): unordered list; dispatch picks by urgency (aged), then deadline, then arrival */
     struct acmd_req *q_head, *q_tail;
     int q_items;
+    /* cost (I/O thread): per item, FLOPs outside the learners and of all learners (FLOPs(β) = fixed + β learner) */
+    acmd_cost cost;
+    double flops_fixed, flops_learner;
+    long dl_requests, dl_misses[3]; /* requests with a deadline; misses by phase (admission, queue, compute) */
 } acmd_model;
+
+enum { ACMD_MISS_ADMISSION = 0, ACMD_MISS_QUEUE, ACMD_MISS_COMPUTE };
 
 typedef enum { ACMD_REQ_RECEIVING = 0, ACMD_REQ_QUEUED, ACMD_REQ_RUNNING, ACMD_REQ_DONE, ACMD_REQ_CANCELLED } acmd_req_state;
 
@@ -203,9 +249,21 @@ typedef struct acmd_req {
     int body_error; /* 413 while receiving */
     char content_type[128];
     /* admission (I/O thread): budget headers, validated there, resolved with the OIP parameters by the worker */
-    char hdr_budget[32], hdr_budget_min[32], hdr_policy[16];
-    int has_hdr_budget, has_hdr_budget_min;
+    char hdr_budget[32], hdr_budget_min[32], hdr_policy[16], hdr_deadline[32], hdr_priority[128];
+    int has_hdr_budget, has_hdr_budget_min, has_hdr_deadline, has_hdr_priority;
     int explain;
+    size_t json_len;    /* OIP: bytes of the JSON header (Inference-Header-Content-Length, else the body) */
+    /* scheduling (I/O thread, from admission): terms, queue key, the decision at dispatch */
+    acm_sla_sched sched;
+    uint64_t seq;        /* arrival order */
+    uint64_t t_deadline; /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms */
+    int has_deadline;    /* the request set a deadline */
+    int64_t items_est;   /* items, for the cost model (OIP: the peeked batch dimension) */
+    double predicted_ms; /* predicted finish from arrival, decided at dispatch; < 0 before */
+    int bin_logits, bin_label; /* OIP binary outputs (worker) */
+    /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample) */
+    int batch_lead;
+    double b_items, b_flops, b_secs;
     const char *reject_reason; /* metrics label when refused before queueing */
     /* worker: decoded inputs and results */
     acm_sla_budget sla;
@@ -240,6 +298,8 @@ typedef struct acmd_worker {
     acmd_req *job;        /* batch handed over (I/O thread -> worker) */
     acmd_model *job_model;
     int busy;             /* I/O thread's view */
+    uint64_t t_start;     /* I/O thread: when the current batch was handed over, and its predicted seconds */
+    double pred_s;
     int stop;
     int warm;             /* I/O thread's view: warm-up done */
     /* engine state, one per model: scratch sized at start-up for the model's largest batch */
@@ -250,6 +310,10 @@ typedef struct acmd_worker {
         float *logits;     /* [max_batch, K] */
         uint8_t *kmap;     /* [max_batch, num_acms, T] */
         float *zeros;      /* [C, S, S] warm-up input */
+        /* warm-up measurements (written before the warm-up message; read by the I/O thread after it) */
+        double warm_items[4], warm_flops[4], warm_secs[4];
+        int n_warm;
+        double flops_fixed;
     } eng[ACMD_MAX_MODELS];
     char err[256];
     int failed;
@@ -282,6 +346,7 @@ typedef struct acmd_server {
     int log_level;         /* 0 error .. 3 debug */
     int log_json;
     int exit_code;
+    uint64_t seq;          /* requests admitted so far (queue order among equals) */
 } acmd_server;
 
 uint64_t acmd_now_ns(void);
@@ -295,6 +360,9 @@ void acmd_log(acmd_server *s, int level, const char *fmt, ...) __attribute__((fo
 /* server/sched.c: admission to dispatch (I/O thread) and the workers */
 int acmd_workers_start(acmd_server *s, char *err, size_t errlen);
 void acmd_workers_stop(acmd_server *s);
+/* Admission of a request whose body is here: resolves its budget and scheduling terms (the OIP parameters from
+ * peek, NULL for /classify) and refuses what cannot be met. Returns 0 to queue it, or fills the error (400, 504). */
+int acmd_sched_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip);
 void acmd_sched_enqueue(acmd_server *s, acmd_req *r);
 void acmd_sched_dispatch(acmd_server *s);
 void acmd_sched_on_async(uv_async_t *a);

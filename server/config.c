@@ -232,6 +232,11 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (strcmp(c->request_policy, "cap") && strcmp(c->request_policy, "mean"))
         return cfg__fail(err, errlen, "--request-policy: cap or mean");
     if (!(c->default_budget > 0 && c->default_budget <= 1)) return cfg__fail(err, errlen, "--default-budget: (0, 1]");
+    if (!(c->default_deadline_ms > 0 && c->default_deadline_ms <= 3600000))
+        return cfg__fail(err, errlen, "--default-deadline-ms: (0, 3600000]");
+    if (c->min_client_urgency < 0 || c->min_client_urgency > 7) return cfg__fail(err, errlen, "--min-client-urgency: 0..7");
+    if (!(c->aging_ms >= 0)) return cfg__fail(err, errlen, "--aging-ms must be >= 0");
+    if (!(c->cost_forgetting >= 0.5 && c->cost_forgetting <= 1)) return cfg__fail(err, errlen, "--cost-forgetting: 0.5..1");
     if (strcmp(c->log_format, "json") && strcmp(c->log_format, "text"))
         return cfg__fail(err, errlen, "--log-format: json or text");
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info") &&

@@ -1,12 +1,16 @@
 /*
- * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503), body accumulation,
- * admission (budget headers, image header probe, queue bound -> 429), suspension while queued, responses with the
+ * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503; budget, deadline and
+ * priority headers and Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the
+ * OIP parameter peek, queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the
+ * model stats route, responses with the
  * headers of docs/DESIGN.md §6, and the completion callback (access log, HTTP metrics, freeing the request).
  * Everything here runs on the I/O thread.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -57,6 +61,11 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type ? r->resp_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->status == 200 && r->json_len) {
+        char v[32];
+        snprintf(v, sizeof v, "%zu", r->json_len);
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", v);
+    }
     if (r->status == 429 || (r->status == 503 && !s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
@@ -122,6 +131,31 @@ static json_t *http__model_meta(const acmd_model *m) {
     return o;
 }
 
+static json_t *http__model_stats(const acmd_server *s, const acmd_model *m) {
+    double a, b, c, mean_abs, mean_rel, max_abs;
+    acmd_cost_coef(&m->cost, &a, &b, &c);
+    const int n = acmd_cost_error(&m->cost, &mean_abs, &mean_rel, &max_abs);
+    const double fl = m->flops_fixed, fb = m->flops_fixed + m->flops_learner, bmin = m->cfg->beta_min;
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "name", m->name, "version", m->version, "workers",
+                          s->n_workers, "blas_threads", (int)s->cfg.blas_threads, "max_batch", m->max_batch,
+                          "queue_depth", m->q_items);
+    json_object_set_new(o, "cost_model",
+        json_pack("{s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:{s:i, s:f, s:f, s:f}, s:{s:f, s:f, s:f}}",
+                  "formula", "t = a + b*tokens + c*flops (per batch, seconds)", "a", a, "b", b, "c", c,
+                  "forgetting", m->cost.forget, "samples", (json_int_t)m->cost.samples, "prior_samples",
+                  (json_int_t)m->cost.prior_samples, "flops_fixed_per_item", fl, "flops_learners_per_item",
+                  m->flops_learner, "recent_error", "batches", n, "mean_abs_ms", mean_abs * 1e3, "mean_rel", mean_rel,
+                  "max_abs_ms", max_abs * 1e3, "predict_ms", "one_item_full",
+                  acmd_cost_predict(&m->cost, m->T, fb) * 1e3, "one_item_floor",
+                  acmd_cost_predict(&m->cost, m->T, fl + bmin * m->flops_learner) * 1e3, "full_batch_full",
+                  acmd_cost_predict(&m->cost, (double)m->T * m->max_batch, fb * m->max_batch) * 1e3));
+    json_object_set_new(o, "deadlines", json_pack("{s:I, s:{s:I, s:I, s:I}}", "requests", (json_int_t)m->dl_requests,
+                                                  "misses", "admission", (json_int_t)m->dl_misses[ACMD_MISS_ADMISSION],
+                                                  "queue", (json_int_t)m->dl_misses[ACMD_MISS_QUEUE], "compute",
+                                                  (json_int_t)m->dl_misses[ACMD_MISS_COMPUTE]));
+    return o;
+}
+
 static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_args *a) {
     switch (r->route) {
     case ACMD_ROUTE_HEALTH_LIVE: return http__json(s, r, 200, json_pack("{s:b}", "live", 1));
@@ -129,6 +163,7 @@ static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_a
     case ACMD_ROUTE_SERVER_META:
         return http__json(s, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "acmd", "version", ACMD_VERSION, "extensions"));
     case ACMD_ROUTE_MODEL_META: return http__json(s, r, 200, http__model_meta(r->model));
+    case ACMD_ROUTE_MODEL_STATS: return http__json(s, r, 200, http__model_stats(s, r->model));
     case ACMD_ROUTE_MODEL_READY: return http__json(s, r, s->ready ? 200 : 503, json_pack("{s:s, s:b}", "name", r->model->name, "ready", s->ready));
     case ACMD_ROUTE_METRICS: {
         acmd_metric_set(s->metrics, ACMD_M_CONNECTIONS, "", s->connections);
@@ -176,10 +211,26 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
                                "image/x-portable-anymap)", ct ? ct : "");
         return 1;
     }
-    if (r->route == ACMD_ROUTE_INFER && ct && strncasecmp(ct, "application/json", 16) != 0) {
+    const char *ihcl = http__hdr(r->conn, "Inference-Header-Content-Length");
+    if (r->route == ACMD_ROUTE_INFER && ct && strncasecmp(ct, "application/json", 16) != 0 &&
+        !(ihcl && strncasecmp(ct, "application/octet-stream", 24) == 0)) {
         r->reject_reason = "bad_request";
-        http__error(s, r, 415, "Content-Type \"%s\": OIP inference takes application/json", ct);
+        http__error(s, r, 415, "Content-Type \"%s\": OIP inference takes application/json (or "
+                               "application/octet-stream with Inference-Header-Content-Length)", ct);
         return 1;
+    }
+    r->json_len = SIZE_MAX; /* the whole body, unless the binary extension says otherwise */
+    if (ihcl) {
+        char *end;
+        unsigned long long n = strtoull(ihcl, &end, 10);
+        unsigned long long cl_n = cl ? strtoull(cl, NULL, 10) : ULLONG_MAX;
+        if (r->route != ACMD_ROUTE_INFER || !isdigit((unsigned char)ihcl[0]) || *end || n > cl_n || n == 0) {
+            r->reject_reason = "bad_request";
+            http__error(s, r, 400, "Inference-Header-Content-Length \"%.40s\" must be the byte length (> 0) of the JSON "
+                                   "header of an OIP inference body, at most Content-Length", ihcl);
+            return 1;
+        }
+        r->json_len = (size_t)n;
     }
     /* budget headers: checked here so that a bad one fails before the body is read */
     char e[256];
@@ -187,8 +238,16 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
     r->has_hdr_budget = http__copy_hdr(r->hdr_budget, sizeof r->hdr_budget, http__hdr(r->conn, "X-Compute-Budget"));
     r->has_hdr_budget_min = http__copy_hdr(r->hdr_budget_min, sizeof r->hdr_budget_min, http__hdr(r->conn, "X-Compute-Budget-Min"));
     http__copy_hdr(r->hdr_policy, sizeof r->hdr_policy, http__hdr(r->conn, "X-Compute-Policy"));
+    const char *dl = http__hdr(r->conn, "X-Deadline-Ms"), *prio = http__hdr(r->conn, "Priority");
+    r->has_hdr_deadline = http__copy_hdr(r->hdr_deadline, sizeof r->hdr_deadline, dl);
+    r->has_hdr_priority = http__copy_hdr(r->hdr_priority, sizeof r->hdr_priority, prio);
+    int u, inc;
     if ((r->has_hdr_budget && acm_sla_parse_budget(r->hdr_budget, &v, "X-Compute-Budget", e, sizeof e)) ||
-        (r->has_hdr_budget_min && acm_sla_parse_budget(r->hdr_budget_min, &v, "X-Compute-Budget-Min", e, sizeof e))) {
+        (r->has_hdr_budget_min && acm_sla_parse_budget(r->hdr_budget_min, &v, "X-Compute-Budget-Min", e, sizeof e)) ||
+        (dl && (strlen(dl) >= sizeof r->hdr_deadline ? (snprintf(e, sizeof e, "X-Deadline-Ms is too long"), 1)
+                                                      : acm_sla_parse_deadline(dl, &v, "X-Deadline-Ms", e, sizeof e))) ||
+        (prio && (strlen(prio) >= sizeof r->hdr_priority ? (snprintf(e, sizeof e, "Priority is too long"), 1)
+                                                         : acm_sla_parse_priority(prio, &u, &inc, e, sizeof e)))) {
         r->reject_reason = "bad_request";
         http__error(s, r, 400, "%s", e);
         return 1;
@@ -226,9 +285,28 @@ static enum MHD_Result http__admit_body(acmd_server *s, acmd_req *r) {
                                acm_image_format_name(info.format), info.width, info.height, s->cfg.max_image_pixels);
         }
     }
+    acm_oip_peek pk, *peek = NULL;
+    if (r->route == ACMD_ROUTE_INFER) { /* the parameters (deadline, priority, budget) are needed to queue it */
+        if (r->json_len == SIZE_MAX) r->json_len = r->len;
+        if (r->json_len > r->len) {
+            r->reject_reason = "bad_request";
+            return http__error(s, r, 400, "Inference-Header-Content-Length %zu is past the body's %zu bytes", r->json_len,
+                               r->len);
+        }
+        char e[512];
+        if (acm_oip_peek_request(&pk, (const char *)r->body, r->json_len, e, sizeof e)) {
+            r->reject_reason = "bad_request";
+            return http__error(s, r, 400, "%s", e);
+        }
+        peek = &pk;
+    }
     if (r->model->q_items + 1 > s->cfg.max_queue) {
         r->reject_reason = "queue_full";
         return http__error(s, r, 429, "the queue of model %s is full (%ld items)", r->model->name, s->cfg.max_queue);
+    }
+    if (acmd_sched_admit(s, r, peek)) {
+        if (!r->reject_reason) r->reject_reason = "bad_request";
+        return http__respond(s, r);
     }
     MHD_suspend_connection(r->conn);
     r->suspended = 1;
@@ -368,6 +446,8 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
         acmd_jw_raw(&l, ",\"budget_applied\":%.6g,\"budget_realised\":%.6g",
                    r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : (double)r->policy.beta, r->realised);
         acmd_jw_kstr(&l, "budget_source", acm_budget_source_name(r->sla.source));
+        if (r->has_deadline) acmd_jw_raw(&l, ",\"deadline_ms\":%.6g,\"predicted_ms\":%.6g", r->sched.deadline_ms, r->predicted_ms);
+        acmd_jw_raw(&l, ",\"urgency\":%d", r->sched.urgency);
         acmd_jw_raw(&l, ",\"flops\":%.0f,\"flops_dense\":%.0f,\"queue_ms\":%.6g,\"compute_ms\":%.6g,\"batch_size\":%d",
                    r->flops, r->flops_dense, (double)(r->t_dispatch - r->t_queued) * 1e-6, r->compute_s * 1e3,
                    r->batch_size);

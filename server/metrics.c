@@ -39,9 +39,9 @@ static const double met__ratio[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 /* Fixed label sets. */
 static const int met__codes[] = {200, 400, 404, 405, 408, 413, 415, 429, 499, 500, 503, 504};
 static const char *const met__outcomes[] = {"success", "failure", "rejected", "timeout", "cancelled"};
-static const char *const met__reasons[] = {"queue_full", "not_ready", "draining", "bad_request", "too_large"};
-static const char *const met__sources[] = {"default", "header", "parameter"};
-static const char *const met__phases[] = {"queue", "compute"};
+static const char *const met__reasons[] = {"queue_full", "not_ready", "draining", "bad_request", "too_large", "deadline"};
+static const char *const met__sources[] = {"default", "header", "parameter", "deadline"};
+static const char *const met__phases[] = {"admission", "queue", "compute"}; /* ACMD_MISS_* */
 
 void acmd_label(char *buf, size_t n, const char *key, const char *value) {
     size_t o = strlen(buf);

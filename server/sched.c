@@ -1,12 +1,21 @@
 /*
- * sched.c — the scheduler (I/O thread: per-model FIFO queues, dispatch of batches to idle workers, cancellation of
- * requests whose client left) and the engine workers (decode -> engine -> response bodies).
+ * sched.c — admission and the scheduler (I/O thread: per-model queues, SLA terms, the cost model's use, dispatch of
+ * batches to idle workers, cancellation of requests whose client left) and the engine workers (decode -> engine ->
+ * response bodies).
  *
- * Batching is work-conserving: an idle worker takes up to max_batch items from the model whose oldest request has
- * waited longest, at once. Only while another worker is busy may it wait (--batch-delay-us at most) for a fuller
- * batch. Items are counted per request as 1 at admission (an OIP request with B > 1 images is found out when its
- * worker decodes it; the worker then runs the batch in several engine calls of at most max_batch items).
- * No deadlines or priorities here: that is part 2 (SLA scheduling).
+ * Admission (acmd_sched_admit) resolves a request's budget range and scheduling terms (sla.h) from its headers and,
+ * for OIP, the parameters peeked from the body (oip.h), and answers 504 at once when even the budget floor, started
+ * after the work queued ahead of it, is predicted to finish after its deadline.
+ * Order: a queue is an unordered list; dispatch takes the first request by (urgency less one level per --aging-ms
+ * waited, deadline — the request's own or arrival + --default-deadline-ms —, arrival). Scans are O(queue), bounded
+ * by --max-queue. An idle worker takes the model whose first request comes first, then adds requests in that order
+ * while the batch, with every deadline request at its floor, is predicted to meet the batch's earliest deadline.
+ * A deadline request that cannot make it even alone at its floor is answered 504 there (a miss "queue").
+ * Budget at dispatch: the largest common beta (each request clamped to its own [min, max]) whose predicted batch
+ * time plus the model's recent mean prediction error fits before the earliest deadline; run under cap.
+ * Batching is work-conserving: only while another worker is busy may an idle one wait (--batch-delay-us at most) for
+ * a fuller batch. Every batch's measured time goes back into its model's cost model (server/cost.c) on the I/O
+ * thread, which alone owns the queues and the cost models: no locks besides the hand-over and result queues.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,7 +32,7 @@
 
 #define SCHED__MAX_ITEMS_PER_REQUEST 256
 
-/* ---- I/O thread -------------------------------------------------------------------------------------------------- */
+/* ---- I/O thread: admission -------------------------------------------------------------------------------------- */
 
 static void sched__depth(acmd_server *s, acmd_model *m) {
     char l[128] = "";
@@ -31,10 +40,155 @@ static void sched__depth(acmd_server *s, acmd_model *m) {
     acmd_metric_set(s->metrics, ACMD_M_QUEUE_DEPTH, l, m->q_items);
 }
 
+static const char *const sched__phase_names[] = {"admission", "queue", "compute"};
+
+static void sched__miss(acmd_server *s, acmd_req *r, int phase) {
+    char l[64] = "";
+    acmd_label(l, sizeof l, "phase", sched__phase_names[phase]);
+    acmd_metric_add(s->metrics, ACMD_M_DEADLINE_MISSES, l, 1);
+    r->model->dl_misses[phase]++;
+}
+
+/* FLOPs of a request's items at budget beta (the cost model's unit of work). */
+static double sched__flops(const acmd_model *m, const acmd_req *r, double beta) {
+    return (double)r->items_est * (m->flops_fixed + beta * m->flops_learner);
+}
+
+/* The least a request can cost: a deadline request at its floor; any other at its own policy (argmax counted as 1). */
+static double sched__min_flops(const acmd_model *m, const acmd_req *r) {
+    if (r->has_deadline) return sched__flops(m, r, r->sla.min);
+    return sched__flops(m, r, r->policy.kind == ACM_POLICY_ARGMAX || r->policy.kind == ACM_POLICY_FIXED ? 1.0 : r->policy.beta);
+}
+
+static double sched__predict(const acmd_model *m, double items, double flops) {
+    return acmd_cost_predict(&m->cost, items * m->T, flops);
+}
+
+/* Queue order: urgency (improved by one level per --aging-ms waited), then the earlier deadline, then arrival. */
+static double sched__urgency(const acmd_server *s, const acmd_req *r, uint64_t now) {
+    double u = r->sched.urgency;
+    if (s->cfg.aging_ms > 0 && r->state == ACMD_REQ_QUEUED && now > r->t_queued)
+        u -= floor((double)(now - r->t_queued) * 1e-6 / s->cfg.aging_ms);
+    return u;
+}
+
+static int sched__before(const acmd_server *s, const acmd_req *a, const acmd_req *b, uint64_t now) {
+    const double ua = sched__urgency(s, a, now), ub = sched__urgency(s, b, now);
+    if (ua != ub) return ua < ub;
+    if (a->t_deadline != b->t_deadline) return a->t_deadline < b->t_deadline;
+    return a->seq < b->seq;
+}
+
+static int sched__policy(acmd_req *r, const acmd_server *s, const char *param_policy) {
+    const acmd_model *m = r->model;
+    const char *name = r->hdr_policy[0] ? r->hdr_policy : param_policy && param_policy[0] ? param_policy : NULL;
+    if (name) {
+        int k = acm_policy_parse(name);
+        if (k < 0 || k == ACM_POLICY_FIXED) {
+            acmd_req_error(r, 400, "compute policy \"%s\": argmax, mean or cap", name);
+            return -1;
+        }
+        if (r->has_deadline && k != ACM_POLICY_CAP) {
+            acmd_req_error(r, 400, "compute policy \"%s\": a request with a deadline runs under cap (the budget the "
+                                   "deadline allows is exact only there)", name);
+            return -1;
+        }
+    }
+    if (r->has_deadline) { /* beta decided at dispatch, in [min, max] */
+        r->policy = acm_policy_default();
+        r->policy.kind = ACM_POLICY_CAP;
+        r->policy.beta = (float)r->sla.max;
+        if (r->sla.source == ACM_BUDGET_DEFAULT) r->sla.source = ACM_BUDGET_DEADLINE;
+        return 0;
+    }
+    if (r->sla.source == ACM_BUDGET_DEFAULT) {
+        r->policy = m->default_policy;
+        if (name) r->policy.kind = (acm_policy_kind)acm_policy_parse(name); /* beta stays the default budget */
+        return 0;
+    }
+    r->policy = acm_policy_default();
+    r->policy.kind = (acm_policy_kind)acm_policy_parse(name ? name : s->cfg.request_policy);
+    r->policy.beta = (float)r->sla.max;
+    return 0;
+}
+
+/* Seconds until the work queued ahead of r (better key, every model) could be done, on the workers as they are:
+ * a fluid bound max(earliest free worker, (sum of busy remainders + work ahead) / workers). Work at its least cost. */
+static double sched__wait_ahead(const acmd_server *s, const acmd_req *r, uint64_t now) {
+    double first_free = INFINITY, total = 0;
+    int n = 0;
+    for (int i = 0; i < s->n_workers; i++) {
+        const acmd_worker *w = &s->workers[i];
+        double left = 0;
+        if (w->busy) {
+            const double ran = (double)(now - w->t_start) * 1e-9;
+            left = w->pred_s > ran ? w->pred_s - ran : 0;
+        }
+        if (left < first_free) first_free = left;
+        total += left;
+        n++;
+    }
+    for (int i = 0; i < s->n_models; i++) {
+        const acmd_model *m = &s->models[i];
+        double items = 0, flops = 0;
+        for (const acmd_req *q = m->q_head; q; q = q->next)
+            if (sched__before(s, q, r, now)) items += (double)q->items_est, flops += sched__min_flops(m, q);
+        if (items > 0) {
+            const double batches = ceil(items / m->max_batch);
+            total += sched__predict(m, items, flops) + (batches - 1) * (m->cost.theta[0] > 0 ? m->cost.theta[0] : 0);
+        }
+    }
+    if (n == 0) return 0;
+    const double fluid = total / n;
+    return fluid > first_free ? fluid : first_free;
+}
+
+int acmd_sched_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
+    acmd_model *m = r->model;
+    char e[256];
+    const acm_oip_params *p = oip ? &oip->par : NULL;
+    r->items_est = oip && oip->items > 0 ? oip->items : 1;
+    if (acm_sla_resolve_sched(&r->sched, r->has_hdr_deadline ? r->hdr_deadline : NULL,
+                              r->has_hdr_priority ? r->hdr_priority : NULL, p && p->has_deadline ? &p->deadline_ms : NULL,
+                              p && p->has_priority ? &p->priority : NULL, (int)s->cfg.min_client_urgency, e, sizeof e)) {
+        acmd_req_error(r, 400, "%s", e);
+        return -1;
+    }
+    if (acm_sla_resolve(&r->sla, r->has_hdr_budget ? r->hdr_budget : NULL,
+                        r->has_hdr_budget_min ? r->hdr_budget_min : NULL, p && p->has_budget ? &p->budget : NULL,
+                        p && p->has_budget_min ? &p->budget_min : NULL, m->cfg->beta_min, e, sizeof e)) {
+        acmd_req_error(r, 400, "%s", e);
+        return -1;
+    }
+    r->has_deadline = r->sched.deadline_source != ACM_BUDGET_DEFAULT;
+    const double dl_ms = r->has_deadline ? r->sched.deadline_ms : s->cfg.default_deadline_ms;
+    r->t_deadline = r->t_arrive + (uint64_t)(dl_ms * 1e6);
+    if (sched__policy(r, s, p ? p->policy : NULL)) return -1;
+    r->predicted_ms = -1;
+    if (!r->has_deadline) return 0;
+    m->dl_requests++;
+    r->seq = UINT64_MAX; /* not queued yet: everything already queued with the same key counts as ahead of it */
+    /* 504 now when even the floor, started after the work ahead, would finish late (optimistic on purpose: a
+     * request is refused only when no decision could make it) */
+    const uint64_t now = acmd_now_ns();
+    const double finish = (double)(now - r->t_arrive) * 1e-9 + sched__wait_ahead(s, r, now) +
+                          sched__predict(m, (double)r->items_est, sched__flops(m, r, r->sla.min));
+    if (finish * 1e3 > r->sched.deadline_ms) {
+        r->reject_reason = "deadline";
+        sched__miss(s, r, ACMD_MISS_ADMISSION);
+        acmd_req_error(r, 504, "deadline of %g ms cannot be met: even at the budget floor %g the predicted finish is "
+                               "%.3f ms after arrival (the queue ahead included)", r->sched.deadline_ms, r->sla.min,
+                       finish * 1e3);
+        return -1;
+    }
+    return 0;
+}
+
 void acmd_sched_enqueue(acmd_server *s, acmd_req *r) {
     acmd_model *m = r->model;
     r->state = ACMD_REQ_QUEUED;
     r->t_queued = acmd_now_ns();
+    r->seq = ++s->seq;
     r->next = NULL;
     if (m->q_tail) m->q_tail->next = r;
     else m->q_head = r;
@@ -43,6 +197,8 @@ void acmd_sched_enqueue(acmd_server *s, acmd_req *r) {
     sched__depth(s, m);
     acmd_sched_dispatch(s);
 }
+
+/* ---- I/O thread: dispatch ------------------------------------------------------------------------------------------- */
 
 /* The client of a suspended connection has gone when a peek reads end-of-file or an error. */
 static int sched__peer_gone(acmd_req *r) {
@@ -55,6 +211,51 @@ static int sched__peer_gone(acmd_req *r) {
 
 static void sched__batch_timer(uv_timer_t *t) { acmd_sched_dispatch(t->data); }
 
+/* The first request of m's queue in queue order (prev: its predecessor in the list). */
+static acmd_req *sched__best(const acmd_server *s, const acmd_model *m, uint64_t now, acmd_req **prev) {
+    acmd_req *best = NULL, *bp = NULL, *pp = NULL;
+    for (acmd_req *q = m->q_head; q; pp = q, q = q->next)
+        if (!best || sched__before(s, q, best, now)) best = q, bp = pp;
+    *prev = bp;
+    return best;
+}
+
+static void sched__unlink(acmd_model *m, acmd_req *r, acmd_req *prev) {
+    if (prev) prev->next = r->next;
+    else m->q_head = r->next;
+    if (m->q_tail == r) m->q_tail = prev;
+    m->q_items -= 1;
+    r->next = NULL;
+}
+
+/* Predicted seconds of a batch with the deadline requests at a common beta c, each clamped to its own [min, max]. */
+static double sched__batch_time(const acmd_model *m, const acmd_req *batch, double c, double *items_out) {
+    double items = 0, flops = 0;
+    for (const acmd_req *q = batch; q; q = q->next) {
+        items += (double)q->items_est;
+        if (q->has_deadline) flops += sched__flops(m, q, c < q->sla.min ? q->sla.min : c > q->sla.max ? q->sla.max : c);
+        else flops += sched__min_flops(m, q);
+    }
+    if (items_out) *items_out = items;
+    return sched__predict(m, items, flops);
+}
+
+/* Beta at dispatch: the largest common c in [0, 1] (each request clamped to its [min, max]) whose predicted finish,
+ * with the recent mean prediction error as a margin, meets the batch's earliest deadline. At worst the floors. */
+static double sched__decide(const acmd_model *m, const acmd_req *batch, uint64_t now, uint64_t tight) {
+    double mean_abs, mean_rel, max_abs;
+    acmd_cost_error(&m->cost, &mean_abs, &mean_rel, &max_abs);
+    const double slack = (double)((int64_t)(tight - now)) * 1e-9 - mean_abs;
+    if (sched__batch_time(m, batch, 1.0, NULL) <= slack) return 1.0;
+    double lo = 0, hi = 1;
+    for (int i = 0; i < 40; i++) {
+        const double mid = 0.5 * (lo + hi);
+        if (sched__batch_time(m, batch, mid, NULL) <= slack) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
 void acmd_sched_dispatch(acmd_server *s) {
     if (s->stopping) return;
     int busy = 0;
@@ -63,14 +264,16 @@ void acmd_sched_dispatch(acmd_server *s) {
         acmd_worker *w = &s->workers[wi];
         if (w->busy || !w->warm) continue;
         for (;;) {
-            acmd_model *m = NULL;
-            for (int i = 0; i < s->n_models; i++)
-                if (s->models[i].q_head && (!m || s->models[i].q_head->t_queued < m->q_head->t_queued))
-                    m = &s->models[i];
-            if (!m) return;
             const uint64_t now = acmd_now_ns();
+            acmd_model *m = NULL;
+            acmd_req *mbest = NULL, *prev;
+            for (int i = 0; i < s->n_models; i++) {
+                acmd_req *b = sched__best(s, &s->models[i], now, &prev);
+                if (b && (!mbest || sched__before(s, b, mbest, now))) m = &s->models[i], mbest = b;
+            }
+            if (!m) return;
             if (s->cfg.batch_delay_us > 0 && busy > 0 && m->q_items < m->max_batch) {
-                uint64_t waited = now - m->q_head->t_queued, delay = (uint64_t)s->cfg.batch_delay_us * 1000;
+                uint64_t waited = now - mbest->t_queued, delay = (uint64_t)s->cfg.batch_delay_us * 1000;
                 if (waited < delay) {
                     uv_timer_start(&s->batch_timer, sched__batch_timer, (delay - waited) / 1000000 + 1, 0);
                     return;
@@ -78,18 +281,33 @@ void acmd_sched_dispatch(acmd_server *s) {
             }
             acmd_req *head = NULL, *tail = NULL;
             int n = 0;
-            while (m->q_head && n < m->max_batch) {
-                acmd_req *r = m->q_head;
-                m->q_head = r->next;
-                if (!m->q_head) m->q_tail = NULL;
-                m->q_items -= 1;
-                r->next = NULL;
+            double items = 0, flops = 0;
+            uint64_t tight = UINT64_MAX; /* the earliest deadline among the batch's deadline requests */
+            while (n < m->max_batch) {
+                acmd_req *r = sched__best(s, m, now, &prev);
+                if (!r) break;
                 if (sched__peer_gone(r)) {
+                    sched__unlink(m, r, prev);
                     r->state = ACMD_REQ_CANCELLED;
                     acmd_req_error(r, 499, "the client closed the connection while the request was queued");
                     acmd_http_finish(s, r);
                     continue;
                 }
+                const double it = items + (double)r->items_est, fl = flops + sched__min_flops(m, r);
+                const uint64_t tg = r->has_deadline && r->t_deadline < tight ? r->t_deadline : tight;
+                const uint64_t finish = now + (uint64_t)(sched__predict(m, it, fl) * 1e9);
+                if (r->has_deadline && n == 0 && finish > r->t_deadline) { /* expired, or overtaken too long */
+                    sched__unlink(m, r, prev);
+                    sched__miss(s, r, ACMD_MISS_QUEUE);
+                    acmd_req_error(r, 504, "deadline of %g ms missed in the queue: even at the budget floor %g the "
+                                           "predicted finish was %.3f ms after arrival", r->sched.deadline_ms, r->sla.min,
+                                   (double)(finish - r->t_arrive) * 1e-6);
+                    r->state = ACMD_REQ_DONE;
+                    acmd_http_finish(s, r);
+                    continue;
+                }
+                if (n > 0 && tg != UINT64_MAX && finish > tg) break; /* it would make the batch late: next batch */
+                sched__unlink(m, r, prev);
                 r->state = ACMD_REQ_RUNNING;
                 r->t_dispatch = now;
                 r->worker = wi;
@@ -97,10 +315,19 @@ void acmd_sched_dispatch(acmd_server *s) {
                 else head = r;
                 tail = r;
                 n++;
+                items = it, flops = fl, tight = tg;
                 s->in_flight++;
             }
             sched__depth(s, m);
-            if (!head) continue; /* every request of that model had been cancelled: look again */
+            if (!head) continue; /* every request taken had been cancelled or refused: look again */
+            const double c = tight == UINT64_MAX ? 1.0 : sched__decide(m, head, now, tight);
+            for (acmd_req *q = head; q; q = q->next)
+                if (q->has_deadline)
+                    q->policy.beta = (float)(c < q->sla.min ? q->sla.min : c > q->sla.max ? q->sla.max : c);
+            const double pred = sched__batch_time(m, head, c, NULL);
+            for (acmd_req *q = head; q; q = q->next) q->predicted_ms = ((double)(now - q->t_arrive) * 1e-9 + pred) * 1e3;
+            w->t_start = now;
+            w->pred_s = pred;
             pthread_mutex_lock(&w->mu);
             w->job = head;
             w->job_model = m;
@@ -123,7 +350,7 @@ static void sched__metrics_done(acmd_server *s, acmd_req *r) {
         acmd_metric_add(s->metrics, ACMD_M_FLOPS, l, r->flops);
         acmd_metric_add(s->metrics, ACMD_M_FLOPS_DENSE, l, r->flops_dense);
         char b[64] = "";
-        acmd_label(b, sizeof b, "source", acm_budget_source_name(r->sla.source));
+        acmd_label(b, sizeof b, "source", acm_budget_source_name(r->sla.source)); /* header, parameter, deadline, default */
         double applied = r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : r->policy.beta;
         acmd_metric_observe(s->metrics, ACMD_M_BUDGET_RATIO, b, applied);
     }
@@ -146,12 +373,23 @@ void acmd_sched_on_async(uv_async_t *a) {
             free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
             continue;
         }
+        acmd_model *m = r->model;
+        if (r->batch_lead && r->b_items > 0) acmd_cost_add(&m->cost, r->b_items * m->T, r->b_flops, r->b_secs, 0);
+        if (r->has_deadline && r->status == 200 && acmd_now_ns() > r->t_deadline) sched__miss(s, r, ACMD_MISS_COMPUTE);
         sched__metrics_done(s, r);
         acmd_http_finish(s, r);
     }
     if (!s->ready && !s->draining && warm == s->n_workers) {
         int failed = 0;
         for (int i = 0; i < s->n_workers; i++) s->workers[i].warm = 1, failed |= s->workers[i].failed;
+        for (int i = 0; i < s->n_models && !failed; i++) { /* the warm-up batches: the cost model's prior */
+            acmd_model *m = &s->models[i];
+            m->flops_fixed = s->workers[0].eng[i].flops_fixed;
+            for (int wi = 0; wi < s->n_workers; wi++)
+                for (int k = 0; k < s->workers[wi].eng[i].n_warm; k++)
+                    acmd_cost_add(&m->cost, s->workers[wi].eng[i].warm_items[k] * m->T,
+                                  s->workers[wi].eng[i].warm_flops[k], s->workers[wi].eng[i].warm_secs[k], 1);
+        }
         if (failed) {
             acmd_log(s, 0, "warm-up failed: %s", s->workers[0].err);
             s->exit_code = 1;
@@ -185,15 +423,34 @@ static void sched__post(acmd_server *s, acmd_req *head, int warm) {
 static void *sched__worker_main(void *arg) {
     acmd_worker *w = arg;
     acmd_server *s = w->srv;
-    /* warm-up: one full batch per model, so first requests do not pay for cold caches and page faults */
+    /* warm-up per model: one full batch under the default policy (cold caches, page faults; untimed), then four small
+     * timed batches under cap — 1 and 2 items (1 if max_batch is 1), at beta = 1 and at beta_min — the cost model's
+     * prior (tokens and FLOPs both vary) at a few items' cost; the FLOPs outside the learners are a beta = 1 item's
+     * FLOPs less every learner's */
     for (int i = 0; i < s->n_models && !w->failed; i++) {
         acmd_model *m = &s->models[i];
-        for (int b = 0; b < m->max_batch; b++) {
-            w->eng[i].items[b] = (acm_item){.pixels = w->eng[i].zeros, .policy = m->default_policy};
-            w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K};
+        const float floor_beta = m->cfg->beta_min > 0 ? m->cfg->beta_min : 0.25f;
+        for (int run = 0; run < 5 && !w->failed; run++) {
+            const int n = run == 0 ? m->max_batch : run <= 2 ? 1 : m->max_batch < 2 ? 1 : 2;
+            acm_policy pol = m->default_policy;
+            if (run) pol = acm_policy_default(), pol.kind = ACM_POLICY_CAP, pol.beta = run % 2 ? 1.0f : floor_beta;
+            for (int b = 0; b < n; b++) {
+                w->eng[i].items[b] = (acm_item){.pixels = w->eng[i].zeros, .policy = pol};
+                w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K};
+            }
+            const uint64_t t0 = acmd_now_ns();
+            if (acm_worker_run(w->eng[i].w, w->eng[i].items, w->eng[i].res, n, w->err, sizeof w->err)) {
+                w->failed = 1;
+                break;
+            }
+            if (run == 0) continue;
+            double fl = 0;
+            for (int b = 0; b < n; b++) fl += w->eng[i].res[b].flops;
+            const int k = w->eng[i].n_warm++;
+            w->eng[i].warm_items[k] = n, w->eng[i].warm_flops[k] = fl;
+            w->eng[i].warm_secs[k] = (double)(acmd_now_ns() - t0) * 1e-9;
+            if (run == 1) w->eng[i].flops_fixed = w->eng[i].res[0].flops - m->flops_learner;
         }
-        if (acm_worker_run(w->eng[i].w, w->eng[i].items, w->eng[i].res, m->max_batch, w->err, sizeof w->err))
-            w->failed = 1;
     }
     sched__post(s, NULL, 1);
     for (;;) {
@@ -272,44 +529,6 @@ void acmd_workers_stop(acmd_server *s) {
 
 /* ---- stage 1: decode ---------------------------------------------------------------------------------------------- */
 
-static int sched__policy(acmd_req *r, const acmd_server *s, const char *param_policy) {
-    const acmd_model *m = r->model;
-    const char *name = r->hdr_policy[0] ? r->hdr_policy : param_policy && param_policy[0] ? param_policy : NULL;
-    if (r->sla.source == ACM_BUDGET_DEFAULT) {
-        r->policy = m->default_policy;
-        if (name) {
-            int k = acm_policy_parse(name);
-            if (k < 0 || k == ACM_POLICY_FIXED) {
-                acmd_req_error(r, 400, "compute policy \"%s\": argmax, mean or cap", name);
-                return -1;
-            }
-            r->policy.kind = (acm_policy_kind)k; /* beta stays the default budget */
-        }
-        return 0;
-    }
-    int k = acm_policy_parse(name ? name : s->cfg.request_policy);
-    if (k < 0 || k == ACM_POLICY_FIXED) {
-        acmd_req_error(r, 400, "compute policy \"%s\": argmax, mean or cap", name);
-        return -1;
-    }
-    r->policy = acm_policy_default();
-    r->policy.kind = (acm_policy_kind)k;
-    r->policy.beta = (float)r->sla.max;
-    return 0;
-}
-
-static int sched__sla(acmd_req *r, const acmd_server *s, const acm_oip_request *o) {
-    char e[256];
-    double pm = o ? o->budget : 0, pmin = o ? o->budget_min : 0;
-    if (acm_sla_resolve(&r->sla, r->has_hdr_budget ? r->hdr_budget : NULL,
-                        r->has_hdr_budget_min ? r->hdr_budget_min : NULL, o && o->has_budget ? &pm : NULL,
-                        o && o->has_budget_min ? &pmin : NULL, r->model->cfg->beta_min, e, sizeof e)) {
-        acmd_req_error(r, 400, "%s", e);
-        return -1;
-    }
-    return sched__policy(r, s, o ? o->policy : NULL);
-}
-
 static acm_image_params sched__img_params(const acmd_server *s, const acmd_model *m) {
     acm_image_params p = {.size = m->S, .channels = m->C, .max_pixels = s->cfg.max_image_pixels};
     for (int c = 0; c < m->C && c < 3; c++) p.mean[c] = m->cfg->mean[c], p.std[c] = m->cfg->std[c];
@@ -320,7 +539,6 @@ static void sched__decode_classify(acmd_worker *w, acmd_req *r) {
     const acmd_model *m = r->model;
     const acm_image_params p = sched__img_params(w->srv, m);
     snprintf(r->resp_id, sizeof r->resp_id, "%s", r->id);
-    if (sched__sla(r, w->srv, NULL)) return;
     r->n_items = 1;
     r->pixels = malloc(sizeof(float) * m->C * m->S * m->S);
     if (!r->pixels) {
@@ -338,14 +556,20 @@ static void sched__decode_infer(acmd_worker *w, acmd_req *r) {
     acm_oip_request o;
     acm_oip_limits lim = {.max_elements = (size_t)w->srv->cfg.max_body_bytes};
     char e[512];
-    int rc = acm_oip_parse_request(&o, (const char *)r->body, r->len, &lim, e, sizeof e);
+    int rc = acm_oip_parse_request_bin(&o, (const char *)r->body, r->len, r->json_len, &lim, e, sizeof e);
     if (rc) {
         acmd_req_error(r, rc == ACM_OIP_ENOMEM ? 500 : 400, "%s", e);
         return;
     }
     snprintf(r->resp_id, sizeof r->resp_id, "%s", o.id[0] ? o.id : r->id);
-    r->explain |= o.explain;
-    if (sched__sla(r, w->srv, &o)) goto out;
+    r->explain |= o.par.explain;
+    r->bin_logits = acm_oip_output_binary(&o, "logits");
+    r->bin_label = acm_oip_output_binary(&o, "label");
+    for (int i = 0; i < o.n_outputs; i++)
+        if (strcmp(o.outputs[i].name, "logits") && strcmp(o.outputs[i].name, "label")) {
+            acmd_req_error(r, 400, "outputs[%d]: unknown output \"%.64s\" (logits, label)", i, o.outputs[i].name);
+            goto out;
+        }
     const acm_oip_tensor *img = acm_oip_find_input(&o, "image"), *pv = acm_oip_find_input(&o, "pixel_values");
     if (!img && !pv) {
         acmd_req_error(r, 400, "expected an input named 'image' (UINT8 [B,H,W,C]) or 'pixel_values' (FP32 [B,%d,%d,%d])",
@@ -420,6 +644,9 @@ static json_t *sched__common(const acmd_req *r, uint64_t now) {
                                                "compute_ms", r->compute_s * 1e3,
                                                "total_ms", (double)(now - r->t_arrive) * 1e-6));
     json_object_set_new(o, "batch_size", json_integer(r->batch_size));
+    json_object_set_new(o, "deadline_ms", r->has_deadline ? json_real(r->sched.deadline_ms) : json_null());
+    json_object_set_new(o, "predicted_ms", r->predicted_ms >= 0 ? json_real(r->predicted_ms) : json_null());
+    json_object_set_new(o, "urgency", json_integer(r->sched.urgency));
     json_object_set_new(o, "model", json_string(m->name));
     json_object_set_new(o, "model_version", json_string(m->version));
     return o;
@@ -459,6 +686,11 @@ static void sched__body_classify(acmd_req *r, uint64_t now) {
                 (double)(r->t_dispatch - r->t_queued) * 1e-6, (double)(now - r->t_dispatch) * 1e-6,
                 (double)(now - r->t_arrive) * 1e-6);
     acmd_jw_raw(&w, ",\"batch_size\":%d", r->batch_size);
+    if (r->has_deadline) acmd_jw_raw(&w, ",\"deadline_ms\":%.17g", r->sched.deadline_ms);
+    else acmd_jw_raw(&w, ",\"deadline_ms\":null");
+    if (r->predicted_ms >= 0) acmd_jw_raw(&w, ",\"predicted_ms\":%.6f", r->predicted_ms);
+    else acmd_jw_raw(&w, ",\"predicted_ms\":null");
+    acmd_jw_raw(&w, ",\"urgency\":%d", r->sched.urgency);
     acmd_jw_kstr(&w, "model", m->name);
     acmd_jw_kstr(&w, "model_version", m->version);
     acmd_jw_kstr(&w, "label", m->cfg->labels[best]);
@@ -510,8 +742,11 @@ static void sched__body_infer(acmd_req *r, uint64_t now) {
             if (lg[k] > lg[best]) best = k;
         labels[b] = m->cfg->labels[best];
     }
-    r->resp_body = acm_oip_response(m->name, m->version, r->resp_id, par, r->logits, r->n_items, m->K, labels);
+    size_t jl, total;
+    r->resp_body = acm_oip_response_bin(m->name, m->version, r->resp_id, par, r->logits, r->n_items, m->K, labels,
+                                        r->bin_logits, r->bin_label, &jl, &total);
     free(labels);
+    if (r->resp_body) r->resp_len = total, r->json_len = jl;
 }
 
 /* ---- the batch ----------------------------------------------------------------------------------------------------- */
@@ -537,6 +772,7 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     }
     /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
     sched__slot slots[1024];
+    double b_items = 0, b_flops = 0; /* the cost model's sample: what the engine ran */
     acmd_req *r = batch;
     int item = 0;
     for (;;) {
@@ -564,6 +800,7 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
                 continue;
             }
             const acm_result *res = &w->eng[mi].res[i];
+            b_items += 1, b_flops += res->flops;
             memcpy(q->logits + (size_t)slots[i].item * m->K, res->logits, sizeof(float) * m->K);
             if (q->kmap) memcpy(q->kmap + (size_t)slots[i].item * A * m->T, res->kmap, (size_t)A * m->T);
             q->flops += res->flops;
@@ -578,11 +815,14 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     for (acmd_req *q = batch; q; q = q->next) {
         q->compute_s = (double)(now - t0) * 1e-9;
         if (q->status) continue;
-        if (q->route == ACMD_ROUTE_CLASSIFY) sched__body_classify(q, now);
+        if (q->route == ACMD_ROUTE_CLASSIFY) sched__body_classify(q, now), q->json_len = 0;
         else sched__body_infer(q, now);
         if (!q->resp_body) acmd_req_error(q, 500, "out of memory");
-        else q->status = 200, q->resp_len = strlen(q->resp_body), q->resp_type = "application/json";
+        else if (q->route == ACMD_ROUTE_CLASSIFY || !(q->bin_logits || q->bin_label))
+            q->status = 200, q->resp_len = strlen(q->resp_body), q->resp_type = "application/json", q->json_len = 0;
+        else q->status = 200, q->resp_type = "application/octet-stream"; /* resp_len, json_len: the body writer's */
     }
     const uint64_t done = acmd_now_ns();
     for (acmd_req *q = batch; q; q = q->next) q->compute_s = (double)(done - t0) * 1e-9, q->t_computed = done;
+    batch->batch_lead = 1, batch->b_items = b_items, batch->b_flops = b_flops, batch->b_secs = (double)(done - t0) * 1e-9;
 }

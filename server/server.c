@@ -215,6 +215,10 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
         m->default_policy = acm_policy_default();
         m->default_policy.kind = (acm_policy_kind)acm_policy_parse(mc->default_policy[0] ? mc->default_policy : cfg->default_policy);
         m->default_policy.beta = (float)(mc->default_budget >= 0 ? mc->default_budget : cfg->default_budget);
+        m->flops_learner = 0; /* every learner of every ACM for every token of one item */
+        for (int a = 0; a < m->num_acms; a++) m->flops_learner += acm_model_acm(m->m, a)->n * acm_model_learner_flops(m->m, a);
+        m->flops_learner *= m->T;
+        acmd_cost_init(&m->cost, m->T, acm_model_flops_dense(m->m), cfg->cost_forgetting);
         acmd_log(s, 2, "model %s: %s version %s, %dx%dx%d, %d classes, %d ACMs, beta_min %.3g", m->name, m->path,
                  m->version, m->C, m->S, m->S, m->K, m->num_acms, m->cfg->beta_min);
     }

@@ -23,8 +23,8 @@ Test(oip, flat_and_nested_give_the_same_values) {
     cr_assert_eq(parse(&b, "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,2,2,1],"
                            "\"data\":[[[[1],[2]],[[3],[4]]]]}]}", err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(a.id, "x1");
-    cr_expect(a.has_budget && a.budget == 0.5 && !a.has_budget_min && a.explain);
-    cr_expect_str_eq(a.policy, "mean");
+    cr_expect(a.par.has_budget && a.par.budget == 0.5 && !a.par.has_budget_min && a.par.explain);
+    cr_expect_str_eq(a.par.policy, "mean");
     const acm_oip_tensor *ta = acm_oip_find_input(&a, "image"), *tb = acm_oip_find_input(&b, "image");
     cr_assert(ta && tb);
     cr_expect(ta->ndim == 4 && ta->count == 4 && ta->dtype == ACM_OIP_UINT8);
@@ -101,4 +101,129 @@ Test(oip, error_body_escapes_and_truncates) {
     json_decref(j);
     cr_expect_eq(acm_oip_dtype_parse("FP16"), ACM_OIP_FP16);
     cr_expect_str_eq(acm_oip_dtype_name(ACM_OIP_UINT64), "UINT64");
+}
+
+Test(oip, peek_reads_parameters_and_items_like_the_full_parse) {
+    const char *s = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[3,1,1,1],\"data\":[1,2,3],"
+                    "\"x\":{\"shape\":[9]}}],\"id\":\"a\\\"}\",\n \"param\\u0065ters\":{\"deadline_ms\":25,\"priority\":2,"
+                    "\"compute_budget\":0.5,\"compute_policy\":\"cap\",\"x\":[{\"y\":\"]}\"}]}, \"z\": [1, {\"w\": null}]}";
+    acm_oip_peek p;
+    acm_oip_request r;
+    char err[256];
+    cr_assert_eq(acm_oip_peek_request(&p, s, strlen(s), err, sizeof err), 0, "%s", err);
+    cr_assert_eq(parse(&r, s, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(p.items, 3);
+    cr_expect(p.par.has_deadline && p.par.deadline_ms == 25 && p.par.has_priority && p.par.priority == 2);
+    cr_expect_eq(memcmp(&p.par, &r.par, sizeof p.par), 0, "the peek and the full parse disagree on parameters");
+    acm_oip_request_free(&r);
+    /* no parameters, no inputs: defaults */
+    cr_assert_eq(acm_oip_peek_request(&p, "{}", 2, err, sizeof err), 0);
+    cr_expect(p.items == 1 && !p.par.has_deadline && !p.par.has_budget);
+    const char *bad[] = {"", "[]", "{\"parameters\":{\"deadline_ms\":\"soon\"}}", "{\"parameters\":{\"priority\":true}}",
+                         "{\"a\":1", "{\"a\":\"x}", "{\"parameters\":{\"deadline_ms\":1},}", "{\"a\" 1}", "{} x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_neq(acm_oip_peek_request(&p, bad[i], strlen(bad[i]), err, sizeof err), 0, "accepted %s", bad[i]);
+    cr_expect_eq(acm_oip_peek_request(&p, bad[2], strlen(bad[2]), err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "deadline_ms"), "%s", err);
+    /* a NUL byte after a number: jansson alone would skip it (found by fuzz_oip_json); both parsers refuse it */
+    static const char nul[] = "{\"parameters\":{\"deadline_ms\":5\0},\"inputs\":[]}";
+    cr_expect_eq(acm_oip_peek_request(&p, nul, sizeof nul - 1, err, sizeof err), ACM_OIP_EJSON);
+    cr_expect(strstr(err, "NUL"), "%s", err);
+    cr_expect_eq(acm_oip_parse_request(&r, nul, sizeof nul - 1, &lim, err, sizeof err), ACM_OIP_EJSON);
+    cr_expect(strstr(err, "NUL"), "%s", err);
+    /* duplicate keys: the last wins in both (the peek must not refuse what the full parse accepts) */
+    const char *dup = "{\"parameters\":5,\"parameters\":{\"priority\":2},\"inputs\":[{\"shape\":\"x\",\"shape\":[4],"
+                      "\"name\":\"i\",\"datatype\":\"UINT8\",\"data\":[1,2,3,4]}]}";
+    cr_assert_eq(acm_oip_peek_request(&p, dup, strlen(dup), err, sizeof err), 0, "%s", err);
+    cr_expect(p.items == 4 && p.par.has_priority && p.par.priority == 2);
+    cr_assert_eq(acm_oip_parse_request(&r, dup, strlen(dup), &lim, err, sizeof err), 0, "%s", err);
+    acm_oip_request_free(&r);
+}
+
+/* The same tensor as JSON and as binary data gives the same values. */
+Test(oip, binary_inputs_match_json) {
+    const char *js = "{\"inputs\":[{\"name\":\"a\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[1.5,-2]},"
+                     "{\"name\":\"b\",\"datatype\":\"INT16\",\"shape\":[2],\"data\":[-3,300]},"
+                     "{\"name\":\"c\",\"datatype\":\"FP16\",\"shape\":[1],\"data\":[0.5]}]}";
+    const char *hd = "{\"inputs\":[{\"name\":\"a\",\"datatype\":\"FP32\",\"shape\":[2],\"parameters\":{\"binary_data_size\":8}},"
+                     "{\"name\":\"b\",\"datatype\":\"INT16\",\"shape\":[2],\"parameters\":{\"binary_data_size\":4}},"
+                     "{\"name\":\"c\",\"datatype\":\"FP16\",\"shape\":[1],\"parameters\":{\"binary_data_size\":2}}]}";
+    char body[1024];
+    size_t hl = strlen(hd);
+    memcpy(body, hd, hl);
+    const float f[2] = {1.5f, -2.0f};
+    const int16_t i16[2] = {-3, 300};
+    const uint16_t half = 0x3800; /* 0.5 */
+    memcpy(body + hl, f, 8);
+    memcpy(body + hl + 8, i16, 4);
+    memcpy(body + hl + 12, &half, 2);
+    acm_oip_request a, b;
+    char err[256];
+    cr_assert_eq(parse(&a, js, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(acm_oip_parse_request_bin(&b, body, hl + 14, hl, &lim, err, sizeof err), 0, "%s", err);
+    for (int t = 0; t < 3; t++)
+        for (size_t i = 0; i < a.inputs[t].count; i++)
+            cr_expect_eq(a.inputs[t].data[i], b.inputs[t].data[i], "input %d [%zu]: %g vs %g", t, i, a.inputs[t].data[i],
+                         b.inputs[t].data[i]);
+    acm_oip_request_free(&a);
+    acm_oip_request_free(&b);
+    /* errors: size not matching the shape, past the end, trailing bytes, data and binary, NaN, BOOL 2 */
+    cr_expect_eq(acm_oip_parse_request_bin(&b, body, hl + 13, hl, &lim, err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "'c'") && strstr(err, "past the end"), "%s", err);
+    cr_expect_eq(acm_oip_parse_request_bin(&b, body, hl + 15, hl, &lim, err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "binary section"), "%s", err);
+    cr_expect_eq(acm_oip_parse_request_bin(&b, body, hl + 14, hl + 20, &lim, err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "Inference-Header-Content-Length"), "%s", err);
+    static const struct {
+        const char *hdr;
+        uint8_t bytes[8];
+        size_t n;
+        const char *needle;
+    } bad[] = {
+        {"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2],\"parameters\":{\"binary_data_size\":4}}]}",
+         {0}, 4, "not 2 elements"},
+        {"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"parameters\":{\"binary_data_size\":4}}]}",
+         {0, 0, 0xc0, 0x7f}, 4, "not a valid FP32"},
+        {"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"BOOL\",\"shape\":[1],\"parameters\":{\"binary_data_size\":1}}]}",
+         {2}, 1, "0 or 1"},
+        {"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT8\",\"shape\":[1],\"data\":[1],\"parameters\":{\"binary_data_size\":1}}]}",
+         {2}, 1, "both"},
+        {"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT8\",\"shape\":[1],\"parameters\":{\"binary_data_size\":-1}}]}",
+         {2}, 1, "binary_data_size"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        size_t l = strlen(bad[i].hdr);
+        memcpy(body, bad[i].hdr, l);
+        memcpy(body + l, bad[i].bytes, bad[i].n);
+        cr_expect_eq(acm_oip_parse_request_bin(&b, body, l + bad[i].n, l, &lim, err, sizeof err), ACM_OIP_EINVAL, "case %zu", i);
+        cr_expect(strstr(err, bad[i].needle), "case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].needle);
+    }
+}
+
+Test(oip, binary_outputs) {
+    acm_oip_request r;
+    char err[256];
+    const char *s = "{\"inputs\":[{\"name\":\"a\",\"datatype\":\"UINT8\",\"shape\":[1],\"data\":[1]}],"
+                    "\"outputs\":[{\"name\":\"logits\",\"parameters\":{\"binary_data\":true}},{\"name\":\"label\"}]}";
+    cr_assert_eq(parse(&r, s, err, sizeof err), 0, "%s", err);
+    cr_expect(acm_oip_output_binary(&r, "logits") && !acm_oip_output_binary(&r, "label"));
+    float logits[4] = {0.5f, -1, 2, 0.25f};
+    const char *labels[2] = {"cat", "dog"};
+    size_t jl, total;
+    char *out = acm_oip_response_bin("m", "v", "i", NULL, logits, 2, 2, labels, 1, 1, &jl, &total);
+    cr_assert(out);
+    cr_expect_eq(total, jl + 16 + 4 + 3 + 4 + 3);
+    json_t *j = json_loadb(out, jl, 0, NULL);
+    cr_assert(j, "%.*s", (int)jl, out);
+    json_t *lg = json_array_get(json_object_get(j, "outputs"), 0), *lb = json_array_get(json_object_get(j, "outputs"), 1);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(lg, "parameters"), "binary_data_size")), 16);
+    cr_expect_eq(json_object_get(lg, "data"), NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(lb, "parameters"), "binary_data_size")), 14);
+    cr_expect_eq(memcmp(out + jl, logits, 16), 0);
+    cr_expect_eq(memcmp(out + jl + 16, "\3\0\0\0cat\3\0\0\0dog", 14), 0);
+    json_decref(j);
+    free(out);
+    acm_oip_request_free(&r);
+    cr_expect_eq(parse(&r, "{\"inputs\":[],\"outputs\":[{\"name\":1}]}", err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "outputs[0]"), "%s", err);
 }

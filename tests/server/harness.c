@@ -21,6 +21,7 @@
 
 #include <spng.h>
 
+#include "train/acm_student.h"
 #include "train/rng.h"
 #include "train/vit_train.h"
 
@@ -262,5 +263,27 @@ int th_heavy_model(const char *path, int S, int P, int D, int L) {
     acmt_vit_init(v, &rng);
     int rc = acmt_vit_save_model(v, path, NULL, err, sizeof err);
     acmt_vit_free(v);
+    return rc;
+}
+
+int th_heavy_acm_model(const char *path, int S, int P, int D, int L, int hidden, double beta_min) {
+    acmt_vit_config c = {.image_size = S, .patch_size = P, .in_chans = 1, .dim = D, .depth = L, .heads = 4,
+                         .mlp_hidden = hidden, .num_classes = 10, .ln_eps = 1e-6f};
+    char err[256];
+    acmt_vit *v = acmt_vit_new(&c, 1, err, sizeof err);
+    if (!v) return -1;
+    acmt_rng rng;
+    acmt_rng_seed(&rng, 11, 0);
+    acmt_vit_init(v, &rng);
+    acmt_student *st = acmt_student_new(v, ACMT_POS_BIT(ACM_POS_MLP), 4, 16, err, sizeof err);
+    if (!st) {
+        acmt_vit_free(v);
+        return -1;
+    }
+    acmt_student_init(st, 1, &rng);
+    char extra[256];
+    snprintf(extra, sizeof extra, "{\"budget\": {\"beta_min\": %g, \"mean\": [[%g, 2.0], [1.0, -1.0]]}}", beta_min, beta_min);
+    int rc = acmt_student_save(st, path, extra, err, sizeof err);
+    acmt_student_free(st);
     return rc;
 }

@@ -52,6 +52,9 @@ void th_resp_free(th_resp *r);
 uint8_t *th_png(const uint8_t *px, int w, int h, int c, size_t *len);
 /* Static random ViT (image_size S, patch P, width D, depth L, 1 channel, 10 classes) written to path. */
 int th_heavy_model(const char *path, int S, int P, int D, int L);
+/* Random ACM ViT: as th_heavy_model with MLP width `hidden`, every MLP an ACM of 4 learners (gates random), budget
+ * floor beta_min; most of its FLOPs are learners, so the budget moves its latency a lot. */
+int th_heavy_acm_model(const char *path, int S, int P, int D, int L, int hidden, double beta_min);
 double th_now(void);
 
 #endif

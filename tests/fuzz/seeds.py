@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/NAME/seed-*). Run by hand from the repository root:
+/usr/bin/python3 tests/fuzz/seeds.py. Standard library only. The JPEG seeds (seed-jpeg_*) were written once with libturbojpeg and are kept
+as committed files."""
+import gzip, json, os, struct, zlib
+
+def put(target, name, data):
+    d = os.path.join("tests/fuzz/corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+# ---- OIP JSON ----
+img = [[[[ (x * 7 + y * 13) % 256 ] for x in range(4)] for y in range(4)]]
+put("oip_json", "nested", json.dumps({"id": "a", "parameters": {"compute_budget": 0.5, "compute_policy": "cap",
+    "deadline_ms": 30, "priority": 1, "explain": True}, "inputs": [{"name": "image", "datatype": "UINT8",
+    "shape": [1, 4, 4, 1], "data": img}]}))
+put("oip_json", "flat_fp32", json.dumps({"inputs": [{"name": "pixel_values", "datatype": "FP32", "shape": [1, 1, 2, 2],
+    "data": [0.5, -1.25, 3e-3, 1e10]}], "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}))
+put("oip_json", "many_types", json.dumps({"inputs": [{"name": n, "datatype": t, "shape": [2], "data": d} for n, t, d in [
+    ("b", "BOOL", [True, False]), ("i", "INT64", [-9223372036854775807, 5]), ("u", "UINT16", [0, 65535]),
+    ("h", "FP16", [65504, -0.5])]], "parameters": {"binary_data_output": False, "compute_budget_min": 0.25}}))
+put("oip_json", "escaped_keys", '{"param\\u0065ters":{"deadline_ms":5,"x":["]}\\"",{"y":[]}]},"inputs":[{"name":"\\u00e9",'
+    '"datatype":"INT8","shape":[1,1],"data":[[-128]]}],"id":"\\"}"}')
+put("oip_json", "bad_shape", '{"inputs":[{"name":"x","datatype":"UINT8","shape":[4294967296,4294967296],"data":[]}]}')
+put("oip_json", "bad_truncated", '{"inputs":[{"name":"x","datatype":"UINT8","shape":[2],"data":[1,')
+
+# ---- OIP binary: 2-byte little-endian JSON length, then the body ----
+def binreq(inputs, blobs, outputs=None):
+    hdr = {"inputs": inputs}
+    if outputs: hdr["outputs"] = outputs
+    h = json.dumps(hdr).encode()
+    return struct.pack("<H", len(h)) + h + b"".join(blobs)
+put("oip_binary", "uint8", binreq([{"name": "image", "datatype": "UINT8", "shape": [1, 2, 2, 1],
+    "parameters": {"binary_data_size": 4}}], [bytes([1, 2, 3, 250])], [{"name": "logits", "parameters": {"binary_data": True}},
+    {"name": "label", "parameters": {"binary_data": True}}]))
+put("oip_binary", "mixed", binreq([
+    {"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}},
+    {"name": "b", "datatype": "INT16", "shape": [2], "parameters": {"binary_data_size": 4}},
+    {"name": "c", "datatype": "FP16", "shape": [1], "parameters": {"binary_data_size": 2}},
+    {"name": "d", "datatype": "BOOL", "shape": [2], "data": [True, False]}],
+    [struct.pack("<2f", 1.5, -2), struct.pack("<2h", -3, 300), struct.pack("<H", 0x3800)]))
+put("oip_binary", "fp64_u64", binreq([
+    {"name": "a", "datatype": "FP64", "shape": [1], "parameters": {"binary_data_size": 8}},
+    {"name": "b", "datatype": "UINT64", "shape": [1], "parameters": {"binary_data_size": 8}}],
+    [struct.pack("<d", 0.1), struct.pack("<Q", 2**63)]))
+j = json.dumps({"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1], "data": [7]}]}).encode()
+put("oip_binary", "json_only", struct.pack("<H", len(j)) + j)
+
+# ---- images: first byte picks grey (even) or RGB (odd) ----
+def png(w, h, colour, pixels, bitdepth=8, palette=None):
+    def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    raw = b"".join(b"\x00" + pixels[y] for y in range(h))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bitdepth, colour, 0, 0, 0))
+    if palette: out += chunk(b"PLTE", palette)
+    return out + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+put("image", "png_grey", b"\x00" + png(4, 3, 0, [bytes((x * 60 + y) % 256 for x in range(4)) for y in range(3)]))
+put("image", "png_rgb", b"\x01" + png(3, 2, 2, [bytes((x * 80 + y * 9 + c) % 256 for x in range(3) for c in range(3)) for y in range(2)]))
+put("image", "png_rgba16", b"\x01" + png(2, 2, 6, [bytes(range(16)), bytes(range(16, 32))], bitdepth=16))
+put("image", "png_palette", b"\x00" + png(2, 2, 3, [bytes([0, 1]), bytes([1, 0])], palette=bytes([255, 0, 0, 0, 0, 255])))
+put("image", "pnm_p5", b"\x00" + b"P5\n# c\n3 2\n255\n" + bytes(range(0, 240, 40)))
+put("image", "pnm_p6", b"\x01" + b"P6 2 1 255 " + bytes([255, 0, 0, 0, 255, 0]))
+put("image", "pnm_p2", b"\x00" + b"P2\n2 2\n15\n0 5\n10 15\n")
+put("image", "pnm_p3_16", b"\x01" + b"P3\n1 1\n65535\n65535 0 32768\n")
+
+# ---- SLA: budget, floor, deadline, priority, one per line ----
+for i, s in enumerate(["0.5\n0.2\n30\nu=1, i", "1\n\n12.5\nu=7", "0.1\n0.9\n-1\nu=9", ".25\n5e-1\n3600000\ni=?0, u=0;a=1",
+                       "\n\n0\nu=2, x=(1 \"a\" tok), y=:AAA=:", "1e0\n1\n1e9\nu=1,"]):
+    put("sla", str(i), s)
+
+# ---- IDX ----
+def idx(dims, data): return bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + bytes(data)
+put("idx", "images", idx([2, 2, 2], range(8)))
+put("idx", "labels", idx([3], [0, 9, 4]))
+put("idx", "labels_gz", gzip.compress(idx([3], [1, 2, 3])))
+put("idx", "bad_trailing", idx([1], [1, 2]))
+
+# ---- safetensors ----
+def st(tensors, meta=None, pad=0):
+    h = {k: v[0] for k, v in tensors.items()}
+    if meta is not None: h["__metadata__"] = meta
+    hj = json.dumps(h).encode() + b" " * pad
+    return struct.pack("<Q", len(hj)) + hj + b"".join(v[1] for v in tensors.values())
+put("safetensors", "f32", st({"w": ({"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]}, struct.pack("<2f", 1, 2))},
+                               {"acm": "{}"}))
+put("safetensors", "mixed", st({"a": ({"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}, struct.pack("<2H", 0x3c00, 0x8001)),
+                                 "b": ({"dtype": "BF16", "shape": [1], "data_offsets": [4, 6]}, struct.pack("<H", 0x3f80)),
+                                 "c": ({"dtype": "U8", "shape": [2], "data_offsets": [6, 8]}, bytes([1, 2])),
+                                 "d": ({"dtype": "I64", "shape": [1], "data_offsets": [8, 16]}, struct.pack("<q", -1)),
+                                 "e": ({"dtype": "I32", "shape": [0], "data_offsets": [16, 16]}, b"")}, pad=3))
+put("safetensors", "bad_overlap", st({"a": ({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, b"\0\0\0\0"),
+                                      "b": ({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, b"")}))
+
+# ---- audio ----
+def wav(rate, ch, samples, bits=16):
+    data = b"".join(struct.pack("<h", s) for s in samples) if bits == 16 else bytes(samples)
+    fmt = struct.pack("<HHIIHH", 1, ch, rate, rate * ch * bits // 8, ch * bits // 8, bits)
+    return b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + \
+        fmt + b"data" + struct.pack("<I", len(data)) + data
+put("audio", "wav16", wav(8000, 1, [int(3000 * ((i % 20) - 10)) for i in range(160)]))
+put("audio", "wav8_stereo", wav(11025, 2, [(i * 37) % 256 for i in range(200)], bits=8))
+put("audio", "raw_l16", bytes([0, 7]) + b"".join(struct.pack(">h", (i * 997) % 30000 - 15000) for i in range(100)))
+put("audio", "raw_s16le_stereo", bytes([1, 31]) + b"".join(struct.pack("<h", (i * 331) % 20000 - 10000) for i in range(200)))

@@ -1,0 +1,25 @@
+/*
+ * fuzz_image.c — PNG, JPEG and PNM decoding: probe, then decode to a [C, S, S] tensor, as the server does (the
+ * pixel limit checked from the header first). The first byte picks grey or RGB output; the rest is the file.
+ */
+#include <math.h>
+
+#include "fuzz.h"
+#include "image.h"
+
+int FUZZ_ENTRY(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    const int C = data[0] & 1 ? 3 : 1;
+    data++, size--;
+    acm_image_info info;
+    char err[256];
+    if (acm_image_probe(&info, data, size, err, sizeof err)) return 0;
+    FUZZ_CHECK(info.width > 0 && info.height > 0 && info.channels >= 1 && info.channels <= 4);
+    if ((int64_t)info.width * info.height > (1 << 20)) return 0; /* the server refuses these before decoding */
+    acm_image_params p = {.size = 16, .channels = C, .mean = {0.5f, 0.5f, 0.5f}, .std = {0.25f, 0.25f, 0.25f},
+                          .max_pixels = 1 << 20};
+    float out[3 * 16 * 16];
+    if (acm_image_to_tensor(out, data, size, &p, err, sizeof err) == 0)
+        for (int i = 0; i < C * 16 * 16; i++) FUZZ_CHECK(isfinite(out[i]) && out[i] >= -2.001f && out[i] <= 2.001f);
+    return 0;
+}
