@@ -2,8 +2,9 @@
  * server_bare.c — the reference for acmd's /v2/health/live rate (bench/server_bench.sh): a bare libmicrohttpd server
  * with acmd's flags (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, external polling, same backlog and
  * limits) whose handler answers every GET with the same 14-byte JSON, polled by a plain epoll_wait loop on MHD's epoll
- * fd instead of acmd's libuv loop. Usage: server_bare PORT_FILE  (listens on 127.0.0.1, an ephemeral port; SIGTERM
- * stops it).
+ * fd instead of acmd's libuv loop. Like acmd it answers in the handler's second call (libmicrohttpd closes the
+ * connection when a GET is answered in the first). Usage: server_bare PORT_FILE  (listens on 127.0.0.1, an
+ * ephemeral port; SIGTERM stops it).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +21,11 @@ static void on_term(int sig) { (void)sig, stop = 1; }
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *data, size_t *size, void **con_cls) {
     static const char body[] = "{\"live\":true}";
+    static int first_call; /* its address marks a request whose first call has been seen */
+    if (!*con_cls) { /* answered in the second call, as acmd does, so that the connection stays alive */
+        *con_cls = &first_call;
+        return MHD_YES;
+    }
     struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     enum MHD_Result ok = MHD_queue_response(c, 200, r);

@@ -286,6 +286,8 @@ typedef struct acmd_req {
     char allow[64];
     char err[512];
     int responded, orphan;
+    int started;  /* the request line and headers have been acted on (routing, admission) */
+    int bodiless; /* no Content-Length above 0 and no Transfer-Encoding: acted on in the second call */
     size_t bytes_in, bytes_out;
 } acmd_req;
 

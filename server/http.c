@@ -340,6 +340,16 @@ static void http__request_id(acmd_req *r) {
     snprintf(r->id, sizeof r->id, "%016" PRIx64 "%08" PRIx64, x, counter);
 }
 
+/* Whether the request announces a body: a Content-Length above 0, or any Transfer-Encoding (chunked). */
+static int http__has_body(struct MHD_Connection *conn) {
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te) return 1;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl) return 0;
+    while (*cl == ' ' || *cl == '\t') cl++;
+    return !(cl[0] == '0' && (cl[1] == 0 || cl[1] == ' ' || cl[1] == '\t'));
+}
+
 enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -363,6 +373,17 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
             inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
             snprintf(r->peer, sizeof r->peer, "%s:%u", ip, ntohs(in->sin_port));
         }
+        /* libmicrohttpd (0.9.75) closes the connection when a response is queued in the first call, before it
+         * knows the request has no body. A request without a body is therefore answered in the second call (which
+         * comes at once, with no data), so GETs keep their connection alive; one with a body is admitted or refused
+         * here, before its body is read. */
+        if (!http__has_body(conn)) {
+            r->bodiless = 1;
+            return MHD_YES;
+        }
+    }
+    if (!r->started) {
+        r->started = 1;
         acmd_route_args a;
         int path_matched;
         r->route = acmd_route_match(method, url, &a, &path_matched, r->allow, sizeof r->allow);
@@ -379,7 +400,8 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
         }
         if (r->route != ACMD_ROUTE_CLASSIFY && r->route != ACMD_ROUTE_INFER) return http__get(s, r, &a);
         if (http__admit_headers(s, r)) return MHD_YES;
-        return MHD_YES; /* wait for the body */
+        if (!r->bodiless) return MHD_YES; /* wait for the body */
+        /* no body to wait for: this call is the one that ends the upload */
     }
     if (*upload_data_size) {
         r->bytes_in += *upload_data_size;

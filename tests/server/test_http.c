@@ -682,3 +682,30 @@ Test(config, file_with_per_model_settings_and_text_log, .timeout = 60) {
     unlink(path);
     rmdir(dir);
 }
+
+/* Requests without a body keep their connection: three pipelined GETs (one of them a 404) on one connection get three
+ * answers in order, and only the last, which asks for it, closes (libmicrohttpd closes when a response is queued in
+ * the handler's first call; acmd answers bodiless requests in the second). */
+Test(http, bodiless_requests_keep_the_connection) {
+    int fd = th_connect(srv.port);
+    cr_assert(fd >= 0);
+    const char req[] = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    char buf[16384];
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + n, sizeof buf - 1 - n, 0);
+        if (k <= 0) break;
+        n += (size_t)k;
+    }
+    close(fd);
+    buf[n] = 0;
+    int status[4] = {0}, count = 0;
+    for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")) && count < 4; p += 9) status[count++] = atoi(p + 9);
+    cr_assert_eq(count, 3, "%d answers on one connection, want 3:\n%s", count, buf);
+    cr_expect_eq(status[0], 200);
+    cr_expect_eq(status[1], 404);
+    cr_expect_eq(status[2], 200);
+}
