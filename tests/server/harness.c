@@ -252,29 +252,33 @@ uint8_t *th_png(const uint8_t *px, int w, int h, int c, size_t *len) {
     return out;
 }
 
-int th_heavy_model(const char *path, int S, int P, int D, int L) {
+/* A ViT (4 heads, 10 classes) with random weights from `seed`; *rng is left to draw further weights. */
+static acmt_vit *th__random_vit(int S, int P, int D, int L, int hidden, uint64_t seed, acmt_rng *rng) {
     acmt_vit_config c = {.image_size = S, .patch_size = P, .in_chans = 1, .dim = D, .depth = L, .heads = 4,
-                         .mlp_hidden = 4 * D, .num_classes = 10, .ln_eps = 1e-6f};
+                         .mlp_hidden = hidden, .num_classes = 10, .ln_eps = 1e-6f};
     char err[256];
     acmt_vit *v = acmt_vit_new(&c, 1, err, sizeof err);
-    if (!v) return -1;
+    if (!v) return NULL;
+    acmt_rng_seed(rng, seed, 0);
+    acmt_vit_init(v, rng);
+    return v;
+}
+
+int th_heavy_model(const char *path, int S, int P, int D, int L) {
     acmt_rng rng;
-    acmt_rng_seed(&rng, 7, 0);
-    acmt_vit_init(v, &rng);
+    acmt_vit *v = th__random_vit(S, P, D, L, 4 * D, 7, &rng);
+    if (!v) return -1;
+    char err[256];
     int rc = acmt_vit_save_model(v, path, NULL, err, sizeof err);
     acmt_vit_free(v);
     return rc;
 }
 
 int th_heavy_acm_model(const char *path, int S, int P, int D, int L, int hidden, double beta_min) {
-    acmt_vit_config c = {.image_size = S, .patch_size = P, .in_chans = 1, .dim = D, .depth = L, .heads = 4,
-                         .mlp_hidden = hidden, .num_classes = 10, .ln_eps = 1e-6f};
-    char err[256];
-    acmt_vit *v = acmt_vit_new(&c, 1, err, sizeof err);
-    if (!v) return -1;
     acmt_rng rng;
-    acmt_rng_seed(&rng, 11, 0);
-    acmt_vit_init(v, &rng);
+    acmt_vit *v = th__random_vit(S, P, D, L, hidden, 11, &rng);
+    if (!v) return -1;
+    char err[256];
     acmt_student *st = acmt_student_new(v, ACMT_POS_BIT(ACM_POS_MLP), 4, 16, err, sizeof err);
     if (!st) {
         acmt_vit_free(v);
@@ -286,4 +290,13 @@ int th_heavy_acm_model(const char *path, int S, int P, int D, int L, int hidden,
     int rc = acmt_student_save(st, path, extra, err, sizeof err);
     acmt_student_free(st);
     return rc;
+}
+
+double th_metric(int port, const char *series) {
+    th_resp r;
+    if (th_http(port, "GET", "/metrics", NULL, NULL, 0, &r)) return -1;
+    const char *p = strstr(r.body, series);
+    double v = p ? atof(p + strlen(series)) : -1;
+    th_resp_free(&r);
+    return v;
 }

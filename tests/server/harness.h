@@ -55,6 +55,9 @@ int th_heavy_model(const char *path, int S, int P, int D, int L);
 /* Random ACM ViT: as th_heavy_model with MLP width `hidden`, every MLP an ACM of 4 learners (gates random), budget
  * floor beta_min; most of its FLOPs are learners, so the budget moves its latency a lot. */
 int th_heavy_acm_model(const char *path, int S, int P, int D, int L, int hidden, double beta_min);
+/* The value that follows the first occurrence of `series` (a metric name with labels, up to the space) in /metrics;
+ * -1 if the request fails or the series is absent. */
+double th_metric(int port, const char *series);
 double th_now(void);
 
 #endif

@@ -164,15 +164,6 @@ static int send_heavy_batch(int port, int B) {
     return fd;
 }
 
-static double metric(int port, const char *series) {
-    th_resp r;
-    if (th_http(port, "GET", "/metrics", NULL, NULL, 0, &r)) return -1;
-    const char *p = strstr(r.body, series);
-    double v = p ? atof(p + strlen(series)) : -1;
-    th_resp_free(&r);
-    return v;
-}
-
 static void start_heavy(th_acmd *s, const char *extra1, const char *extra2) {
     static char model_arg[400];
     snprintf(model_arg, sizeof model_arg, "h=%s", heavy_model());
@@ -196,12 +187,12 @@ Test(load, client_that_leaves_while_queued_is_cancelled_not_run) {
     th_resp_free(&r);
     close(busy);
     usleep(100000);
-    cr_expect_eq(metric(s.port, "outcome=\"cancelled\"} "), 1);
-    cr_expect_eq(metric(s.port, "outcome=\"success\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "outcome=\"cancelled\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "outcome=\"success\"} "), 1);
     /* never run: the only batches are those of the busy request (16 items in batches of 4: four engine calls, one
      * batch-size observation for the request's first call) */
-    cr_expect_eq(metric(s.port, "acm_batch_size_count{model=\"h\"} "), 1);
-    cr_expect_eq(metric(s.port, "acm_flops_executed_total{model=\"h\"} ") > 0, 1);
+    cr_expect_eq(th_metric(s.port, "acm_batch_size_count{model=\"h\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "acm_flops_executed_total{model=\"h\"} ") > 0, 1);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
 }
@@ -229,7 +220,7 @@ Test(load, queue_full_answers_429_with_retry_after) {
     cr_expect_eq(r.status, 200);
     th_resp_free(&r);
     close(busy), close(queued);
-    cr_expect_eq(metric(s.port, "reason=\"queue_full\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "reason=\"queue_full\"} "), 1);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
 }

@@ -57,15 +57,6 @@ static json_t *body_json(const th_resp *r) {
 
 static double num(const json_t *o, const char *key) { return json_number_value(json_object_get(o, key)); }
 
-static double metric(int port, const char *series) {
-    th_resp r;
-    if (th_http(port, "GET", "/metrics", NULL, NULL, 0, &r)) return -1;
-    const char *p = strstr(r.body, series);
-    double v = p ? atof(p + strlen(series)) : -1;
-    th_resp_free(&r);
-    return v;
-}
-
 static json_t *stats(int port, const char *model) {
     char path[128];
     snprintf(path, sizeof path, "/v2/models/%s/stats", model);
@@ -168,7 +159,7 @@ Test(sla, idle_server_half_the_full_latency_gets_a_smaller_budget_predicted_in_t
     cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), "cap");
     json_decref(j);
     th_resp_free(&r);
-    cr_expect_eq(metric(s.port, "acm_request_budget_ratio_count{source=\"deadline\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "acm_request_budget_ratio_count{source=\"deadline\"} "), 1);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
 }
@@ -192,10 +183,10 @@ Test(sla, deadline_below_the_floor_gets_504_at_once) {
     json_decref(j);
     th_resp_free(&r);
     /* refused at admission, before any compute: no batch ran, and the answer came back without one */
-    cr_expect_eq(metric(s.port, "acm_deadline_misses_total{phase=\"admission\"} "), 1);
-    cr_expect_eq(metric(s.port, "reason=\"deadline\"} "), 1);
-    cr_expect_eq(metric(s.port, "outcome=\"timeout\"} "), 1);
-    cr_expect_eq(metric(s.port, "acm_batch_size_count{model=\"h\"} "), 0);
+    cr_expect_eq(th_metric(s.port, "acm_deadline_misses_total{phase=\"admission\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "reason=\"deadline\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "outcome=\"timeout\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "acm_batch_size_count{model=\"h\"} "), 0);
     cr_expect_lt(elapsed_ms, floor_ms + 50, "504 took %.1f ms (floor %.1f ms)", elapsed_ms, floor_ms);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
@@ -346,8 +337,8 @@ Test(sla, deadline_missed_in_the_queue_is_refused_and_counted) {
     r = read_resp(busy);
     cr_expect_eq(r.status, 200);
     th_resp_free(&r);
-    cr_expect_eq(metric(s.port, "acm_deadline_misses_total{phase=\"queue\"} "), 1);
-    cr_expect_eq(metric(s.port, "acm_deadline_misses_total{phase=\"admission\"} "), 0);
+    cr_expect_eq(th_metric(s.port, "acm_deadline_misses_total{phase=\"queue\"} "), 1);
+    cr_expect_eq(th_metric(s.port, "acm_deadline_misses_total{phase=\"admission\"} "), 0);
     json_t *st = stats(s.port, "h");
     json_t *dl = json_object_get(st, "deadlines");
     cr_expect_eq(json_integer_value(json_object_get(dl, "requests")), 1);
