@@ -103,14 +103,22 @@ static int send_batch(int port, int B, const char *params, const char *id) {
     return fd;
 }
 
-/* Items that keep the only worker busy for about `ms`, from the cost model's own prediction (at least 8). */
+static th_resp read_resp(int fd);
+
+/* Items that keep the only worker busy for at least `ms`: the time of one item is measured here (8 items at the
+ * default budget of 1, the server's own compute_ms), not taken from the cost model, whose first predictions rest on
+ * the warm-up batch alone and over-estimate on a fast machine; twice the items for margin, capped by the body size. */
 static int items_for(int port, double ms, double *item_ms) {
-    json_t *st = stats(port, "h");
-    *item_ms = num(json_object_get(json_object_get(st, "cost_model"), "predict_ms"), "one_item_full");
-    json_decref(st);
-    cr_assert_gt(*item_ms, 0);
-    int B = (int)ceil(ms / *item_ms);
-    return B < 8 ? 8 : B > 200 ? 200 : B;
+    th_resp r = read_resp(send_batch(port, 8, NULL, "calibrate"));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    const double compute_ms = num(json_object_get(json_object_get(j, "parameters"), "timing"), "compute_ms");
+    json_decref(j);
+    th_resp_free(&r);
+    cr_assert_gt(compute_ms, 0, "no compute_ms in the calibration answer");
+    *item_ms = compute_ms / 8;
+    int B = (int)ceil(2 * ms / *item_ms);
+    return B < 8 ? 8 : B > 400 ? 400 : B;
 }
 
 static th_resp read_resp(int fd) {
