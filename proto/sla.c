@@ -98,7 +98,7 @@ int acm_sla_resolve(acm_sla_budget *out, const char *hdr_max, const char *hdr_mi
         mn = beta_min;
     }
     if (mn > mx) mn = mx;
-    out->max = mx, out->min = mn;
+    out->max = mx, out->min = mn, out->floor_set = has_min;
     return 0;
 }
 

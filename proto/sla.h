@@ -34,6 +34,7 @@ typedef struct {
     double requested;         /* the ceiling as asked (before raising); 0 when source is DEFAULT */
     double max, min;          /* the range applied: beta_min <= min <= max <= 1 (max unset when DEFAULT) */
     int raised;               /* 1 if the ceiling or floor was raised to beta_min */
+    int floor_set;            /* 1 if the request set a floor (header or parameter) */
 } acm_sla_budget;
 
 const char *acm_budget_source_name(acm_budget_source s); /* "default", "header", "parameter", "deadline" */

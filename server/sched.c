@@ -104,6 +104,21 @@ static int sched__policy(acmd_req *r, const acmd_server *s, const char *param_po
     if (r->sla.source == ACM_BUDGET_DEFAULT) {
         r->policy = m->default_policy;
         if (name) r->policy.kind = (acm_policy_kind)acm_policy_parse(name); /* beta stays the default budget */
+        if (r->sla.floor_set) {
+            /* A floor without a ceiling raises the default budget to it. argmax has no budget to raise (the gates
+             * alone decide), so under a default argmax the request runs under the request policy at the default
+             * budget, raised: `X-Compute-Budget-Min: 1` pins full compute. */
+            if (r->policy.kind == ACM_POLICY_ARGMAX) {
+                if (name) {
+                    acmd_req_error(r, 400, "compute policy \"argmax\" cannot honour a budget floor (the gates alone "
+                                           "decide): use mean or cap");
+                    return -1;
+                }
+                r->policy.kind = (acm_policy_kind)acm_policy_parse(s->cfg.request_policy);
+            }
+            if (r->policy.beta < r->sla.min) r->policy.beta = (float)r->sla.min;
+            if (r->policy.beta > 1) r->policy.beta = 1;
+        }
         return 0;
     }
     r->policy = acm_policy_default();

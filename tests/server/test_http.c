@@ -294,6 +294,30 @@ Test(http, budget_headers) {
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Policy: most\r\n", png, n, &r), 0);
     expect_error(&r, 400, "policy");
     th_resp_free(&r);
+    /* a floor alone under the default argmax: the request policy (cap) at the default budget raised to the floor;
+     * X-Compute-Budget-Min: 1 pins full compute (every learner of every token: FLOPs = dense + the gates) */
+    double dense = 0;
+    const char *floors[][2] = {{"X-Compute-Budget-Min: 1\r\n", "1"}, {"X-Compute-Budget-Min: 0.5\r\n", "1"},
+                               {"X-Compute-Budget-Min: 0.5\r\nX-Compute-Policy: mean\r\n", "1"}};
+    for (size_t i = 0; i < sizeof floors / sizeof *floors; i++) {
+        char h[160];
+        snprintf(h, sizeof h, "Content-Type: image/png\r\n%s", floors[i][0]);
+        cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", h, png, n, &r), 0);
+        cr_assert_eq(r.status, 200, "%s: %s", floors[i][0], r.body);
+        j = body_json(&r);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), i == 2 ? "mean" : "cap", "%s", floors[i][0]);
+        cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), atof(floors[i][1]), "%s", floors[i][0]);
+        cr_expect_float_eq(json_number_value(json_object_get(j, "budget_realised")), 1.0, 1e-6, "%s", floors[i][0]);
+        dense = json_number_value(json_object_get(j, "flops_dense"));
+        cr_expect_geq(json_number_value(json_object_get(j, "flops")), dense, "%s", floors[i][0]);
+        json_decref(j);
+        th_resp_free(&r);
+    }
+    cr_expect_gt(dense, 0);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify",
+                         "Content-Type: image/png\r\nX-Compute-Budget-Min: 0.5\r\nX-Compute-Policy: argmax\r\n", png, n, &r), 0);
+    expect_error(&r, 400, "argmax");
+    th_resp_free(&r);
     free(png);
 }
 
