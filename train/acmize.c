@@ -442,6 +442,7 @@ static int parse_args(acmz_cfg *c, int *resume, int *quiet, int argc, char **arg
         } else if (!strcmp(a, "--beta")) {
             NEED_V c->beta = strtod(v, &end);
             if (*end || !(c->beta > 0 && c->beta <= 1)) BAD("expected a number in (0, 1]");
+            c->beta_lo = c->beta_hi = 0; /* a fixed target after --beta-sample replaces it (the last one wins) */
         } else {
             int64_t *i64 = NULL;
             int *i32 = NULL;

@@ -22,7 +22,10 @@ if [ ! -f "$OUT" ]; then
     echo "$(stamp) acmize ${resume[*]:-} $*"
     # The shipped set is the MLPs only (--modules mlp; later options override it): at width 128 a projection learner
     # is 32 wide, and measured CPU time per image shows the q/k/v/o ACMs buy no time at beta 0.5 (models/NAME.md).
+    # Phase 3 draws beta_target per batch in [0.25, 1]: better under cap from 0.375 to 0.875 than one fixed target
+    # (models/fmnist-vit-acm.md, "The two phase-3 recipes"); `-- --beta 0.5` gives the fixed-target recipe.
     /usr/bin/time -f "acmize wall %e s" "$T" acmize --base "$BASE" --out "$OUT" --modules mlp --keep-phase-ckpts \
+        --beta-sample 0.25:1 \
         "${resume[@]}" "$@"
 fi
 if ! "$T" info "$OUT" | grep -q "lambda(beta)"; then

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# budget_arms.sh — the arms of issue "one ACM model for every budget" (models/fmnist-vit-acm.md, "One model for every
+# budget"): every arm is phase 3 only, started from the same phase-2 checkpoint (make_acm_model.sh keeps it as
+# CKPT.phase2), with the same steps and seed, then calibrated and evaluated on the 10k test set. Resumable: an arm
+# whose result file exists is skipped, an interrupted arm continues from its own checkpoint.
+#
+# usage: bash train/scripts/budget_arms.sh PHASE2_CKPT DIR EPOCHS3 ARM...      (BUILD=build SEED=1 in the environment)
+#   arms:  dedicated:B     phase 3 with beta_target B (the paper: one model per budget)
+#          sampled:LO:HI   beta_target drawn per batch in [LO, HI] (one model, lambda calibration)
+#          uniform:K       no gates, every token runs K learners (the uniform baseline, evaluated with --policy fixed)
+#          nole:B / nold:B / noaux:B   dedicated B without the entropy loss / the diversity loss / both (ablation)
+# Writes DIR/ARM/model.safetensors, DIR/ARM/eval.tsv (policy, beta or k, accuracy %, realised budget, GFLOP/image)
+# and DIR/table.tsv (every arm's rows).
+set -euo pipefail
+[ $# -ge 4 ] || { sed -n 2,14p "$0"; exit 2; }
+P2=$1; DIR=$2; E3=$3; shift 3
+B=${BUILD:-build}; SEED=${SEED:-1}
+[ -f "$P2" ] || { echo "budget_arms: no phase-2 checkpoint $P2" >&2; exit 1; }
+[ -f models/fmnist-vit.safetensors ] || { echo "budget_arms: no base model models/fmnist-vit.safetensors" >&2; exit 1; }
+make --no-print-directory "$B/acm-train" >/dev/null
+mkdir -p "$DIR"
+cp "$B/acm-train" "$DIR/acm-train"       # a private copy: rebuilding the tree must not change running arms
+T=$DIR/acm-train
+stamp() { date -u +%FT%TZ; }
+evalrow() { # POLICY BETA_OR_K MODEL -> one tab-separated row
+    local pol=$1 v=$2 m=$3 j
+    if [ "$pol" = fixed ]; then j=$("$T" eval "$m" --policy fixed --k "$v" --json)
+    else j=$("$T" eval "$m" --policy "$pol" --budget "$v" --json); fi
+    /usr/bin/python3 -c 'import json,sys
+o=json.loads(sys.argv[1]); b=o.get("budget_realised",{})
+print("\t".join([sys.argv[2], sys.argv[3], "%.2f" % (100*o["accuracy"]), "%.4f" % b.get("mean", float("nan")),
+                 "%.4f" % o.get("gflops_per_image", float("nan"))]))' "$j" "$pol" "$v"
+}
+for arm in "$@"; do
+    d=$DIR/${arm//:/_}; mkdir -p "$d"
+    [ -f "$d/eval.tsv" ] && { echo "$(stamp) $arm: done before"; continue; }
+    kind=${arm%%:*}; arg=${arm#*:}
+    opts=(--seed "$SEED" --epochs "2,1,$E3" --keep-phase-ckpts --quiet)
+    case $kind in
+        dedicated) opts+=(--beta "$arg") ;;
+        sampled) opts+=(--beta-sample "$arg") ;;
+        uniform) opts+=(--uniform "$arg") ;;
+        nole) opts+=(--beta "$arg" --weights 0.1,0,0.05) ;;
+        nold) opts+=(--beta "$arg" --weights 0.1,0.05,0) ;;
+        noaux) opts+=(--beta "$arg" --weights 0.1,0,0) ;;
+        *) echo "budget_arms: unknown arm $arm" >&2; exit 2 ;;
+    esac
+    m=$d/model.safetensors
+    if [ ! -f "$m" ]; then
+        [ -f "$m.ckpt" ] || cp "$P2" "$m.ckpt"
+        echo "$(stamp) $arm: acmize phase 3 ${opts[*]}"
+        /usr/bin/time -f "$arm phase 3 wall %e s" "$T" acmize --base models/fmnist-vit.safetensors --out "$m" \
+            --modules mlp --resume "${opts[@]}" 2>&1 | grep -v '%.*ETA' | tail -3
+    fi
+    "$T" info "$m" | grep -q "lambda(beta)" || "$T" calibrate "$m" >/dev/null
+    echo "$(stamp) $arm: evaluation"
+    {
+        if [ "$kind" = uniform ]; then evalrow fixed "$arg" "$m"
+        else for b in 0.25 0.5 0.75; do evalrow mean "$b" "$m"; evalrow cap "$b" "$m"; done; fi
+    } | sed "s/^/$arm\t/" > "$d/eval.tsv.tmp"
+    mv "$d/eval.tsv.tmp" "$d/eval.tsv"
+    cat "$d/eval.tsv"
+done
+printf 'arm\tpolicy\tbeta_or_k\taccuracy\trealised\tgflops\n' > "$DIR/table.tsv"
+cat "$DIR"/*/eval.tsv >> "$DIR/table.tsv"
+echo "$(stamp) table: $DIR/table.tsv"
