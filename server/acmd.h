@@ -205,6 +205,8 @@ double acmd_cost_predict(const acmd_cost *c, double tokens, double flops);
 void acmd_cost_coef(const acmd_cost *c, double *a, double *b_tok, double *c_flop);
 /* Recent one-step errors: mean |error| in seconds, mean |error| / measured, max |error|; n batches (0: none yet). */
 int acmd_cost_error(const acmd_cost *c, double *mean_abs, double *mean_rel, double *max_abs);
+/* The q-quantile (0..1) of the last ACMD_COST_RING batches' absolute errors, in seconds (0 before any). */
+double acmd_cost_error_quantile(const acmd_cost *c, double q);
 
 /* ---- models, requests, server ------------------------------------------------------------------------------------ */
 
@@ -333,6 +335,12 @@ typedef struct acmd_server {
     uv_timer_t mhd_timer, sweep_timer, batch_timer, drain_timer;
     uv_async_t async;
     uv_signal_t sig_term, sig_int;
+    /* the access log, I/O thread only: lines gather here and go to stderr in one write per loop iteration (a uv_prepare
+     * handle: just before the loop waits) or at 64 KiB, instead of one unbuffered write(2) per request */
+    uv_prepare_t log_flush_handle;
+    pthread_t io_thread;
+    char *log_buf;
+    size_t log_len, log_cap;
     struct MHD_Daemon *mhd;
     int port;
     /* results (workers -> I/O thread) */
@@ -358,6 +366,9 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
 int acmd_server_run(acmd_server *s); /* runs the loop until drained; returns the exit status */
 void acmd_server_free(acmd_server *s);
 void acmd_log(acmd_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Appends one access-log line (I/O thread); written at the end of the loop iteration. */
+void acmd_log_access(acmd_server *s, const char *line, size_t n);
+void acmd_log_flush(acmd_server *s);
 
 /* server/sched.c: admission to dispatch (I/O thread) and the workers */
 int acmd_workers_start(acmd_server *s, char *err, size_t errlen);

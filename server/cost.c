@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "acmd.h"
 
@@ -126,4 +127,18 @@ int acmd_cost_error(const acmd_cost *c, double *mean_abs, double *mean_rel, doub
     *mean_rel = c->ring_n ? sr / c->ring_n : 0;
     *max_abs = mx;
     return c->ring_n;
+}
+
+static int cost__cmp(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double acmd_cost_error_quantile(const acmd_cost *c, double q) {
+    if (c->ring_n == 0) return 0;
+    double v[ACMD_COST_RING];
+    memcpy(v, c->err_abs, sizeof(double) * (size_t)c->ring_n);
+    qsort(v, (size_t)c->ring_n, sizeof *v, cost__cmp);
+    int i = (int)ceil(q * c->ring_n) - 1;
+    return v[i < 0 ? 0 : i >= c->ring_n ? c->ring_n - 1 : i];
 }

@@ -442,8 +442,11 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     const double complete_ms = (double)(end - r->t_arrive) * 1e-6;
     const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
     if (!s->log_json) {
-        fprintf(stderr, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->peer, r->method, r->path,
-                r->status, route, total_ms, complete_ms, r->bytes_in, r->bytes_out, r->id);
+        char text[1024];
+        const int tn = snprintf(text, sizeof text, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->peer,
+                                r->method, r->path, r->status, route, total_ms, complete_ms, r->bytes_in, r->bytes_out,
+                                r->id);
+        if (tn > 0) acmd_log_access(s, text, (size_t)tn < sizeof text ? (size_t)tn : sizeof text - 1);
         return;
     }
     char when[40];
@@ -485,7 +488,7 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     acmd_jw_raw(&l, "}\n");
     size_t n;
     char *line = acmd_jw_finish(&l, &n);
-    if (line) fwrite(line, 1, n, stderr);
+    if (line) acmd_log_access(s, line, n);
     free(line);
 }
 

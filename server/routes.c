@@ -102,7 +102,7 @@ void acmd_api_markdown(FILE *f) {
                "budget is given, else `--default-policy`); OIP `compute_policy`.\n"
                "- `X-Deadline-Ms: t` — answer within t ms of arrival, a decimal in (0, 3600000]; OIP `deadline_ms`. "
                "The budget is then decided at dispatch: the largest β in [floor, ceiling] whose predicted finish (the "
-               "cost model of `/v2/models/{m}/stats`, with its recent mean error as a margin) meets the deadline, run "
+               "cost model of `/v2/models/{m}/stats`, with the 90th percentile of its last 64 errors as a margin) meets the deadline, run "
                "under `cap` (another `X-Compute-Policy` is refused). 504 at once when even the floor cannot make it "
                "after the queue ahead; 504 at dispatch when the deadline has been lost in the queue. Without a "
                "deadline, `--default-deadline-ms` orders the queue (earliest deadline first) but never shrinks the "

@@ -30,8 +30,35 @@ uint64_t acmd_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void acmd_log_flush(acmd_server *s) {
+    if (!s->log_len) return;
+    fwrite(s->log_buf, 1, s->log_len, stderr);
+    s->log_len = 0;
+}
+
+void acmd_log_access(acmd_server *s, const char *line, size_t n) {
+    if (s->log_len + n > s->log_cap) {
+        acmd_log_flush(s);
+        if (n > s->log_cap) {
+            size_t cap = s->log_cap ? s->log_cap : 1 << 16;
+            while (cap < n) cap *= 2;
+            char *b = realloc(s->log_buf, cap);
+            if (!b) { /* out of memory: the line goes straight out */
+                fwrite(line, 1, n, stderr);
+                return;
+            }
+            s->log_buf = b, s->log_cap = cap;
+        }
+    }
+    memcpy(s->log_buf + s->log_len, line, n);
+    s->log_len += n;
+}
+
+static void srv__log_prepare(uv_prepare_t *h) { acmd_log_flush(h->data); }
+
 void acmd_log(acmd_server *s, int level, const char *fmt, ...) {
     if (level > s->log_level) return;
+    if (s->loop && pthread_equal(pthread_self(), s->io_thread)) acmd_log_flush(s); /* keep the lines in order */
     static const char *const names[] = {"error", "warn", "info", "debug"};
     char msg[1024];
     va_list ap;
@@ -277,6 +304,10 @@ int acmd_server_run(acmd_server *s) {
     uv_async_init(s->loop, &s->async, acmd_sched_on_async);
     uv_signal_init(s->loop, &s->sig_term);
     uv_signal_init(s->loop, &s->sig_int);
+    uv_prepare_init(s->loop, &s->log_flush_handle);
+    s->log_flush_handle.data = s;
+    s->io_thread = pthread_self();
+    uv_prepare_start(&s->log_flush_handle, srv__log_prepare); /* before the loop blocks */
     s->mhd_poll.data = s->mhd_timer.data = s->sweep_timer.data = s->batch_timer.data = s->drain_timer.data = s;
     s->async.data = s->sig_term.data = s->sig_int.data = s;
     uv_poll_start(&s->mhd_poll, UV_READABLE, srv__mhd_poll);
@@ -310,7 +341,9 @@ int acmd_server_run(acmd_server *s) {
     uv_close((uv_handle_t *)&s->async, srv__close_cb);
     uv_close((uv_handle_t *)&s->sig_term, srv__close_cb);
     uv_close((uv_handle_t *)&s->sig_int, srv__close_cb);
+    uv_close((uv_handle_t *)&s->log_flush_handle, srv__close_cb);
     uv_run(s->loop, UV_RUN_DEFAULT);
+    acmd_log_flush(s);
     uv_loop_close(s->loop);
     free(s->loop);
     s->loop = NULL;
@@ -321,5 +354,6 @@ int acmd_server_run(acmd_server *s) {
 void acmd_server_free(acmd_server *s) {
     for (int i = 0; i < s->n_models; i++) acm_model_free(s->models[i].m);
     acmd_metrics_free(s->metrics);
+    free(s->log_buf);
     pthread_mutex_destroy(&s->res_mu);
 }

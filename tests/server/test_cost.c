@@ -59,3 +59,21 @@ Test(cost, slopes_stay_non_negative) {
     cr_expect(b >= 0 && c >= 0, "b %g c %g", b, c);
     cr_expect_geq(acmd_cost_predict(&m, 0, 0), 0);
 }
+
+/* The dispatch margin: the 90th percentile of the last 64 absolute errors, so that one hiccup among 64 batches does
+ * not set it, and a steady error does. */
+Test(cost, error_quantile_of_the_recent_batches) {
+    acmd_cost m;
+    acmd_cost_init(&m, 50, 3e6, 1.0);
+    cr_expect_eq(acmd_cost_error_quantile(&m, 0.9), 0, "no batch yet: no margin");
+    for (int k = 0; k < 4; k++) acmd_cost_add(&m, 50.0 * (k + 1), 3e6 * (k % 2 + 1), 0.001 * (k + 1), 1);
+    /* a model that the measurements match exactly, then one hiccup of 50 ms among 64 batches */
+    const double t = acmd_cost_predict(&m, 50, 3e6);
+    for (int i = 0; i < 64; i++) acmd_cost_add(&m, 50, 3e6, i == 10 ? t + 0.050 : t, 0);
+    const double q90 = acmd_cost_error_quantile(&m, 0.9), q100 = acmd_cost_error_quantile(&m, 1.0);
+    cr_expect_lt(q90, 0.005, "one hiccup moved the 90th percentile to %g s", q90);
+    cr_expect_gt(q100, 0.040, "the maximum must see the hiccup (%g s)", q100);
+    /* every batch 3 ms slower than predicted: the margin follows */
+    for (int i = 0; i < 64; i++) acmd_cost_add(&m, 50, 3e6, acmd_cost_predict(&m, 50, 3e6) + 0.003, 0);
+    cr_expect_float_eq(acmd_cost_error_quantile(&m, 0.9), 0.003, 1e-4);
+}
