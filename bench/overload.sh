@@ -63,7 +63,7 @@ for f in $LOADS; do
         j="$OUT/${mode}_${f}.json"
         if [ "$mode" = static ]; then bench "$j" -r "$rate" -d "$SECS" --deadline-ms "$DL" --budget-min 1
         else bench "$j" -r "$rate" -d "$SECS" --deadline-ms "$DL"; fi
-        sent=$(field "$j" sent); ok=$(status "$j" 200); e429=$(status "$j" 429); e504=$(status "$j" 504)
+        ok=$(status "$j" 200); e429=$(status "$j" 429); e504=$(status "$j" 504)
         other=$(/usr/bin/python3 -c 'import json,sys
 s=json.load(open(sys.argv[1]))["by_status"]; print(sum(v for k,v in s.items() if k not in ("200","429","504")))' "$j")
         errs=$(field "$j" errors); acc=$(field "$j" accuracy/accuracy); beta=$(field "$j" budget_applied_mean)

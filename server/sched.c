@@ -117,7 +117,6 @@ static int sched__policy(acmd_req *r, const acmd_server *s, const char *param_po
                 r->policy.kind = (acm_policy_kind)acm_policy_parse(s->cfg.request_policy);
             }
             if (r->policy.beta < r->sla.min) r->policy.beta = (float)r->sla.min;
-            if (r->policy.beta > 1) r->policy.beta = 1;
         }
         return 0;
     }
@@ -262,9 +261,9 @@ static double sched__batch_time(const acmd_model *m, const acmd_req *batch, doub
 #define SCHED_MARGIN_QUANTILE 0.9
 
 /* Beta at dispatch: the largest common c in [0, 1] (each request clamped to its [min, max]) whose predicted finish,
- * with the margin above, meets the batch's earliest deadline. At worst the floors. */
-static double sched__decide(const acmd_model *m, const acmd_req *batch, uint64_t now, uint64_t tight) {
-    const double slack = (double)((int64_t)(tight - now)) * 1e-9 - acmd_cost_error_quantile(&m->cost, SCHED_MARGIN_QUANTILE);
+ * with the margin above (seconds), meets the batch's earliest deadline. At worst the floors. */
+static double sched__decide(const acmd_model *m, const acmd_req *batch, uint64_t now, uint64_t tight, double margin) {
+    const double slack = (double)((int64_t)(tight - now)) * 1e-9 - margin;
     if (sched__batch_time(m, batch, 1.0, NULL) <= slack) return 1.0;
     double lo = 0, hi = 1;
     for (int i = 0; i < 40; i++) {
@@ -302,7 +301,8 @@ void acmd_sched_dispatch(acmd_server *s) {
             int n = 0;
             double items = 0, flops = 0;
             uint64_t tight = UINT64_MAX; /* the earliest deadline among the batch's deadline requests */
-            const uint64_t margin_ns = (uint64_t)(acmd_cost_error_quantile(&m->cost, SCHED_MARGIN_QUANTILE) * 1e9);
+            const double margin = acmd_cost_error_quantile(&m->cost, SCHED_MARGIN_QUANTILE);
+            const uint64_t margin_ns = (uint64_t)(margin * 1e9);
             while (n < m->max_batch) {
                 acmd_req *r = sched__best(s, m, now, &prev);
                 if (!r) break;
@@ -340,7 +340,7 @@ void acmd_sched_dispatch(acmd_server *s) {
             }
             sched__depth(s, m);
             if (!head) continue; /* every request taken had been cancelled or refused: look again */
-            const double c = tight == UINT64_MAX ? 1.0 : sched__decide(m, head, now, tight);
+            const double c = tight == UINT64_MAX ? 1.0 : sched__decide(m, head, now, tight, margin);
             for (acmd_req *q = head; q; q = q->next)
                 if (q->has_deadline)
                     q->policy.beta = (float)(c < q->sla.min ? q->sla.min : c > q->sla.max ? q->sla.max : c);

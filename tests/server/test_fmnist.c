@@ -17,22 +17,14 @@
 #include <unistd.h>
 
 #include "acm.h"
+#include "sanitized.h"
 #include "server/harness.h"
 #include "train/eval.h"
 
 #define NTEST 10000
 #define NCLIENT 4
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define NRUN 2000
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define NRUN 2000
-#endif
-#endif
-#ifndef NRUN
-#define NRUN NTEST
-#endif
+#define NRUN (TH_SANITIZED ? 2000 : NTEST)
 
 typedef struct {
     uint8_t px[NTEST][28 * 28];

@@ -17,20 +17,11 @@
 #include <string.h>
 
 #include "acm.h"
+#include "sanitized.h"
 #include "train/eval.h"
 
 #define MAX_KEYS 16
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 typedef struct {
     acm_policy policy;
@@ -98,7 +89,7 @@ Test(models, cards_reproduce, .timeout = 900) {
         for (int i = 0; i < n && first_cap < 0; i++)
             if (keys[i].policy.kind == ACM_POLICY_CAP) first_cap = i;
         for (int i = 0; i < n; i++) {
-            if (SANITIZED && i != first_cap) {
+            if (TH_SANITIZED && i != first_cap) {
                 cr_log_info("%s: %s not evaluated under a sanitizer", model, keys[i].key);
                 continue;
             }
