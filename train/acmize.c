@@ -55,7 +55,7 @@ typedef struct {
     double epochs[3], lr[3], lr_min[3], clip;
     double beta, w_b, w_e, w_d, tau, smoothing;
     int val_size, train_limit, log_every;
-    int64_t seed, split_seed, max_steps;
+    int64_t seed, split_seed, max_steps, phase3_seed; /* phase3_seed < 0: keep the checkpoint's streams */
     double ckpt_every_s;
 } acmz_cfg;
 
@@ -69,7 +69,7 @@ static acmz_cfg cfg_default(void) {
     c.lr[0] = 1e-3, c.lr[1] = 1e-2, c.lr[2] = 1e-4;
     c.lr_min[0] = 1e-6, c.lr_min[1] = 1e-6, c.lr_min[2] = 1e-6;
     c.clip = 1.0, c.beta = 0.5, c.w_b = 0.1, c.w_e = 0.05, c.w_d = 0.05, c.tau = 0.8, c.smoothing = 0.1;
-    c.val_size = 5000, c.split_seed = 0, c.seed = 1, c.log_every = 25, c.ckpt_every_s = 300;
+    c.val_size = 5000, c.split_seed = 0, c.seed = 1, c.phase3_seed = -1, c.log_every = 25, c.ckpt_every_s = 300;
     return c;
 }
 
@@ -85,6 +85,7 @@ static json_t *cfg_json(const acmz_cfg *c) {
                      (json_int_t)c->seed, "split_seed", (json_int_t)c->split_seed);
     if (c->beta_hi > 0) json_object_set_new(o, "beta_sample", json_pack("[f,f]", c->beta_lo, c->beta_hi));
     if (c->uniform_k > 0) json_object_set_new(o, "uniform_k", json_integer(c->uniform_k));
+    if (c->phase3_seed >= 0) json_object_set_new(o, "phase3_seed", json_integer(c->phase3_seed));
     return o;
 }
 
@@ -108,6 +109,8 @@ static void usage(FILE *f) {
             "  --weights WB,WE,WD     budget, entropy, diversity loss weights (default %g,%g,%g)\n"
             "  --batch N              (default %d)   --threads N   OpenBLAS threads (default %d)\n"
             "  --seed N               (default %lld)  --train-limit N   use N training images (smoke tests)\n"
+            "  --phase3-seed N        when a run resumes at the start of phase 3, reseed its order, augmentation\n"
+            "                         and Gumbel streams from N (phase-3 variants of one checkpoint with their own seed)\n"
             "  --val-size N           validation images held out as in base training (default %d)\n"
             "  --max-steps N          stop with a checkpoint after N steps in total (0: run to the end)\n"
             "  --ckpt-every S         seconds between checkpoints (default %g)\n"
@@ -455,6 +458,7 @@ static int parse_args(acmz_cfg *c, int *resume, int *quiet, int argc, char **arg
             else if (!strcmp(a, "--val-size")) i32 = &c->val_size, lo = 0;
             else if (!strcmp(a, "--train-limit")) i32 = &c->train_limit, lo = 0;
             else if (!strcmp(a, "--seed")) i64 = &c->seed, lo = 0;
+            else if (!strcmp(a, "--phase3-seed")) i64 = &c->phase3_seed, lo = 0;
             else if (!strcmp(a, "--max-steps")) i64 = &c->max_steps, lo = 0;
             else if (!strcmp(a, "--log-every")) i32 = &c->log_every;
             else if (!strcmp(a, "--ckpt-every")) dbl = &c->ckpt_every_s;
@@ -580,6 +584,14 @@ int cmd_acmize(int argc, char **argv) {
     if (resume && read_ckpt(&R, err, sizeof err)) {
         fprintf(stderr, "acm-train acmize: %s\n", err);
         return 1;
+    }
+    if (c->phase3_seed >= 0 && R.st.phase == 3 && R.st.step == 0) {
+        /* streams 1-3 as --seed would give them; a fresh permutation on the first batch. A run interrupted before
+           its first phase-3 checkpoint restarts from the same state, so the result stays reproducible. */
+        acmt_rng_seed(&R.st.order, (uint64_t)c->phase3_seed, 1);
+        acmt_rng_seed(&R.st.aug, (uint64_t)c->phase3_seed, 2);
+        acmt_rng_seed(&R.st.gumbel, (uint64_t)c->phase3_seed, 3);
+        R.st.pos = R.train.n;
     }
     R.csv = fopen(c->csv, resume ? "a" : "w");
     char kh[1200];

@@ -9,8 +9,10 @@
 #          sampled:LO:HI   beta_target drawn per batch in [LO, HI] (one model, lambda calibration)
 #          uniform:K       no gates, every token runs K learners (the uniform baseline, evaluated with --policy fixed)
 #          nole:B / nold:B / noaux:B   dedicated B without the entropy loss / the diversity loss / both (ablation)
-# Writes DIR/ARM/model.safetensors, DIR/ARM/eval.tsv (policy, beta or k, accuracy %, realised budget, GFLOP/image)
-# and DIR/table.tsv (every arm's rows).
+# SEED seeds phase 3 (--phase3-seed: order, augmentation and Gumbel streams); phases 1-2 are the checkpoint's.
+# Writes DIR/ARM_sSEED/model.safetensors, DIR/ARM_sSEED/eval.tsv (arm, seed, policy, beta or k, accuracy %, realised
+# budget, GFLOP/image) and DIR/table.tsv (every arm's rows). Evaluations: a dedicated or ablation arm at its own B
+# (argmax, mean, cap), the sampled arm at 0.25/0.5/0.75 (mean, cap) and argmax, the uniform arm with its K.
 set -euo pipefail
 [ $# -ge 4 ] || { sed -n 2,14p "$0"; exit 2; }
 P2=$1; DIR=$2; E3=$3; shift 3
@@ -25,6 +27,7 @@ stamp() { date -u +%FT%TZ; }
 evalrow() { # POLICY BETA_OR_K MODEL -> one tab-separated row
     local pol=$1 v=$2 m=$3 j
     if [ "$pol" = fixed ]; then j=$("$T" eval "$m" --policy fixed --k "$v" --json)
+    elif [ "$pol" = argmax ]; then j=$("$T" eval "$m" --policy argmax --json)
     else j=$("$T" eval "$m" --policy "$pol" --budget "$v" --json); fi
     /usr/bin/python3 -c 'import json,sys
 o=json.loads(sys.argv[1]); b=o.get("budget_realised",{})
@@ -32,10 +35,10 @@ print("\t".join([sys.argv[2], sys.argv[3], "%.2f" % (100*o["accuracy"]), "%.4f" 
                  "%.4f" % o.get("gflops_per_image", float("nan"))]))' "$j" "$pol" "$v"
 }
 for arm in "$@"; do
-    d=$DIR/${arm//:/_}; mkdir -p "$d"
+    d=$DIR/${arm//:/_}_s$SEED; mkdir -p "$d"
     [ -f "$d/eval.tsv" ] && { echo "$(stamp) $arm: done before"; continue; }
     kind=${arm%%:*}; arg=${arm#*:}
-    opts=(--seed "$SEED" --epochs "2,1,$E3" --keep-phase-ckpts --quiet)
+    opts=(--phase3-seed "$SEED" --epochs "2,1,$E3" --quiet)
     case $kind in
         dedicated) opts+=(--beta "$arg") ;;
         sampled) opts+=(--beta-sample "$arg") ;;
@@ -52,15 +55,18 @@ for arm in "$@"; do
         /usr/bin/time -f "$arm phase 3 wall %e s" "$T" acmize --base models/fmnist-vit.safetensors --out "$m" \
             --modules mlp --resume "${opts[@]}" 2>&1 | grep -v '%.*ETA' | tail -3
     fi
-    "$T" info "$m" | grep -q "lambda(beta)" || "$T" calibrate "$m" >/dev/null
+    [ "$kind" = uniform ] || "$T" info "$m" | grep -q "lambda(beta)" || "$T" calibrate "$m" >/dev/null
     echo "$(stamp) $arm: evaluation"
     {
-        if [ "$kind" = uniform ]; then evalrow fixed "$arg" "$m"
-        else for b in 0.25 0.5 0.75; do evalrow mean "$b" "$m"; evalrow cap "$b" "$m"; done; fi
-    } | sed "s/^/$arm\t/" > "$d/eval.tsv.tmp"
+        case $kind in
+            uniform) evalrow fixed "$arg" "$m" ;;
+            sampled) evalrow argmax - "$m"; for b in 0.25 0.5 0.75; do evalrow mean "$b" "$m"; evalrow cap "$b" "$m"; done ;;
+            *) evalrow argmax - "$m"; evalrow mean "$arg" "$m"; evalrow cap "$arg" "$m" ;;
+        esac
+    } | sed "s/^/$arm\t$SEED\t/" > "$d/eval.tsv.tmp"
     mv "$d/eval.tsv.tmp" "$d/eval.tsv"
     cat "$d/eval.tsv"
 done
-printf 'arm\tpolicy\tbeta_or_k\taccuracy\trealised\tgflops\n' > "$DIR/table.tsv"
+printf 'arm\tseed\tpolicy\tbeta_or_k\taccuracy\trealised\tgflops\n' > "$DIR/table.tsv"
 cat "$DIR"/*/eval.tsv >> "$DIR/table.tsv"
 echo "$(stamp) table: $DIR/table.tsv"
