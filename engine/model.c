@@ -477,6 +477,7 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
     for (int i = 0; i < c->depth; i++) c->fused_qkv_static &= m->blocks[i].fused_qkv;
     /* budget table */
     c->beta_min = c->num_acms ? 0.0f : 1.0f;
+    c->cap_order = ACM_CAP_ORDER_GAIN;
     json_t *jb = json_object_get(J, "budget");
     if (jb) {
         json_t *bm = json_object_get(jb, "beta_min");
@@ -551,6 +552,16 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 }
             }
             c->cap_table_len = (int)n;
+        }
+        json_t *ord = json_object_get(jb, "cap_order");
+        if (ord) {
+            const char *o = json_string_value(ord);
+            if (o && !strcmp(o, "gain")) c->cap_order = ACM_CAP_ORDER_GAIN;
+            else if (o && !strcmp(o, "level")) c->cap_order = ACM_CAP_ORDER_LEVEL;
+            else {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.cap_order must be \"gain\" or \"level\"");
+                goto fail;
+            }
         }
     }
     m->params = 0; /* filled by the caller that knows all tensors (file loader) */

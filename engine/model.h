@@ -11,11 +11,12 @@
  *   labels          [num_classes strings] (optional; default "0", "1", ...)
  *   acm             {"modules": [{"name": "blocks.0.mlp", "learners": 4}, ...]} (optional): the modules replaced by
  *                   ACMs; names are blocks.{i}.mlp, blocks.{i}.attn.q, .k, .v and blocks.{i}.attn.proj (o)
- *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...],
+ *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...], "cap_order": "level",
  *                    "cap": {"betas": [b_0, ...], "shares": [[s_0 for every ACM], ...]}} (all optional): the floor of
  *                   request budgets; the lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's
  *                   share of each ACM's learners per beta (ascending betas, one share in [0, 1] per ACM in
- *                   execution order, with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row)
+ *                   execution order, with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row);
+ *                   "cap_order": "gain" (default) or "level", the order in which CAP hands out learners (acm.h)
  *   eval            free-form: evaluation results recorded when the file was made (not read by the engine)
  *   (other keys are kept verbatim and ignored)
  *

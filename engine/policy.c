@@ -13,6 +13,9 @@
  *           its learners. Realised <= beta whenever beta * N >= kmin. beta >= 1 runs every learner.
  *           With a calibrated model, module l gets floor(s_l(beta) T N) units instead (acm__cap_share): the shares
  *           follow where the gates put compute on held-out data, and spend at most beta overall.
+ *           LEVEL order (the model's budget.cap_order or the policy's override) sorts by j first: every token's
+ *           learner j goes out before any token's learner j+1, P(K >= j) ranking the tokens within a level; each
+ *           token still receives a prefix of its learners.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -65,16 +68,18 @@ static int argmax_biased(const float *l, int C, float lambda, int kmin, double u
     return best;
 }
 
-/* Sort key for CAP: gain descending, then token, then learner ascending (cap_idx = t * N + (j - 1)). A total order,
- * so any correct sort gives the same allocation. */
-static int cap_before(int32_t a, int32_t b, const float *gains) {
+/* Sort key for CAP (cap_idx = t * N + (j - 1)): GAIN order: gain descending, then token, then learner ascending;
+ * LEVEL order (level = N, else 0): learner j ascending first, then the same. A total order, so any correct sort gives
+ * the same allocation. */
+static int cap_before(int32_t a, int32_t b, const float *gains, int level) {
+    if (level && a % level != b % level) return a % level < b % level;
     if (gains[a] != gains[b]) return gains[a] > gains[b];
     return a < b;
 }
 
 /* In-place heapsort by cap_before: glibc's qsort_r mallocs a merge buffer above 1 KiB of elements (T * N int32 for
  * ViT-B is 3 KiB), and the inference path must not allocate (tests/engine/test_noalloc.c). */
-static void cap_sort(int32_t *v, int n, const float *gains) {
+static void cap_sort(int32_t *v, int n, const float *gains, int level) {
     for (int root0 = n / 2 - 1, end = n;; ) { /* heapify (root0 >= 0), then pop the maximum to the end */
         int root;
         if (root0 >= 0) {
@@ -89,8 +94,8 @@ static void cap_sort(int32_t *v, int n, const float *gains) {
         for (;;) { /* sift down in a max-heap of "comes last" */
             int child = 2 * root + 1;
             if (child >= end) break;
-            if (child + 1 < end && cap_before(v[child], v[child + 1], gains)) child++;
-            if (!cap_before(v[root], v[child], gains)) break;
+            if (child + 1 < end && cap_before(v[child], v[child + 1], gains, level)) child++;
+            if (!cap_before(v[root], v[child], gains, level)) break;
             int32_t t = v[root];
             v[root] = v[child];
             v[child] = t;
@@ -144,7 +149,8 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
                 }
             }
         }
-        cap_sort(s->cap_idx, npairs, s->cap_gain);
+        acm_cap_order order = pol.cap_order ? pol.cap_order : m ? (acm_cap_order)m->cfg.cap_order : ACM_CAP_ORDER_GAIN;
+        cap_sort(s->cap_idx, npairs, s->cap_gain, order == ACM_CAP_ORDER_LEVEL ? N : 0);
         if (units > npairs) units = npairs;
         for (int64_t u = 0; u < units; u++) k[s->cap_idx[u] / N]++;
         return;
@@ -154,7 +160,7 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
 }
 
 acm_policy acm_policy_default(void) {
-    acm_policy p = {ACM_POLICY_ARGMAX, 1.0f, 0, 0, 0.0f};
+    acm_policy p = {ACM_POLICY_ARGMAX, 1.0f, 0, 0, 0.0f, ACM_CAP_ORDER_MODEL};
     return p;
 }
 

@@ -6,7 +6,9 @@
  *     falsi over every point evaluated so far), and
  *   - the CAP policy's share of each ACM's learners at that beta: the fraction each module received under
  *     lambda(beta), scaled so that the shares spend exactly beta (each within [kmin/N, 1]),
- * and writes both tables into the model file's metadata ("budget": {"beta_min", "mean", "cap"}), atomically.
+ * and writes both tables into the model file's metadata ("budget": {"beta_min", "mean", "cap"}), atomically. Then,
+ * with those shares, it measures CAP's two allocation orders (acm.h: GAIN, LEVEL) on the same images at beta 0.125,
+ * 0.25 and 0.5 and records the more accurate as "budget": {"cap_order"} (GAIN on a tie).
  */
 #include <jansson.h>
 #include <math.h>
@@ -166,6 +168,87 @@ static void shares_for(const acm_model *m, const double *frac, double beta, doub
         for (int a = 0; a < A; a++) out[a] *= beta / spent * (1 - 1e-6);
 }
 
+/* Replaces the metadata's "budget" and "calibration" of the model at `in` and writes it to `out` (atomically; in may
+ * equal out); checks that the result loads. */
+static int rewrite(const char *in, const char *out, json_t *budget, json_t *calibration) {
+    char err[2048];
+    acm_st_file f;
+    if (acm__st_open(&f, in, err, sizeof err)) {
+        fprintf(stderr, "acm-train calibrate: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    json_t *meta = json_loads(acm__st_meta(&f, "acm"), 0, NULL);
+    if (!meta) meta = json_object();
+    json_object_set(meta, "budget", budget);
+    json_object_set(meta, "calibration", calibration);
+    char *ms = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(meta);
+    acm_st_out *t = calloc((size_t)f.n, sizeof *t);
+    for (int i = 0; i < f.n; i++) {
+        t[i].name = f.tensors[i].name;
+        t[i].dtype = ACM_ST_F32;
+        t[i].ndim = f.tensors[i].ndim;
+        memcpy(t[i].shape, f.tensors[i].shape, sizeof f.tensors[i].shape);
+        t[i].data = f.tensors[i].data;
+        if (f.tensors[i].dtype != ACM_ST_F32 && f.tensors[i].dtype != ACM_ST_F16 &&
+            f.tensors[i].dtype != ACM_ST_BF16) {
+            fprintf(stderr, "acm-train calibrate: %s: tensor %s is not a float tensor\n", in, t[i].name);
+            rc = 1;
+        }
+    }
+    json_t *md = json_pack("{s:s}", "acm", ms);
+    free(ms);
+    if (!rc && acm__st_write(out, t, f.n, md, err, sizeof err)) {
+        fprintf(stderr, "acm-train calibrate: %s\n", err);
+        rc = 1;
+    }
+    json_decref(md);
+    free(t);
+    acm__st_close(&f);
+    if (!rc) {
+        acm_model *chk = acm_model_load(out, err, sizeof err);
+        if (!chk) {
+            fprintf(stderr, "acm-train calibrate: the calibrated file does not load: %s\n", err);
+            rc = 1;
+        }
+        acm_model_free(chk);
+    }
+    return rc;
+}
+
+/* Held-out images that model m classifies right under policy p. */
+static int64_t count_correct(calib *c, const acm_model *m, acm_worker *w, acm_policy p) {
+    const acm_config *cfg = acm_model_config(m);
+    const int64_t img = (int64_t)cfg->image_size * cfg->image_size;
+    const int K = cfg->num_classes;
+    acm_item items[256];
+    acm_result res[256];
+    int64_t right = 0;
+    for (int64_t i = 0; i < c->n; i += c->batch) {
+        int nb = (int)(c->n - i < c->batch ? c->n - i : c->batch);
+        int32_t idx[256], y[256];
+        for (int b = 0; b < nb; b++) idx[b] = (int32_t)(i + b);
+        acmt_make_batch(c->x, y, c->set, idx, nb, NULL, NULL);
+        for (int b = 0; b < nb; b++) {
+            items[b] = (acm_item){.pixels = c->x + b * img, .policy = p};
+            res[b] = (acm_result){.logits = c->logits + b * K};
+        }
+        char err[256];
+        if (acm_worker_run(w, items, res, nb, err, sizeof err)) {
+            fprintf(stderr, "acm-train calibrate: %s\n", err);
+            exit(1);
+        }
+        for (int b = 0; b < nb; b++) {
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (res[b].logits[k] > res[b].logits[best]) best = k;
+            right += best == y[b];
+        }
+    }
+    return right;
+}
+
 int cmd_calibrate(int argc, char **argv) {
     const char *path = NULL, *out = NULL, *dir = "/usr/share/datasets/fashion-mnist";
     int64_t n_img = 1000, val_size = 5000, split_seed = 0;
@@ -277,55 +360,52 @@ int cmd_calibrate(int argc, char **argv) {
         fprintf(stderr, "acm-train calibrate: no beta of the grid was reachable\n");
         rc = 1;
     }
-    /* rewrite the file with the new budget section */
-    acm_st_file f;
-    if (!rc && acm__st_open(&f, path, err, sizeof err)) {
-        fprintf(stderr, "acm-train calibrate: %s\n", err);
-        rc = 1;
-    } else if (!rc) {
-        json_t *meta = json_loads(acm__st_meta(&f, "acm"), 0, NULL);
-        json_t *budget = json_pack("{s:f, s:o, s:{s:o, s:o}}", "beta_min", beta_min, "mean", mean, "cap", "betas",
-                                   cbetas, "shares", cshares);
+    json_t *budget = NULL, *calibration = NULL;
+    if (!rc) {
+        budget = json_pack("{s:f, s:o, s:{s:o, s:o}}", "beta_min", beta_min, "mean", mean, "cap", "betas", cbetas,
+                           "shares", cshares);
         mean = cbetas = cshares = NULL;
-        json_object_set_new(meta, "budget", budget);
-        json_object_set_new(meta, "calibration",
-                            json_pack("{s:s, s:I, s:I, s:I, s:f, s:i}", "set", "validation split of the training set",
-                                      "images", (json_int_t)c.n, "val_size", (json_int_t)val_size, "split_seed",
-                                      (json_int_t)split_seed, "tolerance", tol, "evaluations", c.evals));
-        char *ms = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(9));
-        json_decref(meta);
-        acm_st_out *t = calloc((size_t)f.n, sizeof *t);
-        for (int i = 0; i < f.n; i++) {
-            t[i].name = f.tensors[i].name;
-            t[i].dtype = ACM_ST_F32;
-            t[i].ndim = f.tensors[i].ndim;
-            memcpy(t[i].shape, f.tensors[i].shape, sizeof f.tensors[i].shape);
-            t[i].data = f.tensors[i].data;
-            if (f.tensors[i].dtype != ACM_ST_F32 && f.tensors[i].dtype != ACM_ST_F16 &&
-                f.tensors[i].dtype != ACM_ST_BF16) {
-                fprintf(stderr, "acm-train calibrate: %s: tensor %s is not a float tensor\n", path, t[i].name);
-                rc = 1;
-            }
-        }
-        json_t *md = json_pack("{s:s}", "acm", ms);
-        free(ms);
-        if (!rc && acm__st_write(out, t, f.n, md, err, sizeof err)) {
-            fprintf(stderr, "acm-train calibrate: %s\n", err);
-            rc = 1;
-        }
-        json_decref(md);
-        free(t);
-        acm__st_close(&f);
-        if (!rc) {
-            acm_model *chk = acm_model_load(out, err, sizeof err);
-            if (!chk) {
-                fprintf(stderr, "acm-train calibrate: the calibrated file does not load: %s\n", err);
-                rc = 1;
-            }
-            acm_model_free(chk);
-        }
-        if (!rc) printf("acm-train calibrate: wrote %s (beta_min %.3f, %d evaluations)\n", out, beta_min, c.evals);
+        calibration = json_pack("{s:s, s:I, s:I, s:I, s:f, s:i}", "set", "validation split of the training set",
+                                "images", (json_int_t)c.n, "val_size", (json_int_t)val_size, "split_seed",
+                                (json_int_t)split_seed, "tolerance", tol, "evaluations", c.evals);
+        rc = rewrite(path, out, budget, calibration);
     }
+    /* CAP's allocation order: both on the held-out images at the probe budgets, with the shares just written;
+     * LEVEL only when it is right strictly more often (GAIN, the paper's reading of the gate, otherwise) */
+    acm_model *chk = NULL;
+    acm_worker *cw = NULL;
+    if (!rc && (!(chk = acm_model_load(out, err, sizeof err)) ||
+                !(cw = acm_worker_new(chk, (acm_worker_params){.max_batch = c.batch}, err, sizeof err)))) {
+        fprintf(stderr, "acm-train calibrate: the calibrated file does not load: %s\n", err);
+        rc = 1;
+    }
+    if (!rc) {
+        static const float probe[] = {0.125f, 0.25f, 0.5f};
+        int64_t right[2] = {0, 0};
+        json_t *jp = json_array();
+        for (size_t i = 0; i < sizeof probe / sizeof *probe; i++) {
+            int64_t g = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = probe[i],
+                                                                  .cap_order = ACM_CAP_ORDER_GAIN});
+            int64_t l = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = probe[i],
+                                                                  .cap_order = ACM_CAP_ORDER_LEVEL});
+            right[0] += g, right[1] += l;
+            printf("  cap beta %.3f: accuracy %.2f%% in gain order, %.2f%% in level order\n", probe[i],
+                   100.0 * g / c.n, 100.0 * l / c.n);
+            json_array_append_new(jp, json_pack("{s:f, s:f, s:f}", "beta", probe[i], "gain", (double)g / c.n, "level",
+                                                (double)l / c.n));
+        }
+        const char *order = right[1] > right[0] ? "level" : "gain";
+        json_object_set_new(budget, "cap_order", json_string(order));
+        json_object_set_new(calibration, "cap_order_probe", jp);
+        rc = rewrite(out, out, budget, calibration);
+        if (!rc)
+            printf("acm-train calibrate: wrote %s (beta_min %.3f, cap order %s, %d evaluations)\n", out, beta_min,
+                   order, c.evals);
+    }
+    acm_worker_free(cw);
+    acm_model_free(chk);
+    json_decref(budget);
+    json_decref(calibration);
     json_decref(mean);
     json_decref(cbetas);
     json_decref(cshares);

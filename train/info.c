@@ -73,14 +73,14 @@ int cmd_info(int argc, char **argv) {
     json_t *labels = json_array();
     for (int k = 0; k < c->num_classes; k++) json_array_append_new(labels, json_string(c->labels[k]));
     json_t *o = json_pack(
-        "{s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:I, s:f, s:i, s:o, s:{s:f, s:o}, s:o, s:s, "
-        "s:i}",
+        "{s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:I, s:f, s:i, s:o, s:{s:f, s:o, s:s}, s:o, "
+        "s:s, s:i}",
         "file", path, "model_version", acm_model_version(m), "architecture", "image_size", c->image_size,
         "patch_size", c->patch_size, "in_chans", c->in_chans, "dim", c->dim, "depth", c->depth, "heads", c->heads,
         "mlp_hidden", c->mlp_hidden, "num_classes", c->num_classes, "tokens", c->tokens, "parameters",
         (json_int_t)acm_model_param_count(m), "flops_dense_per_item", acm_model_flops_dense(m), "acm_modules",
-        c->num_acms, "modules", mods, "budget", "beta_min", (double)c->beta_min, "mean_table", table, "labels",
-        labels, "blas_core", acm_blas_core(), "blas_threads", acm_blas_threads());
+        c->num_acms, "modules", mods, "budget", "beta_min", (double)c->beta_min, "mean_table", table, "cap_order",
+        c->cap_order == ACM_CAP_ORDER_LEVEL ? "level" : "gain", "labels", labels, "blas_core", acm_blas_core(), "blas_threads", acm_blas_threads());
     if (as_json) {
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         puts(s);
@@ -127,7 +127,10 @@ int cmd_info(int argc, char **argv) {
         } else {
             printf("; no lambda table (policy 'mean' unavailable)");
         }
-        printf("\nBLAS core      %s (%d thread(s))\n", acm_blas_core(), acm_blas_threads());
+        printf("\ncap policy     %s; learners go out in %s order\n",
+               c->cap_table_len ? "calibrated per-module shares" : "no share table (every module gets beta)",
+               c->cap_order == ACM_CAP_ORDER_LEVEL ? "level (breadth-first)" : "gain (the gate's P(K >= j) alone)");
+        printf("BLAS core      %s (%d thread(s))\n", acm_blas_core(), acm_blas_threads());
     }
     json_decref(o);
     acm_model_free(m);

@@ -167,6 +167,8 @@ Test(model, bad_metadata) {
         {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[0.9,0.9,0.9,0.9]]}}", "above its beta"},
         {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[1.5,0,0,0]]}}", "outside [0, 1]"},
         {"budget", "{\"cap\":{\"betas\":[0.6,0.5],\"shares\":[[0.1,0.1,0.1,0.1],[0.1,0.1,0.1,0.1]]}}", "ascending"},
+        {"budget", "{\"cap_order\":\"depth\"}", "budget.cap_order must be \"gain\" or \"level\""},
+        {"budget", "{\"cap_order\":1}", "budget.cap_order must be"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         mut m;
@@ -272,6 +274,7 @@ Test(model, cap_table_shares_are_honoured) {
     model = acm_model_load(path, err, sizeof err);
     cr_assert(model, "%s", err);
     cr_expect_eq(acm_model_config(model)->cap_table_len, 1);
+    cr_expect_eq(acm_model_config(model)->cap_order, ACM_CAP_ORDER_GAIN, "no budget.cap_order: gain");
     acm_worker *w = acm_worker_new(model, (acm_worker_params){.max_batch = 4}, err, sizeof err);
     float px[4][28 * 28], lg[4][10];
     uint8_t km[4][4 * 50];
@@ -289,6 +292,45 @@ Test(model, cap_table_shares_are_honoured) {
         for (int t = 0; t < 50; t++) used_mlp += km[b][t];
         cr_expect_eq(used_mlp, (int)floor(s_mlp * 50 * 4 + 1e-9), "MLP units %d", used_mlp);
     }
+    acm_worker_free(w);
+    acm_model_free(model);
+    unlink(path);
+    mut_close(&m);
+}
+
+Test(model, cap_order_level_is_read_and_followed) {
+    mut m;
+    mut_open(&m);
+    json_object_set_new(m.acm, "budget", json_pack("{s:s}", "cap_order", "level"));
+    char path[] = "/tmp/acm-model-XXXXXX", err[512];
+    int fd = mkstemp(path);
+    close(fd);
+    char *js = json_dumps(m.acm, JSON_COMPACT);
+    json_t *meta = json_pack("{s:s}", "acm", js);
+    free(js);
+    cr_assert_eq(acm__st_write(path, m.t, m.n, meta, err, sizeof err), 0, "%s", err);
+    json_decref(meta);
+    acm_model *model = acm_model_load(path, err, sizeof err);
+    cr_assert(model, "%s", err);
+    cr_expect_eq(acm_model_config(model)->cap_order, ACM_CAP_ORDER_LEVEL);
+    acm_worker *w = acm_worker_new(model, (acm_worker_params){.max_batch = 1}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    float px[28 * 28], lg[10];
+    uint8_t km[3][4 * 50];
+    for (int i = 0; i < 28 * 28; i++) px[i] = (float)sin(0.03 * i);
+    const acm_cap_order orders[3] = {ACM_CAP_ORDER_MODEL, ACM_CAP_ORDER_LEVEL, ACM_CAP_ORDER_GAIN};
+    for (int o = 0; o < 3; o++) {
+        acm_item it = {.pixels = px, .policy = {.kind = ACM_POLICY_CAP, .beta = 0.5f, .cap_order = orders[o]}};
+        acm_result r = {.logits = lg, .kmap = km[o]};
+        cr_assert_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), 0, "%s", err);
+    }
+    /* the model's order is level: the same maps as the explicit override; the MLP (ACM 0, N = 4, no share table, so
+     * floor(0.5 * 50 * 4) = 100 units) gives every token exactly 2 learners */
+    cr_expect_eq(memcmp(km[0], km[1], sizeof km[0]), 0, "model order differs from explicit level");
+    for (int t = 0; t < 50; t++) cr_expect_eq(km[0][t], 2, "token %d: k %d", t, km[0][t]);
+    int spread = 0;
+    for (int t = 0; t < 50; t++) spread |= km[2][t] != 2;
+    cr_expect(spread, "gain order gave every token 2 learners too: the override had no effect");
     acm_worker_free(w);
     acm_model_free(model);
     unlink(path);

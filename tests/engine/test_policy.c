@@ -64,6 +64,72 @@ Test(policy, cap_matches_bruteforce_greedy) {
     }
 }
 
+/* CAP in LEVEL order via the definition: learner j of every token before learner j+1 of any, the tokens of a level
+ * ranked by P(K >= j) (ties: lower token). */
+static void cap_level_bruteforce(uint8_t *k, const float *logits, int T, int C, int N, int kmin, float beta) {
+    memset(k, kmin, (size_t)T);
+    long units = (long)floor((double)beta * T * N + 1e-9) - (long)T * kmin;
+    for (int j = kmin + 1; j <= N && units > 0; j++) {
+        for (; units > 0; units--) {
+            int best = -1;
+            double bg = -1;
+            for (int t = 0; t < T; t++) {
+                if (k[t] != j - 1) continue;
+                double p[32], mx = -1e30, s = 0, g = 0;
+                for (int c = 0; c < C; c++) mx = fmax(mx, logits[t * C + c]);
+                for (int c = 0; c < C; c++) s += (p[c] = exp(logits[t * C + c] - mx));
+                for (int c = 0; c < C; c++)
+                    if (kmin + c >= j) g += p[c] / s;
+                if (g > bg) {
+                    bg = g;
+                    best = t;
+                }
+            }
+            if (best < 0) break; /* level j is full */
+            k[best]++;
+        }
+    }
+}
+
+Test(policy, cap_level_order_matches_bruteforce_and_is_uniform_at_multiples_of_one_over_n) {
+    for (int kind = 0; kind < 2; kind++) {
+        const int T = 23, N = 4, kmin = kind ? 1 : 0, C = kind ? N : N + 1;
+        acm__module md = {.info = {.n = N, .kmin = kmin}, .choices = C};
+        float logits[23 * 5];
+        float gain[23 * 4], probs[5];
+        int32_t idx[23 * 4];
+        acm__acm_scratch s = {.cap_gain = gain, .cap_idx = idx, .probs = probs};
+        for (int trial = 0; trial < 50; trial++) {
+            for (int i = 0; i < T * C; i++) logits[i] = 3.0f * frand();
+            float beta = 0.1f + 0.8f * (trial % 9) / 8.0f;
+            uint8_t k[23], ref[23], g[23];
+            acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = beta, .cap_order = ACM_CAP_ORDER_LEVEL};
+            acm__decide_k(k, logits, T, NULL, &md, pol, 0, &s);
+            cap_level_bruteforce(ref, logits, T, C, N, kmin, beta);
+            cr_assert_eq(memcmp(k, ref, T), 0, "kmin %d trial %d beta %.3f: allocation differs", kmin, trial, beta);
+            /* the same number of units as GAIN order, spread: no token two learners above another */
+            pol.cap_order = ACM_CAP_ORDER_GAIN;
+            acm__decide_k(g, logits, T, NULL, &md, pol, 0, &s);
+            int used = 0, used_g = 0, lo = N, hi = 0;
+            for (int t = 0; t < T; t++) {
+                used += k[t], used_g += g[t];
+                lo = k[t] < lo ? k[t] : lo, hi = k[t] > hi ? k[t] : hi;
+            }
+            cr_expect_eq(used, used_g, "trial %d: level %d units, gain %d", trial, used, used_g);
+            cr_expect_leq(hi - lo, 1, "trial %d: k from %d to %d", trial, lo, hi);
+        }
+        /* at beta = j/N every token runs exactly j learners (the uniform allocation), whatever the gate says */
+        for (int j = kmin; j <= N; j++) {
+            for (int i = 0; i < T * C; i++) logits[i] = 3.0f * frand();
+            uint8_t k[23];
+            acm__decide_k(k, logits, T, NULL, &md,
+                          (acm_policy){.kind = ACM_POLICY_CAP, .beta = (float)j / N, .cap_order = ACM_CAP_ORDER_LEVEL},
+                          0, &s);
+            for (int t = 0; t < T; t++) cr_expect_eq(k[t], j, "beta %d/%d token %d: k %d", j, N, t, k[t]);
+        }
+    }
+}
+
 Test(policy, fixed_clamps_to_module_range) {
     acm__module mlp = {.info = {.n = 4, .kmin = 0}, .choices = 5}, proj = {.info = {.n = 2, .kmin = 1}, .choices = 2};
     float logits[3 * 5] = {0};

@@ -122,6 +122,21 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
         acm_model_mean_table(cm, 0, &b0, &l0);
         acm_model_mean_table(cm, cc->mean_table_len - 1, &b1, &l1);
         cr_expect_gt(l0, l1, "lambda must fall as beta rises (%.3f at %.2f, %.3f at %.2f)", l0, b0, l1, b1);
+        /* the CAP order recorded is the one that was right more often at the probe budgets (gain on a tie) */
+        json_t *meta = json_loads(acm_model_metadata(cm), 0, NULL), *probe;
+        cr_assert(meta);
+        probe = json_object_get(json_object_get(meta, "calibration"), "cap_order_probe");
+        cr_assert_eq(json_array_size(probe), 3, "cap_order_probe rows");
+        double gain = 0, level = 0;
+        for (size_t i = 0; i < 3; i++) {
+            gain += json_number_value(json_object_get(json_array_get(probe, i), "gain"));
+            level += json_number_value(json_object_get(json_array_get(probe, i), "level"));
+        }
+        const char *ord = json_string_value(json_object_get(json_object_get(meta, "budget"), "cap_order"));
+        cr_assert(ord, "budget.cap_order missing");
+        cr_expect_str_eq(ord, level > gain + 1e-9 ? "level" : "gain", "gain %.3f level %.3f", gain, level);
+        cr_expect_eq(cc->cap_order, strcmp(ord, "level") ? ACM_CAP_ORDER_GAIN : ACM_CAP_ORDER_LEVEL);
+        json_decref(meta);
         acm_model_free(cm);
     }
 
