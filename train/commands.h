@@ -12,6 +12,7 @@
     X("calibrate", cmd_calibrate, "lambda(beta) and per-module CAP shares on held-out images, into the model") \
     X("export", cmd_export, "write the model of a base-training checkpoint (a run in progress)") \
     X("report", cmd_report, "model-card figures: accuracy vs GFLOPs, heatmaps, cost and k histograms") \
+    X("heatmaps", cmd_heatmaps, "compute maps of the same test images under several models, one row each (PNG)") \
     X("predict", cmd_predict, "classify the first Fashion-MNIST test images, with FLOPs and compute maps") \
     X("base", cmd_base, "train the static ViT on Fashion-MNIST (checkpoints, --resume)")          \
     X("eval", cmd_eval, "test accuracy, per-class accuracy and confusion matrix of a model")       \

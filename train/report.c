@@ -389,3 +389,138 @@ int cmd_report(int argc, char **argv) {
     acm_model_free(m);
     return rc;
 }
+
+/* ---- acm-train heatmaps: the same test images under several models, one row per model (the paper's Fig. 8) ------ */
+
+static void heatmaps_usage(FILE *f) {
+    fprintf(f, "usage: acm-train heatmaps --out PNG [options] MODEL.safetensors...\n"
+               "  one row per model (in the order given), the same first N Fashion-MNIST test images in every row,\n"
+               "  each patch coloured by its compute share (blue: none, red: every learner); prints each row's mean\n"
+               "  budget and accuracy on those images\n"
+               "  --policy P          argmax | mean | cap (default argmax: the gates' own choice)\n"
+               "  --budget B          beta for mean and cap (default 0.5)\n"
+               "  --images N          images per row (default 8, at most 16)\n"
+               "  --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n"
+               "  --threads N         OpenBLAS threads (default 2)\n");
+}
+
+typedef struct {
+    maps *M;
+    int64_t correct;
+} row_ctx;
+
+static void collect_row(void *ctx, const acm_model *m, int64_t i, int label, int pred, const acm_result *res,
+                        const uint8_t *px) {
+    row_ctx *r = ctx;
+    r->correct += label == pred;
+    collect(r->M, m, i, label, pred, res, px);
+}
+
+int cmd_heatmaps(int argc, char **argv) {
+    const char *out = NULL, *dir = "/usr/share/datasets/fashion-mnist";
+    const char *models[16];
+    int nm = 0, threads = 2;
+    int64_t n_img = 8;
+    acm_policy pol = acm_policy_default();
+    pol.beta = 0.5f;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *e = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            heatmaps_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--out") && v) {
+            out = v, i++;
+        } else if (!strcmp(a, "--data") && v) {
+            dir = v, i++;
+        } else if (!strcmp(a, "--policy") && v) {
+            int k = acm_policy_parse(v);
+            i++;
+            if (k != ACM_POLICY_ARGMAX && k != ACM_POLICY_MEAN && k != ACM_POLICY_CAP) goto bad;
+            pol.kind = (acm_policy_kind)k;
+        } else if (!strcmp(a, "--budget") && v) {
+            pol.beta = strtof(v, &e), i++;
+            if (*e || !(pol.beta > 0 && pol.beta <= 1)) goto bad;
+        } else if (!strcmp(a, "--images") && v) {
+            n_img = strtoll(v, &e, 10), i++;
+            if (*e || n_img < 1 || n_img > 16) goto bad;
+        } else if (!strcmp(a, "--threads") && v) {
+            threads = (int)strtol(v, &e, 10), i++;
+            if (*e || threads < 1) goto bad;
+        } else if (a[0] != '-' && nm < 16) {
+            models[nm++] = a;
+        } else {
+        bad:
+            fprintf(stderr, "acm-train heatmaps: bad argument '%s'\n", a);
+            heatmaps_usage(stderr);
+            return 2;
+        }
+    }
+    if (!out || nm == 0) {
+        heatmaps_usage(stderr);
+        return 2;
+    }
+    acm_blas_set_threads(threads);
+    char err[2048];
+    maps all = {0};
+    int64_t *rows_idx = calloc((size_t)nm * n_img, sizeof(int64_t));
+    const int64_t **rows = calloc((size_t)nm, sizeof *rows);
+    int rc = 0;
+    for (int r = 0; r < nm && !rc; r++) {
+        acm_model *m = acm_model_load(models[r], err, sizeof err);
+        if (!m) {
+            fprintf(stderr, "acm-train heatmaps: %s\n", err);
+            rc = 1;
+            break;
+        }
+        const acm_config *cfg = acm_model_config(m);
+        if (cfg->num_acms == 0 || cfg->image_size != 28 || cfg->in_chans != 1 ||
+            (r && (cfg->grid != all.grid || cfg->tokens != all.T))) {
+            fprintf(stderr, "acm-train heatmaps: %s must be a 28x28 grey ACM model with the grid of the first\n",
+                    models[r]);
+            acm_model_free(m);
+            rc = 1;
+            break;
+        }
+        if (!r) {
+            all.n = (int64_t)nm * n_img, all.T = cfg->tokens, all.grid = cfg->grid;
+            all.cost = calloc((size_t)all.n, sizeof(double));
+            all.map = calloc((size_t)all.n * all.grid * all.grid, sizeof(float));
+            all.pixels = calloc((size_t)all.n, 784);
+        }
+        maps one = {.n = n_img, .T = cfg->tokens, .A = cfg->num_acms, .grid = cfg->grid};
+        one.cost = calloc((size_t)n_img, sizeof(double));
+        one.map = calloc((size_t)n_img * one.grid * one.grid, sizeof(float));
+        one.pixels = calloc((size_t)n_img, 784);
+        one.kcount = calloc((size_t)one.A * 17, sizeof(int64_t));
+        for (int a = 0; a < one.A; a++) one.lf_total += acm_model_acm(m, a)->n * acm_model_learner_flops(m, a);
+        row_ctx rc_ = {&one, 0};
+        acmt_eval_result res;
+        if (acmt_eval_model_ex(models[r], dir, 64, pol, n_img, collect_row, &rc_, &res, err, sizeof err)) {
+            fprintf(stderr, "acm-train heatmaps: %s\n", err);
+            rc = 1;
+        } else {
+            const size_t g2 = (size_t)one.grid * one.grid;
+            memcpy(all.cost + r * n_img, one.cost, sizeof(double) * (size_t)n_img);
+            memcpy(all.map + r * n_img * g2, one.map, sizeof(float) * (size_t)n_img * g2);
+            memcpy(all.pixels + r * n_img * 784, one.pixels, (size_t)n_img * 784);
+            for (int64_t i = 0; i < n_img; i++) rows_idx[r * n_img + i] = r * n_img + i;
+            rows[r] = rows_idx + r * n_img;
+            printf("row %d: %s (%s", r + 1, models[r], acm_policy_name(pol.kind));
+            if (pol.kind != ACM_POLICY_ARGMAX) printf(" %.3g", (double)pol.beta);
+            printf("): mean budget %.3f, %lld/%lld right\n", res.budget_mean, (long long)rc_.correct,
+                   (long long)n_img);
+        }
+        free(one.cost), free(one.map), free(one.pixels), free(one.kcount);
+        acm_model_free(m);
+    }
+    if (!rc && write_heatmaps(out, &all, rows, nm, (int)n_img, err, sizeof err)) {
+        fprintf(stderr, "acm-train heatmaps: %s\n", err);
+        rc = 1;
+    }
+    if (!rc) printf("acm-train heatmaps: wrote %s (%d rows of %lld images)\n", out, nm, (long long)n_img);
+    free(all.cost), free(all.map), free(all.pixels);
+    free(rows_idx);
+    free(rows);
+    return rc;
+}

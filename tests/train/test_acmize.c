@@ -140,6 +140,27 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
         acm_model_free(cm);
     }
 
+    /* acm-train heatmaps: one row per model over the same images, a PNG of tiles 6 x 28 = 168 pixels plus 4 gaps */
+    sh("%s heatmaps --out %s/h.png --images 3 --policy cap --budget 0.5 %s/c.safetensors %s/a.safetensors > %s/h.log "
+       "2>&1 || (cat %s/h.log; false)",
+       bin(), dir, dir, dir, dir, dir);
+    {
+        char hp[128];
+        unsigned char hdr[24];
+        snprintf(hp, sizeof hp, "%s/h.png", dir);
+        FILE *hf = fopen(hp, "rb");
+        cr_assert(hf && fread(hdr, 1, 24, hf) == 24, "no PNG at %s", hp);
+        fclose(hf);
+        unsigned w = (unsigned)hdr[16] << 24 | hdr[17] << 16 | hdr[18] << 8 | hdr[19];
+        unsigned h = (unsigned)hdr[20] << 24 | hdr[21] << 16 | hdr[22] << 8 | hdr[23];
+        cr_expect(!memcmp(hdr + 1, "PNG", 3) && w == 3 * (168 + 4) + 4 && h == 2 * (168 + 4) + 4, "PNG %ux%u", w, h);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s heatmaps --out %s/h2.png %s/base.safetensors 2>/dev/null", bin(), dir, dir);
+        cr_expect_eq(WEXITSTATUS(system(cmd)), 1, "a static model has no compute map");
+        snprintf(cmd, sizeof cmd, "%s heatmaps --out %s/h2.png 2>/dev/null", bin(), dir);
+        cr_expect_eq(WEXITSTATUS(system(cmd)), 2, "no model given");
+    }
+
     /* the engine loads the result: every q, k, v, o and MLP is an ACM with 4 learners */
     char err[512];
     snprintf(path, sizeof path, "%s/a.safetensors", dir);
