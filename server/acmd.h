@@ -102,7 +102,8 @@ void acmd_config_help(FILE *f);
     X(SERVER_META, "GET", "/v2", "OIP server metadata: `name`, `version`, `extensions`.")                            \
     X(MODEL_META, "GET", "/v2/models/{m}[/versions/{v}]",                                                            \
       "OIP model metadata: `name`, `versions`, `platform`, `inputs`, `outputs`, plus `model_version`, `labels`, "    \
-      "`beta_min`, `flops_dense`. 404 for an unknown model or version.")                                             \
+      "`beta_min`, `cap_order` (the order `cap` hands out learners in: `gain` or `level`, DESIGN.md §4), "           \
+      "`flops_dense`. 404 for an unknown model or version.")                                                         \
     X(MODEL_READY, "GET", "/v2/models/{m}[/versions/{v}]/ready", "200 `{\"ready\":true}` or 503.")                   \
     X(INFER, "POST", "/v2/models/{m}[/versions/{v}]/infer",                                                          \
       "OIP inference, JSON tensors (nested or flat): `image` UINT8 `[B,H,W,C]` or `pixel_values` FP32 `[B,C,S,S]`. " \

@@ -103,6 +103,7 @@ Test(http, model_metadata_versions_and_readiness) {
     snprintf(v, sizeof v, "%s", ver);
     cr_expect_eq(json_integer_value(json_object_get(j, "image_size")), 28);
     cr_expect_eq(json_array_size(json_object_get(j, "labels")), 10);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "cap_order")), "gain", "vit_a has no budget.cap_order");
     json_decref(j);
     th_resp_free(&r);
     snprintf(path, sizeof path, "/v2/models/a/versions/%s", v);

@@ -12,7 +12,9 @@
 # SEED seeds phase 3 (--phase3-seed: order, augmentation and Gumbel streams); phases 1-2 are the checkpoint's.
 # Writes DIR/ARM_sSEED/model.safetensors, DIR/ARM_sSEED/eval.tsv (arm, seed, policy, beta or k, accuracy %, realised
 # budget, GFLOP/image) and DIR/table.tsv (every arm's rows). Evaluations: a dedicated or ablation arm at its own B
-# (argmax, mean, cap), the sampled arm at 0.25/0.5/0.75 (mean, cap) and argmax, the uniform arm with its K.
+# (argmax, mean, cap in gain and in level order), the sampled arm at 0.25/0.5/0.75 (the same) and argmax, the uniform
+# arm with its K. Calibration (acm-train calibrate --betas 0.25:0.75:0.125) also records the CAP order that wins on
+# held-out images; an arm folder without the file `calibrated` is (re)calibrated with this script's binary.
 set -euo pipefail
 [ $# -ge 4 ] || { sed -n 2,14p "$0"; exit 2; }
 P2=$1; DIR=$2; E3=$3; shift 3
@@ -28,6 +30,7 @@ evalrow() { # POLICY BETA_OR_K MODEL -> one tab-separated row
     local pol=$1 v=$2 m=$3 j
     if [ "$pol" = fixed ]; then j=$("$T" eval "$m" --policy fixed --k "$v" --json)
     elif [ "$pol" = argmax ]; then j=$("$T" eval "$m" --policy argmax --json)
+    elif [ "${pol#cap-}" != "$pol" ]; then j=$("$T" eval "$m" --policy cap --cap-order "${pol#cap-}" --budget "$v" --json)
     else j=$("$T" eval "$m" --policy "$pol" --budget "$v" --json); fi
     /usr/bin/python3 -c 'import json,sys
 o=json.loads(sys.argv[1]); b=o.get("budget_realised",{})
@@ -55,13 +58,16 @@ for arm in "$@"; do
         /usr/bin/time -f "$arm phase 3 wall %e s" "$T" acmize --base models/fmnist-vit.safetensors --out "$m" \
             --modules mlp --resume "${opts[@]}" 2>&1 | grep -v '%.*ETA' | tail -3
     fi
-    [ "$kind" = uniform ] || "$T" info "$m" | grep -q "lambda(beta)" || "$T" calibrate "$m" >/dev/null
+    if [ "$kind" != uniform ] && [ ! -f "$d/calibrated" ]; then
+        "$T" calibrate "$m" --betas 0.25:0.75:0.125 | grep "cap beta\|wrote" && touch "$d/calibrated"
+    fi
     echo "$(stamp) $arm: evaluation"
     {
         case $kind in
             uniform) evalrow fixed "$arg" "$m" ;;
-            sampled) evalrow argmax - "$m"; for b in 0.25 0.5 0.75; do evalrow mean "$b" "$m"; evalrow cap "$b" "$m"; done ;;
-            *) evalrow argmax - "$m"; evalrow mean "$arg" "$m"; evalrow cap "$arg" "$m" ;;
+            sampled|film) evalrow argmax - "$m"
+                for b in 0.25 0.5 0.75; do for p in mean cap-gain cap-level; do evalrow $p "$b" "$m"; done; done ;;
+            *) evalrow argmax - "$m"; for p in mean cap-gain cap-level; do evalrow $p "$arg" "$m"; done ;;
         esac
     } | sed "s/^/$arm\t$SEED\t/" > "$d/eval.tsv.tmp"
     mv "$d/eval.tsv.tmp" "$d/eval.tsv"
