@@ -294,7 +294,7 @@ int main(int argc, char **argv) {
             float *x = malloc(sizeof(float) * rows * D), *out = calloc(rows * D, sizeof(float));
             float *fc1 = malloc(sizeof(float) * rows * Hd);
             for (size_t i = 0; i < rows * D; i++) x[i] = (float)(2.0 * vr_uniform(&rng) - 1.0);
-            float lambda[MAXB] = {0};
+            float lambda[MAXB] = {0}, gbeta[MAXB] = {0};
             double fl[MAXB], lfl[MAXB];
             printf("\n(1b) one module alone (block 0), ms per call, median of %d; speed-up = static / schedule\n",
                    rounds);
@@ -322,7 +322,8 @@ int main(int argc, char **argv) {
                                 sc->mode = mode;
                                 for (int b = 0; b < B; b++) fl[b] = lfl[b] = 0;
                                 double t2 = now_s();
-                                acm__acm_forward(out, D, 1, x, D, mam, mods[mi], ra->items, lambda, B, T, sc, fl, lfl);
+                                acm__acm_forward(out, D, 1, x, D, mam, mods[mi], ra->items, lambda, gbeta, B, T, sc,
+                                                 fl, lfl);
                                 double dt = now_s() - t2;
                                 if (r >= 0) (mode == ACM__EXEC_GROUPS ? tg : tp)[r] = dt;
                             }

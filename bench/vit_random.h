@@ -28,6 +28,7 @@ typedef struct {
     int learners;       /* N for every ACM; 0: a static model */
     int proj_h;         /* projection learner width; 0: round((D² + D) / (2D + 1) / N), the paper's rule */
     unsigned acm_mask;  /* bit ACM_POS_Q .. ACM_POS_MLP: which positions of every block are ACMs */
+    int film;           /* 1: budget-conditioned gates (random FiLM scale and shift, budget.gate_beta 0.5) */
     uint64_t seed;
 } vr_config;
 
@@ -110,7 +111,7 @@ static inline int vr_linear(vr_store *st, const char *name, int dout, int din) {
     return VR_ADD(st, nm, 0.0, 0.02, dout);
 }
 
-static inline int vr_acm(vr_store *st, const char *name, int din, int dout, int N, int h, int C) {
+static inline int vr_acm(vr_store *st, const char *name, int din, int dout, int N, int h, int C, int film) {
     char nm[96];
     int rc = 0;
     vr_name(nm, sizeof nm, "%s.w1", name);
@@ -125,6 +126,12 @@ static inline int vr_acm(vr_store *st, const char *name, int din, int dout, int 
         rc |= VR_ADD(st, nm, 0.0, 1.6 / sqrt(widths[j]), widths[j + 1], widths[j]);
         vr_name(nm, sizeof nm, "%s.gate.%d.bias", name, j);
         rc |= VR_ADD(st, nm, 0.0, 0.3, widths[j + 1]);
+    }
+    if (film) { /* large enough that the decisions move with beta */
+        vr_name(nm, sizeof nm, "%s.gate.film.scale", name);
+        rc |= VR_ADD(st, nm, 0.0, 1.0, 16);
+        vr_name(nm, sizeof nm, "%s.gate.film.shift", name);
+        rc |= VR_ADD(st, nm, 0.0, 1.0, 16);
     }
     return rc;
 }
@@ -178,7 +185,8 @@ static inline acm_model *vr_build(const vr_config *c, vr_store *st, char *err, s
                 off += snprintf(meta + off, sizeof meta - off, "%s{\"name\":\"%s\",\"learners\":%d}", first ? "" : ",",
                                 nm, N);
                 first = 0;
-                rc |= p == ACM_POS_MLP ? vr_acm(st, nm, D, D, N, c->mlp_hidden / N, N + 1) : vr_acm(st, nm, D, D, N, hp, N);
+                rc |= p == ACM_POS_MLP ? vr_acm(st, nm, D, D, N, c->mlp_hidden / N, N + 1, c->film)
+                                       : vr_acm(st, nm, D, D, N, hp, N, c->film);
             } else if (p == ACM_POS_MLP) {
                 char n2[96];
                 vr_name(n2, sizeof n2, "%s.fc1", nm);
@@ -192,7 +200,8 @@ static inline acm_model *vr_build(const vr_config *c, vr_store *st, char *err, s
     }
     if (N)
         off += snprintf(meta + off, sizeof meta - off,
-                        "]},\"budget\":{\"beta_min\":0.25,\"mean\":[[0.25,3.0],[0.5,1.5],[0.75,0.6],[1.0,0.0]]}");
+                        "]},\"budget\":{\"beta_min\":0.25,\"mean\":[[0.25,3.0],[0.5,1.5],[0.75,0.6],[1.0,0.0]]%s}",
+                        c->film ? ",\"gate_beta\":0.5" : "");
     off += snprintf(meta + off, sizeof meta - off, "}");
     rc |= VR_ADD(st, "norm.weight", 1.0, 0.1, D);
     rc |= VR_ADD(st, "norm.bias", 0.0, 0.02, D);

@@ -67,6 +67,7 @@ typedef struct {
     int kmin;      /* ACM: smallest allowed k (0 for MLP ACMs, 1 for projections) */
     int gelu;      /* ACM: 1 if learners use GELU (MLP ACMs), 0 for identity (projection ACMs) */
     int acm_index; /* ACM: index among the model's ACMs (row of the k map), else -1 */
+    int film;      /* ACM: 1 if the gate is budget-conditioned (FiLM, model.h): its logits depend on beta */
     char name[64]; /* e.g. "blocks.3.mlp", "blocks.0.attn.q" */
 } acm_module_info;
 
@@ -79,6 +80,8 @@ typedef struct {
     /* derived */
     int grid, num_patches, tokens; /* tokens = num_patches + 1 (class token) */
     int num_acms;                  /* ACM modules in the model */
+    int film_gates;                /* ACMs whose gate is budget-conditioned (FiLM); 0 for an unconditioned model */
+    float gate_beta;               /* the beta FiLM gates see under ARGMAX (budget.gate_beta; 0 without FiLM) */
     /* preprocessing: x_normalised = (x/255 - mean[c]) / std[c] */
     float mean[3], std[3];
     /* labels (num_classes strings, owned by the model) */
@@ -113,7 +116,11 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
 
 /* ---- budget policies ---------------------------------------------------------------------------------------------
  * beta is the fraction of learner compute, in (0, 1]. See docs/DESIGN.md §4 and ACM-METHOD.md §6.
- *   ARGMAX: k = kmin + argmax of the gate logits (the paper). beta ignored.
+ * Budget-conditioned gates (acm_config.film_gates > 0, engine/model.h): a FiLM gate's logits are (A + b B) z + c + b c'
+ * for the budget b it is given. MEAN and CAP give every gate the item's policy beta (so calibration, which runs MEAN
+ * with lambda_set, must set beta to the budget it calibrates); ARGMAX gives it the model's budget.gate_beta (the
+ * phase-3 target it was trained at); FIXED and forced k use no gate decision. Unconditioned gates ignore beta.
+ *   ARGMAX: k = kmin + argmax of the gate logits (the paper). beta ignored (FiLM gates see gate_beta).
  *   FIXED:  every token runs k = clamp(fixed_k, kmin, N) learners in every ACM.
  *   MEAN:   gate logits biased by -lambda(beta) * k * p_l / p_mean before the argmax; lambda from the model's table,
  *           linearly interpolated in beta. Controls the data-set mean, not each item.

@@ -1,6 +1,7 @@
 /*
  * model.c — loads an ACM ViT (format in model.h): parses the metadata, binds every tensor by name with its exact
- * shape, collapses each ACM's linear gate into one [C, Din] matrix, computes the dense FLOPs and the budget units.
+ * shape, collapses each ACM's linear gate into one [C, Din] matrix (a FiLM gate into two, stacked [2C, Din]),
+ * computes the dense FLOPs and the budget units.
  * The model is immutable afterwards.
  */
 #include "model.h"
@@ -130,9 +131,11 @@ static void setup_module(binder *b, acm__module *md, const char *name, acm_modul
     md->w2 = bind(b, nm, dout, nh);
     md->learner_flops = 2.0 * ((double)din * md->info.h + (double)md->info.h * dout);
     /* Gate: layers gate.0 .. gate.{L-1}, collapsed: G = W_{L-1} ... W_0, g = W_{L-1}(...(W_1 b_0 + b_1)...) + b_{L-1}.
-     * Computed in double, stored in float. */
-    double *G = NULL, *g = NULL;
-    int rows = din; /* current output width of the chain; G is [rows, din] */
+     * Computed in double, stored in float. Gp, gp: the chain before the last layer (its input u = Gp z + gp), which
+     * a FiLM gate needs. */
+    double *G = NULL, *g = NULL, *Gp = NULL, *gp = NULL;
+    const float *Wl = NULL; /* the last layer's weight [rows, in_l] */
+    int rows = din, in_l = din, layers = 0; /* current output width of the chain; G is [rows, din] */
     for (int j = 0;; j++) {
         snprintf(nm, sizeof nm, "%s.gate.%d.weight", name, j);
         if (b->rc || !b->lookup(b->ctx, nm, &nd, &shape)) {
@@ -168,24 +171,67 @@ static void setup_module(binder *b, acm__module *md, const char *name, acm_modul
                 }
             }
         }
-        free(G);
-        free(g);
+        free(Gp);
+        free(gp);
+        Gp = G;
+        gp = g;
         G = G2;
         g = g2;
+        Wl = W;
+        in_l = rows;
         rows = out;
+        layers++;
     }
     if (!b->rc && rows != md->choices)
         b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT, "gate of ACM '%s' has %d outputs, expected %d", name, rows,
                           md->choices);
+    /* FiLM (model.h): both tensors or neither, on a gate with a hidden layer */
+    const float *fs = NULL, *fh = NULL;
     if (!b->rc) {
-        md->gate_w = malloc(sizeof(float) * (size_t)rows * din);
-        md->gate_b = malloc(sizeof(float) * (size_t)rows);
+        char ns[160], nf[160];
+        snprintf(ns, sizeof ns, "%s.gate.film.scale", name);
+        snprintf(nf, sizeof nf, "%s.gate.film.shift", name);
+        int has_s = b->lookup(b->ctx, ns, &nd, &shape) != NULL, has_h = b->lookup(b->ctx, nf, &nd, &shape) != NULL;
+        if (has_s != has_h)
+            b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT,
+                              "ACM '%s': '%s' without '%s' (a FiLM gate needs both scale and shift)", name,
+                              has_s ? ns : nf, has_s ? nf : ns);
+        else if (has_s && layers < 2)
+            b->rc = acm__fail(b->err, b->errlen, ACM_EFORMAT,
+                              "ACM '%s': FiLM on a gate of a single layer (it modulates the input of the last layer, "
+                              "which must be a hidden layer)", name);
+        else if (has_s) {
+            fs = bind(b, ns, in_l);
+            fh = bind(b, nf, in_l);
+        }
+    }
+    md->info.film = fs != NULL && fh != NULL && !b->rc;
+    md->gate_rows = md->info.film ? 2 * rows : rows;
+    if (!b->rc) {
+        const int R = md->gate_rows;
+        md->gate_w = malloc(sizeof(float) * (size_t)R * din);
+        md->gate_b = malloc(sizeof(float) * (size_t)R);
         if (!md->gate_w || !md->gate_b) b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
         for (size_t i = 0; !b->rc && i < (size_t)rows * din; i++) md->gate_w[i] = (float)G[i];
         for (int i = 0; !b->rc && i < rows; i++) md->gate_b[i] = (float)g[i];
+        /* B = W_{L-1} diag(gamma) Gp, c' = W_{L-1} (gamma ⊙ gp + delta), in double */
+        for (int o = 0; !b->rc && md->info.film && o < rows; o++) {
+            double cb = 0;
+            double *acc = G; /* row o of A is stored; reuse G's row o as the accumulator of B's row o */
+            memset(acc + (size_t)o * din, 0, sizeof(double) * (size_t)din);
+            for (int r = 0; r < in_l; r++) {
+                double w = Wl[(size_t)o * in_l + r], ws = w * fs[r];
+                cb += w * (fs[r] * gp[r] + fh[r]);
+                for (int c = 0; c < din; c++) acc[(size_t)o * din + c] += ws * Gp[(size_t)r * din + c];
+            }
+            for (int c = 0; c < din; c++) md->gate_w[(size_t)(rows + o) * din + c] = (float)acc[(size_t)o * din + c];
+            md->gate_b[rows + o] = (float)cb;
+        }
     }
     free(G);
     free(g);
+    free(Gp);
+    free(gp);
 }
 
 /* Learners of the module `name` if the "acm" metadata lists it (removing it from `pending`), else 0. */
@@ -467,10 +513,12 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 total_learners += md->info.n;
                 if (md->choices > m->max_choices) m->max_choices = md->choices;
                 if (md->info.hidden > m->max_hidden) m->max_hidden = md->info.hidden;
+                c->film_gates += md->info.film;
             }
         }
     }
     m->flops_dense = dense;
+    m->gate_mult = c->film_gates ? 2 : 1;
     m->flops_fixed = fixed;
     m->learner_flops_mean = total_learners > 0 ? m->learner_flops_total / total_learners : 0;
     c->fused_qkv_static = 1;
@@ -488,6 +536,15 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 goto fail;
             }
             c->beta_min = (float)v;
+        }
+        json_t *gbj = json_object_get(jb, "gate_beta");
+        if (gbj) {
+            double v = json_number_value(gbj);
+            if (!json_is_number(gbj) || !(v > 0 && v <= 1)) {
+                acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.gate_beta must be in (0, 1]");
+                goto fail;
+            }
+            if (c->film_gates) c->gate_beta = (float)v; /* only FiLM gates read it */
         }
         json_t *tab = json_object_get(jb, "mean");
         if (tab) {
@@ -563,6 +620,12 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 goto fail;
             }
         }
+    }
+    if (c->film_gates && !(c->gate_beta > 0)) {
+        acm__fail(err, errlen, ACM_ECONFIG,
+                  "metadata: %d gates are budget-conditioned (gate.film tensors) but budget.gate_beta, the budget they "
+                  "see under the argmax policy, is missing", c->film_gates);
+        goto fail;
     }
     m->params = 0; /* filled by the caller that knows all tensors (file loader) */
     json_decref(pending);

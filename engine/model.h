@@ -11,12 +11,14 @@
  *   labels          [num_classes strings] (optional; default "0", "1", ...)
  *   acm             {"modules": [{"name": "blocks.0.mlp", "learners": 4}, ...]} (optional): the modules replaced by
  *                   ACMs; names are blocks.{i}.mlp, blocks.{i}.attn.q, .k, .v and blocks.{i}.attn.proj (o)
- *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...], "cap_order": "level",
+ *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...], "cap_order": "level", "gate_beta": 0.625,
  *                    "cap": {"betas": [b_0, ...], "shares": [[s_0 for every ACM], ...]}} (all optional): the floor of
  *                   request budgets; the lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's
  *                   share of each ACM's learners per beta (ascending betas, one share in [0, 1] per ACM in
  *                   execution order, with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row);
- *                   "cap_order": "gain" (default) or "level", the order in which CAP hands out learners (acm.h)
+ *                   "cap_order": "gain" (default) or "level", the order in which CAP hands out learners (acm.h);
+ *                   gate_beta in (0, 1]: the budget FiLM gates see under ARGMAX, required when any gate has FiLM,
+ *                   ignored otherwise
  *   eval            free-form: evaluation results recorded when the file was made (not read by the engine)
  *   (other keys are kept verbatim and ignored)
  *
@@ -32,6 +34,14 @@
  *                       NAME.gate.{j}.weight [o_j, i_j], NAME.gate.{j}.bias [o_j] for j = 0..L-1 (L >= 1 linear
  *                       layers, no nonlinearity; the authors use D -> 16 -> 16 -> C). C = N+1 choices for the MLP
  *                       (choice c means k = c), N for projections (choice c means k = c+1).
+ *                       Optional, both or neither (acm-train acmize --film; needs L >= 2):
+ *                       NAME.gate.film.scale [gh] (gamma), NAME.gate.film.shift [gh] (delta), gh = i_{L-1} the input
+ *                       width of the last layer: a budget-conditioned gate. With u the input of the last layer and
+ *                       b the budget, the last layer reads u' = u + b (gamma ⊙ u + delta). Since u = G z + g is linear
+ *                       in z (G = W_{L-2} ... W_0), the logits are (A + b B) z + (c + b c'):
+ *                         A = W_{L-1} G, c = W_{L-1} g + b_{L-1}, B = W_{L-1} diag(gamma) G, c' = W_{L-1} (gamma ⊙ g +
+ *                         delta),
+ *                       one GEMM with A and B stacked. gamma = delta = 0 is the unconditioned gate.
  *   norm.weight/.bias [D], head.weight [K, D], head.bias [K]
  * Every tensor the configuration needs must be present with exactly this shape; no other tensor may be present.
  */
@@ -55,7 +65,9 @@ typedef struct {
     /* ACM */
     const float *w1, *b1, *w2; /* [N*h, din], [N*h], [dout, N*h] */
     int choices;               /* C */
-    float *gate_w, *gate_b;    /* collapsed gate [C, din], [C] (owned by the model) */
+    int gate_rows;             /* rows of gate_w: C, or 2C for a FiLM gate */
+    float *gate_w, *gate_b;    /* collapsed gate [gate_rows, din], [gate_rows] (owned by the model): A and c; a FiLM
+                                  gate's rows C..2C-1 are B and c' (logits = A z + c + beta (B z + c')) */
     double learner_flops;      /* p: one learner, one token: 2 (din h + h dout) */
 } acm__module;
 
@@ -86,6 +98,7 @@ struct acm_model {
     double flops_fixed; /* per item: everything but the ACM modules (patches, static modules, attention, head) */
     int64_t params;
     int max_choices, max_hidden, max_width; /* scratch sizing */
+    int gate_mult; /* 2 when some gate has FiLM (its collapsed gate has 2C rows), else 1: scratch sizing */
     const float **bound; /* data of every tensor bound, [nbound] */
     int nbound;
 };

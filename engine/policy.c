@@ -25,6 +25,10 @@
 #include "util.h"
 #include "vit.h"
 
+float acm__gate_beta(const acm_model *m, acm_policy p) {
+    return p.kind == ACM_POLICY_ARGMAX ? m->cfg.gate_beta : p.beta;
+}
+
 float acm__mean_lambda(const acm_model *m, float beta) {
     int n = m->cfg.mean_table_len;
     if (n == 0) return 0.0f;

@@ -10,7 +10,7 @@
  * q, k, v ACMs of a block share one gate GEMM through acm__acm_qkv_forward).
  *
  * FLOPs are counted per item as the forward runs: the model's fixed (non-ACM) FLOPs plus, per ACM and token,
- * 2*Din*C for the gate and k*p for the learners. 2 FLOPs per multiply-add.
+ * 2*Din*C for the gate (2*Din*2C for a budget-conditioned one) and k*p for the learners. 2 FLOPs per multiply-add.
  */
 #include "vit.h"
 
@@ -24,8 +24,8 @@
 /* Runs a static or ACM module: out (ldo) = or += module(x). */
 static void run_module(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
                        const acm__vit_acts *a, const acm__module *md, float *fc1, float *gelu, const acm_item *items,
-                       const float *lambda, int B, int T, acm__acm_scratch *s, acm_result *res, double *flops,
-                       double *lflops) {
+                       const float *lambda, const float *gbeta, int B, int T, acm__acm_scratch *s, acm_result *res,
+                       double *flops, double *lflops) {
     const int64_t BT = (int64_t)B * T;
     const acm_module_info *in = &md->info;
     switch (in->kind) {
@@ -43,7 +43,7 @@ static void run_module(float *out, int ldo, int accumulate, const float *x, int 
             a->acm_hook(a->acm_hook_ctx, out, ldo, accumulate, x, ldx, md, B, T);
             return;
         }
-        acm__acm_forward(out, ldo, accumulate, x, ldx, m, md, items, lambda, B, T, s, flops, lflops);
+        acm__acm_forward(out, ldo, accumulate, x, ldx, m, md, items, lambda, gbeta, B, T, s, flops, lflops);
         for (int b = 0; b < B; b++)
             if (res[b].kmap) memcpy(res[b].kmap + (int64_t)in->acm_index * T, s->k + (int64_t)b * T, (size_t)T);
         return;
@@ -56,7 +56,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
     const int D = c->dim, T = c->tokens, Np = c->num_patches, H = c->heads, K = c->num_classes;
     const int PP = c->in_chans * c->patch_size * c->patch_size, S = c->image_size;
     const int64_t BT = (int64_t)B * T;
-    float lambda[B > 0 ? B : 1];
+    float lambda[B > 0 ? B : 1], gbeta[B > 0 ? B : 1];
     double eflops[B > 0 ? B : 1], lflops[B > 0 ? B : 1]; /* per item: ACM FLOPs executed; of which learners */
     for (int b = 0; b < B; b++) {
         acm_policy p = items[b].policy;
@@ -71,6 +71,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                                                       "this model does not have", b);
         if (!items[b].pixels) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no input", b);
         lambda[b] = p.kind != ACM_POLICY_MEAN ? 0.0f : p.lambda_set ? p.lambda : acm__mean_lambda(m, p.beta);
+        gbeta[b] = acm__gate_beta(m, p);
         eflops[b] = lflops[b] = 0;
     }
     /* patch embedding: im2col, one GEMM for all items, then [cls; patches] + pos */
@@ -88,11 +89,11 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         acm__block_acts *ba = &a->blk[a->blk_shared ? 0 : l];
         acm__layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, bl->ln1_w, bl->ln1_b, BT, D, c->ln_eps);
         if (bl->fused_qkv) {
-            run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, B, T, s,
-                       res, eflops, lflops);
+            run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, gbeta, B,
+                       T, s, res, eflops, lflops);
         } else if (!a->acm_hook && bl->mod[ACM_POS_Q].info.kind == ACM_MOD_ACM &&
                    bl->mod[ACM_POS_K].info.kind == ACM_MOD_ACM && bl->mod[ACM_POS_V].info.kind == ACM_MOD_ACM) {
-            acm__acm_qkv_forward(ba->qkv, 3 * D, ba->ln1, D, m, l, items, lambda, B, T, s, eflops, lflops);
+            acm__acm_qkv_forward(ba->qkv, 3 * D, ba->ln1, D, m, l, items, lambda, gbeta, B, T, s, eflops, lflops);
             for (int p = ACM_POS_Q; p <= ACM_POS_V; p++)
                 for (int b = 0; b < B; b++)
                     if (res[b].kmap)
@@ -100,17 +101,17 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                                (size_t)T);
         } else {
             for (int p = ACM_POS_Q; p <= ACM_POS_V; p++)
-                run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[p], NULL, NULL, items, lambda, B, T, s,
-                           res, eflops, lflops);
+                run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[p], NULL, NULL, items, lambda, gbeta,
+                           B, T, s, res, eflops, lflops);
         }
         acm__attention_forward(ba->attn_y, ba->att, ba->qkv, ba->qkv + D, ba->qkv + 2 * D, 3 * D, B, T, D, H);
         if (ba->x1 != x) memcpy(ba->x1, x, sizeof(float) * (size_t)(BT * D));
-        run_module(ba->x1, D, 1, ba->attn_y, D, m, a, &bl->mod[ACM_POS_O], NULL, NULL, items, lambda, B, T, s, res,
-                   eflops, lflops);
+        run_module(ba->x1, D, 1, ba->attn_y, D, m, a, &bl->mod[ACM_POS_O], NULL, NULL, items, lambda, gbeta, B, T, s,
+                   res, eflops, lflops);
         acm__layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x1, bl->ln2_w, bl->ln2_b, BT, D, c->ln_eps);
         if (ba->x2 != ba->x1) memcpy(ba->x2, ba->x1, sizeof(float) * (size_t)(BT * D));
-        run_module(ba->x2, D, 1, ba->ln2, D, m, a, &bl->mod[ACM_POS_MLP], ba->fc1, ba->gelu, items, lambda, B, T, s,
-                   res, eflops, lflops);
+        run_module(ba->x2, D, 1, ba->ln2, D, m, a, &bl->mod[ACM_POS_MLP], ba->fc1, ba->gelu, items, lambda, gbeta, B,
+                   T, s, res, eflops, lflops);
         x = ba->x2;
     }
     /* final norm on the class tokens, head */

@@ -62,7 +62,8 @@ typedef struct {
 
 /* Scratch of the ACM modules: gate logits, k per token, the sorted permutation and gathered rows. */
 typedef struct {
-    float *gate;       /* [B*T, 4*Cmax]: logits of one module [B*T, C], or fused q|k|v logits then one module's */
+    float *gate;       /* [B*T, (3G+1)*Cmax], G = gate_mult: logits of one module [B*T, C] (FiLM: its [B*T, 2C] raw
+                          A|B logits first, combined in place), or fused q|k|v raw logits then one module's */
     uint8_t *k;        /* [3, B*T]: k per token of the last module (q, k, v at offsets 0, B*T, 2*B*T when fused) */
     int32_t *perm;     /* [B*T] tokens sorted by k, descending */
     float *xg;         /* [B*T, D] gathered inputs, in sorted order */
@@ -72,8 +73,9 @@ typedef struct {
     int32_t *cap_idx;  /* [T * Nmax] */
     float *probs;      /* [Cmax] */
     double *ref;       /* [max N*h + max(3D, D)] REFERENCE mode: one token's hidden and output in double */
-    float *qkv_gate_w; /* [depth, 3*Cmax, D] per block whose q, k, v are all ACMs: the three gates stacked (or NULL) */
-    float *qkv_gate_b; /* [depth, 3*Cmax] */
+    float *qkv_gate_w; /* [depth, 3*G*Cmax, D] per block whose q, k, v are all ACMs: the three gates' gate_rows
+                          stacked (or NULL) */
+    float *qkv_gate_b; /* [depth, 3*G*Cmax] */
     float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
     int mode;              /* acm__exec_mode (0: AUTO) */
     acm__exec_times *times; /* NULL: not measured */
@@ -91,17 +93,21 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
 /* Runs one ACM module over B items of T tokens: decides k per token (policy of each item, or forced), sorts the tokens
  * by k, runs learners 1..k of each group as one GEMM pair and scatters the result into out (ldo; accumulate or
  * overwrite; tokens with k = 0 contribute nothing). Writes k per token into s->k, per-item executed learner FLOPs and
- * gate FLOPs are added to flops[b], learner FLOPs also to learner_flops[b]. */
+ * gate FLOPs are added to flops[b], learner FLOPs also to learner_flops[b]. lambda [B]: each item's MEAN bias;
+ * gbeta [B]: the budget each item's FiLM gates see (acm__gate_beta; read only for FiLM gates, may be NULL without). */
 void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
-                      const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
-                      acm__acm_scratch *s, double *flops, double *learner_flops);
+                      const acm__module *md, const acm_item *items, const float *lambda, const float *gbeta, int B,
+                      int T, acm__acm_scratch *s, double *flops, double *learner_flops);
 
 /* The q, k, v ACMs of block `block`, which all read x: one gate GEMM for the three (the stacked gates of
  * s->qkv_gate_w), then each module as acm__acm_forward, writing columns 0, D, 2D of qkv (ldo). k of module p (0..2)
  * lands in s->k + p*B*T. Falls back to three acm__acm_forward calls without stacked gates or in REFERENCE mode. */
 void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const acm_model *m, int block,
-                          const acm_item *items, const float *lambda, int B, int T, acm__acm_scratch *s, double *flops,
-                          double *learner_flops);
+                          const acm_item *items, const float *lambda, const float *gbeta, int B, int T,
+                          acm__acm_scratch *s, double *flops, double *learner_flops);
+
+/* The budget a FiLM gate sees under policy p (acm.h): the model's gate_beta for ARGMAX, else p.beta. */
+float acm__gate_beta(const acm_model *m, acm_policy p);
 
 /* The ACM scratch of a worker, to force a schedule (s->mode) or time the phases (s->times): tests and benchmarks. */
 acm__acm_scratch *acm__worker_scratch(acm_worker *w);

@@ -68,7 +68,7 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
     size_t nmax = 1;
     for (int i = 0; i < c->num_acms; i++)
         if ((size_t)m->acms[i]->info.n > nmax) nmax = (size_t)m->acms[i]->info.n;
-    size_t cmax = (size_t)(m->max_choices > 1 ? m->max_choices : 1);
+    size_t cmax = (size_t)(m->max_choices > 1 ? m->max_choices : 1), gm = (size_t)(m->gate_mult > 1 ? 2 : 1);
     /* the size table: byte sizes of every buffer, in the order of the pointers below */
     size_t sizes[] = {
         B * (size_t)c->num_patches * PP * 4, /* patches [B*Np, PP] */
@@ -80,7 +80,7 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         BT * hid * 4,    /* fc1 = gelu */
         B * D * 4,       /* lnf */
         B * (size_t)c->num_classes * 4, /* logits */
-        BT * 4 * cmax * 4, /* gate: stacked q|k|v logits, then one module's */
+        BT * (3 * gm + 1) * cmax * 4, /* gate: stacked q|k|v raw logits (FiLM: A|B each), then one module's */
         3 * BT,          /* k (q, k, v) */
         BT * 4,          /* perm */
         BT * D * 4,      /* xg */
@@ -90,8 +90,8 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         T * nmax * 4,    /* cap_idx */
         cmax * 4,        /* probs */
         (hid + (size_t)m->max_width) * 8,                  /* ref (REFERENCE mode, double) */
-        (size_t)c->depth * 3 * cmax * D * 4,               /* qkv_gate_w */
-        (size_t)c->depth * 3 * cmax * 4,                   /* qkv_gate_b */
+        (size_t)c->depth * 3 * gm * cmax * D * 4,          /* qkv_gate_w */
+        (size_t)c->depth * 3 * gm * cmax * 4,              /* qkv_gate_b */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += ALIGN64(sizes[i]);

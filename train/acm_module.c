@@ -37,10 +37,11 @@ int acmt_acm_acts_alloc(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M) {
     size_t f[] = {
         (size_t)M * L->nh, (size_t)M * L->nh, (size_t)L->n * M * L->dout, (size_t)M * L->gh, (size_t)M * L->gh,
         (size_t)M * L->choices, (size_t)M * L->choices, (size_t)M * L->dout, (size_t)M * L->nh, (size_t)M * L->gh,
-        (size_t)M * L->gh, (size_t)M * L->choices, (size_t)M * L->din, (size_t)M * L->din, (size_t)M,
+        (size_t)M * L->gh, (size_t)M * L->choices, (size_t)M * L->din, (size_t)M * L->din, (size_t)M * L->gh,
+        (size_t)M * L->gh, (size_t)M,
     };
     float **ptr[] = {&a->hid, &a->act, &a->cum, &a->g0, &a->g1, &a->logits, &a->ysoft, &a->ds, &a->dact,
-                     &a->dg0, &a->dg1, &a->dlogits, &a->zs, &a->dzs, (float **)&a->perm};
+                     &a->dg0, &a->dg1, &a->dlogits, &a->zs, &a->dzs, &a->g1f, &a->dg1f, (float **)&a->perm};
     size_t total = 0;
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) total += f[i];
     float *mem = calloc(total * sizeof(float) + (size_t)M, 1);
@@ -191,9 +192,28 @@ void acmt_acm_gate_labels(int32_t *labels, const acmt_acm_acts *a, const acmt_ac
 
 void acmt_acm_gate_forward(acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, const float *z, int ldz,
                            int64_t M) {
-    acm__matmul_forward(a->g0, L->gh, z, ldz, p + L->g0w, L->din, p + L->g0b, M, L->din, L->gh, 0);
-    acm__matmul_forward(a->g1, L->gh, a->g0, L->gh, p + L->g1w, L->gh, p + L->g1b, M, L->gh, L->gh, 0);
-    acm__matmul_forward(a->logits, L->choices, a->g1, L->gh, p + L->g2w, L->gh, p + L->g2b, M, L->gh, L->choices, 0);
+    acmt_acm_gate_forward_film(a, p, NULL, L, z, ldz, M);
+}
+
+void acmt_acm_gate_forward_film(acmt_acm_acts *a, const float *p, const acmt_film *film, const acmt_acm_layout *L,
+                                const float *z, int ldz, int64_t M) {
+    const int gh = L->gh;
+    acm__matmul_forward(a->g0, gh, z, ldz, p + L->g0w, L->din, p + L->g0b, M, L->din, gh, 0);
+    acm__matmul_forward(a->g1, gh, a->g0, gh, p + L->g1w, gh, p + L->g1b, M, gh, gh, 0);
+    const float *last = a->g1;
+    memset(&a->film, 0, sizeof a->film);
+    if (film) {
+        /* g1' = g1 + beta (gamma ⊙ g1 + delta) */
+        const float *sc = film->p, *sh = film->p + gh;
+        a->film = *film;
+        for (int64_t i = 0; i < M; i++) {
+            const float b = film->beta[i], *g1 = a->g1 + i * gh;
+            float *o = a->g1f + i * gh;
+            for (int j = 0; j < gh; j++) o[j] = g1[j] + b * (sc[j] * g1[j] + sh[j]);
+        }
+        last = a->g1f;
+    }
+    acm__matmul_forward(a->logits, L->choices, last, gh, p + L->g2w, gh, p + L->g2b, M, gh, L->choices, 0);
 }
 
 void acmt_acm_gate_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
@@ -201,7 +221,27 @@ void acmt_acm_gate_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, con
     const int gh = L->gh, C = L->choices;
     memset(a->dg1, 0, sizeof(float) * (size_t)(M * gh));
     memset(a->dg0, 0, sizeof(float) * (size_t)(M * gh));
-    acm__matmul_backward(a->dg1, gh, g + L->g2w, g + L->g2b, a->dlogits, C, a->g1, gh, p + L->g2w, gh, M, gh, C);
+    if (a->film.p) {
+        /* through g1' = g1 + beta (gamma ⊙ g1 + delta): dg1' first, then dgamma, ddelta and dg1 */
+        const acmt_film *f = &a->film;
+        const float *sc = f->p;
+        memset(a->dg1f, 0, sizeof(float) * (size_t)(M * gh));
+        acm__matmul_backward(a->dg1f, gh, g + L->g2w, g + L->g2b, a->dlogits, C, a->g1f, gh, p + L->g2w, gh, M, gh, C);
+        for (int j = 0; j < gh && f->g; j++) {
+            double ds = 0, dd = 0;
+            for (int64_t i = 0; i < M; i++) {
+                double bd = (double)f->beta[i] * a->dg1f[i * gh + j];
+                ds += bd * a->g1[i * gh + j];
+                dd += bd;
+            }
+            f->g[j] += (float)ds;
+            f->g[gh + j] += (float)dd;
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int j = 0; j < gh; j++) a->dg1[i * gh + j] = a->dg1f[i * gh + j] * (1.0f + f->beta[i] * sc[j]);
+    } else {
+        acm__matmul_backward(a->dg1, gh, g + L->g2w, g + L->g2b, a->dlogits, C, a->g1, gh, p + L->g2w, gh, M, gh, C);
+    }
     acm__matmul_backward(a->dg0, gh, g + L->g1w, g + L->g1b, a->dg1, gh, a->g0, gh, p + L->g1w, gh, M, gh, gh);
     acm__matmul_backward(dz, lddz, g + L->g0w, g + L->g0b, a->dg0, gh, z, ldz, p + L->g0w, L->din, M, L->din, gh);
 }

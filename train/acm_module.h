@@ -10,6 +10,13 @@
  * — exactly the tensors of an ACM in a model file (engine/model.h), so saving is a copy of slices.
  * Gradients use the same layout and are ACCUMULATED. Choice c means k = kmin + c (kmin 0 for MLP ACMs, 1 for
  * projections).
+ *
+ * Budget-conditioned gates (acm-train acmize --film; ACM-METHOD.md §6): FiLM on the gate's second hidden layer. With
+ * g1 = gate.1(gate.0(z)) [M, gh], row i of the last layer's input becomes
+ *     g1'_i = g1_i + beta_i (gamma ⊙ g1_i + delta),        logits_i = W2 g1'_i + b2,
+ * gamma ("scale") and delta ("shift") [gh] per ACM, kept outside the parameter block (acmt_film) and initialised to 0,
+ * so that a gate without them, or with them at 0, is exactly the unconditioned one. Bilinear in (z, beta): the engine
+ * collapses it into two [C, Din] matrices (engine/model.h).
  */
 #ifndef ACM_TRAIN_ACM_MODULE_H
 #define ACM_TRAIN_ACM_MODULE_H
@@ -30,12 +37,21 @@ typedef struct {
 
 void acmt_acm_layout_init(acmt_acm_layout *L, const char *name, int din, int dout, int n, int h, int is_mlp, int gh);
 
+/* A gate's FiLM parameters and the budget each row's gate sees. */
+typedef struct {
+    const float *p;    /* [2, gh]: scale (gamma) then shift (delta) */
+    float *g;          /* [2, gh] their gradient, accumulated by the gate backward (NULL: not accumulated) */
+    const float *beta; /* [M] beta per row */
+} acmt_film;
+
 /* Everything one ACM's forward keeps for its backward, for up to max_rows rows. */
 typedef struct {
     float *hid;    /* [M, Nh] learner pre-activations */
     float *act;    /* [M, Nh] learner activations (GELU for MLP ACMs; a copy of hid for projections) */
     float *cum;    /* [N, M, Dout]: cum[k-1] = h(z, k) = s_1(z) + ... + s_k(z) */
     float *g0, *g1, *logits; /* [M, gh], [M, gh], [M, C] gate layers */
+    float *g1f, *dg1f; /* [M, gh] FiLM: g1' (the last layer's input) and its gradient */
+    acmt_film film;    /* the FiLM of the last gate forward (film.p NULL: none), for the gate backward */
     float *ysoft;  /* [M, C] phase 3: softmax((logits + gumbel) / tau) */
     uint8_t *k;    /* [M] phase 3: selected k */
     /* backward scratch */
@@ -81,8 +97,14 @@ void acmt_acm_gate_labels(int32_t *labels, const acmt_acm_acts *a, const acmt_ac
 /* The gate's three layers: g0, g1, logits. */
 void acmt_acm_gate_forward(acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, const float *z, int ldz,
                            int64_t M);
+/* The same with FiLM on g1 (film NULL: exactly acmt_acm_gate_forward): g0, g1, g1f, logits. The acts remember film,
+ * so that the backward (acmt_acm_gate_backward, and the select/sparse backwards that call it) goes through it too:
+ * dgamma += sum_i beta_i dg1'_i ⊙ g1_i, ddelta += sum_i beta_i dg1'_i (into film->g), dg1_i = dg1'_i ⊙ (1 + beta_i
+ * gamma). */
+void acmt_acm_gate_forward_film(acmt_acm_acts *a, const float *p, const acmt_film *film, const acmt_acm_layout *L,
+                                const float *z, int ldz, int64_t M);
 /* Back through the gate from a->dlogits [M, C]: gate gradients into g, and dz [M, Din] (row stride lddz, may be NULL)
- * accumulated. */
+ * accumulated; through the FiLM of the last forward, if it had one. */
 void acmt_acm_gate_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
                             const float *z, int ldz, int64_t M);
 

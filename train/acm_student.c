@@ -63,7 +63,12 @@ static void fwd_hook(void *ctx, float *out, int ldo, int accumulate, const float
     if (s->uniform_k > 0) {
         acmt_acm_fixed_select(&s->acts[a], L, M, s->uniform_k);
     } else {
-        acmt_acm_gate_forward(&s->acts[a], p, L, x, ldx, M);
+        if (s->film) {
+            acmt_film f = {s->fp + s->foff[a], s->fg + s->foff[a], s->row_beta};
+            acmt_acm_gate_forward_film(&s->acts[a], p, &f, L, x, ldx, M);
+        } else {
+            acmt_acm_gate_forward(&s->acts[a], p, L, x, ldx, M);
+        }
         acmt_acm_gumbel_select(&s->acts[a], L, M, s->tau, s->train_gates ? s->rng : NULL);
     }
     /* only the selected learners run, as at inference */
@@ -216,8 +221,32 @@ void acmt_student_free(acmt_student *s) {
     free(s->L), free(s->off), free(s->blk_of), free(s->pos_of), free(s->acts), free(s->z), free(s->ldz);
     free(s->dy_aux), free(s->p_learner), free(s->tens), free(s->meta_json);
     free(s->ap), free(s->ag), free(s->am), free(s->av);
+    free(s->foff), free(s->fp), free(s->fg), free(s->fm), free(s->fv), free(s->row_beta);
     acmt_vit_free(s->v);
     free(s);
+}
+
+int acmt_student_film(acmt_student *s, char *err, size_t errlen) {
+    if (s->film) return 0;
+    s->foff = calloc((size_t)(s->n_acm ? s->n_acm : 1), sizeof *s->foff);
+    int64_t n = 0;
+    for (int a = 0; a < s->n_acm && s->foff; a++) {
+        s->foff[a] = n;
+        n += 2 * (int64_t)s->L[a].gh;
+    }
+    s->nfilm = n;
+    size_t np = (size_t)(n ? n : 1);
+    s->fp = calloc(np, sizeof(float));
+    s->fg = calloc(np, sizeof(float));
+    s->fm = calloc(np, sizeof(float));
+    s->fv = calloc(np, sizeof(float));
+    s->row_beta = calloc((size_t)s->v->max_batch * s->v->T, sizeof(float));
+    if (!s->foff || !s->fp || !s->fg || !s->fm || !s->fv || !s->row_beta) {
+        snprintf(err, errlen, "out of memory for the FiLM parameters of %d ACMs", s->n_acm);
+        return -1;
+    }
+    s->film = 1;
+    return 0;
 }
 
 void acmt_student_init(acmt_student *s, int init_mlp_from_teacher, acmt_rng *rng) {
@@ -249,6 +278,8 @@ int acmt_student_forward(acmt_student *s, const float *x, int B, char *err, size
         v->items[b] = (acm_item){.pixels = x + b * per, .policy = acm_policy_default()};
         memset(&v->res[b], 0, sizeof v->res[b]);
     }
+    if (s->film)
+        for (int64_t i = 0; i < (int64_t)B * v->T; i++) s->row_beta[i] = s->beta;
     v->acts.acm_hook = fwd_hook;
     v->acts.acm_hook_ctx = s;
     int rc = acm__vit_forward(s->model, &v->acts, &v->scratch, v->items, v->res, B, err, errlen);
@@ -328,17 +359,36 @@ acmt_aux acmt_student_aux(acmt_student *s, int B, double beta, double w_b, doubl
 
 double acmt_student_backward(acmt_student *s, const int32_t *targets, int B, float smoothing, int *correct) {
     memset(s->ag, 0, sizeof(float) * (size_t)s->nparams);
+    if (s->film) memset(s->fg, 0, sizeof(float) * (size_t)s->nfilm);
     return acmt_vit_backward_ex(s->v, s->model, bwd_hook, s, targets, B, smoothing, correct);
 }
 
 int acmt_student_save(const acmt_student *s, const char *path, const char *extra_json, char *err, size_t errlen) {
-    acm_st_out *t = calloc((size_t)s->n_tens, sizeof *t);
+    const int nf = s->film ? 2 * s->n_acm : 0;
+    acm_st_out *t = calloc((size_t)(s->n_tens + nf), sizeof *t);
+    char(*fnames)[96] = nf ? calloc((size_t)nf, sizeof *fnames) : NULL;
+    if (!t || (nf && !fnames)) {
+        free(t);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     for (int i = 0; i < s->n_tens; i++) {
         t[i].name = s->tens[i].name;
         t[i].dtype = ACM_ST_F32;
         t[i].ndim = s->tens[i].ndim;
         for (int d = 0; d < s->tens[i].ndim; d++) t[i].shape[d] = s->tens[i].shape[d];
         t[i].data = s->tens[i].p;
+    }
+    /* FiLM: NAME.gate.film.scale (gamma) and NAME.gate.film.shift (delta), [gh] each */
+    for (int j = 0; j < nf; j++) {
+        const int a = j / 2, shift = j % 2;
+        acm_st_out *o = &t[s->n_tens + j];
+        snprintf(fnames[j], sizeof fnames[j], "%s.gate.film.%s", s->L[a].name, shift ? "shift" : "scale");
+        o->name = fnames[j];
+        o->dtype = ACM_ST_F32;
+        o->ndim = 1;
+        o->shape[0] = s->L[a].gh;
+        o->data = s->fp + s->foff[a] + (shift ? s->L[a].gh : 0);
     }
     json_t *meta = json_loads(s->meta_json, 0, NULL);
     if (extra_json) {
@@ -350,8 +400,9 @@ int acmt_student_save(const acmt_student *s, const char *path, const char *extra
     json_decref(meta);
     json_t *md = json_pack("{s:s}", "acm", ms);
     free(ms);
-    int rc = acm__st_write(path, t, s->n_tens, md, err, errlen);
+    int rc = acm__st_write(path, t, s->n_tens + nf, md, err, errlen);
     json_decref(md);
     free(t);
+    free(fnames);
     return rc;
 }

@@ -54,6 +54,13 @@ typedef struct {
     acmt_rng *rng;
     double *p_learner;     /* [n_acm] FLOPs of one learner for one token */
     double p_total;        /* sum over ACMs of N p */
+    /* budget-conditioned gates (acmt_student_film; acm_module.h): FiLM scale and shift of every ACM's gate */
+    int film;              /* 1 when enabled */
+    int64_t nfilm;         /* floats: sum over ACMs of 2 gh */
+    int64_t *foff;         /* [n_acm] offset of ACM a's [2, gh] (scale, shift) */
+    float *fp, *fg, *fm, *fv; /* [nfilm] FiLM parameters (0 at start), gradients, Adam m, v */
+    float *row_beta;       /* [max_batch * T] the beta each row's gate sees in the phase-3 forward */
+    float beta;            /* phase 3: the budget target of the batch, which the gates see when film is on */
 } acmt_student;
 
 /* Parses "q,k,v,o,mlp" (any subset, or "all") into a mask; -1 if invalid. */
@@ -64,11 +71,17 @@ int acmt_parse_modules(const char *s);
 acmt_student *acmt_student_new(acmt_vit *v, unsigned mask, int n_learners, int gh, char *err, size_t errlen);
 void acmt_student_free(acmt_student *s);
 
+/* Turns on budget-conditioned gates: allocates every ACM's FiLM scale and shift at 0 (the gates are unchanged until
+ * phase 3 trains them). The phase-3 forward then feeds s->beta to every gate, the backward fills s->fg, and the model
+ * file gets NAME.gate.film.scale and NAME.gate.film.shift. Returns 0, or -1 with a message. */
+int acmt_student_film(acmt_student *s, char *err, size_t errlen);
+
 /* Initialises every ACM: init_mlp_from_teacher = 1 copies the teacher's MLP weights into MLP ACMs (learner n = hidden
  * units n*h..), the rest at random. */
 void acmt_student_init(acmt_student *s, int init_mlp_from_teacher, acmt_rng *rng);
 
-/* Phase-3 forward of B items x[B, C, S, S]: Gumbel (train_gates) or argmax gates; logits in s->v->acts.logits. */
+/* Phase-3 forward of B items x[B, C, S, S]: Gumbel (train_gates) or argmax gates, conditioned on s->beta when
+ * s->film; logits in s->v->acts.logits. */
 int acmt_student_forward(acmt_student *s, const float *x, int B, char *err, size_t errlen);
 
 /* Phase-3 auxiliary losses on the last forward's hard choices (ACM-METHOD.md §5): fills s->dy_aux with
@@ -90,11 +103,12 @@ acmt_aux acmt_aux_losses(float *const *dy, const uint8_t *const *k, const acmt_a
 
 /* Backward after acmt_student_forward + acmt_student_aux: cross-entropy with label smoothing on the logits, then the
  * static layers and every ACM (learners, gates via straight-through, auxiliary gradients). Zeroes and fills v->grads
- * and s->ag. Returns the mean cross-entropy. */
+ * and s->ag (and s->fg with FiLM). Returns the mean cross-entropy. */
 double acmt_student_backward(acmt_student *s, const int32_t *targets, int B, float smoothing, int *correct);
 
-/* Writes the ACM model file: static tensors, ACM tensors, metadata (the student's, with extra_json merged at the top
- * level, e.g. {"budget": ..., "eval": ...}). */
+/* Writes the ACM model file: static tensors, ACM tensors (with FiLM: NAME.gate.film.scale and .shift [gh] too),
+ * metadata (the student's, with extra_json merged at the top level, e.g. {"budget": ..., "eval": ...}; a FiLM model
+ * needs "budget": {"gate_beta": ...}, engine/model.h). */
 int acmt_student_save(const acmt_student *s, const char *path, const char *extra_json, char *err, size_t errlen);
 
 #endif

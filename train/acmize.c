@@ -17,6 +17,13 @@
  * its labels (phase 2), realised budget and accuracy (phase 3); OUT.khist.csv holds phase-3 k histograms per module.
  * Not done (stated in the model card): mixup/cutmix of the authors' phase 3 (we keep the base training's crop, flip
  * and erasing).
+ *
+ * --film (budget-conditioned gates, ACM-METHOD.md §6): every gate gets a FiLM scale and shift on its second hidden
+ * layer (train/acm_module.h), 0 at the start of phase 3, trained in phase 3 only, with the batch's budget target
+ * (--beta, or the per-batch draw of --beta-sample) fed to every gate; they join the global clip and Adam. They live in
+ * the checkpoint as film_params/film_m/film_v, optional on read, so phase 3 with --film can resume from a phase-1/2
+ * checkpoint written without it. The model file gets NAME.gate.film.scale/.shift and budget.gate_beta (the beta the
+ * gates see under the ARGMAX policy: --beta, or the midpoint of the --beta-sample range).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -50,7 +57,7 @@ static double now_s(void) {
 
 typedef struct {
     char base[1024], out[1024], ckpt[1100], csv[1100], data_dir[1024], modules[64];
-    int learners, gate_hidden, batch, threads, init_teacher, uniform_k, keep_phase_ckpts;
+    int learners, gate_hidden, batch, threads, init_teacher, uniform_k, keep_phase_ckpts, film;
     double beta_lo, beta_hi; /* phase 3: beta drawn per batch from [beta_lo, beta_hi] when beta_hi > 0 */
     double epochs[3], lr[3], lr_min[3], clip;
     double beta, w_b, w_e, w_d, tau, smoothing;
@@ -86,6 +93,7 @@ static json_t *cfg_json(const acmz_cfg *c) {
     if (c->beta_hi > 0) json_object_set_new(o, "beta_sample", json_pack("[f,f]", c->beta_lo, c->beta_hi));
     if (c->uniform_k > 0) json_object_set_new(o, "uniform_k", json_integer(c->uniform_k));
     if (c->phase3_seed >= 0) json_object_set_new(o, "phase3_seed", json_integer(c->phase3_seed));
+    if (c->film) json_object_set_new(o, "film", json_true());
     return o;
 }
 
@@ -104,6 +112,8 @@ static void usage(FILE *f) {
             "  --beta B               phase-3 budget target (default %g)\n"
             "  --beta-sample LO:HI    phase 3 draws the budget target per batch, uniformly in [LO, HI]\n"
             "  --uniform K            phase 3 without gates: every token runs K learners (the uniform baseline)\n"
+            "  --film                 budget-conditioned gates: phase 3 trains a FiLM scale and shift per gate, fed\n"
+            "                         the batch's budget target (off; a phase-2 checkpoint without them resumes)\n"
             "  --keep-phase-ckpts     keep a copy of the checkpoint at the end of each phase (CKPT.phaseN), to\n"
             "                         start several phase-3 variants from the same phases 1-2 (--resume --ckpt COPY)\n"
             "  --weights WB,WE,WD     budget, entropy, diversity loss weights (default %g,%g,%g)\n"
@@ -334,6 +344,7 @@ static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double 
     s->uniform_k = r->cfg.uniform_k;
     double beta = r->cfg.beta;
     if (r->cfg.beta_hi > 0) beta = r->cfg.beta_lo + (r->cfg.beta_hi - r->cfg.beta_lo) * acmt_rng_float(&r->st.gumbel);
+    s->beta = (float)beta; /* what FiLM gates see */
     if (acmt_student_forward(s, r->x, B, err, sizeof err)) return -1;
     *aux = acmt_student_aux(s, B, beta, r->cfg.w_b, r->cfg.w_e, r->cfg.w_d);
     int correct = 0;
@@ -344,16 +355,19 @@ static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double 
     double n2 = 0;
     for (int64_t i = 0; i < v->nparams; i++) n2 += (double)v->grads[i] * v->grads[i];
     for (int64_t i = 0; i < s->nparams; i++) n2 += (double)s->ag[i] * s->ag[i];
+    for (int64_t i = 0; s->film && i < s->nfilm; i++) n2 += (double)s->fg[i] * s->fg[i];
     double norm = sqrt(n2), sc = norm > r->cfg.clip && r->cfg.clip > 0 ? r->cfg.clip / norm : 1.0;
     if (sc < 1.0) {
         for (int64_t i = 0; i < v->nparams; i++) v->grads[i] *= (float)sc;
         for (int64_t i = 0; i < s->nparams; i++) s->ag[i] *= (float)sc;
+        for (int64_t i = 0; s->film && i < s->nfilm; i++) s->fg[i] *= (float)sc;
     }
     acmt_adamw o = acmt_adamw_default();
     o.lr = lr;
     o.weight_decay = 0;
     acmt_adamw_update(&o, v->params, v->grads, v->m, v->v, v->nparams, r->st.step + 1, 0);
     acmt_adamw_update(&o, s->ap, s->ag, s->am, s->av, s->nparams, r->st.step + 1, 0);
+    if (s->film) acmt_adamw_update(&o, s->fp, s->fg, s->fm, s->fv, s->nfilm, r->st.step + 1, 0);
     return 0;
 }
 
@@ -364,9 +378,12 @@ static int write_ckpt(acmz_run *r, char *err, size_t errlen) {
         {"acm_params", 0, s->nparams, s->ap}, {"acm_m", 0, s->nparams, s->am}, {"acm_v", 0, s->nparams, s->av},
         {"params", 0, v->nparams, v->params}, {"adam_m", 0, v->nparams, v->m}, {"adam_v", 0, v->nparams, v->v},
         {"order", 1, r->train.n, r->order},
+        {"film_params", 0, s->nfilm, s->fp}, {"film_m", 0, s->nfilm, s->fm}, {"film_v", 0, s->nfilm, s->fv},
     };
     json_t *st = state_json(&r->st, &r->cfg);
-    int rc = acmt_ckpt_write(r->cfg.ckpt, e, (int)(sizeof e / sizeof *e), st, err, errlen);
+    /* without --film the checkpoint is what it was before FiLM existed */
+    int n = (int)(sizeof e / sizeof *e) - (s->film ? 0 : 3);
+    int rc = acmt_ckpt_write(r->cfg.ckpt, e, n, st, err, errlen);
     json_decref(st);
     return rc;
 }
@@ -379,11 +396,24 @@ static int read_ckpt(acmz_run *r, char *err, size_t errlen) {
         {"params", 0, v->nparams, v->params}, {"adam_m", 0, v->nparams, v->m}, {"adam_v", 0, v->nparams, v->v},
         {"order", 1, r->train.n, r->order},
     };
+    /* absent from checkpoints written without --film (phases 1-2 of any run): the FiLM then starts at 0 */
+    acmt_ckpt_entry f[] = {
+        {"film_params", 0, s->nfilm, s->fp}, {"film_m", 0, s->nfilm, s->fm}, {"film_v", 0, s->nfilm, s->fv},
+    };
     json_t *st = NULL;
     if (acmt_ckpt_read(r->cfg.ckpt, e, (int)(sizeof e / sizeof *e), &st, err, errlen)) return -1;
+    if (s->film && acmt_ckpt_read_optional(r->cfg.ckpt, f, (int)(sizeof f / sizeof *f), NULL, err, errlen)) {
+        json_decref(st);
+        return -1;
+    }
     int rc = state_from_json(&r->st, st);
+    int ck_film = json_is_true(json_object_get(json_object_get(st, "config"), "film"));
     json_decref(st);
     if (rc) snprintf(err, errlen, "%.1024s: checkpoint state incomplete", r->cfg.ckpt);
+    else if (ck_film && !s->film) {
+        snprintf(err, errlen, "%.1024s: the checkpoint was trained with --film; resume it with --film", r->cfg.ckpt);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -435,6 +465,8 @@ static int parse_args(acmz_cfg *c, int *resume, int *quiet, int argc, char **arg
             c->w_b = w[0], c->w_e = w[1], c->w_d = w[2];
         } else if (!strcmp(a, "--keep-phase-ckpts")) {
             c->keep_phase_ckpts = 1;
+        } else if (!strcmp(a, "--film")) {
+            c->film = 1;
         } else if (!strcmp(a, "--beta-sample")) {
             NEED_V if (sscanf(v, "%lf:%lf", &c->beta_lo, &c->beta_hi) != 2 ||
                        !(c->beta_lo > 0 && c->beta_lo < c->beta_hi && c->beta_hi <= 1))
@@ -561,6 +593,10 @@ int cmd_acmize(int argc, char **argv) {
         return 1;
     }
     R.s = acmt_student_new(sv, (unsigned)acmt_parse_modules(c->modules), c->learners, c->gate_hidden, err, sizeof err);
+    if (R.s && c->film && acmt_student_film(R.s, err, sizeof err)) {
+        acmt_student_free(R.s);
+        R.s = NULL;
+    }
     if (!R.s) {
         fprintf(stderr, "acm-train acmize: %s\n", err);
         return 1;
@@ -683,6 +719,10 @@ int cmd_acmize(int argc, char **argv) {
                     /* a fresh optimizer for the next phase */
                     memset(R.s->am, 0, sizeof(float) * (size_t)R.s->nparams);
                     memset(R.s->av, 0, sizeof(float) * (size_t)R.s->nparams);
+                    if (R.s->film) {
+                        memset(R.s->fm, 0, sizeof(float) * (size_t)R.s->nfilm);
+                        memset(R.s->fv, 0, sizeof(float) * (size_t)R.s->nfilm);
+                    }
                 }
                 if (write_ckpt(&R, err, sizeof err)) {
                     fprintf(stderr, "acm-train acmize: %s\n", err);
@@ -710,11 +750,14 @@ int cmd_acmize(int argc, char **argv) {
         }
     }
     if (!rc && R.st.phase == 4) {
-        char extra[4096];
+        char extra[4096], gb[64] = "";
+        /* FiLM gates see budget.gate_beta under ARGMAX: the phase-3 target, or the middle of the sampled range */
+        if (c->film) snprintf(gb, sizeof gb, ", \"gate_beta\": %.4f", c->beta_hi > 0 ? 0.5 * (c->beta_lo + c->beta_hi) : c->beta);
         snprintf(extra, sizeof extra,
-                 "{\"budget\": {\"beta_min\": %.4f}, \"train\": {\"acmize_seconds\": [%.1f, %.1f, %.1f], "
-                 "\"beta_target\": %.3f, \"base\": \"%s\"}}",
-                 0.0 + 1.0 / (c->learners), R.st.seconds[0], R.st.seconds[1], R.st.seconds[2], c->beta, c->base);
+                 "{\"budget\": {\"beta_min\": %.4f%s}, \"train\": {\"acmize_seconds\": [%.1f, %.1f, %.1f], "
+                 "\"beta_target\": %.3f, \"base\": \"%s\"%s}}",
+                 0.0 + 1.0 / (c->learners), gb, R.st.seconds[0], R.st.seconds[1], R.st.seconds[2], c->beta, c->base,
+                 c->film ? ", \"film\": true" : "");
         if (acmt_student_save(R.s, c->out, extra, err, sizeof err)) {
             fprintf(stderr, "acm-train acmize: %s\n", err);
             rc = 1;

@@ -6,9 +6,13 @@
  *     falsi over every point evaluated so far), and
  *   - the CAP policy's share of each ACM's learners at that beta: the fraction each module received under
  *     lambda(beta), scaled so that the shares spend exactly beta (each within [kmin/N, 1]),
- * and writes both tables into the model file's metadata ("budget": {"beta_min", "mean", "cap"}), atomically. Then,
- * with those shares, it measures CAP's two allocation orders (acm.h: GAIN, LEVEL) on the same images at beta 0.125,
- * 0.25 and 0.5 and records the more accurate as "budget": {"cap_order"} (GAIN on a tie).
+ * and writes both tables into the model file's metadata ("budget": {"beta_min", "mean", "cap"}, other keys of
+ * "budget" such as gate_beta kept), atomically. Then, with those shares, it measures CAP's two allocation orders
+ * (acm.h: GAIN, LEVEL) on the same images at beta 0.125, 0.25 and 0.5 and records the more accurate as
+ * "budget": {"cap_order"} (GAIN on a tie).
+ * A budget-conditioned model (FiLM gates, engine/model.h) sees the budget in its gates too: every evaluation for beta
+ * runs MEAN with policy.beta = beta, so lambda(beta) is found for the gates conditioned on that beta, and points
+ * evaluated at one beta are not reused for another (they are for unconditioned gates, whose logits ignore beta).
  */
 #include <jansson.h>
 #include <math.h>
@@ -22,6 +26,7 @@
 #include "train/data.h"
 
 typedef struct {
+    double beta; /* the budget the gates saw (matters for FiLM gates only) */
     double lambda, realised;
     double *frac; /* [A] mean fraction of each ACM's learners */
 } point;
@@ -34,7 +39,7 @@ typedef struct {
     int batch;
     float *x, *logits;
     uint8_t *kmap;
-    point *pts;
+    point **pts; /* every evaluation (separately allocated: solve holds pointers while more are added) */
     int npts, cap;
     int evals;
 } calib;
@@ -51,8 +56,8 @@ static void usage(FILE *f) {
                "  --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n");
 }
 
-/* Runs the held-out images under MEAN with an explicit lambda; records a point. */
-static point *eval_lambda(calib *c, double lambda) {
+/* Runs the held-out images under MEAN with an explicit lambda, the gates seeing budget beta; records a point. */
+static point *eval_lambda(calib *c, double lambda, double beta) {
     const acm_config *cfg = acm_model_config(c->m);
     const int A = cfg->num_acms, T = cfg->tokens, K = cfg->num_classes;
     const int64_t img = (int64_t)cfg->image_size * cfg->image_size;
@@ -66,7 +71,7 @@ static point *eval_lambda(calib *c, double lambda) {
         acmt_make_batch(c->x, y, c->set, idx, nb, NULL, NULL);
         for (int b = 0; b < nb; b++) {
             items[b] = (acm_item){.pixels = c->x + b * img,
-                                  .policy = {.kind = ACM_POLICY_MEAN, .beta = 0.5f, .lambda_set = 1,
+                                  .policy = {.kind = ACM_POLICY_MEAN, .beta = (float)beta, .lambda_set = 1,
                                              .lambda = (float)lambda}};
             res[b] = (acm_result){.logits = c->logits + b * K, .kmap = c->kmap + (int64_t)b * A * T};
         }
@@ -88,10 +93,15 @@ static point *eval_lambda(calib *c, double lambda) {
     for (int a = 0; a < A; a++) frac[a] /= (double)c->n;
     if (c->npts == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 64;
-        c->pts = realloc(c->pts, sizeof(point) * (size_t)c->cap);
+        c->pts = realloc(c->pts, sizeof(point *) * (size_t)c->cap);
     }
-    point *p = &c->pts[c->npts++];
-    *p = (point){lambda, realised / (double)c->n, frac};
+    point *p = malloc(sizeof *p);
+    if (!c->pts || !p) {
+        fprintf(stderr, "acm-train calibrate: out of memory\n");
+        exit(1);
+    }
+    c->pts[c->npts++] = p;
+    *p = (point){beta, lambda, realised / (double)c->n, frac};
     c->evals++;
     return p;
 }
@@ -100,18 +110,20 @@ static point *eval_lambda(calib *c, double lambda) {
 static point *solve(calib *c, double beta, double tol) {
     /* bracket from the points so far: lo has realised >= beta (smaller lambda), hi has realised <= beta */
     point *lo = NULL, *hi = NULL;
+    const int film = acm_model_config(c->m)->film_gates > 0;
     for (int i = 0; i < c->npts; i++) {
-        point *p = &c->pts[i];
+        point *p = c->pts[i];
+        if (film && p->beta != beta) continue;
         if (fabs(p->realised - beta) <= tol) return p;
         if (p->realised > beta && (!lo || p->lambda > lo->lambda)) lo = p;
         if (p->realised < beta && (!hi || p->lambda < hi->lambda)) hi = p;
     }
     for (double step = 4; !lo && step < 1e4; step *= 2) {
-        point *p = eval_lambda(c, (hi ? hi->lambda : 0) - step);
+        point *p = eval_lambda(c, (hi ? hi->lambda : 0) - step, beta);
         if (p->realised >= beta) lo = p;
     }
     for (double step = 4; !hi && step < 1e4; step *= 2) {
-        point *p = eval_lambda(c, (lo ? lo->lambda : 0) + step);
+        point *p = eval_lambda(c, (lo ? lo->lambda : 0) + step, beta);
         if (p->realised <= beta) hi = p;
     }
     if (!lo || !hi) return lo ? lo : hi;
@@ -121,7 +133,7 @@ static point *solve(calib *c, double beta, double tol) {
     for (int it = 0; it < 30 && fabs(best->realised - beta) > tol && hi->lambda - lo->lambda > 1e-5; it++) {
         double l = (lo->lambda * fhi - hi->lambda * flo) / (fhi - flo);
         if (!(l > lo->lambda && l < hi->lambda)) l = 0.5 * (lo->lambda + hi->lambda);
-        point *p = eval_lambda(c, l);
+        point *p = eval_lambda(c, l, beta);
         double f = p->realised - beta;
         if (fabs(f) < fabs(best->realised - beta)) best = p;
         if (f > 0) {
@@ -180,6 +192,9 @@ static int rewrite(const char *in, const char *out, json_t *budget, json_t *cali
     int rc = 0;
     json_t *meta = json_loads(acm__st_meta(&f, "acm"), 0, NULL);
     if (!meta) meta = json_object();
+    /* the tables are replaced; the other keys of "budget" (gate_beta of a FiLM model) stay */
+    json_t *old = json_object_get(meta, "budget");
+    if (json_is_object(old)) json_object_update_missing(budget, old);
     json_object_set(meta, "budget", budget);
     json_object_set(meta, "calibration", calibration);
     char *ms = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -409,7 +424,10 @@ int cmd_calibrate(int argc, char **argv) {
     json_decref(mean);
     json_decref(cbetas);
     json_decref(cshares);
-    for (int i = 0; i < c.npts; i++) free(c.pts[i].frac);
+    for (int i = 0; i < c.npts; i++) {
+        free(c.pts[i]->frac);
+        free(c.pts[i]);
+    }
     free(c.pts), free(sh), free(c.x), free(c.logits), free(c.kmap);
     acm_worker_free(c.w);
     acm_model_free(c.m);

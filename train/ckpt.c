@@ -62,3 +62,28 @@ int acmt_ckpt_read(const char *path, const acmt_ckpt_entry *e, int n, json_t **s
     acm__st_close(&f);
     return rc;
 }
+
+int acmt_ckpt_read_optional(const char *path, const acmt_ckpt_entry *e, int n, int *found, char *err, size_t errlen) {
+    acm_st_file f;
+    if (found) *found = 0;
+    if (acm__st_open(&f, path, err, errlen)) return -1;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const acm_st_tensor *t = acm__st_find(&f, e[i].name);
+        acm_st_dtype want = e[i].is_int ? ACM_ST_I32 : ACM_ST_F32;
+        if (!t) {
+            memset(e[i].data, 0, (size_t)e[i].n * 4);
+            continue;
+        }
+        if (t->dtype != want || t->numel != e[i].n) {
+            snprintf(err, errlen, "%s: tensor '%s' is not %s[%lld] (different configuration?)", path, e[i].name,
+                     e[i].is_int ? "I32" : "F32", (long long)e[i].n);
+            rc = -1;
+            break;
+        }
+        memcpy(e[i].data, t->data, (size_t)t->numel * 4);
+        if (found) ++*found;
+    }
+    acm__st_close(&f);
+    return rc;
+}

@@ -29,4 +29,9 @@ int acmt_ckpt_write(const char *path, const acmt_ckpt_entry *e, int n, const jso
  * reference to the state document (caller json_decref). */
 int acmt_ckpt_read(const char *path, const acmt_ckpt_entry *e, int n, json_t **state, char *err, size_t errlen);
 
+/* Entries added to a checkpoint after its format (e.g. acmize --film's film_params): each tensor present must have
+ * exactly n elements of its type and is copied into data; an absent one leaves data zeroed. *found (may be NULL)
+ * counts the entries present. */
+int acmt_ckpt_read_optional(const char *path, const acmt_ckpt_entry *e, int n, int *found, char *err, size_t errlen);
+
 #endif

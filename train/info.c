@@ -61,6 +61,7 @@ int cmd_info(int argc, char **argv) {
                 json_object_set_new(o, "k_min", json_integer(mi->kmin));
                 json_object_set_new(o, "activation", json_string(mi->gelu ? "gelu" : "identity"));
                 json_object_set_new(o, "learner_flops", json_real(acm_model_learner_flops(m, mi->acm_index)));
+                if (mi->film) json_object_set_new(o, "gate", json_string("film"));
             }
             json_array_append_new(mods, o);
         }
@@ -80,7 +81,13 @@ int cmd_info(int argc, char **argv) {
         "mlp_hidden", c->mlp_hidden, "num_classes", c->num_classes, "tokens", c->tokens, "parameters",
         (json_int_t)acm_model_param_count(m), "flops_dense_per_item", acm_model_flops_dense(m), "acm_modules",
         c->num_acms, "modules", mods, "budget", "beta_min", (double)c->beta_min, "mean_table", table, "cap_order",
-        c->cap_order == ACM_CAP_ORDER_LEVEL ? "level" : "gain", "labels", labels, "blas_core", acm_blas_core(), "blas_threads", acm_blas_threads());
+        c->cap_order == ACM_CAP_ORDER_LEVEL ? "level" : "gain", "labels", labels, "blas_core", acm_blas_core(),
+        "blas_threads", acm_blas_threads());
+    if (c->film_gates) {
+        json_t *jb = json_object_get(o, "budget");
+        json_object_set_new(jb, "film_gates", json_integer(c->film_gates));
+        json_object_set_new(jb, "gate_beta", json_real(c->gate_beta));
+    }
     if (as_json) {
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         puts(s);
@@ -127,6 +134,9 @@ int cmd_info(int argc, char **argv) {
         } else {
             printf("; no lambda table (policy 'mean' unavailable)");
         }
+        if (c->film_gates)
+            printf("\ngates          budget-conditioned (FiLM) in %d of %d ACMs; argmax gates see beta %.3g",
+                   c->film_gates, c->num_acms, (double)c->gate_beta);
         printf("\ncap policy     %s; learners go out in %s order\n",
                c->cap_table_len ? "calibrated per-module shares" : "no share table (every module gets beta)",
                c->cap_order == ACM_CAP_ORDER_LEVEL ? "level (breadth-first)" : "gain (the gate's P(K >= j) alone)");

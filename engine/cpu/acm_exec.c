@@ -3,7 +3,9 @@
  *
  * One module over the B*T tokens of a batch (shapes: D_in = din, D_out = dout, N learners of width h, Nh = N*h):
  *   1. gate: one GEMM [B*T, din] x [din, C] with the collapsed gate; the q, k, v gates of a block, which read the same
- *      input, are stacked into one [din, Cq+Ck+Cv] GEMM (acm__acm_qkv_forward);
+ *      input, are stacked into one [din, Cq+Ck+Cv] GEMM (acm__acm_qkv_forward). A budget-conditioned (FiLM) gate has
+ *      2C columns, A|B (model.h), combined per item as logits = (A z + c) + beta_b (B z + c') with the item's gate
+ *      beta (acm__gate_beta) before the decisions;
  *   2. k per token under each item's policy (policy.c); FLOPs counted per item as k * p + 2 din C per token;
  *   3. counting sort of the tokens by k, descending, and a gather of the rows with k >= 1 into xg, in sorted order;
  *   4. learner GEMMs over contiguous rows, in one of two schedules (the same FLOPs, different GEMM shapes):
@@ -105,7 +107,7 @@ static void decide(uint8_t *k, const float *logits, const acm_model *m, const ac
         }
         double lf = 0;
         for (int t = 0; t < T; t++) lf += kb[t] * md->learner_flops;
-        flops[b] += lf + 2.0 * md->info.din * C * T;
+        flops[b] += lf + 2.0 * md->info.din * md->gate_rows * T;
         learner_flops[b] += lf;
     }
 }
@@ -122,15 +124,32 @@ static int choose_schedule(const acm__module *md, const int64_t *count, int64_t 
     return ACM__EXEC_PREFIX;
 }
 
-/* Reference: token by token in double, the gate unfused and in double. Writes the gate logits into s->gate. */
-static void gate_reference(float *logits, const float *x, int ldx, const acm__module *md, int64_t BT) {
+/* Reference: token by token in double, the gate unfused and in double (a FiLM gate's A z + c + beta (B z + c') too).
+ * Writes the gate logits into s->gate. */
+static void gate_reference(float *logits, const float *x, int ldx, const acm__module *md, const float *gbeta, int B,
+                           int T) {
     const int din = md->info.din, C = md->choices;
-    for (int64_t i = 0; i < BT; i++)
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
         for (int c = 0; c < C; c++) {
-            double a = md->gate_b[c];
+            double a = md->gate_b[c], f = 0;
             for (int d = 0; d < din; d++) a += (double)md->gate_w[(int64_t)c * din + d] * x[i * ldx + d];
-            logits[i * C + c] = (float)a;
+            if (md->info.film) {
+                f = md->gate_b[C + c];
+                for (int d = 0; d < din; d++) f += (double)md->gate_w[(int64_t)(C + c) * din + d] * x[i * ldx + d];
+            }
+            logits[i * C + c] = (float)(a + (md->info.film ? (double)gbeta[i / T] * f : 0.0));
         }
+}
+
+/* A FiLM gate's logits [B*T, C] from its raw A|B logits (row stride ldr, A at column 0, B at column C): logits =
+ * A + beta_b B per item b. May run in place (logits == raw, ldr = 2C): row i writes [iC, iC + C), below the raw row
+ * [2iC, 2iC + 2C) it reads for i >= 1, and behind the entries it has read for i = 0. */
+static void film_combine(float *logits, const float *raw, int ldr, int C, const float *gbeta, int B, int T) {
+    for (int b = 0; b < B; b++) {
+        const float beta = gbeta[b];
+        for (int64_t i = (int64_t)b * T; i < (int64_t)(b + 1) * T; i++)
+            for (int c = 0; c < C; c++) logits[i * C + c] = raw[i * ldr + c] + beta * raw[i * ldr + C + c];
+    }
 }
 
 static void execute_reference(float *out, int ldo, int accumulate, const float *x, int ldx, const acm__module *md,
@@ -228,16 +247,18 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
 
 /* acm__acm_forward with k per token written to kout. */
 static void forward_one(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
-                        const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
-                        acm__acm_scratch *s, double *flops, double *learner_flops, uint8_t *kout) {
-    const int din = md->info.din, C = md->choices;
+                        const acm__module *md, const acm_item *items, const float *lambda, const float *gbeta, int B,
+                        int T, acm__acm_scratch *s, double *flops, double *learner_flops, uint8_t *kout) {
+    const int din = md->info.din, C = md->choices, R = md->gate_rows;
     const int64_t BT = (int64_t)B * T;
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
-    if (s->mode == ACM__EXEC_REFERENCE)
-        gate_reference(s->gate, x, ldx, md, BT);
-    else
-        acm__matmul_forward(s->gate, C, x, ldx, md->gate_w, din, md->gate_b, BT, din, C, 0);
+    if (s->mode == ACM__EXEC_REFERENCE) {
+        gate_reference(s->gate, x, ldx, md, gbeta, B, T);
+    } else {
+        acm__matmul_forward(s->gate, R, x, ldx, md->gate_w, din, md->gate_b, BT, din, R, 0);
+        if (md->info.film) film_combine(s->gate, s->gate, R, C, gbeta, B, T);
+    }
     decide(kout, s->gate, m, md, items, lambda, B, T, s, flops, learner_flops);
     tick(s, t0, tm ? &tm->gate : NULL);
     if (s->mode == ACM__EXEC_REFERENCE)
@@ -247,36 +268,39 @@ static void forward_one(float *out, int ldo, int accumulate, const float *x, int
 }
 
 void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
-                      const acm__module *md, const acm_item *items, const float *lambda, int B, int T,
-                      acm__acm_scratch *s, double *flops, double *learner_flops) {
-    forward_one(out, ldo, accumulate, x, ldx, m, md, items, lambda, B, T, s, flops, learner_flops, s->k);
+                      const acm__module *md, const acm_item *items, const float *lambda, const float *gbeta, int B,
+                      int T, acm__acm_scratch *s, double *flops, double *learner_flops) {
+    forward_one(out, ldo, accumulate, x, ldx, m, md, items, lambda, gbeta, B, T, s, flops, learner_flops, s->k);
 }
 
 void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const acm_model *m, int block,
-                          const acm_item *items, const float *lambda, int B, int T, acm__acm_scratch *s, double *flops,
-                          double *learner_flops) {
+                          const acm_item *items, const float *lambda, const float *gbeta, int B, int T,
+                          acm__acm_scratch *s, double *flops, double *learner_flops) {
     const acm__block *bl = &m->blocks[block];
     const int64_t BT = (int64_t)B * T;
-    const int D = m->cfg.dim, Cmax = m->max_choices;
+    const int D = m->cfg.dim, Cmax = m->max_choices, GM = m->gate_mult;
     if (s->mode == ACM__EXEC_REFERENCE || !s->qkv_gate_w) {
         for (int p = 0; p < 3; p++)
-            forward_one(qkv + p * D, ldo, 0, x, ldx, m, &bl->mod[p], items, lambda, B, T, s, flops, learner_flops,
-                        s->k + p * BT);
+            forward_one(qkv + p * D, ldo, 0, x, ldx, m, &bl->mod[p], items, lambda, gbeta, B, T, s, flops,
+                        learner_flops, s->k + p * BT);
         return;
     }
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
     int Ctot = 0;
-    for (int p = 0; p < 3; p++) Ctot += bl->mod[p].choices;
-    /* stacked logits [BT, Ctot] at s->gate, one module's [BT, C] copied behind them for the policies */
-    acm__matmul_forward(s->gate, Ctot, x, ldx, s->qkv_gate_w + (int64_t)block * 3 * Cmax * D, D,
-                        s->qkv_gate_b + (int64_t)block * 3 * Cmax, BT, D, Ctot, 0);
-    float *one = s->gate + BT * 3 * Cmax;
+    for (int p = 0; p < 3; p++) Ctot += bl->mod[p].gate_rows;
+    /* stacked raw logits [BT, Ctot] at s->gate, one module's [BT, C] logits behind them for the policies */
+    acm__matmul_forward(s->gate, Ctot, x, ldx, s->qkv_gate_w + (int64_t)block * 3 * GM * Cmax * D, D,
+                        s->qkv_gate_b + (int64_t)block * 3 * GM * Cmax, BT, D, Ctot, 0);
+    float *one = s->gate + BT * 3 * GM * Cmax;
     t0 = tick(s, t0, tm ? &tm->gate : NULL);
-    for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].choices, p++) {
+    for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].gate_rows, p++) {
         const acm__module *md = &bl->mod[p];
         const int C = md->choices;
-        for (int64_t i = 0; i < BT; i++) memcpy(one + i * C, s->gate + i * Ctot + c0, sizeof(float) * (size_t)C);
+        if (md->info.film)
+            film_combine(one, s->gate + c0, Ctot, C, gbeta, B, T);
+        else
+            for (int64_t i = 0; i < BT; i++) memcpy(one + i * C, s->gate + i * Ctot + c0, sizeof(float) * (size_t)C);
         decide(s->k + p * BT, one, m, md, items, lambda, B, T, s, flops, learner_flops);
         t0 = tick(s, t0, tm ? &tm->gate : NULL);
         execute(qkv + p * D, ldo, 0, x, ldx, md, s->k + p * BT, BT, s);
@@ -286,18 +310,18 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
 
 void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m) {
     if (!s->qkv_gate_w) return;
-    const int D = m->cfg.dim, Cmax = m->max_choices;
+    const int D = m->cfg.dim, Cmax = m->max_choices, GM = m->gate_mult;
     for (int l = 0; l < m->cfg.depth; l++) {
         const acm__block *bl = &m->blocks[l];
         if (bl->fused_qkv) continue;
         if (bl->mod[0].info.kind != ACM_MOD_ACM || bl->mod[1].info.kind != ACM_MOD_ACM ||
             bl->mod[2].info.kind != ACM_MOD_ACM)
             continue;
-        float *w = s->qkv_gate_w + (int64_t)l * 3 * Cmax * D, *b = s->qkv_gate_b + (int64_t)l * 3 * Cmax;
-        for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].choices, p++) {
+        float *w = s->qkv_gate_w + (int64_t)l * 3 * GM * Cmax * D, *b = s->qkv_gate_b + (int64_t)l * 3 * GM * Cmax;
+        for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].gate_rows, p++) {
             const acm__module *md = &bl->mod[p];
-            memcpy(w + (int64_t)c0 * D, md->gate_w, sizeof(float) * (size_t)md->choices * D);
-            memcpy(b + c0, md->gate_b, sizeof(float) * (size_t)md->choices);
+            memcpy(w + (int64_t)c0 * D, md->gate_w, sizeof(float) * (size_t)md->gate_rows * D);
+            memcpy(b + c0, md->gate_b, sizeof(float) * (size_t)md->gate_rows);
         }
     }
 }

@@ -116,8 +116,8 @@ static void compare(const char *what, acm_model *m, acm_worker *w, const acm_ite
     free(glog);
 }
 
-/* Every policy (and forced k), batch 1 and 8, every execution mode, on model m. */
-static void check(const char *what, acm_model *m, uint64_t seed) {
+/* Every policy (and forced k), batch 1 and 8, every execution mode, on model m; MEAN at budget bm, CAP at bc. */
+static void check_at(const char *what, acm_model *m, uint64_t seed, float bm, float bc) {
     const acm_config *c = acm_model_config(m);
     const int T = c->tokens, A = c->num_acms;
     const size_t img = (size_t)c->in_chans * c->image_size * c->image_size;
@@ -135,8 +135,8 @@ static void check(const char *what, acm_model *m, uint64_t seed) {
         {.kind = ACM_POLICY_ARGMAX},
         {.kind = ACM_POLICY_FIXED, .fixed_k = 2},
         {.kind = ACM_POLICY_FIXED, .fixed_k = 99}, /* every learner: the unpermuted path */
-        {.kind = ACM_POLICY_MEAN, .beta = 0.5f, .lambda_set = !has_mean, .lambda = 1.0f},
-        {.kind = ACM_POLICY_CAP, .beta = 0.4f},
+        {.kind = ACM_POLICY_MEAN, .beta = bm, .lambda_set = !has_mean, .lambda = 1.0f},
+        {.kind = ACM_POLICY_CAP, .beta = bc},
         {.kind = ACM_POLICY_CAP, .beta = 1.0f},
     };
     const int npol = (int)(sizeof pols / sizeof *pols);
@@ -170,6 +170,8 @@ static void check(const char *what, acm_model *m, uint64_t seed) {
     free(pix);
     free(force);
 }
+
+static void check(const char *what, acm_model *m, uint64_t seed) { check_at(what, m, seed, 0.5f, 0.4f); }
 
 static void check_golden(const char *name) {
     char path[256], err[512];
@@ -236,4 +238,91 @@ Test(acm_exec, threads_validated) {
     cr_expect(wk == 1 && th == cores);
     acm_blas_set_threads(before);
     acm_model_free(m);
+}
+
+/* Budget-conditioned (FiLM) gates, every position an ACM (stacked q|k|v gates with A|B halves): the fast paths equal
+ * the reference at several budgets, MEAN and CAP giving each gate the item's beta, ARGMAX the model's gate_beta; the
+ * mixed batch has a different beta per item. */
+Test(acm_exec, random_film_all_acm) {
+    vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,
+                    .mlp_hidden = 384, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 5, .film = 1};
+    vr_store st;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err);
+    cr_assert(m, "%s", err);
+    cr_assert_eq(acm_model_config(m)->film_gates, 10);
+    check_at("random FiLM all-ACM", m, 23, 0.5f, 0.4f);
+    check_at("random FiLM all-ACM b.25", m, 24, 0.25f, 0.3f);
+    check_at("random FiLM all-ACM b.75", m, 25, 0.75f, 0.8f);
+    acm_model_free(m);
+    vr_store_free(&st);
+}
+
+/* FiLM on split q, v and MLP gates (no stacking), N = 3. */
+Test(acm_exec, random_film_mixed) {
+    vr_config vc = {.image_size = 28, .patch_size = 7, .in_chans = 1, .dim = 64, .depth = 3, .heads = 2,
+                    .mlp_hidden = 192, .num_classes = 10, .learners = 3,
+                    .acm_mask = (1u << ACM_POS_Q) | (1u << ACM_POS_V) | (1u << ACM_POS_MLP), .seed = 6, .film = 1};
+    vr_store st;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err);
+    cr_assert(m, "%s", err);
+    check_at("random FiLM mixed", m, 26, 0.3f, 0.6f);
+    acm_model_free(m);
+    vr_store_free(&st);
+}
+
+/* The k maps of one input under a fixed lambda (MEAN, lambda_set) at two budgets: a FiLM model's gates move with beta
+ * (the decisions differ), an unconditioned model's do not (identical); ARGMAX follows budget.gate_beta. */
+static int kmaps_differ(acm_model *m, acm_worker *w, const float *pix, acm_policy p1, acm_policy p2) {
+    const acm_config *c = acm_model_config(m);
+    const size_t n = (size_t)c->num_acms * c->tokens;
+    uint8_t *k1 = malloc(n), *k2 = malloc(n);
+    float l1[10], l2[10];
+    char err[256];
+    acm_item it = {.pixels = pix, .policy = p1};
+    acm_result r1 = {.logits = l1, .kmap = k1}, r2 = {.logits = l2, .kmap = k2};
+    cr_assert_eq(acm_worker_run(w, &it, &r1, 1, err, sizeof err), 0, "%s", err);
+    it.policy = p2;
+    cr_assert_eq(acm_worker_run(w, &it, &r2, 1, err, sizeof err), 0, "%s", err);
+    int differ = memcmp(k1, k2, n) != 0;
+    free(k1);
+    free(k2);
+    return differ;
+}
+
+Test(acm_exec, film_decisions_follow_beta) {
+    for (int film = 0; film <= 1; film++) {
+        vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,
+                        .mlp_hidden = 384, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 7,
+                        .film = film};
+        vr_store st;
+        char err[256];
+        acm_model *m = vr_build(&vc, &st, err, sizeof err);
+        cr_assert(m, "%s", err);
+        acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 1}, err, sizeof err);
+        cr_assert(w, "%s", err);
+        float pix[3 * 32 * 32];
+        uint64_t rng = 99;
+        for (int i = 0; i < 3 * 32 * 32; i++) pix[i] = (float)(4.0 * vr_uniform(&rng) - 2.0);
+        acm_policy lo = {.kind = ACM_POLICY_MEAN, .beta = 0.25f, .lambda_set = 1, .lambda = 0.5f};
+        acm_policy hi = lo;
+        hi.beta = 0.75f;
+        acm_policy amax = {.kind = ACM_POLICY_ARGMAX, .beta = 0.9f};
+        acm_policy mid = {.kind = ACM_POLICY_MEAN, .beta = 0.5f, .lambda_set = 1, .lambda = 0.0f};
+        acm_policy mid2 = mid;
+        mid2.beta = 0.9f;
+        if (film) {
+            cr_expect(kmaps_differ(m, w, pix, lo, hi), "FiLM gates: the same decisions at beta 0.25 and 0.75");
+            /* ARGMAX sees gate_beta 0.5 whatever policy.beta says: MEAN with lambda 0 at beta 0.5 decides alike */
+            cr_expect(!kmaps_differ(m, w, pix, amax, mid), "ARGMAX must see budget.gate_beta (0.5)");
+            cr_expect(kmaps_differ(m, w, pix, amax, mid2), "MEAN with lambda 0 at beta 0.9 should differ from 0.5");
+        } else {
+            cr_expect(!kmaps_differ(m, w, pix, lo, hi), "unconditioned gates must ignore beta");
+            cr_expect(!kmaps_differ(m, w, pix, amax, mid2), "unconditioned: ARGMAX = MEAN with lambda 0");
+        }
+        acm_worker_free(w);
+        acm_model_free(m);
+        vr_store_free(&st);
+    }
 }

@@ -13,6 +13,7 @@
 #include "acm.h"
 #include "model.h"
 #include "safetensors.h"
+#include "train/acm_module.h"
 
 #define SRC "tests/golden/vit_a.safetensors"
 
@@ -334,5 +335,167 @@ Test(model, cap_order_level_is_read_and_followed) {
     acm_worker_free(w);
     acm_model_free(model);
     unlink(path);
+    mut_close(&m);
+}
+
+/* ---- budget-conditioned (FiLM) gates: NAME.gate.film.scale / .shift [gh] and budget.gate_beta (model.h) ---------- */
+
+static float film_s[16], film_h[16], film_bad[17];
+
+/* Adds FiLM to blocks.0.mlp of the golden model (gh = 16, the input width of gate.2) and, if gate_beta > 0, the
+ * budget.gate_beta it needs. */
+static void add_film(mut *m, int scale, int shift, double gate_beta) {
+    for (int j = 0; j < 16; j++) film_s[j] = (float)sin(0.7 * j + 0.3), film_h[j] = (float)cos(1.3 * j);
+    if (scale) m->t[m->n++] = (acm_st_out){"blocks.0.mlp.gate.film.scale", ACM_ST_F32, 1, {16}, film_s};
+    if (shift) m->t[m->n++] = (acm_st_out){"blocks.0.mlp.gate.film.shift", ACM_ST_F32, 1, {16}, film_h};
+    if (gate_beta > 0) json_object_set_new(json_object_get(m->acm, "budget"), "gate_beta", json_real(gate_beta));
+}
+
+static acm_model *write_and_load(mut *m, char *err, size_t errlen) {
+    char path[] = "/tmp/acm-model-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char *js = json_dumps(m->acm, JSON_COMPACT);
+    json_t *meta = json_pack("{s:s}", "acm", js);
+    free(js);
+    cr_assert_eq(acm__st_write(path, m->t, m->n, meta, err, errlen), 0, "%s", err);
+    json_decref(meta);
+    acm_model *model = acm_model_load(path, err, errlen);
+    unlink(path);
+    return model;
+}
+
+/* The engine's collapsed FiLM gate, A z + c + beta (B z + c'), equals the training forward (three layers, FiLM on the
+ * second hidden layer; train/acm_module.c) on random inputs at several beta, one per row. */
+Test(model, film_gate_collapse_equals_training_forward) {
+    mut m;
+    mut_open(&m);
+    add_film(&m, 1, 1, 0.625);
+    char err[512];
+    acm_model *model = write_and_load(&m, err, sizeof err);
+    cr_assert(model, "%s", err);
+    const acm_config *c = acm_model_config(model);
+    cr_expect_eq(c->film_gates, 1);
+    cr_expect_float_eq(c->gate_beta, 0.625f, 1e-7);
+    const acm__module *md = &model->blocks[0].mod[ACM_POS_MLP];
+    cr_assert(md->info.film && md->gate_rows == 2 * md->choices);
+    cr_expect(!model->blocks[1].mod[ACM_POS_MLP].info.film, "only blocks.0.mlp has FiLM");
+    /* the training layout over the file's gate tensors */
+    const int D = 36, C = md->choices, M = 6;
+    acmt_acm_layout L;
+    acmt_acm_layout_init(&L, "blocks.0.mlp", D, D, md->info.n, md->info.h, 1, 16);
+    float *p = calloc((size_t)L.numel, sizeof(float));
+    static const char *nm[6] = {"gate.0.weight", "gate.0.bias", "gate.1.weight", "gate.1.bias", "gate.2.weight",
+                                "gate.2.bias"};
+    const int64_t off[6] = {L.g0w, L.g0b, L.g1w, L.g1b, L.g2w, L.g2b};
+    for (int j = 0; j < 6; j++) {
+        char full[96];
+        snprintf(full, sizeof full, "blocks.0.mlp.%s", nm[j]);
+        const acm_st_out *t = &m.t[find(&m, full)];
+        int64_t n = t->shape[0] * (t->ndim > 1 ? t->shape[1] : 1);
+        memcpy(p + off[j], t->data, sizeof(float) * (size_t)n);
+    }
+    float fp[32], z[6 * 36];
+    const float beta[6] = {0.1f, 0.25f, 0.5f, 0.625f, 0.75f, 1.0f};
+    memcpy(fp, film_s, sizeof film_s);
+    memcpy(fp + 16, film_h, sizeof film_h);
+    for (int i = 0; i < M * D; i++) z[i] = (float)(1.5 * sin(0.37 * i + 1));
+    acmt_acm_acts a;
+    cr_assert_eq(acmt_acm_acts_alloc(&a, &L, M), 0);
+    acmt_film f = {fp, NULL, beta};
+    acmt_acm_gate_forward_film(&a, p, &f, &L, z, D, M);
+    double maxd = 0, maxl = 1, spread = 0;
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < C; k++) {
+            double e = md->gate_b[k], eb = md->gate_b[C + k];
+            for (int d = 0; d < D; d++) {
+                e += (double)md->gate_w[k * D + d] * z[i * D + d];
+                eb += (double)md->gate_w[(C + k) * D + d] * z[i * D + d];
+            }
+            double got = e + beta[i] * eb, want = a.logits[i * C + k];
+            maxd = fmax(maxd, fabs(got - want));
+            maxl = fmax(maxl, fabs(want));
+            spread = fmax(spread, fabs(beta[i] * eb)); /* the beta term matters */
+        }
+    cr_expect_leq(maxd / maxl, 1e-5, "collapsed FiLM gate vs training forward: max|Δ| %.3g (scale %.3g)", maxd, maxl);
+    cr_expect_gt(spread, 0.1, "the FiLM term is negligible (%.3g): the test would not see it", spread);
+    acmt_acm_acts_free(&a);
+    free(p);
+    acm_model_free(model);
+    mut_close(&m);
+}
+
+Test(model, film_needs_both_tensors) {
+    mut m;
+    mut_open(&m);
+    add_film(&m, 1, 0, 0.5);
+    expect_load_error(&m, "'blocks.0.mlp.gate.film.scale' without 'blocks.0.mlp.gate.film.shift'");
+    mut_close(&m);
+    mut_open(&m);
+    add_film(&m, 0, 1, 0.5);
+    expect_load_error(&m, "'blocks.0.mlp.gate.film.shift' without 'blocks.0.mlp.gate.film.scale'");
+    mut_close(&m);
+}
+
+Test(model, film_wrong_shape) {
+    mut m;
+    mut_open(&m);
+    add_film(&m, 1, 0, 0.5);
+    m.t[m.n++] = (acm_st_out){"blocks.0.mlp.gate.film.shift", ACM_ST_F32, 1, {17}, film_bad};
+    expect_load_error(&m, "'blocks.0.mlp.gate.film.shift' has shape [17], expected [16]");
+    mut_close(&m);
+}
+
+Test(model, film_needs_gate_beta) {
+    mut m;
+    mut_open(&m);
+    add_film(&m, 1, 1, 0);
+    expect_load_error(&m, "budget.gate_beta");
+    mut_close(&m);
+    mut_open(&m);
+    add_film(&m, 1, 1, 1.5);
+    expect_load_error(&m, "budget.gate_beta must be in (0, 1]");
+    mut_close(&m);
+}
+
+Test(model, film_on_single_layer_gate) {
+    mut m;
+    mut_open(&m);
+    /* blocks.0.mlp's gate becomes one layer [5, 36] */
+    static float w[5 * 36], b[5];
+    static const char *gone[4] = {"blocks.0.mlp.gate.1.weight", "blocks.0.mlp.gate.1.bias",
+                                  "blocks.0.mlp.gate.2.weight", "blocks.0.mlp.gate.2.bias"};
+    for (int j = 0; j < 4; j++) {
+        int i = find(&m, gone[j]);
+        m.t[i] = m.t[--m.n];
+    }
+    m.t[find(&m, "blocks.0.mlp.gate.0.weight")] =
+        (acm_st_out){"blocks.0.mlp.gate.0.weight", ACM_ST_F32, 2, {5, 36}, w};
+    m.t[find(&m, "blocks.0.mlp.gate.0.bias")] = (acm_st_out){"blocks.0.mlp.gate.0.bias", ACM_ST_F32, 1, {5}, b};
+    {
+        char err[512];
+        acm_model *ok = write_and_load(&m, err, sizeof err);
+        cr_assert(ok, "a one-layer gate without FiLM loads: %s", err);
+        acm_model_free(ok);
+    }
+    add_film(&m, 1, 1, 0.5);
+    expect_load_error(&m, "FiLM on a gate of a single layer");
+    mut_close(&m);
+}
+
+Test(model, models_without_film_are_unconditioned) {
+    mut m;
+    mut_open(&m);
+    json_object_set_new(json_object_get(m.acm, "budget"), "gate_beta", json_real(0.5)); /* ignored without FiLM */
+    char err[512];
+    acm_model *model = write_and_load(&m, err, sizeof err);
+    cr_assert(model, "%s", err);
+    const acm_config *c = acm_model_config(model);
+    cr_expect_eq(c->film_gates, 0);
+    for (int a = 0; a < c->num_acms; a++) {
+        cr_expect(!acm_model_acm(model, a)->film);
+        cr_expect_eq(model->acms[a]->gate_rows, model->acms[a]->choices);
+    }
+    acm_model_free(model);
     mut_close(&m);
 }

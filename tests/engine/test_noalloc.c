@@ -159,3 +159,17 @@ Test(noalloc, random_all_acm) {
     acm_model_free(m);
     vr_store_free(&st);
 }
+
+/* Budget-conditioned (FiLM) gates: the A|B gate halves and their per-item combination allocate nothing either. */
+Test(noalloc, random_film_all_acm) {
+    vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,
+                    .mlp_hidden = 384, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 5, .film = 1};
+    vr_store st;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err);
+    cr_assert(m, "%s", err);
+    cr_assert_gt(acm_model_config(m)->film_gates, 0);
+    check("random FiLM all-ACM", m);
+    acm_model_free(m);
+    vr_store_free(&st);
+}

@@ -2,9 +2,12 @@
  * test_acmize.c — a tiny end-to-end conversion: `acm-train base` makes a small static ViT from 512 images, then
  * `acm-train acmize` runs all three phases on it. Checks: the budget loss falls during phase 3 (the target is far
  * below where the gates start), the output is a valid ACM model for the engine, and a run stopped in the middle and
- * resumed writes a byte-identical model.
+ * resumed writes a byte-identical model. Then phase 3 again from the kept phase-2 checkpoint (written without FiLM)
+ * with --film: the model has budget-conditioned gates whose logits move with beta, and after calibration MEAN
+ * realises each budget it is asked for.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -14,6 +17,7 @@
 
 #include "acm.h"
 #include "safetensors.h"
+#include "vit.h"
 
 static char dir[64];
 static const char *bin(void) {
@@ -63,7 +67,7 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
         sh("%s base --config /tmp/acm-acmize-tiny.json --out %s --resume --quiet > /dev/null 2>&1", bin(), base_model);
     }
     cr_assert_eq(access(base_model, F_OK), 0, "no base model");
-    sh("%s acmize --base %s --out %s/a.safetensors " ACMIZE_ARGS, bin(), base_model, dir);
+    sh("%s acmize --base %s --out %s/a.safetensors --keep-phase-ckpts " ACMIZE_ARGS, bin(), base_model, dir);
     /* the same run, stopped after 30 steps (inside phase 2) and resumed */
     sh("%s acmize --base %s --out %s/b.safetensors --max-steps 30 " ACMIZE_ARGS, bin(), base_model, dir);
     sh("%s acmize --base %s --out %s/b.safetensors --resume " ACMIZE_ARGS, bin(), base_model, dir);
@@ -171,7 +175,88 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
     cr_expect_eq(acm_model_acm(m, 4)->n, 4);
     cr_expect_str_eq(acm_model_acm(m, 4)->name, "blocks.0.mlp");
     cr_expect_gt(c->beta_min, 0.0f);
+    cr_expect_eq(c->film_gates, 0);
     acm_model_free(m);
+
+    /* budget-conditioned gates: phase 3 only, from the phase-2 checkpoint written without FiLM */
+    sh("%s acmize --base %s --out %s/f.safetensors --resume --ckpt %s/a.safetensors.ckpt.phase2 --film " ACMIZE_ARGS
+       " --beta-sample 0.25:1", /* after ACMIZE_ARGS' --beta: the last one wins */
+       bin(), base_model, dir, dir);
+    {
+        /* its checkpoint holds FiLM parameters: resuming it without --film is refused */
+        char cmd[1024], out[1024] = "";
+        snprintf(cmd, sizeof cmd, "%s acmize --base %s --out %s/f.safetensors --resume --ckpt %s/a.safetensors.ckpt.phase2 "
+                 ACMIZE_ARGS " 2>&1", bin(), base_model, dir, dir);
+        FILE *p = popen(cmd, "r");
+        size_t got = fread(out, 1, sizeof out - 1, p);
+        out[got] = 0;
+        cr_expect_neq(pclose(p), 0, "resuming a --film checkpoint without --film must fail");
+        cr_expect(strstr(out, "resume it with --film"), "message: %s", out);
+    }
+    snprintf(path, sizeof path, "%s/f.safetensors", dir);
+    {
+        acm_st_file ff;
+        cr_assert_eq(acm__st_open(&ff, path, err, sizeof err), 0, "%s", err);
+        const acm_st_tensor *sc = acm__st_find(&ff, "blocks.0.mlp.gate.film.scale"),
+                            *sf = acm__st_find(&ff, "blocks.0.mlp.gate.film.shift");
+        cr_assert(sc && sf, "no FiLM tensors in the --film model");
+        double n2 = 0;
+        for (int64_t i = 0; i < sc->numel; i++) n2 += fabs(((const float *)sc->data)[i]);
+        for (int64_t i = 0; i < sf->numel; i++) n2 += fabs(((const float *)sf->data)[i]);
+        cr_expect_gt(n2, 0.0, "phase 3 did not train the FiLM parameters");
+        acm__st_close(&ff);
+    }
+    m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "%s", err);
+    c = acm_model_config(m);
+    cr_expect_eq(c->film_gates, 5);
+    cr_expect_float_eq(c->gate_beta, 0.625f, 1e-6, "gate_beta %g: the middle of 0.25:1", (double)c->gate_beta);
+    {
+        /* the same input at one lambda and two budgets: the gates' logits differ */
+        char e2[256];
+        acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 2}, e2, sizeof e2);
+        cr_assert(w, "%s", e2);
+        const int T = c->tokens, A = c->num_acms, Cmax = m->max_choices;
+        float pix[2 * 28 * 28], lg[2 * 10], *glog = calloc((size_t)A * 2 * T * Cmax, sizeof(float));
+        for (int i = 0; i < 28 * 28; i++) pix[i] = pix[28 * 28 + i] = (float)sin(0.05 * i);
+        acm_item it[2] = {{.pixels = pix, .policy = {.kind = ACM_POLICY_MEAN, .beta = 0.25f, .lambda_set = 1}},
+                          {.pixels = pix + 28 * 28, .policy = {.kind = ACM_POLICY_MEAN, .beta = 1.0f, .lambda_set = 1}}};
+        acm_result rr[2] = {{.logits = lg}, {.logits = lg + 10}};
+        acm__worker_scratch(w)->gate_log = glog;
+        cr_assert_eq(acm_worker_run(w, it, rr, 2, e2, sizeof e2), 0, "%s", e2);
+        double maxd = 0; /* first ACM (the input is identical there): item 0 vs item 1 */
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < acm_model_acm(m, 0)->n; k++)
+                maxd = fmax(maxd, fabs(glog[(size_t)t * Cmax + k] - glog[((size_t)T + t) * Cmax + k]));
+        cr_expect_gt(maxd, 1e-6, "FiLM gate logits do not depend on beta (max |Δ| %.3g)", maxd);
+        free(glog);
+        acm_worker_free(w);
+    }
+    acm_model_free(m);
+    /* calibration keeps gate_beta and conditions the gates on each beta: MEAN then realises it on the test set */
+    sh("%s calibrate %s/f.safetensors --val-size 100 --images 100 --betas 0.3:0.9:0.3 > %s/calf.log 2>&1 || "
+       "(cat %s/calf.log; false)",
+       bin(), dir, dir, dir);
+    m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "%s", err);
+    cr_expect_float_eq(acm_model_config(m)->gate_beta, 0.625f, 1e-6, "calibration lost budget.gate_beta");
+    acm_model_free(m);
+    const double betas[2] = {0.3, 0.9};
+    double real[2];
+    for (int i = 0; i < 2; i++) {
+        char cmd[1024], out[4096] = "";
+        snprintf(cmd, sizeof cmd, "%s eval %s --policy mean --budget %.2f --json", bin(), path, betas[i]);
+        FILE *p = popen(cmd, "r");
+        size_t got = fread(out, 1, sizeof out - 1, p);
+        out[got] = 0;
+        cr_assert_eq(pclose(p), 0, "%s", cmd);
+        const char *r = strstr(out, "\"budget_realised\"");
+        cr_assert(r, "no budget_realised in %s", out);
+        r = strstr(r, "\"mean\"");
+        cr_assert(r && sscanf(r, "\"mean\": %lf", &real[i]) == 1, "cannot parse %s", out);
+        cr_expect(fabs(real[i] - betas[i]) < 0.05, "MEAN at %.2f realised %.4f", betas[i], real[i]);
+    }
+    cr_log_info("FiLM model after calibration: mean realises %.4f at 0.3, %.4f at 0.9", real[0], real[1]);
 }
 
 Test(acmize, bad_arguments_are_refused) {

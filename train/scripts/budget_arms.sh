@@ -7,6 +7,7 @@
 # usage: bash train/scripts/budget_arms.sh PHASE2_CKPT DIR EPOCHS3 ARM...      (BUILD=build SEED=1 in the environment)
 #   arms:  dedicated:B     phase 3 with beta_target B (the paper: one model per budget)
 #          sampled:LO:HI   beta_target drawn per batch in [LO, HI] (one model, lambda calibration)
+#          film:LO:HI      sampled, with budget-conditioned gates (--film: the gates see the drawn beta)
 #          uniform:K       no gates, every token runs K learners (the uniform baseline, evaluated with --policy fixed)
 #          nole:B / nold:B / noaux:B   dedicated B without the entropy loss / the diversity loss / both (ablation)
 # SEED seeds phase 3 (--phase3-seed: order, augmentation and Gumbel streams); phases 1-2 are the checkpoint's.
@@ -16,7 +17,7 @@
 # arm with its K. Calibration (acm-train calibrate --betas 0.25:0.75:0.125) also records the CAP order that wins on
 # held-out images; an arm folder without the file `calibrated` is (re)calibrated with this script's binary.
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,14p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,15p "$0"; exit 2; }
 P2=$1; DIR=$2; E3=$3; shift 3
 B=${BUILD:-build}; SEED=${SEED:-1}
 [ -f "$P2" ] || { echo "budget_arms: no phase-2 checkpoint $P2" >&2; exit 1; }
@@ -45,6 +46,7 @@ for arm in "$@"; do
     case $kind in
         dedicated) opts+=(--beta "$arg") ;;
         sampled) opts+=(--beta-sample "$arg") ;;
+        film) opts+=(--beta-sample "$arg" --film) ;;
         uniform) opts+=(--uniform "$arg") ;;
         nole) opts+=(--beta "$arg" --weights 0.1,0,0.05) ;;
         nold) opts+=(--beta "$arg" --weights 0.1,0.05,0) ;;
