@@ -46,7 +46,7 @@ cat "$DIR/shipped.tsv" >> "$all"
     echo "|---|---|---|---|---|---|---|"
     awk -F'\t' '{printf "| %s | %s | %s | %s | %s%% | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$all"
     echo
-    echo "Best exact-budget policy (mean, cap in gain or level order) of each arm at each β; uniform arms at k = 4β:"
+    echo "Best exact-budget policy (mean, cap in gain or level order) of each arm at each β; uniform arms (no gates, N = 4) at β = k/4:"
     echo
     echo "| β | arm | seed | best policy | accuracy |"
     echo "|---|---|---|---|---|"
@@ -54,7 +54,7 @@ cat "$DIR/shipped.tsv" >> "$all"
             key = $4 "\t" $1 "\t" $2
             if (!(key in best) || $5 > best[key]) { best[key] = $5; pol[key] = $3 }
         }
-        $3 == "fixed" { b = $4 / 4; key = b "\t" $1 "\t" $2; best[key] = $5; pol[key] = "fixed k=" $4 }
+        $3 == "fixed" && $1 ~ /^uniform/ { b = $4 / 4; key = b "\t" $1 "\t" $2; best[key] = $5; pol[key] = "fixed k=" $4 }
         END { for (k in best) { split(k, f, "\t"); printf "%s\t%s\t%s\t%s\t%s\n", f[1], f[2], f[3], pol[k], best[k] } }' \
         "$all" | sort -t$'\t' -k1,1n -k5,5nr | awk -F'\t' '{printf "| %s | %s | %s | %s | %s%% |\n", $1, $2, $3, $4, $5}'
 } > "$DIR/report.md"
