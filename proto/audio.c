@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <soxr.h>
 #include <sndfile.h>
 #include <stdarg.h>
@@ -21,6 +22,9 @@
 #include <strings.h>
 
 #define WAV_MAX_HEADER ((size_t)1 << 20) /* chunks before "data" (LIST, bext, ...) larger than this are refused */
+/* Float samples (WAV IEEE float, or what libsndfile decodes) beyond this magnitude, NaN or infinite are refused: they
+ * are not audio, and summed across channels or through the resampler's filter they would overflow to infinity. */
+#define SAMPLE_MAX 65536.0f
 
 typedef enum { ENC_U8, ENC_S16LE, ENC_S16BE, ENC_S24LE, ENC_S32LE, ENC_F32LE, ENC_F64LE } enc_t;
 typedef enum { ST_HEADER, ST_DATA, ST_BUFFER, ST_DONE, ST_FAILED } state_t;
@@ -342,6 +346,11 @@ static float sample_at(enc_t e, const uint8_t *p) {
     return 0.0f;
 }
 
+static int bad_sample(float v, uint64_t frame, char *err, size_t errlen) {
+    return fail(err, errlen, ACM_AUDIO_EINVAL, "audio: float sample %g in frame %llu is not a finite number within "
+                "[-%g, %g]", (double)v, (unsigned long long)frame, (double)SAMPLE_MAX, (double)SAMPLE_MAX);
+}
+
 /* Sample bytes (after any header) -> mono -> output. */
 static int feed_data(acm_audio_stream *s, const uint8_t *b, size_t n, float *out, size_t out_cap, size_t *w,
                      char *err, size_t errlen) {
@@ -362,12 +371,17 @@ static int feed_data(acm_audio_stream *s, const uint8_t *b, size_t n, float *out
     size_t bps = (size_t)enc_bytes(s->enc);
     float inv = 1.0f / (float)s->channels;
     size_t f = 0;
+    const int is_float = s->enc == ENC_F32LE || s->enc == ENC_F64LE;
     /* first frame: completes the carry */
     if (s->carry_len && frames) {
         size_t need = fb - s->carry_len;
         memcpy(s->carry + s->carry_len, b, need);
         float acc = 0;
-        for (int c = 0; c < s->channels; c++) acc += sample_at(s->enc, s->carry + (size_t)c * bps);
+        for (int c = 0; c < s->channels; c++) {
+            float v = sample_at(s->enc, s->carry + (size_t)c * bps);
+            if (is_float && !(fabsf(v) <= SAMPLE_MAX)) return bad_sample(v, s->in_frames, err, errlen);
+            acc += v;
+        }
         s->mono[f++] = s->channels == 1 ? acc : acc * inv;
         b += need;
         n -= need;
@@ -375,7 +389,11 @@ static int feed_data(acm_audio_stream *s, const uint8_t *b, size_t n, float *out
     }
     for (; f < frames; f++) {
         float acc = 0;
-        for (int c = 0; c < s->channels; c++) acc += sample_at(s->enc, b + (size_t)c * bps);
+        for (int c = 0; c < s->channels; c++) {
+            float v = sample_at(s->enc, b + (size_t)c * bps);
+            if (is_float && !(fabsf(v) <= SAMPLE_MAX)) return bad_sample(v, s->in_frames + f, err, errlen);
+            acc += v;
+        }
         s->mono[f] = s->channels == 1 ? acc : acc * inv;
         b += fb;
         n -= fb;
@@ -598,7 +616,14 @@ static int decode_sndfile(acm_audio_stream *s, float *out, size_t out_cap, size_
         }
         for (sf_count_t i = 0; i < got; i++) {
             float acc = 0;
-            for (int c = 0; c < info.channels; c++) acc += tmp[i * info.channels + c];
+            for (int c = 0; c < info.channels; c++) {
+                float v = tmp[i * info.channels + c];
+                if (!(fabsf(v) <= SAMPLE_MAX)) {
+                    rc = bad_sample(v, s->in_frames - (uint64_t)got + (uint64_t)i, err, errlen);
+                    goto done;
+                }
+                acc += v;
+            }
             s->mono[i] = acc / (float)info.channels;
         }
         size_t before = *w;

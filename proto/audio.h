@@ -43,7 +43,8 @@
 
 enum {
     ACM_AUDIO_EFORMAT = -1,  /* unknown or unsupported media type or encoding */
-    ACM_AUDIO_EINVAL = -2,   /* malformed parameters (rate, channels) or malformed bytes */
+    ACM_AUDIO_EINVAL = -2,   /* malformed parameters (rate, channels) or malformed bytes (also: a float sample that
+                              * is NaN, infinite or beyond +-65536) */
     ACM_AUDIO_ETRUNC = -3,   /* the bytes end before the declared data does */
     ACM_AUDIO_EEMPTY = -4,   /* no samples at all */
     ACM_AUDIO_ETOOLONG = -5, /* more than params.max_samples output samples */

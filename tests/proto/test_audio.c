@@ -549,3 +549,44 @@ Test(audio, resample_helper) {
     cr_assert(!memcmp(x, y, n * sizeof *x), "16 kHz passes through bit-exactly");
     free(y), free(x);
 }
+
+/* Float WAV samples that are NaN, infinite or absurdly large are refused with a message (fuzzing found NaN reaching
+ * the output through libsndfile), on the streaming path (IEEE float 32 and 64) and through libsndfile (FLAC holds no
+ * floats, so a WAV with a header only libsndfile reads: WAVE_FORMAT_EXTENSIBLE float with 24-byte cb). */
+Test(audio, non_finite_float_samples_are_refused) {
+    const float bad[] = {NAN, INFINITY, -INFINITY, 1e30f};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        for (int bits = 32; bits <= 64; bits += 32) {
+            bytes o = {0};
+            wav_header(&o, 3, 2, 16000, bits, (uint32_t)(4 * 2 * bits / 8), 0, 0);
+            for (int f = 0; f < 4; f++)
+                for (int c = 0; c < 2; c++) {
+                    double v = f == 2 && c == 1 ? (double)bad[i] : 0.25;
+                    if (bits == 32) {
+                        float x = (float)v;
+                        put(&o, &x, 4);
+                    } else {
+                        put(&o, &v, 8);
+                    }
+                }
+            float *out = NULL;
+            size_t n = 0;
+            char err[256] = "";
+            int rc = decode("audio/wav", o.b, o.n, &out, &n, err);
+            cr_expect_eq(rc, ACM_AUDIO_EINVAL, "value %g, %d bits: rc %d (%s)", (double)bad[i], bits, rc, err);
+            cr_expect(strstr(err, "frame 2") && strstr(err, "not a finite number"), "message: %s", err);
+            free(out);
+            free(o.b);
+        }
+    /* through libsndfile: a float WAV it wrote itself, with one NaN */
+    float x[8] = {0.1f, 0.2f, 0.3f, NAN, 0.1f, 0.2f, 0.3f, 0.4f};
+    bytes o = sndfile_bytes(SF_FORMAT_WAVEX | SF_FORMAT_FLOAT, 16000, 1, x, 8);
+    float *out = NULL;
+    size_t n = 0;
+    char err[256] = "";
+    int rc = decode("audio/wav", o.b, o.n, &out, &n, err);
+    cr_expect_eq(rc, ACM_AUDIO_EINVAL, "libsndfile path: rc %d (%s)", rc, err);
+    cr_expect(strstr(err, "not a finite number"), "message: %s", err);
+    free(out);
+    free(o.b);
+}
