@@ -56,30 +56,39 @@ static void usage(FILE *f) {
                "  --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n");
 }
 
+/* Runs held-out images [i, i + nb) through worker w of model m under policy p: results in res (logits into c->logits,
+ * k maps into c->kmap), true labels into y. Exits on an engine error (the batch is always valid here). */
+static void run_heldout(calib *c, const acm_model *m, acm_worker *w, acm_policy p, int64_t i, int nb,
+                        acm_result *res, int32_t *y) {
+    const acm_config *cfg = acm_model_config(m);
+    const int64_t img = (int64_t)cfg->image_size * cfg->image_size;
+    acm_item items[256];
+    int32_t idx[256];
+    for (int b = 0; b < nb; b++) idx[b] = (int32_t)(i + b);
+    acmt_make_batch(c->x, y, c->set, idx, nb, NULL, NULL);
+    for (int b = 0; b < nb; b++) {
+        items[b] = (acm_item){.pixels = c->x + b * img, .policy = p};
+        res[b] = (acm_result){.logits = c->logits + b * cfg->num_classes,
+                              .kmap = c->kmap + (int64_t)b * cfg->num_acms * cfg->tokens};
+    }
+    char err[256];
+    if (acm_worker_run(w, items, res, nb, err, sizeof err)) {
+        fprintf(stderr, "acm-train calibrate: %s\n", err);
+        exit(1);
+    }
+}
+
 /* Runs the held-out images under MEAN with an explicit lambda, the gates seeing budget beta; records a point. */
 static point *eval_lambda(calib *c, double lambda, double beta) {
     const acm_config *cfg = acm_model_config(c->m);
-    const int A = cfg->num_acms, T = cfg->tokens, K = cfg->num_classes;
-    const int64_t img = (int64_t)cfg->image_size * cfg->image_size;
+    const int A = cfg->num_acms, T = cfg->tokens;
     double *frac = calloc((size_t)A, sizeof(double)), realised = 0;
-    acm_item items[256];
+    const acm_policy pol = {.kind = ACM_POLICY_MEAN, .beta = (float)beta, .lambda_set = 1, .lambda = (float)lambda};
     acm_result res[256];
     for (int64_t i = 0; i < c->n; i += c->batch) {
         int nb = (int)(c->n - i < c->batch ? c->n - i : c->batch);
-        int32_t idx[256], y[256];
-        for (int b = 0; b < nb; b++) idx[b] = (int32_t)(i + b);
-        acmt_make_batch(c->x, y, c->set, idx, nb, NULL, NULL);
-        for (int b = 0; b < nb; b++) {
-            items[b] = (acm_item){.pixels = c->x + b * img,
-                                  .policy = {.kind = ACM_POLICY_MEAN, .beta = (float)beta, .lambda_set = 1,
-                                             .lambda = (float)lambda}};
-            res[b] = (acm_result){.logits = c->logits + b * K, .kmap = c->kmap + (int64_t)b * A * T};
-        }
-        char err[256];
-        if (acm_worker_run(c->w, items, res, nb, err, sizeof err)) {
-            fprintf(stderr, "acm-train calibrate: %s\n", err);
-            exit(1);
-        }
+        int32_t y[256];
+        run_heldout(c, c->m, c->w, pol, i, nb, res, y);
         for (int b = 0; b < nb; b++) {
             realised += res[b].budget;
             for (int a = 0; a < A; a++) {
@@ -234,26 +243,13 @@ static int rewrite(const char *in, const char *out, json_t *budget, json_t *cali
 
 /* Held-out images that model m classifies right under policy p. */
 static int64_t count_correct(calib *c, const acm_model *m, acm_worker *w, acm_policy p) {
-    const acm_config *cfg = acm_model_config(m);
-    const int64_t img = (int64_t)cfg->image_size * cfg->image_size;
-    const int K = cfg->num_classes;
-    acm_item items[256];
+    const int K = acm_model_config(m)->num_classes;
     acm_result res[256];
     int64_t right = 0;
     for (int64_t i = 0; i < c->n; i += c->batch) {
         int nb = (int)(c->n - i < c->batch ? c->n - i : c->batch);
-        int32_t idx[256], y[256];
-        for (int b = 0; b < nb; b++) idx[b] = (int32_t)(i + b);
-        acmt_make_batch(c->x, y, c->set, idx, nb, NULL, NULL);
-        for (int b = 0; b < nb; b++) {
-            items[b] = (acm_item){.pixels = c->x + b * img, .policy = p};
-            res[b] = (acm_result){.logits = c->logits + b * K};
-        }
-        char err[256];
-        if (acm_worker_run(w, items, res, nb, err, sizeof err)) {
-            fprintf(stderr, "acm-train calibrate: %s\n", err);
-            exit(1);
-        }
+        int32_t y[256];
+        run_heldout(c, m, w, p, i, nb, res, y);
         for (int b = 0; b < nb; b++) {
             int best = 0;
             for (int k = 1; k < K; k++)
