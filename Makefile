@@ -187,7 +187,7 @@ fuzz:
 # ---- benchmarks: bench/NAME.c -> $(B)/bench/NAME, linked with every library of ours; bench/*.sh run them ----------
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
-$(B)/bench/%: bench/%.c $(LIBS_OURS)
+$(B)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIBS_OURS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIBS_OURS) $(ALL_LIBS) $(LDFLAGS)
 

@@ -27,6 +27,8 @@
 #include <time.h>
 
 #include "acm.h"
+#define BENCH_NAME "acm_exec"
+#include "bench/bench_util.h"
 #include "bench/vit_random.h"
 #include "idx.h"
 #include "kernels.h"
@@ -36,39 +38,6 @@
 #define MAXB 64
 #define MAXBETA 8
 #define MAXR 64
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(const double *v, int n) {
-    double t[MAXR];
-    memcpy(t, v, sizeof(double) * (size_t)n);
-    qsort(t, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
-static void die(const char *what, const char *err) {
-    fprintf(stderr, "acm_exec: %s: %s\n", what, err);
-    exit(1);
-}
-
-static int parse_list(const char *s, double *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        out[n++] = strtod(s, &end);
-        if (end == s) break;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
 
 /* ---- sgemm ceiling: the static forward's three GEMM shapes at rows = B*T ------------------------------------------ */
 typedef struct {
@@ -80,10 +49,10 @@ static double ceiling(gemm_bufs *g, int rows, int D, int Hd) {
     double best = 0;
     for (int s = 0; s < 3; s++)
         for (int rep = 0; rep < 2; rep++) {
-            double t0 = now_s();
+            double t0 = bu_now_s();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, shp[s][1], shp[s][0], 1.0f, g->a, shp[s][0],
                         g->b, shp[s][0], 0.0f, g->c, shp[s][1]);
-            double gf = 2.0 * rows * shp[s][0] * shp[s][1] / (now_s() - t0) / 1e9;
+            double gf = 2.0 * rows * shp[s][0] * shp[s][1] / (bu_now_s() - t0) / 1e9;
             if (gf > best) best = gf;
         }
     return best;
@@ -100,9 +69,9 @@ typedef struct {
 
 static double forward(runner *r, int B, double *flops) {
     char err[256];
-    double t0 = now_s();
-    if (acm_worker_run(r->w, r->items, r->res, B, err, sizeof err)) die("acm_worker_run", err);
-    double t = now_s() - t0;
+    double t0 = bu_now_s();
+    if (acm_worker_run(r->w, r->items, r->res, B, err, sizeof err)) bu_die("acm_worker_run", err);
+    double t = bu_now_s() - t0;
     if (flops) {
         *flops = 0;
         for (int b = 0; b < B; b++) *flops += r->res[b].flops;
@@ -122,18 +91,6 @@ static void *tp_thread(void *p) {
     return NULL;
 }
 
-static void read_file(const char *path, uint8_t **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) die(path, "cannot open");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc((size_t)n);
-    if (!*buf || fread(*buf, 1, (size_t)n, f) != (size_t)n) die(path, "cannot read");
-    fclose(f);
-    *len = (size_t)n;
-}
-
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv);
     int threads = acm_cpu_count(), rounds = 5, depth = 12, do_fwd = 1, do_mod = 1, tp_batches = 0;
@@ -146,8 +103,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--depth") && i + 1 < argc) depth = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--batches") && i + 1 < argc) nbatch = parse_list(argv[++i], batches_d, 4);
-        else if (!strcmp(argv[i], "--betas") && i + 1 < argc) nbeta = parse_list(argv[++i], betas, MAXBETA);
+        else if (!strcmp(argv[i], "--batches") && i + 1 < argc) nbatch = bu_parse_list(argv[++i], batches_d, 4);
+        else if (!strcmp(argv[i], "--betas") && i + 1 < argc) nbeta = bu_parse_list(argv[++i], betas, MAXBETA);
         else if (!strcmp(argv[i], "--no-forward")) do_fwd = 0;
         else if (!strcmp(argv[i], "--no-modules")) do_mod = 0;
         else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) tp_batches = atoi(argv[++i]);
@@ -164,10 +121,10 @@ int main(int argc, char **argv) {
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    if (rounds < 1 || rounds > MAXR || threads < 1 || nbatch < 1 || nbeta < 1) die("arguments", "out of range");
+    if (rounds < 1 || rounds > MAXR || threads < 1 || nbatch < 1 || nbeta < 1) bu_die("arguments", "out of range");
     int maxB = 1;
     for (int i = 0; i < nbatch; i++) maxB = (int)batches_d[i] > maxB ? (int)batches_d[i] : maxB;
-    if (maxB > MAXB) die("arguments", "batch too large");
+    if (maxB > MAXB) bu_die("arguments", "batch too large");
     acm_blas_set_threads(threads);
     double load[3] = {0};
     FILE *lf = fopen("/proc/loadavg", "r");
@@ -184,11 +141,11 @@ int main(int argc, char **argv) {
                         .mlp_hidden = 3072, .num_classes = 1000, .learners = 0, .seed = seed};
         vr_store sst, sacm;
         acm_model *ms = vr_build(&vc, &sst, err, sizeof err);
-        if (!ms) die("static ViT-B", err);
+        if (!ms) bu_die("static ViT-B", err);
         vc.learners = 4;
         vc.acm_mask = 0x1f;
         acm_model *ma = vr_build(&vc, &sacm, err, sizeof err);
-        if (!ma) die("ACM ViT-B", err);
+        if (!ma) bu_die("ACM ViT-B", err);
         const acm_config *c = acm_model_config(ma);
         const int T = c->tokens, A = c->num_acms, D = c->dim, Hd = c->mlp_hidden;
         printf("ViT-B/16: %d tokens, depth %d, %d ACMs (N = 4, projection h = %d, MLP h = %d); dense %.3f GFLOP per "
@@ -198,9 +155,9 @@ int main(int argc, char **argv) {
         rs->m = ms;
         ra->m = ma;
         rs->w = acm_worker_new(ms, (acm_worker_params){.max_batch = maxB}, err, sizeof err);
-        if (!rs->w) die("worker", err);
+        if (!rs->w) bu_die("worker", err);
         ra->w = acm_worker_new(ma, (acm_worker_params){.max_batch = maxB}, err, sizeof err);
-        if (!ra->w) die("worker", err);
+        if (!ra->w) bu_die("worker", err);
         const size_t img = (size_t)3 * 224 * 224;
         float *pix = malloc(sizeof(float) * img * maxB);
         uint64_t rng = seed * 7 + 3;
@@ -251,7 +208,7 @@ int main(int argc, char **argv) {
                         ovh[j][r] = (tm.gate + tm.sort + tm.scatter) / c->depth / (t_st[r] / c->depth);
                     }
                 }
-                double ts = median(t_st, rounds);
+                double ts = bu_median(t_st, rounds);
                 printf("\n(1) ViT-B/16, batch %d, %d BLAS threads, core %s\n", B, acm_blas_threads(), acm_blas_core());
                 printf("| model | beta | latency ms | GFLOP executed | speed-up | FLOP ratio | realisation | gate "
                        "ms/block | sort+gather ms/block | scatter ms/block | learner GEMM ms/block | "
@@ -264,10 +221,10 @@ int main(int argc, char **argv) {
                         real[r] = sp[r] / (f_st / f_acm[j]);
                     }
                     printf("| ACM | %.2f | %.1f | %.2f | %.2f | %.2f | **%.2f** | %.2f | %.2f | %.2f | %.1f | %.1f%% |\n",
-                           betas[j], median(t_acm[j], rounds) * 1e3, f_acm[j] / 1e9, median(sp, rounds),
-                           f_st / f_acm[j], median(real, rounds), median(gate_r[j], rounds) * 1e3,
-                           median(sort_r[j], rounds) * 1e3, median(scat_r[j], rounds) * 1e3,
-                           median(gemm_r[j], rounds) * 1e3, median(ovh[j], rounds) * 100);
+                           betas[j], bu_median(t_acm[j], rounds) * 1e3, f_acm[j] / 1e9, bu_median(sp, rounds),
+                           f_st / f_acm[j], bu_median(real, rounds), bu_median(gate_r[j], rounds) * 1e3,
+                           bu_median(sort_r[j], rounds) * 1e3, bu_median(scat_r[j], rounds) * 1e3,
+                           bu_median(gemm_r[j], rounds) * 1e3, bu_median(ovh[j], rounds) * 100);
                 }
                 double gfs[MAXR], frac[MAXR];
                 for (int r = 0; r < rounds; r++) {
@@ -276,7 +233,7 @@ int main(int argc, char **argv) {
                 }
                 printf("\n(3) static ViT-B, batch %d: %.1f GFLOP/s, sgemm ceiling %.1f GFLOP/s (same rounds): **%.0f%%** "
                        "of the ceiling (median of per-round ratios)\n",
-                       B, median(gfs, rounds), median(ceil_r, rounds), median(frac, rounds) * 100);
+                       B, bu_median(gfs, rounds), bu_median(ceil_r, rounds), bu_median(frac, rounds) * 100);
                 fflush(stdout);
             }
             for (int b = 0; b < maxB; b++) ra->items[b].force_k = NULL;
@@ -309,7 +266,7 @@ int main(int argc, char **argv) {
                         double ts[MAXR], tg[MAXR], tp[MAXR], fa = 0;
                         for (int r = -1; r < rounds; r++) { /* r = -1: warm-up */
                             const acm__module *sm = stat[mi];
-                            double t0 = now_s();
+                            double t0 = bu_now_s();
                             if (sm->info.kind == ACM_MOD_MLP) {
                                 acm__matmul_forward(fc1, Hd, x, D, sm->fc1_w, D, sm->fc1_b, BT, D, Hd, 0);
                                 acm__gelu_forward(fc1, fc1, BT * Hd);
@@ -317,14 +274,14 @@ int main(int argc, char **argv) {
                             } else {
                                 acm__matmul_forward(out, D, x, D, sm->w, D, sm->b, BT, D, D, 1);
                             }
-                            double t1 = now_s();
+                            double t1 = bu_now_s();
                             for (int mode = ACM__EXEC_GROUPS; mode <= ACM__EXEC_PREFIX; mode++) {
                                 sc->mode = mode;
                                 for (int b = 0; b < B; b++) fl[b] = lfl[b] = 0;
-                                double t2 = now_s();
+                                double t2 = bu_now_s();
                                 acm__acm_forward(out, D, 1, x, D, mam, mods[mi], ra->items, lambda, gbeta, B, T, sc,
                                                  fl, lfl);
-                                double dt = now_s() - t2;
+                                double dt = bu_now_s() - t2;
                                 if (r >= 0) (mode == ACM__EXEC_GROUPS ? tg : tp)[r] = dt;
                             }
                             sc->mode = ACM__EXEC_AUTO;
@@ -334,7 +291,7 @@ int main(int argc, char **argv) {
                         }
                         const acm__module *sm = stat[mi];
                         double fdense = sm->info.kind == ACM_MOD_MLP ? 4.0 * BT * D * Hd : 2.0 * BT * D * D;
-                        double mg = median(tg, rounds), mp = median(tp, rounds), mst = median(ts, rounds);
+                        double mg = bu_median(tg, rounds), mp = bu_median(tp, rounds), mst = bu_median(ts, rounds);
                         printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
                                mi ? "projection (o)" : "MLP", B, betas[j], mst * 1e3, mg * 1e3, mp * 1e3, mst / mg,
                                mst / mp, fdense / fa);
@@ -366,7 +323,7 @@ int main(int argc, char **argv) {
                         rr[w].w = acm_worker_new(rr[w].m, (acm_worker_params){.max_batch = B, .workers = nw,
                                                                              .blas_threads = nt},
                                                  err, sizeof err);
-                        if (!rr[w].w) die("worker", err);
+                        if (!rr[w].w) bu_die("worker", err);
                         for (int b = 0; b < B; b++) {
                             rr[w].items[b] = ra->items[b];
                             rr[w].items[b].force_k = mi ? force + ((size_t)jb * maxB + b) * A * T : NULL;
@@ -375,10 +332,10 @@ int main(int argc, char **argv) {
                         forward(&rr[w], B, NULL); /* warm-up */
                         jobs[w] = (tp_job){&rr[w], tp_batches, B};
                     }
-                    double t0 = now_s();
+                    double t0 = bu_now_s();
                     for (int w = 0; w < nw; w++) pthread_create(&th[w], NULL, tp_thread, &jobs[w]);
                     for (int w = 0; w < nw; w++) pthread_join(th[w], NULL);
-                    ips[cfg] = (double)nw * tp_batches * B / (now_s() - t0);
+                    ips[cfg] = (double)nw * tp_batches * B / (bu_now_s() - t0);
                     for (int w = 0; w < nw; w++) acm_worker_free(rr[w].w);
                     free(rr);
                     free(jobs);
@@ -403,12 +360,12 @@ int main(int argc, char **argv) {
     if (fm_acm) {
         /* (2) the shipped Fashion-MNIST models on real test images, the gates' own k maps (MEAN policy) */
         acm_model *ma = acm_model_load(fm_acm, err, sizeof err), *ms = acm_model_load(fm_static, err, sizeof err);
-        if (!ma || !ms) die("--fmnist", err);
+        if (!ma || !ms) bu_die("--fmnist", err);
         uint8_t *buf;
         size_t len;
-        read_file(fm_images, &buf, &len);
+        bu_read_file(fm_images, &buf, &len);
         acm_idx im;
-        if (acm_idx_parse(&im, buf, len, 3, fm_images, err, sizeof err)) die("--fmnist", err);
+        if (acm_idx_parse(&im, buf, len, 3, fm_images, err, sizeof err)) bu_die("--fmnist", err);
         free(buf);
         const acm_config *c = acm_model_config(ma);
         const size_t px = (size_t)c->image_size * c->image_size;
@@ -421,7 +378,7 @@ int main(int argc, char **argv) {
         runner *rs = calloc(1, sizeof *rs), *ra = calloc(1, sizeof *ra);
         rs->w = acm_worker_new(ms, (acm_worker_params){.max_batch = 64}, err, sizeof err);
         ra->w = acm_worker_new(ma, (acm_worker_params){.max_batch = 64}, err, sizeof err);
-        if (!rs->w || !ra->w) die("--fmnist worker", err);
+        if (!rs->w || !ra->w) bu_die("--fmnist worker", err);
         printf("\n(2) Fashion-MNIST: %s vs %s, MEAN policy, %d rounds\n", fm_acm, fm_static, rounds);
         printf("| batch | beta | static ms | ACM ms | speed-up | FLOP ratio | realisation | budget realised |\n"
                "|---|---|---|---|---|---|---|---|\n");
@@ -449,8 +406,8 @@ int main(int argc, char **argv) {
                     re[r] = sp[r] / (fs / fa);
                 }
                 printf("| %d | %.2f | %.2f | %.2f | %.2f | %.2f | **%.2f** | %.3f |\n", B, fbeta[j],
-                       median(ts, rounds) * 1e3, median(ta, rounds) * 1e3, median(sp, rounds), fs / fa,
-                       median(re, rounds), bud);
+                       bu_median(ts, rounds) * 1e3, bu_median(ta, rounds) * 1e3, bu_median(sp, rounds), fs / fa,
+                       bu_median(re, rounds), bud);
             }
         }
         acm_worker_free(rs->w);

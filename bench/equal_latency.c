@@ -23,6 +23,8 @@
 #include <time.h>
 
 #include "acm.h"
+#define BENCH_NAME "equal_latency"
+#include "bench/bench_util.h"
 #include "idx.h"
 #include "train/eval.h"
 
@@ -31,75 +33,28 @@
 #define MAXR 64
 #define TIMED_IMAGES 256 /* images per latency measurement (batches of B, cycled over the first 256 test images) */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double t[MAXR];
-    memcpy(t, v, sizeof(double) * (size_t)n);
-    qsort(t, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
-static void die(const char *what, const char *err) {
-    fprintf(stderr, "equal_latency: %s: %s\n", what, err);
-    exit(1);
-}
-
-static int parse_list(const char *s, double *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        out[n++] = strtod(s, &end);
-        if (end == s) return -1;
-        if (*end && *end != ',') return -1;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return *s ? -1 : n;
-}
-
-static void read_file(const char *path, uint8_t **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) die(path, "cannot open");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc((size_t)n);
-    if (!*buf || fread(*buf, 1, (size_t)n, f) != (size_t)n) die(path, "cannot read");
-    fclose(f);
-    *len = (size_t)n;
-}
-
 /* Seconds per image of TIMED_IMAGES images through w in batches of B under policy p. */
 static double time_images(acm_worker *w, const float *pix, size_t px, int B, acm_policy p) {
     acm_item items[MAXB];
     acm_result res[MAXB];
     static float logits[MAXB][16];
     char err[256];
-    double t0 = now_s();
+    double t0 = bu_now_s();
     for (int done = 0; done < TIMED_IMAGES; done += B) {
         for (int b = 0; b < B; b++) {
             items[b] = (acm_item){.pixels = pix + (size_t)((done + b) % TIMED_IMAGES) * px, .policy = p};
             res[b] = (acm_result){.logits = logits[b]};
         }
-        if (acm_worker_run(w, items, res, B, err, sizeof err)) die("acm_worker_run", err);
+        if (acm_worker_run(w, items, res, B, err, sizeof err)) bu_die("acm_worker_run", err);
     }
-    return (now_s() - t0) / TIMED_IMAGES;
+    return (bu_now_s() - t0) / TIMED_IMAGES;
 }
 
 static int64_t eval_images; /* 0: all 10k (--images N: the first N, for a quick look) */
 
 static void eval_or_die(const char *model, const char *data, acm_policy p, acmt_eval_result *r) {
     char err[2048];
-    if (acmt_eval_model_ex(model, data, 64, p, eval_images, NULL, NULL, r, err, sizeof err)) die(model, err);
+    if (acmt_eval_model_ex(model, data, 64, p, eval_images, NULL, NULL, r, err, sizeof err)) bu_die(model, err);
 }
 
 /* x at which the piecewise-linear curve (xs[i], ys[i]) (ys monotone in i) reaches y; -1 outside the grid. */
@@ -122,8 +77,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--uniform") && v) uniform = argv[++i];
         else if (!strcmp(a, "--k") && v) K = atoi(argv[++i]);
         else if (!strcmp(a, "--policy") && v) polname = argv[++i];
-        else if (!strcmp(a, "--betas") && v) nbeta = parse_list(argv[++i], betas, MAXBETA);
-        else if (!strcmp(a, "--batches") && v) nbatch = parse_list(argv[++i], batches_d, 4);
+        else if (!strcmp(a, "--betas") && v) nbeta = bu_parse_list(argv[++i], betas, MAXBETA);
+        else if (!strcmp(a, "--batches") && v) nbatch = bu_parse_list(argv[++i], batches_d, 4);
         else if (!strcmp(a, "--rounds") && v) rounds = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--data") && v) data = argv[++i];
@@ -144,18 +99,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (int i = 0; i < nbatch; i++)
-        if (batches_d[i] < 1 || batches_d[i] > MAXB) die("--batches", "each batch must be in 1..64");
+        if (batches_d[i] < 1 || batches_d[i] > MAXB) bu_die("--batches", "each batch must be in 1..64");
     acm_blas_set_threads(threads);
     char err[2048];
     acm_model *ma = acm_model_load(adaptive, err, sizeof err), *mu = acm_model_load(uniform, err, sizeof err);
-    if (!ma || !mu) die("load", err);
+    if (!ma || !mu) bu_die("load", err);
     char path[1200];
     snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", data);
     uint8_t *buf;
     size_t len;
-    read_file(path, &buf, &len);
+    bu_read_file(path, &buf, &len);
     acm_idx im;
-    if (acm_idx_parse(&im, buf, len, 3, path, err, sizeof err)) die("images", err);
+    if (acm_idx_parse(&im, buf, len, 3, path, err, sizeof err)) bu_die("images", err);
     free(buf);
     const acm_config *c = acm_model_config(ma);
     const size_t px = (size_t)c->image_size * c->image_size;
@@ -164,7 +119,7 @@ int main(int argc, char **argv) {
     acm_idx_free(&im);
     acm_worker *wa = acm_worker_new(ma, (acm_worker_params){.max_batch = MAXB}, err, sizeof err);
     acm_worker *wu = wa ? acm_worker_new(mu, (acm_worker_params){.max_batch = MAXB}, err, sizeof err) : NULL;
-    if (!wa || !wu) die("worker", err);
+    if (!wa || !wu) bu_die("worker", err);
     const acm_policy pu = {.kind = ACM_POLICY_FIXED, .fixed_k = K};
     printf("equal_latency: BLAS core %s, %d thread(s); adaptive %s (%s) vs uniform %s (k = %d); %d rounds of %d "
            "images\n",
@@ -182,8 +137,8 @@ int main(int argc, char **argv) {
             for (int j = 0; j < nbeta; j++)
                 ta[j][r] = time_images(wa, pix, px, B, (acm_policy){.kind = kind, .beta = (float)betas[j]});
         }
-        ms_u[bi] = median(tu, rounds) * 1e3;
-        for (int j = 0; j < nbeta; j++) ms_a[bi][j] = median(ta[j], rounds) * 1e3;
+        ms_u[bi] = bu_median(tu, rounds) * 1e3;
+        for (int j = 0; j < nbeta; j++) ms_a[bi][j] = bu_median(ta[j], rounds) * 1e3;
         beta_lat[bi] = crossing(betas, ms_a[bi], nbeta, ms_u[bi]);
     }
     printf("\n(1) ms per image (median of %d rounds)\n| batch | uniform k=%d |", rounds, K);

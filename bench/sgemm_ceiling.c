@@ -14,12 +14,8 @@
 #include <time.h>
 
 #include "acm.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define BENCH_NAME "sgemm_ceiling"
+#include "bench/bench_util.h"
 
 /* GFLOP/s of C[M,N] = A[M,K]·B[N,K]ᵀ (transb) or A[M,K]·B[K,N], repeated for about `seconds`. */
 static double bench_shape(int M, int N, int K, int transb, double seconds) {
@@ -35,12 +31,12 @@ static double bench_shape(int M, int N, int K, int transb, double seconds) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a, K, b,
                 transb ? K : N, 0.0f, c, N);
     int reps = 0;
-    double t0 = now_s(), t;
+    double t0 = bu_now_s(), t;
     do {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a, K, b,
                     transb ? K : N, 0.0f, c, N);
         reps++;
-        t = now_s() - t0;
+        t = bu_now_s() - t0;
     } while (t < seconds);
     free(a);
     free(b);

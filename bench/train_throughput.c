@@ -22,15 +22,11 @@
 #include <time.h>
 
 #include "acm.h"
+#define BENCH_NAME "train_throughput"
+#include "bench/bench_util.h"
 #include "train/optim.h"
 #include "train/rng.h"
 #include "train/vit_train.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double sgemm_gflops(int M, int N, int K, int transb, double seconds) {
     float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)N * K, 4), *c = calloc((size_t)M * N, 4);
@@ -39,26 +35,16 @@ static double sgemm_gflops(int M, int N, int K, int transb, double seconds) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1, a, K, b, transb ? K : N,
                 0, c, N);
     int reps = 0;
-    double t0 = now_s(), t;
+    double t0 = bu_now_s(), t;
     do {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1, a, K, b,
                     transb ? K : N, 0, c, N);
         reps++;
-    } while ((t = now_s() - t0) < seconds);
+    } while ((t = bu_now_s() - t0) < seconds);
     free(a);
     free(b);
     free(c);
     return 2.0 * M * N * K * reps / t / 1e9;
-}
-
-static double median(double *a, int n) {
-    for (int i = 1; i < n; i++) /* insertion sort: n is tiny */
-        for (int j = i; j > 0 && a[j] < a[j - 1]; j--) {
-            double t = a[j];
-            a[j] = a[j - 1];
-            a[j - 1] = t;
-        }
-    return n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
 }
 
 int main(int argc, char **argv) {
@@ -118,13 +104,13 @@ int main(int argc, char **argv) {
         if ((g = sgemm_gflops(M, 4 * dim, dim, 1, 0.4)) > ceil) ceil = g;
         if ((g = sgemm_gflops(M, dim, 4 * dim, 1, 0.4)) > ceil) ceil = g;
         if ((g = sgemm_gflops(M, dim, 4 * dim, 0, 0.4)) > ceil) ceil = g;
-        double t0 = now_s();
+        double t0 = bu_now_s();
         for (int s = 0; s < steps; s++) {
-            double a = now_s();
+            double a = bu_now_s();
             if (acmt_vit_forward(v, x, B, err, sizeof err)) return fprintf(stderr, "train_throughput: %s\n", err), 1;
-            double b = now_s();
+            double b = bu_now_s();
             acmt_vit_backward(v, y, B, 0.1f, NULL);
-            double c2 = now_s();
+            double c2 = bu_now_s();
             acmt_clip_grad_norm(v->grads, v->nparams, 1.0);
             for (int i = 0; i < v->ntab; i++) {
                 const acmt_param *p = &v->tab[i];
@@ -133,9 +119,9 @@ int main(int argc, char **argv) {
             }
             tf += b - a;
             tb += c2 - b;
-            to += now_s() - c2;
+            to += bu_now_s() - c2;
         }
-        double dt = now_s() - t0;
+        double dt = bu_now_s() - t0;
         ceil_r[rd] = ceil;
         ips_r[rd] = (double)steps * B / dt;
         ratio_r[rd] = ips_r[rd] * flops_img / 1e9 / ceil;
@@ -143,7 +129,7 @@ int main(int argc, char **argv) {
             printf("  round %d: ceiling %.1f GFLOP/s, %.1f images/s = %.1f GFLOP/s, %.0f%%\n", rd + 1, ceil, ips_r[rd],
                    ips_r[rd] * flops_img / 1e9, 100 * ratio_r[rd]);
     }
-    double ceil = median(ceil_r, rounds), ips = median(ips_r, rounds), ratio = median(ratio_r, rounds);
+    double ceil = bu_median(ceil_r, rounds), ips = bu_median(ips_r, rounds), ratio = bu_median(ratio_r, rounds);
     double gf = ips * flops_img / 1e9;
     int ns = steps * rounds;
     if (json)
