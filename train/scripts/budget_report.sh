@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # budget_report.sh — the figures of the issue "one ACM model for every budget" from the arms of budget_arms.sh
 # (models/fmnist-vit-acm.md, "One model for every budget"):
-#   DIR/report.md            every arm's rows, then per beta the best exact-budget policy of each arm
-#   DIR/accuracy_vs_gflops.png  accuracy against GFLOPs per image for every arm and policy, the shipped model's
+#   DIR/report.md            every arm's rows, then per beta the best exact-budget policy of each arm and seed, then
+#                            the same over seeds (mean, each seed, spread)
+#   DIR/accuracy_vs_gflops.png  accuracy against GFLOPs per image for every arm and policy (mean over seeds), the shipped model's
 #                            CAP curves in both orders, the uniform arms and the static base
 #   DIR/ablation_heatmaps.png   the same 8 test images under dedicated:0.5 and its ablations (argmax), one row each
 # usage: bash train/scripts/budget_report.sh DIR [SHIPPED_MODEL=models/fmnist-vit-acm.safetensors]   (BUILD=build)
@@ -57,29 +58,69 @@ cat "$DIR/shipped.tsv" >> "$all"
         $3 == "fixed" && $1 ~ /^uniform/ { b = $4 / 4; key = b "\t" $1 "\t" $2; best[key] = $5; pol[key] = "fixed k=" $4 }
         END { for (k in best) { split(k, f, "\t"); printf "%s\t%s\t%s\t%s\t%s\n", f[1], f[2], f[3], pol[k], best[k] } }' \
         "$all" | sort -t$'\t' -k1,1n -k5,5nr | awk -F'\t' '{printf "| %s | %s | %s | %s | %s%% |\n", $1, $2, $3, $4, $5}'
+    echo
+    echo "Over seeds: for each arm at each β, the exact-budget policy with the best mean over the seeds run, each seed's"
+    echo "accuracy under it and their spread (max − min; one seed: no spread):"
+    echo
+    echo "| β | arm | policy | seeds | mean accuracy | per seed | spread |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F'\t' '(($3 == "mean" || $3 ~ /^cap/) && ($4 == 0.25 || $4 == 0.5 || $4 == 0.75)) || ($3 == "fixed" && $1 ~ /^uniform/) {
+            b = $3 == "fixed" ? $4 / 4 : $4; pol = $3 == "fixed" ? "fixed k=" $4 : $3
+            key = b "\t" $1 "\t" pol; n[key]++; sum[key] += $5; per[key] = per[key] (n[key] > 1 ? " / " : "") $5 ($2 == "-" ? "" : " (s" $2 ")")
+            if (n[key] == 1 || $5 > hi[key]) hi[key] = $5
+            if (n[key] == 1 || $5 < lo[key]) lo[key] = $5
+        }
+        END { for (k in n) { split(k, f, "\t"); ba = f[1] "\t" f[2]; m = sum[k] / n[k]
+                if (!(ba in best) || m > best[ba]) { best[ba] = m; bk[ba] = k } }
+              for (ba in bk) { k = bk[ba]; split(k, f, "\t")
+                printf "%s\t%s\t%s\t%d\t%.2f\t%s\t%s\n", f[1], f[2], f[3], n[k], best[ba], per[k],
+                       (n[k] > 1 ? sprintf("%.2f", hi[k] - lo[k]) : "-") } }' \
+        "$all" | sort -t$'\t' -k1,1n -k5,5nr | awk -F'\t' '{printf "| %s | %s | %s | %s | %s%% | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}'
 } > "$DIR/report.md"
 
-# accuracy vs GFLOPs: one series per (arm, policy)
+# accuracy vs GFLOPs: one series per (arm, policy), the dedicated models joined into one curve per policy, means over
+# seeds; argmax rows are left to the table, ablation arms are drawn under cap (level) only. Colour: the arm; line and
+# point: the policy. Two panels: everything, and the top 2.5 points.
 dat=$DIR/points.dat
-awk -F'\t' '$3 != "argmax" { key = $1 " s" $2 " " $3; if (!(key in seen)) { seen[key] = ++n; name[n] = key }
-        pts[seen[key]] = pts[seen[key]] sprintf("%s %s\n", $7, $5) }
-    $3 == "argmax" { key = $1 " s" $2 " argmax"; seen[key] = ++n; name[n] = key; pts[n] = sprintf("%s %s\n", $7, $5) }
-    END { for (i = 1; i <= n; i++) printf "# %s\n%s\n\n", name[i], pts[i] }' "$all" > "$dat"
-n=$(grep -c '^# ' "$dat")
-{
-    echo "set terminal pngcairo size 1200,800 noenhanced"
-    echo "set output '$DIR/accuracy_vs_gflops.png'"
-    echo "set grid; set key outside right font ',9'"
-    echo "set title 'Fashion-MNIST test accuracy vs executed GFLOPs per image: every arm of the budget experiment'"
-    echo "set xlabel 'GFLOPs per image (2 per multiply-add, gates included)'; set ylabel 'accuracy (%)'"
-    echo "set yrange [70:89]"
+awk -F'\t' '$3 == "argmax" { next }
+    { fam = $1; if (fam ~ /^dedicated:/) fam = "dedicated (one model per beta)"
+      if (fam ~ /^(nole|nold|noaux):/ && $3 != "cap-level") next
+      key = fam "\t" $3; if (!(key in seen)) { seen[key] = ++n; byi[n] = key; if (!(fam in fi)) fi[fam] = ++nf }
+      pt = key SUBSEP $4; if (!(pt in cnt)) order[seen[key]] = order[seen[key]] SUBSEP $4
+      cnt[pt]++; gf[pt] += $7; acc[pt] += $5; if (!((fam, $2) in sd)) { sd[fam, $2] = 1; ns[fam]++ } }
+    END { for (i = 1; i <= n; i++) { split(byi[i], f, "\t")
+              printf "# %s\t%s\t%s\t%d\n", f[1], f[2], (f[1] ~ /^(shipped|static)$/ ? "-" : ns[f[1]]), fi[f[1]]
+              m = split(substr(order[i], 2), bs, SUBSEP)
+              for (j = 1; j <= m; j++) { pt = byi[i] SUBSEP bs[j]; printf "%.5f %.3f\n", gf[pt] / cnt[pt], acc[pt] / cnt[pt] }
+              printf "\n\n" } }' "$all" > "$dat"
+colours=(black '#d62728' '#1f77b4' '#2ca02c' '#9467bd' '#ff7f0e' '#8c564b' '#e377c2' '#17becf' '#7f7f7f' '#bcbd22')
+plotcmd() { # the plot command over every series of $dat; KEY=1 gives titles
+    local i=0 first=1 fam pol seeds ci title style
     printf "plot "
-    for ((i = 0; i < n; i++)); do
-        t=$(grep '^# ' "$dat" | sed -n "$((i + 1))p" | cut -c3-)
-        [ $i -gt 0 ] && printf ", "
-        printf "'%s' index %d with linespoints pt %d title '%s'" "$dat" "$i" $((i % 13 + 1)) "$t"
-    done
+    while IFS=$'\t' read -r fam pol seeds ci; do
+        fam=${fam#\# }
+        case $pol in
+            mean) style="dt 3 pt 6" ;; cap-gain) style="dt 2 pt 4" ;; cap-level) style="dt 1 pt 7" ;; *) style="dt 1 pt 5" ;;
+        esac
+        title="$fam, $pol"; [ "$seeds" != - ] && title="$title ($seeds seed$([ "$seeds" = 1 ] || echo s))"
+        [ $first = 1 ] || printf ", "
+        first=0
+        printf "'%s' index %d with linespoints %s ps 1.3 lw 1.5 lc rgb '%s' %s" "$dat" $i "$style" \
+            "${colours[$(( (ci - 1) % ${#colours[@]} ))]}" "$([ "${1:-0}" = 1 ] && echo "title '$title'" || echo notitle)"
+        i=$((i + 1))
+    done < <(grep '^# ' "$dat")
     echo
+}
+{
+    echo "set terminal pngcairo size 1600,760 noenhanced"
+    echo "set output '$DIR/accuracy_vs_gflops.png'"
+    echo "set multiplot layout 1,2 title 'Fashion-MNIST test accuracy vs executed GFLOPs per image: every arm of the budget experiment (means over seeds)'"
+    echo "set grid; set xlabel 'GFLOPs per image (2 per multiply-add, gates included)'; set ylabel 'accuracy (%)'"
+    echo "set size 0.42,0.95; set origin 0,0; set title 'all'; set yrange [70:89]"
+    plotcmd 0
+    echo "set size 0.58,0.95; set origin 0.42,0; set title 'top'; set yrange [85.5:88.3]; set key outside right font ',9'"
+    plotcmd 1
+    echo "unset multiplot"
 } | gnuplot
 # the ablation's compute maps side by side (rows: dedicated, without L_e, without L_d, without both)
 rows=()
