@@ -72,18 +72,16 @@ static int argmax_biased(const float *l, int C, float lambda, int kmin, double u
     return best;
 }
 
-/* Sort key for CAP (cap_idx = t * N + (j - 1)): GAIN order: gain descending, then token, then learner ascending;
- * LEVEL order (level = N, else 0): learner j ascending first, then the same. A total order, so any correct sort gives
- * the same allocation. */
-static int cap_before(int32_t a, int32_t b, const float *gains, int level) {
-    if (level && a % level != b % level) return a % level < b % level;
+/* Sort key for CAP in GAIN order (cap_idx = t * N + (j - 1), or a token t alone): gain descending, then index
+ * ascending (lower token, then lower learner). A total order, so any correct sort gives the same allocation. */
+static int cap_before(int32_t a, int32_t b, const float *gains) {
     if (gains[a] != gains[b]) return gains[a] > gains[b];
     return a < b;
 }
 
 /* In-place heapsort by cap_before: glibc's qsort_r mallocs a merge buffer above 1 KiB of elements (T * N int32 for
  * ViT-B is 3 KiB), and the inference path must not allocate (tests/engine/test_noalloc.c). */
-static void cap_sort(int32_t *v, int n, const float *gains, int level) {
+static void cap_sort(int32_t *v, int n, const float *gains) {
     for (int root0 = n / 2 - 1, end = n;; ) { /* heapify (root0 >= 0), then pop the maximum to the end */
         int root;
         if (root0 >= 0) {
@@ -98,14 +96,40 @@ static void cap_sort(int32_t *v, int n, const float *gains, int level) {
         for (;;) { /* sift down in a max-heap of "comes last" */
             int child = 2 * root + 1;
             if (child >= end) break;
-            if (child + 1 < end && cap_before(v[child], v[child + 1], gains, level)) child++;
-            if (!cap_before(v[root], v[child], gains, level)) break;
+            if (child + 1 < end && cap_before(v[child], v[child + 1], gains)) child++;
+            if (!cap_before(v[root], v[child], gains)) break;
             int32_t t = v[root];
             v[root] = v[child];
             v[child] = t;
             root = child;
         }
     }
+}
+
+/* CAP in LEVEL order: the allocation of sorting every (token t, learner j) pair by j, then by P(K_t >= j) descending,
+ * then by t, without that sort. Every token has the same k after each full level, so `units` gives floor(units / T)
+ * levels to every token and the remainder to the tokens with the largest P(K >= j) at the next level j (ties: lower
+ * t): one sort of T tokens instead of T * (N - kmin) pairs (that sort, keyed by `a % N` in every comparison, was most
+ * of the decision's time: bench/RESULTS.md, "Adaptive vs the uniform baseline at equal latency"). */
+static void cap_level(uint8_t *k, const float *logits, int T, int C, int kmin, int N, int64_t units,
+                      acm__acm_scratch *s) {
+    int64_t full = units / T, rem = units % T;
+    if (full >= N - kmin) {
+        full = N - kmin;
+        rem = 0;
+    }
+    memset(k, kmin + (int)full, (size_t)T);
+    if (rem == 0) return;
+    const int c0 = (int)full + 1; /* choice index of k = j = kmin + full + 1: P(K >= j) = sum of choices c >= c0 */
+    for (int t = 0; t < T; t++) {
+        acm__softmax_row(s->probs, logits + (int64_t)t * C, C);
+        double tail = 0;
+        for (int c = C - 1; c >= c0; c--) tail += s->probs[c];
+        s->cap_gain[t] = (float)tail;
+        s->cap_idx[t] = t;
+    }
+    cap_sort(s->cap_idx, T, s->cap_gain);
+    for (int64_t u = 0; u < rem; u++) k[s->cap_idx[u]]++;
 }
 
 void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, const acm__module *md,
@@ -139,6 +163,11 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
         double share = acm__cap_share(m, md, pol.beta);
         int64_t units = (int64_t)floor(share * T * N + 1e-9) - (int64_t)T * kmin;
         if (units <= 0) return;
+        acm_cap_order order = pol.cap_order ? pol.cap_order : m ? (acm_cap_order)m->cfg.cap_order : ACM_CAP_ORDER_GAIN;
+        if (order == ACM_CAP_ORDER_LEVEL) {
+            cap_level(k, logits, T, C, kmin, N, units, s);
+            return;
+        }
         /* gains[t * N + j - 1] = P(K_t >= j) for j = kmin+1 .. N */
         int npairs = 0;
         for (int t = 0; t < T; t++) {
@@ -153,8 +182,7 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
                 }
             }
         }
-        acm_cap_order order = pol.cap_order ? pol.cap_order : m ? (acm_cap_order)m->cfg.cap_order : ACM_CAP_ORDER_GAIN;
-        cap_sort(s->cap_idx, npairs, s->cap_gain, order == ACM_CAP_ORDER_LEVEL ? N : 0);
+        cap_sort(s->cap_idx, npairs, s->cap_gain);
         if (units > npairs) units = npairs;
         for (int64_t u = 0; u < units; u++) k[s->cap_idx[u] / N]++;
         return;
