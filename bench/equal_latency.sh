@@ -17,7 +17,7 @@ if [ ! -f "$U" ]; then
          "or set UNIFORM=PATH K=K)"
     exit 0
 fi
-[ -x "$B/bench/equal_latency" ] || make --no-print-directory "$B/bench/equal_latency"
+make --no-print-directory "$B/bench/equal_latency" >/dev/null   # relinks after an engine change
 echo "== bench/equal_latency.sh: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)," \
      "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 nice -n "${NICE:-0}" "$B/bench/equal_latency" --adaptive "$A" --uniform "$U" --k "${K:-1}" --policy "${POLICY:-cap}" \
