@@ -127,6 +127,17 @@ Test(policy, cap_level_order_matches_bruteforce_and_is_uniform_at_multiples_of_o
                           0, &s);
             for (int t = 0; t < T; t++) cr_expect_eq(k[t], j, "beta %d/%d token %d: k %d", j, N, t, k[t]);
         }
+        /* ties (every token the same logits): the partial level goes to the lowest tokens, as the definition says */
+        for (int i = 0; i < T * C; i++) logits[i] = (float)(i % C);
+        for (int trial = 0; trial < 9; trial++) {
+            float beta = 0.1f + 0.1f * trial;
+            uint8_t k[23], ref[23];
+            acm__decide_k(k, logits, T, NULL, &md,
+                          (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta, .cap_order = ACM_CAP_ORDER_LEVEL}, 0, &s);
+            cap_level_bruteforce(ref, logits, T, C, N, kmin, beta);
+            cr_assert_eq(memcmp(k, ref, T), 0, "kmin %d beta %.2f, tied gains: allocation differs", kmin, beta);
+            for (int t = 1; t < T; t++) cr_expect_geq(k[t - 1], k[t], "beta %.2f: token %d above token %d", beta, t, t - 1);
+        }
     }
 }
 
