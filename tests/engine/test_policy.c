@@ -136,7 +136,8 @@ Test(policy, cap_level_order_matches_bruteforce_and_is_uniform_at_multiples_of_o
                           (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta, .cap_order = ACM_CAP_ORDER_LEVEL}, 0, &s);
             cap_level_bruteforce(ref, logits, T, C, N, kmin, beta);
             cr_assert_eq(memcmp(k, ref, T), 0, "kmin %d beta %.2f, tied gains: allocation differs", kmin, beta);
-            for (int t = 1; t < T; t++) cr_expect_geq(k[t - 1], k[t], "beta %.2f: token %d above token %d", beta, t, t - 1);
+            for (int t = 1; t < T; t++)
+                cr_expect_geq(k[t - 1], k[t], "beta %.2f: token %d above token %d", beta, t, t - 1);
         }
     }
 }
