@@ -137,8 +137,16 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
  *                    allocation); in between, the gate picks which tokens get the next learner. On the shipped
  *                    Fashion-MNIST model it beats GAIN by 4.8 points at beta 0.25 and 13.6 at 0.125
  *                    (models/fmnist-vit-acm.md, "One model for every budget").
+ *             RANDOM LEVEL with the tokens of a level ranked by a hash of their gate logits instead of by P(K >= j):
+ *                    the same budget, gate-blind. Never a model's order: the control that measures what the gate's
+ *                    ranking is worth (acm-train eval --cap-order random).
  */
-typedef enum { ACM_CAP_ORDER_MODEL = 0, ACM_CAP_ORDER_GAIN = 1, ACM_CAP_ORDER_LEVEL = 2 } acm_cap_order;
+typedef enum {
+    ACM_CAP_ORDER_MODEL = 0,
+    ACM_CAP_ORDER_GAIN = 1,
+    ACM_CAP_ORDER_LEVEL = 2,
+    ACM_CAP_ORDER_RANDOM = 3,
+} acm_cap_order;
 typedef enum { ACM_POLICY_ARGMAX = 0, ACM_POLICY_FIXED, ACM_POLICY_MEAN, ACM_POLICY_CAP } acm_policy_kind;
 
 typedef struct {
@@ -147,7 +155,7 @@ typedef struct {
     int fixed_k; /* FIXED */
     int lambda_set; /* MEAN: 1 uses `lambda` as given instead of the model's lambda(beta) (calibration) */
     float lambda;
-    acm_cap_order cap_order; /* CAP: ACM_CAP_ORDER_MODEL (0) follows the model; GAIN or LEVEL override (calibration) */
+    acm_cap_order cap_order; /* CAP: ACM_CAP_ORDER_MODEL (0) follows the model; GAIN, LEVEL or RANDOM override it */
 } acm_policy;
 
 acm_policy acm_policy_default(void); /* ARGMAX */

@@ -15,7 +15,8 @@
  *           follow where the gates put compute on held-out data, and spend at most beta overall.
  *           LEVEL order (the model's budget.cap_order or the policy's override) sorts by j first: every token's
  *           learner j goes out before any token's learner j+1, P(K >= j) ranking the tokens within a level; each
- *           token still receives a prefix of its learners.
+ *           token still receives a prefix of its learners. RANDOM order (policy only, a control) is LEVEL with the
+ *           tokens of a level ranked by a hash of their logits: the gate's ranking removed, the budget kept.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -106,12 +107,28 @@ static void cap_sort(int32_t *v, int n, const float *gains) {
     }
 }
 
+/* RANDOM order's rank of a token at level choice c0: a number in [0, 1) hashed (splitmix64) from the bits of its gate
+ * logits and the level, so deterministic and independent of the batch, but unrelated to what the gate prefers. */
+static float gate_blind_rank(const float *row, int C, int c0) {
+    uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(c0 + 1);
+    for (int c = 0; c < C; c++) {
+        uint32_t bits;
+        memcpy(&bits, row + c, sizeof bits);
+        h ^= bits;
+        h += 0x9e3779b97f4a7c15ull;
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+        h ^= h >> 31;
+    }
+    return (float)(h >> 40) * (1.0f / 16777216.0f);
+}
+
 /* CAP in LEVEL order: the allocation of sorting every (token t, learner j) pair by j, then by P(K_t >= j) descending,
  * then by t, without that sort. Every token has the same k after each full level, so `units` gives floor(units / T)
  * levels to every token and the remainder to the tokens with the largest P(K >= j) at the next level j (ties: lower
  * t): one sort of T tokens instead of T * (N - kmin) pairs (that sort, keyed by `a % N` in every comparison, was most
  * of the decision's time: bench/RESULTS.md, "Adaptive vs the uniform baseline at equal latency"). */
-static void cap_level(uint8_t *k, const float *logits, int T, int C, int kmin, int N, int64_t units,
+static void cap_level(uint8_t *k, const float *logits, int T, int C, int kmin, int N, int64_t units, int blind,
                       acm__acm_scratch *s) {
     int64_t full = units / T, rem = units % T;
     if (full >= N - kmin) {
@@ -122,11 +139,15 @@ static void cap_level(uint8_t *k, const float *logits, int T, int C, int kmin, i
     if (rem == 0) return;
     const int c0 = (int)full + 1; /* choice index of k = j = kmin + full + 1: P(K >= j) = sum of choices c >= c0 */
     for (int t = 0; t < T; t++) {
+        s->cap_idx[t] = t;
+        if (blind) {
+            s->cap_gain[t] = gate_blind_rank(logits + (int64_t)t * C, C, c0);
+            continue;
+        }
         acm__softmax_row(s->probs, logits + (int64_t)t * C, C);
         double tail = 0;
         for (int c = C - 1; c >= c0; c--) tail += s->probs[c];
         s->cap_gain[t] = (float)tail;
-        s->cap_idx[t] = t;
     }
     cap_sort(s->cap_idx, T, s->cap_gain);
     for (int64_t u = 0; u < rem; u++) k[s->cap_idx[u]]++;
@@ -164,8 +185,8 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
         int64_t units = (int64_t)floor(share * T * N + 1e-9) - (int64_t)T * kmin;
         if (units <= 0) return;
         acm_cap_order order = pol.cap_order ? pol.cap_order : m ? (acm_cap_order)m->cfg.cap_order : ACM_CAP_ORDER_GAIN;
-        if (order == ACM_CAP_ORDER_LEVEL) {
-            cap_level(k, logits, T, C, kmin, N, units, s);
+        if (order == ACM_CAP_ORDER_LEVEL || order == ACM_CAP_ORDER_RANDOM) {
+            cap_level(k, logits, T, C, kmin, N, units, order == ACM_CAP_ORDER_RANDOM, s);
             return;
         }
         /* gains[t * N + j - 1] = P(K_t >= j) for j = kmin+1 .. N */

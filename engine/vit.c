@@ -62,6 +62,8 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         acm_policy p = items[b].policy;
         if ((unsigned)p.kind > ACM_POLICY_CAP)
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown policy %d", b, (int)p.kind);
+        if (p.kind == ACM_POLICY_CAP && (unsigned)p.cap_order > ACM_CAP_ORDER_RANDOM)
+            return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown CAP order %d", b, (int)p.cap_order);
         if ((p.kind == ACM_POLICY_MEAN || p.kind == ACM_POLICY_CAP) && !(p.beta > 0.0f && p.beta <= 1.0f))
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: budget %g outside (0, 1]", b, (double)p.beta);
         if (p.kind == ACM_POLICY_MEAN && p.lambda_set && !isfinite(p.lambda))

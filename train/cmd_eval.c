@@ -20,7 +20,8 @@ static void usage(FILE *f) {
                "  --policy P      argmax | fixed | mean | cap (default argmax; with --budget: mean)\n"
                "  --budget B      beta in (0, 1] for mean and cap\n"
                "  --k K           k for the fixed policy\n"
-               "  --cap-order O   gain | level: the order CAP hands out learners in (default: the model's)\n"
+               "  --cap-order O   gain | level | random: the order CAP hands out learners in (default: the model's;\n"
+               "                  random: level order with the tokens ranked at random, the gate-blind control)\n"
                "  --json          one JSON object on stdout instead of the text report\n");
 }
 
@@ -58,11 +59,13 @@ int cmd_eval(int argc, char **argv) {
             pol.fixed_k = atoi(argv[++i]);
         } else if (!strcmp(a, "--cap-order") && more) {
             const char *o = argv[++i];
-            if (strcmp(o, "gain") && strcmp(o, "level")) {
-                fprintf(stderr, "acm-train eval: --cap-order must be gain or level\n");
+            if (!strcmp(o, "gain")) pol.cap_order = ACM_CAP_ORDER_GAIN;
+            else if (!strcmp(o, "level")) pol.cap_order = ACM_CAP_ORDER_LEVEL;
+            else if (!strcmp(o, "random")) pol.cap_order = ACM_CAP_ORDER_RANDOM;
+            else {
+                fprintf(stderr, "acm-train eval: --cap-order must be gain, level or random\n");
                 return 2;
             }
-            pol.cap_order = strcmp(o, "level") ? ACM_CAP_ORDER_GAIN : ACM_CAP_ORDER_LEVEL;
         }
         else if (a[0] != '-' && !model) model = a;
         else {
@@ -93,9 +96,10 @@ int cmd_eval(int argc, char **argv) {
         if (pol.kind == ACM_POLICY_MEAN || pol.kind == ACM_POLICY_CAP) json_object_set_new(o, "beta", json_real(pol.beta));
         if (pol.kind == ACM_POLICY_FIXED) json_object_set_new(o, "k", json_integer(pol.fixed_k));
         if (pol.kind == ACM_POLICY_CAP)
-            json_object_set_new(o, "cap_order", json_string(pol.cap_order == ACM_CAP_ORDER_LEVEL  ? "level"
-                                                            : pol.cap_order == ACM_CAP_ORDER_GAIN ? "gain"
-                                                                                                  : "model's"));
+            json_object_set_new(o, "cap_order", json_string(pol.cap_order == ACM_CAP_ORDER_LEVEL    ? "level"
+                                                            : pol.cap_order == ACM_CAP_ORDER_GAIN   ? "gain"
+                                                            : pol.cap_order == ACM_CAP_ORDER_RANDOM ? "random"
+                                                                                                    : "model's"));
         json_object_set_new(o, "budget_realised", json_pack("{s:f, s:f, s:f, s:f}", "mean", r.budget_mean, "std",
                                                             r.budget_std, "min", r.budget_min, "max", r.budget_max));
         json_object_set_new(o, "gflops_per_image", json_real(r.flops_mean / 1e9));

@@ -127,6 +127,28 @@ Test(policy, cap_level_order_matches_bruteforce_and_is_uniform_at_multiples_of_o
                           0, &s);
             for (int t = 0; t < T; t++) cr_expect_eq(k[t], j, "beta %d/%d token %d: k %d", j, N, t, k[t]);
         }
+        /* RANDOM (the gate-blind control): LEVEL's budget and levels, a different choice of tokens within a level */
+        int differs = 0;
+        for (int trial = 0; trial < 20; trial++) {
+            for (int i = 0; i < T * C; i++) logits[i] = 3.0f * frand();
+            float beta = 0.1f + 0.04f * trial;
+            uint8_t k[23], r1[23], r2[23];
+            acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = beta, .cap_order = ACM_CAP_ORDER_LEVEL};
+            acm__decide_k(k, logits, T, NULL, &md, pol, 0, &s);
+            pol.cap_order = ACM_CAP_ORDER_RANDOM;
+            acm__decide_k(r1, logits, T, NULL, &md, pol, 0, &s);
+            acm__decide_k(r2, logits, T, NULL, &md, pol, 0, &s);
+            cr_assert_eq(memcmp(r1, r2, T), 0, "trial %d: RANDOM is not deterministic", trial);
+            int used = 0, used_r = 0, lo = N, hi = 0, lo_l = N;
+            for (int t = 0; t < T; t++) {
+                used += k[t], used_r += r1[t];
+                lo = r1[t] < lo ? r1[t] : lo, hi = r1[t] > hi ? r1[t] : hi, lo_l = k[t] < lo_l ? k[t] : lo_l;
+            }
+            cr_expect_eq(used_r, used, "trial %d: random %d units, level %d", trial, used_r, used);
+            cr_expect(hi - lo <= 1 && lo == lo_l, "trial %d: random k in [%d, %d], level from %d", trial, lo, hi, lo_l);
+            differs += memcmp(k, r1, T) != 0;
+        }
+        cr_expect_geq(differs, 10, "RANDOM chose LEVEL's tokens in %d of 20 trials", 20 - differs);
         /* ties (every token the same logits): the partial level goes to the lowest tokens, as the definition says */
         for (int i = 0; i < T * C; i++) logits[i] = (float)(i % C);
         for (int trial = 0; trial < 9; trial++) {

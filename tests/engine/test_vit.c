@@ -150,6 +150,10 @@ Test(vit, worker_rejects_bad_runs) {
     cr_expect_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), ACM_EINVAL);
     it.policy.beta = NAN;
     cr_expect_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), ACM_EINVAL);
+    it.policy.beta = 0.5f;
+    it.policy.cap_order = (acm_cap_order)7;
+    cr_expect_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), ACM_EINVAL);
+    cr_expect(strstr(err, "CAP order"), "message: %s", err);
     it.policy = acm_policy_default();
     acm_item three[3] = {it, it, it};
     acm_result rr[3] = {r, r, r};
