@@ -162,6 +162,9 @@ acm_policy acm_policy_default(void); /* ARGMAX */
 const char *acm_policy_name(acm_policy_kind k);
 /* Parses "argmax", "fixed", "mean", "cap"; returns -1 if unknown. */
 int acm_policy_parse(const char *s);
+/* "model", "gain", "level", "random" ("?" outside the enum); parse accepts the last three (-1 otherwise). */
+const char *acm_cap_order_name(acm_cap_order o);
+int acm_cap_order_parse(const char *s);
 
 /* ---- running a batch -------------------------------------------------------------------------------------------- */
 

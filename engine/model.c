@@ -613,9 +613,10 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
         json_t *ord = json_object_get(jb, "cap_order");
         if (ord) {
             const char *o = json_string_value(ord);
-            if (o && !strcmp(o, "gain")) c->cap_order = ACM_CAP_ORDER_GAIN;
-            else if (o && !strcmp(o, "level")) c->cap_order = ACM_CAP_ORDER_LEVEL;
-            else {
+            int v = o ? acm_cap_order_parse(o) : -1; /* "random" is a policy's control, never a model's order */
+            if (v == ACM_CAP_ORDER_GAIN || v == ACM_CAP_ORDER_LEVEL) {
+                c->cap_order = v;
+            } else {
                 acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.cap_order must be \"gain\" or \"level\"");
                 goto fail;
             }

@@ -228,3 +228,15 @@ int acm_policy_parse(const char *s) {
         if (!strcmp(s, policy_names[i])) return i;
     return -1;
 }
+
+static const char *cap_order_names[] = {"model", "gain", "level", "random"};
+
+const char *acm_cap_order_name(acm_cap_order o) {
+    return (unsigned)o < sizeof cap_order_names / sizeof *cap_order_names ? cap_order_names[o] : "?";
+}
+
+int acm_cap_order_parse(const char *s) {
+    for (int i = ACM_CAP_ORDER_GAIN; i < (int)(sizeof cap_order_names / sizeof *cap_order_names); i++)
+        if (!strcmp(s, cap_order_names[i])) return i;
+    return -1;
+}

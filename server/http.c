@@ -125,7 +125,7 @@ static json_t *http__model_meta(const acmd_model *m) {
     json_object_set_new(o, "channels", json_integer(m->C));
     json_object_set_new(o, "acm_modules", json_integer(m->num_acms));
     json_object_set_new(o, "beta_min", json_real(m->cfg->beta_min));
-    json_object_set_new(o, "cap_order", json_string(m->cfg->cap_order == ACM_CAP_ORDER_LEVEL ? "level" : "gain"));
+    json_object_set_new(o, "cap_order", json_string(acm_cap_order_name((acm_cap_order)m->cfg->cap_order)));
     json_object_set_new(o, "flops_dense", json_real(acm_model_flops_dense(m->m)));
     json_object_set_new(o, "default_policy", json_string(acm_policy_name(m->default_policy.kind)));
     json_object_set_new(o, "max_batch", json_integer(m->max_batch));

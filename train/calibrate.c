@@ -405,7 +405,7 @@ int cmd_calibrate(int argc, char **argv) {
             json_array_append_new(jp, json_pack("{s:f, s:f, s:f}", "beta", probe[i], "gain", (double)g / c.n, "level",
                                                 (double)l / c.n));
         }
-        const char *order = right[1] > right[0] ? "level" : "gain";
+        const char *order = acm_cap_order_name(right[1] > right[0] ? ACM_CAP_ORDER_LEVEL : ACM_CAP_ORDER_GAIN);
         json_object_set_new(budget, "cap_order", json_string(order));
         json_object_set_new(calibration, "cap_order_probe", jp);
         rc = rewrite(out, out, budget, calibration);

@@ -58,14 +58,12 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--k") && more) {
             pol.fixed_k = atoi(argv[++i]);
         } else if (!strcmp(a, "--cap-order") && more) {
-            const char *o = argv[++i];
-            if (!strcmp(o, "gain")) pol.cap_order = ACM_CAP_ORDER_GAIN;
-            else if (!strcmp(o, "level")) pol.cap_order = ACM_CAP_ORDER_LEVEL;
-            else if (!strcmp(o, "random")) pol.cap_order = ACM_CAP_ORDER_RANDOM;
-            else {
+            int o = acm_cap_order_parse(argv[++i]);
+            if (o < 0) {
                 fprintf(stderr, "acm-train eval: --cap-order must be gain, level or random\n");
                 return 2;
             }
+            pol.cap_order = (acm_cap_order)o;
         }
         else if (a[0] != '-' && !model) model = a;
         else {
@@ -96,10 +94,8 @@ int cmd_eval(int argc, char **argv) {
         if (pol.kind == ACM_POLICY_MEAN || pol.kind == ACM_POLICY_CAP) json_object_set_new(o, "beta", json_real(pol.beta));
         if (pol.kind == ACM_POLICY_FIXED) json_object_set_new(o, "k", json_integer(pol.fixed_k));
         if (pol.kind == ACM_POLICY_CAP)
-            json_object_set_new(o, "cap_order", json_string(pol.cap_order == ACM_CAP_ORDER_LEVEL    ? "level"
-                                                            : pol.cap_order == ACM_CAP_ORDER_GAIN   ? "gain"
-                                                            : pol.cap_order == ACM_CAP_ORDER_RANDOM ? "random"
-                                                                                                    : "model's"));
+            json_object_set_new(o, "cap_order",
+                                json_string(pol.cap_order ? acm_cap_order_name(pol.cap_order) : "model's"));
         json_object_set_new(o, "budget_realised", json_pack("{s:f, s:f, s:f, s:f}", "mean", r.budget_mean, "std",
                                                             r.budget_std, "min", r.budget_min, "max", r.budget_max));
         json_object_set_new(o, "gflops_per_image", json_real(r.flops_mean / 1e9));

@@ -81,7 +81,7 @@ int cmd_info(int argc, char **argv) {
         "mlp_hidden", c->mlp_hidden, "num_classes", c->num_classes, "tokens", c->tokens, "parameters",
         (json_int_t)acm_model_param_count(m), "flops_dense_per_item", acm_model_flops_dense(m), "acm_modules",
         c->num_acms, "modules", mods, "budget", "beta_min", (double)c->beta_min, "mean_table", table, "cap_order",
-        c->cap_order == ACM_CAP_ORDER_LEVEL ? "level" : "gain", "labels", labels, "blas_core", acm_blas_core(),
+        acm_cap_order_name((acm_cap_order)c->cap_order), "labels", labels, "blas_core", acm_blas_core(),
         "blas_threads", acm_blas_threads());
     if (c->film_gates) {
         json_t *jb = json_object_get(o, "budget");

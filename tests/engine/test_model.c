@@ -170,6 +170,7 @@ Test(model, bad_metadata) {
         {"budget", "{\"cap\":{\"betas\":[0.6,0.5],\"shares\":[[0.1,0.1,0.1,0.1],[0.1,0.1,0.1,0.1]]}}", "ascending"},
         {"budget", "{\"cap_order\":\"depth\"}", "budget.cap_order must be \"gain\" or \"level\""},
         {"budget", "{\"cap_order\":1}", "budget.cap_order must be"},
+        {"budget", "{\"cap_order\":\"random\"}", "budget.cap_order must be"}, /* a policy control, not a model order */
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         mut m;
