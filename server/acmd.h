@@ -47,7 +47,10 @@
     X(INT, max_connections, "1024", "simultaneous connections")                                                       \
     X(INT, max_per_ip, "0", "simultaneous connections per client address (0: no limit)")                             \
     X(DBL, request_timeout, "30", "seconds a request may take to send its headers and body")                         \
-    X(DBL, exit_timeout, "10", "seconds in-flight work may take to finish after SIGTERM")                            \
+    X(DBL, drain_grace_s, "5",                                                                                        \
+      "after SIGTERM, seconds readiness is 503 while new requests are still accepted (load balancers move away)")    \
+    X(DBL, exit_timeout, "25",                                                                                        \
+      "seconds from SIGTERM until the process exits even if work is left (what is still queued then gets 503)")      \
     X(STR, default_policy, "argmax", "policy without a requested budget: argmax, mean or cap")                       \
     X(DBL, default_budget, "1", "beta for the default policy when it is mean or cap")                                \
     X(STR, request_policy, "cap", "policy when a request sets a budget: cap or mean")                                \
@@ -57,7 +60,8 @@
     X(DBL, aging_ms, "100", "a queued request gains one urgency level per this many ms of waiting (0: no aging)")   \
     X(DBL, cost_forgetting, "0.97", "forgetting factor per batch of the cost model's least squares (0.5..1)")        \
     X(STR, log_level, "info", "error, warn, info (access log) or debug")                                             \
-    X(STR, log_format, "json", "access log lines: json or text")
+    X(STR, log_format, "json", "access log lines: json or text")                                                   \
+    X(STR, test_hold, "", "tests only: a FIFO; each batch of requests waits for one byte from it (EOF: no more)")
 
 typedef struct {
     char name[64];
@@ -114,7 +118,7 @@ void acmd_config_help(FILE *f);
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
-      "β_min and a full batch), `queue_depth` and `deadlines` (requests with a deadline, misses by phase).")         \
+      "β_min and a full batch), `queue_depth`, `running` (requests on a worker now) and `deadlines` (requests with a deadline, misses by phase).")         \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
 typedef enum {
@@ -229,6 +233,7 @@ typedef struct {
     acmd_cost cost;
     double flops_fixed, flops_learner;
     long dl_requests, dl_misses[3]; /* requests with a deadline; misses by phase (admission, queue, compute) */
+    int running;                    /* requests of this model on a worker (I/O thread's view) */
 } acmd_model;
 
 enum { ACMD_MISS_ADMISSION = 0, ACMD_MISS_QUEUE, ACMD_MISS_COMPUTE };
@@ -349,7 +354,11 @@ typedef struct acmd_server {
     acmd_req *res_head, *res_tail;
     int warm_msgs;         /* workers that finished warming up (under res_mu) */
     int ready, draining, stopping;
+    int accepting;         /* the listening socket is open (until --drain-grace-s after the signal) */
+    int cut;               /* the drain was cut short (exit timeout, second signal): queued requests got 503 */
     uint64_t drain_start;
+    double drain_grace;    /* seconds of this drain's grace period */
+    int hold_fd;           /* --test-hold FIFO, -1 without */
     int in_flight;         /* RUNNING requests */
     int suspended;         /* suspended connections */
     int open_requests;     /* requests not yet completed by MHD */
@@ -373,7 +382,10 @@ void acmd_log_flush(acmd_server *s);
 
 /* server/sched.c: admission to dispatch (I/O thread) and the workers */
 int acmd_workers_start(acmd_server *s, char *err, size_t errlen);
+/* Asks every worker to stop after its batch and joins them; their results stay in the result queue. */
 void acmd_workers_stop(acmd_server *s);
+/* Frees the workers' engine state (after acmd_workers_stop and once the result queue has been drained). */
+void acmd_workers_free(acmd_server *s);
 /* Admission of a request whose body is here: resolves its budget and scheduling terms (the OIP parameters from
  * peek, NULL for /classify) and refuses what cannot be met. Returns 0 to queue it, or fills the error (400, 504). */
 int acmd_sched_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip);

@@ -228,6 +228,7 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (c->max_per_ip < 0) return cfg__fail(err, errlen, "--max-per-ip must be >= 0");
     if (!(c->request_timeout > 0)) return cfg__fail(err, errlen, "--request-timeout must be > 0");
     if (!(c->exit_timeout >= 0)) return cfg__fail(err, errlen, "--exit-timeout must be >= 0");
+    if (!(c->drain_grace_s >= 0)) return cfg__fail(err, errlen, "--drain-grace-s must be >= 0");
     if (!cfg__policy_ok(c->default_policy)) return cfg__fail(err, errlen, "--default-policy: argmax, mean or cap");
     if (strcmp(c->request_policy, "cap") && strcmp(c->request_policy, "mean"))
         return cfg__fail(err, errlen, "--request-policy: cap or mean");

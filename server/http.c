@@ -137,9 +137,9 @@ static json_t *http__model_stats(const acmd_server *s, const acmd_model *m) {
     acmd_cost_coef(&m->cost, &a, &b, &c);
     const int n = acmd_cost_error(&m->cost, &mean_abs, &mean_rel, &max_abs);
     const double fl = m->flops_fixed, fb = m->flops_fixed + m->flops_learner, bmin = m->cfg->beta_min;
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "name", m->name, "version", m->version, "workers",
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "name", m->name, "version", m->version, "workers",
                           s->n_workers, "blas_threads", (int)s->cfg.blas_threads, "max_batch", m->max_batch,
-                          "queue_depth", m->q_items);
+                          "queue_depth", m->q_items, "running", m->running);
     json_object_set_new(o, "cost_model",
         json_pack("{s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:{s:i, s:f, s:f, s:f}, s:{s:f, s:f, s:f}}",
                   "formula", "t = a + b*tokens + c*flops (per batch, seconds)", "a", a, "b", b, "c", c,
@@ -188,8 +188,11 @@ static int http__copy_hdr(char *dst, size_t n, const char *v) {
 }
 
 /* Returns 0 when the request may wait for its body, or responds (4xx/503) and returns 1. */
+/* Whether new inference requests are taken: ready, or draining within the grace period (server.c). */
+static int http__taking(const acmd_server *s) { return s->draining ? s->accepting && !s->cut : s->ready; }
+
 static int http__admit_headers(acmd_server *s, acmd_req *r) {
-    if (!s->ready) {
+    if (!http__taking(s)) {
         r->reject_reason = s->draining ? "draining" : "not_ready";
         http__error(s, r, 503, s->draining ? "the server is shutting down" : "the server is warming up");
         return 1;
@@ -264,7 +267,7 @@ static enum MHD_Result http__admit_body(acmd_server *s, acmd_req *r) {
         r->reject_reason = "too_large";
         return http__error(s, r, 413, "the body is over the limit of %ld bytes", s->cfg.max_body_bytes);
     }
-    if (!s->ready) {
+    if (!http__taking(s)) {
         r->reject_reason = s->draining ? "draining" : "not_ready";
         return http__error(s, r, 503, s->draining ? "the server is shutting down" : "the server is warming up");
     }

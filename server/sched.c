@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -329,6 +330,7 @@ void acmd_sched_dispatch(acmd_server *s) {
                 if (n > 0 && tg != UINT64_MAX && finish + margin_ns > tg) break; /* it would make the batch late */
                 sched__unlink(m, r, prev);
                 r->state = ACMD_REQ_RUNNING;
+                m->running++;
                 r->t_dispatch = now;
                 r->worker = wi;
                 if (tail) tail->next = r;
@@ -388,6 +390,7 @@ void acmd_sched_on_async(uv_async_t *a) {
         list = r->next;
         r->next = NULL;
         s->in_flight--;
+        r->model->running--;
         s->workers[r->worker].busy = 0;
         if (r->orphan) { /* its connection went away (shutdown past the exit timeout) */
             free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
@@ -440,9 +443,21 @@ static void sched__post(acmd_server *s, acmd_req *head, int warm) {
     uv_async_send(&s->async);
 }
 
+/* --test-hold: a worker's warm-up, and then each batch of requests, waits for one byte from the FIFO before it runs,
+ * so that tests can hold a worker busy (or the server not ready) for exactly as long as they need: slowness by
+ * construction, on any CPU. End-of-file releases everything after it. */
+static void sched__test_hold(acmd_server *s) {
+    if (s->hold_fd < 0) return;
+    char c;
+    ssize_t n;
+    do n = read(s->hold_fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+}
+
 static void *sched__worker_main(void *arg) {
     acmd_worker *w = arg;
     acmd_server *s = w->srv;
+    sched__test_hold(s);
     /* warm-up per model: one full batch under the default policy (cold caches, page faults; untimed), then four small
      * timed batches under cap — 1 and 2 items (1 if max_batch is 1), at beta = 1 and at beta_min — the cost model's
      * prior (tokens and FLOPs both vary) at a few items' cost; the FLOPs outside the learners are a beta = 1 item's
@@ -482,6 +497,7 @@ static void *sched__worker_main(void *arg) {
         int stop = w->stop;
         pthread_mutex_unlock(&w->mu);
         if (job) {
+            sched__test_hold(s);
             acmd_worker_run_batch(w, m, job);
             sched__post(s, job, 0);
         } else if (stop) {
@@ -535,6 +551,14 @@ void acmd_workers_stop(acmd_server *s) {
     for (int wi = 0; wi < s->n_workers; wi++) {
         acmd_worker *w = &s->workers[wi];
         if (w->thread) pthread_join(w->thread, NULL);
+        w->thread = 0;
+    }
+}
+
+void acmd_workers_free(acmd_server *s) {
+    if (!s->workers) return;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
         for (int i = 0; i < s->n_models; i++) {
             acm_worker_free(w->eng[i].w);
             free(w->eng[i].items), free(w->eng[i].res), free(w->eng[i].logits), free(w->eng[i].kmap);

@@ -4,13 +4,18 @@
  * MHD runs in "external select" mode with epoll: its epoll fd is watched by a uv_poll, and a uv_timer fires at
  * MHD_get_timeout(); after every MHD_run the timer is re-armed. Everything MHD calls back runs on the loop thread.
  *
- * Drain (SIGTERM or SIGINT): readiness turns 503, the listening socket is closed (MHD_quiesce_daemon), every queued
- * request is answered 503, new requests on open connections get 503 with "Connection: close"; in-flight batches
- * finish. When nothing is running, suspended or half-answered — or after --exit-timeout — the daemon stops (no
- * suspended connection is left: all are resumed first) and the process exits 0. A second signal stops at once.
+ * Drain (SIGTERM or SIGINT), made for load balancers and Kubernetes: readiness turns 503 at once while the listener
+ * stays open for --drain-grace-s (requests keep being accepted, queued and answered as usual, each response with
+ * "Connection: close", so that the balancer has time to notice and move away without a refused connection); then
+ * the listener closes and new requests on open connections get 503. Queued requests run as usual (a deadline request
+ * whose deadline passes gets its 504). The process exits 0 when nothing is queued, running, suspended or
+ * half-answered, or at --exit-timeout after the signal: then what is still queued gets 503, in-flight connections are
+ * closed, and the exit is 0 too. A second signal does the same at once. A server that was never ready skips the
+ * grace period.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -157,46 +162,8 @@ static void srv__sweep(uv_timer_t *t) {
 
 static void srv__close_cb(uv_handle_t *h) { (void)h; }
 
-static void srv__finish(acmd_server *s) {
-    if (s->stopping) return;
-    s->stopping = 1;
-    /* no suspended connection may be left: answer whatever is still waiting (in-flight past the exit timeout) */
-    for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
-    }
-    acmd_log(s, 2, "drained: %d in flight, %d suspended, %d open; stopping", s->in_flight, s->suspended,
-             s->open_requests);
-    uv_timer_stop(&s->drain_timer);
-    uv_stop(s->loop);
-}
-
-static void srv__drain_timer(uv_timer_t *t) {
-    acmd_server *s = t->data;
-    acmd_http_kick(s);
-    if (s->in_flight == 0 && s->suspended == 0 && s->open_requests == 0) {
-        srv__finish(s);
-        return;
-    }
-    if ((double)(acmd_now_ns() - s->drain_start) * 1e-9 > s->cfg.exit_timeout) {
-        acmd_log(s, 1, "exit timeout (%.1f s) with %d request(s) in flight", s->cfg.exit_timeout, s->in_flight);
-        srv__finish(s);
-    }
-}
-
-static void srv__signal(uv_signal_t *h, int sig) {
-    acmd_server *s = h->data;
-    if (s->draining) {
-        acmd_log(s, 1, "second signal %d: stopping now", sig);
-        srv__finish(s);
-        return;
-    }
-    s->draining = 1;
-    s->ready = 0;
-    s->drain_start = acmd_now_ns();
-    acmd_log(s, 2, "signal %d: draining (%d in flight)", sig, s->in_flight);
-    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
-    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+/* Answers 503 to every request still queued (the exit timeout, or a second signal). */
+static void srv__refuse_queued(acmd_server *s) {
     for (int i = 0; i < s->n_models; i++) {
         acmd_model *m = &s->models[i];
         while (m->q_head) {
@@ -211,6 +178,75 @@ static void srv__signal(uv_signal_t *h, int sig) {
         m->q_tail = NULL;
         m->q_items = 0;
     }
+}
+
+static void srv__stop_accepting(acmd_server *s) {
+    if (!s->accepting) return;
+    s->accepting = 0;
+    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    acmd_log(s, 2, "drain: listener closed (%d queued or running)", s->in_flight + s->suspended);
+}
+
+static void srv__finish(acmd_server *s) {
+    if (s->stopping) return;
+    s->stopping = 1;
+    /* no suspended connection may be left: close whatever is still open (in flight past the exit timeout) */
+    for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+    }
+    acmd_log(s, 2, "drained: %d in flight, %d suspended, %d open; stopping", s->in_flight, s->suspended,
+             s->open_requests);
+    uv_timer_stop(&s->drain_timer);
+    uv_stop(s->loop);
+}
+
+/* Ends the drain now: what is queued gets 503, and the loop stops at the next tick, once MHD has had a turn to send
+ * those answers. */
+static void srv__cut(acmd_server *s, const char *why) {
+    if (s->cut) return;
+    s->cut = 1;
+    acmd_log(s, 1, "%s: %d request(s) in flight, %d queued get 503", why, s->in_flight, s->suspended - s->in_flight);
+    srv__stop_accepting(s);
+    srv__refuse_queued(s);
+    acmd_http_kick(s);
+}
+
+/* Every 20 ms while draining: close the listener once the grace period is over, stop when nothing is left (or at
+ * the exit timeout, after the queued requests have had their 503). */
+static void srv__drain_timer(uv_timer_t *t) {
+    acmd_server *s = t->data;
+    acmd_http_kick(s);
+    if (s->cut) {
+        srv__finish(s);
+        return;
+    }
+    const double since = (double)(acmd_now_ns() - s->drain_start) * 1e-9;
+    if (s->accepting && since >= s->drain_grace) srv__stop_accepting(s);
+    if (!s->accepting && s->in_flight == 0 && s->suspended == 0 && s->open_requests == 0) {
+        srv__finish(s);
+        return;
+    }
+    if (since > s->cfg.exit_timeout) srv__cut(s, "exit timeout");
+}
+
+/* SIGTERM/SIGINT: the drain (file comment). A second signal ends it now. */
+static void srv__signal(uv_signal_t *h, int sig) {
+    acmd_server *s = h->data;
+    if (s->draining) {
+        srv__cut(s, "second signal");
+        return;
+    }
+    s->draining = 1;
+    /* a server that never was ready had no traffic to move away: no grace */
+    s->drain_grace = s->ready ? s->cfg.drain_grace_s : 0;
+    if (s->drain_grace > s->cfg.exit_timeout) s->drain_grace = s->cfg.exit_timeout;
+    s->ready = 0;
+    s->drain_start = acmd_now_ns();
+    acmd_log(s, 2, "signal %d: draining (%d in flight); readiness 503, accepting for %.3g s more", sig, s->in_flight,
+             s->drain_grace);
+    if (s->drain_grace <= 0) srv__stop_accepting(s);
     uv_timer_start(&s->drain_timer, srv__drain_timer, 0, 20);
 }
 
@@ -223,6 +259,12 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
     s->log_level = !strcmp(cfg->log_level, "error") ? 0 : !strcmp(cfg->log_level, "warn") ? 1
                    : !strcmp(cfg->log_level, "info") ? 2 : 3;
     pthread_mutex_init(&s->res_mu, NULL);
+    s->hold_fd = -1;
+    if (cfg->test_hold[0]) { /* a FIFO: opened without waiting for its writer (the test opened it first) */
+        s->hold_fd = open(cfg->test_hold, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (s->hold_fd < 0 || fcntl(s->hold_fd, F_SETFL, 0))
+            return snprintf(err, errlen, "--test-hold %s: %s", cfg->test_hold, strerror(errno)), -1;
+    }
     for (int i = 0; i < cfg->n_models; i++) {
         const acmd_model_conf *mc = &cfg->models[i];
         acmd_model *m = &s->models[i];
@@ -294,6 +336,7 @@ int acmd_server_run(acmd_server *s) {
         acmd_log(s, 0, "cannot listen on %s: %s", s->cfg.listen, strerror(errno));
         return 1;
     }
+    s->accepting = 1;
     s->port = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT)->port;
     int efd = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
     uv_poll_init(s->loop, &s->mhd_poll, efd);
@@ -319,6 +362,7 @@ int acmd_server_run(acmd_server *s) {
         acmd_log(s, 0, "%s", err);
         s->exit_code = 1;
         acmd_workers_stop(s);
+        acmd_workers_free(s);
         MHD_stop_daemon(s->mhd);
         s->mhd = NULL;
         return 1;
@@ -328,11 +372,14 @@ int acmd_server_run(acmd_server *s) {
         acmd_log(s, 1, "cannot write --port-file %s: %s", s->cfg.port_file, strerror(errno));
     acmd_http_kick(s);
     uv_run(s->loop, UV_RUN_DEFAULT);
-    /* stopping: resume anything still suspended so that MHD can close it, then stop MHD and the workers */
+    /* stopping: join the workers (a batch still running finishes), take their last results (answered, or freed when
+     * their connection is gone) while the workers' state still exists, then stop MHD (it closes every connection),
+     * and only then free the workers */
     acmd_workers_stop(s);
-    acmd_sched_on_async(&s->async); /* results the workers posted last (freed or answered) */
+    acmd_sched_on_async(&s->async);
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    acmd_workers_free(s);
     uv_close((uv_handle_t *)&s->mhd_poll, srv__close_cb);
     uv_close((uv_handle_t *)&s->mhd_timer, srv__close_cb);
     uv_close((uv_handle_t *)&s->sweep_timer, srv__close_cb);
@@ -355,5 +402,6 @@ void acmd_server_free(acmd_server *s) {
     for (int i = 0; i < s->n_models; i++) acm_model_free(s->models[i].m);
     acmd_metrics_free(s->metrics);
     free(s->log_buf);
+    if (s->hold_fd >= 0) close(s->hold_fd);
     pthread_mutex_destroy(&s->res_mu);
 }

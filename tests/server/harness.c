@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -36,10 +37,16 @@ static void th__sleep(double s) {
     nanosleep(&ts, NULL);
 }
 
-int th_acmd_start(th_acmd *s, const char *const *args) {
+static int th__start(th_acmd *s, const char *const *args, int held) {
     memset(s, 0, sizeof *s);
+    s->hold_fd = -1;
     snprintf(s->dir, sizeof s->dir, "/tmp/acmd-test-XXXXXX");
     if (!mkdtemp(s->dir)) return -1;
+    if (held) { /* our end is opened first, read-write, so that neither side waits in open(); close-on-exec, so
+                 * that the server does not inherit a writer and the end-of-file of th_hold_end reaches it */
+        snprintf(s->hold, sizeof s->hold, "%s/hold", s->dir);
+        if (mkfifo(s->hold, 0600) || (s->hold_fd = open(s->hold, O_RDWR | O_CLOEXEC)) < 0) return -1;
+    }
     snprintf(s->log, sizeof s->log, "%s/stderr", s->dir);
     snprintf(s->portfile, sizeof s->portfile, "%s/port", s->dir);
     const char *b = getenv("ACM_BUILD"), *a = getenv("ACM_ACMD");
@@ -53,6 +60,7 @@ int th_acmd_start(th_acmd *s, const char *const *args) {
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--port-file";
     argv[n++] = s->portfile;
+    if (held) argv[n++] = "--test-hold", argv[n++] = s->hold;
     for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
     argv[n] = NULL;
     s->pid = fork();
@@ -77,6 +85,53 @@ int th_acmd_start(th_acmd *s, const char *const *args) {
             return -1;
         }
         th__sleep(0.005);
+    }
+    return -1;
+}
+
+int th_acmd_start(th_acmd *s, const char *const *args) { return th__start(s, args, 0); }
+int th_acmd_start_held(th_acmd *s, const char *const *args) { return th__start(s, args, 1); }
+
+void th_hold_release(th_acmd *s, int n) {
+    static const char tokens[64] = {0};
+    while (n > 0 && s->hold_fd >= 0) {
+        ssize_t k = write(s->hold_fd, tokens, (size_t)(n < 64 ? n : 64));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n -= (int)k;
+    }
+}
+
+void th_hold_end(th_acmd *s) {
+    if (s->hold_fd < 0) return;
+    close(s->hold_fd);
+    s->hold_fd = -1;
+}
+
+int th_wait_stats(const th_acmd *s, const char *model, int running, int queued, double timeout_s) {
+    char path[256];
+    snprintf(path, sizeof path, "/v2/models/%s/stats", model);
+    for (double t0 = th_now(); th_now() - t0 < timeout_s;) {
+        th_resp r;
+        if (th_http(s->port, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200) {
+            const char *pr = strstr(r.body, "\"running\":"), *pq = strstr(r.body, "\"queue_depth\":");
+            int ok = pr && pq && atoi(pr + 10) == running && (queued < 0 || atoi(pq + 14) == queued);
+            th_resp_free(&r);
+            if (ok) return 0;
+        } else {
+            th_resp_free(&r);
+        }
+        th__sleep(0.005);
+    }
+    return -1;
+}
+
+int th_wait_refused(int port, double timeout_s) {
+    for (double t0 = th_now(); th_now() - t0 < timeout_s;) {
+        int fd = th_connect(port);
+        if (fd < 0) return 0;
+        close(fd);
+        th__sleep(0.01);
     }
     return -1;
 }
@@ -107,6 +162,7 @@ static int th__sanitizer_report(const th_acmd *s) {
 int th_acmd_stop(th_acmd *s, int sig, double timeout_s) {
     if (s->pid <= 0) return -1;
     if (sig) kill(s->pid, sig);
+    th_hold_end(s); /* held batches run: the server can finish them and exit */
     int st = 0;
     for (double t0 = th_now(); th_now() - t0 < timeout_s;) {
         pid_t p = waitpid(s->pid, &st, WNOHANG);
@@ -128,6 +184,7 @@ void th_acmd_cleanup(th_acmd *s) {
     if (!s->dir[0]) return;
     unlink(s->log);
     unlink(s->portfile);
+    if (s->hold[0]) unlink(s->hold);
     rmdir(s->dir);
     s->dir[0] = 0;
 }

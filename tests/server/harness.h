@@ -17,11 +17,25 @@ typedef struct {
     char log[300];     /* its stderr */
     char portfile[300];
     int keep; /* 1: th_acmd_stop leaves the directory (the test reads the log after the exit, then cleans up) */
+    char hold[300]; /* th_acmd_start_held: the FIFO of --test-hold, and our end of it (-1: none) */
+    int hold_fd;
 } th_acmd;
 
 /* Starts $ACM_ACMD, else $ACM_BUILD/acmd (default build/), with --listen 127.0.0.1:0 --port-file ... and the NULL-terminated extra
  * arguments; waits for the port (not for readiness). Returns 0 or -1. */
 int th_acmd_start(th_acmd *s, const char *const *args);
+/* As th_acmd_start, with the worker hold (--test-hold): every batch of requests waits until the test lets it run, so
+ * that "a worker is busy" is true by construction on any CPU, for exactly as long as the test needs. */
+int th_acmd_start_held(th_acmd *s, const char *const *args);
+/* Lets n more batches run. */
+void th_hold_release(th_acmd *s, int n);
+/* Lets every batch run from now on (th_acmd_stop does this after its signal). */
+void th_hold_end(th_acmd *s);
+/* Polls /v2/models/{model}/stats until `running` (requests on a worker) is `running` and `queue_depth` (items) is
+ * `queued` (-1: any); 0, or -1 at the timeout. */
+int th_wait_stats(const th_acmd *s, const char *model, int running, int queued, double timeout_s);
+/* Polls until connecting to the port is refused (the listener is closed): 0, or -1 at the timeout. */
+int th_wait_refused(int port, double timeout_s);
 /* Polls /v2/health/ready until 200 (returns 0) or the timeout (-1). */
 int th_acmd_wait_ready(th_acmd *s, double timeout_s);
 /* Sends sig (0: none) and waits up to timeout_s for the exit; returns the exit status, 128+signal, or -1 (killed). */

@@ -1,10 +1,10 @@
 /*
  * test_load.c — acmd under concurrency and failure: many clients with different images each get their own answer,
  * the bounded queue answers 429 + Retry-After, a client that leaves while queued is cancelled without running,
- * 503 while warming up, SIGTERM drain (in-flight finishes, queued gets 503, exit 0), the request timeout against a
- * drip-feeding client, the per-IP connection limit, and drip-feeders do not slow a normal client down.
- * The "heavy" model is a static random ViT written at test time (tests/server/harness.c) so that one batch takes long
- * enough to queue behind.
+ * 503 while warming up, the SIGTERM drain step by step (grace period, listener closed, queued requests run, exit
+ * timeout, second signal, exit 0), the request timeout against a drip-feeding client, the per-IP connection limit,
+ * and drip-feeders do not slow a normal client down. A worker is busy because the test holds it (--test-hold,
+ * tests/server/harness.h), never because a batch is assumed to take long: the tests hold on any CPU.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -147,50 +147,50 @@ static int send_heavy(int port, const char *id) {
     return fd;
 }
 
-/* Sends an OIP request of B heavy images (a long batch), not read: returns the socket. */
-static int send_heavy_batch(int port, int B) {
-    size_t cap = (size_t)B * 64 * 64 * 4 + 256;
-    char *s = malloc(cap);
-    size_t o = (size_t)snprintf(s, cap, "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[%d,64,64,1],\"data\":[", B);
-    for (int i = 0; i < B * 64 * 64; i++) o += (size_t)snprintf(s + o, cap - o, "%s%d", i ? "," : "", i * 7 % 256);
-    o += (size_t)snprintf(s + o, cap - o, "]}]}");
-    int fd = th_connect(port);
-    char head[256];
-    int hn = snprintf(head, sizeof head, "POST /v2/models/h/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", o);
-    cr_assert_eq(send(fd, head, (size_t)hn, 0), hn);
-    cr_assert_eq(send(fd, s, o, MSG_NOSIGNAL), (ssize_t)o);
-    free(s);
-    return fd;
-}
-
-static void start_heavy(th_acmd *s, const char *extra1, const char *extra2) {
+/* The heavy model on one worker under the worker hold (harness.h): every batch waits until the test releases it.
+ * warm: release the warm-up and wait until ready. */
+static void start_held(th_acmd *s, const char *const *extra, int warm) {
     static char model_arg[400];
     snprintf(model_arg, sizeof model_arg, "h=%s", heavy_model());
-    const char *args[] = {"--model", model_arg, "--workers", "1", "--max-batch", "4", "--log-level", "warn",
-                          extra1, extra2, NULL};
-    cr_assert_eq(th_acmd_start(s, args), 0);
+    const char *args[32] = {"--model", model_arg, "--workers", "1", "--max-batch", "4", "--log-level", "warn"};
+    int n = 8;
+    for (int i = 0; extra && extra[i] && n < 31; i++) args[n++] = extra[i];
+    args[n] = NULL;
+    cr_assert_eq(th_acmd_start_held(s, args), 0);
+    if (!warm) return;
+    th_hold_release(s, 1);
+    cr_assert_eq(th_acmd_wait_ready(s, 60), 0);
+}
+
+/* Polls /metrics until series reads v; returns the last value read. */
+static double wait_metric(int port, const char *series, double v, double timeout_s) {
+    double got = -1;
+    for (double t0 = th_now(); th_now() - t0 < timeout_s; usleep(5000))
+        if ((got = th_metric(port, series)) == v) break;
+    return got;
+}
+
+static int status_of(int fd) {
+    th_resp r;
+    int st = th_read_response(fd, &r) == 0 ? r.status : -1;
+    if (st >= 0) th_resp_free(&r);
+    close(fd);
+    return st;
 }
 
 Test(load, client_that_leaves_while_queued_is_cancelled_not_run) {
     th_acmd s;
-    start_heavy(&s, NULL, NULL);
-    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
-    int busy = send_heavy_batch(s.port, 16); /* occupies the only worker for a while */
-    usleep(100000);
+    start_held(&s, NULL, 1);
+    int busy = send_heavy(s.port, "busy"); /* held on the only worker */
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 0, 10), 0);
     int leaver = send_heavy(s.port, "leaver");
-    usleep(50000);
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 1, 10), 0);
     close(leaver); /* gone while queued */
-    th_resp r;
-    cr_assert_eq(th_read_response(busy, &r), 0);
-    cr_expect_eq(r.status, 200, "%s", r.body);
-    th_resp_free(&r);
-    close(busy);
-    usleep(100000);
-    cr_expect_eq(th_metric(s.port, "outcome=\"cancelled\"} "), 1);
+    th_hold_end(&s);
+    cr_expect_eq(status_of(busy), 200);
+    cr_expect_eq(wait_metric(s.port, "outcome=\"cancelled\"} ", 1, 10), 1);
     cr_expect_eq(th_metric(s.port, "outcome=\"success\"} "), 1);
-    /* never run: the only batches are those of the busy request (16 items in batches of 4: four engine calls, one
-     * batch-size observation for the request's first call) */
+    /* never run: the only batch is the busy request's */
     cr_expect_eq(th_metric(s.port, "acm_batch_size_count{model=\"h\"} "), 1);
     cr_expect_eq(th_metric(s.port, "acm_flops_executed_total{model=\"h\"} ") > 0, 1);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
@@ -199,12 +199,12 @@ Test(load, client_that_leaves_while_queued_is_cancelled_not_run) {
 
 Test(load, queue_full_answers_429_with_retry_after) {
     th_acmd s;
-    start_heavy(&s, "--max-queue", "1");
-    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
-    int busy = send_heavy_batch(s.port, 8);
-    usleep(100000);
+    const char *extra[] = {"--max-queue", "1", NULL};
+    start_held(&s, extra, 1);
+    int busy = send_heavy(s.port, "busy");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 0, 10), 0);
     int queued = send_heavy(s.port, "q1");
-    usleep(50000);
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 1, 10), 0);
     th_resp r;
     int fd = send_heavy(s.port, "q2");
     cr_assert_eq(th_read_response(fd, &r), 0);
@@ -213,35 +213,101 @@ Test(load, queue_full_answers_429_with_retry_after) {
     char ra[16];
     cr_expect(th_header(&r, "Retry-After", ra, sizeof ra), "no Retry-After: %s", r.head);
     th_resp_free(&r);
-    cr_assert_eq(th_read_response(busy, &r), 0);
-    cr_expect_eq(r.status, 200);
-    th_resp_free(&r);
-    cr_assert_eq(th_read_response(queued, &r), 0);
-    cr_expect_eq(r.status, 200);
-    th_resp_free(&r);
-    close(busy), close(queued);
+    th_hold_end(&s);
+    cr_expect_eq(status_of(busy), 200);
+    cr_expect_eq(status_of(queued), 200);
     cr_expect_eq(th_metric(s.port, "reason=\"queue_full\"} "), 1);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
 }
 
-Test(load, sigterm_drains_in_flight_rejects_queued_and_exits_0) {
-    th_acmd s;
-    start_heavy(&s, "--log-level", "info");
-    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
-    int busy = send_heavy_batch(s.port, 8);
-    usleep(100000);
-    int queued = send_heavy(s.port, "queued");
-    usleep(50000);
-    kill(s.pid, SIGTERM);
+/* ---- the drain (server/server.c) ----------------------------------------------------------------------------------- */
+
+static int http_status(int port, const char *path) {
     th_resp r;
-    cr_assert_eq(th_read_response(queued, &r), 0);
-    cr_expect_eq(r.status, 503, "queued: %s", r.body);
+    if (th_http(port, "GET", path, NULL, NULL, 0, &r)) return -1;
+    int st = r.status;
     th_resp_free(&r);
+    return st;
+}
+
+/* Grace period: readiness 503 at once, live 200, the listener stays open and a request that arrives then is accepted
+ * and answered; what was queued runs; a second signal ends it at once: what is queued then gets 503, exit 0. */
+Test(load, drain_grace_keeps_accepting_then_a_second_signal_stops_cleanly) {
+    th_acmd s;
+    const char *extra[] = {"--drain-grace-s", "600", "--max-batch", "1", "--log-level", "info", NULL};
+    start_held(&s, extra, 1);
+    int busy = send_heavy(s.port, "busy");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 0, 10), 0);
+    int queued = send_heavy(s.port, "queued");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 1, 10), 0);
+    kill(s.pid, SIGTERM);
+    int ready = 0;
+    for (double t0 = th_now(); th_now() - t0 < 10 && (ready = http_status(s.port, "/v2/health/ready")) != 503;) usleep(2000);
+    cr_expect_eq(ready, 503, "readiness did not turn 503 after SIGTERM");
+    cr_expect_eq(http_status(s.port, "/v2/health/live"), 200);
+    int during = send_heavy(s.port, "during"); /* a new connection, in the grace period */
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 2, 10), 0, "a request sent in the grace period was not queued");
+    th_hold_release(&s, 2); /* busy, then queued */
+    th_resp r;
     cr_assert_eq(th_read_response(busy, &r), 0);
     cr_expect_eq(r.status, 200, "in flight: %s", r.body);
+    char conn[32];
+    cr_expect(th_header(&r, "Connection", conn, sizeof conn) && !strcmp(conn, "close"), "draining answers close");
     th_resp_free(&r);
-    close(busy), close(queued);
+    close(busy);
+    cr_expect_eq(status_of(queued), 200, "queued before the signal");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 0, 10), 0); /* "during" is held on the worker now */
+    int late = send_heavy(s.port, "late"); /* still in the grace period: queued */
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 1, 10), 0);
+    kill(s.pid, SIGTERM); /* second signal: now */
+    cr_expect_eq(status_of(late), 503, "queued at the second signal");
+    s.keep = 1;
+    cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status after a second signal"); /* releases "during" */
+    close(during);
+    char *log = th_acmd_log(&s);
+    cr_expect(strstr(log, "second signal"), "%s", log);
+    free(log);
+    th_acmd_cleanup(&s);
+    unlink(heavy_path);
+}
+
+/* No grace: the listener closes at once, every request already accepted runs (none is lost), a deadline request
+ * whose deadline passes in the queue gets its 504, and the process exits 0 once all are answered. */
+Test(load, drain_without_grace_runs_every_accepted_request_and_exits_0) {
+    th_acmd s;
+    const char *extra[] = {"--drain-grace-s", "0", "--log-level", "info", NULL};
+    start_held(&s, extra, 1);
+    int busy = send_heavy(s.port, "busy");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 0, 10), 0);
+    int q[3];
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q%d", i);
+        q[i] = send_heavy(s.port, id);
+        cr_assert_eq(th_wait_stats(&s, "h", 1, i + 1, 10), 0);
+    }
+    /* a deadline request: admitted (the held batch is predicted short), then its deadline passes while held */
+    int dl = th_connect(s.port);
+    uint8_t px[64 * 64];
+    picture(px, 64, 64, 2);
+    size_t n;
+    uint8_t *png = th_png(px, 64, 64, 1, &n);
+    char head[256];
+    int hn = snprintf(head, sizeof head, "POST /v1/models/h/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                                         "X-Deadline-Ms: 2000\r\nContent-Length: %zu\r\n\r\n", n);
+    cr_assert_eq(send(dl, head, (size_t)hn, 0), hn);
+    cr_assert_eq(send(dl, png, n, 0), (ssize_t)n);
+    free(png);
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 4, 10), 0);
+    const double t_sent = th_now();
+    kill(s.pid, SIGTERM);
+    cr_expect_eq(th_wait_refused(s.port, 10), 0, "the listener stayed open without a grace period");
+    while (th_now() - t_sent < 2.2) usleep(10000); /* the deadline passes (time itself is the condition here) */
+    th_hold_end(&s);
+    cr_expect_eq(status_of(busy), 200);
+    for (int i = 0; i < 3; i++) cr_expect_eq(status_of(q[i]), 200, "q%d was accepted before the signal", i);
+    cr_expect_eq(status_of(dl), 504, "a deadline that passed in the queue");
     s.keep = 1;
     cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status after drain");
     char *log = th_acmd_log(&s);
@@ -251,22 +317,36 @@ Test(load, sigterm_drains_in_flight_rejects_queued_and_exits_0) {
     unlink(heavy_path);
 }
 
+/* --exit-timeout 0 with a batch in flight: what is queued gets 503, the process exits 0 once the batch ends (it used
+ * to free the workers and then write to them: SIGSEGV, exit 139). */
+Test(load, exit_timeout_with_a_batch_in_flight_answers_503_and_exits_0) {
+    th_acmd s;
+    const char *extra[] = {"--drain-grace-s", "0", "--exit-timeout", "0", NULL};
+    start_held(&s, extra, 1);
+    int busy = send_heavy(s.port, "busy");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 0, 10), 0);
+    int queued = send_heavy(s.port, "queued");
+    cr_assert_eq(th_wait_stats(&s, "h", 1, 1, 10), 0);
+    kill(s.pid, SIGTERM);
+    cr_expect_eq(status_of(queued), 503);
+    cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status (139: the shutdown crash)"); /* the batch ends now */
+    close(busy);
+    unlink(heavy_path);
+}
+
 Test(load, not_ready_while_warming_up) {
     th_acmd s;
-    start_heavy(&s, "--max-batch", "32"); /* warm-up runs a batch of 32 heavy items */
+    start_held(&s, NULL, 0); /* the warm-up waits for the test */
+    cr_expect_eq(http_status(s.port, "/v2/health/ready"), 503);
     th_resp r;
-    cr_assert_eq(th_http(s.port, "GET", "/v2/health/ready", NULL, NULL, 0, &r), 0);
-    cr_expect_eq(r.status, 503, "%s", r.body);
-    th_resp_free(&r);
     int fd = send_heavy(s.port, "early");
     cr_assert_eq(th_read_response(fd, &r), 0);
     close(fd);
     cr_expect_eq(r.status, 503, "%s", r.body);
     cr_expect(strstr(r.body, "warming up"), "%s", r.body);
     th_resp_free(&r);
-    cr_assert_eq(th_http(s.port, "GET", "/v2/health/live", NULL, NULL, 0, &r), 0);
-    cr_expect_eq(r.status, 200);
-    th_resp_free(&r);
+    cr_expect_eq(http_status(s.port, "/v2/health/live"), 200);
+    th_hold_end(&s);
     cr_expect_eq(th_acmd_wait_ready(&s, 60), 0);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
