@@ -202,6 +202,16 @@ char *th_acmd_log(const th_acmd *s) {
     return b;
 }
 
+char *th_acmd_log_wait(const th_acmd *s, const char *needle, double timeout_s) {
+    char *log = th_acmd_log(s);
+    for (double t0 = th_now(); !strstr(log, needle) && th_now() - t0 < timeout_s;) {
+        th__sleep(0.005);
+        free(log);
+        log = th_acmd_log(s);
+    }
+    return log;
+}
+
 int th_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;

@@ -44,6 +44,9 @@ int th_acmd_stop(th_acmd *s, int sig, double timeout_s);
 void th_acmd_cleanup(th_acmd *s);
 /* The server's stderr so far (malloc'd). */
 char *th_acmd_log(const th_acmd *s);
+/* The server's stderr once it contains needle (the access log is written at the end of a loop turn), or as it is at
+ * the timeout (malloc'd). */
+char *th_acmd_log_wait(const th_acmd *s, const char *needle, double timeout_s);
 
 typedef struct {
     int status;

@@ -607,8 +607,7 @@ Test(http, access_log_is_json_lines) {
     th_resp r;
     cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: log-\"me\\\r\ntraceparent: 00-abc-def-01\r\n", NULL, 0, &r), 0);
     th_resp_free(&r);
-    usleep(50000);
-    char *log = th_acmd_log(&srv);
+    char *log = th_acmd_log_wait(&srv, "log-", 10);
     int found = 0;
     char *save;
     for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -699,8 +698,7 @@ Test(config, file_with_per_model_settings_and_text_log, .timeout = 60) {
     json_decref(j);
     th_resp_free(&r);
     free(png);
-    usleep(50000);
-    char *log = th_acmd_log(&s);
+    char *log = th_acmd_log_wait(&s, "id=txt-1", 10);
     cr_expect(strstr(log, "POST /v1/models/a/classify 200 classify") && strstr(log, "id=txt-1"), "%s", log);
     free(log);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
