@@ -138,8 +138,8 @@ void acmd_api_markdown(FILE *f) {
                "with `Retry-After` when the queue is full, 503 while warming up or draining, 504 when a deadline cannot "
                "be met (at admission, or lost in the queue), 500 engine failure. Bad `X-Deadline-Ms`, `Priority`, "
                "`deadline_ms`, `priority`, `Inference-Header-Content-Length` and malformed binary tensors are 400s "
-               "naming the field.\n"
-               "\n## Shutdown (SIGTERM or SIGINT)\n\n"
+               "naming the field.\n");
+    fputs("\n## Shutdown (SIGTERM or SIGINT)\n\n"
                "A drain that a load balancer or Kubernetes can follow, losing no accepted request: readiness turns 503 "
                "at once (liveness stays 200) while the server keeps accepting and answering for `--drain-grace-s` "
                "(default 5; 0 closes the listener at once), every response then carrying `Connection: close`; then "
@@ -148,5 +148,6 @@ void acmd_api_markdown(FILE *f) {
                "running, or at `--exit-timeout` seconds after the signal (default 25, under Kubernetes' default grace "
                "period of 30 s; it also caps the grace period): what is still queued then gets 503 and connections "
                "still waiting for a running batch are closed. A second signal does that at once. Exit status 0 in "
-               "every case; a server that was never ready skips the grace period.\n");
+          "every case; a server that was never ready skips the grace period.\n",
+          f);
 }
