@@ -122,7 +122,8 @@ long acmd_config_max_per_ip(const acmd_config *c);
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
-      "β_min and a full batch), `queue_depth` and `deadlines` (requests with a deadline, misses by phase).")         \
+      "β_min and a full batch), `last_batch` (the last batch it learnt: `items`, `flops`, `seconds` of its engine "  \
+      "calls), `queue_depth` and `deadlines` (requests with a deadline, misses by phase).")                          \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
 typedef enum {
