@@ -150,7 +150,8 @@ static json_t *get_json(int port, const char *path) {
  * request at a time: every batch holds one request. */
 Test(limits, cost_model_learns_engine_time_only, .timeout = 90) {
     th_acmd s;
-    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-level", "warn", NULL};
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--max-image-pixels",
+                          "1000000", "--log-level", "warn", NULL};
     start(&s, args);
     size_t n;
     uint8_t *png = grey_png(1000, 1000, &n);
