@@ -487,14 +487,21 @@ static int oip__skip_value(oip__scan *s) {
     return s->i > start ? 0 : -1;
 }
 
-/* Key of the member at s->i ('"'): its decoded text into key (truncated), or -1. */
+/* Key of the member at s->i ('"'): its decoded text into key (truncated), or -1. A key longer than any name the
+ * peek looks for could be, even spelt with \uXXXX escapes, is not decoded (key = "", which matches nothing): the
+ * work per key stays bounded whatever its length. */
+#define OIP__KEY_RAW_MAX (6 * 64 + 2)
 static int oip__key(oip__scan *s, char *key, size_t n) {
     const size_t start = s->i;
     if (s->i >= s->n || s->b[s->i] != '"' || oip__skip_string(s)) return -1;
     const char *k = s->b + start + 1;
     const size_t kl = s->i - start - 2;
     if (!memchr(k, '\\', kl)) {
-        snprintf(key, n, "%.*s", (int)kl, k);
+        snprintf(key, n, "%.*s", (int)(kl < n ? kl : n - 1), k);
+        return 0;
+    }
+    if (kl + 2 > OIP__KEY_RAW_MAX) {
+        key[0] = 0;
         return 0;
     }
     json_t *j = json_loadb(s->b + start, s->i - start, JSON_DECODE_ANY, NULL);
@@ -542,41 +549,42 @@ static int oip__object(oip__scan *s, oip__member_cb cb, void *ctx) {
 
 typedef struct {
     acm_oip_peek *p;
-    char *err;
-    size_t errlen;
-    int rc;      /* the last "parameters" member's error (0: none, or it was fine) */
-    int seen;    /* past the first input of "inputs" */
+    size_t par_at, par_len; /* the last "parameters" value: where it starts and its length (0: none) */
+    int seen;               /* past the first input of "inputs" */
 } oip__peek_ctx;
 
 /* Members of the first input object: the last "shape" that is an array gives the items (duplicate keys: the last
- * wins, as in jansson). */
+ * wins, as in jansson). Only the leading dimension is read, by hand: a JSON integer > 0, else 1 (a shape the full
+ * parse refuses may give anything here); the rest of the array is skipped. */
 static int oip__peek_input(oip__scan *s, const char *key, void *vctx) {
     oip__peek_ctx *c = vctx;
     if (strcmp(key, "shape") || c->seen || s->i >= s->n || s->b[s->i] != '[') return 1;
-    json_error_t je;
-    json_t *sh = json_loadb(s->b + s->i, s->n - s->i, JSON_DISABLE_EOF_CHECK, &je);
-    if (!sh) return 1; /* the full parse says what is wrong */
-    s->i += je.position;
-    const json_t *d0 = json_array_get(sh, 0);
-    c->p->items = json_is_integer(d0) && json_integer_value(d0) > 0 ? json_integer_value(d0) : 1;
-    json_decref(sh);
-    return 0;
+    const size_t open = s->i;
+    s->i++;
+    oip__ws(s);
+    const size_t d0 = s->i;
+    while (s->i < s->n && s->i - d0 < 20 && s->b[s->i] >= '0' && s->b[s->i] <= '9') s->i++;
+    const size_t nd = s->i - d0;
+    int64_t v = 0;
+    int integer = nd > 0 && (nd == 1 || s->b[d0] != '0') && s->i < s->n && strchr(",] \t\r\n", s->b[s->i]);
+    for (size_t k = 0; k < nd && integer; k++) {
+        const int d = s->b[d0 + k] - '0';
+        if (v > (INT64_MAX - d) / 10) integer = 0; /* past jansson's json_int_t: the full parse refuses it */
+        else v = v * 10 + d;
+    }
+    c->p->items = integer && v > 0 ? v : 1;
+    s->i = open;
+    return 1; /* skipped by the caller */
 }
 
-/* Top-level members. "parameters" is decoded and checked each time it appears (the last one counts: its error, if
- * any, is the answer); "inputs" is walked for the first input's shape. */
+/* Top-level members. "parameters" is only located here (the last one counts, as in jansson) and decoded after the
+ * scan; "inputs" is walked for the first input's shape. */
 static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
     oip__peek_ctx *c = vctx;
     if (strcmp(key, "parameters") == 0) {
-        json_error_t je;
-        json_t *par = json_loadb(s->b + s->i, s->n - s->i, JSON_DISABLE_EOF_CHECK, &je);
-        if (!par) {
-            c->rc = oip__fail(c->err, c->errlen, ACM_OIP_EINVAL, "parameters must be an object");
-            return 1;
-        }
-        s->i += je.position;
-        c->rc = oip__params(&c->p->par, par, c->err, c->errlen);
-        json_decref(par);
+        const size_t at = s->i;
+        if (oip__skip_value(s)) return -1;
+        c->par_at = at, c->par_len = s->i - at;
         return 0;
     }
     if (strcmp(key, "inputs") == 0) {
@@ -608,12 +616,15 @@ static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
     return 1;
 }
 
+/* The peek runs on the server's I/O thread: its work is one pass over the bytes (each byte looked at a bounded number
+ * of times, nothing allocated that grows with the body) plus one jansson decode of at most ACM_OIP_MAX_PARAMS_BYTES
+ * (the last "parameters" value) and of keys written with escapes (each at most OIP__KEY_RAW_MAX bytes). */
 int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     p->items = 1;
     const char *nul = memchr(buf, 0, len);
     if (nul) return oip__nul(err, errlen, (size_t)(nul - buf));
-    oip__peek_ctx c = {p, err, errlen, 0, 0};
+    oip__peek_ctx c = {p, 0, 0, 0};
     oip__scan s = {buf, len, 0};
     oip__ws(&s);
     if (s.i >= s.n || s.b[s.i] != '{') return oip__fail(err, errlen, ACM_OIP_EINVAL, "the request body must be a JSON object");
@@ -621,8 +632,16 @@ int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err
     oip__ws(&s);
     if (r || s.i != s.n)
         return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON near byte %zu", s.i < s.n ? s.i : s.n);
-    if (c.rc) memset(&p->par, 0, sizeof p->par);
-    return c.rc;
+    if (!c.par_len) return 0;
+    if (c.par_len > ACM_OIP_MAX_PARAMS_BYTES)
+        return oip__fail(err, errlen, ACM_OIP_ETOOBIG, "parameters must be an object of at most %d bytes (got %zu)",
+                         ACM_OIP_MAX_PARAMS_BYTES, c.par_len);
+    json_t *par = json_loadb(buf + c.par_at, c.par_len, JSON_DECODE_ANY, NULL);
+    const int rc = par ? oip__params(&p->par, par, err, errlen)
+                       : oip__fail(err, errlen, ACM_OIP_EINVAL, "parameters must be an object");
+    json_decref(par);
+    if (rc) memset(&p->par, 0, sizeof p->par);
+    return rc;
 }
 
 size_t acm_error_body(char *buf, size_t n, const char *msg) {

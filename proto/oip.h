@@ -93,9 +93,12 @@ typedef struct {
 
 /* What admission needs before the body is parsed in full (on the I/O thread, cheaply): the parameters, parsed and
  * checked exactly as acm_oip_parse_request does, and the leading dimension of the first input's shape (the number
- * of items, for the cost model; 1 when absent or not a positive integer). Only the "parameters" object and the
- * inputs' "shape" arrays are decoded; the rest is skipped over byte by byte (strings and brackets), so the cost is a
- * scan of the JSON header. Malformed JSON around what it reads is found here; elsewhere, by the full parse. */
+ * of items, for the cost model; 1 when absent or not a positive integer). The JSON header is scanned once, byte by
+ * byte, without building anything (strings and brackets skipped, nothing allocated that grows with the body); only
+ * the last top-level "parameters" value is decoded, and only when it is at most ACM_OIP_MAX_PARAMS_BYTES long
+ * (else ACM_OIP_ETOOBIG: the server answers 400), and of each first input's "shape" only the leading integer is read.
+ * Malformed JSON around what it reads is found here; elsewhere, by the full parse. */
+#define ACM_OIP_MAX_PARAMS_BYTES 65536
 typedef struct {
     acm_oip_params par;
     int64_t items;

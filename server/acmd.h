@@ -17,6 +17,7 @@
 #define ACM_SERVER_ACMD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,9 +44,14 @@
     X(INT, batch_delay_us, "0", "while another worker is busy, an idle one waits up to this for a fuller batch")     \
     X(INT, max_queue, "256", "queued items per model before 429 + Retry-After")                                      \
     X(INT, max_body_bytes, "8388608", "largest request body (413 from Content-Length, before reading)")             \
+    X(INT, max_buffered_bytes, "268435456",                                                                           \
+      "request bodies and decoded inputs held at once, all requests together: past it 503 + Retry-After, before "   \
+      "the body is read when Content-Length says so (0: no limit; else >= --max-body-bytes)")                      \
     X(INT, max_image_pixels, "16777216", "largest image, width x height from its header (400 before decoding)")     \
     X(INT, max_connections, "1024", "simultaneous connections")                                                       \
-    X(INT, max_per_ip, "0", "simultaneous connections per client address (0: no limit)")                             \
+    X(INT, max_per_ip, "-1",                                                                                          \
+      "simultaneous connections per client address (0: no limit; -1: none on a loopback --listen, whose clients are "\
+      "local, such as a reverse proxy or a load generator, else a quarter of --max-connections)")                   \
     X(DBL, request_timeout, "30", "seconds a request may take to send its headers and body")                         \
     X(DBL, drain_grace_s, "5",                                                                                        \
       "after SIGTERM, seconds readiness is 503 while new requests are still accepted (load balancers move away)")    \
@@ -94,6 +100,8 @@ int acmd_config_load_file(acmd_config *c, const char *path, char *err, size_t er
 int acmd_config_validate(const acmd_config *c, char *err, size_t errlen);
 void acmd_config_print(const acmd_config *c, FILE *f); /* JSON, accepted by --config */
 void acmd_config_help(FILE *f);
+/* --max-per-ip as applied (its -1 resolved against --listen and --max-connections); 0: no limit. */
+long acmd_config_max_per_ip(const acmd_config *c);
 
 /* ---- routes (server/routes.c) --------------------------------------------------------------------------------------
  * One X-macro list: the router, 405's Allow, metrics labels and docs/API.md (acmd --print-api) all come from it.
@@ -118,7 +126,8 @@ void acmd_config_help(FILE *f);
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
-      "β_min and a full batch), `queue_depth`, `running` (requests on a worker now) and `deadlines` (requests with a deadline, misses by phase).")         \
+      "β_min and a full batch), `last_batch` (the last batch it learnt: `items`, `flops`, `seconds` of its engine "  \
+      "calls), `queue_depth`, `running` (requests on a worker now) and `deadlines` (requests with a deadline, misses by phase).")                          \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
 typedef enum {
@@ -160,6 +169,8 @@ void acmd_api_markdown(FILE *f);
     X(BUDGET_RATIO, "acm_request_budget_ratio", histogram, "Budget applied to requests (beta), by its source.")       \
     X(DEADLINE_MISSES, "acm_deadline_misses_total", counter, "Requests that missed their deadline, by phase.")        \
     X(CONNECTIONS, "acm_http_connections", gauge, "Open HTTP connections.")                                           \
+    X(BUFFERED, "acm_buffered_bytes", gauge,                                                                          \
+      "Bytes of request bodies and decoded inputs held, counted against --max-buffered-bytes.")                      \
     X(BUILD_INFO, "acm_build_info", gauge, "Build information (value 1).")
 
 typedef enum {
@@ -197,6 +208,7 @@ typedef struct {
     double P[3][3], q[3];   /* prior (warm-up) sums */
     double theta[3];        /* a [s], b [s per item-worth of tokens], c [s per dense item of FLOPs] */
     long samples, prior_samples;
+    double last[3];         /* the last measured batch learnt: tokens, FLOPs, seconds */
     double err_abs[ACMD_COST_RING], err_rel[ACMD_COST_RING];
     int ring_n, ring_i;
 } acmd_cost;
@@ -254,7 +266,10 @@ typedef struct acmd_req {
     /* body (RECEIVING) */
     uint8_t *body;
     size_t len, cap;
-    int body_error; /* 413 while receiving */
+    int body_error; /* while receiving: 413 (over --max-body-bytes) or 503 (over --max-buffered-bytes) */
+    /* bytes counted against --max-buffered-bytes (acmd_server.buffered): the body's (Content-Length reserved at the
+     * headers, else the buffer as it grows; I/O thread) and the decoded inputs' (a worker, while it holds them) */
+    size_t mem_body, mem_decoded;
     char content_type[128];
     /* admission (I/O thread): budget headers, validated there, resolved with the OIP parameters by the worker */
     char hdr_budget[32], hdr_budget_min[32], hdr_policy[16], hdr_deadline[32], hdr_priority[128];
@@ -269,7 +284,9 @@ typedef struct acmd_req {
     int64_t items_est;   /* items, for the cost model (OIP: the peeked batch dimension) */
     double predicted_ms; /* predicted finish from arrival, decided at dispatch; < 0 before */
     int bin_logits, bin_label; /* OIP binary outputs (worker) */
-    /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample) */
+    /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample; b_secs the engine calls'
+     * time only, as the warm-up prior measures it: decoding and response bodies vary with the input, not with what the
+     * model predicts) */
     int batch_lead;
     double b_items, b_flops, b_secs;
     const char *reject_reason; /* metrics label when refused before queueing */
@@ -282,6 +299,7 @@ typedef struct acmd_req {
     float *logits;      /* [n_items, K] */
     uint8_t *kmap;      /* [n_items, num_acms, T] when explain */
     double flops, flops_dense, realised, compute_s;
+    double engine_s;    /* of compute_s, the engine calls (what the cost model predicts and learns from) */
     int batch_size, batch_first;
     int worker;
     /* times, ns (CLOCK_MONOTONIC) */
@@ -363,6 +381,9 @@ typedef struct acmd_server {
     int suspended;         /* suspended connections */
     int open_requests;     /* requests not yet completed by MHD */
     int connections;
+    /* bytes counted against --max-buffered-bytes: bodies (reserved by the I/O thread, which alone refuses on it) and
+     * decoded inputs (added and released by the workers while they hold them) */
+    atomic_llong buffered;
     int log_level;         /* 0 error .. 3 debug */
     int log_json;
     int exit_code;
@@ -406,6 +427,10 @@ void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket
 void acmd_http_finish(acmd_server *s, acmd_req *r);
 /* Runs MHD once and re-arms its timer. */
 void acmd_http_kick(acmd_server *s);
+/* Frees a request and releases what it held of --max-buffered-bytes (I/O thread). */
+void acmd_req_free(acmd_server *s, acmd_req *r);
+/* Adds (> 0) or releases (< 0) bytes of --max-buffered-bytes; any thread. */
+void acmd_mem_add(acmd_server *s, long long bytes);
 /* Fills status + error body. */
 void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

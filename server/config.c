@@ -223,9 +223,12 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (c->batch_delay_us < 0) return cfg__fail(err, errlen, "--batch-delay-us must be >= 0");
     if (c->max_queue < 1) return cfg__fail(err, errlen, "--max-queue must be >= 1");
     if (c->max_body_bytes < 1024) return cfg__fail(err, errlen, "--max-body-bytes must be >= 1024");
+    if (c->max_buffered_bytes < 0 || (c->max_buffered_bytes > 0 && c->max_buffered_bytes < c->max_body_bytes))
+        return cfg__fail(err, errlen, "--max-buffered-bytes must be 0 (no limit) or >= --max-body-bytes (%ld)",
+                         c->max_body_bytes);
     if (c->max_image_pixels < 1) return cfg__fail(err, errlen, "--max-image-pixels must be >= 1");
     if (c->max_connections < 1) return cfg__fail(err, errlen, "--max-connections must be >= 1");
-    if (c->max_per_ip < 0) return cfg__fail(err, errlen, "--max-per-ip must be >= 0");
+    if (c->max_per_ip < -1) return cfg__fail(err, errlen, "--max-per-ip must be >= 0, or -1 for the default");
     if (!(c->request_timeout > 0)) return cfg__fail(err, errlen, "--request-timeout must be > 0");
     if (!(c->exit_timeout >= 0)) return cfg__fail(err, errlen, "--exit-timeout must be >= 0");
     if (!(c->drain_grace_s >= 0)) return cfg__fail(err, errlen, "--drain-grace-s must be >= 0");
@@ -278,6 +281,15 @@ void acmd_config_print(const acmd_config *c, FILE *f) {
     json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     fputc('\n', f);
     json_decref(root);
+}
+
+/* The default (-1) keeps one remote address from holding every connection slot: a quarter of them at most, so at least
+ * four clients can be served however hard one pushes. On a loopback listener every client is a local process (a
+ * reverse proxy forwarding many users, a load generator), which a per-address limit would only throttle: none. */
+long acmd_config_max_per_ip(const acmd_config *c) {
+    if (c->max_per_ip >= 0) return c->max_per_ip;
+    if (strncmp(c->listen, "127.", 4) == 0) return 0;
+    return c->max_connections >= 4 ? c->max_connections / 4 : 1;
 }
 
 void acmd_config_help(FILE *f) {

@@ -107,6 +107,7 @@ void acmd_cost_add(acmd_cost *c, double tokens, double flops, double seconds, in
             for (int j = 0; j < 3; j++) c->S[i][j] = c->forget * c->S[i][j] + x[i] * x[j];
         }
         c->samples++;
+        c->last[0] = tokens, c->last[1] = flops, c->last[2] = seconds;
     }
     cost__fit(c);
 }

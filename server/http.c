@@ -39,6 +39,32 @@ void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) {
     r->status = status;
 }
 
+void acmd_mem_add(acmd_server *s, long long bytes) { atomic_fetch_add(&s->buffered, bytes); }
+
+/* Counts `bytes` more of r's body against --max-buffered-bytes: 0, or -1 (nothing counted) when that would pass it.
+ * Only the I/O thread reserves, so the check and the add cannot interleave with another reservation (workers only
+ * add decoded inputs of requests already admitted, and release). */
+static int http__mem_reserve(acmd_server *s, acmd_req *r, size_t bytes) {
+    const long long limit = s->cfg.max_buffered_bytes;
+    if (limit > 0 && atomic_load(&s->buffered) + (long long)bytes > limit) return -1;
+    acmd_mem_add(s, (long long)bytes);
+    r->mem_body += bytes;
+    return 0;
+}
+
+void acmd_req_free(acmd_server *s, acmd_req *r) {
+    acmd_mem_add(s, -(long long)(r->mem_body + r->mem_decoded));
+    free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
+}
+
+/* 503 for memory: the message says which limit and how much is held. */
+static void http__mem_error(acmd_server *s, acmd_req *r, size_t want) {
+    r->reject_reason = "memory";
+    acmd_req_error(r, 503, "the server holds %lld bytes of request bodies and decoded inputs; %zu more would pass "
+                           "--max-buffered-bytes %ld: retry later", (long long)atomic_load(&s->buffered), want,
+                   s->cfg.max_buffered_bytes);
+}
+
 static const char *http__hdr(struct MHD_Connection *c, const char *name) {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
@@ -150,6 +176,9 @@ static json_t *http__model_stats(const acmd_server *s, const acmd_model *m) {
                   acmd_cost_predict(&m->cost, m->T, fb) * 1e3, "one_item_floor",
                   acmd_cost_predict(&m->cost, m->T, fl + bmin * m->flops_learner) * 1e3, "full_batch_full",
                   acmd_cost_predict(&m->cost, (double)m->T * m->max_batch, fb * m->max_batch) * 1e3));
+    json_object_set_new(json_object_get(o, "cost_model"), "last_batch",
+                        json_pack("{s:f, s:f, s:f}", "items", m->T ? m->cost.last[0] / m->T : 0, "flops", m->cost.last[1],
+                                  "seconds", m->cost.last[2]));
     json_object_set_new(o, "deadlines", json_pack("{s:I, s:{s:I, s:I, s:I}}", "requests", (json_int_t)m->dl_requests,
                                                   "misses", "admission", (json_int_t)m->dl_misses[ACMD_MISS_ADMISSION],
                                                   "queue", (json_int_t)m->dl_misses[ACMD_MISS_QUEUE], "compute",
@@ -168,6 +197,7 @@ static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_a
     case ACMD_ROUTE_MODEL_READY: return http__json(s, r, s->ready ? 200 : 503, json_pack("{s:s, s:b}", "name", r->model->name, "ready", s->ready));
     case ACMD_ROUTE_METRICS: {
         acmd_metric_set(s->metrics, ACMD_M_CONNECTIONS, "", s->connections);
+        acmd_metric_set(s->metrics, ACMD_M_BUFFERED, "", (double)atomic_load(&s->buffered));
         free(r->resp_body);
         r->resp_body = acmd_metrics_render(s->metrics, &r->resp_len);
         if (!r->resp_body) return http__error(s, r, 500, "out of memory");
@@ -258,11 +288,22 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
     }
     const char *ex = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "explain");
     r->explain = ex && (strcmp(ex, "1") == 0 || strcmp(ex, "true") == 0);
+    /* the body's bytes, reserved now when Content-Length announces them (checked above: <= --max-body-bytes) */
+    const size_t cl_n = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+    if (cl_n && http__mem_reserve(s, r, cl_n)) {
+        http__mem_error(s, r, cl_n);
+        http__respond(s, r);
+        return 1;
+    }
     return 0;
 }
 
 /* The whole body is here: last checks, then queue and suspend. */
 static enum MHD_Result http__admit_body(acmd_server *s, acmd_req *r) {
+    if (r->body_error == 503) {
+        http__mem_error(s, r, r->len);
+        return http__respond(s, r);
+    }
     if (r->body_error) {
         r->reject_reason = "too_large";
         return http__error(s, r, 413, "the body is over the limit of %ld bytes", s->cfg.max_body_bytes);
@@ -412,11 +453,21 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
         if (!r->responded && !r->body_error) {
             size_t need = r->len + *upload_data_size;
             if (need > (size_t)s->cfg.max_body_bytes) {
-                r->body_error = 1;
+                r->body_error = 413;
             } else {
                 if (need > r->cap) {
                     size_t cap = r->cap ? r->cap : 4096;
                     while (cap < need) cap *= 2;
+                    if (need <= r->mem_body && cap > r->mem_body) cap = r->mem_body; /* Content-Length: exactly */
+                    if (cap > r->mem_body && http__mem_reserve(s, r, cap - r->mem_body)) {
+                        /* a body without Content-Length grew past --max-buffered-bytes: drop it, read on, 503 */
+                        r->body_error = 503;
+                        acmd_mem_add(s, -(long long)r->mem_body);
+                        free(r->body);
+                        r->body = NULL, r->cap = r->mem_body = 0;
+                        *upload_data_size = 0;
+                        return MHD_YES;
+                    }
                     uint8_t *b = realloc(r->body, cap);
                     if (!b) return MHD_NO;
                     r->body = b, r->cap = cap;
@@ -545,5 +596,5 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             m->q_items--;
         }
     }
-    free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
+    acmd_req_free(s, r);
 }

@@ -39,7 +39,8 @@ static const double met__ratio[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 /* Fixed label sets. */
 static const int met__codes[] = {200, 400, 404, 405, 408, 413, 415, 429, 499, 500, 503, 504};
 static const char *const met__outcomes[] = {"success", "failure", "rejected", "timeout", "cancelled"};
-static const char *const met__reasons[] = {"queue_full", "not_ready", "draining", "bad_request", "too_large", "deadline"};
+static const char *const met__reasons[] = {"queue_full", "not_ready", "draining", "bad_request", "too_large", "deadline",
+                                              "memory"};
 static const char *const met__sources[] = {"default", "header", "parameter", "deadline"};
 static const char *const met__phases[] = {"admission", "queue", "compute"}; /* ACMD_MISS_* */
 
@@ -168,6 +169,7 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
         acmd_metric_add(m, ACMD_M_DEADLINE_MISSES, l, 0);
     }
     acmd_metric_set(m, ACMD_M_CONNECTIONS, "", 0);
+    acmd_metric_set(m, ACMD_M_BUFFERED, "", 0);
     l[0] = 0;
     acmd_label(l, sizeof l, "version", ACMD_VERSION);
     acmd_label(l, sizeof l, "blas_core", acm_blas_core());

@@ -393,7 +393,7 @@ void acmd_sched_on_async(uv_async_t *a) {
         r->model->running--;
         s->workers[r->worker].busy = 0;
         if (r->orphan) { /* its connection went away (shutdown past the exit timeout) */
-            free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
+            acmd_req_free(s, r);
             continue;
         }
         acmd_model *m = r->model;
@@ -579,12 +579,21 @@ static acm_image_params sched__img_params(const acmd_server *s, const acmd_model
     return p;
 }
 
+/* The decoded inputs of n items, counted against --max-buffered-bytes until the engine has run them. */
+static float *sched__pixels(acmd_server *s, acmd_req *r, size_t n) {
+    const acmd_model *m = r->model;
+    const size_t bytes = sizeof(float) * (size_t)m->C * m->S * m->S * n;
+    float *p = malloc(bytes);
+    if (p) r->mem_decoded = bytes, acmd_mem_add(s, (long long)bytes);
+    return p;
+}
+
 static void sched__decode_classify(acmd_worker *w, acmd_req *r) {
     const acmd_model *m = r->model;
     const acm_image_params p = sched__img_params(w->srv, m);
     snprintf(r->resp_id, sizeof r->resp_id, "%s", r->id);
     r->n_items = 1;
-    r->pixels = malloc(sizeof(float) * m->C * m->S * m->S);
+    r->pixels = sched__pixels(w->srv, r, 1);
     if (!r->pixels) {
         acmd_req_error(r, 500, "out of memory");
         return;
@@ -645,7 +654,7 @@ static void sched__decode_infer(acmd_worker *w, acmd_req *r) {
         goto out;
     }
     r->n_items = B;
-    r->pixels = malloc(sizeof(float) * CSS * (size_t)B);
+    r->pixels = sched__pixels(w->srv, r, (size_t)B);
     uint8_t *u8 = img ? malloc(t->count / (size_t)B) : NULL;
     if (!r->pixels || (img && !u8)) {
         free(u8);
@@ -684,8 +693,8 @@ static json_t *sched__common(const acmd_req *r, uint64_t now) {
     json_object_set_new(o, "policy", json_string(acm_policy_name(r->policy.kind)));
     json_object_set_new(o, "flops", json_real(r->flops));
     json_object_set_new(o, "flops_dense", json_real(r->flops_dense));
-    json_object_set_new(o, "timing", json_pack("{s:f, s:f, s:f}", "queue_ms", (double)(r->t_dispatch - r->t_queued) * 1e-6,
-                                               "compute_ms", r->compute_s * 1e3,
+    json_object_set_new(o, "timing", json_pack("{s:f, s:f, s:f, s:f}", "queue_ms", (double)(r->t_dispatch - r->t_queued) * 1e-6,
+                                               "compute_ms", r->compute_s * 1e3, "engine_ms", r->engine_s * 1e3,
                                                "total_ms", (double)(now - r->t_arrive) * 1e-6));
     json_object_set_new(o, "batch_size", json_integer(r->batch_size));
     json_object_set_new(o, "deadline_ms", r->has_deadline ? json_real(r->sched.deadline_ms) : json_null());
@@ -726,9 +735,9 @@ static void sched__body_classify(acmd_req *r, uint64_t now) {
     acmd_jw_raw(&w, ",\"budget_raised\":%s", r->sla.raised ? "true" : "false");
     acmd_jw_kstr(&w, "policy", acm_policy_name(r->policy.kind));
     acmd_jw_raw(&w, ",\"flops\":%.17g,\"flops_dense\":%.17g", r->flops, r->flops_dense);
-    acmd_jw_raw(&w, ",\"timing\":{\"queue_ms\":%.6f,\"compute_ms\":%.6f,\"total_ms\":%.6f}",
+    acmd_jw_raw(&w, ",\"timing\":{\"queue_ms\":%.6f,\"compute_ms\":%.6f,\"engine_ms\":%.6f,\"total_ms\":%.6f}",
                 (double)(r->t_dispatch - r->t_queued) * 1e-6, (double)(now - r->t_dispatch) * 1e-6,
-                (double)(now - r->t_arrive) * 1e-6);
+                r->engine_s * 1e3, (double)(now - r->t_arrive) * 1e-6);
     acmd_jw_raw(&w, ",\"batch_size\":%d", r->batch_size);
     if (r->has_deadline) acmd_jw_raw(&w, ",\"deadline_ms\":%.17g", r->sched.deadline_ms);
     else acmd_jw_raw(&w, ",\"deadline_ms\":null");
@@ -816,7 +825,8 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     }
     /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
     sched__slot slots[1024];
-    double b_items = 0, b_flops = 0; /* the cost model's sample: what the engine ran */
+    double b_items = 0, b_flops = 0; /* the cost model's sample: what the engine ran, and its time */
+    uint64_t engine_ns = 0;
     acmd_req *r = batch;
     int item = 0;
     for (;;) {
@@ -836,7 +846,9 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         }
         if (!n) break;
         char e[256];
+        const uint64_t te = acmd_now_ns();
         int rc = acm_worker_run(w->eng[mi].w, w->eng[mi].items, w->eng[mi].res, n, e, sizeof e);
+        engine_ns += acmd_now_ns() - te;
         for (int i = 0; i < n; i++) {
             acmd_req *q = slots[i].r;
             if (rc) {
@@ -854,10 +866,18 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         }
         slots[0].r->batch_first = 1;
     }
+    /* the decoded inputs are spent */
+    for (acmd_req *q = batch; q; q = q->next) {
+        free(q->pixels);
+        q->pixels = NULL;
+        acmd_mem_add(w->srv, -(long long)q->mem_decoded);
+        q->mem_decoded = 0;
+    }
     /* stage 3: bodies. compute time = the whole batch: decode, engine, bodies (the body's own timing says "so far") */
     const uint64_t now = acmd_now_ns();
     for (acmd_req *q = batch; q; q = q->next) {
         q->compute_s = (double)(now - t0) * 1e-9;
+        q->engine_s = (double)engine_ns * 1e-9;
         if (q->status) continue;
         if (q->route == ACMD_ROUTE_CLASSIFY) sched__body_classify(q, now), q->json_len = 0;
         else sched__body_infer(q, now);
@@ -868,5 +888,5 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     }
     const uint64_t done = acmd_now_ns();
     for (acmd_req *q = batch; q; q = q->next) q->compute_s = (double)(done - t0) * 1e-9, q->t_computed = done;
-    batch->batch_lead = 1, batch->b_items = b_items, batch->b_flops = b_flops, batch->b_secs = (double)(done - t0) * 1e-9;
+    batch->batch_lead = 1, batch->b_items = b_items, batch->b_flops = b_flops, batch->b_secs = (double)engine_ns * 1e-9;
 }

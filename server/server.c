@@ -329,7 +329,7 @@ int acmd_server_run(acmd_server *s) {
                               acmd_http_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_NOTIFY_COMPLETED, acmd_http_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
                               acmd_http_notify_conn, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->cfg.max_per_ip,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)acmd_config_max_per_ip(&s->cfg),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ceil(s->cfg.request_timeout),
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {

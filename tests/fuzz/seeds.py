@@ -24,6 +24,11 @@ put("oip_json", "escaped_keys", '{"param\\u0065ters":{"deadline_ms":5,"x":["]}\\
     '"datatype":"INT8","shape":[1,1],"data":[[-128]]}],"id":"\\"}"}')
 put("oip_json", "bad_shape", '{"inputs":[{"name":"x","datatype":"UINT8","shape":[4294967296,4294967296],"data":[]}]}')
 put("oip_json", "bad_truncated", '{"inputs":[{"name":"x","datatype":"UINT8","shape":[2],"data":[1,')
+# the admission peek: duplicate parameters (the last wins), a shape spaced out, a long escaped key it does not decode
+put("oip_json", "peek_dups", '{"parameters":{"priority":1},"inputs":[{"shape":"x","name":"i","datatype":"UINT8",'
+    '"shape": [ 2 ,\t1 ],"data":[[1],[2]]}],"parameters":{"priority":2,"deadline_ms":9}}')
+put("oip_json", "peek_long_key", '{"' + '\\u0070' * 80 + '":[1],"parameters":{"compute_budget":1},"inputs":'
+    '[{"name":"a","datatype":"UINT8","shape":[0],"data":[]}]}')
 
 # ---- OIP binary: 2-byte little-endian JSON length, then the body ----
 def binreq(inputs, blobs, outputs=None):

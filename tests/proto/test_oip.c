@@ -227,3 +227,105 @@ Test(oip, binary_outputs) {
     cr_expect_eq(parse(&r, "{\"inputs\":[],\"outputs\":[{\"name\":1}]}", err, sizeof err), ACM_OIP_EINVAL);
     cr_expect(strstr(err, "outputs[0]"), "%s", err);
 }
+
+/* jansson's allocations, counted (the peek's cost by construction, not by a clock): live bytes, their peak, calls. */
+static size_t jl_live, jl_peak, jl_calls;
+static void *jl_malloc(size_t n) {
+    size_t *p = malloc(n + sizeof(size_t) * 2);
+    if (!p) return NULL;
+    p[0] = n;
+    jl_live += n, jl_calls++;
+    if (jl_live > jl_peak) jl_peak = jl_live;
+    return p + 2;
+}
+static void jl_free(void *q) {
+    if (!q) return;
+    size_t *p = (size_t *)q - 2;
+    jl_live -= p[0];
+    free(p);
+}
+static void jl_reset(void) { jl_live = jl_peak = jl_calls = 0; }
+
+/* A body of `n` bytes: head, then `fill` repeated, then tail. */
+static char *big_body(const char *head, const char *fill, const char *tail, size_t n) {
+    char *b = malloc(n + 1);
+    cr_assert(b);
+    size_t hl = strlen(head), fl = strlen(fill), tl = strlen(tail), o = hl;
+    memcpy(b, head, hl);
+    while (o + fl + tl <= n) memcpy(b + o, fill, fl), o += fl;
+    memcpy(b + o, tail, tl);
+    b[o + tl] = 0;
+    return b;
+}
+
+/* The peek runs on the server's I/O thread: an 8 MB body must cost it a scan, never a decode of the body. Before, the
+ * parameters value was decoded whole (json_loadb: ~165 MB and ~0.5 s for an array of 4 M zeros). */
+Test(oip, peek_work_stays_bounded_whatever_the_body) {
+    json_set_alloc_funcs(jl_malloc, jl_free);
+    const size_t N = 8u << 20;
+    acm_oip_peek p;
+    char err[256];
+    /* a huge parameters value: refused, nothing decoded */
+    char *b = big_body("{\"parameters\":[0", ",0", "]}", N);
+    jl_reset();
+    cr_expect_eq(acm_oip_peek_request(&p, b, strlen(b), err, sizeof err), ACM_OIP_ETOOBIG);
+    cr_expect(strstr(err, "parameters") && strstr(err, "65536"), "%s", err);
+    cr_expect_leq(jl_peak, 1024, "the peek allocated %zu bytes (%zu calls) for an 8 MB parameters array", jl_peak, jl_calls);
+    free(b);
+    b = big_body("{\"parameters\":{\"priority\":1,\"x\":\"", "aaaaaaaa", "\"}}", N);
+    jl_reset();
+    cr_expect_eq(acm_oip_peek_request(&p, b, strlen(b), err, sizeof err), ACM_OIP_ETOOBIG);
+    cr_expect_leq(jl_peak, 1024, "%zu bytes for an 8 MB parameters string", jl_peak);
+    free(b);
+    /* an 8 MB shape: only its leading integer is read */
+    b = big_body("{\"inputs\":[{\"name\":\"image\",\"shape\":[7", ", 1", "]}]}", N);
+    jl_reset();
+    cr_expect_eq(acm_oip_peek_request(&p, b, strlen(b), err, sizeof err), 0, "%s", err);
+    cr_expect_eq(p.items, 7);
+    cr_expect_leq(jl_peak, 1024, "%zu bytes for an 8 MB shape", jl_peak);
+    free(b);
+    /* an 8 MB key spelt with escapes: not decoded (it cannot be a name the peek looks for) */
+    b = big_body("{\"", "\\u0070", "\":1,\"parameters\":{\"priority\":3}}", N);
+    jl_reset();
+    cr_expect_eq(acm_oip_peek_request(&p, b, strlen(b), err, sizeof err), 0, "%s", err);
+    cr_expect(p.par.has_priority && p.par.priority == 3);
+    cr_expect_leq(jl_peak, 1024, "%zu bytes for an 8 MB escaped key", jl_peak);
+    free(b);
+    /* a million "parameters" members: only the last is decoded (duplicate keys: the last wins, as in jansson) */
+    b = big_body("{", "\"parameters\":{\"priority\":1},", "\"parameters\":{\"priority\":2}}", N);
+    jl_reset();
+    cr_expect_eq(acm_oip_peek_request(&p, b, strlen(b), err, sizeof err), 0, "%s", err);
+    cr_expect(p.par.has_priority && p.par.priority == 2);
+    cr_expect_leq(jl_calls, 16, "%zu jansson allocations for repeated parameters (one decode expected)", jl_calls);
+    free(b);
+    json_set_alloc_funcs(malloc, free);
+}
+
+/* The limit on parameters is on the bytes of the value as written: at the limit accepted, one byte more refused; the
+ * full parse agrees on what the peek accepts. */
+Test(oip, peek_parameters_limit_is_exact) {
+    char *at = big_body("{\"parameters\":{\"priority\":2,\"pad\":\"", "a", "\"}}", 15 + ACM_OIP_MAX_PARAMS_BYTES);
+    cr_assert_eq(strlen(at), 15 + ACM_OIP_MAX_PARAMS_BYTES); /* {"parameters": + the value + } */
+    acm_oip_peek p;
+    acm_oip_request r;
+    char err[256];
+    cr_expect_eq(acm_oip_peek_request(&p, at, strlen(at), err, sizeof err), 0, "%s", err);
+    cr_expect(p.par.has_priority && p.par.priority == 2);
+    cr_assert_eq(acm_oip_parse_request(&r, at, strlen(at), &lim, err, sizeof err), ACM_OIP_EINVAL, "no inputs");
+    char *over = big_body("{\"parameters\":{\"priority\":2,\"pad\":\"", "a", "\"}}", 15 + ACM_OIP_MAX_PARAMS_BYTES + 1);
+    cr_expect_eq(acm_oip_peek_request(&p, over, strlen(over), err, sizeof err), ACM_OIP_ETOOBIG);
+    cr_expect(!p.par.has_priority);
+    free(at), free(over);
+    /* leading dimensions the peek reads by hand: what jansson calls a positive integer, else 1 */
+    static const struct {
+        const char *shape;
+        int64_t items;
+    } dims[] = {{"[5]", 5}, {"[ 12 ,1]", 12}, {"[0,1]", 1}, {"[-3]", 1}, {"[2.0]", 1}, {"[2e1]", 1},
+                {"[9223372036854775807]", INT64_MAX}, {"[9223372036854775808]", 1}, {"[\"4\"]", 1}, {"[]", 1}};
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+        char s[128];
+        snprintf(s, sizeof s, "{\"inputs\":[{\"shape\":%s}]}", dims[i].shape);
+        cr_expect_eq(acm_oip_peek_request(&p, s, strlen(s), err, sizeof err), 0, "%s: %s", s, err);
+        cr_expect_eq(p.items, dims[i].items, "%s: items %lld", dims[i].shape, (long long)p.items);
+    }
+}

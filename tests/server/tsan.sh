@@ -9,7 +9,9 @@
 # Usage: bash tests/server/tsan.sh   (from the repository root)
 set -eu
 make --no-print-directory SANITIZE=thread build/san-thread/acmd
-make --no-print-directory build/tests/server/test_http build/tests/server/test_load build/tests/server/test_sla
+make --no-print-directory build/tests/server/test_http build/tests/server/test_load build/tests/server/test_sla \
+    build/tests/server/test_limits
 export ACM_ACMD=build/san-thread/acmd ACM_BUILD=build
 export TSAN_OPTIONS="suppressions=$PWD/tests/server/tsan.supp halt_on_error=0 second_deadlock_stack=1"
-bash tests/run.sh build/tests/server/test_http build/tests/server/test_load build/tests/server/test_sla
+bash tests/run.sh build/tests/server/test_http build/tests/server/test_load build/tests/server/test_sla \
+    build/tests/server/test_limits
