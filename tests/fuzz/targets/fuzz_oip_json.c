@@ -1,7 +1,8 @@
 /*
  * fuzz_oip_json.c — OIP v2 JSON requests: the full parse and the admission peek on the same bytes. Invariants: an
  * accepted request has consistent tensors (count = product of the shape, data for every element); when both accept,
- * the peek's parameters equal the full parse's; a request the full parse accepts is never refused by the peek.
+ * the peek's parameters equal the full parse's, and so does the batch dimension of every input as it is found by
+ * name; a request the full parse accepts is never refused by the peek.
  */
 #include <string.h>
 
@@ -22,6 +23,8 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size) {
             size_t n = 1;
             for (int d = 0; d < r.inputs[i].ndim; d++) n *= (size_t)r.inputs[i].shape[d];
             FUZZ_CHECK(n == r.inputs[i].count && (n == 0 || r.inputs[i].data));
+            const acm_oip_tensor *t = acm_oip_find_input(&r, r.inputs[i].name);
+            FUZZ_CHECK(acm_oip_peek_items(&p, r.inputs[i].name) == (t->shape[0] > 0 ? t->shape[0] : 1));
             volatile double sum = 0;
             for (size_t k = 0; k < n; k++) sum += r.inputs[i].data[k];
             (void)sum;
