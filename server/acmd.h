@@ -11,7 +11,8 @@
  * A request is a state machine with one owner per state:
  *   RECEIVING (I/O thread: headers, body) -> QUEUED (I/O thread: in its model's queue; connection suspended)
  *   -> RUNNING (a worker) -> DONE (I/O thread: connection resumed, response queued)
- *   QUEUED -> CANCELLED (the client left: seen by a peek at its socket just before dispatch; never run).
+ *   QUEUED -> CANCELLED (the client closed its connection: seen at its socket just before dispatch, a FIN alone
+ *   being probed first since a half-closed client still wants its answer: sched.c sched__peer_state; never run).
  */
 #ifndef ACM_SERVER_ACMD_H
 #define ACM_SERVER_ACMD_H

@@ -1,7 +1,7 @@
 /*
  * sched.c — admission and the scheduler (I/O thread: per-model queues, SLA terms, the cost model's use, dispatch of
- * batches to idle workers, cancellation of requests whose client left) and the engine workers (decode -> engine ->
- * response bodies).
+ * batches to idle workers, cancellation of requests whose client closed its connection, told from a half-close by a
+ * probe) and the engine workers (decode -> engine -> response bodies; non-finite logits are a 500).
  *
  * Admission (acmd_sched_admit) resolves a request's budget range and scheduling terms (sla.h) from its headers and,
  * for OIP, the parameters peeked from the body (oip.h), and answers 504 at once when even the budget floor, started
