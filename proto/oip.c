@@ -281,6 +281,8 @@ static int oip__params(acm_oip_params *p, const json_t *par, char *err, size_t e
     return 0;
 }
 
+static int oip__input_at(const char *buf, size_t len, size_t at, char *name, size_t n);
+
 int acm_oip_parse_request(acm_oip_request *r, const char *buf, size_t len, const acm_oip_limits *lim, char *err,
                           size_t errlen) {
     return acm_oip_parse_request_bin(r, buf, len, len, lim, err, errlen);
@@ -300,8 +302,12 @@ int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, s
     json_t *root = json_loadb(buf, len, 0, &je);
     if (!root) {
         const int range = strstr(je.text, "overflow") || strstr(je.text, "too big");
-        return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON at line %d, column %d: %s%s", je.line, je.column,
-                         je.text, range ? " (numbers must be finite and in range; NaN and Inf are not JSON)" : "");
+        char in[96] = "", name[64];
+        const int named = oip__input_at(buf, len, (size_t)je.position, name, sizeof name);
+        if (named) snprintf(in, sizeof in, " in the data of input '%s'", name);
+        return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON at line %d, column %d%s: %s%s", je.line,
+                         je.column, in, je.text,
+                         range || named ? " (numbers must be finite and in range; NaN and Inf are not JSON)" : "");
     }
     int rc = 0;
     if (!json_is_object(root)) {
@@ -313,7 +319,12 @@ int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, s
         rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "id must be a string");
         goto out;
     }
-    if (id) snprintf(r->id, sizeof r->id, "%s", json_string_value(id));
+    if (id && json_string_length(id) > ACM_OIP_MAX_ID) {
+        rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "id is %zu bytes, over the limit of %d bytes",
+                       json_string_length(id), ACM_OIP_MAX_ID);
+        goto out;
+    }
+    if (id) memcpy(r->id, json_string_value(id), json_string_length(id) + 1);
     const json_t *par = json_object_get(root, "parameters");
     if (par && (rc = oip__params(&r->par, par, err, errlen))) goto out;
     const json_t *outs = json_object_get(root, "outputs");
@@ -392,14 +403,24 @@ char *acm_oip_response_bin(const char *model_name, const char *model_version, co
         json_object_set_new(lg_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_logits));
     } else {
         json_t *lg = json_array();
-        for (int i = 0; i < B * K; i++) json_array_append_new(lg, json_real(logits[i]));
+        int ok = lg != NULL;
+        for (int i = 0; ok && i < B * K; i++) ok = json_array_append_new(lg, json_real(logits[i])) == 0;
+        if (!ok) { /* json_real refuses NaN and Inf: fail, never a "data" shorter than its shape */
+            json_decref(lg), json_decref(lg_out), json_decref(lb_out), json_decref(parameters);
+            return NULL;
+        }
         json_object_set_new(lg_out, "data", lg);
     }
     if (bin_label) {
         json_object_set_new(lb_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_label));
     } else {
         json_t *lb = json_array();
-        for (int i = 0; i < B; i++) json_array_append_new(lb, json_string(labels[i]));
+        int ok = lb != NULL;
+        for (int i = 0; ok && i < B; i++) ok = json_array_append_new(lb, json_string(labels[i])) == 0;
+        if (!ok) {
+            json_decref(lb), json_decref(lg_out), json_decref(lb_out), json_decref(parameters);
+            return NULL;
+        }
         json_object_set_new(lb_out, "data", lb);
     }
     json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:[o, o]}", "model_name", model_name, "model_version", model_version,
@@ -550,15 +571,29 @@ static int oip__object(oip__scan *s, oip__member_cb cb, void *ctx) {
 typedef struct {
     acm_oip_peek *p;
     size_t par_at, par_len; /* the last "parameters" value: where it starts and its length (0: none) */
-    int seen;               /* past the first input of "inputs" */
+    int cur;                /* the input being walked: its index in p->inputs, -1 past ACM_OIP_MAX_INPUTS */
+    int64_t n_seen;         /* inputs walked so far in this "inputs" array */
+    size_t data[ACM_OIP_MAX_INPUTS][2]; /* each recorded input's "data" value: [start, end) in the buffer */
 } oip__peek_ctx;
 
-/* Members of the first input object: the last "shape" that is an array gives the items (duplicate keys: the last
- * wins, as in jansson). Only the leading dimension is read, by hand: a JSON integer > 0, else 1 (a shape the full
- * parse refuses may give anything here); the rest of the array is skipped. */
+/* Members of an input object: its "name", the leading dimension of its "shape" (duplicate keys: the last wins, as in
+ * jansson), and where its "data" lies (for naming the input in a parse error). Of the shape only the leading
+ * dimension is read, by hand: a JSON integer > 0, else 1 (a shape the full parse refuses may give anything here); the
+ * rest of the array is skipped. */
 static int oip__peek_input(oip__scan *s, const char *key, void *vctx) {
     oip__peek_ctx *c = vctx;
-    if (strcmp(key, "shape") || c->seen || s->i >= s->n || s->b[s->i] != '[') return 1;
+    if (c->cur < 0 || s->i >= s->n) return 1;
+    if (strcmp(key, "name") == 0) {
+        if (s->b[s->i] != '"') return 1;
+        return oip__key(s, c->p->inputs[c->cur].name, sizeof c->p->inputs[c->cur].name);
+    }
+    if (strcmp(key, "data") == 0) {
+        c->data[c->cur][0] = s->i, c->data[c->cur][1] = s->n; /* to the end if it does not close */
+        if (oip__skip_value(s)) return -1;
+        c->data[c->cur][1] = s->i;
+        return 0;
+    }
+    if (strcmp(key, "shape") || s->b[s->i] != '[') return 1;
     const size_t open = s->i;
     s->i++;
     oip__ws(s);
@@ -572,13 +607,13 @@ static int oip__peek_input(oip__scan *s, const char *key, void *vctx) {
         if (v > (INT64_MAX - d) / 10) integer = 0; /* past jansson's json_int_t: the full parse refuses it */
         else v = v * 10 + d;
     }
-    c->p->items = integer && v > 0 ? v : 1;
+    c->p->inputs[c->cur].items = integer && v > 0 ? v : 1;
     s->i = open;
     return 1; /* skipped by the caller */
 }
 
 /* Top-level members. "parameters" is only located here (the last one counts, as in jansson) and decoded after the
- * scan; "inputs" is walked for the first input's shape. */
+ * scan; "inputs" is walked for each input's name and shape (the last "inputs" counts). */
 static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
     oip__peek_ctx *c = vctx;
     if (strcmp(key, "parameters") == 0) {
@@ -588,7 +623,9 @@ static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
         return 0;
     }
     if (strcmp(key, "inputs") == 0) {
-        c->seen = 0, c->p->items = 1;
+        c->p->n_inputs = 0, c->n_seen = 0;
+        memset(c->p->inputs, 0, sizeof c->p->inputs);
+        memset(c->data, 0, sizeof c->data);
         if (s->i >= s->n || s->b[s->i] != '[') return 1;
         s->i++;
         for (int first = 1;; first = 0) {
@@ -597,12 +634,14 @@ static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
                 s->i++;
                 return 0;
             }
+            c->cur = c->n_seen < ACM_OIP_MAX_INPUTS ? (int)c->n_seen : -1;
+            if (c->cur >= 0) c->p->inputs[c->cur].items = 1, c->p->n_inputs = c->cur + 1;
+            c->n_seen++;
             if (s->i < s->n && s->b[s->i] == '{') {
                 if (oip__object(s, oip__peek_input, c)) return -1;
             } else if (oip__skip_value(s)) {
                 return -1;
             }
-            c->seen = 1;
             oip__ws(s);
             if (s->i >= s->n) return -1;
             if (s->b[s->i] == ']') {
@@ -619,29 +658,116 @@ static int oip__peek_top(oip__scan *s, const char *key, void *vctx) {
 /* The peek runs on the server's I/O thread: its work is one pass over the bytes (each byte looked at a bounded number
  * of times, nothing allocated that grows with the body) plus one jansson decode of at most ACM_OIP_MAX_PARAMS_BYTES
  * (the last "parameters" value) and of keys written with escapes (each at most OIP__KEY_RAW_MAX bytes). */
-int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen) {
+static int oip__peek(acm_oip_peek *p, oip__peek_ctx *c, const char *buf, size_t len, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
-    p->items = 1;
-    const char *nul = memchr(buf, 0, len);
-    if (nul) return oip__nul(err, errlen, (size_t)(nul - buf));
-    oip__peek_ctx c = {p, 0, 0, 0};
+    memset(c, 0, sizeof *c);
+    c->p = p;
     oip__scan s = {buf, len, 0};
     oip__ws(&s);
     if (s.i >= s.n || s.b[s.i] != '{') return oip__fail(err, errlen, ACM_OIP_EINVAL, "the request body must be a JSON object");
-    int r = oip__object(&s, oip__peek_top, &c);
+    int r = oip__object(&s, oip__peek_top, c);
     oip__ws(&s);
     if (r || s.i != s.n)
         return oip__fail(err, errlen, ACM_OIP_EJSON, "malformed JSON near byte %zu", s.i < s.n ? s.i : s.n);
-    if (!c.par_len) return 0;
-    if (c.par_len > ACM_OIP_MAX_PARAMS_BYTES)
+    if (!c->par_len) return 0;
+    if (c->par_len > ACM_OIP_MAX_PARAMS_BYTES)
         return oip__fail(err, errlen, ACM_OIP_ETOOBIG, "parameters must be an object of at most %d bytes (got %zu)",
-                         ACM_OIP_MAX_PARAMS_BYTES, c.par_len);
-    json_t *par = json_loadb(buf + c.par_at, c.par_len, JSON_DECODE_ANY, NULL);
+                         ACM_OIP_MAX_PARAMS_BYTES, c->par_len);
+    json_t *par = json_loadb(buf + c->par_at, c->par_len, JSON_DECODE_ANY, NULL);
     const int rc = par ? oip__params(&p->par, par, err, errlen)
                        : oip__fail(err, errlen, ACM_OIP_EINVAL, "parameters must be an object");
     json_decref(par);
     if (rc) memset(&p->par, 0, sizeof p->par);
     return rc;
+}
+
+int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen) {
+    const char *nul = memchr(buf, 0, len);
+    if (nul) {
+        memset(p, 0, sizeof *p);
+        return oip__nul(err, errlen, (size_t)(nul - buf));
+    }
+    oip__peek_ctx c;
+    return oip__peek(p, &c, buf, len, err, errlen);
+}
+
+int64_t acm_oip_peek_items(const acm_oip_peek *p, const char *name) {
+    for (int i = 0; i < p->n_inputs && i < ACM_OIP_MAX_INPUTS; i++)
+        if (strcmp(p->inputs[i].name, name) == 0) return p->inputs[i].items;
+    return 0;
+}
+
+/* The name of the input whose "data" holds byte `at` of a body jansson refused (NaN or Infinity in a tensor, most
+ * often) into name; 0 when no input's data holds it. The scanner skips what jansson cannot read, so it finds the
+ * spans up to the damage. */
+static int oip__input_at(const char *buf, size_t len, size_t at, char *name, size_t n) {
+    acm_oip_peek p;
+    oip__peek_ctx c;
+    oip__peek(&p, &c, buf, len, NULL, 0);
+    for (int i = 0; i < p.n_inputs; i++)
+        if (c.data[i][1] > c.data[i][0] && at >= c.data[i][0] && at <= c.data[i][1] && p.inputs[i].name[0]) {
+            snprintf(name, n, "%s", p.inputs[i].name);
+            return 1;
+        }
+    return 0;
+}
+
+/* ---- JSON text from client bytes ----------------------------------------------------------------------------- */
+
+/* Bytes of s[0..n) that are a prefix of a well-formed UTF-8 sequence (RFC 3629, Unicode Table 3-7), and in *full the
+ * length that sequence needs (0 when s[0] cannot start one). */
+static size_t oip__utf8_prefix(const unsigned char *s, size_t n, size_t *full) {
+    const unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    size_t need;
+    if (c < 0x80) need = 1;
+    else if (c >= 0xC2 && c <= 0xDF) need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) need = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) need = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else need = 0;
+    *full = need;
+    if (need <= 1) return need;
+    size_t k = 1;
+    for (; k < need && k < n; k++) {
+        const unsigned char b = s[k];
+        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) break;
+    }
+    return k;
+}
+
+size_t acm_utf8_seq(const char *s, size_t n) {
+    if (!n) return 0;
+    size_t full, k = oip__utf8_prefix((const unsigned char *)s, n, &full);
+    return full && k == full ? k : 0;
+}
+
+size_t acm_json_escape_next(char *out, const char *s, size_t n, size_t *used) {
+    static const char hex[] = "0123456789abcdef";
+    static const char short_esc[0x20] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    const unsigned char c = (unsigned char)s[0];
+    *used = 1;
+    if (c == '"' || c == '\\' || (c < 0x20 && short_esc[c])) {
+        out[0] = '\\', out[1] = c < 0x20 ? short_esc[c] : (char)c;
+        return 2;
+    }
+    if (c < 0x20) {
+        memcpy(out, "\\u00", 4);
+        out[4] = hex[c >> 4], out[5] = hex[c & 15];
+        return 6;
+    }
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    size_t full, k = oip__utf8_prefix((const unsigned char *)s, n, &full);
+    if (full && k == full) {
+        memcpy(out, s, k);
+        *used = k;
+        return k;
+    }
+    *used = k ? k : 1; /* a maximal subpart: one U+FFFD for the bytes that began a sequence and broke off */
+    memcpy(out, "\xEF\xBF\xBD", 3);
+    return 3;
 }
 
 size_t acm_error_body(char *buf, size_t n, const char *msg) {
@@ -650,20 +776,16 @@ size_t acm_error_body(char *buf, size_t n, const char *msg) {
         if (n) buf[0] = 0;
         return 0;
     }
-    size_t o = 0;
-    memcpy(buf, head, sizeof head - 1);
-    o = sizeof head - 1;
+    size_t o = sizeof head - 1;
+    memcpy(buf, head, o);
     const size_t room = n - sizeof tail; /* leave the tail and the NUL */
-    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-        char esc[8];
-        size_t k;
-        if (*p == '"' || *p == '\\') esc[0] = '\\', esc[1] = (char)*p, k = 2;
-        else if (*p == '\n') memcpy(esc, "\\n", 2), k = 2;
-        else if (*p < 0x20) k = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
-        else esc[0] = (char)*p, k = 1;
+    for (size_t i = 0, len = strlen(msg); i < len;) {
+        char esc[ACM_JSON_ESCAPE_MAX];
+        size_t used;
+        const size_t k = acm_json_escape_next(esc, msg + i, len - i, &used);
         if (o + k > room) break;
         memcpy(buf + o, esc, k);
-        o += k;
+        o += k, i += used;
     }
     memcpy(buf + o, tail, sizeof tail);
     return o + sizeof tail - 1;

@@ -4,7 +4,8 @@
  * names the input and the problem precisely (it becomes the body of a 400).
  *
  * Request (POST /v2/models/{m}[/versions/{v}]/infer), fields read here:
- *   {"id": "abc",                                    optional string, echoed in the response
+ *   {"id": "abc",                                    optional string of at most ACM_OIP_MAX_ID bytes (UTF-8, as
+ *                                                    JSON requires), echoed exactly in the response
  *    "parameters": {"compute_budget": 0.4,          optional, (0, 1] (see sla.h)
  *                   "compute_budget_min": 0.2,
  *                   "compute_policy": "cap",        optional: argmax | mean | cap
@@ -15,7 +16,9 @@
  *    "inputs": [{"name": "image", "datatype": "UINT8", "shape": [B, H, W, C],
  *                "data": [...]}],                   data flat (row-major) or nested as the shape; exactly Π shape
  *                                                   values; booleans only for BOOL; integers within the datatype's
- *                                                   range; FP32 values finite as float. BYTES inputs are refused.
+ *                                                   range; FP32 values finite as float (NaN and Infinity are not
+ *                                                   JSON: the parse error then names the input whose data holds
+ *                                                   them). BYTES inputs are refused.
  *    "outputs": [{"name": "logits", "parameters": {"binary_data": true}}]}   optional; every output is returned
  *                                                   whatever this says, it only asks for binary data
  * Any other field is ignored.
@@ -43,6 +46,10 @@
 #include <jansson.h>
 
 enum { ACM_OIP_EJSON = -1, ACM_OIP_EINVAL = -2, ACM_OIP_ETOOBIG = -3, ACM_OIP_ENOMEM = -4 };
+
+/* The longest request "id" echoed, in bytes (a longer one is refused: ACM_OIP_EINVAL naming the limit). Request ids
+ * are UUIDs or trace ids in practice; the limit bounds what is copied into every response and log line. */
+#define ACM_OIP_MAX_ID 1024
 
 #define ACM_OIP_MAX_DIMS 8
 #define ACM_OIP_MAX_INPUTS 4
@@ -80,7 +87,7 @@ typedef struct {
 } acm_oip_params;
 
 typedef struct {
-    char id[128]; /* "" when absent */
+    char id[ACM_OIP_MAX_ID + 1]; /* "" when absent; exactly as sent (valid UTF-8, jansson checks it) */
     acm_oip_params par;
     int n_inputs;
     acm_oip_tensor inputs[ACM_OIP_MAX_INPUTS];
@@ -92,18 +99,25 @@ typedef struct {
 } acm_oip_request;
 
 /* What admission needs before the body is parsed in full (on the I/O thread, cheaply): the parameters, parsed and
- * checked exactly as acm_oip_parse_request does, and the leading dimension of the first input's shape (the number
- * of items, for the cost model; 1 when absent or not a positive integer). The JSON header is scanned once, byte by
- * byte, without building anything (strings and brackets skipped, nothing allocated that grows with the body); only
- * the last top-level "parameters" value is decoded, and only when it is at most ACM_OIP_MAX_PARAMS_BYTES long
- * (else ACM_OIP_ETOOBIG: the server answers 400), and of each first input's "shape" only the leading integer is read.
- * Malformed JSON around what it reads is found here; elsewhere, by the full parse. */
+ * checked exactly as acm_oip_parse_request does, and the name and leading dimension of each input's shape (the
+ * number of items, for the cost model: the caller counts the input it will run; 1 when absent or not a positive
+ * integer). The JSON header is scanned once, byte by byte, without building anything (strings and brackets skipped,
+ * nothing allocated that grows with the body); only the last top-level "parameters" value is decoded, and only when
+ * it is at most ACM_OIP_MAX_PARAMS_BYTES long (else ACM_OIP_ETOOBIG: the server answers 400), and of each input's
+ * "shape" only the leading integer is read. Malformed JSON around what it reads is found here; elsewhere, by the
+ * full parse. */
 #define ACM_OIP_MAX_PARAMS_BYTES 65536
 typedef struct {
     acm_oip_params par;
-    int64_t items;
+    int n_inputs; /* inputs recorded: the first ACM_OIP_MAX_INPUTS (the full parse refuses more) */
+    struct {
+        char name[64];  /* as acm_oip_tensor.name: truncated alike */
+        int64_t items;  /* shape[0] when a positive integer, else 1 */
+    } inputs[ACM_OIP_MAX_INPUTS];
 } acm_oip_peek;
 int acm_oip_peek_request(acm_oip_peek *p, const char *buf, size_t len, char *err, size_t errlen);
+/* The items of the first peeked input named `name` (as acm_oip_find_input picks it), or 0 when there is none. */
+int64_t acm_oip_peek_items(const acm_oip_peek *p, const char *name);
 
 typedef struct {
     size_t max_elements; /* per input; Π shape above this -> ACM_OIP_ETOOBIG */
@@ -122,8 +136,9 @@ void acm_oip_request_free(acm_oip_request *r);
 /* The input with this name, or NULL. */
 const acm_oip_tensor *acm_oip_find_input(const acm_oip_request *r, const char *name);
 
-/* Builds the response; takes ownership of `parameters` (may be NULL). logits [B, K]; labels [B]. Returns a malloc'd
- * NUL-terminated string, or NULL when out of memory. */
+/* Builds the response; takes ownership of `parameters` (may be NULL). logits [B, K], finite (JSON has no NaN or Inf:
+ * a non-finite logit makes the call fail rather than drop the value); labels [B]; every string valid UTF-8. Returns
+ * a malloc'd NUL-terminated string, or NULL when out of memory or on a value JSON cannot carry. */
 char *acm_oip_response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                        const float *logits, int B, int K, const char *const *labels);
 /* The same with the binary extension: bin_logits / bin_label put that output into the binary section. Returns a
@@ -133,7 +148,20 @@ char *acm_oip_response_bin(const char *model_name, const char *model_version, co
                            const float *logits, int B, int K, const char *const *labels, int bin_logits, int bin_label,
                            size_t *json_len, size_t *total);
 
-/* {"error": msg} with msg JSON-escaped, truncated to fit; returns the length written (< n). */
+/* ---- JSON text from bytes a client sent --------------------------------------------------------------------------
+ * Paths, headers and ids may hold any bytes. Every writer of JSON in the server escapes them one character at a time
+ * with acm_json_escape_next: '"', '\\' and control characters escaped, well-formed UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF) copied unchanged, and each maximal ill-formed subsequence (Unicode §3.9's
+ * "substitution of maximal subparts") replaced by U+FFFD. The output is always valid JSON and valid UTF-8. */
+#define ACM_JSON_ESCAPE_MAX 6 /* bytes acm_json_escape_next writes at most */
+/* The JSON string content of the next character of s[0..n) (n >= 1) into out; returns the bytes written, and the
+ * bytes of s consumed (>= 1) in *used. */
+size_t acm_json_escape_next(char *out, const char *s, size_t n, size_t *used);
+/* Length of the well-formed UTF-8 sequence at the start of s[0..n) (1..4), or 0 when there is none. */
+size_t acm_utf8_seq(const char *s, size_t n);
+
+/* {"error": msg} with msg JSON-escaped as above, truncated to fit (never inside a character); returns the length
+ * written (< n). */
 size_t acm_error_body(char *buf, size_t n, const char *msg);
 
 #endif

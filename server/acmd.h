@@ -11,7 +11,8 @@
  * A request is a state machine with one owner per state:
  *   RECEIVING (I/O thread: headers, body) -> QUEUED (I/O thread: in its model's queue; connection suspended)
  *   -> RUNNING (a worker) -> DONE (I/O thread: connection resumed, response queued)
- *   QUEUED -> CANCELLED (the client left: seen by a peek at its socket just before dispatch; never run).
+ *   QUEUED -> CANCELLED (the client closed its connection: seen at its socket just before dispatch, a FIN alone
+ *   being probed first since a half-closed client still wants its answer: sched.c sched__peer_state; never run).
  */
 #ifndef ACM_SERVER_ACMD_H
 #define ACM_SERVER_ACMD_H
@@ -261,7 +262,9 @@ typedef struct acmd_req {
     int suspended;
     char method[8];
     char path[256];
-    char id[128], traceparent[128], peer[64];
+    char id[ACM_OIP_MAX_ID + 1]; /* X-Request-Id (visible ASCII, at most ACM_OIP_MAX_ID bytes), else generated */
+    char traceparent[128], peer[64];
+    const char *id_error;        /* why X-Request-Id was refused (400), or NULL */
     acmd_model *model;
     /* body (RECEIVING) */
     uint8_t *body;
@@ -293,7 +296,7 @@ typedef struct acmd_req {
     /* worker: decoded inputs and results */
     acm_sla_budget sla;
     acm_policy policy;
-    char resp_id[128];  /* OIP: the body's id, else X-Request-Id */
+    char resp_id[ACM_OIP_MAX_ID + 1]; /* OIP: the body's id, else X-Request-Id */
     int n_items;
     float *pixels;      /* [n_items, C, S, S] */
     float *logits;      /* [n_items, K] */
@@ -312,6 +315,9 @@ typedef struct acmd_req {
     char allow[64];
     char err[512];
     int responded, orphan;
+    int http11;            /* HTTP/1.1 (not 1.0): an interim 1xx may be sent */
+    int timed_out;         /* closed by the --request-timeout sweep (server.c) while arriving: a 408 */
+    uint64_t probe_until;  /* queued, half-closed: held until then while a probe looks for a reset (0: not probed) */
     int started;  /* the request line and headers have been acted on (routing, admission) */
     int bodiless; /* no Content-Length above 0 and no Transfer-Encoding: acted on in the second call */
     size_t bytes_in, bytes_out;

@@ -25,6 +25,10 @@
 #include "oip.h"
 
 void acmd_conn_busy(struct MHD_Connection *conn, int busy); /* server.c */
+void acmd_conn_req(struct MHD_Connection *conn, acmd_req *r); /* server.c */
+
+#define ACM__STR2(x) #x
+#define ACM__STR(x) ACM__STR2(x)
 
 void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) {
     va_list ap;
@@ -370,13 +374,21 @@ void acmd_http_finish(acmd_server *s, acmd_req *r) {
     }
 }
 
+/* X-Request-Id is echoed as it came, in a response header and in JSON: 1..ACM_OIP_MAX_ID bytes of visible ASCII
+ * (0x20..0x7E; MHD strips the spaces around it). Anything else is refused (400 in the handler, with a generated id):
+ * silently replacing it would break the client's correlation without telling it. Absent or empty: generated. */
 static void http__request_id(acmd_req *r) {
     const char *id = http__hdr(r->conn, "X-Request-Id");
-    int ok = id && *id && strlen(id) < sizeof r->id;
-    for (const char *p = id; ok && *p; p++) ok = isprint((unsigned char)*p);
-    if (ok) {
-        snprintf(r->id, sizeof r->id, "%s", id);
-        return;
+    if (id && *id) {
+        const size_t n = strlen(id);
+        int ok = n <= ACM_OIP_MAX_ID;
+        for (size_t i = 0; ok && i < n; i++) ok = id[i] >= 0x20 && id[i] < 0x7F;
+        if (ok) {
+            memcpy(r->id, id, n + 1);
+            return;
+        }
+        r->id_error = n > ACM_OIP_MAX_ID ? "X-Request-Id is over the limit of " ACM__STR(ACM_OIP_MAX_ID) " bytes"
+                                         : "X-Request-Id must be visible ASCII (0x20..0x7E): it is echoed as a header";
     }
     static uint64_t counter;
     struct timespec ts;
@@ -406,8 +418,10 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         s->open_requests++;
         r->srv = s, r->conn = conn, r->t_arrive = acmd_now_ns();
+        acmd_conn_req(conn, r);
         r->t_queued = r->t_dispatch = r->t_arrive;
         snprintf(r->method, sizeof r->method, "%s", method);
+        r->http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
         snprintf(r->path, sizeof r->path, "%s", url);
         http__request_id(r);
         http__copy_hdr(r->traceparent, sizeof r->traceparent, http__hdr(conn, "traceparent"));
@@ -429,6 +443,7 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
     }
     if (!r->started) {
         r->started = 1;
+        if (r->id_error) return http__error(s, r, 400, "%s", r->id_error);
         acmd_route_args a;
         int path_matched;
         r->route = acmd_route_match(method, url, &a, &path_matched, r->allow, sizeof r->allow);
@@ -485,6 +500,29 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
+/* A client-given field of the text access log: one line per request and fields split by spaces, so control
+ * characters, spaces, '\\' and bytes that are not well-formed UTF-8 are written \\xHH (a decoded "%0A" in a path
+ * must not start a line of its own). dst holds 4 bytes per byte of s. */
+static void http__text_field(char *dst, size_t n, const char *s) {
+    size_t o = 0;
+    for (size_t i = 0, len = strlen(s); i < len && o + 5 <= n;) {
+        const unsigned char c = (unsigned char)s[i];
+        const size_t k = c >= 0x80 ? acm_utf8_seq(s + i, len - i) : 0;
+        if (k) {
+            if (o + k + 1 > n) break;
+            memcpy(dst + o, s + i, k);
+            o += k, i += k;
+        } else if (c <= 0x20 || c == 0x7F || c == '\\' || c >= 0x80) {
+            o += (size_t)snprintf(dst + o, n - o, "\\x%02X", c);
+            i++;
+        } else {
+            dst[o++] = (char)c;
+            i++;
+        }
+    }
+    dst[o] = 0;
+}
+
 /* The access log is written per request on the I/O thread, so it goes through the flat writer (jsonw.h), not a
  * jansson tree (which cost ~25 us a line, a third of a /v2/health/live request). One write per line: lines never mix. */
 static void http__access_log(acmd_server *s, const acmd_req *r, const char *route) {
@@ -497,10 +535,13 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     const double complete_ms = (double)(end - r->t_arrive) * 1e-6;
     const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
     if (!s->log_json) {
-        char text[1024];
+        char text[4 * (sizeof r->path + sizeof r->id) + 256], method[4 * sizeof r->method], path[4 * sizeof r->path],
+            id[4 * sizeof r->id];
+        http__text_field(method, sizeof method, r->method);
+        http__text_field(path, sizeof path, r->path);
+        http__text_field(id, sizeof id, r->id);
         const int tn = snprintf(text, sizeof text, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->peer,
-                                r->method, r->path, r->status, route, total_ms, complete_ms, r->bytes_in, r->bytes_out,
-                                r->id);
+                                method, path, r->status, route, total_ms, complete_ms, r->bytes_in, r->bytes_out, id);
         if (tn > 0) acmd_log_access(s, text, (size_t)tn < sizeof text ? (size_t)tn : sizeof text - 1);
         return;
     }
@@ -554,7 +595,13 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     s->open_requests--;
     acmd_conn_busy(conn, 0);
-    if (!r->status) r->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499; /* never answered */
+    acmd_conn_req(conn, NULL);
+    if (!r->status) { /* never answered: timed out (MHD's idle timeout or the sweep's total one), or the client left */
+        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->timed_out)
+            acmd_req_error(r, 408, "the request did not arrive within --request-timeout (%g s)", s->cfg.request_timeout);
+        else
+            r->status = 499;
+    }
     const char *route = r->route < ACMD_ROUTE_COUNT ? acmd_route_name(r->route) : "unknown";
     char l[256] = "", code[8];
     snprintf(code, sizeof code, "%d", r->status);

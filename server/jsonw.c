@@ -6,6 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "oip.h"
 
 static int jw__room(acmd_jw *w, size_t need) {
     if (w->oom) return 0;
@@ -43,11 +46,11 @@ void acmd_jw_raw(acmd_jw *w, const char *fmt, ...) {
 void acmd_jw_str(acmd_jw *w, const char *s) {
     if (!jw__room(w, 2)) return;
     w->p[w->n++] = '"';
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (!jw__room(w, 8)) return;
-        if (*c == '"' || *c == '\\') w->p[w->n++] = '\\', w->p[w->n++] = (char)*c;
-        else if (*c < 0x20 || *c >= 0x80) w->n += (size_t)snprintf(w->p + w->n, 7, "\\u%04x", *c);
-        else w->p[w->n++] = (char)*c;
+    for (size_t i = 0, len = strlen(s); i < len;) {
+        if (!jw__room(w, ACM_JSON_ESCAPE_MAX + 1)) return;
+        size_t used;
+        w->n += acm_json_escape_next(w->p + w->n, s + i, len - i, &used);
+        i += used;
     }
     if (!jw__room(w, 1)) return;
     w->p[w->n++] = '"';

@@ -2,7 +2,8 @@
  * jsonw.h — a minimal JSON writer for the hot paths (the /classify body, the access log): printf-style appends into
  * one growing buffer and escaped strings. jansson builds a tree of objects first, which costs tens of microseconds per
  * document; these documents are flat and written once.
- * Strings are escaped for JSON; bytes >= 0x80 are written as \u00XX so that any client bytes still give valid JSON.
+ * Strings are escaped by acm_json_escape_next (oip.h): valid UTF-8 is copied as it is, and each ill-formed sequence
+ * becomes U+FFFD, so that any client bytes still give valid JSON and UTF-8 labels come out as they are.
  */
 #ifndef ACM_SERVER_JSONW_H
 #define ACM_SERVER_JSONW_H

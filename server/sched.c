@@ -1,7 +1,7 @@
 /*
  * sched.c — admission and the scheduler (I/O thread: per-model queues, SLA terms, the cost model's use, dispatch of
- * batches to idle workers, cancellation of requests whose client left) and the engine workers (decode -> engine ->
- * response bodies).
+ * batches to idle workers, cancellation of requests whose client closed its connection, told from a half-close by a
+ * probe) and the engine workers (decode -> engine -> response bodies; non-finite logits are a 500).
  *
  * Admission (acmd_sched_admit) resolves a request's budget range and scheduling terms (sla.h) from its headers and,
  * for OIP, the parameters peeked from the body (oip.h), and answers 504 at once when even the budget floor, started
@@ -19,10 +19,16 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include <jansson.h>
 
@@ -158,11 +164,24 @@ static double sched__wait_ahead(const acmd_server *s, const acmd_req *r, uint64_
     return fluid > first_free ? fluid : first_free;
 }
 
+/* The OIP inputs a worker runs, in order of preference (sched__decode_infer takes the first present). */
+static const char *const sched__oip_inputs[] = {"image", "pixel_values"};
+
+/* Items of an OIP request for the cost model: the batch dimension of the input the worker will run (not of the
+ * first input), within what decoding accepts; 1 when there is none (decoding refuses it). */
+static int64_t sched__oip_items(const acm_oip_peek *oip) {
+    for (size_t i = 0; i < sizeof sched__oip_inputs / sizeof *sched__oip_inputs; i++) {
+        const int64_t n = acm_oip_peek_items(oip, sched__oip_inputs[i]);
+        if (n > 0) return n < SCHED__MAX_ITEMS_PER_REQUEST ? n : SCHED__MAX_ITEMS_PER_REQUEST;
+    }
+    return 1;
+}
+
 int acmd_sched_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
     acmd_model *m = r->model;
     char e[256];
     const acm_oip_params *p = oip ? &oip->par : NULL;
-    r->items_est = oip && oip->items > 0 ? oip->items : 1;
+    r->items_est = oip ? sched__oip_items(oip) : 1;
     if (acm_sla_resolve_sched(&r->sched, r->has_hdr_deadline ? r->hdr_deadline : NULL,
                               r->has_hdr_priority ? r->hdr_priority : NULL, p && p->has_deadline ? &p->deadline_ms : NULL,
                               p && p->has_priority ? &p->priority : NULL, (int)s->cfg.min_client_urgency, e, sizeof e)) {
@@ -215,22 +234,69 @@ void acmd_sched_enqueue(acmd_server *s, acmd_req *r) {
 
 /* ---- I/O thread: dispatch ------------------------------------------------------------------------------------------- */
 
-/* The client of a suspended connection has gone when a peek reads end-of-file or an error. */
-static int sched__peer_gone(acmd_req *r) {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) return 0;
-    char c;
-    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+/* Whether the client of a queued request is still there. A client that closed its socket and one that only
+ * half-closed it (shutdown(SHUT_WR) once its request is sent, which HTTP allows) look alike from here: both sent a
+ * FIN, and a FIN is not a disconnect. They differ when something is written to them: a closed socket answers with a
+ * reset. So on the first FIN seen, an interim "100 Continue" is written as a probe (RFC 9110 §15.2: an HTTP/1.1
+ * client must accept a 1xx it did not ask for; bytes of an earlier response still unacknowledged serve as the probe
+ * instead) and the request is held for about two round trips (TCP_INFO's estimate): a reset by then and it is gone;
+ * none and it runs, its answer going out after the client's FIN. HTTP/1.0 forbids 1xx: a FIN there is a half-close.
+ * A reset or a socket error seen at any time: gone. */
+static void sched__wake(acmd_server *s, uint64_t at);
+
+typedef enum { SCHED_PEER_HERE, SCHED_PEER_GONE, SCHED_PEER_PROBING } sched__peer;
+
+#define SCHED__PROBE_MIN_NS 1000000ull   /* hold a probed request at least 1 ms (loopback RTTs are microseconds) */
+#define SCHED__PROBE_MAX_NS 500000000ull /* and at most 0.5 s (a half-closed client waits that much at worst) */
+
+static int sched__reset(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) < 0) return -1;
+    return (p.revents & (POLLERR | POLLHUP | POLLNVAL)) ? 1 : (p.revents & POLLRDHUP) ? 0 : -1;
 }
 
-static void sched__batch_timer(uv_timer_t *t) { acmd_sched_dispatch(t->data); }
+static sched__peer sched__peer_state(acmd_server *s, acmd_req *r, uint64_t now) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return SCHED_PEER_HERE;
+    const int fd = ci->connect_fd, st = sched__reset(fd); /* 1 reset/error, 0 FIN only, -1 open */
+    if (st != 0) return st > 0 ? SCHED_PEER_GONE : SCHED_PEER_HERE;
+    if (!r->http11 || (r->probe_until && now >= r->probe_until)) return SCHED_PEER_HERE; /* half-closed */
+    if (r->probe_until) return SCHED_PEER_PROBING;
+    int unacked = 0;
+    if (ioctl(fd, SIOCOUTQ, &unacked) || unacked == 0) {
+        static const char probe[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        const ssize_t k = send(fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return SCHED_PEER_GONE;
+        if (sched__reset(fd) > 0) return SCHED_PEER_GONE; /* on loopback the reset is often back already */
+    }
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    uint64_t wait = 10 * SCHED__PROBE_MIN_NS;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && tl >= offsetof(struct tcp_info, tcpi_rttvar) + 4)
+        wait = (2ull * ti.tcpi_rtt + 4ull * ti.tcpi_rttvar) * 1000; /* microseconds */
+    wait = wait < SCHED__PROBE_MIN_NS ? SCHED__PROBE_MIN_NS : wait > SCHED__PROBE_MAX_NS ? SCHED__PROBE_MAX_NS : wait;
+    r->probe_until = now + wait;
+    sched__wake(s, r->probe_until);
+    return SCHED_PEER_PROBING;
+}
+
+static void sched__batch_timer(uv_timer_t *t) {
+    acmd_sched_dispatch(t->data);
+    acmd_http_kick(t->data); /* send what dispatch answered at once (a cancellation, a 504) */
+}
+
+/* Runs dispatch again at `at` (ns, CLOCK_MONOTONIC) at the latest: the batch timer, kept at the earliest wake-up. */
+static void sched__wake(acmd_server *s, uint64_t at) {
+    const uint64_t now = acmd_now_ns(), ms = at > now ? (at - now + 999999) / 1000000 : 0;
+    if (uv_is_active((uv_handle_t *)&s->batch_timer) && uv_timer_get_due_in(&s->batch_timer) <= ms) return;
+    uv_timer_start(&s->batch_timer, sched__batch_timer, ms, 0);
+}
 
 /* The first request of m's queue in queue order (prev: its predecessor in the list). */
 static acmd_req *sched__best(const acmd_server *s, const acmd_model *m, uint64_t now, acmd_req **prev) {
     acmd_req *best = NULL, *bp = NULL, *pp = NULL;
     for (acmd_req *q = m->q_head; q; pp = q, q = q->next)
-        if (!best || sched__before(s, q, best, now)) best = q, bp = pp;
+        if ((!q->probe_until || now >= q->probe_until) && (!best || sched__before(s, q, best, now))) best = q, bp = pp;
     *prev = bp;
     return best;
 }
@@ -294,7 +360,7 @@ void acmd_sched_dispatch(acmd_server *s) {
             if (s->cfg.batch_delay_us > 0 && busy > 0 && m->q_items < m->max_batch) {
                 uint64_t waited = now - mbest->t_queued, delay = (uint64_t)s->cfg.batch_delay_us * 1000;
                 if (waited < delay) {
-                    uv_timer_start(&s->batch_timer, sched__batch_timer, (delay - waited) / 1000000 + 1, 0);
+                    sched__wake(s, now + (delay - waited) + 1000000);
                     return;
                 }
             }
@@ -307,11 +373,14 @@ void acmd_sched_dispatch(acmd_server *s) {
             while (n < m->max_batch) {
                 acmd_req *r = sched__best(s, m, now, &prev);
                 if (!r) break;
-                if (sched__peer_gone(r)) {
+                const sched__peer peer = sched__peer_state(s, r, now);
+                if (peer == SCHED_PEER_PROBING) continue; /* held: sched__best passes it over until probe_until */
+                if (peer == SCHED_PEER_GONE) {
                     sched__unlink(m, r, prev);
                     r->state = ACMD_REQ_CANCELLED;
                     acmd_req_error(r, 499, "the client closed the connection while the request was queued");
                     acmd_http_finish(s, r);
+                    sched__wake(s, 0); /* MHD runs the resumed connection only when run again: soon */
                     continue;
                 }
                 const double it = items + (double)r->items_est, fl = flops + sched__min_flops(m, r);
@@ -325,6 +394,7 @@ void acmd_sched_dispatch(acmd_server *s) {
                                    (double)(finish - r->t_arrive) * 1e-6);
                     r->state = ACMD_REQ_DONE;
                     acmd_http_finish(s, r);
+                    sched__wake(s, 0); /* MHD runs the resumed connection only when run again: soon */
                     continue;
                 }
                 if (n > 0 && tg != UINT64_MAX && finish + margin_ns > tg) break; /* it would make the batch late */
@@ -623,7 +693,8 @@ static void sched__decode_infer(acmd_worker *w, acmd_req *r) {
             acmd_req_error(r, 400, "outputs[%d]: unknown output \"%.64s\" (logits, label)", i, o.outputs[i].name);
             goto out;
         }
-    const acm_oip_tensor *img = acm_oip_find_input(&o, "image"), *pv = acm_oip_find_input(&o, "pixel_values");
+    const acm_oip_tensor *img = acm_oip_find_input(&o, sched__oip_inputs[0]),
+                         *pv = acm_oip_find_input(&o, sched__oip_inputs[1]);
     if (!img && !pv) {
         acmd_req_error(r, 400, "expected an input named 'image' (UINT8 [B,H,W,C]) or 'pixel_values' (FP32 [B,%d,%d,%d])",
                        m->C, m->S, m->S);
@@ -857,6 +928,14 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
             }
             const acm_result *res = &w->eng[mi].res[i];
             b_items += 1, b_flops += res->flops;
+            if (q->status) continue;
+            int finite = 1;
+            for (int k = 0; k < m->K; k++) finite &= isfinite(res->logits[k]) != 0;
+            if (!finite) { /* JSON cannot carry NaN or Inf, and a label picked among them means nothing */
+                acmd_req_error(q, 500, "engine: item %d gave non-finite logits (NaN or Inf: the computation overflowed "
+                                       "float; inputs far outside the model's range do that)", slots[i].item);
+                continue;
+            }
             memcpy(q->logits + (size_t)slots[i].item * m->K, res->logits, sizeof(float) * m->K);
             if (q->kmap) memcpy(q->kmap + (size_t)slots[i].item * A * m->T, res->kmap, (size_t)A * m->T);
             q->flops += res->flops;

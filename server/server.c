@@ -110,9 +110,10 @@ typedef struct srv__conn {
     struct MHD_Connection *conn;
     uint64_t t_start; /* start of the current request (or of the idle wait for it) */
     int busy;         /* a request is queued, running or being answered: not timed out here */
+    acmd_req *req;    /* the request being received, if any (http.c: acmd_conn_req) */
 } srv__conn;
 
-static srv__conn srv__conns = {&srv__conns, &srv__conns, NULL, 0, 0}; /* list head; loop thread only */
+static srv__conn srv__conns = {&srv__conns, &srv__conns, NULL, 0, 0, NULL}; /* list head; loop thread only */
 
 void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
                            enum MHD_ConnectionNotificationCode toe) {
@@ -146,12 +147,20 @@ void acmd_conn_busy(struct MHD_Connection *conn, int busy) {
     c->t_start = acmd_now_ns();
 }
 
+/* Called by http.c: the request now on this connection (NULL once completed), for the sweep to mark. */
+void acmd_conn_req(struct MHD_Connection *conn, acmd_req *r);
+void acmd_conn_req(struct MHD_Connection *conn, acmd_req *r) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) ((srv__conn *)ci->socket_context)->req = r;
+}
+
 static void srv__sweep(uv_timer_t *t) {
     acmd_server *s = t->data;
     const uint64_t now = acmd_now_ns(), limit = (uint64_t)(s->cfg.request_timeout * 1e9);
     for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
         if (c->busy || now - c->t_start <= limit) continue;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (c->req) c->req->timed_out = 1;           /* logged and counted as 408, not as a client that left */
         if (ci) shutdown(ci->connect_fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */
         c->t_start = now;                            /* once */
     }

@@ -4,6 +4,9 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "oip.h"
@@ -112,13 +115,13 @@ Test(oip, peek_reads_parameters_and_items_like_the_full_parse) {
     char err[256];
     cr_assert_eq(acm_oip_peek_request(&p, s, strlen(s), err, sizeof err), 0, "%s", err);
     cr_assert_eq(parse(&r, s, err, sizeof err), 0, "%s", err);
-    cr_expect_eq(p.items, 3);
+    cr_expect_eq(acm_oip_peek_items(&p, "image"), 3);
     cr_expect(p.par.has_deadline && p.par.deadline_ms == 25 && p.par.has_priority && p.par.priority == 2);
     cr_expect_eq(memcmp(&p.par, &r.par, sizeof p.par), 0, "the peek and the full parse disagree on parameters");
     acm_oip_request_free(&r);
     /* no parameters, no inputs: defaults */
     cr_assert_eq(acm_oip_peek_request(&p, "{}", 2, err, sizeof err), 0);
-    cr_expect(p.items == 1 && !p.par.has_deadline && !p.par.has_budget);
+    cr_expect(p.n_inputs == 0 && acm_oip_peek_items(&p, "image") == 0 && !p.par.has_deadline && !p.par.has_budget);
     const char *bad[] = {"", "[]", "{\"parameters\":{\"deadline_ms\":\"soon\"}}", "{\"parameters\":{\"priority\":true}}",
                          "{\"a\":1", "{\"a\":\"x}", "{\"parameters\":{\"deadline_ms\":1},}", "{\"a\" 1}", "{} x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -135,7 +138,7 @@ Test(oip, peek_reads_parameters_and_items_like_the_full_parse) {
     const char *dup = "{\"parameters\":5,\"parameters\":{\"priority\":2},\"inputs\":[{\"shape\":\"x\",\"shape\":[4],"
                       "\"name\":\"i\",\"datatype\":\"UINT8\",\"data\":[1,2,3,4]}]}";
     cr_assert_eq(acm_oip_peek_request(&p, dup, strlen(dup), err, sizeof err), 0, "%s", err);
-    cr_expect(p.items == 4 && p.par.has_priority && p.par.priority == 2);
+    cr_expect(acm_oip_peek_items(&p, "i") == 4 && p.par.has_priority && p.par.priority == 2);
     cr_assert_eq(acm_oip_parse_request(&r, dup, strlen(dup), &lim, err, sizeof err), 0, "%s", err);
     acm_oip_request_free(&r);
 }
@@ -281,7 +284,7 @@ Test(oip, peek_work_stays_bounded_whatever_the_body) {
     b = big_body("{\"inputs\":[{\"name\":\"image\",\"shape\":[7", ", 1", "]}]}", N);
     jl_reset();
     cr_expect_eq(acm_oip_peek_request(&p, b, strlen(b), err, sizeof err), 0, "%s", err);
-    cr_expect_eq(p.items, 7);
+    cr_expect_eq(acm_oip_peek_items(&p, "image"), 7);
     cr_expect_leq(jl_peak, 1024, "%zu bytes for an 8 MB shape", jl_peak);
     free(b);
     /* an 8 MB key spelt with escapes: not decoded (it cannot be a name the peek looks for) */
@@ -326,6 +329,105 @@ Test(oip, peek_parameters_limit_is_exact) {
         char s[128];
         snprintf(s, sizeof s, "{\"inputs\":[{\"shape\":%s}]}", dims[i].shape);
         cr_expect_eq(acm_oip_peek_request(&p, s, strlen(s), err, sizeof err), 0, "%s: %s", s, err);
-        cr_expect_eq(p.items, dims[i].items, "%s: items %lld", dims[i].shape, (long long)p.items);
+        cr_expect_eq(p.inputs[0].items, dims[i].items, "%s: items %lld", dims[i].shape, (long long)p.inputs[0].items);
     }
+}
+/* The peek reports every input's batch dimension by name, so that admission counts the input the worker runs (an
+ * "image" after another input), not the first one. */
+Test(oip, peek_items_by_input_name) {
+    const char *s = "{\"inputs\":[{\"shape\":[64,3],\"name\":\"extra\",\"datatype\":\"FP32\",\"data\":[]},"
+                    "{\"name\":\"im\\u0061ge\",\"datatype\":\"UINT8\",\"shape\":[2,1,1,1],\"data\":[1,2]},"
+                    "{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[0,1],\"data\":[]}]}";
+    acm_oip_peek p;
+    char err[256];
+    cr_assert_eq(acm_oip_peek_request(&p, s, strlen(s), err, sizeof err), 0, "%s", err);
+    cr_expect_eq(p.n_inputs, 3);
+    cr_expect_eq(acm_oip_peek_items(&p, "extra"), 64);
+    cr_expect_eq(acm_oip_peek_items(&p, "image"), 2, "the name is decoded (\\u0061)");
+    cr_expect_eq(acm_oip_peek_items(&p, "pixel_values"), 1, "shape[0] = 0 counts as 1");
+    cr_expect_eq(acm_oip_peek_items(&p, "nope"), 0);
+}
+
+/* The id is echoed exactly: multi-byte UTF-8 whole at any length up to ACM_OIP_MAX_ID bytes (it used to be cut at
+ * 127 bytes, inside a character, which jansson then refused); past the limit, a 400 naming it. */
+Test(oip, id_is_kept_exactly_up_to_the_limit) {
+    char id[ACM_OIP_MAX_ID + 8], *json = malloc(2 * ACM_OIP_MAX_ID + 256);
+    size_t n = 0;
+    while (n + 2 <= ACM_OIP_MAX_ID - 2) memcpy(id + n, "\xc3\xa9", 2), n += 2; /* "é" x 511, then 2 ASCII bytes */
+    id[n++] = 'z', id[n++] = 'z';
+    id[n] = 0;
+    cr_assert_eq(n, ACM_OIP_MAX_ID);
+    acm_oip_request r;
+    char err[256];
+    sprintf(json, "{\"id\":\"%s\",\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT8\",\"shape\":[1],\"data\":[1]}]}", id);
+    cr_assert_eq(parse(&r, json, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(r.id, id);
+    char *resp = acm_oip_response("m", "v", r.id, NULL, (const float[]){1.0f}, 1, 1, (const char *const[]){"l"});
+    cr_assert(resp, "the response with a %zu-byte id was refused", n);
+    json_t *j = json_loads(resp, 0, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "id")), id);
+    json_decref(j);
+    free(resp);
+    acm_oip_request_free(&r);
+    sprintf(json, "{\"id\":\"%sy\",\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT8\",\"shape\":[1],\"data\":[1]}]}", id);
+    cr_expect_eq(parse(&r, json, err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "id") && strstr(err, "1024"), "%s", err);
+    free(json);
+}
+
+/* NaN or Infinity in a tensor's data is not JSON: the error says so and names the input. */
+Test(oip, non_finite_json_numbers_name_the_input) {
+    const char *cases[] = {"NaN", "Infinity", "-Infinity", "1e999"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char json[256], err[256];
+        snprintf(json, sizeof json, "{\"inputs\":[{\"name\":\"a\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1]},"
+                                    "{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[0.5,%s]}]}",
+                 cases[i]);
+        acm_oip_request r;
+        cr_expect_eq(parse(&r, json, err, sizeof err), ACM_OIP_EJSON, "%s", cases[i]);
+        cr_expect(strstr(err, "input 'pixel_values'") && strstr(err, "NaN and Inf"), "%s: %s", cases[i], err);
+    }
+}
+
+/* A logit JSON cannot carry fails the response instead of leaving "data" shorter than its shape. */
+Test(oip, response_refuses_non_finite_logits) {
+    const float lg[2] = {1.0f, NAN};
+    const char *const labels[] = {"a"};
+    cr_expect_null(acm_oip_response("m", "v", "id", NULL, lg, 1, 2, labels));
+    size_t jl, total;
+    char *bin = acm_oip_response_bin("m", "v", "id", NULL, lg, 1, 2, labels, 1, 0, &jl, &total);
+    cr_expect(bin, "binary logits carry NaN as it is");
+    free(bin);
+}
+
+/* JSON escaping of client bytes: UTF-8 copied, ill-formed sequences replaced by U+FFFD (one per maximal subpart),
+ * control characters escaped; truncation never splits a character. */
+Test(oip, json_escape_keeps_utf8_and_replaces_invalid_bytes) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x95", "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x95"},
+        {"a\xff" "b", "a\xef\xbf\xbd" "b"},                 /* a byte that never starts a sequence */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},           /* overlong '/' */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
+        {"\xe2\x82" "x", "\xef\xbf\xbd" "x"},               /* a truncated 3-byte sequence: one U+FFFD */
+        {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* above U+10FFFF */
+        {"\xe2\x82", "\xef\xbf\xbd"},                        /* cut at the end */
+        {"l1\nl2\t\x01\x7f\"\\", "l1\\nl2\\t\\u0001\x7f\\\"\\\\"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[128], want[128];
+        acm_error_body(buf, sizeof buf, cases[i].in);
+        snprintf(want, sizeof want, "{\"error\":\"%s\"}", cases[i].out);
+        cr_expect_str_eq(buf, want, "case %zu", i);
+        json_t *j = json_loads(buf, 0, NULL);
+        cr_expect(j, "case %zu is not JSON: %s", i, buf);
+        json_decref(j);
+    }
+    cr_expect_eq(acm_utf8_seq("\xf0\x9f\x91\x95", 4), 4);
+    cr_expect_eq(acm_utf8_seq("\xf0\x9f\x91", 3), 0);
+    /* 3-byte characters and a 16-byte body: whole characters only */
+    char small[19];
+    acm_error_body(small, sizeof small, "\xe6\x97\xa5\xe6\x9c\xac\xe6\x97\xa5");
+    cr_expect_str_eq(small, "{\"error\":\"\xe6\x97\xa5\xe6\x9c\xac\"}");
 }

@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 #include "acm.h"
 #include "image.h"
 #include "server/harness.h"
+#include "train/rng.h"
+#include "train/vit_train.h"
 
 static th_acmd srv;
 
@@ -731,4 +735,373 @@ Test(http, bodiless_requests_keep_the_connection) {
     cr_expect_eq(status[0], 200);
     cr_expect_eq(status[1], 404);
     cr_expect_eq(status[2], 200);
+}
+
+/* ---- issue 16 §2: ids, UTF-8, non-finite numbers, half-closed clients, timeouts, the text log --------------------- */
+
+/* A small random ViT (28x28 grey, 10 classes) with UTF-8 labels; every weight times weight_scale (1e30: the logits
+ * overflow to NaN whatever the input). */
+static void labelled_model(const char *path, const char *const *labels, float weight_scale) {
+    acmt_vit_config c = {.image_size = 28, .patch_size = 7, .in_chans = 1, .dim = 32, .depth = 1, .heads = 4,
+                         .mlp_hidden = 64, .num_classes = 10, .ln_eps = 1e-6f};
+    char err[256], extra[1024];
+    acmt_vit *v = acmt_vit_new(&c, 1, err, sizeof err);
+    cr_assert(v, "%s", err);
+    acmt_rng rng;
+    acmt_rng_seed(&rng, 5, 0);
+    acmt_vit_init(v, &rng);
+    for (int64_t i = 0; i < v->nparams; i++) v->params[i] *= weight_scale;
+    json_t *lab = json_array();
+    for (int k = 0; k < 10; k++) json_array_append_new(lab, json_string(labels[k]));
+    json_t *x = json_pack("{s:o}", "labels", lab);
+    char *xs = json_dumps(x, JSON_COMPACT);
+    snprintf(extra, sizeof extra, "%s", xs);
+    free(xs);
+    json_decref(x);
+    cr_assert_eq(acmt_vit_save_model(v, path, extra, err, sizeof err), 0, "%s", err);
+    acmt_vit_free(v);
+}
+
+static const char *const utf8_labels[10] = {"T-shirt/\xc3\xa9t\xc3\xa9", "Hose \xc3\xbc", "\xe6\x97\xa5\xe6\x9c\xac",
+                                            "\xf0\x9f\x91\x97 dress", "Co\xc3\xa2t", "\xd0\xa1\xd0\xb0\xd0\xbd",
+                                            "\"q\" \\ x", "Sneaker\xe2\x84\xa2", "\xce\xb2\xce\xb1g", "boot"};
+
+/* Starts acmd on a model "u" with UTF-8 labels and "huge" whose logits are NaN (workers 1, the given extra args). */
+static void start_labelled(th_acmd *s, char *dir, const char *const *extra) {
+    char pu[128], ph[128];
+    snprintf(pu, sizeof pu, "%s/u.safetensors", dir);
+    snprintf(ph, sizeof ph, "%s/huge.safetensors", dir);
+    labelled_model(pu, utf8_labels, 1.0f);
+    labelled_model(ph, utf8_labels, 1e30f);
+    char mu[160], mh[160];
+    snprintf(mu, sizeof mu, "u=%s", pu);
+    snprintf(mh, sizeof mh, "huge=%s", ph);
+    const char *args[16] = {"--model", mu, "--model", mh, "--workers", "1"};
+    int n = 6;
+    for (; extra && *extra && n < 15; extra++) args[n++] = *extra;
+    args[n] = NULL;
+    cr_assert_eq(th_acmd_start(s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(s, 30), 0);
+}
+
+static void rm_labelled(char *dir) {
+    char p[160];
+    snprintf(p, sizeof p, "%s/u.safetensors", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/huge.safetensors", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* Labels come back as the same UTF-8 from every route (the flat writer escaped them byte by byte: "é" became
+ * "\u00c3\u00a9", i.e. "Ã©"). */
+Test(http, non_ascii_labels_come_back_as_the_same_utf8, .timeout = 90) {
+    char dir[] = "/tmp/acmd-utf8-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    th_acmd s;
+    start_labelled(&s, dir, NULL);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/u", NULL, NULL, 0, &r), 0);
+    json_t *j = body_json(&r);
+    for (int k = 0; k < 10; k++)
+        cr_expect_str_eq(json_string_value(json_array_get(json_object_get(j, "labels"), (size_t)k)), utf8_labels[k]);
+    json_decref(j);
+    th_resp_free(&r);
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 2);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/u/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    const int index = (int)json_integer_value(json_object_get(j, "index"));
+    cr_assert(index >= 0 && index < 10);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "label")), utf8_labels[index], "%s", r.body);
+    json_t *top = json_object_get(j, "top_k");
+    cr_assert_eq(json_array_size(top), 5);
+    for (size_t i = 0; i < 5; i++) {
+        const json_t *t = json_array_get(top, i);
+        cr_expect_str_eq(json_string_value(json_object_get(t, "label")),
+                         utf8_labels[json_integer_value(json_object_get(t, "index"))]);
+    }
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+    /* OIP: every label through jansson, each item's the argmax of its logits */
+    char *body = image_json(NULL, 3, 0, "UINT8");
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/u/infer", "Content-Type: application/json\r\n", body, strlen(body), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    json_t *outs = json_object_get(j, "outputs");
+    json_t *lg = json_object_get(json_array_get(outs, 0), "data"), *lb = json_object_get(json_array_get(outs, 1), "data");
+    cr_assert_eq(json_array_size(lg), 30);
+    for (size_t b = 0; b < 3; b++) {
+        size_t best = 0;
+        for (size_t k = 1; k < 10; k++)
+            if (json_number_value(json_array_get(lg, b * 10 + k)) > json_number_value(json_array_get(lg, b * 10 + best))) best = k;
+        cr_expect_str_eq(json_string_value(json_array_get(lb, b)), utf8_labels[best]);
+    }
+    json_decref(j);
+    th_resp_free(&r);
+    free(body);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    rm_labelled(dir);
+}
+
+/* Logits that overflow to NaN are a 500 naming the cause on both routes: OIP used to answer 200 with "data": [] for
+ * shape [1,10] (jansson refuses NaN reals), /classify 200 with "confidence":nan (not JSON). */
+Test(http, non_finite_logits_are_a_500, .timeout = 90) {
+    char dir[] = "/tmp/acmd-nan-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    th_acmd s;
+    start_labelled(&s, dir, NULL);
+    th_resp r;
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 2);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/huge/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+    expect_error(&r, 500, "non-finite logits");
+    th_resp_free(&r);
+    free(png);
+    char *body = image_json(NULL, 2, 0, "UINT8");
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/huge/infer", "Content-Type: application/json\r\n", body, strlen(body), &r), 0);
+    expect_error(&r, 500, "non-finite logits");
+    th_resp_free(&r);
+    free(body);
+    /* a finite input at the edge of float: the golden model overflows too (see below, on the shared server) */
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    rm_labelled(dir);
+}
+
+/* pixel_values finite but near FLT_MAX overflow the golden model: 500, not a 200 with fewer logits than its shape;
+ * NaN / Infinity (not JSON) and non-finite binary elements are 400s naming the input. */
+Test(http, non_finite_inputs_and_outputs) {
+    size_t cap = 784 * 16 + 256;
+    char *s = malloc(cap);
+    size_t o = (size_t)snprintf(s, cap, "{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,28,28],\"data\":[");
+    for (int i = 0; i < 784; i++) o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? "," : "", i % 2 ? "-3e38" : "3e38");
+    snprintf(s + o, cap - o, "]}]}");
+    th_resp r = infer(s);
+    expect_error(&r, 500, "non-finite logits");
+    th_resp_free(&r);
+    char *nan = strstr(s, "-3e38");
+    memcpy(nan, "NaN  ", 5);
+    r = infer(s);
+    expect_error(&r, 400, "input 'pixel_values'");
+    th_resp_free(&r);
+    free(s);
+    /* binary: one +Inf element */
+    char head[256];
+    const int hl = snprintf(head, sizeof head, "{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":"
+                                               "[1,1,28,28],\"parameters\":{\"binary_data_size\":%d}}]}", 784 * 4);
+    uint8_t *b = calloc(1, (size_t)hl + 784 * 4);
+    memcpy(b, head, (size_t)hl);
+    const float inf = INFINITY;
+    memcpy(b + hl + 100 * 4, &inf, 4);
+    char hdr[160];
+    snprintf(hdr, sizeof hdr, "Content-Type: application/octet-stream\r\nInference-Header-Content-Length: %d\r\n", hl);
+    cr_assert_eq(th_http(srv.port, "POST", infer_path, hdr, b, (size_t)hl + 784 * 4, &r), 0);
+    expect_error(&r, 400, "input 'pixel_values'");
+    th_resp_free(&r);
+    free(b);
+}
+
+/* The OIP id is echoed exactly, whatever its length up to 1024 bytes: it was cut at 127 bytes, inside a UTF-8
+ * character here, and the client got 500 "out of memory". X-Request-Id alike (it was replaced by a generated id
+ * past 127 bytes); past the limit, or with bytes a header cannot carry, 400. */
+Test(http, ids_are_echoed_exactly_up_to_1024_bytes) {
+    char id[1100];
+    size_t n = 0;
+    while (n + 2 <= 1000) memcpy(id + n, "\xc3\xa9", 2), n += 2;
+    id[n] = 0;
+    char *body = image_json(id, 1, 0, "UINT8");
+    th_resp r = infer(body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "id")), id);
+    json_decref(j);
+    th_resp_free(&r);
+    free(body);
+    memset(id, 'x', 1025);
+    id[1025] = 0;
+    body = image_json(id, 1, 0, "UINT8");
+    r = infer(body);
+    expect_error(&r, 400, "1024 bytes");
+    th_resp_free(&r);
+    free(body);
+    /* X-Request-Id: 1024 visible ASCII bytes (spaces inside) echoed as sent; 1025 bytes or non-ASCII: 400 */
+    char hdr[1200], got[1100];
+    for (int i = 0; i < 1024; i++) id[i] = (char)(i % 50 == 7 ? ' ' : 'a' + i % 26);
+    id[1024] = 0;
+    snprintf(hdr, sizeof hdr, "X-Request-Id: %s\r\n", id);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", hdr, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(th_header(&r, "X-Request-Id", got, sizeof got), id);
+    th_resp_free(&r);
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 1);
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    snprintf(hdr, sizeof hdr, "Content-Type: image/png\r\nX-Request-Id: %s\r\n", id);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", hdr, png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "id")), id);
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+    snprintf(hdr, sizeof hdr, "X-Request-Id: %sz\r\n", id);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", hdr, NULL, 0, &r), 0);
+    expect_error(&r, 400, "1024 bytes");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: caf\xc3\xa9\r\n", NULL, 0, &r), 0);
+    expect_error(&r, 400, "visible ASCII");
+    th_resp_free(&r);
+}
+
+/* Paths are client bytes: one that is not UTF-8 gives a valid JSON 404 body (the bytes went through raw) and a
+ * valid log line, U+FFFD in place of each ill-formed sequence; a UTF-8 path is logged as it is (it was "Ã©"). */
+Test(http, invalid_utf8_in_paths_gives_valid_json) {
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "GET", "/bad%FF%C3(/caf%C3%A9", "X-Request-Id: utf8-path\r\n", NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 404);
+    json_error_t e;
+    json_t *j = json_loads(r.body, 0, &e);
+    cr_assert(j, "404 body is not JSON (%s): %s", e.text, r.body);
+    cr_expect(strstr(json_string_value(json_object_get(j, "error")), "/bad\xef\xbf\xbd\xef\xbf\xbd(/caf\xc3\xa9"),
+              "%s", r.body);
+    json_decref(j);
+    th_resp_free(&r);
+    int found = 0;
+    for (double t0 = th_now(); !found && th_now() - t0 < 5; usleep(20000)) {
+        char *log = th_acmd_log(&srv), *save;
+        for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (!strstr(line, "utf8-path")) continue;
+            j = json_loads(line, 0, &e);
+            cr_assert(j, "log line is not JSON (%s): %s", e.text, line);
+            cr_expect_str_eq(json_string_value(json_object_get(j, "path")), "/bad\xef\xbf\xbd\xef\xbf\xbd(/caf\xc3\xa9");
+            cr_expect_eq(json_integer_value(json_object_get(j, "status")), 404);
+            json_decref(j);
+            found = 1;
+        }
+        free(log);
+    }
+    cr_expect(found, "no access log line");
+}
+
+/* Sends a whole request and then either half-closes (shutdown(SHUT_WR)) or closes; TCP_CORK puts the request and
+ * the FIN in one segment, so that the server sees the FIN before it dispatches the request (no race). Returns the
+ * socket (half-close) or -1. */
+static int send_then_fin(int port, const char *version, const char *json, int half) {
+    int fd = th_connect(port);
+    cr_assert(fd >= 0);
+    int one = 1;
+    cr_assert_eq(setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one), 0);
+    char head[256];
+    const int hn = snprintf(head, sizeof head, "POST /v2/models/a/infer %s\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                               "Content-Length: %zu\r\n\r\n", version, strlen(json));
+    cr_assert_eq(send(fd, head, (size_t)hn, MSG_NOSIGNAL), hn);
+    cr_assert_eq(send(fd, json, strlen(json), MSG_NOSIGNAL), (ssize_t)strlen(json));
+    if (!half) {
+        close(fd);
+        return -1;
+    }
+    cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+    return fd;
+}
+
+/* A client that half-closes after its request still gets the answer (it was cancelled as gone, 499), after at most
+ * an interim 100 Continue; HTTP/1.0 too (no 1xx there). One that closed is cancelled and never run. */
+Test(http, half_closed_client_gets_its_answer_closed_one_is_cancelled) {
+    char *body = image_json("half", 1, 0, "UINT8");
+    const char *versions[] = {"HTTP/1.1", "HTTP/1.0"};
+    for (int v = 0; v < 2; v++) {
+        int fd = send_then_fin(srv.port, versions[v], body, 1);
+        th_resp r;
+        cr_assert_eq(th_read_response(fd, &r), 0);
+        close(fd);
+        if (r.status == 100) { /* the probe: the final answer follows it in the body read */
+            cr_expect_eq(v, 0, "a 1xx to an HTTP/1.0 client");
+            cr_assert(strncmp(r.body, "HTTP/1.1 ", 9) == 0, "after 100: %s", r.body);
+            r.status = atoi(r.body + 9);
+        }
+        cr_expect_eq(r.status, 200, "%s: %s%s", versions[v], r.head, r.body);
+        th_resp_free(&r);
+    }
+    send_then_fin(srv.port, "HTTP/1.1", body, 0);
+    double cancelled = 0;
+    for (double t0 = th_now(); cancelled < 1 && th_now() - t0 < 5; usleep(10000))
+        cancelled = th_metric(srv.port, "outcome=\"cancelled\"} ");
+    cr_expect_eq(cancelled, 1, "the closed client's request was not cancelled");
+    cr_expect_eq(th_metric(srv.port, "outcome=\"success\"} "), 2);
+    cr_expect_eq(th_metric(srv.port, "acm_batch_size_count{model=\"a\"} "), 2, "the closed client's request ran");
+    free(body);
+}
+
+/* A request that drips its body past --request-timeout is closed by the sweep and recorded as 408 (it was 499, as
+ * if the client had left), in the access log and in the metrics. */
+Test(http, request_timeout_sweep_is_a_408, .timeout = 60) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--request-timeout", "1", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    int fd = th_connect(s.port);
+    cr_assert(fd >= 0);
+    const char head[] = "POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nX-Request-Id: drip\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 1000\r\n\r\n{";
+    cr_assert_eq(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+    /* one byte every 0.2 s: never idle for MHD's 1 s, over the 1 s total after a few; the server closes */
+    int closed = 0;
+    for (double t0 = th_now(); !closed && th_now() - t0 < 10;) {
+        usleep(200000);
+        char c;
+        if (send(fd, " ", 1, MSG_NOSIGNAL) != 1 || recv(fd, &c, 1, MSG_DONTWAIT) == 0) closed = 1;
+    }
+    close(fd);
+    cr_assert(closed, "the dripping request was not closed");
+    double n408 = 0;
+    for (double t0 = th_now(); n408 < 1 && th_now() - t0 < 5; usleep(20000))
+        n408 = th_metric(s.port, "acm_http_requests_total{route=\"infer\",method=\"POST\",code=\"408\"} ");
+    cr_expect_eq(n408, 1);
+    cr_expect_eq(th_metric(s.port, "acm_http_requests_total{route=\"infer\",method=\"POST\",code=\"499\"} "), 0);
+    char *log = th_acmd_log(&s), *save;
+    int found = 0;
+    for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strstr(line, "\"drip\"")) continue;
+        json_t *j = json_loads(line, 0, NULL);
+        cr_expect_eq(json_integer_value(json_object_get(j, "status")), 408, "%s", line);
+        json_decref(j);
+        found = 1;
+    }
+    cr_expect(found, "no access log line:\n%s", log);
+    free(log);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
+/* --log-format text: a decoded %0A (and other control bytes, spaces, ill-formed UTF-8) in a path is written \xHH,
+ * never a line of its own. */
+Test(http, text_log_escapes_control_characters) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-format", "text", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/x%0Afake%20200%0D%09%FF/caf%C3%A9", "X-Request-Id: text-1\r\n", NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 404);
+    th_resp_free(&r);
+    char *log = NULL;
+    for (double t0 = th_now(); th_now() - t0 < 5; usleep(20000)) {
+        free(log);
+        log = th_acmd_log(&s);
+        if (strstr(log, "id=text-1")) break;
+    }
+    const char *line = strstr(log, "GET /x");
+    cr_assert(line, "%s", log);
+    const char *eol = strchr(line, '\n');
+    cr_assert(eol, "%s", log);
+    cr_expect_eq(strncmp(line, "GET /x\\x0Afake\\x20200\\x0D\\x09\\xFF/caf\xc3\xa9 404 ", 41), 0, "%.*s",
+                 (int)(eol - line), line);
+    cr_expect(memmem(line, (size_t)(eol - line), "id=text-1", 9), "%.*s", (int)(eol - line), line);
+    free(log);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
 }

@@ -1,9 +1,9 @@
 /*
  * fuzz_oip_json.c — OIP v2 JSON requests: the full parse and the admission peek on the same bytes. Invariants: an
  * accepted request has consistent tensors (count = product of the shape, data for every element); when both accept,
- * the peek's parameters equal the full parse's; a request the full parse accepts is never refused by the peek, except
- * for a "parameters" value over ACM_OIP_MAX_PARAMS_BYTES (a limit of the server's admission only); the peek's items are
- * the full parse's leading dimension of the first input when that is a positive integer.
+ * the peek's parameters equal the full parse's, and so does the batch dimension of every input as it is found by
+ * name (when it is a positive integer); a request the full parse accepts is never refused by the peek, except for a
+ * "parameters" value over ACM_OIP_MAX_PARAMS_BYTES (a limit of the server's admission only).
  */
 #include <string.h>
 
@@ -20,12 +20,13 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size) {
     if (rc == 0) {
         FUZZ_CHECK(pk == 0 || pk == ACM_OIP_ETOOBIG);
         if (pk == 0) FUZZ_CHECK(memcmp(&p.par, &r.par, sizeof p.par) == 0);
-        if (pk == 0 && r.n_inputs > 0 && r.inputs[0].ndim > 0)
-            FUZZ_CHECK(p.items == (r.inputs[0].shape[0] > 0 ? r.inputs[0].shape[0] : 1));
         for (int i = 0; i < r.n_inputs; i++) {
             size_t n = 1;
             for (int d = 0; d < r.inputs[i].ndim; d++) n *= (size_t)r.inputs[i].shape[d];
             FUZZ_CHECK(n == r.inputs[i].count && (n == 0 || r.inputs[i].data));
+            const acm_oip_tensor *t = acm_oip_find_input(&r, r.inputs[i].name);
+            if (pk == 0 && t->ndim > 0)
+                FUZZ_CHECK(acm_oip_peek_items(&p, r.inputs[i].name) == (t->shape[0] > 0 ? t->shape[0] : 1));
             volatile double sum = 0;
             for (size_t k = 0; k < n; k++) sum += r.inputs[i].data[k];
             (void)sum;
