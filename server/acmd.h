@@ -396,5 +396,10 @@ void acmd_http_finish(acmd_server *s, acmd_req *r);
 void acmd_http_kick(acmd_server *s);
 /* Fills status + error body. */
 void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 when the request asked for a budget ceiling (X-Compute-Budget or the compute_budget parameter): its answer's
+ * `budget_requested` is that value; otherwise null (none was asked, or a deadline chose the budget). */
+static inline int acmd_budget_asked(const acmd_req *r) {
+    return r->sla.source == ACM_BUDGET_HEADER || r->sla.source == ACM_BUDGET_PARAMETER;
+}
 
 #endif
