@@ -4,6 +4,7 @@
  * Answers are checked against the engine run in-process on the same input and policy.
  */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -849,4 +850,96 @@ Test(http, budget_numbers_shortest_and_null_without_a_ceiling) {
     json_decref(j);
     th_resp_free(&r);
     free(png);
+}
+
+/* acmd --help: every option shows a placeholder for its value (--listen ADDR:PORT), every --config key has its line. */
+Test(config, help_names_a_placeholder_for_every_value) {
+    const char *b = getenv("ACM_BUILD");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/acmd --help", b && *b ? b : "build");
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    static char help[65536];
+    size_t n = fread(help, 1, sizeof help - 1, p);
+    help[n] = 0;
+    cr_assert_eq(pclose(p), 0);
+    cr_expect(strstr(help, "  --listen ADDR:PORT "), "%s", help);
+    int lines = 0;
+    for (char *l = strstr(help, "\n  --"); l; l = strstr(l + 1, "\n  --")) {
+        char flag[64] = "", meta[64] = "";
+        sscanf(l + 3, "%63s %63s", flag, meta);
+        if (!strcmp(flag, "--print-config") || !strcmp(flag, "--print-api") || !strcmp(flag, "--help")) continue;
+        lines++;
+        int upper = meta[0] != 0;
+        for (const char *c = meta; *c; c++)
+            if (!(isupper((unsigned char)*c) || *c == ':' || *c == '=' || *c == '_')) upper = 0;
+        cr_expect(upper, "%s: no placeholder for its value (\"%s\")", flag, meta);
+    }
+    /* every key of the configuration (--print-config) is an option line of --help */
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=x --print-config", b && *b ? b : "build");
+    p = popen(cmd, "r");
+    cr_assert(p);
+    json_t *cfg = json_loadf(p, 0, NULL);
+    pclose(p);
+    cr_assert(cfg);
+    const char *key;
+    json_t *v;
+    int keys = 0;
+    json_object_foreach(cfg, key, v) {
+        if (!strcmp(key, "models")) continue;
+        char flag[80];
+        int k = snprintf(flag, sizeof flag, "\n  --%s ", key);
+        for (int i = 5; i < k; i++)
+            if (flag[i] == '_') flag[i] = '-';
+        cr_expect(strstr(help, flag), "--help has no line for option %s", key);
+        keys++;
+    }
+    cr_expect_eq(lines, keys + 2, "%d option lines in --help, %d options (+ --model, --config)", lines, keys);
+    json_decref(cfg);
+}
+
+/* --log-file: the log (access lines, info) goes to the file; warnings and errors go to the file and to stderr. */
+Test(config, log_file_takes_the_log_and_stderr_keeps_errors, .timeout = 60) {
+    char dir[] = "/tmp/acmd-logfile-XXXXXX", path[80], errp[80];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/acmd.log", dir);
+    snprintf(errp, sizeof errp, "%s/stderr", dir);
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-file", path, NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    s.keep = 1;
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/health/live", "X-Request-Id: logfile-1\r\n", NULL, 0, &r), 0);
+    th_resp_free(&r);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    char *err = th_acmd_log(&s);
+    th_acmd_cleanup(&s);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", path);
+    static char log[1 << 16];
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    cr_expect(strstr(log, "\"id\":\"logfile-1\"") && strstr(log, "listening on") && strstr(log, "exit 0"), "log file:\n%s", log);
+    cr_expect(!strstr(err, "logfile-1") && !strstr(err, "listening on"), "stderr has info lines:\n%s", err);
+    free(err);
+    /* an error at start-up: on stderr and in the file */
+    char cmd[1024];
+    const char *b = getenv("ACM_BUILD");
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --listen 999.1.1.1:0 --log-file %s 2>%s",
+             b && *b ? b : "build", path, errp);
+    cr_expect_neq(WEXITSTATUS(system(cmd)), 0);
+    f = fopen(errp, "r");
+    cr_assert(f);
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    cr_expect(strstr(log, "not an IPv4 address"), "stderr:\n%s", log);
+    f = fopen(path, "r");
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    cr_expect(strstr(log, "not an IPv4 address"), "log file:\n%s", log);
+    unlink(path), unlink(errp), rmdir(dir);
 }
