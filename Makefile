@@ -69,17 +69,19 @@ LIBS_OURS := $(LIBTRAIN) $(LIBSERVER) $(LIBCLIENT) $(LIBPROTO) $(LIBACM)
 PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/main.c),$(B)/acmd) \
          $(if $(wildcard clients/main.c),$(B)/acm)
 
-# CUDA: only where nvcc exists (engine/cuda/, later). Say what is skipped.
-NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+# CUDA: only where nvcc exists, for the sources under engine/cuda/ (none yet). The build says what it skips only
+# when there is something to skip; `make help` always says what was found.
+NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_SRC := $(wildcard engine/cuda/*.cu)
 
-.PHONY: all help deps test test-unit check-env serve bench bench-build clean probe fuzz fuzz-build
+.PHONY: all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
 
 probe:
 	@printf '%s\n' "acm build ($(B)): cc=$$($(CC) -dumpfullversion 2>/dev/null || echo ?) SANITIZE=$(if $(SANITIZE),$(SANITIZE),none) WERROR=$(WERROR)"
-	@if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC) (no CUDA sources yet)"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi
+	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC)"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
 	@for h in cblas.h jansson.h fftw3.h microhttpd.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
 	          wslay/wslay.h criterion/criterion.h; do \
 	  if [ -e /usr/include/$$h ] || [ -e /usr/include/openblas/$$h ] || [ -e /usr/include/x86_64-linux-gnu/$$h ]; then :; \
@@ -90,7 +92,7 @@ DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
             libcriterion-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
-            clang libclang-rt-14-dev
+            clang libclang-rt-14-dev curl
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -156,9 +158,15 @@ test: deps
 
 tests-build: $(TEST_BIN)
 
+# make serve: acmd on the shipped models until `make stop` or Ctrl-C (both drain it); log in $(B)/acmd.log, warnings
+# and errors on the terminal (deploy/serve.sh). ACMD_ARGS adds acmd options: make serve ACMD_ARGS='--listen :9000'.
+ACMD_ARGS ?=
 serve: deps
 	@$(MAKE) --no-print-directory all
-	@bash deploy/serve.sh $(B)
+	@bash deploy/serve.sh $(B) $(ACMD_ARGS)
+
+stop:
+	@bash deploy/serve.sh $(B) --stop
 
 # ---- fuzzing: libFuzzer (clang) over every parser of proto/ and the safetensors header -----------------------------
 # `make fuzz` builds build/fuzz/fuzz_NAME with -fsanitize=fuzzer,address,undefined (the parsers' sources compiled
@@ -201,12 +209,18 @@ clean:
 	rm -rf build
 
 help:
-	@echo "make            build $(B)/libacm.a and the programs"
+	@echo "make            build $(B)/libacm.a and the programs (acm-train, acmd, acm) into $(B)/"
 	@echo "make deps       install missing Debian packages (idempotent)"
 	@echo "make test       deps + build + run every test (tests/run.sh)"
-	@echo "make serve      deps + build + serve the shipped default model"
-	@echo "make bench      run the benchmarks (bench/*.sh)"
-	@echo "make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS=$(FUZZ_SECONDS) each (tests/fuzz/run.sh)"
-	@echo "knobs: SANITIZE=address,undefined|thread  WERROR=0|1 (default 1 when CI is set)  OPT=-O2  CC=cc"
+	@echo "make serve      deps + build + serve the shipped models on http://127.0.0.1:8080 until 'make stop' or"
+	@echo "                Ctrl-C (both drain); log in $(B)/acmd.log; ACMD_ARGS='...' adds acmd options"
+	@echo "make stop       stop the server 'make serve' started (SIGTERM: it drains, then exits)"
+	@echo "make bench      run the benchmarks (bench/*.sh; results in bench/RESULTS.md)"
+	@echo "make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS=$(FUZZ_SECONDS) each (tests/fuzz/run.sh), in build/fuzz/"
+	@echo "make clean      remove build/ (every build: ordinary, sanitizer and fuzz)"
+	@echo "knobs: SANITIZE=address,undefined|thread  builds into build/san-<list with - for ,>/ (e.g."
+	@echo "       build/san-address-undefined/; 'make test SANITIZE=...' tests that build)"
+	@echo "       WERROR=0|1 (default 1 when CI is set)  OPT=-O2  CC=cc  FUZZ_CC=clang"
+	@echo "CUDA: $(if $(NVCC),nvcc $(NVCC),nvcc not found)$(if $(CUDA_SRC),, (no CUDA sources yet: the CPU engine is all there is))"
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,30 +1,90 @@
 #!/usr/bin/env bash
-# make serve: start acmd on the shipped models (docs/DESIGN.md §6 names: fmnist, fmnist-static).
-# Until acmd is built, say so and classify the first 10 Fashion-MNIST test images with the best model there is.
-set -eu
+# make serve / make stop: acmd on the shipped models (docs/DESIGN.md §6 names: fmnist, fmnist-static).
+#
+#   deploy/serve.sh BUILD [acmd options...]   start BUILD/acmd (make serve; `make serve ACMD_ARGS='...'` adds options)
+#   deploy/serve.sh BUILD --stop              SIGTERM to that acmd, then wait for its drain (make stop)
+#
+# The log (one JSON line per request, and the server's messages) goes to BUILD/acmd.log, started afresh each time;
+# warnings and errors also come to this terminal. The pid is in BUILD/acmd.pid while acmd runs. It runs until SIGTERM
+# or SIGINT: `make stop` (or `kill $(cat build/acmd.pid)`) from anywhere, Ctrl-C when it runs in the foreground. Either
+# drains it: requests in flight are answered, then it exits 0.
+set -u
 B=${1:-build}
-acm_model=models/fmnist-vit-acm.safetensors
-static_model=models/fmnist-vit.safetensors
-if [ -x "$B/acmd" ]; then
-    args=()
-    if [ -f "$acm_model" ]; then args+=(--model "fmnist=$acm_model")
-    else echo "serve: $acm_model is not shipped yet: 'fmnist' is not served"; fi
-    if [ -f "$static_model" ]; then args+=(--model "fmnist-static=$static_model")
-    else echo "serve: $static_model is not shipped yet: 'fmnist-static' is not served"; fi
-    if [ ${#args[@]} -eq 0 ]; then
-        echo "serve: no shipped model at all: serving the golden test model as 'fmnist'. Its weights are RANDOM, so its"
-        echo "       labels are meaningless; it shows the server (budgets, FLOPs, compute maps), not accuracy."
-        args+=(--model fmnist=tests/golden/vit_a.safetensors)
+shift || true
+log=$B/acmd.log pidf=$B/acmd.pid portf=$B/acmd.port
+
+# the pid of the acmd that serve.sh started, if it still runs (a stale file from a killed run is ignored)
+running() {
+    local pid
+    pid=$(cat "$pidf" 2>/dev/null) || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(ps -p "$pid" -o comm= 2>/dev/null)" = acmd ] && echo "$pid"
+}
+
+if [ "${1:-}" = --stop ]; then
+    if ! pid=$(running); then
+        echo "stop: no acmd started by 'make serve' is running ($pidf)"
+        rm -f "$pidf" "$portf"
+        exit 0
     fi
-    echo "serve: acmd on --listen (default http://127.0.0.1:8080; try: curl -H 'Content-Type: image/png' --data-binary @x.png" \
-         "http://127.0.0.1:8080/v1/models/fmnist/classify); Ctrl-C drains and stops it"
-    exec "$B/acmd" "${args[@]}" "${@:2}"
+    echo "stop: SIGTERM to acmd (pid $pid): it drains (requests in flight are answered) and exits"
+    kill -TERM "$pid"
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || { echo "stop: acmd stopped"; exit 0; }; sleep 0.1; done
+    echo "stop: acmd (pid $pid) still runs after 60 s; 'kill $pid' again stops it at once"
+    exit 1
 fi
-echo "serve: the HTTP server (acmd) is not built yet; classifying 10 Fashion-MNIST test images instead."
-model=$acm_model
-if [ ! -f "$model" ]; then
-    model=tests/golden/vit_a.safetensors
-    echo "serve: no trained ACM model shipped yet: using the golden test model, whose weights are RANDOM,"
-    echo "       so its labels are meaningless; this shows the engine (FLOPs, budgets, compute maps), not accuracy."
+
+if [ ! -x "$B/acmd" ]; then echo "serve: $B/acmd is not built: run 'make' first"; exit 1; fi
+if pid=$(running); then
+    echo "serve: acmd already runs (pid $pid, log $log): 'make stop' first"
+    exit 1
 fi
-exec "$B/acm-train" predict "$model" --first 10 --policy cap --budget 0.5
+args=() names=()
+for m in fmnist=models/fmnist-vit-acm.safetensors fmnist-static=models/fmnist-vit.safetensors; do
+    if [ -f "${m#*=}" ]; then args+=(--model "$m") names+=("${m%%=*} (${m#*=})")
+    else echo "serve: ${m#*=} is missing: '${m%%=*}' is not served"; fi
+done
+if [ ${#args[@]} -eq 0 ]; then echo "serve: no shipped model under models/"; exit 1; fi
+host=127.0.0.1
+prev=
+for a in "$@"; do # the address to check readiness on, when --listen is given
+    case $prev:$a in --listen:*) host=${a%:*} ;; *:--listen=*) host=${a#--listen=}; host=${host%:*} ;; esac
+    prev=$a
+done
+[ "$host" = 0.0.0.0 ] && host=127.0.0.1
+
+: >"$log"
+rm -f "$portf"
+"$B/acmd" "${args[@]}" --log-file "$log" --port-file "$portf" "$@" &
+pid=$!
+echo "$pid" >"$pidf"
+# SIGTERM to this script (a supervisor stopping `make serve`) is passed on; SIGINT (Ctrl-C) reaches acmd by itself.
+trap 'kill -TERM "$pid" 2>/dev/null' TERM
+trap ':' INT
+
+ready=0
+for _ in $(seq 1200); do # readiness: the models load and warm up (a few seconds)
+    kill -0 "$pid" 2>/dev/null || break
+    if [ -s "$portf" ] && "$B/acm" health --server "http://$host:$(cat "$portf")" --timeout 2 >/dev/null 2>&1; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+if [ $ready = 1 ]; then
+    echo "serve: acmd ready on http://$host:$(cat "$portf") (pid $pid), serving $(IFS=,; echo "${names[*]}" | sed 's/,/, /g')"
+    echo "       log: $log (one JSON line per request; warnings and errors also here)"
+    echo "       try: curl -s -H 'Content-Type: image/png' --data-binary @clients/examples/shirt.png" \
+         "http://$host:$(cat "$portf")/v1/models/fmnist/classify"
+    echo "       stop: 'make stop' (or Ctrl-C in the foreground): drains, then exits"
+elif kill -0 "$pid" 2>/dev/null; then
+    echo "serve: acmd (pid $pid) is not ready after 120 s: see $log"
+fi
+rc=0
+while :; do
+    wait "$pid"
+    rc=$?
+    kill -0 "$pid" 2>/dev/null || break # wait returned for a trapped signal: acmd is still draining
+done
+rm -f "$pidf" "$portf"
+echo "serve: acmd exited with status $rc (log: $log)"
+exit $rc

@@ -115,7 +115,7 @@ double acm_model_learner_flops(const acm_model *m, int i);
 void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda);
 
 /* ---- budget policies ---------------------------------------------------------------------------------------------
- * beta is the fraction of learner compute, in (0, 1]. See docs/DESIGN.md §4 and ACM-METHOD.md §6.
+ * beta is the fraction of learner compute, in (0, 1]. See docs/DESIGN.md §4 and docs/METHOD.md §6.
  * Budget-conditioned gates (acm_config.film_gates > 0, engine/model.h): a FiLM gate's logits are (A + b B) z + c + b c'
  * for the budget b it is given. MEAN and CAP give every gate the item's policy beta (so calibration, which runs MEAN
  * with lambda_set, must set beta to the budget it calibrates); ARGMAX gives it the model's budget.gate_beta (the

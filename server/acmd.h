@@ -35,41 +35,44 @@
 
 /* ---- configuration (server/config.c) ------------------------------------------------------------------------------
  * One table: every option is a command-line flag (--name, '_' spelled '-'), a key of the --config JSON file, and a
- * line of --help and --print-config. Per-model settings live in the file's "models" array (see config.c). */
+ * line of --help and --print-config. Per-model settings live in the file's "models" array (see config.c).
+ * X(type, name, metavar: the value's placeholder in --help, default ("" for none), help). */
 #define ACMD_OPTIONS(X)                                                                                               \
-    X(STR, listen, "127.0.0.1:8080", "address:port to listen on (port 0: any free port)")                            \
-    X(STR, port_file, "", "write the bound port to this file once listening (tests)")                                \
-    X(INT, workers, "0", "engine worker threads (0: one per core)")                                                  \
-    X(INT, blas_threads, "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                        \
-    X(INT, max_batch, "8", "largest batch of items per engine call (per model unless set there)")                    \
-    X(INT, batch_delay_us, "0", "while another worker is busy, an idle one waits up to this for a fuller batch")     \
-    X(INT, max_queue, "256", "queued items per model before 429 + Retry-After")                                      \
-    X(INT, max_body_bytes, "8388608", "largest request body (413 from Content-Length, before reading)")             \
-    X(INT, max_buffered_bytes, "268435456",                                                                           \
-      "request bodies and decoded inputs held at once, all requests together: past it 503 + Retry-After, before "   \
-      "the body is read when Content-Length says so (0: no limit; else >= --max-body-bytes)")                      \
-    X(INT, max_image_pixels, "16777216", "largest image, width x height from its header (400 before decoding)")     \
-    X(INT, max_connections, "1024", "simultaneous connections")                                                       \
-    X(INT, max_per_ip, "-1",                                                                                          \
-      "simultaneous connections per client address (0: no limit; -1: none on a loopback --listen, whose clients are "\
-      "local, such as a reverse proxy or a load generator, else a quarter of --max-connections)")                   \
-    X(DBL, request_timeout, "30", "seconds a request may take to send its headers and body")                         \
-    X(DBL, drain_grace_s, "5",                                                                                        \
-      "after SIGTERM, seconds readiness is 503 while new requests are still accepted (load balancers move away)")    \
-    X(DBL, exit_timeout, "25",                                                                                        \
-      "seconds from SIGTERM until the process exits even if work is left (what is still queued then gets 503)")      \
-    X(STR, default_policy, "argmax", "policy without a requested budget: argmax, mean or cap")                       \
-    X(DBL, default_budget, "1", "beta for the default policy when it is mean or cap")                                \
-    X(STR, request_policy, "cap", "policy when a request sets a budget: cap or mean")                                \
-    X(DBL, default_deadline_ms, "1000",                                                                               \
-      "queue-order deadline of a request that sets none (earliest deadline first; it never shrinks the budget)")     \
-    X(INT, min_client_urgency, "0", "most urgent Priority u= a client may claim (0..7); smaller values are raised")   \
-    X(DBL, aging_ms, "100", "a queued request gains one urgency level per this many ms of waiting (0: no aging)")   \
-    X(DBL, cost_forgetting, "0.97", "forgetting factor per batch of the cost model's least squares (0.5..1)")        \
-    X(STR, log_level, "info", "error, warn, info (access log) or debug")                                             \
-    X(STR, log_format, "json", "access log lines: json or text")                                                   \
-    X(STR, test_hold, "", "tests only: a FIFO; each batch of requests waits for one byte from it (EOF: no more)")
-
+    X(STR, listen, "ADDR:PORT", "127.0.0.1:8080", "address:port to listen on (port 0: any free port)")                \
+    X(STR, port_file, "FILE", "", "write the bound port to this file once listening (tests)")                         \
+    X(INT, workers, "N", "0", "engine worker threads (0: one per core)")                                              \
+    X(INT, blas_threads, "N", "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                   \
+    X(INT, max_batch, "N", "8", "largest batch of items per engine call (per model unless set there)")                \
+    X(INT, batch_delay_us, "US", "0", "while another worker is busy, an idle one waits up to this for a fuller batch")\
+    X(INT, max_queue, "N", "256", "queued items per model before 429 + Retry-After")                                  \
+    X(INT, max_body_bytes, "BYTES", "8388608", "largest request body (413 from Content-Length, before reading)")      \
+    X(INT, max_buffered_bytes, "BYTES", "268435456",                                                                  \
+      "request bodies and decoded inputs held at once, all requests together: past it 503 + Retry-After, before "    \
+      "the body is read when Content-Length says so (0: no limit; else >= --max-body-bytes)")                         \
+    X(INT, max_image_pixels, "PIXELS", "16777216",                                                                    \
+      "largest image, width x height from its header (400 before decoding)")                                          \
+    X(INT, max_connections, "N", "1024", "simultaneous connections")                                                  \
+    X(INT, max_per_ip, "N", "-1",                                                                                     \
+      "simultaneous connections per client address (0: no limit; -1: none on a loopback --listen, whose clients are " \
+      "local, such as a reverse proxy or a load generator, else a quarter of --max-connections)")                     \
+    X(DBL, request_timeout, "SECONDS", "30", "seconds a request may take to send its headers and body")               \
+    X(DBL, drain_grace_s, "SECONDS", "5",                                                                             \
+      "after SIGTERM, seconds readiness is 503 while new requests are still accepted (load balancers move away)")     \
+    X(DBL, exit_timeout, "SECONDS", "25",                                                                             \
+      "seconds from SIGTERM until the process exits even if work is left (what is still queued then gets 503)")       \
+    X(STR, default_policy, "POLICY", "argmax", "policy without a requested budget: argmax, mean or cap")              \
+    X(DBL, default_budget, "BETA", "1", "beta for the default policy when it is mean or cap")                         \
+    X(STR, request_policy, "POLICY", "cap", "policy when a request sets a budget: cap or mean")                       \
+    X(DBL, default_deadline_ms, "MS", "1000",                                                                         \
+      "queue-order deadline of a request that sets none (earliest deadline first; it never shrinks the budget)")      \
+    X(INT, min_client_urgency, "U", "0",                                                                              \
+      "most urgent Priority u= a client may claim (0..7); smaller values are raised")                                 \
+    X(DBL, aging_ms, "MS", "100", "a queued request gains one urgency level per this many ms of waiting (0: none)")   \
+    X(DBL, cost_forgetting, "F", "0.97", "forgetting factor per batch of the cost model's least squares (0.5..1)")    \
+    X(STR, log_level, "LEVEL", "info", "error, warn, info (access log) or debug")                                     \
+    X(STR, log_format, "FORMAT", "json", "log lines: json or text")                                                   \
+    X(STR, log_file, "FILE", "", "append the log (access log included) to FILE; warnings and errors also go to stderr")\
+    X(STR, test_hold, "FIFO", "", "tests only: warm-up, then each batch of requests, waits for one byte from FIFO (EOF: no more)")
 typedef struct {
     char name[64];
     char path[1024];
@@ -85,7 +88,7 @@ typedef struct {
 #define ACMD__S_INT
 #define ACMD__S_DBL
 typedef struct {
-#define X(type, name, def, help) ACMD__T_##type name ACMD__S_##type;
+#define X(type, name, metavar, def, help) ACMD__T_##type name ACMD__S_##type;
     ACMD_OPTIONS(X)
 #undef X
     int n_models;
@@ -371,6 +374,7 @@ typedef struct acmd_server {
     pthread_t io_thread;
     char *log_buf;
     size_t log_len, log_cap;
+    FILE *log_file;        /* --log-file, or NULL: the log goes to stderr */
     struct MHD_Daemon *mhd;
     int port;
     /* results (workers -> I/O thread) */
@@ -439,5 +443,10 @@ void acmd_req_free(acmd_server *s, acmd_req *r);
 void acmd_mem_add(acmd_server *s, long long bytes);
 /* Fills status + error body. */
 void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 when the request asked for a budget ceiling (X-Compute-Budget or the compute_budget parameter): its answer's
+ * `budget_requested` is that value; otherwise null (none was asked, or a deadline chose the budget). */
+static inline int acmd_budget_asked(const acmd_req *r) {
+    return r->sla.source == ACM_BUDGET_HEADER || r->sla.source == ACM_BUDGET_PARAMETER;
+}
 
 #endif

@@ -20,13 +20,13 @@
 
 enum { OPT_STR, OPT_INT, OPT_DBL };
 typedef struct {
-    const char *name, *def, *help;
+    const char *name, *metavar, *def, *help;
     int type;
     size_t off;
 } cfg__opt;
 
 static const cfg__opt cfg__opts[] = {
-#define X(type, name, def, help) {#name, def, help, OPT_##type, offsetof(acmd_config, name)},
+#define X(type, name, metavar, def, help) {#name, metavar, def, help, OPT_##type, offsetof(acmd_config, name)},
     ACMD_OPTIONS(X)
 #undef X
 };
@@ -294,17 +294,18 @@ long acmd_config_max_per_ip(const acmd_config *c) {
 
 void acmd_config_help(FILE *f) {
     fprintf(f, "usage: acmd --model NAME=PATH [--model NAME=PATH ...] [options]\n\n"
-               "  --model NAME=PATH        serve the model file PATH as NAME (repeatable)\n"
-               "  --config FILE            JSON file with any option below and per-model settings\n"
-               "  --print-config           print the effective configuration as JSON (a valid --config) and exit\n"
-               "  --print-api              print the HTTP API (docs/API.md) and exit\n"
-               "  --help                   this text\n\n");
+               "  --model NAME=PATH           serve the model file PATH as NAME (repeatable)\n"
+               "  --config FILE               JSON file with any option below and per-model settings\n"
+               "  --print-config              print the effective configuration as JSON (a valid --config) and exit\n"
+               "  --print-api                 print the HTTP API (docs/API.md) and exit\n"
+               "  --help                      this text\n\n"
+               "Every option takes its value as --name VALUE or --name=VALUE:\n");
     for (size_t i = 0; i < CFG__N; i++) {
-        char flag[64];
-        snprintf(flag, sizeof flag, "--%s", cfg__opts[i].name);
+        char flag[96];
+        int n = snprintf(flag, sizeof flag, "--%s", cfg__opts[i].name);
         for (char *p = flag + 2; *p; p++)
             if (*p == '_') *p = '-';
-        fprintf(f, "  %-24s %s (default: %s)\n", flag, cfg__opts[i].help,
-                cfg__opts[i].def[0] ? cfg__opts[i].def : "none");
+        snprintf(flag + n, sizeof flag - (size_t)n, " %s", cfg__opts[i].metavar);
+        fprintf(f, "  %-27s %s (default: %s)\n", flag, cfg__opts[i].help, cfg__opts[i].def[0] ? cfg__opts[i].def : "none");
     }
 }

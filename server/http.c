@@ -79,10 +79,24 @@ static acmd_model *http__model(acmd_server *s, const char *name) {
     return NULL;
 }
 
+/* Every JSON body ends with a newline, whichever writer made it (jansson, jsonw, acm_error_body): `curl -s` output
+ * then ends its line and the shell prompt starts on its own. The OIP binary extension's bodies are
+ * application/octet-stream and are left alone: their JSON header keeps the length Inference-Header-Content-Length
+ * announces, and the binary sections follow it directly. */
+static void http__json_newline(acmd_req *r) {
+    if (!r->resp_body || !r->resp_len || r->resp_body[r->resp_len - 1] == '\n') return;
+    if (r->resp_type && strcmp(r->resp_type, "application/json") != 0) return;
+    char *p = realloc(r->resp_body, r->resp_len + 1);
+    if (!p) return; /* out of memory: the body as it is */
+    p[r->resp_len++] = '\n';
+    r->resp_body = p;
+}
+
 /* Sends r's response now (status, resp_body). */
 static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     if (r->responded) return MHD_YES;
     r->responded = 1;
+    http__json_newline(r);
     r->t_done = acmd_now_ns();
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -100,7 +114,7 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
         char v[160];
-        snprintf(v, sizeof v, "%.6g", r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : (double)r->policy.beta);
+        acmd_fmt_float(v, sizeof v, r->policy.kind == ACM_POLICY_ARGMAX ? 1.0f : r->policy.beta);
         MHD_add_response_header(resp, "X-Compute-Budget-Applied", v);
         snprintf(v, sizeof v, "%.0f", r->flops);
         MHD_add_response_header(resp, "X-Flops", v);
@@ -562,10 +576,12 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
         acmd_jw_kstr(&l, "version", r->model->version);
     }
     if (infer && r->status == 200) {
-        if (r->sla.source) acmd_jw_raw(&l, ",\"budget_requested\":%.6g", r->sla.requested);
-        else acmd_jw_raw(&l, ",\"budget_requested\":null");
-        acmd_jw_raw(&l, ",\"budget_applied\":%.6g,\"budget_realised\":%.6g",
-                   r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : (double)r->policy.beta, r->realised);
+        acmd_jw_raw(&l, ",\"budget_requested\":");
+        if (acmd_budget_asked(r)) acmd_jw_num(&l, r->sla.requested);
+        else acmd_jw_raw(&l, "null");
+        acmd_jw_raw(&l, ",\"budget_applied\":");
+        acmd_jw_numf(&l, r->policy.kind == ACM_POLICY_ARGMAX ? 1.0f : r->policy.beta);
+        acmd_jw_raw(&l, ",\"budget_realised\":%.6g", r->realised);
         acmd_jw_kstr(&l, "budget_source", acm_budget_source_name(r->sla.source));
         if (r->has_deadline) acmd_jw_raw(&l, ",\"deadline_ms\":%.6g,\"predicted_ms\":%.6g", r->sched.deadline_ms, r->predicted_ms);
         acmd_jw_raw(&l, ",\"urgency\":%d", r->sched.urgency);

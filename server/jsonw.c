@@ -3,6 +3,7 @@
  */
 #include "jsonw.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,4 +74,36 @@ char *acmd_jw_finish(acmd_jw *w, size_t *len) {
     char *p = w->p;
     w->p = NULL;
     return p;
+}
+
+size_t acmd_fmt_double(char *buf, size_t n, double v) {
+    if (!isfinite(v)) return (size_t)snprintf(buf, n, "null");
+    int k = 0;
+    for (int digits = 15; digits <= 17; digits++) {
+        k = snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return k < 0 ? 0 : (size_t)k;
+}
+
+size_t acmd_fmt_float(char *buf, size_t n, float v) {
+    if (!isfinite(v)) return (size_t)snprintf(buf, n, "null");
+    int k = 0;
+    for (int digits = 6; digits <= 9; digits++) {
+        k = snprintf(buf, n, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    return k < 0 ? 0 : (size_t)k;
+}
+
+void acmd_jw_num(acmd_jw *w, double v) {
+    char b[32];
+    acmd_fmt_double(b, sizeof b, v);
+    acmd_jw_raw(w, "%s", b);
+}
+
+void acmd_jw_numf(acmd_jw *w, float v) {
+    char b[32];
+    acmd_fmt_float(b, sizeof b, v);
+    acmd_jw_raw(w, "%s", b);
 }

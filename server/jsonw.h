@@ -21,6 +21,14 @@ void acmd_jw_raw(acmd_jw *w, const char *fmt, ...) __attribute__((format(printf,
 void acmd_jw_str(acmd_jw *w, const char *s);
 /* ,"key":"escaped value" (the comma only when something precedes it that is not '{' or '[') */
 void acmd_jw_kstr(acmd_jw *w, const char *key, const char *s);
+/* A number in the shortest decimal form that reads back as the same value: %.15g, %.16g or %.17g, the first that
+ * strtod returns exactly (0.3 -> 0.3, where %.17g writes 0.29999999999999999); null when v is not finite (JSON has
+ * no NaN or infinity). acmd_fmt_double writes it into buf (at least 32 bytes) and returns its length. */
+size_t acmd_fmt_double(char *buf, size_t n, double v);
+void acmd_jw_num(acmd_jw *w, double v);
+/* The same for a float (%.6g .. %.9g read back with strtof): a budget of 0.3f is 0.3, where %.9g writes 0.300000012. */
+size_t acmd_fmt_float(char *buf, size_t n, float v);
+void acmd_jw_numf(acmd_jw *w, float v);
 /* The NUL-terminated document (malloc'd, the caller frees), or NULL when memory ran out (buffer freed). */
 char *acmd_jw_finish(acmd_jw *w, size_t *len);
 

@@ -756,8 +756,10 @@ out:
 static json_t *sched__common(const acmd_req *r, uint64_t now) {
     const acmd_model *m = r->model;
     json_t *o = json_object();
-    json_object_set_new(o, "budget_requested", r->sla.source == ACM_BUDGET_DEFAULT ? json_null() : json_real(r->sla.requested));
-    json_object_set_new(o, "budget_applied", json_real(r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : r->policy.beta));
+    json_object_set_new(o, "budget_requested", acmd_budget_asked(r) ? json_real(r->sla.requested) : json_null());
+    char beta[32]; /* the float budget as the decimal it was asked as: 0.3, not 0.300000012 */
+    acmd_fmt_float(beta, sizeof beta, r->policy.kind == ACM_POLICY_ARGMAX ? 1.0f : r->policy.beta);
+    json_object_set_new(o, "budget_applied", json_real(strtod(beta, NULL)));
     json_object_set_new(o, "budget_realised", json_real(r->realised));
     json_object_set_new(o, "budget_source", json_string(acm_budget_source_name(r->sla.source)));
     json_object_set_new(o, "budget_raised", json_boolean(r->sla.raised));
@@ -798,20 +800,27 @@ static void sched__body_classify(acmd_req *r, uint64_t now) {
     const double mx = lg[best];
     for (int k = 0; k < K; k++) z += exp((double)lg[k] - mx);
     acmd_jw w = {0};
-    if (r->sla.source == ACM_BUDGET_DEFAULT) acmd_jw_raw(&w, "{\"budget_requested\":null");
-    else acmd_jw_raw(&w, "{\"budget_requested\":%.17g", r->sla.requested);
-    acmd_jw_raw(&w, ",\"budget_applied\":%.9g,\"budget_realised\":%.9g",
-                r->policy.kind == ACM_POLICY_ARGMAX ? 1.0 : (double)r->policy.beta, r->realised);
+    /* numbers a client set or can check exactly (budgets, deadline, FLOPs) in their shortest exact form (jsonw.h) */
+    acmd_jw_raw(&w, "{\"budget_requested\":");
+    if (acmd_budget_asked(r)) acmd_jw_num(&w, r->sla.requested);
+    else acmd_jw_raw(&w, "null");
+    acmd_jw_raw(&w, ",\"budget_applied\":");
+    acmd_jw_numf(&w, r->policy.kind == ACM_POLICY_ARGMAX ? 1.0f : r->policy.beta);
+    acmd_jw_raw(&w, ",\"budget_realised\":%.9g", r->realised);
     acmd_jw_kstr(&w, "budget_source", acm_budget_source_name(r->sla.source));
     acmd_jw_raw(&w, ",\"budget_raised\":%s", r->sla.raised ? "true" : "false");
     acmd_jw_kstr(&w, "policy", acm_policy_name(r->policy.kind));
-    acmd_jw_raw(&w, ",\"flops\":%.17g,\"flops_dense\":%.17g", r->flops, r->flops_dense);
+    acmd_jw_raw(&w, ",\"flops\":");
+    acmd_jw_num(&w, r->flops);
+    acmd_jw_raw(&w, ",\"flops_dense\":");
+    acmd_jw_num(&w, r->flops_dense);
     acmd_jw_raw(&w, ",\"timing\":{\"queue_ms\":%.6f,\"compute_ms\":%.6f,\"engine_ms\":%.6f,\"total_ms\":%.6f}",
                 (double)(r->t_dispatch - r->t_queued) * 1e-6, (double)(now - r->t_dispatch) * 1e-6,
                 r->engine_s * 1e3, (double)(now - r->t_arrive) * 1e-6);
     acmd_jw_raw(&w, ",\"batch_size\":%d", r->batch_size);
-    if (r->has_deadline) acmd_jw_raw(&w, ",\"deadline_ms\":%.17g", r->sched.deadline_ms);
-    else acmd_jw_raw(&w, ",\"deadline_ms\":null");
+    acmd_jw_raw(&w, ",\"deadline_ms\":");
+    if (r->has_deadline) acmd_jw_num(&w, r->sched.deadline_ms);
+    else acmd_jw_raw(&w, "null");
     if (r->predicted_ms >= 0) acmd_jw_raw(&w, ",\"predicted_ms\":%.6f", r->predicted_ms);
     else acmd_jw_raw(&w, ",\"predicted_ms\":null");
     acmd_jw_raw(&w, ",\"urgency\":%d", r->sched.urgency);

@@ -1,5 +1,6 @@
 /*
- * server.c — start-up (models, workers, MHD), the libuv loop that drives MHD, request timeouts, SIGTERM drain, logs.
+ * server.c — start-up (models, workers, MHD), the libuv loop that drives MHD, request timeouts, SIGTERM drain, logs
+ * (stderr, or --log-file with warnings and errors copied to stderr).
  *
  * MHD runs in "external select" mode with epoll: its epoll fd is watched by a uv_poll, and a uv_timer fires at
  * MHD_get_timeout(); after every MHD_run the timer is re-armed. Everything MHD calls back runs on the loop thread.
@@ -35,9 +36,16 @@ uint64_t acmd_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The log's destination: --log-file (flushed after every write, so that `tail -f` follows it) or stderr. */
+static void srv__log_write(acmd_server *s, const char *p, size_t n) {
+    FILE *f = s->log_file ? s->log_file : stderr;
+    fwrite(p, 1, n, f);
+    if (s->log_file) fflush(f);
+}
+
 void acmd_log_flush(acmd_server *s) {
     if (!s->log_len) return;
-    fwrite(s->log_buf, 1, s->log_len, stderr);
+    srv__log_write(s, s->log_buf, s->log_len);
     s->log_len = 0;
 }
 
@@ -49,7 +57,7 @@ void acmd_log_access(acmd_server *s, const char *line, size_t n) {
             while (cap < n) cap *= 2;
             char *b = realloc(s->log_buf, cap);
             if (!b) { /* out of memory: the line goes straight out */
-                fwrite(line, 1, n, stderr);
+                srv__log_write(s, line, n);
                 return;
             }
             s->log_buf = b, s->log_cap = cap;
@@ -60,6 +68,15 @@ void acmd_log_access(acmd_server *s, const char *line, size_t n) {
 }
 
 static void srv__log_prepare(uv_prepare_t *h) { acmd_log_flush(h->data); }
+
+/* One line of acmd_log: to the log; with --log-file, warnings and errors also to stderr (the terminal of `make serve`). */
+static void srv__log_line(acmd_server *s, int level, const char *line) {
+    if (s->log_file) {
+        fprintf(s->log_file, "%s\n", line);
+        fflush(s->log_file);
+    }
+    if (!s->log_file || level <= 1) fprintf(stderr, "%s\n", line);
+}
 
 void acmd_log(acmd_server *s, int level, const char *fmt, ...) {
     if (level > s->log_level) return;
@@ -80,11 +97,13 @@ void acmd_log(acmd_server *s, int level, const char *fmt, ...) {
         snprintf(when + k, sizeof when - k, ".%06ldZ", ts.tv_nsec / 1000);
         json_t *o = json_pack("{s:s, s:s, s:s}", "ts", when, "level", names[level], "msg", msg);
         char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
-        if (line) fprintf(stderr, "%s\n", line);
+        if (line) srv__log_line(s, level, line);
         free(line);
         json_decref(o);
     } else {
-        fprintf(stderr, "acmd %s: %s\n", names[level], msg);
+        char line[1100];
+        snprintf(line, sizeof line, "acmd %s: %s", names[level], msg);
+        srv__log_line(s, level, line);
     }
 }
 
@@ -267,6 +286,8 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
     s->log_json = strcmp(cfg->log_format, "json") == 0;
     s->log_level = !strcmp(cfg->log_level, "error") ? 0 : !strcmp(cfg->log_level, "warn") ? 1
                    : !strcmp(cfg->log_level, "info") ? 2 : 3;
+    if (cfg->log_file[0] && !(s->log_file = fopen(cfg->log_file, "a")))
+        return snprintf(err, errlen, "--log-file %s: %s", cfg->log_file, strerror(errno)), -1;
     pthread_mutex_init(&s->res_mu, NULL);
     s->hold_fd = -1;
     if (cfg->test_hold[0]) { /* a FIFO: opened without waiting for its writer (the test opened it first) */
@@ -412,5 +433,7 @@ void acmd_server_free(acmd_server *s) {
     acmd_metrics_free(s->metrics);
     free(s->log_buf);
     if (s->hold_fd >= 0) close(s->hold_fd);
+    if (s->log_file) fclose(s->log_file);
+    s->log_file = NULL;
     pthread_mutex_destroy(&s->res_mu);
 }

@@ -1,5 +1,5 @@
 /*
- * acm_module.h — training one Adaptive Computation Module (ACM-METHOD.md §1-5): its parameters in a flat layout,
+ * acm_module.h — training one Adaptive Computation Module (docs/METHOD.md §1-5): its parameters in a flat layout,
  * the forward of all N learners, the phase-1 distillation loss with "detach" gradients, the phase-2 gate labels, the
  * gate (three linear layers, trained uncollapsed), and the phase-3 straight-through Gumbel-softmax selection.
  *
@@ -11,7 +11,7 @@
  * Gradients use the same layout and are ACCUMULATED. Choice c means k = kmin + c (kmin 0 for MLP ACMs, 1 for
  * projections).
  *
- * Budget-conditioned gates (acm-train acmize --film; ACM-METHOD.md §6): FiLM on the gate's second hidden layer. With
+ * Budget-conditioned gates (acm-train acmize --film; docs/METHOD.md §6): FiLM on the gate's second hidden layer. With
  * g1 = gate.1(gate.0(z)) [M, gh], row i of the last layer's input becomes
  *     g1'_i = g1_i + beta_i (gamma ⊙ g1_i + delta),        logits_i = W2 g1'_i + b2,
  * gamma ("scale") and delta ("shift") [gh] per ACM, kept outside the parameter block (acmt_film) and initialised to 0,
@@ -84,7 +84,7 @@ void acmt_acm_learners_forward(acmt_acm_acts *a, const float *p, const acmt_acm_
 double acmt_acm_distill_backward(float *g, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L, const float *z,
                                  int ldz, const float *o, int ldo, int64_t M, double *errs);
 
-/* Phase 2 label rule (ACM-METHOD.md §4) on one token's errors e[0..N] (e[0] = ‖o‖): the first j >= 1 with
+/* Phase 2 label rule (docs/METHOD.md §4) on one token's errors e[0..N] (e[0] = ‖o‖): the first j >= 1 with
  * e[j]/e[j+1] < 1.2 gives k = j + 1; none, or e[0]/e[1] < 1.2 already, gives N. e[j+1] = 0 counts as improved
  * (ratio ∞) unless e[j] = 0 too (0/0: not improved). Returns k in 2..N (N for N < 2). */
 int acmt_label_rule(const double *e, int N);

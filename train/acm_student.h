@@ -67,7 +67,7 @@ typedef struct {
 int acmt_parse_modules(const char *s);
 
 /* Builds the student around v (taken over; freed with the student) for the masked positions, N learners, gate hidden
- * width gh. Projection learners get h = round((D^2 + D) / (2D + 1) / N) (ACM-METHOD.md §1). */
+ * width gh. Projection learners get h = round((D^2 + D) / (2D + 1) / N) (docs/METHOD.md §1). */
 acmt_student *acmt_student_new(acmt_vit *v, unsigned mask, int n_learners, int gh, char *err, size_t errlen);
 void acmt_student_free(acmt_student *s);
 
@@ -84,7 +84,7 @@ void acmt_student_init(acmt_student *s, int init_mlp_from_teacher, acmt_rng *rng
  * s->film; logits in s->v->acts.logits. */
 int acmt_student_forward(acmt_student *s, const float *x, int B, char *err, size_t errlen);
 
-/* Phase-3 auxiliary losses on the last forward's hard choices (ACM-METHOD.md §5): fills s->dy_aux with
+/* Phase-3 auxiliary losses on the last forward's hard choices (docs/METHOD.md §5): fills s->dy_aux with
  * w_b dL_b + w_e dL_e + w_d dL_d with respect to the one-hot choices and returns the three losses and the mean realised
  * budget. */
 typedef struct {

@@ -1,6 +1,6 @@
 /*
  * acmize.c — `acm-train acmize`: turns a trained static ViT into an ACM model with the paper's three phases
- * (ACM-METHOD.md §3-5).
+ * (docs/METHOD.md §3-5).
  *
  *   phase 1  module-wise distillation: the frozen teacher runs on augmented training batches; every ACM's learners
  *            learn its module's output o from its input z (both from the teacher's activation record, on the fly),
@@ -18,7 +18,7 @@
  * Not done (stated in the model card): mixup/cutmix of the authors' phase 3 (we keep the base training's crop, flip
  * and erasing).
  *
- * --film (budget-conditioned gates, ACM-METHOD.md §6): every gate gets a FiLM scale and shift on its second hidden
+ * --film (budget-conditioned gates, docs/METHOD.md §6): every gate gets a FiLM scale and shift on its second hidden
  * layer (train/acm_module.h), 0 at the start of phase 3, trained in phase 3 only, with the batch's budget target
  * (--beta, or the per-batch draw of --beta-sample) fed to every gate; they join the global clip and Adam. They live in
  * the checkpoint as film_params/film_m/film_v, optional on read, so phase 3 with --film can resume from a phase-1/2

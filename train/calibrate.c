@@ -1,5 +1,5 @@
 /*
- * calibrate.c — `acm-train calibrate MODEL`: one model, any budget (ACM-METHOD.md §6). On held-out images (the
+ * calibrate.c — `acm-train calibrate MODEL`: one model, any budget (docs/METHOD.md §6). On held-out images (the
  * validation split that base training and acmize kept out) it finds, for every beta of a grid,
  *   - lambda(beta): the gate-logit bias of the MEAN policy under which the mean realised budget equals beta
  *     (the realised budget falls monotonically with lambda; bracketed search with the Illinois variant of regula

@@ -14,6 +14,7 @@
     X("report", cmd_report, "model-card figures: accuracy vs GFLOPs, heatmaps, cost and k histograms") \
     X("heatmaps", cmd_heatmaps, "compute maps of the same test images under several models, one row each (PNG)") \
     X("predict", cmd_predict, "classify the first Fashion-MNIST test images, with FLOPs and compute maps") \
+    X("examples", cmd_examples, "write clients/examples/: one Fashion-MNIST test image per class as PNG, listed") \
     X("base", cmd_base, "train the static ViT on Fashion-MNIST (checkpoints, --resume)")          \
     X("eval", cmd_eval, "test accuracy, per-class accuracy and confusion matrix of a model")       \
     X("plot", cmd_plot, "loss and accuracy curves of a training CSV as PNG (gnuplot)")             \

@@ -11,6 +11,9 @@
 
 #include "idx.h"
 
+const char *const acmt_fmnist_labels[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
 acmt_augment acmt_augment_default(void) {
     acmt_augment a = {.crop_pad = 2, .flip = 0.5f, .erase_prob = 0.25f, .erase_min = 0.02f, .erase_max = 0.25f};
     return a;

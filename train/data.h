@@ -22,6 +22,9 @@
 
 #include "train/rng.h"
 
+/* The ten classes' names, in label order (0 "T-shirt/top" .. 9 "Ankle boot"): the data set's documentation. */
+extern const char *const acmt_fmnist_labels[10];
+
 #define ACMT_FMNIST_MEAN 0.2860f
 #define ACMT_FMNIST_STD 0.3530f
 

@@ -2,7 +2,7 @@
  * predict.c — `acm-train predict MODEL`: classifies the first images of the Fashion-MNIST test set under a budget
  * policy and shows, per image, the prediction, the FLOPs executed against the dense model's, the realised budget and
  * the compute map: per patch, the fraction of learner compute its token received over all ACM modules
- * (ACM-METHOD.md §7), drawn as a grid of digits 0-9 (0: no learners, 9: all learners).
+ * (docs/METHOD.md §7), drawn as a grid of digits 0-9 (0: no learners, 9: all learners).
  */
 #include <math.h>
 #include <stdio.h>

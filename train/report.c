@@ -4,7 +4,7 @@
  *   table.md / results.json   accuracy, realised budget (mean, std, min, max) and GFLOPs per image for every policy
  *                             and beta of the grid, the gates' argmax, and the static base (--base)
  *   accuracy_vs_gflops.png    accuracy against GFLOPs per image (gnuplot)
- *   heatmaps.png              per-token compute maps (ACM-METHOD.md §7: per patch, sum_l k_l p_l / sum_l N_l p_l)
+ *   heatmaps.png              per-token compute maps (docs/METHOD.md §7: per patch, sum_l k_l p_l / sum_l N_l p_l)
  *                             over the images: the 8 cheapest, the 8 costliest and the first 8 test images (libspng)
  *   cost_hist.png             histogram of the realised budget per image
  *   k_hist.png                share of tokens at each k, per ACM module

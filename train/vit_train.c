@@ -21,9 +21,8 @@
 #include "kernels.h"
 #include "model.h"
 #include "safetensors.h"
+#include "train/data.h"
 
-static const char *const fmnist_labels[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 static int add_param(acmt_param *tab, int *n, int64_t *off, const char *name, int decay, int ndim, int64_t d0,
                      int64_t d1, int64_t d2, int64_t d3) {
@@ -147,7 +146,7 @@ char *acmt_vit_meta_json(const acmt_vit_config *c, const char *extra_json) {
     json_object_set_new(o, "preprocess", pre);
     if (c->num_classes == 10) {
         json_t *lab = json_array();
-        for (int i = 0; i < 10; i++) json_array_append_new(lab, json_string(fmnist_labels[i]));
+        for (int i = 0; i < 10; i++) json_array_append_new(lab, json_string(acmt_fmnist_labels[i]));
         json_object_set_new(o, "labels", lab);
     }
     if (extra_json) {

@@ -8,7 +8,7 @@ Writes, for each configuration NAME:
                                           run{r}.kmap U8 [3, A, T], run{r}.force_k U8 [3, A, T] (forced runs only);
                                           __metadata__["golden"] = JSON {"runs": [{"policies": [...], "forced": bool,
                                           "flops": [3], "flops_dense": [3], "budget": [3]}]}
-Everything here is computed in float64 from the definitions (ACM-METHOD.md §1-2, docs/DESIGN.md §4): learners are
+Everything here is computed in float64 from the definitions (docs/METHOD.md §1-2, docs/DESIGN.md §4): learners are
 summed one by one, gates run as three separate layers, attention per head; nothing mirrors the engine's grouping,
 sorting or collapsed gates. Inputs are redrawn until every gate decision has a top-1 margin of at least 1e-3
 (relative to the token's largest logit magnitude, at least 1e-3 absolute) and every CAP cut has a gain gap of at least

@@ -4,6 +4,7 @@
  * Answers are checked against the engine run in-process on the same input and policy.
  */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -1104,4 +1105,212 @@ Test(http, text_log_escapes_control_characters) {
     cr_expect(memmem(line, (size_t)(eol - line), "id=text-1", 9), "%.*s", (int)(eol - line), line);
     free(log);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
+/* Every JSON body ends with one newline (`curl -s` output ends its line), errors included; the binary extension's
+ * body is its JSON header (of exactly Inference-Header-Content-Length bytes) and the raw outputs, nothing added. */
+Test(http, every_json_body_ends_with_a_newline) {
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 3);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    char *oip = image_json("nl-1", 1, 0, "UINT8");
+    const struct {
+        const char *method, *path, *headers;
+        const void *body;
+        size_t len;
+        int status;
+    } cases[] = {
+        {"GET", "/v2/health/live", NULL, NULL, 0, 200},
+        {"GET", "/v2/health/ready", NULL, NULL, 0, 200},
+        {"GET", "/v2", NULL, NULL, 0, 200},
+        {"GET", "/v2/models/a", NULL, NULL, 0, 200},
+        {"GET", "/v2/models/a/ready", NULL, NULL, 0, 200},
+        {"GET", "/v2/models/a/stats", NULL, NULL, 0, 200},
+        {"GET", "/no/such/route", NULL, NULL, 0, 404},
+        {"DELETE", "/v2/health/live", NULL, NULL, 0, 405},
+        {"POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, 200},
+        {"POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", "", 0, 400},
+        {"POST", "/v1/models/a/classify", "Content-Type: text/plain\r\n", "x", 1, 415},
+        {"POST", "/v2/models/a/infer", "Content-Type: application/json\r\n", oip, strlen(oip), 200},
+        {"POST", "/v2/models/a/infer", "Content-Type: application/json\r\n", "{", 1, 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        th_resp r;
+        cr_assert_eq(th_http(srv.port, cases[i].method, cases[i].path, cases[i].headers, cases[i].body, cases[i].len, &r), 0);
+        cr_expect_eq(r.status, cases[i].status, "%s %s: %d %s", cases[i].method, cases[i].path, r.status, r.body);
+        cr_expect(r.len >= 2 && r.body[r.len - 1] == '\n' && r.body[r.len - 2] != '\n',
+                  "%s %s (%d): the body does not end with one newline: [%s]", cases[i].method, cases[i].path, r.status,
+                  r.body);
+        char cl[32];
+        cr_expect(th_header(&r, "Content-Length", cl, sizeof cl) && (size_t)atol(cl) == r.len, "%s %s: Content-Length %s, body %zu",
+                  cases[i].method, cases[i].path, cl, r.len);
+        json_decref(body_json(&r));
+        th_resp_free(&r);
+    }
+    /* binary outputs: header length as announced, the raw sections right after it, no newline appended */
+    const char *bin = "{\"parameters\":{\"binary_data_output\":true},\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\","
+                      "\"shape\":[1,2,2,1],\"data\":[0,1,2,3]}]}";
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v2/models/a/infer", "Content-Type: application/json\r\n", bin, strlen(bin), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char ihcl[32], ct[64];
+    cr_assert(th_header(&r, "Inference-Header-Content-Length", ihcl, sizeof ihcl), "%s", r.head);
+    cr_expect(th_header(&r, "Content-Type", ct, sizeof ct) && strcmp(ct, "application/octet-stream") == 0, "%s", r.head);
+    const size_t jl = (size_t)atol(ihcl);
+    cr_assert_lt(jl, r.len);
+    cr_expect_eq(r.body[jl - 1], '}', "the JSON header ends at the announced length");
+    json_t *j = json_loadb(r.body, jl, 0, NULL);
+    cr_assert(j, "JSON header of %zu bytes does not parse", jl);
+    size_t sections = 0;
+    json_t *o;
+    size_t k;
+    json_array_foreach(json_object_get(j, "outputs"), k, o)
+        sections += (size_t)json_integer_value(json_object_get(json_object_get(o, "parameters"), "binary_data_size"));
+    cr_expect_eq(jl + sections, r.len, "JSON %zu + binary %zu != body %zu", jl, sections, r.len);
+    json_decref(j);
+    th_resp_free(&r);
+    free(oip);
+    free(png);
+}
+
+/* budget_requested: the ceiling as asked, in its shortest exact form (0.3, not 0.29999999999999999), and null when
+ * only a deadline was given (the deadline chose the budget); budget_applied likewise (0.3, not 0.300000012). */
+Test(http, budget_numbers_shortest_and_null_without_a_ceiling) {
+    uint8_t px[28 * 28];
+    picture(px, 28, 28, 1, 4);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Budget: 0.3\r\n",
+                         png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect(strstr(r.body, "\"budget_requested\":0.3,"), "%s", r.body);
+    cr_expect(strstr(r.body, "\"budget_applied\":0.3,"), "%s", r.body);
+    char v[32];
+    cr_expect(th_header(&r, "X-Compute-Budget-Applied", v, sizeof v) && strcmp(v, "0.3") == 0, "%s", r.head);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Deadline-Ms: 5000.5\r\n",
+                         png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = body_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "deadline");
+    cr_expect(json_is_null(json_object_get(j, "budget_requested")), "deadline only: %s", r.body);
+    cr_expect(strstr(r.body, "\"deadline_ms\":5000.5,"), "%s", r.body);
+    json_decref(j);
+    th_resp_free(&r);
+    /* OIP: the same keys in parameters */
+    const char *req = "{\"parameters\":{\"deadline_ms\":5000},\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\","
+                      "\"shape\":[1,2,2,1],\"data\":[0,1,2,3]}]}";
+    r = infer(req);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    json_t *par = json_object_get(j, "parameters");
+    cr_expect_str_eq(json_string_value(json_object_get(par, "budget_source")), "deadline");
+    cr_expect(json_is_null(json_object_get(par, "budget_requested")), "deadline only: %s", r.body);
+    json_decref(j);
+    th_resp_free(&r);
+    req = "{\"parameters\":{\"compute_budget\":0.3},\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\","
+          "\"shape\":[1,2,2,1],\"data\":[0,1,2,3]}]}";
+    r = infer(req);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = body_json(&r);
+    par = json_object_get(j, "parameters");
+    cr_expect_eq(json_number_value(json_object_get(par, "budget_requested")), 0.3, "%s", r.body);
+    cr_expect_eq(json_number_value(json_object_get(par, "budget_applied")), 0.3, "%s", r.body);
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+}
+
+/* acmd --help: every option shows a placeholder for its value (--listen ADDR:PORT), every --config key has its line. */
+Test(config, help_names_a_placeholder_for_every_value) {
+    const char *b = getenv("ACM_BUILD");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/acmd --help", b && *b ? b : "build");
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    static char help[65536];
+    size_t n = fread(help, 1, sizeof help - 1, p);
+    help[n] = 0;
+    cr_assert_eq(pclose(p), 0);
+    cr_expect(strstr(help, "  --listen ADDR:PORT "), "%s", help);
+    int lines = 0;
+    for (char *l = strstr(help, "\n  --"); l; l = strstr(l + 1, "\n  --")) {
+        char flag[64] = "", meta[64] = "";
+        sscanf(l + 3, "%63s %63s", flag, meta);
+        if (!strcmp(flag, "--print-config") || !strcmp(flag, "--print-api") || !strcmp(flag, "--help")) continue;
+        lines++;
+        int upper = meta[0] != 0;
+        for (const char *c = meta; *c; c++)
+            if (!(isupper((unsigned char)*c) || *c == ':' || *c == '=' || *c == '_')) upper = 0;
+        cr_expect(upper, "%s: no placeholder for its value (\"%s\")", flag, meta);
+    }
+    /* every key of the configuration (--print-config) is an option line of --help */
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=x --print-config", b && *b ? b : "build");
+    p = popen(cmd, "r");
+    cr_assert(p);
+    json_t *cfg = json_loadf(p, 0, NULL);
+    pclose(p);
+    cr_assert(cfg);
+    const char *key;
+    json_t *v;
+    int keys = 0;
+    json_object_foreach(cfg, key, v) {
+        if (!strcmp(key, "models")) continue;
+        char flag[80];
+        int k = snprintf(flag, sizeof flag, "\n  --%s ", key);
+        for (int i = 5; i < k; i++)
+            if (flag[i] == '_') flag[i] = '-';
+        cr_expect(strstr(help, flag), "--help has no line for option %s", key);
+        keys++;
+    }
+    cr_expect_eq(lines, keys + 2, "%d option lines in --help, %d options (+ --model, --config)", lines, keys);
+    json_decref(cfg);
+}
+
+/* --log-file: the log (access lines, info) goes to the file; warnings and errors go to the file and to stderr. */
+Test(config, log_file_takes_the_log_and_stderr_keeps_errors, .timeout = 60) {
+    char dir[] = "/tmp/acmd-logfile-XXXXXX", path[80], errp[80];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/acmd.log", dir);
+    snprintf(errp, sizeof errp, "%s/stderr", dir);
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-file", path, NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    s.keep = 1;
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/health/live", "X-Request-Id: logfile-1\r\n", NULL, 0, &r), 0);
+    th_resp_free(&r);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    char *err = th_acmd_log(&s);
+    th_acmd_cleanup(&s);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", path);
+    static char log[1 << 16];
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    cr_expect(strstr(log, "\"id\":\"logfile-1\"") && strstr(log, "listening on") && strstr(log, "exit 0"), "log file:\n%s", log);
+    cr_expect(!strstr(err, "logfile-1") && !strstr(err, "listening on"), "stderr has info lines:\n%s", err);
+    free(err);
+    /* an error at start-up: on stderr and in the file */
+    char cmd[1024];
+    const char *b = getenv("ACM_BUILD");
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --listen 999.1.1.1:0 --log-file %s 2>%s",
+             b && *b ? b : "build", path, errp);
+    cr_expect_neq(WEXITSTATUS(system(cmd)), 0);
+    f = fopen(errp, "r");
+    cr_assert(f);
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    cr_expect(strstr(log, "not an IPv4 address"), "stderr:\n%s", log);
+    f = fopen(path, "r");
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    cr_expect(strstr(log, "not an IPv4 address"), "log file:\n%s", log);
+    unlink(path), unlink(errp), rmdir(dir);
 }

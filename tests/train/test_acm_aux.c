@@ -1,5 +1,5 @@
 /*
- * test_acm_aux.c — the phase-3 auxiliary losses (ACM-METHOD.md §5): values and gradients with respect to the one-hot
+ * test_acm_aux.c — the phase-3 auxiliary losses (docs/METHOD.md §5): values and gradients with respect to the one-hot
  * choices against a continuous re-statement of the definitions, differentiated by central finite differences.
  */
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
 /*
- * test_acm_module.c — training of one ACM: the phase-2 label rule on the worked examples of ACM-METHOD.md §4 and its
+ * test_acm_module.c — training of one ACM: the phase-2 label rule on the worked examples of docs/METHOD.md §4 and its
  * edge cases; the phase-1 "detach" gradients, the gate's backward and the phase-3 learner gradients against central
  * finite differences in double; the straight-through Gumbel gradient against its formula.
  */

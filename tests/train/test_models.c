@@ -5,7 +5,7 @@
  *     test_accuracy_POLICY_BETA: X         the same under policy mean or cap at budget BETA, e.g. test_accuracy_cap_0.25
  * and models/NAME.safetensors is evaluated through the engine's public API (train/eval.c) for each key: it must give X
  * within ±0.05 points. For every cap key the realised budget of every test image must also lie in [BETA - 0.02, BETA]
- * (ACM-METHOD.md: the cap policy is exact per item). A card without keys is not checked; no models is not a failure.
+ * (docs/METHOD.md §6: the cap policy is exact per item). A card without keys is not checked; no models is not a failure.
  * Under a sanitizer (3-10x slower) only each card's first cap key is evaluated (the policy with the most code: gates,
  * shares, the per-image budget check; it runs every layer a static model has too); the ordinary build checks every
  * key of every card.

@@ -1,6 +1,7 @@
 /*
- * gate_lab.c — kernel lab (STYLE.md §13): the collapsed gate, logits[BT, C] = x[BT, D] · G[C, D]ᵀ + g, for the skinny
- * C of ACM gates (5 for an MLP ACM, 4 for a projection, 12 for stacked q|k|v).
+ * gate_lab.c — kernel lab (an experiment kept apart from engine/, with its own benchmark; only a winner moves into the
+ * engine): the collapsed gate, logits[BT, C] = x[BT, D] · G[C, D]ᵀ + g, for the skinny C of ACM gates (5 for an MLP
+ * ACM, 4 for a projection, 12 for stacked q|k|v).
  *
  *   v1  cblas_sgemm(NoTrans, Trans): M = BT, N = C, K = D (the engine before issue 6)
  *   v2  cblas_sgemm computing the transpose: logitsᵀ[C, BT] = G · xᵀ (M = C, N = BT), then a transpose

@@ -1,5 +1,6 @@
 /*
- * gelu_lab.c — kernel lab (STYLE.md §13): exact-GELU forward variants, speed and accuracy against a double reference.
+ * gelu_lab.c — kernel lab (an experiment kept apart from engine/, with its own benchmark; only a winner moves into the
+ * engine): exact-GELU forward variants, speed and accuracy against a double reference.
  *
  *   v1  the engine's acm__gelu_forward today: 0.5 x (1 + erff(x/√2)), glibc erff, one lane.
  *   v2  4 SSE2 lanes: Φ(x) from erfc(|x|/√2) ≈ t·exp(−z² + P(t)), t = 1/(1 + z/2) (Numerical Recipes' erfcc, relative
