@@ -263,6 +263,7 @@ typedef struct acmd_req {
     int has_deadline;    /* the request set a deadline */
     int64_t items_est;   /* items, for the cost model (OIP: the peeked batch dimension) */
     double predicted_ms; /* predicted finish from arrival, decided at dispatch; < 0 before */
+    int out_logits, out_label; /* OIP outputs returned: those the request names (worker) */
     int bin_logits, bin_label; /* OIP binary outputs (worker) */
     /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample) */
     int batch_lead;
@@ -291,6 +292,7 @@ typedef struct acmd_req {
     int responded, orphan;
     int started;  /* the request line and headers have been acted on (routing, admission) */
     int bodiless; /* no Content-Length above 0 and no Transfer-Encoding: acted on in the second call */
+    int body_done; /* the handler's last call came: the body (if any) has been read to its end */
     size_t bytes_in, bytes_out;
 } acmd_req;
 

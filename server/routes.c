@@ -1,7 +1,9 @@
 /*
  * routes.c — the router and docs/API.md, both from the ACMD_ROUTES table (acmd.h).
  * A pattern is a path whose segments are literals, {m} (a model name) or {v} (a version); one bracketed part
- * "[/versions/{v}]" may be present or absent. GET routes also answer HEAD.
+ * "[/versions/{v}]" may be present or absent. GET routes also answer HEAD. A path may end in one slash more than its
+ * pattern: the OIP's OpenAPI file names the server metadata route "/v2/" while its text says "v2", and clients that
+ * join a base URL and a path often leave one; "/v2/" is "/v2", "/v2/models/a/" is "/v2/models/a". Two slashes are not.
  */
 #include <ctype.h>
 #include <string.h>
@@ -30,7 +32,8 @@ const char *acmd_route_name(acmd_route r) {
 const char *acmd_route_method(acmd_route r) { return r < ACMD_ROUTE_COUNT ? route__tab[r].method : "?"; }
 const char *acmd_route_pattern(acmd_route r) { return r < ACMD_ROUTE_COUNT ? route__tab[r].pattern : "?"; }
 
-/* Matches path against pattern p (no brackets) capturing {m} and {v}. */
+/* Matches path against pattern p (no brackets) capturing {m} and {v}; one trailing slash after the whole pattern is
+ * ignored. */
 static int route__match1(const char *p, const char *path, acmd_route_args *a) {
     while (*p) {
         if (*p == '{') {
@@ -49,7 +52,7 @@ static int route__match1(const char *p, const char *path, acmd_route_args *a) {
         if (*p != *path) return 0;
         p++, path++;
     }
-    return *path == 0;
+    return *path == 0 || (path[0] == '/' && path[1] == 0);
 }
 
 static int route__match(const char *pattern, const char *path, acmd_route_args *a) {
