@@ -99,7 +99,8 @@ void acmd_config_help(FILE *f);
     X(HEALTH_READY, "GET", "/v2/health/ready",                                                                        \
       "200 `{\"ready\":true}` once every model is loaded and warmed up; 503 `{\"ready\":false}` before and while "  \
       "draining.")                                                                                                    \
-    X(SERVER_META, "GET", "/v2", "OIP server metadata: `name`, `version`, `extensions`.")                            \
+    X(SERVER_META, "GET", "/v2", "OIP server metadata: `name`, `version`, `extensions` (also `/v2/`, the OpenAPI "     \
+      "file's spelling).")                                                                                            \
     X(MODEL_META, "GET", "/v2/models/{m}[/versions/{v}]",                                                            \
       "OIP model metadata: `name`, `versions`, `platform`, `inputs`, `outputs`, plus `model_version`, `labels`, "    \
       "`beta_min`, `cap_order` (the order `cap` hands out learners in: `gain` or `level`, DESIGN.md §4), "           \
@@ -107,8 +108,8 @@ void acmd_config_help(FILE *f);
     X(MODEL_READY, "GET", "/v2/models/{m}[/versions/{v}]/ready", "200 `{\"ready\":true}` or 503.")                   \
     X(INFER, "POST", "/v2/models/{m}[/versions/{v}]/infer",                                                          \
       "OIP inference, JSON tensors (nested or flat): `image` UINT8 `[B,H,W,C]` or `pixel_values` FP32 `[B,C,S,S]`. " \
-      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys. The binary "    \
-      "tensor extension is accepted (below).")                                                                        \
+      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`, those the request's `outputs` names (each once; none " \
+      "named: both); `parameters` carry the /classify keys. The binary tensor extension is accepted (below).")     \
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
       "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \

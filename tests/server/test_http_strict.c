@@ -21,8 +21,8 @@ static th_acmd srv;
 #define MAX_BODY 1048576 /* --max-body-bytes of the server under test */
 
 static void start(void) {
-    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--max-body-bytes", "1048576",
-                          NULL};
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1",
+                          "--max-body-bytes", "1048576", NULL};
     cr_assert_eq(th_acmd_start(&srv, args), 0, "acmd did not start");
     cr_assert_eq(th_acmd_wait_ready(&srv, 20), 0, "acmd not ready");
 }

@@ -146,7 +146,8 @@ static int check(const json_t *schema, const json_t *v, const char *at, char *er
     size_t i;
     const json_t *e;
     json_array_foreach(json_object_get(s, "required"), i, e) {
-        if (!json_object_get(v, json_string_value(e))) FAIL("%s: required key \"%s\" is missing\n", at, json_string_value(e));
+        const char *k = json_string_value(e);
+        if (!json_object_get(v, k)) FAIL("%s: required key \"%s\" is missing\n", at, k);
     }
     const json_t *props = json_object_get(s, "properties"), *extra = json_object_get(s, "additionalProperties");
     if (json_is_object(v)) {
@@ -265,8 +266,8 @@ Test(oip_spec, every_route_of_the_openapi_file) {
                     cr_assert_eq(th_http(srv.port, "GET", url, NULL, NULL, 0, &r), 0);
                 } else {
                     char *body = infer_request(op);
-                    cr_assert_eq(th_http(srv.port, "POST", url, "Content-Type: application/json\r\n", body, strlen(body),
-                                         &r), 0);
+                    cr_assert_eq(th_http(srv.port, "POST", url, "Content-Type: application/json\r\n", body,
+                                         strlen(body), &r), 0);
                     free(body);
                 }
                 cr_expect_eq(r.status, 200, "%s %s: %d %s", M, url, r.status, r.body);
@@ -276,7 +277,8 @@ Test(oip_spec, every_route_of_the_openapi_file) {
                 /* the error the file names, where a request can cause it */
                 const json_t *err_schema = response_schema(op, "400");
                 if (err_schema && !strcmp(M, "POST")) {
-                    const char *bad = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1],\"data\":[1,2]}]}";
+                    const char *bad = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1],"
+                                      "\"data\":[1,2]}]}";
                     cr_assert_eq(th_http(srv.port, "POST", url, "Content-Type: application/json\r\n", bad, strlen(bad),
                                          &r), 0);
                     cr_expect_eq(r.status, 400, "%s: %s", url, r.body);
@@ -295,9 +297,11 @@ Test(oip_spec, health_bodies_as_the_protocol_text_says) {
     static const struct {
         const char *path, *schema;
     } cases[] = {
-        {"/v2/health/live", "{\"type\":\"object\",\"required\":[\"live\"],\"properties\":{\"live\":{\"type\":\"boolean\"}}}"},
+        {"/v2/health/live",
+         "{\"type\":\"object\",\"required\":[\"live\"],\"properties\":{\"live\":{\"type\":\"boolean\"}}}"},
         /* the text's $ready_server_response says "live": a copy error (see the top of this file) */
-        {"/v2/health/ready", "{\"type\":\"object\",\"required\":[\"ready\"],\"properties\":{\"ready\":{\"type\":\"boolean\"}}}"},
+        {"/v2/health/ready",
+         "{\"type\":\"object\",\"required\":[\"ready\"],\"properties\":{\"ready\":{\"type\":\"boolean\"}}}"},
         {"/v2/models/a/ready", "{\"type\":\"object\",\"required\":[\"name\",\"ready\"],"
                                "\"properties\":{\"name\":{\"type\":\"string\"},\"ready\":{\"type\":\"boolean\"}}}"},
     };
@@ -334,9 +338,11 @@ Test(oip_spec, errors_are_the_error_object) {
         cr_assert(schema, "%s is not in the file", cases[i].schema);
         th_resp r;
         const char *body = "{\"inputs\": 5}";
-        if (!strcmp(cases[i].method, "GET")) cr_assert_eq(th_http(srv.port, "GET", cases[i].path, NULL, NULL, 0, &r), 0);
-        else cr_assert_eq(th_http(srv.port, "POST", cases[i].path, "Content-Type: application/json\r\n", body,
-                                  strlen(body), &r), 0);
+        if (!strcmp(cases[i].method, "GET"))
+            cr_assert_eq(th_http(srv.port, "GET", cases[i].path, NULL, NULL, 0, &r), 0);
+        else
+            cr_assert_eq(th_http(srv.port, "POST", cases[i].path, "Content-Type: application/json\r\n", body,
+                                 strlen(body), &r), 0);
         cr_expect_eq(r.status, cases[i].status, "%s %s: %d %s", cases[i].method, cases[i].path, r.status, r.body);
         expect_schema(schema, cases[i].path, &r);
         th_resp_free(&r);
