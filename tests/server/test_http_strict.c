@@ -253,7 +253,7 @@ Test(strict, early_answer_reaches_a_client_that_reads_while_sending) {
     int fd = th_connect(srv.port);
     cr_assert(fd >= 0);
     char head[256];
-    const size_t n = 16 * MAX_BODY;
+    const size_t n = 64 * MAX_BODY;
     snprintf(head, sizeof head, "POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
              "Content-Length: %zu\r\n\r\n", n);
     cr_assert_eq(send_all(fd, head, strlen(head)), 0);
