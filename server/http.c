@@ -1,9 +1,10 @@
 /*
- * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503; budget, deadline and
- * priority headers and Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the
- * OIP parameter peek, queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the
- * model stats route, responses with the
- * headers of docs/DESIGN.md §6, and the completion callback (access log, HTTP metrics, freeing the request).
+ * http.c — the MHD access handler: message framing and Host (duplicate Content-Length, Transfer-Encoding -> 400/501),
+ * routing, header checks before the body (413, 415, 503; budget, deadline and priority headers and
+ * Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the OIP parameter peek,
+ * queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the model stats route,
+ * responses with the headers of docs/DESIGN.md §6, the completion callback (access log, HTTP metrics, freeing the
+ * request) and the lingering close of a connection answered before its body was read.
  * Everything here runs on the I/O thread.
  */
 #include <arpa/inet.h>
@@ -572,14 +573,19 @@ static void http__linger_end(http__linger *l) {
     uv_close((uv_handle_t *)&l->timer, http__linger_closed);
 }
 
+/* Reads at most HTTP__LINGER_READS x 64 KiB a call (the poll is level-triggered: the rest comes on the next turn of
+ * the loop), so that a client sending as fast as it is read cannot hold the I/O thread. */
+#define HTTP__LINGER_READS 16
 static void http__linger_read(uv_poll_t *p, int status, int events) {
+    static char sink[65536]; /* I/O thread only */
     http__linger *l = p->data;
-    char buf[65536];
     (void)events;
-    ssize_t k = 0;
-    if (status == 0)
-        while ((k = recv(l->fd, buf, sizeof buf, 0)) > 0 || (k < 0 && errno == EINTR)) continue;
-    if (status < 0 || k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) http__linger_end(l); /* FIN or error */
+    ssize_t k = 1;
+    for (int i = 0; status == 0 && i < HTTP__LINGER_READS; i++) {
+        k = recv(l->fd, sink, sizeof sink, 0);
+        if (k <= 0 && !(k < 0 && errno == EINTR)) break;
+    }
+    if (status < 0 || k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) http__linger_end(l); /* FIN, error */
 }
 
 static void http__linger_tick(uv_timer_t *t) {
