@@ -83,14 +83,14 @@ probe:
 	@printf '%s\n' "acm build ($(B)): cc=$$($(CC) -dumpfullversion 2>/dev/null || echo ?) SANITIZE=$(if $(SANITIZE),$(SANITIZE),none) WERROR=$(WERROR)"
 	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC)"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
 	@for h in cblas.h jansson.h fftw3.h microhttpd.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
-	          wslay/wslay.h criterion/criterion.h; do \
+	          wslay/wslay.h criterion/criterion.h yaml.h; do \
 	  if [ -e /usr/include/$$h ] || [ -e /usr/include/openblas/$$h ] || [ -e /usr/include/x86_64-linux-gnu/$$h ]; then :; \
 	  else echo "  ✗ missing header $$h: run 'make deps'"; fi; done
 
 # ---- dependencies (Debian 12) -------------------------------------------------------------------------------------
 DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd-dev libuv1-dev libspng-dev \
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
-            libcriterion-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
+            libcriterion-dev libyaml-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
             clang libclang-rt-14-dev curl
 deps:
@@ -150,6 +150,9 @@ $(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 # libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
 $(B)/tests/engine/test_noalloc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
                                           -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+
+# test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
+$(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 
 # Every test binary runs with the repository root as its working directory; ACM_BUILD tells tests where programs are.
 test: deps

@@ -340,6 +340,12 @@ int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, s
                            "outputs[%zu] must be {\"name\": string, \"parameters\": {\"binary_data\": boolean}}", i);
             goto out;
         }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r->outputs[j].name, json_string_value(nm)) == 0) {
+                rc = oip__fail(err, errlen, ACM_OIP_EINVAL, "outputs[%zu]: output \"%.64s\" is named twice", i,
+                               r->outputs[j].name);
+                goto out;
+            }
         snprintf(r->outputs[i].name, sizeof r->outputs[i].name, "%s", json_string_value(nm));
         r->outputs[i].binary = bd && json_is_true(bd);
         r->n_outputs = (int)i + 1;
@@ -385,6 +391,13 @@ int acm_oip_output_binary(const acm_oip_request *r, const char *name) {
     return 0;
 }
 
+int acm_oip_output_requested(const acm_oip_request *r, const char *name) {
+    if (r->n_outputs == 0) return 1;
+    for (int i = 0; i < r->n_outputs; i++)
+        if (strcmp(r->outputs[i].name, name) == 0) return 1;
+    return 0;
+}
+
 char *acm_oip_response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                        const float *logits, int B, int K, const char *const *labels) {
     size_t jl, total;
@@ -394,37 +407,46 @@ char *acm_oip_response(const char *model_name, const char *model_version, const 
 char *acm_oip_response_bin(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                            const float *logits, int B, int K, const char *const *labels, int bin_logits, int bin_label,
                            size_t *json_len, size_t *total) {
+    if (!logits) bin_logits = 0;
+    if (!labels) bin_label = 0;
     const size_t n_logits = (size_t)B * (size_t)K * 4;
     size_t n_label = 0;
-    for (int i = 0; i < B; i++) n_label += 4 + strlen(labels[i]);
-    json_t *lg_out = json_pack("{s:s, s:s, s:[i,i]}", "name", "logits", "datatype", "FP32", "shape", B, K);
-    json_t *lb_out = json_pack("{s:s, s:s, s:[i]}", "name", "label", "datatype", "BYTES", "shape", B);
-    if (bin_logits) {
-        json_object_set_new(lg_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_logits));
-    } else {
-        json_t *lg = json_array();
-        int ok = lg != NULL;
-        for (int i = 0; ok && i < B * K; i++) ok = json_array_append_new(lg, json_real(logits[i])) == 0;
-        if (!ok) { /* json_real refuses NaN and Inf: fail, never a "data" shorter than its shape */
-            json_decref(lg), json_decref(lg_out), json_decref(lb_out), json_decref(parameters);
-            return NULL;
+    for (int i = 0; labels && i < B; i++) n_label += 4 + strlen(labels[i]);
+    json_t *outs = json_array();
+    if (logits) {
+        json_t *lg_out = json_pack("{s:s, s:s, s:[i,i]}", "name", "logits", "datatype", "FP32", "shape", B, K);
+        if (bin_logits) {
+            json_object_set_new(lg_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_logits));
+        } else {
+            json_t *lg = json_array();
+            int ok = lg != NULL;
+            for (int i = 0; ok && i < B * K; i++) ok = json_array_append_new(lg, json_real(logits[i])) == 0;
+            if (!ok) { /* json_real refuses NaN and Inf: fail, never a "data" shorter than its shape */
+                json_decref(lg), json_decref(lg_out), json_decref(outs), json_decref(parameters);
+                return NULL;
+            }
+            json_object_set_new(lg_out, "data", lg);
         }
-        json_object_set_new(lg_out, "data", lg);
+        json_array_append_new(outs, lg_out);
     }
-    if (bin_label) {
-        json_object_set_new(lb_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_label));
-    } else {
-        json_t *lb = json_array();
-        int ok = lb != NULL;
-        for (int i = 0; ok && i < B; i++) ok = json_array_append_new(lb, json_string(labels[i])) == 0;
-        if (!ok) {
-            json_decref(lb), json_decref(lg_out), json_decref(lb_out), json_decref(parameters);
-            return NULL;
+    if (labels) {
+        json_t *lb_out = json_pack("{s:s, s:s, s:[i]}", "name", "label", "datatype", "BYTES", "shape", B);
+        if (bin_label) {
+            json_object_set_new(lb_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_label));
+        } else {
+            json_t *lb = json_array();
+            int ok = lb != NULL;
+            for (int i = 0; ok && i < B; i++) ok = json_array_append_new(lb, json_string(labels[i])) == 0;
+            if (!ok) {
+                json_decref(lb), json_decref(lb_out), json_decref(outs), json_decref(parameters);
+                return NULL;
+            }
+            json_object_set_new(lb_out, "data", lb);
         }
-        json_object_set_new(lb_out, "data", lb);
+        json_array_append_new(outs, lb_out);
     }
-    json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:[o, o]}", "model_name", model_name, "model_version", model_version,
-                             "id", id, "parameters", parameters ? parameters : json_object(), "outputs", lg_out, lb_out);
+    json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o}", "model_name", model_name, "model_version", model_version,
+                             "id", id, "parameters", parameters ? parameters : json_object(), "outputs", outs);
     if (!root) return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(root);

@@ -19,8 +19,9 @@
  *                                                   range; FP32 values finite as float (NaN and Infinity are not
  *                                                   JSON: the parse error then names the input whose data holds
  *                                                   them). BYTES inputs are refused.
- *    "outputs": [{"name": "logits", "parameters": {"binary_data": true}}]}   optional; every output is returned
- *                                                   whatever this says, it only asks for binary data
+ *    "outputs": [{"name": "logits", "parameters": {"binary_data": true}}]}   optional: the outputs returned (each
+ *                                                   named once; absent or empty: every output), and which of them
+ *                                                   as binary data
  * Any other field is ignored.
  *
  * Binary tensor extension (KServe/Triton "binary_data"): the body is a JSON header of Inference-Header-Content-Length
@@ -34,7 +35,8 @@
  *
  * Response: {"model_name", "model_version", "id", "parameters": {...}, "outputs": [
  *              {"name": "logits", "datatype": "FP32", "shape": [B, K], "data": [...]},
- *              {"name": "label", "datatype": "BYTES", "shape": [B], "data": ["...", ...]}]}
+ *              {"name": "label", "datatype": "BYTES", "shape": [B], "data": ["...", ...]}]}   in this order, each
+ *              when requested
  * Error body (every 4xx/5xx of the server): {"error": "message"}.
  */
 #ifndef ACM_PROTO_OIP_H
@@ -128,6 +130,8 @@ int acm_oip_parse_request(acm_oip_request *r, const char *buf, size_t len, const
 /* The same with the binary extension: buf[0..json_len) is the JSON header, buf[json_len..len) the binary section. */
 int acm_oip_parse_request_bin(acm_oip_request *r, const char *buf, size_t len, size_t json_len,
                               const acm_oip_limits *lim, char *err, size_t errlen);
+/* 1 if output `name` is to be returned: "outputs" names it, or is absent or empty (every output). */
+int acm_oip_output_requested(const acm_oip_request *r, const char *name);
 /* 1 if the request asked for output `name` as binary data (per output, or binary_data_output). */
 int acm_oip_output_binary(const acm_oip_request *r, const char *name);
 /* Element size in bytes of a datatype in the binary section (0 for BYTES). */
@@ -137,8 +141,9 @@ void acm_oip_request_free(acm_oip_request *r);
 const acm_oip_tensor *acm_oip_find_input(const acm_oip_request *r, const char *name);
 
 /* Builds the response; takes ownership of `parameters` (may be NULL). logits [B, K], finite (JSON has no NaN or Inf:
- * a non-finite logit makes the call fail rather than drop the value); labels [B]; every string valid UTF-8. Returns
- * a malloc'd NUL-terminated string, or NULL when out of memory or on a value JSON cannot carry. */
+ * a non-finite logit makes the call fail rather than drop the value); labels [B], every string valid UTF-8; either
+ * NULL leaves that output out (it was not requested). Returns a malloc'd NUL-terminated string, or NULL when out of
+ * memory or on a value JSON cannot carry. */
 char *acm_oip_response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                        const float *logits, int B, int K, const char *const *labels);
 /* The same with the binary extension: bin_logits / bin_label put that output into the binary section. Returns a

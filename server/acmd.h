@@ -115,7 +115,8 @@ long acmd_config_max_per_ip(const acmd_config *c);
     X(HEALTH_READY, "GET", "/v2/health/ready",                                                                        \
       "200 `{\"ready\":true}` once every model is loaded and warmed up; 503 `{\"ready\":false}` before and while "  \
       "draining.")                                                                                                    \
-    X(SERVER_META, "GET", "/v2", "OIP server metadata: `name`, `version`, `extensions`.")                            \
+    X(SERVER_META, "GET", "/v2", "OIP server metadata: `name`, `version`, `extensions` (also `/v2/`, the OpenAPI "     \
+      "file's spelling).")                                                                                            \
     X(MODEL_META, "GET", "/v2/models/{m}[/versions/{v}]",                                                            \
       "OIP model metadata: `name`, `versions`, `platform`, `inputs`, `outputs`, plus `model_version`, `labels`, "    \
       "`beta_min`, `cap_order` (the order `cap` hands out learners in: `gain` or `level`, DESIGN.md §4), "           \
@@ -123,8 +124,8 @@ long acmd_config_max_per_ip(const acmd_config *c);
     X(MODEL_READY, "GET", "/v2/models/{m}[/versions/{v}]/ready", "200 `{\"ready\":true}` or 503.")                   \
     X(INFER, "POST", "/v2/models/{m}[/versions/{v}]/infer",                                                          \
       "OIP inference, JSON tensors (nested or flat): `image` UINT8 `[B,H,W,C]` or `pixel_values` FP32 `[B,C,S,S]`. " \
-      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys. The binary "    \
-      "tensor extension is accepted (below).")                                                                        \
+      "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`, those the request's `outputs` names (each once; none " \
+      "named: both); `parameters` carry the /classify keys. The binary tensor extension is accepted (below).")     \
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
       "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
@@ -289,6 +290,7 @@ typedef struct acmd_req {
     int has_deadline;    /* the request set a deadline */
     int64_t items_est;   /* items, for the cost model (OIP: the peeked batch dimension) */
     double predicted_ms; /* predicted finish from arrival, decided at dispatch; < 0 before */
+    int out_logits, out_label; /* OIP outputs returned: those the request names (worker) */
     int bin_logits, bin_label; /* OIP binary outputs (worker) */
     /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample; b_secs the engine calls'
      * time only, as the warm-up prior measures it: decoding and response bodies vary with the input, not with what the
@@ -323,6 +325,7 @@ typedef struct acmd_req {
     uint64_t probe_until;  /* queued, half-closed: held until then while a probe looks for a reset (0: not probed) */
     int started;  /* the request line and headers have been acted on (routing, admission) */
     int bodiless; /* no Content-Length above 0 and no Transfer-Encoding: acted on in the second call */
+    int body_done; /* the handler's last call came: the body (if any) has been read to its end */
     size_t bytes_in, bytes_out;
 } acmd_req;
 

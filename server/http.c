@@ -1,13 +1,16 @@
 /*
- * http.c — the MHD access handler: routing, header checks before the body (413, 415, 503; budget, deadline and
- * priority headers and Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the
- * OIP parameter peek, queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the
- * model stats route, responses with the
- * headers of docs/DESIGN.md §6, and the completion callback (access log, HTTP metrics, freeing the request).
+ * http.c — the MHD access handler: message framing and Host (duplicate Content-Length, Transfer-Encoding -> 400/501),
+ * routing, header checks before the body (413, 415, 503; budget, deadline and priority headers and
+ * Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the OIP parameter peek,
+ * queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the model stats route,
+ * responses with the headers of docs/DESIGN.md §6, the completion callback (access log, HTTP metrics, freeing the
+ * request) and the lingering close of a connection answered before its body was read.
  * Everything here runs on the I/O thread.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
@@ -15,7 +18,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -411,6 +416,98 @@ static void http__request_id(acmd_req *r) {
     snprintf(r->id, sizeof r->id, "%016" PRIx64 "%08" PRIx64, x, counter);
 }
 
+/* ---- framing and Host (RFC 9112 §3.2, §6.1, §6.3) ------------------------------------------------------------------
+ * libmicrohttpd 0.9.75 frames a body by the first Content-Length and ignores the others, reads a body of a
+ * Transfer-Encoding other than chunked until the connection closes, and lets an HTTP/1.1 request without Host through
+ * (unless MHD_OPTION_STRICT_FOR_CLIENT, whose answer is an HTML page). Behind a proxy that frames by another
+ * Content-Length than ours, the rest of a body becomes a smuggled request. So every field line is looked at here, in the
+ * handler's first call, before any body byte is read:
+ *   - Content-Length: each must be 1*DIGIT; several must all be the same number (RFC 9110 §8.6 lets a recipient take
+ *     identical duplicates as one); different values -> 400.
+ *   - Transfer-Encoding: only "chunked", alone, is implemented; anything else -> 501 (RFC 9112 §6.1). With a
+ *     Content-Length too -> 400 (RFC 9112 §6.1: "ought to be handled as an error"), and in an HTTP/1.0 request -> 400
+ *     (faulty framing, §6.1).
+ *   - Host: an HTTP/1.1 request without one, or with more than one -> 400 (RFC 9112 §3.2).
+ * Such an answer is queued in the first call, so libmicrohttpd closes the connection after it: no next request is read
+ * from bytes whose framing is in doubt. A first Content-Length that is not a number is libmicrohttpd's own (HTML) 400 or
+ * 413, already queued when the handler is first called. */
+typedef struct {
+    int n_cl, cl_bad, cl_first_bad, cl_conflict, n_te, n_host;
+    const char *cl, *cl_other, *te;
+} http__frame;
+
+static int http__digits(const char *v) {
+    if (!*v) return 0;
+    for (; *v; v++)
+        if (*v < '0' || *v > '9') return 0;
+    return 1;
+}
+
+/* Two decimal strings name the same number (leading zeros aside). */
+static int http__same_number(const char *a, const char *b) {
+    while (*a == '0' && a[1]) a++;
+    while (*b == '0' && b[1]) b++;
+    return strcmp(a, b) == 0;
+}
+
+static enum MHD_Result http__frame_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    http__frame *f = cls;
+    (void)kind;
+    if (!value) value = "";
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (!http__digits(value)) {
+            if (!f->n_cl) f->cl_first_bad = 1;
+            if (!f->cl_bad) f->cl_other = value;
+            f->cl_bad = 1;
+        } else if (f->cl && !f->cl_bad && !f->cl_conflict && !http__same_number(f->cl, value)) {
+            f->cl_conflict = 1, f->cl_other = value;
+        }
+        if (!f->n_cl++) f->cl = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (!f->n_te++) f->te = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        f->n_host++;
+    }
+    return MHD_YES;
+}
+
+/* A field value for a message: printable ASCII only (others as '?'), at most n - 1 bytes. */
+static const char *http__printable(char *dst, size_t n, const char *v) {
+    size_t i = 0;
+    for (; v && v[i] && i + 1 < n; i++) dst[i] = v[i] >= 0x20 && v[i] < 0x7f ? v[i] : '?';
+    dst[i] = 0;
+    return dst;
+}
+
+/* Returns 0 when the framing and Host are sound; else the status (400, 501) with the message in e, or -1 when
+ * libmicrohttpd has answered already (a first Content-Length that is not a number). */
+static int http__check_framing(struct MHD_Connection *conn, const char *version, char *e, size_t n) {
+    http__frame f = {0};
+    char v1[48], v2[48];
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, http__frame_field, &f);
+    if (f.cl_first_bad) return -1;
+    if (f.cl_bad)
+        return snprintf(e, n, "Content-Length \"%s\" is not a decimal number", http__printable(v1, 40, f.cl_other)), 400;
+    if (f.cl_conflict)
+        return snprintf(e, n, "conflicting Content-Length values %s and %s", http__printable(v1, 40, f.cl),
+                        http__printable(v2, 40, f.cl_other)), 400;
+    if (f.n_te && f.n_cl) return snprintf(e, n, "a request may not have both Content-Length and Transfer-Encoding"), 400;
+    if (f.n_te && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        return snprintf(e, n, "Transfer-Encoding in an HTTP/1.0 request"), 400;
+    if (f.n_te) {
+        const char *t = f.te;
+        while (*t == ' ' || *t == '\t') t++;
+        size_t k = strlen(t);
+        while (k && (t[k - 1] == ' ' || t[k - 1] == '\t')) k--;
+        if (f.n_te > 1 || k != 7 || strncasecmp(t, "chunked", 7) != 0)
+            return snprintf(e, n, "Transfer-Encoding \"%s\" is not implemented (only chunked)",
+                            http__printable(v1, 40, f.te)), 501;
+    }
+    if (strcmp(version, MHD_HTTP_VERSION_1_0) != 0 && f.n_host != 1) /* HTTP/1.1 and later 1.x (MHD: 505 else) */
+        return snprintf(e, n, f.n_host ? "more than one Host header" : "an HTTP/1.1 request needs a Host header"), 400;
+    return 0;
+}
+
 /* Whether the request announces a body: a Content-Length above 0, or any Transfer-Encoding (chunked). */
 static int http__has_body(struct MHD_Connection *conn) {
     const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -445,6 +542,15 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
             char ip[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
             snprintf(r->peer, sizeof r->peer, "%s:%u", ip, ntohs(in->sin_port));
+        }
+        char e[160];
+        const int bad = http__check_framing(conn, version, e, sizeof e);
+        if (bad) {
+            r->started = 1, r->route = ACMD_ROUTE_NONE;
+            if (bad > 0) return http__error(s, r, bad, "%s", e);
+            r->responded = 1, r->status = 400; /* libmicrohttpd's own answer (400, or 413 past 2^64) */
+            snprintf(r->err, sizeof r->err, "malformed Content-Length (answered by libmicrohttpd)");
+            return MHD_YES;
         }
         /* libmicrohttpd (0.9.75) closes the connection when a response is queued in the first call, before it
          * knows the request has no body. A request without a body is therefore answered in the second call (which
@@ -508,6 +614,7 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    r->body_done = 1;
     if (r->responded) return MHD_YES;
     if (r->state == ACMD_REQ_RECEIVING) return http__admit_body(s, r);
     if (r->state == ACMD_REQ_DONE || r->state == ACMD_REQ_CANCELLED) return http__respond(s, r);
@@ -535,6 +642,83 @@ static void http__text_field(char *dst, size_t n, const char *s) {
         }
     }
     dst[o] = 0;
+}
+
+/* ---- lingering close ------------------------------------------------------------------------------------------------
+ * An answer queued before the body was read (413, 415, 503 and the 4xx/501 of the headers) makes libmicrohttpd close
+ * the connection while the client may still be sending. Closing a socket with unread bytes makes the kernel send a
+ * reset, and so does every segment that arrives after the close: the client's send fails, and a client that reads the
+ * answer only after sending its body (most do) reports "connection reset" instead of the status. So such a socket
+ * outlives libmicrohttpd's close (Apache's and nginx's "lingering close"): a duplicate of its descriptor is shut for
+ * writing (the FIN follows the answer), then read and thrown away until the client's FIN, HTTP__LINGER_S or the
+ * server's stop, and closed. At most --max-connections sockets linger at once (past that, closed at once). */
+#define HTTP__LINGER_S 5.0
+#define HTTP__LINGER_TICK_MS 100 /* how often a lingering socket looks at its deadline and at the server's stop */
+
+typedef struct {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    acmd_server *s;
+    int fd, handles; /* handles still open: the socket is closed when both are */
+    uint64_t t_end;
+} http__linger;
+
+static int http__lingering; /* sockets lingering now (I/O thread) */
+
+static void http__linger_closed(uv_handle_t *h) {
+    http__linger *l = h->data;
+    if (--l->handles) return;
+    close(l->fd);
+    free(l);
+    http__lingering--;
+}
+
+static void http__linger_end(http__linger *l) {
+    if (uv_is_closing((uv_handle_t *)&l->poll)) return;
+    uv_close((uv_handle_t *)&l->poll, http__linger_closed);
+    uv_close((uv_handle_t *)&l->timer, http__linger_closed);
+}
+
+/* Reads at most HTTP__LINGER_READS x 64 KiB a call (the poll is level-triggered: the rest comes on the next turn of
+ * the loop), so that a client sending as fast as it is read cannot hold the I/O thread. */
+#define HTTP__LINGER_READS 16
+static void http__linger_read(uv_poll_t *p, int status, int events) {
+    static char sink[65536]; /* I/O thread only */
+    http__linger *l = p->data;
+    (void)events;
+    ssize_t k = 1;
+    for (int i = 0; status == 0 && i < HTTP__LINGER_READS; i++) {
+        k = recv(l->fd, sink, sizeof sink, 0);
+        if (k <= 0 && !(k < 0 && errno == EINTR)) break;
+    }
+    if (status < 0 || k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) http__linger_end(l); /* FIN, error */
+}
+
+static void http__linger_tick(uv_timer_t *t) {
+    http__linger *l = t->data;
+    if (l->s->stopping || acmd_now_ns() >= l->t_end) http__linger_end(l);
+}
+
+static void http__linger_start(acmd_server *s, struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || s->stopping || http__lingering >= s->cfg.max_connections) return;
+    http__linger *l = calloc(1, sizeof *l);
+    if (!l) return;
+    l->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+    if (l->fd < 0 || fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK) < 0 ||
+        uv_poll_init(s->loop, &l->poll, l->fd)) {
+        if (l->fd >= 0) close(l->fd);
+        free(l);
+        return;
+    }
+    shutdown(l->fd, SHUT_WR); /* the answer is in the socket's send queue: the FIN goes after it */
+    l->s = s, l->handles = 2;
+    l->t_end = acmd_now_ns() + (uint64_t)(HTTP__LINGER_S * 1e9);
+    l->poll.data = l->timer.data = l;
+    uv_timer_init(s->loop, &l->timer);
+    uv_poll_start(&l->poll, UV_READABLE | UV_DISCONNECT, http__linger_read);
+    uv_timer_start(&l->timer, http__linger_tick, HTTP__LINGER_TICK_MS, HTTP__LINGER_TICK_MS);
+    http__lingering++;
 }
 
 /* The access log is written per request on the I/O thread, so it goes through the flat writer (jsonw.h), not a
@@ -645,6 +829,9 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (r->status == 200) acmd_metric_observe(s->metrics, ACMD_M_REQ_DURATION, l, (double)(acmd_now_ns() - r->t_arrive) * 1e-9);
     }
     http__access_log(s, r, route);
+    /* answered before its body was read: the client may still be sending */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->responded && !r->bodiless && !r->body_done)
+        http__linger_start(s, conn);
     if (r->state == ACMD_REQ_RUNNING) { /* a worker still holds it: freed when its batch comes back */
         r->orphan = 1;
         return;

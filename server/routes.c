@@ -1,7 +1,9 @@
 /*
  * routes.c — the router and docs/API.md, both from the ACMD_ROUTES table (acmd.h).
  * A pattern is a path whose segments are literals, {m} (a model name) or {v} (a version); one bracketed part
- * "[/versions/{v}]" may be present or absent. GET routes also answer HEAD.
+ * "[/versions/{v}]" may be present or absent. GET routes also answer HEAD. A path may end in one slash more than its
+ * pattern: the OIP's OpenAPI file names the server metadata route "/v2/" while its text says "v2", and clients that
+ * join a base URL and a path often leave one; "/v2/" is "/v2", "/v2/models/a/" is "/v2/models/a". Two slashes are not.
  */
 #include <ctype.h>
 #include <string.h>
@@ -30,7 +32,8 @@ const char *acmd_route_name(acmd_route r) {
 const char *acmd_route_method(acmd_route r) { return r < ACMD_ROUTE_COUNT ? route__tab[r].method : "?"; }
 const char *acmd_route_pattern(acmd_route r) { return r < ACMD_ROUTE_COUNT ? route__tab[r].pattern : "?"; }
 
-/* Matches path against pattern p (no brackets) capturing {m} and {v}. */
+/* Matches path against pattern p (no brackets) capturing {m} and {v}; one trailing slash after the whole pattern is
+ * ignored. */
 static int route__match1(const char *p, const char *path, acmd_route_args *a) {
     while (*p) {
         if (*p == '{') {
@@ -49,7 +52,7 @@ static int route__match1(const char *p, const char *path, acmd_route_args *a) {
         if (*p != *path) return 0;
         p++, path++;
     }
-    return *path == 0;
+    return *path == 0 || (path[0] == '/' && path[1] == 0);
 }
 
 static int route__match(const char *pattern, const char *path, acmd_route_args *a) {
@@ -87,7 +90,8 @@ acmd_route acmd_route_match(const char *method, const char *path, acmd_route_arg
 void acmd_api_markdown(FILE *f) {
     fprintf(f, "# acmd HTTP API\n\n"
                "Generated from the route table in `server/acmd.h` by `acmd --print-api`; do not edit by hand.\n"
-               "`{m}` is a served model name, `{v}` its version (the first 12 hex digits of the file's SHA-256).\n\n"
+               "`{m}` is a served model name, `{v}` its version (the first 12 hex digits of the file's SHA-256). "
+               "One trailing slash is ignored on every path (`/v2/` is `/v2`); two are not.\n\n"
                "| verb | path | answer |\n|---|---|---|\n");
     for (int r = 0; r < ACMD_ROUTE_COUNT; r++)
         fprintf(f, "| %s | `%s` | %s |\n", route__tab[r].method, route__tab[r].pattern, route__tab[r].doc);
@@ -191,4 +195,35 @@ void acmd_api_markdown(FILE *f) {
                "`cancelled`), its request never run.\n"
                "- A request whose headers and body take longer than `--request-timeout` in all is closed and logged "
                "408 (MHD's own timeout, per idle gap, also logs 408).\n");
+    fprintf(f, "\n## HTTP/1.1 framing\n\n"
+               "Checked before any byte of a body is read (RFC 9112); each of these is answered at once and the "
+               "connection closed after the answer, since the end of the request cannot be trusted:\n\n"
+               "- Several `Content-Length` fields with different values, or one that is not a decimal number: 400. "
+               "Identical duplicates are taken as one (RFC 9110 §8.6 allows either).\n"
+               "- `Transfer-Encoding` other than a single `chunked`: 501. With a `Content-Length` too, or in an "
+               "HTTP/1.0 request: 400.\n"
+               "- An HTTP/1.1 request without `Host`, or with more than one: 400 (HTTP/1.0 may omit it).\n\n"
+               "An answer sent before the body was read (413, 415, 503 and the above) is followed by a lingering "
+               "close: the server shuts its side, then reads and discards what the client still sends, up to 5 s, "
+               "so that a client that sends its whole body before reading gets the status rather than a connection "
+               "reset.\n"
+               "\n## Errors libmicrohttpd writes itself\n\n"
+               "libmicrohttpd (0.9.75, Debian 12) answers these itself, mostly before acmd sees the request, with "
+               "its own HTML body (no `Content-Type`) and `Connection: close`; it has no option to choose the "
+               "body. They reach the access log and the metrics only when acmd had seen the request's headers "
+               "already (the `Content-Length` and chunked cases):\n\n"
+               "- 400: a malformed request line, a header line without a colon, malformed chunked encoding, a first "
+               "`Content-Length` that is not a decimal number (0.9.75 writes that answer's status line and headers "
+               "twice);\n"
+               "- 413: a `Content-Length` or chunk size past 2^64 - 1;\n"
+               "- 414 / 431: a request line, or request line and headers, beyond the connection's memory "
+               "(libmicrohttpd's default, 32 KiB);\n"
+               "- 505: an HTTP version other than 1.x.\n"
+               "\n## Open Inference Protocol conformance\n\n"
+               "`tests/server/test_oip_spec.c` checks every route of the protocol's OpenAPI file (a copy in "
+               "`tests/server/oip/`, version 2.0) against its schemas. Where acmd departs from the protocol's text "
+               "(`inference_rest.md`): `/v2/health/ready` answers `{\"ready\": bool}` (the text's object reads "
+               "`live`, a copy of the live object); the response `parameters` hold an object (`timing`) and nulls "
+               "where the text allows strings, numbers and booleans; binary outputs carry `binary_data_size` instead "
+               "of `data` (the binary tensor extension); model metadata has more keys than the protocol's.\n");
 }

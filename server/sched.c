@@ -686,8 +686,9 @@ static void sched__decode_infer(acmd_worker *w, acmd_req *r) {
     }
     snprintf(r->resp_id, sizeof r->resp_id, "%s", o.id[0] ? o.id : r->id);
     r->explain |= o.par.explain;
-    r->bin_logits = acm_oip_output_binary(&o, "logits");
-    r->bin_label = acm_oip_output_binary(&o, "label");
+    r->out_logits = acm_oip_output_requested(&o, "logits"), r->out_label = acm_oip_output_requested(&o, "label");
+    r->bin_logits = r->out_logits && acm_oip_output_binary(&o, "logits");
+    r->bin_label = r->out_label && acm_oip_output_binary(&o, "label");
     for (int i = 0; i < o.n_outputs; i++)
         if (strcmp(o.outputs[i].name, "logits") && strcmp(o.outputs[i].name, "label")) {
             acmd_req_error(r, 400, "outputs[%d]: unknown output \"%.64s\" (logits, label)", i, o.outputs[i].name);
@@ -876,8 +877,9 @@ static void sched__body_infer(acmd_req *r, uint64_t now) {
         labels[b] = m->cfg->labels[best];
     }
     size_t jl, total;
-    r->resp_body = acm_oip_response_bin(m->name, m->version, r->resp_id, par, r->logits, r->n_items, m->K, labels,
-                                        r->bin_logits, r->bin_label, &jl, &total);
+    r->resp_body = acm_oip_response_bin(m->name, m->version, r->resp_id, par, r->out_logits ? r->logits : NULL,
+                                        r->n_items, m->K, r->out_label ? labels : NULL, r->bin_logits, r->bin_label, &jl,
+                                        &total);
     free(labels);
     if (r->resp_body) r->resp_len = total, r->json_len = jl;
 }

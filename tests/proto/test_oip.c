@@ -431,3 +431,47 @@ Test(oip, json_escape_keeps_utf8_and_replaces_invalid_bytes) {
     acm_error_body(small, sizeof small, "\xe6\x97\xa5\xe6\x9c\xac\xe6\x97\xa5");
     cr_expect_str_eq(small, "{\"error\":\"\xe6\x97\xa5\xe6\x9c\xac\"}");
 }
+
+/* The outputs a request names are the outputs returned: a helper says which, the writer leaves out the others (a NULL
+ * logits or labels), and a name given twice is refused. */
+Test(oip, requested_outputs_only) {
+    acm_oip_request r;
+    char err[256];
+    const char *in = "\"inputs\":[{\"name\":\"a\",\"datatype\":\"UINT8\",\"shape\":[1],\"data\":[1]}]";
+    char s[512];
+    snprintf(s, sizeof s, "{%s}", in);
+    cr_assert_eq(parse(&r, s, err, sizeof err), 0, "%s", err);
+    cr_expect(acm_oip_output_requested(&r, "logits") && acm_oip_output_requested(&r, "label"), "none named: all");
+    acm_oip_request_free(&r);
+    snprintf(s, sizeof s, "{%s,\"outputs\":[{\"name\":\"label\"}]}", in);
+    cr_assert_eq(parse(&r, s, err, sizeof err), 0, "%s", err);
+    cr_expect(!acm_oip_output_requested(&r, "logits") && acm_oip_output_requested(&r, "label"));
+    acm_oip_request_free(&r);
+    snprintf(s, sizeof s, "{%s,\"outputs\":[{\"name\":\"label\"},{\"name\":\"label\"}]}", in);
+    cr_expect_eq(parse(&r, s, err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "outputs[1]") && strstr(err, "named twice"), "%s", err);
+
+    float logits[4] = {0.5f, -1, 2, 0.25f};
+    const char *labels[2] = {"cat", "dog"};
+    size_t jl, total;
+    char *out = acm_oip_response_bin("m", "v", "i", NULL, NULL, 2, 2, labels, 1, 1, &jl, &total);
+    cr_assert(out);
+    json_t *j = json_loadb(out, jl, 0, NULL);
+    cr_assert(j, "%.*s", (int)jl, out);
+    json_t *outs = json_object_get(j, "outputs");
+    cr_expect_eq(json_array_size(outs), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(outs, 0), "name")), "label");
+    cr_expect_eq(total, jl + 14, "the binary section holds the labels alone");
+    json_decref(j);
+    free(out);
+    out = acm_oip_response_bin("m", "v", "i", NULL, logits, 2, 2, NULL, 0, 0, &jl, &total);
+    cr_assert(out);
+    j = json_loads(out, 0, NULL);
+    cr_assert(j, "%s", out);
+    outs = json_object_get(j, "outputs");
+    cr_expect_eq(json_array_size(outs), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(outs, 0), "name")), "logits");
+    cr_expect_eq(json_array_size(json_object_get(json_array_get(outs, 0), "data")), 4);
+    json_decref(j);
+    free(out);
+}
