@@ -281,12 +281,20 @@ static sched__peer sched__peer_state(acmd_server *s, acmd_req *r, uint64_t now) 
 }
 
 static void sched__batch_timer(uv_timer_t *t) {
+    acmd_server *s = t->data;
+    /* a request still held by its probe (the timer may fire a little early) gets its wake-up again: dispatch passes
+     * over it, and nothing else would look at it */
+    const uint64_t now = acmd_now_ns();
+    for (int i = 0; i < s->n_models; i++)
+        for (const acmd_req *q = s->models[i].q_head; q; q = q->next)
+            if (q->probe_until > now) sched__wake(s, q->probe_until);
     acmd_sched_dispatch(t->data);
     acmd_http_kick(t->data); /* send what dispatch answered at once (a cancellation, a 504) */
 }
 
 /* Runs dispatch again at `at` (ns, CLOCK_MONOTONIC) at the latest: the batch timer, kept at the earliest wake-up. */
 static void sched__wake(acmd_server *s, uint64_t at) {
+    uv_update_time(s->loop); /* timers count from the loop's cached time: refresh it, or the timer fires early */
     const uint64_t now = acmd_now_ns(), ms = at > now ? (at - now + 999999) / 1000000 : 0;
     if (uv_is_active((uv_handle_t *)&s->batch_timer) && uv_timer_get_due_in(&s->batch_timer) <= ms) return;
     uv_timer_start(&s->batch_timer, sched__batch_timer, ms, 0);
