@@ -429,10 +429,9 @@ static int img__png_decode(img__rs *rs, const uint8_t *buf, size_t len, char *er
 
 /* ---- JPEG -------------------------------------------------------------------------------------------------------- */
 
-static int img__jpeg_header(tjhandle tj, const uint8_t *buf, size_t len, int *w, int *h, int *cs, char *err,
-                            size_t errlen) {
-    int sub;
-    if (tjDecompressHeader3(tj, buf, (unsigned long)len, w, h, &sub, cs) != 0)
+static int img__jpeg_header(tjhandle tj, const uint8_t *buf, size_t len, int *w, int *h, int *cs, int *sub,
+                            char *err, size_t errlen) {
+    if (tjDecompressHeader3(tj, buf, (unsigned long)len, w, h, sub, cs) != 0)
         return img__fail(err, errlen, ACM_IMAGE_EDECODE, "JPEG header: %s", tjGetErrorStr2(tj));
     if (*w < 1 || *h < 1 || *w > IMG__MAX_DIM || *h > IMG__MAX_DIM)
         return img__fail(err, errlen, ACM_IMAGE_EDECODE, "JPEG size %dx%d is out of range", *w, *h);
@@ -475,8 +474,8 @@ static int img__jpeg_decode(const uint8_t *buf, size_t len, const acm_image_para
                             size_t errlen) {
     tjhandle tj = tjInitDecompress();
     if (!tj) return img__fail(err, errlen, ACM_IMAGE_ENOMEM, "out of memory (JPEG decoder)");
-    int w, h, cs, sw, sh, r;
-    if ((r = img__jpeg_header(tj, buf, len, &w, &h, &cs, err, errlen))) {
+    int w, h, cs, sub, sw, sh, r;
+    if ((r = img__jpeg_header(tj, buf, len, &w, &h, &cs, &sub, err, errlen))) {
         tjDestroy(tj);
         return r;
     }
@@ -517,10 +516,16 @@ int acm_image_probe(acm_image_info *info, const uint8_t *buf, size_t len, char *
     case ACM_IMAGE_JPEG: {
         tjhandle tj = tjInitDecompress();
         if (!tj) return img__fail(err, errlen, ACM_IMAGE_ENOMEM, "out of memory (JPEG decoder)");
-        int cs, r = img__jpeg_header(tj, buf, len, &info->width, &info->height, &cs, err, errlen);
+        int cs, sub, r = img__jpeg_header(tj, buf, len, &info->width, &info->height, &cs, &sub, err, errlen);
         tjDestroy(tj);
-        info->channels = cs == TJCS_GRAY ? 1 : 3;
+        const int four = cs == TJCS_CMYK || cs == TJCS_YCCK;
+        info->channels = cs == TJCS_GRAY ? 1 : four ? 4 : 3;
         info->progressive = img__jpeg_progressive(buf, len);
+        info->coded_samples = cs == TJCS_GRAY ? 1.0f
+                              : four          ? 4.0f
+                              : sub == TJSAMP_420 || sub == TJSAMP_411 ? 1.5f
+                              : sub == TJSAMP_422 || sub == TJSAMP_440 ? 2.0f
+                                                                       : 3.0f; /* 4:4:4, or unknown: the most */
         return r;
     }
     case ACM_IMAGE_PNM: {
@@ -547,10 +552,11 @@ static size_t img__decode_bytes(const acm_image_info *info, const acm_image_para
         int sw, sh;
         img__jpeg_scaled(info->width, info->height, p->size, &sw, &sh);
         const size_t nc = p->channels == 1 ? 1 : 3, comps = info->channels == 1 ? 1 : 4;
-        /* libjpeg: its objects and per-component rows of up to 4 sampled blocks at full width (MCU rows, upsampling)
-         * ... and, progressive, 128 bytes of coefficients per 8x8 block per component, padded to whole MCUs */
-        size_t lib = ((size_t)256 << 10) + comps * 4 * 8 * (w + 32) * 2;
-        if (info->progressive) lib += comps * 128 * ((w + 31) / 8) * ((h + 31) / 8);
+        /* libjpeg: its objects, and per component rows of up to 4 blocks of 8 at full width, 2 bytes a sample
+         * (MCU rows, upsampling); progressive, 2 bytes of DCT coefficient per coded sample of the whole image,
+         * padded to whole MCUs (at most 32 pixels a side) */
+        size_t lib = ((size_t)512 << 10) + comps * 4 * 8 * (w + 32) * 2;
+        if (info->progressive) lib += (size_t)(2 * info->coded_samples * (double)(w + 32) * (double)(h + 32));
         img__rs_plan(&rs, sw, sh, (int)nc, p);
         return rs.bytes + (size_t)sw * sh * nc + lib;
     }

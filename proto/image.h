@@ -57,8 +57,10 @@ typedef enum { ACM_IMAGE_FIT_STRETCH = 0, ACM_IMAGE_FIT_LETTERBOX } acm_image_fi
 typedef struct {
     acm_image_format format;
     int width, height;
-    int channels;    /* in the file: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (palette PNGs report 3 or 4) */
+    int channels;    /* in the file: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (palette PNGs report 3 or 4; CMYK JPEGs 4) */
     int progressive; /* JPEG: progressive (its decoder holds every DCT coefficient of the image); 0 otherwise */
+    float coded_samples; /* JPEG: samples coded per pixel after chroma subsampling: 1 grey, 1.5 (4:2:0, 4:1:1),
+                          * 2 (4:2:2, 4:4:0), 3 (4:4:4), 4 (CMYK); 0 otherwise */
 } acm_image_info;
 
 typedef struct {

@@ -44,6 +44,8 @@
     X(INT, max_queue, "256", "queued items per model before 429 + Retry-After")                                      \
     X(INT, max_body_bytes, "8388608", "largest request body (413 from Content-Length, before reading)")             \
     X(INT, max_image_pixels, "16777216", "largest image, width x height from its header (400 before decoding)")     \
+    X(INT, max_decode_bytes, "67108864",                                                                             \
+      "memory one image decode may take, its bound computed from the header (400 before decoding)")                  \
     X(INT, max_connections, "1024", "simultaneous connections")                                                       \
     X(INT, max_per_ip, "0", "simultaneous connections per client address (0: no limit)")                             \
     X(DBL, request_timeout, "30", "seconds a request may take to send its headers and body")                         \

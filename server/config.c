@@ -224,6 +224,8 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (c->max_queue < 1) return cfg__fail(err, errlen, "--max-queue must be >= 1");
     if (c->max_body_bytes < 1024) return cfg__fail(err, errlen, "--max-body-bytes must be >= 1024");
     if (c->max_image_pixels < 1) return cfg__fail(err, errlen, "--max-image-pixels must be >= 1");
+    if (c->max_decode_bytes < (8L << 20)) /* a PNG decode alone may keep 4 MiB of ancillary chunks */
+        return cfg__fail(err, errlen, "--max-decode-bytes must be >= 8388608");
     if (c->max_connections < 1) return cfg__fail(err, errlen, "--max-connections must be >= 1");
     if (c->max_per_ip < 0) return cfg__fail(err, errlen, "--max-per-ip must be >= 0");
     if (!(c->request_timeout > 0)) return cfg__fail(err, errlen, "--request-timeout must be > 0");

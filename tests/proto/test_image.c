@@ -598,6 +598,7 @@ Test(image, decode_memory_is_bounded_from_the_header, .timeout = 120) {
             snprintf(what, sizeof what, "%dx%d JPEG, progressive %d, subsampling %d", W, H, prog, samp[s]);
             cr_assert_eq(acm_image_probe(&info, jpg, jn, err, sizeof err), 0, "%s", err);
             cr_expect_eq(info.progressive, prog, "%s", what);
+            cr_expect_eq(info.coded_samples, s == 0 ? 3.0f : s == 1 ? 1.5f : 1.0f, "%s", what);
             decode_within_bound(jpg, jn, &rgb, what);
             decode_within_bound(jpg, jn, &grey28, what);
             tjFree(jpg);
