@@ -80,7 +80,9 @@ int main(int argc, char **argv) {
                                   "widened 56x40", "original 28x28"};
     printf("%s, %lld test images, policy argmax\n| case | stretch | letterbox |\n|---|---|---|\n", model,
            (long long)test.n);
-    for (int k = 5; k >= 0; k = k == 5 ? 0 : k == 4 ? -1 : k + 1) { /* the original first */
+    static const int order[6] = {5, 0, 1, 2, 3, 4}; /* the original first */
+    for (int o = 0; o < 6; o++) {
+        const int k = order[o];
         long correct[2] = {0, 0};
         for (int f = 0; f < 2; f++) {
             acm_image_params p = {.size = S, .channels = 1, .mean = {c->mean[0]}, .std = {c->std[0]},

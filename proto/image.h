@@ -9,7 +9,8 @@
  *         Adam7 interlacing). Every chunk's CRC (ancillary chunks too) and the zlib stream's Adler-32 are checked
  *         and the file is read on to its IEND chunk: a corrupted PNG, or one cut anywhere before IEND, is refused
  *         (ACM_IMAGE_EDECODE), never half-read.
- *   JPEG  via libturbojpeg: baseline and progressive, grey or YCbCr. When the model's input is smaller than the image
+ *   JPEG  via libturbojpeg: baseline and progressive, grey or YCbCr; a file cut before its end marker is refused
+ *         (libjpeg's other warnings are not: the image is whole). When the model's input is smaller than the image
  *         the decoder's DCT scaling (1/8 .. 1) picks the smallest scaled size that is still >= the target in both
  *         dimensions, so a large photo costs a fraction of a full decode.
  *   PNM   P1/P4 (PBM, bitmap: 1 is black), P2/P5 (PGM, grey) and P3/P6 (PPM, RGB), ASCII or binary, any maxval
@@ -29,9 +30,9 @@
  *      v = a v + (1 - a) background with a = alpha / max; an opaque pixel keeps its value exactly.
  *   3. size: ACM_IMAGE_FIT_STRETCH resamples the image to S x S whatever its aspect ratio; ACM_IMAGE_FIT_LETTERBOX
  *      resamples it to fit inside S x S with its aspect ratio kept (the longer side becomes S, rounded), centred, the
- *      margins filled with `background`. Resampling is separable with a triangle filter whose support widens with the
- *      reduction factor (antialiased bilinear, as Pillow's Image.resize(BILINEAR)); an axis already of the target
- *      length is copied unchanged.
+ *      margins filled with `background`. Resampling is separable: area averaging where an axis is reduced (each
+ *      output pixel the mean of the input area it covers), bilinear where it is enlarged, and an axis already of the
+ *      target length is copied unchanged.
  *   4. normalisation: x = (v / 255 - mean[c]) / std[c], in float, the same expression as acm-train eval, so a PNG of
  *      a Fashion-MNIST image gives bit-identical input.
  */

@@ -142,8 +142,19 @@ Test(image, jpeg_scaled_decoding) {
     acm_image_info info;
     cr_assert_eq(acm_image_probe(&info, jpg, n, err, sizeof err), 0);
     cr_expect(info.format == ACM_IMAGE_JPEG && info.width == W && info.height == H);
-    /* truncated: refused, not crashed */
+    /* truncated: refused, not crashed, nor half-read (libjpeg would fill the rest with grey and warn) */
     cr_expect_lt(acm_image_to_tensor(x, jpg, 100, &p, err, sizeof err), 0);
+    const unsigned long cuts[] = {n / 2, n - 1};
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(acm_image_to_tensor(x, jpg, cuts[i], &p, err, sizeof err), ACM_IMAGE_EDECODE, "cut %lu of %lu", cuts[i], n);
+        cr_expect(strstr(err, "truncated"), "%s", err);
+    }
+    /* stray bytes before the end marker: a warning, the image is whole */
+    unsigned char *stray = malloc(n + 2);
+    memcpy(stray, jpg, n - 2);
+    stray[n - 2] = 0x55, stray[n - 1] = 0x55, stray[n] = 0xff, stray[n + 1] = 0xd9;
+    cr_expect_eq(acm_image_to_tensor(x, stray, n + 2, &p, err, sizeof err), 0, "%s", err);
+    free(stray);
     tjFree(jpg);
     tjDestroy(tj);
     free(rgb);
