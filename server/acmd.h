@@ -112,7 +112,8 @@ void acmd_config_help(FILE *f);
       "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`; `parameters` carry the /classify keys. The binary "    \
       "tensor extension is accepted (below).")                                                                        \
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
-      "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
+      "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap` or -bitmap, -graymap, -pixmap), made " \
+      "the model's input as *Images* below says. `?explain=1` adds `compute_map`.")                                  \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
