@@ -52,16 +52,6 @@ const char *acm_image_format_name(acm_image_format f) {
     }
 }
 
-const char *acm_image_fit_name(acm_image_fit f) { return f == ACM_IMAGE_FIT_LETTERBOX ? "letterbox" : "stretch"; }
-
-int acm_image_fit_parse(const char *s, acm_image_fit *f) {
-    if (!s) return -1;
-    if (strcmp(s, "stretch") == 0) *f = ACM_IMAGE_FIT_STRETCH;
-    else if (strcmp(s, "letterbox") == 0) *f = ACM_IMAGE_FIT_LETTERBOX;
-    else return -1;
-    return 0;
-}
-
 acm_image_format acm_image_sniff(const uint8_t *buf, size_t len) {
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len >= 8 && memcmp(buf, png_magic, 8) == 0) return ACM_IMAGE_PNG;
@@ -112,8 +102,8 @@ typedef struct {
 
 /* Resampling weights, separable, one axis at a time:
  *   reducing (n_in > n_out): area averaging. Output i covers the input interval [i s, (i + 1) s), s = n_in / n_out,
- *     and is the mean of the input pixels over it, each weighted by the length it overlaps. Every input pixel counts
- *     exactly once in all, nothing is skipped or blurred beyond the output pixel's own footprint.
+ *     and is the mean of the input pixels over it, each weighted by the length it overlaps: no input pixel is
+ *     skipped, none reaches beyond the output pixels it overlaps (no blur past the footprint).
  *   enlarging or keeping (n_in <= n_out): the triangle (bilinear) filter between the two nearest input pixels;
  *     an axis kept at its length is copied exactly (weights 1 and 0).
  * Area averaging measured better than the antialiased bilinear filter used before on every case of

@@ -69,15 +69,12 @@ typedef struct {
     int channels;        /* C: 1 or 3 */
     float mean[3], std[3];
     int64_t max_pixels;  /* width x height limit; <= 0: no limit */
-    acm_image_fit fit;   /* default (0): stretch */
+    acm_image_fit fit;   /* default (0): stretch; the server always stretches (docs/API.md, "Images", says why) */
     float background[3]; /* [0, 255] per output channel: under transparent pixels and in letterbox margins */
     size_t max_decode_bytes; /* acm_image_decode_bytes() limit, checked before decoding; 0: no limit */
 } acm_image_params;
 
 const char *acm_image_format_name(acm_image_format f);
-const char *acm_image_fit_name(acm_image_fit f);
-/* "stretch" or "letterbox" -> 0 and *f; -1 otherwise. */
-int acm_image_fit_parse(const char *s, acm_image_fit *f);
 
 /* Format from the magic bytes; ACM_IMAGE_UNKNOWN if none matches. */
 acm_image_format acm_image_sniff(const uint8_t *buf, size_t len);
