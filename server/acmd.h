@@ -51,6 +51,8 @@
       "the body is read when Content-Length says so (0: no limit; else >= --max-body-bytes)")                         \
     X(INT, max_image_pixels, "PIXELS", "16777216",                                                                    \
       "largest image, width x height from its header (400 before decoding)")                                          \
+    X(INT, max_decode_bytes, "BYTES", "67108864",                                                                     \
+      "memory one image decode may take, its bound computed from the header (400 before decoding)")                   \
     X(INT, max_connections, "N", "1024", "simultaneous connections")                                                  \
     X(INT, max_per_ip, "N", "-1",                                                                                     \
       "simultaneous connections per client address (0: no limit; -1: none on a loopback --listen, whose clients are " \
@@ -127,7 +129,8 @@ long acmd_config_max_per_ip(const acmd_config *c);
       "Outputs `logits` FP32 `[B,K]` and `label` BYTES `[B]`, those the request's `outputs` names (each once; none " \
       "named: both); `parameters` carry the /classify keys. The binary tensor extension is accepted (below).")     \
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
-      "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap`). `?explain=1` adds `compute_map`.")   \
+      "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap` or -bitmap, -graymap, -pixmap), made " \
+      "the model's input as *Images* below says. `?explain=1` adds `compute_map`.")                                  \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \

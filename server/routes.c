@@ -87,6 +87,61 @@ acmd_route acmd_route_match(const char *method, const char *path, acmd_route_arg
     return ACMD_ROUTE_NONE;
 }
 
+/* The "Images" section: how a picture becomes the model's input (proto/image.h has the details). */
+static void route__api_images(FILE *f) {
+    fprintf(f,
+            "\n## Images\n\n"
+            "How a `/classify` body (and, from step 2 on, an OIP `image` UINT8 `[B,H,W,C]` tensor) becomes the "
+            "model's input `[C, S, S]`, S being the model's `image_size` (28 and grey for the shipped Fashion-MNIST "
+            "models):\n\n"
+            "1. **Decoding.** The format is read from the bytes (`Content-Type` must still name an image type, else "
+            "415): PNG of every colour type and bit depth (grey, grey + alpha, RGB, RGBA, palette, tRNS, 16-bit, "
+            "interlaced), JPEG (baseline or progressive; grey or YCbCr, not CMYK), PNM (PBM P1/P4, PGM P2/P5, PPM "
+            "P3/P6, ASCII or binary, maxval up to 65535). A damaged file is refused (400), never half-read: a PNG "
+            "whose chunk CRC or zlib checksum fails or that ends before its IEND chunk, a JPEG that ends before its "
+            "end marker, a PNM shorter than its header says.\n"
+            "2. **Colour.** To grey by ITU-R BT.601 luma, 0.299 R + 0.587 G + 0.114 B (a grey pixel keeps its value "
+            "exactly); grey to RGB by copying.\n"
+            "3. **Transparency** (grey + alpha, RGBA, tRNS; an OIP image with C = 2 or 4, the last channel alpha): "
+            "composited over black, v a + 0 (1 - a). Black because it is the background the models learnt: "
+            "Fashion-MNIST shows each garment light on black (its product photos were negated), so the transparent "
+            "part of a cut-out is \"no garment\", which to the model is black. The model expects that polarity "
+            "throughout: a photo of a dark garment on a white ground is for the client to invert; the server does "
+            "not guess.\n"
+            "4. **Size.** Stretched to S x S whatever its aspect ratio: area averaging along an axis that shrinks "
+            "(each output pixel is the mean of the input area it covers), bilinear along one that grows; an image "
+            "already S x S passes unchanged. A JPEG is first decoded at the smallest DCT scale (1/8 to 1) still at "
+            "least S on both sides.\n"
+            "5. **Normalisation.** x = (v / 255 - mean) / std with the model's `preprocess` values, the expression "
+            "training used: a 28 x 28 grey PNG of a test image gives exactly the tensor `acm-train eval` classifies.\n"
+            "\n"
+            "Why stretch, with no letterbox option: `bench/image_fit.c` (`make bench-build && build/bench/image_fit "
+            "models/fmnist-vit-acm.safetensors /usr/share/datasets/fashion-mnist 2000`) turned 2,000 Fashion-MNIST test images into the non-square pictures below (each "
+            "enlarged 2x with bilinear interpolation) and classified them with `fmnist-vit-acm` at full compute, "
+            "through this preprocessing, stretched or letterboxed (aspect ratio kept, black margins):\n\n"
+            "| picture | stretch | letterbox |\n|---|---|---|\n"
+            "| the 28 x 28 image itself | 87.65%% | 87.65%% |\n"
+            "| enlarged to 56 x 56 | 86.30%% | 86.30%% |\n"
+            "| black margins left and right (a wider frame), 80 x 56 | 69.70%% | 60.25%% |\n"
+            "| black margins above and below (a taller frame), 56 x 80 | 59.55%% | 60.55%% |\n"
+            "| resized to 40 x 56 (the garment distorted) | 85.55%% | 71.00%% |\n"
+            "| resized to 56 x 40 | 86.15%% | 63.40%% |\n\n"
+            "Letterboxing loses 14 to 23 points on a distorted garment and 9 on a wider frame, and gains 1 only on a "
+            "taller frame: it is no better choice, so it is not offered. Neither fit recovers a loosely framed photo "
+            "(cropping to the garment would: Fashion-MNIST's own images are cropped to the product, then centred). "
+            "Area averaging measured better than the antialiased bilinear filter it replaced on every picture above "
+            "(+0.7 to +2.1 points).\n\n"
+            "**Limits**, from the header, before any pixel is decoded (400 past them): `--max-image-pixels` on "
+            "width x height, which bounds the decode's time (the worst case, an all-zero 16-bit RGBA PNG, takes "
+            "about 0.3 s at 4096 x 4096 on one core: `build/bench/image_decode`); `--max-decode-bytes` on its memory. "
+            "PNG and PNM are decoded a row at a time straight into the resampler, so their memory grows with the "
+            "width only (that 4096 x 4096 PNG of 130 KB: a bound of 4.3 MiB, 2.2 MiB of resident memory, 330 MB "
+            "before); a baseline JPEG holds its DCT-scaled image; a "
+            "progressive JPEG's decoder keeps 2 bytes per coded sample of the whole image (about 3 bytes a pixel at "
+            "4:2:0, 6 at 4:4:4), so the default 64 MiB admits progressive photos up to about 21 MP at 4:2:0, 11 MP "
+            "at 4:4:4.\n");
+}
+
 void acmd_api_markdown(FILE *f) {
     fprintf(f, "# acmd HTTP API\n\n"
                "Generated from the route table in `server/acmd.h` by `acmd --print-api`; do not edit by hand.\n"
@@ -226,4 +281,5 @@ void acmd_api_markdown(FILE *f) {
                "`live`, a copy of the live object); the response `parameters` hold an object (`timing`) and nulls "
                "where the text allows strings, numbers and booleans; binary outputs carry `binary_data_size` instead "
                "of `data` (the binary tensor extension); model metadata has more keys than the protocol's.\n");
+    route__api_images(f);
 }

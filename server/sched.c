@@ -652,7 +652,8 @@ void acmd_workers_free(acmd_server *s) {
 /* ---- stage 1: decode ---------------------------------------------------------------------------------------------- */
 
 static acm_image_params sched__img_params(const acmd_server *s, const acmd_model *m) {
-    acm_image_params p = {.size = m->S, .channels = m->C, .max_pixels = s->cfg.max_image_pixels};
+    acm_image_params p = {.size = m->S, .channels = m->C, .max_pixels = s->cfg.max_image_pixels,
+                          .max_decode_bytes = (size_t)s->cfg.max_decode_bytes}; /* background: black (image.h) */
     for (int c = 0; c < m->C && c < 3; c++) p.mean[c] = m->cfg->mean[c], p.std[c] = m->cfg->std[c];
     return p;
 }

@@ -67,6 +67,26 @@ put("image", "pnm_p5", b"\x00" + b"P5\n# c\n3 2\n255\n" + bytes(range(0, 240, 40
 put("image", "pnm_p6", b"\x01" + b"P6 2 1 255 " + bytes([255, 0, 0, 0, 255, 0]))
 put("image", "pnm_p2", b"\x00" + b"P2\n2 2\n15\n0 5\n10 15\n")
 put("image", "pnm_p3_16", b"\x01" + b"P3\n1 1\n65535\n65535 0 32768\n")
+# grey + alpha 8 and 16 bit, composited over the background (first byte bit 2: white, bit 1: letterbox)
+put("image", "png_ga8", b"\x06" + png(3, 2, 4, [bytes([0, 255, 128, 0, 255, 128]), bytes([9, 9, 99, 99, 200, 0])]))
+put("image", "png_ga16", b"\x05" + png(2, 3, 4, [bytes(range(8 * y, 8 * y + 8)) for y in range(3)], bitdepth=16))
+# Adam7: every pass, each row a filter byte 0 and its pixels (grey 8-bit, 9x9)
+def adam7_rows(w, h, f):
+    out = b""
+    for x0, dx, y0, dy in [(0, 8, 0, 8), (4, 8, 0, 8), (0, 4, 4, 8), (2, 4, 0, 4), (0, 2, 2, 4), (1, 2, 0, 2), (0, 1, 1, 2)]:
+        if x0 < w and y0 < h:
+            out += b"".join(b"\x00" + bytes(f(x, y) for x in range(x0, w, dx)) for y in range(y0, h, dy))
+    return out
+def png_raw(w, h, colour, raw, bitdepth=8, interlace=0):
+    def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bitdepth, colour, 0, 0, interlace)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+put("image", "png_adam7", b"\x02" + png_raw(9, 9, 0, adam7_rows(9, 9, lambda x, y: (x * 29 + y * 7) % 256), interlace=1))
+bad_crc = bytearray(png(4, 3, 0, [bytes((x * 60 + y) % 256 for x in range(4)) for y in range(3)]))
+bad_crc[-13] ^= 1  # the IDAT's CRC (the 12 bytes after it are IEND)
+put("image", "png_bad_crc", b"\x00" + bytes(bad_crc))
+put("image", "pbm_p1", b"\x00" + b"P1\n# bitmap\n5 2\n1 0 1 0 1\n01010\n")
+put("image", "pbm_p4", b"\x01" + b"P4 10 2\n" + bytes([0xaa, 0xbf, 0xff, 0x80]))
 
 # ---- SLA: budget, floor, deadline, priority, one per line ----
 for i, s in enumerate(["0.5\n0.2\n30\nu=1, i", "1\n\n12.5\nu=7", "0.1\n0.9\n-1\nu=9", ".25\n5e-1\n3600000\ni=?0, u=0;a=1",

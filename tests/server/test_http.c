@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spng.h>
 #include <turbojpeg.h>
 
 #include "acm.h"
@@ -259,6 +260,91 @@ Test(http, classify_jpeg_pnm_and_colour) {
     cr_expect_eq(r.status, 200, "%s", r.body);
     th_resp_free(&r);
     free(png);
+}
+
+/* Images people have: grey + alpha PNG (8 and 16 bit), PBM; a PNG with a bad CRC is refused, not answered. */
+Test(http, classify_grey_alpha_png_pbm_and_a_corrupted_png) {
+    char err[256];
+    uint8_t ga8[28 * 28 * 2]; /* grey, alpha, grey, alpha, ... */
+    uint16_t ga16[28 * 28 * 2];
+    for (int i = 0; i < 28 * 28 * 2; i++) ga8[i] = (uint8_t)(i % 2 ? i * 7 : i * 13), ga16[i] = (uint16_t)(ga8[i] * 257);
+    for (int depth = 8; depth <= 16; depth += 8) {
+        const void *ga = depth == 8 ? (const void *)ga8 : (const void *)ga16;
+        spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
+        spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
+        struct spng_ihdr ih = {.width = 28, .height = 28, .bit_depth = (uint8_t)depth, .color_type = SPNG_COLOR_TYPE_GRAYSCALE_ALPHA};
+        spng_set_ihdr(ctx, &ih);
+        int e = spng_encode_image(ctx, ga, (size_t)28 * 28 * 2 * depth / 8, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+        size_t n = 0;
+        uint8_t *png = e ? NULL : spng_get_png_buffer(ctx, &n, &e);
+        spng_ctx_free(ctx);
+        cr_assert(png, "%s", spng_strerror(e));
+        /* the server's answer is the engine's on the composited input */
+        acm_image_params ip = {.size = 28, .channels = 1, .mean = {0.286f}, .std = {0.353f}};
+        float x[28 * 28];
+        cr_assert_eq(acm_image_to_tensor(x, png, n, &ip, err, sizeof err), 0, "%s", err);
+        const int want = engine_label("tests/golden/vit_a.safetensors", x, (acm_policy){.kind = ACM_POLICY_ARGMAX}, NULL);
+        th_resp r;
+        cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+        cr_expect_eq(r.status, 200, "grey + alpha %d-bit: %s", depth, r.body);
+        if (r.status == 200) {
+            json_t *j = body_json(&r);
+            cr_expect_eq(json_integer_value(json_object_get(j, "index")), want);
+            json_decref(j);
+        }
+        th_resp_free(&r);
+        if (depth == 8) { /* the last IDAT's CRC broken: 400 naming it */
+            png[n - 13] ^= 1;
+            cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
+            expect_error(&r, 400, "CRC");
+            th_resp_free(&r);
+        }
+        free(png);
+    }
+    /* a binary PBM under its own media type */
+    uint8_t pbm[64 + 4 * 28];
+    size_t n = (size_t)sprintf((char *)pbm, "P4\n28 28\n");
+    for (int i = 0; i < 4 * 28; i++) pbm[n++] = (uint8_t)(i * 37);
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/x-portable-bitmap\r\n", pbm, n, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+}
+
+/* --max-decode-bytes: an image whose decode would need more memory (bounded from its header) gets 400 before any
+ * pixel is decoded; a value too small for any PNG is refused at start. */
+Test(config, max_decode_bytes_refuses_before_decoding, .timeout = 60) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--max-decode-bytes", "8388608", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    /* progressive 4:4:4, 2000 x 1500: libjpeg keeps 6 bytes a pixel of coefficients, 18 MB */
+    const int W = 2000, H = 1500;
+    uint8_t *rgb = calloc((size_t)W * H, 3);
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long jn = 0;
+    cr_assert_eq(tjCompress2(tj, rgb, W, 0, H, TJPF_RGB, &jpg, &jn, TJSAMP_444, 90, TJFLAG_PROGRESSIVE), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/a/classify", "Content-Type: image/jpeg\r\n", jpg, jn, &r), 0);
+    expect_error(&r, 400, "memory");
+    th_resp_free(&r);
+    tjFree(jpg);
+    /* the same picture baseline: a DCT-scaled decode, well inside the limit */
+    jpg = NULL;
+    cr_assert_eq(tjCompress2(tj, rgb, W, 0, H, TJPF_RGB, &jpg, &jn, TJSAMP_444, 90, 0), 0);
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/a/classify", "Content-Type: image/jpeg\r\n", jpg, jn, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    tjFree(jpg);
+    tjDestroy(tj);
+    free(rgb);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    char cmd[512];
+    const char *b = getenv("ACM_BUILD");
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --max-decode-bytes 1000000 2>/dev/null",
+             b && *b ? b : "build");
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2, "--max-decode-bytes below 8 MiB is refused");
 }
 
 Test(http, budget_headers) {
