@@ -30,7 +30,9 @@
  *       bad_4xx        every bad request got a 4xx (the expected code is in the table; another 4xx passes)
  *       good_200       every good request got 200 (429 passes: overload protection, reported; the slow clients
  *                      that finish and the mid-compute ones answered before our close count here too)
- *       request_timeout  no slow client closed before --request-timeout; every one past it closed or got 408
+ *       request_timeout  no slow client closed before --request-timeout; every one past it closed or got 408 (a
+ *                      slow_complete client whose own drip ran past the timeout, on a machine too loaded to keep its
+ *                      timers, counts as a slow_timeout one: reported as drip_late)
  *       rss_flat       the server's RSS after warm-up grows by less than --rss-limit (default 2%): the least-squares
  *                      line through the samples at t >= F·S (F = --warmup-frac, default 1/6: the last 5/6 of the
  *                      run, 50 of 60 minutes) rises, from the first such sample to the last, by less than the limit
@@ -171,21 +173,26 @@ typedef struct {
     long status[SOAK_MAX_STATUS];
     long verdict[SV_COUNT];
     double close_min_s, close_max_s; /* slow_timeout: when the server ended it */
+    long drip_late;                  /* slow_complete: ended by the timeout because this client's drip ran late */
 } soak_tally;
 
-static soak_verdict soak__verdict(soak_kind k, soak_outcome o, int status, double t_s, double timeout_s) {
+/* drip_late: a slow client whose last byte left at or after the timeout (less the slack), or never: this client ran
+ * late (a loaded machine delays its timers), and the server was right to end it. */
+static soak_verdict soak__verdict(soak_kind k, soak_outcome o, int status, double t_s, double timeout_s, int drip_late) {
     if (o == SO_STATUS && status >= 500) return SV_E5XX;
     const int is4xx = o == SO_STATUS && status >= 400 && status < 500;
+    const int timed_out = o == SO_CLOSED || o == SO_RESET || (o == SO_STATUS && status == 408);
     switch (soak_kinds[k].cls) {
     case SC_BAD: return is4xx ? SV_OK : o == SO_STATUS ? SV_WRONG : SV_LOST;
     case SC_BAD_OR_CLOSE: return is4xx || o == SO_CLOSED ? SV_OK : o == SO_STATUS ? SV_WRONG : SV_LOST;
     case SC_MID_BODY: return o == SO_DISCONNECT ? SV_OK : o == SO_STATUS ? SV_WRONG : SV_LOST;
     case SC_MID_COMPUTE:
         return o == SO_DISCONNECT || (o == SO_STATUS && status == 200) ? SV_OK : o == SO_STATUS ? SV_WRONG : SV_LOST;
-    case SC_SLOW_OK: return o == SO_STATUS ? (status == 200 ? SV_OK : SV_WRONG) : SV_LOST;
+    case SC_SLOW_OK:
+        if (timed_out && drip_late) return t_s >= timeout_s - SOAK_SLOW_SLACK_S ? SV_OK : SV_EARLY;
+        return o == SO_STATUS ? (status == 200 ? SV_OK : SV_WRONG) : SV_LOST;
     case SC_SLOW_TIMEOUT:
-        if (o == SO_CLOSED || o == SO_RESET || (o == SO_STATUS && status == 408))
-            return t_s >= timeout_s - SOAK_SLOW_SLACK_S ? SV_OK : SV_EARLY;
+        if (timed_out) return t_s >= timeout_s - SOAK_SLOW_SLACK_S ? SV_OK : SV_EARLY;
         return o == SO_NO_ANSWER || (o == SO_STATUS && status == 200) ? SV_NOT_TIMED_OUT : o == SO_STATUS ? SV_WRONG : SV_LOST;
     }
     return SV_LOST;
@@ -242,7 +249,7 @@ typedef struct soak_conn {
     soak_kind kind;
     char *req; /* the bytes to send */
     size_t req_len, send_len, dripped;
-    double drip_ms, t0;
+    double drip_ms, drip_s, t0, t_drip, t_last_byte; /* drip_s: the drip's length; t_drip: its start */
     char resp[4096];
     size_t resp_len, resp_total, head_len, body_len; /* head_len 0: headers not complete yet */
     int status, reset_close, done, handles;
@@ -340,6 +347,7 @@ static void soak__build(soak_load *L, soak_conn *c) {
     if (c->kind == SK_SLOW_OK || c->kind == SK_SLOW_TIMEOUT) {
         const double total_s = c->kind == SK_SLOW_OK ? 0.5 * L->p.timeout_s : 2 * L->p.timeout_s;
         c->drip_ms = fmax(1, floor(total_s * 1e3 / (double)n));
+        c->drip_s = total_s;
     }
     if (c->kind == SK_MID_COMPUTE) c->reset_close = L->mid_compute_n++ & 1;
 }
@@ -374,8 +382,10 @@ static void soak__finish(soak_conn *c, soak_outcome o) {
     soak_tally *y = &L->tally[c->kind];
     y->outcome[o]++;
     if (o == SO_STATUS) y->status[c->status > 0 && c->status < SOAK_MAX_STATUS ? c->status : 0]++;
-    const soak_verdict v = soak__verdict(c->kind, o, c->status, t, L->p.timeout_s);
+    const int drip_late = c->drip_s > 0 && (c->dripped < c->send_len || c->t_last_byte - c->t0 >= L->p.timeout_s - SOAK_SLOW_SLACK_S);
+    const soak_verdict v = soak__verdict(c->kind, o, c->status, t, L->p.timeout_s, drip_late);
     y->verdict[v]++;
+    if (c->kind == SK_SLOW_OK && o != SO_STATUS && drip_late) y->drip_late++;
     if (v != SV_OK) soak__example(L, c, o, v, t);
     if (c->kind == SK_SLOW_TIMEOUT && o != SO_NO_ANSWER) {
         if (y->close_min_s == 0 || t < y->close_min_s) y->close_min_s = t;
@@ -431,14 +441,23 @@ static void soak__read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     }
 }
 
+/* A byte per tick; a tick that comes late (a loaded machine) sends every byte due by then, so that the drip keeps to
+ * its schedule of send_len bytes over drip_s seconds as far as this process gets the CPU. */
 static void soak__drip(uv_timer_t *t) {
     soak_conn *c = t->data;
     if (c->done) return;
-    uv_buf_t b = uv_buf_init(c->req + c->dripped, 1);
+    const double now = bu_now_s();
+    if (!c->t_drip) c->t_drip = now;
+    size_t due = (size_t)ceil((now - c->t_drip) / c->drip_s * (double)c->send_len);
+    due = due < c->dripped + 1 ? c->dripped + 1 : due > c->send_len ? c->send_len : due;
+    uv_buf_t b = uv_buf_init(c->req + c->dripped, (unsigned)(due - c->dripped));
     int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (r == 1) c->dripped++;
+    if (r > 0) c->dripped += (size_t)r;
     else if (r != UV_EAGAIN) uv_timer_stop(t); /* the server closed: the read side says how */
-    if (c->dripped == c->send_len) uv_timer_stop(t);
+    if (c->dripped == c->send_len) {
+        c->t_last_byte = now;
+        uv_timer_stop(t);
+    }
 }
 
 static void soak__planned_close(uv_timer_t *t) { soak__finish(t->data, SO_DISCONNECT); }
@@ -626,6 +645,7 @@ static json_t *soak__load_report(const soak_load *L, double elapsed) {
         }
         json_object_set_new(ko, "outcomes", oc);
         json_object_set_new(ko, "verdicts", vc);
+        if (k == SK_SLOW_OK) json_object_set_new(ko, "drip_late", json_integer(y->drip_late));
         if (k == SK_SLOW_TIMEOUT && y->close_max_s > 0) {
             json_object_set_new(ko, "closed_after_s_min", json_real(y->close_min_s));
             json_object_set_new(ko, "closed_after_s_max", json_real(y->close_max_s));
@@ -1001,6 +1021,10 @@ static int soak_report_main(int argc, char **argv) {
     if (!isnan(lo))
         printf("\nslow clients past the %.1f s request timeout were ended %.2f-%.2f s after they connected\n",
                soak__jnum(adv, "request_timeout_s"), lo, hi);
+    const double late = soak__jnum(kinds, "slow_complete/drip_late");
+    if (late > 0)
+        printf("slow_complete clients ended by the timeout because their own drip ran past it (this client late on a "
+               "loaded machine; the server right): %.0f\n", late);
     codes[0] = 0, o = 0;
     json_object_foreach(srv_codes, key, val)
         o += (size_t)snprintf(codes + o, sizeof codes - o, "%s%s: %.0f", o ? ", " : "", key, json_number_value(val));
