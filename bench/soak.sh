@@ -2,7 +2,11 @@
 # The soak (issue 16, section 8): acmd under a long steady load with bad clients mixed in, checked for lost requests,
 # server errors, memory growth, descriptor leaks and a clean exit.
 #  1. acmd serves the shipped ACM model (--log-level warn, --request-timeout SOAK_REQUEST_TIMEOUT, --max-per-ip 0:
-#     every client here is 127.0.0.1). Its open descriptors are counted once it is ready: the baseline.
+#     every client here is 127.0.0.1). Its open descriptors are counted once it is ready: the baseline. glibc's heap
+#     trimming is turned off for it (GLIBC_TUNABLES glibc.malloc.trim_threshold, unless SOAK_PIN_HEAP=0): RSS is then
+#     the high-water mark of the heap, which a leak raises, rather than a function of how many connections happen to
+#     be open when it is sampled (with trimming, 30 connections more or less move it by ~1 MiB, 4% of acmd's ~25 MiB,
+#     and back).
 #  2. Saturation S: `acm bench -c SOAK_SAT_CONNS -d SOAK_SAT_SECS` (closed loop), its 200s per second. No speed is
 #     assumed anywhere: every rate below is a fraction of S. Then a warm-up burst, 3 s closed loop at SOAK_WARM_CONNS
 #     connections: at least as many as the run can hold open (the good client's SOAK_MAX_INFLIGHT, soak_client's
@@ -32,7 +36,7 @@
 # and descriptors over time, with gnuplot).
 # Knobs: SOAK_SECS (3600; or the second argument), SOAK_LOAD (0.8), SOAK_ADVERSARIAL (0.1), SOAK_REQUEST_TIMEOUT (5),
 # SOAK_SAT_SECS (10), SOAK_SAT_CONNS (8), SOAK_MAX_INFLIGHT (64), SOAK_MAX_SLOW (32), SOAK_WARM_CONNS (128),
-# SOAK_SAMPLE_S (2), SOAK_MODEL (models/fmnist-vit-acm.safetensors),
+# SOAK_SAMPLE_S (2), SOAK_PIN_HEAP (1), SOAK_MODEL (models/fmnist-vit-acm.safetensors),
 # SOAK_OUT (build/soak).  Usage: bash bench/soak.sh [BUILD [SECONDS]]   (CI: bash bench/soak.sh build 60)
 set -eu
 B=${1:-build}
@@ -40,7 +44,7 @@ SECS=${2:-${SOAK_SECS:-3600}}
 LOAD=${SOAK_LOAD:-0.8}; ADV=${SOAK_ADVERSARIAL:-0.1}; RT=${SOAK_REQUEST_TIMEOUT:-5}
 SAT_SECS=${SOAK_SAT_SECS:-10}; SAT_CONNS=${SOAK_SAT_CONNS:-8}; SAMPLE=${SOAK_SAMPLE_S:-2}
 MAXIN=${SOAK_MAX_INFLIGHT:-64}; MAXSLOW=${SOAK_MAX_SLOW:-32}; WARM=${SOAK_WARM_CONNS:-128}
-MODEL=${SOAK_MODEL:-models/fmnist-vit-acm.safetensors}; OUT=${SOAK_OUT:-build/soak}
+MODEL=${SOAK_MODEL:-models/fmnist-vit-acm.safetensors}; OUT=${SOAK_OUT:-build/soak}; PIN=${SOAK_PIN_HEAP:-1}
 EXIT_TIMEOUT=10
 MAXIDLE=$(awk -v t="$RT" 'BEGIN { m = int(t / 2); print m < 1 ? 1 : m }')
 awk -v t="$RT" 'BEGIN { exit !(t >= 2) }' || { echo "soak: SOAK_REQUEST_TIMEOUT must be at least 2 (s)" >&2; exit 1; }
@@ -63,7 +67,8 @@ metrics() {
       sed '1,/^\r$/d' <&3 > "$1"; exec 3<&-; } || echo "soak: /metrics could not be read" >&2
 }
 
-"$B/acmd" --model "fmnist=$MODEL" --log-level warn --listen 127.0.0.1:0 --port-file "$tmp/port" \
+heap=(); [ "$PIN" = 1 ] && heap=(env "GLIBC_TUNABLES=glibc.malloc.trim_threshold=4294967296${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}")
+"${heap[@]}" "$B/acmd" --model "fmnist=$MODEL" --log-level warn --listen 127.0.0.1:0 --port-file "$tmp/port" \
     --request-timeout "$RT" --exit-timeout "$EXIT_TIMEOUT" --max-per-ip 0 2>"$OUT/acmd.log" & pid=$!
 for _ in $(seq 400); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 [ -s "$tmp/port" ] || { echo "soak: acmd did not start:"; cat "$OUT/acmd.log"; exit 1; }
