@@ -980,10 +980,10 @@ static int soak_report_main(int argc, char **argv) {
           m, t_warm, duration, 100 * growth, t_first, t_last, 100 * rss_limit, rss_first / 1024, rss_last / 1024,
           rss_min / 1024, rss_max / 1024);
     CHECK("fds_baseline", fd_end >= 0 && fd_end <= fd_base,
-          "open descriptors: %d before the load, %d at the end (clients gone); %d..%d during the run", fd_base, fd_end,
-          fd_min, fd_max);
-    CHECK("sigterm_exit_0", exit_code == 0, "exit status after SIGTERM: %d%s", exit_code,
-          exit_code == -1 ? " (did not exit in time: killed)" : exit_code > 128 ? " (killed by a signal)" : "");
+          "open descriptors: %d before the load, %d at the end (clients gone%s); %d..%d during the run", fd_base, fd_end,
+          fd_end < 0 ? ": the server was gone" : "", fd_min, fd_max);
+    CHECK("sigterm_exit_0", exit_code == 0, "%s: %d%s", fd_end < 0 ? "the server died before SIGTERM, exit status" : "exit status after SIGTERM",
+          exit_code, exit_code == -1 ? " (did not exit in time: killed)" : exit_code > 128 ? " (killed by a signal)" : "");
     CHECK("no_crash", isnan(gone) && exit_code <= 128 && exit_code != -1 && log_clean,
           "server %s during the run; %s", isnan(gone) ? "alive" : "GONE", log_clean ? "its log holds no sanitizer or crash report" : log_line);
 #undef CHECK
