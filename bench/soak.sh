@@ -109,15 +109,17 @@ else wait "$pid" || rc=$?; fi
 pid=
 
 if command -v gnuplot >/dev/null && [ "$(wc -l < "$OUT/samples.csv")" -gt 2 ]; then
+    w=$(awk -v s="$SECS" 'BEGIN { print s / 6 }')
     gnuplot <<EOF || echo "soak: gnuplot failed" >&2
 set terminal pngcairo size 1000,500 font ",10"
 set output "$OUT/soak.png"
 set datafile separator ","
-set title "acmd soak: ${SECS} s at ${LOAD} x saturation (S = $S ok/s), $(nproc) CPUs"
+set title "acmd soak: ${SECS} s at ${LOAD} x saturation (S = $(printf '%.1f' "$S") ok/s), $(nproc) CPUs, $(git log -1 --format=%h 2>/dev/null || echo '?')"
 set xlabel "time since the load started (s)"; set grid
 set ylabel "RSS (MiB)"; set y2label "open descriptors"; set ytics nomirror; set y2tics
 set yrange [0:*]; set y2range [0:*]; set key bottom right
-set arrow from $(awk -v s="$SECS" 'BEGIN { print s / 6 }'), graph 0 to $(awk -v s="$SECS" 'BEGIN { print s / 6 }'), graph 1 nohead dt 2
+set arrow from $w, graph 0 to $w, graph 1 nohead dt 2
+set label "end of warm-up" at $w, graph 0.95 offset 0.5,0
 plot "$OUT/samples.csv" every ::1 u 1:(\$2/1024) w l lw 2 t "RSS (MiB)", \
      "" every ::1 u 1:3 axes x1y2 w l t "open descriptors", "" every ::1 u 1:5 axes x1y2 w l dt 3 t "adversarial connections open"
 EOF
