@@ -633,7 +633,7 @@ static json_t *soak__load_report(const soak_load *L, double elapsed) {
         json_object_set_new(ko, "sends", json_string(soak_kinds[k].doc));
         for (int s = 0; s < SOAK_MAX_STATUS; s++)
             if (y->status[s]) {
-                char key[8];
+                char key[16];
                 snprintf(key, sizeof key, "%d", s);
                 json_object_set_new(oc, key, json_integer(y->status[s]));
             }
