@@ -50,7 +50,7 @@ typedef struct {
     char server[1024], model[128], get_path[512], policy[16], data_dir[1024];
     int concurrency, max_inflight, json, progress;
     double rate, duration_s, timeout_s;
-    long requests;
+    long requests, max_idle_s; /* max_idle_s 0: libcurl's default */
     uint64_t seed;
     acmc_dist budget, budget_min, deadline_ms, priority;
 } bench_params;
@@ -196,6 +196,7 @@ static bench_req *bench__slot(bench_run *b) {
     curl_easy_setopt(q->easy, CURLOPT_PROXY, ""); /* no proxy: also spares libcurl reading *_proxy per request */
     curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "acm-bench/" ACMC_VERSION);
     curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(b->p.timeout_s * 1000));
+    if (b->p.max_idle_s) curl_easy_setopt(q->easy, CURLOPT_MAXAGE_CONN, b->p.max_idle_s);
     if (b->sh->classify) curl_easy_setopt(q->easy, CURLOPT_POST, 1L);
     return q;
 }
@@ -877,6 +878,9 @@ static const char *const bench_help =
     "  --priority DIST       Priority: u=N per request, whole numbers 0..7 (default: none)\n"
     "  --policy P            X-Compute-Policy: cap, mean or argmax on every request (default: none, the server's)\n"
     "  --timeout S           seconds each request may take (default 30); a request over it is an error 'timeout'\n"
+    "  --max-idle S          a kept-alive connection idle for more than S seconds is closed, not reused; keep it under\n"
+    "                        the server's idle timeout (acmd: --request-timeout) so that no request races the server's\n"
+    "                        close of an idle connection (default: libcurl's, 118)\n"
     "  --data DIR            Fashion-MNIST directory with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz\n"
     "                        (default " ACMC_DEFAULT_DATA ")\n"
     "  --seed N              seed of the arrival and distribution draws (default 1)\n"
@@ -954,6 +958,8 @@ int acmc_cmd_bench(int argc, char **argv) {
             if ((bad = m < 0) == 0) snprintf(p.policy, sizeof p.policy, "%s", v);
         } else if ((m = acmc_opt(argc, argv, &i, "--timeout", &v, err, sizeof err)))
             bad = m < 0 || acmc_parse_double("--timeout", v, 0, 3600, 1, &p.timeout_s, err, sizeof err);
+        else if ((m = acmc_opt(argc, argv, &i, "--max-idle", &v, err, sizeof err)))
+            bad = m < 0 || acmc_parse_long("--max-idle", v, 1, 86400, &p.max_idle_s, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--data", &v, err, sizeof err))) {
             if (m > 0 && (!*v || strlen(v) >= sizeof p.data_dir)) snprintf(err, sizeof err, "--data: bad directory"), m = -1;
             if ((bad = m < 0) == 0) snprintf(p.data_dir, sizeof p.data_dir, "%s", v);

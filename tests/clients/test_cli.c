@@ -169,6 +169,7 @@ Test(cli, usage_errors_exit_2_naming_the_problem) {
         {{"bench", "--get", "v2/health", NULL}, "--get: 'v2/health' is not a path"},
         {{"bench", "-n", "0", NULL}, "--requests: 0 is outside"},
         {{"bench", "--threads", "100", NULL}, "--threads: 100 is outside [1, 64]"},
+        {{"bench", "--max-idle", "0", NULL}, "--max-idle: 0 is outside [1, 86400]"},
         {{"bench", "extra", NULL}, "unknown argument 'extra'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
