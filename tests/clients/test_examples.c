@@ -22,23 +22,8 @@ typedef struct {
     char file[64], label[64];
 } example;
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert(b);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static int examples(example *ex, int max) {
-    char *t = slurp(DIR_EX "README.md", NULL);
+    char *t = th_slurp(DIR_EX "README.md", NULL);
     cr_assert(t, DIR_EX "README.md is missing");
     int n = 0;
     for (const char *l = t; l && *l && n < max; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
@@ -70,7 +55,7 @@ Test(examples, docs_name_only_shipped_example_images) {
     const int n = examples(ex, 16);
     int checked = 0, in_readme = 0;
     for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
-        char *t = slurp(docs[d], NULL);
+        char *t = th_slurp(docs[d], NULL);
         if (!t) continue;
         for (char *p = strstr(t, ".png"); p; p = strstr(p + 4, ".png")) {
             char *s = p;
@@ -92,7 +77,7 @@ Test(examples, docs_name_only_shipped_example_images) {
 }
 
 static int readme_uses(const char *file) {
-    char *t = slurp("README.md", NULL);
+    char *t = th_slurp("README.md", NULL);
     char want[600];
     snprintf(want, sizeof want, DIR_EX "%.63s", file);
     int yes = t && strstr(t, want);
@@ -104,7 +89,7 @@ static char *classify(int port, const char *model, const char *file, const char 
     char path[600], url[600], h[600];
     snprintf(path, sizeof path, DIR_EX "%.63s", file);
     size_t n;
-    char *png = slurp(path, &n);
+    char *png = th_slurp(path, &n);
     cr_assert(png, "%s", path);
     snprintf(url, sizeof url, "/v1/models/%s/classify", model);
     snprintf(h, sizeof h, "Content-Type: image/png\r\n%s", hdr);

@@ -16,17 +16,9 @@
 
 #include "server/harness.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t k = fread(b, 1, (size_t)n, f);
-    b[k] = 0;
-    fclose(f);
-    return b;
+static char *slurp_or_empty(const char *path) {
+    char *b = th_slurp(path, NULL);
+    return b ? b : strdup("");
 }
 
 /* Runs `bash deploy/serve.sh dir args...` with stdout and stderr into out; returns the pid. */
@@ -74,19 +66,19 @@ Test(serve, logs_to_a_file_says_how_to_stop_and_stop_drains, .timeout = 180, .fi
     group = pid;
     int ready = 0;
     for (double t0 = th_now(); th_now() - t0 < 120 && !ready; usleep(50000)) {
-        char *t = slurp(term);
+        char *t = slurp_or_empty(term);
         ready = strstr(t, "serve: acmd ready") != NULL;
         free(t);
         int st;
         cr_assert_neq(waitpid(pid, &st, WNOHANG), pid, "serve.sh exited before acmd was ready");
     }
-    char *t = slurp(term);
+    char *t = slurp_or_empty(term);
     cr_assert(ready, "not ready:\n%s", t);
     cr_expect(strstr(t, "make stop") && strstr(t, "acmd.log") && strstr(t, "fmnist (models/fmnist-vit-acm.safetensors)"),
               "the start message lacks how to stop, the log or the model:\n%s", t);
     free(t);
     snprintf(p, sizeof p, "%s/acmd.port", dir);
-    char *port_s = slurp(p);
+    char *port_s = slurp_or_empty(p);
     const int port = atoi(port_s);
     free(port_s);
     cr_assert_gt(port, 0);
@@ -100,18 +92,18 @@ Test(serve, logs_to_a_file_says_how_to_stop_and_stop_drains, .timeout = 180, .fi
     /* a second start while it runs: refused, the first one untouched */
     pid_t again = spawn_serve(dir, term2, "--listen", "127.0.0.1:0", NULL);
     cr_expect_eq(wait_exit(again, 30), 1);
-    t = slurp(term2);
+    t = slurp_or_empty(term2);
     cr_expect(strstr(t, "already runs"), "%s", t);
     free(t);
     /* --stop: SIGTERM, the drain, exit 0 of acmd and of the script */
     snprintf(p, sizeof p, "bash deploy/serve.sh %s --stop >/dev/null", dir);
     cr_expect_eq(system(p), 0);
     cr_expect_eq(wait_exit(pid, 30), 0, "serve.sh did not exit 0 after --stop");
-    t = slurp(term);
+    t = slurp_or_empty(term);
     cr_expect(!strstr(t, "serve-test-1") && !strstr(t, "\"route\""), "access log lines on the terminal:\n%s", t);
     cr_expect(strstr(t, "acmd exited with status 0"), "%s", t);
     free(t);
-    t = slurp(logp);
+    t = slurp_or_empty(logp);
     cr_expect(strstr(t, "\"id\":\"serve-test-1\"") && strstr(t, "draining") && strstr(t, "exit 0"), "log file:\n%s", t);
     free(t);
     snprintf(p, sizeof p, "%s/acmd.pid", dir);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
 #include <spng.h>
 
 #include "train/acm_student.h"
@@ -37,7 +38,7 @@ static void th__sleep(double s) {
     nanosleep(&ts, NULL);
 }
 
-static int th__start(th_acmd *s, const char *const *args, int held) {
+int th_acmd_start_with(th_acmd *s, const char *const *base, const char *const *extra, int held) {
     memset(s, 0, sizeof *s);
     s->hold_fd = -1;
     snprintf(s->dir, sizeof s->dir, "/tmp/acmd-test-XXXXXX");
@@ -61,7 +62,8 @@ static int th__start(th_acmd *s, const char *const *args, int held) {
     argv[n++] = "--port-file";
     argv[n++] = s->portfile;
     if (held) argv[n++] = "--test-hold", argv[n++] = s->hold;
-    for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
+    for (int i = 0; base && base[i] && n < 62; i++) argv[n++] = base[i];
+    for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     s->pid = fork();
     if (s->pid < 0) return -1;
@@ -89,8 +91,8 @@ static int th__start(th_acmd *s, const char *const *args, int held) {
     return -1;
 }
 
-int th_acmd_start(th_acmd *s, const char *const *args) { return th__start(s, args, 0); }
-int th_acmd_start_held(th_acmd *s, const char *const *args) { return th__start(s, args, 1); }
+int th_acmd_start(th_acmd *s, const char *const *args) { return th_acmd_start_with(s, args, NULL, 0); }
+int th_acmd_start_held(th_acmd *s, const char *const *args) { return th_acmd_start_with(s, args, NULL, 1); }
 
 void th_hold_release(th_acmd *s, int n) {
     static const char tokens[64] = {0};
@@ -189,18 +191,26 @@ void th_acmd_cleanup(th_acmd *s) {
     s->dir[0] = 0;
 }
 
-char *th_acmd_log(const th_acmd *s) {
-    FILE *f = fopen(s->log, "r");
-    if (!f) return calloc(1, 1);
+char *th_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = 0;
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = b ? fread(b, 1, (size_t)n, f) : 0;
     fclose(f);
+    if (!b) return NULL;
+    b[got] = 0;
+    if (len) *len = got;
     return b;
 }
+
+char *th_acmd_log(const th_acmd *s) {
+    char *b = th_slurp(s->log, NULL);
+    return b ? b : calloc(1, 1);
+}
+
 
 char *th_acmd_log_wait(const th_acmd *s, const char *needle, double timeout_s) {
     char *log = th_acmd_log(s);
@@ -228,7 +238,7 @@ int th_connect(int port) {
     return fd;
 }
 
-static int th__send_all(int fd, const void *p, size_t n) {
+int th_send_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n) {
         ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
@@ -278,8 +288,8 @@ int th_http(int port, const char *method, const char *path, const char *extra_he
                       extra_headers ? extra_headers : "");
     if (body || strcmp(method, "POST") == 0) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n", len);
     hn += snprintf(head + hn, sizeof head - (size_t)hn, "\r\n");
-    int rc = th__send_all(fd, head, (size_t)hn);
-    if (!rc && len) rc = th__send_all(fd, body, len);
+    int rc = th_send_all(fd, head, (size_t)hn);
+    if (!rc && len) rc = th_send_all(fd, body, len);
     if (!rc) rc = th_read_response(fd, out);
     close(fd);
     return rc;
@@ -366,4 +376,20 @@ double th_metric(int port, const char *series) {
     double v = p ? atof(p + strlen(series)) : -1;
     th_resp_free(&r);
     return v;
+}
+
+json_t *th_json(const th_resp *r) {
+    json_error_t e;
+    json_t *j = json_loads(r->body, 0, &e);
+    cr_assert(j, "body is not JSON: %s\n%s", e.text, r->body);
+    return j;
+}
+
+void th_expect_error(const th_resp *r, int status, const char *needle) {
+    cr_expect_eq(r->status, status, "status %d, want %d: %s", r->status, status, r->body);
+    json_t *j = th_json(r);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    cr_expect(msg, "no error field: %s", r->body);
+    if (msg && needle) cr_expect(strstr(msg, needle), "error \"%s\" lacks \"%s\"", msg, needle);
+    json_decref(j);
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 typedef struct {
     pid_t pid;
     int port;
@@ -24,6 +26,8 @@ typedef struct {
 /* Starts $ACM_ACMD, else $ACM_BUILD/acmd (default build/), with --listen 127.0.0.1:0 --port-file ... and the NULL-terminated extra
  * arguments; waits for the port (not for readiness). Returns 0 or -1. */
 int th_acmd_start(th_acmd *s, const char *const *args);
+/* th_acmd_start with `base` then `extra` (either may be NULL; each NULL-terminated); held: th_acmd_start_held. */
+int th_acmd_start_with(th_acmd *s, const char *const *base, const char *const *extra, int held);
 /* As th_acmd_start, with the worker hold (--test-hold): every batch of requests waits until the test lets it run, so
  * that "a worker is busy" is true by construction on any CPU, for exactly as long as the test needs. */
 int th_acmd_start_held(th_acmd *s, const char *const *args);
@@ -54,6 +58,15 @@ typedef struct {
     char *body;      /* NUL-terminated, malloc'd */
     size_t len;
 } th_resp;
+
+/* A whole file, NUL-terminated (malloc'd; *len its size when len is not NULL), or NULL when it cannot be read. */
+char *th_slurp(const char *path, size_t *len);
+/* The response body as JSON (asserts that it is). */
+json_t *th_json(const th_resp *r);
+/* Expects an error answer: the status and {"error": "..."} containing needle (NULL: any message). */
+void th_expect_error(const th_resp *r, int status, const char *needle);
+/* Sends all n bytes (MSG_NOSIGNAL, retried on EINTR); 0 or -1. */
+int th_send_all(int fd, const void *p, size_t n);
 
 int th_connect(int port);
 /* One request on a fresh connection (Connection: close). extra_headers: "Name: value\r\n..." or NULL. Returns 0 or -1. */

@@ -37,22 +37,6 @@ static void stop(void) { cr_expect_eq(th_acmd_stop(&srv, SIGTERM, 10), 0, "acmd 
 
 TestSuite(http, .init = start, .fini = stop, .timeout = 60);
 
-static json_t *body_json(const th_resp *r) {
-    json_error_t e;
-    json_t *j = json_loads(r->body, 0, &e);
-    cr_assert(j, "body is not JSON: %s\n%s", e.text, r->body);
-    return j;
-}
-
-static void expect_error(const th_resp *r, int status, const char *needle) {
-    cr_expect_eq(r->status, status, "status %d, want %d: %s", r->status, status, r->body);
-    json_t *j = body_json(r);
-    const char *msg = json_string_value(json_object_get(j, "error"));
-    cr_expect(msg, "no error field: %s", r->body);
-    if (msg && needle) cr_expect(strstr(msg, needle), "error \"%s\" lacks \"%s\"", msg, needle);
-    json_decref(j);
-}
-
 /* A deterministic grey test picture. */
 static void picture(uint8_t *px, int w, int h, int c, int seed) {
     for (int y = 0; y < h; y++)
@@ -92,7 +76,7 @@ Test(http, health_and_server_metadata) {
     cr_expect_eq(r.status, 200);
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "GET", "/v2", NULL, NULL, 0, &r), 0);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     cr_expect_str_eq(json_string_value(json_object_get(j, "name")), "acmd");
     json_decref(j);
     th_resp_free(&r);
@@ -102,7 +86,7 @@ Test(http, model_metadata_versions_and_readiness) {
     th_resp r;
     cr_assert_eq(th_http(srv.port, "GET", "/v2/models/a", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     const char *ver = json_string_value(json_object_get(j, "model_version"));
     cr_assert(ver && strlen(ver) == 12, "model_version: %s", r.body);
     char path[128], v[16];
@@ -121,10 +105,10 @@ Test(http, model_metadata_versions_and_readiness) {
     cr_expect_eq(r.status, 200, "%s", r.body);
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "GET", "/v2/models/a/versions/000000000000", NULL, NULL, 0, &r), 0);
-    expect_error(&r, 404, "no version");
+    th_expect_error(&r, 404, "no version");
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "GET", "/v2/models/nope", NULL, NULL, 0, &r), 0);
-    expect_error(&r, 404, "unknown model");
+    th_expect_error(&r, 404, "unknown model");
     th_resp_free(&r);
 }
 
@@ -132,14 +116,14 @@ Test(http, not_found_and_method_not_allowed) {
     th_resp r;
     char allow[64];
     cr_assert_eq(th_http(srv.port, "GET", "/nowhere", NULL, NULL, 0, &r), 0);
-    expect_error(&r, 404, "no route");
+    th_expect_error(&r, 404, "no route");
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "DELETE", "/v2/health/live", NULL, NULL, 0, &r), 0);
-    expect_error(&r, 405, "not allowed");
+    th_expect_error(&r, 405, "not allowed");
     cr_expect(th_header(&r, "Allow", allow, sizeof allow) && strstr(allow, "GET"), "Allow: %s", r.head);
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "GET", "/v1/models/a/classify", NULL, NULL, 0, &r), 0);
-    expect_error(&r, 405, NULL);
+    th_expect_error(&r, 405, NULL);
     cr_expect(th_header(&r, "Allow", allow, sizeof allow) && strcmp(allow, "POST") == 0, "Allow: %s", r.head);
     th_resp_free(&r);
 }
@@ -164,7 +148,7 @@ Test(http, classify_png_matches_engine) {
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify",
                          "Content-Type: image/png\r\nX-Compute-Budget: 0.5\r\nX-Request-Id: png-1\r\n", png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     float x[28 * 28];
     acm_image_params ip = {.size = 28, .channels = 1, .mean = {0.286f}, .std = {0.353f}};
     char err[128];
@@ -206,7 +190,7 @@ Test(http, classify_explain_returns_compute_map) {
     th_resp r;
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify?explain=1", "Content-Type: image/png\r\n", png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     json_t *cm = json_object_get(j, "compute_map");
     cr_assert(cm, "%s", r.body);
     cr_expect_eq(json_integer_value(json_object_get(cm, "tokens")), 50);
@@ -288,7 +272,7 @@ Test(http, classify_grey_alpha_png_pbm_and_a_corrupted_png) {
         cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
         cr_expect_eq(r.status, 200, "grey + alpha %d-bit: %s", depth, r.body);
         if (r.status == 200) {
-            json_t *j = body_json(&r);
+            json_t *j = th_json(&r);
             cr_expect_eq(json_integer_value(json_object_get(j, "index")), want);
             json_decref(j);
         }
@@ -296,7 +280,7 @@ Test(http, classify_grey_alpha_png_pbm_and_a_corrupted_png) {
         if (depth == 8) { /* the last IDAT's CRC broken: 400 naming it */
             png[n - 13] ^= 1;
             cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
-            expect_error(&r, 400, "CRC");
+            th_expect_error(&r, 400, "CRC");
             th_resp_free(&r);
         }
         free(png);
@@ -327,7 +311,7 @@ Test(config, max_decode_bytes_refuses_before_decoding, .timeout = 60) {
     cr_assert_eq(tjCompress2(tj, rgb, W, 0, H, TJPF_RGB, &jpg, &jn, TJSAMP_444, 90, TJFLAG_PROGRESSIVE), 0);
     th_resp r;
     cr_assert_eq(th_http(s.port, "POST", "/v1/models/a/classify", "Content-Type: image/jpeg\r\n", jpg, jn, &r), 0);
-    expect_error(&r, 400, "memory");
+    th_expect_error(&r, 400, "memory");
     th_resp_free(&r);
     tjFree(jpg);
     /* the same picture baseline: a DCT-scaled decode, well inside the limit */
@@ -356,7 +340,7 @@ Test(http, budget_headers) {
     /* below beta_min (0.25 for vit_a): raised and reported */
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Budget: 0.1\r\n", png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     cr_expect_eq(json_number_value(json_object_get(j, "budget_requested")), 0.1);
     cr_expect_float_eq(json_number_value(json_object_get(j, "budget_applied")), 0.25, 1e-6);
     cr_expect(json_is_true(json_object_get(j, "budget_raised")));
@@ -368,23 +352,23 @@ Test(http, budget_headers) {
         char h[128];
         snprintf(h, sizeof h, "Content-Type: image/png\r\n%s", bad[i]);
         cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", h, png, n, &r), 0);
-        expect_error(&r, 400, "X-Compute-Budget");
+        th_expect_error(&r, 400, "X-Compute-Budget");
         th_resp_free(&r);
     }
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify",
                          "Content-Type: image/png\r\nX-Compute-Budget: 0.4\r\nX-Compute-Budget-Min: 0.6\r\n", png, n, &r), 0);
-    expect_error(&r, 400, "floor");
+    th_expect_error(&r, 400, "floor");
     th_resp_free(&r);
     /* a policy without a budget: the default budget (--default-budget 1) under that policy */
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Policy: mean\r\n", png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), "mean");
     cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), 1.0);
     json_decref(j);
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Compute-Policy: most\r\n", png, n, &r), 0);
-    expect_error(&r, 400, "policy");
+    th_expect_error(&r, 400, "policy");
     th_resp_free(&r);
     /* a floor alone under the default argmax: the request policy (cap) at the default budget raised to the floor;
      * X-Compute-Budget-Min: 1 pins full compute (every learner of every token: FLOPs = dense + the gates) */
@@ -396,7 +380,7 @@ Test(http, budget_headers) {
         snprintf(h, sizeof h, "Content-Type: image/png\r\n%s", floors[i][0]);
         cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", h, png, n, &r), 0);
         cr_assert_eq(r.status, 200, "%s: %s", floors[i][0], r.body);
-        j = body_json(&r);
+        j = th_json(&r);
         cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), i == 2 ? "mean" : "cap", "%s", floors[i][0]);
         cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), atof(floors[i][1]), "%s", floors[i][0]);
         cr_expect_float_eq(json_number_value(json_object_get(j, "budget_realised")), 1.0, 1e-6, "%s", floors[i][0]);
@@ -408,7 +392,7 @@ Test(http, budget_headers) {
     cr_expect_gt(dense, 0);
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify",
                          "Content-Type: image/png\r\nX-Compute-Budget-Min: 0.5\r\nX-Compute-Policy: argmax\r\n", png, n, &r), 0);
-    expect_error(&r, 400, "argmax");
+    th_expect_error(&r, 400, "argmax");
     th_resp_free(&r);
     free(png);
 }
@@ -416,26 +400,26 @@ Test(http, budget_headers) {
 Test(http, classify_errors) {
     th_resp r;
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: text/plain\r\n", "hello", 5, &r), 0);
-    expect_error(&r, 415, "Content-Type");
+    th_expect_error(&r, 415, "Content-Type");
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", "hello", 5, &r), 0);
-    expect_error(&r, 400, "image");
+    th_expect_error(&r, 400, "image");
     th_resp_free(&r);
     uint8_t px[28 * 28];
     picture(px, 28, 28, 1, 1);
     size_t n;
     uint8_t *png = th_png(px, 28, 28, 1, &n);
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\n", png, n / 2, &r), 0);
-    expect_error(&r, 400, "PNG");
+    th_expect_error(&r, 400, "PNG");
     th_resp_free(&r);
     free(png);
     /* over --max-image-pixels (1e6) from the header alone: a PGM header that promises 2000x2000 and has no data */
     const char *big = "P5 2000 2000 255\n";
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/x-portable-graymap\r\n", big, strlen(big), &r), 0);
-    expect_error(&r, 400, "over the limit");
+    th_expect_error(&r, 400, "over the limit");
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/zzz/classify", "Content-Type: image/png\r\n", "x", 1, &r), 0);
-    expect_error(&r, 404, "unknown model");
+    th_expect_error(&r, 404, "unknown model");
     th_resp_free(&r);
 }
 
@@ -449,7 +433,7 @@ Test(http, too_large_from_content_length_before_body) {
     double t0 = th_now();
     cr_assert_eq(th_read_response(fd, &r), 0); /* answered with no body sent */
     cr_expect_lt(th_now() - t0, 5.0);
-    expect_error(&r, 413, "over the limit");
+    th_expect_error(&r, 413, "over the limit");
     th_resp_free(&r);
     close(fd);
 }
@@ -489,7 +473,7 @@ Test(http, infer_flat_and_nested_agree) {
     th_resp r1 = infer(flat), r2 = infer(nested);
     cr_assert_eq(r1.status, 200, "%s", r1.body);
     cr_assert_eq(r2.status, 200, "%s", r2.body);
-    json_t *j1 = body_json(&r1), *j2 = body_json(&r2);
+    json_t *j1 = th_json(&r1), *j2 = th_json(&r2);
     cr_expect_str_eq(json_string_value(json_object_get(j1, "id")), "req-7");
     cr_expect_str_eq(json_string_value(json_object_get(j1, "model_name")), "a");
     json_t *o1 = json_object_get(j1, "outputs"), *o2 = json_object_get(j2, "outputs");
@@ -508,44 +492,44 @@ Test(http, infer_flat_and_nested_agree) {
 
 Test(http, infer_errors) {
     th_resp r = infer("{\"inputs\": [");
-    expect_error(&r, 400, "malformed JSON");
+    th_expect_error(&r, 400, "malformed JSON");
     th_resp_free(&r);
     char *s = image_json(NULL, 1, 0, "FP32");
     r = infer(s);
-    expect_error(&r, 400, "must be UINT8");
+    th_expect_error(&r, 400, "must be UINT8");
     th_resp_free(&r);
     free(s);
     r = infer("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,2,2,1],\"data\":[1,2,3]}]}");
-    expect_error(&r, 400, "needs 4 values, data has 3");
+    th_expect_error(&r, 400, "needs 4 values, data has 3");
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[4294967296,4294967296,4294967296,1],"
               "\"data\":[1]}]}");
-    expect_error(&r, 400, "elements");
+    th_expect_error(&r, 400, "elements");
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,1,2],\"data\":[1e999,0]}]}");
-    expect_error(&r, 400, "NaN");
+    th_expect_error(&r, 400, "NaN");
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,1,2],\"data\":[NaN,0]}]}");
-    expect_error(&r, 400, "malformed JSON");
+    th_expect_error(&r, 400, "malformed JSON");
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,1,2],\"data\":[1e39,0]}]}");
-    expect_error(&r, 400, "not finite as FP32");
+    th_expect_error(&r, 400, "not finite as FP32");
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\",\"shape\":[1,1,28,27],\"data\":[]}]}");
-    expect_error(&r, 400, NULL);
+    th_expect_error(&r, 400, NULL);
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,1,1,1],\"data\":[256]}]}");
-    expect_error(&r, 400, "out of range for UINT8");
+    th_expect_error(&r, 400, "out of range for UINT8");
     th_resp_free(&r);
     r = infer("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FOO\",\"shape\":[1],\"data\":[1]}]}");
-    expect_error(&r, 400, "unknown datatype");
+    th_expect_error(&r, 400, "unknown datatype");
     th_resp_free(&r);
     r = infer("{\"parameters\":{\"compute_budget\":2},\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\","
               "\"shape\":[1,1,1,1],\"data\":[1]}]}");
-    expect_error(&r, 400, "compute_budget");
+    th_expect_error(&r, 400, "compute_budget");
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "POST", infer_path, "Content-Type: text/xml\r\n", "<a/>", 4, &r), 0);
-    expect_error(&r, 415, NULL);
+    th_expect_error(&r, 415, NULL);
     th_resp_free(&r);
 }
 
@@ -560,7 +544,7 @@ Test(http, infer_pixel_values_fp32) {
     sprintf(s + o, "]}]}");
     th_resp r = infer(s);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     json_t *lab = json_object_get(json_array_get(json_object_get(j, "outputs"), 1), "data");
     int want = engine_label("tests/golden/vit_a.safetensors", x, acm_policy_default(), NULL);
     static const char *labels[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -764,13 +748,13 @@ Test(config, file_with_per_model_settings_and_text_log, .timeout = 60) {
     cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
     th_resp r;
     cr_assert_eq(th_http(s.port, "GET", "/v2/models/a", NULL, NULL, 0, &r), 0);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     cr_expect_eq(json_integer_value(json_object_get(j, "max_batch")), 3);
     cr_expect_str_eq(json_string_value(json_object_get(j, "default_policy")), "cap");
     json_decref(j);
     th_resp_free(&r);
     cr_assert_eq(th_http(s.port, "GET", "/v2/models/b", NULL, NULL, 0, &r), 0);
-    j = body_json(&r);
+    j = th_json(&r);
     cr_expect_eq(json_integer_value(json_object_get(j, "max_batch")), 5, "the flag after --config wins");
     cr_expect_str_eq(json_string_value(json_object_get(j, "default_policy")), "argmax");
     json_decref(j);
@@ -781,7 +765,7 @@ Test(config, file_with_per_model_settings_and_text_log, .timeout = 60) {
     uint8_t *png = th_png(px, 28, 28, 1, &n);
     cr_assert_eq(th_http(s.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Request-Id: txt-1\r\n", png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "default");
     cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), "cap");
     cr_expect_eq(json_number_value(json_object_get(j, "budget_applied")), 0.5);
@@ -889,7 +873,7 @@ Test(http, non_ascii_labels_come_back_as_the_same_utf8, .timeout = 90) {
     start_labelled(&s, dir, NULL);
     th_resp r;
     cr_assert_eq(th_http(s.port, "GET", "/v2/models/u", NULL, NULL, 0, &r), 0);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     for (int k = 0; k < 10; k++)
         cr_expect_str_eq(json_string_value(json_array_get(json_object_get(j, "labels"), (size_t)k)), utf8_labels[k]);
     json_decref(j);
@@ -900,7 +884,7 @@ Test(http, non_ascii_labels_come_back_as_the_same_utf8, .timeout = 90) {
     uint8_t *png = th_png(px, 28, 28, 1, &n);
     cr_assert_eq(th_http(s.port, "POST", "/v1/models/u/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     const int index = (int)json_integer_value(json_object_get(j, "index"));
     cr_assert(index >= 0 && index < 10);
     cr_expect_str_eq(json_string_value(json_object_get(j, "label")), utf8_labels[index], "%s", r.body);
@@ -918,7 +902,7 @@ Test(http, non_ascii_labels_come_back_as_the_same_utf8, .timeout = 90) {
     char *body = image_json(NULL, 3, 0, "UINT8");
     cr_assert_eq(th_http(s.port, "POST", "/v2/models/u/infer", "Content-Type: application/json\r\n", body, strlen(body), &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     json_t *outs = json_object_get(j, "outputs");
     json_t *lg = json_object_get(json_array_get(outs, 0), "data"), *lb = json_object_get(json_array_get(outs, 1), "data");
     cr_assert_eq(json_array_size(lg), 30);
@@ -948,12 +932,12 @@ Test(http, non_finite_logits_are_a_500, .timeout = 90) {
     size_t n;
     uint8_t *png = th_png(px, 28, 28, 1, &n);
     cr_assert_eq(th_http(s.port, "POST", "/v1/models/huge/classify", "Content-Type: image/png\r\n", png, n, &r), 0);
-    expect_error(&r, 500, "non-finite logits");
+    th_expect_error(&r, 500, "non-finite logits");
     th_resp_free(&r);
     free(png);
     char *body = image_json(NULL, 2, 0, "UINT8");
     cr_assert_eq(th_http(s.port, "POST", "/v2/models/huge/infer", "Content-Type: application/json\r\n", body, strlen(body), &r), 0);
-    expect_error(&r, 500, "non-finite logits");
+    th_expect_error(&r, 500, "non-finite logits");
     th_resp_free(&r);
     free(body);
     /* a finite input at the edge of float: the golden model overflows too (see below, on the shared server) */
@@ -970,12 +954,12 @@ Test(http, non_finite_inputs_and_outputs) {
     for (int i = 0; i < 784; i++) o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? "," : "", i % 2 ? "-3e38" : "3e38");
     snprintf(s + o, cap - o, "]}]}");
     th_resp r = infer(s);
-    expect_error(&r, 500, "non-finite logits");
+    th_expect_error(&r, 500, "non-finite logits");
     th_resp_free(&r);
     char *nan = strstr(s, "-3e38");
     memcpy(nan, "NaN  ", 5);
     r = infer(s);
-    expect_error(&r, 400, "input 'pixel_values'");
+    th_expect_error(&r, 400, "input 'pixel_values'");
     th_resp_free(&r);
     free(s);
     /* binary: one +Inf element */
@@ -989,7 +973,7 @@ Test(http, non_finite_inputs_and_outputs) {
     char hdr[160];
     snprintf(hdr, sizeof hdr, "Content-Type: application/octet-stream\r\nInference-Header-Content-Length: %d\r\n", hl);
     cr_assert_eq(th_http(srv.port, "POST", infer_path, hdr, b, (size_t)hl + 784 * 4, &r), 0);
-    expect_error(&r, 400, "input 'pixel_values'");
+    th_expect_error(&r, 400, "input 'pixel_values'");
     th_resp_free(&r);
     free(b);
 }
@@ -1005,7 +989,7 @@ Test(http, ids_are_echoed_exactly_up_to_1024_bytes) {
     char *body = image_json(id, 1, 0, "UINT8");
     th_resp r = infer(body);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     cr_expect_str_eq(json_string_value(json_object_get(j, "id")), id);
     json_decref(j);
     th_resp_free(&r);
@@ -1014,7 +998,7 @@ Test(http, ids_are_echoed_exactly_up_to_1024_bytes) {
     id[1025] = 0;
     body = image_json(id, 1, 0, "UINT8");
     r = infer(body);
-    expect_error(&r, 400, "1024 bytes");
+    th_expect_error(&r, 400, "1024 bytes");
     th_resp_free(&r);
     free(body);
     /* X-Request-Id: 1024 visible ASCII bytes (spaces inside) echoed as sent; 1025 bytes or non-ASCII: 400 */
@@ -1032,17 +1016,17 @@ Test(http, ids_are_echoed_exactly_up_to_1024_bytes) {
     snprintf(hdr, sizeof hdr, "Content-Type: image/png\r\nX-Request-Id: %s\r\n", id);
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", hdr, png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     cr_expect_str_eq(json_string_value(json_object_get(j, "id")), id);
     json_decref(j);
     th_resp_free(&r);
     free(png);
     snprintf(hdr, sizeof hdr, "X-Request-Id: %sz\r\n", id);
     cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", hdr, NULL, 0, &r), 0);
-    expect_error(&r, 400, "1024 bytes");
+    th_expect_error(&r, 400, "1024 bytes");
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "GET", "/v2/health/live", "X-Request-Id: caf\xc3\xa9\r\n", NULL, 0, &r), 0);
-    expect_error(&r, 400, "visible ASCII");
+    th_expect_error(&r, 400, "visible ASCII");
     th_resp_free(&r);
 }
 
@@ -1231,7 +1215,7 @@ Test(http, every_json_body_ends_with_a_newline) {
         char cl[32];
         cr_expect(th_header(&r, "Content-Length", cl, sizeof cl) && (size_t)atol(cl) == r.len, "%s %s: Content-Length %s, body %zu",
                   cases[i].method, cases[i].path, cl, r.len);
-        json_decref(body_json(&r));
+        json_decref(th_json(&r));
         th_resp_free(&r);
     }
     /* binary outputs: header length as announced, the raw sections right after it, no newline appended */
@@ -1279,7 +1263,7 @@ Test(http, budget_numbers_shortest_and_null_without_a_ceiling) {
     cr_assert_eq(th_http(srv.port, "POST", "/v1/models/a/classify", "Content-Type: image/png\r\nX-Deadline-Ms: 5000.5\r\n",
                          png, n, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "deadline");
     cr_expect(json_is_null(json_object_get(j, "budget_requested")), "deadline only: %s", r.body);
     cr_expect(strstr(r.body, "\"deadline_ms\":5000.5,"), "%s", r.body);
@@ -1290,7 +1274,7 @@ Test(http, budget_numbers_shortest_and_null_without_a_ceiling) {
                       "\"shape\":[1,2,2,1],\"data\":[0,1,2,3]}]}";
     r = infer(req);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     json_t *par = json_object_get(j, "parameters");
     cr_expect_str_eq(json_string_value(json_object_get(par, "budget_source")), "deadline");
     cr_expect(json_is_null(json_object_get(par, "budget_requested")), "deadline only: %s", r.body);
@@ -1300,7 +1284,7 @@ Test(http, budget_numbers_shortest_and_null_without_a_ceiling) {
           "\"shape\":[1,2,2,1],\"data\":[0,1,2,3]}]}";
     r = infer(req);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    j = body_json(&r);
+    j = th_json(&r);
     par = json_object_get(j, "parameters");
     cr_expect_eq(json_number_value(json_object_get(par, "budget_requested")), 0.3, "%s", r.body);
     cr_expect_eq(json_number_value(json_object_get(par, "budget_applied")), 0.3, "%s", r.body);

@@ -30,24 +30,13 @@ static void stop(void) { cr_expect_eq(th_acmd_stop(&srv, SIGTERM, 10), 0, "acmd 
 
 TestSuite(strict, .init = start, .fini = stop, .timeout = 60);
 
-static int send_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        c += k, n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Sends raw bytes on a fresh connection and reads until the server closes; the number of responses in what came back
  * (status lines) goes to *answers. Returns the time it took. */
 static double raw(const char *req, size_t n, th_resp *r, int *answers) {
     int fd = th_connect(srv.port);
     cr_assert(fd >= 0);
     const double t0 = th_now();
-    cr_assert_eq(send_all(fd, req, n), 0);
+    cr_assert_eq(th_send_all(fd, req, n), 0);
     cr_assert_eq(th_read_response(fd, r), 0, "no HTTP response");
     const double dt = th_now() - t0;
     close(fd);
@@ -58,22 +47,6 @@ static double raw(const char *req, size_t n, th_resp *r, int *answers) {
     return dt;
 }
 #define RAW(s, r, a) raw(s, sizeof s - 1, r, a)
-
-static json_t *body_json(const th_resp *r) {
-    json_error_t e;
-    json_t *j = json_loads(r->body, 0, &e);
-    cr_assert(j, "body is not JSON: %s\n%s", e.text, r->body);
-    return j;
-}
-
-static void expect_error(const th_resp *r, int status, const char *needle) {
-    cr_expect_eq(r->status, status, "status %d, want %d: %s", r->status, status, r->body);
-    json_t *j = body_json(r);
-    const char *msg = json_string_value(json_object_get(j, "error"));
-    cr_expect(msg, "no error field: %s", r->body);
-    if (msg && needle) cr_expect(strstr(msg, needle), "error \"%s\" lacks \"%s\"", msg, needle);
-    json_decref(j);
-}
 
 /* A valid OIP request for model a (grey 28x28): one all-zero image, `extra` added to the object (",..." or ""). */
 static char *infer_json(const char *extra) {
@@ -94,17 +67,17 @@ Test(strict, conflicting_content_length_is_400_and_closes) {
     RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
         "Content-Length: 41\r\n\r\nGET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n",
         &r, &answers);
-    expect_error(&r, 400, "conflicting Content-Length values 0 and 41");
+    th_expect_error(&r, 400, "conflicting Content-Length values 0 and 41");
     cr_expect_eq(answers, 1, "the body was read as a second request:\n%s", r.body);
     th_resp_free(&r);
     RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 41\r\n"
         "Content-Length: 2\r\n\r\n{}", &r, NULL);
-    expect_error(&r, 400, "conflicting Content-Length");
+    th_expect_error(&r, 400, "conflicting Content-Length");
     th_resp_free(&r);
     /* a second value that is not a number (libmicrohttpd parses only the first) */
     RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
         "Content-Length: 2x\r\n\r\n{}", &r, NULL);
-    expect_error(&r, 400, "Content-Length \"2x\" is not a decimal number");
+    th_expect_error(&r, 400, "Content-Length \"2x\" is not a decimal number");
     th_resp_free(&r);
 }
 
@@ -132,23 +105,23 @@ Test(strict, transfer_encoding_other_than_chunked_is_501_at_once) {
     th_resp r;
     const double dt = RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                           "Transfer-Encoding: gzip\r\n\r\n{}", &r, NULL);
-    expect_error(&r, 501, "Transfer-Encoding \"gzip\" is not implemented");
+    th_expect_error(&r, 501, "Transfer-Encoding \"gzip\" is not implemented");
     cr_expect_lt(dt, 5.0, "answered after %.1f s", dt);
     th_resp_free(&r);
     RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", &r, NULL);
-    expect_error(&r, 501, "only chunked");
+    th_expect_error(&r, 501, "only chunked");
     th_resp_free(&r);
     RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
         "\r\n0\r\n\r\n", &r, NULL);
-    expect_error(&r, 501, "only chunked");
+    th_expect_error(&r, 501, "only chunked");
     th_resp_free(&r);
     RAW("POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n"
         "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", &r, NULL);
-    expect_error(&r, 400, "both Content-Length and Transfer-Encoding");
+    th_expect_error(&r, 400, "both Content-Length and Transfer-Encoding");
     th_resp_free(&r);
     RAW("POST /v2/models/a/infer HTTP/1.0\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         "2\r\n{}\r\n0\r\n\r\n", &r, NULL);
-    expect_error(&r, 400, "HTTP/1.0");
+    th_expect_error(&r, 400, "HTTP/1.0");
     th_resp_free(&r);
 }
 
@@ -175,10 +148,10 @@ Test(strict, chunked_body_is_served) {
 Test(strict, host_is_required_in_http_1_1) {
     th_resp r;
     RAW("GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n", &r, NULL);
-    expect_error(&r, 400, "Host");
+    th_expect_error(&r, 400, "Host");
     th_resp_free(&r);
     RAW("GET /v2/health/live HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", &r, NULL);
-    expect_error(&r, 400, "more than one Host");
+    th_expect_error(&r, 400, "more than one Host");
     th_resp_free(&r);
     RAW("GET /v2/health/live HTTP/1.0\r\n\r\n", &r, NULL);
     cr_expect_eq(r.status, 200, "%s", r.body);
@@ -217,13 +190,13 @@ static void send_everything_then_read(const char *path, const char *type, size_t
     char head[256];
     snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", path,
              type, n);
-    cr_assert_eq(send_all(fd, head, strlen(head)), 0);
+    cr_assert_eq(th_send_all(fd, head, strlen(head)), 0);
     char *body = calloc(1, 65536);
     size_t sent = 0;
     int err = 0;
     while (sent < n) {
         const size_t k = n - sent < 65536 ? n - sent : 65536;
-        if (send_all(fd, body, k)) {
+        if (th_send_all(fd, body, k)) {
             err = errno;
             break;
         }
@@ -233,7 +206,7 @@ static void send_everything_then_read(const char *path, const char *type, size_t
     cr_expect_eq(sent, n, "sent %zu of %zu bytes, then %s", sent, n, strerror(err));
     th_resp r;
     cr_assert_eq(th_read_response(fd, &r), 0, "no response after the body (%s)", strerror(errno));
-    expect_error(&r, status, needle);
+    th_expect_error(&r, status, needle);
     th_resp_free(&r);
     close(fd);
 }
@@ -256,7 +229,7 @@ Test(strict, early_answer_reaches_a_client_that_reads_while_sending) {
     const size_t n = 64 * MAX_BODY;
     snprintf(head, sizeof head, "POST /v2/models/a/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
              "Content-Length: %zu\r\n\r\n", n);
-    cr_assert_eq(send_all(fd, head, strlen(head)), 0);
+    cr_assert_eq(th_send_all(fd, head, strlen(head)), 0);
     char *body = calloc(1, 65536);
     size_t sent = 0;
     const double t0 = th_now();
@@ -272,7 +245,7 @@ Test(strict, early_answer_reaches_a_client_that_reads_while_sending) {
     free(body);
     th_resp r;
     cr_assert_eq(th_read_response(fd, &r), 0);
-    expect_error(&r, 413, "over the limit");
+    th_expect_error(&r, 413, "over the limit");
     th_resp_free(&r);
     close(fd);
 }
@@ -294,7 +267,7 @@ Test(strict, trailing_slash_is_ignored) {
     const char *no[] = {"/v2//", "/v2/health/live//", "//v2"};
     for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
         cr_assert_eq(th_http(srv.port, "GET", no[i], NULL, NULL, 0, &a), 0);
-        expect_error(&a, 404, "no route");
+        th_expect_error(&a, 404, "no route");
         th_resp_free(&a);
     }
     char *json = infer_json("");
@@ -307,7 +280,7 @@ Test(strict, trailing_slash_is_ignored) {
 
 /* The names of the outputs of an OIP response, in order, joined by ','. */
 static void output_names(const th_resp *r, char *out, size_t n) {
-    json_t *j = body_json(r);
+    json_t *j = th_json(r);
     json_t *outs = json_object_get(j, "outputs"), *o;
     size_t i;
     out[0] = 0;
@@ -353,7 +326,7 @@ Test(strict, oip_returns_the_outputs_requested) {
     th_resp r;
     cr_assert_eq(th_http(srv.port, "POST", "/v2/models/a/infer", "Content-Type: application/json\r\n", json,
                          strlen(json), &r), 0);
-    expect_error(&r, 400, "named twice");
+    th_expect_error(&r, 400, "named twice");
     th_resp_free(&r);
     free(json);
 }

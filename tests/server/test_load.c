@@ -127,8 +127,9 @@ static const char *heavy_model(void) {
     return heavy_path;
 }
 
-/* A POST of a 64x64 PNG to the heavy model, sent but not read: returns the socket. */
-static int send_heavy(int port, const char *id) {
+/* A POST of a 64x64 PNG to the heavy model with extra headers ("Name: value\r\n"...), sent but not read: returns
+ * the socket. */
+static int send_heavy_hdr(int port, const char *id, const char *extra) {
     static uint8_t *png;
     static size_t n;
     if (!png) {
@@ -141,10 +142,22 @@ static int send_heavy(int port, const char *id) {
     char head[256];
     int hn = snprintf(head, sizeof head,
                       "POST /v1/models/h/classify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: image/png\r\n"
-                      "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n", id, n);
+                      "X-Request-Id: %s\r\n%sContent-Length: %zu\r\n\r\n", id, extra, n);
     cr_assert_eq(send(fd, head, (size_t)hn, 0), hn);
     cr_assert_eq(send(fd, png, n, 0), (ssize_t)n);
     return fd;
+}
+
+static int send_heavy(int port, const char *id) { return send_heavy_hdr(port, id, ""); }
+
+/* Waits for the exit (status 0), then expects `needle` in the server's log. */
+static void stop_expect_log(th_acmd *s, const char *needle, const char *what) {
+    s->keep = 1;
+    cr_expect_eq(th_acmd_stop(s, 0, 20), 0, "exit status %s", what);
+    char *log = th_acmd_log(s);
+    cr_expect(strstr(log, needle), "%s", log);
+    free(log);
+    th_acmd_cleanup(s);
 }
 
 /* The heavy model on one worker under the worker hold (harness.h): every batch waits until the test releases it.
@@ -152,11 +165,8 @@ static int send_heavy(int port, const char *id) {
 static void start_held(th_acmd *s, const char *const *extra, int warm) {
     static char model_arg[400];
     snprintf(model_arg, sizeof model_arg, "h=%s", heavy_model());
-    const char *args[32] = {"--model", model_arg, "--workers", "1", "--max-batch", "4", "--log-level", "warn"};
-    int n = 8;
-    for (int i = 0; extra && extra[i] && n < 31; i++) args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert_eq(th_acmd_start_held(s, args), 0);
+    const char *base[] = {"--model", model_arg, "--workers", "1", "--max-batch", "4", "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start_with(s, base, extra, 1), 0);
     if (!warm) return;
     th_hold_release(s, 1);
     cr_assert_eq(th_acmd_wait_ready(s, 60), 0);
@@ -262,13 +272,8 @@ Test(load, drain_grace_keeps_accepting_then_a_second_signal_stops_cleanly) {
     cr_assert_eq(th_wait_stats(&s, "h", 1, 1, 10), 0);
     kill(s.pid, SIGTERM); /* second signal: now */
     cr_expect_eq(status_of(late), 503, "queued at the second signal");
-    s.keep = 1;
-    cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status after a second signal"); /* releases "during" */
+    stop_expect_log(&s, "second signal", "after a second signal"); /* releases "during" */
     close(during);
-    char *log = th_acmd_log(&s);
-    cr_expect(strstr(log, "second signal"), "%s", log);
-    free(log);
-    th_acmd_cleanup(&s);
     unlink(heavy_path);
 }
 
@@ -288,17 +293,7 @@ Test(load, drain_without_grace_runs_every_accepted_request_and_exits_0) {
         cr_assert_eq(th_wait_stats(&s, "h", 1, i + 1, 10), 0);
     }
     /* a deadline request: admitted (the held batch is predicted short), then its deadline passes while held */
-    int dl = th_connect(s.port);
-    uint8_t px[64 * 64];
-    picture(px, 64, 64, 2);
-    size_t n;
-    uint8_t *png = th_png(px, 64, 64, 1, &n);
-    char head[256];
-    int hn = snprintf(head, sizeof head, "POST /v1/models/h/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                                         "X-Deadline-Ms: 2000\r\nContent-Length: %zu\r\n\r\n", n);
-    cr_assert_eq(send(dl, head, (size_t)hn, 0), hn);
-    cr_assert_eq(send(dl, png, n, 0), (ssize_t)n);
-    free(png);
+    int dl = send_heavy_hdr(s.port, "dl", "X-Deadline-Ms: 2000\r\n");
     cr_assert_eq(th_wait_stats(&s, "h", 1, 4, 10), 0);
     const double t_sent = th_now();
     kill(s.pid, SIGTERM);
@@ -308,12 +303,7 @@ Test(load, drain_without_grace_runs_every_accepted_request_and_exits_0) {
     cr_expect_eq(status_of(busy), 200);
     for (int i = 0; i < 3; i++) cr_expect_eq(status_of(q[i]), 200, "q%d was accepted before the signal", i);
     cr_expect_eq(status_of(dl), 504, "a deadline that passed in the queue");
-    s.keep = 1;
-    cr_expect_eq(th_acmd_stop(&s, 0, 20), 0, "exit status after drain");
-    char *log = th_acmd_log(&s);
-    cr_expect(strstr(log, "drained: 0 in flight, 0 suspended"), "%s", log);
-    free(log);
-    th_acmd_cleanup(&s);
+    stop_expect_log(&s, "drained: 0 in flight, 0 suspended", "after the drain");
     unlink(heavy_path);
 }
 

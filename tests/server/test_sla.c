@@ -32,28 +32,22 @@ static const char *heavy_model(void) {
     return heavy_path;
 }
 
-static void start_heavy(th_acmd *s, const char *const *extra) {
+/* The heavy model on one worker, batches of one, with extra arguments; held: under the worker hold (harness.h). */
+static void start_heavy_with(th_acmd *s, const char *const *extra, int held) {
     static char model_arg[400];
     snprintf(model_arg, sizeof model_arg, "h=%s", heavy_model());
-    const char *args[24] = {"--model", model_arg, "--workers", "1", "--max-batch", "1", "--log-level", "warn"};
-    int n = 8;
-    for (int i = 0; extra && extra[i] && n < 23; i++) args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert_eq(th_acmd_start(s, args), 0);
+    const char *base[] = {"--model", model_arg, "--workers", "1", "--max-batch", "1", "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start_with(s, base, extra, held), 0);
+    if (held) th_hold_release(s, 1); /* the warm-up */
     cr_assert_eq(th_acmd_wait_ready(s, 60), 0);
 }
+
+static void start_heavy(th_acmd *s, const char *const *extra) { start_heavy_with(s, extra, 0); }
 
 static uint8_t *heavy_png(int seed, size_t *n) {
     uint8_t px[64 * 64];
     for (int i = 0; i < 64 * 64; i++) px[i] = (uint8_t)((i * (7 + seed) + seed * 31) % 256);
     return th_png(px, 64, 64, 1, n);
-}
-
-static json_t *body_json(const th_resp *r) {
-    json_error_t e;
-    json_t *j = json_loads(r->body, 0, &e);
-    cr_assert(j, "body is not JSON: %s\n%s", e.text, r->body);
-    return j;
 }
 
 static double num(const json_t *o, const char *key) { return json_number_value(json_object_get(o, key)); }
@@ -64,7 +58,7 @@ static json_t *stats(int port, const char *model) {
     th_resp r;
     cr_assert_eq(th_http(port, "GET", path, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     th_resp_free(&r);
     return j;
 }
@@ -121,7 +115,7 @@ Test(sla, idle_server_half_the_full_latency_gets_a_smaller_budget_predicted_in_t
     for (int i = 0; i < 4; i++) {
         th_resp r = read_resp(send_png(s.port, "X-Compute-Budget: 1\r\n", i));
         cr_assert_eq(r.status, 200, "%s", r.body);
-        json_t *j = body_json(&r);
+        json_t *j = th_json(&r);
         cr_expect_eq(num(j, "budget_applied"), 1.0);
         const double t = num(json_object_get(j, "timing"), "total_ms");
         if (t < full_ms) full_ms = t;
@@ -140,7 +134,7 @@ Test(sla, idle_server_half_the_full_latency_gets_a_smaller_budget_predicted_in_t
     snprintf(hdr, sizeof hdr, "X-Deadline-Ms: %.3f\r\n", deadline);
     th_resp r = read_resp(send_png(s.port, hdr, 9));
     cr_assert_eq(r.status, 200, "deadline %.3f ms (full %.3f ms): %s", deadline, full_ms, r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     const double applied = num(j, "budget_applied"), predicted = num(j, "predicted_ms");
     cr_expect_lt(applied, 1.0, "beta applied %g for a deadline of half the full latency", applied);
     cr_expect_geq(applied, BETA_MIN - 1e-6, "beta %g under the floor", applied);
@@ -168,7 +162,7 @@ Test(sla, deadline_below_the_floor_gets_504_at_once) {
     snprintf(hdr, sizeof hdr, "X-Deadline-Ms: %.4f\r\n", floor_ms / 3);
     th_resp r = read_resp(send_png(s.port, hdr, 1));
     cr_expect_eq(r.status, 504, "%s", r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     const char *msg = json_string_value(json_object_get(j, "error"));
     cr_expect(msg && strstr(msg, "deadline"), "%s", r.body);
     json_decref(j);
@@ -201,15 +195,7 @@ static void expect_log_order(th_acmd *s, const char *const *ids, int n) {
  * is sent next waits in the queue for exactly as long as the test needs, on any CPU. Each later send waits until the
  * server has queued it (queue_depth), so the arrival order is the send order. */
 static int start_held_busy(th_acmd *s, const char *const *extra) {
-    static char model_arg[400];
-    snprintf(model_arg, sizeof model_arg, "h=%s", heavy_model());
-    const char *args[24] = {"--model", model_arg, "--workers", "1", "--max-batch", "1", "--log-level", "warn"};
-    int n = 8;
-    for (int i = 0; extra && extra[i] && n < 23; i++) args[n++] = extra[i];
-    args[n] = NULL;
-    cr_assert_eq(th_acmd_start_held(s, args), 0);
-    th_hold_release(s, 1); /* the warm-up */
-    cr_assert_eq(th_acmd_wait_ready(s, 60), 0);
+    start_heavy_with(s, extra, 1);
     int busy = send_png(s->port, "X-Request-Id: busy\r\n", 0);
     cr_assert_eq(th_wait_stats(s, "h", 1, 0, 10), 0);
     return busy;
@@ -231,7 +217,7 @@ Test(sla, under_a_backlog_urgency_0_overtakes_urgency_7) {
     th_resp rb = read_resp(busy), rl = read_resp(low), rh = read_resp(high), rt = read_resp(triton);
     cr_assert(rb.status == 200 && rl.status == 200 && rh.status == 200 && rt.status == 200, "%d %d %d %d: %s %s %s",
               rb.status, rl.status, rh.status, rt.status, rl.body, rh.body, rt.body);
-    json_t *jl = body_json(&rl), *jh = body_json(&rh), *jt = body_json(&rt);
+    json_t *jl = th_json(&rl), *jh = th_json(&rh), *jt = th_json(&rt);
     json_t *pt = json_object_get(jt, "parameters");
     cr_expect_eq(json_integer_value(json_object_get(jl, "urgency")), 7);
     cr_expect_eq(json_integer_value(json_object_get(jh, "urgency")), 1, "u=0 not clamped to --min-client-urgency 1");
@@ -262,7 +248,7 @@ Test(sla, aging_lets_a_long_waiting_request_overtake) {
     th_hold_end(&s);
     th_resp rb = read_resp(busy), ro = read_resp(old), rf = read_resp(fresh);
     cr_assert(rb.status == 200 && ro.status == 200 && rf.status == 200, "%d %d %d", rb.status, ro.status, rf.status);
-    json_t *j = body_json(&ro);
+    json_t *j = th_json(&ro);
     cr_expect_gt(num(json_object_get(j, "timing"), "queue_ms"), 400);
     json_decref(j);
     th_resp_free(&rb), th_resp_free(&ro), th_resp_free(&rf);
@@ -288,7 +274,7 @@ Test(sla, same_urgency_goes_earliest_deadline_first_and_no_deadline_means_the_de
     th_resp rb = read_resp(busy), rf = read_resp(far), rn = read_resp(none), rm = read_resp(mid);
     cr_assert(rb.status == 200 && rf.status == 200 && rn.status == 200 && rm.status == 200, "%d %d %d %d: %s %s %s",
               rb.status, rf.status, rn.status, rm.status, rf.body, rn.body, rm.body);
-    json_t *j = body_json(&rn);
+    json_t *j = th_json(&rn);
     cr_expect(json_is_null(json_object_get(j, "deadline_ms")), "a request without a deadline reports one");
     cr_expect_eq(num(j, "budget_applied"), 1.0, "the default deadline must not shrink the budget");
     json_decref(j);
@@ -321,7 +307,7 @@ Test(sla, deadline_missed_in_the_queue_is_refused_and_counted) {
     th_hold_end(&s);
     th_resp r = read_resp(late);
     cr_expect_eq(r.status, 504, "a request whose %.1f ms deadline passed in the queue: %s", deadline, r.body);
-    json_t *j = body_json(&r);
+    json_t *j = th_json(&r);
     const char *msg = json_string_value(json_object_get(j, "error"));
     cr_expect(msg && strstr(msg, "queue"), "%s", r.body);
     json_decref(j);
@@ -446,7 +432,7 @@ Test(sla, binary_and_json_tensors_give_identical_results, .init = gold_start, .f
     cr_assert_eq(th_http(gold.port, "POST", "/v2/models/a/infer", "Content-Type: application/json\r\n", js, jlen, &rj), 0);
     free(js);
     cr_assert_eq(rj.status, 200, "%s", rj.body);
-    json_t *jj = body_json(&rj);
+    json_t *jj = th_json(&rj);
     json_t *lg_json = json_object_get(json_array_get(json_object_get(jj, "outputs"), 0), "data");
     json_t *lb_json = json_object_get(json_array_get(json_object_get(jj, "outputs"), 1), "data");
     cr_assert_eq(json_array_size(lg_json), B * 10);
@@ -461,7 +447,7 @@ Test(sla, binary_and_json_tensors_give_identical_results, .init = gold_start, .f
         cr_assert_eq(r.status, 200, "%s", r.body);
         char ihcl[32];
         if (!out_binary) {
-            json_t *j = body_json(&r);
+            json_t *j = th_json(&r);
             json_t *lg = json_object_get(json_array_get(json_object_get(j, "outputs"), 0), "data");
             for (int i = 0; i < B * 10; i++)
                 cr_expect_eq(json_number_value(json_array_get(lg, (size_t)i)), json_number_value(json_array_get(lg_json, (size_t)i)),

@@ -14,6 +14,8 @@
 
 #include "train/data.h"
 
+#include "server/harness.h"
+
 #define SHIPPED "clients/examples"
 
 typedef struct {
@@ -21,21 +23,6 @@ typedef struct {
     int cls;
     long index;
 } example;
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert(b);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 /* The rows "| `file` | label | class | index |" of a listing. */
 static int parse_listing(const char *text, example *ex, int max) {
@@ -52,7 +39,7 @@ static int parse_listing(const char *text, example *ex, int max) {
 
 static void decode_grey(const char *path, uint8_t out[784]) {
     size_t n;
-    char *png = slurp(path, &n);
+    char *png = th_slurp(path, &n);
     cr_assert(png, "cannot read %s", path);
     spng_ctx *ctx = spng_ctx_new(0);
     cr_assert(ctx);
@@ -71,7 +58,7 @@ static void decode_grey(const char *path, uint8_t out[784]) {
 }
 
 Test(examples, shipped_images_are_the_listed_test_images_and_regenerate) {
-    char *listing = slurp(SHIPPED "/README.md", NULL);
+    char *listing = th_slurp(SHIPPED "/README.md", NULL);
     cr_assert(listing, SHIPPED "/README.md is missing");
     example ex[32];
     const int n = parse_listing(listing, ex, 32);
@@ -112,7 +99,7 @@ Test(examples, shipped_images_are_the_listed_test_images_and_regenerate) {
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
     char path[600];
     snprintf(path, sizeof path, "%s/README.md", dir);
-    char *again = slurp(path, NULL);
+    char *again = th_slurp(path, NULL);
     cr_assert(again);
     cr_expect_str_eq(again, listing, "the listing differs from the shipped one");
     for (int i = 0; i < n; i++) {
