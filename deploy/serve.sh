@@ -54,7 +54,9 @@ done
 
 : >"$log"
 rm -f "$portf"
-"$B/acmd" "${args[@]}" --log-file "$log" --port-file "$portf" "$@" &
+# no load balancer in front of a local server: no grace period after SIGTERM (`make stop` returns at once; the queued
+# requests still run); ACMD_ARGS='--drain-grace-s 5' puts it back
+"$B/acmd" "${args[@]}" --log-file "$log" --port-file "$portf" --drain-grace-s 0 "$@" &
 pid=$!
 echo "$pid" >"$pidf"
 # SIGTERM to this script (a supervisor stopping `make serve`) is passed on; SIGINT (Ctrl-C) reaches acmd by itself.
