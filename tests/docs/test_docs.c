@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "server/harness.h"
+
 #define MAX_FILES 8192
 
 typedef struct {
@@ -60,19 +62,12 @@ static void tracked(file_list *l) {
 
 /* The file's text, or NULL for a binary file (a NUL byte) or one that cannot be read. */
 static char *text_of(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n || memchr(b, 0, (size_t)n)) {
+    size_t n;
+    char *b = th_slurp(path, &n);
+    if (b && memchr(b, 0, n)) {
         free(b);
-        fclose(f);
         return NULL;
     }
-    b[n] = 0;
-    fclose(f);
     return b;
 }
 
