@@ -70,21 +70,42 @@ int acm_sla_parse_budget(const char *s, double *out, const char *what, char *err
     return 0;
 }
 
-int acm_sla_resolve(acm_sla_budget *out, const char *hdr_max, const char *hdr_min, const double *param_max,
-                    const double *param_min, double beta_min, char *err, size_t errlen) {
+int acm_sla_parse_headers(acm_sla_headers *out, const char *budget, const char *budget_min, const char *deadline,
+                          const char *priority, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    out->urgency = ACM_URGENCY_DEFAULT;
+    if (budget) {
+        if (acm_sla_parse_budget(budget, &out->budget, "X-Compute-Budget", err, errlen)) return ACM_SLA_EINVAL;
+        out->has_budget = 1;
+    }
+    if (budget_min) {
+        if (acm_sla_parse_budget(budget_min, &out->budget_min, "X-Compute-Budget-Min", err, errlen)) return ACM_SLA_EINVAL;
+        out->has_budget_min = 1;
+    }
+    if (deadline) {
+        if (acm_sla_parse_deadline(deadline, &out->deadline_ms, "X-Deadline-Ms", err, errlen)) return ACM_SLA_EINVAL;
+        out->has_deadline = 1;
+    }
+    if (priority) {
+        if (acm_sla_parse_priority(priority, &out->urgency, &out->incremental, err, errlen)) return ACM_SLA_EINVAL;
+        out->has_priority = 1;
+    }
+    return 0;
+}
+
+int acm_sla_resolve_budget(acm_sla_budget *out, const acm_sla_headers *h, const double *param_max,
+                           const double *param_min, double beta_min, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     double mx = 1, mn = beta_min;
     int has_max = 0, has_min = 0;
-    if (hdr_max) {
-        if (acm_sla_parse_budget(hdr_max, &mx, "X-Compute-Budget", err, errlen)) return ACM_SLA_EINVAL;
-        has_max = 1, out->source = ACM_BUDGET_HEADER;
+    if (h && h->has_budget) {
+        mx = h->budget, has_max = 1, out->source = ACM_BUDGET_HEADER;
     } else if (param_max) {
         if (sla__range(*param_max, "parameter compute_budget", err, errlen)) return ACM_SLA_EINVAL;
         mx = *param_max, has_max = 1, out->source = ACM_BUDGET_PARAMETER;
     }
-    if (hdr_min) {
-        if (acm_sla_parse_budget(hdr_min, &mn, "X-Compute-Budget-Min", err, errlen)) return ACM_SLA_EINVAL;
-        has_min = 1;
+    if (h && h->has_budget_min) {
+        mn = h->budget_min, has_min = 1;
     } else if (param_min) {
         if (sla__range(*param_min, "parameter compute_budget_min", err, errlen)) return ACM_SLA_EINVAL;
         mn = *param_min, has_min = 1;
@@ -100,6 +121,13 @@ int acm_sla_resolve(acm_sla_budget *out, const char *hdr_max, const char *hdr_mi
     if (mn > mx) mn = mx;
     out->max = mx, out->min = mn, out->floor_set = has_min;
     return 0;
+}
+
+int acm_sla_resolve(acm_sla_budget *out, const char *hdr_max, const char *hdr_min, const double *param_max,
+                    const double *param_min, double beta_min, char *err, size_t errlen) {
+    acm_sla_headers h;
+    if (acm_sla_parse_headers(&h, hdr_max, hdr_min, NULL, NULL, err, errlen)) return ACM_SLA_EINVAL;
+    return acm_sla_resolve_budget(out, &h, param_max, param_min, beta_min, err, errlen);
 }
 
 /* ---- scheduling terms ------------------------------------------------------------------------------------------- */
@@ -257,13 +285,12 @@ int acm_sla_urgency_from_triton(double priority, int *urgency, char *err, size_t
     return 0;
 }
 
-int acm_sla_resolve_sched(acm_sla_sched *out, const char *hdr_deadline, const char *hdr_priority,
-                          const double *param_deadline_ms, const double *param_priority, int min_urgency, char *err,
-                          size_t errlen) {
+int acm_sla_resolve_terms(acm_sla_sched *out, const acm_sla_headers *h, const double *param_deadline_ms,
+                          const double *param_priority, int min_urgency, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     out->urgency = out->urgency_requested = ACM_URGENCY_DEFAULT;
-    if (hdr_deadline) {
-        if (acm_sla_parse_deadline(hdr_deadline, &out->deadline_ms, "X-Deadline-Ms", err, errlen)) return ACM_SLA_EINVAL;
+    if (h && h->has_deadline) {
+        out->deadline_ms = h->deadline_ms;
         out->deadline_source = ACM_BUDGET_HEADER;
     } else if (param_deadline_ms) {
         double v = *param_deadline_ms;
@@ -274,8 +301,8 @@ int acm_sla_resolve_sched(acm_sla_sched *out, const char *hdr_deadline, const ch
         out->deadline_source = ACM_BUDGET_PARAMETER;
     }
     int u = ACM_URGENCY_DEFAULT;
-    if (hdr_priority) {
-        if (acm_sla_parse_priority(hdr_priority, &u, &out->incremental, err, errlen)) return ACM_SLA_EINVAL;
+    if (h && h->has_priority) {
+        u = h->urgency, out->incremental = h->incremental;
         out->urgency_source = ACM_BUDGET_HEADER;
     } else if (param_priority) {
         if (acm_sla_urgency_from_triton(*param_priority, &u, err, errlen)) return ACM_SLA_EINVAL;
@@ -286,4 +313,12 @@ int acm_sla_resolve_sched(acm_sla_sched *out, const char *hdr_deadline, const ch
     if (u < min_urgency) u = min_urgency, out->clamped = 1;
     out->urgency = u;
     return 0;
+}
+
+int acm_sla_resolve_sched(acm_sla_sched *out, const char *hdr_deadline, const char *hdr_priority,
+                          const double *param_deadline_ms, const double *param_priority, int min_urgency, char *err,
+                          size_t errlen) {
+    acm_sla_headers h;
+    if (acm_sla_parse_headers(&h, NULL, NULL, hdr_deadline, hdr_priority, err, errlen)) return ACM_SLA_EINVAL;
+    return acm_sla_resolve_terms(out, &h, param_deadline_ms, param_priority, min_urgency, err, errlen);
 }

@@ -72,4 +72,22 @@ int acm_sla_resolve_sched(acm_sla_sched *out, const char *hdr_deadline, const ch
                           const double *param_deadline_ms, const double *param_priority, int min_urgency, char *err,
                           size_t errlen);
 
+/* The SLA headers of a request, each parsed once, where they arrive (before the body is read), and kept as values:
+ * admission resolves these with the OIP parameters without parsing the strings again. */
+typedef struct {
+    int has_budget, has_budget_min, has_deadline, has_priority;
+    double budget, budget_min; /* X-Compute-Budget, X-Compute-Budget-Min: in (0, 1] */
+    double deadline_ms;        /* X-Deadline-Ms */
+    int urgency, incremental;  /* Priority (RFC 9218) */
+} acm_sla_headers;
+
+/* Parses the four headers (NULL when absent); the first bad one fails with its message. */
+int acm_sla_parse_headers(acm_sla_headers *out, const char *budget, const char *budget_min, const char *deadline,
+                          const char *priority, char *err, size_t errlen);
+/* acm_sla_resolve and acm_sla_resolve_sched from parsed headers (h NULL: none). */
+int acm_sla_resolve_budget(acm_sla_budget *out, const acm_sla_headers *h, const double *param_max,
+                           const double *param_min, double beta_min, char *err, size_t errlen);
+int acm_sla_resolve_terms(acm_sla_sched *out, const acm_sla_headers *h, const double *param_deadline_ms,
+                          const double *param_priority, int min_urgency, char *err, size_t errlen);
+
 #endif

@@ -12,7 +12,7 @@
  *   RECEIVING (I/O thread: headers, body) -> QUEUED (I/O thread: in its model's queue; connection suspended)
  *   -> RUNNING (a worker) -> DONE (I/O thread: connection resumed, response queued)
  *   QUEUED -> CANCELLED (the client closed its connection: seen at its socket just before dispatch, a FIN alone
- *   being probed first since a half-closed client still wants its answer: sched.c sched__peer_state; never run).
+ *   being probed first since a half-closed client still wants its answer: peer.c; never run).
  */
 #ifndef ACM_SERVER_ACMD_H
 #define ACM_SERVER_ACMD_H
@@ -81,6 +81,7 @@ typedef struct {
     int max_batch;          /* 0: the global max_batch */
     char default_policy[16]; /* "": the global one */
     double default_budget;  /* < 0: the global one */
+    double beta_floor;      /* < 0: the model file's beta_min (--beta-floor NAME=BETA) */
 } acmd_model_conf;
 
 #define ACMD__T_STR char
@@ -134,7 +135,8 @@ long acmd_config_max_per_ip(const acmd_config *c);
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
-      "β_min and a full batch), `last_batch` (the last batch it learnt: `items`, `flops`, `seconds` of its engine "  \
+      "β_min and a full batch, `path`: the error model of dispatch — the residual of each request's path after "     \
+      "dispatch, `p50_ms`, `p95_ms`, the `margin_ms` and `band_ms` dispatch uses, `last_beta`), `last_batch` (the last batch it learnt: `items`, `flops`, `seconds` of its engine "  \
       "calls), `queue_depth`, `running` (requests on a worker now) and `deadlines` (requests with a deadline, misses by phase).")                          \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
@@ -176,6 +178,8 @@ void acmd_api_markdown(FILE *f);
     X(FLOPS_DENSE, "acm_flops_dense_equivalent_total", counter, "FLOPs the dense model would have executed.")        \
     X(BUDGET_RATIO, "acm_request_budget_ratio", histogram, "Budget applied to requests (beta), by its source.")       \
     X(DEADLINE_MISSES, "acm_deadline_misses_total", counter, "Requests that missed their deadline, by phase.")        \
+    X(PHASE_DURATION, "acm_request_phase_seconds", histogram,                                                         \
+      "Time of answered inference requests in each phase: admission, queue, handover, compute, return, send.")     \
     X(CONNECTIONS, "acm_http_connections", gauge, "Open HTTP connections.")                                           \
     X(BUFFERED, "acm_buffered_bytes", gauge,                                                                          \
       "Bytes of request bodies and decoded inputs held, counted against --max-buffered-bytes.")                      \
@@ -209,6 +213,25 @@ char *acmd_metrics_render(const acmd_metrics *m, size_t *len);
  * are kept >= 0 (non-negative least squares, exact over the 3 coefficients). The one-step-ahead error of each batch (measured
  * minus predicted before the batch was added) is kept for the last ACMD_COST_RING batches. I/O thread only. */
 #define ACMD_COST_RING 64
+
+/* A distribution that forgets: a fixed-size histogram of a stream of durations on geometric buckets (ratio
+ * ACMD_HIST_RATIO from ACMD_HIST_MIN seconds; everything at or below the first bucket's edge, negative values
+ * included, counts there), every weight multiplied by `decay` per value added, so that it holds about 1 / (1 - decay)
+ * recent values and changes smoothly: a value leaving the window fades out instead of dropping out at once. Its
+ * quantiles are read by linear interpolation within a bucket. O(1) memory; adding is ACMD_HIST_N multiplications. */
+#define ACMD_HIST_N 128
+#define ACMD_HIST_MIN 1e-5
+#define ACMD_HIST_RATIO 1.1
+typedef struct {
+    double w[ACMD_HIST_N];
+    double total, decay;
+    long n;
+} acmd_hist;
+void acmd_hist_init(acmd_hist *h, double decay);
+void acmd_hist_add(acmd_hist *h, double x);
+/* The q-quantile (0..1) of what the histogram holds (0 when empty). */
+double acmd_hist_quantile(const acmd_hist *h, double q);
+
 typedef struct {
     double forget;
     double u_tok, u_flop;   /* units: tokens of one item, dense FLOPs of one item */
@@ -219,6 +242,10 @@ typedef struct {
     double last[3];         /* the last measured batch learnt: tokens, FLOPs, seconds */
     double err_abs[ACMD_COST_RING], err_rel[ACMD_COST_RING];
     int ring_n, ring_i;
+    /* the whole path after a dispatch decision, per request: (bytes sent - dispatch decision) - the predicted batch
+     * time, i.e. the batch-time error plus the time the batch model does not see (hand-over to the worker, decoding,
+     * response bodies, the way back, sending) */
+    acmd_hist path;
 } acmd_cost;
 
 void acmd_cost_init(acmd_cost *c, double tokens_per_item, double flops_per_item, double forget);
@@ -232,6 +259,19 @@ void acmd_cost_coef(const acmd_cost *c, double *a, double *b_tok, double *c_flop
 int acmd_cost_error(const acmd_cost *c, double *mean_abs, double *mean_rel, double *max_abs);
 /* The q-quantile (0..1) of the last ACMD_COST_RING batches' absolute errors, in seconds (0 before any). */
 double acmd_cost_error_quantile(const acmd_cost *c, double q);
+/* Adds one request's path residual (seconds; see `path`). */
+void acmd_cost_path_add(acmd_cost *c, double residual_s);
+/* The margin dispatch keeps between a batch's predicted finish and its earliest deadline (seconds, >= 0): a high
+ * quantile of the path residuals (the last ~1 / (1 - ACMD_COST_PATH_DECAY) requests: the 99th percentile of their
+ * body, from its quartiles, and at least their 95th; cost.c says why) once ACMD_COST_PATH_MIN requests have been
+ * measured; before, the largest residual yet, and before any, the 90th
+ * percentile of the batch-time errors. */
+double acmd_cost_margin(const acmd_cost *c);
+/* The dead band of the budget decision (seconds): a move to a larger beta needs this much room beyond the margin,
+ * so that noise smaller than it cannot make identical requests alternate (see acmd_budget_decide_held). */
+double acmd_cost_band(const acmd_cost *c);
+#define ACMD_COST_PATH_DECAY 0.998
+#define ACMD_COST_PATH_MIN 16
 
 /* ---- models, requests, server ------------------------------------------------------------------------------------ */
 
@@ -246,6 +286,9 @@ typedef struct {
     acm_policy default_policy;
     int S, C, T, K, num_acms;
     int idx;
+    /* the budget floor: below it the model's accuracy collapses (its beta_min unless --beta-floor), so no budget goes
+     * under it and a deadline that cannot be met at it is answered 504 at admission instead of served garbage */
+    double beta_floor;
     /* queue (I/O thread): unordered list; dispatch picks by urgency (aged), then deadline, then arrival */
     struct acmd_req *q_head, *q_tail;
     int q_items;
@@ -253,6 +296,7 @@ typedef struct {
     acmd_cost cost;
     double flops_fixed, flops_learner;
     long dl_requests, dl_misses[3]; /* requests with a deadline; misses by phase (admission, queue, compute) */
+    double beta_prev;               /* the last common beta decided at dispatch (< 0: none yet; the dead band's memory) */
     int running;                    /* requests of this model on a worker (I/O thread's view) */
 } acmd_model;
 
@@ -260,76 +304,172 @@ enum { ACMD_MISS_ADMISSION = 0, ACMD_MISS_QUEUE, ACMD_MISS_COMPUTE };
 
 typedef enum { ACMD_REQ_RECEIVING = 0, ACMD_REQ_QUEUED, ACMD_REQ_RUNNING, ACMD_REQ_DONE, ACMD_REQ_CANCELLED } acmd_req_state;
 
+/* ---- errors (server/respond.c) -------------------------------------------------------------------------------------
+ * One list of the answers a request can fail with: the HTTP status of each and, for a refusal before queueing, the
+ * reason label of acm_inference_rejections_total (NULL: not counted there). Codes of proto/ (image, OIP, audio) and
+ * engine/ map into it through acmd_err_of, so that a decoder's ENOMEM is a 500 and its bad input a 400 in one place.
+ * X(id, HTTP status, rejection reason) */
+#define ACMD_ERRORS(X)                                                                                                \
+    X(BAD_REQUEST, 400, "bad_request")   /* malformed or unacceptable input: headers, body, parameters */            \
+    X(IMAGE_TOO_LARGE, 400, "too_large") /* an image over --max-image-pixels, from its header */                     \
+    X(NOT_FOUND, 404, NULL)                                                                                           \
+    X(METHOD, 405, NULL)                                                                                              \
+    X(ARRIVAL_TIMEOUT, 408, NULL)        /* headers and body not in within --request-timeout */                      \
+    X(TOO_LARGE, 413, "too_large")       /* a body over --max-body-bytes */                                          \
+    X(MEDIA_TYPE, 415, "bad_request")                                                                                 \
+    X(QUEUE_FULL, 429, "queue_full")                                                                                  \
+    X(CANCELLED, 499, NULL)              /* the client closed its connection while queued */                          \
+    X(INTERNAL, 500, NULL)               /* engine failure, non-finite logits, out of memory */                       \
+    X(NOT_IMPLEMENTED, 501, NULL)                                                                                     \
+    X(MEMORY, 503, "memory")             /* past --max-buffered-bytes */                                              \
+    X(NOT_READY, 503, "not_ready")                                                                                    \
+    X(DRAINING, 503, "draining")                                                                                      \
+    X(DEADLINE, 504, "deadline")         /* refused at admission: not even the floor can make the deadline */        \
+    X(DEADLINE_QUEUE, 504, NULL)         /* the deadline was lost in the queue */
+
+typedef enum {
+#define X(id, status, reason) ACMD_E_##id,
+    ACMD_ERRORS(X)
+#undef X
+        ACMD_E_COUNT
+} acmd_err;
+
+int acmd_err_status(acmd_err e);
+const char *acmd_err_reason(acmd_err e); /* NULL: not a refusal before queueing */
+/* Where a negative return code of a library comes from, for acmd_err_of. */
+typedef enum { ACMD_FROM_IMAGE, ACMD_FROM_OIP, ACMD_FROM_AUDIO, ACMD_FROM_ENGINE } acmd_err_domain;
+/* The server's error for a library's code: its out-of-memory is INTERNAL, anything else about the input BAD_REQUEST
+ * (the engine's: INTERNAL, the input having been checked before it runs). */
+acmd_err acmd_err_of(acmd_err_domain d, int rc);
+
+/* ---- per-request arena (server/arena.c) ----------------------------------------------------------------------------
+ * Every block a request owns (body, decoded input, results, response body, error text) is allocated from, or handed
+ * to, its arena; acmd_req_free frees them all at once: one free path per request. Small blocks come out of chunks,
+ * large ones (a body, pixels) are blocks of their own so that they can grow (realloc) or die early (release: decoded
+ * inputs once the engine has run them). Only the request's owner of the moment touches it (see the states above), so
+ * it has no lock. */
+typedef struct {
+    void **blk;        /* blocks owned: chunks and large blocks, malloc'd */
+    size_t n, cap;
+    char *chunk;       /* the current chunk: small blocks are cut from it */
+    size_t used, size;
+} acmd_arena;
+
+void *acmd_arena_alloc(acmd_arena *a, size_t n);           /* NULL: out of memory */
+void *acmd_arena_calloc(acmd_arena *a, size_t n);
+/* Resizes a block of this arena holding `old` bytes (p NULL: a new large block); NULL (p kept) when out of memory. */
+void *acmd_arena_realloc(acmd_arena *a, void *p, size_t old, size_t n);
+/* Takes ownership of a malloc'd block (from a library); NULL when p is NULL or out of memory (p then freed). */
+void *acmd_arena_adopt(acmd_arena *a, void *p);
+/* Frees one large block now (p NULL: nothing). */
+void acmd_arena_release(acmd_arena *a, void *p);
+void acmd_arena_free(acmd_arena *a);
+
+/* ---- requests -----------------------------------------------------------------------------------------------------
+ * A request is grouped by who fills what, in the order it happens: http (the connection's side), body, sla (the
+ * service terms), in (the decoded input), out (what the engine made), t (times) and resp (the answer). */
+
+/* The input a worker decodes a body into and the engine runs, n items of one kind. An image request holds pixels;
+ * an audio request (a whole file, or one chunk of a stream) will hold PCM samples the same way: the scheduler and the
+ * cost model see items, tokens and FLOPs, never the kind. */
+typedef enum { ACMD_INPUT_IMAGE = 0, ACMD_INPUT_AUDIO } acmd_input_kind;
+typedef struct {
+    acmd_input_kind kind;
+    int n_items;
+    float *data;      /* IMAGE: [n_items, C, S, S] pixels; AUDIO: [n_samples] PCM at the model's rate (arena) */
+    size_t n_samples; /* AUDIO */
+    size_t mem;       /* bytes of data counted against --max-buffered-bytes while held */
+} acmd_input;
+
+/* The service terms: headers parsed once where they arrive (http.c), resolved with the OIP parameters at admission
+ * (admit.c); the budget of a deadline request is decided at dispatch (queue.c). */
+typedef struct {
+    acm_sla_headers hdr;
+    char policy_name[16];    /* X-Compute-Policy ("": none) */
+    acm_sla_budget budget;   /* the budget range */
+    acm_sla_sched sched;     /* deadline, urgency */
+    acm_policy policy;       /* as applied: kind, and beta (decided at dispatch for a deadline request) */
+    int has_deadline;        /* the request set a deadline */
+    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms */
+    uint64_t seq;            /* arrival order (queue order among equals) */
+    int64_t items;           /* items, for the cost model (OIP: the peeked batch dimension) */
+    double predicted_ms;     /* predicted finish from arrival, decided at dispatch; < 0 before */
+} acmd_sla;
+
+/* What the engine made, and the output the request asked for (worker). */
+typedef struct {
+    float *logits;           /* [n_items, K] (arena) */
+    uint8_t *kmap;           /* [n_items, num_acms, T] when explain (arena) */
+    double flops, flops_dense, realised;
+    double compute_s;        /* the whole batch: decode, engine, bodies */
+    double engine_s;         /* of compute_s, the engine calls (what the cost model predicts and learns from) */
+    int batch_size, batch_first, worker;
+    int explain;             /* ?explain=1 or the OIP parameter: the per-token compute map */
+    int want_logits, want_label; /* OIP outputs returned: those the request names */
+    int bin_logits, bin_label;   /* OIP binary outputs */
+    char id[ACM_OIP_MAX_ID + 1]; /* OIP: the body's id, else X-Request-Id */
+    /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample; secs the engine calls'
+     * time only, as the warm-up prior measures it: decoding and response bodies vary with the input, not with what
+     * the model predicts) */
+    int batch_lead;
+    double b_items, b_flops, b_secs;
+} acmd_output;
+
 typedef struct acmd_req {
     struct acmd_req *next; /* model queue, then batch, then result queue */
     struct acmd_server *srv;
     struct MHD_Connection *conn;
     acmd_req_state state;
     acmd_route route;
-    int suspended;
-    char method[8];
-    char path[256];
-    char id[ACM_OIP_MAX_ID + 1]; /* X-Request-Id (visible ASCII, at most ACM_OIP_MAX_ID bytes), else generated */
-    char traceparent[128], peer[64];
-    const char *id_error;        /* why X-Request-Id was refused (400), or NULL */
     acmd_model *model;
-    /* body (RECEIVING) */
-    uint8_t *body;
-    size_t len, cap;
-    int body_error; /* while receiving: 413 (over --max-body-bytes) or 503 (over --max-buffered-bytes) */
-    /* bytes counted against --max-buffered-bytes (acmd_server.buffered): the body's (Content-Length reserved at the
-     * headers, else the buffer as it grows; I/O thread) and the decoded inputs' (a worker, while it holds them) */
-    size_t mem_body, mem_decoded;
-    char content_type[128];
-    /* admission (I/O thread): budget headers, validated there, resolved with the OIP parameters by the worker */
-    char hdr_budget[32], hdr_budget_min[32], hdr_policy[16], hdr_deadline[32], hdr_priority[128];
-    int has_hdr_budget, has_hdr_budget_min, has_hdr_deadline, has_hdr_priority;
-    int explain;
-    size_t json_len;    /* OIP: bytes of the JSON header (Inference-Header-Content-Length, else the body) */
-    /* scheduling (I/O thread, from admission): terms, queue key, the decision at dispatch */
-    acm_sla_sched sched;
-    uint64_t seq;        /* arrival order */
-    uint64_t t_deadline; /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms */
-    int has_deadline;    /* the request set a deadline */
-    int64_t items_est;   /* items, for the cost model (OIP: the peeked batch dimension) */
-    double predicted_ms; /* predicted finish from arrival, decided at dispatch; < 0 before */
-    int out_logits, out_label; /* OIP outputs returned: those the request names (worker) */
-    int bin_logits, bin_label; /* OIP binary outputs (worker) */
-    /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample; b_secs the engine calls'
-     * time only, as the warm-up prior measures it: decoding and response bodies vary with the input, not with what the
-     * model predicts) */
-    int batch_lead;
-    double b_items, b_flops, b_secs;
-    const char *reject_reason; /* metrics label when refused before queueing */
-    /* worker: decoded inputs and results */
-    acm_sla_budget sla;
-    acm_policy policy;
-    char resp_id[ACM_OIP_MAX_ID + 1]; /* OIP: the body's id, else X-Request-Id */
-    int n_items;
-    float *pixels;      /* [n_items, C, S, S] */
-    float *logits;      /* [n_items, K] */
-    uint8_t *kmap;      /* [n_items, num_acms, T] when explain */
-    double flops, flops_dense, realised, compute_s;
-    double engine_s;    /* of compute_s, the engine calls (what the cost model predicts and learns from) */
-    int batch_size, batch_first;
-    int worker;
-    /* times, ns (CLOCK_MONOTONIC) */
-    uint64_t t_arrive, t_queued, t_dispatch, t_computed, t_done;
-    /* response */
-    int status;
-    char *resp_body; /* malloc'd */
-    size_t resp_len;
-    const char *resp_type;
-    char allow[64];
-    char err[512];
-    int responded, orphan;
-    int http11;            /* HTTP/1.1 (not 1.0): an interim 1xx may be sent */
-    int timed_out;         /* closed by the --request-timeout sweep (server.c) while arriving: a 408 */
-    uint64_t probe_until;  /* queued, half-closed: held until then while a probe looks for a reset (0: not probed) */
-    int started;  /* the request line and headers have been acted on (routing, admission) */
-    int bodiless; /* no Content-Length above 0 and no Transfer-Encoding: acted on in the second call */
-    int body_done; /* the handler's last call came: the body (if any) has been read to its end */
-    size_t bytes_in, bytes_out;
+    acmd_arena arena;
+    struct {                  /* the connection's side (I/O thread) */
+        char method[8];
+        char path[256];
+        char id[ACM_OIP_MAX_ID + 1]; /* X-Request-Id (visible ASCII, at most ACM_OIP_MAX_ID bytes), else generated */
+        char traceparent[128], peer[64];
+        const char *id_error; /* why X-Request-Id was refused (400), or NULL */
+        int http11;           /* HTTP/1.1 (not 1.0): an interim 1xx may be sent */
+        int started;          /* the request line and headers have been acted on (routing, admission) */
+        int bodiless;         /* no Content-Length above 0 and no Transfer-Encoding: acted on in the second call */
+        int body_done;        /* the handler's last call came: the body (if any) has been read to its end */
+        int suspended;        /* queued or running: the connection is suspended */
+        int timed_out;        /* closed by the --request-timeout sweep (server.c) while arriving: a 408 */
+        int orphan;           /* its connection went away while a worker held it: freed when the batch comes back */
+        uint64_t probe_until; /* queued, half-closed: held until then while a probe looks for a reset (0: not probed) */
+        size_t bytes_in, bytes_out;
+    } http;
+    struct {                  /* the request body (RECEIVING, I/O thread) */
+        uint8_t *data;        /* (arena) */
+        size_t len, cap;
+        int error;            /* while receiving: 413 (over --max-body-bytes) or 503 (over --max-buffered-bytes) */
+        size_t mem;           /* bytes counted against --max-buffered-bytes (Content-Length reserved, else as it grows) */
+        size_t json_len;      /* OIP: bytes of the JSON header (Inference-Header-Content-Length, else the body) */
+        char type[128];       /* Content-Type */
+    } body;
+    acmd_sla sla;
+    acmd_input in;
+    acmd_output out;
+    struct {                  /* ns, CLOCK_MONOTONIC; the phases of acm_request_phase_seconds between them */
+        uint64_t arrive;      /* headers in                                   } admission (body, checks, admission) */
+        uint64_t queued;      /* admitted, in its model's queue               } queue */
+        uint64_t handed;      /* dispatch decided, handed to a worker (I/O)   } handover (the worker's wake-up) */
+        uint64_t dispatch;    /* the worker took the batch up                 } compute (decode, engine, bodies) */
+        uint64_t computed;    /* the batch done (worker)                      } return (result queue, I/O thread) */
+        uint64_t done;        /* the response queued to MHD                   } send */
+        uint64_t sent;        /* the last byte written (completion callback) */
+    } t;
+    struct {                  /* the answer */
+        int status;
+        char *body;           /* (arena) */
+        size_t len;
+        const char *type;
+        size_t json_len;      /* OIP binary: Inference-Header-Content-Length of the answer (0: none) */
+        char allow[64];       /* 405 */
+        char err[512];
+        const char *reason;   /* metrics label when refused before queueing (acmd_err_reason) */
+        int responded;
+    } resp;
 } acmd_req;
 
 typedef struct acmd_worker {
@@ -417,20 +557,84 @@ void acmd_log(acmd_server *s, int level, const char *fmt, ...) __attribute__((fo
 void acmd_log_access(acmd_server *s, const char *line, size_t n);
 void acmd_log_flush(acmd_server *s);
 
-/* server/sched.c: admission to dispatch (I/O thread) and the workers */
+/* server/admit.c: admission (I/O thread) */
+/* Admission of a request whose body is here: resolves its budget and scheduling terms (the OIP parameters from
+ * peek, NULL for /classify) and refuses what cannot be met. Returns 0 to queue it, or fills the error (400, 504). */
+int acmd_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip);
+/* The same refusal at the headers, before the body is read, for a request with X-Deadline-Ms: what the body could
+ * still change is taken at its most favourable (one item, the most urgent priority a client may claim, the floor of
+ * the headers and the model). Returns 0 to read the body, or -1 with the 504 filled. */
+int acmd_admit_early(acmd_server *s, acmd_req *r);
+/* The policy a request runs under from its budget range and terms (pure: no server state besides the arguments).
+ * policy_name: X-Compute-Policy or the OIP parameter (NULL/"": none). Returns 0, or -1 with a 400 message. */
+int acmd_admit_policy(acm_policy *out, acm_sla_budget *budget, int has_deadline, const char *policy_name,
+                      acm_policy model_default, const char *request_policy, char *err, size_t errlen);
+
+/* server/budget.c: the budget arithmetic (pure functions of a model's cost figures and the requests) */
+/* The beta a request's answer reports as applied: its policy's beta, 1 under argmax (the gates alone decide). */
+double acmd_budget_applied(const acmd_req *r);
+/* FLOPs of a request's items at budget beta (the cost model's unit of work). */
+double acmd_budget_flops(const acmd_model *m, const acmd_req *r, double beta);
+/* The least a request can cost: a deadline request at its floor; any other at its own policy (argmax as 1). */
+double acmd_budget_min_flops(const acmd_model *m, const acmd_req *r);
+/* Predicted seconds of a batch of `items` items and `flops` FLOPs. */
+double acmd_budget_predict(const acmd_model *m, double items, double flops);
+/* Predicted seconds of a batch (a list through ->next) with its deadline requests at a common beta c, each clamped
+ * to its own [min, max]. */
+double acmd_budget_batch_time(const acmd_model *m, const acmd_req *batch, double c);
+/* The largest common c in [0, 1] whose predicted batch time fits in slack_s seconds (0 when nothing does). */
+double acmd_budget_decide(const acmd_model *m, const acmd_req *batch, double slack_s);
+/* c clamped to a deadline request's own range. */
+double acmd_budget_clamp(const acmd_req *r, double c);
+/* acmd_budget_decide with hysteresis: the previous decision *prev (< 0: none) is kept while it still fits in slack_s
+ * and a larger one would not fit in slack_s - band_s; else the nearest of the two bounds. Updates *prev. */
+double acmd_budget_decide_held(const acmd_model *m, const acmd_req *batch, double slack_s, double band_s, double *prev);
+
+/* server/queue.c: the queues and dispatch (I/O thread) */
+/* Queue order: 1 when a goes before b at `now` (urgency improved by one level per aging_ms waited, then the earlier
+ * deadline, then arrival). */
+int acmd_queue_before(double aging_ms, const acmd_req *a, const acmd_req *b, uint64_t now);
+void acmd_queue_push(acmd_server *s, acmd_req *r);
+void acmd_queue_dispatch(acmd_server *s);
+/* Removes r from its model's queue wherever it is (0 when it was not there). */
+int acmd_queue_remove(acmd_server *s, acmd_req *r);
+/* Runs dispatch again at `at` (ns) at the latest. */
+void acmd_queue_wake(acmd_server *s, uint64_t at);
+/* Counts a deadline miss of r in `phase` (ACMD_MISS_*): the model's stats and acm_deadline_misses_total. */
+void acmd_queue_miss(acmd_server *s, acmd_req *r, int phase);
+/* Sets acm_queue_depth of m. */
+void acmd_queue_depth(acmd_server *s, acmd_model *m);
+/* A request answered 200 has been sent (completion, t.sent set): its phases go to acm_request_phase_seconds and the
+ * residual of its path after dispatch to its model's error model. */
+void acmd_queue_observe_path(acmd_server *s, acmd_req *r);
+/* The phase labels of acm_request_phase_seconds, in path order (see acmd_req.t). */
+#define ACMD_PATH_PHASES 6
+extern const char *const acmd_path_phases[ACMD_PATH_PHASES];
+
+/* server/peer.c: whether the client of a queued request is still there (I/O thread) */
+typedef enum { ACMD_PEER_HERE, ACMD_PEER_GONE, ACMD_PEER_PROBING } acmd_peer;
+acmd_peer acmd_peer_state(acmd_server *s, acmd_req *r, uint64_t now);
+
+/* server/workers.c: the worker threads, the hand-over and the result queue */
 int acmd_workers_start(acmd_server *s, char *err, size_t errlen);
 /* Asks every worker to stop after its batch and joins them; their results stay in the result queue. */
 void acmd_workers_stop(acmd_server *s);
 /* Frees the workers' engine state (after acmd_workers_stop and once the result queue has been drained). */
 void acmd_workers_free(acmd_server *s);
-/* Admission of a request whose body is here: resolves its budget and scheduling terms (the OIP parameters from
- * peek, NULL for /classify) and refuses what cannot be met. Returns 0 to queue it, or fills the error (400, 504). */
-int acmd_sched_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip);
-void acmd_sched_enqueue(acmd_server *s, acmd_req *r);
-void acmd_sched_dispatch(acmd_server *s);
-void acmd_sched_on_async(uv_async_t *a);
-/* Runs a batch on a worker thread: decode, engine, response bodies. */
-void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch);
+/* Hands a batch to an idle worker (I/O thread). */
+void acmd_workers_hand(acmd_worker *w, acmd_model *m, acmd_req *batch, double pred_s, uint64_t now);
+/* The result queue's callback (I/O thread): learns, counts and answers every batch that came back. */
+void acmd_workers_on_async(uv_async_t *a);
+
+/* server/batch.c: a batch on a worker thread: decode (decode.c), engine, response bodies (respond.c). */
+void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch);
+/* server/decode.c: a request's body to its input (worker); on failure fills the error. */
+void acmd_decode(acmd_worker *w, acmd_req *r);
+/* The OIP inputs a worker runs, in order of preference, and the items an OIP request counts for the cost model. */
+int64_t acmd_decode_oip_items(const acm_oip_peek *oip);
+#define ACMD_MAX_ITEMS_PER_REQUEST 256
+/* server/respond.c: a request's 200 body (worker); 0, or -1 out of memory. */
+int acmd_respond_body(acmd_req *r, uint64_t now);
 
 /* server/http.c */
 enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -443,16 +647,19 @@ void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket
 void acmd_http_finish(acmd_server *s, acmd_req *r);
 /* Runs MHD once and re-arms its timer. */
 void acmd_http_kick(acmd_server *s);
-/* Frees a request and releases what it held of --max-buffered-bytes (I/O thread). */
+/* A new request (its arena empty), or NULL. */
+acmd_req *acmd_req_new(void);
+/* Frees a request: its arena, and what it held of --max-buffered-bytes (I/O thread). */
 void acmd_req_free(acmd_server *s, acmd_req *r);
 /* Adds (> 0) or releases (< 0) bytes of --max-buffered-bytes; any thread. */
 void acmd_mem_add(acmd_server *s, long long bytes);
-/* Fills status + error body. */
-void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* server/respond.c: fails a request with e: status, {"error": message} body, and (while it is still arriving) the
+ * rejection reason of e. Any thread that owns r. */
+void acmd_req_fail(acmd_req *r, acmd_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* 1 when the request asked for a budget ceiling (X-Compute-Budget or the compute_budget parameter): its answer's
  * `budget_requested` is that value; otherwise null (none was asked, or a deadline chose the budget). */
 static inline int acmd_budget_asked(const acmd_req *r) {
-    return r->sla.source == ACM_BUDGET_HEADER || r->sla.source == ACM_BUDGET_PARAMETER;
+    return r->sla.budget.source == ACM_BUDGET_HEADER || r->sla.budget.source == ACM_BUDGET_PARAMETER;
 }
 
 #endif

@@ -3,9 +3,11 @@
  * --print-config. The file is JSON:
  *   {"listen": "127.0.0.1:8080", "workers": 2, ...,            any option, '-' or '_' in its name
  *    "models": [{"name": "fmnist", "path": "models/x.safetensors",
- *                "max_batch": 16, "default_policy": "mean", "default_budget": 0.5}]}   per-model settings (optional)
+ *                "max_batch": 16, "default_policy": "mean", "default_budget": 0.5,
+ *                "beta_floor": 0.3}]}                                     per-model settings (optional)
  * Flags are applied in order: a later flag overrides an earlier one and the file at the point --config appears;
- * --model NAME=PATH adds a model (or replaces the path of one the file named).
+ * --model NAME=PATH adds a model (or replaces the path of one the file named); --beta-floor NAME=BETA sets a model's
+ * budget floor (its beta_min from the model file unless set).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -101,6 +103,7 @@ static acmd_model_conf *cfg__model(acmd_config *c, const char *name, char *err, 
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", name);
     m->default_budget = -1;
+    m->beta_floor = -1;
     return m;
 }
 
@@ -137,10 +140,11 @@ int acmd_config_load_file(acmd_config *c, const char *path, char *err, size_t er
                 }
                 snprintf(m->path, sizeof m->path, "%s", mp);
                 json_t *mb = json_object_get(e, "max_batch"), *dp = json_object_get(e, "default_policy"),
-                       *db = json_object_get(e, "default_budget");
+                       *db = json_object_get(e, "default_budget"), *bf = json_object_get(e, "beta_floor");
                 if (mb) m->max_batch = (int)json_integer_value(mb);
                 if (dp) snprintf(m->default_policy, sizeof m->default_policy, "%s", json_string_value(dp) ? json_string_value(dp) : "?");
                 if (db) m->default_budget = json_number_value(db);
+                if (bf) m->beta_floor = json_is_number(bf) ? json_number_value(bf) : -2; /* -2: refused by validate */
             }
             continue;
         }
@@ -203,6 +207,21 @@ int acmd_config_parse(acmd_config *c, int argc, char **argv, char *err, size_t e
             snprintf(m->path, sizeof m->path, "%s", e + 1);
             continue;
         }
+        if (n == 10 && strncmp(name, "beta-floor", 10) == 0) {
+            const char *e = strchr(val, '=');
+            char mname[64], *end;
+            if (!e || e == val || (size_t)(e - val) >= sizeof mname)
+                return cfg__fail(err, errlen, "--beta-floor wants NAME=BETA, got \"%s\"", val);
+            memcpy(mname, val, (size_t)(e - val));
+            mname[e - val] = 0;
+            const double b = strtod(e + 1, &end);
+            if (end == e + 1 || *end || !(b >= 0 && b <= 1))
+                return cfg__fail(err, errlen, "--beta-floor %s: BETA must be a number in [0, 1], got \"%s\"", mname, e + 1);
+            acmd_model_conf *m = cfg__model(c, mname, err, errlen);
+            if (!m) return -1;
+            m->beta_floor = b;
+            continue;
+        }
         const cfg__opt *o = cfg__find(name, n);
         if (!o) return cfg__fail(err, errlen, "unknown option --%.*s (see --help)", (int)n, name);
         if (cfg__set(c, o, val, err, errlen)) return -1;
@@ -256,6 +275,8 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
             return cfg__fail(err, errlen, "model %s: default_policy: argmax, mean or cap", m->name);
         if (m->default_budget >= 0 && !(m->default_budget > 0 && m->default_budget <= 1))
             return cfg__fail(err, errlen, "model %s: default_budget in (0, 1]", m->name);
+        if (m->beta_floor != -1 && !(m->beta_floor >= 0 && m->beta_floor <= 1))
+            return cfg__fail(err, errlen, "model %s: beta_floor must be a number in [0, 1]", m->name);
     }
     return 0;
 }
@@ -277,10 +298,11 @@ void acmd_config_print(const acmd_config *c, FILE *f) {
         if (m->max_batch) json_object_set_new(o, "max_batch", json_integer(m->max_batch));
         if (m->default_policy[0]) json_object_set_new(o, "default_policy", json_string(m->default_policy));
         if (m->default_budget >= 0) json_object_set_new(o, "default_budget", json_real(m->default_budget));
+        if (m->beta_floor >= 0) json_object_set_new(o, "beta_floor", json_real(m->beta_floor));
         json_array_append_new(ms, o);
     }
     json_object_set_new(root, "models", ms);
-    json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)); /* 0.3, not 0.29999999999999999 */
     fputc('\n', f);
     json_decref(root);
 }
@@ -297,6 +319,8 @@ long acmd_config_max_per_ip(const acmd_config *c) {
 void acmd_config_help(FILE *f) {
     fprintf(f, "usage: acmd --model NAME=PATH [--model NAME=PATH ...] [options]\n\n"
                "  --model NAME=PATH           serve the model file PATH as NAME (repeatable)\n"
+               "  --beta-floor NAME=BETA      budget floor of model NAME: below it accuracy collapses, so a deadline\n"
+               "                              that cannot be met at it is 504 (default: the model file's beta_min)\n"
                "  --config FILE               JSON file with any option below and per-model settings\n"
                "  --print-config              print the effective configuration as JSON (a valid --config) and exit\n"
                "  --print-api                 print the HTTP API (docs/API.md) and exit\n"

@@ -2,7 +2,7 @@
  * http.c — the MHD access handler: message framing and Host (duplicate Content-Length, Transfer-Encoding -> 400/501),
  * routing, header checks before the body (413, 415, 503; budget, deadline and priority headers and
  * Inference-Header-Content-Length -> 400), body accumulation, admission (image header probe, the OIP parameter peek,
- * queue bound -> 429, then sched.c's SLA admission -> 400/504), suspension while queued, the model stats route,
+ * queue bound -> 429, then admit.c's SLA admission -> 400/504), suspension while queued, the model stats route,
  * responses with the headers of docs/DESIGN.md §6, the completion callback (access log, HTTP metrics, freeing the
  * request) and the lingering close of a connection answered before its body was read.
  * Everything here runs on the I/O thread.
@@ -35,19 +35,6 @@ void acmd_conn_req(struct MHD_Connection *conn, acmd_req *r); /* server.c */
 #define ACM__STR2(x) #x
 #define ACM__STR(x) ACM__STR2(x)
 
-void acmd_req_error(acmd_req *r, int status, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->err, sizeof r->err, fmt, ap);
-    va_end(ap);
-    free(r->resp_body);
-    size_t cap = strlen(r->err) * 6 + 32;
-    r->resp_body = malloc(cap);
-    r->resp_len = r->resp_body ? acm_error_body(r->resp_body, cap, r->err) : 0;
-    r->resp_type = "application/json";
-    r->status = status;
-}
-
 void acmd_mem_add(acmd_server *s, long long bytes) { atomic_fetch_add(&s->buffered, bytes); }
 
 /* Counts `bytes` more of r's body against --max-buffered-bytes: 0, or -1 (nothing counted) when that would pass it.
@@ -57,19 +44,22 @@ static int http__mem_reserve(acmd_server *s, acmd_req *r, size_t bytes) {
     const long long limit = s->cfg.max_buffered_bytes;
     if (limit > 0 && atomic_load(&s->buffered) + (long long)bytes > limit) return -1;
     acmd_mem_add(s, (long long)bytes);
-    r->mem_body += bytes;
+    r->body.mem += bytes;
     return 0;
 }
 
+acmd_req *acmd_req_new(void) { return calloc(1, sizeof(acmd_req)); }
+
+/* The one free path of a request: everything it owns is in its arena. */
 void acmd_req_free(acmd_server *s, acmd_req *r) {
-    acmd_mem_add(s, -(long long)(r->mem_body + r->mem_decoded));
-    free(r->body), free(r->pixels), free(r->logits), free(r->kmap), free(r->resp_body), free(r);
+    acmd_mem_add(s, -(long long)(r->body.mem + r->in.mem));
+    acmd_arena_free(&r->arena);
+    free(r);
 }
 
 /* 503 for memory: the message says which limit and how much is held. */
 static void http__mem_error(acmd_server *s, acmd_req *r, size_t want) {
-    r->reject_reason = "memory";
-    acmd_req_error(r, 503, "the server holds %lld bytes of request bodies and decoded inputs; %zu more would pass "
+    acmd_req_fail(r, ACMD_E_MEMORY, "the server holds %lld bytes of request bodies and decoded inputs; %zu more would pass "
                            "--max-buffered-bytes %ld: retry later", (long long)atomic_load(&s->buffered), want,
                    s->cfg.max_buffered_bytes);
 }
@@ -89,72 +79,71 @@ static acmd_model *http__model(acmd_server *s, const char *name) {
  * application/octet-stream and are left alone: their JSON header keeps the length Inference-Header-Content-Length
  * announces, and the binary sections follow it directly. */
 static void http__json_newline(acmd_req *r) {
-    if (!r->resp_body || !r->resp_len || r->resp_body[r->resp_len - 1] == '\n') return;
-    if (r->resp_type && strcmp(r->resp_type, "application/json") != 0) return;
-    char *p = realloc(r->resp_body, r->resp_len + 1);
+    if (!r->resp.body || !r->resp.len || r->resp.body[r->resp.len - 1] == '\n') return;
+    if (r->resp.type && strcmp(r->resp.type, "application/json") != 0) return;
+    char *p = acmd_arena_realloc(&r->arena, r->resp.body, r->resp.len, r->resp.len + 1);
     if (!p) return; /* out of memory: the body as it is */
-    p[r->resp_len++] = '\n';
-    r->resp_body = p;
+    p[r->resp.len++] = '\n';
+    r->resp.body = p;
 }
 
 /* Sends r's response now (status, resp_body). */
 static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
-    if (r->responded) return MHD_YES;
-    r->responded = 1;
+    if (r->resp.responded) return MHD_YES;
+    r->resp.responded = 1;
     http__json_newline(r);
-    r->t_done = acmd_now_ns();
+    r->t.done = acmd_now_ns();
+    /* the body stays in the request's arena, which lives until MHD's completion callback (after the last byte) */
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    r->resp_body = NULL; /* owned by MHD now */
+        MHD_create_response_from_buffer(r->resp.len, r->resp.body ? r->resp.body : (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type ? r->resp_type : "application/json");
-    MHD_add_response_header(resp, "X-Request-Id", r->id);
-    if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-    if (r->status == 200 && r->json_len) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp.type ? r->resp.type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->http.id);
+    if (r->resp.status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->resp.allow);
+    if (r->resp.status == 200 && r->resp.json_len) {
         char v[32];
-        snprintf(v, sizeof v, "%zu", r->json_len);
+        snprintf(v, sizeof v, "%zu", r->resp.json_len);
         MHD_add_response_header(resp, "Inference-Header-Content-Length", v);
     }
-    if (r->status == 429 || (r->status == 503 && !s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->resp.status == 429 || (r->resp.status == 503 && !s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (r->status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
+    if (r->resp.status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
         char v[160];
-        acmd_fmt_float(v, sizeof v, r->policy.kind == ACM_POLICY_ARGMAX ? 1.0f : r->policy.beta);
+        acmd_fmt_float(v, sizeof v, (float)acmd_budget_applied(r));
         MHD_add_response_header(resp, "X-Compute-Budget-Applied", v);
-        snprintf(v, sizeof v, "%.0f", r->flops);
+        snprintf(v, sizeof v, "%.0f", r->out.flops);
         MHD_add_response_header(resp, "X-Flops", v);
-        snprintf(v, sizeof v, "%.0f", r->flops_dense);
+        snprintf(v, sizeof v, "%.0f", r->out.flops_dense);
         MHD_add_response_header(resp, "X-Flops-Dense", v);
-        snprintf(v, sizeof v, "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f", (double)(r->t_dispatch - r->t_queued) * 1e-6,
-                 r->compute_s * 1e3, (double)(r->t_done - r->t_arrive) * 1e-6);
+        snprintf(v, sizeof v, "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f", (double)(r->t.dispatch - r->t.queued) * 1e-6,
+                 r->out.compute_s * 1e3, (double)(r->t.done - r->t.arrive) * 1e-6);
         MHD_add_response_header(resp, "Server-Timing", v);
     }
-    r->bytes_out = r->resp_len;
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    r->http.bytes_out = r->resp.len;
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->resp.status, resp);
     MHD_destroy_response(resp);
     return ok;
 }
 
-static enum MHD_Result http__error(acmd_server *s, acmd_req *r, int status, const char *fmt, ...)
+static enum MHD_Result http__error(acmd_server *s, acmd_req *r, acmd_err e, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static enum MHD_Result http__error(acmd_server *s, acmd_req *r, int status, const char *fmt, ...) {
+static enum MHD_Result http__error(acmd_server *s, acmd_req *r, acmd_err e, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    acmd_req_error(r, status, "%s", msg);
+    acmd_req_fail(r, e, "%s", msg);
     return http__respond(s, r);
 }
 
 static enum MHD_Result http__json(acmd_server *s, acmd_req *r, int status, json_t *o) {
-    free(r->resp_body);
-    r->resp_body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    r->resp.body = acmd_arena_adopt(&r->arena, json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)));
     json_decref(o);
-    if (!r->resp_body) return http__error(s, r, 500, "out of memory");
-    r->resp_len = strlen(r->resp_body);
-    r->resp_type = "application/json";
-    r->status = status;
+    if (!r->resp.body) return http__error(s, r, ACMD_E_INTERNAL, "out of memory");
+    r->resp.len = strlen(r->resp.body);
+    r->resp.type = "application/json";
+    r->resp.status = status;
     return http__respond(s, r);
 }
 
@@ -174,6 +163,7 @@ static json_t *http__model_meta(const acmd_model *m) {
     json_object_set_new(o, "channels", json_integer(m->C));
     json_object_set_new(o, "acm_modules", json_integer(m->num_acms));
     json_object_set_new(o, "beta_min", json_real(m->cfg->beta_min));
+    json_object_set_new(o, "beta_floor", json_real(m->beta_floor));
     json_object_set_new(o, "cap_order", json_string(acm_cap_order_name((acm_cap_order)m->cfg->cap_order)));
     json_object_set_new(o, "flops_dense", json_real(acm_model_flops_dense(m->m)));
     json_object_set_new(o, "default_policy", json_string(acm_policy_name(m->default_policy.kind)));
@@ -185,7 +175,7 @@ static json_t *http__model_stats(const acmd_server *s, const acmd_model *m) {
     double a, b, c, mean_abs, mean_rel, max_abs;
     acmd_cost_coef(&m->cost, &a, &b, &c);
     const int n = acmd_cost_error(&m->cost, &mean_abs, &mean_rel, &max_abs);
-    const double fl = m->flops_fixed, fb = m->flops_fixed + m->flops_learner, bmin = m->cfg->beta_min;
+    const double fl = m->flops_fixed, fb = m->flops_fixed + m->flops_learner, bmin = m->beta_floor;
     json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "name", m->name, "version", m->version, "workers",
                           s->n_workers, "blas_threads", (int)s->cfg.blas_threads, "max_batch", m->max_batch,
                           "queue_depth", m->q_items, "running", m->running);
@@ -202,6 +192,13 @@ static json_t *http__model_stats(const acmd_server *s, const acmd_model *m) {
     json_object_set_new(json_object_get(o, "cost_model"), "last_batch",
                         json_pack("{s:f, s:f, s:f}", "items", m->T ? m->cost.last[0] / m->T : 0, "flops", m->cost.last[1],
                                   "seconds", m->cost.last[2]));
+    json_object_set_new(json_object_get(o, "cost_model"), "path",
+                        json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f}", "what",
+                                  "per request: (bytes sent - dispatch) - predicted batch time, seconds", "samples",
+                                  (json_int_t)m->cost.path.n, "p50_ms", acmd_hist_quantile(&m->cost.path, 0.5) * 1e3,
+                                  "p95_ms", acmd_hist_quantile(&m->cost.path, 0.95) * 1e3, "margin_ms",
+                                  acmd_cost_margin(&m->cost) * 1e3, "band_ms", acmd_cost_band(&m->cost) * 1e3,
+                                  "last_beta", m->beta_prev));
     json_object_set_new(o, "deadlines", json_pack("{s:I, s:{s:I, s:I, s:I}}", "requests", (json_int_t)m->dl_requests,
                                                   "misses", "admission", (json_int_t)m->dl_misses[ACMD_MISS_ADMISSION],
                                                   "queue", (json_int_t)m->dl_misses[ACMD_MISS_QUEUE], "compute",
@@ -221,14 +218,13 @@ static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_a
     case ACMD_ROUTE_METRICS: {
         acmd_metric_set(s->metrics, ACMD_M_CONNECTIONS, "", s->connections);
         acmd_metric_set(s->metrics, ACMD_M_BUFFERED, "", (double)atomic_load(&s->buffered));
-        free(r->resp_body);
-        r->resp_body = acmd_metrics_render(s->metrics, &r->resp_len);
-        if (!r->resp_body) return http__error(s, r, 500, "out of memory");
-        r->resp_type = "text/plain; version=0.0.4; charset=utf-8";
-        r->status = 200;
+        r->resp.body = acmd_arena_adopt(&r->arena, acmd_metrics_render(s->metrics, &r->resp.len));
+        if (!r->resp.body) return http__error(s, r, ACMD_E_INTERNAL, "out of memory");
+        r->resp.type = "text/plain; version=0.0.4; charset=utf-8";
+        r->resp.status = 200;
         return http__respond(s, r);
     }
-    default: (void)a; return http__error(s, r, 500, "unhandled route");
+    default: (void)a; return http__error(s, r, ACMD_E_INTERNAL, "unhandled route");
     }
 }
 
@@ -246,8 +242,8 @@ static int http__taking(const acmd_server *s) { return s->draining ? s->acceptin
 
 static int http__admit_headers(acmd_server *s, acmd_req *r) {
     if (!http__taking(s)) {
-        r->reject_reason = s->draining ? "draining" : "not_ready";
-        http__error(s, r, 503, s->draining ? "the server is shutting down" : "the server is warming up");
+        http__error(s, r, s->draining ? ACMD_E_DRAINING : ACMD_E_NOT_READY,
+                    s->draining ? "the server is shutting down" : "the server is warming up");
         return 1;
     }
     const char *cl = http__hdr(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -255,62 +251,51 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (end == cl || n > (unsigned long long)s->cfg.max_body_bytes) {
-            r->reject_reason = "too_large";
-            http__error(s, r, 413, "the body of %s bytes is over the limit of %ld bytes", cl, s->cfg.max_body_bytes);
+            http__error(s, r, ACMD_E_TOO_LARGE, "the body of %s bytes is over the limit of %ld bytes", cl, s->cfg.max_body_bytes);
             return 1;
         }
     }
     const char *ct = http__hdr(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
-    http__copy_hdr(r->content_type, sizeof r->content_type, ct);
+    http__copy_hdr(r->body.type, sizeof r->body.type, ct);
     if (r->route == ACMD_ROUTE_CLASSIFY && acm_image_format_from_type(ct) == ACM_IMAGE_UNKNOWN) {
-        r->reject_reason = "bad_request";
-        http__error(s, r, 415, "Content-Type \"%s\" is not an image type served here (image/png, image/jpeg, "
+        http__error(s, r, ACMD_E_MEDIA_TYPE, "Content-Type \"%s\" is not an image type served here (image/png, image/jpeg, "
                                "image/x-portable-anymap)", ct ? ct : "");
         return 1;
     }
     const char *ihcl = http__hdr(r->conn, "Inference-Header-Content-Length");
     if (r->route == ACMD_ROUTE_INFER && ct && strncasecmp(ct, "application/json", 16) != 0 &&
         !(ihcl && strncasecmp(ct, "application/octet-stream", 24) == 0)) {
-        r->reject_reason = "bad_request";
-        http__error(s, r, 415, "Content-Type \"%s\": OIP inference takes application/json (or "
+        http__error(s, r, ACMD_E_MEDIA_TYPE, "Content-Type \"%s\": OIP inference takes application/json (or "
                                "application/octet-stream with Inference-Header-Content-Length)", ct);
         return 1;
     }
-    r->json_len = SIZE_MAX; /* the whole body, unless the binary extension says otherwise */
+    r->body.json_len = SIZE_MAX; /* the whole body, unless the binary extension says otherwise */
     if (ihcl) {
         char *end;
         unsigned long long n = strtoull(ihcl, &end, 10);
         unsigned long long cl_n = cl ? strtoull(cl, NULL, 10) : ULLONG_MAX;
         if (r->route != ACMD_ROUTE_INFER || !isdigit((unsigned char)ihcl[0]) || *end || n > cl_n || n == 0) {
-            r->reject_reason = "bad_request";
-            http__error(s, r, 400, "Inference-Header-Content-Length \"%.40s\" must be the byte length (> 0) of the JSON "
+            http__error(s, r, ACMD_E_BAD_REQUEST, "Inference-Header-Content-Length \"%.40s\" must be the byte length (> 0) of the JSON "
                                    "header of an OIP inference body, at most Content-Length", ihcl);
             return 1;
         }
-        r->json_len = (size_t)n;
+        r->body.json_len = (size_t)n;
     }
-    /* budget headers: checked here so that a bad one fails before the body is read */
+    /* the SLA headers, parsed once, here, so that a bad one fails before the body is read (admit.c resolves them) */
     char e[256];
-    double v;
-    r->has_hdr_budget = http__copy_hdr(r->hdr_budget, sizeof r->hdr_budget, http__hdr(r->conn, "X-Compute-Budget"));
-    r->has_hdr_budget_min = http__copy_hdr(r->hdr_budget_min, sizeof r->hdr_budget_min, http__hdr(r->conn, "X-Compute-Budget-Min"));
-    http__copy_hdr(r->hdr_policy, sizeof r->hdr_policy, http__hdr(r->conn, "X-Compute-Policy"));
-    const char *dl = http__hdr(r->conn, "X-Deadline-Ms"), *prio = http__hdr(r->conn, "Priority");
-    r->has_hdr_deadline = http__copy_hdr(r->hdr_deadline, sizeof r->hdr_deadline, dl);
-    r->has_hdr_priority = http__copy_hdr(r->hdr_priority, sizeof r->hdr_priority, prio);
-    int u, inc;
-    if ((r->has_hdr_budget && acm_sla_parse_budget(r->hdr_budget, &v, "X-Compute-Budget", e, sizeof e)) ||
-        (r->has_hdr_budget_min && acm_sla_parse_budget(r->hdr_budget_min, &v, "X-Compute-Budget-Min", e, sizeof e)) ||
-        (dl && (strlen(dl) >= sizeof r->hdr_deadline ? (snprintf(e, sizeof e, "X-Deadline-Ms is too long"), 1)
-                                                      : acm_sla_parse_deadline(dl, &v, "X-Deadline-Ms", e, sizeof e))) ||
-        (prio && (strlen(prio) >= sizeof r->hdr_priority ? (snprintf(e, sizeof e, "Priority is too long"), 1)
-                                                         : acm_sla_parse_priority(prio, &u, &inc, e, sizeof e)))) {
-        r->reject_reason = "bad_request";
-        http__error(s, r, 400, "%s", e);
+    http__copy_hdr(r->sla.policy_name, sizeof r->sla.policy_name, http__hdr(r->conn, "X-Compute-Policy"));
+    if (acm_sla_parse_headers(&r->sla.hdr, http__hdr(r->conn, "X-Compute-Budget"), http__hdr(r->conn, "X-Compute-Budget-Min"),
+                              http__hdr(r->conn, "X-Deadline-Ms"), http__hdr(r->conn, "Priority"), e, sizeof e)) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "%s", e);
+        return 1;
+    }
+    /* a deadline that not even the floor can make: 504 now, before the body is read */
+    if (acmd_admit_early(s, r)) {
+        http__respond(s, r);
         return 1;
     }
     const char *ex = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "explain");
-    r->explain = ex && (strcmp(ex, "1") == 0 || strcmp(ex, "true") == 0);
+    r->out.explain = ex && (strcmp(ex, "1") == 0 || strcmp(ex, "true") == 0);
     /* the body's bytes, reserved now when Content-Length announces them (checked above: <= --max-body-bytes) */
     const size_t cl_n = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
     if (cl_n && http__mem_reserve(s, r, cl_n)) {
@@ -323,71 +308,61 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
 
 /* The whole body is here: last checks, then queue and suspend. */
 static enum MHD_Result http__admit_body(acmd_server *s, acmd_req *r) {
-    if (r->body_error == 503) {
-        http__mem_error(s, r, r->len);
+    if (r->body.error == 503) {
+        http__mem_error(s, r, r->body.len);
         return http__respond(s, r);
     }
-    if (r->body_error) {
-        r->reject_reason = "too_large";
-        return http__error(s, r, 413, "the body is over the limit of %ld bytes", s->cfg.max_body_bytes);
+    if (r->body.error) {
+        return http__error(s, r, ACMD_E_TOO_LARGE, "the body is over the limit of %ld bytes", s->cfg.max_body_bytes);
     }
     if (!http__taking(s)) {
-        r->reject_reason = s->draining ? "draining" : "not_ready";
-        return http__error(s, r, 503, s->draining ? "the server is shutting down" : "the server is warming up");
+        return http__error(s, r, s->draining ? ACMD_E_DRAINING : ACMD_E_NOT_READY,
+                           s->draining ? "the server is shutting down" : "the server is warming up");
     }
-    if (r->len == 0) {
-        r->reject_reason = "bad_request";
-        return http__error(s, r, 400, "the request has no body");
+    if (r->body.len == 0) {
+        return http__error(s, r, ACMD_E_BAD_REQUEST, "the request has no body");
     }
     if (r->route == ACMD_ROUTE_CLASSIFY) { /* header only: size before any pixel is decoded */
         acm_image_info info;
         char e[256];
-        int rc = acm_image_probe(&info, r->body, r->len, e, sizeof e);
+        int rc = acm_image_probe(&info, r->body.data, r->body.len, e, sizeof e);
         if (rc) {
-            r->reject_reason = "bad_request";
-            return http__error(s, r, 400, "image: %s", e);
+            return http__error(s, r, ACMD_E_BAD_REQUEST, "image: %s", e);
         }
         if ((int64_t)info.width * info.height > s->cfg.max_image_pixels) {
-            r->reject_reason = "too_large";
-            return http__error(s, r, 400, "image: %s image of %dx%d pixels is over the limit of %ld pixels",
+            return http__error(s, r, ACMD_E_IMAGE_TOO_LARGE, "image: %s image of %dx%d pixels is over the limit of %ld pixels",
                                acm_image_format_name(info.format), info.width, info.height, s->cfg.max_image_pixels);
         }
     }
     acm_oip_peek pk, *peek = NULL;
     if (r->route == ACMD_ROUTE_INFER) { /* the parameters (deadline, priority, budget) are needed to queue it */
-        if (r->json_len == SIZE_MAX) r->json_len = r->len;
-        if (r->json_len > r->len) {
-            r->reject_reason = "bad_request";
-            return http__error(s, r, 400, "Inference-Header-Content-Length %zu is past the body's %zu bytes", r->json_len,
-                               r->len);
+        if (r->body.json_len == SIZE_MAX) r->body.json_len = r->body.len;
+        if (r->body.json_len > r->body.len) {
+            return http__error(s, r, ACMD_E_BAD_REQUEST, "Inference-Header-Content-Length %zu is past the body's %zu bytes", r->body.json_len,
+                               r->body.len);
         }
         char e[512];
-        if (acm_oip_peek_request(&pk, (const char *)r->body, r->json_len, e, sizeof e)) {
-            r->reject_reason = "bad_request";
-            return http__error(s, r, 400, "%s", e);
+        if (acm_oip_peek_request(&pk, (const char *)r->body.data, r->body.json_len, e, sizeof e)) {
+            return http__error(s, r, ACMD_E_BAD_REQUEST, "%s", e);
         }
         peek = &pk;
     }
     if (r->model->q_items + 1 > s->cfg.max_queue) {
-        r->reject_reason = "queue_full";
-        return http__error(s, r, 429, "the queue of model %s is full (%ld items)", r->model->name, s->cfg.max_queue);
+        return http__error(s, r, ACMD_E_QUEUE_FULL, "the queue of model %s is full (%ld items)", r->model->name, s->cfg.max_queue);
     }
-    if (acmd_sched_admit(s, r, peek)) {
-        if (!r->reject_reason) r->reject_reason = "bad_request";
-        return http__respond(s, r);
-    }
+    if (acmd_admit(s, r, peek)) return http__respond(s, r);
     MHD_suspend_connection(r->conn);
-    r->suspended = 1;
+    r->http.suspended = 1;
     s->suspended++;
     acmd_conn_busy(r->conn, 1);
-    acmd_sched_enqueue(s, r);
+    acmd_queue_push(s, r);
     return MHD_YES;
 }
 
 void acmd_http_finish(acmd_server *s, acmd_req *r) {
     if (r->state != ACMD_REQ_CANCELLED) r->state = ACMD_REQ_DONE;
-    if (r->suspended) {
-        r->suspended = 0;
+    if (r->http.suspended) {
+        r->http.suspended = 0;
         s->suspended--;
         MHD_resume_connection(r->conn);
     }
@@ -403,17 +378,17 @@ static void http__request_id(acmd_req *r) {
         int ok = n <= ACM_OIP_MAX_ID;
         for (size_t i = 0; ok && i < n; i++) ok = id[i] >= 0x20 && id[i] < 0x7F;
         if (ok) {
-            memcpy(r->id, id, n + 1);
+            memcpy(r->http.id, id, n + 1);
             return;
         }
-        r->id_error = n > ACM_OIP_MAX_ID ? "X-Request-Id is over the limit of " ACM__STR(ACM_OIP_MAX_ID) " bytes"
+        r->http.id_error = n > ACM_OIP_MAX_ID ? "X-Request-Id is over the limit of " ACM__STR(ACM_OIP_MAX_ID) " bytes"
                                          : "X-Request-Id must be visible ASCII (0x20..0x7E): it is echoed as a header";
     }
     static uint64_t counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t x = ((uint64_t)ts.tv_sec << 20 ^ (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ull + ++counter;
-    snprintf(r->id, sizeof r->id, "%016" PRIx64 "%08" PRIx64, x, counter);
+    snprintf(r->http.id, sizeof r->http.id, "%016" PRIx64 "%08" PRIx64, x, counter);
 }
 
 /* ---- framing and Host (RFC 9112 §3.2, §6.1, §6.3) ------------------------------------------------------------------
@@ -524,32 +499,32 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
     acmd_server *s = cls;
     acmd_req *r = *con_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
+        r = acmd_req_new();
         if (!r) return MHD_NO;
         *con_cls = r;
         s->open_requests++;
-        r->srv = s, r->conn = conn, r->t_arrive = acmd_now_ns();
+        r->srv = s, r->conn = conn, r->t.arrive = acmd_now_ns();
         acmd_conn_req(conn, r);
-        r->t_queued = r->t_dispatch = r->t_arrive;
-        snprintf(r->method, sizeof r->method, "%s", method);
-        r->http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
-        snprintf(r->path, sizeof r->path, "%s", url);
+        r->t.queued = r->t.dispatch = r->t.arrive;
+        snprintf(r->http.method, sizeof r->http.method, "%s", method);
+        r->http.http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
+        snprintf(r->http.path, sizeof r->http.path, "%s", url);
         http__request_id(r);
-        http__copy_hdr(r->traceparent, sizeof r->traceparent, http__hdr(conn, "traceparent"));
+        http__copy_hdr(r->http.traceparent, sizeof r->http.traceparent, http__hdr(conn, "traceparent"));
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
             const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ci->client_addr;
             char ip[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-            snprintf(r->peer, sizeof r->peer, "%s:%u", ip, ntohs(in->sin_port));
+            snprintf(r->http.peer, sizeof r->http.peer, "%s:%u", ip, ntohs(in->sin_port));
         }
         char e[160];
         const int bad = http__check_framing(conn, version, e, sizeof e);
         if (bad) {
-            r->started = 1, r->route = ACMD_ROUTE_NONE;
-            if (bad > 0) return http__error(s, r, bad, "%s", e);
-            r->responded = 1, r->status = 400; /* libmicrohttpd's own answer (400, or 413 past 2^64) */
-            snprintf(r->err, sizeof r->err, "malformed Content-Length (answered by libmicrohttpd)");
+            r->http.started = 1, r->route = ACMD_ROUTE_NONE;
+            if (bad > 0) return http__error(s, r, bad == 501 ? ACMD_E_NOT_IMPLEMENTED : ACMD_E_BAD_REQUEST, "%s", e);
+            r->resp.responded = 1, r->resp.status = 400; /* libmicrohttpd's own answer (400, or 413 past 2^64) */
+            snprintf(r->resp.err, sizeof r->resp.err, "malformed Content-Length (answered by libmicrohttpd)");
             return MHD_YES;
         }
         /* libmicrohttpd (0.9.75) closes the connection when a response is queued in the first call, before it
@@ -557,65 +532,65 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
          * comes at once, with no data), so GETs keep their connection alive; one with a body is admitted or refused
          * here, before its body is read. */
         if (!http__has_body(conn)) {
-            r->bodiless = 1;
+            r->http.bodiless = 1;
             return MHD_YES;
         }
     }
-    if (!r->started) {
-        r->started = 1;
-        if (r->id_error) return http__error(s, r, 400, "%s", r->id_error);
+    if (!r->http.started) {
+        r->http.started = 1;
+        if (r->http.id_error) return http__error(s, r, ACMD_E_BAD_REQUEST, "%s", r->http.id_error);
         acmd_route_args a;
         int path_matched;
-        r->route = acmd_route_match(method, url, &a, &path_matched, r->allow, sizeof r->allow);
+        r->route = acmd_route_match(method, url, &a, &path_matched, r->resp.allow, sizeof r->resp.allow);
         if (r->route == ACMD_ROUTE_NONE) {
-            if (path_matched) return http__error(s, r, 405, "method %s is not allowed on %s (allowed: %s)", method, url, r->allow);
-            return http__error(s, r, 404, "no route for %s", url);
+            if (path_matched) return http__error(s, r, ACMD_E_METHOD, "method %s is not allowed on %s (allowed: %s)", method, url, r->resp.allow);
+            return http__error(s, r, ACMD_E_NOT_FOUND, "no route for %s", url);
         }
         if (a.model[0]) {
             r->model = http__model(s, a.model);
-            if (!r->model) return http__error(s, r, 404, "unknown model \"%s\"", a.model);
+            if (!r->model) return http__error(s, r, ACMD_E_NOT_FOUND, "unknown model \"%s\"", a.model);
             if (a.version[0] && strcmp(a.version, r->model->version) != 0)
-                return http__error(s, r, 404, "model %s has no version \"%s\" (served: %s)", r->model->name, a.version,
+                return http__error(s, r, ACMD_E_NOT_FOUND, "model %s has no version \"%s\" (served: %s)", r->model->name, a.version,
                                    r->model->version);
         }
         if (r->route != ACMD_ROUTE_CLASSIFY && r->route != ACMD_ROUTE_INFER) return http__get(s, r, &a);
         if (http__admit_headers(s, r)) return MHD_YES;
-        if (!r->bodiless) return MHD_YES; /* wait for the body */
+        if (!r->http.bodiless) return MHD_YES; /* wait for the body */
         /* no body to wait for: this call is the one that ends the upload */
     }
     if (*upload_data_size) {
-        r->bytes_in += *upload_data_size;
-        if (!r->responded && !r->body_error) {
-            size_t need = r->len + *upload_data_size;
+        r->http.bytes_in += *upload_data_size;
+        if (!r->resp.responded && !r->body.error) {
+            size_t need = r->body.len + *upload_data_size;
             if (need > (size_t)s->cfg.max_body_bytes) {
-                r->body_error = 413;
+                r->body.error = 413;
             } else {
-                if (need > r->cap) {
-                    size_t cap = r->cap ? r->cap : 4096;
+                if (need > r->body.cap) {
+                    size_t cap = r->body.cap ? r->body.cap : 4096;
                     while (cap < need) cap *= 2;
-                    if (need <= r->mem_body && cap > r->mem_body) cap = r->mem_body; /* Content-Length: exactly */
-                    if (cap > r->mem_body && http__mem_reserve(s, r, cap - r->mem_body)) {
+                    if (need <= r->body.mem && cap > r->body.mem) cap = r->body.mem; /* Content-Length: exactly */
+                    if (cap > r->body.mem && http__mem_reserve(s, r, cap - r->body.mem)) {
                         /* a body without Content-Length grew past --max-buffered-bytes: drop it, read on, 503 */
-                        r->body_error = 503;
-                        acmd_mem_add(s, -(long long)r->mem_body);
-                        free(r->body);
-                        r->body = NULL, r->cap = r->mem_body = 0;
+                        r->body.error = 503;
+                        acmd_mem_add(s, -(long long)r->body.mem);
+                        acmd_arena_release(&r->arena, r->body.data);
+                        r->body.data = NULL, r->body.cap = r->body.mem = 0;
                         *upload_data_size = 0;
                         return MHD_YES;
                     }
-                    uint8_t *b = realloc(r->body, cap);
+                    uint8_t *b = acmd_arena_realloc(&r->arena, r->body.data, r->body.len, cap);
                     if (!b) return MHD_NO;
-                    r->body = b, r->cap = cap;
+                    r->body.data = b, r->body.cap = cap;
                 }
-                memcpy(r->body + r->len, upload_data, *upload_data_size);
-                r->len = need;
+                memcpy(r->body.data + r->body.len, upload_data, *upload_data_size);
+                r->body.len = need;
             }
         }
         *upload_data_size = 0;
         return MHD_YES;
     }
-    r->body_done = 1;
-    if (r->responded) return MHD_YES;
+    r->http.body_done = 1;
+    if (r->resp.responded) return MHD_YES;
     if (r->state == ACMD_REQ_RECEIVING) return http__admit_body(s, r);
     if (r->state == ACMD_REQ_DONE || r->state == ACMD_REQ_CANCELLED) return http__respond(s, r);
     return MHD_YES;
@@ -729,17 +704,17 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     clock_gettime(CLOCK_REALTIME, &ts);
     const uint64_t end = acmd_now_ns();
     /* total: arrival to the response handed to MHD (what the server controls); complete: to the last byte sent */
-    const double total_ms = (double)((r->t_done ? r->t_done : end) - r->t_arrive) * 1e-6;
-    const double complete_ms = (double)(end - r->t_arrive) * 1e-6;
+    const double total_ms = (double)((r->t.done ? r->t.done : end) - r->t.arrive) * 1e-6;
+    const double complete_ms = (double)(end - r->t.arrive) * 1e-6;
     const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
     if (!s->log_json) {
-        char text[4 * (sizeof r->path + sizeof r->id) + 256], method[4 * sizeof r->method], path[4 * sizeof r->path],
-            id[4 * sizeof r->id];
-        http__text_field(method, sizeof method, r->method);
-        http__text_field(path, sizeof path, r->path);
-        http__text_field(id, sizeof id, r->id);
-        const int tn = snprintf(text, sizeof text, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->peer,
-                                method, path, r->status, route, total_ms, complete_ms, r->bytes_in, r->bytes_out, id);
+        char text[4 * (sizeof r->http.path + sizeof r->http.id) + 256], method[4 * sizeof r->http.method], path[4 * sizeof r->http.path],
+            id[4 * sizeof r->http.id];
+        http__text_field(method, sizeof method, r->http.method);
+        http__text_field(path, sizeof path, r->http.path);
+        http__text_field(id, sizeof id, r->http.id);
+        const int tn = snprintf(text, sizeof text, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->http.peer,
+                                method, path, r->resp.status, route, total_ms, complete_ms, r->http.bytes_in, r->http.bytes_out, id);
         if (tn > 0) acmd_log_access(s, text, (size_t)tn < sizeof text ? (size_t)tn : sizeof text - 1);
         return;
     }
@@ -750,37 +725,37 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     snprintf(when + k, sizeof when - k, ".%06ldZ", ts.tv_nsec / 1000);
     acmd_jw l = {0};
     acmd_jw_raw(&l, "{\"ts\":\"%s\"", when);
-    acmd_jw_kstr(&l, "id", r->id);
-    acmd_jw_kstr(&l, "method", r->method);
-    acmd_jw_kstr(&l, "path", r->path);
+    acmd_jw_kstr(&l, "id", r->http.id);
+    acmd_jw_kstr(&l, "method", r->http.method);
+    acmd_jw_kstr(&l, "path", r->http.path);
     acmd_jw_kstr(&l, "route", route);
-    acmd_jw_raw(&l, ",\"status\":%d", r->status);
+    acmd_jw_raw(&l, ",\"status\":%d", r->resp.status);
     if (r->model) {
         acmd_jw_kstr(&l, "model", r->model->name);
         acmd_jw_kstr(&l, "version", r->model->version);
     }
-    if (infer && r->status == 200) {
+    if (infer && r->resp.status == 200) {
         acmd_jw_raw(&l, ",\"budget_requested\":");
-        if (acmd_budget_asked(r)) acmd_jw_num(&l, r->sla.requested);
+        if (acmd_budget_asked(r)) acmd_jw_num(&l, r->sla.budget.requested);
         else acmd_jw_raw(&l, "null");
         acmd_jw_raw(&l, ",\"budget_applied\":");
-        acmd_jw_numf(&l, r->policy.kind == ACM_POLICY_ARGMAX ? 1.0f : r->policy.beta);
-        acmd_jw_raw(&l, ",\"budget_realised\":%.6g", r->realised);
-        acmd_jw_kstr(&l, "budget_source", acm_budget_source_name(r->sla.source));
-        if (r->has_deadline) acmd_jw_raw(&l, ",\"deadline_ms\":%.6g,\"predicted_ms\":%.6g", r->sched.deadline_ms, r->predicted_ms);
-        acmd_jw_raw(&l, ",\"urgency\":%d", r->sched.urgency);
+        acmd_jw_numf(&l, (float)acmd_budget_applied(r));
+        acmd_jw_raw(&l, ",\"budget_realised\":%.6g", r->out.realised);
+        acmd_jw_kstr(&l, "budget_source", acm_budget_source_name(r->sla.budget.source));
+        if (r->sla.has_deadline) acmd_jw_raw(&l, ",\"deadline_ms\":%.6g,\"predicted_ms\":%.6g", r->sla.sched.deadline_ms, r->sla.predicted_ms);
+        acmd_jw_raw(&l, ",\"urgency\":%d", r->sla.sched.urgency);
         acmd_jw_raw(&l, ",\"flops\":%.0f,\"flops_dense\":%.0f,\"queue_ms\":%.6g,\"compute_ms\":%.6g,\"batch_size\":%d",
-                   r->flops, r->flops_dense, (double)(r->t_dispatch - r->t_queued) * 1e-6, r->compute_s * 1e3,
-                   r->batch_size);
+                   r->out.flops, r->out.flops_dense, (double)(r->t.dispatch - r->t.queued) * 1e-6, r->out.compute_s * 1e3,
+                   r->out.batch_size);
         /* the I/O thread's share: headers to queued (body, admission), and batch done to response queued */
-        acmd_jw_raw(&l, ",\"admit_ms\":%.6g,\"resume_ms\":%.6g", (double)(r->t_queued - r->t_arrive) * 1e-6,
-                   (double)(r->t_done - r->t_computed) * 1e-6);
+        acmd_jw_raw(&l, ",\"admit_ms\":%.6g,\"resume_ms\":%.6g", (double)(r->t.queued - r->t.arrive) * 1e-6,
+                   (double)(r->t.done - r->t.computed) * 1e-6);
     }
-    if (r->status >= 400 && r->err[0]) acmd_jw_kstr(&l, "error", r->err);
+    if (r->resp.status >= 400 && r->resp.err[0]) acmd_jw_kstr(&l, "error", r->resp.err);
     acmd_jw_raw(&l, ",\"total_ms\":%.6g,\"complete_ms\":%.6g,\"bytes_in\":%zu,\"bytes_out\":%zu", total_ms,
-               complete_ms, r->bytes_in, r->bytes_out);
-    acmd_jw_kstr(&l, "peer", r->peer);
-    if (r->traceparent[0]) acmd_jw_kstr(&l, "traceparent", r->traceparent);
+               complete_ms, r->http.bytes_in, r->http.bytes_out);
+    acmd_jw_kstr(&l, "peer", r->http.peer);
+    if (r->http.traceparent[0]) acmd_jw_kstr(&l, "traceparent", r->http.traceparent);
     acmd_jw_raw(&l, "}\n");
     size_t n;
     char *line = acmd_jw_finish(&l, &n);
@@ -796,23 +771,23 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     s->open_requests--;
     acmd_conn_busy(conn, 0);
     acmd_conn_req(conn, NULL);
-    if (!r->status) { /* never answered: timed out (MHD's idle timeout or the sweep's total one), or the client left */
-        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->timed_out)
-            acmd_req_error(r, 408, "the request did not arrive within --request-timeout (%g s)", s->cfg.request_timeout);
+    if (!r->resp.status) { /* never answered: timed out (MHD's idle timeout or the sweep's total one), or the client left */
+        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->http.timed_out)
+            acmd_req_fail(r, ACMD_E_ARRIVAL_TIMEOUT, "the request did not arrive within --request-timeout (%g s)", s->cfg.request_timeout);
         else
-            r->status = 499;
+            r->resp.status = 499;
     }
     const char *route = r->route < ACMD_ROUTE_COUNT ? acmd_route_name(r->route) : "unknown";
     char l[256] = "", code[8];
-    snprintf(code, sizeof code, "%d", r->status);
+    snprintf(code, sizeof code, "%d", r->resp.status);
     acmd_label(l, sizeof l, "route", route);
     acmd_label(l, sizeof l, "method", r->route < ACMD_ROUTE_COUNT ? acmd_route_method(r->route) : "other");
     acmd_label(l, sizeof l, "code", code);
     acmd_metric_add(s->metrics, ACMD_M_HTTP_REQUESTS, l, 1);
     if ((r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model) {
-        const char *outcome = r->status == 200 ? "success" : r->state == ACMD_REQ_CANCELLED ? "cancelled"
-                              : r->status == 504 ? "timeout" : r->reject_reason && (r->status == 429 || r->status == 503) ? "rejected"
-                              : r->status == 499 ? "cancelled" : "failure";
+        const char *outcome = r->resp.status == 200 ? "success" : r->state == ACMD_REQ_CANCELLED ? "cancelled"
+                              : r->resp.status == 504 ? "timeout" : r->resp.reason && (r->resp.status == 429 || r->resp.status == 503) ? "rejected"
+                              : r->resp.status == 499 ? "cancelled" : "failure";
         l[0] = 0;
         acmd_label(l, sizeof l, "model", r->model->name);
         acmd_label(l, sizeof l, "version", r->model->version);
@@ -820,31 +795,26 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         acmd_metric_add(s->metrics, ACMD_M_INFER_REQUESTS, l, 1);
         l[0] = 0;
         acmd_label(l, sizeof l, "model", r->model->name);
-        if (r->reject_reason) {
+        if (r->resp.reason) {
             char l2[256];
             memcpy(l2, l, sizeof l2);
-            acmd_label(l2, sizeof l2, "reason", r->reject_reason);
+            acmd_label(l2, sizeof l2, "reason", r->resp.reason);
             acmd_metric_add(s->metrics, ACMD_M_REJECTIONS, l2, 1);
         }
-        if (r->status == 200) acmd_metric_observe(s->metrics, ACMD_M_REQ_DURATION, l, (double)(acmd_now_ns() - r->t_arrive) * 1e-9);
+        if (r->resp.status == 200) {
+            r->t.sent = acmd_now_ns();
+            acmd_metric_observe(s->metrics, ACMD_M_REQ_DURATION, l, (double)(r->t.sent - r->t.arrive) * 1e-9);
+            if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) acmd_queue_observe_path(s, r);
+        }
     }
     http__access_log(s, r, route);
     /* answered before its body was read: the client may still be sending */
-    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->responded && !r->bodiless && !r->body_done)
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->resp.responded && !r->http.bodiless && !r->http.body_done)
         http__linger_start(s, conn);
     if (r->state == ACMD_REQ_RUNNING) { /* a worker still holds it: freed when its batch comes back */
-        r->orphan = 1;
+        r->http.orphan = 1;
         return;
     }
-    if (r->state == ACMD_REQ_QUEUED) { /* cannot happen (queued connections are suspended); keep the queue sound */
-        acmd_model *m = r->model;
-        acmd_req **pp = &m->q_head, *prev = NULL;
-        while (*pp && *pp != r) prev = *pp, pp = &(*pp)->next;
-        if (*pp) {
-            *pp = r->next;
-            if (m->q_tail == r) m->q_tail = prev;
-            m->q_items--;
-        }
-    }
+    if (r->state == ACMD_REQ_QUEUED) acmd_queue_remove(s, r); /* cannot happen (queued connections are suspended) */
     acmd_req_free(s, r);
 }

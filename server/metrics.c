@@ -35,12 +35,12 @@ struct acmd_metrics {
 static const double met__secs[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 static const double met__batch[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 static const double met__ratio[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1};
+/* the phases of a request: from tens of microseconds (a hand-over, a send) to the queue's seconds */
+static const double met__phase[] = {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
 
 /* Fixed label sets. */
 static const int met__codes[] = {200, 400, 404, 405, 408, 413, 415, 429, 499, 500, 503, 504};
 static const char *const met__outcomes[] = {"success", "failure", "rejected", "timeout", "cancelled"};
-static const char *const met__reasons[] = {"queue_full", "not_ready", "draining", "bad_request", "too_large", "deadline",
-                                              "memory"};
 static const char *const met__sources[] = {"default", "header", "parameter", "deadline"};
 static const char *const met__phases[] = {"admission", "queue", "compute"}; /* ACMD_MISS_* */
 
@@ -109,10 +109,12 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
     for (int i = 0; i < ACMD_M_COUNT; i++) {
         m->f[i].name = defs[i].name, m->f[i].type = defs[i].type, m->f[i].help = defs[i].help;
         if (strcmp(defs[i].type, "histogram") == 0) {
-            m->f[i].buckets = i == ACMD_M_BATCH_SIZE ? met__batch : i == ACMD_M_BUDGET_RATIO ? met__ratio : met__secs;
+            m->f[i].buckets = i == ACMD_M_BATCH_SIZE ? met__batch : i == ACMD_M_BUDGET_RATIO ? met__ratio
+                              : i == ACMD_M_PHASE_DURATION ? met__phase : met__secs;
             m->f[i].nb = i == ACMD_M_BATCH_SIZE ? (int)(sizeof met__batch / sizeof met__batch[0])
                          : i == ACMD_M_BUDGET_RATIO ? (int)(sizeof met__ratio / sizeof met__ratio[0])
-                                                    : (int)(sizeof met__secs / sizeof met__secs[0]);
+                         : i == ACMD_M_PHASE_DURATION ? (int)(sizeof met__phase / sizeof met__phase[0])
+                                                      : (int)(sizeof met__secs / sizeof met__secs[0]);
         }
     }
     char l[256];
@@ -142,10 +144,14 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
             acmd_label(l, sizeof l, "outcome", met__outcomes[o]);
             acmd_metric_add(m, ACMD_M_INFER_REQUESTS, l, 0);
         }
-        for (size_t o = 0; o < sizeof met__reasons / sizeof *met__reasons; o++) {
+        for (int e = 0; e < ACMD_E_COUNT; e++) { /* the reasons of the error table (acmd.h ACMD_ERRORS) */
+            const char *reason = acmd_err_reason((acmd_err)e);
+            int seen = !reason;
+            for (int k = 0; k < e && !seen; k++) seen = acmd_err_reason((acmd_err)k) && !strcmp(acmd_err_reason((acmd_err)k), reason);
+            if (seen) continue;
             l[0] = 0;
             acmd_label(l, sizeof l, "model", md->name);
-            acmd_label(l, sizeof l, "reason", met__reasons[o]);
+            acmd_label(l, sizeof l, "reason", reason);
             acmd_metric_add(m, ACMD_M_REJECTIONS, l, 0);
         }
         l[0] = 0;
@@ -154,6 +160,12 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
         met__get(m, ACMD_M_QUEUE_DURATION, l);
         met__get(m, ACMD_M_COMPUTE_DURATION, l);
         met__get(m, ACMD_M_BATCH_SIZE, l);
+        for (int p = 0; p < ACMD_PATH_PHASES; p++) {
+            char lp[256];
+            memcpy(lp, l, sizeof lp);
+            acmd_label(lp, sizeof lp, "phase", acmd_path_phases[p]);
+            met__get(m, ACMD_M_PHASE_DURATION, lp);
+        }
         acmd_metric_set(m, ACMD_M_QUEUE_DEPTH, l, 0);
         acmd_metric_add(m, ACMD_M_FLOPS, l, 0);
         acmd_metric_add(m, ACMD_M_FLOPS_DENSE, l, 0);

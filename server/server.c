@@ -179,7 +179,7 @@ static void srv__sweep(uv_timer_t *t) {
     for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
         if (c->busy || now - c->t_start <= limit) continue;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (c->req) c->req->timed_out = 1;           /* logged and counted as 408, not as a client that left */
+        if (c->req) c->req->http.timed_out = 1;           /* logged and counted as 408, not as a client that left */
         if (ci) shutdown(ci->connect_fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */
         c->t_start = now;                            /* once */
     }
@@ -198,8 +198,8 @@ static void srv__refuse_queued(acmd_server *s) {
             acmd_req *r = m->q_head;
             m->q_head = r->next;
             r->next = NULL;
-            r->reject_reason = "draining";
-            acmd_req_error(r, 503, "the server is shutting down");
+            acmd_req_fail(r, ACMD_E_DRAINING, "the server is shutting down");
+            r->resp.reason = acmd_err_reason(ACMD_E_DRAINING); /* queued, yet counted as refused: it never ran */
             r->state = ACMD_REQ_DONE;
             acmd_http_finish(s, r);
         }
@@ -318,8 +318,10 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
         for (int a = 0; a < m->num_acms; a++) m->flops_learner += acm_model_acm(m->m, a)->n * acm_model_learner_flops(m->m, a);
         m->flops_learner *= m->T;
         acmd_cost_init(&m->cost, m->T, acm_model_flops_dense(m->m), cfg->cost_forgetting);
-        acmd_log(s, 2, "model %s: %s version %s, %dx%dx%d, %d classes, %d ACMs, beta_min %.3g", m->name, m->path,
-                 m->version, m->C, m->S, m->S, m->K, m->num_acms, m->cfg->beta_min);
+        m->beta_prev = -1;
+        m->beta_floor = mc->beta_floor >= 0 ? mc->beta_floor : m->cfg->beta_min;
+        acmd_log(s, 2, "model %s: %s version %s, %dx%dx%d, %d classes, %d ACMs, beta_min %.3g, budget floor %.3g",
+                 m->name, m->path, m->version, m->C, m->S, m->S, m->K, m->num_acms, m->cfg->beta_min, m->beta_floor);
     }
     int cores = acm_cpu_count();
     s->n_workers = cfg->workers ? (int)cfg->workers : (int)(cores / cfg->blas_threads > 0 ? cores / cfg->blas_threads : 1);
@@ -374,7 +376,7 @@ int acmd_server_run(acmd_server *s) {
     uv_timer_init(s->loop, &s->sweep_timer);
     uv_timer_init(s->loop, &s->batch_timer);
     uv_timer_init(s->loop, &s->drain_timer);
-    uv_async_init(s->loop, &s->async, acmd_sched_on_async);
+    uv_async_init(s->loop, &s->async, acmd_workers_on_async);
     uv_signal_init(s->loop, &s->sig_term);
     uv_signal_init(s->loop, &s->sig_int);
     uv_prepare_init(s->loop, &s->log_flush_handle);
@@ -406,7 +408,7 @@ int acmd_server_run(acmd_server *s) {
      * their connection is gone) while the workers' state still exists, then stop MHD (it closes every connection),
      * and only then free the workers */
     acmd_workers_stop(s);
-    acmd_sched_on_async(&s->async);
+    acmd_workers_on_async(&s->async);
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
     acmd_workers_free(s);

@@ -571,6 +571,8 @@ Test(http, metrics_exposition_is_complete_and_valid) {
                           "acm_queue_duration_seconds_count{model=\"b\"} 0",
                           "acm_compute_duration_seconds_sum{model=\"a\"} 0",
                           "acm_batch_size_bucket{model=\"a\",le=\"1\"} 0",
+                          "acm_request_phase_seconds_bucket{model=\"a\",phase=\"handover\",le=\"+Inf\"} 0",
+                          "acm_request_phase_seconds_count{model=\"b\",phase=\"send\"} 0",
                           "acm_queue_depth{model=\"a\"} 0",
                           "acm_flops_executed_total{model=\"a\"} 0",
                           "acm_flops_dense_equivalent_total{model=\"b\"} 0",
@@ -1335,7 +1337,7 @@ Test(config, help_names_a_placeholder_for_every_value) {
         cr_expect(strstr(help, flag), "--help has no line for option %s", key);
         keys++;
     }
-    cr_expect_eq(lines, keys + 2, "%d option lines in --help, %d options (+ --model, --config)", lines, keys);
+    cr_expect_eq(lines, keys + 3, "%d option lines in --help, %d options (+ --model, --beta-floor, --config)", lines, keys);
     json_decref(cfg);
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_sla.c — acmd's SLA scheduling against a real server (docs/DESIGN.md §5): the budget a deadline allows, 504
  * when even the floor cannot make it, urgency ordering of the queue (RFC 9218 Priority and Triton's priority, with
- * the clamp), deadline misses counted, the cost model on /v2/models/{m}/stats, bad SLA values refused by name, and
+ * the clamp), deadline misses counted, the cost model and its path error model on /v2/models/{m}/stats, the request
+ * phases in /metrics, bad SLA values refused by name, and
  * the OIP binary tensor extension giving the same answers as JSON tensors.
  *
  * Decisions, not clocks: every check is on what the server decided (budget applied, predicted finish, status, order,
@@ -128,6 +129,10 @@ Test(sla, idle_server_half_the_full_latency_gets_a_smaller_budget_predicted_in_t
     cr_expect_eq(json_integer_value(json_object_get(cm, "prior_samples")), 4, "warm-up prior");
     cr_expect(num(cm, "c") > 0, "the FLOPs coefficient is %g: the budget would not buy time", num(cm, "c"));
     cr_expect(json_object_get(json_object_get(cm, "recent_error"), "mean_abs_ms"));
+    /* the error model of dispatch: one residual of the path after dispatch per answered request */
+    json_t *path = json_object_get(cm, "path");
+    cr_expect_eq(json_integer_value(json_object_get(path, "samples")), 4, "%s", json_dumps(path, 0));
+    cr_expect_gt(num(path, "margin_ms"), 0, "the path after the engine takes time: a margin above 0");
     json_decref(st);
     char hdr[64];
     const double deadline = full_ms / 2;
@@ -147,6 +152,13 @@ Test(sla, idle_server_half_the_full_latency_gets_a_smaller_budget_predicted_in_t
     json_decref(j);
     th_resp_free(&r);
     cr_expect_eq(th_metric(s.port, "acm_request_budget_ratio_count{source=\"deadline\"} "), 1);
+    /* every phase of the five answered requests measured */
+    const char *phases[] = {"admission", "queue", "handover", "compute", "return", "send"};
+    for (int i = 0; i < 6; i++) {
+        char series[128];
+        snprintf(series, sizeof series, "acm_request_phase_seconds_count{model=\"h\",phase=\"%s\"} ", phases[i]);
+        cr_expect_eq(th_metric(s.port, series), 5, "%s", series);
+    }
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     unlink(heavy_path);
 }
@@ -500,4 +512,105 @@ Test(sla, binary_and_json_tensors_give_identical_results, .init = gold_start, .f
     const char *unk = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,1,1,1],\"data\":[1]}],"
                       "\"outputs\":[{\"name\":\"probs\"}]}";
     expect_400("/v2/models/a/infer", "Content-Type: application/json\r\n", unk, strlen(unk), "probs");
+}
+
+/* A deadline that not even the floor can make is refused at the headers: the 504 comes back although the body was
+ * never sent, and nothing ran. */
+Test(sla, a_hopeless_deadline_is_refused_before_the_body_is_read) {
+    th_acmd s;
+    start_heavy(&s, NULL);
+    json_t *st = stats(s.port, "h");
+    const double floor_ms = num(json_object_get(json_object_get(st, "cost_model"), "predict_ms"), "one_item_floor");
+    json_decref(st);
+    cr_assert_gt(floor_ms, 0);
+    const char *paths[] = {"/v1/models/h/classify", "/v2/models/h/infer"};
+    const char *types[] = {"image/png", "application/json"};
+    for (int i = 0; i < 2; i++) {
+        int fd = th_connect(s.port);
+        cr_assert(fd >= 0);
+        char head[512];
+        const int hn = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                                                   "X-Deadline-Ms: %.4f\r\nContent-Length: 100000\r\n\r\n",
+                                paths[i], types[i], floor_ms / 3);
+        cr_assert_eq(send(fd, head, (size_t)hn, 0), hn);
+        th_resp r = read_resp(fd); /* no body sent: only an answer at the headers can come back */
+        th_expect_error(&r, 504, "before the body was read");
+        th_resp_free(&r);
+    }
+    cr_expect_eq(th_metric(s.port, "acm_deadline_misses_total{phase=\"admission\"} "), 2);
+    cr_expect_eq(th_metric(s.port, "reason=\"deadline\"} "), 2);
+    cr_expect_eq(th_metric(s.port, "acm_batch_size_count{model=\"h\"} "), 0);
+    json_t *st2 = stats(s.port, "h");
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(st2, "deadlines"), "requests")), 2);
+    json_decref(st2);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
+    unlink(heavy_path);
+}
+
+/* --beta-floor: the same model served as h with a floor of 0.5 and as g with its own beta_min (0.05). A deadline
+ * between g's predicted time at 0.05 and h's at 0.5 is served by g and shed by h (504 at admission, not a garbage
+ * answer at a budget below the floor); no budget of h goes under 0.5. */
+Test(sla, the_beta_floor_sheds_what_cannot_make_it_at_the_floor) {
+    th_acmd s;
+    static char h_arg[400], g_arg[400];
+    snprintf(h_arg, sizeof h_arg, "h=%s", heavy_model());
+    snprintf(g_arg, sizeof g_arg, "g=%s", heavy_path);
+    const char *args[] = {"--model", h_arg, "--model", g_arg, "--beta-floor", "h=0.5", "--workers", "1", "--max-batch",
+                          "1", "--log-level", "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 60), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/h", NULL, NULL, 0, &r), 0);
+    json_t *meta = th_json(&r);
+    cr_expect_float_eq(num(meta, "beta_floor"), 0.5, 1e-9);
+    cr_expect_float_eq(num(meta, "beta_min"), BETA_MIN, 1e-6, "the model card's own figure is still shown");
+    json_decref(meta);
+    th_resp_free(&r);
+    json_t *sh = stats(s.port, "h"), *sg = stats(s.port, "g");
+    const double h_floor = num(json_object_get(json_object_get(sh, "cost_model"), "predict_ms"), "one_item_floor");
+    const double g_floor = num(json_object_get(json_object_get(sg, "cost_model"), "predict_ms"), "one_item_floor");
+    json_decref(sh), json_decref(sg);
+    cr_assert_lt(g_floor * 1.5, h_floor, "the learners dominate: beta 0.05 (%g ms) well under beta 0.5 (%g ms)", g_floor,
+                 h_floor);
+    char hdr[64];
+    snprintf(hdr, sizeof hdr, "X-Deadline-Ms: %.4f\r\n", (g_floor + h_floor) / 2);
+    size_t n;
+    uint8_t *png = heavy_png(3, &n);
+    char head[256];
+    snprintf(head, sizeof head, "Content-Type: image/png\r\n%s", hdr);
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/h/classify", head, png, n, &r), 0);
+    th_expect_error(&r, 504, "budget floor 0.5");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/g/classify", head, png, n, &r), 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    /* a ceiling under the floor is raised to it */
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/h/classify", "Content-Type: image/png\r\nX-Compute-Budget: 0.1\r\n",
+                         png, n, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = th_json(&r);
+    cr_expect_float_eq(num(j, "budget_applied"), 0.5, 1e-9);
+    cr_expect(json_is_true(json_object_get(j, "budget_raised")));
+    json_decref(j);
+    th_resp_free(&r);
+    free(png);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
+    unlink(heavy_path);
+}
+
+Test(sla, beta_floor_flag_and_file_key_are_checked_and_round_trip) {
+    const char *b = getenv("ACM_BUILD");
+    b = b && *b ? b : "build";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "d=$(mktemp -d) && %s/acmd --model a=tests/golden/vit_a.safetensors --beta-floor a=0.3 --print-config > "
+             "$d/c.json && %s/acmd --config $d/c.json --print-config | cmp -s - $d/c.json && "
+             "grep -q '\"beta_floor\": 0.3' $d/c.json; rc=$?; rm -rf $d; exit $rc", b, b);
+    cr_expect_eq(system(cmd), 0, "--beta-floor does not round-trip through --config");
+    const char *bad[] = {"--beta-floor a=2", "--beta-floor a=", "--beta-floor a", "--beta-floor zz=0.3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors %s --listen 127.0.0.1:0 2>/dev/null",
+                 b, bad[i]);
+        cr_expect_eq(WEXITSTATUS(system(cmd)), 2, "%s accepted", bad[i]);
+    }
 }

@@ -1,0 +1,106 @@
+/*
+ * batch.c — a batch on a worker thread, in three stages: decode every request's body (decode.c), run the engine in
+ * calls of at most max_batch items, items of several requests side by side (non-finite logits are a 500), and write
+ * the response bodies (respond.c). The batch's engine time and shape go back, on its first request, as the cost
+ * model's sample. A worker owns the batch's requests until it posts them back (workers.c).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "acmd.h"
+
+typedef struct {
+    acmd_req *r;
+    int item;
+} batch__slot;
+
+/* Output buffers of the requests that decoded: logits, and the compute map when asked. */
+static void batch__outputs(const acmd_model *m, acmd_req *r) {
+    const int A = m->num_acms ? m->num_acms : 1;
+    r->out.logits = acmd_arena_alloc(&r->arena, sizeof(float) * (size_t)r->in.n_items * m->K);
+    r->out.kmap = r->out.explain && m->num_acms ? acmd_arena_alloc(&r->arena, (size_t)r->in.n_items * A * m->T) : NULL;
+    if (!r->out.logits || (r->out.explain && m->num_acms && !r->out.kmap)) acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+}
+
+void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
+    const uint64_t t0 = acmd_now_ns();
+    const int mi = m->idx, MB = m->max_batch, A = m->num_acms ? m->num_acms : 1;
+    /* stage 1: decode. The queue time ends here, when a worker takes the batch up (the hand-over's wake-up included). */
+    for (acmd_req *r = batch; r; r = r->next) {
+        r->t.dispatch = t0;
+        r->resp.status = 0;
+        acmd_decode(w, r);
+        if (!r->resp.status) batch__outputs(m, r);
+    }
+    /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
+    batch__slot slots[1024];
+    double b_items = 0, b_flops = 0; /* the cost model's sample: what the engine ran, and its time */
+    uint64_t engine_ns = 0;
+    acmd_req *r = batch;
+    int item = 0;
+    for (;;) {
+        int n = 0;
+        while (r && n < MB && n < 1024) {
+            if (r->resp.status || item >= r->in.n_items) {
+                r = r->next, item = 0;
+                continue;
+            }
+            acm_item *it = &w->eng[mi].items[n];
+            it->pixels = r->in.data + (size_t)item * m->C * m->S * m->S;
+            it->policy = r->sla.policy;
+            it->force_k = NULL;
+            w->eng[mi].res[n] = (acm_result){.logits = w->eng[mi].logits + (size_t)n * m->K,
+                                             .kmap = r->out.kmap ? w->eng[mi].kmap + (size_t)n * A * m->T : NULL};
+            slots[n++] = (batch__slot){r, item++};
+        }
+        if (!n) break;
+        char e[256];
+        const uint64_t te = acmd_now_ns();
+        int rc = acm_worker_run(w->eng[mi].w, w->eng[mi].items, w->eng[mi].res, n, e, sizeof e);
+        engine_ns += acmd_now_ns() - te;
+        for (int i = 0; i < n; i++) {
+            acmd_req *q = slots[i].r;
+            if (rc) {
+                if (!q->resp.status) acmd_req_fail(q, acmd_err_of(ACMD_FROM_ENGINE, rc), "engine: %s", e);
+                continue;
+            }
+            const acm_result *res = &w->eng[mi].res[i];
+            b_items += 1, b_flops += res->flops;
+            if (q->resp.status) continue;
+            int finite = 1;
+            for (int k = 0; k < m->K; k++) finite &= isfinite(res->logits[k]) != 0;
+            if (!finite) { /* JSON cannot carry NaN or Inf, and a label picked among them means nothing */
+                acmd_req_fail(q, ACMD_E_INTERNAL, "engine: item %d gave non-finite logits (NaN or Inf: the computation "
+                                                  "overflowed float; inputs far outside the model's range do that)",
+                              slots[i].item);
+                continue;
+            }
+            memcpy(q->out.logits + (size_t)slots[i].item * m->K, res->logits, sizeof(float) * m->K);
+            if (q->out.kmap) memcpy(q->out.kmap + (size_t)slots[i].item * A * m->T, res->kmap, (size_t)A * m->T);
+            q->out.flops += res->flops;
+            q->out.flops_dense += res->flops_dense;
+            q->out.realised += res->budget / q->in.n_items;
+            if (q->out.batch_size < n) q->out.batch_size = n;
+        }
+        slots[0].r->out.batch_first = 1;
+    }
+    /* the decoded inputs are spent */
+    for (acmd_req *q = batch; q; q = q->next) {
+        acmd_arena_release(&q->arena, q->in.data);
+        q->in.data = NULL;
+        acmd_mem_add(w->srv, -(long long)q->in.mem);
+        q->in.mem = 0;
+    }
+    /* stage 3: bodies. compute time = the whole batch: decode, engine, bodies (the body's own timing says "so far") */
+    const uint64_t now = acmd_now_ns();
+    for (acmd_req *q = batch; q; q = q->next) {
+        q->out.compute_s = (double)(now - t0) * 1e-9;
+        q->out.engine_s = (double)engine_ns * 1e-9;
+        if (q->resp.status) continue;
+        if (acmd_respond_body(q, now)) acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
+    }
+    const uint64_t done = acmd_now_ns();
+    for (acmd_req *q = batch; q; q = q->next) q->out.compute_s = (double)(done - t0) * 1e-9, q->t.computed = done;
+    batch->out.batch_lead = 1, batch->out.b_items = b_items, batch->out.b_flops = b_flops;
+    batch->out.b_secs = (double)engine_ns * 1e-9;
+}

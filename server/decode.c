@@ -1,0 +1,138 @@
+/*
+ * decode.c — stage 1 of a batch (worker thread): a request's body to the input the engine runs. /classify: one
+ * image (PNG, JPEG, PNM) made the model's input (image.h); OIP infer: the JSON or binary tensors (oip.h), `image`
+ * UINT8 [B,H,W,C] or `pixel_values` FP32 [B,C,S,S], and the outputs it names. The decoded input lives in the
+ * request's arena and counts against --max-buffered-bytes until the engine has run it (batch.c releases it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acmd.h"
+#include "image.h"
+#include "oip.h"
+
+/* The OIP inputs a worker runs, in order of preference (the first present is taken). */
+static const char *const decode__oip_inputs[] = {"image", "pixel_values"};
+
+int64_t acmd_decode_oip_items(const acm_oip_peek *oip) {
+    for (size_t i = 0; i < sizeof decode__oip_inputs / sizeof *decode__oip_inputs; i++) {
+        const int64_t n = acm_oip_peek_items(oip, decode__oip_inputs[i]);
+        if (n > 0) return n < ACMD_MAX_ITEMS_PER_REQUEST ? n : ACMD_MAX_ITEMS_PER_REQUEST;
+    }
+    return 1;
+}
+
+static acm_image_params decode__img_params(const acmd_server *s, const acmd_model *m) {
+    acm_image_params p = {.size = m->S, .channels = m->C, .max_pixels = s->cfg.max_image_pixels,
+                          .max_decode_bytes = (size_t)s->cfg.max_decode_bytes}; /* background: black (image.h) */
+    for (int c = 0; c < m->C && c < 3; c++) p.mean[c] = m->cfg->mean[c], p.std[c] = m->cfg->std[c];
+    return p;
+}
+
+/* The decoded input of n image items, counted against --max-buffered-bytes until the engine has run them. */
+static float *decode__pixels(acmd_server *s, acmd_req *r, size_t n) {
+    const acmd_model *m = r->model;
+    const size_t bytes = sizeof(float) * (size_t)m->C * m->S * m->S * n;
+    r->in.kind = ACMD_INPUT_IMAGE;
+    r->in.n_items = (int)n;
+    r->in.data = acmd_arena_realloc(&r->arena, NULL, 0, bytes);
+    if (r->in.data) r->in.mem = bytes, acmd_mem_add(s, (long long)bytes);
+    return r->in.data;
+}
+
+static void decode__classify(acmd_worker *w, acmd_req *r) {
+    const acm_image_params p = decode__img_params(w->srv, r->model);
+    snprintf(r->out.id, sizeof r->out.id, "%s", r->http.id);
+    if (!decode__pixels(w->srv, r, 1)) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+        return;
+    }
+    char e[256];
+    int rc = acm_image_to_tensor(r->in.data, r->body.data, r->body.len, &p, e, sizeof e);
+    if (rc) acmd_req_fail(r, acmd_err_of(ACMD_FROM_IMAGE, rc), "image: %s", e);
+}
+
+static void decode__infer(acmd_worker *w, acmd_req *r) {
+    const acmd_model *m = r->model;
+    const size_t CSS = (size_t)m->C * m->S * m->S;
+    acm_oip_request o;
+    acm_oip_limits lim = {.max_elements = (size_t)w->srv->cfg.max_body_bytes};
+    char e[512];
+    int rc = acm_oip_parse_request_bin(&o, (const char *)r->body.data, r->body.len, r->body.json_len, &lim, e, sizeof e);
+    if (rc) {
+        acmd_req_fail(r, acmd_err_of(ACMD_FROM_OIP, rc), "%s", e);
+        return;
+    }
+    snprintf(r->out.id, sizeof r->out.id, "%s", o.id[0] ? o.id : r->http.id);
+    r->out.explain |= o.par.explain;
+    r->out.want_logits = acm_oip_output_requested(&o, "logits"), r->out.want_label = acm_oip_output_requested(&o, "label");
+    r->out.bin_logits = r->out.want_logits && acm_oip_output_binary(&o, "logits");
+    r->out.bin_label = r->out.want_label && acm_oip_output_binary(&o, "label");
+    for (int i = 0; i < o.n_outputs; i++)
+        if (strcmp(o.outputs[i].name, "logits") && strcmp(o.outputs[i].name, "label")) {
+            acmd_req_fail(r, ACMD_E_BAD_REQUEST, "outputs[%d]: unknown output \"%.64s\" (logits, label)", i, o.outputs[i].name);
+            goto out;
+        }
+    const acm_oip_tensor *img = acm_oip_find_input(&o, decode__oip_inputs[0]),
+                         *pv = acm_oip_find_input(&o, decode__oip_inputs[1]);
+    if (!img && !pv) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST,
+                      "expected an input named 'image' (UINT8 [B,H,W,C]) or 'pixel_values' (FP32 [B,%d,%d,%d])", m->C,
+                      m->S, m->S);
+        goto out;
+    }
+    const acm_oip_tensor *t = img ? img : pv;
+    if (img && t->dtype != ACM_OIP_UINT8) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'image' must be UINT8, got %s", acm_oip_dtype_name(t->dtype));
+        goto out;
+    }
+    if (!img && t->dtype != ACM_OIP_FP32) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'pixel_values' must be FP32, got %s", acm_oip_dtype_name(t->dtype));
+        goto out;
+    }
+    int B = (int)(t->ndim >= 1 && t->shape[0] <= ACMD_MAX_ITEMS_PER_REQUEST ? t->shape[0] : -1);
+    if (B < 1) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input '%s': the batch dimension must be in 1..%d", t->name,
+                      ACMD_MAX_ITEMS_PER_REQUEST);
+        goto out;
+    }
+    if (img) {
+        if ((t->ndim != 4 && t->ndim != 3) || (t->ndim == 4 && (t->shape[3] < 1 || t->shape[3] > 4)) ||
+            t->shape[1] < 1 || t->shape[2] < 1) {
+            acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'image' must have shape [B,H,W,C] (C in 1..4) or [B,H,W]");
+            goto out;
+        }
+    } else if (t->ndim != 4 || t->shape[1] != m->C || t->shape[2] != m->S || t->shape[3] != m->S) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'pixel_values' must have shape [B,%d,%d,%d]", m->C, m->S, m->S);
+        goto out;
+    }
+    float *px = decode__pixels(w->srv, r, (size_t)B);
+    const size_t per = t->count / (size_t)B;
+    uint8_t *u8 = img ? acmd_arena_realloc(&r->arena, NULL, 0, per) : NULL; /* one item's bytes */
+    if (!px || (img && !u8)) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    const acm_image_params p = decode__img_params(w->srv, m);
+    for (int b = 0; b < B; b++) {
+        if (img) {
+            for (size_t i = 0; i < per; i++) u8[i] = (uint8_t)t->data[(size_t)b * per + i];
+            int H = (int)t->shape[1], W = (int)t->shape[2], C = t->ndim == 4 ? (int)t->shape[3] : 1;
+            if ((rc = acm_image_u8_to_tensor(px + (size_t)b * CSS, u8, H, W, C, &p, e, sizeof e))) {
+                acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'image'[%d]: %s", b, e);
+                break;
+            }
+        } else {
+            for (size_t i = 0; i < per; i++) px[(size_t)b * CSS + i] = (float)t->data[(size_t)b * per + i];
+        }
+    }
+    acmd_arena_release(&r->arena, u8); /* scratch: dies now */
+out:
+    acm_oip_request_free(&o);
+}
+
+void acmd_decode(acmd_worker *w, acmd_req *r) {
+    if (r->route == ACMD_ROUTE_CLASSIFY) decode__classify(w, r);
+    else decode__infer(w, r);
+}

@@ -1,0 +1,247 @@
+/*
+ * workers.c — the engine worker threads: start-up (an acm_worker per model, scratch sized for the model's largest
+ * batch), warm-up (whose timed batches are the cost model's prior), the hand-over of a batch (I/O thread -> worker:
+ * the worker's mutex + condition variable), and the way back (worker -> I/O thread: one locked result queue and
+ * uv_async_send, whose callback drains the whole queue: it learns each batch's time, counts, and answers). What a
+ * worker does with a batch is batch.c's.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acmd.h"
+
+/* ---- the way back (worker -> I/O thread) -------------------------------------------------------------------------- */
+
+static void workers__post(acmd_server *s, acmd_req *head, int warm) {
+    pthread_mutex_lock(&s->res_mu);
+    if (head) {
+        acmd_req *t = head;
+        while (t->next) t = t->next;
+        if (s->res_tail) s->res_tail->next = head;
+        else s->res_head = head;
+        s->res_tail = t;
+    }
+    s->warm_msgs += warm;
+    pthread_mutex_unlock(&s->res_mu);
+    uv_async_send(&s->async);
+}
+
+static void workers__metrics_done(acmd_server *s, acmd_req *r) {
+    char l[128] = "";
+    acmd_label(l, sizeof l, "model", r->model->name);
+    if (r->out.batch_first) acmd_metric_observe(s->metrics, ACMD_M_BATCH_SIZE, l, r->out.batch_size);
+    acmd_metric_observe(s->metrics, ACMD_M_QUEUE_DURATION, l, (double)(r->t.dispatch - r->t.queued) * 1e-9);
+    if (r->resp.status == 200) {
+        acmd_metric_observe(s->metrics, ACMD_M_COMPUTE_DURATION, l, r->out.compute_s);
+        acmd_metric_add(s->metrics, ACMD_M_FLOPS, l, r->out.flops);
+        acmd_metric_add(s->metrics, ACMD_M_FLOPS_DENSE, l, r->out.flops_dense);
+        char b[64] = "";
+        acmd_label(b, sizeof b, "source", acm_budget_source_name(r->sla.budget.source));
+        acmd_metric_observe(s->metrics, ACMD_M_BUDGET_RATIO, b, acmd_budget_applied(r));
+    }
+}
+
+/* Every worker has warmed up: the warm-up batches become each model's cost prior, and the server is ready. */
+static void workers__warm(acmd_server *s) {
+    int failed = 0;
+    for (int i = 0; i < s->n_workers; i++) s->workers[i].warm = 1, failed |= s->workers[i].failed;
+    for (int i = 0; i < s->n_models && !failed; i++) {
+        acmd_model *m = &s->models[i];
+        m->flops_fixed = s->workers[0].eng[i].flops_fixed;
+        for (int wi = 0; wi < s->n_workers; wi++)
+            for (int k = 0; k < s->workers[wi].eng[i].n_warm; k++)
+                acmd_cost_add(&m->cost, s->workers[wi].eng[i].warm_items[k] * m->T, s->workers[wi].eng[i].warm_flops[k],
+                              s->workers[wi].eng[i].warm_secs[k], 1);
+    }
+    if (failed) {
+        acmd_log(s, 0, "warm-up failed: %s", s->workers[0].err);
+        s->exit_code = 1;
+        uv_kill(getpid(), SIGTERM);
+    } else {
+        s->ready = 1;
+        acmd_log(s, 2, "ready: %d model(s), %d worker(s) x %ld BLAS thread(s), BLAS core %s", s->n_models,
+                 s->n_workers, s->cfg.blas_threads, acm_blas_core());
+    }
+}
+
+void acmd_workers_on_async(uv_async_t *a) {
+    acmd_server *s = a->data;
+    pthread_mutex_lock(&s->res_mu);
+    acmd_req *list = s->res_head;
+    s->res_head = s->res_tail = NULL;
+    int warm = s->warm_msgs;
+    pthread_mutex_unlock(&s->res_mu);
+    while (list) {
+        acmd_req *r = list;
+        list = r->next;
+        r->next = NULL;
+        s->in_flight--;
+        r->model->running--;
+        s->workers[r->out.worker].busy = 0;
+        if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout) */
+            acmd_req_free(s, r);
+            continue;
+        }
+        acmd_model *m = r->model;
+        if (r->out.batch_lead && r->out.b_items > 0)
+            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
+        if (r->sla.has_deadline && r->resp.status == 200 && acmd_now_ns() > r->sla.t_deadline)
+            acmd_queue_miss(s, r, ACMD_MISS_COMPUTE);
+        workers__metrics_done(s, r);
+        acmd_http_finish(s, r);
+    }
+    if (!s->ready && !s->draining && warm == s->n_workers) workers__warm(s);
+    acmd_queue_dispatch(s);
+    acmd_http_kick(s);
+}
+
+/* ---- the hand-over (I/O thread -> worker) ------------------------------------------------------------------------- */
+
+void acmd_workers_hand(acmd_worker *w, acmd_model *m, acmd_req *batch, double pred_s, uint64_t now) {
+    w->t_start = now;
+    w->pred_s = pred_s;
+    pthread_mutex_lock(&w->mu);
+    w->job = batch;
+    w->job_model = m;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->busy = 1;
+}
+
+/* --test-hold: a worker's warm-up, and then each batch of requests, waits for one byte from the FIFO before it runs,
+ * so that tests can hold a worker busy (or the server not ready) for exactly as long as they need: slowness by
+ * construction, on any CPU. End-of-file releases everything after it. */
+static void workers__test_hold(acmd_server *s) {
+    if (s->hold_fd < 0) return;
+    char c;
+    ssize_t n;
+    do n = read(s->hold_fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+}
+
+/* Warm-up per model: one full batch under the default policy (cold caches, page faults; untimed), then four small
+ * timed batches under cap — 1 and 2 items (1 if max_batch is 1), at beta = 1 and at the budget floor — the cost model's
+ * prior (tokens and FLOPs both vary) at a few items' cost; the FLOPs outside the learners are a beta = 1 item's FLOPs
+ * less every learner's. */
+static void workers__warm_up(acmd_worker *w) {
+    acmd_server *s = w->srv;
+    for (int i = 0; i < s->n_models && !w->failed; i++) {
+        acmd_model *m = &s->models[i];
+        const float floor_beta = m->beta_floor > 0 ? (float)m->beta_floor : 0.25f;
+        for (int run = 0; run < 5 && !w->failed; run++) {
+            const int n = run == 0 ? m->max_batch : run <= 2 ? 1 : m->max_batch < 2 ? 1 : 2;
+            acm_policy pol = m->default_policy;
+            if (run) pol = acm_policy_default(), pol.kind = ACM_POLICY_CAP, pol.beta = run % 2 ? 1.0f : floor_beta;
+            for (int b = 0; b < n; b++) {
+                w->eng[i].items[b] = (acm_item){.pixels = w->eng[i].zeros, .policy = pol};
+                w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K};
+            }
+            const uint64_t t0 = acmd_now_ns();
+            if (acm_worker_run(w->eng[i].w, w->eng[i].items, w->eng[i].res, n, w->err, sizeof w->err)) {
+                w->failed = 1;
+                break;
+            }
+            if (run == 0) continue;
+            double fl = 0;
+            for (int b = 0; b < n; b++) fl += w->eng[i].res[b].flops;
+            const int k = w->eng[i].n_warm++;
+            w->eng[i].warm_items[k] = n, w->eng[i].warm_flops[k] = fl;
+            w->eng[i].warm_secs[k] = (double)(acmd_now_ns() - t0) * 1e-9;
+            if (run == 1) w->eng[i].flops_fixed = w->eng[i].res[0].flops - m->flops_learner;
+        }
+    }
+}
+
+static void *workers__main(void *arg) {
+    acmd_worker *w = arg;
+    acmd_server *s = w->srv;
+    workers__test_hold(s);
+    workers__warm_up(w);
+    workers__post(s, NULL, 1);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->job && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+        acmd_req *job = w->job;
+        acmd_model *m = w->job_model;
+        w->job = NULL;
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (job) {
+            workers__test_hold(s);
+            acmd_batch_run(w, m, job);
+            workers__post(s, job, 0);
+        } else if (stop) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------------------------------------------------ */
+
+int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    if (!s->workers) return snprintf(err, errlen, "out of memory"), -1;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        w->srv = s, w->index = wi;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        for (int i = 0; i < s->n_models; i++) {
+            acmd_model *m = &s->models[i];
+            acm_worker_params p = acm_worker_default_params();
+            p.max_batch = m->max_batch;
+            p.workers = s->n_workers;
+            p.blas_threads = (int)s->cfg.blas_threads;
+            char e[256];
+            w->eng[i].w = acm_worker_new(m->m, p, e, sizeof e);
+            if (!w->eng[i].w) return snprintf(err, errlen, "model %s: %s", m->name, e), -1;
+            w->eng[i].items = calloc((size_t)m->max_batch, sizeof(acm_item));
+            w->eng[i].res = calloc((size_t)m->max_batch, sizeof(acm_result));
+            w->eng[i].logits = calloc((size_t)m->max_batch * m->K, sizeof(float));
+            w->eng[i].kmap = calloc((size_t)m->max_batch * (m->num_acms ? m->num_acms : 1) * m->T, 1);
+            w->eng[i].zeros = calloc((size_t)m->C * m->S * m->S, sizeof(float));
+            if (!w->eng[i].items || !w->eng[i].res || !w->eng[i].logits || !w->eng[i].kmap || !w->eng[i].zeros)
+                return snprintf(err, errlen, "out of memory"), -1;
+        }
+    }
+    for (int wi = 0; wi < s->n_workers; wi++)
+        if (pthread_create(&s->workers[wi].thread, NULL, workers__main, &s->workers[wi]))
+            return snprintf(err, errlen, "cannot start worker thread %d", wi), -1;
+    return 0;
+}
+
+void acmd_workers_stop(acmd_server *s) {
+    if (!s->workers) return;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        if (w->thread) pthread_join(w->thread, NULL);
+        w->thread = 0;
+    }
+}
+
+void acmd_workers_free(acmd_server *s) {
+    if (!s->workers) return;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        acmd_worker *w = &s->workers[wi];
+        for (int i = 0; i < s->n_models; i++) {
+            acm_worker_free(w->eng[i].w);
+            free(w->eng[i].items), free(w->eng[i].res), free(w->eng[i].logits), free(w->eng[i].kmap);
+            free(w->eng[i].zeros);
+        }
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
+    free(s->workers);
+    s->workers = NULL;
+}
