@@ -643,7 +643,7 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
 void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
 void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
                            enum MHD_ConnectionNotificationCode toe);
-/* Resumes a request's connection so that its response (status, resp_body) is sent. */
+/* Resumes a request's connection so that its response (resp.status, resp.body) is sent. */
 void acmd_http_finish(acmd_server *s, acmd_req *r);
 /* Runs MHD once and re-arms its timer. */
 void acmd_http_kick(acmd_server *s);

@@ -87,7 +87,7 @@ static void http__json_newline(acmd_req *r) {
     r->resp.body = p;
 }
 
-/* Sends r's response now (status, resp_body). */
+/* Sends r's response now (resp.status, resp.body). */
 static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     if (r->resp.responded) return MHD_YES;
     r->resp.responded = 1;

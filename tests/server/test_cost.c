@@ -183,3 +183,27 @@ Test(cost, the_decision_follows_a_real_change_of_speed) {
     }
     cr_expect_gt(back, before - 0.05, "beta before %g, back at full speed %g", before, back);
 }
+
+/* The forgetting histogram behind the margin: quantiles within a bucket (10 %) of the exact ones, negative values in
+ * the first bucket, and the past fading out. */
+Test(cost, forgetting_histogram_quantiles) {
+    acmd_hist h;
+    acmd_hist_init(&h, 0.999);
+    cr_expect_eq(acmd_hist_quantile(&h, 0.5), 0, "empty: 0");
+    for (int i = 1; i <= 1000; i++) acmd_hist_add(&h, i * 1e-6); /* 1 us .. 1 ms, uniform */
+    const double qs[] = {0.5, 0.75, 0.95, 0.99};
+    for (size_t k = 0; k < sizeof qs / sizeof *qs; k++) {
+        /* the exact quantile of what the histogram holds, each value weighted as it decayed */
+        double w[1000], total = 0, cum = 0, exact = 0;
+        for (int i = 0; i < 1000; i++) w[i] = pow(0.999, 999 - i), total += w[i];
+        for (int i = 0; i < 1000 && !exact; i++)
+            if ((cum += w[i]) >= qs[k] * total) exact = (i + 1) * 1e-6;
+        const double got = acmd_hist_quantile(&h, qs[k]);
+        cr_expect(fabs(got - exact) <= 0.1 * exact, "q%g: %g, exact %g", qs[k], got, exact);
+    }
+    acmd_hist_add(&h, -1e-3); /* faster than predicted: counts at the bottom */
+    cr_expect_leq(acmd_hist_quantile(&h, 0.0001), ACMD_HIST_MIN);
+    for (int i = 0; i < 5000; i++) acmd_hist_add(&h, 5e-3); /* the past fades: 0.999^5000 < 1 % */
+    cr_expect(fabs(acmd_hist_quantile(&h, 0.5) - 5e-3) < 0.5e-3, "%g", acmd_hist_quantile(&h, 0.5));
+    cr_expect(fabs(acmd_hist_quantile(&h, 1.0) - 5e-3) < 0.5e-3, "the top: %g", acmd_hist_quantile(&h, 1.0));
+}
