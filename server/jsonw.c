@@ -107,3 +107,35 @@ void acmd_jw_numf(acmd_jw *w, float v) {
     acmd_fmt_float(b, sizeof b, v);
     acmd_jw_raw(w, "%s", b);
 }
+
+size_t acmd_copy(char *dst, size_t n, const char *src) {
+    if (!n) return 0;
+    size_t k = 0;
+    while (src[k] && k + 1 < n) k++;
+    memcpy(dst, src, k);
+    dst[k] = 0;
+    return k;
+}
+
+size_t acmd_fmt_u64(char *dst, size_t n, unsigned long long v) {
+    char t[24];
+    size_t k = 0;
+    do t[k++] = (char)('0' + v % 10), v /= 10;
+    while (v);
+    size_t o = 0;
+    while (k && o + 1 < n) dst[o++] = t[--k];
+    if (n) dst[o] = 0;
+    return o;
+}
+
+size_t acmd_fmt_hex(char *dst, size_t n, unsigned long long v, int width) {
+    char t[24];
+    int k = 0;
+    do t[k++] = "0123456789abcdef"[v & 15], v >>= 4;
+    while (v);
+    while (k < width && k < (int)sizeof t) t[k++] = '0';
+    size_t o = 0;
+    while (k && o + 1 < n) dst[o++] = t[--k];
+    if (n) dst[o] = 0;
+    return o;
+}

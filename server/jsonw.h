@@ -32,4 +32,12 @@ void acmd_jw_numf(acmd_jw *w, float v);
 /* The NUL-terminated document (malloc'd, the caller frees), or NULL when memory ran out (buffer freed). */
 char *acmd_jw_finish(acmd_jw *w, size_t *len);
 
+/* Small formatters for the per-request path, without printf. Why: OpenBLAS brings in libgfortran and with it
+ * libquadmath, whose constructor registers printf handlers (for __float128); from then on every printf-family call
+ * in the process takes glibc's slow positional path (printf_positional): about 12 % of the I/O thread's time on a
+ * health check went there. Each writes at most n - 1 bytes and a NUL, and returns the length written. */
+size_t acmd_copy(char *dst, size_t n, const char *src);            /* a string, truncated to fit */
+size_t acmd_fmt_u64(char *dst, size_t n, unsigned long long v);      /* decimal */
+size_t acmd_fmt_hex(char *dst, size_t n, unsigned long long v, int width); /* lower-case hex, zero-padded to width */
+
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acmd.h"
+#include "jsonw.h"
 
 typedef struct {
     char labels[256];
@@ -47,7 +48,10 @@ static const char *const met__phases[] = {"admission", "queue", "compute"}; /* A
 void acmd_label(char *buf, size_t n, const char *key, const char *value) {
     size_t o = strlen(buf);
     if (o + 1 >= n) return;
-    o += (size_t)snprintf(buf + o, n - o, "%s%s=\"", o ? "," : "", key);
+    if (o) buf[o++] = ',';
+    o += acmd_copy(buf + o, n - o, key);
+    if (o + 1 < n) buf[o++] = '=';
+    if (o + 1 < n) buf[o++] = '"';
     for (const char *p = value; *p && o + 3 < n; p++) {
         if (*p == '\\' || *p == '"') buf[o++] = '\\', buf[o++] = *p;
         else if (*p == '\n') buf[o++] = '\\', buf[o++] = 'n';
@@ -69,7 +73,7 @@ static met__series *met__get(acmd_metrics *m, acmd_metric_id id, const char *lab
     }
     met__series *s = &f->s[f->n];
     memset(s, 0, sizeof *s);
-    snprintf(s->labels, sizeof s->labels, "%s", labels);
+    acmd_copy(s->labels, sizeof s->labels, labels);
     if (f->nb && !(s->counts = calloc((size_t)f->nb, sizeof *s->counts))) return NULL;
     f->n++;
     return s;

@@ -4,9 +4,11 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/acmd.h"
 #include "server/jsonw.h"
 
 static const char *fmt_d(double v) {
@@ -69,4 +71,31 @@ Test(jsonw, writer_numbers_and_strings) {
     cr_expect_str_eq(s, "{\"a\":0.3,\"b\":0.3,\"c\":\"q\\\"\\\\\"}");
     cr_expect_eq(n, strlen(s));
     free(s);
+}
+
+/* The printf-free formatters of the per-request path agree with snprintf, truncate like it, and always terminate. */
+Test(jsonw, formatters_without_printf_match_snprintf) {
+    char a[32], b[32];
+    const unsigned long long vals[] = {0, 7, 10, 65535, 4294967295ull, 18446744073709551615ull};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+        snprintf(b, sizeof b, "%llu", vals[i]);
+        cr_expect_eq(acmd_fmt_u64(a, sizeof a, vals[i]), strlen(b));
+        cr_expect_str_eq(a, b);
+        snprintf(b, sizeof b, "%016llx", vals[i]);
+        cr_expect_eq(acmd_fmt_hex(a, sizeof a, vals[i], 16), strlen(b));
+        cr_expect_str_eq(a, b);
+        snprintf(b, sizeof b, "%08llx", vals[i]);
+        acmd_fmt_hex(a, sizeof a, vals[i], 8);
+        cr_expect_str_eq(a, b);
+    }
+    cr_expect_eq(acmd_fmt_u64(a, 4, 123456), 3);
+    cr_expect_str_eq(a, "123", "truncated to fit, like snprintf");
+    cr_expect_eq(acmd_copy(a, 4, "abcdef"), 3);
+    cr_expect_str_eq(a, "abc");
+    cr_expect_eq(acmd_copy(a, sizeof a, ""), 0);
+    cr_expect_str_eq(a, "");
+    char lab[64] = "";
+    acmd_label(lab, sizeof lab, "route", "x\"y");
+    acmd_label(lab, sizeof lab, "code", "200");
+    cr_expect_str_eq(lab, "route=\"x\\\"y\",code=\"200\"");
 }
