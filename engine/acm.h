@@ -71,14 +71,18 @@ typedef struct {
     char name[64]; /* e.g. "blocks.3.mlp", "blocks.0.attn.q" */
 } acm_module_info;
 
+/* Architectures (metadata "arch"). */
+typedef enum { ACM_ARCH_VIT = 0, ACM_ARCH_SPEECH = 1 } acm_arch;
+
 typedef struct {
-    /* architecture */
+    acm_arch arch;
+    /* architecture (ViT: image_size .. in_chans; speech: 0) */
     int image_size, patch_size, in_chans;
     int dim, depth, heads, mlp_hidden, num_classes;
     float ln_eps;
     int fused_qkv_static; /* per block: handled internally; 1 if every block has a fused static qkv */
     /* derived */
-    int grid, num_patches, tokens; /* tokens = num_patches + 1 (class token) */
+    int grid, num_patches, tokens; /* ViT: tokens = num_patches + 1 (class token); speech: tokens = chunk */
     int num_acms;                  /* ACM modules in the model */
     int film_gates;                /* ACMs whose gate is budget-conditioned (FiLM); 0 for an unconditioned model */
     float gate_beta;               /* the beta FiLM gates see under ARGMAX (budget.gate_beta; 0 without FiLM) */
@@ -91,6 +95,14 @@ typedef struct {
     int mean_table_len; /* entries of the lambda(beta) table for ACM_POLICY_MEAN; 0 if absent */
     int cap_table_len;  /* rows of the per-module share table for ACM_POLICY_CAP; 0 if absent */
     int cap_order;      /* ACM_CAP_ORDER_GAIN or ACM_CAP_ORDER_LEVEL: the CAP allocation order (budget.cap_order) */
+    /* speech (arch ACM_ARCH_SPEECH; 0 otherwise; engine/model.h): num_classes = 1 + strlen(alphabet), labels[0] = ""
+     * (the CTC blank), labels[i] the i-th character */
+    int sample_rate, n_mels, n_fft, win_length, hop_length; /* the log-mel front end (engine/logmel.h) */
+    float fmin, fmax, log_floor;
+    int stack;        /* frames per token (4: 40 ms) */
+    int chunk;        /* C: tokens per chunk */
+    int left_context; /* L: tokens before its chunk that a token sees */
+    float rope_base;  /* rotary base (10000) */
 } acm_config;
 
 /* Loads and validates a model file. Returns NULL and a message naming the file, tensor or field on failure. */
@@ -170,24 +182,32 @@ int acm_cap_order_parse(const char *s);
 
 typedef struct acm_worker acm_worker;
 
+/* An item is an image (ViT models) or a span of audio (speech models). */
+typedef enum { ACM_ITEM_IMAGE = 0, ACM_ITEM_AUDIO = 1 } acm_item_kind;
+
 typedef struct {
-    const float *pixels;  /* [C, H, W] normalised input */
+    const float *pixels;  /* IMAGE: [C, H, W] normalised input */
     acm_policy policy;
     const uint8_t *force_k; /* optional [num_acms, T]: run exactly these k (tests; bypasses gates' decisions) */
+    acm_item_kind kind;   /* IMAGE (0) or AUDIO */
+    const float *pcm;     /* AUDIO: [samples] 16 kHz mono float PCM */
+    int64_t samples;
 } acm_item;
 
 typedef struct {
-    float *logits;    /* [K], caller-owned, required */
+    float *logits;    /* [K] (image) or [T, K] (audio: T = acm_speech_tokens), caller-owned, required */
     uint8_t *kmap;    /* [num_acms, T], caller-owned, optional (NULL: not written) */
     double flops;     /* executed, 2 per multiply-add, gates and attention included */
     double flops_dense; /* the dense twin on the same input */
     double budget;    /* realised: sum over tokens and ACMs of k*p / sum of N*p; 1 for a model without ACMs */
+    int tokens;       /* audio: T, the rows of logits and kmap (written by the engine); image: the model's tokens */
 } acm_result;
 
 typedef struct {
     int max_batch;    /* largest number of items per acm_worker_run call */
     int workers;      /* workers the process runs side by side, for validation (0: 1) */
     int blas_threads; /* OpenBLAS threads, set process-wide by acm_worker_new (0: leave as they are) */
+    int max_tokens;   /* speech models: largest number of tokens (summed over items) per call (0: 250 per item, 10 s) */
 } acm_worker_params;
 /* max_batch 8, workers and blas_threads 0 (whatever the process set). acm_worker_new checks workers x BLAS threads
  * <= acm_cpu_count() and refuses more: oversubscribed cores make every batch slower. */
@@ -201,8 +221,40 @@ void acm_threads_default(int cores, int latency, int *workers, int *blas_threads
 
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
 void acm_worker_free(acm_worker *w);
-/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, n out of range). */
+/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, n out of range, an item
+ * of the wrong kind for the model, audio over max_tokens). */
 int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, int n, char *err, size_t errlen);
+
+/* ---- speech: tokens and streams (docs/DESIGN.md §4b) -------------------------------------------------------------
+ * Tokens a speech model makes of `samples` samples of audio (frames F = (S - win)/hop + 1, T = F / stack). */
+int64_t acm_speech_tokens(const acm_model *m, int64_t samples);
+
+/* One audio stream's state: log-mel carry-over, the frames of the chunk being filled, per layer a ring of the last L
+ * tokens' keys and values. Fixed size (acm_stream_state_bytes), allocated once by acm_stream_new; nothing after.
+ * A stream belongs to one thread at a time; the model may be shared. acm_stream_new calls FFTW's planner: create and
+ * free streams from one thread at a time (like acm_logmel_create). */
+typedef struct acm_stream acm_stream;
+acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen);
+void acm_stream_free(acm_stream *s);
+/* Bytes one stream holds (its state and the log-mel buffers), for a model. */
+size_t acm_stream_state_bytes(const acm_model *m);
+/* Starts a new signal: forgets every carry and the left context. */
+void acm_stream_reset(acm_stream *s);
+/* Takes samples from pcm[0..n) until a chunk is ready (or all are taken) and returns how many it took. While a chunk
+ * is ready it takes nothing: run it (acm_worker_run_streams) first. */
+size_t acm_stream_feed(acm_stream *s, const float *pcm, size_t n);
+/* The end of the signal: the tokens of the last, short chunk become ready (if there are any). */
+void acm_stream_finish(acm_stream *s);
+/* 1 when a chunk is ready to run, else 0. */
+int acm_stream_ready(const acm_stream *s);
+/* Tokens the stream has run so far (the position of its next token). */
+int64_t acm_stream_tokens_done(const acm_stream *s);
+/* Runs the ready chunk of each of n streams (1 <= n <= max_batch) as one batch, stream i under policies[i].
+ * results[i].logits must hold [chunk, K]; results[i].tokens says how many rows were written (C, or fewer for the last
+ * chunk); kmap (optional) [num_acms, tokens]. FLOPs, dense FLOPs and the budget realised are the chunk's. A stream
+ * without a ready chunk is an error (ACM_EINVAL); nothing runs then. Allocates nothing. */
+int acm_worker_run_streams(acm_worker *w, acm_stream *const *streams, const acm_policy *policies,
+                           acm_result *results, int n, char *err, size_t errlen);
 
 /* ---- OpenBLAS kernels (docs/DESIGN.md §4) -------------------------------------------------------------------------
  * The rule: a program never runs OpenBLAS's SSE-only kernels ("Prescott", "Nehalem", "Core2", ...) on a CPU that has

@@ -44,6 +44,23 @@
  *                       one GEMM with A and B stacked. gamma = delta = 0 is the unconditioned gate.
  *   norm.weight/.bias [D], head.weight [K, D], head.bias [K]
  * Every tensor the configuration needs must be present with exactly this shape; no other tensor may be present.
+ *
+ * Speech encoder (arch "speech", docs/DESIGN.md §4b): the same document with, instead of the image fields
+ * (image_size, patch_size, in_chans, num_classes, preprocess, labels):
+ *   alphabet        string of K-1 distinct printable ASCII characters (e.g. "abcdefghijklmnopqrstuvwxyz' "): CTC
+ *                   classes 1..K-1; class 0 is the blank. num_classes = K.
+ *   chunk           C in [1, 1024]: tokens per chunk
+ *   left_context    L in [0, 65536]: tokens before its chunk that a token sees
+ *   rope_base       rotary base, > 1 (default 10000); dim / heads must be even
+ *   frontend        {"n_mels": 80, "stack": 4, and optionally "sample_rate": 16000, "n_fft": 512, "win_length": 400,
+ *                    "hop_length": 160, "fmin": 0, "fmax": 8000, "log_floor": 1e-10} (engine/logmel.h; defaults as
+ *                   shown; stack in [1, 64])
+ *   dim, depth, heads, mlp_hidden, ln_eps, acm, budget, eval   as above
+ * Tensors (M mels, S stack, K classes):
+ *   frontend.mel_mean [M], frontend.mel_std [M] (finite; std > 0): x = (logmel - mean) / std per bin
+ *   frontend.proj.weight [D, S*M], frontend.proj.bias [D]: token t reads frames 4t..4t+3 concatenated (frame-major)
+ *   blocks.{i}.*    as above (fused qkv or split, ACMs the same)
+ *   norm.weight/.bias [D], head.weight [K, D], head.bias [K]: applied to every token
  */
 #ifndef ACM_MODEL_H
 #define ACM_MODEL_H
@@ -51,6 +68,7 @@
 #include <jansson.h>
 
 #include "acm.h"
+#include "logmel.h"
 #include "safetensors.h"
 
 #define ACM_MAX_LEARNERS 16
@@ -88,14 +106,16 @@ struct acm_model {
     char version[13];
     char **labels;
     const float *patch_w, *patch_b, *cls, *pos, *norm_w, *norm_b, *head_w, *head_b;
+    const float *mel_mean, *mel_std, *front_w, *front_b; /* speech: [M], [M], [D, S*M], [D] */
     acm__block *blocks;  /* [depth] */
     acm__module **acms;  /* [num_acms], execution order */
     float *mean_beta, *mean_lambda; /* [mean_table_len] */
     float *cap_beta, *cap_share;    /* [cap_table_len], [cap_table_len, num_acms] */
     double learner_flops_total; /* sum over ACMs of N p: the budget denominator per token */
     double learner_flops_mean;  /* mean cost of one learner over all ACMs' learners (MEAN policy's unit) */
-    double flops_dense;
-    double flops_fixed; /* per item: everything but the ACM modules (patches, static modules, attention, head) */
+    double flops_dense; /* ViT: per item; speech: per token without attention (it depends on the chunk's keys) */
+    double flops_fixed; /* per item: everything but the ACM modules (patches, static modules, attention, head);
+                           speech: per token, without attention */
     int64_t params;
     int max_choices, max_hidden, max_width; /* scratch sizing */
     int gate_mult; /* 2 when some gate has FiLM (its collapsed gate has 2C rows), else 1: scratch sizing */
@@ -106,5 +126,8 @@ struct acm_model {
 /* Builds a model from metadata JSON and a tensor lookup (the file loader and train/ both use it). The lookup's data
  * must outlive the model. */
 acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, void *ctx, char *err, size_t errlen);
+
+/* The log-mel parameters of a speech model's front end. */
+acm_logmel_params acm__speech_logmel_params(const acm_config *c);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "speech.h"
 #include "util.h"
 #include "vit.h"
 
@@ -17,6 +18,7 @@ struct acm_worker {
     acm__vit_acts acts;
     acm__block_acts blk; /* one record shared by every block */
     acm__acm_scratch acm;
+    acm__speech_scratch *speech; /* speech models: their own scratch (speech.c), which also backs `acm` */
     void *mem;
 };
 
@@ -62,6 +64,22 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
     }
     if (p.blas_threads) acm_blas_set_threads(p.blas_threads);
     const acm_config *c = &m->cfg;
+    if (c->arch == ACM_ARCH_SPEECH) {
+        const int64_t mt = p.max_tokens ? p.max_tokens : (int64_t)p.max_batch * 250;
+        acm_worker *w = calloc(1, sizeof *w);
+        if (!w) {
+            acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+            return NULL;
+        }
+        w->m = m;
+        w->max_batch = p.max_batch;
+        w->speech = acm__speech_scratch_new(m, p.max_batch, mt > (1 << 24) ? -1 : (int)mt, &w->acm, err, errlen);
+        if (!w->speech) {
+            free(w);
+            return NULL;
+        }
+        return w;
+    }
     const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
     const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size;
     size_t hid = (size_t)(c->mlp_hidden > m->max_hidden ? c->mlp_hidden : m->max_hidden);
@@ -130,9 +148,11 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
 }
 
 acm__acm_scratch *acm__worker_scratch(acm_worker *w) { return &w->acm; }
+acm__speech_scratch *acm__worker_speech(acm_worker *w) { return w->speech; }
 
 void acm_worker_free(acm_worker *w) {
     if (!w) return;
+    acm__speech_scratch_free(w->speech);
     free(w->mem);
     free(w);
 }
@@ -142,9 +162,24 @@ int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, in
         return acm__fail(err, errlen, ACM_EINVAL, "batch of %d items outside [1, %d]", n, w->max_batch);
     for (int b = 0; b < n; b++)
         if (!results[b].logits) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no logits buffer", b);
+    if (w->speech) return acm__speech_run(w->m, w->speech, &w->acm, items, results, n, err, errlen);
+    for (int b = 0; b < n; b++)
+        if (items[b].kind != ACM_ITEM_IMAGE)
+            return acm__fail(err, errlen, ACM_EINVAL, "item %d: an image model needs an image (kind IMAGE)", b);
     int rc = acm__vit_forward(w->m, &w->acts, &w->acm, items, results, n, err, errlen);
     if (rc) return rc;
     const int K = w->m->cfg.num_classes;
-    for (int b = 0; b < n; b++) memcpy(results[b].logits, w->acts.logits + (int64_t)b * K, sizeof(float) * (size_t)K);
+    for (int b = 0; b < n; b++) {
+        memcpy(results[b].logits, w->acts.logits + (int64_t)b * K, sizeof(float) * (size_t)K);
+        results[b].tokens = w->m->cfg.tokens;
+    }
     return 0;
+}
+
+int acm_worker_run_streams(acm_worker *w, acm_stream *const *streams, const acm_policy *policies,
+                           acm_result *results, int n, char *err, size_t errlen) {
+    if (!w->speech) return acm__fail(err, errlen, ACM_EINVAL, "streams need a speech model");
+    if (n < 1 || n > w->max_batch)
+        return acm__fail(err, errlen, ACM_EINVAL, "batch of %d streams outside [1, %d]", n, w->max_batch);
+    return acm__speech_run_streams(w->m, w->speech, &w->acm, streams, policies, results, n, err, errlen);
 }

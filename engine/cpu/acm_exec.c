@@ -88,26 +88,41 @@ static void gelu_rows(float *a, int lda, int64_t rows, int cols) {
     for (int64_t i = 0; i < rows; i++) acm__gelu_forward(a + i * lda, a + i * lda, cols);
 }
 
+/* Rows of the B items of a call: B*T, or the packed total of items of their own lengths (s->unit_off). */
+static int64_t rows_of(const acm__acm_scratch *s, int B, int T) { return s->unit_off ? s->unit_off[B] : (int64_t)B * T; }
+/* First row and row count of item b. */
+static int64_t item_rows(const acm__acm_scratch *s, int b, int T, int *Tb) {
+    if (!s->unit_off) {
+        *Tb = T;
+        return (int64_t)b * T;
+    }
+    *Tb = (int)(s->unit_off[b + 1] - s->unit_off[b]);
+    return s->unit_off[b];
+}
+
 /* k per token of every item (forced or by policy) from the logits [B*T, C]; FLOPs of the module added per item. The
  * summation order is the one the golden references count in (k * p token by token, then the gate). */
 static void decide(uint8_t *k, const float *logits, const acm_model *m, const acm__module *md, const acm_item *items,
                    const float *lambda, int B, int T, acm__acm_scratch *s, double *flops, double *learner_flops) {
     const int C = md->choices, N = md->info.n, ai = md->info.acm_index, Cmax = m->max_choices;
+    const int64_t BT = rows_of(s, B, T);
     if (s->gate_log)
-        for (int64_t i = 0; i < (int64_t)B * T; i++)
-            memcpy(s->gate_log + ((int64_t)ai * B * T + i) * Cmax, logits + i * C, sizeof(float) * (size_t)C);
+        for (int64_t i = 0; i < BT; i++)
+            memcpy(s->gate_log + ((int64_t)ai * BT + i) * Cmax, logits + i * C, sizeof(float) * (size_t)C);
     for (int b = 0; b < B; b++) {
-        uint8_t *kb = k + (int64_t)b * T;
+        int Tb;
+        const int64_t r0 = item_rows(s, b, T, &Tb);
+        uint8_t *kb = k + r0;
         if (items[b].force_k) {
-            const uint8_t *f = items[b].force_k + (int64_t)ai * T;
-            for (int t = 0; t < T; t++)
+            const uint8_t *f = items[b].force_k + (int64_t)ai * Tb;
+            for (int t = 0; t < Tb; t++)
                 kb[t] = f[t] < md->info.kmin ? (uint8_t)md->info.kmin : f[t] > N ? (uint8_t)N : f[t];
         } else {
-            acm__decide_k(kb, logits + (int64_t)b * T * C, T, m, md, items[b].policy, lambda[b], s);
+            acm__decide_k(kb, logits + r0 * C, Tb, m, md, items[b].policy, lambda[b], s);
         }
         double lf = 0;
-        for (int t = 0; t < T; t++) lf += kb[t] * md->learner_flops;
-        flops[b] += lf + 2.0 * md->info.din * md->gate_rows * T;
+        for (int t = 0; t < Tb; t++) lf += kb[t] * md->learner_flops;
+        flops[b] += lf + 2.0 * md->info.din * md->gate_rows * Tb;
         learner_flops[b] += lf;
     }
 }
@@ -127,27 +142,34 @@ static int choose_schedule(const acm__module *md, const int64_t *count, int64_t 
 /* Reference: token by token in double, the gate unfused and in double (a FiLM gate's A z + c + beta (B z + c') too).
  * Writes the gate logits into s->gate. */
 static void gate_reference(float *logits, const float *x, int ldx, const acm__module *md, const float *gbeta, int B,
-                           int T) {
+                           int T, const acm__acm_scratch *s) {
     const int din = md->info.din, C = md->choices;
-    for (int64_t i = 0; i < (int64_t)B * T; i++)
-        for (int c = 0; c < C; c++) {
-            double a = md->gate_b[c], f = 0;
-            for (int d = 0; d < din; d++) a += (double)md->gate_w[(int64_t)c * din + d] * x[i * ldx + d];
-            if (md->info.film) {
-                f = md->gate_b[C + c];
-                for (int d = 0; d < din; d++) f += (double)md->gate_w[(int64_t)(C + c) * din + d] * x[i * ldx + d];
+    for (int b = 0; b < B; b++) {
+        int Tb;
+        const int64_t i0 = item_rows(s, b, T, &Tb);
+        for (int64_t i = i0; i < i0 + Tb; i++)
+            for (int c = 0; c < C; c++) {
+                double a = md->gate_b[c], f = 0;
+                for (int d = 0; d < din; d++) a += (double)md->gate_w[(int64_t)c * din + d] * x[i * ldx + d];
+                if (md->info.film) {
+                    f = md->gate_b[C + c];
+                    for (int d = 0; d < din; d++) f += (double)md->gate_w[(int64_t)(C + c) * din + d] * x[i * ldx + d];
+                }
+                logits[i * C + c] = (float)(a + (md->info.film ? (double)gbeta[b] * f : 0.0));
             }
-            logits[i * C + c] = (float)(a + (md->info.film ? (double)gbeta[i / T] * f : 0.0));
-        }
+    }
 }
 
 /* A FiLM gate's logits [B*T, C] from its raw A|B logits (row stride ldr, A at column 0, B at column C): logits =
  * A + beta_b B per item b. May run in place (logits == raw, ldr = 2C): row i writes [iC, iC + C), below the raw row
  * [2iC, 2iC + 2C) it reads for i >= 1, and behind the entries it has read for i = 0. */
-static void film_combine(float *logits, const float *raw, int ldr, int C, const float *gbeta, int B, int T) {
+static void film_combine(float *logits, const float *raw, int ldr, int C, const float *gbeta, int B, int T,
+                         const acm__acm_scratch *s) {
     for (int b = 0; b < B; b++) {
         const float beta = gbeta[b];
-        for (int64_t i = (int64_t)b * T; i < (int64_t)(b + 1) * T; i++)
+        int Tb;
+        const int64_t i0 = item_rows(s, b, T, &Tb);
+        for (int64_t i = i0; i < i0 + Tb; i++)
             for (int c = 0; c < C; c++) logits[i * C + c] = raw[i * ldr + c] + beta * raw[i * ldr + C + c];
     }
 }
@@ -250,14 +272,14 @@ static void forward_one(float *out, int ldo, int accumulate, const float *x, int
                         const acm__module *md, const acm_item *items, const float *lambda, const float *gbeta, int B,
                         int T, acm__acm_scratch *s, double *flops, double *learner_flops, uint8_t *kout) {
     const int din = md->info.din, C = md->choices, R = md->gate_rows;
-    const int64_t BT = (int64_t)B * T;
+    const int64_t BT = rows_of(s, B, T);
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
     if (s->mode == ACM__EXEC_REFERENCE) {
-        gate_reference(s->gate, x, ldx, md, gbeta, B, T);
+        gate_reference(s->gate, x, ldx, md, gbeta, B, T, s);
     } else {
         acm__matmul_forward(s->gate, R, x, ldx, md->gate_w, din, md->gate_b, BT, din, R, 0);
-        if (md->info.film) film_combine(s->gate, s->gate, R, C, gbeta, B, T);
+        if (md->info.film) film_combine(s->gate, s->gate, R, C, gbeta, B, T, s);
     }
     decide(kout, s->gate, m, md, items, lambda, B, T, s, flops, learner_flops);
     tick(s, t0, tm ? &tm->gate : NULL);
@@ -277,7 +299,7 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
                           const acm_item *items, const float *lambda, const float *gbeta, int B, int T,
                           acm__acm_scratch *s, double *flops, double *learner_flops) {
     const acm__block *bl = &m->blocks[block];
-    const int64_t BT = (int64_t)B * T;
+    const int64_t BT = rows_of(s, B, T);
     const int D = m->cfg.dim, Cmax = m->max_choices, GM = m->gate_mult;
     if (s->mode == ACM__EXEC_REFERENCE || !s->qkv_gate_w) {
         for (int p = 0; p < 3; p++)
@@ -298,7 +320,7 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
         const acm__module *md = &bl->mod[p];
         const int C = md->choices;
         if (md->info.film)
-            film_combine(one, s->gate + c0, Ctot, C, gbeta, B, T);
+            film_combine(one, s->gate + c0, Ctot, C, gbeta, B, T, s);
         else
             for (int64_t i = 0; i < BT; i++) memcpy(one + i * C, s->gate + i * Ctot + c0, sizeof(float) * (size_t)C);
         decide(s->k + p * BT, one, m, md, items, lambda, B, T, s, flops, learner_flops);
