@@ -148,8 +148,9 @@ $(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 
 # test_noalloc counts the engine's allocations through the linker (this binary only): calls from our objects and
 # libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
-$(B)/tests/engine/test_noalloc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
-                                          -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+$(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc: \
+    LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
+               -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
 
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml

@@ -5,7 +5,7 @@ and the expected outputs of whole items.
 Run with Debian's numpy:  /usr/bin/python3 tests/reference/gen_speech_golden.py tests/golden
 Writes, for each configuration NAME:
   tests/golden/NAME.safetensors           the model (speech tensor names, ACM learners and uncollapsed 3-layer gates)
-  tests/golden/NAME.expected.safetensors  per run r and item b: run{r}.pcm{b} F32 [S_b], and when the item has T > 0
+  tests/golden/NAME.expected.safetensors  per run r and item b: run{r}.pcm{b} F16 [S_b] (fp16 values), and when the item has T > 0
                                           tokens run{r}.logits{b} F32 [T, K], run{r}.kmap{b} U8 [A, T],
                                           run{r}.force_k{b} U8 [A, T] (forced runs only);
                                           __metadata__["golden"] = JSON {"runs": [{"policies": [...], "forced": bool,
@@ -242,8 +242,8 @@ class SpeechRef(Ref):
 
 
 # lengths in samples: below one chunk (1840: 10 frames, 2 tokens, 2 frames left over), a tail that is not a whole
-# token (6200: 37 frames), several chunks (14400: 88 frames), no token at all (300)
-LENGTHS = [[1840, 6200, 14400], [14400, 1840, 9000], [6200, 14400, 300], [9000, 3000, 6200], [6200, 1840, 14400]]
+# token (6200: 37 frames), several chunks (11000: 67 frames, 16 tokens), no token at all (300)
+LENGTHS = [[1840, 6200, 11000], [11000, 1840, 7000], [6200, 11000, 300], [7000, 3000, 6200], [6200, 1840, 11000]]
 
 
 def runs_for(cfg):
@@ -264,7 +264,7 @@ def draw_pcm(rng, n):
     x = rng.normal(0, 1, n) * env
     if n > 4000:
         x[1000:2600] *= 1e-3
-    return x.astype(np.float32)
+    return x.astype(np.float16).astype(np.float32)  # stored as F16: half the golden's bytes, exactly representable
 
 
 def main(out_dir):
@@ -306,7 +306,7 @@ def main(out_dir):
                   f"{[it[2][0].shape[0] for it in items]}, budgets {budgets}")
             for b, (pcm, force, out, _) in enumerate(items):
                 logits, kmap = out[0], out[1]
-                tensors.append((f"run{r}.pcm{b}", pcm, "F32"))
+                tensors.append((f"run{r}.pcm{b}", pcm, "F16"))
                 if logits.shape[0]:
                     tensors.append((f"run{r}.logits{b}", logits, "F32"))
                     if A:

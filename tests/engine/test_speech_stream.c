@@ -1,0 +1,227 @@
+/*
+ * test_speech_stream.c — acm_stream (engine/speech.c) against the batch forward: the golden audio fed in pieces of
+ * 1 sample, 10 ms, 333 ms, all at once and random sizes gives, chunk after chunk, logits within 1e-4 (relative to
+ * max(1, |logit|)) of the whole-item forward, identical k maps, the same tokens, FLOPs and learner budget. Several
+ * streams fed at different paces run batched, each under its own policy, with the same results. Misuse is refused.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acm.h"
+#include "tests/engine/speech_golden.h"
+
+#define MAXT 64
+#define MAXK 32
+#define MAXA 16
+
+typedef struct {
+    float logits[MAXT * MAXK];
+    uint8_t kmap[MAXA * MAXT];
+    int tokens;
+    double flops, flops_dense, learner; /* learner: budget x tokens, summed over chunks */
+} collected;
+
+/* Appends one chunk's result. */
+static void collect(collected *c, const acm_result *r, const float *lg, const uint8_t *km, int K, int A) {
+    cr_assert_leq(c->tokens + r->tokens, MAXT);
+    memcpy(c->logits + c->tokens * K, lg, sizeof(float) * (size_t)(r->tokens * K));
+    /* per chunk kmap [A, Tc] into the item's [A, MAXT] (stride MAXT) */
+    for (int a = 0; a < A; a++) memcpy(c->kmap + a * MAXT + c->tokens, km + a * r->tokens, (size_t)r->tokens);
+    c->tokens += r->tokens;
+    c->flops += r->flops;
+    c->flops_dense += r->flops_dense;
+    c->learner += r->budget * r->tokens;
+}
+
+/* Compares a stream's collected chunks with the batch result of the same item. */
+static void same_as_batch(const collected *s, const acm_result *b, const float *blog, const uint8_t *bk, int K, int A,
+                          const char *what) {
+    cr_assert_eq(s->tokens, b->tokens, "%s: %d tokens streamed, %d in batch", what, s->tokens, b->tokens);
+    double maxd = 0, maxref = 1;
+    for (int i = 0; i < b->tokens * K; i++) {
+        maxref = fmax(maxref, fabs(blog[i]));
+        maxd = fmax(maxd, fabs((double)blog[i] - s->logits[i]));
+    }
+    cr_expect_leq(maxd / maxref, 1e-4, "%s: logits max|Δ|/max(1,|ref|) = %.3g", what, maxd / maxref);
+    for (int a = 0; a < A; a++)
+        for (int t = 0; t < b->tokens; t++)
+            cr_assert_eq(s->kmap[a * MAXT + t], bk[a * b->tokens + t], "%s: k[acm %d][token %d] = %d, batch %d", what,
+                         a, t, s->kmap[a * MAXT + t], bk[a * b->tokens + t]);
+    cr_expect(fabs(s->flops - b->flops) <= 1e-9 * fmax(1, b->flops), "%s: flops %.1f vs %.1f", what, s->flops,
+              b->flops);
+    cr_expect(fabs(s->flops_dense - b->flops_dense) <= 1e-9 * fmax(1, b->flops_dense), "%s: dense %.1f vs %.1f", what,
+              s->flops_dense, b->flops_dense);
+    if (b->tokens)
+        cr_expect(fabs(s->learner / b->tokens - b->budget) <= 1e-9, "%s: budget %.12f vs %.12f", what,
+                  s->learner / b->tokens, b->budget);
+}
+
+/* Piece sizes: 0 means random in [1, 8000]. */
+static const size_t pieces[] = {1, 160, 5328, (size_t)1 << 30, 0};
+
+static size_t piece(size_t p, unsigned *seed) { return p ? p : 1 + (size_t)(rand_r(seed) % 8000); }
+
+static void check_model(const char *name) {
+    sg_golden g;
+    sg_open(&g, name);
+    const acm_config *c = acm_model_config(g.m);
+    const int A = c->num_acms, K = c->num_classes, C = c->chunk;
+    cr_assert_leq(K, MAXK);
+    cr_assert_leq(A, MAXA);
+    char err[256];
+    acm_worker *w = acm_worker_new(g.m, (acm_worker_params){.max_batch = 3, .max_tokens = MAXT}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    acm_stream *st[3];
+    for (int i = 0; i < 3; i++) {
+        st[i] = acm_stream_new(g.m, err, sizeof err);
+        cr_assert(st[i], "%s", err);
+    }
+    unsigned seed = 7;
+    static float lg[3][MAXT * MAXK], blog[MAXT * MAXK];
+    static uint8_t km[3][MAXA * MAXT], bk[MAXA * MAXT];
+    static collected col[3];
+    size_t nr = json_array_size(g.runs);
+    for (size_t r = 0; r < nr; r++) {
+        json_t *run = json_array_get(g.runs, r);
+        if (json_is_true(json_object_get(run, "forced"))) continue; /* streams decide by policy only */
+        acm_item items[3];
+        for (int b = 0; b < 3; b++) items[b] = sg_item(&g, (int)r, b);
+        /* one stream alone, every piece size */
+        for (int b = 0; b < 3; b++) {
+            acm_result br = {.logits = blog, .kmap = bk};
+            cr_assert_eq(acm_worker_run(w, &items[b], &br, 1, err, sizeof err), 0, "%s", err);
+            for (size_t p = 0; p < sizeof pieces / sizeof *pieces; p++) {
+                char what[96];
+                snprintf(what, sizeof what, "%s run %zu item %d, pieces of %zu", name, r, b, pieces[p]);
+                acm_stream_reset(st[0]);
+                memset(&col[0], 0, sizeof col[0]);
+                size_t pos = 0, S = (size_t)items[b].samples;
+                while (pos < S || acm_stream_ready(st[0])) {
+                    if (acm_stream_ready(st[0])) {
+                        acm_result rr = {.logits = lg[0], .kmap = km[0]};
+                        cr_assert_eq(acm_worker_run_streams(w, &st[0], &items[b].policy, &rr, 1, err, sizeof err), 0,
+                                     "%s: %s", what, err);
+                        cr_assert_eq(rr.tokens, C, "%s: a chunk before the end has %d tokens", what, rr.tokens);
+                        collect(&col[0], &rr, lg[0], km[0], K, A);
+                        continue;
+                    }
+                    size_t n = piece(pieces[p], &seed);
+                    if (n > S - pos) n = S - pos;
+                    size_t took = acm_stream_feed(st[0], items[b].pcm + pos, n);
+                    cr_assert(took == n || acm_stream_ready(st[0]), "%s: took %zu of %zu without a chunk ready", what,
+                              took, n);
+                    pos += took;
+                }
+                acm_stream_finish(st[0]);
+                if (acm_stream_ready(st[0])) {
+                    acm_result rr = {.logits = lg[0], .kmap = km[0]};
+                    cr_assert_eq(acm_worker_run_streams(w, &st[0], &items[b].policy, &rr, 1, err, sizeof err), 0, "%s",
+                                 err);
+                    cr_assert(rr.tokens >= 1 && rr.tokens <= C);
+                    collect(&col[0], &rr, lg[0], km[0], K, A);
+                }
+                cr_expect_eq(acm_stream_feed(st[0], items[b].pcm, 1), 0, "a finished stream takes no samples");
+                cr_expect_eq(acm_stream_tokens_done(st[0]), br.tokens);
+                same_as_batch(&col[0], &br, blog, bk, K, A, what);
+            }
+        }
+        /* three streams fed at different paces, each until its chunk is ready (or its audio ends), then run together,
+         * each under its own policy */
+        for (int b = 0; b < 3; b++) {
+            acm_stream_reset(st[b]);
+            memset(&col[b], 0, sizeof col[b]);
+        }
+        size_t pos[3] = {0, 0, 0};
+        const size_t pace[3] = {160, 5328, 0};
+        int done[3] = {0, 0, 0}, batched = 0;
+        for (;;) {
+            acm_stream *ready[3];
+            acm_policy pol[3];
+            int idx[3], n = 0;
+            for (int b = 0; b < 3; b++) {
+                while (!acm_stream_ready(st[b]) && pos[b] < (size_t)items[b].samples) {
+                    size_t k = piece(pace[b], &seed), left = (size_t)items[b].samples - pos[b];
+                    pos[b] += acm_stream_feed(st[b], items[b].pcm + pos[b], k < left ? k : left);
+                }
+                if (!done[b] && pos[b] == (size_t)items[b].samples && !acm_stream_ready(st[b])) {
+                    acm_stream_finish(st[b]);
+                    done[b] = 1;
+                }
+                if (acm_stream_ready(st[b])) {
+                    idx[n] = b;
+                    pol[n] = items[b].policy;
+                    ready[n++] = st[b];
+                }
+            }
+            if (n == 0) {
+                if (done[0] && done[1] && done[2]) break;
+                continue;
+            }
+            acm_result rr[3];
+            for (int i = 0; i < n; i++) rr[i] = (acm_result){.logits = lg[i], .kmap = km[i]};
+            cr_assert_eq(acm_worker_run_streams(w, ready, pol, rr, n, err, sizeof err), 0, "%s", err);
+            batched += n > 1;
+            for (int i = 0; i < n; i++) collect(&col[idx[i]], &rr[i], lg[i], km[i], K, A);
+        }
+        for (int b = 0; b < 3; b++) {
+            acm_result br = {.logits = blog, .kmap = bk};
+            cr_assert_eq(acm_worker_run(w, &items[b], &br, 1, err, sizeof err), 0, "%s", err);
+            char what[96];
+            snprintf(what, sizeof what, "%s run %zu item %d, batched streams", name, r, b);
+            same_as_batch(&col[b], &br, blog, bk, K, A, what);
+        }
+        cr_expect_gt(batched, 0, "%s run %zu: no call ran two streams together", name, r);
+    }
+    for (int i = 0; i < 3; i++) acm_stream_free(st[i]);
+    acm_worker_free(w);
+    sg_close(&g);
+}
+
+Test(speech_stream, same_as_batch_a) { check_model("speech_a"); }
+Test(speech_stream, same_as_batch_b) { check_model("speech_b"); }
+Test(speech_stream, same_as_batch_c) { check_model("speech_c"); }
+
+Test(speech_stream, misuse) {
+    char err[256];
+    acm_model *m = acm_model_load("tests/golden/speech_a.safetensors", err, sizeof err);
+    cr_assert(m, "%s", err);
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 2}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    acm_stream *s = acm_stream_new(m, err, sizeof err);
+    cr_assert(s, "%s", err);
+    cr_expect_gt(acm_stream_state_bytes(m), 2 * 2 * 6 * 32 * 4); /* at least the rings: 2 layers x L 6 x 2D */
+    static float out[8 * 29], pcm[16000];
+    acm_result r = {.logits = out};
+    acm_policy p = acm_policy_default();
+    /* nothing ready */
+    cr_expect_eq(acm_worker_run_streams(w, &s, &p, &r, 1, err, sizeof err), ACM_EINVAL);
+    cr_expect(strstr(err, "ready"), "%s", err);
+    /* a chunk: C = 4 tokens = 16 frames = 400 + 15 * 160 samples */
+    cr_expect_eq(acm_stream_feed(s, pcm, 16000), 400 + 15 * 160 + 159);
+    cr_expect(acm_stream_ready(s));
+    cr_expect_eq(acm_stream_feed(s, pcm, 16000), 0, "a stream with a chunk ready takes nothing");
+    acm_stream *twice[2] = {s, s};
+    acm_policy pp[2] = {p, p};
+    acm_result rr[2] = {{.logits = out}, {.logits = out}};
+    cr_expect_eq(acm_worker_run_streams(w, twice, pp, rr, 2, err, sizeof err), ACM_EINVAL);
+    p.kind = ACM_POLICY_CAP;
+    p.beta = 1.5f;
+    cr_expect_eq(acm_worker_run_streams(w, &s, &p, &r, 1, err, sizeof err), ACM_EINVAL);
+    cr_expect(acm_stream_ready(s), "a refused call changes nothing");
+    p.beta = 0.5f;
+    cr_expect_eq(acm_worker_run_streams(w, &s, &p, &r, 1, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(r.tokens, 4);
+    cr_expect(r.budget <= 0.5 + 1e-12);
+    cr_expect_eq(acm_stream_tokens_done(s), 4);
+    /* an image model has no streams */
+    acm_model *vit = acm_model_load("tests/golden/vit_a.safetensors", err, sizeof err);
+    cr_assert(vit, "%s", err);
+    cr_expect_null(acm_stream_new(vit, err, sizeof err));
+    cr_expect_eq(acm_stream_state_bytes(vit), 0);
+    acm_model_free(vit);
+    acm_stream_free(s);
+    acm_worker_free(w);
+    acm_model_free(m);
+}
