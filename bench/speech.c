@@ -200,12 +200,18 @@ int main(int argc, char **argv) {
     acm_model *ms = sr_build(&sc, &st_static, err, sizeof err);
     if (!ms) bu_die("static model", err);
     const acm_config *c = acm_model_config(ma);
+    int64_t params = 0; /* built in memory: the file loader's count is not there */
+    for (int i = 0; i < st_acm.n; i++) {
+        int64_t k = 1;
+        for (int d = 0; d < st_acm.t[i].ndim; d++) k *= st_acm.t[i].shape[d];
+        params += k;
+    }
     const double token_ms = 1000.0 * c->stack * c->hop_length / c->sample_rate;
     printf("speech: BLAS core %s, %d cores; model D %d, depth %d, heads %d, MLP %d, N %d (MLP and q/k/v/o ACMs), chunk "
            "%d tokens (%.0f ms), left context %d tokens (%.0f ms); %.2f M parameters; stream state %zu bytes\n",
            acm_blas_core(), acm_cpu_count(), cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden, cfg.learners, cfg.chunk,
            cfg.chunk * token_ms, cfg.left_context, cfg.left_context * token_ms,
-           (double)acm_model_param_count(ma) / 1e6, acm_stream_state_bytes(ma));
+           (double)params / 1e6, acm_stream_state_bytes(ma));
     const int64_t n = (int64_t)(seconds * RATE);
     float *pcm = signal_make(n);
     const int K = c->num_classes;

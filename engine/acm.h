@@ -231,8 +231,8 @@ int64_t acm_speech_tokens(const acm_model *m, int64_t samples);
 
 /* One audio stream's state: log-mel carry-over, the frames of the chunk being filled, per layer a ring of the last L
  * tokens' keys and values. Fixed size (acm_stream_state_bytes), allocated once by acm_stream_new; nothing after.
- * A stream belongs to one thread at a time; the model may be shared. acm_stream_new calls FFTW's planner: create and
- * free streams from one thread at a time (like acm_logmel_create). */
+ * A stream belongs to one thread at a time; the model may be shared. acm_stream_new and acm_worker_new (speech) call
+ * FFTW's planner through engine/logmel.c, which serialises it: any thread may create and free them. */
 typedef struct acm_stream acm_stream;
 acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen);
 void acm_stream_free(acm_stream *s);
