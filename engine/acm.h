@@ -1,20 +1,22 @@
 /*
  * acm.h — the public interface of libacm, the Adaptive Computation Module inference engine.
  *
- * What it is: a loader for ACM vision transformers stored as safetensors (see engine/model.h for the file format,
- * field by field), and a forward pass that runs a batch of items, each under its own budget policy, and reports for
- * every item its logits, the FLOPs it executed, the FLOPs the dense model would have executed on the same input, the
- * budget it realised and (on request) the number of learners every token ran in every ACM module.
+ * What it is: a loader for ACM vision transformers and ACM speech encoders stored as safetensors (see engine/model.h for
+ * the file format, field by field), and a forward pass that runs a batch of items (images, or spans of 16 kHz audio
+ * of any length), each under its own budget policy, and reports for every item its logits, the FLOPs it executed, the
+ * FLOPs the dense model would have executed on the same input, the budget it realised and (on request) the number of
+ * learners every token ran in every ACM module. Speech models also run streams: per-stream state fed PCM of any
+ * size, whose ready chunks many streams run together (docs/DESIGN.md §4b).
  *
  * What it is not: no HTTP, no image decoding (proto/ does that), no training (train/ composes the same kernels).
  *
  * Threading: an acm_model is immutable after acm_model_load() and may be shared by any number of threads.
- * An acm_worker belongs to one thread at a time; it owns all scratch memory, sized at creation for its largest batch,
- * so acm_worker_run() allocates nothing.
+ * An acm_worker belongs to one thread at a time; it owns all scratch memory, sized at creation for its largest batch
+ * (speech: its largest number of tokens per call), so acm_worker_run() and acm_worker_run_streams() allocate nothing.
  *
  * Dimension letters used in shape comments throughout the engine:
- *   B items in a batch, T tokens per item (patches + class token), D width, H heads, N learners of an ACM,
- *   C gate choices, K classes.
+ *   B items in a batch, T tokens per item (patches + class token; audio: one per 40 ms), D width, H heads, N learners
+ *   of an ACM, C gate choices, K classes (audio: CTC classes, blank first).
  *
  * Errors: functions return 0 or a negative ACM_E* code and write a message into the caller's buffer; constructors
  * return NULL and do the same. Nothing here exits or prints.

@@ -3,8 +3,8 @@
  * (tests/reference/gen_speech_golden.py). For each golden model and run (three items of different lengths: shorter
  * than a chunk, a tail that is not a whole token, several chunks, no token at all; every policy, mixed in one batch,
  * and forced k): logits within max|Δ| / max(1, max|ref|) <= 1e-4, k maps identical, tokens, FLOPs (1e-9 relative) and
- * realised budgets (1e-9) equal. Also: an item's result does not depend on what it is batched with; the loader reads
- * the speech fields.
+ * realised budgets (1e-9) equal, in every execution schedule and in the REFERENCE oracle. Also: an item's result does
+ * not depend on what it is batched with; the loader reads the speech fields.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -15,8 +15,9 @@
 #include "acm.h"
 #include "safetensors.h"
 #include "tests/engine/speech_golden.h"
+#include "vit.h"
 
-static void check_model(const char *name) {
+static void check_model_mode(const char *name, int mode) {
     sg_golden g;
     sg_open(&g, name);
     const acm_config *c = acm_model_config(g.m);
@@ -24,6 +25,7 @@ static void check_model(const char *name) {
     char err[256];
     acm_worker *w = acm_worker_new(g.m, (acm_worker_params){.max_batch = 3, .max_tokens = 64}, err, sizeof err);
     cr_assert(w, "%s", err);
+    acm__worker_scratch(w)->mode = mode;
     size_t nr = json_array_size(g.runs);
     cr_assert_geq(nr, 5);
     for (size_t r = 0; r < nr; r++) {
@@ -81,9 +83,18 @@ static void check_model(const char *name) {
     sg_close(&g);
 }
 
-Test(speech, golden_a) { check_model("speech_a"); }
-Test(speech, golden_b) { check_model("speech_b"); }
-Test(speech, golden_c) { check_model("speech_c"); }
+Test(speech, golden_a) { check_model_mode("speech_a", ACM__EXEC_AUTO); }
+Test(speech, golden_b) { check_model_mode("speech_b", ACM__EXEC_AUTO); }
+Test(speech, golden_c) { check_model_mode("speech_c", ACM__EXEC_AUTO); }
+/* the other schedules and the token-by-token double-precision oracle see the same per-chunk units */
+Test(speech, golden_groups) {
+    check_model_mode("speech_a", ACM__EXEC_GROUPS);
+    check_model_mode("speech_b", ACM__EXEC_GROUPS);
+}
+Test(speech, golden_reference_mode) {
+    check_model_mode("speech_a", ACM__EXEC_REFERENCE);
+    check_model_mode("speech_b", ACM__EXEC_REFERENCE);
+}
 
 Test(speech, config) {
     char err[256];
