@@ -15,6 +15,7 @@ typedef struct {
     int chunk, left_context; /* C, L in tokens */
     int learners;            /* N for every ACM; 0: a static model */
     unsigned acm_mask;       /* bit ACM_POS_Q .. ACM_POS_MLP: which positions of every block are ACMs */
+    int film;                /* 1: budget-conditioned gates (random FiLM scale and shift, budget.gate_beta 0.5) */
     uint64_t seed;
 } sr_config;
 
@@ -56,8 +57,8 @@ static inline acm_model *sr_build(const sr_config *c, vr_store *st, char *err, s
                 off += snprintf(meta + off, sizeof meta - off, "%s{\"name\":\"%s\",\"learners\":%d}", first ? "" : ",",
                                 nm, N);
                 first = 0;
-                rc |= p == ACM_POS_MLP ? vr_acm(st, nm, D, D, N, c->mlp_hidden / N, N + 1, 0)
-                                       : vr_acm(st, nm, D, D, N, hp, N, 0);
+                rc |= p == ACM_POS_MLP ? vr_acm(st, nm, D, D, N, c->mlp_hidden / N, N + 1, c->film)
+                                       : vr_acm(st, nm, D, D, N, hp, N, c->film);
             } else if (p == ACM_POS_MLP) {
                 char n2[96];
                 vr_name(n2, sizeof n2, "%s.fc1", nm);
@@ -71,7 +72,8 @@ static inline acm_model *sr_build(const sr_config *c, vr_store *st, char *err, s
     }
     if (N)
         off += snprintf(meta + off, sizeof meta - off,
-                        "]},\"budget\":{\"beta_min\":0.25,\"mean\":[[0.25,3.0],[0.5,1.5],[0.75,0.6],[1.0,0.0]]}");
+                        "]},\"budget\":{\"beta_min\":0.25,\"mean\":[[0.25,3.0],[0.5,1.5],[0.75,0.6],[1.0,0.0]]%s}",
+                        c->film ? ",\"gate_beta\":0.5" : "");
     off += snprintf(meta + off, sizeof meta - off, "}");
     rc |= VR_ADD(st, "norm.weight", 1.0, 0.1, D);
     rc |= VR_ADD(st, "norm.bias", 0.0, 0.02, D);

@@ -2,7 +2,9 @@
  * test_speech_stream.c — acm_stream (engine/speech.c) against the batch forward: the golden audio fed in pieces of
  * 1 sample, 10 ms, 333 ms, all at once and random sizes gives, chunk after chunk, logits within 1e-4 (relative to
  * max(1, |logit|)) of the whole-item forward, identical k maps, the same tokens, FLOPs and learner budget. Several
- * streams fed at different paces run batched, each under its own policy, with the same results. Misuse is refused.
+ * streams fed at different paces run batched, each under its own policy, with the same results. A model with
+ * budget-conditioned (FiLM) gates: batch == REFERENCE oracle == stream, and a batch mixing budgets == each item alone
+ * (each chunk's gates see its own item's beta). Misuse is refused.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -10,7 +12,9 @@
 #include <string.h>
 
 #include "acm.h"
+#include "bench/speech_random.h"
 #include "tests/engine/speech_golden.h"
+#include "vit.h"
 
 #define MAXT 64
 #define MAXK 32
@@ -224,4 +228,96 @@ Test(speech_stream, misuse) {
     acm_stream_free(s);
     acm_worker_free(w);
     acm_model_free(m);
+}
+
+/* Runs one audio item alone in a worker (mode set), returning its result into lg/km. */
+static acm_result run_one(acm_worker *w, const float *pcm, int64_t n, acm_policy p, float *lg, uint8_t *km) {
+    char err[256];
+    acm_item it = {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = n, .policy = p};
+    acm_result r = {.logits = lg, .kmap = km};
+    cr_assert_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), 0, "%s", err);
+    return r;
+}
+
+Test(speech_stream, film_gates) {
+    sr_config cfg = {.dim = 32, .depth = 2, .heads = 2, .mlp_hidden = 64, .chunk = 4, .left_context = 5, .learners = 4,
+                     .acm_mask = 0x1f, .film = 1, .seed = 5};
+    vr_store store;
+    char err[512];
+    acm_model *m = sr_build(&cfg, &store, err, sizeof err);
+    cr_assert(m, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    cr_assert_gt(c->film_gates, 0);
+    const int A = c->num_acms, K = c->num_classes;
+    cr_assert_leq(A, MAXA);
+    const int64_t n = 9000; /* 13 tokens: 4 chunks, the last short */
+    static float pcm[3][9000];
+    uint64_t rng = 77;
+    for (int b = 0; b < 3; b++)
+        for (int i = 0; i < n; i++) pcm[b][i] = (float)(0.3 * (2 * vr_uniform(&rng) - 1) * (i % 3000 < 1500 ? 1 : 0.05));
+    acm_policy pols[3] = {{.kind = ACM_POLICY_MEAN, .beta = 0.5f}, {.kind = ACM_POLICY_CAP, .beta = 0.4f},
+                          {.kind = ACM_POLICY_ARGMAX}};
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 3, .max_tokens = MAXT}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    acm_stream *st = acm_stream_new(m, err, sizeof err);
+    cr_assert(st, "%s", err);
+    static float lg[3][MAXT * MAXK], lr[MAXT * MAXK], mixed[MAXT * 3 * MAXK];
+    static uint8_t km[3][MAXA * MAXT], kr[MAXA * MAXT], mk[3 * MAXA * MAXT];
+    acm_result alone[3];
+    for (int b = 0; b < 3; b++) {
+        acm__worker_scratch(w)->mode = ACM__EXEC_AUTO;
+        alone[b] = run_one(w, pcm[b], n, pols[b], lg[b], km[b]);
+        cr_assert_eq(alone[b].tokens, 13);
+        /* the double-precision oracle: same decisions, same logits */
+        acm__worker_scratch(w)->mode = ACM__EXEC_REFERENCE;
+        acm_result rr = run_one(w, pcm[b], n, pols[b], lr, kr);
+        acm__worker_scratch(w)->mode = ACM__EXEC_AUTO;
+        cr_expect_eq(memcmp(kr, km[b], (size_t)A * 13), 0, "item %d: REFERENCE k map differs", b);
+        double maxd = 0;
+        for (int i = 0; i < 13 * K; i++) maxd = fmax(maxd, fabs(lr[i] - lg[b][i]));
+        cr_expect_leq(maxd, 1e-4, "item %d: REFERENCE logits differ by %.3g", b, maxd);
+        cr_expect(fabs(rr.flops - alone[b].flops) <= 1e-9 * alone[b].flops);
+        /* streamed in 10 ms pieces */
+        acm_stream_reset(st);
+        collected col;
+        memset(&col, 0, sizeof col);
+        int64_t pos = 0;
+        static float sl[MAXT * MAXK];
+        static uint8_t sk[MAXA * MAXT];
+        for (;;) {
+            if (acm_stream_ready(st)) {
+                acm_result r = {.logits = sl, .kmap = sk};
+                cr_assert_eq(acm_worker_run_streams(w, &st, &pols[b], &r, 1, err, sizeof err), 0, "%s", err);
+                collect(&col, &r, sl, sk, K, A);
+                continue;
+            }
+            if (pos == n) {
+                acm_stream_finish(st);
+                if (!acm_stream_ready(st)) break;
+                continue;
+            }
+            pos += (int64_t)acm_stream_feed(st, pcm[b] + pos, (size_t)(n - pos < 160 ? n - pos : 160));
+        }
+        char what[64];
+        snprintf(what, sizeof what, "FiLM item %d streamed", b);
+        same_as_batch(&col, &alone[b], lg[b], km[b], K, A, what);
+    }
+    /* the three budgets in one batch: every chunk's gates see its own item's beta */
+    acm_item items[3];
+    acm_result res[3];
+    for (int b = 0; b < 3; b++) {
+        items[b] = (acm_item){.kind = ACM_ITEM_AUDIO, .pcm = pcm[b], .samples = n, .policy = pols[b]};
+        res[b] = (acm_result){.logits = mixed + b * MAXT * MAXK, .kmap = mk + b * MAXA * MAXT};
+    }
+    cr_assert_eq(acm_worker_run(w, items, res, 3, err, sizeof err), 0, "%s", err);
+    for (int b = 0; b < 3; b++) {
+        cr_expect_eq(memcmp(res[b].kmap, km[b], (size_t)A * 13), 0, "item %d: k map differs in a mixed batch", b);
+        double maxd = 0;
+        for (int i = 0; i < 13 * K; i++) maxd = fmax(maxd, fabs(res[b].logits[i] - lg[b][i]));
+        cr_expect_leq(maxd, 1e-5, "item %d in a mixed batch: max|Δ| %.3g", b, maxd);
+    }
+    acm_stream_free(st);
+    acm_worker_free(w);
+    acm_model_free(m);
+    vr_store_free(&store);
 }
