@@ -209,7 +209,8 @@ typedef struct {
     int max_batch;    /* largest number of items per acm_worker_run call */
     int workers;      /* workers the process runs side by side, for validation (0: 1) */
     int blas_threads; /* OpenBLAS threads, set process-wide by acm_worker_new (0: leave as they are) */
-    int max_tokens;   /* speech models: largest number of tokens (summed over items) per call (0: 250 per item, 10 s) */
+    int max_tokens;   /* speech models: largest number of tokens (summed over items) per call (0: max_batch x 250, 10 s
+                         per item, or x chunk if longer, so that max_batch streams always fit) */
 } acm_worker_params;
 /* max_batch 8, workers and blas_threads 0 (whatever the process set). acm_worker_new checks workers x BLAS threads
  * <= acm_cpu_count() and refuses more: oversubscribed cores make every batch slower. */
@@ -245,7 +246,8 @@ void acm_stream_reset(acm_stream *s);
 /* Takes samples from pcm[0..n) until a chunk is ready (or all are taken) and returns how many it took. While a chunk
  * is ready it takes nothing: run it (acm_worker_run_streams) first. */
 size_t acm_stream_feed(acm_stream *s, const float *pcm, size_t n);
-/* The end of the signal: the tokens of the last, short chunk become ready (if there are any). */
+/* The end of the signal: the tokens of the last, short chunk become ready (if there are any). The stream then takes no
+ * more samples until acm_stream_reset. */
 void acm_stream_finish(acm_stream *s);
 /* 1 when a chunk is ready to run, else 0. */
 int acm_stream_ready(const acm_stream *s);

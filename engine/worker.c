@@ -65,7 +65,7 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
     if (p.blas_threads) acm_blas_set_threads(p.blas_threads);
     const acm_config *c = &m->cfg;
     if (c->arch == ACM_ARCH_SPEECH) {
-        const int64_t mt = p.max_tokens ? p.max_tokens : (int64_t)p.max_batch * 250;
+        const int64_t mt = p.max_tokens ? p.max_tokens : (int64_t)p.max_batch * (c->chunk > 250 ? c->chunk : 250);
         acm_worker *w = calloc(1, sizeof *w);
         if (!w) {
             acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
