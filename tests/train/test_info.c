@@ -24,7 +24,9 @@ static char *run_info(const char *args) {
         n += got;
     }
     out[n] = 0;
-    cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+    int rc = pclose(p);
+    if (rc) free(out);
+    cr_assert_eq(rc, 0, "%s failed", cmd);
     return out;
 }
 
