@@ -7,11 +7,14 @@
  *   (2) chunks per second with S streams batched on W threads (one worker and one BLAS thread each, S/W streams per
  *       worker, each call running the ready chunk of all of them), static and ACM at each beta, with the realisation
  *       ratio (static time / ACM time) / (static FLOPs / ACM FLOPs), times being the threads' CPU time per thread
- *       (wall time shown too).
+ *       (wall time shown too);
+ *   (3) one long stream (--long-seconds, 10 minutes by default) at batch 1 on one core, ACM at beta 1: CPU time per
+ *       chunk over its first and its last minute (constant cost per chunk however long the stream runs).
  * Models: random weights (bench/speech_random.h), every MLP and q/k/v/o an ACM of N learners. Medians of --rounds.
  *
  * usage: speech [--dim 256] [--depth 6] [--heads 4] [--mlp 1024] [--learners 4] [--chunk 8] [--left 50]
  *               [--betas 1,0.5,0.25] [--seconds 30] [--streams 64] [--stream-seconds 4] [--threads 2] [--rounds 3]
+ *               [--long-seconds 600]
  */
 #include <math.h>
 #include <pthread.h>
@@ -166,7 +169,7 @@ int main(int argc, char **argv) {
                      .learners = 4, .acm_mask = 0x1f, .seed = 1};
     double betas[8] = {1.0, 0.5, 0.25};
     int nb = 3, S = 64, W = 2, rounds = 3;
-    double seconds = 30, stream_seconds = 4;
+    double seconds = 30, stream_seconds = 4, long_seconds = 600;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) bu_die(a, "needs a value");
@@ -184,6 +187,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--streams")) S = atoi(v);
         else if (!strcmp(a, "--threads")) W = atoi(v);
         else if (!strcmp(a, "--rounds")) rounds = atoi(v);
+        else if (!strcmp(a, "--long-seconds")) long_seconds = atof(v);
         else bu_die(a, "unknown option (see the comment at the top of bench/speech.c)");
         i++;
     }
@@ -277,6 +281,40 @@ int main(int argc, char **argv) {
         printf("| %s | %s | %.0f | %.0f | %.1f | %.2f | %.3f | %.2f | %.2f | %.2f |\n", b < 0 ? "static" : "ACM", beta,
                (double)r.chunks / sec, (double)r.chunks / cpu, (double)S * stream_seconds / cpu, r.flops / cpu / 1e9,
                r.tokens ? r.learner / (double)r.tokens : 1.0, speed, fr, speed / fr);
+    }
+    /* (3) one long stream: the first and the last minute's chunks */
+    if (long_seconds >= 120) {
+        acm_worker *w = acm_worker_new(ma, (acm_worker_params){.max_batch = 1, .max_tokens = c->chunk}, err, sizeof err);
+        acm_stream *s = acm_stream_new(ma, err, sizeof err);
+        if (!w || !s) bu_die("long stream", err);
+        acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = 1.0f};
+        const int64_t total = (int64_t)(long_seconds * RATE), minute = 60 * RATE;
+        int64_t fed = 0, chunks[2] = {0, 0};
+        double cpu[2] = {0, 0}, dense[2] = {0, 0};
+        while (fed < total) {
+            int64_t k = total - fed < PIECE ? total - fed : PIECE;
+            fed += (int64_t)acm_stream_feed(s, pcm + (fed % (n - PIECE)), (size_t)k);
+            if (!acm_stream_ready(s)) continue;
+            acm_result r = {.logits = logits};
+            double t0 = thread_cpu_s();
+            if (acm_worker_run_streams(w, &s, &pol, &r, 1, err, sizeof err)) bu_die("long stream", err);
+            double dt = thread_cpu_s() - t0;
+            int slot = fed <= minute ? 0 : fed > total - minute ? 1 : -1;
+            if (slot >= 0 && acm_stream_tokens_done(s) > c->left_context + c->chunk) { /* context full */
+                cpu[slot] += dt;
+                dense[slot] += r.flops_dense;
+                chunks[slot]++;
+            }
+        }
+        printf("\n(3) one stream of %.0f s at batch 1, one core, ACM at beta 1, chunks with a full left context\n",
+               long_seconds);
+        printf("| minute | chunks | CPU ms per chunk (engine) | dense MFLOP per chunk |\n|---|---|---|---|\n");
+        for (int i = 0; i < 2; i++)
+            printf("| %s | %lld | %.3f | %.3f |\n", i ? "last" : "first", (long long)chunks[i],
+                   chunks[i] ? 1000.0 * cpu[i] / (double)chunks[i] : 0.0,
+                   chunks[i] ? dense[i] / (double)chunks[i] / 1e6 : 0.0);
+        acm_stream_free(s);
+        acm_worker_free(w);
     }
     free(logits);
     free(pcm);
