@@ -239,7 +239,8 @@ int64_t acm_speech_tokens(const acm_model *m, int64_t samples);
 typedef struct acm_stream acm_stream;
 acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen);
 void acm_stream_free(acm_stream *s);
-/* Bytes one stream holds (its state and the log-mel buffers), for a model. */
+/* Bytes one stream holds, for a model: its state and log-mel buffers (an upper bound to the byte; FFTW's plan object,
+ * which FFTW allocates, is not counted). The bulk is the K/V ring, 2 x depth x left_context x dim floats. */
 size_t acm_stream_state_bytes(const acm_model *m);
 /* Starts a new signal: forgets every carry and the left context. */
 void acm_stream_reset(acm_stream *s);

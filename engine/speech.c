@@ -78,11 +78,11 @@ static size_t stream_ring_bytes(const acm_config *c) { return (size_t)c->depth *
 size_t acm_stream_state_bytes(const acm_model *m) {
     const acm_config *c = &m->cfg;
     if (c->arch != ACM_ARCH_SPEECH) return 0;
-    /* the log-mel object: carry [win], frame [n_fft], spectrum [n_fft/2 + 1] complex, window [win], power, the
-     * sparse filterbank (at most M * (n_fft/2 + 1) weights and 3 ints per mel) */
+    /* the log-mel object (logmel.c): carry and window [win], frame [n_fft], spectrum [n_bins] complex, power [n_bins],
+     * the sparse filterbank (3 ints per mel; every bin lies in at most two triangles, so <= 2 n_bins weights) and the
+     * object itself (< 256 bytes); FFTW's plan is FFTW's own and not counted */
     const size_t nb = (size_t)c->n_fft / 2 + 1;
-    size_t mel = (size_t)c->win_length * 8 + (size_t)c->n_fft * 4 + nb * 12 + (size_t)c->n_mels * 12 +
-                 (size_t)c->n_mels * nb * 4;
+    size_t mel = (size_t)c->win_length * 8 + (size_t)c->n_fft * 4 + nb * 12 + (size_t)c->n_mels * 12 + 2 * nb * 4 + 256;
     return sizeof(acm_stream) + ALIGN64(stream_frames_bytes(c)) + ALIGN64(stream_ring_bytes(c)) + mel;
 }
 
