@@ -252,16 +252,19 @@ static void chunk_attention(const acm_model *m, acm__speech_scratch *sp, int u, 
     const acm_config *c = &m->cfg;
     const int D = c->dim, H = c->heads, hd = D / H, L = c->left_context;
     const int64_t r0 = sp->unit_off[u], Tq = sp->unit_off[u + 1] - r0;
-    float *kv = sp->kv; /* [Tk, 2D] */
+    float *kv = sp->kv; /* [Tk, 2D]: k | v */
     int64_t nk = 0;
-    if (st) {
+    if (st && st->ring_count) { /* the ring, oldest first: [head, L) then [0, head) */
         const float *ring = st->ring + (int64_t)l * L * 2 * D;
-        for (int j = 0; j < st->ring_count; j++, nk++)
-            memcpy(kv + nk * 2 * D, ring + (int64_t)((st->ring_head + j) % L) * 2 * D, sizeof(float) * 2 * (size_t)D);
+        const int first = st->ring_count < L - st->ring_head ? st->ring_count : L - st->ring_head;
+        acm__copy_rows(kv, 2 * D, ring + (int64_t)st->ring_head * 2 * D, 2 * D, first, 2 * D);
+        acm__copy_rows(kv + (int64_t)first * 2 * D, 2 * D, ring, 2 * D, st->ring_count - first, 2 * D);
+        nk = st->ring_count;
     }
-    for (int64_t r = st ? r0 : sp->unit_key0[u]; r < r0 + Tq; r++, nk++)
-        memcpy(kv + nk * 2 * D, sp->qkv + r * 3 * D + D, sizeof(float) * 2 * (size_t)D);
-    for (int64_t i = 0; i < Tq; i++) memcpy(sp->qr + i * D, sp->qkv + (r0 + i) * 3 * D, sizeof(float) * (size_t)D);
+    const int64_t k0 = st ? r0 : sp->unit_key0[u];
+    acm__copy_rows(kv + nk * 2 * D, 2 * D, sp->qkv + k0 * 3 * D + D, 3 * D, r0 + Tq - k0, 2 * D);
+    nk += r0 + Tq - k0;
+    acm__copy_rows(sp->qr, D, sp->qkv + r0 * 3 * D, 3 * D, Tq, D);
     acm__rope_forward(kv, 2 * D, nk, 0, H, hd, sp->rope_cos, sp->rope_sin);
     acm__rope_forward(sp->qr, D, Tq, (int)(nk - Tq), H, hd, sp->rope_cos, sp->rope_sin);
     acm__attention_window_forward(sp->att_y + r0 * D, D, sp->scores, sp->qr, D, kv, 2 * D, kv + D, 2 * D, (int)Tq,
@@ -270,16 +273,17 @@ static void chunk_attention(const acm_model *m, acm__speech_scratch *sp, int u, 
 }
 
 /* The chunk's k | v (unrotated) of layer l into the stream's ring, behind the tokens it holds (ring_head and
- * ring_count are advanced by the caller once every layer is done). */
+ * ring_count are advanced by the caller once every layer is done): at most two contiguous runs of slots. */
 static void ring_push(const acm_model *m, const acm__speech_scratch *sp, int u, int l, acm_stream *st) {
     const int D = m->cfg.dim, L = m->cfg.left_context;
     if (L == 0) return;
     const int64_t r0 = sp->unit_off[u], Tq = sp->unit_off[u + 1] - r0;
     float *ring = st->ring + (int64_t)l * L * 2 * D;
-    for (int64_t i = Tq > L ? Tq - L : 0; i < Tq; i++) {
-        int slot = (int)((st->ring_head + st->ring_count + i) % L);
-        memcpy(ring + (int64_t)slot * 2 * D, sp->qkv + (r0 + i) * 3 * D + D, sizeof(float) * 2 * (size_t)D);
-    }
+    const int64_t skip = Tq > L ? Tq - L : 0, n = Tq - skip; /* only the last L tokens can stay */
+    const int slot = (int)((st->ring_head + st->ring_count + skip) % L);
+    const int64_t first = n < L - slot ? n : L - slot;
+    acm__copy_rows(ring + (int64_t)slot * 2 * D, 2 * D, sp->qkv + (r0 + skip) * 3 * D + D, 3 * D, first, 2 * D);
+    acm__copy_rows(ring, 2 * D, sp->qkv + (r0 + skip + first) * 3 * D + D, 3 * D, n - first, 2 * D);
 }
 
 /* Blocks, final norm and head over the R rows in sp->x (U chunks set up; n items at item_off for the k maps;
@@ -324,8 +328,7 @@ static void embed(const acm_model *m, acm__speech_scratch *sp, int64_t row0, int
     const acm_config *c = &m->cfg;
     const int M = c->n_mels, SM = c->stack * M;
     float *f = sp->frames + row0 * SM;
-    for (int64_t i = 0; i < T * c->stack; i++)
-        for (int j = 0; j < M; j++) f[i * M + j] = (f[i * M + j] - m->mel_mean[j]) / m->mel_std[j];
+    acm__normalise_cols(f, T * c->stack, M, m->mel_mean, m->mel_std);
     acm__matmul_forward(sp->x + row0 * c->dim, c->dim, f, SM, m->front_w, SM, m->front_b, T, SM, c->dim, 0);
 }
 
@@ -503,7 +506,7 @@ int acm__speech_run_streams(const acm_model *m, acm__speech_scratch *sp, acm__ac
         const int64_t T = sp->item_off[i + 1] - sp->item_off[i];
         unit_setup(m, sp, i, policies[i]);
         sp->unit_item[i] = i;
-        memcpy(sp->frames + sp->item_off[i] * S * M, st->frames, sizeof(float) * (size_t)(T * S * M));
+        acm__copy_rows(sp->frames + sp->item_off[i] * S * M, M, st->frames, M, T * S, M);
         embed(m, sp, sp->item_off[i], T);
     }
     blocks_forward(m, sp, s, n, R, streams, res, n);

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -22,6 +23,15 @@ void acm__rope_forward(float *x, int ld, int64_t n, int pos0, int H, int hd, con
             }
         }
     }
+}
+
+void acm__normalise_cols(float *x, int64_t rows, int cols, const float *sub, const float *div) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) x[i * cols + j] = (x[i * cols + j] - sub[j]) / div[j];
+}
+
+void acm__copy_rows(float *dst, int ldd, const float *src, int lds, int64_t rows, int cols) {
+    for (int64_t i = 0; i < rows; i++) memcpy(dst + i * ldd, src + i * lds, sizeof(float) * (size_t)cols);
 }
 
 void acm__attention_window_forward(float *out, int ldo, float *scores, const float *q, int ldq, const float *k, int ldk,

@@ -3,8 +3,9 @@
  * 1 sample, 10 ms, 333 ms, all at once and random sizes gives, chunk after chunk, logits within 1e-4 (relative to
  * max(1, |logit|)) of the whole-item forward, identical k maps, the same tokens, FLOPs and learner budget. Several
  * streams fed at different paces run batched, each under its own policy, with the same results. A model with
- * budget-conditioned (FiLM) gates: batch == REFERENCE oracle == stream, and a batch mixing budgets == each item alone
- * (each chunk's gates see its own item's beta). Misuse is refused.
+ * budget-conditioned (FiLM) gates and a left context shorter than a chunk (the ring keeps the chunk's last L tokens):
+ * batch == REFERENCE oracle == stream, and a batch mixing budgets == each item alone (each chunk's gates see its own
+ * item's beta). Misuse is refused.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -240,7 +241,7 @@ static acm_result run_one(acm_worker *w, const float *pcm, int64_t n, acm_policy
 }
 
 Test(speech_stream, film_gates) {
-    sr_config cfg = {.dim = 32, .depth = 2, .heads = 2, .mlp_hidden = 64, .chunk = 4, .left_context = 5, .learners = 4,
+    sr_config cfg = {.dim = 32, .depth = 2, .heads = 2, .mlp_hidden = 64, .chunk = 4, .left_context = 3, .learners = 4,
                      .acm_mask = 0x1f, .film = 1, .seed = 5};
     vr_store store;
     char err[512];
