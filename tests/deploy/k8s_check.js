@@ -9,6 +9,8 @@
 //    /v2/health/live; terminationGracePeriodSeconds >= preStop sleep + --exit-timeout (acmd's SIGKILL-free drain);
 //    the Service, PodDisruptionBudget and HorizontalPodAutoscaler select or target that Deployment's pods.
 // Prints one line per document ("ok KIND NAME" or "error KIND NAME: message") and exits 1 on any error.
+//   node tests/deploy/k8s_check.js --args KIND FILE.yaml   prints the args of KIND's first container, one a line
+//   node tests/deploy/k8s_check.js --hpa FILE.yaml         prints the HPA's metrics as TYPE:NAME,...
 "use strict";
 const fs = require("fs");
 const YAML = require("yaml");
@@ -112,6 +114,21 @@ function checkRules(docs) {
       errors.push(`HorizontalPodAutoscaler ${h.metadata.name}: targets ${t.kind} ${t.name}, not in these manifests`);
   }
   return errors;
+}
+
+function load(files) {
+  return files.flatMap((f) => YAML.parseAllDocuments(fs.readFileSync(f, "utf8")).map((d) => d.toJSON())).filter(Boolean);
+}
+if (process.argv[2] === "--args") {
+  const d = load(process.argv.slice(4)).find((x) => x.kind === process.argv[3]);
+  const spec = d.kind === "Deployment" ? d.spec.template.spec : d.spec;
+  console.log(spec.containers[0].args.join("\n"));
+  process.exit(0);
+}
+if (process.argv[2] === "--hpa") {
+  const h = load(process.argv.slice(3)).find((x) => x.kind === "HorizontalPodAutoscaler");
+  console.log(h.spec.metrics.map((m) => `${m.type}:${(m.pods || m.object || m.external || {}).metric?.name ?? m.resource?.name}`).join(","));
+  process.exit(0);
 }
 
 let failed = 0;
