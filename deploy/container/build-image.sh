@@ -63,8 +63,10 @@ rm -f "$work/id"
 step "base image: build stage (mmdebstrap, packages-build.txt)" base build
 step "base image: runtime stage (mmdebstrap, packages-runtime.txt)" base runtime
 step "build context" context
-step "podman build $IMAGE" podman build --quiet --isolation chroot --format docker --layers=false \
-    -f "$here/Containerfile" -t "$IMAGE" "$work/context" >"$work/build.log" 2>&1 \
-    || { tail -30 "$work/build.log"; exit 1; }
+build() { # the build's own output to BUILD/image/build.log; its tail when it fails
+    podman build --isolation chroot --format docker --layers=false -f "$here/Containerfile" -t "$IMAGE" \
+        "$work/context" >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; return 1; }
+}
+step "podman build $IMAGE (log: $work/build.log)" build
 podman image inspect --format '{{.Id}}' "$IMAGE" >"$work/id"
 echo "image: $IMAGE ($(cut -c1-12 "$work/id"), $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')) in $(( $(date +%s) - t_all ))s"
