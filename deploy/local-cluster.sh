@@ -202,7 +202,7 @@ start)
     printf 'LB_PORT=%s\nADMIN_PORT=%s\nHAPROXY_METRICS_PORT=%s\nPROM_PORT=%s\n' "${LB_PORT:-8090}" "${ADMIN_PORT:-8091}" \
         "${HAPROXY_METRICS_PORT:-8092}" "${PROM_PORT:-9090}" >"$D/ports"
     write_haproxy_cfg
-    haproxy -c -q -f "$D/haproxy.cfg" || die "haproxy.cfg does not check"
+    out=$(haproxy -c -f "$D/haproxy.cfg" 2>&1) || die "haproxy.cfg does not check: $out"
     setsid haproxy -f "$D/haproxy.cfg" </dev/null >>"$D/haproxy.log" 2>&1 &
     echo $! >"$D/haproxy.pid"
     for t in $(seq 50); do admin "show info" >/dev/null 2>&1 && break; sleep 0.1; done
