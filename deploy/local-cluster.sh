@@ -128,6 +128,7 @@ write_haproxy_cfg() {
 # written by deploy/local-cluster.sh
 global
     maxconn 4096
+    # the runtime API, on loopback and without authentication: any local user can drive it (a development tool)
     stats socket ipv4@127.0.0.1:$(get ADMIN_PORT) level admin
     pidfile $D/haproxy.pid
 
@@ -273,6 +274,8 @@ stop)
     done
     for f in haproxy prometheus watchdog; do
         pid=$(cat "$D/$f.pid" 2>/dev/null)
+        # the watchdog runs this very stop when its time is up: it then ends by itself
+        { [ $f = watchdog ] && { [ "$pid" = "$PPID" ] || [ "$pid" = $$ ]; }; } && continue
         if alive "$pid"; then
             # the watchdog is a bash whose sleep is its child: end the child too
             [ $f = watchdog ] && pkill -TERM -P "$pid" 2>/dev/null

@@ -42,7 +42,12 @@ base() { # base KIND: localhost/acm-base:KIND from packages-KIND.txt
         return 0
     fi
     pk=$(grep -v '^#' "$here/packages-$kind.txt" | paste -sd, -)
-    mmdebstrap --quiet --variant=minbase --include="$pk" \
+    local slim=()
+    # the runtime stage keeps no manuals, info pages, translations or docs, but each package's copyright file
+    [ "$kind" = runtime ] && slim=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+        --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+        --dpkgopt='path-include=/usr/share/doc/*/copyright')
+    mmdebstrap --quiet --variant=minbase --include="$pk" "${slim[@]}" \
         --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
         bookworm "$work/base-$kind.tar" "${sources[@]}"
     podman import --quiet --change 'CMD ["/bin/bash"]' "$work/base-$kind.tar" "$tag" >/dev/null
