@@ -4,7 +4,8 @@
  * (it drains: readiness 503, haproxy takes it out at its next check, queued requests are answered) and another one is
  * added. Every request is answered 200 (0 failed), every answer is in exactly one instance's access log, the
  * terminated instance stops receiving requests, the added one takes its share, and Prometheus has each instance's
- * counter. Bounded: the load stops once the added instance has served 200 requests (at most 60 s), the cluster stops
+ * counter; then a rolling restart (`roll`: each running instance replaced by a new one, added before the old one
+ * drains) under the same load, with the same accounting. Bounded: the load stops once the last instance rolled in has served 100 requests (at most 60 s of load), the cluster stops
  * itself after CLUSTER_MAX_S=300 if the test dies.
  */
 #include <criterion/criterion.h>
@@ -70,7 +71,7 @@ static int slot_port(int slot) {
     return port;
 }
 
-Test(local_cluster, sigterm_one_add_one_under_load_loses_nothing, .timeout = 240, .fini = stop_all) {
+Test(local_cluster, sigterm_add_and_roll_under_load_lose_nothing, .timeout = 240, .fini = stop_all) {
     cr_assert(dt_have("haproxy") && dt_have("prometheus"), "haproxy or prometheus is missing: make deps installs them");
     cr_assert(mkdtemp(dir));
     lb = dt_free_port(), admin = dt_free_port(), hmetrics = dt_free_port(), prom = dt_free_port();
@@ -125,6 +126,16 @@ Test(local_cluster, sigterm_one_add_one_under_load_loses_nothing, .timeout = 240
     cr_expect_gt(p3, 0, "Prometheus has no traffic of instance 3");
     cr_expect_geq(prom_success(port1), 1, "Prometheus lost instance 1's series");
 
+    /* a rolling restart of the two running instances: 4 replaces 2, then 5 replaces 3, each added before the old
+     * one drains */
+    rc = dt_sh(&out, "ACM_BUILD=%s bash deploy/local-cluster.sh roll %s", dt_build(), dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "instance 4 ready") && strstr(out, "instance 2 drained and exited") && strstr(out, "instance 5 ready")
+              && strstr(out, "instance 3 drained and exited"), "%s", out);
+    free(out);
+    const int after_roll2 = served(2), after_roll3 = served(3);
+    cr_assert_eq(wait_served(5, 100, 60), 0, "instance 5 served %d", served(5));
+
     cr_assert_eq(kill(bench, SIGINT), 0);
     int st;
     cr_assert_eq(waitpid(bench, &st, 0), bench);
@@ -144,9 +155,13 @@ Test(local_cluster, sigterm_one_add_one_under_load_loses_nothing, .timeout = 240
     cr_expect_eq(ok, sent, "not every answer was 200: %s", json_dumps(by, 0));
     cr_expect_eq(json_object_size(by), 1, "%s", json_dumps(by, 0));
     /* every answer came from exactly one instance's log; the terminated one took nothing after its exit */
-    const int s1 = served(1), s2 = served(2), s3 = served(3);
+    const int s1 = served(1), s2 = served(2), s3 = served(3), s4 = served(4), s5 = served(5);
     cr_expect_eq(s1, after_term, "instance 1 served after its exit");
-    cr_expect_eq((json_int_t)(s1 + s2 + s3), ok, "instance logs %d + %d + %d != %lld answered 200", s1, s2, s3, (long long)ok);
-    cr_log_info("through haproxy: %lld requests, 0 failed; per instance %d (terminated), %d, %d (added)", (long long)sent, s1, s2, s3);
+    cr_expect(s2 == after_roll2 && s3 == after_roll3, "instances 2 and 3 served after the rolling restart");
+    cr_expect_gt(s4, 0);
+    cr_expect_eq((json_int_t)(s1 + s2 + s3 + s4 + s5), ok, "instance logs %d + %d + %d + %d + %d != %lld answered 200", s1, s2, s3,
+                 s4, s5, (long long)ok);
+    cr_log_info("through haproxy: %lld requests, 0 failed; per instance %d (terminated), %d, %d (added), %d, %d (rolled in)",
+                (long long)sent, s1, s2, s3, s4, s5);
     json_decref(j);
 }
