@@ -1,7 +1,8 @@
 // k8s_check.js — offline checks of rendered Kubernetes manifests (tests/deploy/test_k8s.c runs it):
 //   node tests/deploy/k8s_check.js FILE.yaml...      (NODE_PATH=build/deploy-node/node_modules: `make deploy-node`)
 // 1. Every document of a built-in kind is validated against Kubernetes' OpenAPI schema (npm kubernetes-models 4.5,
-//    Kubernetes 1.32's schemas): types, required fields, enums, formats. Unknown fields are not caught (the schemas
+//    Kubernetes 1.32's schemas), and the Prometheus operator's PodMonitor and PrometheusRule against the operator's
+//    (@kubernetes-models/prometheus-operator 4.4): types, required fields, enums, formats. Unknown fields are not caught (the schemas
 //    allow them, as the API server does without strict field validation); 3 checks the fields that matter by path.
 // 2. KServe kinds (no schema package exists for them offline): the fields KServe requires are present and typed, and
 //    each container of a ServingRuntime is validated as a core/v1 Container.
@@ -11,6 +12,8 @@
 // Prints one line per document ("ok KIND NAME" or "error KIND NAME: message") and exits 1 on any error.
 //   node tests/deploy/k8s_check.js --args KIND FILE.yaml   prints the args of KIND's first container, one a line
 //   node tests/deploy/k8s_check.js --hpa FILE.yaml         prints the HPA's metrics as TYPE:NAME,...
+//   node tests/deploy/k8s_check.js --prometheusrule RULES   prints deploy/k8s/monitoring/prometheusrule.yaml: the
+//                                                           Prometheus rule file RULES as a PrometheusRule
 "use strict";
 const fs = require("fs");
 const YAML = require("yaml");
@@ -21,6 +24,8 @@ const BUILTIN = {
   "v1/ConfigMap": "kubernetes-models/v1/ConfigMap",
   "policy/v1/PodDisruptionBudget": "kubernetes-models/policy/v1/PodDisruptionBudget",
   "autoscaling/v2/HorizontalPodAutoscaler": "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler",
+  "monitoring.coreos.com/v1/PodMonitor": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor",
+  "monitoring.coreos.com/v1/PrometheusRule": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
 };
 const { Container } = require("kubernetes-models/v1/Container");
 
@@ -123,6 +128,18 @@ if (process.argv[2] === "--args") {
   const d = load(process.argv.slice(4)).find((x) => x.kind === process.argv[3]);
   const spec = d.kind === "Deployment" ? d.spec.template.spec : d.spec;
   console.log(spec.containers[0].args.join("\n"));
+  process.exit(0);
+}
+if (process.argv[2] === "--prometheusrule") {
+  const rules = YAML.parse(fs.readFileSync(process.argv[3], "utf8"));
+  const cr = {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "PrometheusRule",
+    metadata: { name: "acmd" },
+    spec: { groups: rules.groups },
+  };
+  process.stdout.write(`# Generated from ${process.argv[3]} by tests/deploy/k8s_check.js --prometheusrule: edit that file, not this.\n`);
+  process.stdout.write(YAML.stringify(cr, { lineWidth: 0 }));
   process.exit(0);
 }
 if (process.argv[2] === "--hpa") {

@@ -1,7 +1,8 @@
 /*
  * test_k8s.c — deploy/k8s, offline (no cluster runs here): each kustomization renders with `kubectl kustomize`, the
  * rendered documents pass tests/deploy/k8s_check.js (Kubernetes' OpenAPI schemas through npm kubernetes-models, the
- * fields KServe requires, and the drain rules of docs/DEPLOY.md), the checker catches a broken manifest, and the
+ * Prometheus operator's, the fields KServe requires, and the drain rules of docs/DEPLOY.md), the PrometheusRule is
+ * the rule file of deploy/prometheus as it is, the checker catches a broken manifest, and the
  * options the manifests give acmd are options acmd accepts.
  * The npm packages are installed by `make deploy-node` (make test does it) into build/deploy-node.
  */
@@ -53,6 +54,16 @@ Test(k8s, overlays_and_kserve_render_and_validate, .init = setup, .fini = teardo
     cr_expect_eq(rc, 0, "%s", out);
     cr_expect(strstr(out, "ok Deployment acmd-gpu\n") && strstr(out, "ok ServingRuntime acmd\n")
               && strstr(out, "ok InferenceService fmnist\n") && strstr(out, "6 documents, 0 errors"), "%s", out);
+    free(out);
+    /* the Prometheus operator's objects, and the PrometheusRule is acm-rules.yml as it is now */
+    cr_assert_eq(render("monitoring", "monitoring"), 0);
+    rc = check(&out, "monitoring.yaml");
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "ok PodMonitor acmd\n") && strstr(out, "ok PrometheusRule acmd\n"), "%s", out);
+    free(out);
+    rc = dt_sh(&out, "NODE_PATH=" NODE_PATH " node tests/deploy/k8s_check.js --prometheusrule deploy/prometheus/acm-rules.yml "
+                     "| diff - deploy/k8s/monitoring/prometheusrule.yaml");
+    cr_expect_eq(rc, 0, "deploy/k8s/monitoring/prometheusrule.yaml is not acm-rules.yml (regenerate it: see its kustomization):\n%s", out);
     free(out);
     /* the GPU overlay asks for a GPU and tolerates the GPU nodes' taint; the CPU one does neither */
     cr_expect_eq(dt_sh(NULL, "grep -q 'nvidia.com/gpu: 1' %s/gpu.yaml && grep -q 'key: nvidia.com/gpu' %s/gpu.yaml", dir, dir), 0);
