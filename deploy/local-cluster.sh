@@ -222,7 +222,9 @@ start)
         wait_http "$(get PROM_PORT)" /-/ready 30 || die "prometheus is not ready after 30 s: $(tail -3 "$D/prometheus.log")"
     fi
     # the bound: whatever happens to the caller, the cluster stops after CLUSTER_MAX_S
-    setsid bash -c "sleep ${CLUSTER_MAX_S:-3600}; '$0' stop '$D' >/dev/null 2>&1" </dev/null >/dev/null 2>&1 &
+    # (SIGTERM to the watchdog, from `stop`, ends its sleep and it: it never goes on to a stop of its own)
+    setsid bash -c 'trap "kill \$s 2>/dev/null; exit 0" TERM; sleep "$2" & s=$!; wait $s; exec "$0" stop "$1"' \
+        "$0" "$D" "${CLUSTER_MAX_S:-3600}" </dev/null >/dev/null 2>&1 &
     echo $! >"$D/watchdog.pid"
     echo "local-cluster: $n instance(s) behind haproxy on http://127.0.0.1:$(get LB_PORT)" \
          "(runtime API 127.0.0.1:$(get ADMIN_PORT), haproxy metrics :$(get HAPROXY_METRICS_PORT)/metrics)"
@@ -277,8 +279,6 @@ stop)
         # the watchdog runs this very stop when its time is up: it then ends by itself
         { [ $f = watchdog ] && { [ "$pid" = "$PPID" ] || [ "$pid" = $$ ]; }; } && continue
         if alive "$pid"; then
-            # the watchdog is a bash whose sleep is its child: end the child too
-            [ $f = watchdog ] && pkill -TERM -P "$pid" 2>/dev/null
             kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
         fi
     done
