@@ -199,7 +199,7 @@ start)
     [ -e "$D/ports" ] && alive "$(cat "$D/haproxy.pid" 2>/dev/null)" && die "a cluster already runs in $D ('stop' first)"
     mkdir -p "$D"
     D=$(cd "$D" && pwd)
-    rm -rf "$D/instances" "$D/prom"
+    rm -rf "$D/instances" "$D/prom" "$D/haproxy.log" "$D/prometheus.log"
     printf 'LB_PORT=%s\nADMIN_PORT=%s\nHAPROXY_METRICS_PORT=%s\nPROM_PORT=%s\n' "${LB_PORT:-8090}" "${ADMIN_PORT:-8091}" \
         "${HAPROXY_METRICS_PORT:-8092}" "${PROM_PORT:-9090}" >"$D/ports"
     write_haproxy_cfg
