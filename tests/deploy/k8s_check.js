@@ -8,6 +8,7 @@
 //    each container of a ServingRuntime is validated as a core/v1 Container.
 // 3. The rules of docs/DEPLOY.md: a Deployment's pods have readiness on /v2/health/ready and liveness on
 //    /v2/health/live; terminationGracePeriodSeconds >= preStop sleep + --exit-timeout (acmd's SIGKILL-free drain);
+//    --max-per-ip 0 (behind a Service or KServe's queue-proxy many clients share a few source addresses);
 //    the Service, PodDisruptionBudget and HorizontalPodAutoscaler select or target that Deployment's pods.
 // Prints one line per document ("ok KIND NAME" or "error KIND NAME: message") and exits 1 on any error.
 //   node tests/deploy/k8s_check.js --args KIND FILE.yaml   prints the args of KIND's first container, one a line
@@ -60,6 +61,8 @@ function validateKserve(doc) {
     need(Array.isArray(s.containers) && s.containers.length > 0, "spec.containers is empty");
     s.containers.forEach((c, i) => validateContainer(c, `spec.containers[${i}]`));
     need(s.containers.some((c) => c.name === "kserve-container"), "no container named kserve-container");
+    for (const c of s.containers)
+      need(arg(c.args, "max-per-ip") === "0", `container ${c.name}: no --max-per-ip 0 (KServe's queue-proxy is one address)`);
     return;
   }
   if (doc.kind === "InferenceService") {
@@ -106,6 +109,8 @@ function checkRules(docs) {
       if (tgps < sleep + exitTimeout)
         errors.push(`${at}: terminationGracePeriodSeconds ${tgps} < preStop sleep ${sleep} + --exit-timeout ${exitTimeout}: the kubelet's SIGKILL would cut the drain`);
       if (grace > exitTimeout) errors.push(`${at}: --drain-grace-s ${grace} > --exit-timeout ${exitTimeout}`);
+      if (arg(c.args, "max-per-ip") !== "0")
+        errors.push(`${at}: no --max-per-ip 0 (behind a Service every client comes from a few proxy addresses)`);
     }
   }
   const podLabels = deps.map((d) => d.spec.template.metadata.labels);

@@ -99,6 +99,11 @@ Test(k8s, checker_catches_broken_manifests, .init = setup, .fini = teardown, .ti
     cr_expect_eq(check(&out, "d.yaml"), 1, "%s", out);
     cr_expect(strstr(out, "Service acmd: selects no Deployment's pods"), "%s", out);
     free(out);
+    /* pods behind a Service with the default per-address connection limit */
+    cr_assert_eq(dt_sh(NULL, "sed '/- --max-per-ip/{N;d}' %s/cpu.yaml > %s/f.yaml", dir, dir), 0);
+    cr_expect_eq(check(&out, "f.yaml"), 1, "%s", out);
+    cr_expect(strstr(out, "no --max-per-ip 0"), "%s", out);
+    free(out);
     /* a KServe runtime without the v2 protocol */
     cr_assert_eq(render("kserve", "kserve"), 0);
     cr_assert_eq(dt_sh(NULL, "sed 's/^  - v2$/  - v1/' %s/kserve.yaml > %s/e.yaml", dir, dir), 0);
@@ -116,7 +121,8 @@ Test(k8s, acmd_accepts_the_options_the_manifests_give, .init = setup, .fini = te
                          "&& echo args: $args && %s/acmd --config deploy/container/acmd.json "
                          "--model fmnist=models/fmnist-vit-acm.safetensors $args --print-config", dir, dt_build());
     cr_expect_eq(rc, 0, "%s", out);
-    cr_expect(strstr(out, "args: --drain-grace-s 5 --exit-timeout 25 --workers 2") && strstr(out, "\"exit_timeout\": 25"), "%s", out);
+    cr_expect(strstr(out, "args: --drain-grace-s 5 --exit-timeout 25 --workers 2 --max-per-ip 0") && strstr(out, "\"exit_timeout\": 25")
+              && strstr(out, "\"max_per_ip\": 0"), "%s", out);
     free(out);
     /* the ServingRuntime's args with KServe's {{.Name}} and /mnt/models filled in */
     rc = dt_sh(&out, "args=$(cd %s && NODE_PATH=$OLDPWD/" NODE_PATH " node $OLDPWD/tests/deploy/k8s_check.js --args ServingRuntime kserve.yaml "
