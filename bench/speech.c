@@ -14,7 +14,8 @@
  *
  * usage: speech [--dim 256] [--depth 6] [--heads 4] [--mlp 1024] [--learners 4] [--chunk 8] [--left 50]
  *               [--betas 1,0.5,0.25] [--seconds 30] [--streams 64] [--stream-seconds 4] [--threads 2] [--rounds 3]
- *               [--long-seconds 600]
+ *               [--long-seconds 600] [--acm-mask 31] [--tables 123]
+ * --acm-mask: bit 0..4 = q, k, v, o, MLP as ACMs (31: all, 16: the MLPs only); --tables: which tables to run.
  */
 #include <math.h>
 #include <pthread.h>
@@ -169,6 +170,7 @@ int main(int argc, char **argv) {
                      .learners = 4, .acm_mask = 0x1f, .seed = 1};
     double betas[8] = {1.0, 0.5, 0.25};
     int nb = 3, S = 64, W = 2, rounds = 3;
+    const char *tables = "123";
     double seconds = 30, stream_seconds = 4, long_seconds = 600;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -188,9 +190,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) W = atoi(v);
         else if (!strcmp(a, "--rounds")) rounds = atoi(v);
         else if (!strcmp(a, "--long-seconds")) long_seconds = atof(v);
+        else if (!strcmp(a, "--acm-mask")) cfg.acm_mask = (unsigned)atoi(v);
+        else if (!strcmp(a, "--tables")) tables = v;
         else bu_die(a, "unknown option (see the comment at the top of bench/speech.c)");
         i++;
     }
+    if (cfg.acm_mask < 1 || cfg.acm_mask > 31) bu_die("--acm-mask", "1..31");
     if (W < 1 || W > 16 || S < W || S / W > 256 || rounds < 1 || rounds > 64 || !(seconds >= 1) ||
         !(stream_seconds >= 0.5))
         bu_die("options", "threads 1..16, streams >= threads and <= 256 per thread, rounds 1..64, seconds >= 1");
@@ -211,9 +216,10 @@ int main(int argc, char **argv) {
         params += k;
     }
     const double token_ms = 1000.0 * c->stack * c->hop_length / c->sample_rate;
-    printf("speech: BLAS core %s, %d cores; model D %d, depth %d, heads %d, MLP %d, N %d (MLP and q/k/v/o ACMs), chunk "
+    printf("speech: BLAS core %s, %d cores; model D %d, depth %d, heads %d, MLP %d, N %d (ACM mask %u: %s), chunk "
            "%d tokens (%.0f ms), left context %d tokens (%.0f ms); %.2f M parameters; stream state %zu bytes\n",
-           acm_blas_core(), acm_cpu_count(), cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden, cfg.learners, cfg.chunk,
+           acm_blas_core(), acm_cpu_count(), cfg.dim, cfg.depth, cfg.heads, cfg.mlp_hidden, cfg.learners, cfg.acm_mask,
+           cfg.acm_mask == 31 ? "MLPs and q/k/v/o" : cfg.acm_mask == 16 ? "MLPs only" : "some modules", cfg.chunk,
            cfg.chunk * token_ms, cfg.left_context, cfg.left_context * token_ms,
            (double)params / 1e6, acm_stream_state_bytes(ma));
     const int64_t n = (int64_t)(seconds * RATE);
@@ -221,70 +227,77 @@ int main(int argc, char **argv) {
     const int K = c->num_classes;
     float *logits = malloc(sizeof(float) * (size_t)c->chunk * K);
     /* (1) one stream, one core */
-    printf("\n(1) one stream at batch 1, one core, %.0f s of audio fed in 20 ms pieces (median of %d)\n", seconds,
-           rounds);
-    printf("| model | beta | RTF (wall) | RTF (CPU time) | CPU ms per chunk | GFLOP per s of audio | budget realised | "
-           "RTF (CPU) / static |\n|---|---|---|---|---|---|---|---|\n");
-    double rtf_static = 0;
-    for (int b = -1; b < nb; b++) {
-        const acm_model *m = b < 0 ? ms : ma;
-        acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = b < 0 ? 1.0f : (float)betas[b]};
-        acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 1, .max_tokens = c->chunk}, err, sizeof err);
-        if (!w) bu_die("worker", err);
-        acm_stream *s = acm_stream_new(m, err, sizeof err);
-        if (!s) bu_die("stream", err);
-        run_streams(w, &s, 1, pcm, n, RATE, pol, logits, c->chunk, K); /* warm-up */
-        double t[64], tc[64];
-        run_stats r = {0};
-        for (int k = 0; k < rounds; k++) {
-            r = run_streams(w, &s, 1, pcm, n, n, pol, logits, c->chunk, K);
-            t[k] = r.seconds;
-            tc[k] = r.cpu;
+    if (strchr(tables, '1')) {
+        printf("\n(1) one stream at batch 1, one core, %.0f s of audio fed in 20 ms pieces (median of %d)\n", seconds,
+               rounds);
+        printf("| model | beta | RTF (wall) | RTF (CPU time) | CPU ms per chunk | GFLOP per s of audio | "
+               "budget realised | RTF (CPU) / static |\n|---|---|---|---|---|---|---|---|\n");
+        double rtf_static = 0;
+        for (int b = -1; b < nb; b++) {
+            const acm_model *m = b < 0 ? ms : ma;
+            acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = b < 0 ? 1.0f : (float)betas[b]};
+            acm_worker_params wp = {.max_batch = 1, .max_tokens = c->chunk};
+            acm_worker *w = acm_worker_new(m, wp, err, sizeof err);
+            if (!w) bu_die("worker", err);
+            acm_stream *s = acm_stream_new(m, err, sizeof err);
+            if (!s) bu_die("stream", err);
+            run_streams(w, &s, 1, pcm, n, RATE, pol, logits, c->chunk, K); /* warm-up */
+            double t[64], tc[64];
+            run_stats r = {0};
+            for (int k = 0; k < rounds; k++) {
+                r = run_streams(w, &s, 1, pcm, n, n, pol, logits, c->chunk, K);
+                t[k] = r.seconds;
+                tc[k] = r.cpu;
+            }
+            const double sec = bu_median(t, rounds), cpu = bu_median(tc, rounds), rtf = cpu / seconds;
+            if (b < 0) rtf_static = rtf;
+            char beta[16] = "-";
+            if (b >= 0) snprintf(beta, sizeof beta, "%.2f", betas[b]);
+            printf("| %s | %s | %.4f | %.4f | %.3f | %.3f | %.3f | %.2f |\n", b < 0 ? "static" : "ACM", beta,
+                   sec / seconds, rtf, 1000.0 * cpu / (double)r.chunks, r.flops / seconds / 1e9,
+                   r.tokens ? r.learner / (double)r.tokens : 1.0, rtf / rtf_static);
+            acm_stream_free(s);
+            acm_worker_free(w);
         }
-        const double sec = bu_median(t, rounds), cpu = bu_median(tc, rounds), rtf = cpu / seconds;
-        if (b < 0) rtf_static = rtf;
-        char beta[16] = "-";
-        if (b >= 0) snprintf(beta, sizeof beta, "%.2f", betas[b]);
-        printf("| %s | %s | %.4f | %.4f | %.3f | %.3f | %.3f | %.2f |\n", b < 0 ? "static" : "ACM", beta,
-               sec / seconds, rtf, 1000.0 * cpu / (double)r.chunks, r.flops / seconds / 1e9,
-               r.tokens ? r.learner / (double)r.tokens : 1.0, rtf / rtf_static);
-        acm_stream_free(s);
-        acm_worker_free(w);
     }
     /* (2) S streams on W threads */
-    printf("\n(2) %d streams batched on %d threads (one worker and one BLAS thread each, %d streams per call), %.1f s "
-           "of audio per stream (median of %d)\n",
-           S, W, S / W, stream_seconds, rounds);
-    printf("| model | beta | chunks/s (wall) | chunks per CPU s x threads | x real time | GFLOP/s | budget realised | "
-           "speed-up (CPU) | FLOP ratio | realisation |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    double static_s = 0, static_f = 0;
-    const int64_t ss = (int64_t)(stream_seconds * RATE);
-    for (int b = -1; b < nb; b++) {
-        const acm_model *m = b < 0 ? ms : ma;
-        acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = b < 0 ? 1.0f : (float)betas[b]};
-        double t[64], tc[64];
-        run_stats r = {0};
-        for (int k = 0; k < rounds; k++) {
-            r = batched(m, pcm, n, ss, S, W, pol);
-            t[k] = r.seconds;
-            tc[k] = r.cpu;
+    if (strchr(tables, '2')) {
+        printf("\n(2) %d streams batched on %d threads (one worker and one BLAS thread each, %d streams per call), "
+               "%.1f s of audio per stream (median of %d)\n",
+               S, W, S / W, stream_seconds, rounds);
+        printf("| model | beta | chunks/s (wall) | chunks per CPU s x threads | x real time | GFLOP/s | "
+               "budget realised | speed-up (CPU) | FLOP ratio | realisation |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
+        double static_s = 0, static_f = 0;
+        const int64_t ss = (int64_t)(stream_seconds * RATE);
+        for (int b = -1; b < nb; b++) {
+            const acm_model *m = b < 0 ? ms : ma;
+            acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = b < 0 ? 1.0f : (float)betas[b]};
+            double t[64], tc[64];
+            run_stats r = {0};
+            for (int k = 0; k < rounds; k++) {
+                r = batched(m, pcm, n, ss, S, W, pol);
+                t[k] = r.seconds;
+                tc[k] = r.cpu;
+            }
+            const double sec = bu_median(t, rounds), cpu = bu_median(tc, rounds) / W; /* per thread: the wall time of an
+                                                                                         unshared machine */
+            if (b < 0) {
+                static_s = cpu;
+                static_f = r.flops;
+            }
+            const double speed = static_s / cpu, fr = static_f / r.flops;
+            char beta[16] = "-";
+            if (b >= 0) snprintf(beta, sizeof beta, "%.2f", betas[b]);
+            printf("| %s | %s | %.0f | %.0f | %.1f | %.2f | %.3f | %.2f | %.2f | %.2f |\n", b < 0 ? "static" : "ACM",
+                   beta, (double)r.chunks / sec, (double)r.chunks / cpu, (double)S * stream_seconds / cpu,
+                   r.flops / cpu / 1e9, r.tokens ? r.learner / (double)r.tokens : 1.0, speed, fr, speed / fr);
         }
-        const double sec = bu_median(t, rounds), cpu = bu_median(tc, rounds) / W; /* per thread: the wall time of an
-                                                                                     unshared machine */
-        if (b < 0) {
-            static_s = cpu;
-            static_f = r.flops;
-        }
-        const double speed = static_s / cpu, fr = static_f / r.flops;
-        char beta[16] = "-";
-        if (b >= 0) snprintf(beta, sizeof beta, "%.2f", betas[b]);
-        printf("| %s | %s | %.0f | %.0f | %.1f | %.2f | %.3f | %.2f | %.2f | %.2f |\n", b < 0 ? "static" : "ACM", beta,
-               (double)r.chunks / sec, (double)r.chunks / cpu, (double)S * stream_seconds / cpu, r.flops / cpu / 1e9,
-               r.tokens ? r.learner / (double)r.tokens : 1.0, speed, fr, speed / fr);
     }
     /* (3) one long stream: the first and the last minute's chunks */
-    if (long_seconds >= 120) {
-        acm_worker *w = acm_worker_new(ma, (acm_worker_params){.max_batch = 1, .max_tokens = c->chunk}, err, sizeof err);
+    if (strchr(tables, '3') && long_seconds >= 120) {
+        acm_worker_params wp = {.max_batch = 1, .max_tokens = c->chunk};
+        acm_worker *w = acm_worker_new(ma, wp, err, sizeof err);
         acm_stream *s = acm_stream_new(ma, err, sizeof err);
         if (!w || !s) bu_die("long stream", err);
         acm_policy pol = {.kind = ACM_POLICY_CAP, .beta = 1.0f};

@@ -304,7 +304,8 @@ static int vit_config(acm_model *m, json_t *J, char *err, size_t errlen) {
         c->mean[i] = (float)json_number_value(json_array_get(jm, i));
         c->std[i] = (float)json_number_value(json_array_get(js, i));
         if (!json_is_number(json_array_get(jm, i)) || !(c->std[i] > 0))
-            return acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess mean/std[%d] invalid (std must be > 0)", i);
+            return acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess mean/std[%d] invalid (std must be > 0)",
+                             i);
     }
     /* labels */
     m->labels = calloc((size_t)c->num_classes, sizeof(char *));

@@ -37,7 +37,11 @@ Test(kernels_speech, rope_is_relative) {
         acm__rope_forward(qa, D, 1, shift + 9, H, hd, c, s); /* query 9 positions after the key */
         acm__rope_forward(ka, D, 1, shift, H, hd, c, s);
         double nq = 0, n0 = 0, dot = 0;
-        for (int i = 0; i < hd; i++) nq += (double)qa[i] * qa[i], n0 += (double)q[i] * q[i], dot += (double)qa[i] * ka[i];
+        for (int i = 0; i < hd; i++) {
+            nq += (double)qa[i] * qa[i];
+            n0 += (double)q[i] * q[i];
+            dot += (double)qa[i] * ka[i];
+        }
         cr_expect(fabs(nq - n0) < 1e-5 * n0, "rotation changed the norm");
         if (ref < -0.5) ref = dot;
         cr_expect(fabs(dot - ref) < 1e-5, "score at shift %d: %.7f, at shift 0: %.7f", shift, dot, ref);

@@ -255,7 +255,8 @@ Test(speech_stream, film_gates) {
     static float pcm[3][9000];
     uint64_t rng = 77;
     for (int b = 0; b < 3; b++)
-        for (int i = 0; i < n; i++) pcm[b][i] = (float)(0.3 * (2 * vr_uniform(&rng) - 1) * (i % 3000 < 1500 ? 1 : 0.05));
+        for (int i = 0; i < n; i++) /* loud and quiet stretches */
+            pcm[b][i] = (float)(0.3 * (2 * vr_uniform(&rng) - 1) * (i % 3000 < 1500 ? 1 : 0.05));
     acm_policy pols[3] = {{.kind = ACM_POLICY_MEAN, .beta = 0.5f}, {.kind = ACM_POLICY_CAP, .beta = 0.4f},
                           {.kind = ACM_POLICY_ARGMAX}};
     acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 3, .max_tokens = MAXT}, err, sizeof err);
