@@ -89,7 +89,9 @@ static void gelu_rows(float *a, int lda, int64_t rows, int cols) {
 }
 
 /* Rows of the B items of a call: B*T, or the packed total of items of their own lengths (s->unit_off). */
-static int64_t rows_of(const acm__acm_scratch *s, int B, int T) { return s->unit_off ? s->unit_off[B] : (int64_t)B * T; }
+static int64_t rows_of(const acm__acm_scratch *s, int B, int T) {
+    return s->unit_off ? s->unit_off[B] : (int64_t)B * T;
+}
 /* First row and row count of item b. */
 static int64_t item_rows(const acm__acm_scratch *s, int b, int T, int *Tb) {
     if (!s->unit_off) {
