@@ -1,8 +1,8 @@
 /*
  * acm.h — the public interface of libacm, the Adaptive Computation Module inference engine.
  *
- * What it is: a loader for ACM vision transformers and ACM speech encoders stored as safetensors (see engine/model.h for
- * the file format, field by field), and a forward pass that runs a batch of items (images, or spans of 16 kHz audio
+ * What it is: a loader for ACM vision transformers and ACM speech encoders stored as safetensors (see
+ * engine/model.h for the file format, field by field), and a forward pass that runs a batch of items (images, or spans of 16 kHz audio
  * of any length), each under its own budget policy, and reports for every item its logits, the FLOPs it executed, the
  * FLOPs the dense model would have executed on the same input, the budget it realised and (on request) the number of
  * learners every token ran in every ACM module. Speech models also run streams: per-stream state fed PCM of any

@@ -77,8 +77,8 @@ typedef struct {
                           stacked (or NULL) */
     float *qkv_gate_b; /* [depth, 3*G*Cmax] */
     float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
-    const int64_t *unit_off; /* NULL: the B items of a call have T rows each; else [B+1]: item (decision unit) b has rows
-                                [unit_off[b], unit_off[b+1]) and T is ignored (speech: one unit per chunk) */
+    const int64_t *unit_off; /* NULL: the B items of a call have T rows each; else [B+1]: item (decision unit) b
+                                has rows [unit_off[b], unit_off[b+1]) and T is ignored (speech: one unit per chunk) */
     int mode;              /* acm__exec_mode (0: AUTO) */
     acm__exec_times *times; /* NULL: not measured */
 } acm__acm_scratch;
