@@ -93,9 +93,9 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                      acm_result *res, int B, char *err, size_t errlen);
 
 /* Runs one ACM module over B items of T tokens (or, when s->unit_off is set, B decision units of their own lengths,
- * packed: the speech encoder's chunks; T is then ignored): decides k per token (policy of each item, or forced), sorts the tokens
- * by k, runs learners 1..k of each group as one GEMM pair and scatters the result into out (ldo; accumulate or
- * overwrite; tokens with k = 0 contribute nothing). Writes k per token into s->k, per-item executed learner FLOPs and
+ * packed: the speech encoder's chunks; T is then ignored): decides k per token (policy of each item, or forced),
+ * sorts the tokens by k, runs learners 1..k of each group as one GEMM pair and scatters the result into out (ldo;
+ * accumulate or overwrite; tokens with k = 0 contribute nothing). Writes k per token into s->k, per-item executed learner FLOPs and
  * gate FLOPs are added to flops[b], learner FLOPs also to learner_flops[b]. lambda [B]: each item's MEAN bias;
  * gbeta [B]: the budget each item's FiLM gates see (acm__gate_beta; read only for FiLM gates, may be NULL without). */
 void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
