@@ -80,7 +80,9 @@ static run_stats run_streams(acm_worker *w, acm_stream **st, int ns, const float
             while (!acm_stream_ready(st[i]) && fed[i] < samples) {
                 int64_t at = ((int64_t)i * 5923 * PIECE + fed[i]) % (n - PIECE);
                 int64_t k = samples - fed[i] < PIECE ? samples - fed[i] : PIECE;
-                fed[i] += (int64_t)acm_stream_feed(st[i], pcm + at, (size_t)k);
+                int64_t took = acm_stream_feed(st[i], pcm + at, (size_t)k, err, sizeof err);
+                if (took < 0) bu_die("feed", err);
+                fed[i] += took;
             }
             if (fed[i] == samples && !acm_stream_ready(st[i])) acm_stream_finish(st[i]);
             if (acm_stream_ready(st[i])) {
@@ -306,7 +308,9 @@ int main(int argc, char **argv) {
         double cpu[2] = {0, 0}, dense[2] = {0, 0};
         while (fed < total) {
             int64_t k = total - fed < PIECE ? total - fed : PIECE;
-            fed += (int64_t)acm_stream_feed(s, pcm + (fed % (n - PIECE)), (size_t)k);
+            int64_t took = acm_stream_feed(s, pcm + (fed % (n - PIECE)), (size_t)k, err, sizeof err);
+            if (took < 0) bu_die("long stream", err);
+            fed += took;
             if (!acm_stream_ready(s)) continue;
             acm_result r = {.logits = logits};
             double t0 = thread_cpu_s();

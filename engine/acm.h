@@ -244,9 +244,10 @@ void acm_stream_free(acm_stream *s);
 size_t acm_stream_state_bytes(const acm_model *m);
 /* Starts a new signal: forgets every carry and the left context. */
 void acm_stream_reset(acm_stream *s);
-/* Takes samples from pcm[0..n) until a chunk is ready (or all are taken) and returns how many it took. While a chunk
- * is ready it takes nothing: run it (acm_worker_run_streams) first. */
-size_t acm_stream_feed(acm_stream *s, const float *pcm, size_t n);
+/* Takes samples from pcm[0..n) until a chunk is ready (or all are taken) and returns how many it took (>= 0). While a
+ * chunk is ready it takes nothing: run it (acm_worker_run_streams) first. A sample that is not finite among those it
+ * would take is an error: ACM_EINVAL with a message naming it, nothing taken, the stream unchanged. */
+int64_t acm_stream_feed(acm_stream *s, const float *pcm, size_t n, char *err, size_t errlen);
 /* The end of the signal: the tokens of the last, short chunk become ready (if there are any). The stream then takes no
  * more samples until acm_stream_reset. */
 void acm_stream_finish(acm_stream *s);

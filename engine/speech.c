@@ -361,6 +361,10 @@ int acm__speech_run(const acm_model *m, acm__speech_scratch *sp, acm__acm_scratc
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: a speech model needs audio (kind AUDIO, pcm, samples)",
                              b);
         const int64_t T = acm_speech_tokens(m, items[b].samples);
+        for (int64_t i = 0; i < items[b].samples; i++)
+            if (!isfinite(items[b].pcm[i]))
+                return acm__fail(err, errlen, ACM_EINVAL, "item %d: sample %lld is not finite (%g)", b, (long long)i,
+                                 (double)items[b].pcm[i]);
         if (T > sp->max_tokens - R)
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: %lld tokens of audio exceed the worker's %d tokens per "
                              "call", b, (long long)(T + R), sp->max_tokens);
@@ -444,10 +448,11 @@ void acm_stream_reset(acm_stream *st) {
     st->ring_head = st->ring_count = 0;
 }
 
-size_t acm_stream_feed(acm_stream *st, const float *pcm, size_t n) {
+int64_t acm_stream_feed(acm_stream *st, const float *pcm, size_t n, char *err, size_t errlen) {
     const acm_config *c = &st->m->cfg;
     const int want = c->stack * c->chunk;
     if (st->ready || st->finished || n == 0) return 0;
+    if (!pcm) return acm__fail(err, errlen, ACM_EINVAL, "no samples (pcm is NULL)");
     /* the most samples whose frames still fit the chunk: frames_for grows with n by at most 1 per hop */
     size_t take = n;
     const size_t room = (size_t)(want - st->nframes);
@@ -462,13 +467,17 @@ size_t acm_stream_feed(acm_stream *st, const float *pcm, size_t n) {
         }
         take = lo;
     }
+    for (size_t i = 0; i < take; i++)
+        if (!isfinite(pcm[i]))
+            return acm__fail(err, errlen, ACM_EINVAL, "sample %zu of the %zu given is not finite (%g)", i, n,
+                             (double)pcm[i]);
     char msg[64];
     int64_t got = acm_logmel_push(st->mel, pcm, take, st->frames + (size_t)st->nframes * c->n_mels, room, msg,
                                   sizeof msg);
     ACM_ASSERT(got >= 0);
     st->nframes += (int)got;
     if (st->nframes == want) st->ready = 1;
-    return take;
+    return (int64_t)take;
 }
 
 void acm_stream_finish(acm_stream *st) {

@@ -126,6 +126,10 @@ Test(speech, config) {
     cr_expect_eq(acm_worker_run(w, &au, &r, 1, err, sizeof err), ACM_EINVAL); /* 24 tokens > 10 */
     cr_expect(strstr(err, "tokens"), "%s", err);
     au.samples = 400 + 160 * 39; /* 40 frames, 10 tokens: fits */
+    pcm[7] = INFINITY;
+    cr_expect_eq(acm_worker_run(w, &au, &r, 1, err, sizeof err), ACM_EINVAL);
+    cr_expect(strstr(err, "sample 7 is not finite"), "%s", err);
+    pcm[7] = 0;
     cr_expect_eq(acm_worker_run(w, &au, &r, 1, err, sizeof err), 0, "%s", err);
     cr_expect_eq(r.tokens, 10);
     acm_worker_free(w);

@@ -174,9 +174,10 @@ Test(speech_noalloc, ten_minute_streams, .timeout = 120) {
                     noise(pieces[i], have[i], &seed[i], &t[i]);
                     at[i] = 0;
                 }
-                size_t took = acm_stream_feed(st[i], pieces[i] + at[i], have[i] - at[i]);
-                at[i] += took;
-                fed[i] += (int64_t)took;
+                int64_t took = acm_stream_feed(st[i], pieces[i] + at[i], have[i] - at[i], err, sizeof err);
+                cr_assert_geq(took, 0, "%s", err);
+                at[i] += (size_t)took;
+                fed[i] += took;
             }
         if (fed[0] == total && !acm_stream_ready(st[0])) {
             for (int i = 0; i < NS; i++) acm_stream_finish(st[i]);

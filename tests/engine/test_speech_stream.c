@@ -114,10 +114,11 @@ static void check_model(const char *name) {
                     }
                     size_t n = piece(pieces[p], &seed);
                     if (n > S - pos) n = S - pos;
-                    size_t took = acm_stream_feed(st[0], items[b].pcm + pos, n);
-                    cr_assert(took == n || acm_stream_ready(st[0]), "%s: took %zu of %zu without a chunk ready", what,
-                              took, n);
-                    pos += took;
+                    int64_t took = acm_stream_feed(st[0], items[b].pcm + pos, n, err, sizeof err);
+                    cr_assert_geq(took, 0, "%s: %s", what, err);
+                    cr_assert((size_t)took == n || acm_stream_ready(st[0]), "%s: took %lld of %zu without a chunk ready",
+                              what, (long long)took, n);
+                    pos += (size_t)took;
                 }
                 acm_stream_finish(st[0]);
                 if (acm_stream_ready(st[0])) {
@@ -127,7 +128,8 @@ static void check_model(const char *name) {
                     cr_assert(rr.tokens >= 1 && rr.tokens <= C);
                     collect(&col[0], &rr, lg[0], km[0], K, A);
                 }
-                cr_expect_eq(acm_stream_feed(st[0], items[b].pcm, 1), 0, "a finished stream takes no samples");
+                cr_expect_eq(acm_stream_feed(st[0], items[b].pcm, 1, err, sizeof err), 0,
+                             "a finished stream takes no samples");
                 cr_expect_eq(acm_stream_tokens_done(st[0]), br.tokens);
                 same_as_batch(&col[0], &br, blog, bk, K, A, what);
             }
@@ -148,7 +150,9 @@ static void check_model(const char *name) {
             for (int b = 0; b < 3; b++) {
                 while (!acm_stream_ready(st[b]) && pos[b] < (size_t)items[b].samples) {
                     size_t k = piece(pace[b], &seed), left = (size_t)items[b].samples - pos[b];
-                    pos[b] += acm_stream_feed(st[b], items[b].pcm + pos[b], k < left ? k : left);
+                    int64_t took = acm_stream_feed(st[b], items[b].pcm + pos[b], k < left ? k : left, err, sizeof err);
+                    cr_assert_geq(took, 0, "%s", err);
+                    pos[b] += (size_t)took;
                 }
                 if (!done[b] && pos[b] == (size_t)items[b].samples && !acm_stream_ready(st[b])) {
                     acm_stream_finish(st[b]);
@@ -204,9 +208,17 @@ Test(speech_stream, misuse) {
     cr_expect_eq(acm_worker_run_streams(w, &s, &p, &r, 1, err, sizeof err), ACM_EINVAL);
     cr_expect(strstr(err, "ready"), "%s", err);
     /* a chunk: C = 4 tokens = 16 frames = 400 + 15 * 160 samples */
-    cr_expect_eq(acm_stream_feed(s, pcm, 16000), 400 + 15 * 160 + 159);
+    /* a non-finite sample among those it would take: refused, nothing taken */
+    pcm[100] = NAN;
+    cr_expect_eq(acm_stream_feed(s, pcm, 16000, err, sizeof err), ACM_EINVAL);
+    cr_expect(strstr(err, "sample 100"), "%s", err);
+    cr_expect_eq(acm_stream_feed(s, pcm, 100, err, sizeof err), 100, "the samples before it are fine");
+    pcm[100] = 0;
+    acm_stream_reset(s);
+    cr_expect_eq(acm_stream_feed(s, NULL, 5, err, sizeof err), ACM_EINVAL);
+    cr_expect_eq(acm_stream_feed(s, pcm, 16000, err, sizeof err), 400 + 15 * 160 + 159);
     cr_expect(acm_stream_ready(s));
-    cr_expect_eq(acm_stream_feed(s, pcm, 16000), 0, "a stream with a chunk ready takes nothing");
+    cr_expect_eq(acm_stream_feed(s, pcm, 16000, err, sizeof err), 0, "a stream with a chunk ready takes nothing");
     acm_stream *twice[2] = {s, s};
     acm_policy pp[2] = {p, p};
     acm_result rr[2] = {{.logits = out}, {.logits = out}};
@@ -298,7 +310,9 @@ Test(speech_stream, film_gates) {
                 if (!acm_stream_ready(st)) break;
                 continue;
             }
-            pos += (int64_t)acm_stream_feed(st, pcm[b] + pos, (size_t)(n - pos < 160 ? n - pos : 160));
+            int64_t took = acm_stream_feed(st, pcm[b] + pos, (size_t)(n - pos < 160 ? n - pos : 160), err, sizeof err);
+            cr_assert_geq(took, 0, "%s", err);
+            pos += took;
         }
         char what[64];
         snprintf(what, sizeof what, "FiLM item %d streamed", b);
