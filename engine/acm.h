@@ -37,7 +37,8 @@ extern "C" {
     X(ACM_EFORMAT, -2, "malformed model file")              \
     X(ACM_ECONFIG, -3, "unsupported model configuration")   \
     X(ACM_ENOMEM, -4, "out of memory")                      \
-    X(ACM_EINVAL, -5, "invalid argument")
+    X(ACM_EINVAL, -5, "invalid argument")                   \
+    X(ACM_ENUMERIC, -6, "non-finite values in the model's computation")
 enum {
 #define X(name, val, str) name = val,
     ACM_ERROR_LIST(X)
@@ -87,7 +88,10 @@ typedef struct {
     /* labels (num_classes strings, owned by the model) */
     const char *const *labels;
     /* budgets */
-    float beta_min; /* smallest budget the model supports (a floor for requests) */
+    float beta_min; /* smallest budget the model supports: budget.beta_min, never below beta_floor (its default);
+                       acm_worker_run refuses MEAN and CAP budgets below it */
+    float beta_floor; /* the budget an item spends when every ACM runs only its kmin learners (projections run one):
+                         sum_l kmin_l p_l / sum_l N_l p_l, rounded up; 0 when every ACM is an MLP, 1 without ACMs */
     int mean_table_len; /* entries of the lambda(beta) table for ACM_POLICY_MEAN; 0 if absent */
     int cap_table_len;  /* rows of the per-module share table for ACM_POLICY_CAP; 0 if absent */
     int cap_order;      /* ACM_CAP_ORDER_GAIN or ACM_CAP_ORDER_LEVEL: the CAP allocation order (budget.cap_order) */

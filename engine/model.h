@@ -68,6 +68,8 @@ typedef struct {
     int gate_rows;             /* rows of gate_w: C, or 2C for a FiLM gate */
     float *gate_w, *gate_b;    /* collapsed gate [gate_rows, din], [gate_rows] (owned by the model): A and c; a FiLM
                                   gate's rows C..2C-1 are B and c' (logits = A z + c + beta (B z + c')) */
+    const float *fold_w, *fold_b; /* [C, din], [C]: the gate ARGMAX runs: gate_w itself, or for a FiLM gate A +
+                                     gate_beta B and c + gate_beta c' (folded at load, stored behind B in gate_w) */
     double learner_flops;      /* p: one learner, one token: 2 (din h + h dout) */
 } acm__module;
 

@@ -56,8 +56,8 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
     const int D = c->dim, T = c->tokens, Np = c->num_patches, H = c->heads, K = c->num_classes;
     const int PP = c->in_chans * c->patch_size * c->patch_size, S = c->image_size;
     const int64_t BT = (int64_t)B * T;
-    float lambda[B > 0 ? B : 1], gbeta[B > 0 ? B : 1];
-    double eflops[B > 0 ? B : 1], lflops[B > 0 ? B : 1]; /* per item: ACM FLOPs executed; of which learners */
+    float *lambda = a->lambda, *gbeta = a->gbeta;           /* [B] */
+    double *eflops = a->flops_acm, *lflops = a->flops_learn; /* [B] per item: ACM FLOPs executed; of which learners */
     for (int b = 0; b < B; b++) {
         acm_policy p = items[b].policy;
         if ((unsigned)p.kind > ACM_POLICY_CAP)
@@ -66,12 +66,21 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown CAP order %d", b, (int)p.cap_order);
         if ((p.kind == ACM_POLICY_MEAN || p.kind == ACM_POLICY_CAP) && !(p.beta > 0.0f && p.beta <= 1.0f))
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: budget %g outside (0, 1]", b, (double)p.beta);
+        /* a budget below beta_min is refused, not raised: the caller (acmd raises and reports it, proto/sla.c) must
+         * know what ran. MEAN with lambda_set is calibration: its beta only feeds FiLM gates. */
+        if ((p.kind == ACM_POLICY_CAP || (p.kind == ACM_POLICY_MEAN && !p.lambda_set)) && p.beta < c->beta_min)
+            return acm__fail(err, errlen, ACM_EINVAL,
+                             "item %d: budget %g below the model's beta_min %g (its floor, every ACM at kmin "
+                             "learners: %g)", b, (double)p.beta, (double)c->beta_min, (double)c->beta_floor);
         if (p.kind == ACM_POLICY_MEAN && p.lambda_set && !isfinite(p.lambda))
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: lambda is not finite", b);
         if (p.kind == ACM_POLICY_MEAN && !p.lambda_set && c->num_acms && c->mean_table_len == 0)
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: policy 'mean' needs the model's lambda table, which "
                                                       "this model does not have", b);
         if (!items[b].pixels) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no input", b);
+        for (int64_t i = 0; i < (int64_t)c->in_chans * S * S; i++)
+            if (!isfinite(items[b].pixels[i]))
+                return acm__fail(err, errlen, ACM_EINVAL, "item %d: input value %lld is not finite", b, (long long)i);
         lambda[b] = p.kind != ACM_POLICY_MEAN ? 0.0f : p.lambda_set ? p.lambda : acm__mean_lambda(m, p.beta);
         gbeta[b] = acm__gate_beta(m, p);
         eflops[b] = lflops[b] = 0;
@@ -86,6 +95,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         acm__add(xb, xb, m->pos, (int64_t)T * D);
     }
     const float *x = a->x0;
+    s->bad_gate = NULL;
     for (int l = 0; l < c->depth; l++) {
         const acm__block *bl = &m->blocks[l];
         acm__block_acts *ba = &a->blk[a->blk_shared ? 0 : l];
@@ -116,6 +126,11 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                    T, s, res, eflops, lflops);
         x = ba->x2;
     }
+    /* finite input, so a non-finite gate logit is the model's fault (weights that overflow): the caller must hear it */
+    if (s->bad_gate)
+        return acm__fail(err, errlen, ACM_ENUMERIC,
+                         "item %d: the gate of ACM '%s' gave a non-finite logit (NaN or Inf) on finite input: the "
+                         "model's weights overflow float", s->bad_item, s->bad_gate->info.name);
     /* final norm on the class tokens, head */
     for (int b = 0; b < B; b++)
         acm__layernorm_forward(a->lnf + (int64_t)b * D, a->lnf_mean ? a->lnf_mean + b : NULL,

@@ -351,6 +351,10 @@ int cmd_calibrate(int argc, char **argv) {
     double *sh = malloc(sizeof(double) * (size_t)A);
     for (double beta = blo; beta <= bhi + 1e-9; beta += bstep) {
         beta = round(beta * 1e6) / 1e6;
+        if (beta < cfg->beta_floor) { /* below what kmin learners everywhere spend: the engine refuses such rows */
+            printf("  beta %.3f: below the model's floor %.4f; skipped\n", beta, (double)cfg->beta_floor);
+            continue;
+        }
         point *p = solve(&c, beta, tol);
         if (!p || fabs(p->realised - beta) > 0.01) {
             printf("  beta %.3f: not reachable (closest realised %.4f); skipped\n", beta, p ? p->realised : NAN);
