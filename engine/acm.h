@@ -123,15 +123,26 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
  * Budget-conditioned gates (acm_config.film_gates > 0, engine/model.h): a FiLM gate's logits are (A + b B) z + c + b c'
  * for the budget b it is given. MEAN and CAP give every gate the item's policy beta (so calibration, which runs MEAN
  * with lambda_set, must set beta to the budget it calibrates); ARGMAX gives it the model's budget.gate_beta (the
- * phase-3 target it was trained at); FIXED and forced k use no gate decision. Unconditioned gates ignore beta.
+ * phase-3 target it was trained at; folded into one C-row gate at load, so ARGMAX costs a plain gate); FIXED and
+ * forced k use no gate decision. Unconditioned gates ignore beta.
+ * The gate runs (and its FLOPs count) only for items whose k depends on it: not under FIXED, forced k, or MEAN
+ * (without lambda_set) and CAP at beta >= 1. Gate logits that are not all finite (the model's weights overflow: the
+ * input was checked finite) make acm_worker_run fail with ACM_ENUMERIC and a message naming the module and item.
+ * beta_min (acm_config): acm_worker_run refuses (ACM_EINVAL, naming beta_min and the floor) a MEAN or CAP budget below
+ * it instead of raising it, so that the caller knows what ran (acmd raises and reports it: proto/sla.h); MEAN with
+ * lambda_set (calibration) is exempt, its beta only feeding FiLM gates.
  *   ARGMAX: k = kmin + argmax of the gate logits (the paper). beta ignored (FiLM gates see gate_beta).
  *   FIXED:  every token runs k = clamp(fixed_k, kmin, N) learners in every ACM.
  *   MEAN:   gate logits biased by -lambda(beta) * k * p_l / p_mean before the argmax; lambda from the model's table,
- *           linearly interpolated in beta. Controls the data-set mean, not each item.
- *   CAP:    exact per item: in every ACM l, learner units floor(s_l(beta) * T * N) are handed out greedily, one
- *           learner at a time, to the token whose gate gives the highest probability of needing it (P(K > k_t)); ties
- *           by lower token index. s_l(beta) is the model's calibrated share of module l (budget.cap table), or beta
- *           when the model has none. Realised budget <= beta for every item (when beta >= the kmin floor).
+ *           linearly interpolated in beta, and outside the table the end segment's line continued (so the realised
+ *           budget keeps rising above the last beta; not continued where lambda would rise). Controls the data-set
+ *           mean, not each item.
+ *   CAP:    exact per item: in every ACM l, learner units floor(s_l'(beta) * T * N) are handed out greedily, one
+ *           learner at a time, to the token whose gate gives the highest probability of needing it (P(K > k_t),
+ *           ranked as odds in double so that near-certain tokens do not tie); ties by lower token index. s_l(beta) is
+ *           the model's calibrated share of module l (budget.cap table), or beta when the model has none; s_l' raises
+ *           it to the module's floor kmin/N and takes the excess from the modules above their floors, in proportion
+ *           to their room (docs/METHOD.md §6). Realised budget <= beta for every item whenever beta >= beta_floor.
  *           The order the units go out in is the model's (budget.cap_order, chosen by acm-train calibrate on
  *           held-out images; cap_order in acm_policy overrides it):
  *             GAIN   by P(K >= j) alone, so a token the gate is sure about gets all N learners while others get none
@@ -205,7 +216,8 @@ void acm_threads_default(int cores, int latency, int *workers, int *blas_threads
 
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
 void acm_worker_free(acm_worker *w);
-/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, n out of range). */
+/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, a budget below beta_min,
+ * non-finite input, n out of range), or ACM_ENUMERIC (a gate gave non-finite logits: a broken model). */
 int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, int n, char *err, size_t errlen);
 
 /* ---- OpenBLAS kernels (docs/DESIGN.md §4) -------------------------------------------------------------------------

@@ -4,15 +4,19 @@
  *   ARGMAX  k = kmin + argmax_c logit_c (first maximum on ties): the paper's inference rule.
  *   FIXED   k = clamp(fixed_k, kmin, N) for every token.
  *   MEAN    k = kmin + argmax_c (logit_c - lambda * (kmin + c) * p / p_mean), lambda = lambda(beta) from the model's
- *           table. p is this module's learner cost, p_mean the mean learner cost over the model, so lambda is "logits
- *           per average learner" and the bias is the Lagrangian of the FLOPs budget. beta >= 1 runs every learner.
- *   CAP     exact per item and module: U = floor(beta * T * N) learner units. Every token starts at kmin; then units
- *           go one at a time to the (token t, learner j) pair with the largest P(K_t >= j) = sum of the gate's softmax
- *           over choices with k >= j, j = k_t + 1 (ties: lower t, then lower j). That is the greedy maximiser of the
- *           expected number of needed learners covered; since P(K >= j) falls with j, each token receives a prefix of
- *           its learners. Realised <= beta whenever beta * N >= kmin. beta >= 1 runs every learner.
- *           With a calibrated model, module l gets floor(s_l(beta) T N) units instead (acm__cap_share): the shares
- *           follow where the gates put compute on held-out data, and spend at most beta overall.
+ *           table (linear, the end segments continued outside it). p is this module's learner cost, p_mean the mean
+ *           learner cost over the model, so lambda is "logits per average learner" and the bias is the Lagrangian of
+ *           the FLOPs budget. beta >= 1 runs every learner.
+ *   CAP     exact per item and module: U = floor(s * T * N) learner units, s = the module's share (below). Every
+ *           token starts at kmin; then units go one at a time to the (token t, learner j) pair with the largest
+ *           P(K_t >= j) = sum of the gate's softmax over choices with k >= j, j = k_t + 1 (ties: lower t, then lower
+ *           j), ranked as odds in double (cap_odds). That is the greedy maximiser of the expected number of needed
+ *           learners covered; since P(K >= j) falls with j, each token receives a prefix of its learners. beta >= 1
+ *           runs every learner.
+ *           The share (acm__cap_share): beta, or with a calibrated model s_l(beta) from its table (the shares follow
+ *           where the gates put compute on held-out data, and spend at most beta overall); then raised to the
+ *           module's floor kmin/N with the excess taken from the modules above theirs, so that realised <= beta for
+ *           every item whenever beta >= the model's floor (acm_config.beta_floor).
  *           LEVEL order (the model's budget.cap_order or the policy's override) sorts by j first: every token's
  *           learner j goes out before any token's learner j+1, P(K >= j) ranking the tokens within a level; each
  *           token still receives a prefix of its learners. RANDOM order (policy only, a control) is LEVEL with the

@@ -10,7 +10,10 @@
  * q, k, v ACMs of a block share one gate GEMM through acm__acm_qkv_forward).
  *
  * FLOPs are counted per item as the forward runs: the model's fixed (non-ACM) FLOPs plus, per ACM and token,
- * 2*Din*C for the gate (2*Din*2C for a budget-conditioned one) and k*p for the learners. 2 FLOPs per multiply-add.
+ * 2*Din*C for the gate where a decision needs it (2*Din*2C for a budget-conditioned one under MEAN and CAP; none under
+ * FIXED, forced k or beta >= 1: acm_exec.c, gate_class) and k*p for the learners. 2 FLOPs per multiply-add.
+ * Per-item values (lambda, gate beta, FLOPs) live in the activation record (the worker's arena): nothing on the
+ * caller's stack grows with the batch.
  */
 #include "vit.h"
 
