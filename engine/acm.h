@@ -126,8 +126,8 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
  * phase-3 target it was trained at; folded into one C-row gate at load, so ARGMAX costs a plain gate); FIXED and
  * forced k use no gate decision. Unconditioned gates ignore beta.
  * The gate runs (and its FLOPs count) only for items whose k depends on it: not under FIXED, forced k, or MEAN
- * (without lambda_set) and CAP at beta >= 1. Gate logits that are not all finite (the model's weights overflow: the
- * input was checked finite) make acm_worker_run fail with ACM_ENUMERIC and a message naming the module and item.
+ * (without lambda_set) and CAP at beta >= 1. Gate logits that are not all finite (on input checked finite: the
+ * computation overflowed) make acm_worker_run return ACM_ENUMERIC naming the module and item (see there).
  * beta_min (acm_config): acm_worker_run refuses (ACM_EINVAL, naming beta_min and the floor) a MEAN or CAP budget below
  * it instead of raising it, so that the caller knows what ran (acmd raises and reports it: proto/sla.h); MEAN with
  * lambda_set (calibration) is exempt, its beta only feeding FiLM gates.
@@ -217,7 +217,10 @@ void acm_threads_default(int cores, int latency, int *workers, int *blas_threads
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
 void acm_worker_free(acm_worker *w);
 /* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, a budget below beta_min,
- * non-finite input, n out of range), or ACM_ENUMERIC (a gate gave non-finite logits: a broken model). */
+ * non-finite input, n out of range: nothing ran), or ACM_ENUMERIC with a message naming the first item and ACM whose
+ * gate gave non-finite logits (the computation overflowed float): those items' logits and budget are NaN (their FLOPs
+ * are what ran), every other item's results are valid (one item far outside the model's range does not sink its
+ * batch). */
 int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, int n, char *err, size_t errlen);
 
 /* ---- OpenBLAS kernels (docs/DESIGN.md §4) -------------------------------------------------------------------------

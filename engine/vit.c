@@ -129,11 +129,6 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                    T, s, res, eflops, lflops);
         x = ba->x2;
     }
-    /* finite input, so a non-finite gate logit is the model's fault (weights that overflow): the caller must hear it */
-    if (s->bad_gate)
-        return acm__fail(err, errlen, ACM_ENUMERIC,
-                         "item %d: the gate of ACM '%s' gave a non-finite logit (NaN or Inf) on finite input: the "
-                         "model's weights overflow float", s->bad_item, s->bad_gate->info.name);
     /* final norm on the class tokens, head */
     for (int b = 0; b < B; b++)
         acm__layernorm_forward(a->lnf + (int64_t)b * D, a->lnf_mean ? a->lnf_mean + b : NULL,
@@ -144,6 +139,15 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         res[b].flops = m->flops_fixed + eflops[b];
         res[b].flops_dense = m->flops_dense;
         res[b].budget = m->learner_flops_total > 0 ? lflops[b] / (m->learner_flops_total * T) : 1.0;
+        if (isnan(lflops[b])) /* a gate gave non-finite logits (acm_exec.c, decide): no answer for this item */
+            for (int k = 0; k < K; k++) a->logits[(int64_t)b * K + k] = NAN;
     }
+    /* the input was finite, so a non-finite gate logit means the computation overflowed float (the model's weights,
+     * or inputs far outside its range): the caller must hear it. Only the items marked failed lack an answer. */
+    if (s->bad_gate)
+        return acm__fail(err, errlen, ACM_ENUMERIC,
+                         "item %d: the gate of ACM '%s' gave non-finite logits (NaN or Inf) on finite input: the "
+                         "computation overflowed float (the model's weights, or inputs far outside its range)",
+                         s->bad_item, s->bad_gate->info.name);
     return 0;
 }

@@ -153,8 +153,8 @@ int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, in
     for (int b = 0; b < n; b++)
         if (!results[b].logits) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no logits buffer", b);
     int rc = acm__vit_forward(w->m, &w->acts, &w->acm, items, results, n, err, errlen);
-    if (rc) return rc;
+    if (rc && rc != ACM_ENUMERIC) return rc; /* ACM_ENUMERIC: the failed items' logits are NaN, the others valid */
     const int K = w->m->cfg.num_classes;
     for (int b = 0; b < n; b++) memcpy(results[b].logits, w->acts.logits + (int64_t)b * K, sizeof(float) * (size_t)K);
-    return 0;
+    return rc;
 }

@@ -102,7 +102,8 @@ static int gate_class(const acm_item *it, int film) {
 
 /* k per token of every item (forced or by policy) from the logits [B*T, C] (rows of items whose gate_class is NONE
  * are not read); FLOPs of the module added per item, the gate's only when it ran. An item whose logits are not all
- * finite gets kmin everywhere and is recorded in s->bad_gate (acm__vit_forward turns it into an error). The summation
+ * finite gets kmin everywhere, learner_flops[b] = NaN, and the first such module and item are recorded in s->bad_gate
+ * (acm__vit_forward turns it into an error; the other items of the batch are unaffected). The summation
  * order is the one the golden references count in (k * p token by token, then the gate). */
 static void decide(uint8_t *k, const float *logits, const acm_model *m, const acm__module *md, const acm_item *items,
                    const float *lambda, int B, int T, acm__acm_scratch *s, double *flops, double *learner_flops) {
@@ -122,6 +123,7 @@ static void decide(uint8_t *k, const float *logits, const acm_model *m, const ac
                 kb[t] = f[t] < md->info.kmin ? (uint8_t)md->info.kmin : f[t] > N ? (uint8_t)N : f[t];
         } else if (!finite) {
             memset(kb, md->info.kmin, (size_t)T);
+            learner_flops[b] = NAN; /* marks the item failed (acm__vit_forward); stays NaN through later modules */
             if (!s->bad_gate) {
                 s->bad_gate = md;
                 s->bad_item = b;

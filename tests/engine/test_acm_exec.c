@@ -434,7 +434,7 @@ Test(acm_exec, no_gate_without_a_decision) {
 
 /* Gate weights that overflow make inf or NaN logits on finite input: acm_worker_run returns ACM_ENUMERIC with a
  * message naming the module, under every policy that reads the gate, in every execution mode, for a single gate (the
- * MLP) and for a stacked q|k|v one (k). Weights of 3e38 overflow the float GEMM, but not always REFERENCE mode's
+ * MLP) and for a stacked q|k|v one (k); the failed item's logits are NaN, its batch mate's results intact. Weights of 3e38 overflow the float GEMM, but not always REFERENCE mode's
  * double sums (the terms may cancel below FLT_MAX), so the weights here are infinite: +-inf terms, inf or NaN sums. */
 Test(acm_exec, non_finite_gate_logits_are_an_error) {
     static const char *names[2] = {"blocks.1.mlp", "blocks.0.attn.k"};
@@ -464,6 +464,13 @@ Test(acm_exec, non_finite_gate_logits_are_an_error) {
                 cr_expect_eq(acm_worker_run(w, it, r, 2, err, sizeof err), ACM_ENUMERIC, "%s policy %d mode %d",
                              names[which], pi, mi);
                 cr_expect(strstr(err, names[which]) && strstr(err, "item 1"), "message: %s", err);
+                /* only the failed item lacks an answer: item 0 (FIXED, no gate) is as when it runs alone */
+                float alone[5];
+                double fa;
+                cr_expect(isnan(lg[1][0]) && isnan(r[1].budget), "the failed item's logits and budget are NaN");
+                cr_assert_eq(run1(w, pix, it[0].policy, NULL, alone, NULL, &fa, err, sizeof err), 0, "%s", err);
+                cr_expect_eq(memcmp(alone, lg[0], sizeof alone), 0, "item 0's logits differ from its run alone");
+                cr_expect_eq(r[0].flops, fa);
             }
         acm_worker_free(w);
         acm_model_free(m);
