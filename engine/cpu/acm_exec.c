@@ -5,8 +5,11 @@
  *   1. gate: one GEMM [B*T, din] x [din, C] with the collapsed gate; the q, k, v gates of a block, which read the same
  *      input, are stacked into one [din, Cq+Ck+Cv] GEMM (acm__acm_qkv_forward). A budget-conditioned (FiLM) gate has
  *      2C columns, A|B (model.h), combined per item as logits = (A z + c) + beta_b (B z + c') with the item's gate
- *      beta (acm__gate_beta) before the decisions;
- *   2. k per token under each item's policy (policy.c); FLOPs counted per item as k * p + 2 din C per token;
+ *      beta (acm__gate_beta) before the decisions; under ARGMAX, whose beta is the model's fixed gate_beta, it runs
+ *      the C rows folded at load instead. Only the items whose k depends on the gate run it (gate_class: not FIXED,
+ *      forced k or a budget of 1), one GEMM per run of consecutive items of one class;
+ *   2. k per token under each item's policy (policy.c); FLOPs counted per item as k * p, plus 2 din C (FiLM under
+ *      MEAN or CAP: 2 din 2C) per token where the gate ran; non-finite logits fail the item (decide);
  *   3. counting sort of the tokens by k, descending, and a gather of the rows with k >= 1 into xg, in sorted order;
  *   4. learner GEMMs over contiguous rows, in one of two schedules (the same FLOPs, different GEMM shapes):
  *        GROUPS  per non-empty k-group g: hid = xg_g · W1[0:gh]ᵀ + b1, act, y_g = hid · W2[:, 0:gh]ᵀ — wide GEMMs
