@@ -546,7 +546,8 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
             if (v < floor_beta * (1 - 1e-6)) {
                 acm__fail(err, errlen, ACM_ECONFIG,
                           "metadata: budget.beta_min %.4g is below the model's floor %.4g, the budget an item spends "
-                          "when every ACM runs only its kmin learners (projection ACMs run at least one)", v, floor_beta);
+                          "when every ACM runs only its kmin learners (projection ACMs run at least one)", v,
+                          floor_beta);
                 goto fail;
             }
             c->beta_min = (float)v > c->beta_floor ? (float)v : c->beta_floor;
@@ -615,8 +616,8 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                     const acm__module *ma = m->acms[a];
                     if (sv < (double)ma->info.kmin / ma->info.n - 1e-6) {
                         acm__fail(err, errlen, ACM_ECONFIG,
-                                  "metadata: budget.cap row %zu share %d (ACM '%s') = %.4g is below that module's floor "
-                                  "kmin/N = %d/%d", i, a, ma->info.name, sv, ma->info.kmin, ma->info.n);
+                                  "metadata: budget.cap row %zu share %d (ACM '%s') = %.4g is below that module's "
+                                  "floor kmin/N = %d/%d", i, a, ma->info.name, sv, ma->info.kmin, ma->info.n);
                         goto fail;
                     }
                     m->cap_share[i * (size_t)c->num_acms + (size_t)a] = (float)sv;

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
 #include "util.h"
 #include "vit.h"
 

@@ -83,7 +83,8 @@ typedef struct {
     float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
     int mode;              /* acm__exec_mode (0: AUTO) */
     const acm__module *bad_gate; /* the first module whose gate gave a non-finite logit for an item that needed a
-                                    decision (NULL: none); its k were set to kmin. acm__vit_forward resets and reads it */
+                                    decision (NULL: none; the item's k were set to kmin, its learner FLOPs to NaN).
+                                    acm__vit_forward resets and reads it */
     int bad_item;                /* that item */
     acm__exec_times *times; /* NULL: not measured */
 } acm__acm_scratch;

@@ -415,7 +415,7 @@ Test(acm_exec, no_gate_without_a_decision) {
         cr_expect_eq(r[b].flops, analytic_flops(m, km + b * AT, gated), "item %d: flops %.0f vs analytic %.0f", b,
                      r[b].flops, analytic_flops(m, km + b * AT, gated));
     }
-    /* the NaN gates are an error as soon as a decision needs them, naming the module (the first ACM: blocks.0.attn.q) */
+    /* the NaN gates are an error as soon as a decision needs them, naming the module (the first: blocks.0.attn.q) */
     float l2[10];
     cr_expect_eq(run1(wb, pix, (acm_policy){.kind = ACM_POLICY_CAP, .beta = 0.5f}, NULL, l2, k2, NULL, err, sizeof err),
                  ACM_ENUMERIC);
@@ -434,8 +434,9 @@ Test(acm_exec, no_gate_without_a_decision) {
 
 /* Gate weights that overflow make inf or NaN logits on finite input: acm_worker_run returns ACM_ENUMERIC with a
  * message naming the module, under every policy that reads the gate, in every execution mode, for a single gate (the
- * MLP) and for a stacked q|k|v one (k); the failed item's logits are NaN, its batch mate's results intact. Weights of 3e38 overflow the float GEMM, but not always REFERENCE mode's
- * double sums (the terms may cancel below FLT_MAX), so the weights here are infinite: +-inf terms, inf or NaN sums. */
+ * MLP) and for a stacked q|k|v one (k); the failed item's logits are NaN, its batch mate's results intact. Weights
+ * of 3e38 overflow the float GEMM, but not always REFERENCE mode's double sums (the terms may cancel below FLT_MAX),
+ * so the weights here are infinite: +-inf terms, inf or NaN sums. */
 Test(acm_exec, non_finite_gate_logits_are_an_error) {
     static const char *names[2] = {"blocks.1.mlp", "blocks.0.attn.k"};
     for (int which = 0; which < 2; which++) {

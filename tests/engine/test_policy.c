@@ -366,7 +366,8 @@ Test(policy, cap_table_below_its_first_row_keeps_the_floors) {
         for (int b = 0; b < 16; b++) {
             cr_expect_leq(res[b].budget, (double)beta + 1e-12, "beta %.2f item %d realised %.5f", beta, b,
                           res[b].budget);
-            for (int i = 50; i < 4 * 50; i++) cr_expect_geq(km[b][i], 1, "beta %.2f: a projection token below kmin", beta);
+            for (int i = 50; i < 4 * 50; i++)
+                cr_expect_geq(km[b][i], 1, "beta %.2f: a projection token below kmin", beta);
         }
     }
     m->cap_beta = NULL, m->cap_share = NULL, m->cfg.cap_table_len = 0;
