@@ -93,8 +93,9 @@ DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
             libcriterion-dev libyaml-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
-            clang libclang-rt-14-dev curl \
+            clang libclang-rt-14-dev curl python3-numpy \
             systemd prometheus haproxy podman mmdebstrap
+# tests/reference: Debian's numpy (/usr/bin/python3) for the golden generators.
 # deploy/ (tests/deploy): systemd-analyze, promtool and prometheus, haproxy, podman and mmdebstrap (make image).
 # Commands that another package may already provide: COMMAND=PACKAGE installs PACKAGE only when COMMAND is missing
 # (a kubectl from elsewhere owns /usr/bin/kubectl, and Debian's kubernetes-client would conflict with it).

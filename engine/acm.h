@@ -39,7 +39,8 @@ extern "C" {
     X(ACM_EFORMAT, -2, "malformed model file")              \
     X(ACM_ECONFIG, -3, "unsupported model configuration")   \
     X(ACM_ENOMEM, -4, "out of memory")                      \
-    X(ACM_EINVAL, -5, "invalid argument")
+    X(ACM_EINVAL, -5, "invalid argument")                   \
+    X(ACM_ENUMERIC, -6, "non-finite values in the model's computation")
 enum {
 #define X(name, val, str) name = val,
     ACM_ERROR_LIST(X)
@@ -93,7 +94,10 @@ typedef struct {
     /* labels (num_classes strings, owned by the model) */
     const char *const *labels;
     /* budgets */
-    float beta_min; /* smallest budget the model supports (a floor for requests) */
+    float beta_min; /* smallest budget the model supports: budget.beta_min, never below beta_floor (its default);
+                       acm_worker_run refuses MEAN and CAP budgets below it */
+    float beta_floor; /* the budget an item spends when every ACM runs only its kmin learners (projections run one):
+                         sum_l kmin_l p_l / sum_l N_l p_l, rounded up; 0 when every ACM is an MLP, 1 without ACMs */
     int mean_table_len; /* entries of the lambda(beta) table for ACM_POLICY_MEAN; 0 if absent */
     int cap_table_len;  /* rows of the per-module share table for ACM_POLICY_CAP; 0 if absent */
     int cap_order;      /* ACM_CAP_ORDER_GAIN or ACM_CAP_ORDER_LEVEL: the CAP allocation order (budget.cap_order) */
@@ -133,15 +137,26 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
  * Budget-conditioned gates (acm_config.film_gates > 0, engine/model.h): a FiLM gate's logits are (A + b B) z + c + b c'
  * for the budget b it is given. MEAN and CAP give every gate the item's policy beta (so calibration, which runs MEAN
  * with lambda_set, must set beta to the budget it calibrates); ARGMAX gives it the model's budget.gate_beta (the
- * phase-3 target it was trained at); FIXED and forced k use no gate decision. Unconditioned gates ignore beta.
+ * phase-3 target it was trained at; folded into one C-row gate at load, so ARGMAX costs a plain gate); FIXED and
+ * forced k use no gate decision. Unconditioned gates ignore beta.
+ * The gate runs (and its FLOPs count) only for items whose k depends on it: not under FIXED, forced k, or MEAN
+ * (without lambda_set) and CAP at beta >= 1. Gate logits that are not all finite (on input checked finite: the
+ * computation overflowed) make acm_worker_run return ACM_ENUMERIC naming the module and item (see there).
+ * beta_min (acm_config): acm_worker_run refuses (ACM_EINVAL, naming beta_min and the floor) a MEAN or CAP budget below
+ * it instead of raising it, so that the caller knows what ran (acmd raises and reports it: proto/sla.h); MEAN with
+ * lambda_set (calibration) is exempt, its beta only feeding FiLM gates.
  *   ARGMAX: k = kmin + argmax of the gate logits (the paper). beta ignored (FiLM gates see gate_beta).
  *   FIXED:  every token runs k = clamp(fixed_k, kmin, N) learners in every ACM.
  *   MEAN:   gate logits biased by -lambda(beta) * k * p_l / p_mean before the argmax; lambda from the model's table,
- *           linearly interpolated in beta. Controls the data-set mean, not each item.
- *   CAP:    exact per item: in every ACM l, learner units floor(s_l(beta) * T * N) are handed out greedily, one
- *           learner at a time, to the token whose gate gives the highest probability of needing it (P(K > k_t)); ties
- *           by lower token index. s_l(beta) is the model's calibrated share of module l (budget.cap table), or beta
- *           when the model has none. Realised budget <= beta for every item (when beta >= the kmin floor).
+ *           linearly interpolated in beta, and outside the table the end segment's line continued (so the realised
+ *           budget keeps rising above the last beta; not continued where lambda would rise). Controls the data-set
+ *           mean, not each item.
+ *   CAP:    exact per item: in every ACM l, learner units floor(s_l'(beta) * T * N) are handed out greedily, one
+ *           learner at a time, to the token whose gate gives the highest probability of needing it (P(K > k_t),
+ *           ranked as odds in double so that near-certain tokens do not tie); ties by lower token index. s_l(beta) is
+ *           the model's calibrated share of module l (budget.cap table), or beta when the model has none; s_l' raises
+ *           it to the module's floor kmin/N and takes the excess from the modules above their floors, in proportion
+ *           to their room (docs/METHOD.md §6). Realised budget <= beta for every item whenever beta >= beta_floor.
  *           The order the units go out in is the model's (budget.cap_order, chosen by acm-train calibrate on
  *           held-out images; cap_order in acm_policy overrides it):
  *             GAIN   by P(K >= j) alone, so a token the gate is sure about gets all N learners while others get none
@@ -224,8 +239,11 @@ void acm_threads_default(int cores, int latency, int *workers, int *blas_threads
 
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
 void acm_worker_free(acm_worker *w);
-/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, n out of range, an item
- * of the wrong kind for the model, audio over max_tokens). */
+/* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, a budget below beta_min,
+ * non-finite input, n out of range, an item of the wrong kind for the model, audio over max_tokens: nothing ran), or
+ * ACM_ENUMERIC with a message naming the first item and ACM whose gate gave non-finite logits (the computation
+ * overflowed float): those items' logits and budget are NaN (their FLOPs are what ran), every other item's results
+ * are valid (one item far outside the model's range does not sink its batch). */
 int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, int n, char *err, size_t errlen);
 
 /* ---- speech: tokens and streams (docs/DESIGN.md §4b) -------------------------------------------------------------
@@ -258,7 +276,9 @@ int64_t acm_stream_tokens_done(const acm_stream *s);
 /* Runs the ready chunk of each of n streams (1 <= n <= max_batch) as one batch, stream i under policies[i].
  * results[i].logits must hold [chunk, K]; results[i].tokens says how many rows were written (C, or fewer for the last
  * chunk); kmap (optional) [num_acms, tokens]. FLOPs, dense FLOPs and the budget realised are the chunk's. A stream
- * without a ready chunk is an error (ACM_EINVAL); nothing runs then. Allocates nothing. */
+ * without a ready chunk is an error (ACM_EINVAL); nothing runs then. ACM_ENUMERIC as for acm_worker_run: the failed
+ * streams' chunk logits and budget are NaN and their left context may hold non-finite values (reset them); the
+ * others' results are valid. Allocates nothing. */
 int acm_worker_run_streams(acm_worker *w, acm_stream *const *streams, const acm_policy *policies,
                            acm_result *results, int n, char *err, size_t errlen);
 

@@ -209,9 +209,11 @@ static void setup_module(binder *b, acm__module *md, const char *name, acm_modul
     md->info.film = fs != NULL && fh != NULL && !b->rc;
     md->gate_rows = md->info.film ? 2 * rows : rows;
     if (!b->rc) {
-        const int R = md->gate_rows;
+        const int R = md->info.film ? 3 * rows : rows; /* FiLM: A, B, then the ARGMAX fold (acm__model_build) */
         md->gate_w = malloc(sizeof(float) * (size_t)R * din);
         md->gate_b = malloc(sizeof(float) * (size_t)R);
+        md->fold_w = md->gate_w;
+        md->fold_b = md->gate_b;
         if (!md->gate_w || !md->gate_b) b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
         for (size_t i = 0; !b->rc && i < (size_t)rows * din; i++) md->gate_w[i] = (float)G[i];
         for (int i = 0; !b->rc && i < rows; i++) md->gate_b[i] = (float)g[i];
@@ -633,7 +635,13 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
     c->fused_qkv_static = 1;
     for (int i = 0; i < c->depth; i++) c->fused_qkv_static &= m->blocks[i].fused_qkv;
     /* budget table */
-    c->beta_min = c->num_acms ? 0.0f : 1.0f;
+    /* the floor: what an item spends when every ACM runs only its kmin learners (projections: one) */
+    double floor_flops = 0;
+    for (int a = 0; a < c->num_acms; a++) floor_flops += m->acms[a]->info.kmin * m->acms[a]->learner_flops;
+    const double floor_beta = c->num_acms ? floor_flops / m->learner_flops_total : 1.0;
+    c->beta_floor = (float)floor_beta;
+    if ((double)c->beta_floor < floor_beta) c->beta_floor = nextafterf(c->beta_floor, 2.0f); /* never below the floor */
+    c->beta_min = c->num_acms ? c->beta_floor : 1.0f;
     c->cap_order = ACM_CAP_ORDER_GAIN;
     json_t *jb = json_object_get(J, "budget");
     if (jb) {
@@ -644,7 +652,14 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.beta_min must be in (0, 1]");
                 goto fail;
             }
-            c->beta_min = (float)v;
+            if (v < floor_beta * (1 - 1e-6)) {
+                acm__fail(err, errlen, ACM_ECONFIG,
+                          "metadata: budget.beta_min %.4g is below the model's floor %.4g, the budget an item spends "
+                          "when every ACM runs only its kmin learners (projection ACMs run at least one)", v,
+                          floor_beta);
+                goto fail;
+            }
+            c->beta_min = (float)v > c->beta_floor ? (float)v : c->beta_floor;
         }
         json_t *gbj = json_object_get(jb, "gate_beta");
         if (gbj) {
@@ -706,6 +721,14 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                         acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.cap row %zu share %d outside [0, 1]", i, a);
                         goto fail;
                     }
+                    /* shares are written with 6 decimals (acm-train calibrate): 1e-6 of slack for the floor */
+                    const acm__module *ma = m->acms[a];
+                    if (sv < (double)ma->info.kmin / ma->info.n - 1e-6) {
+                        acm__fail(err, errlen, ACM_ECONFIG,
+                                  "metadata: budget.cap row %zu share %d (ACM '%s') = %.4g is below that module's "
+                                  "floor kmin/N = %d/%d", i, a, ma->info.name, sv, ma->info.kmin, ma->info.n);
+                        goto fail;
+                    }
                     m->cap_share[i * (size_t)c->num_acms + (size_t)a] = (float)sv;
                     lhs += sv * m->acms[a]->info.n * m->acms[a]->learner_flops;
                     rhs += m->acms[a]->info.n * m->acms[a]->learner_flops;
@@ -736,6 +759,20 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                   "metadata: %d gates are budget-conditioned (gate.film tensors) but budget.gate_beta, the budget they "
                   "see under the argmax policy, is missing", c->film_gates);
         goto fail;
+    }
+    /* ARGMAX gives FiLM gates the fixed gate_beta: fold their logits (A + gate_beta B) z + (c + gate_beta c') into one
+     * C-row gate at load, in double, so that ARGMAX runs C gate rows instead of 2C */
+    for (int a = 0; a < c->num_acms; a++) {
+        acm__module *md = m->acms[a];
+        if (!md->info.film) continue;
+        const int C = md->choices, din = md->info.din;
+        const double gb = c->gate_beta;
+        float *fw = md->gate_w + (size_t)2 * C * din, *fb = md->gate_b + 2 * C;
+        for (size_t i = 0; i < (size_t)C * din; i++)
+            fw[i] = (float)((double)md->gate_w[i] + gb * (double)md->gate_w[(size_t)C * din + i]);
+        for (int i = 0; i < C; i++) fb[i] = (float)((double)md->gate_b[i] + gb * (double)md->gate_b[C + i]);
+        md->fold_w = fw;
+        md->fold_b = fb;
     }
     m->params = 0; /* filled by the caller that knows all tensors (file loader) */
     json_decref(pending);

@@ -13,9 +13,10 @@
  *                   ACMs; names are blocks.{i}.mlp, blocks.{i}.attn.q, .k, .v and blocks.{i}.attn.proj (o)
  *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...], "cap_order": "level", "gate_beta": 0.625,
  *                    "cap": {"betas": [b_0, ...], "shares": [[s_0 for every ACM], ...]}} (all optional): the floor of
- *                   request budgets; the lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's
- *                   share of each ACM's learners per beta (ascending betas, one share in [0, 1] per ACM in
- *                   execution order, with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row);
+ *                   request budgets, at least the model's floor sum_l kmin_l p_l / sum_l N_l p_l (its default); the
+ *                   lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's share of each ACM's
+ *                   learners per beta (ascending betas, one share in [kmin_l/N_l, 1] per ACM in execution order (1e-6
+ *                   of slack for 6-decimal writing), with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row);
  *                   "cap_order": "gain" (default) or "level", the order in which CAP hands out learners (acm.h);
  *                   gate_beta in (0, 1]: the budget FiLM gates see under ARGMAX, required when any gate has FiLM,
  *                   ignored otherwise
@@ -86,6 +87,8 @@ typedef struct {
     int gate_rows;             /* rows of gate_w: C, or 2C for a FiLM gate */
     float *gate_w, *gate_b;    /* collapsed gate [gate_rows, din], [gate_rows] (owned by the model): A and c; a FiLM
                                   gate's rows C..2C-1 are B and c' (logits = A z + c + beta (B z + c')) */
+    const float *fold_w, *fold_b; /* [C, din], [C]: the gate ARGMAX runs: gate_w itself, or for a FiLM gate A +
+                                     gate_beta B and c + gate_beta c' (folded at load, stored behind B in gate_w) */
     double learner_flops;      /* p: one learner, one token: 2 (din h + h dout) */
 } acm__module;
 

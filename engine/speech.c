@@ -131,12 +131,13 @@ acm__speech_scratch *acm__speech_scratch_new(const acm_model *m, int max_items, 
         R * D * 4,                   /* xg */
         R * hid * 4,                 /* hid */
         R * D * 4,                   /* yg */
-        C * nmax * 4,                /* cap_gain */
+        C * nmax * 8,                /* cap_gain (double) */
         C * nmax * 4,                /* cap_idx */
-        cmax * 4,                    /* probs */
         (hid + (size_t)m->max_width) * 8,           /* ref */
         (size_t)c->depth * 3 * gm * cmax * D * 4,   /* qkv_gate_w */
         (size_t)c->depth * 3 * gm * cmax * 4,       /* qkv_gate_b */
+        (gm > 1) * (size_t)c->depth * 3 * cmax * D * 4, /* qkv_fold_w (FiLM only; else qkv_gate_w) */
+        (gm > 1) * (size_t)c->depth * 3 * cmax * 4,     /* qkv_fold_b */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += ALIGN64(sizes[i]);
@@ -162,13 +163,17 @@ acm__speech_scratch *acm__speech_scratch_new(const acm_model *m, int max_items, 
         (void **)&sp->unit_key0, (void **)&sp->unit_item, (void **)&sp->item_off, (void **)&sp->lambda,
         (void **)&sp->gbeta, (void **)&sp->eflops, (void **)&sp->lflops, (void **)&sp->aflops, (void **)&sp->force,
         (void **)&acm->gate, (void **)&acm->k, (void **)&acm->perm, (void **)&acm->xg, (void **)&acm->hid,
-        (void **)&acm->yg, (void **)&acm->cap_gain, (void **)&acm->cap_idx, (void **)&acm->probs, (void **)&acm->ref,
-        (void **)&acm->qkv_gate_w, (void **)&acm->qkv_gate_b,
+        (void **)&acm->yg, (void **)&acm->cap_gain, (void **)&acm->cap_idx, (void **)&acm->ref,
+        (void **)&acm->qkv_gate_w, (void **)&acm->qkv_gate_b, (void **)&acm->qkv_fold_w, (void **)&acm->qkv_fold_b,
     };
     ACM_ASSERT(sizeof ptrs / sizeof *ptrs == sizeof sizes / sizeof *sizes);
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         *ptrs[i] = mem;
         mem += ALIGN64(sizes[i]);
+    }
+    if (gm == 1) { /* without FiLM the folded gates are the gates (worker.c) */
+        acm->qkv_fold_w = acm->qkv_gate_w;
+        acm->qkv_fold_b = acm->qkv_gate_b;
     }
     acm__acm_scratch_fill(acm, m);
     /* rotary tables: angle p * base^(-2j/hd), in double */
@@ -198,6 +203,11 @@ static int check_policy(const acm_model *m, acm_policy p, int b, char *err, size
         return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown CAP order %d", b, (int)p.cap_order);
     if ((p.kind == ACM_POLICY_MEAN || p.kind == ACM_POLICY_CAP) && !(p.beta > 0.0f && p.beta <= 1.0f))
         return acm__fail(err, errlen, ACM_EINVAL, "item %d: budget %g outside (0, 1]", b, (double)p.beta);
+    /* refused, not raised, as for images (vit.c): the caller must know what ran */
+    if ((p.kind == ACM_POLICY_CAP || (p.kind == ACM_POLICY_MEAN && !p.lambda_set)) && p.beta < c->beta_min)
+        return acm__fail(err, errlen, ACM_EINVAL,
+                         "item %d: budget %g below the model's beta_min %g (its floor, every ACM at kmin learners: %g)",
+                         b, (double)p.beta, (double)c->beta_min, (double)c->beta_floor);
     if (p.kind == ACM_POLICY_MEAN && p.lambda_set && !isfinite(p.lambda))
         return acm__fail(err, errlen, ACM_EINVAL, "item %d: lambda is not finite", b);
     if (p.kind == ACM_POLICY_MEAN && !p.lambda_set && c->num_acms && c->mean_table_len == 0)
@@ -293,6 +303,7 @@ static void blocks_forward(const acm_model *m, acm__speech_scratch *sp, acm__acm
     const acm_config *c = &m->cfg;
     const int D = c->dim;
     s->unit_off = sp->unit_off;
+    s->bad_gate = NULL;
     for (int l = 0; l < c->depth; l++) {
         const acm__block *bl = &m->blocks[l];
         acm__layernorm_forward(sp->ln, NULL, NULL, sp->x, bl->ln1_w, bl->ln1_b, R, D, c->ln_eps);
@@ -347,6 +358,18 @@ static void item_result(const acm_model *m, const acm__speech_scratch *sp, acm_r
     r->budget = T == 0 ? 0 : m->learner_flops_total > 0 ? lf / (m->learner_flops_total * (double)T) : 1.0;
     const int K = m->cfg.num_classes;
     if (T) memcpy(r->logits, sp->logits + row0 * K, sizeof(float) * (size_t)(T * K));
+    if (isnan(lf)) /* a gate gave non-finite logits in one of its chunks (acm_exec.c, decide): no answer */
+        for (int64_t i = 0; i < T * K; i++) r->logits[i] = NAN;
+}
+
+/* After a forward: ACM_ENUMERIC naming the first item (or stream) whose gate gave non-finite logits, else 0. */
+static int gate_error(const acm__speech_scratch *sp, const acm__acm_scratch *s, const char *what, char *err,
+                      size_t errlen) {
+    if (!s->bad_gate) return 0;
+    return acm__fail(err, errlen, ACM_ENUMERIC,
+                     "%s %d: the gate of ACM '%s' gave non-finite logits (NaN or Inf) on finite input: the computation "
+                     "overflowed float (the model's weights, or inputs far outside its range)",
+                     what, sp->unit_item[s->bad_item], s->bad_gate->info.name);
 }
 
 int acm__speech_run(const acm_model *m, acm__speech_scratch *sp, acm__acm_scratch *s, const acm_item *items,
@@ -404,7 +427,7 @@ int acm__speech_run(const acm_model *m, acm__speech_scratch *sp, acm__acm_scratc
         item_result(m, sp, &res[b], u, u1, sp->item_off[b], sp->item_off[b + 1] - sp->item_off[b]);
         u = u1;
     }
-    return 0;
+    return R ? gate_error(sp, s, "item", err, errlen) : 0;
 }
 
 /* ---- streams ---------------------------------------------------------------------------------------------------- */
@@ -533,5 +556,5 @@ int acm__speech_run_streams(const acm_model *m, acm__speech_scratch *sp, acm__ac
         st->nframes = 0;
         st->ready = 0;
     }
-    return 0;
+    return gate_error(sp, s, "stream", err, errlen);
 }

@@ -41,6 +41,8 @@ typedef struct {
     int blk_shared;                   /* 1: every block uses blk[0] (inference) */
     float *lnf, *lnf_mean, *lnf_rstd; /* [B, D], [B], [B]: final norm of the class tokens only */
     float *logits;                    /* [B, K] */
+    float *lambda, *gbeta;            /* [B] per item: the MEAN bias, the budget FiLM gates see */
+    double *flops_acm, *flops_learn;  /* [B] per item: ACM FLOPs executed (gates + learners); learners alone */
 } acm__vit_acts;
 
 /* How ACM modules run their learners (engine/cpu/acm_exec.c). AUTO picks per module and batch; the others force one
@@ -69,17 +71,23 @@ typedef struct {
     float *xg;         /* [B*T, D] gathered inputs, in sorted order */
     float *hid;        /* [B*T, max N*h] learner hidden activations (row stride N*h) */
     float *yg;         /* [B*T, max(3D, D)] outputs in sorted order, before scatter */
-    float *cap_gain;   /* [T * Nmax] CAP policy: marginal gains */
+    double *cap_gain;  /* [T * Nmax] CAP policy: the rank of each (token, learner) pair (policy.c, cap_odds) */
     int32_t *cap_idx;  /* [T * Nmax] */
-    float *probs;      /* [Cmax] */
     double *ref;       /* [max N*h + max(3D, D)] REFERENCE mode: one token's hidden and output in double */
     float *qkv_gate_w; /* [depth, 3*G*Cmax, D] per block whose q, k, v are all ACMs: the three gates' gate_rows
                           stacked (or NULL) */
     float *qkv_gate_b; /* [depth, 3*G*Cmax] */
+    float *qkv_fold_w; /* [depth, 3*Cmax, D]: the same blocks' gates folded for ARGMAX (FiLM: A + gate_beta B, model.h;
+                          unconditioned: the gate itself), C rows each; equal to qkv_gate_w without FiLM */
+    float *qkv_fold_b; /* [depth, 3*Cmax] */
     float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
     const int64_t *unit_off; /* NULL: the B items of a call have T rows each; else [B+1]: item (decision unit) b
                                 has rows [unit_off[b], unit_off[b+1]) and T is ignored (speech: one unit per chunk) */
     int mode;              /* acm__exec_mode (0: AUTO) */
+    const acm__module *bad_gate; /* the first module whose gate gave a non-finite logit for an item that needed a
+                                    decision (NULL: none; the item's k were set to kmin, its learner FLOPs to NaN).
+                                    acm__vit_forward resets and reads it */
+    int bad_item;                /* that item */
     acm__exec_times *times; /* NULL: not measured */
 } acm__acm_scratch;
 

@@ -104,12 +104,17 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         BT * D * 4,      /* xg */
         BT * hid * 4,    /* hid */
         BT * D * 4,      /* yg */
-        T * nmax * 4,    /* cap_gain */
+        T * nmax * 8,    /* cap_gain */
         T * nmax * 4,    /* cap_idx */
-        cmax * 4,        /* probs */
         (hid + (size_t)m->max_width) * 8,                  /* ref (REFERENCE mode, double) */
         (size_t)c->depth * 3 * gm * cmax * D * 4,          /* qkv_gate_w */
         (size_t)c->depth * 3 * gm * cmax * 4,              /* qkv_gate_b */
+        (gm > 1) * (size_t)c->depth * 3 * cmax * D * 4,    /* qkv_fold_w (FiLM only; else qkv_gate_w) */
+        (gm > 1) * (size_t)c->depth * 3 * cmax * 4,        /* qkv_fold_b */
+        B * 4,           /* lambda */
+        B * 4,           /* gbeta */
+        B * 8,           /* flops_acm */
+        B * 8,           /* flops_learn */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += ALIGN64(sizes[i]);
@@ -129,13 +134,18 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         (void **)&w->blk.att, (void **)&w->blk.attn_y, (void **)&w->blk.fc1, (void **)&w->acts.lnf,
         (void **)&w->acts.logits, (void **)&w->acm.gate, (void **)&w->acm.k, (void **)&w->acm.perm,
         (void **)&w->acm.xg, (void **)&w->acm.hid, (void **)&w->acm.yg, (void **)&w->acm.cap_gain,
-        (void **)&w->acm.cap_idx, (void **)&w->acm.probs, (void **)&w->acm.ref, (void **)&w->acm.qkv_gate_w,
-        (void **)&w->acm.qkv_gate_b,
+        (void **)&w->acm.cap_idx, (void **)&w->acm.ref, (void **)&w->acm.qkv_gate_w, (void **)&w->acm.qkv_gate_b,
+        (void **)&w->acm.qkv_fold_w, (void **)&w->acm.qkv_fold_b, (void **)&w->acts.lambda, (void **)&w->acts.gbeta,
+        (void **)&w->acts.flops_acm, (void **)&w->acts.flops_learn,
     };
     ACM_ASSERT(sizeof ptrs / sizeof *ptrs == sizeof sizes / sizeof *sizes);
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         *ptrs[i] = mem;
         mem += ALIGN64(sizes[i]);
+    }
+    if (gm == 1) { /* without FiLM the folded gates are the gates */
+        w->acm.qkv_fold_w = w->acm.qkv_gate_w;
+        w->acm.qkv_fold_b = w->acm.qkv_gate_b;
     }
     acm__acm_scratch_fill(&w->acm, m);
     /* inference runs the residual stream, LayerNorm output and GELU in place */
@@ -167,13 +177,13 @@ int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, in
         if (items[b].kind != ACM_ITEM_IMAGE)
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: an image model needs an image (kind IMAGE)", b);
     int rc = acm__vit_forward(w->m, &w->acts, &w->acm, items, results, n, err, errlen);
-    if (rc) return rc;
+    if (rc && rc != ACM_ENUMERIC) return rc; /* ACM_ENUMERIC: the failed items' logits are NaN, the others valid */
     const int K = w->m->cfg.num_classes;
     for (int b = 0; b < n; b++) {
         memcpy(results[b].logits, w->acts.logits + (int64_t)b * K, sizeof(float) * (size_t)K);
         results[b].tokens = w->m->cfg.tokens;
     }
-    return 0;
+    return rc;
 }
 
 int acm_worker_run_streams(acm_worker *w, acm_stream *const *streams, const acm_policy *policies,

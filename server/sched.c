@@ -942,7 +942,7 @@ void acmd_worker_run_batch(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         engine_ns += acmd_now_ns() - te;
         for (int i = 0; i < n; i++) {
             acmd_req *q = slots[i].r;
-            if (rc) {
+            if (rc && rc != ACM_ENUMERIC) { /* ACM_ENUMERIC: only the items with NaN logits failed (checked below) */
                 if (!q->status) acmd_req_error(q, 500, "engine: %s", e);
                 continue;
             }

@@ -116,8 +116,8 @@ static void check_model(const char *name) {
                     if (n > S - pos) n = S - pos;
                     int64_t took = acm_stream_feed(st[0], items[b].pcm + pos, n, err, sizeof err);
                     cr_assert_geq(took, 0, "%s: %s", what, err);
-                    cr_assert((size_t)took == n || acm_stream_ready(st[0]), "%s: took %lld of %zu without a chunk ready",
-                              what, (long long)took, n);
+                    cr_assert((size_t)took == n || acm_stream_ready(st[0]),
+                              "%s: took %lld of %zu without a chunk ready", what, (long long)took, n);
                     pos += (size_t)took;
                 }
                 acm_stream_finish(st[0]);
@@ -333,6 +333,62 @@ Test(speech_stream, film_gates) {
         cr_expect_leq(maxd, 1e-5, "item %d in a mixed batch: max|Δ| %.3g", b, maxd);
     }
     acm_stream_free(st);
+    acm_worker_free(w);
+    acm_model_free(m);
+    vr_store_free(&store);
+}
+
+/* A gate that overflows float (two of its layers scaled by 1e30: the collapsed gate is beyond float): the item or
+ * stream that needs it fails with ACM_ENUMERIC naming it, its logits NaN; one under FIXED (no gate) in the same call
+ * is answered. */
+Test(speech_stream, overflowing_gate) {
+    sr_config cfg = {.dim = 32, .depth = 1, .heads = 2, .mlp_hidden = 64, .chunk = 4, .left_context = 4, .learners = 4,
+                     .acm_mask = 0x10, .seed = 9};
+    vr_store store;
+    char err[512];
+    acm_model *probe = sr_build(&cfg, &store, err, sizeof err); /* the tensors, to scale before the real build */
+    cr_assert(probe, "%s", err);
+    acm_model_free(probe);
+    for (int i = 0; i < store.n; i++)
+        if (!strcmp(store.t[i].name, "blocks.0.mlp.gate.0.weight") ||
+            !strcmp(store.t[i].name, "blocks.0.mlp.gate.1.weight"))
+            for (int64_t j = 0; j < store.t[i].shape[0] * store.t[i].shape[1]; j++) store.t[i].data[j] *= 1e30f;
+    /* rebuild from the scaled tensors: the same metadata as sr_build writes */
+    char meta[1024];
+    snprintf(meta, sizeof meta,
+             "{\"format_version\":1,\"arch\":\"speech\",\"dim\":32,\"depth\":1,\"heads\":2,\"mlp_hidden\":64,"
+             "\"ln_eps\":1e-6,\"alphabet\":\"abcdefghijklmnopqrstuvwxyz' \",\"chunk\":4,\"left_context\":4,"
+             "\"frontend\":{\"n_mels\":80,\"stack\":4},"
+             "\"acm\":{\"modules\":[{\"name\":\"blocks.0.mlp\",\"learners\":4}]},"
+             "\"budget\":{\"beta_min\":0.25,\"mean\":[[0.25,3.0],[0.5,1.5],[0.75,0.6],[1.0,0.0]]}}");
+    acm_model *m = acm__model_build(meta, vr_lookup, &store, err, sizeof err);
+    cr_assert(m, "%s", err);
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 2, .max_tokens = 64}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    static float pcm[8000], lg[2][64 * 29];
+    uint64_t rng = 1;
+    for (int i = 0; i < 8000; i++) pcm[i] = (float)(0.2 * (2 * vr_uniform(&rng) - 1));
+    acm_item it[2] = {{.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = 8000, .policy = {.kind = ACM_POLICY_FIXED,
+                                                                                        .fixed_k = 2}},
+                      {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = 8000, .policy = {.kind = ACM_POLICY_ARGMAX}}};
+    acm_result r[2] = {{.logits = lg[0]}, {.logits = lg[1]}};
+    cr_assert_eq(acm_worker_run(w, it, r, 2, err, sizeof err), ACM_ENUMERIC);
+    cr_expect(strstr(err, "item 1") && strstr(err, "blocks.0.mlp"), "%s", err);
+    cr_expect(isfinite(lg[0][0]) && isfinite(r[0].budget), "the item without a gate is answered");
+    cr_expect(isnan(lg[1][0]) && isnan(r[1].budget));
+    /* streams: the same */
+    acm_stream *st[2];
+    for (int i = 0; i < 2; i++) {
+        st[i] = acm_stream_new(m, err, sizeof err);
+        cr_assert(st[i], "%s", err);
+        cr_assert_gt(acm_stream_feed(st[i], pcm, 8000, err, sizeof err), 0, "%s", err);
+        cr_assert(acm_stream_ready(st[i]));
+    }
+    acm_policy pol[2] = {it[1].policy, it[0].policy};
+    cr_assert_eq(acm_worker_run_streams(w, st, pol, r, 2, err, sizeof err), ACM_ENUMERIC);
+    cr_expect(strstr(err, "stream 0"), "%s", err);
+    cr_expect(isnan(lg[0][0]) && isfinite(lg[1][0]));
+    for (int i = 0; i < 2; i++) acm_stream_free(st[i]);
     acm_worker_free(w);
     acm_model_free(m);
     vr_store_free(&store);

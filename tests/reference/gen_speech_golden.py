@@ -107,6 +107,8 @@ def metadata(cfg):
         "budget": {"beta_min": 0.25, "mean": [[0.1, 3.0], [0.3, 1.5], [0.6, 0.5], [0.9, -0.5]]},
         "eval": {"note": "random weights: a golden test model, not a trained one"},
     }
+    if not cfg["acms"]:  # a static model has no budgets (its floor is 1): the engine refuses a table for it
+        del meta["budget"]
     return meta
 
 
@@ -131,7 +133,8 @@ class SpeechRef(Ref):
         self.cfg, self.t = cfg, t
         self.D = cfg["dim"]
         self.acm_names = [f"blocks.{i}.{p}" for i in range(cfg["depth"])
-                          for p in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp") if f"blocks.{i}.{p}" in cfg["acms"]]
+                          for p in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp")
+                          if f"blocks.{i}.{p}" in cfg["acms"]]
         self.p = {}
         for name in self.acm_names:
             n = cfg["acms"][name][0]
@@ -140,7 +143,7 @@ class SpeechRef(Ref):
         total = sum(cfg["acms"][n][0] for n in self.acm_names)
         self.p_total = sum(cfg["acms"][n][0] * self.p[n] for n in self.acm_names)
         self.p_mean = self.p_total / total if total else 0
-        self.table = metadata(cfg)["budget"]["mean"]
+        self.table = metadata(cfg).get("budget", {}).get("mean", [])
 
     def chunks(self, T):
         C = self.cfg["chunk"]
@@ -169,7 +172,9 @@ class SpeechRef(Ref):
             else:
                 ks[s:e] = self.decide(name, logits[s:e], pol, check)
         acc["kmap"][ai] = ks
-        acc["flops"] += 2 * din * logits.shape[1] * T + ks.sum() * self.p[name]
+        # the gate counts only where k depends on it (not forced, fixed, or a budget of 1), as in gen_golden.py
+        gated = force is None and pol["kind"] != "fixed" and not (pol["kind"] in ("mean", "cap") and pol["beta"] >= 1.0)
+        acc["flops"] += (2 * din * logits.shape[1] * T if gated else 0) + ks.sum() * self.p[name]
         acc["lflops"] += ks.sum() * self.p[name]
         for tt in range(T):
             for j in range(ks[tt]):
@@ -248,10 +253,17 @@ LENGTHS = [[1840, 6200, 11000], [11000, 1840, 7000], [6200, 11000, 300], [7000, 
 
 def runs_for(cfg):
     n_max = max([v[0] for v in cfg["acms"].values()] or [1])
-    # CAP budgets stay >= kmin / N of every module (1/4 here) and MEAN budgets inside the lambda table
+    if not cfg["acms"]:  # a static model takes no budget below 1 (engine: beta_min 1)
+        return [[{"kind": "argmax"}, {"kind": "fixed", "k": 1}, {"kind": "cap", "beta": 1.0}],
+                [{"kind": "cap", "beta": 1.0}, {"kind": "argmax"}, {"kind": "mean", "beta": 1.0}],
+                [{"kind": "fixed", "k": 1}, {"kind": "argmax"}, {"kind": "cap", "beta": 1.0}],
+                [{"kind": "mean", "beta": 1.0}, {"kind": "argmax"}, {"kind": "fixed", "k": 0}],
+                "forced"]
+    # budgets >= beta_min (0.25, which the engine enforces); CAP budgets >= kmin / N of every module (1/4 here), so
+    # no module's share is raised to its floor; MEAN budgets inside the lambda table
     return [
         [{"kind": "argmax"}, {"kind": "mean", "beta": 0.5}, {"kind": "cap", "beta": 0.6}],
-        [{"kind": "cap", "beta": 0.3}, {"kind": "argmax"}, {"kind": "mean", "beta": 0.2}],
+        [{"kind": "cap", "beta": 0.3}, {"kind": "argmax"}, {"kind": "mean", "beta": 0.25}],
         [{"kind": "fixed", "k": 1}, {"kind": "fixed", "k": n_max}, {"kind": "cap", "beta": 1.0}],
         [{"kind": "mean", "beta": 0.8}, {"kind": "cap", "beta": 0.45}, {"kind": "fixed", "k": 0}],
         "forced",

@@ -371,7 +371,7 @@ Test(http, budget_headers) {
     th_expect_error(&r, 400, "policy");
     th_resp_free(&r);
     /* a floor alone under the default argmax: the request policy (cap) at the default budget raised to the floor;
-     * X-Compute-Budget-Min: 1 pins full compute (every learner of every token: FLOPs = dense + the gates) */
+     * X-Compute-Budget-Min: 1 pins full compute (every learner of every token, no gate: FLOPs = dense for vit_a) */
     double dense = 0;
     const char *floors[][2] = {{"X-Compute-Budget-Min: 1\r\n", "1"}, {"X-Compute-Budget-Min: 0.5\r\n", "1"},
                                {"X-Compute-Budget-Min: 0.5\r\nX-Compute-Policy: mean\r\n", "1"}};
