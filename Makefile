@@ -215,9 +215,8 @@ FUZZ_SECONDS ?= 20
 FB           := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all -I. -Iengine -Iproto -Itests/fuzz/targets -I/usr/include/openblas
-FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c engine/model.c engine/policy.c engine/logmel.c \
-                engine/speech.c engine/cpu/kernels.c engine/cpu/kernels_speech.c engine/cpu/acm_exec.c engine/vit.c \
-                engine/worker.c engine/cpu/blas.c
+# the model-header target (fuzz_model) builds models: the whole engine is linked
+FUZZ_LIB_SRC := $(PROTO_SRC) $(ENGINE_SRC)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN     := $(patsubst %,$(FB)/fuzz_%,$(FUZZ_NAMES))
 $(FB)/obj/%.o: %.c
