@@ -100,6 +100,7 @@ static int grow(void **p, size_t elem, int32_t need, int32_t *cap) {
     void *q = realloc(*p, (size_t)nc * elem);
     if (!q) return -1;
     *p = q;
+    *cap = nc;
     return 0;
 }
 
