@@ -681,7 +681,7 @@ static void propose(acm_ctc_decoder *d, int i, int c, int32_t lex, int32_t prev_
     const double p = (rep ? y->pb : lse(y->pb, y->pnb)) + lpc + ws;
     const int from_b = rep || y->vb >= y->vnb;
     const double v = from_b ? y->vb : y->vnb;
-    if (p == -INFINITY && v == -INFINITY) return;
+    if (p == -INFINITY || v == -INFINITY) return; /* no path, or a word the hook refuses: nothing to add */
     int32_t z = d->child_of[(size_t)i * d->V + c];
     ctc_cand *k;
     if (z >= 0) {

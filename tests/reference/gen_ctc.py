@@ -179,8 +179,8 @@ def beam_search(lp, alpha, blank, beam, max_text, t0, lexicon=None, scores=None,
                     margins.gap(h.vb, h.vnb)
                 from_b = rep or h.vb >= h.vnb
                 v = h.vb if from_b else h.vnb
-                if p == NEG and v == NEG:
-                    continue
+                if p == NEG or v == NEG:
+                    continue  # no path, or a word the hook refuses: nothing to add
                 if from_b:
                     recs = close(h.hb[0], h.hb[1], h.hb[2])
                 else:
@@ -427,6 +427,12 @@ def crafted(rng):
                 partials=True)
     assert nohook["expected"]["text"] != hook["expected"]["text"], (nohook["expected"], hook["expected"])
     cs += [nohook, hook, case("beam_go_two", two, mode="beam", beam=8, words=words)]
+    # an exact Viterbi tie between a hypothesis' own alignment and an extension: "a" placed on frame 0 (its own
+    # history, kept on ties) or on frame 1; greedy takes the blank on frame 0 (the lower index)
+    vt = frames(A, [{"a": .45, "_": .45}, {"a": .9}, {"_": .9}])
+    cs.append(case("beam_viterbi_tie", vt, mode="beam", beam=4, partials=True))
+    cs.append(case("greedy_viterbi_tie", vt))
+    assert cs[-2]["expected"]["chars"] == [[0, 2]] and cs[-1]["expected"]["chars"] == [[1, 2]]
     # the segment stops inside a word: no complete hypothesis -> the best one, flagged
     cs.append(case("beam_incomplete", frames(A, [{"g": .9}, {"_": .9}, {"o": .9}, {" ": .9}, {"t": .9}]), mode="beam",
                    beam=4, words=["go", "two"]))
@@ -456,15 +462,22 @@ def random_cases(rng):
         x = spell(A, s, rng, peak=float(rng.uniform(0.45, 0.9)), runs=(1, 2), blanks=(0, 3),
                   noise=float(rng.uniform(0.8, 1.6)))
         made = []
-        for mode, beam, words, part in (("greedy", 1, None, n < 3), ("beam", 1, None, False), ("beam", 4, None, False),
-                                        ("beam", 8, None, n < 3), ("beam", 16, None, False),
-                                        ("beam", 8, vocab, n < 3)):
-            c = case(f"random{n}_{mode}{beam if mode == 'beam' else ''}{'_words' if words else ''}", x, mode=mode,
-                     beam=beam, words=words, first_frame=int(rng.integers(0, 1000)), partials=part, need_margin=True)
+        # word scores on pairs of the sentence's own words and random others (log domain, some favouring a word)
+        ids = [vocab.index(w) for w in s.split()]
+        pairs = {(-1 if i == 0 else ids[i - 1], ids[i]) for i in range(len(ids)) if rng.random() < 0.7}
+        pairs |= {(int(rng.integers(-1, len(vocab))), int(rng.integers(0, len(vocab)))) for _ in range(30)}
+        scores = [[a, b, round(float(rng.uniform(-3, 1)), 3)] for a, b in sorted(pairs)]
+        for mode, beam, words, sc, part in (("greedy", 1, None, None, n < 3), ("beam", 1, None, None, False),
+                                            ("beam", 4, None, None, False), ("beam", 8, None, None, n < 3),
+                                            ("beam", 16, None, None, False), ("beam", 8, vocab, None, n < 3),
+                                            ("beam", 8, vocab, scores, n < 2)):
+            c = case(f"random{n}_{mode}{beam if mode == 'beam' else ''}{'_words' if words else ''}"
+                     f"{'_scores' if sc else ''}", x, mode=mode, beam=beam, words=words, scores=sc,
+                     first_frame=int(rng.integers(0, 1000)), partials=part, need_margin=True)
             if c is None:
                 break
             made.append(c)
-        if len(made) < 6:
+        if len(made) < 7:
             continue  # a near-tie somewhere: draw again
         differ += made[0]["expected"]["text"] != made[3]["expected"]["text"]
         differ += made[3]["expected"]["text"] != made[5]["expected"]["text"]
