@@ -184,7 +184,7 @@ FUZZ_SECONDS ?= 20
 FB           := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all -I. -Iengine -Iproto -Itests/fuzz/targets -I/usr/include/openblas
-FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c
+FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c engine/ctc.c
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN     := $(patsubst %,$(FB)/fuzz_%,$(FUZZ_NAMES))
 $(FB)/obj/%.o: %.c
