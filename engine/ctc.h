@@ -39,10 +39,10 @@
  *     the end of its last character's run; seconds = frame * frame_seconds (0.04 s for our models: 4 stacked 10 ms
  *     mel frames). Frame numbers count from the frame given at reset (0 at creation), across chunks.
  *   Confidence of a word: exp of the mean, over its frames, of lp_t of the symbol (blank included) that the chosen
- *     alignment puts on frame t: in (0, 1], 1 when every frame was certain.
+ *     alignment puts on frame t: in [0, 1], 1 when every frame was certain.
  *
  * Streaming: acm_ctc_push() takes frames in any split; the result after any sequence of pushes equals the result of
- * pushing the same frames at once (bit for bit). acm_ctc_result() gives:
+ * pushing the same frames at once (bit for bit). acm_ctc_result_get() gives:
  *   greedy: the text so far, append-only (what was emitted never changes; the last word's end may still grow);
  *   beam: the current best hypothesis, and stable_len: the prefix of it that every surviving hypothesis shares with
  *     the same alignment, so neither its text nor its times will change; words closed by a space inside that prefix
@@ -103,7 +103,7 @@ int32_t acm_ctc_lexicon_find(const acm_ctc_lexicon *l, const char *word);
 typedef enum { ACM_CTC_GREEDY = 0, ACM_CTC_BEAM = 1 } acm_ctc_mode;
 
 /* Log-domain score of `word` following `prev_word` (lexicon ids; prev_word -1 at the start of a segment). Called from
- * acm_ctc_push and acm_ctc_result on the decoder's thread; must not call back into the decoder. A NaN or +inf is read
+ * acm_ctc_push and acm_ctc_result_get on the decoder's thread; must not call back into the decoder. A NaN or +inf is read
  * as -inf (the word is refused there). */
 typedef double (*acm_ctc_word_score_fn)(void *ctx, int32_t prev_word, int32_t word);
 
@@ -141,7 +141,7 @@ int acm_ctc_push(acm_ctc_decoder *d, const float *logits /* [T, V] */, int64_t T
 typedef struct {
     int64_t start, end;     /* frames [start, end) */
     double start_s, end_s;  /* seconds */
-    double confidence;      /* (0, 1] */
+    double confidence;      /* [0, 1] */
     int32_t offset, len;    /* bytes of the word in the result's text */
     int32_t id;             /* lexicon id, -1 without a lexicon */
 } acm_ctc_word;
@@ -157,7 +157,7 @@ typedef struct {
     int32_t n_stable_words;   /* words[0, n_stable_words) will not change, times included */
     double score;             /* log-probability: greedy, of the best path; beam, P_b + P_nb of the text (+ hook) */
     int64_t frames;           /* frames pushed since the last reset */
-    int truncated;            /* a character was dropped at max_text */
+    int truncated;            /* max_text was reached: greedy dropped a character, or a hypothesis could not grow */
     int incomplete;           /* final with a lexicon: no hypothesis ended in a complete word; this is the best */
 } acm_ctc_result;
 
