@@ -45,10 +45,10 @@
  * pushing the same frames at once (bit for bit). acm_ctc_result_get() gives:
  *   greedy: the text so far, append-only (what was emitted never changes; the last word's end may still grow);
  *   beam: the current best hypothesis, and stable_len: the prefix of it that every surviving hypothesis shares with
- *     the same alignment, so neither its text nor its times will change; words closed by a space inside that prefix
- *     are stable too.
+ *     the same alignment, so its text and its characters' first frames will not change (nor the ends of their runs,
+ *     but for the last one's); words closed by a space inside that prefix are stable, times and confidence included.
  *
- * Memory: everything is allocated at acm_ctc_decoder_new, sized by max_beam and max_text (acm_ctc_decoder_bytes());
+ * Memory: everything is allocated at acm_ctc_decoder_new, sized by beam and max_text (acm_ctc_decoder_bytes());
  * push, result and reset allocate nothing. A hypothesis never grows past max_text characters (the result then says
  * `truncated`): a streaming caller ends the segment (acm_ctc_reset) before that, e.g. at trailing silence.
  *

@@ -1,0 +1,127 @@
+/*
+ * ctc_decode.c — CTC decoding speed (engine/ctc.h): frames per second of greedy, beam 8 and beam 8 constrained to a
+ * 1000-word list, as a streaming caller runs them: 8-frame chunks (320 ms at 40 ms per frame), a partial result after
+ * each, a final result and a reset every 250 frames (10 s segments). Input: sentences of words from the list spelled
+ * as CTC-like logits (a run of 1-2 frames per character at a random peak, blanks between, Gaussian noise), the same
+ * frames for every decoder. Word list: the speech corpus's vocabulary (train/speech_grammar.c) filled up to 1000 with
+ * seeded random words. The decoders run in turns, ROUNDS times each; the median is printed with the real-time factor
+ * (decoding seconds per second of audio). Single-threaded; no BLAS is used, the core is printed as every bench does.
+ *
+ * Usage: build/bench/ctc_decode [FRAMES] [ROUNDS]   (defaults 25000 = 1000 s of audio, 5)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acm.h"
+#include "ctc.h"
+#include "train/speech_grammar.h"
+#define BENCH_NAME "ctc_decode"
+#include "bench/bench_util.h"
+
+#define NWORDS 1000
+#define CHUNK 8
+#define SEGMENT 250
+
+static uint64_t rng_s = 1;
+static double unif(void) { return (double)(acms_rng_u64((acms_rng *)&rng_s) >> 11) * (1.0 / 9007199254740992.0); }
+
+int main(int argc, char **argv) {
+    acm_blas_init(argc, argv);
+    const long frames = argc > 1 ? atol(argv[1]) : 25000, rounds = argc > 2 ? atol(argv[2]) : 5;
+    if (frames < SEGMENT || rounds < 1 || rounds > 64) return fprintf(stderr, "usage: ctc_decode [FRAMES >= 250] [ROUNDS 1..64]\n"), 2;
+    const acm_ctc_alphabet a = acm_ctc_alphabet_default();
+    const int V = a.size;
+    /* the word list */
+    static char pool[NWORDS * 16];
+    const char *words[NWORDS];
+    size_t n = acms_vocabulary(words, NWORDS), used = 0;
+    char *text = malloc(NWORDS * 16);
+    size_t tl = 0;
+    for (size_t i = 0; i < n; i++) tl += (size_t)sprintf(text + tl, "%s\n", words[i]);
+    for (; n < NWORDS; n++) {
+        int len = 3 + (int)(unif() * 7);
+        char *w = pool + used;
+        for (int k = 0; k < len; k++) w[k] = (char)('a' + (int)(unif() * 26));
+        w[len] = 0;
+        used += (size_t)len + 1;
+        words[n] = w;
+        tl += (size_t)sprintf(text + tl, "%s\n", w);
+    }
+    char err[256];
+    acm_ctc_lexicon *lx = acm_ctc_lexicon_parse(&a, text, tl, err, sizeof err);
+    if (!lx) bu_die("word list", err);
+    /* the frames: words spelled with noise */
+    float *x = malloc((size_t)frames * (size_t)V * sizeof *x);
+    long t = 0;
+    while (t < frames) {
+        const char *w = words[(int)(unif() * NWORDS)];
+        char say[40];
+        snprintf(say, sizeof say, "%s ", w);
+        for (const char *c = say; *c && t < frames; c++) {
+            int sym = a.index[(unsigned char)*c], reps = 1 + (unif() < 0.3);
+            if (c > say && c[-1] == *c) reps = 1; /* a blank goes between repeats below */
+            for (int r = 0; r < reps + 1 && t < frames; r++, t++) {
+                const int hot = r < reps ? sym : a.blank;
+                const double peak = 2 + 4 * unif();
+                for (int s = 0; s < V; s++) {
+                    double u1 = unif(), u2 = unif();
+                    double g = sqrt(-2 * log(1 - u1)) * cos(2 * M_PI * u2);
+                    x[t * V + s] = (float)((s == hot ? peak : 0) + 1.2 * g);
+                }
+            }
+        }
+    }
+    struct {
+        const char *name;
+        acm_ctc_params p;
+        double s[64];
+        double chars;
+    } dec[3];
+    for (int i = 0; i < 3; i++) {
+        dec[i].p = acm_ctc_default_params();
+        dec[i].chars = 0;
+    }
+    dec[0].name = "greedy";
+    dec[1].name = "beam 8";
+    dec[1].p.mode = ACM_CTC_BEAM;
+    dec[2].name = "beam 8, 1000 words";
+    dec[2].p.mode = ACM_CTC_BEAM;
+    dec[2].p.lexicon = lx;
+    acm_ctc_decoder *d[3];
+    for (int i = 0; i < 3; i++)
+        if (!(d[i] = acm_ctc_decoder_new(&a, dec[i].p, err, sizeof err))) bu_die(dec[i].name, err);
+    for (long r = 0; r < rounds; r++)
+        for (int i = 0; i < 3; i++) {
+            acm_ctc_result res;
+            double chars = 0, t0 = bu_now_s();
+            acm_ctc_reset(d[i], 0);
+            for (long f = 0; f < frames; f += CHUNK) {
+                const long k = f + CHUNK <= frames ? CHUNK : frames - f;
+                if (acm_ctc_push(d[i], x + f * V, k, V, err, sizeof err)) bu_die("push", err);
+                acm_ctc_result_get(d[i], ACM_CTC_PARTIAL, &res);
+                if ((f + k) % SEGMENT == 0 || f + k == frames) {
+                    acm_ctc_result_get(d[i], ACM_CTC_FINAL, &res);
+                    chars += res.len;
+                    acm_ctc_reset(d[i], acm_ctc_next_frame(d[i]));
+                }
+            }
+            dec[i].s[r] = bu_now_s() - t0;
+            dec[i].chars = chars;
+        }
+    printf("ctc_decode: %ld frames (%.0f s of audio at 40 ms), chunks of %d, segments of %d frames, %ld rounds; "
+           "OpenBLAS core %s (unused)\n",
+           frames, frames * 0.04, CHUNK, SEGMENT, rounds, acm_blas_core());
+    printf("%-20s %14s %12s %10s %10s\n", "decoder", "frames/s", "RTF", "state KB", "chars");
+    for (int i = 0; i < 3; i++) {
+        double m = bu_median(dec[i].s, (int)rounds);
+        printf("%-20s %14.0f %12.2e %10.1f %10.0f\n", dec[i].name, frames / m, m / (frames * 0.04),
+               acm_ctc_decoder_bytes(d[i]) / 1024.0, dec[i].chars);
+        acm_ctc_decoder_free(d[i]);
+    }
+    acm_ctc_lexicon_free(lx);
+    free(x);
+    free(text);
+    return 0;
+}
