@@ -404,6 +404,7 @@ struct acm_ctc_decoder {
     int V;
     int64_t t0, t; /* first frame of the segment, frames pushed since */
     int truncated;
+    int64_t tail_blank; /* frames since the last one whose argmax was not the blank */
     size_t bytes;
     double *lp; /* [V] */
     /* greedy */
@@ -494,6 +495,7 @@ void acm_ctc_reset(acm_ctc_decoder *d, int64_t first_frame) {
     d->t0 = first_frame;
     d->t = 0;
     d->truncated = 0;
+    d->tail_blank = 0;
     d->g_prev = d->alpha.blank;
     d->g_run = -1;
     d->g_v = 0;
@@ -619,11 +621,8 @@ static void log_softmax(double *lp, const float *x, int V) {
 
 /* ---- greedy ------------------------------------------------------------------------------------------------------- */
 
-static void greedy_frame(acm_ctc_decoder *d, const float *x) {
+static void greedy_frame(acm_ctc_decoder *d, const float *x, int a) {
     const int V = d->V, blank = d->alpha.blank, space = d->alpha.space;
-    int a = 0;
-    for (int s = 1; s < V; s++)
-        if (x[s] > x[a]) a = s;
     log_softmax(d->lp, x, V);
     const int64_t f = d->t0 + d->t;
     const double v0 = d->g_v;
@@ -821,8 +820,12 @@ int acm_ctc_push(acm_ctc_decoder *d, const float *logits, int64_t T, int V, char
     if (rc) return rc;
     for (int64_t t = 0; t < T; t++) {
         const float *x = logits + t * V;
+        int a = 0; /* argmax, ties: the lowest index */
+        for (int s = 1; s < V; s++)
+            if (x[s] > x[a]) a = s;
+        d->tail_blank = a == d->alpha.blank ? d->tail_blank + 1 : 0;
         if (d->p.mode == ACM_CTC_GREEDY) {
-            greedy_frame(d, x);
+            greedy_frame(d, x, a);
         } else {
             log_softmax(d->lp, x, V);
             beam_frame(d);
@@ -905,6 +908,7 @@ static int32_t stable_depth(const acm_ctc_decoder *d) {
 void acm_ctc_result_get(acm_ctc_decoder *d, acm_ctc_when when, acm_ctc_result *r) {
     memset(r, 0, sizeof *r);
     r->frames = d->t;
+    r->trailing_blank = d->tail_blank;
     r->truncated = d->truncated;
     const int64_t now = d->t0 + d->t;
     if (d->p.mode == ACM_CTC_GREEDY) {

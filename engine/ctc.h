@@ -157,6 +157,8 @@ typedef struct {
     int32_t n_stable_words;   /* words[0, n_stable_words) will not change, times included */
     double score;             /* log-probability: greedy, of the best path; beam, P_b + P_nb of the text (+ hook) */
     int64_t frames;           /* frames pushed since the last reset */
+    int64_t trailing_blank;   /* the last frames of the segment whose most probable symbol is the blank (ties: the
+                               * lower index), e.g. for a caller's end-of-segment rule: silence is blank */
     int truncated;            /* max_text was reached: greedy dropped a character, or a hypothesis could not grow */
     int incomplete;           /* final with a lexicon: no hypothesis ended in a complete word; this is the best */
 } acm_ctc_result;

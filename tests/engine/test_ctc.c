@@ -233,6 +233,8 @@ Test(ctc, golden_numpy_float64) {
         cr_assert_eq(r.incomplete, (int)json_integer_value(json_object_get(c->exp, "incomplete")), "%s: incomplete",
                      c->name);
         cr_assert_eq(r.frames, c->T);
+        cr_assert_eq(r.trailing_blank, json_integer_value(json_object_get(c->exp, "trailing_blank")),
+                     "%s: %lld trailing blank frames", c->name, (long long)r.trailing_blank);
         cr_assert_eq(acm_ctc_next_frame(d), c->first_frame + c->T);
         beams += c->p.mode == ACM_CTC_BEAM;
         lexicons += c->lex != NULL;

@@ -365,12 +365,16 @@ def case(name, logits, alpha=DEFAULT_ALPHABET, mode="greedy", beam=1, words=None
                      final=True)
     if need_margin and m.min < MARGIN:
         return None
+    am = np.argmax(logits, axis=1) if T else np.zeros(0, int)  # on the logits: the same argmax, ties the lowest index
+    tail = 0
+    while tail < T and am[T - 1 - tail] == 0:
+        tail += 1
     out = dict(name=name, alphabet=alpha, blank=0, mode=mode, beam=beam, max_text=max_text, frame_seconds=0.04,
                first_frame=first_frame, words=words, word_scores=scores, T=T, V=V, logits=logits,
                expected=dict(text=exp["text"], score=float(exp["score"]),
                              chars=[[int(r[1]), int(r[3])] for r in exp["recs"]],
                              words=[[w[0], int(w[1]), int(w[2]), float(w[3]), int(w[4])] for w in exp["words"]],
-                             truncated=int(trunc), incomplete=int(exp["incomplete"])))
+                             truncated=int(trunc), incomplete=int(exp["incomplete"]), trailing_blank=tail))
     if partials:
         out["partials"] = [[p["text"], p["stable"], len(p["words"]), p["n_stable"]] for p in plist]
     return out
