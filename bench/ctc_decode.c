@@ -30,7 +30,8 @@ static double unif(void) { return (double)(acms_rng_u64((acms_rng *)&rng_s) >> 1
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv);
     const long frames = argc > 1 ? atol(argv[1]) : 25000, rounds = argc > 2 ? atol(argv[2]) : 5;
-    if (frames < SEGMENT || rounds < 1 || rounds > 64) return fprintf(stderr, "usage: ctc_decode [FRAMES >= 250] [ROUNDS 1..64]\n"), 2;
+    if (frames < SEGMENT || rounds < 1 || rounds > 64)
+        return fprintf(stderr, "usage: ctc_decode [FRAMES >= 250] [ROUNDS 1..64]\n"), 2;
     const acm_ctc_alphabet a = acm_ctc_alphabet_default();
     const int V = a.size;
     /* the word list */

@@ -28,7 +28,9 @@
 int acm_ctc_alphabet_init(acm_ctc_alphabet *a, const char *symbols, int blank, char *err, size_t errlen) {
     if (!a || !symbols) return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: no symbols given");
     size_t v = strlen(symbols);
-    if (v < 2) return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: %zu symbols; a blank and at least one symbol are needed", v);
+    if (v < 2)
+        return acm__fail(err, errlen, ACM_EINVAL,
+                         "ctc alphabet: %zu symbols; a blank and at least one symbol are needed", v);
     if (v > ACM_CTC_MAX_SYMBOLS)
         return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: %zu symbols, at most %d", v, ACM_CTC_MAX_SYMBOLS);
     if (blank < 0 || (size_t)blank >= v)
@@ -42,11 +44,13 @@ int acm_ctc_alphabet_init(acm_ctc_alphabet *a, const char *symbols, int blank, c
     for (size_t i = 0; i < v; i++) {
         unsigned char c = (unsigned char)symbols[i];
         if (c < 0x20 || c > 0x7e)
-            return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: symbol %zu is byte 0x%02x, not printable ASCII", i, c);
+            return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: symbol %zu is byte 0x%02x, not printable ASCII", i,
+                             c);
         t.symbols[i] = (char)c;
         if ((int)i == blank) continue;
         if (t.index[c] >= 0)
-            return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: symbol '%c' appears twice (%d and %zu)", c, t.index[c], i);
+            return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: symbol '%c' appears twice (%d and %zu)", c,
+                             t.index[c], i);
         t.index[c] = (int16_t)i;
         if (c == ' ') t.space = (int)i;
     }
@@ -65,15 +69,15 @@ static int same_alphabet(const acm_ctc_alphabet *a, const acm_ctc_alphabet *b) {
     return a->size == b->size && a->blank == b->blank && memcmp(a->index, b->index, sizeof a->index) == 0;
 }
 
-/* ---- word lists: a trie, stored breadth first so that a node's children are contiguous and sorted by symbol --------- */
+/* ---- word lists: a trie, stored breadth first so that a node's children are contiguous and sorted by symbol ----- */
 
 struct acm_ctc_lexicon {
     acm_ctc_alphabet alpha;
     int32_t n_nodes;
-    int32_t *first;  /* [n_nodes] index of the first child */
-    uint8_t *count;  /* [n_nodes] children */
-    uint8_t *sym;    /* [n_nodes] symbol on the edge into the node (root: 0) */
-    int32_t *word;   /* [n_nodes] id of the word that ends here, or -1 */
+    int32_t *first; /* [n_nodes] index of the first child */
+    uint8_t *count; /* [n_nodes] children */
+    uint8_t *sym;   /* [n_nodes] symbol on the edge into the node (root: 0) */
+    int32_t *word;  /* [n_nodes] id of the word that ends here, or -1 */
     int32_t n_words;
     int32_t *word_off; /* [n_words] offset in pool */
     char *pool;        /* words, NUL-terminated */
@@ -108,7 +112,8 @@ static int lb_node(lex_build *b, uint8_t s) {
     int32_t cap = b->cap;
     if (b->n == b->cap) {
         int32_t c1 = cap, c2 = cap, c3 = cap;
-        if (grow((void **)&b->child, sizeof *b->child, b->n + 1, &c1) || grow((void **)&b->next, sizeof *b->next, b->n + 1, &c2) ||
+        if (grow((void **)&b->child, sizeof *b->child, b->n + 1, &c1) ||
+            grow((void **)&b->next, sizeof *b->next, b->n + 1, &c2) ||
             grow((void **)&b->word, sizeof *b->word, b->n + 1, &c3) || grow((void **)&b->sym, 1, b->n + 1, &cap))
             return -1;
         b->cap = cap;
@@ -129,8 +134,10 @@ static int lb_add(lex_build *b, const char *w, size_t n, const acm_ctc_alphabet 
             int32_t nn = lb_node(b, s);
             if (nn < 0) return ACM_ENOMEM;
             b->next[nn] = c;
-            if (prev < 0) b->child[cur] = nn;
-            else b->next[prev] = nn;
+            if (prev < 0)
+                b->child[cur] = nn;
+            else
+                b->next[prev] = nn;
             c = nn;
         }
         cur = c;
@@ -165,19 +172,22 @@ static void lb_free(lex_build *b) {
 static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 /* Checks one word and writes it, capitals lowered where the alphabet wants, into out. */
-static int word_check(const acm_ctc_alphabet *a, const char *w, size_t n, char *out, size_t line, char *err, size_t errlen) {
+static int word_check(const acm_ctc_alphabet *a, const char *w, size_t n, char *out, size_t line, char *err,
+                      size_t errlen) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)w[i];
         if (a->index[c] < 0 && c >= 'A' && c <= 'Z' && a->index[c + 32] >= 0) c = (unsigned char)(c + 32);
         int s = a->index[c];
         if (s < 0 || s == a->space) {
             char shown[16];
-            if (c >= 0x21 && c <= 0x7e) snprintf(shown, sizeof shown, "'%c'", c);
-            else snprintf(shown, sizeof shown, "byte 0x%02x", c);
+            if (c >= 0x21 && c <= 0x7e)
+                snprintf(shown, sizeof shown, "'%c'", c);
+            else
+                snprintf(shown, sizeof shown, "byte 0x%02x", c);
             int wl = n > 40 ? 40 : (int)n;
             return acm__fail(err, errlen, ACM_EINVAL,
-                             "word list line %zu: word \"%.*s%s\" has %s, which is not in the alphabet \"%s\"", line, wl,
-                             w, n > 40 ? "..." : "", shown, a->symbols);
+                             "word list line %zu: word \"%.*s%s\" has %s, which is not in the alphabet \"%s\"", line,
+                             wl, w, n > 40 ? "..." : "", shown, a->symbols);
         }
         out[i] = (char)c;
     }
@@ -234,7 +244,8 @@ nomem:
     return NULL;
 }
 
-acm_ctc_lexicon *acm_ctc_lexicon_parse(const acm_ctc_alphabet *a, const char *text, size_t len, char *err, size_t errlen) {
+acm_ctc_lexicon *acm_ctc_lexicon_parse(const acm_ctc_alphabet *a, const char *text, size_t len, char *err,
+                                       size_t errlen) {
     if (!a || a->size < 2) {
         acm__fail(err, errlen, ACM_EINVAL, "word list: no alphabet");
         return NULL;
@@ -361,29 +372,29 @@ int32_t acm_ctc_lexicon_find(const acm_ctc_lexicon *l, const char *word) {
     return l->word[cur];
 }
 
-/* ---- decoder ------------------------------------------------------------------------------------------------------ */
+/* ---- decoder ----------------------------------------------------------------------------------------------------- */
 
 typedef struct {
     int32_t parent; /* -1 for the root */
     int32_t refs;   /* entries and children holding it; 0: on the free list (next free in parent) */
     int32_t depth;  /* characters from the root */
     int16_t sym;
-    int64_t start;  /* frame the character was placed on */
-    int64_t pend;   /* end (exclusive) of the parent character's run on this history */
-    double vstart;  /* Viterbi score of frames [first, start) on this history */
-    double vpend;   /* Viterbi score of frames [first, pend) */
+    int64_t start; /* frame the character was placed on */
+    int64_t pend;  /* end (exclusive) of the parent character's run on this history */
+    double vstart; /* Viterbi score of frames [first, start) on this history */
+    double vpend;  /* Viterbi score of frames [first, pend) */
 } ctc_node;
 
 typedef struct {
     double pb, pnb, vb, vnb;
-    int32_t b_node;  /* best blank-ending history (-1 when vb = -inf) */
-    int64_t b_end;   /* its last character's run end */
-    double b_vend;   /* and the Viterbi score there */
-    int32_t nb_node; /* best symbol-ending history (-1 when vnb = -inf) */
+    int32_t b_node;       /* best blank-ending history (-1 when vb = -inf) */
+    int64_t b_end;        /* its last character's run end */
+    double b_vend;        /* and the Viterbi score there */
+    int32_t nb_node;      /* best symbol-ending history (-1 when vnb = -inf) */
     uint64_t hash, phash; /* of the text, and of the text without its last character */
     int32_t len;
-    int16_t last;    /* last symbol, -1 for the empty text */
-    int32_t lex;     /* trie node of the word being spelled (0: at a word start) */
+    int16_t last;      /* last symbol, -1 for the empty text */
+    int32_t lex;       /* trie node of the word being spelled (0: at a word start) */
     int32_t prev_word; /* last word closed by a space, -1 */
 } ctc_entry;
 
@@ -408,9 +419,9 @@ struct acm_ctc_decoder {
     size_t bytes;
     double *lp; /* [V] */
     /* greedy */
-    int g_prev;     /* argmax of the previous frame (blank at a segment start) */
-    int32_t g_run;  /* character the current run extends, -1 */
-    double g_v;     /* Viterbi (best path) score so far */
+    int g_prev;    /* argmax of the previous frame (blank at a segment start) */
+    int32_t g_run; /* character the current run extends, -1 */
+    double g_v;    /* Viterbi (best path) score so far */
     /* beam */
     ctc_node *nodes; /* [n_nodes] */
     int32_t n_nodes, free_head;
@@ -420,11 +431,11 @@ struct acm_ctc_decoder {
     int32_t *child_of; /* [beam, V] entry whose text is entry i + symbol c, -1 */
     int32_t *top;      /* [beam] */
     /* result buffers */
-    char *text;            /* [max_text + 1] */
+    char *text;             /* [max_text + 1] */
     int64_t *cstart, *cend; /* [max_text] */
-    double *cvs, *cve;     /* [max_text] Viterbi scores at a character's start and run end */
-    acm_ctc_word *words;   /* [max_text] */
-    int32_t g_len;         /* greedy: characters so far */
+    double *cvs, *cve;      /* [max_text] Viterbi scores at a character's start and run end */
+    acm_ctc_word *words;    /* [max_text] */
+    int32_t g_len;          /* greedy: characters so far */
 };
 
 acm_ctc_params acm_ctc_default_params(void) {
@@ -530,15 +541,24 @@ acm_ctc_decoder *acm_ctc_decoder_new(const acm_ctc_alphabet *a, acm_ctc_params p
         return NULL;
     }
     const char *bad = NULL;
-    if (p.mode != ACM_CTC_GREEDY && p.mode != ACM_CTC_BEAM) bad = "mode is neither greedy nor beam";
-    else if (p.mode == ACM_CTC_BEAM && p.beam < 1) bad = "beam width must be >= 1";
-    else if (p.mode == ACM_CTC_BEAM && p.beam > 1 << 16) bad = "beam width must be <= 65536";
-    else if (p.max_text < 1) bad = "max_text must be >= 1";
-    else if (p.max_text > 1 << 24) bad = "max_text must be <= 16777216";
-    else if (!(p.frame_seconds > 0) || !isfinite(p.frame_seconds)) bad = "frame_seconds must be > 0";
-    else if (p.lexicon && p.mode != ACM_CTC_BEAM) bad = "a word list needs the beam search";
-    else if (p.word_score && !p.lexicon) bad = "a word-score hook needs a word list";
-    else if (p.lexicon && !same_alphabet(&p.lexicon->alpha, a)) bad = "the word list was built for another alphabet";
+    if (p.mode != ACM_CTC_GREEDY && p.mode != ACM_CTC_BEAM)
+        bad = "mode is neither greedy nor beam";
+    else if (p.mode == ACM_CTC_BEAM && p.beam < 1)
+        bad = "beam width must be >= 1";
+    else if (p.mode == ACM_CTC_BEAM && p.beam > 1 << 16)
+        bad = "beam width must be <= 65536";
+    else if (p.max_text < 1)
+        bad = "max_text must be >= 1";
+    else if (p.max_text > 1 << 24)
+        bad = "max_text must be <= 16777216";
+    else if (!(p.frame_seconds > 0) || !isfinite(p.frame_seconds))
+        bad = "frame_seconds must be > 0";
+    else if (p.lexicon && p.mode != ACM_CTC_BEAM)
+        bad = "a word list needs the beam search";
+    else if (p.word_score && !p.lexicon)
+        bad = "a word-score hook needs a word list";
+    else if (p.lexicon && !same_alphabet(&p.lexicon->alpha, a))
+        bad = "the word list was built for another alphabet";
     if (bad) {
         if (p.mode == ACM_CTC_BEAM && p.beam < 1)
             acm__fail(err, errlen, ACM_EINVAL, "ctc decoder: beam width %d: must be >= 1", p.beam);
@@ -559,7 +579,8 @@ acm_ctc_decoder *acm_ctc_decoder_new(const acm_ctc_alphabet *a, acm_ctc_params p
     d->cvs = malloc(L * sizeof *d->cvs);
     d->cve = malloc(L * sizeof *d->cve);
     d->words = malloc(L * sizeof *d->words);
-    d->bytes = sizeof *d + V * sizeof *d->lp + L + 1 + L * (2 * sizeof(int64_t) + 2 * sizeof(double) + sizeof *d->words);
+    d->bytes =
+        sizeof *d + V * sizeof *d->lp + L + 1 + L * (2 * sizeof(int64_t) + 2 * sizeof(double) + sizeof *d->words);
     if (!d->lp || !d->text || !d->cstart || !d->cend || !d->cvs || !d->cve || !d->words) goto nomem_free;
     if (p.mode == ACM_CTC_BEAM) {
         const size_t B = (size_t)p.beam;
@@ -619,7 +640,7 @@ static void log_softmax(double *lp, const float *x, int V) {
     for (int s = 0; s < V; s++) lp[s] = (double)x[s] - lz;
 }
 
-/* ---- greedy ------------------------------------------------------------------------------------------------------- */
+/* ---- greedy ------------------------------------------------------------------------------------------------------ */
 
 static void greedy_frame(acm_ctc_decoder *d, const float *x, int a) {
     const int V = d->V, blank = d->alpha.blank, space = d->alpha.space;
@@ -649,7 +670,7 @@ static void greedy_frame(acm_ctc_decoder *d, const float *x, int a) {
     d->g_prev = a;
 }
 
-/* ---- beam search -------------------------------------------------------------------------------------------------- */
+/* ---- beam search ------------------------------------------------------------------------------------------------- */
 
 /* Whether entries a and b (b one character longer) are b = a + b.last: hashes, then the chains. */
 static int is_child_text(const acm_ctc_decoder *d, const ctc_entry *a, const ctc_entry *b) {
@@ -783,8 +804,7 @@ static void beam_frame(acm_ctc_decoder *d) {
         ctc_cand *k = &d->cand[d->top[q]];
         ctc_entry *e = &d->ent_next[q];
         *e = k->e;
-        if (k->nb_new)
-            e->nb_node = node_new(d, k->new_parent, k->e.last, f, k->new_pend, k->new_vstart, k->new_vpend);
+        if (k->nb_new) e->nb_node = node_new(d, k->new_parent, k->e.last, f, k->new_pend, k->new_vstart, k->new_vpend);
         if (e->vb == -INFINITY) e->b_node = -1;
         node_ref(d, e->b_node);
         node_ref(d, e->nb_node);
@@ -802,7 +822,8 @@ static void beam_frame(acm_ctc_decoder *d) {
 /* Validates a push before anything is consumed. */
 static int check_logits(const acm_ctc_decoder *d, const float *logits, int64_t T, int V, char *err, size_t errlen) {
     if (V != d->V)
-        return acm__fail(err, errlen, ACM_EINVAL, "ctc: logits have %d symbols per frame, the alphabet has %d", V, d->V);
+        return acm__fail(err, errlen, ACM_EINVAL, "ctc: logits have %d symbols per frame, the alphabet has %d", V,
+                         d->V);
     if (T < 0) return acm__fail(err, errlen, ACM_EINVAL, "ctc: %lld frames", (long long)T);
     if (T > 0 && !logits) return acm__fail(err, errlen, ACM_EINVAL, "ctc: no logits for %lld frames", (long long)T);
     for (int64_t t = 0; t < T; t++)
@@ -835,7 +856,7 @@ int acm_ctc_push(acm_ctc_decoder *d, const float *logits, int64_t T, int V, char
     return 0;
 }
 
-/* ---- results ------------------------------------------------------------------------------------------------------ */
+/* ---- results ----------------------------------------------------------------------------------------------------- */
 
 /* Words from the characters in d->text/cstart/cend/cvs/cve [0, len); stable: characters [0, stable) are final. */
 static void build_words(acm_ctc_decoder *d, acm_ctc_result *r, int32_t len, int32_t stable) {
@@ -940,8 +961,10 @@ void acm_ctc_result_get(acm_ctc_decoder *d, acm_ctc_when when, acm_ctc_result *r
     }
     const ctc_entry *e = &d->ent[best];
     int32_t len;
-    if (e->vb >= e->vnb) len = walk(d, e->b_node, e->b_end, e->b_vend);
-    else len = walk(d, e->nb_node, now, e->vnb);
+    if (e->vb >= e->vnb)
+        len = walk(d, e->b_node, e->b_end, e->b_vend);
+    else
+        len = walk(d, e->nb_node, now, e->vnb);
     r->text = d->text;
     r->len = len;
     r->stable_len = stable_depth(d);

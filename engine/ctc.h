@@ -66,11 +66,11 @@
 #define ACM_CTC_MAX_SYMBOLS 128
 
 typedef struct {
-    int size;                             /* V */
-    int blank;                            /* index of the blank */
-    int space;                            /* index of ' ', or -1: no word separator (the text is one word) */
+    int size;                              /* V */
+    int blank;                             /* index of the blank */
+    int space;                             /* index of ' ', or -1: no word separator (the text is one word) */
     char symbols[ACM_CTC_MAX_SYMBOLS + 1]; /* symbol i is symbols[i] (the blank's byte is a placeholder); NUL-ended */
-    int16_t index[256];                   /* byte -> symbol index, -1 if none (the blank has none) */
+    int16_t index[256];                    /* byte -> symbol index, -1 if none (the blank has none) */
 } acm_ctc_alphabet;
 
 /* blank, a-z, apostrophe, space: "_abcdefghijklmnopqrstuvwxyz' " with blank 0. */
@@ -93,7 +93,7 @@ acm_ctc_lexicon *acm_ctc_lexicon_parse(const acm_ctc_alphabet *a, const char *te
 acm_ctc_lexicon *acm_ctc_lexicon_new(const acm_ctc_alphabet *a, const char *const *words, size_t n, char *err,
                                      size_t errlen);
 void acm_ctc_lexicon_free(acm_ctc_lexicon *l);
-int32_t acm_ctc_lexicon_size(const acm_ctc_lexicon *l);                /* unique words */
+int32_t acm_ctc_lexicon_size(const acm_ctc_lexicon *l);                 /* unique words */
 const char *acm_ctc_lexicon_word(const acm_ctc_lexicon *l, int32_t id); /* NULL outside [0, size) */
 /* The id of a word, or -1. */
 int32_t acm_ctc_lexicon_find(const acm_ctc_lexicon *l, const char *word);
@@ -103,16 +103,16 @@ int32_t acm_ctc_lexicon_find(const acm_ctc_lexicon *l, const char *word);
 typedef enum { ACM_CTC_GREEDY = 0, ACM_CTC_BEAM = 1 } acm_ctc_mode;
 
 /* Log-domain score of `word` following `prev_word` (lexicon ids; prev_word -1 at the start of a segment). Called from
- * acm_ctc_push and acm_ctc_result_get on the decoder's thread; must not call back into the decoder. A NaN or +inf is read
- * as -inf (the word is refused there). */
+ * acm_ctc_push and acm_ctc_result_get on the decoder's thread; must not call back into the decoder. A NaN or +inf is
+ * read as -inf (the word is refused there). */
 typedef double (*acm_ctc_word_score_fn)(void *ctx, int32_t prev_word, int32_t word);
 
 typedef struct {
     acm_ctc_mode mode;
-    int beam;                       /* BEAM: hypotheses kept, >= 1 */
-    int max_text;                   /* characters per segment, >= 1 */
-    double frame_seconds;           /* > 0: seconds per frame */
-    const acm_ctc_lexicon *lexicon; /* BEAM: optional word list (must outlive the decoder); GREEDY: must be NULL */
+    int beam;                         /* BEAM: hypotheses kept, >= 1 */
+    int max_text;                     /* characters per segment, >= 1 */
+    double frame_seconds;             /* > 0: seconds per frame */
+    const acm_ctc_lexicon *lexicon;   /* BEAM: optional word list (must outlive the decoder); GREEDY: must be NULL */
     acm_ctc_word_score_fn word_score; /* BEAM with a lexicon: optional */
     void *word_score_ctx;
 } acm_ctc_params;
@@ -139,28 +139,28 @@ int64_t acm_ctc_next_frame(const acm_ctc_decoder *d);
 int acm_ctc_push(acm_ctc_decoder *d, const float *logits /* [T, V] */, int64_t T, int V, char *err, size_t errlen);
 
 typedef struct {
-    int64_t start, end;     /* frames [start, end) */
-    double start_s, end_s;  /* seconds */
-    double confidence;      /* [0, 1] */
-    int32_t offset, len;    /* bytes of the word in the result's text */
-    int32_t id;             /* lexicon id, -1 without a lexicon */
+    int64_t start, end;    /* frames [start, end) */
+    double start_s, end_s; /* seconds */
+    double confidence;     /* [0, 1] */
+    int32_t offset, len;   /* bytes of the word in the result's text */
+    int32_t id;            /* lexicon id, -1 without a lexicon */
 } acm_ctc_word;
 
 typedef struct {
-    const char *text;         /* NUL-terminated; may end with a space (greedy: append-only) */
-    int32_t len;              /* bytes of text (= characters) */
-    int32_t stable_len;       /* text[0, stable_len) will not change (greedy: len) */
+    const char *text;          /* NUL-terminated; may end with a space (greedy: append-only) */
+    int32_t len;               /* bytes of text (= characters) */
+    int32_t stable_len;        /* text[0, stable_len) will not change (greedy: len) */
     const int64_t *char_start; /* [len] first frame of each character */
     const int64_t *char_end;   /* [len] end (exclusive) of each character's run */
     const acm_ctc_word *words; /* [n_words] */
     int32_t n_words;
-    int32_t n_stable_words;   /* words[0, n_stable_words) will not change, times included */
-    double score;             /* log-probability: greedy, of the best path; beam, P_b + P_nb of the text (+ hook) */
-    int64_t frames;           /* frames pushed since the last reset */
-    int64_t trailing_blank;   /* the last frames of the segment whose most probable symbol is the blank (ties: the
+    int32_t n_stable_words; /* words[0, n_stable_words) will not change, times included */
+    double score;           /* log-probability: greedy, of the best path; beam, P_b + P_nb of the text (+ hook) */
+    int64_t frames;         /* frames pushed since the last reset */
+    int64_t trailing_blank; /* the last frames of the segment whose most probable symbol is the blank (ties: the
                                * lower index), e.g. for a caller's end-of-segment rule: silence is blank */
-    int truncated;            /* max_text was reached: greedy dropped a character, or a hypothesis could not grow */
-    int incomplete;           /* final with a lexicon: no hypothesis ended in a complete word; this is the best */
+    int truncated;          /* max_text was reached: greedy dropped a character, or a hypothesis could not grow */
+    int incomplete;         /* final with a lexicon: no hypothesis ended in a complete word; this is the best */
 } acm_ctc_result;
 
 typedef enum { ACM_CTC_PARTIAL = 0, ACM_CTC_FINAL = 1 } acm_ctc_when;
@@ -171,7 +171,7 @@ typedef enum { ACM_CTC_PARTIAL = 0, ACM_CTC_FINAL = 1 } acm_ctc_when;
 void acm_ctc_result_get(acm_ctc_decoder *d, acm_ctc_when when, acm_ctc_result *r);
 
 /* reset(0) + push(logits) + result(FINAL). */
-int acm_ctc_decode(acm_ctc_decoder *d, const float *logits /* [T, V] */, int64_t T, int V, acm_ctc_result *r,
-                   char *err, size_t errlen);
+int acm_ctc_decode(acm_ctc_decoder *d, const float *logits /* [T, V] */, int64_t T, int V, acm_ctc_result *r, char *err,
+                   size_t errlen);
 
 #endif

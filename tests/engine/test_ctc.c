@@ -111,7 +111,8 @@ static int load_cases(gcase **out) {
                                            (int)json_integer_value(json_object_get(c->j, "blank")), err, sizeof err),
                      0, "%s: %s", c->name, err);
         c->p = acm_ctc_default_params();
-        c->p.mode = strcmp(json_string_value(json_object_get(c->j, "mode")), "beam") == 0 ? ACM_CTC_BEAM : ACM_CTC_GREEDY;
+        c->p.mode =
+            strcmp(json_string_value(json_object_get(c->j, "mode")), "beam") == 0 ? ACM_CTC_BEAM : ACM_CTC_GREEDY;
         c->p.beam = (int)json_integer_value(json_object_get(c->j, "beam"));
         c->p.max_text = (int)json_integer_value(json_object_get(c->j, "max_text"));
         c->p.frame_seconds = json_real_value(json_object_get(c->j, "frame_seconds"));
@@ -223,10 +224,11 @@ Test(ctc, golden_numpy_float64) {
             cr_assert(g->start_s == (double)g->start * 0.04 && g->end_s == (double)g->end * 0.04);
             double dc = rel(g->confidence, json_real_value(json_array_get(w, 3)));
             if (dc > max_conf) max_conf = dc;
-            cr_assert(dc <= 1e-9 && g->confidence > 0 && g->confidence <= 1, "%s: word \"%s\" confidence %.17g, reference %.17g",
-                      c->name, wt, g->confidence, json_real_value(json_array_get(w, 3)));
-            cr_assert_eq(g->id, (int32_t)json_integer_value(json_array_get(w, 4)), "%s: word \"%s\" id %d", c->name,
-                         wt, g->id);
+            cr_assert(dc <= 1e-9 && g->confidence > 0 && g->confidence <= 1,
+                      "%s: word \"%s\" confidence %.17g, reference %.17g", c->name, wt, g->confidence,
+                      json_real_value(json_array_get(w, 3)));
+            cr_assert_eq(g->id, (int32_t)json_integer_value(json_array_get(w, 4)), "%s: word \"%s\" id %d", c->name, wt,
+                         g->id);
         }
         cr_assert_eq(r.truncated, (int)json_integer_value(json_object_get(c->exp, "truncated")), "%s: truncated",
                      c->name);
@@ -366,8 +368,8 @@ Test(ctc, chunked_equals_whole_and_partials_hold) {
                       "%s split %d: \"%s\" (score %.17g), whole \"%s\" (%.17g)", c->name, trial, part->text,
                       part->score, whole->text, whole->score);
             for (int32_t w = 0; w < part->n_words; w++)
-                cr_assert(same_word(&part->words[w], &whole->words[w]), "%s split %d: word %d differs", c->name,
-                          trial, w);
+                cr_assert(same_word(&part->words[w], &whole->words[w]), "%s split %d: word %d differs", c->name, trial,
+                          w);
             /* whatever a partial called stable is in the final result, times and confidences included */
             for (int h = 0; h < nh; h++) {
                 const snap *s = &hist[h];
@@ -525,7 +527,8 @@ Test(ctc, decoder_refusals) {
     acm_ctc_alphabet a = acm_ctc_alphabet_default(), other;
     cr_assert_eq(acm_ctc_alphabet_init(&other, "_ab ", 0, NULL, 0), 0);
     char err[256];
-    acm_ctc_lexicon *lx = acm_ctc_lexicon_parse(&a, "one two", 7, err, sizeof err), *lo = acm_ctc_lexicon_parse(&other, "ab", 2, err, sizeof err);
+    acm_ctc_lexicon *lx = acm_ctc_lexicon_parse(&a, "one two", 7, err, sizeof err),
+                    *lo = acm_ctc_lexicon_parse(&other, "ab", 2, err, sizeof err);
     cr_assert(lx && lo);
     struct {
         acm_ctc_params p;
@@ -568,7 +571,8 @@ Test(ctc, push_refusals_change_nothing) {
         acm_ctc_params p = acm_ctc_default_params();
         p.mode = mode ? ACM_CTC_BEAM : ACM_CTC_GREEDY;
         char err[256];
-        acm_ctc_decoder *d = acm_ctc_decoder_new(&a, p, err, sizeof err), *ref = acm_ctc_decoder_new(&a, p, err, sizeof err);
+        acm_ctc_decoder *d = acm_ctc_decoder_new(&a, p, err, sizeof err),
+                        *ref = acm_ctc_decoder_new(&a, p, err, sizeof err);
         cr_assert_eq(acm_ctc_push(d, x, 20, V, err, sizeof err), 0);
         cr_assert_eq(acm_ctc_push(ref, x, 20, V, err, sizeof err), 0);
         float y[20 * 29];
@@ -719,7 +723,8 @@ Test(ctc, word_score_hook) {
     float x[6 * 29];
     const char *say = "t_w_o_";
     for (int t = 0; t < 6; t++)
-        for (int v = 0; v < 29; v++) x[t * 29 + v] = v == (say[t] == '_' ? 0 : a.index[(unsigned char)say[t]]) ? 4.f : 0.f;
+        for (int v = 0; v < 29; v++)
+            x[t * 29 + v] = v == (say[t] == '_' ? 0 : a.index[(unsigned char)say[t]]) ? 4.f : 0.f;
     acm_ctc_params p = acm_ctc_default_params();
     p.mode = ACM_CTC_BEAM;
     p.lexicon = l;

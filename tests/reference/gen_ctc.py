@@ -7,9 +7,9 @@ Writes tests/golden/ctc_cases.json: {"inputs": [logits, ...], "cases": [case, ..
 logits of one or more cases (float32 values, written as the shortest decimal that reads back as the same float32);
 each case: name, alphabet (symbols string), blank, mode ("greedy" | "beam"), beam, max_text, frame_seconds,
     first_frame, words (word list or null), word_scores ([[prev_id, id, score], ...] or null), T, V, input (index),
-    expected: {text, score, chars [[start, end]...], words [[text, start, end, confidence, id]...],
-    truncated, incomplete, trailing_blank} of the final result, and for some cases partials: per frame [text, stable_len, n_words,
-    n_stable_words] of the partial result after that frame.
+    expected: {text, score, chars [[start, end]...], words [[text, start, end, confidence, id]...], truncated,
+    incomplete, trailing_blank} of the final result, and for some cases partials: per frame [text, stable_len,
+    n_words, n_stable_words] of the partial result after that frame.
 The decoders are restated here from engine/ctc.h, not from the C code: texts are tuples in dicts, alignments are
 explicit lists of per-character records, nothing is shared. Before writing, the script checks itself: on small cases
 the beam search with a beam wide enough to keep every prefix must find the text of highest total probability and its
