@@ -361,8 +361,8 @@ def case(name, logits, alpha=DEFAULT_ALPHABET, mode="greedy", beam=1, words=None
         sc = {(a, b): s for a, b, s in scores} if scores else None
         hyps, trunc = beam_search(lp, alpha, 0, beam, max_text, first_frame, words, sc, m if need_margin else None,
                                   plist)
-        exp = result(hyps, alpha, first_frame + T, ids, (lambda p, w: sc.get((p, w), 0.0)) if sc else (lambda p, w: 0.0),
-                     final=True)
+        hook = (lambda p, w: sc.get((p, w), 0.0)) if sc else (lambda p, w: 0.0)
+        exp = result(hyps, alpha, first_frame + T, ids, hook, final=True)
     if need_margin and m.min < MARGIN:
         return None
     am = np.argmax(logits, axis=1) if T else np.zeros(0, int)  # on the logits: the same argmax, ties the lowest index
@@ -427,7 +427,8 @@ def crafted(rng):
     lp = frames(A, [{"g": .9}, {"_": .9}, {"o": .9}, {" ": .9}, {"t": .9}, {"w": .35, "o": .3, "_": .35},
                     {"o": .9}, {"_": .9}])
     nohook = case("beam_hook_off", lp, mode="beam", beam=8, words=words)
-    hook = case("beam_hook_on", lp, mode="beam", beam=8, words=words, scores=[[0, 2, -3.0], [-1, 0, -0.5], [0, 1, -0.1]],
+    hook = case("beam_hook_on", lp, mode="beam", beam=8, words=words,
+                scores=[[0, 2, -3.0], [-1, 0, -0.5], [0, 1, -0.1]],
                 partials=True)
     assert nohook["expected"]["text"] != hook["expected"]["text"], (nohook["expected"], hook["expected"])
     cs += [nohook, hook, case("beam_go_two", two, mode="beam", beam=8, words=words)]
