@@ -58,6 +58,17 @@ int acm_ctc_alphabet_init(acm_ctc_alphabet *a, const char *symbols, int blank, c
     return 0;
 }
 
+int acm_ctc_alphabet_init_blank_first(acm_ctc_alphabet *a, const char *chars, char *err, size_t errlen) {
+    if (!chars) return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: no symbols given");
+    char sym[ACM_CTC_MAX_SYMBOLS + 2];
+    const size_t n = strlen(chars);
+    if (n + 1 > ACM_CTC_MAX_SYMBOLS)
+        return acm__fail(err, errlen, ACM_EINVAL, "ctc alphabet: %zu symbols, at most %d", n + 1, ACM_CTC_MAX_SYMBOLS);
+    sym[0] = '_'; /* the blank's placeholder */
+    memcpy(sym + 1, chars, n + 1);
+    return acm_ctc_alphabet_init(a, sym, 0, err, errlen);
+}
+
 acm_ctc_alphabet acm_ctc_alphabet_default(void) {
     acm_ctc_alphabet a;
     int rc = acm_ctc_alphabet_init(&a, "_abcdefghijklmnopqrstuvwxyz' ", 0, NULL, 0);

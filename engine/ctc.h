@@ -75,6 +75,9 @@ typedef struct {
 
 /* blank, a-z, apostrophe, space: "_abcdefghijklmnopqrstuvwxyz' " with blank 0. */
 acm_ctc_alphabet acm_ctc_alphabet_default(void);
+/* As a speech model file states it (engine/model.h "alphabet"): the characters without the blank, which is symbol 0
+ * (V = 1 + strlen(chars)). */
+int acm_ctc_alphabet_init_blank_first(acm_ctc_alphabet *a, const char *chars, char *err, size_t errlen);
 /* symbols: V = strlen(symbols) bytes, symbol i = symbols[i]; the byte at `blank` is not a symbol (any printable byte).
  * The others must be printable ASCII (0x20-0x7e) and distinct; 2 <= V <= ACM_CTC_MAX_SYMBOLS. */
 int acm_ctc_alphabet_init(acm_ctc_alphabet *a, const char *symbols, int blank, char *err, size_t errlen);

@@ -521,6 +521,16 @@ Test(ctc, alphabet_refusals) {
     cr_assert(a.size == 4 && a.blank == 0 && a.space == 1 && a.index['a'] == 2 && a.index['b'] == 3);
     acm_ctc_alphabet dflt = acm_ctc_alphabet_default();
     cr_assert(dflt.size == 29 && dflt.blank == 0 && dflt.space == 28 && dflt.index['\''] == 27 && dflt.index['a'] == 1);
+    /* a speech model's alphabet string: the blank goes first */
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, "abcdefghijklmnopqrstuvwxyz' ", err, sizeof err), 0, "%s", err);
+    cr_assert(a.size == dflt.size && a.blank == 0 && a.space == dflt.space &&
+              memcmp(a.index, dflt.index, sizeof a.index) == 0);
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, "_x", err, sizeof err), 0, "%s", err); /* '_' is a symbol there */
+    cr_assert(a.size == 3 && a.index['_'] == 1 && a.index['x'] == 2);
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, "", err, sizeof err), ACM_EINVAL);
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, "aa", err, sizeof err), ACM_EINVAL);
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, big, err, sizeof err), ACM_EINVAL);
+    cr_assert(strstr(err, "at most 128"), "%s", err);
 }
 
 Test(ctc, decoder_refusals) {
