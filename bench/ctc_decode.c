@@ -5,7 +5,8 @@
  * as CTC-like logits (a run of 1-2 frames per character at a random peak, blanks between, Gaussian noise), the same
  * frames for every decoder. Word list: the speech corpus's vocabulary (train/speech_grammar.c) filled up to 1000 with
  * seeded random words. The decoders run in turns, ROUNDS times each; the median is printed with the real-time factor
- * (decoding seconds per second of audio). Single-threaded; no BLAS is used, the core is printed as every bench does.
+ * (decoding seconds per second of audio), and the mean number of characters of a partial result past its stable
+ * prefix ("unstable": what may still change). Single-threaded; no BLAS is used, the core is printed as every bench does.
  *
  * Usage: build/bench/ctc_decode [FRAMES] [ROUNDS]   (defaults 25000 = 1000 s of audio, 5)
  */
@@ -78,11 +79,11 @@ int main(int argc, char **argv) {
         const char *name;
         acm_ctc_params p;
         double s[64];
-        double chars;
+        double chars, lag, partials;
     } dec[3];
     for (int i = 0; i < 3; i++) {
         dec[i].p = acm_ctc_default_params();
-        dec[i].chars = 0;
+        dec[i].chars = dec[i].lag = dec[i].partials = 0;
     }
     dec[0].name = "greedy";
     dec[1].name = "beam 8";
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
                 const long k = f + CHUNK <= frames ? CHUNK : frames - f;
                 if (acm_ctc_push(d[i], x + f * V, k, V, err, sizeof err)) bu_die("push", err);
                 acm_ctc_result_get(d[i], ACM_CTC_PARTIAL, &res);
+                if (r == 0) dec[i].lag += res.len - res.stable_len, dec[i].partials++;
                 if ((f + k) % SEGMENT == 0 || f + k == frames) {
                     acm_ctc_result_get(d[i], ACM_CTC_FINAL, &res);
                     chars += res.len;
@@ -114,11 +116,11 @@ int main(int argc, char **argv) {
     printf("ctc_decode: %ld frames (%.0f s of audio at 40 ms), chunks of %d, segments of %d frames, %ld rounds; "
            "OpenBLAS core %s (unused)\n",
            frames, frames * 0.04, CHUNK, SEGMENT, rounds, acm_blas_core());
-    printf("%-20s %14s %12s %10s %10s\n", "decoder", "frames/s", "RTF", "state KB", "chars");
+    printf("%-20s %14s %12s %10s %10s %12s\n", "decoder", "frames/s", "RTF", "state KB", "chars", "unstable");
     for (int i = 0; i < 3; i++) {
         double m = bu_median(dec[i].s, (int)rounds);
-        printf("%-20s %14.0f %12.2e %10.1f %10.0f\n", dec[i].name, frames / m, m / (frames * 0.04),
-               acm_ctc_decoder_bytes(d[i]) / 1024.0, dec[i].chars);
+        printf("%-20s %14.0f %12.2e %10.1f %10.0f %12.2f\n", dec[i].name, frames / m, m / (frames * 0.04),
+               acm_ctc_decoder_bytes(d[i]) / 1024.0, dec[i].chars, dec[i].lag / dec[i].partials);
         acm_ctc_decoder_free(d[i]);
     }
     acm_ctc_lexicon_free(lx);
