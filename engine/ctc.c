@@ -454,6 +454,7 @@ acm_ctc_params acm_ctc_default_params(void) {
     memset(&p, 0, sizeof p);
     p.mode = ACM_CTC_GREEDY;
     p.beam = 8;
+    p.prune = INFINITY;
     p.max_text = 1024;
     p.frame_seconds = 0.04;
     return p;
@@ -558,6 +559,8 @@ acm_ctc_decoder *acm_ctc_decoder_new(const acm_ctc_alphabet *a, acm_ctc_params p
         bad = "beam width must be >= 1";
     else if (p.mode == ACM_CTC_BEAM && p.beam > 1 << 16)
         bad = "beam width must be <= 65536";
+    else if (!(p.prune >= 0))
+        bad = "prune must be >= 0 (0 or INFINITY: off)";
     else if (p.max_text < 1)
         bad = "max_text must be >= 1";
     else if (p.max_text > 1 << 24)
@@ -810,6 +813,10 @@ static void beam_frame(acm_ctc_decoder *d) {
         d->top[pos] = j;
     }
     ACM_ASSERT(nt >= 1);
+    if (d->p.prune > 0) { /* the beam threshold */
+        const double floor = d->cand[d->top[0]].total - d->p.prune;
+        while (nt > 1 && d->cand[d->top[nt - 1]].total < floor) nt--;
+    }
     /* 4. the survivors become entries: new nodes first (their parents are still held), then old references go */
     for (int q = 0; q < nt; q++) {
         ctc_cand *k = &d->cand[d->top[q]];

@@ -25,7 +25,9 @@
  *     hypothesis proposes itself (blank, or its last symbol repeated) and every allowed extension y+c (from P_b + P_nb,
  *     or from P_b alone when c repeats y's last symbol); proposals of the same text are summed; the `beam` best by
  *     P_b + P_nb survive. Ties: the proposal made first (hypotheses in rank order, each proposing itself before its
- *     extensions, extensions in alphabet order).
+ *     extensions, extensions in alphabet order). With `prune`, survivors whose log(P_b + P_nb) falls more than prune
+ *     below the best one's are dropped too (a beam threshold: it bounds how long weak alternatives hold the stable
+ *     prefix back, and saves time).
  *   Word list: a trie over the words. A prefix extends only along the trie; a space only after a complete word; with
  *     a word-score hook, score(prev_word, word) (log domain) is added when a word is closed by a space, and for the
  *     segment's last word when a final result is taken. A final result is the best hypothesis whose last word is
@@ -113,6 +115,8 @@ typedef double (*acm_ctc_word_score_fn)(void *ctx, int32_t prev_word, int32_t wo
 typedef struct {
     acm_ctc_mode mode;
     int beam;                         /* BEAM: hypotheses kept, >= 1 */
+    double prune;                     /* BEAM: also drop hypotheses more than this below the best (log domain;
+                                       * 0 or INFINITY: off) */
     int max_text;                     /* characters per segment, >= 1 */
     double frame_seconds;             /* > 0: seconds per frame */
     const acm_ctc_lexicon *lexicon;   /* BEAM: optional word list (must outlive the decoder); GREEDY: must be NULL */
@@ -120,7 +124,7 @@ typedef struct {
     void *word_score_ctx;
 } acm_ctc_params;
 
-/* GREEDY, beam 8, max_text 1024, frame_seconds 0.04, no lexicon, no hook. */
+/* GREEDY, beam 8, prune off (INFINITY), max_text 1024, frame_seconds 0.04, no lexicon, no hook. */
 acm_ctc_params acm_ctc_default_params(void);
 
 typedef struct acm_ctc_decoder acm_ctc_decoder;

@@ -114,6 +114,8 @@ static int load_cases(gcase **out) {
         c->p.mode =
             strcmp(json_string_value(json_object_get(c->j, "mode")), "beam") == 0 ? ACM_CTC_BEAM : ACM_CTC_GREEDY;
         c->p.beam = (int)json_integer_value(json_object_get(c->j, "beam"));
+        json_t *pr = json_object_get(c->j, "prune");
+        c->p.prune = json_is_number(pr) ? json_number_value(pr) : INFINITY;
         c->p.max_text = (int)json_integer_value(json_object_get(c->j, "max_text"));
         c->p.frame_seconds = json_real_value(json_object_get(c->j, "frame_seconds"));
         c->first_frame = json_integer_value(json_object_get(c->j, "first_frame"));
@@ -183,7 +185,7 @@ Test(ctc, golden_numpy_float64) {
     int n = load_cases(&cs);
     cr_assert_geq(n, 80);
     double max_score = 0, max_conf = 0;
-    int beams = 0, lexicons = 0, hooks = 0;
+    int beams = 0, lexicons = 0, hooks = 0, pruned = 0;
     for (int i = 0; i < n; i++) {
         const gcase *c = &cs[i];
         acm_ctc_decoder *d = mk(c);
@@ -241,12 +243,13 @@ Test(ctc, golden_numpy_float64) {
         beams += c->p.mode == ACM_CTC_BEAM;
         lexicons += c->lex != NULL;
         hooks += c->n_scores > 0;
+        pruned += isfinite(c->p.prune);
         acm_ctc_decoder_free(d);
     }
-    cr_log_info("ctc golden: %d cases (%d beam, %d with a word list, %d with word scores); max relative difference: "
-                "score %.3g, confidence %.3g",
-                n, beams, lexicons, hooks, max_score, max_conf);
-    cr_assert(beams >= 40 && lexicons >= 10 && hooks >= 1);
+    cr_log_info("ctc golden: %d cases (%d beam, %d with a word list, %d with word scores, %d with a threshold); max "
+                "relative difference: score %.3g, confidence %.3g",
+                n, beams, lexicons, hooks, pruned, max_score, max_conf);
+    cr_assert(beams >= 40 && lexicons >= 10 && hooks >= 10 && pruned >= 10);
     free_cases(cs, n);
 }
 
@@ -555,6 +558,8 @@ Test(ctc, decoder_refusals) {
         {{.mode = ACM_CTC_BEAM, .beam = 2, .max_text = 10, .frame_seconds = 0.04, .word_score = table_score},
          "needs a word list"},
         {{.mode = ACM_CTC_BEAM, .beam = 1 << 16, .max_text = 1 << 24, .frame_seconds = 0.04}, "too large"},
+        {{.mode = ACM_CTC_BEAM, .beam = 4, .prune = -1, .max_text = 10, .frame_seconds = 0.04}, "prune"},
+        {{.mode = ACM_CTC_BEAM, .beam = 4, .prune = NAN, .max_text = 10, .frame_seconds = 0.04}, "prune"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = 0;

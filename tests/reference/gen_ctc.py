@@ -5,8 +5,9 @@ Run with Debian's interpreter (the python3 first on PATH has no numpy):
     /usr/bin/python3 tests/reference/gen_ctc.py
 Writes tests/golden/ctc_cases.json: {"inputs": [logits, ...], "cases": [case, ...]}: each input the flat [T*V]
 logits of one or more cases (float32 values, written as the shortest decimal that reads back as the same float32);
-each case: name, alphabet (symbols string), blank, mode ("greedy" | "beam"), beam, max_text, frame_seconds,
-    first_frame, words (word list or null), word_scores ([[prev_id, id, score], ...] or null), T, V, input (index),
+each case: name, alphabet (symbols string), blank, mode ("greedy" | "beam"), beam, prune (null: off), max_text,
+    frame_seconds, first_frame, words (word list or null), word_scores ([[prev_id, id, score], ...] or null), T, V,
+    input (index),
     expected: {text, score, chars [[start, end]...], words [[text, start, end, confidence, id]...], truncated,
     incomplete, trailing_blank} of the final result, and for some cases partials: per frame [text, stable_len,
     n_words, n_stable_words] of the partial result after that frame.
@@ -122,7 +123,8 @@ def close(recs, end, vend):
     return recs[:-1] + [(last[0], last[1], last[2], end, vend)]
 
 
-def beam_search(lp, alpha, blank, beam, max_text, t0, lexicon=None, scores=None, margins=None, partials=None):
+def beam_search(lp, alpha, blank, beam, max_text, t0, lexicon=None, scores=None, margins=None, partials=None,
+                prune=None):
     V = len(alpha)
     space = next((i for i, ch in enumerate(alpha) if ch == " " and i != blank), -1)
     ids = {w: i for i, w in enumerate(lexicon)} if lexicon is not None else None
@@ -201,7 +203,14 @@ def beam_search(lp, alpha, blank, beam, max_text, t0, lexicon=None, scores=None,
         items.sort(key=lambda it: -it[2])  # stable: ties keep the order of first proposal
         if margins and len(items) > beam and items[beam - 1][2] != items[beam][2]:
             margins.gap(items[beam - 1][2], items[beam][2])
-        hyps = [(k, h) for k, h, _ in items[:beam]]
+        kept = items[:beam]
+        if prune:  # the beam threshold: nothing more than `prune` below the best
+            floor = kept[0][2] - prune
+            if margins:
+                for it in items[1:beam + 1]:
+                    margins.gap(it[2], floor)
+            kept = [it for it in kept if it[2] >= floor]
+        hyps = [(k, h) for k, h, _ in kept]
         for _, h in hyps:
             if h.vb == NEG:
                 h.hb = None
@@ -339,7 +348,7 @@ def spell(alpha, text, rng, peak=0.9, blanks=(0, 3), runs=(1, 2), noise=0.0):
 
 
 def case(name, logits, alpha=DEFAULT_ALPHABET, mode="greedy", beam=1, words=None, scores=None, max_text=1024,
-         first_frame=0, partials=False, need_margin=False):
+         first_frame=0, partials=False, need_margin=False, prune=None):
     logits = np.asarray(logits, dtype=np.float32)
     lp = log_softmax(logits)
     T, V = logits.shape
@@ -360,7 +369,7 @@ def case(name, logits, alpha=DEFAULT_ALPHABET, mode="greedy", beam=1, words=None
         ids = {w: i for i, w in enumerate(words)} if words is not None else None
         sc = {(a, b): s for a, b, s in scores} if scores else None
         hyps, trunc = beam_search(lp, alpha, 0, beam, max_text, first_frame, words, sc, m if need_margin else None,
-                                  plist)
+                                  plist, prune)
         hook = (lambda p, w: sc.get((p, w), 0.0)) if sc else (lambda p, w: 0.0)
         exp = result(hyps, alpha, first_frame + T, ids, hook, final=True)
     if need_margin and m.min < MARGIN:
@@ -369,7 +378,8 @@ def case(name, logits, alpha=DEFAULT_ALPHABET, mode="greedy", beam=1, words=None
     tail = 0
     while tail < T and am[T - 1 - tail] == 0:
         tail += 1
-    out = dict(name=name, alphabet=alpha, blank=0, mode=mode, beam=beam, max_text=max_text, frame_seconds=0.04,
+    out = dict(name=name, alphabet=alpha, blank=0, mode=mode, beam=beam, prune=prune, max_text=max_text,
+               frame_seconds=0.04,
                first_frame=first_frame, words=words, word_scores=scores, T=T, V=V, logits=logits,
                expected=dict(text=exp["text"], score=float(exp["score"]),
                              chars=[[int(r[1]), int(r[3])] for r in exp["recs"]],
@@ -414,6 +424,9 @@ def crafted(rng):
     hw = spell(A, "hello world", rng, runs=(1, 3))
     cs.append(case("greedy_hello_world", hw, first_frame=25, partials=True))
     cs.append(case("beam_hello_world", hw, mode="beam", beam=8, first_frame=25, partials=True))
+    # a beam threshold drops the alternatives that each miss one character, so the stable prefix moves on
+    cs.append(case("beam_hello_world_prune", hw, mode="beam", beam=8, first_frame=25, partials=True, prune=2.0))
+    assert cs[-1]["partials"][-1][1] > cs[-2]["partials"][-1][1] + 5, (cs[-1]["partials"][-1], cs[-2]["partials"][-1])
     # the word list changes the result: acoustics say "cat", the list has "cut" and "cab"
     cat = frames(A, [{"c": .9}, {"_": .9}, {"a": .5, "u": .3, "_": .2}, {"_": .9}, {"t": .5, "b": .3, "_": .2},
                      {"_": .9}])
@@ -475,14 +488,15 @@ def random_cases(rng):
         for mode, beam, words, sc, part in (("greedy", 1, None, None, n < 3), ("beam", 1, None, None, False),
                                             ("beam", 4, None, None, False), ("beam", 8, None, None, n < 3),
                                             ("beam", 16, None, None, False), ("beam", 8, vocab, None, n < 3),
-                                            ("beam", 8, vocab, scores, n < 2)):
+                                            ("beam", 8, vocab, scores, n < 2), ("beam", 8, None, None, n < 3)):
+            pr = 4.0 if len(made) == 7 else None  # the last: beam 8 with a threshold
             c = case(f"random{n}_{mode}{beam if mode == 'beam' else ''}{'_words' if words else ''}"
-                     f"{'_scores' if sc else ''}", x, mode=mode, beam=beam, words=words, scores=sc,
-                     first_frame=int(rng.integers(0, 1000)), partials=part, need_margin=True)
+                     f"{'_scores' if sc else ''}{'_prune' if pr else ''}", x, mode=mode, beam=beam, words=words,
+                     scores=sc, first_frame=int(rng.integers(0, 1000)), partials=part, need_margin=True, prune=pr)
             if c is None:
                 break
             made.append(c)
-        if len(made) < 7:
+        if len(made) < 8:
             continue  # a near-tie somewhere: draw again
         differ += made[0]["expected"]["text"] != made[3]["expected"]["text"]
         differ += made[3]["expected"]["text"] != made[5]["expected"]["text"]
