@@ -42,6 +42,7 @@ put("ctc", "greedy", bytes([0x00, 40]) + b"\xff" + ctc_frames(" _hh_e_l_l_o  _w_
 put("ctc", "beam_free", bytes([0x0f, 5]) + b"\xff" + ctc_frames("a_b_c_d_e_f_g_h"))
 put("ctc", "bad_words", bytes([0x11, 10]) + b"caf\xc3\xa9\nT_o\n" + b"\xff" + ctc_frames("ca_fe"))
 put("ctc", "incomplete", bytes([0x13, 20]) + b"Go two" + b"\xff" + ctc_frames("g_o_ _t"))
+put("ctc", "pruned", bytes([0x3f, 30]) + b"one two to\n" + b"\xff" + ctc_frames("t_o_ _t_w_o_ _o_n_e"))
 
 # ---- OIP binary: 2-byte little-endian JSON length, then the body ----
 def binreq(inputs, blobs, outputs=None):

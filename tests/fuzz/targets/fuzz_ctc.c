@@ -1,13 +1,14 @@
 /*
  * fuzz_ctc.c — the CTC word-list parser and the decoders (engine/ctc.h) on what it gives. Input: byte 0 picks the
- * decoder (bit 0: beam search, bits 1-3: beam width - 1, bit 4: constrain to the word list), byte 1 the text limit
- * (1 + byte % 64); then the word list text up to the first 0xff byte; the bytes after it are logits (byte / 16) of
- * frames of the default alphabet (29 symbols, a partial last frame dropped).
+ * decoder (bit 0: beam search, bits 1-3: beam width - 1, bit 4: constrain to the word list, bit 5: a threshold of
+ * 3), byte 1 the text limit (1 + byte % 64); then the word list text up to the first 0xff byte; the bytes after it
+ * are logits (byte / 16) of frames of the default alphabet (29 symbols, a partial last frame dropped).
  * Invariants: the parser accepts or refuses with a message; a result is NUL-terminated at len <= max_text, never
  * starts with a space or holds two in a row, stable_len <= len, word spans are non-empty with confidence in [0, 1];
  * a final constrained result that is not flagged incomplete is made of listed words; pushing in two halves gives the
  * text of one push.
  */
+#include <math.h>
 #include <string.h>
 
 #include "ctc.h"
@@ -39,6 +40,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size) {
     p.beam = 1 + ((mode >> 1) & 7);
     p.max_text = max_text;
     p.lexicon = (mode & 1) && (mode & 16) ? lx : NULL;
+    p.prune = (mode & 32) ? 3.0 : INFINITY;
     acm_ctc_decoder *d = acm_ctc_decoder_new(&a, p, err, sizeof err);
     FUZZ_CHECK(d);
     acm_ctc_result r;
