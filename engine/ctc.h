@@ -50,6 +50,12 @@
  *     the same alignment, so its text and its characters' first frames will not change (nor the ends of their runs,
  *     but for the last one's); words closed by a space inside that prefix are stable, times and confidence included.
  *
+ * Use, for one stream of a speech model (its alphabet string has no blank; the blank is class 0):
+ *   acm_ctc_alphabet_init_blank_first(&a, model_alphabet, err, n);  d = acm_ctc_decoder_new(&a, params, err, n);
+ *   per chunk:     acm_ctc_push(d, chunk_logits, tokens, K, err, n);  acm_ctc_result_get(d, ACM_CTC_PARTIAL, &r);
+ *   at a segment's end (r.trailing_blank long enough, or r.len near max_text):
+ *                  acm_ctc_result_get(d, ACM_CTC_FINAL, &r);  acm_ctc_reset(d, acm_ctc_next_frame(d));
+ *
  * Memory: everything is allocated at acm_ctc_decoder_new, sized by beam and max_text (acm_ctc_decoder_bytes());
  * push, result and reset allocate nothing. A hypothesis never grows past max_text characters (the result then says
  * `truncated`): a streaming caller ends the segment (acm_ctc_reset) before that, e.g. at trailing silence.
