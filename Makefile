@@ -169,6 +169,10 @@ $(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 $(B)/tests/engine/test_noalloc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
                                           -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
 
+# test_ctc counts allocations the same way: a CTC decoder allocates nothing after its creation.
+$(B)/tests/engine/test_ctc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
+                                       -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 
@@ -214,7 +218,7 @@ FUZZ_SECONDS ?= 20
 FB           := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all -I. -Iengine -Iproto -Itests/fuzz/targets -I/usr/include/openblas
-FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c
+FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c engine/ctc.c
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN     := $(patsubst %,$(FB)/fuzz_%,$(FUZZ_NAMES))
 $(FB)/obj/%.o: %.c
