@@ -170,6 +170,10 @@ $(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc: \
     LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
                -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
 
+# test_ctc counts allocations the same way: a CTC decoder allocates nothing after its creation.
+$(B)/tests/engine/test_ctc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
+                                       -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 

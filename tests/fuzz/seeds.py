@@ -30,6 +30,20 @@ put("oip_json", "peek_dups", '{"parameters":{"priority":1},"inputs":[{"shape":"x
 put("oip_json", "peek_long_key", '{"' + '\\u0070' * 80 + '":[1],"parameters":{"compute_budget":1},"inputs":'
     '[{"name":"a","datatype":"UINT8","shape":[0],"data":[]}]}')
 
+# ---- CTC: mode byte, text-limit byte, word list, 0xff, logits (byte / 16) of 29-symbol frames ----
+def ctc_frames(text):
+    out = b""
+    for ch in text:
+        hot = 0 if ch == "_" else "_abcdefghijklmnopqrstuvwxyz' ".index(ch)
+        out += bytes(96 if s == hot else 8 for s in range(29))
+    return out
+put("ctc", "beam_words", bytes([0x1f, 63]) + b"one\ntwo\nto\nthree\n" + b"\xff" + ctc_frames("t_w_o_ _o_n_e__"))
+put("ctc", "greedy", bytes([0x00, 40]) + b"\xff" + ctc_frames(" _hh_e_l_l_o  _w_o_r_l_d_"))
+put("ctc", "beam_free", bytes([0x0f, 5]) + b"\xff" + ctc_frames("a_b_c_d_e_f_g_h"))
+put("ctc", "bad_words", bytes([0x11, 10]) + b"caf\xc3\xa9\nT_o\n" + b"\xff" + ctc_frames("ca_fe"))
+put("ctc", "incomplete", bytes([0x13, 20]) + b"Go two" + b"\xff" + ctc_frames("g_o_ _t"))
+put("ctc", "pruned", bytes([0x3f, 30]) + b"one two to\n" + b"\xff" + ctc_frames("t_o_ _t_w_o_ _o_n_e"))
+
 # ---- OIP binary: 2-byte little-endian JSON length, then the body ----
 def binreq(inputs, blobs, outputs=None):
     hdr = {"inputs": inputs}
