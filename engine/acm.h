@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctc.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -255,12 +257,21 @@ int64_t acm_speech_tokens(const acm_model *m, int64_t samples);
  * A stream belongs to one thread at a time; the model may be shared. acm_stream_new and acm_worker_new (speech) call
  * FFTW's planner through engine/logmel.c, which serialises it: any thread may create and free them. */
 typedef struct acm_stream acm_stream;
+/* A stream with a greedy CTC decoder over the model's alphabet (acm_ctc_default_params, frames of stack x hop seconds):
+ * every chunk run pushes its logits into it, so acm_stream_decoder(s) always holds the text so far. */
 acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen);
+/* The same with the caller's decoder parameters (beam, word list, max_text; frame_seconds is set from the model), or
+ * without a decoder when ctc is NULL. */
+acm_stream *acm_stream_new_ctc(const acm_model *m, const acm_ctc_params *ctc, char *err, size_t errlen);
 void acm_stream_free(acm_stream *s);
+/* The stream's CTC decoder (NULL without one): read the partial or final text with acm_ctc_result_get, end a segment
+ * with acm_ctc_reset(d, acm_ctc_next_frame(d)) (engine/ctc.h). Owned by the stream; one thread at a time, with it. */
+acm_ctc_decoder *acm_stream_decoder(acm_stream *s);
 /* Bytes one stream holds, for a model: its state and log-mel buffers (an upper bound to the byte; FFTW's plan object,
- * which FFTW allocates, is not counted). The bulk is the K/V ring, 2 x depth x left_context x dim floats. */
+ * which FFTW allocates, is not counted), without its CTC decoder (acm_ctc_decoder_bytes: it depends on the decoder's
+ * parameters). The bulk is the K/V ring, 2 x depth x left_context x dim floats. */
 size_t acm_stream_state_bytes(const acm_model *m);
-/* Starts a new signal: forgets every carry and the left context. */
+/* Starts a new signal: forgets every carry, the left context and the decoder's text (its frames count from 0). */
 void acm_stream_reset(acm_stream *s);
 /* Takes samples from pcm[0..n) until a chunk is ready (or all are taken) and returns how many it took (>= 0). While a
  * chunk is ready it takes nothing: run it (acm_worker_run_streams) first. A sample that is not finite among those it
@@ -275,8 +286,9 @@ int acm_stream_ready(const acm_stream *s);
 int64_t acm_stream_tokens_done(const acm_stream *s);
 /* Runs the ready chunk of each of n streams (1 <= n <= max_batch) as one batch, stream i under policies[i].
  * results[i].logits must hold [chunk, K]; results[i].tokens says how many rows were written (C, or fewer for the last
- * chunk); kmap (optional) [num_acms, tokens]. FLOPs, dense FLOPs and the budget realised are the chunk's. A stream
- * without a ready chunk is an error (ACM_EINVAL); nothing runs then. ACM_ENUMERIC as for acm_worker_run: the failed
+ * chunk); kmap (optional) [num_acms, tokens]. FLOPs, dense FLOPs and the budget realised are the chunk's; the
+ * chunk's logits also go into the stream's CTC decoder (acm_stream_decoder), whose partial text then includes them.
+ * A stream without a ready chunk is an error (ACM_EINVAL); nothing runs then. ACM_ENUMERIC as for acm_worker_run: the failed
  * streams' chunk logits and budget are NaN and their left context may hold non-finite values (reset them); the
  * others' results are valid. Allocates nothing. */
 int acm_worker_run_streams(acm_worker *w, acm_stream *const *streams, const acm_policy *policies,

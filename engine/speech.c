@@ -51,6 +51,7 @@ struct acm__speech_scratch {
 struct acm_stream {
     const acm_model *m;
     acm_logmel *mel;
+    acm_ctc_decoder *ctc; /* the CTC carry-over: each chunk's logits are pushed here (NULL: no decoder) */
     float *frames;      /* [S*C, M] log-mel frames of the chunk being filled */
     int nframes;        /* frames held */
     int ready;          /* a chunk is ready to run */
@@ -433,10 +434,27 @@ int acm__speech_run(const acm_model *m, acm__speech_scratch *sp, acm__acm_scratc
 /* ---- streams ---------------------------------------------------------------------------------------------------- */
 
 acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen) {
+    acm_ctc_params p = acm_ctc_default_params();
+    return acm_stream_new_ctc(m, &p, err, errlen);
+}
+
+acm_stream *acm_stream_new_ctc(const acm_model *m, const acm_ctc_params *ctc, char *err, size_t errlen) {
     const acm_config *c = &m->cfg;
     if (c->arch != ACM_ARCH_SPEECH) {
         acm__fail(err, errlen, ACM_EINVAL, "streams need a speech model");
         return NULL;
+    }
+    acm_ctc_decoder *dec = NULL;
+    if (ctc) {
+        /* the model's alphabet: the blank is class 0, the others one character each (labels[1..K-1]) */
+        char chars[256];
+        for (int i = 1; i < c->num_classes; i++) chars[i - 1] = c->labels[i][0];
+        chars[c->num_classes - 1] = 0;
+        acm_ctc_alphabet a;
+        if (acm_ctc_alphabet_init_blank_first(&a, chars, err, errlen)) return NULL;
+        acm_ctc_params p = *ctc;
+        p.frame_seconds = (double)c->stack * c->hop_length / c->sample_rate;
+        if (!(dec = acm_ctc_decoder_new(&a, p, err, errlen))) return NULL;
     }
     const size_t fb = ALIGN64(stream_frames_bytes(c)), rb = ALIGN64(stream_ring_bytes(c));
     acm_stream *st = calloc(1, sizeof *st);
@@ -446,12 +464,14 @@ acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen) {
     if (!mel) {
         free(mem);
         free(st);
+        acm_ctc_decoder_free(dec);
         acm__fail(err, errlen, ACM_ENOMEM, "stream: %s", *msg ? msg : "out of memory");
         return NULL;
     }
     memset(mem, 0, fb + rb + 64);
     st->m = m;
     st->mel = mel;
+    st->ctc = dec;
     st->frames = (float *)mem;
     st->ring = (float *)(mem + fb);
     return st;
@@ -459,13 +479,17 @@ acm_stream *acm_stream_new(const acm_model *m, char *err, size_t errlen) {
 
 void acm_stream_free(acm_stream *st) {
     if (!st) return;
+    acm_ctc_decoder_free(st->ctc);
     acm_logmel_free(st->mel);
     free(st->frames); /* the start of the one allocation */
     free(st);
 }
 
+acm_ctc_decoder *acm_stream_decoder(acm_stream *st) { return st->ctc; }
+
 void acm_stream_reset(acm_stream *st) {
     acm_logmel_reset(st->mel);
+    if (st->ctc) acm_ctc_reset(st->ctc, 0);
     st->nframes = st->ready = st->finished = 0;
     st->tokens_done = 0;
     st->ring_head = st->ring_count = 0;
@@ -546,6 +570,10 @@ int acm__speech_run_streams(const acm_model *m, acm__speech_scratch *sp, acm__ac
         acm_stream *st = streams[i];
         const int64_t T = sp->item_off[i + 1] - sp->item_off[i];
         item_result(m, sp, &res[i], i, i + 1, sp->item_off[i], T);
+        /* the CTC carry-over: the chunk's logits into the decoder (a chunk whose gate failed has NaN logits, which the
+         * decoder refuses: its text stays as it was) */
+        if (st->ctc && !isnan(res[i].budget))
+            acm_ctc_push(st->ctc, res[i].logits, T, c->num_classes, NULL, 0);
         /* advance the ring past this chunk (its k | v were written layer by layer) */
         if (L) {
             int64_t cnt = st->ring_count + T;

@@ -1,7 +1,8 @@
 /*
  * test_speech_stream.c — acm_stream (engine/speech.c) against the batch forward: the golden audio fed in pieces of
  * 1 sample, 10 ms, 333 ms, all at once and random sizes gives, chunk after chunk, logits within 1e-4 (relative to
- * max(1, |logit|)) of the whole-item forward, identical k maps, the same tokens, FLOPs and learner budget. Several
+ * max(1, |logit|)) of the whole-item forward, identical k maps, the same tokens, FLOPs and learner budget, and the
+ * stream's own greedy CTC text, append-only chunk after chunk, equal to the whole logits' decoded at once. Several
  * streams fed at different paces run batched, each under its own policy, with the same results. A model with
  * budget-conditioned (FiLM) gates and a left context shorter than a chunk (the ring keeps the chunk's last L tokens):
  * batch == REFERENCE oracle == stream, and a batch mixing budgets == each item alone (each chunk's gates see its own
@@ -63,6 +64,37 @@ static void same_as_batch(const collected *s, const acm_result *b, const float *
                   s->learner / b->tokens, b->budget);
 }
 
+/* The text so far of a stream's decoder (greedy: append-only) into prev; checks that it extends what prev held. */
+static void partial_extends(acm_stream *st, char *prev, size_t cap, const char *what) {
+    acm_ctc_result r;
+    acm_ctc_result_get(acm_stream_decoder(st), ACM_CTC_PARTIAL, &r);
+    cr_assert_lt((size_t)r.len, cap);
+    cr_assert_eq(strncmp(r.text, prev, strlen(prev)), 0, "%s: partial '%s' does not extend '%s'", what, r.text, prev);
+    memcpy(prev, r.text, (size_t)r.len + 1);
+}
+
+/* The greedy text of the batch logits [T, K], decoded at once by a decoder of its own, equals the stream's; returns
+ * its length. */
+static int same_text(acm_stream *st, const acm_model *m, const float *logits, int T, const char *what) {
+    const acm_config *c = acm_model_config(m);
+    char chars[64], err[256];
+    for (int i = 1; i < c->num_classes; i++) chars[i - 1] = c->labels[i][0];
+    chars[c->num_classes - 1] = 0;
+    acm_ctc_alphabet a;
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, chars, err, sizeof err), 0, "%s", err);
+    acm_ctc_decoder *d = acm_ctc_decoder_new(&a, acm_ctc_default_params(), err, sizeof err);
+    cr_assert(d, "%s", err);
+    acm_ctc_result whole, streamed;
+    cr_assert_eq(acm_ctc_decode(d, logits, T, c->num_classes, &whole, err, sizeof err), 0, "%s", err);
+    acm_ctc_result_get(acm_stream_decoder(st), ACM_CTC_FINAL, &streamed);
+    cr_expect_eq(streamed.frames, T, "%s: the decoder saw %lld frames, the batch %d", what, (long long)streamed.frames,
+                 T);
+    cr_expect_str_eq(streamed.text, whole.text, "%s: streamed text '%s', whole '%s'", what, streamed.text, whole.text);
+    const int len = whole.len;
+    acm_ctc_decoder_free(d);
+    return len;
+}
+
 /* Piece sizes: 0 means random in [1, 8000]. */
 static const size_t pieces[] = {1, 160, 5328, (size_t)1 << 30, 0};
 
@@ -84,6 +116,7 @@ static void check_model(const char *name) {
         cr_assert(st[i], "%s", err);
     }
     unsigned seed = 7;
+    int text_chars = 0; /* the random models do emit characters: the text comparisons compare something */
     static float lg[3][MAXT * MAXK], blog[MAXT * MAXK];
     static uint8_t km[3][MAXA * MAXT], bk[MAXA * MAXT];
     static collected col[3];
@@ -102,6 +135,7 @@ static void check_model(const char *name) {
                 snprintf(what, sizeof what, "%s run %zu item %d, pieces of %zu", name, r, b, pieces[p]);
                 acm_stream_reset(st[0]);
                 memset(&col[0], 0, sizeof col[0]);
+                char prev[1100] = "";
                 size_t pos = 0, S = (size_t)items[b].samples;
                 while (pos < S || acm_stream_ready(st[0])) {
                     if (acm_stream_ready(st[0])) {
@@ -110,6 +144,7 @@ static void check_model(const char *name) {
                                      "%s: %s", what, err);
                         cr_assert_eq(rr.tokens, C, "%s: a chunk before the end has %d tokens", what, rr.tokens);
                         collect(&col[0], &rr, lg[0], km[0], K, A);
+                        partial_extends(st[0], prev, sizeof prev, what);
                         continue;
                     }
                     size_t n = piece(pieces[p], &seed);
@@ -132,6 +167,7 @@ static void check_model(const char *name) {
                              "a finished stream takes no samples");
                 cr_expect_eq(acm_stream_tokens_done(st[0]), br.tokens);
                 same_as_batch(&col[0], &br, blog, bk, K, A, what);
+                text_chars += same_text(st[0], g.m, blog, br.tokens, what);
             }
         }
         /* three streams fed at different paces, each until its chunk is ready (or its audio ends), then run together,
@@ -180,9 +216,11 @@ static void check_model(const char *name) {
             char what[96];
             snprintf(what, sizeof what, "%s run %zu item %d, batched streams", name, r, b);
             same_as_batch(&col[b], &br, blog, bk, K, A, what);
+            text_chars += same_text(st[b], g.m, blog, br.tokens, what);
         }
         cr_expect_gt(batched, 0, "%s run %zu: no call ran two streams together", name, r);
     }
+    cr_expect_gt(text_chars, 0, "%s: every decoded text was empty", name);
     for (int i = 0; i < 3; i++) acm_stream_free(st[i]);
     acm_worker_free(w);
     sg_close(&g);
@@ -232,6 +270,18 @@ Test(speech_stream, misuse) {
     cr_expect_eq(r.tokens, 4);
     cr_expect(r.budget <= 0.5 + 1e-12);
     cr_expect_eq(acm_stream_tokens_done(s), 4);
+    /* a stream without a decoder runs the same; one with bad decoder parameters is refused */
+    acm_stream *bare = acm_stream_new_ctc(m, NULL, err, sizeof err);
+    cr_assert(bare, "%s", err);
+    cr_expect_null(acm_stream_decoder(bare));
+    cr_expect_eq(acm_stream_feed(bare, pcm, 16000, err, sizeof err), 400 + 15 * 160 + 159);
+    cr_expect_eq(acm_worker_run_streams(w, &bare, &p, &r, 1, err, sizeof err), 0, "%s", err);
+    acm_stream_free(bare);
+    acm_ctc_params bad = acm_ctc_default_params();
+    bad.beam = 0;
+    bad.mode = ACM_CTC_BEAM;
+    cr_expect_null(acm_stream_new_ctc(m, &bad, err, sizeof err));
+    cr_expect(strstr(err, "beam"), "%s", err);
     /* an image model has no streams */
     acm_model *vit = acm_model_load("tests/golden/vit_a.safetensors", err, sizeof err);
     cr_assert(vit, "%s", err);
