@@ -11,6 +11,9 @@
  *   Every module is static or an ACM; ACM decisions are made per chunk (acm__acm_scratch.unit_off), so `cap` spends
  *   each chunk's own budget and a stream decides exactly as the whole-file forward.
  *
+ * Streams: a stream holds the log-mel carry, the frames of the chunk being filled, per layer a ring of the last L
+ * tokens' k | v (k unrotated) and its CTC decoder (engine/ctc.h), into which each chunk run pushes its logits.
+ *
  * Invariants: nothing here allocates after acm__speech_scratch_new / acm_stream_new; a chunk's result does not depend
  * on what it is batched with (the row-wise GEMMs aside, whose blocking may differ in the last bits).
  */
