@@ -74,7 +74,8 @@ PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/ma
 NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard engine/cuda/*.cu)
 
-.PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build
+.PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node image \
+        cluster cluster-stop
 .DEFAULT_GOAL := all
 
 all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
@@ -92,15 +93,32 @@ DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
             libcriterion-dev libyaml-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
-            clang libclang-rt-14-dev curl
+            clang libclang-rt-14-dev curl python3-numpy \
+            systemd prometheus haproxy podman mmdebstrap
+# tests/reference: Debian's numpy (/usr/bin/python3) for the golden generators.
+# deploy/ (tests/deploy): systemd-analyze, promtool and prometheus, haproxy, podman and mmdebstrap (make image).
+# Commands that another package may already provide: COMMAND=PACKAGE installs PACKAGE only when COMMAND is missing
+# (a kubectl from elsewhere owns /usr/bin/kubectl, and Debian's kubernetes-client would conflict with it).
+DEB_CMDS := kubectl=kubernetes-client
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done; \
+	            for c in $(DEB_CMDS); do command -v $${c%%=*} >/dev/null || echo $${c#*=}; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 	    || { echo "deps: apt-get failed"; exit 1; }; \
 	fi
+
+# npm packages of the deploy tests (tests/deploy/node: kubernetes-models' schemas for test_k8s), installed from the
+# committed lock file into build/deploy-node (shared by every build, sanitizer ones included).
+DEPLOY_NODE := build/deploy-node
+$(DEPLOY_NODE)/node_modules/.package-lock.json: tests/deploy/node/package.json tests/deploy/node/package-lock.json
+	@command -v npm >/dev/null || { echo "deploy-node: npm not found (Node.js 20 with npm is needed for tests/deploy/test_k8s)"; exit 1; }
+	@mkdir -p $(DEPLOY_NODE)
+	cp tests/deploy/node/package.json tests/deploy/node/package-lock.json $(DEPLOY_NODE)/
+	cd $(DEPLOY_NODE) && npm ci --no-audit --no-fund --loglevel=error
+deploy-node: $(DEPLOY_NODE)/node_modules/.package-lock.json
 
 # ---- libraries and programs ---------------------------------------------------------------------------------------
 $(B)/obj/%.o: %.c
@@ -148,15 +166,20 @@ $(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 
 # test_noalloc counts the engine's allocations through the linker (this binary only): calls from our objects and
 # libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
-$(B)/tests/engine/test_noalloc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
-                                          -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+$(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc: \
+    LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
+               -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+
+# test_ctc counts allocations the same way: a CTC decoder allocates nothing after its creation.
+$(B)/tests/engine/test_ctc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
+                                       -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
 
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 
 # Every test binary runs with the repository root as its working directory; ACM_BUILD tells tests where programs are.
 test: deps
-	@$(MAKE) --no-print-directory all tests-build
+	@$(MAKE) --no-print-directory all tests-build deploy-node
 	@ACM_BUILD=$(B) bash tests/run.sh $(TEST_BIN)
 
 tests-build: $(TEST_BIN)
@@ -171,6 +194,22 @@ serve: deps
 stop:
 	@bash deploy/serve.sh $(B) --stop
 
+# make image: acmd's container image from Debian packages (deploy/container/build-image.sh: mmdebstrap bases, podman
+# build; a few minutes the first time). tests/deploy/test_container runs the built image's root file system, and says
+# it skipped that when no image was built.
+IMAGE ?= localhost/acm:latest
+image: deps
+	@bash deploy/container/build-image.sh $(B) $(IMAGE)
+
+# make cluster: haproxy on 127.0.0.1:8090 in front of CLUSTER_N acmd instances, Prometheus on :9090
+# (deploy/local-cluster.sh; ACMD_ARGS adds acmd options); make cluster-stop stops it.
+CLUSTER_N ?= 2
+cluster: deps
+	@$(MAKE) --no-print-directory all
+	@ACM_BUILD=$(B) bash deploy/local-cluster.sh start $(B)/cluster $(CLUSTER_N) $(ACMD_ARGS)
+cluster-stop:
+	@ACM_BUILD=$(B) bash deploy/local-cluster.sh stop $(B)/cluster
+
 # ---- fuzzing: libFuzzer (clang) over every parser of proto/ and the safetensors header -----------------------------
 # `make fuzz` builds build/fuzz/fuzz_NAME with -fsanitize=fuzzer,address,undefined (the parsers' sources compiled
 # for coverage; the C libraries they call are not instrumented) and runs each for FUZZ_SECONDS on its committed corpus
@@ -180,7 +219,8 @@ FUZZ_SECONDS ?= 20
 FB           := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all -I. -Iengine -Iproto -Itests/fuzz/targets -I/usr/include/openblas
-FUZZ_LIB_SRC := $(PROTO_SRC) engine/safetensors.c engine/util.c
+# the model-header target (fuzz_model) builds models: the whole engine is linked
+FUZZ_LIB_SRC := $(PROTO_SRC) $(ENGINE_SRC)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN     := $(patsubst %,$(FB)/fuzz_%,$(FUZZ_NAMES))
 $(FB)/obj/%.o: %.c
@@ -224,6 +264,10 @@ help:
 	@echo "make serve      deps + build + serve the shipped models on http://127.0.0.1:8080 until 'make stop' or"
 	@echo "                Ctrl-C (both drain); log in $(B)/acmd.log; ACMD_ARGS='...' adds acmd options"
 	@echo "make stop       stop the server 'make serve' started (SIGTERM: it drains, then exits)"
+	@echo "make image      acmd's container image $(IMAGE) from Debian packages (mmdebstrap + podman; deploy/container)"
+	@echo "make cluster    haproxy on :8090 in front of CLUSTER_N=$(CLUSTER_N) acmd instances, Prometheus on :9090"
+	@echo "                (deploy/local-cluster.sh; make cluster-stop stops it)"
+	@echo "make deploy-node  npm packages of the deploy tests into $(DEPLOY_NODE) (make test does it)"
 	@echo "make bench      run the benchmarks (bench/*.sh but the soak; results in bench/RESULTS.md)"
 	@echo "make soak       the soak: SOAK_SECS=$(SOAK_SECS) at 80% of saturation with bad clients (bench/soak.sh)"
 	@echo "make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS=$(FUZZ_SECONDS) each (tests/fuzz/run.sh), in build/fuzz/"

@@ -44,6 +44,25 @@ void acm__add(float *out, const float *a, const float *b, int64_t n);
 /* Numerically stable softmax of one row of n values. */
 void acm__softmax_row(float *out, const float *in, int n);
 
+/* ---- speech encoder (engine/speech.c; CPU: engine/cpu/kernels_speech.c) ------------------------------------------ */
+
+/* Rotary positions in place on n rows of x (row stride ld), H heads of width hd at columns h*hd..: row i has position
+ * pos0 + i; within a head, dimension j < hd/2 and j + hd/2 rotate together by the angle pos * base^(-2j/hd), whose
+ * cosine and sine are cos_t, sin_t [P, hd/2] (position-major, P > pos0 + n - 1). */
+void acm__rope_forward(float *x, int ld, int64_t n, int pos0, int H, int hd, const float *cos_t, const float *sin_t);
+
+/* x[rows, cols] = (x - sub[cols]) / div[cols], per column (the per-bin log-mel normalisation), in place. */
+void acm__normalise_cols(float *x, int64_t rows, int cols, const float *sub, const float *div);
+
+/* dst[rows, cols] (row stride ldd) = src[rows, cols] (row stride lds): gathering a chunk's keys, values and queries. */
+void acm__copy_rows(float *dst, int ldd, const float *src, int lds, int64_t rows, int cols);
+
+/* Attention of Tq queries over Tk keys, every query seeing every key (the window is the caller's choice: a chunk and
+ * its left context). q [Tq, ldq], k [Tk, ldk], v [Tk, ldv], head h at columns h*hd.. of each; out [Tq, ldo] (columns
+ * 0..D). scores: scratch [Tq, Tk]. scale = 1/sqrt(hd). */
+void acm__attention_window_forward(float *out, int ldo, float *scores, const float *q, int ldq, const float *k, int ldk,
+                                   const float *v, int ldv, int Tq, int Tk, int D, int H);
+
 /* ---- backward -------------------------------------------------------------------------------------------------------
  * Each kernel is the exact derivative of the forward above it, in the same argument order (gradient outputs, scratch,
  * saved statistics and inputs, weights, sizes). Every gradient output is ACCUMULATED (+=); a NULL gradient output is

@@ -7,6 +7,7 @@
 
 #include <fftw3.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@ struct acm_logmel {
     float *fb_w;        /* weights */
     fftwf_plan plan;
 };
+
+/* FFTW's planner (plan creation and destruction) is not thread-safe; executing a plan is. Speech workers and streams
+ * each own a plan and may be created on any thread, so every planner call in the process goes through this lock. */
+static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -117,7 +122,9 @@ acm_logmel *acm_logmel_create(acm_logmel_params p, char *err, size_t errlen) {
     for (int n = 0; n < p.win_length; n++)
         m->window[n] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * n / p.win_length));
     memset(m->frame, 0, (size_t)p.n_fft * sizeof(float));
+    pthread_mutex_lock(&planner_lock);
     m->plan = fftwf_plan_dft_r2c_1d(p.n_fft, m->frame, m->spec, FFTW_ESTIMATE);
+    pthread_mutex_unlock(&planner_lock);
     if (!m->plan) goto oom;
     return m;
 oom:
@@ -128,7 +135,11 @@ oom:
 
 void acm_logmel_free(acm_logmel *m) {
     if (!m) return;
-    if (m->plan) fftwf_destroy_plan(m->plan);
+    if (m->plan) {
+        pthread_mutex_lock(&planner_lock);
+        fftwf_destroy_plan(m->plan);
+        pthread_mutex_unlock(&planner_lock);
+    }
     fftwf_free(m->frame);
     fftwf_free(m->spec);
     free(m->pend);

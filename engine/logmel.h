@@ -16,7 +16,8 @@
  * Normalisation (per-utterance or global mean/variance) belongs to the model, not here.
  *
  * Threads: an acm_logmel is one stream's state; distinct objects may run on distinct threads. acm_logmel_create and
- * acm_logmel_free call FFTW's planner, which is not thread-safe: call them from one thread at a time (start-up).
+ * acm_logmel_free call FFTW's planner, which is not thread-safe: this file serialises them with its own lock, so they
+ * may be called from any thread (another user of FFTW's planner in the same process must not run at the same time).
  * No allocation after create.
  */
 #ifndef ACM_LOGMEL_H

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "logmel.h"
 #include "util.h"
 
 typedef struct {
@@ -208,9 +209,11 @@ static void setup_module(binder *b, acm__module *md, const char *name, acm_modul
     md->info.film = fs != NULL && fh != NULL && !b->rc;
     md->gate_rows = md->info.film ? 2 * rows : rows;
     if (!b->rc) {
-        const int R = md->gate_rows;
+        const int R = md->info.film ? 3 * rows : rows; /* FiLM: A, B, then the ARGMAX fold (acm__model_build) */
         md->gate_w = malloc(sizeof(float) * (size_t)R * din);
         md->gate_b = malloc(sizeof(float) * (size_t)R);
+        md->fold_w = md->gate_w;
+        md->fold_b = md->gate_b;
         if (!md->gate_w || !md->gate_b) b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
         for (size_t i = 0; !b->rc && i < (size_t)rows * din; i++) md->gate_w[i] = (float)G[i];
         for (int i = 0; !b->rc && i < rows; i++) md->gate_b[i] = (float)g[i];
@@ -275,6 +278,148 @@ static void model_free_owned(acm_model *m) {
     json_decref(m->meta);
 }
 
+/* The image fields of a ViT (model.h). */
+static int vit_config(acm_model *m, json_t *J, char *err, size_t errlen) {
+    acm_config *c = &m->cfg;
+    if (get_int(J, "image_size", &c->image_size, 1, 4096, err, errlen) ||
+        get_int(J, "patch_size", &c->patch_size, 1, 512, err, errlen) ||
+        get_int(J, "in_chans", &c->in_chans, 1, 3, err, errlen) ||
+        get_int(J, "num_classes", &c->num_classes, 1, 100000, err, errlen))
+        return ACM_ECONFIG;
+    if (c->in_chans == 2) return acm__fail(err, errlen, ACM_ECONFIG, "metadata: in_chans must be 1 or 3");
+    if (c->image_size % c->patch_size)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: image_size %d is not a multiple of patch_size %d",
+                         c->image_size, c->patch_size);
+    c->grid = c->image_size / c->patch_size;
+    c->num_patches = c->grid * c->grid;
+    c->tokens = c->num_patches + 1;
+    if (c->tokens > 1 << 16)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: %d tokens is too many", c->tokens);
+    /* preprocessing */
+    json_t *pp = json_object_get(J, "preprocess");
+    json_t *jm = json_object_get(pp, "mean"), *js = json_object_get(pp, "std");
+    if (!json_is_array(jm) || !json_is_array(js) || (int)json_array_size(jm) != c->in_chans ||
+        (int)json_array_size(js) != c->in_chans)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess.mean and preprocess.std need %d numbers each",
+                         c->in_chans);
+    for (int i = 0; i < c->in_chans; i++) {
+        c->mean[i] = (float)json_number_value(json_array_get(jm, i));
+        c->std[i] = (float)json_number_value(json_array_get(js, i));
+        if (!json_is_number(json_array_get(jm, i)) || !(c->std[i] > 0))
+            return acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess mean/std[%d] invalid (std must be > 0)",
+                             i);
+    }
+    /* labels */
+    m->labels = calloc((size_t)c->num_classes, sizeof(char *));
+    if (!m->labels) return acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+    json_t *jl = json_object_get(J, "labels");
+    if (jl && (!json_is_array(jl) || (int)json_array_size(jl) != c->num_classes))
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: labels must be an array of %d strings", c->num_classes);
+    for (int i = 0; i < c->num_classes; i++) {
+        char buf[16];
+        const char *s = jl ? json_string_value(json_array_get(jl, i)) : NULL;
+        if (jl && !s) return acm__fail(err, errlen, ACM_ECONFIG, "metadata: labels[%d] is not a string", i);
+        if (!s) {
+            snprintf(buf, sizeof buf, "%d", i);
+            s = buf;
+        }
+        m->labels[i] = strdup(s);
+        if (!m->labels[i]) return acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+    }
+    c->labels = (const char *const *)m->labels;
+    return 0;
+}
+
+/* A number field of an object: absent -> def; present and not a number in [lo, hi] -> error naming it. */
+static int get_num(json_t *o, const char *what, const char *k, double def, double lo, double hi, double *out,
+                   char *err, size_t errlen) {
+    json_t *v = json_object_get(o, k);
+    *out = def;
+    if (!v) return 0;
+    double x = json_number_value(v);
+    if (!json_is_number(v) || !(x >= lo && x <= hi))
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: %s%s must be a number in [%g, %g]", what, k, lo, hi);
+    *out = x;
+    return 0;
+}
+
+/* The speech fields (model.h): alphabet, chunk, left_context, rope_base, frontend. */
+static int speech_config(acm_model *m, json_t *J, char *err, size_t errlen) {
+    acm_config *c = &m->cfg;
+    if ((c->dim / c->heads) % 2)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: head width dim/heads = %d must be even (rotary)",
+                         c->dim / c->heads);
+    const char *al = json_string_value(json_object_get(J, "alphabet"));
+    if (!al || !*al || strlen(al) > 255)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: alphabet must be a string of 1 to 255 characters");
+    for (size_t i = 0; al[i]; i++) {
+        if ((unsigned char)al[i] < 0x20 || (unsigned char)al[i] > 0x7e)
+            return acm__fail(err, errlen, ACM_ECONFIG, "metadata: alphabet character %zu is not printable ASCII", i);
+        if (strchr(al + i + 1, al[i]))
+            return acm__fail(err, errlen, ACM_ECONFIG, "metadata: alphabet has '%c' twice", al[i]);
+    }
+    c->num_classes = 1 + (int)strlen(al);
+    if (get_int(J, "chunk", &c->chunk, 1, 1024, err, errlen) ||
+        get_int(J, "left_context", &c->left_context, 0, 65536, err, errlen))
+        return ACM_ECONFIG;
+    double v;
+    if (get_num(J, "", "rope_base", 10000, 1.0000001, 1e9, &v, err, errlen)) return ACM_ECONFIG;
+    c->rope_base = (float)v;
+    json_t *fe = json_object_get(J, "frontend");
+    if (!json_is_object(fe))
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: frontend must be an object with n_mels and stack");
+    if (get_int(fe, "n_mels", &c->n_mels, 1, 1024, err, errlen) || get_int(fe, "stack", &c->stack, 1, 64, err, errlen))
+        return ACM_ECONFIG;
+    acm_logmel_params lp = acm_logmel_default_params();
+    double sr, nf, wl, hl, f0, f1, lf;
+    if (get_num(fe, "frontend.", "sample_rate", lp.sample_rate, 1, 1e6, &sr, err, errlen) ||
+        get_num(fe, "frontend.", "n_fft", lp.n_fft, 16, 65536, &nf, err, errlen) ||
+        get_num(fe, "frontend.", "win_length", lp.win_length, 1, 65536, &wl, err, errlen) ||
+        get_num(fe, "frontend.", "hop_length", lp.hop_length, 1, 65536, &hl, err, errlen) ||
+        get_num(fe, "frontend.", "fmin", lp.fmin, 0, 1e6, &f0, err, errlen) ||
+        get_num(fe, "frontend.", "fmax", lp.fmax, 0, 1e6, &f1, err, errlen) ||
+        get_num(fe, "frontend.", "log_floor", lp.log_floor, 1e-30, 1, &lf, err, errlen))
+        return ACM_ECONFIG;
+    if (sr != (int)sr || nf != (int)nf || wl != (int)wl || hl != (int)hl)
+        return acm__fail(err, errlen, ACM_ECONFIG,
+                         "metadata: frontend sample_rate, n_fft, win_length and hop_length must be integers");
+    c->sample_rate = (int)sr;
+    c->n_fft = (int)nf;
+    c->win_length = (int)wl;
+    c->hop_length = (int)hl;
+    c->fmin = (float)f0;
+    c->fmax = (float)f1;
+    c->log_floor = (float)lf;
+    lp = acm__speech_logmel_params(c);
+    char msg[200];
+    acm_logmel *probe = acm_logmel_create(lp, msg, sizeof msg);
+    if (!probe) return acm__fail(err, errlen, ACM_ECONFIG, "metadata: frontend: %s", msg);
+    acm_logmel_free(probe);
+    c->tokens = c->chunk;
+    /* labels: "" for the blank, then one character each */
+    m->labels = calloc((size_t)c->num_classes, sizeof(char *));
+    if (!m->labels) return acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+    for (int i = 0; i < c->num_classes; i++) {
+        m->labels[i] = calloc(1, 2);
+        if (!m->labels[i]) return acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+        if (i) m->labels[i][0] = al[i - 1];
+    }
+    c->labels = (const char *const *)m->labels;
+    return 0;
+}
+
+acm_logmel_params acm__speech_logmel_params(const acm_config *c) {
+    acm_logmel_params p = {.sample_rate = c->sample_rate,
+                           .n_fft = c->n_fft,
+                           .win_length = c->win_length,
+                           .hop_length = c->hop_length,
+                           .n_mels = c->n_mels,
+                           .fmin = c->fmin,
+                           .fmax = c->fmax,
+                           .log_floor = c->log_floor};
+    return p;
+}
+
 acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, void *ctx, char *err, size_t errlen) {
     acm_model *m = calloc(1, sizeof *m);
     json_t *pending = NULL;
@@ -305,26 +450,16 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
         goto fail;
     }
     const char *arch = json_string_value(json_object_get(J, "arch"));
-    if (!arch || strcmp(arch, "vit")) {
-        acm__fail(err, errlen, ACM_ECONFIG, "metadata: arch '%s' is not supported (only \"vit\")", arch ? arch : "(missing)");
+    if (!arch || (strcmp(arch, "vit") && strcmp(arch, "speech"))) {
+        acm__fail(err, errlen, ACM_ECONFIG, "metadata: arch '%s' is not supported (\"vit\" or \"speech\")",
+                  arch ? arch : "(missing)");
         goto fail;
     }
-    if (get_int(J, "image_size", &c->image_size, 1, 4096, err, errlen) ||
-        get_int(J, "patch_size", &c->patch_size, 1, 512, err, errlen) ||
-        get_int(J, "in_chans", &c->in_chans, 1, 3, err, errlen) || get_int(J, "dim", &c->dim, 1, 16384, err, errlen) ||
-        get_int(J, "depth", &c->depth, 1, 256, err, errlen) || get_int(J, "heads", &c->heads, 1, 256, err, errlen) ||
-        get_int(J, "mlp_hidden", &c->mlp_hidden, 1, 65536, err, errlen) ||
-        get_int(J, "num_classes", &c->num_classes, 1, 100000, err, errlen))
+    c->arch = strcmp(arch, "speech") ? ACM_ARCH_VIT : ACM_ARCH_SPEECH;
+    if (get_int(J, "dim", &c->dim, 1, 16384, err, errlen) || get_int(J, "depth", &c->depth, 1, 256, err, errlen) ||
+        get_int(J, "heads", &c->heads, 1, 256, err, errlen) ||
+        get_int(J, "mlp_hidden", &c->mlp_hidden, 1, 65536, err, errlen))
         goto fail;
-    if (c->in_chans == 2) {
-        acm__fail(err, errlen, ACM_ECONFIG, "metadata: in_chans must be 1 or 3");
-        goto fail;
-    }
-    if (c->image_size % c->patch_size) {
-        acm__fail(err, errlen, ACM_ECONFIG, "metadata: image_size %d is not a multiple of patch_size %d", c->image_size,
-                  c->patch_size);
-        goto fail;
-    }
     if (c->dim % c->heads) {
         acm__fail(err, errlen, ACM_ECONFIG, "metadata: dim %d is not a multiple of heads %d", c->dim, c->heads);
         goto fail;
@@ -335,51 +470,11 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
         acm__fail(err, errlen, ACM_ECONFIG, "metadata: ln_eps must be a number in (0, 1]");
         goto fail;
     }
-    c->grid = c->image_size / c->patch_size;
-    c->num_patches = c->grid * c->grid;
-    c->tokens = c->num_patches + 1;
-    if (c->tokens > 1 << 16) {
-        acm__fail(err, errlen, ACM_ECONFIG, "metadata: %d tokens is too many", c->tokens);
+    if (c->arch == ACM_ARCH_SPEECH) {
+        if (speech_config(m, J, err, errlen)) goto fail;
+    } else if (vit_config(m, J, err, errlen)) {
         goto fail;
     }
-    /* preprocessing */
-    json_t *pp = json_object_get(J, "preprocess");
-    json_t *jm = json_object_get(pp, "mean"), *js = json_object_get(pp, "std");
-    if (!json_is_array(jm) || !json_is_array(js) || (int)json_array_size(jm) != c->in_chans ||
-        (int)json_array_size(js) != c->in_chans) {
-        acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess.mean and preprocess.std need %d numbers each",
-                  c->in_chans);
-        goto fail;
-    }
-    for (int i = 0; i < c->in_chans; i++) {
-        c->mean[i] = (float)json_number_value(json_array_get(jm, i));
-        c->std[i] = (float)json_number_value(json_array_get(js, i));
-        if (!json_is_number(json_array_get(jm, i)) || !(c->std[i] > 0)) {
-            acm__fail(err, errlen, ACM_ECONFIG, "metadata: preprocess mean/std[%d] invalid (std must be > 0)", i);
-            goto fail;
-        }
-    }
-    /* labels */
-    m->labels = calloc((size_t)c->num_classes, sizeof(char *));
-    json_t *jl = json_object_get(J, "labels");
-    if (jl && (!json_is_array(jl) || (int)json_array_size(jl) != c->num_classes)) {
-        acm__fail(err, errlen, ACM_ECONFIG, "metadata: labels must be an array of %d strings", c->num_classes);
-        goto fail;
-    }
-    for (int i = 0; i < c->num_classes; i++) {
-        char buf[16];
-        const char *s = jl ? json_string_value(json_array_get(jl, i)) : NULL;
-        if (jl && !s) {
-            acm__fail(err, errlen, ACM_ECONFIG, "metadata: labels[%d] is not a string", i);
-            goto fail;
-        }
-        if (!s) {
-            snprintf(buf, sizeof buf, "%d", i);
-            s = buf;
-        }
-        m->labels[i] = strdup(s);
-    }
-    c->labels = (const char *const *)m->labels;
     /* ACM layout: name -> learners, consumed as modules are set up; leftovers are unknown names. */
     pending = json_object();
     json_t *ja = json_object_get(J, "acm");
@@ -417,8 +512,20 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
         }
     }
     /* tensors */
-    int D = c->dim, T = c->tokens, PP = c->in_chans * c->patch_size * c->patch_size;
-    {
+    int D = c->dim, T = c->arch == ACM_ARCH_SPEECH ? 1 : c->tokens, PP = c->in_chans * c->patch_size * c->patch_size;
+    if (c->arch == ACM_ARCH_SPEECH) {
+        m->mel_mean = bind(&b, "frontend.mel_mean", c->n_mels);
+        m->mel_std = bind(&b, "frontend.mel_std", c->n_mels);
+        m->front_w = bind(&b, "frontend.proj.weight", D, (int64_t)c->stack * c->n_mels);
+        m->front_b = bind(&b, "frontend.proj.bias", D);
+        for (int i = 0; !b.rc && i < c->n_mels; i++) {
+            if (!isfinite(m->mel_mean[i]))
+                b.rc = acm__fail(err, errlen, ACM_EFORMAT, "tensor 'frontend.mel_mean' entry %d is not finite", i);
+            else if (!(m->mel_std[i] > 0) || !isfinite(m->mel_std[i]))
+                b.rc = acm__fail(err, errlen, ACM_EFORMAT,
+                                 "tensor 'frontend.mel_std' entry %d is not a finite positive number", i);
+        }
+    } else {
         /* timm stores the patch conv as [D, C, P, P]; a flattened [D, C*P*P] is accepted too. */
         int nd = 0;
         const int64_t *shape;
@@ -426,10 +533,10 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
             m->patch_w = bind(&b, "patch_embed.proj.weight", D, c->in_chans, c->patch_size, c->patch_size);
         else
             m->patch_w = bind(&b, "patch_embed.proj.weight", D, PP);
+        m->patch_b = bind(&b, "patch_embed.proj.bias", D);
+        m->cls = bind(&b, "cls_token", 1, 1, D);
+        m->pos = bind(&b, "pos_embed", 1, T, D);
     }
-    m->patch_b = bind(&b, "patch_embed.proj.bias", D);
-    m->cls = bind(&b, "cls_token", 1, 1, D);
-    m->pos = bind(&b, "pos_embed", 1, T, D);
     m->norm_w = bind(&b, "norm.weight", D);
     m->norm_b = bind(&b, "norm.bias", D);
     m->head_w = bind(&b, "head.weight", c->num_classes, D);
@@ -497,12 +604,16 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
     m->nbound = b.nbound;
     b.bound = NULL;
     /* sizes and FLOPs */
-    double dense = 2.0 * c->num_patches * PP * D + 2.0 * D * c->num_classes;
+    /* speech: per token (T = 1), attention counted per chunk as it runs */
+    double dense = c->arch == ACM_ARCH_SPEECH ? 2.0 * c->stack * c->n_mels * D + 2.0 * D * c->num_classes
+                                              : 2.0 * c->num_patches * PP * D + 2.0 * D * c->num_classes;
     double total_learners = 0, fixed = dense;
     m->max_width = 3 * D > c->mlp_hidden ? 3 * D : c->mlp_hidden;
     for (int i = 0; i < c->depth; i++) {
-        dense += 2.0 * 2.0 * T * T * D; /* QKᵀ and A·V */
-        fixed += 2.0 * 2.0 * T * T * D;
+        if (c->arch != ACM_ARCH_SPEECH) {
+            dense += 2.0 * 2.0 * T * T * D; /* QKᵀ and A·V */
+            fixed += 2.0 * 2.0 * T * T * D;
+        }
         for (int p = 0; p < ACM_POS_COUNT; p++) {
             acm__module *md = &m->blocks[i].mod[p];
             if (m->blocks[i].fused_qkv && (p == ACM_POS_K || p == ACM_POS_V)) continue;
@@ -524,7 +635,13 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
     c->fused_qkv_static = 1;
     for (int i = 0; i < c->depth; i++) c->fused_qkv_static &= m->blocks[i].fused_qkv;
     /* budget table */
-    c->beta_min = c->num_acms ? 0.0f : 1.0f;
+    /* the floor: what an item spends when every ACM runs only its kmin learners (projections: one) */
+    double floor_flops = 0;
+    for (int a = 0; a < c->num_acms; a++) floor_flops += m->acms[a]->info.kmin * m->acms[a]->learner_flops;
+    const double floor_beta = c->num_acms ? floor_flops / m->learner_flops_total : 1.0;
+    c->beta_floor = (float)floor_beta;
+    if ((double)c->beta_floor < floor_beta) c->beta_floor = nextafterf(c->beta_floor, 2.0f); /* never below the floor */
+    c->beta_min = c->num_acms ? c->beta_floor : 1.0f;
     c->cap_order = ACM_CAP_ORDER_GAIN;
     json_t *jb = json_object_get(J, "budget");
     if (jb) {
@@ -535,7 +652,14 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                 acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.beta_min must be in (0, 1]");
                 goto fail;
             }
-            c->beta_min = (float)v;
+            if (v < floor_beta * (1 - 1e-6)) {
+                acm__fail(err, errlen, ACM_ECONFIG,
+                          "metadata: budget.beta_min %.4g is below the model's floor %.4g, the budget an item spends "
+                          "when every ACM runs only its kmin learners (projection ACMs run at least one)", v,
+                          floor_beta);
+                goto fail;
+            }
+            c->beta_min = (float)v > c->beta_floor ? (float)v : c->beta_floor;
         }
         json_t *gbj = json_object_get(jb, "gate_beta");
         if (gbj) {
@@ -597,6 +721,14 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                         acm__fail(err, errlen, ACM_ECONFIG, "metadata: budget.cap row %zu share %d outside [0, 1]", i, a);
                         goto fail;
                     }
+                    /* shares are written with 6 decimals (acm-train calibrate): 1e-6 of slack for the floor */
+                    const acm__module *ma = m->acms[a];
+                    if (sv < (double)ma->info.kmin / ma->info.n - 1e-6) {
+                        acm__fail(err, errlen, ACM_ECONFIG,
+                                  "metadata: budget.cap row %zu share %d (ACM '%s') = %.4g is below that module's "
+                                  "floor kmin/N = %d/%d", i, a, ma->info.name, sv, ma->info.kmin, ma->info.n);
+                        goto fail;
+                    }
                     m->cap_share[i * (size_t)c->num_acms + (size_t)a] = (float)sv;
                     lhs += sv * m->acms[a]->info.n * m->acms[a]->learner_flops;
                     rhs += m->acms[a]->info.n * m->acms[a]->learner_flops;
@@ -627,6 +759,20 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                   "metadata: %d gates are budget-conditioned (gate.film tensors) but budget.gate_beta, the budget they "
                   "see under the argmax policy, is missing", c->film_gates);
         goto fail;
+    }
+    /* ARGMAX gives FiLM gates the fixed gate_beta: fold their logits (A + gate_beta B) z + (c + gate_beta c') into one
+     * C-row gate at load, in double, so that ARGMAX runs C gate rows instead of 2C */
+    for (int a = 0; a < c->num_acms; a++) {
+        acm__module *md = m->acms[a];
+        if (!md->info.film) continue;
+        const int C = md->choices, din = md->info.din;
+        const double gb = c->gate_beta;
+        float *fw = md->gate_w + (size_t)2 * C * din, *fb = md->gate_b + 2 * C;
+        for (size_t i = 0; i < (size_t)C * din; i++)
+            fw[i] = (float)((double)md->gate_w[i] + gb * (double)md->gate_w[(size_t)C * din + i]);
+        for (int i = 0; i < C; i++) fb[i] = (float)((double)md->gate_b[i] + gb * (double)md->gate_b[C + i]);
+        md->fold_w = fw;
+        md->fold_b = fb;
     }
     m->params = 0; /* filled by the caller that knows all tensors (file loader) */
     json_decref(pending);

@@ -13,9 +13,10 @@
  *                   ACMs; names are blocks.{i}.mlp, blocks.{i}.attn.q, .k, .v and blocks.{i}.attn.proj (o)
  *   budget          {"beta_min": 0.25, "mean": [[beta, lambda], ...], "cap_order": "level", "gate_beta": 0.625,
  *                    "cap": {"betas": [b_0, ...], "shares": [[s_0 for every ACM], ...]}} (all optional): the floor of
- *                   request budgets; the lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's
- *                   share of each ACM's learners per beta (ascending betas, one share in [0, 1] per ACM in
- *                   execution order, with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row);
+ *                   request budgets, at least the model's floor sum_l kmin_l p_l / sum_l N_l p_l (its default); the
+ *                   lambda(beta) table of the MEAN policy, ascending in beta; the CAP policy's share of each ACM's
+ *                   learners per beta (ascending betas, one share in [kmin_l/N_l, 1] per ACM in execution order (1e-6
+ *                   of slack for 6-decimal writing), with sum_l s_l N_l p_l <= beta sum_l N_l p_l on every row);
  *                   "cap_order": "gain" (default) or "level", the order in which CAP hands out learners (acm.h);
  *                   gate_beta in (0, 1]: the budget FiLM gates see under ARGMAX, required when any gate has FiLM,
  *                   ignored otherwise
@@ -44,6 +45,23 @@
  *                       one GEMM with A and B stacked. gamma = delta = 0 is the unconditioned gate.
  *   norm.weight/.bias [D], head.weight [K, D], head.bias [K]
  * Every tensor the configuration needs must be present with exactly this shape; no other tensor may be present.
+ *
+ * Speech encoder (arch "speech", docs/DESIGN.md §4b): the same document with, instead of the image fields
+ * (image_size, patch_size, in_chans, num_classes, preprocess, labels):
+ *   alphabet        string of K-1 distinct printable ASCII characters (e.g. "abcdefghijklmnopqrstuvwxyz' "): CTC
+ *                   classes 1..K-1; class 0 is the blank. num_classes = K.
+ *   chunk           C in [1, 1024]: tokens per chunk
+ *   left_context    L in [0, 65536]: tokens before its chunk that a token sees
+ *   rope_base       rotary base, > 1 (default 10000); dim / heads must be even
+ *   frontend        {"n_mels": 80, "stack": 4, and optionally "sample_rate": 16000, "n_fft": 512, "win_length": 400,
+ *                    "hop_length": 160, "fmin": 0, "fmax": 8000, "log_floor": 1e-10} (engine/logmel.h; defaults as
+ *                   shown; stack in [1, 64])
+ *   dim, depth, heads, mlp_hidden, ln_eps, acm, budget, eval   as above
+ * Tensors (M mels, S stack, K classes):
+ *   frontend.mel_mean [M], frontend.mel_std [M] (finite; std > 0): x = (logmel - mean) / std per bin
+ *   frontend.proj.weight [D, S*M], frontend.proj.bias [D]: token t reads frames 4t..4t+3 concatenated (frame-major)
+ *   blocks.{i}.*    as above (fused qkv or split, ACMs the same)
+ *   norm.weight/.bias [D], head.weight [K, D], head.bias [K]: applied to every token
  */
 #ifndef ACM_MODEL_H
 #define ACM_MODEL_H
@@ -51,6 +69,7 @@
 #include <jansson.h>
 
 #include "acm.h"
+#include "logmel.h"
 #include "safetensors.h"
 
 #define ACM_MAX_LEARNERS 16
@@ -68,6 +87,8 @@ typedef struct {
     int gate_rows;             /* rows of gate_w: C, or 2C for a FiLM gate */
     float *gate_w, *gate_b;    /* collapsed gate [gate_rows, din], [gate_rows] (owned by the model): A and c; a FiLM
                                   gate's rows C..2C-1 are B and c' (logits = A z + c + beta (B z + c')) */
+    const float *fold_w, *fold_b; /* [C, din], [C]: the gate ARGMAX runs: gate_w itself, or for a FiLM gate A +
+                                     gate_beta B and c + gate_beta c' (folded at load, stored behind B in gate_w) */
     double learner_flops;      /* p: one learner, one token: 2 (din h + h dout) */
 } acm__module;
 
@@ -88,14 +109,16 @@ struct acm_model {
     char version[13];
     char **labels;
     const float *patch_w, *patch_b, *cls, *pos, *norm_w, *norm_b, *head_w, *head_b;
+    const float *mel_mean, *mel_std, *front_w, *front_b; /* speech: [M], [M], [D, S*M], [D] */
     acm__block *blocks;  /* [depth] */
     acm__module **acms;  /* [num_acms], execution order */
     float *mean_beta, *mean_lambda; /* [mean_table_len] */
     float *cap_beta, *cap_share;    /* [cap_table_len], [cap_table_len, num_acms] */
     double learner_flops_total; /* sum over ACMs of N p: the budget denominator per token */
     double learner_flops_mean;  /* mean cost of one learner over all ACMs' learners (MEAN policy's unit) */
-    double flops_dense;
-    double flops_fixed; /* per item: everything but the ACM modules (patches, static modules, attention, head) */
+    double flops_dense; /* ViT: per item; speech: per token without attention (it depends on the chunk's keys) */
+    double flops_fixed; /* per item: everything but the ACM modules (patches, static modules, attention, head);
+                           speech: per token, without attention */
     int64_t params;
     int max_choices, max_hidden, max_width; /* scratch sizing */
     int gate_mult; /* 2 when some gate has FiLM (its collapsed gate has 2C rows), else 1: scratch sizing */
@@ -106,5 +129,8 @@ struct acm_model {
 /* Builds a model from metadata JSON and a tensor lookup (the file loader and train/ both use it). The lookup's data
  * must outlive the model. */
 acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, void *ctx, char *err, size_t errlen);
+
+/* The log-mel parameters of a speech model's front end. */
+acm_logmel_params acm__speech_logmel_params(const acm_config *c);
 
 #endif

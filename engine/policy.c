@@ -4,15 +4,19 @@
  *   ARGMAX  k = kmin + argmax_c logit_c (first maximum on ties): the paper's inference rule.
  *   FIXED   k = clamp(fixed_k, kmin, N) for every token.
  *   MEAN    k = kmin + argmax_c (logit_c - lambda * (kmin + c) * p / p_mean), lambda = lambda(beta) from the model's
- *           table. p is this module's learner cost, p_mean the mean learner cost over the model, so lambda is "logits
- *           per average learner" and the bias is the Lagrangian of the FLOPs budget. beta >= 1 runs every learner.
- *   CAP     exact per item and module: U = floor(beta * T * N) learner units. Every token starts at kmin; then units
- *           go one at a time to the (token t, learner j) pair with the largest P(K_t >= j) = sum of the gate's softmax
- *           over choices with k >= j, j = k_t + 1 (ties: lower t, then lower j). That is the greedy maximiser of the
- *           expected number of needed learners covered; since P(K >= j) falls with j, each token receives a prefix of
- *           its learners. Realised <= beta whenever beta * N >= kmin. beta >= 1 runs every learner.
- *           With a calibrated model, module l gets floor(s_l(beta) T N) units instead (acm__cap_share): the shares
- *           follow where the gates put compute on held-out data, and spend at most beta overall.
+ *           table (linear, the end segments continued outside it). p is this module's learner cost, p_mean the mean
+ *           learner cost over the model, so lambda is "logits per average learner" and the bias is the Lagrangian of
+ *           the FLOPs budget. beta >= 1 runs every learner.
+ *   CAP     exact per item and module: U = floor(s * T * N) learner units, s = the module's share (below). Every
+ *           token starts at kmin; then units go one at a time to the (token t, learner j) pair with the largest
+ *           P(K_t >= j) = sum of the gate's softmax over choices with k >= j, j = k_t + 1 (ties: lower t, then lower
+ *           j), ranked as odds in double (cap_odds). That is the greedy maximiser of the expected number of needed
+ *           learners covered; since P(K >= j) falls with j, each token receives a prefix of its learners. beta >= 1
+ *           runs every learner.
+ *           The share (acm__cap_share): beta, or with a calibrated model s_l(beta) from its table (the shares follow
+ *           where the gates put compute on held-out data, and spend at most beta overall); then raised to the
+ *           module's floor kmin/N with the excess taken from the modules above theirs, so that realised <= beta for
+ *           every item whenever beta >= the model's floor (acm_config.beta_floor).
  *           LEVEL order (the model's budget.cap_order or the policy's override) sorts by j first: every token's
  *           learner j goes out before any token's learner j+1, P(K >= j) ranking the tokens within a level; each
  *           token still receives a prefix of its learners. RANDOM order (policy only, a control) is LEVEL with the
@@ -22,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
 #include "util.h"
 #include "vit.h"
 
@@ -33,19 +36,23 @@ float acm__gate_beta(const acm_model *m, acm_policy p) {
 float acm__mean_lambda(const acm_model *m, float beta) {
     int n = m->cfg.mean_table_len;
     if (n == 0) return 0.0f;
-    if (beta <= m->mean_beta[0]) return m->mean_lambda[0];
-    if (beta >= m->mean_beta[n - 1]) return m->mean_lambda[n - 1];
+    if (n == 1) return m->mean_lambda[0];
+    /* inside the table: linear; outside: the end segment's line continued, so that the realised budget keeps moving
+     * with beta instead of going flat (a segment rising in lambda, which a calibrated table does not have, is not
+     * continued: flat) */
     int i = 1;
-    while (m->mean_beta[i] < beta) i++;
-    float b0 = m->mean_beta[i - 1], b1 = m->mean_beta[i];
+    while (i < n - 1 && m->mean_beta[i] < beta) i++;
+    float b0 = m->mean_beta[i - 1], b1 = m->mean_beta[i], l0 = m->mean_lambda[i - 1], l1 = m->mean_lambda[i];
+    if ((beta < b0 || beta > b1) && l1 > l0) return beta < b0 ? l0 : l1;
     float w = (beta - b0) / (b1 - b0);
-    return m->mean_lambda[i - 1] + w * (m->mean_lambda[i] - m->mean_lambda[i - 1]);
+    return l0 + w * (l1 - l0);
 }
 
-double acm__cap_share(const acm_model *m, const acm__module *md, float beta) {
-    int n = m ? m->cfg.cap_table_len : 0;
+/* Module a's share before the floors: the model's table (interpolated), or beta without one. */
+static double cap_share_raw(const acm_model *m, int a, float beta) {
+    int n = m->cfg.cap_table_len;
     if (n == 0) return beta;
-    const int A = m->cfg.num_acms, a = md->info.acm_index;
+    const int A = m->cfg.num_acms;
     const float *b = m->cap_beta, *s = m->cap_share;
     /* below the table: scale the first row down with beta; above: towards every learner at beta = 1 */
     if (beta <= b[0]) return (double)s[a] * beta / b[0];
@@ -58,6 +65,29 @@ double acm__cap_share(const acm_model *m, const acm__module *md, float beta) {
     while (b[i] < beta) i++;
     double w = (beta - b[i - 1]) / (b[i] - b[i - 1]);
     return s[(size_t)(i - 1) * A + a] + w * (s[(size_t)i * A + a] - s[(size_t)(i - 1) * A + a]);
+}
+
+/* The floors: a module cannot get less than kmin/N (its tokens run kmin learners whatever the share says). A module
+ * whose share is below its floor is raised to it, and the excess E (in learner FLOPs, weights w_l = N_l p_l) is taken
+ * from the modules above their floors in proportion to their room r_l = (s_l - f_l) w_l: s_l' = f_l + (s_l - f_l)
+ * (1 - E / R), R = sum of the rooms. The total sum s_l' w_l stays sum s_l w_l <= beta sum w_l, no module drops below
+ * its floor, and when E > R (beta below the model's floor, which acm_worker_run refuses) every module sits at its
+ * floor. O(A) per call. */
+double acm__cap_share(const acm_model *m, const acm__module *md, float beta) {
+    const double f = (double)md->info.kmin / md->info.n;
+    if (!m) return beta > f ? beta : f;
+    double excess = 0, room = 0;
+    for (int a = 0; a < m->cfg.num_acms; a++) {
+        const acm__module *ma = m->acms[a];
+        const double fa = (double)ma->info.kmin / ma->info.n, sa = cap_share_raw(m, a, beta);
+        const double w = ma->info.n * ma->learner_flops;
+        if (sa < fa) excess += (fa - sa) * w;
+        else room += (sa - fa) * w;
+    }
+    const double s = cap_share_raw(m, md->info.acm_index, beta);
+    if (s <= f) return f;
+    if (excess == 0) return s;
+    return excess >= room ? f : f + (s - f) * (1.0 - excess / room);
 }
 
 static int argmax_biased(const float *l, int C, float lambda, int kmin, double unit) {
@@ -75,14 +105,14 @@ static int argmax_biased(const float *l, int C, float lambda, int kmin, double u
 
 /* Sort key for CAP in GAIN order (cap_idx = t * N + (j - 1), or a token t alone): gain descending, then index
  * ascending (lower token, then lower learner). A total order, so any correct sort gives the same allocation. */
-static int cap_before(int32_t a, int32_t b, const float *gains) {
+static int cap_before(int32_t a, int32_t b, const double *gains) {
     if (gains[a] != gains[b]) return gains[a] > gains[b];
     return a < b;
 }
 
 /* In-place heapsort by cap_before: glibc's qsort_r mallocs a merge buffer above 1 KiB of elements (T * N int32 for
  * ViT-B is 3 KiB), and the inference path must not allocate (tests/engine/test_noalloc.c). */
-static void cap_sort(int32_t *v, int n, const float *gains) {
+static void cap_sort(int32_t *v, int n, const double *gains) {
     for (int root0 = n / 2 - 1, end = n;; ) { /* heapify (root0 >= 0), then pop the maximum to the end */
         int root;
         if (root0 >= 0) {
@@ -104,6 +134,27 @@ static void cap_sort(int32_t *v, int n, const float *gains) {
             v[child] = t;
             root = child;
         }
+    }
+}
+
+/* CAP's rank of learner j = kmin + c for one token, c = 1 .. C-1 (odds[c]; or only c = c1 when c1 > 0): the odds
+ * P(K >= j) / P(K < j) = sum_{c' >= c} e_c' / sum_{c' < c} e_c', e_c = exp(l_c - max l), in double. The odds order the
+ * tokens exactly as P(K >= j) does, but keep apart tokens the gate is all but sure about: P = 1 - 1e-9 and
+ * 1 - 2e-9 are both 1.0f as floats (and P itself loses such tokens in double from 1 - 1e-16), so raster order would
+ * decide among them, while their odds (1e9, 5e8) differ. Both sums add positive terms, so nothing cancels; the odds
+ * only tie again where one side underflows (logits more than ~700 apart). */
+static void cap_odds(double *odds, const float *row, int C, int c1) {
+    double e[ACM_MAX_CHOICES], mx = row[0];
+    for (int c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
+    for (int c = 0; c < C; c++) e[c] = exp((double)row[c] - mx);
+    double above = 0, below = 0;
+    for (int c = C - 1; c >= 1; c--) {
+        above += e[c];
+        if (!c1 || c == c1) odds[c] = above;
+    }
+    for (int c = 0; c + 1 < C; c++) {
+        below += e[c];
+        if (!c1 || c + 1 == c1) odds[c + 1] /= below;
     }
 }
 
@@ -144,10 +195,9 @@ static void cap_level(uint8_t *k, const float *logits, int T, int C, int kmin, i
             s->cap_gain[t] = gate_blind_rank(logits + (int64_t)t * C, C, c0);
             continue;
         }
-        acm__softmax_row(s->probs, logits + (int64_t)t * C, C);
-        double tail = 0;
-        for (int c = C - 1; c >= c0; c--) tail += s->probs[c];
-        s->cap_gain[t] = (float)tail;
+        double odds[ACM_MAX_CHOICES];
+        cap_odds(odds, logits + (int64_t)t * C, C, c0);
+        s->cap_gain[t] = odds[c0];
     }
     cap_sort(s->cap_idx, T, s->cap_gain);
     for (int64_t u = 0; u < rem; u++) k[s->cap_idx[u]]++;
@@ -189,18 +239,15 @@ void acm__decide_k(uint8_t *k, const float *logits, int T, const acm_model *m, c
             cap_level(k, logits, T, C, kmin, N, units, order == ACM_CAP_ORDER_RANDOM, s);
             return;
         }
-        /* gains[t * N + j - 1] = P(K_t >= j) for j = kmin+1 .. N */
+        /* gains[t * N + j - 1] = the odds of K_t >= j for j = kmin+1 .. N (choice c means k = kmin + c) */
         int npairs = 0;
         for (int t = 0; t < T; t++) {
-            acm__softmax_row(s->probs, logits + (int64_t)t * C, C);
-            double tail = 0;
-            for (int c = C - 1; c >= 0; c--) {
-                tail += s->probs[c];
-                int j = kmin + c; /* choice c means k = j; P(K >= j) = sum of choices c' >= c */
-                if (j > kmin) {
-                    s->cap_gain[t * N + (j - 1)] = (float)tail;
-                    s->cap_idx[npairs++] = t * N + (j - 1);
-                }
+            double odds[ACM_MAX_CHOICES];
+            cap_odds(odds, logits + (int64_t)t * C, C, 0);
+            for (int c = C - 1; c >= 1; c--) {
+                const int j = kmin + c;
+                s->cap_gain[t * N + (j - 1)] = odds[c];
+                s->cap_idx[npairs++] = t * N + (j - 1);
             }
         }
         cap_sort(s->cap_idx, npairs, s->cap_gain);

@@ -10,7 +10,10 @@
  * q, k, v ACMs of a block share one gate GEMM through acm__acm_qkv_forward).
  *
  * FLOPs are counted per item as the forward runs: the model's fixed (non-ACM) FLOPs plus, per ACM and token,
- * 2*Din*C for the gate (2*Din*2C for a budget-conditioned one) and k*p for the learners. 2 FLOPs per multiply-add.
+ * 2*Din*C for the gate where a decision needs it (2*Din*2C for a budget-conditioned one under MEAN and CAP; none under
+ * FIXED, forced k or beta >= 1: acm_exec.c, gate_class) and k*p for the learners. 2 FLOPs per multiply-add.
+ * Per-item values (lambda, gate beta, FLOPs) live in the activation record (the worker's arena): nothing on the
+ * caller's stack grows with the batch.
  */
 #include "vit.h"
 
@@ -56,8 +59,8 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
     const int D = c->dim, T = c->tokens, Np = c->num_patches, H = c->heads, K = c->num_classes;
     const int PP = c->in_chans * c->patch_size * c->patch_size, S = c->image_size;
     const int64_t BT = (int64_t)B * T;
-    float lambda[B > 0 ? B : 1], gbeta[B > 0 ? B : 1];
-    double eflops[B > 0 ? B : 1], lflops[B > 0 ? B : 1]; /* per item: ACM FLOPs executed; of which learners */
+    float *lambda = a->lambda, *gbeta = a->gbeta;           /* [B] */
+    double *eflops = a->flops_acm, *lflops = a->flops_learn; /* [B] per item: ACM FLOPs executed; of which learners */
     for (int b = 0; b < B; b++) {
         acm_policy p = items[b].policy;
         if ((unsigned)p.kind > ACM_POLICY_CAP)
@@ -66,12 +69,21 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: unknown CAP order %d", b, (int)p.cap_order);
         if ((p.kind == ACM_POLICY_MEAN || p.kind == ACM_POLICY_CAP) && !(p.beta > 0.0f && p.beta <= 1.0f))
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: budget %g outside (0, 1]", b, (double)p.beta);
+        /* a budget below beta_min is refused, not raised: the caller (acmd raises and reports it, proto/sla.c) must
+         * know what ran. MEAN with lambda_set is calibration: its beta only feeds FiLM gates. */
+        if ((p.kind == ACM_POLICY_CAP || (p.kind == ACM_POLICY_MEAN && !p.lambda_set)) && p.beta < c->beta_min)
+            return acm__fail(err, errlen, ACM_EINVAL,
+                             "item %d: budget %g below the model's beta_min %g (its floor, every ACM at kmin "
+                             "learners: %g)", b, (double)p.beta, (double)c->beta_min, (double)c->beta_floor);
         if (p.kind == ACM_POLICY_MEAN && p.lambda_set && !isfinite(p.lambda))
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: lambda is not finite", b);
         if (p.kind == ACM_POLICY_MEAN && !p.lambda_set && c->num_acms && c->mean_table_len == 0)
             return acm__fail(err, errlen, ACM_EINVAL, "item %d: policy 'mean' needs the model's lambda table, which "
                                                       "this model does not have", b);
         if (!items[b].pixels) return acm__fail(err, errlen, ACM_EINVAL, "item %d: no input", b);
+        for (int64_t i = 0; i < (int64_t)c->in_chans * S * S; i++)
+            if (!isfinite(items[b].pixels[i]))
+                return acm__fail(err, errlen, ACM_EINVAL, "item %d: input value %lld is not finite", b, (long long)i);
         lambda[b] = p.kind != ACM_POLICY_MEAN ? 0.0f : p.lambda_set ? p.lambda : acm__mean_lambda(m, p.beta);
         gbeta[b] = acm__gate_beta(m, p);
         eflops[b] = lflops[b] = 0;
@@ -86,6 +98,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         acm__add(xb, xb, m->pos, (int64_t)T * D);
     }
     const float *x = a->x0;
+    s->bad_gate = NULL;
     for (int l = 0; l < c->depth; l++) {
         const acm__block *bl = &m->blocks[l];
         acm__block_acts *ba = &a->blk[a->blk_shared ? 0 : l];
@@ -126,6 +139,15 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         res[b].flops = m->flops_fixed + eflops[b];
         res[b].flops_dense = m->flops_dense;
         res[b].budget = m->learner_flops_total > 0 ? lflops[b] / (m->learner_flops_total * T) : 1.0;
+        if (isnan(lflops[b])) /* a gate gave non-finite logits (acm_exec.c, decide): no answer for this item */
+            for (int k = 0; k < K; k++) a->logits[(int64_t)b * K + k] = NAN;
     }
+    /* the input was finite, so a non-finite gate logit means the computation overflowed float (the model's weights,
+     * or inputs far outside its range): the caller must hear it. Only the items marked failed lack an answer. */
+    if (s->bad_gate)
+        return acm__fail(err, errlen, ACM_ENUMERIC,
+                         "item %d: the gate of ACM '%s' gave non-finite logits (NaN or Inf) on finite input: the "
+                         "computation overflowed float (the model's weights, or inputs far outside its range)",
+                         s->bad_item, s->bad_gate->info.name);
     return 0;
 }

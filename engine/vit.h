@@ -41,6 +41,8 @@ typedef struct {
     int blk_shared;                   /* 1: every block uses blk[0] (inference) */
     float *lnf, *lnf_mean, *lnf_rstd; /* [B, D], [B], [B]: final norm of the class tokens only */
     float *logits;                    /* [B, K] */
+    float *lambda, *gbeta;            /* [B] per item: the MEAN bias, the budget FiLM gates see */
+    double *flops_acm, *flops_learn;  /* [B] per item: ACM FLOPs executed (gates + learners); learners alone */
 } acm__vit_acts;
 
 /* How ACM modules run their learners (engine/cpu/acm_exec.c). AUTO picks per module and batch; the others force one
@@ -69,15 +71,23 @@ typedef struct {
     float *xg;         /* [B*T, D] gathered inputs, in sorted order */
     float *hid;        /* [B*T, max N*h] learner hidden activations (row stride N*h) */
     float *yg;         /* [B*T, max(3D, D)] outputs in sorted order, before scatter */
-    float *cap_gain;   /* [T * Nmax] CAP policy: marginal gains */
+    double *cap_gain;  /* [T * Nmax] CAP policy: the rank of each (token, learner) pair (policy.c, cap_odds) */
     int32_t *cap_idx;  /* [T * Nmax] */
-    float *probs;      /* [Cmax] */
     double *ref;       /* [max N*h + max(3D, D)] REFERENCE mode: one token's hidden and output in double */
     float *qkv_gate_w; /* [depth, 3*G*Cmax, D] per block whose q, k, v are all ACMs: the three gates' gate_rows
                           stacked (or NULL) */
     float *qkv_gate_b; /* [depth, 3*G*Cmax] */
+    float *qkv_fold_w; /* [depth, 3*Cmax, D]: the same blocks' gates folded for ARGMAX (FiLM: A + gate_beta B, model.h;
+                          unconditioned: the gate itself), C rows each; equal to qkv_gate_w without FiLM */
+    float *qkv_fold_b; /* [depth, 3*Cmax] */
     float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
+    const int64_t *unit_off; /* NULL: the B items of a call have T rows each; else [B+1]: item (decision unit) b
+                                has rows [unit_off[b], unit_off[b+1]) and T is ignored (speech: one unit per chunk) */
     int mode;              /* acm__exec_mode (0: AUTO) */
+    const acm__module *bad_gate; /* the first module whose gate gave a non-finite logit for an item that needed a
+                                    decision (NULL: none; the item's k were set to kmin, its learner FLOPs to NaN).
+                                    acm__vit_forward resets and reads it */
+    int bad_item;                /* that item */
     acm__exec_times *times; /* NULL: not measured */
 } acm__acm_scratch;
 
@@ -90,9 +100,10 @@ void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m);
 int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, const acm_item *items,
                      acm_result *res, int B, char *err, size_t errlen);
 
-/* Runs one ACM module over B items of T tokens: decides k per token (policy of each item, or forced), sorts the tokens
- * by k, runs learners 1..k of each group as one GEMM pair and scatters the result into out (ldo; accumulate or
- * overwrite; tokens with k = 0 contribute nothing). Writes k per token into s->k, per-item executed learner FLOPs and
+/* Runs one ACM module over B items of T tokens (or, when s->unit_off is set, B decision units of their own lengths,
+ * packed: the speech encoder's chunks; T is then ignored): decides k per token (policy of each item, or forced),
+ * sorts the tokens by k, runs learners 1..k of each group as one GEMM pair and scatters the result into out (ldo;
+ * accumulate or overwrite; tokens with k = 0 contribute nothing). Writes k per token into s->k, per-item executed learner FLOPs and
  * gate FLOPs are added to flops[b], learner FLOPs also to learner_flops[b]. lambda [B]: each item's MEAN bias;
  * gbeta [B]: the budget each item's FiLM gates see (acm__gate_beta; read only for FiLM gates, may be NULL without). */
 void acm__acm_forward(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,

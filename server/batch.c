@@ -60,7 +60,7 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         engine_ns += acmd_now_ns() - te;
         for (int i = 0; i < n; i++) {
             acmd_req *q = slots[i].r;
-            if (rc) {
+            if (rc && rc != ACM_ENUMERIC) { /* ACM_ENUMERIC: only the items with NaN logits failed (checked below) */
                 if (!q->resp.status) acmd_req_fail(q, acmd_err_of(ACMD_FROM_ENGINE, rc), "engine: %s", e);
                 continue;
             }

@@ -309,6 +309,9 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
         m->version = acm_model_version(m->m);
         m->S = m->cfg->image_size, m->C = m->cfg->in_chans, m->T = m->cfg->tokens, m->K = m->cfg->num_classes;
         m->num_acms = m->cfg->num_acms;
+        if (m->cfg->arch != ACM_ARCH_VIT) /* the transcription routes are not built yet */
+            return snprintf(err, errlen, "model %s (%s): a speech model; acmd serves image models only for now", m->name,
+                            mc->path), -1;
         if (m->C != 1 && m->C != 3) return snprintf(err, errlen, "model %s: %d input channels (1 or 3 served)", m->name, m->C), -1;
         m->max_batch = mc->max_batch ? mc->max_batch : (int)cfg->max_batch;
         m->default_policy = acm_policy_default();

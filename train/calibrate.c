@@ -8,8 +8,9 @@
  *     lambda(beta), scaled so that the shares spend exactly beta (each within [kmin/N, 1]),
  * and writes both tables into the model file's metadata ("budget": {"beta_min", "mean", "cap"}, other keys of
  * "budget" such as gate_beta kept), atomically. Then, with those shares, it measures CAP's two allocation orders
- * (acm.h: GAIN, LEVEL) on the same images at beta 0.125, 0.25 and 0.5 and records the more accurate as
- * "budget": {"cap_order"} (GAIN on a tie).
+ * (acm.h: GAIN, LEVEL) on the same images at beta 0.125, 0.25 and 0.5 (raised to the calibrated beta_min where below
+ * it, each budget once) and records the more accurate as "budget": {"cap_order"} (GAIN on a tie). Betas of the grid
+ * below the model's floor (every ACM at kmin learners, acm_config.beta_floor) are skipped: no item can spend less.
  * A budget-conditioned model (FiLM gates, engine/model.h) sees the budget in its gates too: every evaluation for beta
  * runs MEAN with policy.beta = beta, so lambda(beta) is found for the gates conditioned on that beta, and points
  * evaluated at one beta are not reused for another (they are for unconditioned gates, whose logits ignore beta).
@@ -351,6 +352,10 @@ int cmd_calibrate(int argc, char **argv) {
     double *sh = malloc(sizeof(double) * (size_t)A);
     for (double beta = blo; beta <= bhi + 1e-9; beta += bstep) {
         beta = round(beta * 1e6) / 1e6;
+        if (beta < cfg->beta_floor) { /* below what kmin learners everywhere spend: the engine refuses such rows */
+            printf("  beta %.3f: below the model's floor %.4f; skipped\n", beta, (double)cfg->beta_floor);
+            continue;
+        }
         point *p = solve(&c, beta, tol);
         if (!p || fabs(p->realised - beta) > 0.01) {
             printf("  beta %.3f: not reachable (closest realised %.4f); skipped\n", beta, p ? p->realised : NAN);
@@ -394,15 +399,20 @@ int cmd_calibrate(int argc, char **argv) {
         static const float probe[] = {0.125f, 0.25f, 0.5f};
         int64_t right[2] = {0, 0};
         json_t *jp = json_array();
+        float prev = 0;
         for (size_t i = 0; i < sizeof probe / sizeof *probe; i++) {
-            int64_t g = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = probe[i],
+            /* the engine refuses budgets below beta_min (and acmd never runs them): raised to it, each budget once */
+            const float beta = probe[i] > acm_model_config(chk)->beta_min ? probe[i] : acm_model_config(chk)->beta_min;
+            if (beta == prev) continue;
+            prev = beta;
+            int64_t g = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta,
                                                                   .cap_order = ACM_CAP_ORDER_GAIN});
-            int64_t l = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = probe[i],
+            int64_t l = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta,
                                                                   .cap_order = ACM_CAP_ORDER_LEVEL});
             right[0] += g, right[1] += l;
-            printf("  cap beta %.3f: accuracy %.2f%% in gain order, %.2f%% in level order\n", probe[i],
-                   100.0 * g / c.n, 100.0 * l / c.n);
-            json_array_append_new(jp, json_pack("{s:f, s:f, s:f}", "beta", probe[i], "gain", (double)g / c.n, "level",
+            printf("  cap beta %.3f: accuracy %.2f%% in gain order, %.2f%% in level order\n", beta, 100.0 * g / c.n,
+                   100.0 * l / c.n);
+            json_array_append_new(jp, json_pack("{s:f, s:f, s:f}", "beta", beta, "gain", (double)g / c.n, "level",
                                                 (double)l / c.n));
         }
         const char *order = acm_cap_order_name(right[1] > right[0] ? ACM_CAP_ORDER_LEVEL : ACM_CAP_ORDER_GAIN);

@@ -83,6 +83,21 @@ int cmd_info(int argc, char **argv) {
         c->num_acms, "modules", mods, "budget", "beta_min", (double)c->beta_min, "mean_table", table, "cap_order",
         acm_cap_order_name((acm_cap_order)c->cap_order), "labels", labels, "blas_core", acm_blas_core(),
         "blas_threads", acm_blas_threads());
+    if (c->arch == ACM_ARCH_SPEECH) {
+        /* the speech fields (engine/model.h); the image ones are 0 */
+        json_t *arch = json_object_get(o, "architecture");
+        json_object_set_new(arch, "arch", json_string("speech"));
+        json_object_set_new(arch, "chunk", json_integer(c->chunk));
+        json_object_set_new(arch, "left_context", json_integer(c->left_context));
+        json_object_set_new(arch, "rope_base", json_real(c->rope_base));
+        json_object_set_new(arch, "frontend",
+                            json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:i}", "sample_rate", c->sample_rate,
+                                      "n_mels", c->n_mels, "n_fft", c->n_fft, "win_length", c->win_length,
+                                      "hop_length", c->hop_length, "fmin", (double)c->fmin, "fmax", (double)c->fmax,
+                                      "log_floor", (double)c->log_floor, "stack", c->stack));
+        json_object_set_new(o, "flops_dense_per_token", json_real(acm_model_flops_dense(m)));
+        json_object_del(o, "flops_dense_per_item");
+    }
     if (c->film_gates) {
         json_t *jb = json_object_get(o, "budget");
         json_object_set_new(jb, "film_gates", json_integer(c->film_gates));
@@ -95,15 +110,34 @@ int cmd_info(int argc, char **argv) {
     } else {
         printf("model          %s\n", path);
         printf("version        %s\n", acm_model_version(m));
-        printf("architecture   ViT: image %d, patch %d, %d channel(s), width %d, depth %d, heads %d, MLP %d, "
-               "%d classes, %d tokens\n",
-               c->image_size, c->patch_size, c->in_chans, c->dim, c->depth, c->heads, c->mlp_hidden, c->num_classes,
-               c->tokens);
+        if (c->arch == ACM_ARCH_SPEECH) {
+            const double ms = 1000.0 * c->stack * c->hop_length / c->sample_rate;
+            printf("architecture   speech encoder: width %d, depth %d, heads %d, MLP %d, %d CTC classes, rotary base "
+                   "%g\n",
+                   c->dim, c->depth, c->heads, c->mlp_hidden, c->num_classes, (double)c->rope_base);
+            printf("front end      %d Hz, %d-bin log-mel (FFT %d, window %d, hop %d, %g-%g Hz, floor %g), %d frames "
+                   "per token (%.0f ms)\n",
+                   c->sample_rate, c->n_mels, c->n_fft, c->win_length, c->hop_length, (double)c->fmin,
+                   (double)c->fmax, (double)c->log_floor, c->stack, ms);
+            printf("chunks         %d tokens (%.0f ms), left context %d tokens (%.0f ms)\n", c->chunk, c->chunk * ms,
+                   c->left_context, c->left_context * ms);
+        } else {
+            printf("architecture   ViT: image %d, patch %d, %d channel(s), width %d, depth %d, heads %d, MLP %d, "
+                   "%d classes, %d tokens\n",
+                   c->image_size, c->patch_size, c->in_chans, c->dim, c->depth, c->heads, c->mlp_hidden,
+                   c->num_classes, c->tokens);
+        }
         printf("parameters     %lld\n", (long long)acm_model_param_count(m));
-        printf("dense FLOPs    %.4g per item (%.3f GFLOPs; 2 FLOPs per multiply-add)\n", acm_model_flops_dense(m),
-               acm_model_flops_dense(m) / 1e9);
-        printf("labels         ");
-        for (int k = 0; k < c->num_classes; k++) printf("%s%s", k ? ", " : "", c->labels[k]);
+        printf("dense FLOPs    %.4g per %s (%.3f GFLOPs; 2 FLOPs per multiply-add%s)\n", acm_model_flops_dense(m),
+               c->arch == ACM_ARCH_SPEECH ? "token" : "item", acm_model_flops_dense(m) / 1e9,
+               c->arch == ACM_ARCH_SPEECH ? "; attention apart, it grows with the chunk's keys" : "");
+        if (c->arch == ACM_ARCH_SPEECH) {
+            printf("alphabet       blank");
+            for (int k = 1; k < c->num_classes; k++) printf(", '%s'", c->labels[k]);
+        } else {
+            printf("labels         ");
+            for (int k = 0; k < c->num_classes; k++) printf("%s%s", k ? ", " : "", c->labels[k]);
+        }
         printf("\nACM modules    %d\n", c->num_acms);
         printf("  %-22s %-7s %5s %5s %8s %6s %5s %9s %12s\n", "module", "kind", "in", "out", "learners", "width",
                "k_min", "act", "FLOPs/learner");

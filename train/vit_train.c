@@ -240,7 +240,13 @@ acmt_vit *acmt_vit_new(const acmt_vit_config *cfg, int max_batch, char *err, siz
     if (p != v->bwd_mem + bwd_total) abort();
     v->items = calloc((size_t)B, sizeof *v->items);
     v->res = calloc((size_t)B, sizeof *v->res);
-    if (!v->items || !v->res) goto oom;
+    /* the forward's per-item values (engine/vit.h) */
+    v->acts.lambda = calloc((size_t)B, sizeof(float));
+    v->acts.gbeta = calloc((size_t)B, sizeof(float));
+    v->acts.flops_acm = calloc((size_t)B, sizeof(double));
+    v->acts.flops_learn = calloc((size_t)B, sizeof(double));
+    if (!v->items || !v->res || !v->acts.lambda || !v->acts.gbeta || !v->acts.flops_acm || !v->acts.flops_learn)
+        goto oom;
 
     char *meta = acmt_vit_meta_json(c, NULL);
     if (!meta) goto oom;
@@ -270,6 +276,10 @@ void acmt_vit_free(acmt_vit *v) {
     free(v->bwd_mem);
     free(v->items);
     free(v->res);
+    free(v->acts.lambda);
+    free(v->acts.gbeta);
+    free(v->acts.flops_acm);
+    free(v->acts.flops_learn);
     free(v);
 }
 

@@ -5,8 +5,11 @@
  *   1. gate: one GEMM [B*T, din] x [din, C] with the collapsed gate; the q, k, v gates of a block, which read the same
  *      input, are stacked into one [din, Cq+Ck+Cv] GEMM (acm__acm_qkv_forward). A budget-conditioned (FiLM) gate has
  *      2C columns, A|B (model.h), combined per item as logits = (A z + c) + beta_b (B z + c') with the item's gate
- *      beta (acm__gate_beta) before the decisions;
- *   2. k per token under each item's policy (policy.c); FLOPs counted per item as k * p + 2 din C per token;
+ *      beta (acm__gate_beta) before the decisions; under ARGMAX, whose beta is the model's fixed gate_beta, it runs
+ *      the C rows folded at load instead. Only the items whose k depends on the gate run it (gate_class: not FIXED,
+ *      forced k or a budget of 1), one GEMM per run of consecutive items of one class;
+ *   2. k per token under each item's policy (policy.c); FLOPs counted per item as k * p, plus 2 din C (FiLM under
+ *      MEAN or CAP: 2 din 2C) per token where the gate ran; non-finite logits fail the item (decide);
  *   3. counting sort of the tokens by k, descending, and a gather of the rows with k >= 1 into xg, in sorted order;
  *   4. learner GEMMs over contiguous rows, in one of two schedules (the same FLOPs, different GEMM shapes):
  *        GROUPS  per non-empty k-group g: hid = xg_g · W1[0:gh]ᵀ + b1, act, y_g = hid · W2[:, 0:gh]ᵀ — wide GEMMs
@@ -88,26 +91,62 @@ static void gelu_rows(float *a, int lda, int64_t rows, int cols) {
     for (int64_t i = 0; i < rows; i++) acm__gelu_forward(a + i * lda, a + i * lda, cols);
 }
 
-/* k per token of every item (forced or by policy) from the logits [B*T, C]; FLOPs of the module added per item. The
- * summation order is the one the golden references count in (k * p token by token, then the gate). */
+/* The B items of a call have T rows each, or, when s->unit_off is set (the speech encoder: one unit per chunk),
+ * their own lengths, packed: item b's rows are [item_start(b), item_start(b + 1)). */
+static int64_t item_start(const acm__acm_scratch *s, int b, int T) {
+    return s->unit_off ? s->unit_off[b] : (int64_t)b * T;
+}
+
+/* What an item asks of a module's gate: nothing when k does not depend on the logits (forced k, FIXED, MEAN without
+ * lambda_set or CAP at beta >= 1), the C rows of the folded gate (ARGMAX: a FiLM gate with the model's gate_beta
+ * folded in at load; any policy on an unconditioned gate), or a FiLM gate's 2C rows A|B, combined with the item's own
+ * beta (MEAN, CAP). film: whether the gate (or one of the stacked q|k|v gates) is budget-conditioned. */
+enum { GATE_NONE = 0, GATE_FOLD = 1, GATE_FILM = 2 };
+static int gate_class(const acm_item *it, int film) {
+    const acm_policy p = it->policy;
+    if (it->force_k || p.kind == ACM_POLICY_FIXED) return GATE_NONE;
+    if ((p.kind == ACM_POLICY_CAP || (p.kind == ACM_POLICY_MEAN && !p.lambda_set)) && p.beta >= 1.0f) return GATE_NONE;
+    return p.kind == ACM_POLICY_ARGMAX || !film ? GATE_FOLD : GATE_FILM;
+}
+
+/* k per token of every item (forced or by policy) from the logits [B*T, C] (rows of items whose gate_class is NONE
+ * are not read); FLOPs of the module added per item, the gate's only when it ran. An item whose logits are not all
+ * finite gets kmin everywhere, learner_flops[b] = NaN, and the first such module and item are recorded in s->bad_gate
+ * (acm__vit_forward turns it into an error; the other items of the batch are unaffected). The summation
+ * order is the one the golden references count in (k * p token by token, then the gate). */
 static void decide(uint8_t *k, const float *logits, const acm_model *m, const acm__module *md, const acm_item *items,
                    const float *lambda, int B, int T, acm__acm_scratch *s, double *flops, double *learner_flops) {
     const int C = md->choices, N = md->info.n, ai = md->info.acm_index, Cmax = m->max_choices;
-    if (s->gate_log)
-        for (int64_t i = 0; i < (int64_t)B * T; i++)
-            memcpy(s->gate_log + ((int64_t)ai * B * T + i) * Cmax, logits + i * C, sizeof(float) * (size_t)C);
+    const int64_t BT = item_start(s, B, T);
     for (int b = 0; b < B; b++) {
-        uint8_t *kb = k + (int64_t)b * T;
+        const int64_t r0 = item_start(s, b, T);
+        const int Tb = (int)(item_start(s, b + 1, T) - r0); /* this item's tokens */
+        uint8_t *kb = k + r0;
+        const float *lb = logits + r0 * C;
+        const int cls = gate_class(&items[b], md->info.film);
+        if (s->gate_log && cls != GATE_NONE)
+            for (int64_t i = r0; i < r0 + Tb; i++)
+                memcpy(s->gate_log + ((int64_t)ai * BT + i) * Cmax, logits + i * C, sizeof(float) * (size_t)C);
+        int finite = 1;
+        for (int64_t i = 0; cls != GATE_NONE && i < (int64_t)Tb * C; i++) finite &= isfinite(lb[i]) != 0;
         if (items[b].force_k) {
-            const uint8_t *f = items[b].force_k + (int64_t)ai * T;
-            for (int t = 0; t < T; t++)
+            const uint8_t *f = items[b].force_k + (int64_t)ai * Tb;
+            for (int t = 0; t < Tb; t++)
                 kb[t] = f[t] < md->info.kmin ? (uint8_t)md->info.kmin : f[t] > N ? (uint8_t)N : f[t];
+        } else if (!finite) {
+            memset(kb, md->info.kmin, (size_t)Tb);
+            learner_flops[b] = NAN; /* marks the item failed (acm__vit_forward); stays NaN through later modules */
+            if (!s->bad_gate) {
+                s->bad_gate = md;
+                s->bad_item = b;
+            }
         } else {
-            acm__decide_k(kb, logits + (int64_t)b * T * C, T, m, md, items[b].policy, lambda[b], s);
+            acm__decide_k(kb, lb, Tb, m, md, items[b].policy, lambda[b], s);
         }
         double lf = 0;
-        for (int t = 0; t < T; t++) lf += kb[t] * md->learner_flops;
-        flops[b] += lf + 2.0 * md->info.din * md->gate_rows * T;
+        for (int t = 0; t < Tb; t++) lf += kb[t] * md->learner_flops;
+        const int rows = cls == GATE_NONE ? 0 : cls == GATE_FILM ? md->gate_rows : C;
+        flops[b] += lf + 2.0 * md->info.din * rows * Tb;
         learner_flops[b] += lf;
     }
 }
@@ -127,27 +166,31 @@ static int choose_schedule(const acm__module *md, const int64_t *count, int64_t 
 /* Reference: token by token in double, the gate unfused and in double (a FiLM gate's A z + c + beta (B z + c') too).
  * Writes the gate logits into s->gate. */
 static void gate_reference(float *logits, const float *x, int ldx, const acm__module *md, const float *gbeta, int B,
-                           int T) {
+                           int T, const acm__acm_scratch *s) {
     const int din = md->info.din, C = md->choices;
-    for (int64_t i = 0; i < (int64_t)B * T; i++)
-        for (int c = 0; c < C; c++) {
-            double a = md->gate_b[c], f = 0;
-            for (int d = 0; d < din; d++) a += (double)md->gate_w[(int64_t)c * din + d] * x[i * ldx + d];
-            if (md->info.film) {
-                f = md->gate_b[C + c];
-                for (int d = 0; d < din; d++) f += (double)md->gate_w[(int64_t)(C + c) * din + d] * x[i * ldx + d];
+    for (int b = 0; b < B; b++)
+        for (int64_t i = item_start(s, b, T); i < item_start(s, b + 1, T); i++)
+            for (int c = 0; c < C; c++) {
+                double a = md->gate_b[c], f = 0;
+                for (int d = 0; d < din; d++) a += (double)md->gate_w[(int64_t)c * din + d] * x[i * ldx + d];
+                if (md->info.film) {
+                    f = md->gate_b[C + c];
+                    for (int d = 0; d < din; d++) f += (double)md->gate_w[(int64_t)(C + c) * din + d] * x[i * ldx + d];
+                }
+                logits[i * C + c] = (float)(a + (md->info.film ? (double)gbeta[b] * f : 0.0));
             }
-            logits[i * C + c] = (float)(a + (md->info.film ? (double)gbeta[i / T] * f : 0.0));
-        }
 }
 
-/* A FiLM gate's logits [B*T, C] from its raw A|B logits (row stride ldr, A at column 0, B at column C): logits =
- * A + beta_b B per item b. May run in place (logits == raw, ldr = 2C): row i writes [iC, iC + C), below the raw row
- * [2iC, 2iC + 2C) it reads for i >= 1, and behind the entries it has read for i = 0. */
-static void film_combine(float *logits, const float *raw, int ldr, int C, const float *gbeta, int B, int T) {
-    for (int b = 0; b < B; b++) {
+/* A FiLM gate's logits [rows, C] of items b0..b1-1 from their raw A|B logits (row stride ldr, A at column 0, B at
+ * column C): logits = A + beta_b B per item b. logits and raw point at the first item's first row. May run in place
+ * (logits == raw, ldr = 2C): row i writes [iC, iC + C), below the raw row [2iC, 2iC + 2C) it reads for i >= 1, and
+ * behind the entries it has read for i = 0. */
+static void film_combine(float *logits, const float *raw, int ldr, int C, const float *gbeta, int b0, int b1, int T,
+                         const acm__acm_scratch *s) {
+    const int64_t base = item_start(s, b0, T);
+    for (int b = b0; b < b1; b++) {
         const float beta = gbeta[b];
-        for (int64_t i = (int64_t)b * T; i < (int64_t)(b + 1) * T; i++)
+        for (int64_t i = item_start(s, b, T) - base; i < item_start(s, b + 1, T) - base; i++)
             for (int c = 0; c < C; c++) logits[i * C + c] = raw[i * ldr + c] + beta * raw[i * ldr + C + c];
     }
 }
@@ -245,20 +288,37 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
     tick(s, t0, tm ? &tm->scatter : NULL);
 }
 
+/* The gate logits [B*T, C] of one module into logits (= s->gate), for the items that need them (gate_class): the C
+ * folded rows for FOLD, the 2C rows A|B combined with each item's beta for FILM (raw row i at 2iC: combined in place,
+ * film_combine), nothing for NONE. One GEMM per run of consecutive items of the same class: one for a batch of one
+ * policy. */
+static void gate_forward(float *logits, const float *x, int ldx, const acm__module *md, const acm_item *items,
+                         const float *gbeta, int B, int T, const acm__acm_scratch *s) {
+    const int din = md->info.din, C = md->choices, R = md->gate_rows;
+    for (int b0 = 0, b1; b0 < B; b0 = b1) {
+        const int cls = gate_class(&items[b0], md->info.film);
+        for (b1 = b0 + 1; b1 < B && gate_class(&items[b1], md->info.film) == cls; b1++) {}
+        const int64_t r0 = item_start(s, b0, T), rows = item_start(s, b1, T) - r0;
+        if (cls == GATE_FOLD) {
+            acm__matmul_forward(logits + r0 * C, C, x + r0 * ldx, ldx, md->fold_w, din, md->fold_b, rows, din, C, 0);
+        } else if (cls == GATE_FILM) {
+            acm__matmul_forward(logits + r0 * R, R, x + r0 * ldx, ldx, md->gate_w, din, md->gate_b, rows, din, R, 0);
+            film_combine(logits + r0 * C, logits + r0 * R, R, C, gbeta, b0, b1, T, s);
+        }
+    }
+}
+
 /* acm__acm_forward with k per token written to kout. */
 static void forward_one(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
                         const acm__module *md, const acm_item *items, const float *lambda, const float *gbeta, int B,
                         int T, acm__acm_scratch *s, double *flops, double *learner_flops, uint8_t *kout) {
-    const int din = md->info.din, C = md->choices, R = md->gate_rows;
-    const int64_t BT = (int64_t)B * T;
+    const int64_t BT = item_start(s, B, T);
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
-    if (s->mode == ACM__EXEC_REFERENCE) {
-        gate_reference(s->gate, x, ldx, md, gbeta, B, T);
-    } else {
-        acm__matmul_forward(s->gate, R, x, ldx, md->gate_w, din, md->gate_b, BT, din, R, 0);
-        if (md->info.film) film_combine(s->gate, s->gate, R, C, gbeta, B, T);
-    }
+    if (s->mode == ACM__EXEC_REFERENCE)
+        gate_reference(s->gate, x, ldx, md, gbeta, B, T, s);
+    else
+        gate_forward(s->gate, x, ldx, md, items, gbeta, B, T, s);
     decide(kout, s->gate, m, md, items, lambda, B, T, s, flops, learner_flops);
     tick(s, t0, tm ? &tm->gate : NULL);
     if (s->mode == ACM__EXEC_REFERENCE)
@@ -277,7 +337,7 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
                           const acm_item *items, const float *lambda, const float *gbeta, int B, int T,
                           acm__acm_scratch *s, double *flops, double *learner_flops) {
     const acm__block *bl = &m->blocks[block];
-    const int64_t BT = (int64_t)B * T;
+    const int64_t BT = item_start(s, B, T);
     const int D = m->cfg.dim, Cmax = m->max_choices, GM = m->gate_mult;
     if (s->mode == ACM__EXEC_REFERENCE || !s->qkv_gate_w) {
         for (int p = 0; p < 3; p++)
@@ -287,20 +347,36 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
     }
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
-    int Ctot = 0;
-    for (int p = 0; p < 3; p++) Ctot += bl->mod[p].gate_rows;
-    /* stacked raw logits [BT, Ctot] at s->gate, one module's [BT, C] logits behind them for the policies */
-    acm__matmul_forward(s->gate, Ctot, x, ldx, s->qkv_gate_w + (int64_t)block * 3 * GM * Cmax * D, D,
-                        s->qkv_gate_b + (int64_t)block * 3 * GM * Cmax, BT, D, Ctot, 0);
+    int Ctot = 0, Cfold = 0, film = 0;
+    for (int p = 0; p < 3; p++) Ctot += bl->mod[p].gate_rows, Cfold += bl->mod[p].choices, film |= bl->mod[p].info.film;
+    /* stacked logits [BT, Ctot] at s->gate, one module's [BT, C] logits behind them for the policies: per run of items
+     * of one gate_class (one run for a batch of one policy), the raw q|k|v rows (FILM: A|B of each FiLM gate), the
+     * folded ones in the first Cfold columns (FOLD), or none */
+    for (int b0 = 0, b1; b0 < B; b0 = b1) {
+        const int cls = gate_class(&items[b0], film);
+        for (b1 = b0 + 1; b1 < B && gate_class(&items[b1], film) == cls; b1++) {}
+        const int64_t r0 = item_start(s, b0, T), rows = item_start(s, b1, T) - r0;
+        if (cls == GATE_NONE) continue;
+        const int fold = cls == GATE_FOLD;
+        acm__matmul_forward(s->gate + r0 * Ctot, Ctot, x + r0 * ldx, ldx,
+                            (fold ? s->qkv_fold_w : s->qkv_gate_w) + (int64_t)block * 3 * (fold ? 1 : GM) * Cmax * D,
+                            D, (fold ? s->qkv_fold_b : s->qkv_gate_b) + (int64_t)block * 3 * (fold ? 1 : GM) * Cmax,
+                            rows, D, fold ? Cfold : Ctot, 0);
+    }
     float *one = s->gate + BT * 3 * GM * Cmax;
     t0 = tick(s, t0, tm ? &tm->gate : NULL);
-    for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].gate_rows, p++) {
+    for (int p = 0, c0 = 0, cf = 0; p < 3; c0 += bl->mod[p].gate_rows, cf += bl->mod[p].choices, p++) {
         const acm__module *md = &bl->mod[p];
         const int C = md->choices;
-        if (md->info.film)
-            film_combine(one, s->gate + c0, Ctot, C, gbeta, B, T);
-        else
-            for (int64_t i = 0; i < BT; i++) memcpy(one + i * C, s->gate + i * Ctot + c0, sizeof(float) * (size_t)C);
+        for (int b = 0; b < B; b++) {
+            const int cls = gate_class(&items[b], film);
+            const int64_t r0 = item_start(s, b, T), r1 = item_start(s, b + 1, T);
+            if (cls == GATE_FILM && md->info.film)
+                film_combine(one + r0 * C, s->gate + r0 * Ctot + c0, Ctot, C, gbeta, b, b + 1, T, s);
+            else if (cls != GATE_NONE)
+                for (int64_t i = r0; i < r1; i++)
+                    memcpy(one + i * C, s->gate + i * Ctot + (cls == GATE_FOLD ? cf : c0), sizeof(float) * (size_t)C);
+        }
         decide(s->k + p * BT, one, m, md, items, lambda, B, T, s, flops, learner_flops);
         t0 = tick(s, t0, tm ? &tm->gate : NULL);
         execute(qkv + p * D, ldo, 0, x, ldx, md, s->k + p * BT, BT, s);
@@ -322,6 +398,13 @@ void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m) {
             const acm__module *md = &bl->mod[p];
             memcpy(w + (int64_t)c0 * D, md->gate_w, sizeof(float) * (size_t)md->gate_rows * D);
             memcpy(b + c0, md->gate_b, sizeof(float) * (size_t)md->gate_rows);
+        }
+        if (s->qkv_fold_w == s->qkv_gate_w) continue; /* no FiLM: the folded gates are these */
+        float *fw = s->qkv_fold_w + (int64_t)l * 3 * Cmax * D, *fb = s->qkv_fold_b + (int64_t)l * 3 * Cmax;
+        for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].choices, p++) {
+            const acm__module *md = &bl->mod[p];
+            memcpy(fw + (int64_t)c0 * D, md->fold_w, sizeof(float) * (size_t)md->choices * D);
+            memcpy(fb + c0, md->fold_b, sizeof(float) * (size_t)md->choices);
         }
     }
 }

@@ -326,3 +326,211 @@ Test(acm_exec, film_decisions_follow_beta) {
         vr_store_free(&st);
     }
 }
+
+/* ---- the gate runs only where a decision needs it; non-finite gate logits are an error --------------------------- */
+
+/* One item through worker w under policy p (force: optional k map): returns acm_worker_run's code. */
+static int run1(acm_worker *w, const float *pix, acm_policy p, const uint8_t *force, float *logits, uint8_t *kmap,
+                double *flops, char *err, size_t errlen) {
+    acm_item it = {.pixels = pix, .policy = p, .force_k = force};
+    acm_result r = {.logits = logits, .kmap = kmap};
+    int rc = acm_worker_run(w, &it, &r, 1, err, errlen);
+    if (flops) *flops = r.flops;
+    return rc;
+}
+
+/* FLOPs of an item from its k map alone: the model's fixed part plus k * p per token and ACM, plus 2 din C per token
+ * for the gates when `gates` (C: the rows the gate ran with). */
+static double analytic_flops(const acm_model *m, const uint8_t *kmap, int gates) {
+    const acm_config *c = acm_model_config(m);
+    double f = m->flops_fixed;
+    for (int a = 0; a < c->num_acms; a++) {
+        for (int t = 0; t < c->tokens; t++) f += kmap[(size_t)a * c->tokens + t] * m->acms[a]->learner_flops;
+        if (gates) f += 2.0 * m->acms[a]->info.din * m->acms[a]->choices * c->tokens;
+    }
+    return f;
+}
+
+/* FIXED, forced k, and MEAN / CAP at beta 1 need no decision: no gate GEMM runs and none is counted. Shown on a model
+ * whose gate weights are all NaN (the results equal the intact model's, bit for bit, with no error) and by FLOPs equal
+ * to the count without gates. Stacked q|k|v gates and single ones (all-ACM model), batch 1 and a mixed batch. */
+Test(acm_exec, no_gate_without_a_decision) {
+    vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 48, .depth = 2, .heads = 3,
+                    .mlp_hidden = 192, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 8};
+    vr_store st, st2;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err), *bad = vr_build(&vc, &st2, err, sizeof err);
+    cr_assert(m && bad, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    for (int a = 0; a < c->num_acms; a++) {
+        acm__module *md = bad->acms[a];
+        for (size_t i = 0; i < (size_t)md->gate_rows * md->info.din; i++) md->gate_w[i] = NAN;
+    }
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 4}, err, sizeof err);
+    acm_worker *wb = acm_worker_new(bad, (acm_worker_params){.max_batch = 4}, err, sizeof err);
+    cr_assert(w && wb, "%s", err);
+    const size_t img = 3 * 32 * 32, AT = (size_t)c->num_acms * c->tokens;
+    float pix[4 * 3 * 32 * 32];
+    uint64_t rng = 5;
+    for (size_t i = 0; i < 4 * img; i++) pix[i] = (float)(4.0 * vr_uniform(&rng) - 2.0);
+    uint8_t *force = malloc(AT), *k1 = malloc(AT), *k2 = malloc(AT);
+    vr_draw_k(force, m, 0.5, &rng);
+    acm_policy pols[] = {
+        {.kind = ACM_POLICY_FIXED, .fixed_k = 2},
+        {.kind = ACM_POLICY_FIXED, .fixed_k = 4},
+        {.kind = ACM_POLICY_MEAN, .beta = 1.0f},
+        {.kind = ACM_POLICY_CAP, .beta = 1.0f},
+        {.kind = ACM_POLICY_ARGMAX}, /* forced below */
+    };
+    for (int pi = 0; pi < 5; pi++) {
+        const uint8_t *fk = pi == 4 ? force : NULL;
+        float l1[10], l2[10];
+        double f1, f2;
+        cr_assert_eq(run1(w, pix, pols[pi], fk, l1, k1, &f1, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(run1(wb, pix, pols[pi], fk, l2, k2, &f2, err, sizeof err), 0, "policy %d: %s", pi, err);
+        cr_expect_eq(memcmp(l1, l2, sizeof l1), 0, "policy %d: logits differ with NaN gate weights", pi);
+        cr_expect_eq(memcmp(k1, k2, AT), 0, "policy %d: k maps differ with NaN gate weights", pi);
+        cr_expect_eq(f1, analytic_flops(m, k1, 0), "policy %d: flops %.0f, without gates %.0f", pi, f1,
+                     analytic_flops(m, k1, 0));
+        cr_expect_eq(f2, f1);
+    }
+    /* a batch mixing items with and without decisions: each item's FLOPs and results as when it runs alone */
+    acm_item it[4];
+    acm_result r[4];
+    float lg[4][10], one[10];
+    uint8_t *km = malloc(4 * AT);
+    acm_policy mix[4] = {{.kind = ACM_POLICY_FIXED, .fixed_k = 3}, {.kind = ACM_POLICY_CAP, .beta = 0.5f},
+                         {.kind = ACM_POLICY_CAP, .beta = 1.0f}, {.kind = ACM_POLICY_ARGMAX}};
+    for (int b = 0; b < 4; b++) {
+        it[b] = (acm_item){.pixels = pix + b * img, .policy = mix[b]};
+        r[b] = (acm_result){.logits = lg[b], .kmap = km + b * AT};
+    }
+    cr_assert_eq(acm_worker_run(w, it, r, 4, err, sizeof err), 0, "%s", err);
+    for (int b = 0; b < 4; b++) {
+        double f1;
+        cr_assert_eq(run1(w, pix + b * img, mix[b], NULL, one, k1, &f1, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(r[b].flops, f1, "item %d: flops in the batch %.0f, alone %.0f", b, r[b].flops, f1);
+        cr_expect_eq(memcmp(k1, km + b * AT, AT), 0, "item %d: k map differs from its run alone", b);
+        int gated = b == 1 || b == 3;
+        cr_expect_eq(r[b].flops, analytic_flops(m, km + b * AT, gated), "item %d: flops %.0f vs analytic %.0f", b,
+                     r[b].flops, analytic_flops(m, km + b * AT, gated));
+    }
+    /* the NaN gates are an error as soon as a decision needs them, naming the module (the first: blocks.0.attn.q) */
+    float l2[10];
+    cr_expect_eq(run1(wb, pix, (acm_policy){.kind = ACM_POLICY_CAP, .beta = 0.5f}, NULL, l2, k2, NULL, err, sizeof err),
+                 ACM_ENUMERIC);
+    cr_expect(strstr(err, "blocks.0.attn.q") && strstr(err, "non-finite"), "message: %s", err);
+    free(km);
+    free(force);
+    free(k1);
+    free(k2);
+    acm_worker_free(w);
+    acm_worker_free(wb);
+    acm_model_free(m);
+    acm_model_free(bad);
+    vr_store_free(&st);
+    vr_store_free(&st2);
+}
+
+/* Gate weights that overflow make inf or NaN logits on finite input: acm_worker_run returns ACM_ENUMERIC with a
+ * message naming the module, under every policy that reads the gate, in every execution mode, for a single gate (the
+ * MLP) and for a stacked q|k|v one (k); the failed item's logits are NaN, its batch mate's results intact. Weights
+ * of 3e38 overflow the float GEMM, but not always REFERENCE mode's double sums (the terms may cancel below FLT_MAX),
+ * so the weights here are infinite: +-inf terms, inf or NaN sums. */
+Test(acm_exec, non_finite_gate_logits_are_an_error) {
+    static const char *names[2] = {"blocks.1.mlp", "blocks.0.attn.k"};
+    for (int which = 0; which < 2; which++) {
+        char err[256];
+        acm_model *m = acm_model_load("tests/golden/vit_c.safetensors", err, sizeof err);
+        cr_assert(m, "%s", err);
+        acm__module *md = NULL;
+        for (int a = 0; a < m->cfg.num_acms; a++)
+            if (!strcmp(m->acms[a]->info.name, names[which])) md = m->acms[a];
+        cr_assert(md);
+        for (int d = 0; d < md->info.din; d++) md->gate_w[(size_t)1 * md->info.din + d] = INFINITY; /* choice 1 */
+        acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 2}, err, sizeof err);
+        cr_assert(w, "%s", err);
+        float pix[2 * 32 * 32], lg[2][5];
+        for (int i = 0; i < 2 * 32 * 32; i++) pix[i] = (float)sin(0.1 * i);
+        acm_policy pols[3] = {{.kind = ACM_POLICY_ARGMAX}, {.kind = ACM_POLICY_MEAN, .beta = 0.5f},
+                              {.kind = ACM_POLICY_CAP, .beta = 0.5f}};
+        static const int modes[4] = {ACM__EXEC_AUTO, ACM__EXEC_GROUPS, ACM__EXEC_PREFIX, ACM__EXEC_REFERENCE};
+        for (int pi = 0; pi < 3; pi++)
+            for (int mi = 0; mi < 4; mi++) {
+                acm__worker_scratch(w)->mode = modes[mi];
+                acm_item it[2] = {{.pixels = pix, .policy = {.kind = ACM_POLICY_FIXED, .fixed_k = 1}},
+                                  {.pixels = pix + 32 * 32, .policy = pols[pi]}};
+                acm_result r[2] = {{.logits = lg[0]}, {.logits = lg[1]}};
+                err[0] = 0;
+                cr_expect_eq(acm_worker_run(w, it, r, 2, err, sizeof err), ACM_ENUMERIC, "%s policy %d mode %d",
+                             names[which], pi, mi);
+                cr_expect(strstr(err, names[which]) && strstr(err, "item 1"), "message: %s", err);
+                /* only the failed item lacks an answer: item 0 (FIXED, no gate) is as when it runs alone */
+                float alone[5];
+                double fa;
+                cr_expect(isnan(lg[1][0]) && isnan(r[1].budget), "the failed item's logits and budget are NaN");
+                cr_assert_eq(run1(w, pix, it[0].policy, NULL, alone, NULL, &fa, err, sizeof err), 0, "%s", err);
+                cr_expect_eq(memcmp(alone, lg[0], sizeof alone), 0, "item 0's logits differ from its run alone");
+                cr_expect_eq(r[0].flops, fa);
+            }
+        acm_worker_free(w);
+        acm_model_free(m);
+    }
+}
+
+/* ARGMAX on budget-conditioned gates runs the C folded rows (A + gate_beta B, at load) instead of 2C: the B halves
+ * poisoned with NaN after load change nothing under ARGMAX (and are an error under MEAN, which needs them); the
+ * decisions and logits equal those of the unfolded A|B gate at beta = gate_beta (MEAN with lambda 0), and the FLOPs
+ * count C gate rows. */
+Test(acm_exec, film_argmax_runs_the_folded_gate) {
+    vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,
+                    .mlp_hidden = 384, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 9, .film = 1};
+    vr_store st, st2;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err), *bad = vr_build(&vc, &st2, err, sizeof err);
+    cr_assert(m && bad, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    cr_assert_float_eq(c->gate_beta, 0.5f, 1e-7);
+    for (int a = 0; a < c->num_acms; a++) {
+        acm__module *md = bad->acms[a];
+        cr_assert(md->info.film);
+        for (size_t i = (size_t)md->choices * md->info.din; i < (size_t)2 * md->choices * md->info.din; i++)
+            md->gate_w[i] = NAN;
+    }
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 1}, err, sizeof err);
+    acm_worker *wb = acm_worker_new(bad, (acm_worker_params){.max_batch = 1}, err, sizeof err);
+    cr_assert(w && wb, "%s", err);
+    const size_t AT = (size_t)c->num_acms * c->tokens;
+    uint8_t *k1 = malloc(AT), *k2 = malloc(AT), *k3 = malloc(AT);
+    float pix[3 * 32 * 32];
+    uint64_t rng = 17;
+    for (int trial = 0; trial < 4; trial++) {
+        for (int i = 0; i < 3 * 32 * 32; i++) pix[i] = (float)(4.0 * vr_uniform(&rng) - 2.0);
+        float l1[10], l2[10], l3[10];
+        double f1, f2, f3;
+        const acm_policy amax = {.kind = ACM_POLICY_ARGMAX};
+        const acm_policy unfolded = {.kind = ACM_POLICY_MEAN, .beta = 0.5f, .lambda_set = 1, .lambda = 0};
+        cr_assert_eq(run1(w, pix, amax, NULL, l1, k1, &f1, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(run1(wb, pix, amax, NULL, l2, k2, &f2, err, sizeof err), 0, "NaN B halves under ARGMAX: %s", err);
+        cr_assert_eq(run1(w, pix, unfolded, NULL, l3, k3, &f3, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(memcmp(k1, k2, AT), 0, "trial %d: decisions depend on the B halves", trial);
+        cr_expect_eq(memcmp(l1, l2, sizeof l1), 0);
+        cr_expect_eq(memcmp(k1, k3, AT), 0, "trial %d: folded and unfolded gates decide differently", trial);
+        double maxd = 0;
+        for (int k = 0; k < 10; k++) maxd = fmax(maxd, fabs((double)l1[k] - l3[k]));
+        cr_expect_leq(maxd, 1e-6, "trial %d: logits differ by %.3g", trial, maxd);
+        cr_expect_eq(f1, analytic_flops(m, k1, 1), "trial %d: ARGMAX flops %.0f, with C-row gates %.0f", trial, f1,
+                     analytic_flops(m, k1, 1));
+        cr_expect_eq(f3 - f1, analytic_flops(m, k1, 1) - analytic_flops(m, k1, 0), "the unfolded gate costs 2C rows");
+        cr_expect_eq(run1(wb, pix, unfolded, NULL, l2, k2, NULL, err, sizeof err), ACM_ENUMERIC);
+    }
+    free(k1);
+    free(k2);
+    free(k3);
+    acm_worker_free(w);
+    acm_worker_free(wb);
+    acm_model_free(m);
+    acm_model_free(bad);
+    vr_store_free(&st);
+    vr_store_free(&st2);
+}

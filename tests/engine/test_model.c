@@ -167,7 +167,11 @@ Test(model, bad_metadata) {
         {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[0.5,0.5,0.5]]}}", "4 shares"},
         {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[0.9,0.9,0.9,0.9]]}}", "above its beta"},
         {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[1.5,0,0,0]]}}", "outside [0, 1]"},
-        {"budget", "{\"cap\":{\"betas\":[0.6,0.5],\"shares\":[[0.1,0.1,0.1,0.1],[0.1,0.1,0.1,0.1]]}}", "ascending"},
+        {"budget", "{\"cap\":{\"betas\":[0.6,0.5],\"shares\":[[0.1,0.5,0.5,0.5],[0.1,0.5,0.5,0.5]]}}", "ascending"},
+        /* vit_a's projections (blocks.1.attn.q/k/v, N 2) run at least one learner: floors 1/2, model floor 0.2143 */
+        {"budget", "{\"cap\":{\"betas\":[0.5],\"shares\":[[0.9,0.4,0.5,0.5]]}}",
+         "budget.cap row 0 share 1 (ACM 'blocks.1.attn.q') = 0.4 is below that module's floor kmin/N = 1/2"},
+        {"budget", "{\"beta_min\":0.2}", "budget.beta_min 0.2 is below the model's floor 0.2143"},
         {"budget", "{\"cap_order\":\"depth\"}", "budget.cap_order must be \"gain\" or \"level\""},
         {"budget", "{\"cap_order\":1}", "budget.cap_order must be"},
         {"budget", "{\"cap_order\":\"random\"}", "budget.cap_order must be"}, /* a policy control, not a model order */
@@ -247,6 +251,35 @@ Test(model, accounting) {
     }
     acm__st_close(&f);
     acm_model_free(m);
+}
+
+static acm_model *write_and_load(mut *m, char *err, size_t errlen);
+
+/* The floor: vit_a's three projection ACMs (N 2, p 1296) run one learner each whatever the budget, of 4 * 2592 +
+ * 6 * 1296 learner FLOPs per token: 3888 / 18144. budget.beta_min may not go below it; without one, it is the floor. */
+Test(model, budget_floor_and_default_beta_min) {
+    char err[512];
+    acm_model *model = acm_model_load(SRC, err, sizeof err);
+    cr_assert(model, "%s", err);
+    const acm_config *c = acm_model_config(model);
+    const double floor_beta = 3.0 * 1296 / (4 * 2592 + 6 * 1296);
+    cr_expect(c->beta_floor >= floor_beta && c->beta_floor - floor_beta < 1e-7, "floor %.9f", (double)c->beta_floor);
+    cr_expect_float_eq(c->beta_min, 0.25f, 1e-7, "the file's beta_min");
+    acm_model_free(model);
+    mut m;
+    mut_open(&m);
+    json_object_del(json_object_get(m.acm, "budget"), "beta_min");
+    model = write_and_load(&m, err, sizeof err);
+    cr_assert(model, "%s", err);
+    cr_expect_eq(acm_model_config(model)->beta_min, acm_model_config(model)->beta_floor);
+    acm_model_free(model);
+    /* at the floor itself: accepted */
+    json_object_set_new(json_object_get(m.acm, "budget"), "beta_min", json_real(floor_beta));
+    model = write_and_load(&m, err, sizeof err);
+    cr_assert(model, "%s", err);
+    cr_expect_eq(acm_model_config(model)->beta_min, acm_model_config(model)->beta_floor);
+    acm_model_free(model);
+    mut_close(&m);
 }
 
 /* A calibrated CAP table with uneven shares: every item still realises at most beta, and each module's share is
@@ -420,6 +453,18 @@ Test(model, film_gate_collapse_equals_training_forward) {
         }
     cr_expect_leq(maxd / maxl, 1e-5, "collapsed FiLM gate vs training forward: max|Δ| %.3g (scale %.3g)", maxd, maxl);
     cr_expect_gt(spread, 0.1, "the FiLM term is negligible (%.3g): the test would not see it", spread);
+    /* the gate ARGMAX runs, folded at load: C rows (A + gate_beta B) z + (c + gate_beta c'), equal to the training
+     * forward at beta = gate_beta (row 3); an unconditioned gate's fold is the gate itself */
+    double maxf = 0;
+    for (int k = 0; k < C; k++) {
+        double e = md->fold_b[k];
+        for (int d = 0; d < D; d++) e += (double)md->fold_w[k * D + d] * z[3 * D + d];
+        maxf = fmax(maxf, fabs(e - a.logits[3 * C + k]));
+    }
+    cr_expect(md->fold_w != md->gate_w, "a FiLM gate has its own folded rows");
+    cr_expect_leq(maxf / maxl, 1e-5, "folded FiLM gate vs training forward at gate_beta: max|Δ| %.3g", maxf);
+    const acm__module *plain = &model->blocks[1].mod[ACM_POS_Q];
+    cr_expect(plain->fold_w == plain->gate_w && plain->fold_b == plain->gate_b);
     acmt_acm_acts_free(&a);
     free(p);
     acm_model_free(model);

@@ -155,6 +155,10 @@ Test(vit, worker_rejects_bad_runs) {
     cr_expect_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), ACM_EINVAL);
     cr_expect(strstr(err, "CAP order"), "message: %s", err);
     it.policy = acm_policy_default();
+    px[100] = INFINITY; /* non-finite input: refused before anything runs, so a non-finite gate is the model's fault */
+    cr_expect_eq(acm_worker_run(w, &it, &r, 1, err, sizeof err), ACM_EINVAL);
+    cr_expect(strstr(err, "input value 100 is not finite"), "message: %s", err);
+    px[100] = 0;
     acm_item three[3] = {it, it, it};
     acm_result rr[3] = {r, r, r};
     cr_expect_eq(acm_worker_run(w, three, rr, 3, err, sizeof err), ACM_EINVAL);

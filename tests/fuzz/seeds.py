@@ -30,6 +30,20 @@ put("oip_json", "peek_dups", '{"parameters":{"priority":1},"inputs":[{"shape":"x
 put("oip_json", "peek_long_key", '{"' + '\\u0070' * 80 + '":[1],"parameters":{"compute_budget":1},"inputs":'
     '[{"name":"a","datatype":"UINT8","shape":[0],"data":[]}]}')
 
+# ---- CTC: mode byte, text-limit byte, word list, 0xff, logits (byte / 16) of 29-symbol frames ----
+def ctc_frames(text):
+    out = b""
+    for ch in text:
+        hot = 0 if ch == "_" else "_abcdefghijklmnopqrstuvwxyz' ".index(ch)
+        out += bytes(96 if s == hot else 8 for s in range(29))
+    return out
+put("ctc", "beam_words", bytes([0x1f, 63]) + b"one\ntwo\nto\nthree\n" + b"\xff" + ctc_frames("t_w_o_ _o_n_e__"))
+put("ctc", "greedy", bytes([0x00, 40]) + b"\xff" + ctc_frames(" _hh_e_l_l_o  _w_o_r_l_d_"))
+put("ctc", "beam_free", bytes([0x0f, 5]) + b"\xff" + ctc_frames("a_b_c_d_e_f_g_h"))
+put("ctc", "bad_words", bytes([0x11, 10]) + b"caf\xc3\xa9\nT_o\n" + b"\xff" + ctc_frames("ca_fe"))
+put("ctc", "incomplete", bytes([0x13, 20]) + b"Go two" + b"\xff" + ctc_frames("g_o_ _t"))
+put("ctc", "pruned", bytes([0x3f, 30]) + b"one two to\n" + b"\xff" + ctc_frames("t_o_ _t_w_o_ _o_n_e"))
+
 # ---- OIP binary: 2-byte little-endian JSON length, then the body ----
 def binreq(inputs, blobs, outputs=None):
     hdr = {"inputs": inputs}
@@ -115,6 +129,45 @@ put("safetensors", "mixed", st({"a": ({"dtype": "F16", "shape": [2], "data_offse
                                  "e": ({"dtype": "I32", "shape": [0], "data_offsets": [16, 16]}, b"")}, pad=3))
 put("safetensors", "bad_overlap", st({"a": ({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, b"\0\0\0\0"),
                                       "b": ({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, b"")}))
+
+# ---- model: the "acm" metadata and tensors of engine/model.h (tiny ViT and speech models, a few broken) ----
+def model(meta, shapes, fix=None):
+    """shapes: {name: shape}; every tensor F32 with small deterministic values (fix: {name: [values]})."""
+    tensors, off = {}, 0
+    for i, (name, shape) in enumerate(shapes.items()):
+        n = 1
+        for d in shape: n *= d
+        vals = (fix or {}).get(name) or [0.1 * ((i + j) % 7) - 0.3 for j in range(n)]
+        b = struct.pack("<%df" % n, *vals)
+        tensors[name] = ({"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(b)]}, b)
+        off += len(b)
+    return st(tensors, {"acm": json.dumps(meta)})
+sp_meta = {"format_version": 1, "arch": "speech", "dim": 2, "depth": 1, "heads": 1, "mlp_hidden": 2, "alphabet": "ab",
+           "chunk": 2, "left_context": 1, "rope_base": 100, "frontend": {"n_mels": 2, "stack": 2, "n_fft": 32,
+           "win_length": 20, "hop_length": 10, "sample_rate": 1000, "fmax": 500},
+           "budget": {"beta_min": 0.5, "mean": [[0.5, 1.0]]}}
+sp_shapes = {"frontend.mel_mean": [2], "frontend.mel_std": [2], "frontend.proj.weight": [2, 4], "frontend.proj.bias": [2],
+             "blocks.0.norm1.weight": [2], "blocks.0.norm1.bias": [2], "blocks.0.norm2.weight": [2],
+             "blocks.0.norm2.bias": [2], "blocks.0.attn.qkv.weight": [6, 2], "blocks.0.attn.qkv.bias": [6],
+             "blocks.0.attn.proj.weight": [2, 2], "blocks.0.attn.proj.bias": [2], "blocks.0.mlp.fc1.weight": [2, 2],
+             "blocks.0.mlp.fc1.bias": [2], "blocks.0.mlp.fc2.weight": [2, 2], "blocks.0.mlp.fc2.bias": [2],
+             "norm.weight": [2], "norm.bias": [2], "head.weight": [3, 2], "head.bias": [3]}
+ones = {"frontend.mel_std": [1.0, 2.0]}
+put("model", "speech_static", model(sp_meta, sp_shapes, ones))
+acm_shapes = {k: v for k, v in sp_shapes.items() if ".mlp." not in k}
+acm_shapes.update({"blocks.0.mlp.w1": [2, 2], "blocks.0.mlp.b1": [2], "blocks.0.mlp.w2": [2, 2],
+                   "blocks.0.mlp.gate.0.weight": [3, 2], "blocks.0.mlp.gate.0.bias": [3]})
+put("model", "speech_acm", model(dict(sp_meta, acm={"modules": [{"name": "blocks.0.mlp", "learners": 2}]}), acm_shapes, ones))
+put("model", "bad_speech_std", model(sp_meta, sp_shapes, {"frontend.mel_std": [1.0, 0.0]}))
+put("model", "bad_speech_alphabet", model(dict(sp_meta, alphabet="aa"), sp_shapes, ones))
+put("model", "speech_default_frontend", model(dict(sp_meta, frontend={"n_mels": 2, "stack": 2}), sp_shapes, ones))
+vit_shapes = {"patch_embed.proj.weight": [2, 4], "patch_embed.proj.bias": [2], "cls_token": [1, 1, 2],
+              "pos_embed": [1, 2, 2]}
+vit_shapes.update({k: v for k, v in sp_shapes.items() if k.startswith("blocks.") or k.startswith("norm.")})
+vit_shapes.update({"head.weight": [2, 2], "head.bias": [2]})
+put("model", "vit_static", model({"format_version": 1, "arch": "vit", "image_size": 2, "patch_size": 2, "in_chans": 1,
+                                  "dim": 2, "depth": 1, "heads": 1, "mlp_hidden": 2, "num_classes": 2,
+                                  "preprocess": {"mean": [0.5], "std": [0.5]}}, vit_shapes))
 
 # ---- audio ----
 def wav(rate, ch, samples, bits=16):

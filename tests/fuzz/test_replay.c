@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define FUZZ_TARGETS(X) X(oip_json) X(oip_binary) X(image) X(sla) X(idx) X(safetensors) X(audio)
+#define FUZZ_TARGETS(X) X(oip_json) X(oip_binary) X(image) X(sla) X(idx) X(safetensors) X(audio) X(model) X(ctc)
 
 #define X(t) int acm_fuzz_##t(const uint8_t *data, size_t size);
 FUZZ_TARGETS(X)

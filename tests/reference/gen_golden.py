@@ -195,14 +195,36 @@ class Ref:
         self.table = metadata(cfg)["budget"]["mean"]
 
     def lam(self, beta):
+        """lambda(beta): linear in the table, the end segments continued outside it (unless lambda rises there)."""
         tb = self.table
-        if beta <= tb[0][0]:
+        if len(tb) == 1:
             return tb[0][1]
-        if beta >= tb[-1][0]:
-            return tb[-1][1]
-        for (b0, l0), (b1, l1) in zip(tb, tb[1:]):
-            if b0 <= beta <= b1:
-                return l0 + (beta - b0) / (b1 - b0) * (l1 - l0)
+        i = 1
+        while i < len(tb) - 1 and tb[i][0] < beta:
+            i += 1
+        (b0, l0), (b1, l1) = tb[i - 1], tb[i]
+        if (beta < b0 or beta > b1) and l1 > l0:
+            return l0 if beta < b0 else l1
+        return l0 + (beta - b0) / (b1 - b0) * (l1 - l0)
+
+    def cap_share(self, name, beta):
+        """CAP's share of module `name` (no share table: beta), raised to its floor kmin/N; the excess taken from the
+        modules above their floors in proportion to their room (docs/METHOD.md §6)."""
+        def floor_of(nm):
+            return (0 if nm.endswith("mlp") else 1) / self.cfg["acms"][nm][0]
+        excess = room = 0.0
+        for nm in self.acm_names:
+            f, w = floor_of(nm), self.cfg["acms"][nm][0] * self.p[nm]
+            if beta < f:
+                excess += (f - beta) * w
+            else:
+                room += (beta - f) * w
+        f = floor_of(name)
+        if beta <= f:
+            return f
+        if excess == 0:
+            return beta
+        return f if excess >= room else f + (beta - f) * (1.0 - excess / room)
 
     def gate(self, name, z):
         t = self.t
@@ -230,7 +252,7 @@ class Ref:
                 ks[tt] = kmin + int(np.argmax(v))
             return ks
         assert kind == "cap"
-        units = math.floor(float(np.float32(pol["beta"])) * T * n + 1e-9) - T * kmin
+        units = math.floor(self.cap_share(name, float(np.float32(pol["beta"]))) * T * n + 1e-9) - T * kmin
         ks = np.full(T, kmin)
         if units <= 0:
             return ks
@@ -267,7 +289,11 @@ class Ref:
                 else:
                     ks = self.decide(name, logits, pols[b], check)
                 acc["kmap"][b, ai] = ks
-                acc["flops"][b] += 2 * din * logits.shape[1] * T + ks.sum() * self.p[name]
+                # the gate counts only where k depends on it (not forced, fixed, or a budget of 1)
+                pol = pols[b]
+                gated = force is None and pol["kind"] != "fixed" and not (
+                    pol["kind"] in ("mean", "cap") and pol["beta"] >= 1.0)
+                acc["flops"][b] += (2 * din * logits.shape[1] * T if gated else 0) + ks.sum() * self.p[name]
                 acc["lflops"][b] += ks.sum() * self.p[name]
                 for tt in range(T):
                     for j in range(ks[tt]):  # learner j+1, summed one by one
@@ -347,7 +373,7 @@ def runs_for(cfg):
     n_max = max(v[0] for v in cfg["acms"].values())
     return [
         [{"kind": "argmax"}, {"kind": "mean", "beta": 0.5}, {"kind": "cap", "beta": 0.4}],
-        [{"kind": "cap", "beta": 0.75}, {"kind": "argmax"}, {"kind": "mean", "beta": 0.2}],
+        [{"kind": "cap", "beta": 0.75}, {"kind": "argmax"}, {"kind": "mean", "beta": 0.25}],
         [{"kind": "fixed", "k": 1}, {"kind": "fixed", "k": n_max}, {"kind": "cap", "beta": 1.0}],
         [{"kind": "mean", "beta": 0.8}, {"kind": "cap", "beta": 0.3}, {"kind": "fixed", "k": 0}],
         "forced",

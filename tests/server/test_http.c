@@ -371,7 +371,7 @@ Test(http, budget_headers) {
     th_expect_error(&r, 400, "policy");
     th_resp_free(&r);
     /* a floor alone under the default argmax: the request policy (cap) at the default budget raised to the floor;
-     * X-Compute-Budget-Min: 1 pins full compute (every learner of every token: FLOPs = dense + the gates) */
+     * X-Compute-Budget-Min: 1 pins full compute (every learner of every token, no gate: FLOPs = dense for vit_a) */
     double dense = 0;
     const char *floors[][2] = {{"X-Compute-Budget-Min: 1\r\n", "1"}, {"X-Compute-Budget-Min: 0.5\r\n", "1"},
                                {"X-Compute-Budget-Min: 0.5\r\nX-Compute-Policy: mean\r\n", "1"}};
@@ -729,6 +729,11 @@ Test(config, help_print_config_and_bad_flags) {
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s/acmd --model a=/nonexistent.safetensors --listen 127.0.0.1:0 2>/dev/null", b);
     cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
+    /* a speech model (no transcription route yet) is refused by name, not as an image model with 0 channels */
+    snprintf(cmd, sizeof cmd,
+             "%s/acmd --model s=tests/golden/speech_a.safetensors --listen 127.0.0.1:0 2>&1 >/dev/null | "
+             "grep -q 'model s (tests/golden/speech_a.safetensors): a speech model'; exit $?", b);
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 0, "a speech model is not refused with its own message");
 }
 
 /* Per-model settings from a --config file (max_batch, default policy and budget), a flag after it overriding the file,
