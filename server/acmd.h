@@ -74,6 +74,9 @@
     X(STR, log_level, "LEVEL", "info", "error, warn, info (access log) or debug")                                     \
     X(STR, log_format, "FORMAT", "json", "log lines: json or text")                                                   \
     X(STR, log_file, "FILE", "", "append the log (access log included) to FILE; warnings and errors also go to stderr")\
+    X(STR, auth_file, "FILE", "",                                                                                     \
+      "API keys (docs/DEPLOY.md): every inference route then wants Authorization: Bearer KEY; reloaded on SIGHUP")   \
+    X(INT, metrics_auth, "BOOL", "0", "1: /metrics wants a key too (with --auth-file)")                                \
     X(STR, test_hold, "FIFO", "", "tests only: warm-up, then each batch of requests, waits for one byte from FIFO (EOF: no more)")
 typedef struct {
     char name[64];
@@ -97,6 +100,7 @@ typedef struct {
     int n_models;
     acmd_model_conf models[ACMD_MAX_MODELS];
     int print_config, help, print_api;
+    char hash_key[64]; /* --hash-key NAME: print an --auth-file line for the key read from stdin, and exit */
 } acmd_config;
 
 void acmd_config_defaults(acmd_config *c);
@@ -273,6 +277,47 @@ double acmd_cost_band(const acmd_cost *c);
 #define ACMD_COST_PATH_DECAY 0.998
 #define ACMD_COST_PATH_MIN 16
 
+/* ---- API keys (server/auth.c) -------------------------------------------------------------------------------------
+ * The --auth-file format is specified at the top of auth.c. Per-key limits, one table: the file's LIMIT names, their
+ * ranges and their defaults (acmd_key_defaults: none binding). X(field, name, lowest, highest, help) */
+#define ACMD_KEY_HASH 32
+#define ACMD_KEY_LIMITS(X)                                                                                            \
+    X(urgency_min, "urgency", 0, 7, "most urgent Priority u= the key may claim; more urgent requests are lowered")    \
+    X(budget_min, "budget_min", 0, 1, "smallest compute budget (beta) the key may ask for")                          \
+    X(budget_max, "budget_max", 0, 1, "largest compute budget (beta) the key may ask for")                           \
+    X(rate, "rate", 0, 1e9, "requests per second (token bucket; 0: no limit)")                                      \
+    X(burst, "burst", 0, 1e9, "requests the bucket holds (default: max(1, rate))")                                  \
+    X(flops_rate, "flops_rate", 0, 1e18, "FLOPs per second at the request's budget (token bucket; 0: no limit)")    \
+    X(flops_burst, "flops_burst", 0, 1e18, "FLOPs the bucket holds (default: max(flops_rate, one request))")        \
+    X(queue_share, "queue_share", 0, 1, "largest fraction of a model's --max-queue the key may hold")
+
+typedef struct {
+    char name[64];
+    uint8_t hash[ACMD_KEY_HASH]; /* SHA-256 of the key */
+    double urgency_min, budget_min, budget_max, rate, burst, flops_rate, flops_burst, queue_share;
+} acmd_key;
+
+typedef struct {
+    acmd_key *k;
+    int n;
+} acmd_keys;
+
+void acmd_key_defaults(acmd_key *k);
+void acmd_key_hash(uint8_t out[ACMD_KEY_HASH], const char *key, size_t n);
+/* 1 when two hashes are equal; all ACMD_KEY_HASH bytes are compared whatever they hold (*steps += bytes compared). */
+int acmd_key_hash_eq(const uint8_t *a, const uint8_t *b, size_t *steps);
+/* Reads an --auth-file; 0, or -1 with a message naming the file, the line and the problem (out then empty). */
+int acmd_keys_load(acmd_keys *out, const char *path, char *err, size_t errlen);
+void acmd_keys_free(acmd_keys *k);
+/* The index of the entry whose hash is the key's, or -1; every entry is compared in full (*steps: see above). */
+int acmd_keys_find(const acmd_keys *k, const char *key, size_t n, size_t *steps);
+int acmd_keys_index(const acmd_keys *k, const char *name); /* by name; -1 */
+/* acmd --hash-key NAME: reads a key (one line) from in and writes its --auth-file line to out; an empty line makes
+ * a new random key, written to msg. Returns the exit status (0, or 1 with a message on msg). */
+int acmd_hash_key_main(const char *name, FILE *in, FILE *out, FILE *msg);
+/* The credentials of an Authorization field with the Bearer scheme (*n bytes), or NULL. */
+const char *acmd_auth_bearer(const char *field, size_t *n);
+
 /* ---- models, requests, server ------------------------------------------------------------------------------------ */
 
 struct acmd_req;
@@ -312,6 +357,7 @@ typedef enum { ACMD_REQ_RECEIVING = 0, ACMD_REQ_QUEUED, ACMD_REQ_RUNNING, ACMD_R
 #define ACMD_ERRORS(X)                                                                                                \
     X(BAD_REQUEST, 400, "bad_request")   /* malformed or unacceptable input: headers, body, parameters */            \
     X(IMAGE_TOO_LARGE, 400, "too_large") /* an image over --max-image-pixels, from its header */                     \
+    X(UNAUTHORIZED, 401, NULL)           /* --auth-file: no key, or one not in the file (WWW-Authenticate) */      \
     X(NOT_FOUND, 404, NULL)                                                                                           \
     X(METHOD, 405, NULL)                                                                                              \
     X(ARRIVAL_TIMEOUT, 408, NULL)        /* headers and body not in within --request-timeout */                      \
@@ -428,6 +474,7 @@ typedef struct acmd_req {
         char path[256];
         char id[ACM_OIP_MAX_ID + 1]; /* X-Request-Id (visible ASCII, at most ACM_OIP_MAX_ID bytes), else generated */
         char traceparent[128], peer[64];
+        char key[64];         /* --auth-file: the name of the request's key ("": none) */
         const char *id_error; /* why X-Request-Id was refused (400), or NULL */
         int http11;           /* HTTP/1.1 (not 1.0): an interim 1xx may be sent */
         int started;          /* the request line and headers have been acted on (routing, admission) */
@@ -513,7 +560,9 @@ typedef struct acmd_server {
     uv_poll_t mhd_poll;
     uv_timer_t mhd_timer, sweep_timer, batch_timer, drain_timer;
     uv_async_t async;
-    uv_signal_t sig_term, sig_int;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    acmd_keys keys;        /* --auth-file (I/O thread; replaced on SIGHUP) */
+    int auth;              /* --auth-file is set: routes that want a key refuse requests without one */
     /* the access log, I/O thread only: lines gather here and go to stderr in one write per loop iteration (a uv_prepare
      * handle: just before the loop waits) or at 64 KiB, instead of one unbuffered write(2) per request */
     uv_prepare_t log_flush_handle;

@@ -183,6 +183,13 @@ int acmd_config_parse(acmd_config *c, int argc, char **argv, char *err, size_t e
             c->print_api = 1;
             continue;
         }
+        if (strcmp(a, "--hash-key") == 0 || strncmp(a, "--hash-key=", 11) == 0) {
+            const char *v = a[10] == '=' ? a + 11 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !*v || strlen(v) >= sizeof c->hash_key)
+                return cfg__fail(err, errlen, "--hash-key wants the key's NAME (1..63 bytes)");
+            snprintf(c->hash_key, sizeof c->hash_key, "%s", v);
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0) return cfg__fail(err, errlen, "unexpected argument \"%s\" (see --help)", a);
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
@@ -236,6 +243,8 @@ static int cfg__policy_ok(const char *p) {
 int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (c->n_models < 1) return cfg__fail(err, errlen, "no model: give --model NAME=PATH (or models in --config)");
     if (!strchr(c->listen, ':')) return cfg__fail(err, errlen, "--listen wants ADDRESS:PORT, got \"%s\"", c->listen);
+    if (c->metrics_auth != 0 && c->metrics_auth != 1) return cfg__fail(err, errlen, "--metrics-auth must be 0 or 1");
+    if (c->metrics_auth && !c->auth_file[0]) return cfg__fail(err, errlen, "--metrics-auth 1 needs --auth-file");
     if (c->workers < 0 || c->workers > 256) return cfg__fail(err, errlen, "--workers must be in 0..256");
     if (c->blas_threads < 1 || c->blas_threads > 256) return cfg__fail(err, errlen, "--blas-threads must be in 1..256");
     if (c->max_batch < 1 || c->max_batch > 1024) return cfg__fail(err, errlen, "--max-batch must be in 1..1024");
@@ -324,6 +333,8 @@ void acmd_config_help(FILE *f) {
                "  --config FILE               JSON file with any option below and per-model settings\n"
                "  --print-config              print the effective configuration as JSON (a valid --config) and exit\n"
                "  --print-api                 print the HTTP API (docs/API.md) and exit\n"
+               "  --hash-key NAME             print the --auth-file line of the key read from stdin (empty: a new\n"
+               "                              random key, printed on stderr) and exit\n"
                "  --help                      this text\n\n"
                "Every option takes its value as --name VALUE or --name=VALUE:\n");
     for (size_t i = 0; i < CFG__N; i++) {

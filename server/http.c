@@ -100,6 +100,7 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp.type ? r->resp.type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", r->http.id);
     if (r->resp.status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->resp.allow);
+    if (r->resp.status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"acmd\"");
     if (r->resp.status == 200 && r->resp.json_len) {
         char v[32];
         snprintf(v, sizeof v, "%zu", r->resp.json_len);
@@ -403,6 +404,34 @@ static void http__request_id(acmd_req *r) {
     acmd_fmt_hex(r->http.id + k, sizeof r->http.id - k, counter, 8);
 }
 
+/* ---- API keys (--auth-file; auth.c) -------------------------------------------------------------------------------
+ * Every POST route is an inference route and wants a key; /metrics too with --metrics-auth. Health, readiness and
+ * model metadata stay open (probes and load balancers carry no key). */
+static int http__wants_key(const acmd_server *s, acmd_route route) {
+    if (!s->auth) return 0;
+    if (route == ACMD_ROUTE_METRICS) return s->cfg.metrics_auth != 0;
+    return strcmp(acmd_route_method(route), "POST") == 0;
+}
+
+/* 0 with r->http.key set, or -1 with the 401 filled. */
+static int http__authorize(acmd_server *s, acmd_req *r) {
+    size_t n = 0;
+    const char *field = http__hdr(r->conn, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *key = acmd_auth_bearer(field, &n);
+    if (!key) {
+        acmd_req_fail(r, ACMD_E_UNAUTHORIZED, field ? "the Authorization field must be \"Bearer KEY\""
+                                                    : "this route wants an API key: Authorization: Bearer KEY");
+        return -1;
+    }
+    const int i = acmd_keys_find(&s->keys, key, n, NULL);
+    if (i < 0) {
+        acmd_req_fail(r, ACMD_E_UNAUTHORIZED, "unknown API key");
+        return -1;
+    }
+    acmd_copy(r->http.key, sizeof r->http.key, s->keys.k[i].name);
+    return 0;
+}
+
 /* ---- framing and Host (RFC 9112 §3.2, §6.1, §6.3) ------------------------------------------------------------------
  * libmicrohttpd 0.9.75 frames a body by the first Content-Length and ignores the others, reads a body of a
  * Transfer-Encoding other than chunked until the connection closes, and lets an HTTP/1.1 request without Host through
@@ -563,6 +592,8 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
             if (path_matched) return http__error(s, r, ACMD_E_METHOD, "method %s is not allowed on %s (allowed: %s)", method, url, r->resp.allow);
             return http__error(s, r, ACMD_E_NOT_FOUND, "no route for %s", url);
         }
+        /* the key before anything else is looked at: without one, a client learns nothing (not even model names) */
+        if (http__wants_key(s, r->route) && http__authorize(s, r)) return http__respond(s, r);
         if (a.model[0]) {
             r->model = http__model(s, a.model);
             if (!r->model) return http__error(s, r, ACMD_E_NOT_FOUND, "unknown model \"%s\"", a.model);
@@ -730,8 +761,9 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
         http__text_field(method, sizeof method, r->http.method);
         http__text_field(path, sizeof path, r->http.path);
         http__text_field(id, sizeof id, r->http.id);
-        const int tn = snprintf(text, sizeof text, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s\n", r->http.peer,
-                                method, path, r->resp.status, route, total_ms, complete_ms, r->http.bytes_in, r->http.bytes_out, id);
+        const int tn = snprintf(text, sizeof text, "%s %s %s %d %s %.3fms (%.3fms sent) in=%zu out=%zu id=%s%s%s\n", r->http.peer,
+                                method, path, r->resp.status, route, total_ms, complete_ms, r->http.bytes_in, r->http.bytes_out, id,
+                                r->http.key[0] ? " key=" : "", r->http.key);
         if (tn > 0) acmd_log_access(s, text, (size_t)tn < sizeof text ? (size_t)tn : sizeof text - 1);
         return;
     }
@@ -747,6 +779,7 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     acmd_jw_kstr(&l, "path", r->http.path);
     acmd_jw_kstr(&l, "route", route);
     acmd_jw_raw(&l, ",\"status\":%d", r->resp.status);
+    if (r->http.key[0]) acmd_jw_kstr(&l, "key", r->http.key);
     if (r->model) {
         acmd_jw_kstr(&l, "model", r->model->name);
         acmd_jw_kstr(&l, "version", r->model->version);

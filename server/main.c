@@ -12,6 +12,7 @@
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv); /* may re-execute the program with OPENBLAS_CORETYPE set (docs/DESIGN.md §4) */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* until the loop handles it (a reload): a SIGHUP during start-up must not kill acmd */
     acmd_config cfg;
     acmd_config_defaults(&cfg);
     char err[1024];
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
         acmd_api_markdown(stdout);
         return 0;
     }
+    if (cfg.hash_key[0]) return acmd_hash_key_main(cfg.hash_key, stdin, stdout, stderr);
     if (cfg.print_config) {
         acmd_config_print(&cfg, stdout);
         return 0;

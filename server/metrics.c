@@ -40,7 +40,7 @@ static const double met__ratio[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 static const double met__phase[] = {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
 
 /* Fixed label sets. */
-static const int met__codes[] = {200, 400, 404, 405, 408, 413, 415, 429, 499, 500, 503, 504};
+static const int met__codes[] = {200, 400, 401, 404, 405, 408, 413, 415, 429, 499, 500, 503, 504};
 static const char *const met__outcomes[] = {"success", "failure", "rejected", "timeout", "cancelled"};
 static const char *const met__sources[] = {"default", "header", "parameter", "deadline"};
 static const char *const met__phases[] = {"admission", "queue", "compute"}; /* ACMD_MISS_* */

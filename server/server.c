@@ -278,6 +278,30 @@ static void srv__signal(uv_signal_t *h, int sig) {
     uv_timer_start(&s->drain_timer, srv__drain_timer, 0, 20);
 }
 
+/* SIGHUP: reload what can change without a restart — the --auth-file (a file that cannot be read or parsed keeps the
+ * keys in force, and says why). Connections and queued requests are untouched: the keys are looked at when a
+ * request's headers arrive, so a request admitted under a key that was revoked since still runs. */
+static void srv__reload(uv_signal_t *h, int sig) {
+    acmd_server *s = h->data;
+    (void)sig;
+    if (!s->auth) {
+        acmd_log(s, 2, "SIGHUP: nothing to reload (no --auth-file)");
+        return;
+    }
+    acmd_keys k;
+    char err[512];
+    if (acmd_keys_load(&k, s->cfg.auth_file, err, sizeof err)) {
+        acmd_log(s, 0, "SIGHUP: %s; the %d key(s) loaded before stay in force", err, s->keys.n);
+        return;
+    }
+    acmd_keys_free(&s->keys);
+    s->keys = k;
+    acmd_log(s, 2, "SIGHUP: --auth-file %s reloaded: %d key(s)", s->cfg.auth_file, k.n);
+}
+
+/* 1 for an address whose clients are this machine's own processes (127.0.0.0/8). */
+static int srv__loopback(const struct sockaddr_in *sa) { return (ntohl(sa->sin_addr.s_addr) >> 24) == 127; }
+
 /* ---- start-up ------------------------------------------------------------------------------------------------- */
 
 int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t errlen) {
@@ -290,6 +314,11 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
         return snprintf(err, errlen, "--log-file %s: %s", cfg->log_file, strerror(errno)), -1;
     pthread_mutex_init(&s->res_mu, NULL);
     s->hold_fd = -1;
+    if (cfg->auth_file[0]) {
+        if (acmd_keys_load(&s->keys, cfg->auth_file, err, errlen)) return -1;
+        s->auth = 1;
+        acmd_log(s, 2, "--auth-file %s: %d key(s)", cfg->auth_file, s->keys.n);
+    }
     if (cfg->test_hold[0]) { /* a FIFO: opened without waiting for its writer (the test opened it first) */
         s->hold_fd = open(cfg->test_hold, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (s->hold_fd < 0 || fcntl(s->hold_fd, F_SETFL, 0))
@@ -382,15 +411,17 @@ int acmd_server_run(acmd_server *s) {
     uv_async_init(s->loop, &s->async, acmd_workers_on_async);
     uv_signal_init(s->loop, &s->sig_term);
     uv_signal_init(s->loop, &s->sig_int);
+    uv_signal_init(s->loop, &s->sig_hup);
     uv_prepare_init(s->loop, &s->log_flush_handle);
     s->log_flush_handle.data = s;
     s->io_thread = pthread_self();
     uv_prepare_start(&s->log_flush_handle, srv__log_prepare); /* before the loop blocks */
     s->mhd_poll.data = s->mhd_timer.data = s->sweep_timer.data = s->batch_timer.data = s->drain_timer.data = s;
-    s->async.data = s->sig_term.data = s->sig_int.data = s;
+    s->async.data = s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
     uv_poll_start(&s->mhd_poll, UV_READABLE, srv__mhd_poll);
     uv_signal_start(&s->sig_term, srv__signal, SIGTERM);
     uv_signal_start(&s->sig_int, srv__signal, SIGINT);
+    uv_signal_start(&s->sig_hup, srv__reload, SIGHUP);
     const uint64_t sweep_ms = s->cfg.request_timeout < 2 ? (uint64_t)(s->cfg.request_timeout * 250) + 1 : 500;
     uv_timer_start(&s->sweep_timer, srv__sweep, sweep_ms, sweep_ms);
     if (acmd_workers_start(s, err, sizeof err)) {
@@ -403,6 +434,9 @@ int acmd_server_run(acmd_server *s) {
         return 1;
     }
     acmd_log(s, 2, "listening on %s:%d (warming up)", host, s->port);
+    if (!s->auth && !srv__loopback(&sa))
+        acmd_log(s, 1, "listening on %s:%d, not a loopback address, without --auth-file: anyone who reaches the port "
+                 "may run inference at any priority and budget", host[0] ? host : "0.0.0.0", s->port);
     if (s->cfg.port_file[0] && srv__write_port(s->cfg.port_file, s->port))
         acmd_log(s, 1, "cannot write --port-file %s: %s", s->cfg.port_file, strerror(errno));
     acmd_http_kick(s);
@@ -423,6 +457,7 @@ int acmd_server_run(acmd_server *s) {
     uv_close((uv_handle_t *)&s->async, srv__close_cb);
     uv_close((uv_handle_t *)&s->sig_term, srv__close_cb);
     uv_close((uv_handle_t *)&s->sig_int, srv__close_cb);
+    uv_close((uv_handle_t *)&s->sig_hup, srv__close_cb);
     uv_close((uv_handle_t *)&s->log_flush_handle, srv__close_cb);
     uv_run(s->loop, UV_RUN_DEFAULT);
     acmd_log_flush(s);
@@ -436,6 +471,7 @@ int acmd_server_run(acmd_server *s) {
 void acmd_server_free(acmd_server *s) {
     for (int i = 0; i < s->n_models; i++) acm_model_free(s->models[i].m);
     acmd_metrics_free(s->metrics);
+    acmd_keys_free(&s->keys);
     free(s->log_buf);
     if (s->hold_fd >= 0) close(s->hold_fd);
     if (s->log_file) fclose(s->log_file);
