@@ -108,6 +108,10 @@ typedef struct {
 int acmc_buf_append(acmc_buf *b, const void *p, size_t n); /* keeps data NUL-terminated; 0 or -1 */
 void acmc_buf_free(acmc_buf *b);
 
+/* The API key every request carries (--api-key, else $ACM_API_KEY; NULL or "": none); 0, or -1 with a message. */
+int acmc_set_api_key(const char *key, char *err, size_t errlen);
+/* "Authorization: Bearer KEY", or NULL without a key. */
+const char *acmc_auth_header(void);
 /* Checks a server base URL (http or https, a host, no query) and writes it without a trailing '/'. */
 int acmc_server_url(char *out, size_t n, const char *server, char *err, size_t errlen);
 

@@ -209,7 +209,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     q->resp.len = 0;
     curl_slist_free_all(q->hdrs);
     q->hdrs = NULL;
-    char h[7][64];
+    char h[8][600]; /* the Authorization field included */
     int n = 0;
     if (b->sh->classify) {
         if (bench__png(b, job->image)) {
@@ -228,6 +228,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     if (!isnan(job->deadline_ms)) snprintf(h[m++], sizeof h[0], "X-Deadline-Ms: %.6g", job->deadline_ms);
     if (job->priority >= 0) snprintf(h[m++], sizeof h[0], "Priority: u=%d", job->priority);
     if (b->p.policy[0]) snprintf(h[m++], sizeof h[0], "X-Compute-Policy: %s", b->p.policy);
+    if (acmc_auth_header()) snprintf(h[m++], sizeof h[0], "%s", acmc_auth_header());
     for (int i = 0; i < m; i++) {
         struct curl_slist *t = curl_slist_append(q->hdrs, h[i]);
         if (!t) {
@@ -860,6 +861,7 @@ static const char *const bench_help =
     "Load generator. By default POSTs Fashion-MNIST test images (with their labels: accuracy under load) to\n"
     "/v1/models/MODEL/classify; --get PATH measures a GET route instead (e.g. /v2/health/live).\n\n"
     "  --server URL          the server (default " ACMC_DEFAULT_SERVER ")\n"
+    "  --api-key KEY         sent as Authorization: Bearer KEY (default: $ACM_API_KEY; none without it)\n"
     "  --model M             served model name (default " ACMC_DEFAULT_MODEL ")\n"
     "  --get PATH            GET this path instead of classifying images (default: none)\n"
     "  -c, --concurrency C   closed loop: C requests in flight, each sent when the previous answer came (default 8)\n"
@@ -901,6 +903,7 @@ int acmc_cmd_bench(int argc, char **argv) {
     p.concurrency = 8, p.max_inflight = 1000, p.timeout_s = 30, p.seed = 1, p.progress = isatty(STDERR_FILENO);
     int have_duration = 0, have_conc = 0, threads = 1;
     char err[4096];
+    if (acmc_set_api_key(getenv("ACM_API_KEY"), err, sizeof err)) fprintf(stderr, "acm bench: ACM_API_KEY ignored: %s\n", err + 11);
     for (int i = 1; i < argc; i++) {
         const char *v;
         const char *a = argv[i];
@@ -915,6 +918,8 @@ int acmc_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--no-progress")) p.progress = 0;
         else if ((m = acmc_opt(argc, argv, &i, "--server", &v, err, sizeof err)))
             bad = m < 0 || acmc_server_url(p.server, sizeof p.server, v, err, sizeof err);
+        else if ((m = acmc_opt(argc, argv, &i, "--api-key", &v, err, sizeof err)))
+            bad = m < 0 || acmc_set_api_key(v, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--model", &v, err, sizeof err))) {
             if (m > 0 && (!*v || strlen(v) >= sizeof p.model || strpbrk(v, "/?#% ")))
                 snprintf(err, sizeof err, "--model: '%s' is not a model name", v), m = -1;

@@ -44,6 +44,10 @@ static int cmd__common(cmd_common *c, const char *cmd, int argc, char **argv, in
             return -cmd__usage_error(cmd, err);
         return 1;
     }
+    if ((m = acmc_opt(argc, argv, i, "--api-key", &v, err, sizeof err)) != 0) {
+        if (m < 0 || acmc_set_api_key(v, err, sizeof err)) return -cmd__usage_error(cmd, err);
+        return 1;
+    }
     if ((m = acmc_opt(argc, argv, i, "--timeout", &v, err, sizeof err)) != 0) {
         if (m < 0 || acmc_parse_double("--timeout", v, 0, 3600, 1, &c->timeout_s, err, sizeof err))
             return -cmd__usage_error(cmd, err);
@@ -56,11 +60,14 @@ static void cmd__common_defaults(cmd_common *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->server, sizeof c->server, "%s", ACMC_DEFAULT_SERVER);
     c->timeout_s = 30;
+    char err[128];
+    if (acmc_set_api_key(getenv("ACM_API_KEY"), err, sizeof err)) fprintf(stderr, "acm: ACM_API_KEY ignored: %s\n", err + 11);
 }
 
 #define CMD_COMMON_HELP                                                                                               \
     "  --server URL        the server (default " ACMC_DEFAULT_SERVER ")\n"                                           \
     "  --timeout S         seconds for each request, connection included (default 30)\n"                              \
+    "  --api-key KEY       sent as Authorization: Bearer KEY (default: $ACM_API_KEY; none without it)\n"              \
     "  --json              print JSON instead of text\n"
 
 /* ---- classify ------------------------------------------------------------------------------------------------------- */

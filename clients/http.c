@@ -70,6 +70,21 @@ static size_t http__write(char *p, size_t size, size_t nmemb, void *ud) {
     return acmc_buf_append(b, p, size * nmemb) ? 0 : size * nmemb;
 }
 
+/* --api-key / ACM_API_KEY: sent as "Authorization: Bearer KEY" with every request ("": none). */
+static char http__auth[600];
+
+int acmc_set_api_key(const char *key, char *err, size_t errlen) {
+    if (!key || !*key) return http__auth[0] = 0, 0;
+    for (const char *p = key; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return snprintf(err, errlen, "--api-key: a key is visible ASCII without spaces"), -1;
+    if (strlen(key) > 512) return snprintf(err, errlen, "--api-key: longer than 512 bytes"), -1;
+    snprintf(http__auth, sizeof http__auth, "Authorization: Bearer %s", key);
+    return 0;
+}
+
+const char *acmc_auth_header(void) { return http__auth[0] ? http__auth : NULL; }
+
 int acmc_http(const char *url, const char *const *headers, const void *body, size_t len, const char *content_type,
               double timeout_s, acmc_resp *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -87,6 +102,10 @@ int acmc_http(const char *url, const char *const *headers, const void *body, siz
         else h = t;
         if (!rc && !(t = curl_slist_append(h, "Expect:"))) rc = ACMC_EXIT_FAIL; /* no 100-continue round trip */
         else if (!rc) h = t;
+    }
+    if (!rc && http__auth[0]) {
+        if (!(t = curl_slist_append(h, http__auth))) rc = ACMC_EXIT_FAIL;
+        else h = t;
     }
     for (int i = 0; !rc && headers && headers[i]; i++) {
         if (!(t = curl_slist_append(h, headers[i]))) rc = ACMC_EXIT_FAIL;

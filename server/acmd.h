@@ -187,6 +187,13 @@ void acmd_api_markdown(FILE *f);
     X(CONNECTIONS, "acm_http_connections", gauge, "Open HTTP connections.")                                           \
     X(BUFFERED, "acm_buffered_bytes", gauge,                                                                          \
       "Bytes of request bodies and decoded inputs held, counted against --max-buffered-bytes.")                      \
+    X(KEY_REQUESTS, "acm_key_requests_total", counter,                                                                \
+      "Requests that presented a valid API key, by key (its --auth-file name) and status.")                          \
+    X(KEY_FLOPS, "acm_key_flops_executed_total", counter, "FLOPs executed for a key's requests.")                    \
+    X(KEY_FLOPS_DENSE, "acm_key_flops_dense_equivalent_total", counter,                                               \
+      "FLOPs the dense model would have executed for a key's requests.")                                             \
+    X(KEY_BUDGET, "acm_key_budget_realised_ratio", histogram,                                                         \
+      "Budget realised by a key's answered requests (learner FLOPs run / all learners').")                           \
     X(BUILD_INFO, "acm_build_info", gauge, "Build information (value 1).")
 
 typedef enum {
@@ -204,6 +211,8 @@ void acmd_metrics_free(acmd_metrics *m);
 void acmd_metric_add(acmd_metrics *m, acmd_metric_id id, const char *labels, double v);
 void acmd_metric_set(acmd_metrics *m, acmd_metric_id id, const char *labels, double v);
 void acmd_metric_observe(acmd_metrics *m, acmd_metric_id id, const char *labels, double v);
+/* Creates the series of an API key's name (at start-up and for a name a reload adds; never from a request). */
+void acmd_metrics_key(acmd_metrics *m, const char *name);
 /* Appends key="escaped value" (with a comma when buf is not empty). */
 void acmd_label(char *buf, size_t n, const char *key, const char *value);
 /* The exposition; malloc'd. */
@@ -288,13 +297,16 @@ double acmd_cost_band(const acmd_cost *c);
     X(rate, "rate", 0, 1e9, "requests per second (token bucket; 0: no limit)")                                      \
     X(burst, "burst", 0, 1e9, "requests the bucket holds (default: max(1, rate))")                                  \
     X(flops_rate, "flops_rate", 0, 1e18, "FLOPs per second at the request's budget (token bucket; 0: no limit)")    \
-    X(flops_burst, "flops_burst", 0, 1e18, "FLOPs the bucket holds (default: max(flops_rate, one request))")        \
-    X(queue_share, "queue_share", 0, 1, "largest fraction of a model's --max-queue the key may hold")
+    X(flops_burst, "flops_burst", 0, 1e18, "FLOPs the bucket holds (default: flops_rate, one second's worth)")        \
+    X(queue_share, "queue_share", 0, 1, "largest fraction of a model's --max-queue the key may hold (at least one item)")
 
 typedef struct {
     char name[64];
     uint8_t hash[ACMD_KEY_HASH]; /* SHA-256 of the key */
     double urgency_min, budget_min, budget_max, rate, burst, flops_rate, flops_burst, queue_share;
+    /* token buckets (I/O thread; kept across a reload for a name still in the file): what is left, at t_fill (ns) */
+    double tok, ftok;
+    uint64_t t_fill;
 } acmd_key;
 
 typedef struct {
@@ -312,6 +324,9 @@ void acmd_keys_free(acmd_keys *k);
 /* The index of the entry whose hash is the key's, or -1; every entry is compared in full (*steps: see above). */
 int acmd_keys_find(const acmd_keys *k, const char *key, size_t n, size_t *steps);
 int acmd_keys_index(const acmd_keys *k, const char *name); /* by name; -1 */
+/* A reload: the bucket state of every key of `next` whose name is in `prev` is carried over (a tenant cannot refill
+ * its buckets by having the file reloaded). */
+void acmd_keys_carry(acmd_keys *next, const acmd_keys *prev);
 /* acmd --hash-key NAME: reads a key (one line) from in and writes its --auth-file line to out; an empty line makes
  * a new random key, written to msg. Returns the exit status (0, or 1 with a message on msg). */
 int acmd_hash_key_main(const char *name, FILE *in, FILE *out, FILE *msg);
@@ -363,6 +378,9 @@ typedef enum { ACMD_REQ_RECEIVING = 0, ACMD_REQ_QUEUED, ACMD_REQ_RUNNING, ACMD_R
     X(ARRIVAL_TIMEOUT, 408, NULL)        /* headers and body not in within --request-timeout */                      \
     X(TOO_LARGE, 413, "too_large")       /* a body over --max-body-bytes */                                          \
     X(MEDIA_TYPE, 415, "bad_request")                                                                                 \
+    X(KEY_RATE, 429, "key_rate")         /* --auth-file: the key's request rate is used up */                       \
+    X(KEY_FLOPS, 429, "key_flops")       /* --auth-file: the key's FLOP rate is used up */                          \
+    X(KEY_QUEUE, 429, "key_queue")       /* --auth-file: the key holds its share of the model's queue */            \
     X(QUEUE_FULL, 429, "queue_full")                                                                                  \
     X(CANCELLED, 499, NULL)              /* the client closed its connection while queued */                          \
     X(INTERNAL, 500, NULL)               /* engine failure, non-finite logits, out of memory */                       \
@@ -515,6 +533,7 @@ typedef struct acmd_req {
         char allow[64];       /* 405 */
         char err[512];
         const char *reason;   /* metrics label when refused before queueing (acmd_err_reason) */
+        int retry_after;      /* 429/503: seconds for Retry-After (0: 1) */
         int responded;
     } resp;
 } acmd_req;

@@ -7,6 +7,14 @@
  * collapses, so a request that cannot be answered in time at it is refused, cheaply, rather than served garbage; a
  * request with X-Deadline-Ms is looked at once already at its headers (acmd_admit_early), before its body is read.
  * What happens after (queue order, dispatch) is queue.c's.
+ *
+ * Per-key limits (--auth-file, ACMD_KEY_LIMITS): a key's urgency floor and budget range narrow the request's terms
+ * (its most urgent Priority is lowered to the key's; its budget range is clamped into the key's, never below the
+ * model's floor; under a default argmax a key with budget_max < 1 runs under --request-policy at budget_max); then
+ * its share of the model's queue and its two token buckets (requests, and FLOPs at the budget's ceiling) refuse with
+ * 429 naming the limit, Retry-After the seconds until the bucket holds enough. A request refused changes no bucket.
+ * A bucket lets a request through when it holds min(cost, burst), then takes the whole cost (it may go below 0): a
+ * request larger than the burst is not refused for ever, and the long-run rate is the key's.
  */
 #include <math.h>
 #include <stdio.h>
@@ -104,6 +112,74 @@ static int admit__deadline(acmd_server *s, acmd_req *r, const char *when) {
     return -1;
 }
 
+/* The request's key entry (--auth-file), or NULL (no keys, or the key was revoked since its headers came). */
+static acmd_key *admit__key(acmd_server *s, const acmd_req *r) {
+    if (!s->auth || !r->http.key[0]) return NULL;
+    const int i = acmd_keys_index(&s->keys, r->http.key);
+    return i < 0 ? NULL : &s->keys.k[i];
+}
+
+/* The key's budget range applied to the request's (before the policy is chosen). */
+static void admit__key_budget(const acmd_key *k, const acmd_model *m, acm_sla_budget *b) {
+    if (b->max > k->budget_max) b->max = k->budget_max;
+    if (b->max < k->budget_min) b->max = k->budget_min; /* "the smallest budget it may ask for": raised */
+    if (b->max < m->beta_floor) b->max = m->beta_floor; /* the floor is the model's accuracy: never below it */
+    if (b->min < k->budget_min) b->min = k->budget_min;
+    if (b->min > b->max) b->min = b->max;
+}
+
+static double admit__fill(double tok, double rate, double burst, double dt) {
+    tok += rate * dt;
+    return tok > burst ? burst : tok;
+}
+
+static int admit__retry_s(double need, double have, double rate) {
+    const double s = ceil((need - have) / rate);
+    return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
+}
+
+/* The key's queue share and buckets: 0 (the buckets charged), or -1 with the 429 filled. */
+static int admit__key_limits(acmd_server *s, acmd_req *r, acmd_key *k) {
+    acmd_model *m = r->model;
+    if (k->queue_share < 1) {
+        const double share = floor(k->queue_share * (double)s->cfg.max_queue);
+        const int64_t limit = share < 1 ? 1 : (int64_t)share;
+        int64_t held = 0;
+        for (const acmd_req *q = m->q_head; q; q = q->next)
+            if (strcmp(q->http.key, k->name) == 0) held += q->sla.items;
+        if (held + r->sla.items > limit) {
+            acmd_req_fail(r, ACMD_E_KEY_QUEUE, "key %s: its share of the queue of model %s is full (%lld of %lld items; "
+                          "queue_share %g of --max-queue %ld)", k->name, m->name, (long long)held, (long long)limit,
+                          k->queue_share, s->cfg.max_queue);
+            return -1;
+        }
+    }
+    const uint64_t now = acmd_now_ns();
+    const double burst = k->burst > 0 ? k->burst : k->rate > 1 ? k->rate : 1;
+    const double fburst = k->flops_burst > 0 ? k->flops_burst : k->flops_rate;
+    if (!k->t_fill) k->tok = burst, k->ftok = fburst, k->t_fill = now; /* a key starts with full buckets */
+    const double dt = (double)(now - k->t_fill) * 1e-9;
+    const double tok = admit__fill(k->tok, k->rate, burst, dt), ftok = admit__fill(k->ftok, k->flops_rate, fburst, dt);
+    const acm_policy *p = &r->sla.policy;
+    const double cost = acmd_budget_flops(m, r, p->kind == ACM_POLICY_ARGMAX ? 1 : p->beta); /* its ceiling */
+    const double need = 1 < burst ? 1 : burst, fneed = cost < fburst ? cost : fburst;
+    if (k->rate > 0 && tok < need) {
+        r->resp.retry_after = admit__retry_s(need, tok, k->rate);
+        acmd_req_fail(r, ACMD_E_KEY_RATE, "key %s: its request rate is used up (rate %g/s, burst %g); retry in %d s",
+                      k->name, k->rate, burst, r->resp.retry_after);
+        return -1;
+    }
+    if (k->flops_rate > 0 && ftok < fneed) {
+        r->resp.retry_after = admit__retry_s(fneed, ftok, k->flops_rate);
+        acmd_req_fail(r, ACMD_E_KEY_FLOPS, "key %s: its FLOP rate is used up (flops_rate %g/s, flops_burst %g; this "
+                      "request: %.4g FLOPs at its budget); retry in %d s", k->name, k->flops_rate, fburst, cost,
+                      r->resp.retry_after);
+        return -1;
+    }
+    k->tok = tok - (k->rate > 0 ? 1 : 0), k->ftok = ftok - (k->flops_rate > 0 ? cost : 0), k->t_fill = now;
+    return 0;
+}
+
 int acmd_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
     acmd_model *m = r->model;
     acmd_sla *t = &r->sla;
@@ -117,6 +193,11 @@ int acmd_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
         acmd_req_fail(r, ACMD_E_BAD_REQUEST, "%s", e);
         return -1;
     }
+    acmd_key *k = admit__key(s, r);
+    if (k) {
+        if (t->sched.urgency < k->urgency_min) t->sched.urgency = (int)k->urgency_min;
+        admit__key_budget(k, m, &t->budget);
+    }
     t->has_deadline = t->sched.deadline_source != ACM_BUDGET_DEFAULT;
     const double dl_ms = t->has_deadline ? t->sched.deadline_ms : s->cfg.default_deadline_ms;
     t->t_deadline = r->t.arrive + (uint64_t)(dl_ms * 1e6);
@@ -125,6 +206,15 @@ int acmd_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
         acmd_req_fail(r, ACMD_E_BAD_REQUEST, "%s", e);
         return -1;
     }
+    if (k && !t->has_deadline) { /* the policy's beta inside the key's range */
+        if (t->policy.kind == ACM_POLICY_ARGMAX && k->budget_max < 1)
+            t->policy.kind = (acm_policy_kind)acm_policy_parse(s->cfg.request_policy), t->policy.beta = (float)t->budget.max;
+        if (t->policy.kind != ACM_POLICY_ARGMAX) {
+            if (t->policy.beta > t->budget.max) t->policy.beta = (float)t->budget.max;
+            if (t->policy.beta < t->budget.min) t->policy.beta = (float)t->budget.min;
+        }
+    }
+    if (k && admit__key_limits(s, r, k)) return -1;
     t->predicted_ms = -1;
     if (!t->has_deadline) return 0;
     m->dl_requests++;
@@ -140,6 +230,8 @@ int acmd_admit_early(acmd_server *s, acmd_req *r) {
     if (acm_sla_resolve_terms(&t->sched, &t->hdr, NULL, NULL, (int)s->cfg.min_client_urgency, e, sizeof e)) return 0;
     if (!t->hdr.has_priority && r->route == ACMD_ROUTE_INFER)
         t->sched.urgency = s->cfg.min_client_urgency < ACM_URGENCY_MAX ? (int)s->cfg.min_client_urgency : ACM_URGENCY_MAX;
+    const acmd_key *k = admit__key(s, r);
+    if (k && t->sched.urgency < k->urgency_min) t->sched.urgency = (int)k->urgency_min;
     t->items = 1;
     t->budget.min = t->hdr.has_budget_min && t->hdr.budget_min > m->beta_floor ? t->hdr.budget_min : m->beta_floor;
     if (t->hdr.has_budget && t->budget.min > t->hdr.budget) return 0; /* a 400 at admission, not a 504 here */

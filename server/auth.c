@@ -179,6 +179,14 @@ void acmd_keys_free(acmd_keys *k) {
     k->n = 0;
 }
 
+void acmd_keys_carry(acmd_keys *next, const acmd_keys *prev) {
+    for (int i = 0; i < next->n; i++) {
+        const int j = acmd_keys_index(prev, next->k[i].name);
+        if (j < 0) continue;
+        next->k[i].tok = prev->k[j].tok, next->k[i].ftok = prev->k[j].ftok, next->k[i].t_fill = prev->k[j].t_fill;
+    }
+}
+
 int acmd_keys_index(const acmd_keys *k, const char *name) {
     for (int i = 0; i < k->n; i++)
         if (strcmp(k->k[i].name, name) == 0) return i;

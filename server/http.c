@@ -106,7 +106,11 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
         snprintf(v, sizeof v, "%zu", r->resp.json_len);
         MHD_add_response_header(resp, "Inference-Header-Content-Length", v);
     }
-    if (r->resp.status == 429 || (r->resp.status == 503 && !s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->resp.status == 429 || (r->resp.status == 503 && !s->draining)) {
+        char v[24];
+        acmd_fmt_u64(v, sizeof v, r->resp.retry_after > 0 ? (uint64_t)r->resp.retry_after : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
     if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->resp.status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
         char v[160];
@@ -834,6 +838,12 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     acmd_label(l, sizeof l, "method", r->route < ACMD_ROUTE_COUNT ? acmd_route_method(r->route) : "other");
     acmd_label(l, sizeof l, "code", code);
     acmd_metric_add(s->metrics, ACMD_M_HTTP_REQUESTS, l, 1);
+    if (r->http.key[0]) {
+        l[0] = 0;
+        acmd_label(l, sizeof l, "key", r->http.key);
+        acmd_label(l, sizeof l, "code", code);
+        acmd_metric_add(s->metrics, ACMD_M_KEY_REQUESTS, l, 1);
+    }
     if ((r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model) {
         const char *outcome = r->resp.status == 200 ? "success" : r->state == ACMD_REQ_CANCELLED ? "cancelled"
                               : r->resp.status == 504 ? "timeout" : r->resp.reason && (r->resp.status == 429 || r->resp.status == 503) ? "rejected"

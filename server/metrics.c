@@ -113,10 +113,10 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
     for (int i = 0; i < ACMD_M_COUNT; i++) {
         m->f[i].name = defs[i].name, m->f[i].type = defs[i].type, m->f[i].help = defs[i].help;
         if (strcmp(defs[i].type, "histogram") == 0) {
-            m->f[i].buckets = i == ACMD_M_BATCH_SIZE ? met__batch : i == ACMD_M_BUDGET_RATIO ? met__ratio
+            m->f[i].buckets = i == ACMD_M_BATCH_SIZE ? met__batch : i == ACMD_M_BUDGET_RATIO || i == ACMD_M_KEY_BUDGET ? met__ratio
                               : i == ACMD_M_PHASE_DURATION ? met__phase : met__secs;
             m->f[i].nb = i == ACMD_M_BATCH_SIZE ? (int)(sizeof met__batch / sizeof met__batch[0])
-                         : i == ACMD_M_BUDGET_RATIO ? (int)(sizeof met__ratio / sizeof met__ratio[0])
+                         : i == ACMD_M_BUDGET_RATIO || i == ACMD_M_KEY_BUDGET ? (int)(sizeof met__ratio / sizeof met__ratio[0])
                          : i == ACMD_M_PHASE_DURATION ? (int)(sizeof met__phase / sizeof met__phase[0])
                                                       : (int)(sizeof met__secs / sizeof met__secs[0]);
         }
@@ -192,6 +192,21 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
     acmd_label(l, sizeof l, "backend", "cpu");
     acmd_metric_set(m, ACMD_M_BUILD_INFO, l, 1);
     return m;
+}
+
+void acmd_metrics_key(acmd_metrics *m, const char *name) {
+    char l[256] = "", code[8];
+    acmd_label(l, sizeof l, "key", name);
+    for (size_t c = 0; c < sizeof met__codes / sizeof *met__codes; c++) {
+        char lc[256];
+        memcpy(lc, l, sizeof lc);
+        snprintf(code, sizeof code, "%d", met__codes[c]);
+        acmd_label(lc, sizeof lc, "code", code);
+        acmd_metric_add(m, ACMD_M_KEY_REQUESTS, lc, 0);
+    }
+    acmd_metric_add(m, ACMD_M_KEY_FLOPS, l, 0);
+    acmd_metric_add(m, ACMD_M_KEY_FLOPS_DENSE, l, 0);
+    met__get(m, ACMD_M_KEY_BUDGET, l);
 }
 
 void acmd_metrics_free(acmd_metrics *m) {

@@ -223,7 +223,22 @@ void acmd_api_markdown(FILE *f) {
           "random key, printed on stderr). The key's NAME is written in the access log (`key`). SIGHUP reloads the "
           "file without closing a connection: a request whose headers arrived before keeps the key it was admitted "
           "with; a file that cannot be read or parsed keeps the keys in force and is logged as an error naming the "
-          "line.\n", f);
+          "line.\n\n"
+          "Per-key limits, `LIMIT=VALUE` on the key's line (none binding when absent):\n\n"
+          "| limit | range | meaning |\n|---|---|---|\n", f);
+#define X(field, name, lo, hi, help) fprintf(f, "| `%s` | %g .. %g | %s |\n", name, (double)(lo), (double)(hi), help);
+    ACMD_KEY_LIMITS(X)
+#undef X
+    fputs("\nThe urgency and budget limits narrow the request's terms (a more urgent `Priority` is lowered, a budget "
+          "outside the range is moved into it and reported in `X-Compute-Budget-Applied`, never below the model's "
+          "floor; under a default `argmax` a key with `budget_max` < 1 runs under `--request-policy` at "
+          "`budget_max`). The others refuse with 429 and `Retry-After` (the seconds until the bucket holds enough), "
+          "the message naming the key and the limit: `key NAME: its request rate is used up ...`, `... its FLOP rate "
+          "is used up ...` (FLOPs counted at the request's budget ceiling when it is admitted), `... its share of the "
+          "queue of model M is full ...`; counted in `acm_inference_rejections_total` as `key_rate`, `key_flops`, "
+          "`key_queue`. A bucket starts full, lets a request through when it holds min(cost, burst) and then takes "
+          "the whole cost, so a request larger than the burst is not refused for ever and the long-run rate is the "
+          "key's. A reload keeps the buckets of the names still in the file.\n", f);
     fputs("\n## Shutdown (SIGTERM or SIGINT)\n\n"
                "A drain that a load balancer or Kubernetes can follow, losing no accepted request: readiness turns 503 "
                "at once (liveness stays 200) while the server keeps accepting and answering for `--drain-grace-s` "

@@ -294,6 +294,8 @@ static void srv__reload(uv_signal_t *h, int sig) {
         acmd_log(s, 0, "SIGHUP: %s; the %d key(s) loaded before stay in force", err, s->keys.n);
         return;
     }
+    acmd_keys_carry(&k, &s->keys);
+    for (int i = 0; i < k.n; i++) acmd_metrics_key(s->metrics, k.k[i].name); /* a new name: its series at 0 */
     acmd_keys_free(&s->keys);
     s->keys = k;
     acmd_log(s, 2, "SIGHUP: --auth-file %s reloaded: %d key(s)", s->cfg.auth_file, k.n);
@@ -359,6 +361,7 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
     s->n_workers = cfg->workers ? (int)cfg->workers : (int)(cores / cfg->blas_threads > 0 ? cores / cfg->blas_threads : 1);
     s->metrics = acmd_metrics_new(s);
     if (!s->metrics) return snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < s->keys.n; i++) acmd_metrics_key(s->metrics, s->keys.k[i].name);
     return 0;
 }
 

@@ -41,6 +41,13 @@ static void workers__metrics_done(acmd_server *s, acmd_req *r) {
         char b[64] = "";
         acmd_label(b, sizeof b, "source", acm_budget_source_name(r->sla.budget.source));
         acmd_metric_observe(s->metrics, ACMD_M_BUDGET_RATIO, b, acmd_budget_applied(r));
+        if (r->http.key[0]) { /* the same sums per key: over the keys they add up to the model's */
+            char k[128] = "";
+            acmd_label(k, sizeof k, "key", r->http.key);
+            acmd_metric_add(s->metrics, ACMD_M_KEY_FLOPS, k, r->out.flops);
+            acmd_metric_add(s->metrics, ACMD_M_KEY_FLOPS_DENSE, k, r->out.flops_dense);
+            acmd_metric_observe(s->metrics, ACMD_M_KEY_BUDGET, k, r->out.realised);
+        }
     }
 }
 

@@ -7,6 +7,7 @@
  * warning on a non-loopback listener without keys. Every wait is a poll with a bounded timeout.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,17 +232,23 @@ Test(auth, hash_key_prints_the_file_line) {
 static th_acmd srv;
 static char auth_path[512];
 
-static void start_auth(const char *const *extra) {
+/* acmd with keys alice (limits alice_limits, NULL: none) and bob (none); held: th_acmd_start_held. */
+static void start_limited(const char *const *extra, const char *alice_limits, int held) {
     char dir[] = "/tmp/acm-authd-XXXXXX";
     cr_assert(mkdtemp(dir));
     snprintf(auth_path, sizeof auth_path, "%s/keys", dir);
-    const char *keys[] = {"alice", KEY_ALICE, "bob", KEY_BOB, NULL};
-    write_keys(auth_path, keys);
+    char text[2048], line[512];
+    key_line(text, sizeof text, "alice", KEY_ALICE, alice_limits);
+    key_line(line, sizeof line, "bob", KEY_BOB, NULL);
+    strcat(text, line);
+    write_file(auth_path, text);
     const char *base[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-format", "json",
                           "--auth-file", auth_path, NULL};
-    cr_assert_eq(th_acmd_start_with(&srv, base, extra, 0), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_start_with(&srv, base, extra, held), 0, "acmd did not start");
+    if (held) th_hold_release(&srv, 1); /* the warm-up */
     cr_assert_eq(th_acmd_wait_ready(&srv, 30), 0, "acmd not ready");
 }
+static void start_auth(const char *const *extra) { start_limited(extra, NULL, 0); }
 
 static void stop_auth(void) {
     cr_expect_eq(th_acmd_stop(&srv, SIGTERM, 10), 0, "acmd did not exit 0 on SIGTERM");
@@ -423,4 +430,135 @@ Test(auth_server, warns_on_open_listener_without_keys, .timeout = 60) {
     cr_expect_null(strstr(log, "without --auth-file:"), "%s", log);
     free(log);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
+/* ---- per-key limits (admit.c) ------------------------------------------------------------------------------------ */
+
+/* An inference request of kind (0 classify, 1 infer) under key (alice or bob) with extra header lines. */
+static th_resp infer_as(int kind, const char *key, const char *extra) {
+    /* infer() writes "Authorization: " + a + CRLF: the extra lines (each ending in CRLF) go inside, less the last CRLF */
+    char a[512];
+    snprintf(a, sizeof a, "Bearer %s%s%s", key, extra ? "\r\n" : "", extra ? extra : "");
+    const size_t n = strlen(a);
+    if (extra && n >= 2) a[n - 2] = 0;
+    return infer(kind, a);
+}
+
+static void expect_429(th_resp *r, const char *needle, const char *what) {
+    char v[32];
+    cr_expect_eq(r->status, 429, "%s: %d %s", what, r->status, r->body);
+    cr_expect(th_header(r, "Retry-After", v, sizeof v) && atoi(v) >= 1, "%s: %s", what, r->head);
+    cr_expect(r->body && strstr(r->body, needle), "%s: %s", what, r->body);
+}
+
+/* The request bucket: alice (rate 0.01/s, burst 1) gets one request, then 429 naming her rate with Retry-After the
+ * seconds to the next token (~100); bob, without limits, is unaffected; the rejection is counted by reason. */
+Test(auth_server, request_rate_limit_answers_429_for_that_key_only, .timeout = 90) {
+    start_limited(NULL, "rate=0.01 burst=1", 0);
+    th_resp r = infer_as(0, KEY_ALICE, NULL);
+    cr_expect_eq(r.status, 200, "%d %s", r.status, r.body);
+    th_resp_free(&r);
+    r = infer_as(1, KEY_ALICE, NULL);
+    expect_429(&r, "key alice: its request rate is used up (rate 0.01/s, burst 1)", "alice's second request");
+    char v[32];
+    cr_expect(th_header(&r, "Retry-After", v, sizeof v) && atoi(v) > 50, "Retry-After %s for 0.01/s", v);
+    th_resp_free(&r);
+    for (int i = 0; i < 3; i++) {
+        r = infer_as(i % 2, KEY_BOB, NULL);
+        cr_expect_eq(r.status, 200, "bob %d: %d %s", i, r.status, r.body);
+        th_resp_free(&r);
+    }
+    cr_expect_eq(th_metric(srv.port, "acm_inference_rejections_total{model=\"a\",reason=\"key_rate\"}"), 1);
+    stop_auth();
+}
+
+/* The FLOP bucket: alice's flops_rate of 1 FLOP/s lets one request through (a bucket holding min(cost, burst)),
+ * then 429 naming the FLOP rate; bob is unaffected. */
+Test(auth_server, flop_rate_limit_answers_429_for_that_key_only, .timeout = 90) {
+    start_limited(NULL, "flops_rate=1 flops_burst=1000", 0);
+    th_resp r = infer_as(1, KEY_ALICE, NULL);
+    cr_expect_eq(r.status, 200, "%d %s", r.status, r.body);
+    th_resp_free(&r);
+    r = infer_as(0, KEY_ALICE, NULL);
+    expect_429(&r, "key alice: its FLOP rate is used up (flops_rate 1/s, flops_burst 1000;", "alice's second request");
+    th_resp_free(&r);
+    r = infer_as(0, KEY_BOB, NULL);
+    cr_expect_eq(r.status, 200, "bob: %d %s", r.status, r.body);
+    th_resp_free(&r);
+    cr_expect_eq(th_metric(srv.port, "acm_inference_rejections_total{model=\"a\",reason=\"key_flops\"}"), 1);
+    stop_auth();
+}
+
+/* Sends a whole classify request under key on a new connection without reading the answer; the socket. */
+static int send_classify(const char *key) {
+    size_t n;
+    uint8_t *png = grey_png(&n);
+    int fd = th_connect(srv.port);
+    cr_assert_geq(fd, 0);
+    char head[512];
+    int hn = snprintf(head, sizeof head, "POST /v1/models/a/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                      "Authorization: Bearer %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", key, n);
+    cr_assert_eq(th_send_all(fd, head, (size_t)hn), 0);
+    cr_assert_eq(th_send_all(fd, png, n), 0);
+    free(png);
+    return fd;
+}
+
+/* The queue share: with the worker held (one request on it), alice (queue_share 0.5 of --max-queue 4: 2 items) queues
+ * two, the third is 429 naming her share; bob still queues; once the worker runs, every queued request is answered. */
+Test(auth_server, queue_share_keeps_one_key_from_filling_the_queue, .timeout = 120) {
+    const char *extra[] = {"--max-queue", "4", NULL};
+    start_limited(extra, "queue_share=0.5", 1);
+    int fds[4], nf = 0;
+    fds[nf++] = send_classify(KEY_ALICE);
+    cr_assert_eq(th_wait_stats(&srv, "a", 1, 0, 20), 0, "the first request did not reach the (held) worker");
+    fds[nf++] = send_classify(KEY_ALICE);
+    fds[nf++] = send_classify(KEY_ALICE);
+    cr_assert_eq(th_wait_stats(&srv, "a", 1, 2, 20), 0, "alice's two requests are not queued");
+    th_resp r = infer_as(0, KEY_ALICE, NULL);
+    expect_429(&r, "key alice: its share of the queue of model a is full (2 of 2 items; queue_share 0.5 of --max-queue 4)",
+               "alice's third queued request");
+    th_resp_free(&r);
+    fds[nf++] = send_classify(KEY_BOB);
+    cr_assert_eq(th_wait_stats(&srv, "a", 1, 3, 20), 0, "bob's request is not queued");
+    th_hold_end(&srv);
+    for (int i = 0; i < nf; i++) {
+        cr_assert_eq(th_read_response(fds[i], &r), 0);
+        close(fds[i]);
+        cr_expect_eq(r.status, 200, "queued request %d: %d %s", i, r.status, r.body);
+        th_resp_free(&r);
+    }
+    cr_expect_eq(th_metric(srv.port, "acm_inference_rejections_total{model=\"a\",reason=\"key_queue\"}"), 1);
+    stop_auth();
+}
+
+/* Urgency and budget range: alice's most urgent priority is 5 (a u=0 request is logged at 5), her budget at most 0.5
+ * (a request for 1 gets 0.5; one without a budget under the default argmax gets cap at 0.5), at least 0.4 (a request
+ * for 0.1 gets 0.4); bob's requests keep their terms. */
+Test(auth_server, urgency_and_budget_range_of_a_key, .timeout = 90) {
+    start_limited(NULL, "urgency=5 budget_min=0.4 budget_max=0.5", 0);
+    const struct {
+        const char *key, *hdr;
+        double applied;
+    } cases[] = {
+        {KEY_ALICE, "X-Compute-Budget: 1\r\nPriority: u=0\r\n", 0.5},
+        {KEY_ALICE, NULL, 0.5},
+        {KEY_ALICE, "X-Compute-Budget: 0.1\r\n", 0.4},
+        {KEY_BOB, "X-Compute-Budget: 1\r\n", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        th_resp r = infer_as(0, cases[i].key, cases[i].hdr);
+        cr_expect_eq(r.status, 200, "case %zu: %d %s", i, r.status, r.body);
+        char v[32] = "";
+        cr_expect(th_header(&r, "X-Compute-Budget-Applied", v, sizeof v) && fabs(atof(v) - cases[i].applied) < 1e-6,
+                  "case %zu: applied %s, want %g", i, v, cases[i].applied);
+        th_resp_free(&r);
+    }
+    char *log = th_acmd_log_wait(&srv, "\"key\":\"bob\"", 10);
+    const char *first = strstr(log, "\"key\":\"alice\"");
+    cr_assert(first, "%s", log);
+    const char *u = strstr(first, "\"urgency\":");
+    cr_expect(u && atoi(u + 10) == 5, "alice's u=0 request ran at urgency %s", u ? u + 10 : "?");
+    free(log);
+    stop_auth();
 }
