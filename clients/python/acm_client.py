@@ -31,17 +31,20 @@ class ServerError(Exception):
 class Client:
     """One keep-alive HTTP/1.1 connection to an OIP v2 server."""
 
-    def __init__(self, url="http://127.0.0.1:8080", timeout=30.0):
+    def __init__(self, url="http://127.0.0.1:8080", timeout=30.0, api_key=None):
+        """api_key: sent as Authorization: Bearer KEY (default $ACM_API_KEY; none without it)."""
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"--server: {url!r} is not an http(s) URL")
         cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
         self.conn = cls(u.hostname, u.port, timeout=timeout)
         self.base = u.path.rstrip("/")
+        key = api_key if api_key is not None else os.environ.get("ACM_API_KEY", "")
+        self.auth = {"Authorization": f"Bearer {key}"} if key else {}
 
     def request(self, method, path, body=None, headers=None):
         """Returns (status, headers, decoded JSON body); raises ServerError for a status >= 400."""
-        self.conn.request(method, self.base + path, body=body, headers=headers or {})
+        self.conn.request(method, self.base + path, body=body, headers={**self.auth, **(headers or {})})
         r = self.conn.getresponse()
         data = r.read()
         try:
@@ -100,6 +103,7 @@ def read_idx(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--server", default="http://127.0.0.1:8080")
+    ap.add_argument("--api-key", help="sent as Authorization: Bearer KEY (default: $ACM_API_KEY)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("health")
     m = sub.add_parser("metadata")
@@ -116,7 +120,7 @@ def main():
     c.add_argument("files", nargs="+")
     a = ap.parse_args()
     try:
-        cl = Client(a.server)
+        cl = Client(a.server, api_key=a.api_key)
         if a.cmd == "health":
             print(json.dumps({"live": cl.live(), "server": cl.server_metadata()}))
         elif a.cmd == "metadata":

@@ -562,3 +562,104 @@ Test(auth_server, urgency_and_budget_range_of_a_key, .timeout = 90) {
     free(log);
     stop_auth();
 }
+
+/* ---- accounting (metrics.c, workers.c, http.c) ----------------------------------------------------------------------- */
+
+/* Every key's series exist at 0 before any request (and a name added by a reload gets its own); after a mix of
+ * requests under both keys (classify and OIP, several budgets, a 400 and a 429 under a key, 401s without one), the
+ * per-key FLOPs, dense FLOPs and answered requests add up to the model's totals, the request counts by status are
+ * each key's own, and the realised-budget histogram counts each key's answered requests. */
+Test(auth_server, metrics_per_key_add_up_to_the_totals, .timeout = 120) {
+    start_limited(NULL, "rate=0.001 burst=5", 0);
+    cr_expect_eq(th_metric(srv.port, "acm_key_flops_executed_total{key=\"alice\"}"), 0);
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"bob\",code=\"200\"}"), 0);
+    cr_expect_eq(th_metric(srv.port, "acm_key_budget_realised_ratio_count{key=\"bob\"}"), 0);
+    const char *budgets[] = {NULL, "X-Compute-Budget: 0.3\r\n", "X-Compute-Budget: 0.7\r\n"};
+    int ok[2] = {0, 0};
+    for (int i = 0; i < 9; i++) {
+        const int alice = i % 3 != 2; /* alice 6 (one over her burst of 5: a 429), bob 3 */
+        th_resp r = infer_as(i % 2, alice ? KEY_ALICE : KEY_BOB, budgets[i % 3]);
+        if (r.status == 200) ok[!alice]++;
+        else cr_expect(alice && r.status == 429, "%d: %d %s", i, r.status, r.body);
+        th_resp_free(&r);
+    }
+    cr_expect_eq(ok[0], 5, "alice: 5 answered of 6 (burst 5)");
+    cr_expect_eq(ok[1], 3);
+    th_resp r = infer_as(0, KEY_BOB, "X-Compute-Budget: 7\r\n"); /* a 400 under bob */
+    cr_expect_eq(r.status, 400);
+    th_resp_free(&r);
+    r = infer(0, NULL); /* a 401: no key, no key's series */
+    cr_expect_eq(r.status, 401);
+    th_resp_free(&r);
+    /* the answered requests' metrics are counted when the batch comes back, the status when the last byte is sent:
+     * poll until the 400's status is in */
+    for (double t0 = th_now(); th_now() - t0 < 10; usleep(10000))
+        if (th_metric(srv.port, "acm_key_requests_total{key=\"bob\",code=\"400\"}") == 1) break;
+    const double fa = th_metric(srv.port, "acm_key_flops_executed_total{key=\"alice\"}"),
+                 fb = th_metric(srv.port, "acm_key_flops_executed_total{key=\"bob\"}"),
+                 ft = th_metric(srv.port, "acm_flops_executed_total{model=\"a\"}");
+    cr_expect(fa > 0 && fb > 0 && fa + fb == ft, "FLOPs: alice %.0f + bob %.0f != total %.0f", fa, fb, ft);
+    const double da = th_metric(srv.port, "acm_key_flops_dense_equivalent_total{key=\"alice\"}"),
+                 db = th_metric(srv.port, "acm_key_flops_dense_equivalent_total{key=\"bob\"}"),
+                 dt = th_metric(srv.port, "acm_flops_dense_equivalent_total{model=\"a\"}");
+    cr_expect(da + db == dt && dt > ft, "dense FLOPs: alice %.0f + bob %.0f != total %.0f", da, db, dt);
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"alice\",code=\"200\"}"), 5);
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"alice\",code=\"429\"}"), 1);
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"bob\",code=\"200\"}"), 3);
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"bob\",code=\"400\"}"), 1);
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"alice\",code=\"401\"}"), 0);
+    cr_expect_eq(th_metric(srv.port, "acm_key_budget_realised_ratio_count{key=\"alice\"}") +
+                     th_metric(srv.port, "acm_key_budget_realised_ratio_count{key=\"bob\"}"),
+                 ok[0] + ok[1]);
+    const double sa = th_metric(srv.port, "acm_key_budget_realised_ratio_sum{key=\"alice\"}");
+    cr_expect(sa > 0 && sa <= 5, "alice's realised budgets sum to %g over 5 requests", sa);
+    /* a reload adding carol: her series at 0 */
+    char text[2048], line[512];
+    key_line(text, sizeof text, "alice", KEY_ALICE, NULL);
+    key_line(line, sizeof line, "carol", "carol-key-000111", NULL);
+    strcat(text, line);
+    write_file(auth_path, text);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    free(th_acmd_log_wait(&srv, "reloaded: 2 key(s)", 10));
+    cr_expect_eq(th_metric(srv.port, "acm_key_requests_total{key=\"carol\",code=\"200\"}"), 0);
+    cr_expect_eq(th_metric(srv.port, "acm_key_flops_executed_total{key=\"bob\"}"), fb, "bob's figures stay after his revocation");
+    stop_auth();
+}
+
+/* acm (--api-key, ACM_API_KEY) and the Python client (--api-key, ACM_API_KEY) send the key; without it, 401. */
+Test(auth_server, clients_send_the_key, .timeout = 120) {
+    start_auth(NULL);
+    char png_path[600], cmd[2048];
+    snprintf(png_path, sizeof png_path, "%s/x.png", srv.dir);
+    size_t n;
+    uint8_t *png = grey_png(&n);
+    FILE *f = fopen(png_path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(png, 1, n, f), n);
+    fclose(f);
+    free(png);
+    const char *b = getenv("ACM_BUILD");
+    const struct {
+        const char *env, *opt;
+        int ok;
+    } cases[] = {{NULL, NULL, 0}, {NULL, KEY_ALICE, 1}, {KEY_BOB, NULL, 1}, {KEY_BOB, "wrong-key", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "%s%s %s/acm classify --server http://127.0.0.1:%d --model a %s%s %s >/dev/null 2>&1",
+                 cases[i].env ? "ACM_API_KEY=" : "env -u ACM_API_KEY", cases[i].env ? cases[i].env : "", b && *b ? b : "build",
+                 srv.port, cases[i].opt ? "--api-key " : "", cases[i].opt ? cases[i].opt : "", png_path);
+        const int st = system(cmd);
+        cr_expect_eq(st == 0, cases[i].ok, "acm case %zu: status %d (%s)", i, st, cmd);
+    }
+    if (access("/usr/bin/python3", X_OK) == 0) {
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            snprintf(cmd, sizeof cmd, "%s%s /usr/bin/python3 clients/python/acm_client.py --server http://127.0.0.1:%d %s%s "
+                     "classify --model a %s >/dev/null 2>&1", cases[i].env ? "ACM_API_KEY=" : "env -u ACM_API_KEY",
+                     cases[i].env ? cases[i].env : "", srv.port, cases[i].opt ? "--api-key " : "",
+                     cases[i].opt ? cases[i].opt : "", png_path);
+            const int st = system(cmd);
+            cr_expect_eq(st == 0, cases[i].ok, "python case %zu: status %d (%s)", i, st, cmd);
+        }
+    }
+    unlink(png_path);
+    stop_auth();
+}
