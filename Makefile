@@ -93,7 +93,7 @@ DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
             libcriterion-dev libyaml-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
-            clang libclang-rt-14-dev curl python3-numpy \
+            clang libclang-rt-14-dev curl openssl python3-numpy \
             systemd prometheus haproxy podman mmdebstrap
 # tests/reference: Debian's numpy (/usr/bin/python3) for the golden generators.
 # deploy/ (tests/deploy): systemd-analyze, promtool and prometheus, haproxy, podman and mmdebstrap (make image).

@@ -76,6 +76,8 @@
     X(STR, log_file, "FILE", "", "append the log (access log included) to FILE; warnings and errors also go to stderr")\
     X(STR, auth_file, "FILE", "",                                                                                     \
       "API keys (docs/DEPLOY.md): every inference route then wants Authorization: Bearer KEY; reloaded on SIGHUP")   \
+    X(STR, tls_cert, "FILE", "", "PEM certificate (chain first: the server's, then intermediates): HTTPS only (with --tls-key)") \
+    X(STR, tls_key, "FILE", "", "PEM private key of --tls-cert")                                                     \
     X(INT, metrics_auth, "BOOL", "0", "1: /metrics wants a key too (with --auth-file)")                                \
     X(STR, test_hold, "FIFO", "", "tests only: warm-up, then each batch of requests, waits for one byte from FIFO (EOF: no more)")
 typedef struct {
@@ -582,6 +584,8 @@ typedef struct acmd_server {
     uv_signal_t sig_term, sig_int, sig_hup;
     acmd_keys keys;        /* --auth-file (I/O thread; replaced on SIGHUP) */
     int auth;              /* --auth-file is set: routes that want a key refuse requests without one */
+    int tls;               /* --tls-cert: the listener speaks HTTPS only */
+    char *tls_cert_pem, *tls_key_pem; /* their contents (MHD reads them at start; they live as long as the daemon) */
     /* the access log, I/O thread only: lines gather here and go to stderr in one write per loop iteration (a uv_prepare
      * handle: just before the loop waits) or at 64 KiB, instead of one unbuffered write(2) per request */
     uv_prepare_t log_flush_handle;

@@ -243,6 +243,7 @@ static int cfg__policy_ok(const char *p) {
 int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (c->n_models < 1) return cfg__fail(err, errlen, "no model: give --model NAME=PATH (or models in --config)");
     if (!strchr(c->listen, ':')) return cfg__fail(err, errlen, "--listen wants ADDRESS:PORT, got \"%s\"", c->listen);
+    if (!c->tls_cert[0] != !c->tls_key[0]) return cfg__fail(err, errlen, "--tls-cert and --tls-key go together");
     if (c->metrics_auth != 0 && c->metrics_auth != 1) return cfg__fail(err, errlen, "--metrics-auth must be 0 or 1");
     if (c->metrics_auth && !c->auth_file[0]) return cfg__fail(err, errlen, "--metrics-auth 1 needs --auth-file");
     if (c->workers < 0 || c->workers > 256) return cfg__fail(err, errlen, "--workers must be in 0..256");

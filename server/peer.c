@@ -35,6 +35,8 @@ acmd_peer acmd_peer_state(acmd_server *s, acmd_req *r, uint64_t now) {
     if (!ci) return ACMD_PEER_HERE;
     const int fd = ci->connect_fd, st = peer__reset(fd);
     if (st != 0) return st > 0 ? ACMD_PEER_GONE : ACMD_PEER_HERE;
+    /* over TLS a plaintext probe would break the stream: a client that sent its FIN is taken as half-closed */
+    if (s->tls) return ACMD_PEER_HERE;
     if (!r->http.http11 || (r->http.probe_until && now >= r->http.probe_until)) return ACMD_PEER_HERE; /* half-closed */
     if (r->http.probe_until) return ACMD_PEER_PROBING;
     int unacked = 0;

@@ -239,6 +239,13 @@ void acmd_api_markdown(FILE *f) {
           "`key_queue`. A bucket starts full, lets a request through when it holds min(cost, burst) and then takes "
           "the whole cost, so a request larger than the burst is not refused for ever and the long-run rate is the "
           "key's. A reload keeps the buckets of the names still in the file.\n", f);
+    fputs("\n## TLS (`--tls-cert`, `--tls-key`)\n\n"
+          "With a PEM certificate (the server's first, then intermediates) and its private key, the listener speaks "
+          "HTTPS only (libmicrohttpd's GnuTLS), HTTP/1.1 with the same routes and answers. A plain HTTP request to it "
+          "gets no HTTP answer (the connection is closed). The certificate is read at start only: libmicrohttpd "
+          "0.9.75 cannot swap it in a running daemon, so SIGHUP logs a warning saying so (and still reloads the "
+          "`--auth-file`); rotate a certificate by restarting (a SIGTERM drain, `docs/DEPLOY.md`). Dates are not "
+          "checked by the server: a client that verifies refuses an expired certificate.\n", f);
     fputs("\n## Shutdown (SIGTERM or SIGINT)\n\n"
                "A drain that a load balancer or Kubernetes can follow, losing no accepted request: readiness turns 503 "
                "at once (liveness stays 200) while the server keeps accepting and answering for `--drain-grace-s` "

@@ -284,6 +284,9 @@ static void srv__signal(uv_signal_t *h, int sig) {
 static void srv__reload(uv_signal_t *h, int sig) {
     acmd_server *s = h->data;
     (void)sig;
+    if (s->tls) /* libmicrohttpd 0.9.75 takes the certificate once, at start (docs/DEPLOY.md: rotate by restarting) */
+        acmd_log(s, 1, "SIGHUP: the TLS certificate is not reloaded (libmicrohttpd reads it at start only): restart "
+                 "acmd to take a new one");
     if (!s->auth) {
         acmd_log(s, 2, "SIGHUP: nothing to reload (no --auth-file)");
         return;
@@ -299,6 +302,23 @@ static void srv__reload(uv_signal_t *h, int sig) {
     acmd_keys_free(&s->keys);
     s->keys = k;
     acmd_log(s, 2, "SIGHUP: --auth-file %s reloaded: %d key(s)", s->cfg.auth_file, k.n);
+}
+
+/* A whole file, NUL-terminated (malloc'd), or NULL with the message. */
+static char *srv__slurp(const char *path, char *err, size_t errlen, const char *what) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
+        fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = 0;
+        fclose(f);
+        return buf;
+    }
+    snprintf(err, errlen, "%s %s: %s", what, path, errno ? strerror(errno) : "cannot read");
+    free(buf);
+    if (f) fclose(f);
+    return NULL;
 }
 
 /* 1 for an address whose clients are this machine's own processes (127.0.0.0/8). */
@@ -387,20 +407,42 @@ int acmd_server_run(acmd_server *s) {
         return 2;
     }
     sa.sin_port = htons((uint16_t)port);
+    if (s->cfg.tls_cert[0]) {
+        /* PEM files, read here and kept: libmicrohttpd parses them at start (GnuTLS) and keeps pointers into them */
+        s->tls_cert_pem = srv__slurp(s->cfg.tls_cert, err, sizeof err, "--tls-cert");
+        s->tls_key_pem = s->tls_cert_pem ? srv__slurp(s->cfg.tls_key, err, sizeof err, "--tls-key") : NULL;
+        if (!s->tls_key_pem) {
+            acmd_log(s, 0, "%s", err);
+            return 1;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            acmd_log(s, 0, "--tls-cert: this libmicrohttpd has no TLS support (GnuTLS)");
+            return 1;
+        }
+        s->tls = 1;
+    }
     s->loop = malloc(sizeof *s->loop);
     if (!s->loop || uv_loop_init(s->loop)) {
         acmd_log(s, 0, "cannot create the event loop");
         return 1;
     }
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL, NULL,
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | (s->tls ? MHD_USE_TLS : 0), 0, NULL, NULL,
                               acmd_http_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_NOTIFY_COMPLETED, acmd_http_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
                               acmd_http_notify_conn, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)acmd_config_max_per_ip(&s->cfg),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ceil(s->cfg.request_timeout),
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                              /* without TLS these two end the list: MHD_OPTION_END comes first */
+                              s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert_pem,
+                              MHD_OPTION_HTTPS_MEM_KEY, s->tls_key_pem, MHD_OPTION_END);
     if (!s->mhd) {
-        acmd_log(s, 0, "cannot listen on %s: %s", s->cfg.listen, strerror(errno));
+        if (s->tls) /* MHD says why on its own stderr only when built with messages; name the likely causes */
+            acmd_log(s, 0, "cannot listen on %s with TLS: the address is taken, or --tls-cert %s / --tls-key %s are not "
+                     "a PEM certificate and its private key (%s)", s->cfg.listen, s->cfg.tls_cert, s->cfg.tls_key,
+                     strerror(errno));
+        else
+            acmd_log(s, 0, "cannot listen on %s: %s", s->cfg.listen, strerror(errno));
         return 1;
     }
     s->accepting = 1;
@@ -436,7 +478,7 @@ int acmd_server_run(acmd_server *s) {
         s->mhd = NULL;
         return 1;
     }
-    acmd_log(s, 2, "listening on %s:%d (warming up)", host, s->port);
+    acmd_log(s, 2, "listening on %s:%d%s (warming up)", host, s->port, s->tls ? " (HTTPS)" : "");
     if (!s->auth && !srv__loopback(&sa))
         acmd_log(s, 1, "listening on %s:%d, not a loopback address, without --auth-file: anyone who reaches the port "
                  "may run inference at any priority and budget", host[0] ? host : "0.0.0.0", s->port);
@@ -475,6 +517,8 @@ void acmd_server_free(acmd_server *s) {
     for (int i = 0; i < s->n_models; i++) acm_model_free(s->models[i].m);
     acmd_metrics_free(s->metrics);
     acmd_keys_free(&s->keys);
+    free(s->tls_cert_pem);
+    free(s->tls_key_pem);
     free(s->log_buf);
     if (s->hold_fd >= 0) close(s->hold_fd);
     if (s->log_file) fclose(s->log_file);

@@ -1,0 +1,221 @@
+/*
+ * test_tls.c — acmd over HTTPS (--tls-cert / --tls-key, libmicrohttpd's GnuTLS): certificates are made at test time
+ * with openssl (a self-signed one for 127.0.0.1, and one that expired yesterday); curl --cacert is the client. The
+ * routes and their bad-input answers over TLS, API keys over TLS, a plain HTTP client against the TLS port (no HTTP
+ * answer, and the server keeps serving), an expired certificate (refused by a verifying client), option errors, and
+ * SIGHUP with TLS (the certificate is not reloaded, the server says so and keeps serving). Waits are bounded polls.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "server/acmd.h"
+#include "server/harness.h"
+
+static char dir[64];
+static char cert[128], key[128], ecert[128], ekey[128];
+
+/* Runs a shell command; its exit status (-1: not run). */
+static int sh(const char *cmd) {
+    const int st = system(cmd);
+    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The certificates, once per test process. */
+static void make_certs(void) {
+    if (dir[0]) return;
+    snprintf(dir, sizeof dir, "/tmp/acm-tls-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir), snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(ecert, sizeof ecert, "%s/expired.pem", dir), snprintf(ekey, sizeof ekey, "%s/expired-key.pem", dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1 && "
+             "openssl req -new -newkey rsa:2048 -nodes -keyout expired-key.pem -out e.csr -subj /CN=localhost >/dev/null 2>&1 && "
+             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > e.ext && "
+             "openssl x509 -req -in e.csr -signkey expired-key.pem -out expired.pem -days -1 -extfile e.ext >/dev/null 2>&1",
+             dir);
+    cr_assert_eq(sh(cmd), 0, "openssl could not make the test certificates (%s)", cmd);
+}
+
+static void rm_certs(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    sh(cmd);
+    dir[0] = 0;
+}
+
+static th_acmd srv;
+
+/* curl against the server: `args` then the URL path; the HTTP status (0: no HTTP answer), curl's exit status in
+ * *rc, its stderr in err (when not NULL). */
+static int curl(const char *args, const char *path, int *rc, char *err, size_t errlen) {
+    char cmd[2048], out[300], errf[300];
+    snprintf(out, sizeof out, "%s/curl.out", dir), snprintf(errf, sizeof errf, "%s/curl.err", dir);
+    snprintf(cmd, sizeof cmd, "curl -sS --max-time 20 -o /dev/null -w '%%{http_code}' %s 'https://127.0.0.1:%d%s' >%s 2>%s",
+             args, srv.port, path, out, errf);
+    const int r = sh(cmd);
+    if (rc) *rc = r;
+    char *o = th_slurp(out, NULL), *e = th_slurp(errf, NULL);
+    const int code = o ? atoi(o) : 0;
+    if (err) snprintf(err, errlen, "%s", e ? e : "");
+    free(o), free(e);
+    return code;
+}
+
+static void start_tls(const char *c, const char *k, const char *const *extra) {
+    make_certs();
+    const char *base[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "1", "--log-format", "text",
+                          "--tls-cert", c, "--tls-key", k, NULL};
+    cr_assert_eq(th_acmd_start_with(&srv, base, extra, 0), 0, "acmd did not start");
+    char args[300];
+    snprintf(args, sizeof args, "-k");
+    int code = 0;
+    for (double t0 = th_now(); th_now() - t0 < 30 && code != 200; usleep(20000)) code = curl(args, "/v2/health/ready", NULL, NULL, 0);
+    cr_assert_eq(code, 200, "acmd not ready over HTTPS");
+}
+
+static void stop_tls(void) { cr_expect_eq(th_acmd_stop(&srv, SIGTERM, 10), 0, "acmd did not exit 0 on SIGTERM"); }
+
+static void write_png(const char *path) {
+    uint8_t px[28 * 28];
+    for (int i = 0; i < 28 * 28; i++) px[i] = (uint8_t)(i * 37 % 251);
+    size_t n;
+    uint8_t *png = th_png(px, 28, 28, 1, &n);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(png, 1, n, f), n);
+    fclose(f);
+    free(png);
+}
+
+/* The routes over TLS with a verifying client (curl --cacert), and the bad-input answers: the same as over HTTP. */
+Test(tls, routes_and_bad_input_over_https, .timeout = 120, .fini = rm_certs) {
+    const char *extra[] = {"--max-body-bytes", "100000", NULL};
+    start_tls(cert, key, extra);
+    char png[300], big[300];
+    snprintf(png, sizeof png, "%s/x.png", dir);
+    write_png(png);
+    snprintf(big, sizeof big, "%s/big", dir);
+    FILE *f = fopen(big, "wb");
+    cr_assert(f);
+    for (int i = 0; i < 200000; i++) fputc('x', f);
+    fclose(f);
+    char ca[400], a[1600];
+    snprintf(ca, sizeof ca, "--cacert %s", cert);
+    const struct {
+        const char *args, *path;
+        int status;
+    } cases[] = {
+        {"", "/v2/health/live", 200},
+        {"", "/v2/health/ready", 200},
+        {"", "/v2/models/a", 200},
+        {"", "/metrics", 200},
+        {"-H 'Content-Type: image/png' --data-binary @PNG", "/v1/models/a/classify", 200},
+        {"-H 'Content-Type: application/json' --data-binary '{\"inputs\":[{\"name\":\"pixel_values\",\"datatype\":\"FP32\","
+         "\"shape\":[1,1,28,28],\"data\":[" "0.5" "]}]}'", "/v2/models/a/infer", 400}, /* 1 value for 784 */
+        {"-H 'Content-Type: application/json' --data-binary '{'", "/v2/models/a/infer", 400},
+        {"-H 'Content-Type: text/plain' --data-binary x", "/v1/models/a/classify", 415},
+        {"-H 'Content-Type: image/png' --data-binary @PNG", "/v1/models/nope/classify", 404},
+        {"-H 'Content-Type: image/png' --data-binary @BIG", "/v1/models/a/classify", 413},
+        {"-X DELETE", "/v2/health/live", 405},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[1000];
+        snprintf(args, sizeof args, "%s", cases[i].args);
+        char *p = strstr(args, "@PNG"), *q = strstr(args, "@BIG");
+        if (p) snprintf(p, sizeof args - (size_t)(p - args), "@%s", png);
+        if (q) snprintf(q, sizeof args - (size_t)(q - args), "@%s", big);
+        snprintf(a, sizeof a, "%s %s", ca, args);
+        int rc;
+        char err[512];
+        const int code = curl(a, cases[i].path, &rc, err, sizeof err);
+        cr_expect_eq(code, cases[i].status, "case %zu %s: %d (curl %d: %s)", i, cases[i].path, code, rc, err);
+    }
+    stop_tls();
+}
+
+/* API keys over TLS: 401 without, 200 with. */
+Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
+    make_certs();
+    char keys[300], line[256], cmd[600];
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    snprintf(cmd, sizeof cmd, "echo secret-tls-key | %s/acmd --hash-key t > %s", getenv("ACM_BUILD") ? getenv("ACM_BUILD") : "build",
+             keys);
+    cr_assert_eq(sh(cmd), 0);
+    (void)line;
+    const char *extra[] = {"--auth-file", keys, NULL};
+    start_tls(cert, key, extra);
+    char png[300], a[1000];
+    snprintf(png, sizeof png, "%s/x.png", dir);
+    write_png(png);
+    snprintf(a, sizeof a, "--cacert %s -H 'Content-Type: image/png' --data-binary @%s", cert, png);
+    cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 401);
+    snprintf(a, sizeof a, "--cacert %s -H 'Authorization: Bearer secret-tls-key' -H 'Content-Type: image/png' --data-binary @%s",
+             cert, png);
+    cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 200);
+    stop_tls();
+}
+
+/* A plain HTTP client against the TLS port gets no HTTP answer (libmicrohttpd drops what is not a TLS handshake), and
+ * the server keeps serving HTTPS; SIGHUP says the certificate is not reloaded and kills nothing. */
+Test(tls, plain_http_to_the_tls_port_and_sighup, .timeout = 120, .fini = rm_certs) {
+    start_tls(cert, key, NULL);
+    th_resp r;
+    const int rc = th_http(srv.port, "GET", "/v2/health/live", NULL, NULL, 0, &r);
+    if (rc == 0) {
+        cr_expect(strncmp(r.head, "HTTP/", 5) != 0, "a plain request got an HTTP answer: %s", r.head);
+        th_resp_free(&r);
+    }
+    char a[300];
+    snprintf(a, sizeof a, "--cacert %s", cert);
+    cr_expect_eq(curl(a, "/v2/health/live", NULL, NULL, 0), 200, "HTTPS after a plain client");
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    char *log = th_acmd_log_wait(&srv, "not reloaded", 10);
+    cr_expect(strstr(log, "SIGHUP: the TLS certificate is not reloaded"), "%s", log);
+    free(log);
+    cr_expect_eq(curl(a, "/v2/health/live", NULL, NULL, 0), 200, "HTTPS after SIGHUP");
+    stop_tls();
+}
+
+/* An expired certificate: the server serves it (libmicrohttpd does not check dates), a verifying client refuses it as
+ * expired, and only the expiry is wrong (curl -k, which skips verification, gets its answer). */
+Test(tls, expired_certificate_is_refused_by_a_verifying_client, .timeout = 120, .fini = rm_certs) {
+    make_certs();
+    start_tls(ecert, ekey, NULL);
+    char a[300], err[512];
+    int rc;
+    snprintf(a, sizeof a, "--cacert %s", ecert);
+    const int code = curl(a, "/v2/health/live", &rc, err, sizeof err);
+    cr_expect_eq(code, 0, "an expired certificate was accepted");
+    cr_expect_eq(rc, 60, "curl %d: %s", rc, err);
+    cr_expect(strstr(err, "expired"), "%s", err);
+    cr_expect_eq(curl("-k", "/v2/health/live", NULL, NULL, 0), 200);
+    stop_tls();
+}
+
+/* --tls-cert without --tls-key: exit 2; a key that is not PEM: exit 1 naming both files. */
+Test(tls, option_errors, .timeout = 60, .fini = rm_certs) {
+    make_certs();
+    const char *b = getenv("ACM_BUILD");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --tls-cert %s 2>%s/e1", b ? b : "build", cert, dir);
+    cr_expect_eq(sh(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s/e1", dir);
+    char *e = th_slurp(cmd, NULL);
+    cr_expect(e && strstr(e, "--tls-cert and --tls-key go together"), "%s", e);
+    free(e);
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --workers 1 --listen 127.0.0.1:0 --tls-cert %s "
+             "--tls-key %s/e1 --log-format text 2>%s/e2", b ? b : "build", cert, dir, dir);
+    cr_expect_eq(sh(cmd), 1);
+    snprintf(cmd, sizeof cmd, "%s/e2", dir);
+    e = th_slurp(cmd, NULL);
+    cr_expect(e && strstr(e, "with TLS") && strstr(e, "not a PEM certificate and its private key"), "%s", e);
+    free(e);
+}
