@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "acmd.h"
+#include "audio.h"
 #include "image.h"
 #include "oip.h"
 
@@ -132,7 +134,70 @@ out:
     acm_oip_request_free(&o);
 }
 
+/* ---- audio (/transcribe) ---------------------------------------------------------------------------------------- */
+
+/* The body's format: its Content-Type (checked at the headers: http.c), else sniffed from its first bytes. */
+static int decode__audio_format(acm_audio_format *f, const acmd_req *r, char *e, size_t n) {
+    if (r->body.type[0] && strncasecmp(r->body.type, "application/octet-stream", 24) != 0)
+        return acm_audio_parse_type(f, r->body.type, e, n);
+    return acm_audio_sniff(f, r->body.data, r->body.len, e, n);
+}
+
+int64_t acmd_decode_audio_items(const acmd_req *r) {
+    const acmd_model *m = r->model;
+    acm_audio_format f;
+    char e[128];
+    double samples = (double)r->body.len / 2; /* containers: 16-bit mono 16 kHz */
+    if (r->body.type[0] && !acm_audio_parse_type(&f, r->body.type, e, sizeof e) && f.rate > 0 && f.channels > 0)
+        samples = (double)r->body.len / ((f.kind == ACM_AUDIO_F32LE ? 4.0 : 2.0) * f.channels) * ACM_AUDIO_RATE / f.rate;
+    const double chunks = m->chunk_samples > 0 ? samples / (double)m->chunk_samples : 1;
+    return chunks < 1 ? 1 : chunks > 1e9 ? (int64_t)1e9 : (int64_t)chunks + 1;
+}
+
+/* The whole body decoded, made mono and resampled to 16 kHz (proto/audio.h), into the request's arena. */
+static void decode__audio(acmd_worker *w, acmd_req *r) {
+    acmd_server *s = w->srv;
+    snprintf(r->out.id, sizeof r->out.id, "%s", r->http.id);
+    acm_audio_format f;
+    char e[256];
+    int rc = decode__audio_format(&f, r, e, sizeof e);
+    if (rc) {
+        acmd_req_fail(r, rc == ACM_AUDIO_EFORMAT ? ACMD_E_MEDIA_TYPE : ACMD_E_BAD_REQUEST, "%s (accepted: %s)", e,
+                      ACMD_AUDIO_TYPES);
+        return;
+    }
+    acm_audio_params p = acm_audio_default_params();
+    p.max_samples = (size_t)(s->cfg.max_audio_seconds * ACM_AUDIO_RATE);
+    p.max_buffered = (size_t)s->cfg.max_body_bytes;
+    float *pcm = NULL;
+    size_t n = 0;
+    rc = acm_audio_decode(&f, r->body.data, r->body.len, p, &pcm, &n, e, sizeof e);
+    if (rc == ACM_AUDIO_ETOOLONG) {
+        free(pcm);
+        acmd_req_fail(r, ACMD_E_TOO_LARGE, "audio: longer than the limit of %g seconds (--max-audio-seconds)",
+                      s->cfg.max_audio_seconds);
+        return;
+    }
+    if (rc) {
+        free(pcm);
+        acmd_req_fail(r, acmd_err_of(ACMD_FROM_AUDIO, rc), "%s", e);
+        return;
+    }
+    r->in.kind = ACMD_INPUT_AUDIO;
+    r->in.n_items = 1;
+    r->in.n_samples = n;
+    r->in.data = acmd_arena_adopt(&r->arena, pcm);
+    if (!r->in.data) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+        return;
+    }
+    r->in.mem = n * sizeof(float);
+    acmd_mem_add(s, (long long)r->in.mem);
+    r->out.audio_s = (double)n / ACM_AUDIO_RATE;
+}
+
 void acmd_decode(acmd_worker *w, acmd_req *r) {
-    if (r->route == ACMD_ROUTE_CLASSIFY) decode__classify(w, r);
+    if (r->route == ACMD_ROUTE_TRANSCRIBE) decode__audio(w, r);
+    else if (r->route == ACMD_ROUTE_CLASSIFY) decode__classify(w, r);
     else decode__infer(w, r);
 }

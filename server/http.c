@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "acmd.h"
+#include "audio.h"
 #include "image.h"
 #include "jsonw.h"
 #include "oip.h"
@@ -107,7 +108,7 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     }
     if (r->resp.status == 429 || (r->resp.status == 503 && !s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (r->resp.status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
+    if (r->resp.status == 200 && acmd_route_infers(r->route)) {
         char v[160];
         acmd_fmt_float(v, sizeof v, (float)acmd_budget_applied(r));
         MHD_add_response_header(resp, "X-Compute-Budget-Applied", v);
@@ -272,6 +273,30 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
         http__error(s, r, ACMD_E_MEDIA_TYPE, "Content-Type \"%s\" is not an image type served here (image/png, image/jpeg, "
                                "image/x-portable-anymap)", ct ? ct : "");
         return 1;
+    }
+    if (r->route == ACMD_ROUTE_TRANSCRIBE && !r->model->speech) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "model %s is not a speech model: /transcribe takes speech models only",
+                    r->model->name);
+        return 1;
+    }
+    if (r->route != ACMD_ROUTE_TRANSCRIBE && r->model->speech) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "model %s is a speech model: POST audio to /v1/models/%s/transcribe",
+                    r->model->name, r->model->name);
+        return 1;
+    }
+    if (r->route == ACMD_ROUTE_TRANSCRIBE && ct && strncasecmp(ct, "application/octet-stream", 24) != 0) {
+        acm_audio_format f;
+        char ae[256];
+        const int rc = acm_audio_parse_type(&f, ct, ae, sizeof ae);
+        if (rc == ACM_AUDIO_EFORMAT) {
+            http__error(s, r, ACMD_E_MEDIA_TYPE, "Content-Type \"%.100s\" is not an audio type served here (%s)", ct,
+                        ACMD_AUDIO_TYPES);
+            return 1;
+        }
+        if (rc) {
+            http__error(s, r, ACMD_E_BAD_REQUEST, "Content-Type \"%.100s\": %s", ct, ae);
+            return 1;
+        }
     }
     const char *ihcl = http__hdr(r->conn, "Inference-Header-Content-Length");
     if (r->route == ACMD_ROUTE_INFER && ct && strncasecmp(ct, "application/json", 16) != 0 &&
@@ -570,7 +595,7 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
                 return http__error(s, r, ACMD_E_NOT_FOUND, "model %s has no version \"%s\" (served: %s)", r->model->name, a.version,
                                    r->model->version);
         }
-        if (r->route != ACMD_ROUTE_CLASSIFY && r->route != ACMD_ROUTE_INFER) return http__get(s, r, &a);
+        if (!acmd_route_infers(r->route)) return http__get(s, r, &a);
         if (http__admit_headers(s, r)) return MHD_YES;
         if (!r->http.bodiless) return MHD_YES; /* wait for the body */
         /* no body to wait for: this call is the one that ends the upload */
@@ -723,7 +748,7 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     /* total: arrival to the response handed to MHD (what the server controls); complete: to the last byte sent */
     const double total_ms = (double)((r->t.done ? r->t.done : end) - r->t.arrive) * 1e-6;
     const double complete_ms = (double)(end - r->t.arrive) * 1e-6;
-    const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
+    const int infer = acmd_route_infers(r->route) && r->model;
     if (!s->log_json) {
         char text[4 * (sizeof r->http.path + sizeof r->http.id) + 256], method[4 * sizeof r->http.method], path[4 * sizeof r->http.path],
             id[4 * sizeof r->http.id];
@@ -801,7 +826,7 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     acmd_label(l, sizeof l, "method", r->route < ACMD_ROUTE_COUNT ? acmd_route_method(r->route) : "other");
     acmd_label(l, sizeof l, "code", code);
     acmd_metric_add(s->metrics, ACMD_M_HTTP_REQUESTS, l, 1);
-    if ((r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model) {
+    if (acmd_route_infers(r->route) && r->model) {
         const char *outcome = r->resp.status == 200 ? "success" : r->state == ACMD_REQ_CANCELLED ? "cancelled"
                               : r->resp.status == 504 ? "timeout" : r->resp.reason && (r->resp.status == 429 || r->resp.status == 503) ? "rejected"
                               : r->resp.status == 499 ? "cancelled" : "failure";

@@ -186,10 +186,33 @@ static char *respond__infer(acmd_req *r, uint64_t now) {
     return body;
 }
 
+/* The /transcribe body: the common budget, FLOPs and timing keys, then the transcript (docs/API.md). */
+static char *respond__transcribe(acmd_req *r, uint64_t now) {
+    json_t *o = respond__common(r, now);
+    json_object_set_new(o, "text", json_string(r->out.text ? r->out.text : ""));
+    json_t *words = json_array();
+    for (int i = 0; i < r->out.n_words; i++) {
+        const acm_ctc_word *wd = &r->out.words[i];
+        json_array_append_new(words, json_pack("{s:s#, s:f, s:f, s:f}", "word", r->out.text + wd->offset, (int)wd->len,
+                                               "start", wd->start_s, "end", wd->end_s, "confidence", wd->confidence));
+    }
+    json_object_set_new(o, "words", words);
+    json_object_set_new(o, "audio_seconds", json_real(r->out.audio_s));
+    json_object_set_new(o, "tokens", json_integer(r->out.tokens));
+    /* compute time (decode, engine, bodies) per second of audio: below 1 is faster than real time */
+    json_object_set_new(o, "real_time_factor", json_real(r->out.audio_s > 0 ? r->out.compute_s / r->out.audio_s : 0));
+    json_object_set_new(o, "id", json_string(r->out.id));
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return body;
+}
+
 int acmd_respond_body(acmd_req *r, uint64_t now) {
     const int binary = r->route == ACMD_ROUTE_INFER && (r->out.bin_logits || r->out.bin_label);
     r->resp.json_len = 0;
-    char *body = acmd_arena_adopt(&r->arena, r->route == ACMD_ROUTE_CLASSIFY ? respond__classify(r, now) : respond__infer(r, now));
+    char *body = acmd_arena_adopt(&r->arena, r->route == ACMD_ROUTE_CLASSIFY     ? respond__classify(r, now)
+                                             : r->route == ACMD_ROUTE_TRANSCRIBE ? respond__transcribe(r, now)
+                                                                                 : respond__infer(r, now));
     if (!body) return -1;
     r->resp.body = body;
     r->resp.status = 200;
