@@ -169,8 +169,17 @@ static json_t *http__model_meta(const acmd_model *m) {
                           "pixel_values", "datatype", "FP32", "shape", -1, m->C, m->S, m->S, "outputs", "name", "logits",
                           "datatype", "FP32", "shape", -1, m->K, "name", "label", "datatype", "BYTES", "shape", -1);
     json_object_set_new(o, "labels", labels);
-    json_object_set_new(o, "image_size", json_integer(m->S));
-    json_object_set_new(o, "channels", json_integer(m->C));
+    if (m->speech) { /* OIP `audio` in, `text` and the CTC `logits` out (labels: the CTC classes, blank first) */
+        json_object_set_new(o, "inputs", json_pack("[{s:s, s:s, s:[i,i]}]", "name", "audio", "datatype", "FP32", "shape", 1, -1));
+        json_object_set_new(o, "outputs", json_pack("[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i,i]}]", "name", "text", "datatype",
+                                                    "BYTES", "shape", 1, "name", "logits", "datatype", "FP32", "shape", -1, m->K));
+        json_object_set_new(o, "sample_rate", json_integer(ACM_AUDIO_RATE));
+        json_object_set_new(o, "chunk_tokens", json_integer(m->T));
+        json_object_set_new(o, "token_seconds", json_real((double)m->cfg->stack * m->cfg->hop_length / ACM_AUDIO_RATE));
+    } else {
+        json_object_set_new(o, "image_size", json_integer(m->S));
+        json_object_set_new(o, "channels", json_integer(m->C));
+    }
     json_object_set_new(o, "acm_modules", json_integer(m->num_acms));
     json_object_set_new(o, "beta_min", json_real(m->cfg->beta_min));
     json_object_set_new(o, "beta_floor", json_real(m->beta_floor));
@@ -279,9 +288,9 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
                     r->model->name);
         return 1;
     }
-    if (r->route != ACMD_ROUTE_TRANSCRIBE && r->model->speech) {
-        http__error(s, r, ACMD_E_BAD_REQUEST, "model %s is a speech model: POST audio to /v1/models/%s/transcribe",
-                    r->model->name, r->model->name);
+    if (r->route == ACMD_ROUTE_CLASSIFY && r->model->speech) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "model %s is a speech model: POST audio to /v1/models/%s/transcribe "
+                    "(or an OIP `audio` input to /v2/models/%s/infer)", r->model->name, r->model->name, r->model->name);
         return 1;
     }
     if (r->route == ACMD_ROUTE_TRANSCRIBE && ct && strncasecmp(ct, "application/octet-stream", 24) != 0) {

@@ -147,8 +147,7 @@ static void route__api_transcription(FILE *f) {
     fprintf(f,
             "\n## Transcription\n\n"
             "`POST /v1/models/{m}/transcribe` on a speech model (an image model answers 400, and a speech model "
-            "answers 400 on `/classify` and `infer`). The body is one audio file; its `Content-Type` names the "
-            "format:\n\n"
+            "answers 400 on `/classify`). The body is one audio file; its `Content-Type` names the format:\n\n"
             "- `audio/wav` (also `audio/x-wav`, `audio/wave`, `audio/vnd.wave`): PCM 8/16/24/32-bit or float "
             "32/64-bit, other WAVE encodings through libsndfile;\n"
             "- `audio/flac`, `audio/ogg` (Vorbis, Opus as far as the installed libsndfile reads them);\n"
@@ -176,7 +175,14 @@ static void route__api_transcription(FILE *f) {
             "audio longer than `--max-audio-seconds` (found while decoding, nothing run); 400 for a zero-length "
             "body, a truncated WAV (fewer data bytes than its header declares, or a partial frame), a malformed "
             "header, a rate outside 4000..384000 Hz or a missing `rate=` on raw PCM, channels outside 1..8, and "
-            "samples that are not finite.\n");
+            "samples that are not finite.\n\n"
+            "OIP `infer` on a speech model: input `audio` FP32 `[1,S]` (JSON or the binary extension), samples in "
+            "[-1, 1] at the request parameter `sample_rate` (default 16000; an integer in 4000..384000, resampled "
+            "to 16 kHz). Outputs `text` BYTES `[1]` and `logits` FP32 `[T,K]` (the CTC logits, blank first; K and "
+            "the classes in the model metadata's `labels`), those the request's `outputs` names; none named: "
+            "`text` alone. `parameters` carry the keys of the /transcribe answer but `text` (`words`, "
+            "`audio_seconds`, `tokens`, `real_time_factor`, budgets, FLOPs, timing). The model metadata of a speech "
+            "model lists these inputs and outputs, with `sample_rate`, `chunk_tokens` and `token_seconds`.\n");
 }
 
 void acmd_api_markdown(FILE *f) {

@@ -89,7 +89,9 @@ typedef struct {
     double flops, seconds;
 } ref_t;
 
-static void reference(ref_t *out, const char *type, const uint8_t *body, size_t len, acm_policy pol) {
+/* As reference, keeping the logits [tokens, K] (malloc'd) when logits_out is not NULL, with K in *K_out. */
+static void reference_lg(ref_t *out, const char *type, const uint8_t *body, size_t len, acm_policy pol,
+                         float **logits_out, int *K_out) {
     char e[512];
     acm_audio_format f;
     cr_assert_eq(acm_audio_parse_type(&f, type, e, sizeof e), 0, "%s", e);
@@ -112,6 +114,12 @@ static void reference(ref_t *out, const char *type, const uint8_t *body, size_t 
         if (!acm_stream_ready(st)) break;
         acm_result r = {.logits = lg};
         cr_assert_eq(acm_worker_run_streams(w, &st, &pol, &r, 1, e, sizeof e), 0, "%s", e);
+        if (logits_out) {
+            const size_t K = (size_t)cfg->num_classes;
+            *logits_out = realloc(out->tokens ? *logits_out : NULL, sizeof(float) * (size_t)(out->tokens + r.tokens) * K);
+            memcpy(*logits_out + (size_t)out->tokens * K, lg, sizeof(float) * (size_t)r.tokens * K);
+            *K_out = (int)K;
+        }
         out->tokens += r.tokens, out->flops += r.flops;
     }
     acm_ctc_result cr;
@@ -125,6 +133,10 @@ static void reference(ref_t *out, const char *type, const uint8_t *body, size_t 
     out->seconds = (double)n / ACM_AUDIO_RATE;
     free(lg), free(pcm);
     acm_stream_free(st), acm_worker_free(w), acm_model_free(m);
+}
+
+static void reference(ref_t *out, const char *type, const uint8_t *body, size_t len, acm_policy pol) {
+    reference_lg(out, type, body, len, pol, NULL, NULL);
 }
 
 /* The answer matches the engine's: text, words and their times, tokens, FLOPs and the audio's length. */
@@ -469,5 +481,129 @@ Test(asr, client_leaving_mid_upload_is_freed_not_run, .timeout = 120) {
     cr_expect_gt(json_integer_value(json_object_get(j, "tokens")), 0);
     json_decref(j);
     free(x), free(wav);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* A JSON number array of n s16 samples as floats in [-1, 1) (exact in 9 digits). */
+static char *audio_json(const int16_t *x, size_t n, const char *params, const char *outputs) {
+    size_t cap = n * 16 + 1024, o = 0;
+    char *b = malloc(cap);
+    o += (size_t)snprintf(b + o, cap - o, "{\"id\":\"a1\",\"parameters\":{%s},\"inputs\":[{\"name\":\"audio\","
+                                          "\"datatype\":\"FP32\",\"shape\":[1,%zu],\"data\":[", params, n);
+    for (size_t i = 0; i < n; i++) o += (size_t)snprintf(b + o, cap - o, "%s%.9g", i ? "," : "", x[i] / 32768.0);
+    o += (size_t)snprintf(b + o, cap - o, "]}]%s}", outputs);
+    return b;
+}
+
+/* OIP infer on a speech model: `audio` FP32 [1, S] (JSON and binary), text and (asked) logits equal to the engine's;
+ * sample_rate resamples; bad inputs are 400s naming the field. */
+Test(asr, oip_infer_audio, .timeout = 120) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL});
+    const size_t n = 16000 * 2;
+    int16_t *x = signal_s16(n, 1, 16000, 8);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    ref_t ref;
+    float *lg = NULL;
+    int K = 0;
+    reference_lg(&ref, "audio/wav", wav, wl, argmax(), &lg, &K);
+    /* JSON, no outputs named: the text alone */
+    char *js = audio_json(x, n, "", "");
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", js, strlen(js), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = th_json(&r);
+    json_t *outs = json_object_get(j, "outputs");
+    cr_assert_eq(json_array_size(outs), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(outs, 0), "name")), "text");
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(json_array_get(outs, 0), "data"), 0)), ref.text);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "parameters"), "tokens")), ref.tokens);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "id")), "a1");
+    json_decref(j);
+    th_resp_free(&r);
+    free(js);
+    /* JSON asking for logits: [T, K], equal to the engine's (9 significant digits) */
+    js = audio_json(x, n, "", ",\"outputs\":[{\"name\":\"text\"},{\"name\":\"logits\"}]");
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", js, strlen(js), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = th_json(&r);
+    outs = json_object_get(j, "outputs");
+    json_t *lo = NULL, *to = NULL;
+    for (size_t i = 0; i < json_array_size(outs); i++) {
+        json_t *o = json_array_get(outs, i);
+        if (!strcmp(json_string_value(json_object_get(o, "name")), "logits")) lo = o;
+        else to = o;
+    }
+    cr_assert(lo && to);
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(lo, "shape"), 0)), ref.tokens);
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(lo, "shape"), 1)), K);
+    json_t *d = json_object_get(lo, "data");
+    cr_assert_eq(json_array_size(d), (size_t)ref.tokens * K);
+    double maxd = 0;
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        const double v = fabs(json_real_value(json_array_get(d, i)) - lg[i]);
+        if (v > maxd) maxd = v;
+    }
+    cr_expect_leq(maxd, 1e-6 * 1, "logits differ from the engine's by up to %g", maxd);
+    json_decref(j);
+    th_resp_free(&r);
+    free(js);
+    /* binary extension both ways: the logits bit for bit */
+    char hdr[512];
+    const int hl = snprintf(hdr, sizeof hdr, "{\"inputs\":[{\"name\":\"audio\",\"datatype\":\"FP32\",\"shape\":[1,%zu],"
+                                             "\"parameters\":{\"binary_data_size\":%zu}}],\"outputs\":[{\"name\":\"logits\","
+                                             "\"parameters\":{\"binary_data\":true}}]}", n, n * 4);
+    uint8_t *bin = malloc((size_t)hl + n * 4);
+    memcpy(bin, hdr, (size_t)hl);
+    for (size_t i = 0; i < n; i++) {
+        const float v = (float)(x[i] / 32768.0);
+        memcpy(bin + hl + 4 * i, &v, 4); /* little-endian hosts (x86, arm64) */
+    }
+    char h2[160];
+    snprintf(h2, sizeof h2, "Content-Type: application/octet-stream\r\nInference-Header-Content-Length: %d\r\n", hl);
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", h2, bin, (size_t)hl + n * 4, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char v[32];
+    cr_assert(th_header(&r, "Inference-Header-Content-Length", v, sizeof v));
+    const size_t jl = (size_t)atol(v);
+    cr_assert_eq(r.len, jl + (size_t)ref.tokens * K * 4);
+    cr_expect_eq(memcmp(r.body + jl, lg, (size_t)ref.tokens * K * 4), 0, "binary logits differ from the engine's");
+    th_resp_free(&r);
+    free(bin);
+    /* sample_rate: 8 kHz samples are resampled: the audio is twice as long as at 16 kHz */
+    js = audio_json(x, 8000, "\"sample_rate\":8000", "");
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", js, strlen(js), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = th_json(&r);
+    cr_expect_float_eq(json_real_value(json_object_get(json_object_get(j, "parameters"), "audio_seconds")), 1.0, 1e-3);
+    json_decref(j);
+    th_resp_free(&r);
+    free(js);
+    /* the model metadata says so */
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/s", NULL, NULL, 0, &r), 0);
+    j = th_json(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "inputs"), 0), "name")), "audio");
+    cr_expect_eq(json_integer_value(json_object_get(j, "sample_rate")), 16000);
+    json_decref(j);
+    th_resp_free(&r);
+    /* bad inputs */
+    const struct {
+        const char *params, *outputs, *needle;
+    } bad[] = {{"\"sample_rate\":1000", "", "sample_rate"},
+               {"\"sample_rate\":16000.5", "", "sample_rate"},
+               {"", ",\"outputs\":[{\"name\":\"label\"}]", "unknown output"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        js = audio_json(x, 1000, bad[i].params, bad[i].outputs);
+        cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", js, strlen(js), &r), 0);
+        th_expect_error(&r, 400, bad[i].needle);
+        th_resp_free(&r);
+        free(js);
+    }
+    const char *img = "{\"inputs\":[{\"name\":\"image\",\"datatype\":\"UINT8\",\"shape\":[1,1,1],\"data\":[0]}]}";
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", img, strlen(img), &r), 0);
+    th_expect_error(&r, 400, "'audio'");
+    th_resp_free(&r);
+    free(lg), free(x), free(wav);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
