@@ -607,3 +607,67 @@ Test(asr, oip_infer_audio, .timeout = 120) {
     free(lg), free(x), free(wav);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* A whole request sent on a fresh connection, its answer not read. */
+static int send_wav(int port, const uint8_t *wav, size_t len) {
+    int fd = th_connect(port);
+    cr_assert(fd >= 0);
+    char hd[256];
+    snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+    cr_assert_eq(th_send_all(fd, hd, strlen(hd)), 0);
+    cr_assert_eq(th_send_all(fd, wav, len), 0);
+    return fd;
+}
+
+/* A client that leaves while its transcription is queued behind a held worker is cancelled, never run. */
+Test(asr, client_leaving_while_queued_is_cancelled_not_run, .timeout = 120) {
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    const size_t n = 16000;
+    int16_t *x = signal_s16(n, 1, 16000, 9);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    int busy = send_wav(s.port, wav, wl);
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 10), 0);
+    int leaver = send_wav(s.port, wav, wl);
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 1, 10), 0);
+    close(leaver);
+    th_hold_end(&s);
+    th_resp r;
+    cr_assert_eq(th_read_response(busy, &r), 0);
+    close(busy);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    double c = -1;
+    for (double t0 = th_now(); th_now() - t0 < 10 && c != 1; usleep(5000)) c = th_metric(s.port, "outcome=\"cancelled\"} ");
+    cr_expect_eq(c, 1);
+    cr_expect_float_eq(th_metric(s.port, "acm_asr_audio_seconds_total{model=\"s\"}"), 1.0, 1e-9, "the leaver was run");
+    cr_expect_eq(th_metric(s.port, "acm_batch_size_count{model=\"s\"} "), 1);
+    free(x), free(wav);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* Deadlines as for images: one that can be met is answered with the budget the deadline chose; one that cannot is
+ * 504 before the body is read. */
+Test(asr, deadlines, .timeout = 120) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL});
+    const size_t n = 16000;
+    int16_t *x = signal_s16(n, 1, 16000, 11);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    json_t *j = transcribe(s.port, "audio/wav", wav, wl, "X-Deadline-Ms: 5000\r\nPriority: u=1\r\n", 200);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "budget_source")), "deadline");
+    cr_expect_float_eq(json_real_value(json_object_get(j, "deadline_ms")), 5000, 1e-9);
+    cr_expect_eq(json_integer_value(json_object_get(j, "urgency")), 1);
+    cr_expect_gt(json_real_value(json_object_get(j, "predicted_ms")), 0);
+    json_decref(j);
+    j = transcribe(s.port, "audio/wav", wav, wl, "X-Deadline-Ms: 0.001\r\n", 504);
+    cr_expect(json_is_string(json_object_get(j, "error")));
+    json_decref(j);
+    free(x), free(wav);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
