@@ -671,3 +671,55 @@ Test(asr, deadlines, .timeout = 120) {
     free(x), free(wav);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* Audio and images share the workers and one queue order: with transcriptions queued ahead, a more urgent image is
+ * the next batch the only worker runs, and the transcriptions follow. */
+Test(asr, audio_and_images_share_one_queue_order, .timeout = 120) {
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--model",
+                                                              "v=tests/golden/vit_a.safetensors", "--workers", "1",
+                                                              "--max-batch", "2", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    const size_t n = 16000;
+    int16_t *x = signal_s16(n, 1, 16000, 12);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    int busy = send_wav(s.port, wav, wl);
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 10), 0);
+    int q[3];
+    for (int i = 0; i < 3; i++) q[i] = send_wav(s.port, wav, wl);
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 3, 10), 0);
+    uint8_t px[28 * 28];
+    for (int i = 0; i < 28 * 28; i++) px[i] = (uint8_t)(i * 13);
+    size_t pl;
+    uint8_t *png = th_png(px, 28, 28, 1, &pl);
+    int img = th_connect(s.port);
+    char hd[256];
+    snprintf(hd, sizeof hd, "POST /v1/models/v/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                            "Priority: u=0\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", pl);
+    cr_assert_eq(th_send_all(img, hd, strlen(hd)), 0);
+    cr_assert_eq(th_send_all(img, png, pl), 0);
+    cr_assert_eq(th_wait_stats(&s, "v", 0, 1, 10), 0);
+    th_hold_release(&s, 2); /* the busy transcription, then one batch more: the image's */
+    th_resp r;
+    cr_assert_eq(th_read_response(img, &r), 0);
+    close(img);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    /* the image went first: of the queued transcriptions none has run (the next batch, two of them, is handed to the
+     * worker and held there; the third waits in the queue) */
+    cr_expect_float_eq(th_metric(s.port, "acm_asr_audio_seconds_total{model=\"s\"}"), 1.0, 1e-9,
+                       "a transcription ran before the more urgent image");
+    cr_expect_eq(th_wait_stats(&s, "s", 2, 1, 10), 0);
+    th_hold_end(&s);
+    for (int i = -1; i < 3; i++) {
+        const int fd = i < 0 ? busy : q[i];
+        cr_assert_eq(th_read_response(fd, &r), 0);
+        close(fd);
+        cr_expect_eq(r.status, 200, "%s", r.body);
+        th_resp_free(&r);
+    }
+    free(x), free(wav), free(png);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
