@@ -168,6 +168,15 @@ static void decode__audio(acmd_worker *w, acmd_req *r) {
                       ACMD_AUDIO_TYPES);
         return;
     }
+    acm_audio_format sniffed;
+    if (f.kind >= ACM_AUDIO_L16 && !acm_audio_sniff(&sniffed, r->body.data, r->body.len, e, sizeof e)) {
+        /* a container sent as raw PCM would be transcribed as noise (its header read as samples): say so instead */
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "the body is a %s file but Content-Type \"%.100s\" declares raw PCM: send "
+                      "it as %s or application/octet-stream", sniffed.kind == ACM_AUDIO_WAV ? "WAV" : sniffed.kind ==
+                      ACM_AUDIO_FLAC ? "FLAC" : "Ogg", r->body.type, sniffed.kind == ACM_AUDIO_WAV ? "audio/wav" :
+                      sniffed.kind == ACM_AUDIO_FLAC ? "audio/flac" : "audio/ogg");
+        return;
+    }
     acm_audio_params p = acm_audio_default_params();
     p.max_samples = (size_t)(s->cfg.max_audio_seconds * ACM_AUDIO_RATE);
     p.max_buffered = (size_t)s->cfg.max_body_bytes;

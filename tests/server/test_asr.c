@@ -406,6 +406,11 @@ Test(asr, bad_audio_is_refused, .timeout = 120) {
     cr_assert_eq(th_http(s.port, "POST", "/v1/models/s/transcribe", "Content-Type: audio/L16\r\n", tr + 44, 1000, &r), 0);
     th_expect_error(&r, 400, "rate");
     th_resp_free(&r);
+    /* a WAV file declared as raw PCM (its header would be read as samples) */
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/s/transcribe", "Content-Type: audio/x-raw;format=S16LE;rate=16000\r\n",
+                         wav, wavl, &r), 0);
+    th_expect_error(&r, 400, "WAV file");
+    th_resp_free(&r);
     /* channels */
     cr_assert_eq(th_http(s.port, "POST", "/v1/models/s/transcribe", "Content-Type: audio/L16;rate=16000;channels=9\r\n",
                          tr + 44, 1008, &r), 0);
