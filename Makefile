@@ -164,15 +164,11 @@ $(B)/obj/tests/fuzz/replay_%.o: tests/fuzz/targets/fuzz_%.c
 $(B)/tests/fuzz/test_replay: EXTRA_OBJS = $(FUZZ_REPLAY_OBJ)
 $(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 
-# test_noalloc counts the engine's allocations through the linker (this binary only): calls from our objects and
-# libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
-$(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc: \
+# The no-allocation tests count our own allocator calls through the linker (tests/engine/alloc_count.h): calls from our
+# objects and libraries to malloc & co. go to its __wrap_ functions; OpenBLAS's and libc's own calls are not seen.
+$(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc $(B)/tests/engine/test_ctc: \
     LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
                -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
-
-# test_ctc counts allocations the same way: a CTC decoder allocates nothing after its creation.
-$(B)/tests/engine/test_ctc: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
-                                       -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
 
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml

@@ -18,47 +18,7 @@
 #include "acm.h"
 #include "ctc.h"
 #include "train/speech_grammar.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t s);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__real_aligned_alloc(size_t a, size_t n);
-int __real_posix_memalign(void **p, size_t a, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t s);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-void *__wrap_aligned_alloc(size_t a, size_t n);
-int __wrap_posix_memalign(void **p, size_t a, size_t n);
-
-static volatile int counting;
-static volatile long calls;
-
-void *__wrap_malloc(size_t n) {
-    if (counting) calls++;
-    return __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t s) {
-    if (counting) calls++;
-    return __real_calloc(n, s);
-}
-void *__wrap_realloc(void *p, size_t n) {
-    if (counting) calls++;
-    return __real_realloc(p, n);
-}
-void __wrap_free(void *p) {
-    if (counting && p) calls++;
-    __real_free(p);
-}
-void *__wrap_aligned_alloc(size_t a, size_t n) {
-    if (counting) calls++;
-    return __real_aligned_alloc(a, n);
-}
-int __wrap_posix_memalign(void **p, size_t a, size_t n) {
-    if (counting) calls++;
-    return __real_posix_memalign(p, a, n);
-}
+#include "alloc_count.h"
 
 /* ---- golden cases ------------------------------------------------------------------------------------------------ */
 
@@ -398,12 +358,12 @@ Test(ctc, chunked_equals_whole_and_partials_hold) {
 
 /* After creation nothing is allocated: push, result (partial and final), reset, decode; beam with a word list too. */
 Test(ctc, no_allocation_per_chunk) {
-    counting = 1;
-    calls = 0;
+    alloc_counting = 1;
+    alloc_calls = 0;
     void *p = malloc(16);
     free(p);
-    counting = 0;
-    cr_assert_eq(calls, 2, "the --wrap link flags are missing (Makefile): %ld calls counted", calls);
+    alloc_counting = 0;
+    cr_assert_eq(alloc_calls, 2, "the --wrap link flags are missing (Makefile): %ld calls counted", alloc_calls);
     gcase *cs;
     int n = load_cases(&cs);
     char err[256];
@@ -411,8 +371,8 @@ Test(ctc, no_allocation_per_chunk) {
         const gcase *c = &cs[i];
         acm_ctc_decoder *d = mk(c);
         acm_ctc_result r;
-        calls = 0;
-        counting = 1;
+        alloc_calls = 0;
+        alloc_counting = 1;
         for (int64_t t = 0; t < c->T; t += 3) {
             int rc = acm_ctc_push(d, c->logits + t * c->V, t + 3 <= c->T ? 3 : c->T - t, c->V, err, sizeof err);
             acm_ctc_result_get(d, ACM_CTC_PARTIAL, &r);
@@ -421,9 +381,9 @@ Test(ctc, no_allocation_per_chunk) {
         acm_ctc_result_get(d, ACM_CTC_FINAL, &r);
         acm_ctc_reset(d, acm_ctc_next_frame(d));
         int rc = acm_ctc_decode(d, c->logits, c->T, c->V, &r, err, sizeof err);
-        counting = 0;
+        alloc_counting = 0;
         cr_assert_eq(rc, 0);
-        cr_expect_eq(calls, 0, "%s: %ld allocator calls", c->name, calls);
+        cr_expect_eq(alloc_calls, 0, "%s: %ld allocator calls", c->name, alloc_calls);
         acm_ctc_decoder_free(d);
     }
     free_cases(cs, n);

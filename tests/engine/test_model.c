@@ -12,135 +12,73 @@
 
 #include "acm.h"
 #include "model.h"
+#include "model_mut.h"
 #include "safetensors.h"
 #include "train/acm_module.h"
 
 #define SRC "tests/golden/vit_a.safetensors"
 
-typedef struct {
-    acm_st_file src;
-    acm_st_out t[256];
-    int n;
-    json_t *acm; /* parsed "acm" metadata, mutable */
-} mut;
-
-static void mut_open(mut *m) {
-    char err[256];
-    cr_assert_eq(acm__st_open(&m->src, SRC, err, sizeof err), 0, "%s", err);
-    m->n = m->src.n;
-    cr_assert_leq(m->n, 256);
-    for (int i = 0; i < m->n; i++) {
-        const acm_st_tensor *s = &m->src.tensors[i];
-        m->t[i] = (acm_st_out){s->name, ACM_ST_F32, s->ndim, {0}, s->data};
-        memcpy(m->t[i].shape, s->shape, sizeof s->shape);
-    }
-    m->acm = json_loads(acm__st_meta(&m->src, "acm"), 0, NULL);
-    cr_assert(m->acm);
-}
-
-static void mut_close(mut *m) {
-    json_decref(m->acm);
-    acm__st_close(&m->src);
-}
-
-static int find(mut *m, const char *name) {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(m->t[i].name, name)) return i;
-    cr_assert_fail("no tensor %s", name);
-    return -1;
-}
-
-/* Writes the mutated model, loads it, expects failure with a message containing needle. */
-static void expect_load_error(mut *m, const char *needle) {
-    char path[] = "/tmp/acm-model-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    char *js = json_dumps(m->acm, JSON_COMPACT);
-    json_t *meta = json_pack("{s:s}", "acm", js);
-    free(js);
-    char err[512] = "";
-    cr_assert_eq(acm__st_write(path, m->t, m->n, meta, err, sizeof err), 0, "%s", err);
-    json_decref(meta);
-    acm_model *model = acm_model_load(path, err, sizeof err);
-    cr_expect_null(model, "mutation expected to fail (%s)", needle);
-    acm_model_free(model);
-    cr_expect(strstr(err, needle), "message '%s' lacks '%s'", err, needle);
-    cr_expect(strstr(err, path), "message '%s' lacks the path", err);
-    unlink(path);
-}
 
 Test(model, unmodified_copy_loads) {
-    mut m;
-    mut_open(&m);
-    char path[] = "/tmp/acm-model-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    char *js = json_dumps(m.acm, JSON_COMPACT);
-    json_t *meta = json_pack("{s:s}", "acm", js);
-    free(js);
-    char err[512];
-    cr_assert_eq(acm__st_write(path, m.t, m.n, meta, err, sizeof err), 0, "%s", err);
-    json_decref(meta);
-    acm_model *model = acm_model_load(path, err, sizeof err);
-    cr_assert(model, "%s", err);
-    acm_model_free(model);
-    unlink(path);
-    mut_close(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
+    model_mut_expect_load(&m, NULL);
+    model_mut_close(&m);
 }
 
 Test(model, missing_tensor) {
-    mut m;
-    mut_open(&m);
-    int i = find(&m, "blocks.1.attn.proj.weight");
+    model_mut m;
+    model_mut_open(&m, SRC);
+    int i = model_mut_find(&m, "blocks.1.attn.proj.weight");
     m.t[i] = m.t[--m.n];
-    expect_load_error(&m, "'blocks.1.attn.proj.weight' is missing");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'blocks.1.attn.proj.weight' is missing");
+    model_mut_close(&m);
 }
 
 Test(model, missing_gate) {
-    mut m;
-    mut_open(&m);
-    int i = find(&m, "blocks.0.mlp.gate.0.weight");
+    model_mut m;
+    model_mut_open(&m, SRC);
+    int i = model_mut_find(&m, "blocks.0.mlp.gate.0.weight");
     m.t[i] = m.t[--m.n];
-    expect_load_error(&m, "blocks.0.mlp.gate.0.weight");
-    mut_close(&m);
+    model_mut_expect_load(&m, "blocks.0.mlp.gate.0.weight");
+    model_mut_close(&m);
 }
 
 Test(model, wrong_shape) {
-    mut m;
-    mut_open(&m);
-    int i = find(&m, "head.weight");
+    model_mut m;
+    model_mut_open(&m, SRC);
+    int i = model_mut_find(&m, "head.weight");
     m.t[i].shape[0] = 5; /* [10, 36] -> [5, 72]: same bytes, wrong shape */
     m.t[i].shape[1] = 72;
-    expect_load_error(&m, "'head.weight' has shape [5, 72], expected [10, 36]");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'head.weight' has shape [5, 72], expected [10, 36]");
+    model_mut_close(&m);
 }
 
 Test(model, learners_do_not_divide) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     json_object_set_new(json_array_get(json_object_get(json_object_get(m.acm, "acm"), "modules"), 0), "learners",
                         json_integer(5));
-    expect_load_error(&m, "blocks.0.mlp.w1");
-    mut_close(&m);
+    model_mut_expect_load(&m, "blocks.0.mlp.w1");
+    model_mut_close(&m);
 }
 
 Test(model, extra_tensor) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     static const float x[2] = {1, 2};
     m.t[m.n++] = (acm_st_out){"blocks.9.surprise", ACM_ST_F32, 1, {2}, x};
-    expect_load_error(&m, "'blocks.9.surprise' is not used");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'blocks.9.surprise' is not used");
+    model_mut_close(&m);
 }
 
 Test(model, integer_tensor) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     static const int32_t x[2] = {1, 2};
     m.t[m.n++] = (acm_st_out){"ints", ACM_ST_I32, 1, {2}, x};
-    expect_load_error(&m, "'ints' has dtype I32");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'ints' has dtype I32");
+    model_mut_close(&m);
 }
 
 Test(model, bad_metadata) {
@@ -177,19 +115,19 @@ Test(model, bad_metadata) {
         {"budget", "{\"cap_order\":\"random\"}", "budget.cap_order must be"}, /* a policy control, not a model order */
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        mut m;
-        mut_open(&m);
+        model_mut m;
+        model_mut_open(&m, SRC);
         json_t *v = json_loads(cases[c].json, JSON_DECODE_ANY, NULL);
         cr_assert(v, "case %zu", c);
         json_object_set_new(m.acm, cases[c].key, v);
-        expect_load_error(&m, cases[c].needle);
-        mut_close(&m);
+        model_mut_expect_load(&m, cases[c].needle);
+        model_mut_close(&m);
     }
 }
 
 Test(model, no_acm_metadata) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     char path[] = "/tmp/acm-model-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
@@ -199,7 +137,7 @@ Test(model, no_acm_metadata) {
     cr_expect_null(model);
     cr_expect(strstr(err, "not an acm model file"), "%s", err);
     unlink(path);
-    mut_close(&m);
+    model_mut_close(&m);
 }
 
 Test(model, accounting) {
@@ -253,8 +191,6 @@ Test(model, accounting) {
     acm_model_free(m);
 }
 
-static acm_model *write_and_load(mut *m, char *err, size_t errlen);
-
 /* The floor: vit_a's three projection ACMs (N 2, p 1296) run one learner each whatever the budget, of 4 * 2592 +
  * 6 * 1296 learner FLOPs per token: 3888 / 18144. budget.beta_min may not go below it; without one, it is the floor. */
 Test(model, budget_floor_and_default_beta_min) {
@@ -266,27 +202,27 @@ Test(model, budget_floor_and_default_beta_min) {
     cr_expect(c->beta_floor >= floor_beta && c->beta_floor - floor_beta < 1e-7, "floor %.9f", (double)c->beta_floor);
     cr_expect_float_eq(c->beta_min, 0.25f, 1e-7, "the file's beta_min");
     acm_model_free(model);
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     json_object_del(json_object_get(m.acm, "budget"), "beta_min");
-    model = write_and_load(&m, err, sizeof err);
+    model = model_mut_write_load(&m, err, sizeof err);
     cr_assert(model, "%s", err);
     cr_expect_eq(acm_model_config(model)->beta_min, acm_model_config(model)->beta_floor);
     acm_model_free(model);
     /* at the floor itself: accepted */
     json_object_set_new(json_object_get(m.acm, "budget"), "beta_min", json_real(floor_beta));
-    model = write_and_load(&m, err, sizeof err);
+    model = model_mut_write_load(&m, err, sizeof err);
     cr_assert(model, "%s", err);
     cr_expect_eq(acm_model_config(model)->beta_min, acm_model_config(model)->beta_floor);
     acm_model_free(model);
-    mut_close(&m);
+    model_mut_close(&m);
 }
 
 /* A calibrated CAP table with uneven shares: every item still realises at most beta, and each module's share is
  * honoured (the MLP ACM gets half of its learners, the three projections what is left). */
 Test(model, cap_table_shares_are_honoured) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     char err[512];
     acm_model *model = acm_model_load(SRC, err, sizeof err);
     cr_assert(model, "%s", err);
@@ -330,12 +266,12 @@ Test(model, cap_table_shares_are_honoured) {
     acm_worker_free(w);
     acm_model_free(model);
     unlink(path);
-    mut_close(&m);
+    model_mut_close(&m);
 }
 
 Test(model, cap_order_level_is_read_and_followed) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     json_object_set_new(m.acm, "budget", json_pack("{s:s}", "cap_order", "level"));
     char path[] = "/tmp/acm-model-XXXXXX", err[512];
     int fd = mkstemp(path);
@@ -369,7 +305,7 @@ Test(model, cap_order_level_is_read_and_followed) {
     acm_worker_free(w);
     acm_model_free(model);
     unlink(path);
-    mut_close(&m);
+    model_mut_close(&m);
 }
 
 /* ---- budget-conditioned (FiLM) gates: NAME.gate.film.scale / .shift [gh] and budget.gate_beta (model.h) ---------- */
@@ -378,35 +314,21 @@ static float film_s[16], film_h[16], film_bad[17];
 
 /* Adds FiLM to blocks.0.mlp of the golden model (gh = 16, the input width of gate.2) and, if gate_beta > 0, the
  * budget.gate_beta it needs. */
-static void add_film(mut *m, int scale, int shift, double gate_beta) {
+static void add_film(model_mut *m, int scale, int shift, double gate_beta) {
     for (int j = 0; j < 16; j++) film_s[j] = (float)sin(0.7 * j + 0.3), film_h[j] = (float)cos(1.3 * j);
     if (scale) m->t[m->n++] = (acm_st_out){"blocks.0.mlp.gate.film.scale", ACM_ST_F32, 1, {16}, film_s};
     if (shift) m->t[m->n++] = (acm_st_out){"blocks.0.mlp.gate.film.shift", ACM_ST_F32, 1, {16}, film_h};
     if (gate_beta > 0) json_object_set_new(json_object_get(m->acm, "budget"), "gate_beta", json_real(gate_beta));
 }
 
-static acm_model *write_and_load(mut *m, char *err, size_t errlen) {
-    char path[] = "/tmp/acm-model-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    char *js = json_dumps(m->acm, JSON_COMPACT);
-    json_t *meta = json_pack("{s:s}", "acm", js);
-    free(js);
-    cr_assert_eq(acm__st_write(path, m->t, m->n, meta, err, errlen), 0, "%s", err);
-    json_decref(meta);
-    acm_model *model = acm_model_load(path, err, errlen);
-    unlink(path);
-    return model;
-}
-
 /* The engine's collapsed FiLM gate, A z + c + beta (B z + c'), equals the training forward (three layers, FiLM on the
  * second hidden layer; train/acm_module.c) on random inputs at several beta, one per row. */
 Test(model, film_gate_collapse_equals_training_forward) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     add_film(&m, 1, 1, 0.625);
     char err[512];
-    acm_model *model = write_and_load(&m, err, sizeof err);
+    acm_model *model = model_mut_write_load(&m, err, sizeof err);
     cr_assert(model, "%s", err);
     const acm_config *c = acm_model_config(model);
     cr_expect_eq(c->film_gates, 1);
@@ -425,7 +347,7 @@ Test(model, film_gate_collapse_equals_training_forward) {
     for (int j = 0; j < 6; j++) {
         char full[96];
         snprintf(full, sizeof full, "blocks.0.mlp.%s", nm[j]);
-        const acm_st_out *t = &m.t[find(&m, full)];
+        const acm_st_out *t = &m.t[model_mut_find(&m, full)];
         int64_t n = t->shape[0] * (t->ndim > 1 ? t->shape[1] : 1);
         memcpy(p + off[j], t->data, sizeof(float) * (size_t)n);
     }
@@ -468,73 +390,73 @@ Test(model, film_gate_collapse_equals_training_forward) {
     acmt_acm_acts_free(&a);
     free(p);
     acm_model_free(model);
-    mut_close(&m);
+    model_mut_close(&m);
 }
 
 Test(model, film_needs_both_tensors) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     add_film(&m, 1, 0, 0.5);
-    expect_load_error(&m, "'blocks.0.mlp.gate.film.scale' without 'blocks.0.mlp.gate.film.shift'");
-    mut_close(&m);
-    mut_open(&m);
+    model_mut_expect_load(&m, "'blocks.0.mlp.gate.film.scale' without 'blocks.0.mlp.gate.film.shift'");
+    model_mut_close(&m);
+    model_mut_open(&m, SRC);
     add_film(&m, 0, 1, 0.5);
-    expect_load_error(&m, "'blocks.0.mlp.gate.film.shift' without 'blocks.0.mlp.gate.film.scale'");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'blocks.0.mlp.gate.film.shift' without 'blocks.0.mlp.gate.film.scale'");
+    model_mut_close(&m);
 }
 
 Test(model, film_wrong_shape) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     add_film(&m, 1, 0, 0.5);
     m.t[m.n++] = (acm_st_out){"blocks.0.mlp.gate.film.shift", ACM_ST_F32, 1, {17}, film_bad};
-    expect_load_error(&m, "'blocks.0.mlp.gate.film.shift' has shape [17], expected [16]");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'blocks.0.mlp.gate.film.shift' has shape [17], expected [16]");
+    model_mut_close(&m);
 }
 
 Test(model, film_needs_gate_beta) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     add_film(&m, 1, 1, 0);
-    expect_load_error(&m, "budget.gate_beta");
-    mut_close(&m);
-    mut_open(&m);
+    model_mut_expect_load(&m, "budget.gate_beta");
+    model_mut_close(&m);
+    model_mut_open(&m, SRC);
     add_film(&m, 1, 1, 1.5);
-    expect_load_error(&m, "budget.gate_beta must be in (0, 1]");
-    mut_close(&m);
+    model_mut_expect_load(&m, "budget.gate_beta must be in (0, 1]");
+    model_mut_close(&m);
 }
 
 Test(model, film_on_single_layer_gate) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     /* blocks.0.mlp's gate becomes one layer [5, 36] */
     static float w[5 * 36], b[5];
     static const char *gone[4] = {"blocks.0.mlp.gate.1.weight", "blocks.0.mlp.gate.1.bias",
                                   "blocks.0.mlp.gate.2.weight", "blocks.0.mlp.gate.2.bias"};
     for (int j = 0; j < 4; j++) {
-        int i = find(&m, gone[j]);
+        int i = model_mut_find(&m, gone[j]);
         m.t[i] = m.t[--m.n];
     }
-    m.t[find(&m, "blocks.0.mlp.gate.0.weight")] =
+    m.t[model_mut_find(&m, "blocks.0.mlp.gate.0.weight")] =
         (acm_st_out){"blocks.0.mlp.gate.0.weight", ACM_ST_F32, 2, {5, 36}, w};
-    m.t[find(&m, "blocks.0.mlp.gate.0.bias")] = (acm_st_out){"blocks.0.mlp.gate.0.bias", ACM_ST_F32, 1, {5}, b};
+    m.t[model_mut_find(&m, "blocks.0.mlp.gate.0.bias")] = (acm_st_out){"blocks.0.mlp.gate.0.bias", ACM_ST_F32, 1, {5}, b};
     {
         char err[512];
-        acm_model *ok = write_and_load(&m, err, sizeof err);
+        acm_model *ok = model_mut_write_load(&m, err, sizeof err);
         cr_assert(ok, "a one-layer gate without FiLM loads: %s", err);
         acm_model_free(ok);
     }
     add_film(&m, 1, 1, 0.5);
-    expect_load_error(&m, "FiLM on a gate of a single layer");
-    mut_close(&m);
+    model_mut_expect_load(&m, "FiLM on a gate of a single layer");
+    model_mut_close(&m);
 }
 
 Test(model, models_without_film_are_unconditioned) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     json_object_set_new(json_object_get(m.acm, "budget"), "gate_beta", json_real(0.5)); /* ignored without FiLM */
     char err[512];
-    acm_model *model = write_and_load(&m, err, sizeof err);
+    acm_model *model = model_mut_write_load(&m, err, sizeof err);
     cr_assert(model, "%s", err);
     const acm_config *c = acm_model_config(model);
     cr_expect_eq(c->film_gates, 0);
@@ -543,5 +465,5 @@ Test(model, models_without_film_are_unconditioned) {
         cr_expect_eq(model->acms[a]->gate_rows, model->acms[a]->choices);
     }
     acm_model_free(model);
-    mut_close(&m);
+    model_mut_close(&m);
 }

@@ -1,12 +1,9 @@
 /*
  * test_noalloc.c — acm_worker_run allocates nothing (docs/DESIGN.md §2: scratch is sized at worker creation).
  *
- * This binary alone is linked with -Wl,--wrap=malloc,calloc,realloc,free,aligned_alloc,posix_memalign (Makefile): every
- * call from our objects and static libraries (libacm, libacmproto, the test itself) goes through the __wrap_ functions
- * below, which count while `counting` is set and forward to the real allocator (ASan's under SANITIZE). Excluded, and
- * invisible to --wrap: allocations made inside shared libraries on their own behalf — OpenBLAS's buffers (it allocates
- * its GEMM work areas once, at the first call, and reuses them), libc's internal ones, Criterion's. That is why
- * policy.c's CAP sorts in place (glibc's qsort_r would malloc a merge buffer, unseen here).
+ * Allocator calls are counted by alloc_count.h (this binary is linked with --wrap=malloc & co.): OpenBLAS's buffers,
+ * libc's and Criterion's own allocations are invisible to it. That is why policy.c's CAP sorts in place (glibc's
+ * qsort_r would malloc a merge buffer, unseen here).
  *
  * For every policy, forced k and a mix in one batch, at the worker's largest batch and at batch 1, in every execution
  * mode but the test-only REFERENCE, after one warm-up batch: zero calls. Models: the golden ones and a random all-ACM
@@ -20,58 +17,18 @@
 #include "bench/vit_random.h"
 #include "model.h"
 #include "vit.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t s);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__real_aligned_alloc(size_t a, size_t n);
-int __real_posix_memalign(void **p, size_t a, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t s);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-void *__wrap_aligned_alloc(size_t a, size_t n);
-int __wrap_posix_memalign(void **p, size_t a, size_t n);
-
-static volatile int counting;
-static volatile long calls;
-
-void *__wrap_malloc(size_t n) {
-    if (counting) calls++;
-    return __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t s) {
-    if (counting) calls++;
-    return __real_calloc(n, s);
-}
-void *__wrap_realloc(void *p, size_t n) {
-    if (counting) calls++;
-    return __real_realloc(p, n);
-}
-void __wrap_free(void *p) {
-    if (counting && p) calls++;
-    __real_free(p);
-}
-void *__wrap_aligned_alloc(size_t a, size_t n) {
-    if (counting) calls++;
-    return __real_aligned_alloc(a, n);
-}
-int __wrap_posix_memalign(void **p, size_t a, size_t n) {
-    if (counting) calls++;
-    return __real_posix_memalign(p, a, n);
-}
+#include "alloc_count.h"
 
 #define MAXB 8
 
 /* The wrapper sees our own allocations: a sanity check that the link flags are in place. */
 Test(noalloc, wrapper_counts) {
-    counting = 1;
-    calls = 0;
+    alloc_counting = 1;
+    alloc_calls = 0;
     void *p = malloc(16);
     free(p);
-    counting = 0;
-    cr_assert_eq(calls, 2, "the --wrap link flags are missing: %ld calls counted", calls);
+    alloc_counting = 0;
+    cr_assert_eq(alloc_calls, 2, "the --wrap link flags are missing: %ld calls counted", alloc_calls);
 }
 
 static void check(const char *what, const acm_model *m) {
@@ -115,15 +72,15 @@ static void check(const char *what, const acm_model *m) {
             for (int mi = 0; mi < 3; mi++) {
                 s->mode = modes[mi];
                 cr_assert_eq(acm_worker_run(w, items, res, B, err, sizeof err), 0, "%s", err); /* warm-up */
-                calls = 0;
-                counting = 1;
+                alloc_calls = 0;
+                alloc_counting = 1;
                 int rc = acm_worker_run(w, items, res, B, err, sizeof err);
                 rc |= acm_worker_run(w, items, res, B, err, sizeof err);
-                counting = 0;
+                alloc_counting = 0;
                 cr_assert_eq(rc, 0, "%s", err);
-                cr_expect_eq(calls, 0, "%s batch %d policy %s mode %d: %ld allocator calls in acm_worker_run", what, B,
+                cr_expect_eq(alloc_calls, 0, "%s batch %d policy %s mode %d: %ld allocator calls in acm_worker_run", what, B,
                              pi < npol ? acm_policy_name(pols[pi].kind) : pi == npol ? "mixed" : "forced", modes[mi],
-                             calls);
+                             alloc_calls);
             }
         }
     }

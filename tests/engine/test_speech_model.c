@@ -11,127 +11,72 @@
 #include <unistd.h>
 
 #include "acm.h"
+#include "model_mut.h"
 #include "safetensors.h"
 
 #define SRC "tests/golden/speech_a.safetensors"
 
-typedef struct {
-    acm_st_file src;
-    acm_st_out t[128];
-    int n;
-    json_t *acm; /* parsed "acm" metadata, mutable */
-} mut;
-
-static void mut_open(mut *m) {
-    char err[256];
-    cr_assert_eq(acm__st_open(&m->src, SRC, err, sizeof err), 0, "%s", err);
-    m->n = m->src.n;
-    cr_assert_leq(m->n, 128);
-    for (int i = 0; i < m->n; i++) {
-        const acm_st_tensor *s = &m->src.tensors[i];
-        m->t[i] = (acm_st_out){s->name, ACM_ST_F32, s->ndim, {0}, s->data};
-        memcpy(m->t[i].shape, s->shape, sizeof s->shape);
-    }
-    m->acm = json_loads(acm__st_meta(&m->src, "acm"), 0, NULL);
-    cr_assert(m->acm);
-}
-
-static void mut_close(mut *m) {
-    json_decref(m->acm);
-    acm__st_close(&m->src);
-}
-
-static int find(mut *m, const char *name) {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(m->t[i].name, name)) return i;
-    cr_assert_fail("no tensor %s", name);
-    return -1;
-}
-
-/* Writes the mutated model and loads it: NULL and a message containing needle (and the path) expected, unless
- * needle is NULL (must load). */
-static void expect_load(mut *m, const char *needle) {
-    char path[] = "/tmp/acm-speech-model-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    char *js = json_dumps(m->acm, JSON_COMPACT);
-    json_t *meta = json_pack("{s:s}", "acm", js);
-    free(js);
-    char err[512] = "";
-    cr_assert_eq(acm__st_write(path, m->t, m->n, meta, err, sizeof err), 0, "%s", err);
-    json_decref(meta);
-    acm_model *model = acm_model_load(path, err, sizeof err);
-    if (!needle) {
-        cr_expect(model, "%s", err);
-    } else {
-        cr_expect_null(model, "mutation expected to fail (%s)", needle);
-        cr_expect(strstr(err, needle), "message '%s' lacks '%s'", err, needle);
-        cr_expect(strstr(err, path), "message '%s' lacks the path", err);
-    }
-    acm_model_free(model);
-    unlink(path);
-}
 
 /* Sets metadata key k (in frontend when fe) to v (NULL: deletes it) and expects the load to fail naming needle. */
 static void meta_case(const char *k, json_t *v, int fe, const char *needle) {
-    mut m;
-    mut_open(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
     json_t *o = fe ? json_object_get(m.acm, "frontend") : m.acm;
     if (v)
         json_object_set_new(o, k, v);
     else
         json_object_del(o, k);
-    expect_load(&m, needle);
-    mut_close(&m);
+    model_mut_expect_load(&m, needle);
+    model_mut_close(&m);
 }
 
 Test(speech_model, unmodified_copy_loads) {
-    mut m;
-    mut_open(&m);
-    expect_load(&m, NULL);
-    mut_close(&m);
+    model_mut m;
+    model_mut_open(&m, SRC);
+    model_mut_expect_load(&m, NULL);
+    model_mut_close(&m);
 }
 
 Test(speech_model, tensors) {
-    mut m;
-    mut_open(&m);
-    int i = find(&m, "frontend.proj.weight");
+    model_mut m;
+    model_mut_open(&m, SRC);
+    int i = model_mut_find(&m, "frontend.proj.weight");
     acm_st_out keep = m.t[i];
     m.t[i] = m.t[--m.n];
-    expect_load(&m, "'frontend.proj.weight' is missing");
+    model_mut_expect_load(&m, "'frontend.proj.weight' is missing");
     m.t[m.n++] = keep;
-    i = find(&m, "frontend.proj.weight");
+    i = model_mut_find(&m, "frontend.proj.weight");
     m.t[i].shape[0] = 64; /* [32, 320] -> [64, 160] */
     m.t[i].shape[1] = 160;
-    expect_load(&m, "'frontend.proj.weight' has shape [64, 160], expected [32, 320]");
+    model_mut_expect_load(&m, "'frontend.proj.weight' has shape [64, 160], expected [32, 320]");
     m.t[i] = keep;
     /* a ViT tensor in a speech model is not used */
     static const float x[32];
     m.t[m.n++] = (acm_st_out){"cls_token", ACM_ST_F32, 3, {1, 1, 32}, x};
-    expect_load(&m, "'cls_token' is not used");
+    model_mut_expect_load(&m, "'cls_token' is not used");
     m.n--;
-    mut_close(&m);
+    model_mut_close(&m);
 }
 
 Test(speech_model, mel_normalisation) {
     static float bad[80];
-    mut m;
-    mut_open(&m);
-    int i = find(&m, "frontend.mel_std");
+    model_mut m;
+    model_mut_open(&m, SRC);
+    int i = model_mut_find(&m, "frontend.mel_std");
     const float *std = m.t[i].data;
     memcpy(bad, std, sizeof bad);
     bad[7] = 0.0f;
     m.t[i].data = bad;
-    expect_load(&m, "'frontend.mel_std' entry 7");
+    model_mut_expect_load(&m, "'frontend.mel_std' entry 7");
     bad[7] = NAN;
-    expect_load(&m, "'frontend.mel_std' entry 7");
+    model_mut_expect_load(&m, "'frontend.mel_std' entry 7");
     m.t[i].data = std;
-    i = find(&m, "frontend.mel_mean");
+    i = model_mut_find(&m, "frontend.mel_mean");
     memcpy(bad, m.t[i].data, sizeof bad);
     bad[79] = INFINITY;
     m.t[i].data = bad;
-    expect_load(&m, "'frontend.mel_mean' entry 79");
-    mut_close(&m);
+    model_mut_expect_load(&m, "'frontend.mel_mean' entry 79");
+    model_mut_close(&m);
 }
 
 Test(speech_model, metadata) {

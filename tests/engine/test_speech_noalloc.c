@@ -17,55 +17,15 @@
 #include "acm.h"
 #include "model.h"
 #include "vit.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t s);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__real_aligned_alloc(size_t a, size_t n);
-int __real_posix_memalign(void **p, size_t a, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t s);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-void *__wrap_aligned_alloc(size_t a, size_t n);
-int __wrap_posix_memalign(void **p, size_t a, size_t n);
-
-static volatile int counting;
-static volatile long calls;
-
-void *__wrap_malloc(size_t n) {
-    if (counting) calls++;
-    return __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t s) {
-    if (counting) calls++;
-    return __real_calloc(n, s);
-}
-void *__wrap_realloc(void *p, size_t n) {
-    if (counting) calls++;
-    return __real_realloc(p, n);
-}
-void __wrap_free(void *p) {
-    if (counting && p) calls++;
-    __real_free(p);
-}
-void *__wrap_aligned_alloc(size_t a, size_t n) {
-    if (counting) calls++;
-    return __real_aligned_alloc(a, n);
-}
-int __wrap_posix_memalign(void **p, size_t a, size_t n) {
-    if (counting) calls++;
-    return __real_posix_memalign(p, a, n);
-}
+#include "alloc_count.h"
 
 Test(speech_noalloc, wrapper_counts) {
-    counting = 1;
-    calls = 0;
+    alloc_counting = 1;
+    alloc_calls = 0;
     void *p = malloc(16);
     free(p);
-    counting = 0;
-    cr_assert_eq(calls, 2, "the --wrap link flags are missing: %ld calls counted", calls);
+    alloc_counting = 0;
+    cr_assert_eq(alloc_calls, 2, "the --wrap link flags are missing: %ld calls counted", alloc_calls);
 }
 
 /* Seeded noise under an envelope that moves every 0.5 s: loud and quiet stretches. */
@@ -121,12 +81,12 @@ Test(speech_noalloc, batch) {
         for (int mi = 0; mi < 3; mi++) {
             s->mode = modes[mi];
             cr_assert_eq(acm_worker_run(w, items, res, 4, err, sizeof err), 0, "%s", err); /* warm-up */
-            calls = 0;
-            counting = 1;
+            alloc_calls = 0;
+            alloc_counting = 1;
             int rc = acm_worker_run(w, items, res, 4, err, sizeof err);
-            counting = 0;
+            alloc_counting = 0;
             cr_assert_eq(rc, 0, "%s", err);
-            cr_expect_eq(calls, 0, "policy set %d, mode %d: %ld allocations", pi, modes[mi], calls);
+            cr_expect_eq(alloc_calls, 0, "policy set %d, mode %d: %ld allocations", pi, modes[mi], alloc_calls);
         }
     }
     free(pcm);
@@ -188,8 +148,8 @@ Test(speech_noalloc, ten_minute_streams, .timeout = 120) {
         int rc = acm_worker_run_streams(w, st, pol, res, NS, err, sizeof err);
         cr_assert_eq(rc, 0, "%s", err);
         if (chunks == 0) { /* the first chunk warms OpenBLAS up; count from here */
-            calls = 0;
-            counting = 1;
+            alloc_calls = 0;
+            alloc_counting = 1;
         }
         chunks++;
         for (int i = 0; i < NS; i++) {
@@ -204,8 +164,8 @@ Test(speech_noalloc, ten_minute_streams, .timeout = 120) {
             cr_assert_eq(res[0].flops_dense, dense_full, "chunk %lld: dense FLOPs changed", (long long)chunks);
         }
     }
-    counting = 0;
-    cr_expect_eq(calls, 0, "%ld allocations over %lld chunks", calls, (long long)chunks);
+    alloc_counting = 0;
+    cr_expect_eq(alloc_calls, 0, "%ld allocations over %lld chunks", alloc_calls, (long long)chunks);
     cr_expect_eq(acm_stream_tokens_done(st[0]), acm_speech_tokens(m, total));
     cr_expect_eq(acm_stream_state_bytes(m), bytes);
     cr_expect_gt(chunks, 3700);
