@@ -7,6 +7,7 @@
  *   stats.c     latency samples and percentiles (nearest rank)
  *   heatmap.c   the per-token compute map drawn over the input image (PNG via libspng)
  *   commands.c  `acm classify`, `acm health`, `acm models`
+ *   transcribe.c `acm transcribe`: audio files to /transcribe, several in flight at once (a thread each)
  *   bench.c     `acm bench`: closed and open loop load generator (libcurl multi + libuv, one thread)
  *
  * What this client deliberately does not do: decode images itself for the request (the server does; the client only
@@ -148,6 +149,7 @@ int acmc_cmd_classify(int argc, char **argv);
 int acmc_cmd_health(int argc, char **argv);
 int acmc_cmd_models(int argc, char **argv);
 int acmc_cmd_bench(int argc, char **argv);
+int acmc_cmd_transcribe(int argc, char **argv); /* transcribe.c */
 void acmc_usage(FILE *f);
 
 #endif

@@ -15,6 +15,8 @@ void acmc_usage(FILE *f) {
           "commands:\n"
           "  classify [options] FILE...   classify images: label, confidence, top-5, budget, FLOPs, timings,\n"
           "                               --heatmap OUT.png draws the per-token compute map\n"
+          "  transcribe [options] FILE... transcribe audio files (WAV, FLAC, Ogg) with a speech model, several at\n"
+          "                               once: text, words, budget, FLOPs, real-time factor, timings\n"
           "  health [options]             is the server live and ready?\n"
           "  models [options] [NAME...]   server and model metadata (OIP v2)\n"
           "  bench [options]              load generator: closed or open loop, latency percentiles, deadline\n"
@@ -52,6 +54,7 @@ int main(int argc, char **argv) {
         cmd = argv[2], argc = 2, help[0] = argv[2], argv = help;
     } else argc--, argv++;
     if (!strcmp(cmd, "classify")) rc = acmc_cmd_classify(argc, argv);
+    else if (!strcmp(cmd, "transcribe")) rc = acmc_cmd_transcribe(argc, argv);
     else if (!strcmp(cmd, "health")) rc = acmc_cmd_health(argc, argv);
     else if (!strcmp(cmd, "models")) rc = acmc_cmd_models(argc, argv);
     else if (!strcmp(cmd, "bench")) rc = acmc_cmd_bench(argc, argv);

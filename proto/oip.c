@@ -261,7 +261,8 @@ static int oip__params(acm_oip_params *p, const json_t *par, char *err, size_t e
         const char *key;
         int type; /* 0 number, 1 string, 2 boolean */
     } keys[] = {{"compute_budget", 0}, {"compute_budget_min", 0}, {"deadline_ms", 0}, {"priority", 0},
-                {"compute_policy", 1}, {"explain", 2},           {"binary_data_output", 2}};
+                {"compute_policy", 1}, {"explain", 2},           {"binary_data_output", 2},
+                {"sample_rate", 0}};
     const json_t *v[sizeof keys / sizeof *keys];
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         v[i] = json_object_get(par, keys[i].key);
@@ -278,6 +279,7 @@ static int oip__params(acm_oip_params *p, const json_t *par, char *err, size_t e
     if (v[4]) snprintf(p->policy, sizeof p->policy, "%s", json_string_value(v[4]));
     p->explain = v[5] && json_is_true(v[5]);
     p->binary_output = v[6] && json_is_true(v[6]);
+    if (v[7]) p->has_sample_rate = 1, p->sample_rate = json_number_value(v[7]);
     return 0;
 }
 
@@ -404,14 +406,34 @@ char *acm_oip_response(const char *model_name, const char *model_version, const 
     return acm_oip_response_bin(model_name, model_version, id, parameters, logits, B, K, labels, 0, 0, &jl, &total);
 }
 
+/* The response of both kinds of model: logits [B, K] named "logits", and NL strings named label_name ([NL]). */
+static char *oip__response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
+                           const float *logits, int B, int K, const char *label_name, const char *const *labels,
+                           int NL, int bin_logits, int bin_label, size_t *json_len, size_t *total);
+
 char *acm_oip_response_bin(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                            const float *logits, int B, int K, const char *const *labels, int bin_logits, int bin_label,
                            size_t *json_len, size_t *total) {
+    return oip__response(model_name, model_version, id, parameters, logits, B, K, "label", labels, B, bin_logits,
+                         bin_label, json_len, total);
+}
+
+char *acm_oip_response_asr(const char *model_name, const char *model_version, const char *id, json_t *parameters,
+                           const float *logits, int T, int K, const char *text, int bin_logits, int bin_text,
+                           size_t *json_len, size_t *total) {
+    const char *const texts[1] = {text};
+    return oip__response(model_name, model_version, id, parameters, logits, T, K, "text", text ? texts : NULL, 1,
+                         bin_logits, bin_text, json_len, total);
+}
+
+static char *oip__response(const char *model_name, const char *model_version, const char *id, json_t *parameters,
+                           const float *logits, int B, int K, const char *label_name, const char *const *labels,
+                           int NL, int bin_logits, int bin_label, size_t *json_len, size_t *total) {
     if (!logits) bin_logits = 0;
     if (!labels) bin_label = 0;
     const size_t n_logits = (size_t)B * (size_t)K * 4;
     size_t n_label = 0;
-    for (int i = 0; labels && i < B; i++) n_label += 4 + strlen(labels[i]);
+    for (int i = 0; labels && i < NL; i++) n_label += 4 + strlen(labels[i]);
     json_t *outs = json_array();
     if (logits) {
         json_t *lg_out = json_pack("{s:s, s:s, s:[i,i]}", "name", "logits", "datatype", "FP32", "shape", B, K);
@@ -430,13 +452,13 @@ char *acm_oip_response_bin(const char *model_name, const char *model_version, co
         json_array_append_new(outs, lg_out);
     }
     if (labels) {
-        json_t *lb_out = json_pack("{s:s, s:s, s:[i]}", "name", "label", "datatype", "BYTES", "shape", B);
+        json_t *lb_out = json_pack("{s:s, s:s, s:[i]}", "name", label_name, "datatype", "BYTES", "shape", NL);
         if (bin_label) {
             json_object_set_new(lb_out, "parameters", json_pack("{s:I}", "binary_data_size", (json_int_t)n_label));
         } else {
             json_t *lb = json_array();
             int ok = lb != NULL;
-            for (int i = 0; ok && i < B; i++) ok = json_array_append_new(lb, json_string(labels[i])) == 0;
+            for (int i = 0; ok && i < NL; i++) ok = json_array_append_new(lb, json_string(labels[i])) == 0;
             if (!ok) {
                 json_decref(lb), json_decref(lb_out), json_decref(outs), json_decref(parameters);
                 return NULL;
@@ -467,7 +489,7 @@ char *acm_oip_response_bin(const char *model_name, const char *model_version, co
             for (int k = 0; k < 4; k++) *b++ = (uint8_t)(w >> (8 * k));
         }
     if (bin_label)
-        for (int i = 0; i < B; i++) {
+        for (int i = 0; i < NL; i++) {
             const uint32_t n = (uint32_t)strlen(labels[i]);
             for (int k = 0; k < 4; k++) *b++ = (uint8_t)(n >> (8 * k));
             memcpy(b, labels[i], n);

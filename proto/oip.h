@@ -12,7 +12,8 @@
  *                   "deadline_ms": 30,              optional number (see sla.h; range checked there)
  *                   "priority": 1,                  optional integer >= 0, Triton's meaning (see sla.h)
  *                   "binary_data_output": true,     optional: every output in the binary section
- *                   "explain": true},               optional: return the per-token compute map
+ *                   "explain": true,                optional: return the per-token compute map
+ *                   "sample_rate": 16000},          optional number: the samples per second of an `audio` input
  *    "inputs": [{"name": "image", "datatype": "UINT8", "shape": [B, H, W, C],
  *                "data": [...]}],                   data flat (row-major) or nested as the shape; exactly Π shape
  *                                                   values; booleans only for BOOL; integers within the datatype's
@@ -86,6 +87,8 @@ typedef struct {
     double budget, budget_min, deadline_ms, priority;
     char policy[16]; /* "" when absent */
     int explain, binary_output;
+    int has_sample_rate;  /* "sample_rate": the rate of an `audio` input (speech models) */
+    double sample_rate;
 } acm_oip_params;
 
 typedef struct {
@@ -151,6 +154,12 @@ char *acm_oip_response(const char *model_name, const char *model_version, const 
  * no output is binary), or NULL when out of memory. */
 char *acm_oip_response_bin(const char *model_name, const char *model_version, const char *id, json_t *parameters,
                            const float *logits, int B, int K, const char *const *labels, int bin_logits, int bin_label,
+                           size_t *json_len, size_t *total);
+
+/* The response of a speech model: "logits" FP32 [T, K] (the CTC logits; NULL: not requested) and "text" BYTES [1]
+ * (NULL: not requested), in that order; otherwise as acm_oip_response_bin. */
+char *acm_oip_response_asr(const char *model_name, const char *model_version, const char *id, json_t *parameters,
+                           const float *logits, int T, int K, const char *text, int bin_logits, int bin_text,
                            size_t *json_len, size_t *total);
 
 /* ---- JSON text from bytes a client sent --------------------------------------------------------------------------

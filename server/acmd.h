@@ -51,6 +51,7 @@
       "the body is read when Content-Length says so (0: no limit; else >= --max-body-bytes)")                         \
     X(INT, max_image_pixels, "PIXELS", "16777216",                                                                    \
       "largest image, width x height from its header (400 before decoding)")                                          \
+    X(DBL, max_audio_seconds, "SECONDS", "600", "longest audio a transcription takes (413 past it, while decoding)")  \
     X(INT, max_decode_bytes, "BYTES", "67108864",                                                                     \
       "memory one image decode may take, its bound computed from the header (400 before decoding)")                   \
     X(INT, max_connections, "N", "1024", "simultaneous connections")                                                  \
@@ -138,6 +139,10 @@ long acmd_config_max_per_ip(const acmd_config *c);
     X(CLASSIFY, "POST", "/v1/models/{m}/classify",                                                                   \
       "Body = one image (`image/png`, `image/jpeg`, `image/x-portable-anymap` or -bitmap, -graymap, -pixmap), made " \
       "the model's input as *Images* below says. `?explain=1` adds `compute_map`.")                                  \
+    X(TRANSCRIBE, "POST", "/v1/models/{m}/transcribe",                                                              \
+      "Body = one audio file of a speech model (`audio/wav`, `audio/flac`, `audio/ogg`, `audio/L16;rate=R`, "        \
+      "`audio/x-raw;format=S16LE;rate=R`; `application/octet-stream` or none: the container is sniffed), made "      \
+      "16 kHz mono and transcribed as *Transcription* below says.")                                                   \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
@@ -159,6 +164,14 @@ typedef struct {
     char version[64]; /* "" when the path has none */
 } acmd_route_args;
 
+/* The routes that run a model (admission, queue, a worker). */
+static inline int acmd_route_infers(acmd_route r) {
+    return r == ACMD_ROUTE_CLASSIFY || r == ACMD_ROUTE_INFER || r == ACMD_ROUTE_TRANSCRIBE;
+}
+/* The media types /transcribe takes (the 415's list). */
+#define ACMD_AUDIO_TYPES                                                                                              \
+    "audio/wav, audio/x-wav, audio/flac, audio/ogg, audio/L16;rate=R[;channels=C], "                                  \
+    "audio/x-raw;format=S16LE|F32LE;rate=R[;channels=C], or application/octet-stream for a sniffed WAV, FLAC or Ogg"
 const char *acmd_route_name(acmd_route r);   /* "HEALTH_LIVE" -> "health_live" (metrics label) */
 const char *acmd_route_method(acmd_route r);
 const char *acmd_route_pattern(acmd_route r);
@@ -196,6 +209,10 @@ void acmd_api_markdown(FILE *f);
       "FLOPs the dense model would have executed for a key's requests.")                                             \
     X(KEY_BUDGET, "acm_key_budget_realised_ratio", histogram,                                                         \
       "Budget realised by a key's answered requests (learner FLOPs run / all learners').")                           \
+    X(ASR_AUDIO_SECONDS, "acm_asr_audio_seconds_total", counter, "Seconds of audio transcribed (answered 200).")   \
+    X(ASR_COMPUTE_SECONDS, "acm_asr_compute_seconds_total", counter,                                                 \
+      "Seconds of worker time spent on transcriptions answered 200 (decode, engine, bodies).")                       \
+    X(ASR_BUDGET, "acm_asr_budget_realised_ratio", histogram, "Budget realised by transcriptions (beta), per model.")\
     X(BUILD_INFO, "acm_build_info", gauge, "Build information (value 1).")
 
 typedef enum {
@@ -346,8 +363,10 @@ typedef struct {
     const char *version;
     int max_batch;
     acm_policy default_policy;
-    int S, C, T, K, num_acms;
+    int S, C, T, K, num_acms; /* speech: S = C = 0, T = tokens per chunk (an "item" of the cost model is one chunk) */
     int idx;
+    int speech;             /* a speech model: served by /transcribe (and OIP `audio`), run chunk by chunk as streams */
+    int64_t chunk_samples;  /* speech: 16 kHz samples per chunk (T tokens), for estimating a file's chunks */
     /* the budget floor: below it the model's accuracy collapses (its beta_min unless --beta-floor), so no budget goes
      * under it and a deadline that cannot be met at it is answered 504 at admission instead of served garbage */
     double beta_floor;
@@ -474,6 +493,12 @@ typedef struct {
     int want_logits, want_label; /* OIP outputs returned: those the request names */
     int bin_logits, bin_label;   /* OIP binary outputs */
     char id[ACM_OIP_MAX_ID + 1]; /* OIP: the body's id, else X-Request-Id */
+    /* transcription (speech models): [tokens, K] logits in `logits`, the text and words of the greedy CTC decoder */
+    int64_t tokens;
+    char *text;              /* (arena), NUL-terminated */
+    acm_ctc_word *words;     /* [n_words] (arena); offsets into text */
+    int n_words;
+    double audio_s;          /* seconds of 16 kHz audio decoded */
     /* the batch's totals, on its first request (worker -> I/O thread: the cost model's sample; secs the engine calls'
      * time only, as the warm-up prior measures it: decoding and response bodies vary with the input, not with what
      * the model predicts) */
@@ -560,7 +585,8 @@ typedef struct acmd_worker {
         acm_result *res;   /* [max_batch] */
         float *logits;     /* [max_batch, K] */
         uint8_t *kmap;     /* [max_batch, num_acms, T] */
-        float *zeros;      /* [C, S, S] warm-up input */
+        float *zeros;      /* [C, S, S] warm-up input (speech: [2 x chunk_samples] of silence) */
+        acm_stream **streams; /* speech: [max_batch] streams, one per request of a batch, reset per request */
         /* warm-up measurements (written before the warm-up message; read by the I/O thread after it) */
         double warm_items[4], warm_flops[4], warm_secs[4];
         int n_warm;
@@ -704,6 +730,9 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch);
 void acmd_decode(acmd_worker *w, acmd_req *r);
 /* The OIP inputs a worker runs, in order of preference, and the items an OIP request counts for the cost model. */
 int64_t acmd_decode_oip_items(const acm_oip_peek *oip);
+/* The items (chunks of the model) a /transcribe body counts for the cost model before it is decoded: exact for raw
+ * PCM, from the body's length at 16-bit mono 16 kHz for containers (a WAV's header is not read on the I/O thread). */
+int64_t acmd_decode_audio_items(const acmd_req *r);
 #define ACMD_MAX_ITEMS_PER_REQUEST 256
 /* server/respond.c: a request's 200 body (worker); 0, or -1 out of memory. */
 int acmd_respond_body(acmd_req *r, uint64_t now);

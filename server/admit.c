@@ -185,7 +185,7 @@ int acmd_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
     acmd_sla *t = &r->sla;
     char e[256];
     const acm_oip_params *p = oip ? &oip->par : NULL;
-    t->items = oip ? acmd_decode_oip_items(oip) : 1;
+    t->items = m->speech ? acmd_decode_audio_items(r) : oip ? acmd_decode_oip_items(oip) : 1;
     if (acm_sla_resolve_terms(&t->sched, &t->hdr, p && p->has_deadline ? &p->deadline_ms : NULL,
                               p && p->has_priority ? &p->priority : NULL, (int)s->cfg.min_client_urgency, e, sizeof e) ||
         acm_sla_resolve_budget(&t->budget, &t->hdr, p && p->has_budget ? &p->budget : NULL,

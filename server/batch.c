@@ -22,20 +22,11 @@ static void batch__outputs(const acmd_model *m, acmd_req *r) {
     if (!r->out.logits || (r->out.explain && m->num_acms && !r->out.kmap)) acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
 }
 
-void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
-    const uint64_t t0 = acmd_now_ns();
+/* Images: engine calls of at most max_batch items, items of several requests side by side. */
+static void batch__images(acmd_worker *w, acmd_model *m, acmd_req *batch, double *b_items, double *b_flops,
+                          uint64_t *engine_ns) {
     const int mi = m->idx, MB = m->max_batch, A = m->num_acms ? m->num_acms : 1;
-    /* stage 1: decode. The queue time ends here, when a worker takes the batch up (the hand-over's wake-up included). */
-    for (acmd_req *r = batch; r; r = r->next) {
-        r->t.dispatch = t0;
-        r->resp.status = 0;
-        acmd_decode(w, r);
-        if (!r->resp.status) batch__outputs(m, r);
-    }
-    /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
     batch__slot slots[1024];
-    double b_items = 0, b_flops = 0; /* the cost model's sample: what the engine ran, and its time */
-    uint64_t engine_ns = 0;
     acmd_req *r = batch;
     int item = 0;
     for (;;) {
@@ -57,7 +48,7 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         char e[256];
         const uint64_t te = acmd_now_ns();
         int rc = acm_worker_run(w->eng[mi].w, w->eng[mi].items, w->eng[mi].res, n, e, sizeof e);
-        engine_ns += acmd_now_ns() - te;
+        *engine_ns += acmd_now_ns() - te;
         for (int i = 0; i < n; i++) {
             acmd_req *q = slots[i].r;
             if (rc && rc != ACM_ENUMERIC) { /* ACM_ENUMERIC: only the items with NaN logits failed (checked below) */
@@ -65,7 +56,7 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
                 continue;
             }
             const acm_result *res = &w->eng[mi].res[i];
-            b_items += 1, b_flops += res->flops;
+            *b_items += 1, *b_flops += res->flops;
             if (q->resp.status) continue;
             int finite = 1;
             for (int k = 0; k < m->K; k++) finite &= isfinite(res->logits[k]) != 0;
@@ -84,6 +75,130 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
         }
         slots[0].r->out.batch_first = 1;
     }
+}
+
+/* Appends a chunk's rows of logits to a transcription's [tokens, K] (grown in its arena); 0 or -1 out of memory. */
+static int batch__append(acmd_req *q, size_t *cap, const float *lg, int rows, int K) {
+    const size_t need = (size_t)(q->out.tokens + rows) * K;
+    if (need > *cap) {
+        size_t c = *cap ? *cap * 2 : (size_t)K * 256;
+        while (c < need) c *= 2;
+        float *p = acmd_arena_realloc(&q->arena, q->out.logits, *cap * sizeof(float), c * sizeof(float));
+        if (!p) return -1;
+        q->out.logits = p, *cap = c;
+    }
+    memcpy(q->out.logits + (size_t)q->out.tokens * K, lg, sizeof(float) * (size_t)rows * K);
+    q->out.tokens += rows;
+    return 0;
+}
+
+/* The transcript of a finished stream (its greedy CTC decoder) copied into the request's arena. */
+static int batch__transcript(acmd_req *q, acm_stream *st) {
+    acm_ctc_result cr;
+    acm_ctc_result_get(acm_stream_decoder(st), ACM_CTC_FINAL, &cr);
+    int len = cr.len;
+    while (len > 0 && cr.text[len - 1] == ' ') len--; /* greedy text may end with the space after its last word */
+    q->out.text = acmd_arena_alloc(&q->arena, (size_t)len + 1);
+    q->out.words = acmd_arena_alloc(&q->arena, sizeof(acm_ctc_word) * (size_t)(cr.n_words ? cr.n_words : 1));
+    if (!q->out.text || !q->out.words) return -1;
+    memcpy(q->out.text, cr.text, (size_t)len);
+    q->out.text[len] = 0;
+    memcpy(q->out.words, cr.words, sizeof(acm_ctc_word) * (size_t)cr.n_words);
+    q->out.n_words = cr.n_words;
+    return 0;
+}
+
+/* Transcriptions: every request a stream of this worker (reset first), its whole audio fed chunk by chunk; the ready
+ * chunks of up to max_batch requests run as one engine call (acm_worker_run_streams), so that the cost model sees
+ * chunks (its items), tokens and FLOPs as it sees images. The text is the stream's own CTC decoder's. */
+static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double *b_items, double *b_flops,
+                         uint64_t *engine_ns) {
+    enum { G = 64 };
+    const int mi = m->idx, K = m->K, T = m->T, MB = m->max_batch < G ? m->max_batch : G;
+    acmd_req *r = batch;
+    while (r) {
+        acmd_req *g[G];
+        size_t pos[G], cap[G];
+        int n = 0, fin[G];
+        for (; r && n < MB; r = r->next) {
+            if (r->resp.status) continue;
+            acm_stream_reset(w->eng[mi].streams[n]);
+            g[n] = r, pos[n] = 0, cap[n] = 0, fin[n] = 0;
+            n++;
+        }
+        for (;;) {
+            acm_stream *run[G];
+            acm_policy pol[G];
+            int who[G], k = 0;
+            char e[256];
+            for (int i = 0; i < n; i++) {
+                acmd_req *q = g[i];
+                acm_stream *st = w->eng[mi].streams[i];
+                if (q->resp.status) continue;
+                while (!acm_stream_ready(st) && pos[i] < q->in.n_samples) {
+                    const int64_t took = acm_stream_feed(st, q->in.data + pos[i], q->in.n_samples - pos[i], e, sizeof e);
+                    if (took <= 0) break; /* a non-finite sample cannot come out of the decoders; stop rather than spin */
+                    pos[i] += (size_t)took;
+                }
+                if (!acm_stream_ready(st) && !fin[i]) acm_stream_finish(st), fin[i] = 1;
+                if (!acm_stream_ready(st)) continue; /* done */
+                run[k] = st, pol[k] = q->sla.policy, who[k] = i;
+                w->eng[mi].res[k] = (acm_result){.logits = w->eng[mi].logits + (size_t)k * T * K};
+                k++;
+            }
+            if (!k) break;
+            const uint64_t te = acmd_now_ns();
+            const int rc = acm_worker_run_streams(w->eng[mi].w, run, pol, w->eng[mi].res, k, e, sizeof e);
+            *engine_ns += acmd_now_ns() - te;
+            for (int j = 0; j < k; j++) {
+                acmd_req *q = g[who[j]];
+                const acm_result *res = &w->eng[mi].res[j];
+                if (rc && rc != ACM_ENUMERIC) {
+                    acmd_req_fail(q, acmd_err_of(ACMD_FROM_ENGINE, rc), "engine: %s", e);
+                    continue;
+                }
+                *b_items += 1, *b_flops += res->flops;
+                int finite = 1;
+                for (size_t x = 0; x < (size_t)res->tokens * K; x++) finite &= isfinite(res->logits[x]) != 0;
+                if (!finite) {
+                    acmd_req_fail(q, ACMD_E_INTERNAL, "engine: non-finite logits at token %lld (NaN or Inf: the computation "
+                                                      "overflowed float)", (long long)q->out.tokens);
+                    continue;
+                }
+                if (batch__append(q, &cap[who[j]], res->logits, res->tokens, K)) {
+                    acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
+                    continue;
+                }
+                q->out.flops += res->flops;
+                q->out.flops_dense += res->flops_dense;
+                q->out.realised += res->budget * res->tokens; /* token-weighted; divided below */
+                if (q->out.batch_size < k) q->out.batch_size = k;
+            }
+            if (!g[who[0]]->out.batch_first) g[who[0]]->out.batch_first = 1;
+        }
+        for (int i = 0; i < n; i++) {
+            acmd_req *q = g[i];
+            if (q->resp.status) continue;
+            q->out.realised = q->out.tokens ? q->out.realised / (double)q->out.tokens : 0;
+            if (batch__transcript(q, w->eng[mi].streams[i])) acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
+        }
+    }
+}
+
+void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
+    const uint64_t t0 = acmd_now_ns();
+    /* stage 1: decode. The queue time ends here, when a worker takes the batch up (the hand-over's wake-up included). */
+    for (acmd_req *r = batch; r; r = r->next) {
+        r->t.dispatch = t0;
+        r->resp.status = 0;
+        acmd_decode(w, r);
+        if (!r->resp.status && !m->speech) batch__outputs(m, r);
+    }
+    /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
+    double b_items = 0, b_flops = 0; /* the cost model's sample: what the engine ran, and its time */
+    uint64_t engine_ns = 0;
+    if (m->speech) batch__audio(w, m, batch, &b_items, &b_flops, &engine_ns);
+    else batch__images(w, m, batch, &b_items, &b_flops, &engine_ns);
     /* the decoded inputs are spent */
     for (acmd_req *q = batch; q; q = q->next) {
         acmd_arena_release(&q->arena, q->in.data);

@@ -256,6 +256,8 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
         return cfg__fail(err, errlen, "--max-buffered-bytes must be 0 (no limit) or >= --max-body-bytes (%ld)",
                          c->max_body_bytes);
     if (c->max_image_pixels < 1) return cfg__fail(err, errlen, "--max-image-pixels must be >= 1");
+    if (!(c->max_audio_seconds > 0 && c->max_audio_seconds <= 86400))
+        return cfg__fail(err, errlen, "--max-audio-seconds must be in (0, 86400]");
     if (c->max_decode_bytes < (8L << 20)) /* a PNG decode alone may keep 4 MiB of ancillary chunks */
         return cfg__fail(err, errlen, "--max-decode-bytes must be >= 8388608");
     if (c->max_connections < 1) return cfg__fail(err, errlen, "--max-connections must be >= 1");

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "acmd.h"
+#include "audio.h"
 #include "image.h"
 #include "oip.h"
 
@@ -132,7 +134,161 @@ out:
     acm_oip_request_free(&o);
 }
 
+/* ---- audio (/transcribe) ---------------------------------------------------------------------------------------- */
+
+/* The body's format: its Content-Type (checked at the headers: http.c), else sniffed from its first bytes. */
+static int decode__audio_format(acm_audio_format *f, const acmd_req *r, char *e, size_t n) {
+    if (r->body.type[0] && strncasecmp(r->body.type, "application/octet-stream", 24) != 0)
+        return acm_audio_parse_type(f, r->body.type, e, n);
+    return acm_audio_sniff(f, r->body.data, r->body.len, e, n);
+}
+
+int64_t acmd_decode_audio_items(const acmd_req *r) {
+    const acmd_model *m = r->model;
+    acm_audio_format f;
+    char e[128];
+    double samples = (double)r->body.len / 2; /* containers: 16-bit mono 16 kHz */
+    if (r->route == ACMD_ROUTE_INFER) /* OIP: FP32 at 16 kHz, 4 bytes each in the binary section, ~10 as JSON text */
+        samples = r->body.json_len < r->body.len ? (double)(r->body.len - r->body.json_len) / 4 : (double)r->body.len / 10;
+    if (r->body.type[0] && !acm_audio_parse_type(&f, r->body.type, e, sizeof e) && f.rate > 0 && f.channels > 0)
+        samples = (double)r->body.len / ((f.kind == ACM_AUDIO_F32LE ? 4.0 : 2.0) * f.channels) * ACM_AUDIO_RATE / f.rate;
+    const double chunks = m->chunk_samples > 0 ? samples / (double)m->chunk_samples : 1;
+    return chunks < 1 ? 1 : chunks > 1e9 ? (int64_t)1e9 : (int64_t)chunks + 1;
+}
+
+/* The whole body decoded, made mono and resampled to 16 kHz (proto/audio.h), into the request's arena. */
+static void decode__audio(acmd_worker *w, acmd_req *r) {
+    acmd_server *s = w->srv;
+    snprintf(r->out.id, sizeof r->out.id, "%s", r->http.id);
+    acm_audio_format f;
+    char e[256];
+    int rc = decode__audio_format(&f, r, e, sizeof e);
+    if (rc) {
+        acmd_req_fail(r, rc == ACM_AUDIO_EFORMAT ? ACMD_E_MEDIA_TYPE : ACMD_E_BAD_REQUEST, "%s (accepted: %s)", e,
+                      ACMD_AUDIO_TYPES);
+        return;
+    }
+    acm_audio_format sniffed;
+    if (f.kind >= ACM_AUDIO_L16 && !acm_audio_sniff(&sniffed, r->body.data, r->body.len, e, sizeof e)) {
+        /* a container sent as raw PCM would be transcribed as noise (its header read as samples): say so instead */
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "the body is a %s file but Content-Type \"%.100s\" declares raw PCM: send "
+                      "it as %s or application/octet-stream", sniffed.kind == ACM_AUDIO_WAV ? "WAV" : sniffed.kind ==
+                      ACM_AUDIO_FLAC ? "FLAC" : "Ogg", r->body.type, sniffed.kind == ACM_AUDIO_WAV ? "audio/wav" :
+                      sniffed.kind == ACM_AUDIO_FLAC ? "audio/flac" : "audio/ogg");
+        return;
+    }
+    acm_audio_params p = acm_audio_default_params();
+    p.max_samples = (size_t)(s->cfg.max_audio_seconds * ACM_AUDIO_RATE);
+    p.max_buffered = (size_t)s->cfg.max_body_bytes;
+    float *pcm = NULL;
+    size_t n = 0;
+    rc = acm_audio_decode(&f, r->body.data, r->body.len, p, &pcm, &n, e, sizeof e);
+    if (rc == ACM_AUDIO_ETOOLONG) {
+        free(pcm);
+        acmd_req_fail(r, ACMD_E_TOO_LARGE, "audio: longer than the limit of %g seconds (--max-audio-seconds)",
+                      s->cfg.max_audio_seconds);
+        return;
+    }
+    if (rc) {
+        free(pcm);
+        acmd_req_fail(r, acmd_err_of(ACMD_FROM_AUDIO, rc), "%s", e);
+        return;
+    }
+    r->in.kind = ACMD_INPUT_AUDIO;
+    r->in.n_items = 1;
+    r->in.n_samples = n;
+    r->in.data = acmd_arena_adopt(&r->arena, pcm);
+    if (!r->in.data) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+        return;
+    }
+    r->in.mem = n * sizeof(float);
+    acmd_mem_add(s, (long long)r->in.mem);
+    r->out.audio_s = (double)n / ACM_AUDIO_RATE;
+}
+
+/* OIP infer on a speech model: input `audio` FP32 [1, S] (or [S]) at parameter sample_rate (default 16000), resampled
+ * to 16 kHz; outputs `text` BYTES [1] and `logits` FP32 [T, K], those the request names (none named: text only). */
+static void decode__infer_audio(acmd_worker *w, acmd_req *r) {
+    acmd_server *s = w->srv;
+    acm_oip_request o;
+    acm_oip_limits lim = {.max_elements = (size_t)s->cfg.max_body_bytes};
+    char e[512];
+    int rc = acm_oip_parse_request_bin(&o, (const char *)r->body.data, r->body.len, r->body.json_len, &lim, e, sizeof e);
+    if (rc) {
+        acmd_req_fail(r, acmd_err_of(ACMD_FROM_OIP, rc), "%s", e);
+        return;
+    }
+    snprintf(r->out.id, sizeof r->out.id, "%s", o.id[0] ? o.id : r->http.id);
+    r->out.want_logits = o.n_outputs > 0 && acm_oip_output_requested(&o, "logits");
+    r->out.want_label = acm_oip_output_requested(&o, "text");
+    r->out.bin_logits = r->out.want_logits && acm_oip_output_binary(&o, "logits");
+    r->out.bin_label = r->out.want_label && acm_oip_output_binary(&o, "text");
+    for (int i = 0; i < o.n_outputs; i++)
+        if (strcmp(o.outputs[i].name, "logits") && strcmp(o.outputs[i].name, "text")) {
+            acmd_req_fail(r, ACMD_E_BAD_REQUEST, "outputs[%d]: unknown output \"%.64s\" of a speech model (text, logits)",
+                          i, o.outputs[i].name);
+            goto out;
+        }
+    const acm_oip_tensor *t = acm_oip_find_input(&o, "audio");
+    if (!t) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "expected an input named 'audio' (FP32 [1,S]) for speech model %s",
+                      r->model->name);
+        goto out;
+    }
+    if (t->dtype != ACM_OIP_FP32) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'audio' must be FP32, got %s", acm_oip_dtype_name(t->dtype));
+        goto out;
+    }
+    if (!((t->ndim == 2 && t->shape[0] == 1) || t->ndim == 1) || t->count == 0) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "input 'audio' must have shape [1,S] with S >= 1 (one signal per request)");
+        goto out;
+    }
+    const double rate = o.par.has_sample_rate ? o.par.sample_rate : ACM_AUDIO_RATE;
+    if (rate != (double)(int)rate || rate < ACM_AUDIO_MIN_RATE || rate > ACM_AUDIO_MAX_RATE) {
+        acmd_req_fail(r, ACMD_E_BAD_REQUEST, "parameter sample_rate %g is not an integer in [%d, %d]", rate,
+                      ACM_AUDIO_MIN_RATE, ACM_AUDIO_MAX_RATE);
+        goto out;
+    }
+    if ((double)t->count / rate > s->cfg.max_audio_seconds) {
+        acmd_req_fail(r, ACMD_E_TOO_LARGE, "input 'audio': %.3f seconds, longer than the limit of %g seconds "
+                                           "(--max-audio-seconds)", (double)t->count / rate, s->cfg.max_audio_seconds);
+        goto out;
+    }
+    float *x = malloc(sizeof(float) * t->count);
+    if (!x) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < t->count; i++) x[i] = (float)t->data[i];
+    float *pcm = x;
+    size_t n = t->count;
+    if ((int)rate != ACM_AUDIO_RATE) {
+        rc = acm_audio_resample(x, t->count, (int)rate, &pcm, &n, e, sizeof e);
+        free(x);
+        if (rc) {
+            acmd_req_fail(r, acmd_err_of(ACMD_FROM_AUDIO, rc), "input 'audio': %s", e);
+            goto out;
+        }
+    }
+    r->in.kind = ACMD_INPUT_AUDIO;
+    r->in.n_items = 1;
+    r->in.n_samples = n;
+    r->in.data = acmd_arena_adopt(&r->arena, pcm);
+    if (!r->in.data) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    r->in.mem = n * sizeof(float);
+    acmd_mem_add(s, (long long)r->in.mem);
+    r->out.audio_s = (double)n / ACM_AUDIO_RATE;
+out:
+    acm_oip_request_free(&o);
+}
+
 void acmd_decode(acmd_worker *w, acmd_req *r) {
-    if (r->route == ACMD_ROUTE_CLASSIFY) decode__classify(w, r);
+    if (r->route == ACMD_ROUTE_TRANSCRIBE) decode__audio(w, r);
+    else if (r->model->speech) decode__infer_audio(w, r);
+    else if (r->route == ACMD_ROUTE_CLASSIFY) decode__classify(w, r);
     else decode__infer(w, r);
 }

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "acmd.h"
+#include "audio.h"
 #include "image.h"
 #include "jsonw.h"
 #include "oip.h"
@@ -112,7 +113,7 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
     if (s->draining) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (r->resp.status == 200 && (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER)) {
+    if (r->resp.status == 200 && acmd_route_infers(r->route)) {
         char v[160];
         acmd_fmt_float(v, sizeof v, (float)acmd_budget_applied(r));
         MHD_add_response_header(resp, "X-Compute-Budget-Applied", v);
@@ -173,8 +174,17 @@ static json_t *http__model_meta(const acmd_model *m) {
                           "pixel_values", "datatype", "FP32", "shape", -1, m->C, m->S, m->S, "outputs", "name", "logits",
                           "datatype", "FP32", "shape", -1, m->K, "name", "label", "datatype", "BYTES", "shape", -1);
     json_object_set_new(o, "labels", labels);
-    json_object_set_new(o, "image_size", json_integer(m->S));
-    json_object_set_new(o, "channels", json_integer(m->C));
+    if (m->speech) { /* OIP `audio` in, `text` and the CTC `logits` out (labels: the CTC classes, blank first) */
+        json_object_set_new(o, "inputs", json_pack("[{s:s, s:s, s:[i,i]}]", "name", "audio", "datatype", "FP32", "shape", 1, -1));
+        json_object_set_new(o, "outputs", json_pack("[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i,i]}]", "name", "text", "datatype",
+                                                    "BYTES", "shape", 1, "name", "logits", "datatype", "FP32", "shape", -1, m->K));
+        json_object_set_new(o, "sample_rate", json_integer(ACM_AUDIO_RATE));
+        json_object_set_new(o, "chunk_tokens", json_integer(m->T));
+        json_object_set_new(o, "token_seconds", json_real((double)m->cfg->stack * m->cfg->hop_length / ACM_AUDIO_RATE));
+    } else {
+        json_object_set_new(o, "image_size", json_integer(m->S));
+        json_object_set_new(o, "channels", json_integer(m->C));
+    }
     json_object_set_new(o, "acm_modules", json_integer(m->num_acms));
     json_object_set_new(o, "beta_min", json_real(m->cfg->beta_min));
     json_object_set_new(o, "beta_floor", json_real(m->beta_floor));
@@ -277,6 +287,30 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
         http__error(s, r, ACMD_E_MEDIA_TYPE, "Content-Type \"%s\" is not an image type served here (image/png, image/jpeg, "
                                "image/x-portable-anymap)", ct ? ct : "");
         return 1;
+    }
+    if (r->route == ACMD_ROUTE_TRANSCRIBE && !r->model->speech) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "model %s is not a speech model: /transcribe takes speech models only",
+                    r->model->name);
+        return 1;
+    }
+    if (r->route == ACMD_ROUTE_CLASSIFY && r->model->speech) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "model %s is a speech model: POST audio to /v1/models/%s/transcribe "
+                    "(or an OIP `audio` input to /v2/models/%s/infer)", r->model->name, r->model->name, r->model->name);
+        return 1;
+    }
+    if (r->route == ACMD_ROUTE_TRANSCRIBE && ct && strncasecmp(ct, "application/octet-stream", 24) != 0) {
+        acm_audio_format f;
+        char ae[256];
+        const int rc = acm_audio_parse_type(&f, ct, ae, sizeof ae);
+        if (rc == ACM_AUDIO_EFORMAT) {
+            http__error(s, r, ACMD_E_MEDIA_TYPE, "Content-Type \"%.100s\" is not an audio type served here (%s)", ct,
+                        ACMD_AUDIO_TYPES);
+            return 1;
+        }
+        if (rc) {
+            http__error(s, r, ACMD_E_BAD_REQUEST, "Content-Type \"%.100s\": %s", ct, ae);
+            return 1;
+        }
     }
     const char *ihcl = http__hdr(r->conn, "Inference-Header-Content-Length");
     if (r->route == ACMD_ROUTE_INFER && ct && strncasecmp(ct, "application/json", 16) != 0 &&
@@ -409,12 +443,13 @@ static void http__request_id(acmd_req *r) {
 }
 
 /* ---- API keys (--auth-file; auth.c) -------------------------------------------------------------------------------
- * Every POST route is an inference route and wants a key; /metrics too with --metrics-auth. Health, readiness and
+ * Every inference route (acmd_route_infers: classify, OIP infer, transcribe) wants a key; /metrics too with
+ * --metrics-auth. Health, readiness and
  * model metadata stay open (probes and load balancers carry no key). */
 static int http__wants_key(const acmd_server *s, acmd_route route) {
     if (!s->auth) return 0;
     if (route == ACMD_ROUTE_METRICS) return s->cfg.metrics_auth != 0;
-    return strcmp(acmd_route_method(route), "POST") == 0;
+    return acmd_route_infers(route);
 }
 
 /* 0 with r->http.key set, or -1 with the 401 filled. */
@@ -605,7 +640,7 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
                 return http__error(s, r, ACMD_E_NOT_FOUND, "model %s has no version \"%s\" (served: %s)", r->model->name, a.version,
                                    r->model->version);
         }
-        if (r->route != ACMD_ROUTE_CLASSIFY && r->route != ACMD_ROUTE_INFER) return http__get(s, r, &a);
+        if (!acmd_route_infers(r->route)) return http__get(s, r, &a);
         if (http__admit_headers(s, r)) return MHD_YES;
         if (!r->http.bodiless) return MHD_YES; /* wait for the body */
         /* no body to wait for: this call is the one that ends the upload */
@@ -758,7 +793,7 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     /* total: arrival to the response handed to MHD (what the server controls); complete: to the last byte sent */
     const double total_ms = (double)((r->t.done ? r->t.done : end) - r->t.arrive) * 1e-6;
     const double complete_ms = (double)(end - r->t.arrive) * 1e-6;
-    const int infer = (r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model;
+    const int infer = acmd_route_infers(r->route) && r->model;
     if (!s->log_json) {
         char text[4 * (sizeof r->http.path + sizeof r->http.id) + 256], method[4 * sizeof r->http.method], path[4 * sizeof r->http.path],
             id[4 * sizeof r->http.id];
@@ -844,7 +879,7 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         acmd_label(l, sizeof l, "code", code);
         acmd_metric_add(s->metrics, ACMD_M_KEY_REQUESTS, l, 1);
     }
-    if ((r->route == ACMD_ROUTE_CLASSIFY || r->route == ACMD_ROUTE_INFER) && r->model) {
+    if (acmd_route_infers(r->route) && r->model) {
         const char *outcome = r->resp.status == 200 ? "success" : r->state == ACMD_REQ_CANCELLED ? "cancelled"
                               : r->resp.status == 504 ? "timeout" : r->resp.reason && (r->resp.status == 429 || r->resp.status == 503) ? "rejected"
                               : r->resp.status == 499 ? "cancelled" : "failure";

@@ -113,10 +113,10 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
     for (int i = 0; i < ACMD_M_COUNT; i++) {
         m->f[i].name = defs[i].name, m->f[i].type = defs[i].type, m->f[i].help = defs[i].help;
         if (strcmp(defs[i].type, "histogram") == 0) {
-            m->f[i].buckets = i == ACMD_M_BATCH_SIZE ? met__batch : i == ACMD_M_BUDGET_RATIO || i == ACMD_M_KEY_BUDGET ? met__ratio
+            m->f[i].buckets = i == ACMD_M_BATCH_SIZE ? met__batch : i == ACMD_M_BUDGET_RATIO || i == ACMD_M_KEY_BUDGET || i == ACMD_M_ASR_BUDGET ? met__ratio
                               : i == ACMD_M_PHASE_DURATION ? met__phase : met__secs;
             m->f[i].nb = i == ACMD_M_BATCH_SIZE ? (int)(sizeof met__batch / sizeof met__batch[0])
-                         : i == ACMD_M_BUDGET_RATIO || i == ACMD_M_KEY_BUDGET ? (int)(sizeof met__ratio / sizeof met__ratio[0])
+                         : i == ACMD_M_BUDGET_RATIO || i == ACMD_M_KEY_BUDGET || i == ACMD_M_ASR_BUDGET ? (int)(sizeof met__ratio / sizeof met__ratio[0])
                          : i == ACMD_M_PHASE_DURATION ? (int)(sizeof met__phase / sizeof met__phase[0])
                                                       : (int)(sizeof met__secs / sizeof met__secs[0]);
         }
@@ -173,6 +173,11 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
         acmd_metric_set(m, ACMD_M_QUEUE_DEPTH, l, 0);
         acmd_metric_add(m, ACMD_M_FLOPS, l, 0);
         acmd_metric_add(m, ACMD_M_FLOPS_DENSE, l, 0);
+        if (md->speech) { /* transcription series of a speech model */
+            acmd_metric_add(m, ACMD_M_ASR_AUDIO_SECONDS, l, 0);
+            acmd_metric_add(m, ACMD_M_ASR_COMPUTE_SECONDS, l, 0);
+            met__get(m, ACMD_M_ASR_BUDGET, l);
+        }
     }
     for (size_t i = 0; i < sizeof met__sources / sizeof *met__sources; i++) {
         l[0] = 0;

@@ -186,10 +186,58 @@ static char *respond__infer(acmd_req *r, uint64_t now) {
     return body;
 }
 
+/* The /transcribe body: the common budget, FLOPs and timing keys, then the transcript (docs/API.md). */
+static char *respond__transcribe(acmd_req *r, uint64_t now) {
+    json_t *o = respond__common(r, now);
+    json_object_set_new(o, "text", json_string(r->out.text ? r->out.text : ""));
+    json_t *words = json_array();
+    for (int i = 0; i < r->out.n_words; i++) {
+        const acm_ctc_word *wd = &r->out.words[i];
+        json_array_append_new(words, json_pack("{s:s#, s:f, s:f, s:f}", "word", r->out.text + wd->offset, (int)wd->len,
+                                               "start", wd->start_s, "end", wd->end_s, "confidence", wd->confidence));
+    }
+    json_object_set_new(o, "words", words);
+    json_object_set_new(o, "audio_seconds", json_real(r->out.audio_s));
+    json_object_set_new(o, "tokens", json_integer(r->out.tokens));
+    /* compute time (decode, engine, bodies) per second of audio: below 1 is faster than real time */
+    json_object_set_new(o, "real_time_factor", json_real(r->out.audio_s > 0 ? r->out.compute_s / r->out.audio_s : 0));
+    json_object_set_new(o, "id", json_string(r->out.id));
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return body;
+}
+
+/* OIP infer on a speech model: the common parameters plus the transcription's, outputs logits [T, K] and text [1]. */
+static char *respond__infer_audio(acmd_req *r, uint64_t now) {
+    const acmd_model *m = r->model;
+    json_t *par = respond__common(r, now);
+    json_object_set_new(par, "audio_seconds", json_real(r->out.audio_s));
+    json_object_set_new(par, "tokens", json_integer(r->out.tokens));
+    json_object_set_new(par, "real_time_factor", json_real(r->out.audio_s > 0 ? r->out.compute_s / r->out.audio_s : 0));
+    json_t *words = json_array();
+    for (int i = 0; i < r->out.n_words; i++) {
+        const acm_ctc_word *wd = &r->out.words[i];
+        json_array_append_new(words, json_pack("{s:s#, s:f, s:f, s:f}", "word", r->out.text + wd->offset, (int)wd->len,
+                                               "start", wd->start_s, "end", wd->end_s, "confidence", wd->confidence));
+    }
+    json_object_set_new(par, "words", words);
+    size_t jl, total;
+    static const float none[1] = {0};
+    const float *lg = r->out.want_logits ? (r->out.logits ? r->out.logits : none) : NULL;
+    char *body = acm_oip_response_asr(m->name, m->version, r->out.id, par, lg, (int)r->out.tokens, m->K,
+                                      r->out.want_label ? (r->out.text ? r->out.text : "") : NULL, r->out.bin_logits,
+                                      r->out.bin_label, &jl, &total);
+    if (body) r->resp.len = total, r->resp.json_len = jl;
+    return body;
+}
+
 int acmd_respond_body(acmd_req *r, uint64_t now) {
     const int binary = r->route == ACMD_ROUTE_INFER && (r->out.bin_logits || r->out.bin_label);
     r->resp.json_len = 0;
-    char *body = acmd_arena_adopt(&r->arena, r->route == ACMD_ROUTE_CLASSIFY ? respond__classify(r, now) : respond__infer(r, now));
+    char *body = acmd_arena_adopt(&r->arena, r->route == ACMD_ROUTE_CLASSIFY     ? respond__classify(r, now)
+                                             : r->route == ACMD_ROUTE_TRANSCRIBE ? respond__transcribe(r, now)
+                                             : r->model->speech                  ? respond__infer_audio(r, now)
+                                                                                 : respond__infer(r, now));
     if (!body) return -1;
     r->resp.body = body;
     r->resp.status = 200;

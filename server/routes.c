@@ -142,6 +142,49 @@ static void route__api_images(FILE *f) {
             "at 4:4:4.\n");
 }
 
+/* The "Transcription" section: what /transcribe takes and answers. */
+static void route__api_transcription(FILE *f) {
+    fprintf(f,
+            "\n## Transcription\n\n"
+            "`POST /v1/models/{m}/transcribe` on a speech model (an image model answers 400, and a speech model "
+            "answers 400 on `/classify`). The body is one audio file; its `Content-Type` names the format:\n\n"
+            "- `audio/wav` (also `audio/x-wav`, `audio/wave`, `audio/vnd.wave`): PCM 8/16/24/32-bit or float "
+            "32/64-bit, other WAVE encodings through libsndfile;\n"
+            "- `audio/flac`, `audio/ogg` (Vorbis, Opus as far as the installed libsndfile reads them);\n"
+            "- `audio/L16;rate=R[;channels=C]`: raw signed 16-bit big-endian (RFC 2586);\n"
+            "- `audio/x-raw;format=S16LE;rate=R[;channels=C]` (or `format=F32LE`): raw little-endian;\n"
+            "- `application/octet-stream` or no `Content-Type`: a WAV, FLAC or Ogg file recognised by its first "
+            "bytes.\n\n"
+            "Any other type is 415 naming these. Channels (at most 8) are averaged; rates from 4000 to 384000 Hz "
+            "are resampled to 16 kHz (libsoxr); 16 kHz passes through unchanged. The whole body is received, then "
+            "decoded on a worker and run through the model chunk by chunk as a stream (the model's chunk of "
+            "tokens, its left context carried over), the chunks of up to `max_batch` transcriptions in one engine "
+            "call. Audio and images share the workers and the scheduler: a transcription counts for the cost "
+            "model as one item per chunk of audio (its length estimated from the body before decoding: exact for "
+            "raw PCM, at 16-bit mono 16 kHz for containers), with its tokens and FLOPs, so budgets, deadlines and "
+            "`Priority` act as for images (`X-Deadline-Ms`: the answer within t ms of the request's arrival).\n\n"
+            "Answer: the keys of the /classify response that do not concern labels (`budget_requested`, "
+            "`budget_applied`, `budget_realised` (token-weighted over the file), `budget_source`, `budget_raised`, "
+            "`policy`, `flops`, `flops_dense`, `timing`, `batch_size` (most transcriptions run in one call), "
+            "`deadline_ms`, `predicted_ms`, `urgency`, `model`, `model_version`), then `text` (the greedy CTC "
+            "transcript, no trailing space), `words[]` (`word`, `start` and `end` in seconds from the start of "
+            "the audio, `confidence` in [0, 1]: engine/ctc.h), `audio_seconds` (of 16 kHz audio decoded), "
+            "`tokens` (rows of CTC logits: one per 40 ms), `real_time_factor` (`timing.compute_ms` per second of "
+            "audio: below 1 is faster than real time) and `id`.\n\n"
+            "Refusals: 413 for a body over `--max-body-bytes` (from `Content-Length`, or while it arrives) and for "
+            "audio longer than `--max-audio-seconds` (found while decoding, nothing run); 400 for a zero-length "
+            "body, a truncated WAV (fewer data bytes than its header declares, or a partial frame), a malformed "
+            "header, a rate outside 4000..384000 Hz or a missing `rate=` on raw PCM, channels outside 1..8, a WAV, "
+            "FLAC or Ogg file sent with a raw PCM type, and samples that are not finite.\n\n"
+            "OIP `infer` on a speech model: input `audio` FP32 `[1,S]` (JSON or the binary extension), samples in "
+            "[-1, 1] at the request parameter `sample_rate` (default 16000; an integer in 4000..384000, resampled "
+            "to 16 kHz). Outputs `text` BYTES `[1]` and `logits` FP32 `[T,K]` (the CTC logits, blank first; K and "
+            "the classes in the model metadata's `labels`), those the request's `outputs` names; none named: "
+            "`text` alone. `parameters` carry the keys of the /transcribe answer but `text` (`words`, "
+            "`audio_seconds`, `tokens`, `real_time_factor`, budgets, FLOPs, timing). The model metadata of a speech "
+            "model lists these inputs and outputs, with `sample_rate`, `chunk_tokens` and `token_seconds`.\n");
+}
+
 void acmd_api_markdown(FILE *f) {
     fprintf(f, "# acmd HTTP API\n\n"
                "Generated from the route table in `server/acmd.h` by `acmd --print-api`; do not edit by hand.\n"
@@ -214,7 +257,7 @@ void acmd_api_markdown(FILE *f) {
                "naming the field.\n");
     fputs("\n## API keys (`--auth-file`)\n\n"
           "Off by default (acmd then warns at start-up when `--listen` is not a loopback address). With "
-          "`--auth-file FILE`, every POST route (the inference routes above) wants `Authorization: Bearer KEY`, and "
+          "`--auth-file FILE`, every inference route (classify, OIP infer, transcribe) wants `Authorization: Bearer KEY`, and "
           "`/metrics` too with `--metrics-auth 1`; health, readiness, server and model metadata and stats stay open. "
           "A missing key, another scheme or a key not in the file is answered 401 with `WWW-Authenticate: Bearer "
           "realm=\"acmd\"` before anything else is looked at (an unknown model is then 401, not 404). The file "
@@ -321,4 +364,5 @@ void acmd_api_markdown(FILE *f) {
                "where the text allows strings, numbers and booleans; binary outputs carry `binary_data_size` instead "
                "of `data` (the binary tensor extension); model metadata has more keys than the protocol's.\n");
     route__api_images(f);
+    route__api_transcription(f);
 }

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "acmd.h"
+#include "audio.h"
 
 uint64_t acmd_now_ns(void) {
     struct timespec ts;
@@ -360,10 +361,15 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
         m->version = acm_model_version(m->m);
         m->S = m->cfg->image_size, m->C = m->cfg->in_chans, m->T = m->cfg->tokens, m->K = m->cfg->num_classes;
         m->num_acms = m->cfg->num_acms;
-        if (m->cfg->arch != ACM_ARCH_VIT) /* the transcription routes are not built yet */
-            return snprintf(err, errlen, "model %s (%s): a speech model; acmd serves image models only for now", m->name,
-                            mc->path), -1;
-        if (m->C != 1 && m->C != 3) return snprintf(err, errlen, "model %s: %d input channels (1 or 3 served)", m->name, m->C), -1;
+        m->speech = m->cfg->arch == ACM_ARCH_SPEECH;
+        if (m->speech) {
+            if (m->cfg->sample_rate != ACM_AUDIO_RATE)
+                return snprintf(err, errlen, "model %s (%s): sample rate %d (acmd decodes audio to %d Hz)", m->name,
+                                mc->path, m->cfg->sample_rate, ACM_AUDIO_RATE), -1;
+            m->S = m->C = 0;
+            m->chunk_samples = (int64_t)m->cfg->chunk * m->cfg->stack * m->cfg->hop_length;
+        }
+        if (!m->speech && m->C != 1 && m->C != 3) return snprintf(err, errlen, "model %s: %d input channels (1 or 3 served)", m->name, m->C), -1;
         m->max_batch = mc->max_batch ? mc->max_batch : (int)cfg->max_batch;
         m->default_policy = acm_policy_default();
         m->default_policy.kind = (acm_policy_kind)acm_policy_parse(mc->default_policy[0] ? mc->default_policy : cfg->default_policy);

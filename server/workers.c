@@ -41,6 +41,11 @@ static void workers__metrics_done(acmd_server *s, acmd_req *r) {
         char b[64] = "";
         acmd_label(b, sizeof b, "source", acm_budget_source_name(r->sla.budget.source));
         acmd_metric_observe(s->metrics, ACMD_M_BUDGET_RATIO, b, acmd_budget_applied(r));
+        if (r->route == ACMD_ROUTE_TRANSCRIBE) {
+            acmd_metric_add(s->metrics, ACMD_M_ASR_AUDIO_SECONDS, l, r->out.audio_s);
+            acmd_metric_add(s->metrics, ACMD_M_ASR_COMPUTE_SECONDS, l, r->out.compute_s);
+            acmd_metric_observe(s->metrics, ACMD_M_ASR_BUDGET, l, r->out.realised);
+        }
         if (r->http.key[0]) { /* the same sums per key: over the keys they add up to the model's */
             char k[128] = "";
             acmd_label(k, sizeof k, "key", r->http.key);
@@ -133,21 +138,34 @@ static void workers__test_hold(acmd_server *s) {
  * timed batches under cap — 1 and 2 items (1 if max_batch is 1), at beta = 1 and at the budget floor — the cost model's
  * prior (tokens and FLOPs both vary) at a few items' cost; the FLOPs outside the learners are a beta = 1 item's FLOPs
  * less every learner's. */
+#define ACMD_WARM_MAX 64 /* speech warm-up: streams per batch at most (the full batch's, capped) */
 static void workers__warm_up(acmd_worker *w) {
     acmd_server *s = w->srv;
     for (int i = 0; i < s->n_models && !w->failed; i++) {
         acmd_model *m = &s->models[i];
         const float floor_beta = m->beta_floor > 0 ? (float)m->beta_floor : 0.25f;
         for (int run = 0; run < 5 && !w->failed; run++) {
-            const int n = run == 0 ? m->max_batch : run <= 2 ? 1 : m->max_batch < 2 ? 1 : 2;
+            int n = run == 0 ? m->max_batch : run <= 2 ? 1 : m->max_batch < 2 ? 1 : 2;
+            if (m->speech && n > ACMD_WARM_MAX) n = ACMD_WARM_MAX;
             acm_policy pol = m->default_policy;
             if (run) pol = acm_policy_default(), pol.kind = ACM_POLICY_CAP, pol.beta = run % 2 ? 1.0f : floor_beta;
+            acm_policy pols[ACMD_WARM_MAX];
             for (int b = 0; b < n; b++) {
                 w->eng[i].items[b] = (acm_item){.pixels = w->eng[i].zeros, .policy = pol};
-                w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K};
+                w->eng[i].res[b] = (acm_result){.logits = w->eng[i].logits + (size_t)b * m->K * (m->speech ? m->T : 1)};
+                if (m->speech) { /* one full chunk of silence per stream */
+                    acm_stream *st = w->eng[i].streams[b];
+                    acm_stream_reset(st);
+                    acm_stream_feed(st, w->eng[i].zeros, (size_t)(2 * m->chunk_samples), w->err, sizeof w->err);
+                    if (!acm_stream_ready(st)) acm_stream_finish(st);
+                    pols[b] = pol;
+                }
             }
             const uint64_t t0 = acmd_now_ns();
-            if (acm_worker_run(w->eng[i].w, w->eng[i].items, w->eng[i].res, n, w->err, sizeof w->err)) {
+            const int rc = m->speech ? acm_worker_run_streams(w->eng[i].w, w->eng[i].streams, pols, w->eng[i].res,
+                                                              n, w->err, sizeof w->err)
+                                     : acm_worker_run(w->eng[i].w, w->eng[i].items, w->eng[i].res, n, w->err, sizeof w->err);
+            if (rc) {
                 w->failed = 1;
                 break;
             }
@@ -208,11 +226,19 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             if (!w->eng[i].w) return snprintf(err, errlen, "model %s: %s", m->name, e), -1;
             w->eng[i].items = calloc((size_t)m->max_batch, sizeof(acm_item));
             w->eng[i].res = calloc((size_t)m->max_batch, sizeof(acm_result));
-            w->eng[i].logits = calloc((size_t)m->max_batch * m->K, sizeof(float));
+            /* speech: every stream's chunk of T tokens side by side */
+            w->eng[i].logits = calloc((size_t)m->max_batch * m->K * (m->speech ? m->T : 1), sizeof(float));
             w->eng[i].kmap = calloc((size_t)m->max_batch * (m->num_acms ? m->num_acms : 1) * m->T, 1);
-            w->eng[i].zeros = calloc((size_t)m->C * m->S * m->S, sizeof(float));
+            w->eng[i].zeros = calloc(m->speech ? (size_t)(2 * m->chunk_samples) : (size_t)m->C * m->S * m->S, sizeof(float));
             if (!w->eng[i].items || !w->eng[i].res || !w->eng[i].logits || !w->eng[i].kmap || !w->eng[i].zeros)
                 return snprintf(err, errlen, "out of memory"), -1;
+            if (m->speech) {
+                w->eng[i].streams = calloc((size_t)m->max_batch, sizeof(acm_stream *));
+                if (!w->eng[i].streams) return snprintf(err, errlen, "out of memory"), -1;
+                for (int b = 0; b < m->max_batch; b++)
+                    if (!(w->eng[i].streams[b] = acm_stream_new(m->m, e, sizeof e)))
+                        return snprintf(err, errlen, "model %s: %s", m->name, e), -1;
+            }
         }
     }
     for (int wi = 0; wi < s->n_workers; wi++)
@@ -245,6 +271,9 @@ void acmd_workers_free(acmd_server *s) {
             acm_worker_free(w->eng[i].w);
             free(w->eng[i].items), free(w->eng[i].res), free(w->eng[i].logits), free(w->eng[i].kmap);
             free(w->eng[i].zeros);
+            if (w->eng[i].streams)
+                for (int b = 0; b < s->models[i].max_batch; b++) acm_stream_free(w->eng[i].streams[b]);
+            free(w->eng[i].streams);
         }
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);

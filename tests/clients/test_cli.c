@@ -14,6 +14,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <math.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -543,4 +544,80 @@ Test(cli_server, python_example_client) {
     buf[n] = 0;
     fclose(f);
     cr_expect(strstr(buf, "404: unknown model"), "%s", buf);
+}
+
+/* A 16-bit mono 16 kHz WAV of n samples of a chirp (different for every seed). */
+static void make_wav(const char *path, size_t n, int seed) {
+    uint8_t *b = calloc(1, 44 + 2 * n);
+    const uint32_t data = (uint32_t)(2 * n), v32[] = {36 + data, 16, 16000, 32000, data};
+    memcpy(b, "RIFF", 4), memcpy(b + 4, &v32[0], 4), memcpy(b + 8, "WAVEfmt ", 8), memcpy(b + 16, &v32[1], 4);
+    const uint16_t fmt[] = {1, 1}, blk[] = {2, 16};
+    memcpy(b + 20, fmt, 4), memcpy(b + 24, &v32[2], 4), memcpy(b + 28, &v32[3], 4), memcpy(b + 32, blk, 4);
+    memcpy(b + 36, "data", 4), memcpy(b + 40, &v32[4], 4); /* little-endian hosts */
+    for (size_t i = 0; i < n; i++) {
+        const double t = i / 16000.0;
+        const int16_t s = (int16_t)(12000 * sin(2 * 3.141592653589793 * (200 + 150 * seed + 300 * t) * t));
+        memcpy(b + 44 + 2 * i, &s, 2);
+    }
+    write_file(path, b, 44 + 2 * n);
+    free(b);
+}
+
+/* acm transcribe: several files at once, printed in the order given, each the server's own answer; a budget; a
+ * non-audio file exits 3 naming it; a server error exits 5 with the server's message. */
+Test(cli_speech, transcribe_files_in_parallel, .timeout = 120) {
+    th_acmd s;
+    const char *args[] = {"--model", "speech=tests/golden/speech_a.safetensors", "--workers", "1", "--log-level",
+                          "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0, "acmd not ready");
+    char u[64], dir[] = "/tmp/acm-tr-XXXXXX", f[3][96], txt[96];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d", s.port);
+    cr_assert(mkdtemp(dir));
+    for (int k = 0; k < 3; k++) snprintf(f[k], sizeof f[k], "%s/%d.wav", dir, k), make_wav(f[k], 8000 * (size_t)(k + 2), k);
+    snprintf(txt, sizeof txt, "%s/notes.txt", dir);
+    write_file(txt, "not audio", 9);
+    const char *t[] = {"transcribe", "--server", u, "--json", "--parallel", "3", "--budget", "0.5", f[0], f[1], f[2], NULL};
+    run_res r = run_acm(t);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char *save, *line = strtok_r(r.out, "\n", &save);
+    for (int k = 0; k < 3; k++, line = strtok_r(NULL, "\n", &save)) {
+        cr_assert(line, "line %d missing", k);
+        json_t *o = json_loads(line, 0, NULL);
+        cr_assert(o, "not JSON: %s", line);
+        cr_expect_str_eq(json_string_value(json_object_get(o, "file")), f[k]);
+        cr_expect_float_eq(json_number_value(json_object_get(o, "budget_applied")), 0.5, 1e-9);
+        cr_expect_float_eq(json_number_value(json_object_get(o, "audio_seconds")), 0.5 * (k + 2), 1e-9);
+        /* the server's answer to the same file */
+        size_t n;
+        char *body = th_slurp(f[k], &n);
+        th_resp d;
+        cr_assert_eq(th_http(s.port, "POST", "/v1/models/speech/transcribe", "Content-Type: audio/wav\r\nX-Compute-Budget: 0.5\r\n",
+                             body, n, &d), 0);
+        json_t *dj = th_json(&d);
+        cr_expect_str_eq(json_string_value(json_object_get(o, "text")), json_string_value(json_object_get(dj, "text")));
+        json_decref(dj), json_decref(o);
+        th_resp_free(&d);
+        free(body);
+    }
+    run_free(&r);
+    const char *tt[] = {"transcribe", "--server", u, f[0], NULL};
+    r = run_acm(tt);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, f[0]) && strstr(r.out, "real-time factor") && strstr(r.out, "of dense"), "%s", r.out);
+    run_free(&r);
+    const char *bad[] = {"transcribe", "--server", u, f[0], txt, NULL};
+    r = run_acm(bad);
+    cr_expect_eq(r.rc, 3);
+    cr_expect(strstr(r.err, txt) && strstr(r.err, "not a WAV"), "%s", r.err);
+    run_free(&r);
+    const char *nosuch[] = {"transcribe", "--server", u, "--model", "nosuch", f[0], NULL};
+    r = run_acm(nosuch);
+    cr_expect_eq(r.rc, 5);
+    cr_expect(strstr(r.err, "404") && strstr(r.err, "unknown model"), "%s", r.err);
+    run_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }

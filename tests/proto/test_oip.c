@@ -475,3 +475,46 @@ Test(oip, requested_outputs_only) {
     json_decref(j);
     free(out);
 }
+
+/* A speech model's answer: logits [T, K] and text [1], JSON or binary; the sample_rate parameter is read (a number). */
+Test(oip, speech_response_and_sample_rate) {
+    acm_oip_request r;
+    char err[256];
+    const char *s = "{\"parameters\":{\"sample_rate\":8000},\"inputs\":[{\"name\":\"audio\",\"datatype\":\"FP32\","
+                    "\"shape\":[1,2],\"data\":[0.5,-0.25]}]}";
+    cr_assert_eq(parse(&r, s, err, sizeof err), 0, "%s", err);
+    cr_expect(r.par.has_sample_rate && r.par.sample_rate == 8000);
+    acm_oip_request_free(&r);
+    cr_expect_eq(parse(&r, "{\"parameters\":{\"sample_rate\":\"8k\"},\"inputs\":[]}", err, sizeof err), ACM_OIP_EINVAL);
+    cr_expect(strstr(err, "sample_rate must be a number"), "%s", err);
+    acm_oip_peek pk;
+    cr_assert_eq(acm_oip_peek_request(&pk, s, strlen(s), err, sizeof err), 0, "%s", err);
+    cr_expect(pk.par.has_sample_rate && pk.par.sample_rate == 8000, "the peek reads it as the parse does");
+    const float lg[6] = {1, 2, 3, 4, 5, 6}; /* T = 3, K = 2 */
+    size_t jl, total;
+    char *out = acm_oip_response_asr("m", "v", "i", NULL, lg, 3, 2, "hi there", 0, 0, &jl, &total);
+    cr_assert(out);
+    cr_expect_eq(total, jl);
+    json_t *j = json_loadb(out, jl, 0, NULL);
+    cr_assert(j, "%s", out);
+    json_t *o0 = json_array_get(json_object_get(j, "outputs"), 0), *o1 = json_array_get(json_object_get(j, "outputs"), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(o0, "name")), "logits");
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(o0, "shape"), 0)), 3);
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(o0, "shape"), 1)), 2);
+    cr_expect_eq(json_array_size(json_object_get(o0, "data")), 6);
+    cr_expect_str_eq(json_string_value(json_object_get(o1, "name")), "text");
+    cr_expect_str_eq(json_string_value(json_object_get(o1, "datatype")), "BYTES");
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(o1, "shape"), 0)), 1);
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(o1, "data"), 0)), "hi there");
+    json_decref(j);
+    free(out);
+    /* the text alone, binary: 4-byte length and the bytes */
+    out = acm_oip_response_asr("m", "v", "i", NULL, NULL, 0, 2, "ab", 0, 1, &jl, &total);
+    cr_assert(out);
+    cr_expect_eq(total, jl + 4 + 2);
+    cr_expect_eq(memcmp(out + jl, "\2\0\0\0ab", 6), 0);
+    j = json_loadb(out, jl, 0, NULL);
+    cr_expect_eq(json_array_size(json_object_get(j, "outputs")), 1);
+    json_decref(j);
+    free(out);
+}

@@ -663,3 +663,33 @@ Test(auth_server, clients_send_the_key, .timeout = 120) {
     unlink(png_path);
     stop_auth();
 }
+
+/* The transcription route (a speech model beside the image one) wants a key like the others: missing and wrong keys
+ * 401, a valid one 200, and a key revoked by a reload 401. */
+Test(auth_server, transcribe_route_wants_a_key, .timeout = 120) {
+    const char *extra[] = {"--model", "s=tests/golden/speech_a.safetensors", NULL};
+    start_limited(extra, NULL, 0);
+    static uint8_t pcm[16000]; /* 0.5 s of silence, audio/L16 (big-endian 16-bit) at 16 kHz */
+    const struct {
+        const char *auth;
+        int status;
+    } cases[] = {{NULL, 401}, {"Authorization: Bearer nope\r\n", 401}, {"Authorization: Bearer " "bob-fedcba9876543210" "\r\n", 200}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char h[256];
+        snprintf(h, sizeof h, "Content-Type: audio/L16;rate=16000\r\n%s", cases[i].auth ? cases[i].auth : "");
+        th_resp r;
+        cr_assert_eq(th_http(srv.port, "POST", "/v1/models/s/transcribe", h, pcm, sizeof pcm, &r), 0);
+        cr_expect_eq(r.status, cases[i].status, "case %zu: %d %s", i, r.status, r.body);
+        th_resp_free(&r);
+    }
+    const char *keys[] = {"alice", KEY_ALICE, NULL};
+    write_keys(auth_path, keys);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    free(th_acmd_log_wait(&srv, "reloaded: 1 key(s)", 10));
+    th_resp r;
+    cr_assert_eq(th_http(srv.port, "POST", "/v1/models/s/transcribe",
+                         "Content-Type: audio/L16;rate=16000\r\nAuthorization: Bearer bob-fedcba9876543210\r\n", pcm, sizeof pcm, &r), 0);
+    cr_expect_eq(r.status, 401, "bob revoked: %d %s", r.status, r.body);
+    th_resp_free(&r);
+    stop_auth();
+}

@@ -729,11 +729,6 @@ Test(config, help_print_config_and_bad_flags) {
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s/acmd --model a=/nonexistent.safetensors --listen 127.0.0.1:0 2>/dev/null", b);
     cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
-    /* a speech model (no transcription route yet) is refused by name, not as an image model with 0 channels */
-    snprintf(cmd, sizeof cmd,
-             "%s/acmd --model s=tests/golden/speech_a.safetensors --listen 127.0.0.1:0 2>&1 >/dev/null | "
-             "grep -q 'model s (tests/golden/speech_a.safetensors): a speech model'; exit $?", b);
-    cr_expect_eq(WEXITSTATUS(system(cmd)), 0, "a speech model is not refused with its own message");
 }
 
 /* Per-model settings from a --config file (max_batch, default policy and budget), a flag after it overriding the file,

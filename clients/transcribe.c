@@ -1,0 +1,223 @@
+/*
+ * transcribe.c — `acm transcribe FILE...`: each audio file to POST /v1/models/MODEL/transcribe, several at once (one
+ * thread per request in flight, libcurl easy handles: one per thread), the text and statistics printed in the order
+ * the files were given, or one JSON object per line with --json.
+ *
+ * The content type comes from the file's first bytes (RIFF/WAVE, fLaC, OggS); anything else is refused here with the
+ * file's name unless --type names it (e.g. raw PCM: --type 'audio/L16;rate=8000'). The server decodes; the client
+ * does not (acmc.h).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "acmc.h"
+
+#define TR_MAX_FILE ((size_t)256 << 20) /* above any server's --max-body-bytes we know of; the server says 413 */
+
+static const char *const transcribe_help =
+    "usage: acm transcribe [options] FILE...\n"
+    "Sends each audio file (WAV, FLAC or Ogg, recognised by its first bytes) to POST /v1/models/MODEL/transcribe,\n"
+    "several at once, and prints for each, in the order given: the text, the audio's length, the real-time factor,\n"
+    "the budget applied and realised, FLOPs against the dense model's, and the server's timings.\n\n"
+    "options:\n"
+    "  --model NAME        the speech model (default speech)\n"
+    "  --budget B          X-Compute-Budget: the ceiling on learner compute, in (0, 1] (default: the model's)\n"
+    "  --deadline-ms D     X-Deadline-Ms: the answer within D ms of the request's arrival (default: none)\n"
+    "  --parallel N        requests in flight at once, 1..64 (default 4)\n"
+    "  --type TYPE         Content-Type for every file instead of sniffing (raw PCM: 'audio/L16;rate=R',\n"
+    "                      'audio/x-raw;format=S16LE;rate=R')\n"
+    "  --words             also print every word with its start and end times\n"
+    "  --server URL        the server (default " ACMC_DEFAULT_SERVER ")\n"
+    "  --timeout S         seconds for each request, connection included (default 30)\n"
+    "  --api-key KEY       sent as Authorization: Bearer KEY (default: $ACM_API_KEY; none without it)\n"
+    "  --json              print each server answer as one JSON line (with file and client_ms) instead of text\n";
+
+typedef struct {
+    const char *file, *url, *type;
+    const char *const *headers;
+    double timeout_s;
+    int rc;
+    char err[1024];
+    json_t *answer;
+    double client_ms;
+} tr__job;
+
+/* The file's media type from its first bytes, or NULL. */
+static const char *tr__sniff(const uint8_t *b, size_t n) {
+    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WAVE", 4)) return "audio/wav";
+    if (n >= 4 && !memcmp(b, "fLaC", 4)) return "audio/flac";
+    if (n >= 4 && !memcmp(b, "OggS", 4)) return "audio/ogg";
+    return NULL;
+}
+
+static void tr__run(tr__job *j) {
+    uint8_t *data = NULL;
+    size_t len = 0;
+    j->rc = acmc_read_file(j->file, &data, &len, TR_MAX_FILE, j->err, sizeof j->err);
+    if (j->rc) return;
+    const char *type = j->type ? j->type : tr__sniff(data, len);
+    if (!type) {
+        snprintf(j->err, sizeof j->err, "%s: not a WAV, FLAC or Ogg file (raw PCM: give --type)", j->file);
+        j->rc = ACMC_EXIT_INPUT;
+        free(data);
+        return;
+    }
+    acmc_resp r = {0};
+    char e[512];
+    j->rc = acmc_http(j->url, j->headers, data, len, type, j->timeout_s, &r, e, sizeof e);
+    free(data);
+    if (j->rc) {
+        snprintf(j->err, sizeof j->err, "%s: %s", j->file, e);
+    } else if (r.status != 200) {
+        char se[900];
+        acmc_server_error(&r, se, sizeof se);
+        snprintf(j->err, sizeof j->err, "%s: the server answered %s", j->file, se);
+        j->rc = ACMC_EXIT_SERVER;
+    } else if (!(j->answer = json_loadb(r.body.data, r.body.len, 0, NULL)) || !json_is_string(json_object_get(j->answer, "text"))) {
+        snprintf(j->err, sizeof j->err, "%s: the server's answer is not a transcription", j->file);
+        j->rc = ACMC_EXIT_SERVER;
+    }
+    j->client_ms = r.seconds * 1e3;
+    acmc_resp_free(&r);
+}
+
+typedef struct {
+    tr__job *jobs;
+    int n, next;
+    pthread_mutex_t mu;
+} tr__pool;
+
+static void *tr__worker(void *arg) {
+    tr__pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        const int i = p->next < p->n ? p->next++ : -1;
+        pthread_mutex_unlock(&p->mu);
+        if (i < 0) return NULL;
+        tr__run(&p->jobs[i]);
+    }
+}
+
+static double tr__num(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+
+static void tr__print(const tr__job *j, int words) {
+    json_t *a = j->answer;
+    printf("%s: %s\n", j->file, json_string_value(json_object_get(a, "text")));
+    const double fl = tr__num(a, "flops"), fd = tr__num(a, "flops_dense");
+    printf("  %.2f s of audio, real-time factor %.4f, budget applied %.3g realised %.3f, FLOPs %.3g (%.1f%% of dense)\n",
+           tr__num(a, "audio_seconds"), tr__num(a, "real_time_factor"), tr__num(a, "budget_applied"),
+           tr__num(a, "budget_realised"), fl, fd > 0 ? 100 * fl / fd : 0);
+    json_t *t = json_object_get(a, "timing");
+    printf("  queue %.2f ms, compute %.2f ms, server %.2f ms, client %.2f ms\n", tr__num(t, "queue_ms"),
+           tr__num(t, "compute_ms"), tr__num(t, "total_ms"), j->client_ms);
+    if (words) {
+        json_t *w = json_object_get(a, "words");
+        for (size_t i = 0; i < json_array_size(w); i++) {
+            json_t *x = json_array_get(w, i);
+            printf("  %8.2f %8.2f  %s\n", tr__num(x, "start"), tr__num(x, "end"),
+                   json_string_value(json_object_get(x, "word")));
+        }
+    }
+}
+
+int acmc_cmd_transcribe(int argc, char **argv) {
+    char server[1024] = ACMC_DEFAULT_SERVER, model[128] = "speech", err[1024], hdr[2][128];
+    const char *type = NULL, *headers[3] = {0};
+    int json = 0, words = 0, nh = 0, nfiles = 0, has[2] = {0, 0};
+    long parallel = 4;
+    double timeout_s = 30, d;
+    char **files = calloc((size_t)argc + 1, sizeof *files);
+    if (!files) return ACMC_EXIT_FAIL;
+    if (acmc_set_api_key(getenv("ACM_API_KEY"), err, sizeof err)) fprintf(stderr, "acm transcribe: ACM_API_KEY ignored: %s\n", err + 11);
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int m, bad = 0;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(transcribe_help, stdout);
+            free(files);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--words")) words = 1;
+        else if ((m = acmc_opt(argc, argv, &i, "--server", &v, err, sizeof err)) != 0)
+            bad = m < 0 || acmc_server_url(server, sizeof server, v, err, sizeof err);
+        else if ((m = acmc_opt(argc, argv, &i, "--timeout", &v, err, sizeof err)) != 0)
+            bad = m < 0 || acmc_parse_double("--timeout", v, 0, 3600, 1, &timeout_s, err, sizeof err);
+        else if ((m = acmc_opt(argc, argv, &i, "--api-key", &v, err, sizeof err)) != 0)
+            bad = m < 0 || acmc_set_api_key(v, err, sizeof err);
+        else if ((m = acmc_opt(argc, argv, &i, "--model", &v, err, sizeof err)) != 0) {
+            if (m > 0 && (!*v || strlen(v) >= sizeof model || strpbrk(v, "/?#% ")))
+                snprintf(err, sizeof err, "--model: '%s' is not a model name", v), m = -1;
+            if (m > 0) snprintf(model, sizeof model, "%s", v);
+            bad = m < 0;
+        } else if ((m = acmc_opt(argc, argv, &i, "--budget", &v, err, sizeof err)) != 0) {
+            bad = m < 0 || acmc_parse_double("--budget", v, 0, 1, 1, &d, err, sizeof err);
+            if (!bad) snprintf(hdr[0], sizeof hdr[0], "X-Compute-Budget: %s", v), has[0] = 1;
+        } else if ((m = acmc_opt(argc, argv, &i, "--deadline-ms", &v, err, sizeof err)) != 0) {
+            bad = m < 0 || acmc_parse_double("--deadline-ms", v, 0, 3600e3, 1, &d, err, sizeof err);
+            if (!bad) snprintf(hdr[1], sizeof hdr[1], "X-Deadline-Ms: %s", v), has[1] = 1;
+        } else if ((m = acmc_opt(argc, argv, &i, "--parallel", &v, err, sizeof err)) != 0)
+            bad = m < 0 || acmc_parse_long("--parallel", v, 1, 64, &parallel, err, sizeof err);
+        else if ((m = acmc_opt(argc, argv, &i, "--type", &v, err, sizeof err)) != 0) {
+            if (m > 0 && strncmp(v, "audio/", 6) && strcmp(v, "application/octet-stream"))
+                snprintf(err, sizeof err, "--type: '%s' is not an audio media type", v), m = -1;
+            bad = m < 0;
+            type = v;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            snprintf(err, sizeof err, "unknown option '%s'", argv[i]);
+            bad = 1;
+        } else files[nfiles++] = argv[i];
+        if (bad) {
+            free(files);
+            fprintf(stderr, "acm transcribe: %s (acm transcribe --help)\n", err);
+            return ACMC_EXIT_USAGE;
+        }
+    }
+    if (!nfiles) {
+        free(files);
+        fprintf(stderr, "acm transcribe: no audio file given (acm transcribe --help)\n");
+        return ACMC_EXIT_USAGE;
+    }
+    for (int k = 0; k < 2; k++)
+        if (has[k]) headers[nh++] = hdr[k];
+    char url[1400];
+    snprintf(url, sizeof url, "%s/v1/models/%s/transcribe", server, model);
+    tr__pool p = {.jobs = calloc((size_t)nfiles, sizeof(tr__job)), .n = nfiles};
+    if (!p.jobs) {
+        free(files);
+        return ACMC_EXIT_FAIL;
+    }
+    for (int f = 0; f < nfiles; f++)
+        p.jobs[f] = (tr__job){.file = files[f], .url = url, .type = type, .headers = headers, .timeout_s = timeout_s};
+    pthread_mutex_init(&p.mu, NULL);
+    const int nt = (int)(parallel < nfiles ? parallel : nfiles);
+    pthread_t th[64];
+    int started = 0;
+    for (; started < nt; started++)
+        if (pthread_create(&th[started], NULL, tr__worker, &p)) break;
+    if (!started) tr__worker(&p); /* no thread could start: one at a time here */
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&p.mu);
+    int worst = 0;
+    for (int f = 0; f < nfiles; f++) {
+        tr__job *j = &p.jobs[f];
+        if (j->rc) {
+            fprintf(stderr, "acm transcribe: %s\n", j->err);
+            if (j->rc > worst) worst = j->rc;
+        } else if (json) {
+            json_object_set_new(j->answer, "file", json_string(j->file));
+            json_object_set_new(j->answer, "client_ms", json_real(j->client_ms));
+            json_dumpf(j->answer, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
+            putchar('\n');
+        } else tr__print(j, words);
+        json_decref(j->answer);
+    }
+    fflush(stdout);
+    free(p.jobs);
+    free(files);
+    return worst;
+}
