@@ -150,6 +150,20 @@ int acmc_cmd_health(int argc, char **argv);
 int acmc_cmd_models(int argc, char **argv);
 int acmc_cmd_bench(int argc, char **argv);
 int acmc_cmd_transcribe(int argc, char **argv); /* transcribe.c */
+
+/* Options every command takes (commands.c): --server, --api-key, --json, --timeout. */
+typedef struct {
+    char server[1024];
+    int json;
+    double timeout_s;
+} acmc_common;
+/* The defaults: ACMC_DEFAULT_SERVER, 30 s, the API key from $ACM_API_KEY (a bad one is ignored with a warning). */
+void acmc_common_defaults(acmc_common *c);
+/* Returns 1 when argv[*i] was one of the common options (taken into c), 0 when not, or -ACMC_EXIT_USAGE after printing
+ * the problem for command cmd. */
+int acmc_common_opt(acmc_common *c, const char *cmd, int argc, char **argv, int *i);
+/* Prints "acm CMD: MSG (acm CMD --help)" on stderr and returns ACMC_EXIT_USAGE. */
+int acmc_usage_error(const char *cmd, const char *msg);
 void acmc_usage(FILE *f);
 
 #endif

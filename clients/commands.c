@@ -21,42 +21,34 @@ static const char *cmd__s(json_t *o, const char *key) {
     return v ? v : "?";
 }
 
-static int cmd__usage_error(const char *cmd, const char *msg) {
+int acmc_usage_error(const char *cmd, const char *msg) {
     fprintf(stderr, "acm %s: %s (acm %s --help)\n", cmd, msg, cmd);
     return ACMC_EXIT_USAGE;
 }
 
-/* Options every command takes: --server, --json, --timeout. Returns 1 when argv[*i] was one of them, 0 when not, or
- * -ACMC_EXIT_USAGE after printing the problem. */
-typedef struct {
-    char server[1024];
-    int json;
-    double timeout_s;
-} cmd_common;
-
-static int cmd__common(cmd_common *c, const char *cmd, int argc, char **argv, int *i) {
+int acmc_common_opt(acmc_common *c, const char *cmd, int argc, char **argv, int *i) {
     const char *v;
     char err[512];
     int m;
     if (strcmp(argv[*i], "--json") == 0) return c->json = 1;
     if ((m = acmc_opt(argc, argv, i, "--server", &v, err, sizeof err)) != 0) {
         if (m < 0 || acmc_server_url(c->server, sizeof c->server, v, err, sizeof err))
-            return -cmd__usage_error(cmd, err);
+            return -acmc_usage_error(cmd, err);
         return 1;
     }
     if ((m = acmc_opt(argc, argv, i, "--api-key", &v, err, sizeof err)) != 0) {
-        if (m < 0 || acmc_set_api_key(v, err, sizeof err)) return -cmd__usage_error(cmd, err);
+        if (m < 0 || acmc_set_api_key(v, err, sizeof err)) return -acmc_usage_error(cmd, err);
         return 1;
     }
     if ((m = acmc_opt(argc, argv, i, "--timeout", &v, err, sizeof err)) != 0) {
         if (m < 0 || acmc_parse_double("--timeout", v, 0, 3600, 1, &c->timeout_s, err, sizeof err))
-            return -cmd__usage_error(cmd, err);
+            return -acmc_usage_error(cmd, err);
         return 1;
     }
     return 0;
 }
 
-static void cmd__common_defaults(cmd_common *c) {
+void acmc_common_defaults(acmc_common *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->server, sizeof c->server, "%s", ACMC_DEFAULT_SERVER);
     c->timeout_s = 30;
@@ -139,8 +131,8 @@ static void cmd__print_classify(const char *file, json_t *j, double client_ms) {
 }
 
 int acmc_cmd_classify(int argc, char **argv) {
-    cmd_common c;
-    cmd__common_defaults(&c);
+    acmc_common c;
+    acmc_common_defaults(&c);
     char model[128] = ACMC_DEFAULT_MODEL, err[4096], hdr[6][128];
     const char *heatmap = NULL, *headers[7] = {0};
     int nh = 0, nfiles = 0;
@@ -148,7 +140,7 @@ int acmc_cmd_classify(int argc, char **argv) {
     if (!files) return ACMC_EXIT_FAIL;
     for (int i = 1; i < argc; i++) {
         const char *v;
-        int m = cmd__common(&c, "classify", argc, argv, &i);
+        int m = acmc_common_opt(&c, "classify", argc, argv, &i);
         double d;
         long l;
         if (m < 0) {
@@ -194,16 +186,16 @@ int acmc_cmd_classify(int argc, char **argv) {
         } else files[nfiles++] = argv[i];
         if (bad) {
             free(files);
-            return cmd__usage_error("classify", err);
+            return acmc_usage_error("classify", err);
         }
         if (nh > 5) { /* every header option given twice or more: the last one counts for the server anyway */
             free(files);
-            return cmd__usage_error("classify", "too many budget/deadline/priority options");
+            return acmc_usage_error("classify", "too many budget/deadline/priority options");
         }
     }
     if (!nfiles) {
         free(files);
-        return cmd__usage_error("classify", "no image file given");
+        return acmc_usage_error("classify", "no image file given");
     }
     char url[1400];
     snprintf(url, sizeof url, "%s/v1/models/%s/classify%s", c.server, model, heatmap ? "?explain=1" : "");
@@ -289,10 +281,10 @@ static const char *const health_help =
     "(warming up or draining), 4 when the server cannot be reached.\n\n" CMD_COMMON_HELP;
 
 int acmc_cmd_health(int argc, char **argv) {
-    cmd_common c;
-    cmd__common_defaults(&c);
+    acmc_common c;
+    acmc_common_defaults(&c);
     for (int i = 1; i < argc; i++) {
-        int m = cmd__common(&c, "health", argc, argv, &i);
+        int m = acmc_common_opt(&c, "health", argc, argv, &i);
         if (m < 0) return -m;
         if (m) continue;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -301,7 +293,7 @@ int acmc_cmd_health(int argc, char **argv) {
         }
         char err[512];
         snprintf(err, sizeof err, "unknown %s '%s'", argv[i][0] == '-' ? "option" : "argument", argv[i]);
-        return cmd__usage_error("health", err);
+        return acmc_usage_error("health", err);
     }
     const char *paths[2] = {"/v2/health/live", "/v2/health/ready"};
     long st[2] = {0, 0};
@@ -354,13 +346,13 @@ static void cmd__print_tensors(const char *what, json_t *arr) {
 }
 
 int acmc_cmd_models(int argc, char **argv) {
-    cmd_common c;
-    cmd__common_defaults(&c);
+    acmc_common c;
+    acmc_common_defaults(&c);
     const char **names = calloc((size_t)argc + 1, sizeof *names);
     int n = 0;
     if (!names) return ACMC_EXIT_FAIL;
     for (int i = 1; i < argc; i++) {
-        int m = cmd__common(&c, "models", argc, argv, &i);
+        int m = acmc_common_opt(&c, "models", argc, argv, &i);
         if (m < 0) {
             free(names);
             return -m;
@@ -375,7 +367,7 @@ int acmc_cmd_models(int argc, char **argv) {
             char err[512];
             snprintf(err, sizeof err, "%s '%s'", argv[i][0] == '-' ? "unknown option" : "not a model name:", argv[i]);
             free(names);
-            return cmd__usage_error("models", err);
+            return acmc_usage_error("models", err);
         }
         names[n++] = argv[i];
     }

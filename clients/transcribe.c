@@ -125,30 +125,29 @@ static void tr__print(const tr__job *j, int words) {
 }
 
 int acmc_cmd_transcribe(int argc, char **argv) {
-    char server[1024] = ACMC_DEFAULT_SERVER, model[128] = "speech", err[1024], hdr[2][128];
+    acmc_common c;
+    acmc_common_defaults(&c);
+    char model[128] = "speech", err[1024], hdr[2][128];
     const char *type = NULL, *headers[3] = {0};
-    int json = 0, words = 0, nh = 0, nfiles = 0, has[2] = {0, 0};
+    int words = 0, nh = 0, nfiles = 0, has[2] = {0, 0};
     long parallel = 4;
-    double timeout_s = 30, d;
+    double d;
     char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files) return ACMC_EXIT_FAIL;
-    if (acmc_set_api_key(getenv("ACM_API_KEY"), err, sizeof err)) fprintf(stderr, "acm transcribe: ACM_API_KEY ignored: %s\n", err + 11);
     for (int i = 1; i < argc; i++) {
         const char *v;
-        int m, bad = 0;
+        int m = acmc_common_opt(&c, "transcribe", argc, argv, &i), bad = 0;
+        if (m < 0) {
+            free(files);
+            return -m;
+        }
+        if (m) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(transcribe_help, stdout);
             free(files);
             return 0;
         }
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--words")) words = 1;
-        else if ((m = acmc_opt(argc, argv, &i, "--server", &v, err, sizeof err)) != 0)
-            bad = m < 0 || acmc_server_url(server, sizeof server, v, err, sizeof err);
-        else if ((m = acmc_opt(argc, argv, &i, "--timeout", &v, err, sizeof err)) != 0)
-            bad = m < 0 || acmc_parse_double("--timeout", v, 0, 3600, 1, &timeout_s, err, sizeof err);
-        else if ((m = acmc_opt(argc, argv, &i, "--api-key", &v, err, sizeof err)) != 0)
-            bad = m < 0 || acmc_set_api_key(v, err, sizeof err);
+        if (!strcmp(argv[i], "--words")) words = 1;
         else if ((m = acmc_opt(argc, argv, &i, "--model", &v, err, sizeof err)) != 0) {
             if (m > 0 && (!*v || strlen(v) >= sizeof model || strpbrk(v, "/?#% ")))
                 snprintf(err, sizeof err, "--model: '%s' is not a model name", v), m = -1;
@@ -173,26 +172,24 @@ int acmc_cmd_transcribe(int argc, char **argv) {
         } else files[nfiles++] = argv[i];
         if (bad) {
             free(files);
-            fprintf(stderr, "acm transcribe: %s (acm transcribe --help)\n", err);
-            return ACMC_EXIT_USAGE;
+            return acmc_usage_error("transcribe", err);
         }
     }
     if (!nfiles) {
         free(files);
-        fprintf(stderr, "acm transcribe: no audio file given (acm transcribe --help)\n");
-        return ACMC_EXIT_USAGE;
+        return acmc_usage_error("transcribe", "no audio file given");
     }
     for (int k = 0; k < 2; k++)
         if (has[k]) headers[nh++] = hdr[k];
     char url[1400];
-    snprintf(url, sizeof url, "%s/v1/models/%s/transcribe", server, model);
+    snprintf(url, sizeof url, "%s/v1/models/%s/transcribe", c.server, model);
     tr__pool p = {.jobs = calloc((size_t)nfiles, sizeof(tr__job)), .n = nfiles};
     if (!p.jobs) {
         free(files);
         return ACMC_EXIT_FAIL;
     }
     for (int f = 0; f < nfiles; f++)
-        p.jobs[f] = (tr__job){.file = files[f], .url = url, .type = type, .headers = headers, .timeout_s = timeout_s};
+        p.jobs[f] = (tr__job){.file = files[f], .url = url, .type = type, .headers = headers, .timeout_s = c.timeout_s};
     pthread_mutex_init(&p.mu, NULL);
     const int nt = (int)(parallel < nfiles ? parallel : nfiles);
     pthread_t th[64];
@@ -208,7 +205,7 @@ int acmc_cmd_transcribe(int argc, char **argv) {
         if (j->rc) {
             fprintf(stderr, "acm transcribe: %s\n", j->err);
             if (j->rc > worst) worst = j->rc;
-        } else if (json) {
+        } else if (c.json) {
             json_object_set_new(j->answer, "file", json_string(j->file));
             json_object_set_new(j->answer, "client_ms", json_real(j->client_ms));
             json_dumpf(j->answer, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
