@@ -195,7 +195,7 @@ static int64_t new_epoch(const speech_set *s, const acmt_speech_train_config *c,
     for (int64_t i = 0; i < s->n; i += win)
         qsort(order + i, (size_t)(s->n - i < win ? s->n - i : win), sizeof *order, cmp_len);
     const int64_t nb = cut_batches(s, order, c, bstart);
-    for (int64_t b = 0; b < nb; b++) perm[b] = (int32_t)b;
+    for (int64_t b = 0; b < s->n; b++) perm[b] = b < nb ? (int32_t)b : -1; /* the tail is checkpointed too */
     acmt_rng_shuffle(r, perm, nb);
     return nb;
 }
@@ -426,7 +426,7 @@ int cmd_speech_base(int argc, char **argv) {
     if (resume) {
         if (acmt_ckpt_read(ckpt_path, NULL, 0, &st0, err, sizeof err) ||
             acmt_speech_train_config_apply(&cfg, json_object_get(st0, "config"), err, sizeof err)) {
-            fprintf(stderr, ME ": --resume: %s: %s\n", ckpt_path, err);
+            fprintf(stderr, ME ": --resume: %s\n", err);
             json_decref(st0);
             return 1;
         }
