@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "ctc.h"
 #include "train/ckpt.h"
 #include "train/commands.h"
 #include "train/ctc_loss.h"
@@ -35,6 +36,7 @@
 #include "train/rng.h"
 #include "train/speech_config.h"
 #include "train/speech_corpus.h"
+#include "train/speech_eval.h"
 #include "train/speech_train.h"
 #include "train/wer.h"
 
@@ -239,7 +241,8 @@ typedef struct {
     double loss, cer, wer;
 } val_result;
 
-/* CTC loss (mean per label), greedy CER and WER over the set, batches in manifest order, no augmentation. */
+/* CTC loss (mean per label), greedy CER and WER (the engine's greedy decoder, as acm-train eval) over the set, batches
+ * in manifest order, no augmentation. */
 static int validate(acmt_speech *sp, const speech_set *s, const acmt_speech_train_config *c, float *buf, float *tmp,
                     val_result *out, char *err, size_t errlen) {
     const int maxn = sp->max_items;
@@ -250,6 +253,11 @@ static int validate(acmt_speech *sp, const speech_set *s, const acmt_speech_trai
     int *nl = malloc(sizeof(int) * (size_t)maxn);
     char *hyp = malloc(4096);
     int rc = -1;
+    acm_ctc_decoder *dec = NULL;
+    acm_ctc_alphabet al;
+    if (acm_ctc_alphabet_init_blank_first(&al, sp->cfg.alphabet, err, errlen) ||
+        !(dec = acm_ctc_decoder_new(&al, acm_ctc_default_params(), err, errlen)))
+        goto done;
     if (!idx || !fr || !tok || !lab || !nl || !hyp) {
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -274,8 +282,9 @@ static int validate(acmt_speech *sp, const speech_set *s, const acmt_speech_trai
                 L += lb / (nl[b] > 0 ? nl[b] : 1);
                 nloss++;
             }
-            acmt_ctc_greedy_text(z, tok[b], sp->K, sp->cfg.alphabet, hyp, 4096);
-            if (acmt_wer_add(&w, s->utts[idx[b]].text, hyp)) {
+            acm_ctc_result g;
+            if (acm_ctc_decode(dec, z, tok[b], sp->K, &g, err, errlen)) goto done;
+            if (acmt_wer_add(&w, s->utts[idx[b]].text, acmt_ctc_text(&g, hyp, 4096))) {
                 snprintf(err, errlen, "out of memory");
                 goto done;
             }
@@ -286,6 +295,7 @@ static int validate(acmt_speech *sp, const speech_set *s, const acmt_speech_trai
     out->wer = acmt_wer_word_rate(&w);
     rc = 0;
 done:
+    acm_ctc_decoder_free(dec);
     free(idx);
     free(fr);
     free(tok);

@@ -30,4 +30,7 @@
 ACM_TRAIN_COMMANDS(X)
 #undef X
 
+/* `acm-train eval` on a speech model (cmd_eval.c hands it over; same arguments). */
+int cmd_speech_eval(int argc, char **argv);
+
 #endif

@@ -108,17 +108,3 @@ int acmt_wer_add(acmt_wer *w, const char *ref, const char *hyp) {
 static double rate(int64_t e, int64_t n) { return n ? (double)e / (double)n : e ? 1.0 : 0.0; }
 double acmt_wer_word_rate(const acmt_wer *w) { return rate(w->word_errors, w->words); }
 double acmt_wer_char_rate(const acmt_wer *w) { return rate(w->char_errors, w->chars); }
-
-int acmt_ctc_greedy_text(const float *logits, int64_t T, int K, const char *alphabet, char *out, int cap) {
-    int n = 0, prev = 0;
-    for (int64_t t = 0; t < T; t++) {
-        const float *z = logits + t * K;
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            if (z[k] > z[best]) best = k;
-        if (best && best != prev && n < cap - 1) out[n++] = alphabet[best - 1];
-        prev = best;
-    }
-    if (cap > 0) out[n] = 0;
-    return n;
-}

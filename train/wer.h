@@ -26,9 +26,4 @@ int64_t acmt_char_distance(const char *a, const char *b);
 /* Words in a text. */
 int64_t acmt_word_count(const char *a);
 
-/* Greedy CTC: the argmax class of each of T rows of logits [T, K] (class 0 the blank), repeats merged and blanks
- * dropped, written as the alphabet's characters into out (at most cap-1 characters, NUL-terminated). Returns the
- * length written. */
-int acmt_ctc_greedy_text(const float *logits, int64_t T, int K, const char *alphabet, char *out, int cap);
-
 #endif

@@ -3,10 +3,11 @@
  * (the layout of speech_corpus.h: manifests and fp16 shards; random frames, texts over "abc "): the loss falls, a run
  * interrupted by SIGTERM and resumed ends bit for bit where an uninterrupted run ends (parameters, AdamW moments,
  * order, batch permutation, RNG states; across an epoch boundary after the resume), the model it writes loads in the
- * engine, and bad input is refused.
+ * engine, `acm-train eval` (speech_eval.c) reproduces the run's final validation CER, and bad input is refused.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "train/commands.h"
 #include "train/rng.h"
 #include "train/speech_corpus.h"
+#include "train/speech_eval.h"
 
 static char dir[64];
 
@@ -131,6 +133,30 @@ Test(speech_base, smoke_loss_falls_and_the_engine_loads_the_model) {
     cr_expect_eq(c->chunk, 4);
     cr_expect_eq(c->left_context, 6);
     acm_model_free(m);
+    /* the evaluation of the written model on val: the same forward and the same greedy decoder as the validation */
+    acmt_speech_eval_params ep = {.corpus = dir, .split = "val", .beam = 4};
+    acmt_speech_eval_result r;
+    cr_assert_eq(acmt_speech_eval(out, &ep, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(r.utterances, 8);
+    cr_expect(fabs(acmt_wer_char_rate(&r.greedy) - val_cer) < 1e-6, "eval CER %.6f, training's final validation %.6f",
+              acmt_wer_char_rate(&r.greedy), val_cer);
+    cr_expect_eq(r.beam.utterances, 8);
+    cr_expect(r.n_speakers == 3, "%d speakers", r.n_speakers);
+    cr_expect(r.flops > 0 && r.audio_seconds > 0);
+    free(r.speakers);
+    ep.limit = 3;
+    cr_assert_eq(acmt_speech_eval(out, &ep, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(r.utterances, 3);
+    free(r.speakers);
+    /* a transcript outside the alphabet is named */
+    char tsv[128];
+    snprintf(tsv, sizeof tsv, "%s/val.tsv", dir);
+    FILE *t = fopen(tsv, "a");
+    fprintf(t, "val-x\t0\t0\t40\t6640\tspk0\tespeak-ng\tv\tcommand\tclean\tHello\n");
+    fclose(t);
+    ep.limit = 0;
+    cr_assert_eq(acmt_speech_eval(out, &ep, &r, err, sizeof err), -1);
+    cr_expect(strstr(err, "val-x") && strstr(err, "'H'"), "%s", err);
     cleanup();
 }
 

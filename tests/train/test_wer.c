@@ -1,6 +1,5 @@
 /*
- * test_wer.c — word and character error rates (train/wer.c) on pairs whose distances are counted by hand, and the
- * greedy CTC collapse.
+ * test_wer.c — word and character error rates (train/wer.c) on pairs whose distances are counted by hand.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -35,16 +34,4 @@ Test(wer, rates_sum_errors_over_reference_lengths) {
     cr_expect(fabs(acmt_wer_char_rate(&w) - 4.0 / 26) < 1e-12);
     acmt_wer e = {0};
     cr_expect_eq(acmt_wer_word_rate(&e), 0.0);
-}
-
-Test(wer, greedy_ctc_merges_repeats_and_drops_blanks) {
-    /* K = 4: blank, 'a', 'b', ' '; frames argmax: a a _ a b b _ ' ' b */
-    const int path[9] = {1, 1, 0, 1, 2, 2, 0, 3, 2};
-    float z[9 * 4] = {0};
-    for (int t = 0; t < 9; t++) z[t * 4 + path[t]] = 1.0f;
-    char out[16];
-    cr_expect_eq(acmt_ctc_greedy_text(z, 9, 4, "ab ", out, sizeof out), 5);
-    cr_expect_str_eq(out, "aab b");
-    cr_expect_eq(acmt_ctc_greedy_text(z, 9, 4, "ab ", out, 3), 2, "truncated to the buffer");
-    cr_expect_str_eq(out, "aa");
 }
