@@ -530,7 +530,8 @@ int cmd_speech_base(int argc, char **argv) {
             fprintf(stderr, ME ": %s: %s\n", csv_path, strerror(errno));
             goto done;
         }
-        fprintf(f, "step,epoch,utterances,tokens,lr,loss,grad_norm,tok_per_s,train_s,skipped,val_loss,val_cer,val_wer\n");
+        fprintf(f, "step,epoch,utterances,tokens,lr,loss,grad_norm,tok_per_s,train_s,skipped,val_loss,val_cer,"
+                   "val_wer\n");
         fclose(f);
     }
     csv = fopen(csv_path, "a");
@@ -675,7 +676,8 @@ int cmd_speech_base(int argc, char **argv) {
                 s.train_seconds, vr.loss, vr.cer, vr.wer);
         char extra[1024];
         snprintf(extra, sizeof extra,
-                 "{\"train\": {\"command\": \"acm-train speech-base\", \"steps\": %lld, \"epochs\": %d, \"seed\": %lld, "
+                 "{\"train\": {\"command\": \"acm-train speech-base\", \"steps\": %lld, \"epochs\": %d, "
+                 "\"seed\": %lld, "
                  "\"train_seconds\": %.1f, \"train_utterances\": %lld, \"val_utterances\": %lld, \"val_loss\": %.6f, "
                  "\"val_cer_greedy\": %.6f, \"val_wer_greedy\": %.6f}}",
                  (long long)s.step, cfg.epochs, (long long)cfg.seed, s.train_seconds, (long long)n, (long long)val.n,

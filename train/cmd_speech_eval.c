@@ -80,8 +80,8 @@ int cmd_speech_eval(int argc, char **argv) {
         }
         const double gfs = r.flops / 1e9 / r.audio_seconds, rtf = r.seconds / r.audio_seconds;
         json_t *o = json_pack("{s:I, s:f, s:f, s:f, s:f}", "utterances", (json_int_t)r.utterances, "audio_seconds",
-                              r.audio_seconds, "gflops_per_audio_second", gfs, "realtime_factor", rtf, "budget_realised",
-                              1.0);
+                              r.audio_seconds, "gflops_per_audio_second", gfs, "realtime_factor", rtf,
+                              "budget_realised", 1.0);
         json_object_set_new(o, "greedy", wer_json(&r.greedy));
         if (beam) json_object_set_new(o, "beam", wer_json(&r.beam));
         if (per_speaker) {

@@ -178,7 +178,9 @@ acmt_speech *acmt_speech_new(const acmt_speech_config *cfg, int max_items, int64
 
     const int64_t R = max_rows, D = c->dim, Hd = c->mlp_hidden, H = c->heads, K = s->K, SM = s->SM;
     const int64_t C = c->chunk, L = c->left_context, W = L + C, half = s->hd / 2;
-    const int64_t per_block = R * D + 2 * R + R * 3 * D + H * R * W + R * D + R * D + R * D + 2 * R + 2 * R * Hd + R * D;
+    /* ln1 + stats, qkv, att, att_y, x1, ln2 + stats, fc1 and gelu, x2 */
+    const int64_t per_block = R * D + 2 * R + R * 3 * D + H * R * W + R * D + R * D + R * D + 2 * R + 2 * R * Hd +
+                              R * D;
     const int64_t act_total = R * SM + R * D + c->depth * per_block + R * D + 2 * R + R * K + 2 * W * half;
     s->act_mem = malloc(sizeof(float) * (size_t)act_total);
     s->blk = calloc((size_t)c->depth, sizeof *s->blk);
@@ -572,6 +574,7 @@ int acmt_speech_save_model(const acmt_speech *s, const char *path, const char *e
 }
 
 double acmt_speech_token_flops(const acmt_speech_config *c) {
-    const double D = c->dim, Hd = c->mlp_hidden, SM = (double)c->stack * c->n_mels, K = 1.0 + (double)strlen(c->alphabet);
+    const double D = c->dim, Hd = c->mlp_hidden, SM = (double)c->stack * c->n_mels;
+    const double K = 1.0 + (double)strlen(c->alphabet);
     return 2.0 * (SM * D + c->depth * (3 * D * D + D * D + 2 * D * Hd) + D * K);
 }

@@ -30,7 +30,8 @@ Test(ctc_loss, golden_numpy_float64) {
     double worst_loss = 0, worst_grad = 0;
     json_array_foreach(cases, i, c) {
         const char *name = json_string_value(json_object_get(c, "name"));
-        const int T = (int)json_integer_value(json_object_get(c, "T")), K = (int)json_integer_value(json_object_get(c, "K"));
+        const int T = (int)json_integer_value(json_object_get(c, "T"));
+        const int K = (int)json_integer_value(json_object_get(c, "K"));
         json_t *jl = json_object_get(c, "labels"), *jz = json_object_get(c, "logits");
         const int U = (int)json_array_size(jl);
         int32_t *lab = malloc(sizeof(int32_t) * (size_t)(U + 1));

@@ -177,7 +177,8 @@ static void same_checkpoints(const char *p1, const char *p2, int64_t step) {
         cr_assert(diff < 0, "%s differs first at element %lld of %lld", names[i], (long long)diff,
                   (long long)ta->numel);
     }
-    json_t *sa = json_loads(acm__st_meta(&a, "acm_train"), 0, NULL), *sb = json_loads(acm__st_meta(&b, "acm_train"), 0, NULL);
+    json_t *sa = json_loads(acm__st_meta(&a, "acm_train"), 0, NULL);
+    json_t *sb = json_loads(acm__st_meta(&b, "acm_train"), 0, NULL);
     cr_assert(sa && sb);
     const char *keys[] = {"step", "total", "epoch", "bpos", "nb", "rng_order", "rng_aug"};
     for (int i = 0; i < 7; i++)
