@@ -34,6 +34,7 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
+#include "train/speech_batches.h"
 #include "train/speech_config.h"
 #include "train/speech_corpus.h"
 #include "train/speech_eval.h"
@@ -160,46 +161,10 @@ static int mel_stats(const speech_set *s, const char *corpus, int count, float *
 
 /* ---- epochs and batches ----------------------------------------------------------------------------------------- */
 
-static const int64_t *cmp_tokens;
-static int cmp_len(const void *a, const void *b) {
-    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    if (cmp_tokens[x] != cmp_tokens[y]) return cmp_tokens[x] < cmp_tokens[y] ? -1 : 1;
-    return x < y ? -1 : x > y; /* total order: qsort is not stable */
-}
-
-/* Cuts order into batches greedily: bstart[0..nb] (bstart[nb] = n). Returns nb. */
-static int64_t cut_batches(const speech_set *s, const int32_t *order, const acmt_speech_train_config *c,
-                           int64_t *bstart) {
-    int64_t nb = 0, tok = 0, items = 0;
-    bstart[0] = 0;
-    for (int64_t i = 0; i < s->n; i++) {
-        const int64_t t = s->tokens[order[i]];
-        if (items && (tok + t > c->batch_tokens || items == c->max_items)) {
-            bstart[++nb] = i;
-            tok = items = 0;
-        }
-        tok += t;
-        items++;
-    }
-    bstart[++nb] = s->n;
-    return nb;
-}
-
-/* A new epoch: shuffle, sort windows by length, cut, shuffle the batch order into perm. Returns the batch count. */
-static int64_t new_epoch(const speech_set *s, const acmt_speech_train_config *c, acmt_rng *r, int32_t *order,
-                         int64_t *bstart, int32_t *perm) {
-    acmt_rng_shuffle(r, order, s->n);
-    int64_t sum = 0;
-    for (int64_t i = 0; i < s->n; i++) sum += s->tokens[i];
-    const double per_batch = fmin((double)c->max_items, (double)c->batch_tokens / ((double)sum / (double)s->n));
-    const int64_t win = (int64_t)fmax(1.0, per_batch * c->bucket_batches);
-    cmp_tokens = s->tokens;
-    for (int64_t i = 0; i < s->n; i += win)
-        qsort(order + i, (size_t)(s->n - i < win ? s->n - i : win), sizeof *order, cmp_len);
-    const int64_t nb = cut_batches(s, order, c, bstart);
-    for (int64_t b = 0; b < s->n; b++) perm[b] = b < nb ? (int32_t)b : -1; /* the tail is checkpointed too */
-    acmt_rng_shuffle(r, perm, nb);
-    return nb;
+static acmt_batch_params batch_params(const acmt_speech_train_config *c) {
+    acmt_batch_params p = {.batch_tokens = c->batch_tokens, .max_items = c->max_items,
+                           .bucket_batches = c->bucket_batches};
+    return p;
 }
 
 /* SpecAugment on one utterance's frames [F, M]: masked values become the bin's mean (0 after normalisation). */
@@ -505,7 +470,7 @@ int cmd_speech_base(int argc, char **argv) {
             goto done;
         }
         json_decref(st);
-        if (cut_batches(&train, order, &cfg, bstart) != s.nb) {
+        if (acmt_batches_cut(train.tokens, order, n, batch_params(&cfg), bstart) != s.nb) {
             fprintf(stderr, ME ": --resume: %s does not match the corpus (the batches differ)\n", ckpt_path);
             goto done;
         }
@@ -523,7 +488,7 @@ int cmd_speech_base(int argc, char **argv) {
         }
         acmt_speech_set_mel_stats(sp, mean, sd);
         for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
-        s.nb = new_epoch(&train, &cfg, &s.rng_order, order, bstart, perm);
+        s.nb = acmt_batches_epoch(train.tokens, n, batch_params(&cfg), &s.rng_order, order, bstart, perm);
         s.total = s.nb * cfg.epochs;
         FILE *f = fopen(csv_path, "w");
         if (!f) {
@@ -572,7 +537,7 @@ int cmd_speech_base(int argc, char **argv) {
         if (s.bpos == s.nb) {
             s.epoch++;
             s.bpos = 0;
-            s.nb = new_epoch(&train, &cfg, &s.rng_order, order, bstart, perm);
+            s.nb = acmt_batches_epoch(train.tokens, n, batch_params(&cfg), &s.rng_order, order, bstart, perm);
         }
         const int64_t b0 = bstart[perm[s.bpos]], nbat = bstart[perm[s.bpos] + 1] - b0;
         s.bpos++;
