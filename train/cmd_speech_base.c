@@ -59,6 +59,8 @@ static void usage(FILE *f) {
                "  --ckpt PATH            checkpoint file (default: OUT.ckpt)\n"
                "  --csv PATH             training log (default: OUT.csv)\n"
                "  --resume               continue from --ckpt (its stored configuration wins over --config)\n"
+               "  --epochs N             with --resume: change the run's length to N epochs (the cosine schedule\n"
+               "                         is laid out again for the new total; it must lie beyond the current step)\n"
                "  --max-steps N          stop (with a checkpoint) after step N; 0 = run to the end (default 0)\n"
                "  --no-final             at the end, skip the final validation and writing --out\n"
                "  --quiet                no progress output\n"
@@ -352,6 +354,7 @@ int cmd_speech_base(int argc, char **argv) {
     const char *config_path = NULL, *out = NULL, *ckpt_arg = NULL, *csv_arg = NULL;
     int resume = 0, quiet = 0, no_final = 0;
     int64_t max_steps = 0, sigterm_at = -1;
+    long new_epochs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -367,11 +370,22 @@ int cmd_speech_base(int argc, char **argv) {
         else if (!strcmp(a, "--no-final")) no_final = 1;
         else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
-        else {
+        else if (!strcmp(a, "--epochs") && more) {
+            char *end;
+            new_epochs = strtol(argv[++i], &end, 10);
+            if (*end || new_epochs < 1 || new_epochs > 10000) {
+                fprintf(stderr, ME ": --epochs: '%s' is not a whole number of epochs in [1, 10000]\n", argv[i]);
+                return 2;
+            }
+        } else {
             fprintf(stderr, ME ": unknown or incomplete option '%s'\n", a);
             usage(stderr);
             return 2;
         }
+    }
+    if (new_epochs && !resume) {
+        fprintf(stderr, ME ": --epochs only changes a resumed run; set \"epochs\" in --config\n");
+        return 2;
     }
     if (!out) {
         fprintf(stderr, ME ": --out is required\n");
@@ -407,6 +421,8 @@ int cmd_speech_base(int argc, char **argv) {
         }
         json_decref(st0);
     }
+    const int old_epochs = cfg.epochs;
+    if (new_epochs) cfg.epochs = (int)new_epochs;
     acm_blas_set_threads(cfg.threads);
 
     acmt_speech_config mc = acmt_speech_default_config();
@@ -473,6 +489,15 @@ int cmd_speech_base(int argc, char **argv) {
         if (acmt_batches_cut(train.tokens, order, n, batch_params(&cfg), bstart) != s.nb) {
             fprintf(stderr, ME ": --resume: %s does not match the corpus (the batches differ)\n", ckpt_path);
             goto done;
+        }
+        if (new_epochs) { /* the schedule is epochs x the first epoch's batches: lay it out again */
+            const int64_t total = s.total / old_epochs * new_epochs;
+            if (total <= s.step) {
+                fprintf(stderr, ME ": --epochs %ld: %lld steps in all, but the checkpoint is at step %lld\n",
+                        new_epochs, (long long)total, (long long)s.step);
+                goto done;
+            }
+            s.total = total;
         }
         if (csv_truncate(csv_path, s.step)) fprintf(stderr, ME ": warning: cannot trim %s\n", csv_path);
     } else {

@@ -233,6 +233,43 @@ Test(speech_base, sigterm_and_resume_is_bit_exact) {
     cleanup();
 }
 
+/* --epochs on resume lengthens or shortens a run: the schedule is laid out again and the run ends at the new total; a
+ * total at or before the checkpoint's step is refused and changes nothing; --epochs without --resume is refused. */
+Test(speech_base, resume_with_other_epochs) {
+    make_corpus();
+    char cfg[128], out[128], ck[128], csv[128];
+    snprintf(cfg, sizeof cfg, "%s/c.json", dir);
+    snprintf(out, sizeof out, "%s/m.safetensors", dir);
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    snprintf(csv, sizeof csv, "%s/m.csv", dir);
+    write_config(cfg, NULL); /* 3 epochs */
+    const char *first[] = {"--config", cfg, "--out", out, "--ckpt", ck, "--csv", csv, "--max-steps", "10", "--quiet"};
+    cr_assert_eq(run(11, first), 0);
+    acm_st_file f;
+    char err[256];
+    cr_assert_eq(acm__st_open(&f, ck, err, sizeof err), 0, "%s", err);
+    json_t *st = json_loads(acm__st_meta(&f, "acm_train"), 0, NULL);
+    const int64_t total3 = json_integer_value(json_object_get(st, "total"));
+    json_decref(st);
+    acm__st_close(&f);
+    cr_assert(total3 > 10 && total3 % 3 == 0, "total %lld", (long long)total3);
+    const char *too_short[] = {"--out", out, "--ckpt", ck, "--csv", csv, "--resume", "--epochs", "1", "--quiet"};
+    cr_assert_eq(run(10, too_short), 1, "one epoch ends before step 10");
+    const char *no_resume[] = {"--config", cfg, "--out", out, "--epochs", "2", "--quiet"};
+    cr_assert_eq(run(7, no_resume), 2);
+    const char *longer[] = {"--out", out, "--ckpt", ck, "--csv", csv, "--resume", "--epochs", "4", "--quiet"};
+    cr_assert_eq(run(10, longer), 0);
+    cr_assert_eq(acm__st_open(&f, ck, err, sizeof err), 0, "%s", err);
+    st = json_loads(acm__st_meta(&f, "acm_train"), 0, NULL);
+    cr_expect_eq(json_integer_value(json_object_get(st, "step")), total3 / 3 * 4, "the run ends at 4 epochs");
+    cr_expect_eq(json_integer_value(json_object_get(st, "total")), total3 / 3 * 4);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(st, "config"), "epochs")), 4);
+    json_decref(st);
+    acm__st_close(&f);
+    cr_assert(access(out, F_OK) == 0, "the model is written at the end");
+    cleanup();
+}
+
 Test(speech_base, bad_input_is_refused) {
     make_corpus();
     char cfg[128], out[128];
