@@ -610,8 +610,7 @@ typedef struct acmd_server {
     uv_signal_t sig_term, sig_int, sig_hup;
     acmd_keys keys;        /* --auth-file (I/O thread; replaced on SIGHUP) */
     int auth;              /* --auth-file is set: routes that want a key refuse requests without one */
-    int tls;               /* --tls-cert: the listener speaks HTTPS only */
-    char *tls_cert_pem, *tls_key_pem; /* their contents (MHD reads them at start; they live as long as the daemon) */
+    int tls;               /* --tls-cert: the listener speaks HTTPS only (the certificate in force: tls.c) */
     /* the access log, I/O thread only: lines gather here and go to stderr in one write per loop iteration (a uv_prepare
      * handle: just before the loop waits) or at 64 KiB, instead of one unbuffered write(2) per request */
     uv_prepare_t log_flush_handle;

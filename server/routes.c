@@ -285,10 +285,11 @@ void acmd_api_markdown(FILE *f) {
     fputs("\n## TLS (`--tls-cert`, `--tls-key`)\n\n"
           "With a PEM certificate (the server's first, then intermediates) and its private key, the listener speaks "
           "HTTPS only (libmicrohttpd's GnuTLS), HTTP/1.1 with the same routes and answers. A plain HTTP request to it "
-          "gets no HTTP answer (the connection is closed). The certificate is read at start only: libmicrohttpd "
-          "0.9.75 cannot swap it in a running daemon, so SIGHUP logs a warning saying so (and still reloads the "
-          "`--auth-file`); rotate a certificate by restarting (a SIGTERM drain, `docs/DEPLOY.md`). Dates are not "
-          "checked by the server: a client that verifies refuses an expired certificate.\n", f);
+          "gets no HTTP answer (the connection is closed). The key must be the certificate's (checked at start). "
+          "SIGHUP re-reads both files (with the `--auth-file`): new handshakes get the new certificate, open "
+          "connections keep the session they have, and the log names the new subject, serial and expiry; files that "
+          "cannot be read, do not parse or do not belong together keep the certificate in force, and the error is "
+          "logged. Dates are not checked by the server: a client that verifies refuses an expired certificate.\n", f);
     fputs("\n## Shutdown (SIGTERM or SIGINT)\n\n"
                "A drain that a load balancer or Kubernetes can follow, losing no accepted request: readiness turns 503 "
                "at once (liveness stays 200) while the server keeps accepting and answering for `--drain-grace-s` "

@@ -164,8 +164,8 @@ Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
 }
 
 /* A plain HTTP client against the TLS port gets no HTTP answer (libmicrohttpd drops what is not a TLS handshake), and
- * the server keeps serving HTTPS; SIGHUP says the certificate is not reloaded and kills nothing. */
-Test(tls, plain_http_to_the_tls_port_and_sighup, .timeout = 120, .fini = rm_certs) {
+ * the server keeps serving HTTPS. */
+Test(tls, plain_http_to_the_tls_port, .timeout = 120, .fini = rm_certs) {
     start_tls(cert, key, NULL);
     th_resp r;
     const int rc = th_http(srv.port, "GET", "/v2/health/live", NULL, NULL, 0, &r);
@@ -176,11 +176,100 @@ Test(tls, plain_http_to_the_tls_port_and_sighup, .timeout = 120, .fini = rm_cert
     char a[300];
     snprintf(a, sizeof a, "--cacert %s", cert);
     cr_expect_eq(curl(a, "/v2/health/live", NULL, NULL, 0), 200, "HTTPS after a plain client");
+    stop_tls();
+}
+
+/* Makes certificate+key `name`.pem / `name`-key.pem in dir with subject CN=`name` (and a serial of openssl's). */
+static void make_named_cert(const char *name) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s-key.pem -out %s.pem -days 2 "
+             "-subj /CN=%s -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1", dir, name, name, name);
+    cr_assert_eq(sh(cmd), 0, "openssl: %s", cmd);
+}
+
+/* The subject line curl -v prints for the certificate the server sent; "" when the handshake failed. */
+static void served_subject(const char *ca, char *subj, size_t n) {
+    char a[400], err[4096];
+    snprintf(a, sizeof a, "-v --cacert %s", ca);
+    const int code = curl(a, "/v2/health/live", NULL, err, sizeof err);
+    const char *p = strstr(err, "subject: ");
+    snprintf(subj, n, "%.*s", p && code == 200 ? (int)strcspn(p + 9, "\r\n") : 0, p ? p + 9 : "");
+}
+
+/* SIGHUP reloads the certificate: acmd starts with A; the files are replaced with B (another subject and serial);
+ * after SIGHUP a new handshake gets B, while a connection that shook hands with A before keeps its session and is
+ * answered on it. Then the file is broken: SIGHUP says why and B keeps being served. A key that is not the
+ * certificate's is refused the same way. */
+Test(tls, sighup_reloads_the_certificate, .timeout = 120, .fini = rm_certs) {
+    make_certs();
+    make_named_cert("acm-test-A");
+    make_named_cert("acm-test-B");
+    char live_c[300], live_k[300], cmd[1600], subj[512];
+    snprintf(live_c, sizeof live_c, "%s/live.pem", dir), snprintf(live_k, sizeof live_k, "%s/live-key.pem", dir);
+    snprintf(cmd, sizeof cmd, "cp %s/acm-test-A.pem %s && cp %s/acm-test-A-key.pem %s", dir, live_c, dir, live_k);
+    cr_assert_eq(sh(cmd), 0);
+    start_tls(live_c, live_k, NULL);
+    char ca_a[300], ca_b[300];
+    snprintf(ca_a, sizeof ca_a, "%s/acm-test-A.pem", dir), snprintf(ca_b, sizeof ca_b, "%s/acm-test-B.pem", dir);
+    served_subject(ca_a, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-A"), "before the reload: '%s'", subj);
+
+    /* a connection that shakes hands with A now and sends its request only after the reload */
+    char out[300], err[300], cmdline[1200];
+    snprintf(out, sizeof out, "%s/sc.out", dir), snprintf(err, sizeof err, "%s/sc.err", dir);
+    snprintf(cmdline, sizeof cmdline, "openssl s_client -connect 127.0.0.1:%d -CAfile %s -verify_return_error -ign_eof "
+             "-quiet >%s 2>%s", srv.port, ca_a, out, err);
+    FILE *sc = popen(cmdline, "w");
+    cr_assert(sc);
+    char *e = NULL;
+    for (double t0 = th_now(); th_now() - t0 < 20; usleep(20000)) { /* -quiet prints the chain's depth lines on stderr */
+        free(e);
+        e = th_slurp(err, NULL);
+        if (e && strstr(e, "depth=0")) break;
+    }
+    cr_assert(e && strstr(e, "depth=0") && strstr(e, "acm-test-A"), "s_client did not shake hands: %s", e ? e : "");
+    free(e);
+
+    snprintf(cmd, sizeof cmd, "cp %s/acm-test-B.pem %s && cp %s/acm-test-B-key.pem %s", dir, live_c, dir, live_k);
+    cr_assert_eq(sh(cmd), 0);
     cr_assert_eq(kill(srv.pid, SIGHUP), 0);
-    char *log = th_acmd_log_wait(&srv, "not reloaded", 10);
-    cr_expect(strstr(log, "SIGHUP: the TLS certificate is not reloaded"), "%s", log);
+    char *log = th_acmd_log_wait(&srv, "reloaded: subject", 10);
+    cr_expect(strstr(log, "reloaded: subject CN=acm-test-B, serial "), "%s", log);
     free(log);
-    cr_expect_eq(curl(a, "/v2/health/live", NULL, NULL, 0), 200, "HTTPS after SIGHUP");
+    served_subject(ca_b, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-B"), "after the reload: '%s'", subj);
+    served_subject(ca_a, subj, sizeof subj);
+    cr_expect_str_empty(subj, "a client that trusts only A still got an answer: '%s'", subj);
+
+    /* the old connection is answered on its session with A */
+    fputs("GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", sc);
+    fflush(sc);
+    cr_expect_neq(pclose(sc), -1); /* its status is 1: libmicrohttpd closes "Connection: close" without close_notify */
+    char *o = th_slurp(out, NULL);
+    cr_expect(o && strncmp(o, "HTTP/1.1 200", 12) == 0, "the connection opened before the reload: %s", o ? o : "");
+    free(o);
+
+    /* a broken certificate file: the reload fails, says why, and B stays */
+    FILE *f = fopen(live_c, "w");
+    cr_assert(f);
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    log = th_acmd_log_wait(&srv, "the certificate in force stays", 10);
+    cr_expect(strstr(log, "SIGHUP: --tls-cert ") && strstr(log, "live.pem: not a PEM certificate"), "%s", log);
+    free(log);
+    served_subject(ca_b, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-B"), "after a broken reload: '%s'", subj);
+
+    /* A's certificate with B's key: refused as a pair, B stays */
+    snprintf(cmd, sizeof cmd, "cp %s/acm-test-A.pem %s", dir, live_c);
+    cr_assert_eq(sh(cmd), 0);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    log = th_acmd_log_wait(&srv, "is not the private key of", 10);
+    cr_expect(strstr(log, "live-key.pem is not the private key of --tls-cert"), "%s", log);
+    free(log);
+    served_subject(ca_b, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-B"), "after a mismatched pair: '%s'", subj);
     stop_tls();
 }
 
