@@ -140,7 +140,7 @@ echo
 echo "| phase | b 200s/s | b vs alone | b deadlines met | b p99 ms | a sent | a 200 | a 429 |"
 echo "|---|---|---|---|---|---|---|---|"
 for ph in alone limited open; do
-    printf '| %s | %.1f | %.4f | %.4f | %.2f | %d | %d | %d |\n' "$ph" "$(c2 $ph 5)" "$(r2 $ph 3)" "$(c2 $ph 6)" \
+    printf '| %s | %.1f | %.4f | %.4f | %.2f | %.0f | %.0f | %.0f |\n' "$ph" "$(c2 $ph 5)" "$(r2 $ph 3)" "$(c2 $ph 6)" \
         "$(c2 $ph 7)" "$(c2 $ph 8)" "$(c2 $ph 9)" "$(c2 $ph 10)"
 done
 echo "(medians over $TR rounds; 'b vs alone': b's 200s over b's 200s alone in the same round, same seed so same arrivals)"

@@ -16,6 +16,7 @@
 
 #include "server/acmd.h"
 #include "server/harness.h"
+#include "server/tls.h"
 
 static char dir[64];
 static char cert[128], key[128], ecert[128], ekey[128];
@@ -141,7 +142,7 @@ Test(tls, routes_and_bad_input_over_https, .timeout = 120, .fini = rm_certs) {
     stop_tls();
 }
 
-/* API keys over TLS: 401 without, 200 with. */
+/* API keys over TLS: 401 without or with a wrong one, 200 with. */
 Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
     make_certs();
     char keys[300], line[256], cmd[600];
@@ -157,6 +158,9 @@ Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
     write_png(png);
     snprintf(a, sizeof a, "--cacert %s -H 'Content-Type: image/png' --data-binary @%s", cert, png);
     cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 401);
+    snprintf(a, sizeof a, "--cacert %s -H 'Authorization: Bearer secret-tls-kez' -H 'Content-Type: image/png' --data-binary @%s",
+             cert, png);
+    cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 401, "a wrong key over TLS");
     snprintf(a, sizeof a, "--cacert %s -H 'Authorization: Bearer secret-tls-key' -H 'Content-Type: image/png' --data-binary @%s",
              cert, png);
     cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 200);
@@ -271,6 +275,50 @@ Test(tls, sighup_reloads_the_certificate, .timeout = 120, .fini = rm_certs) {
     served_subject(ca_b, subj, sizeof subj);
     cr_expect(strstr(subj, "CN=acm-test-B"), "after a mismatched pair: '%s'", subj);
     stop_tls();
+}
+
+/* tls.c alone: a pair loads and is described by its subject; a missing file, a file without a certificate and a key
+ * that is not the certificate's are refused naming the file. A replaced certificate is kept while a connection that
+ * started before the swap is open, and the oldest goes first: B is not freed before A even when B's own connections
+ * closed first, since a connection that started under A may have shaken hands under B. */
+Test(tls, certificate_load_and_lifetime, .timeout = 60, .fini = rm_certs) {
+    make_certs();
+    make_named_cert("acm-test-A");
+    make_named_cert("acm-test-B");
+    char ca[300], ka[300], cb[300], kb[300], err[1024];
+    snprintf(ca, sizeof ca, "%s/acm-test-A.pem", dir), snprintf(ka, sizeof ka, "%s/acm-test-A-key.pem", dir);
+    snprintf(cb, sizeof cb, "%s/acm-test-B.pem", dir), snprintf(kb, sizeof kb, "%s/acm-test-B-key.pem", dir);
+    cr_expect_null(acmd_tls_load(ca, kb, err, sizeof err));
+    cr_expect(strstr(err, "acm-test-B-key.pem is not the private key of --tls-cert"), "%s", err);
+    cr_expect_null(acmd_tls_load(ka, ka, err, sizeof err)); /* a key where the certificate should be */
+    cr_expect(strstr(err, "--tls-cert ") && strstr(err, "acm-test-A-key.pem: not a PEM certificate"), "%s", err);
+    char nope[300];
+    snprintf(nope, sizeof nope, "%s/nope.pem", dir);
+    cr_expect_null(acmd_tls_load(ca, nope, err, sizeof err));
+    cr_expect(strstr(err, "--tls-key ") && strstr(err, "nope.pem: cannot open"), "%s", err);
+
+    acmd_tls *a = acmd_tls_load(ca, ka, err, sizeof err), *b = acmd_tls_load(cb, kb, err, sizeof err),
+             *c = acmd_tls_load(ca, ka, err, sizeof err), *d = acmd_tls_load(cb, kb, err, sizeof err);
+    cr_assert(a && b && c && d, "%s", err);
+    cr_expect(strstr(acmd_tls_describe(a), "subject CN=acm-test-A, serial "), "%s", acmd_tls_describe(a));
+    acmd_tls_install(a);
+    cr_expect_eq(acmd_tls_in_force(), a);
+    void *conn1 = acmd_tls_conn_open(); /* starts under A */
+    cr_expect_eq(conn1, a);
+    acmd_tls_install(b);
+    cr_expect_eq(acmd_tls_retired(), 1, "A is kept: conn1 may hold it");
+    void *conn2 = acmd_tls_conn_open(); /* starts under B */
+    acmd_tls_install(c);
+    cr_expect_eq(acmd_tls_retired(), 2);
+    acmd_tls_conn_close(conn2);
+    cr_expect_eq(acmd_tls_retired(), 2, "B is kept while conn1 (started under A, maybe shaken hands under B) is open");
+    acmd_tls_conn_close(conn1);
+    cr_expect_eq(acmd_tls_retired(), 0, "A and B are freed once conn1 closed");
+    acmd_tls_install(d); /* no connection: C goes at once */
+    cr_expect_eq(acmd_tls_retired(), 0);
+    cr_expect_eq(acmd_tls_in_force(), d);
+    acmd_tls_free_all();
+    cr_expect_null(acmd_tls_in_force());
 }
 
 /* An expired certificate: the server serves it (libmicrohttpd does not check dates), a verifying client refuses it as
