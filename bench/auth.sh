@@ -14,12 +14,12 @@
 #      b with a flooding under the limit; b with a flooding on a key without limits (the control: what the limit
 #      prevents, a load of 1.2 C). The auth file is rewritten and acmd reloaded with SIGHUP for the tenants.
 #
-# Knobs: ACM_BENCH_ROUNDS (3), ACM_BENCH_SECS (4: throughput run), ACM_BENCH_LAT_SECS (3: latency run),
+# Knobs: ACM_BENCH_ROUNDS (5), ACM_BENCH_SECS (3: throughput run), ACM_BENCH_LAT_SECS (2: latency run),
 # ACM_BENCH_TENANT_SECS (8), ACM_BENCH_TENANT_ROUNDS (2), ACM_BENCH_DEADLINE_MS (100), ACM_BENCH_MODEL
 # (models/fmnist-vit-acm.safetensors). Usage: bash bench/auth.sh [BUILD]
 set -eu
 B=${1:-build}
-R=${ACM_BENCH_ROUNDS:-3}; D=${ACM_BENCH_SECS:-4}; L=${ACM_BENCH_LAT_SECS:-3}
+R=${ACM_BENCH_ROUNDS:-5}; D=${ACM_BENCH_SECS:-3}; L=${ACM_BENCH_LAT_SECS:-2}
 TD=${ACM_BENCH_TENANT_SECS:-8}; TR=${ACM_BENCH_TENANT_ROUNDS:-2}; DL=${ACM_BENCH_DEADLINE_MS:-100}
 MODEL=${ACM_BENCH_MODEL:-models/fmnist-vit-acm.safetensors}
 for c in wrk openssl jq curl; do command -v $c >/dev/null || { echo "auth.sh: $c not installed (make deps)"; exit 1; }; done

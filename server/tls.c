@@ -19,6 +19,7 @@
  *
  * Not done here: checking dates (an expired certificate is served; a verifying client refuses it), OCSP, SNI.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ static int tls__slurp(gnutls_datum_t *d, const char *path, const char *what, cha
         fclose(f);
         return 0;
     }
-    snprintf(err, errlen, "%s %s: %s", what, path, f ? "cannot read" : "cannot open");
+    snprintf(err, errlen, "%s %s: %s", what, path, f ? "cannot read" : strerror(errno));
     free(d->data);
     d->data = NULL;
     if (f) fclose(f);
