@@ -2,8 +2,10 @@
  * test_tls.c — acmd over HTTPS (--tls-cert / --tls-key, libmicrohttpd's GnuTLS): certificates are made at test time
  * with openssl (a self-signed one for 127.0.0.1, and one that expired yesterday); curl --cacert is the client. The
  * routes and their bad-input answers over TLS, API keys over TLS, a plain HTTP client against the TLS port (no HTTP
- * answer, and the server keeps serving), an expired certificate (refused by a verifying client), option errors, and
- * SIGHUP with TLS (the certificate is not reloaded, the server says so and keeps serving). Waits are bounded polls.
+ * answer, and the server keeps serving), an expired certificate (refused by a verifying client), option errors, the
+ * certificate reloaded on SIGHUP (new handshakes get the new one, an open connection keeps its session, a broken file
+ * keeps the one in force), and tls.c's own rules: what a pair must be, and when a replaced certificate is freed.
+ * Waits are bounded polls.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
