@@ -475,7 +475,9 @@ typedef struct {
     acm_sla_sched sched;     /* deadline, urgency */
     acm_policy policy;       /* as applied: kind, and beta (decided at dispatch for a deadline request) */
     int has_deadline;        /* the request set a deadline */
-    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms */
+    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms, both
+                              * counted from the request's start: arrival less age_s */
+    double age_s;            /* X-Request-Start: seconds the request spent before its headers reached acmd (0: none) */
     uint64_t seq;            /* arrival order (queue order among equals) */
     int64_t items;           /* items, for the cost model (OIP: the peeked batch dimension) */
     double predicted_ms;     /* predicted finish from arrival, decided at dispatch; < 0 before */
