@@ -241,9 +241,13 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             }
         }
     }
-    for (int wi = 0; wi < s->n_workers; wi++)
+    for (int wi = 0; wi < s->n_workers; wi++) {
         if (pthread_create(&s->workers[wi].thread, NULL, workers__main, &s->workers[wi]))
             return snprintf(err, errlen, "cannot start worker thread %d", wi), -1;
+        char name[16]; /* as top -H, perf and gdb show it; the I/O thread keeps the process's name */
+        snprintf(name, sizeof name, "acmd-worker-%d", wi % 100);
+        pthread_setname_np(s->workers[wi].thread, name);
+    }
     return 0;
 }
 
