@@ -2,6 +2,9 @@
 # bench/auth.sh — what API keys and TLS cost, and whether a FLOP-rate limit keeps one tenant from hurting another
 # (issue 25; bench/RESULTS.md, "acmd, part 5"). One run, loopback only, about 2.5 minutes with the defaults.
 #
+#   0. The key check alone, in process (bench/auth_keys.c): ns per lookup for 1 to 1000 keys in the file, and, after
+#      stage 1, that time as a fraction of one request's p50 on plain HTTP: a bound the server-level run cannot see
+#      through a shared machine's noise.
 #   1. Three acmd side by side on the same model, one worker x 1 BLAS thread each: plain HTTP without keys, plain
 #      HTTP with --auth-file (the client sends its key), HTTPS with keys (--tls-cert, a certificate made here). Rounds
 #      interleave them (round r starts with a different server, so that no server always runs first), and each visit
@@ -23,10 +26,14 @@ R=${ACM_BENCH_ROUNDS:-5}; D=${ACM_BENCH_SECS:-3}; L=${ACM_BENCH_LAT_SECS:-2}
 TD=${ACM_BENCH_TENANT_SECS:-8}; TR=${ACM_BENCH_TENANT_ROUNDS:-2}; DL=${ACM_BENCH_DEADLINE_MS:-100}
 MODEL=${ACM_BENCH_MODEL:-models/fmnist-vit-acm.safetensors}
 for c in wrk openssl jq curl; do command -v $c >/dev/null || { echo "auth.sh: $c not installed (make deps)"; exit 1; }; done
-make --no-print-directory "$B/acmd" "$B/acm" "$B/bench/server_engine" >/dev/null
+make --no-print-directory "$B/acmd" "$B/acm" "$B/bench/server_engine" "$B/bench/auth_keys" >/dev/null
 tmp=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
+
+# ---- 0. the key check alone --------------------------------------------------------------------------------------
+"$B/bench/auth_keys" 3 | tee "$tmp/part0"
+echo
 
 # ---- setup: a PNG, a certificate, keys ------------------------------------------------------------------------------
 "$B/bench/server_engine" make-png "$tmp/x.png"
@@ -87,6 +94,9 @@ for c in plain keys tls; do
     printf '| %s | %.3f | %.3f | %.1f | %.3f | %.3f | %d |\n' "$c" "$(col "$c" 3)" "$(col "$c" 4)" "$(col "$c" 5)" \
         "$(ratio "$c" 5)" "$(ratio "$c" 3)" "$(awk -v c="$c" '$2 == c { n += $6 } END { print n + 0 }' "$tmp/part1")"
 done
+
+k1=$(awk -F= '/^keys=1 / { print $3 }' "$tmp/part0"); k100=$(awk -F= '/^keys=100 / { print $3 }' "$tmp/part0")
+awk -v a="$k1" -v b="$k100" -v p="$(col plain 3)" 'BEGIN { printf "key check: %d ns (1 key), %d ns (100 keys) per request = %.4f %% / %.4f %% of plain HTTP'"'"'s one-client p50 (%.3f ms)\n", a, b, 100 * a / (p * 1e6), 100 * b / (p * 1e6), p }'
 
 # ---- 2. two tenants -------------------------------------------------------------------------------------------------
 C=$(col plain 5)
