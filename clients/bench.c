@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -48,7 +49,7 @@
 
 typedef struct {
     char server[1024], model[128], get_path[512], policy[16], data_dir[1024];
-    int concurrency, max_inflight, json, progress;
+    int concurrency, max_inflight, json, progress, request_start;
     double rate, duration_s, timeout_s;
     long requests, max_idle_s; /* max_idle_s 0: libcurl's default */
     uint64_t seed;
@@ -209,7 +210,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     q->resp.len = 0;
     curl_slist_free_all(q->hdrs);
     q->hdrs = NULL;
-    char h[8][600]; /* the Authorization field included */
+    char h[10][600]; /* the Authorization field and X-Request-Start included */
     int n = 0;
     if (b->sh->classify) {
         if (bench__png(b, job->image)) {
@@ -228,6 +229,12 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     if (!isnan(job->deadline_ms)) snprintf(h[m++], sizeof h[0], "X-Deadline-Ms: %.6g", job->deadline_ms);
     if (job->priority >= 0) snprintf(h[m++], sizeof h[0], "Priority: u=%d", job->priority);
     if (b->p.policy[0]) snprintf(h[m++], sizeof h[0], "X-Compute-Policy: %s", b->p.policy);
+    if (b->p.request_start) { /* the scheduled send on the wall clock: the server counts the deadline from there too */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const double wall = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - (acmc_now() - job->t_sched);
+        snprintf(h[m++], sizeof h[0], "X-Request-Start: t=%.6f", wall);
+    }
     if (acmc_auth_header()) snprintf(h[m++], sizeof h[0], "%s", acmc_auth_header());
     for (int i = 0; i < m; i++) {
         struct curl_slist *t = curl_slist_append(q->hdrs, h[i]);
@@ -599,9 +606,10 @@ static json_t *bench__report(const bench_shared *sh, bench_run *b, const struct 
     else json_object_set_new(o, "concurrency", json_integer(p->concurrency));
     json_object_set_new(o, "duration_limit_s", p->duration_s > 0 ? json_real(p->duration_s) : json_null());
     json_object_set_new(o, "request_limit", p->requests ? json_integer(p->requests) : json_null());
-    json_object_set_new(o, "request_headers", json_pack("{s:s, s:s, s:s, s:s, s:s}", "budget", d[0], "budget_min", d[1],
-                                                        "deadline_ms", d[2], "priority", d[3], "policy",
-                                                        p->policy[0] ? p->policy : "none"));
+    json_object_set_new(o, "request_headers", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "budget", d[0], "budget_min",
+                                                        d[1], "deadline_ms", d[2], "priority", d[3], "policy",
+                                                        p->policy[0] ? p->policy : "none", "request_start",
+                                                        p->request_start));
     json_object_set_new(o, "interrupted", json_boolean(b->interrupted));
     json_object_set_new(o, "elapsed_s", json_real(el));
     json_object_set_new(o, "send_window_s", json_real(b->t_last_sched - b->t_start));
@@ -879,6 +887,8 @@ static const char *const bench_help =
     "                        200s answered within it, from the scheduled send (default: none)\n"
     "  --priority DIST       Priority: u=N per request, whole numbers 0..7 (default: none)\n"
     "  --policy P            X-Compute-Policy: cap, mean or argmax on every request (default: none, the server's)\n"
+    "  --request-start       X-Request-Start: t=<scheduled send time> on every request, so that the server counts\n"
+    "                        deadlines from where this client counts them (its schedule lag included)\n"
     "  --timeout S           seconds each request may take (default 30); a request over it is an error 'timeout'\n"
     "  --max-idle S          a kept-alive connection idle for more than S seconds is closed, not reused; keep it under\n"
     "                        the server's idle timeout (acmd: --request-timeout) so that no request races the server's\n"
@@ -916,6 +926,7 @@ int acmc_cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) p.json = 1;
         else if (!strcmp(a, "--progress")) p.progress = 1;
         else if (!strcmp(a, "--no-progress")) p.progress = 0;
+        else if (!strcmp(a, "--request-start")) p.request_start = 1;
         else if ((m = acmc_opt(argc, argv, &i, "--server", &v, err, sizeof err)))
             bad = m < 0 || acmc_server_url(p.server, sizeof p.server, v, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--api-key", &v, err, sizeof err)))

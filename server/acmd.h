@@ -42,6 +42,9 @@
     X(STR, port_file, "FILE", "", "write the bound port to this file once listening (tests)")                         \
     X(INT, workers, "N", "0", "engine worker threads (0: one per core)")                                              \
     X(INT, blas_threads, "N", "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                   \
+    X(INT, worker_nice, "N", "0",                                                                                     \
+      "the worker threads' nice value above the I/O thread's (0..19, capped at 19): the I/O thread, and a client on " \
+      "the same cores, then run first when they wake, at the workers' expense")                                      \
     X(INT, max_batch, "N", "8", "largest batch of items per engine call (per model unless set there)")                \
     X(INT, batch_delay_us, "US", "0", "while another worker is busy, an idle one waits up to this for a fuller batch")\
     X(INT, max_queue, "N", "256", "queued items per model before 429 + Retry-After")                                  \
@@ -475,7 +478,9 @@ typedef struct {
     acm_sla_sched sched;     /* deadline, urgency */
     acm_policy policy;       /* as applied: kind, and beta (decided at dispatch for a deadline request) */
     int has_deadline;        /* the request set a deadline */
-    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms */
+    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms, both
+                              * counted from the request's start: arrival less age_s */
+    double age_s;            /* X-Request-Start: seconds the request spent before its headers reached acmd (0: none) */
     uint64_t seq;            /* arrival order (queue order among equals) */
     int64_t items;           /* items, for the cost model (OIP: the peeked batch dimension) */
     double predicted_ms;     /* predicted finish from arrival, decided at dispatch; < 0 before */
@@ -610,8 +615,7 @@ typedef struct acmd_server {
     uv_signal_t sig_term, sig_int, sig_hup;
     acmd_keys keys;        /* --auth-file (I/O thread; replaced on SIGHUP) */
     int auth;              /* --auth-file is set: routes that want a key refuse requests without one */
-    int tls;               /* --tls-cert: the listener speaks HTTPS only */
-    char *tls_cert_pem, *tls_key_pem; /* their contents (MHD reads them at start; they live as long as the daemon) */
+    int tls;               /* --tls-cert: the listener speaks HTTPS only (the certificate in force: tls.c) */
     /* the access log, I/O thread only: lines gather here and go to stderr in one write per loop iteration (a uv_prepare
      * handle: just before the loop waits) or at 64 KiB, instead of one unbuffered write(2) per request */
     uv_prepare_t log_flush_handle;

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -262,10 +263,32 @@ static int http__copy_hdr(char *dst, size_t n, const char *v) {
     return 1;
 }
 
-/* Returns 0 when the request may wait for its body, or responds (4xx/503) and returns 1. */
 /* Whether new inference requests are taken: ready, or draining within the grace period (server.c). */
 static int http__taking(const acmd_server *s) { return s->draining ? s->accepting && !s->cut : s->ready; }
 
+/* The age of a request at its arrival from its X-Request-Start stamp: the wall clock now, less the monotonic time
+ * since the headers came in, less the stamp. A stamp up to a second ahead of acmd's clock is skew between the client's
+ * host and this one (age 0); further ahead, or over an hour old, it is a wrong clock or unit: 400. */
+#define HTTP_REQUEST_START_SKEW_S 1.0
+#define HTTP_REQUEST_START_MAX_AGE_S 3600.0
+static int http__request_age(acmd_req *r, const char *v, char *err, size_t errlen) {
+    double stamp;
+    if (acm_sla_parse_request_start(v, &stamp, err, errlen)) return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const double arrived = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - (double)(acmd_now_ns() - r->t.arrive) * 1e-9;
+    const double age = arrived - stamp;
+    if (age < -HTTP_REQUEST_START_SKEW_S || age > HTTP_REQUEST_START_MAX_AGE_S) {
+        snprintf(err, errlen, "X-Request-Start \"%.40s\" is %.3f s %s acmd's clock (at most %g s ahead or %g s behind): a "
+                              "wrong clock or unit", v, fabs(age), age < 0 ? "ahead of" : "behind",
+                 HTTP_REQUEST_START_SKEW_S, HTTP_REQUEST_START_MAX_AGE_S);
+        return -1;
+    }
+    r->sla.age_s = age > 0 ? age : 0;
+    return 0;
+}
+
+/* Returns 0 when the request may wait for its body, or responds (4xx/503) and returns 1. */
 static int http__admit_headers(acmd_server *s, acmd_req *r) {
     if (!http__taking(s)) {
         http__error(s, r, s->draining ? ACMD_E_DRAINING : ACMD_E_NOT_READY,
@@ -336,6 +359,12 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
     http__copy_hdr(r->sla.policy_name, sizeof r->sla.policy_name, http__hdr(r->conn, "X-Compute-Policy"));
     if (acm_sla_parse_headers(&r->sla.hdr, http__hdr(r->conn, "X-Compute-Budget"), http__hdr(r->conn, "X-Compute-Budget-Min"),
                               http__hdr(r->conn, "X-Deadline-Ms"), http__hdr(r->conn, "Priority"), e, sizeof e)) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "%s", e);
+        return 1;
+    }
+    /* X-Request-Start: the deadline counts from where the client (or the proxy in front) started the request */
+    const char *rs = http__hdr(r->conn, "X-Request-Start");
+    if (rs && http__request_age(r, rs, e, sizeof e)) {
         http__error(s, r, ACMD_E_BAD_REQUEST, "%s", e);
         return 1;
     }
@@ -832,6 +861,7 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
         acmd_jw_raw(&l, ",\"budget_realised\":%.6g", r->out.realised);
         acmd_jw_kstr(&l, "budget_source", acm_budget_source_name(r->sla.budget.source));
         if (r->sla.has_deadline) acmd_jw_raw(&l, ",\"deadline_ms\":%.6g,\"predicted_ms\":%.6g", r->sla.sched.deadline_ms, r->sla.predicted_ms);
+        if (r->sla.age_s > 0) acmd_jw_raw(&l, ",\"before_arrival_ms\":%.6g", r->sla.age_s * 1e3);
         acmd_jw_raw(&l, ",\"urgency\":%d", r->sla.sched.urgency);
         acmd_jw_raw(&l, ",\"flops\":%.0f,\"flops_dense\":%.0f,\"queue_ms\":%.6g,\"compute_ms\":%.6g,\"batch_size\":%d",
                    r->out.flops, r->out.flops_dense, (double)(r->t.dispatch - r->t.queued) * 1e-6, r->out.compute_s * 1e3,

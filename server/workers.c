@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "acmd.h"
@@ -183,6 +184,15 @@ static void workers__warm_up(acmd_worker *w) {
 static void *workers__main(void *arg) {
     acmd_worker *w = arg;
     acmd_server *s = w->srv;
+    /* --worker-nice: on Linux a thread's nice value is its own (the process's other threads keep theirs); raising it
+     * needs no privilege. A failure leaves the worker at the process's priority, which is only slower to yield. */
+    if (s->cfg.worker_nice > 0) {
+        errno = 0;
+        const int base = getpriority(PRIO_PROCESS, (id_t)gettid()); /* the process's, inherited at the thread's start */
+        const int want = base + (int)s->cfg.worker_nice > 19 ? 19 : base + (int)s->cfg.worker_nice;
+        if (errno || setpriority(PRIO_PROCESS, (id_t)gettid(), want) != 0)
+            acmd_log(s, 1, "worker %d: --worker-nice %ld not applied: %s", w->index, s->cfg.worker_nice, strerror(errno));
+    }
     workers__test_hold(s);
     workers__warm_up(w);
     workers__post(s, NULL, 1);
@@ -241,9 +251,13 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             }
         }
     }
-    for (int wi = 0; wi < s->n_workers; wi++)
+    for (int wi = 0; wi < s->n_workers; wi++) {
         if (pthread_create(&s->workers[wi].thread, NULL, workers__main, &s->workers[wi]))
             return snprintf(err, errlen, "cannot start worker thread %d", wi), -1;
+        char name[16]; /* as top -H, perf and gdb show it; the I/O thread keeps the process's name */
+        snprintf(name, sizeof name, "acmd-worker-%d", wi % 100);
+        pthread_setname_np(s->workers[wi].thread, name);
+    }
     return 0;
 }
 
