@@ -29,7 +29,7 @@ static void usage(FILE *f) {
 /* 1 if the first argument that is not an option (or an option's value) names a speech model. */
 static int is_speech_model(int argc, char **argv) {
     static const char *with_value[] = {"--data", "--batch", "--threads", "--policy", "--budget", "--k", "--cap-order",
-                                       "--corpus", "--split", "--limit", "--beam"};
+                                       "--corpus", "--split", "--limit", "--beam", "--audio"};
     for (int i = 1; i < argc; i++) {
         int skip = 0;
         for (size_t j = 0; j < sizeof with_value / sizeof *with_value; j++) skip |= !strcmp(argv[i], with_value[j]);

@@ -20,6 +20,10 @@ static void usage(FILE *f) {
                "  --limit N       first N utterances of each split (default 0: all)\n"
                "  --beam N        prefix beam width beside greedy (default 8; 0: greedy only)\n"
                "  --per-speaker   also print each speaker's WER and CER\n"
+               "  --audio DIR     recorded split (real) only: decode the recordings in DIR (pocketsphinx-testdata:\n"
+               "                  /usr/share/pocketsphinx/test/data) and run them through the engine\n"
+               "                  (acm_worker_run), the server's path; prints the largest logit difference against\n"
+               "                  the frames path\n"
                "  --threads N     OpenBLAS threads (default 2)\n"
                "  --json          one JSON object on stdout instead of the text report\n");
 }
@@ -31,7 +35,7 @@ static json_t *wer_json(const acmt_wer *w) {
 }
 
 int cmd_speech_eval(int argc, char **argv) {
-    const char *model = NULL, *corpus = "data/speech", *splits = "test-seen,test-unseen,real";
+    const char *model = NULL, *corpus = "data/speech", *splits = "test-seen,test-unseen,real", *audio = NULL;
     int beam = 8, threads = 2, json = 0, per_speaker = 0;
     long long limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -46,6 +50,7 @@ int cmd_speech_eval(int argc, char **argv) {
         else if (!strcmp(a, "--beam") && more) beam = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--per-speaker")) per_speaker = 1;
+        else if (!strcmp(a, "--audio") && more) audio = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
         else if (a[0] != '-' && !model) model = a;
         else {
@@ -71,7 +76,7 @@ int cmd_speech_eval(int argc, char **argv) {
     snprintf(list, sizeof list, "%s", splits);
     int status = 0;
     for (char *save = NULL, *sp = strtok_r(list, ",", &save); sp; sp = strtok_r(NULL, ",", &save)) {
-        acmt_speech_eval_params p = {.corpus = corpus, .split = sp, .limit = limit, .beam = beam};
+        acmt_speech_eval_params p = {.corpus = corpus, .split = sp, .limit = limit, .beam = beam, .audio_dir = audio};
         acmt_speech_eval_result r;
         if (acmt_speech_eval(model, &p, &r, err, sizeof err)) {
             fprintf(stderr, "acm-train eval: %s: %s\n", sp, err);
@@ -83,6 +88,10 @@ int cmd_speech_eval(int argc, char **argv) {
                               r.audio_seconds, "gflops_per_audio_second", gfs, "realtime_factor", rtf,
                               "budget_realised", 1.0);
         json_object_set_new(o, "greedy", wer_json(&r.greedy));
+        if (audio) {
+            json_object_set_new(o, "path", json_string("engine (acm_worker_run) from the recordings"));
+            json_object_set_new(o, "max_logit_diff_vs_frames", json_real(r.engine_max_diff));
+        }
         if (beam) json_object_set_new(o, "beam", wer_json(&r.beam));
         if (per_speaker) {
             json_t *spk = json_object();
@@ -102,6 +111,9 @@ int cmd_speech_eval(int argc, char **argv) {
                 printf("  beam %d WER %6.2f%% CER %6.2f%%", beam, 100 * acmt_wer_word_rate(&r.beam),
                        100 * acmt_wer_char_rate(&r.beam));
             printf("  %.3f GFLOPs/s of audio, RTF %.4f\n", gfs, rtf);
+            if (audio)
+                printf("    from the recordings through acm_worker_run; logits within %.3g of the frames path\n",
+                       r.engine_max_diff);
             for (int i = 0; per_speaker && i < r.n_speakers; i++)
                 printf("    %-28s %4lld utt  greedy WER %6.2f%% CER %6.2f%%\n", r.speakers[i].speaker,
                        (long long)r.speakers[i].greedy.utterances, 100 * acmt_wer_word_rate(&r.speakers[i].greedy),

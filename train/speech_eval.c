@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "audio.h"
 #include "ctc.h"
 #include "safetensors.h"
 #include "train/speech_corpus.h"
@@ -68,6 +69,36 @@ const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap) {
     return out;
 }
 
+/* A recording of the corpus's real split as 16 kHz PCM (*pcm malloc'd); ".raw" files are 16 kHz s16le. */
+static int read_recording(const char *dir, const acms_utt *u, float **pcm, size_t *n, char *err, size_t errlen) {
+    if (strcmp(u->engine, "real")) {
+        snprintf(err, errlen, "utterance %s is synthetic: the corpus keeps no audio of it", u->id);
+        return -1;
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, u->voice);
+    FILE *f = fopen(path, "rb");
+    uint8_t *b = NULL;
+    long len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)len + 1)) && fread(b, 1, (size_t)len, f) != (size_t)len)
+        len = -1;
+    if (f) fclose(f);
+    if (!f || len < 0 || !b) {
+        free(b);
+        snprintf(err, errlen, "cannot read %s", path);
+        return -1;
+    }
+    const char *dot = strrchr(path, '.');
+    const acm_audio_format raw = {.kind = ACM_AUDIO_S16LE, .rate = 16000, .channels = 1};
+    char msg[256];
+    int rc = acm_audio_decode(dot && !strcmp(dot, ".raw") ? &raw : NULL, b, (size_t)len, acm_audio_default_params(),
+                              pcm, n, msg, sizeof msg);
+    free(b);
+    if (rc) snprintf(err, errlen, "%s: %s", path, msg);
+    return rc ? -1 : 0;
+}
+
 static acmt_speaker_wer *speaker_of(acmt_speech_eval_result *r, const char *name, int cap) {
     for (int i = 0; i < r->n_speakers; i++)
         if (!strcmp(r->speakers[i].speaker, name)) return &r->speakers[i];
@@ -90,7 +121,9 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
     for (size_t i = 0; i < n; i++) maxf = utts[i].frames > maxf ? utts[i].frames : maxf;
     acmt_speech *s = NULL;
     acm_ctc_decoder *greedy = NULL, *beam = NULL;
-    float *buf = NULL, *tmp = NULL;
+    float *buf = NULL, *tmp = NULL, *elog = NULL, *pcm = NULL;
+    acm_model *em = NULL;
+    acm_worker *ew = NULL;
     int rc = -1;
     char *msg = err;
     int64_t rows = p->batch_tokens > 0 ? p->batch_tokens : 4000;
@@ -116,7 +149,15 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
     buf = malloc(sizeof(float) * (size_t)(rows * S * ACMS_MELS));
     tmp = malloc(sizeof(float) * (size_t)((maxf + 1) * ACMS_MELS));
     r->speakers = calloc(n ? n : 1, sizeof *r->speakers);
-    if (!buf || !tmp || !r->speakers) {
+    if (p->audio_dir) { /* the server's path: the model file loaded by the engine, one worker */
+        if (!(em = acm_model_load(model_path, err, errlen))) goto done;
+        acm_worker_params wp = acm_worker_default_params();
+        wp.max_batch = 1;
+        wp.max_tokens = (int)(maxf / S + 64);
+        if (!(ew = acm_worker_new(em, wp, err, errlen))) goto done;
+        elog = malloc(sizeof(float) * (size_t)((maxf / S + 64) * K));
+    }
+    if (!buf || !tmp || !r->speakers || (p->audio_dir && !elog)) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
@@ -156,6 +197,26 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
                              p->corpus, p->split, u->id, *q);
                     goto done;
                 }
+            if (ew) { /* the same utterance from its recording through acm_worker_run; its logits are decoded */
+                size_t ns = 0;
+                free(pcm);
+                pcm = NULL;
+                if (read_recording(p->audio_dir, u, &pcm, &ns, err, errlen)) goto done;
+                acm_item it = {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = (int64_t)ns,
+                               .policy = acm_policy_default()};
+                acm_result res = {.logits = elog};
+                if (acm_worker_run(ew, &it, &res, 1, err, errlen)) goto done;
+                if (res.tokens != tok[b]) {
+                    snprintf(err, errlen, "%s: %d tokens from the recording, %lld from the corpus's frames", u->id,
+                             res.tokens, (long long)tok[b]);
+                    goto done;
+                }
+                for (int64_t j = 0; j < tok[b] * K; j++) {
+                    const double d = fabs((double)elog[j] - z[j]);
+                    if (d > r->engine_max_diff) r->engine_max_diff = d;
+                }
+                z = elog;
+            }
             if (acm_ctc_decode(greedy, z, tok[b], K, &g, err, errlen)) goto done;
             acmt_speaker_wer *sw = speaker_of(r, u->speaker, (int)n);
             acmt_ctc_text(&g, text, sizeof text);
@@ -183,6 +244,10 @@ done:
     }
     acm_ctc_decoder_free(greedy);
     acm_ctc_decoder_free(beam);
+    acm_worker_free(ew);
+    acm_model_free(em);
+    free(elog);
+    free(pcm);
     acmt_speech_free(s);
     free(buf);
     free(tmp);

@@ -6,6 +6,9 @@
  * The corpus stores log-mel frames, not audio, and the engine's batch forward (acm_worker_run) starts from PCM: the
  * logits come from the training forward (speech_train.h) over the model file's weights, which
  * tests/train/test_speech_train.c holds equal to the engine's forward. Models with ACM modules are refused here.
+ * The recorded split ("real") keeps the name of each recording (pocketsphinx-testdata): with audio_dir set, its
+ * utterances are decoded from the files (proto/audio.h, as acmd decodes a request) and run through acm_worker_run, the
+ * server's own path; the largest difference between those logits and the frames path's is reported.
  */
 #ifndef ACM_TRAIN_SPEECH_EVAL_H
 #define ACM_TRAIN_SPEECH_EVAL_H
@@ -29,6 +32,7 @@ typedef struct {
     int n_speakers;
     double flops;           /* executed, 2 per multiply-add, attention included */
     double seconds;         /* forward + decoding wall time */
+    double engine_max_diff; /* audio_dir: largest |logit| difference, engine from audio vs the frames path */
 } acmt_speech_eval_result;
 
 typedef struct {
@@ -36,6 +40,7 @@ typedef struct {
     int64_t limit;  /* first utterances of the split (0: all) */
     int beam;       /* prefix beam width (0: greedy only) */
     int batch_tokens;
+    const char *audio_dir; /* recorded utterances only: decode audio_dir/<recording> and run acm_worker_run on it */
 } acmt_speech_eval_params;
 
 /* The decoder's text without a trailing space (greedy may end with one), into out [cap]. */
