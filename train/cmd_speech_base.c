@@ -277,7 +277,7 @@ done:
 typedef struct {
     int64_t step, total, epoch, bpos, nb;
     acmt_rng rng_order, rng_aug;
-    double train_seconds, best_val_cer;
+    double train_seconds, best_val_cer; /* best_val_cer -1: no validation yet (JSON has no infinity) */
 } run_state;
 
 static json_t *state_json(const run_state *s, const acmt_speech_train_config *c) {
@@ -322,7 +322,8 @@ static int state_from_json(run_state *s, const json_t *o, char *err, size_t errl
         return -1;
     }
     s->train_seconds = json_number_value(json_object_get(o, "train_seconds"));
-    s->best_val_cer = json_number_value(json_object_get(o, "best_val_cer"));
+    json_t *bv = json_object_get(o, "best_val_cer");
+    s->best_val_cer = json_is_number(bv) ? json_number_value(bv) : -1;
     return 0;
 }
 
@@ -472,7 +473,7 @@ int cmd_speech_base(int argc, char **argv) {
     }
 
     run_state s = {0};
-    s.best_val_cer = INFINITY;
+    s.best_val_cer = -1;
     acmt_ckpt_entry ce[5] = {{"params", 0, sp->nparams, sp->params},
                              {"adam_m", 0, sp->nparams, sp->m},
                              {"adam_v", 0, sp->nparams, sp->v},
@@ -619,7 +620,7 @@ int cmd_speech_base(int argc, char **argv) {
                     status = 1;
                     break;
                 }
-                if (vr.cer < s.best_val_cer) s.best_val_cer = vr.cer;
+                if (s.best_val_cer < 0 || vr.cer < s.best_val_cer) s.best_val_cer = vr.cer;
                 acmt_progress_note(&prog, "epoch %lld: val loss %.4f, CER %.2f%%, WER %.2f%% (greedy)",
                                    (long long)s.epoch + 1, vr.loss, 100 * vr.cer, 100 * vr.wer);
             }

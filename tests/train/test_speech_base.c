@@ -180,8 +180,8 @@ static void same_checkpoints(const char *p1, const char *p2, int64_t step) {
     json_t *sa = json_loads(acm__st_meta(&a, "acm_train"), 0, NULL);
     json_t *sb = json_loads(acm__st_meta(&b, "acm_train"), 0, NULL);
     cr_assert(sa && sb);
-    const char *keys[] = {"step", "total", "epoch", "bpos", "nb", "rng_order", "rng_aug"};
-    for (int i = 0; i < 7; i++)
+    const char *keys[] = {"step", "total", "epoch", "bpos", "nb", "rng_order", "rng_aug", "best_val_cer"};
+    for (int i = 0; i < 8; i++)
         cr_assert(json_equal(json_object_get(sa, keys[i]), json_object_get(sb, keys[i])), "state '%s' differs",
                   keys[i]);
     cr_assert_eq(json_integer_value(json_object_get(sa, "step")), step);
