@@ -558,7 +558,21 @@ static void log_row(acmz_run *r, const char *fmt, ...) {
     fflush(r->csv);
 }
 
+/* 1 when the model named by --base is a speech model: cmd_speech_acmize converts it. */
+static int base_is_speech(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--base")) {
+            char err[512];
+            acm_model *m = acm_model_load(argv[i + 1], err, sizeof err);
+            int sp = m && acm_model_config(m)->arch == ACM_ARCH_SPEECH;
+            acm_model_free(m);
+            return sp;
+        }
+    return 0;
+}
+
 int cmd_acmize(int argc, char **argv) {
+    if (base_is_speech(argc, argv)) return cmd_speech_acmize(argc, argv);
     acmz_run R;
     memset(&R, 0, sizeof R);
     R.cfg = cfg_default();

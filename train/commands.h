@@ -32,5 +32,7 @@ ACM_TRAIN_COMMANDS(X)
 
 /* `acm-train eval` on a speech model (cmd_eval.c hands it over; same arguments). */
 int cmd_speech_eval(int argc, char **argv);
+/* `acm-train acmize` on a speech base model (acmize.c hands it over). */
+int cmd_speech_acmize(int argc, char **argv);
 
 #endif
