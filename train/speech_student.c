@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "acm.h"
+#include "model.h"
 #include "safetensors.h"
+#include "vit.h"
 
 static float *param_of(const acmt_speech *sp, int l, const char *suffix) {
     char nm[64];
@@ -27,7 +29,22 @@ static void mlp_fwd(void *ctx, int l, float *x2, const float *ln2, int64_t R) {
     const float *p = s->ap + s->off[l];
     acmt_acm_acts *a = &s->acts[l];
     const int D = s->sp->cfg.dim;
-    if (s->uniform_k > 0) {
+    if (s->pm) { /* the engine's decisions: per chunk, under its policy, FiLM at the budget it gives the gates */
+        const float gb = acm__gate_beta(s->pm, s->pol);
+        for (int64_t i = 0; i < R; i++) s->row_beta[i] = gb;
+        acmt_film f = {s->fp + (int64_t)l * 2 * L->gh, NULL, s->row_beta};
+        acmt_acm_gate_forward_film(a, p, &f, L, ln2, D, R);
+        const acm_policy pol = s->pol;
+        const float lambda = pol.kind != ACM_POLICY_MEAN ? 0.0f
+                             : pol.lambda_set         ? pol.lambda
+                                                      : acm__mean_lambda(s->pm, pol.beta);
+        const acmt_speech *sp = s->sp;
+        for (int u = 0; u < sp->U; u++) {
+            const int64_t r0 = sp->unit_off[u], Tu = sp->unit_off[u + 1] - r0;
+            acm__decide_k(a->k + r0, a->logits + r0 * L->choices, (int)Tu, s->pm, s->pm->acms[l], pol, lambda,
+                          s->pscratch);
+        }
+    } else if (s->uniform_k > 0) {
         acmt_acm_fixed_select(a, L, R, s->uniform_k);
     } else {
         for (int64_t i = 0; i < R; i++) s->row_beta[i] = s->beta;
@@ -104,6 +121,108 @@ void acmt_speech_student_free(acmt_speech_student *s) {
     free(s->fp), free(s->fg), free(s->fm), free(s->fv), free(s->row_beta);
     acmt_speech_free(s->sp);
     free(s);
+}
+
+void acmt_speech_student_set_policy(acmt_speech_student *s, const acm_model *m, void *scratch, acm_policy p) {
+    s->pm = m;
+    s->pscratch = scratch;
+    s->pol = p;
+}
+
+double acmt_speech_student_item_flops(const acmt_speech_student *s, int b) {
+    const acmt_speech *sp = s->sp;
+    const int64_t i0 = sp->item_off[b], T = sp->item_off[b + 1] - i0;
+    const int D = sp->cfg.dim, C = s->L[0].choices;
+    double f = 0;
+    if (s->pm) f += s->pm->flops_fixed * (double)T;
+    for (int u = 0; u < sp->U; u++) {
+        if (sp->unit_off[u] < i0 || sp->unit_off[u] >= i0 + T) continue;
+        const double Tq = (double)(sp->unit_off[u + 1] - sp->unit_off[u]),
+                     nk = (double)(sp->unit_off[u + 1] - sp->unit_key0[u]);
+        f += 4.0 * Tq * nk * D * sp->cfg.depth;
+    }
+    const acm_policy p = s->pol;
+    const int no_gate = p.kind == ACM_POLICY_FIXED || (p.kind == ACM_POLICY_CAP && p.beta >= 1.0f) ||
+                        (p.kind == ACM_POLICY_MEAN && !p.lambda_set && p.beta >= 1.0f);
+    const int rows = no_gate ? 0 : p.kind == ACM_POLICY_ARGMAX ? C : 2 * C;
+    for (int l = 0; l < s->n_acm; l++) {
+        for (int64_t t = 0; t < T; t++) f += s->acts[l].k[i0 + t] * s->p_learner;
+        f += 2.0 * D * rows * (double)T;
+    }
+    return f;
+}
+
+acmt_speech_student *acmt_speech_student_load(const char *path, int max_items, int64_t max_rows, char *err,
+                                              size_t errlen) {
+    acm_model *m = acm_model_load(path, err, errlen);
+    if (!m) return NULL;
+    const acm_config *c = acm_model_config(m);
+    const int depth = c->depth;
+    int ok = c->arch == ACM_ARCH_SPEECH && c->num_acms == depth, n = 0, gh = 0;
+    for (int l = 0; ok && l < depth; l++) {
+        const acm__module *md = m->acms[l];
+        char nm[64];
+        snprintf(nm, sizeof nm, "blocks.%d.mlp", l);
+        ok = !strcmp(md->info.name, nm) && md->info.film && (l == 0 || md->info.n == n);
+        n = md->info.n;
+    }
+    acmt_speech_config sc = {.n_mels = c->n_mels, .stack = c->stack, .dim = c->dim, .depth = depth,
+                             .heads = c->heads, .mlp_hidden = c->mlp_hidden, .chunk = c->chunk,
+                             .left_context = c->left_context, .rope_base = c->rope_base, .ln_eps = c->ln_eps};
+    for (int k = 1; k < c->num_classes && k < (int)sizeof sc.alphabet; k++) sc.alphabet[k - 1] = c->labels[k][0];
+    acm_model_free(m);
+    if (!ok) {
+        snprintf(err, errlen, "%.900s: not a speech model with one FiLM-gated MLP ACM per block (acm-train acmize's "
+                 "speech conversion)", path);
+        return NULL;
+    }
+    acm_st_file f;
+    if (acm__st_open(&f, path, err, errlen)) return NULL;
+    const acm_st_tensor *g0 = acm__st_find(&f, "blocks.0.mlp.gate.0.weight");
+    gh = g0 && g0->ndim == 2 ? (int)g0->shape[0] : 0;
+    acmt_speech *sp = acmt_speech_new(&sc, max_items, max_rows, max_rows, 0, err, errlen);
+    acmt_speech_student *s = sp ? acmt_speech_student_new(sp, n, gh, err, errlen) : NULL;
+    if (!s) {
+        acmt_speech_free(sp);
+        acm__st_close(&f);
+        return NULL;
+    }
+    int bad = 0;
+    char what[128] = "";
+    for (int i = 0; i < sp->ntab && !bad; i++) {
+        if (strstr(sp->tab[i].name, ".mlp.")) continue;
+        const acm_st_tensor *t = acm__st_find(&f, sp->tab[i].name);
+        if ((bad = !t || t->numel != sp->tab[i].numel)) snprintf(what, sizeof what, "%s", sp->tab[i].name);
+        else memcpy(sp->params + sp->tab[i].offset, t->data, sizeof(float) * (size_t)t->numel);
+    }
+    for (int l = 0; l < s->n_acm && !bad; l++) {
+        const acmt_acm_layout *L = &s->L[l];
+        float *p = s->ap + s->off[l], *fl = s->fp + (int64_t)l * 2 * L->gh;
+        struct {
+            const char *suffix;
+            float *dst;
+            int64_t n;
+        } e[] = {{"w1", p + L->w1, (int64_t)L->nh * L->din}, {"b1", p + L->b1, L->nh},
+                 {"w2", p + L->w2, (int64_t)L->dout * L->nh}, {"gate.0.weight", p + L->g0w, (int64_t)L->gh * L->din},
+                 {"gate.0.bias", p + L->g0b, L->gh}, {"gate.1.weight", p + L->g1w, (int64_t)L->gh * L->gh},
+                 {"gate.1.bias", p + L->g1b, L->gh}, {"gate.2.weight", p + L->g2w, (int64_t)L->choices * L->gh},
+                 {"gate.2.bias", p + L->g2b, L->choices}, {"gate.film.scale", fl, L->gh},
+                 {"gate.film.shift", fl + L->gh, L->gh}};
+        for (int j = 0; j < 11 && !bad; j++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s.%s", L->name, e[j].suffix);
+            const acm_st_tensor *t = acm__st_find(&f, nm);
+            if ((bad = !t || t->numel != e[j].n)) snprintf(what, sizeof what, "%s", nm);
+            else memcpy(e[j].dst, t->data, sizeof(float) * (size_t)t->numel);
+        }
+    }
+    acm__st_close(&f);
+    if (bad) {
+        snprintf(err, errlen, "%.900s: tensor '%s' missing or of the wrong size", path, what);
+        acmt_speech_student_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 void acmt_speech_student_init(acmt_speech_student *s, acmt_rng *rng) {

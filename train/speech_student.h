@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acm.h"
 #include "train/acm_module.h"
 #include "train/acm_student.h"
 #include "train/rng.h"
@@ -44,11 +45,31 @@ typedef struct {
     int train_gates;         /* 1: Gumbel noise from rng; 0: argmax */
     float tau, beta;         /* Gumbel temperature; the budget the FiLM gates see */
     acmt_rng *rng;
+    /* evaluation under an engine policy (acmt_speech_student_set_policy): decisions per chunk by the engine's own
+     * acm__decide_k on the gate logits, FiLM gates at the budget the engine gives them */
+    const acm_model *pm;
+    void *pscratch; /* the acm__acm_scratch of a worker over pm */
+    acm_policy pol;
 } acmt_speech_student;
 
 /* Builds the student around sp (taken over on success): N learners of width Hd/N, gate hidden width gh. */
 acmt_speech_student *acmt_speech_student_new(acmt_speech *sp, int n_learners, int gh, char *err, size_t errlen);
 void acmt_speech_student_free(acmt_speech_student *s);
+
+/* A student over the weights of an ACM speech model file (one MLP ACM per block, FiLM gates; as
+ * acmt_speech_student_save writes them), for batches of up to max_items items and max_rows tokens. NULL with a message
+ * naming the file and the tensor on a mismatch. */
+acmt_speech_student *acmt_speech_student_load(const char *path, int max_items, int64_t max_rows, char *err,
+                                              size_t errlen);
+
+/* Forward decisions as the engine makes them for policy p on model m (loaded from the same file): per chunk of the
+ * batch (the engine's decision units), acm__decide_k on the gate logits; scratch is acm__worker_scratch of a worker
+ * over m. m NULL: back to the training decisions. */
+void acmt_speech_student_set_policy(acmt_speech_student *s, const acm_model *m, void *scratch, acm_policy p);
+
+/* FLOPs of item b in the last forward, counted as the engine counts them: the static products, the selected learners,
+ * the gates where the policy consults them (not FIXED, not CAP at beta >= 1), attention per chunk. */
+double acmt_speech_student_item_flops(const acmt_speech_student *s, int b);
 
 /* Learner n takes hidden units n*h.. of the teacher's MLP (so h(z, N) is the teacher's MLP without its output bias),
  * gates at random, FiLM 0. */

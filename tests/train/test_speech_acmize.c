@@ -2,7 +2,8 @@
  * test_speech_acmize.c — `acm-train acmize` on a static speech model (train/cmd_speech_acmize.c) end to end on a tiny
  * encoder trained by `acm-train speech-base` on a small corpus written by the test (the layout of speech_corpus.h, as
  * test_speech_base.c): the three phases run and write an ACM speech model that the engine loads (one ACM per block,
- * FiLM gates, budget.gate_beta), the log has rows of every phase, a run stopped by SIGTERM in phase 3 and resumed
+ * FiLM gates, budget.gate_beta), acm-train eval's path (speech_eval.c) keeps CAP's realised budget per utterance in
+ * [beta - 0.02, beta] and refuses a budget below beta_min, the log has rows of every phase, a run stopped by SIGTERM in phase 3 and resumed
  * ends bit for bit where an uninterrupted run ends (every checkpoint tensor and the state), and bad input is refused:
  * an image model given with a corpus, a corpus missing, a speech model that already has ACMs, a resume without a
  * checkpoint.
@@ -21,6 +22,7 @@
 #include "train/commands.h"
 #include "train/rng.h"
 #include "train/speech_corpus.h"
+#include "train/speech_eval.h"
 
 static char dir[64];
 
@@ -141,6 +143,31 @@ Test(speech_acmize, three_phases_write_a_model_the_engine_runs) {
     }
     acm_worker_free(w);
     acm_model_free(m);
+    /* acm-train eval's path on the val split: under CAP every utterance's realised budget in [beta - 0.02, beta]
+     * (N = 4: beta = 0.25 and 0.5 are whole learners per token, so CAP spends them exactly), FLOPs rising with
+     * beta, the full budget as FIXED k = N */
+    double gf[3];
+    for (int bi = 0; bi < 3; bi++) {
+        acm_policy p = acm_policy_default();
+        p.kind = ACM_POLICY_CAP;
+        p.beta = bi == 0 ? 0.25f : bi == 1 ? 0.5f : 1.0f;
+        acmt_speech_eval_params ep = {.corpus = dir, .split = "val", .beam = 2, .policy = &p};
+        acmt_speech_eval_result er;
+        cr_assert_eq(acmt_speech_eval(out, &ep, &er, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(er.utterances, 8);
+        cr_expect(er.budget_max <= p.beta + 1e-9 && er.budget_min >= p.beta - 0.02 - 1e-9,
+                  "CAP %g: realised budget per utterance in [%g, %g]", (double)p.beta, er.budget_min, er.budget_max);
+        gf[bi] = er.flops / er.audio_seconds;
+        free(er.speakers);
+    }
+    cr_expect(gf[0] < gf[1] && gf[1] < gf[2], "FLOPs per second of audio %g %g %g", gf[0], gf[1], gf[2]);
+    acm_policy low = acm_policy_default();
+    low.kind = ACM_POLICY_CAP;
+    low.beta = 0.1f; /* below the model's beta_min (0.25, the low end of the trained range): refused */
+    acmt_speech_eval_params lp = {.corpus = dir, .split = "val", .policy = &low};
+    acmt_speech_eval_result lr;
+    cr_expect_eq(acmt_speech_eval(out, &lp, &lr, err, sizeof err), -1);
+    cr_expect(strstr(err, "beta_min"), "%s", err);
     /* the log: rows of the three phases, phase 1's relative error of N learners below that of one */
     FILE *f = fopen(csv, "r");
     cr_assert(f);

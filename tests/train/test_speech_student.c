@@ -15,6 +15,7 @@
 #include "acm.h"
 #include "logmel.h"
 #include "model.h"
+#include "vit.h"
 #include "train/speech_student.h"
 
 static acmt_speech_config small(void) {
@@ -216,10 +217,17 @@ Test(speech_student, the_engine_runs_the_converted_model_as_trained) {
     acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 2, .max_tokens = 64}, err, sizeof err);
     cr_assert(w, "%s", err);
     const int K = sp->K;
-    for (int pass = 0; pass < 2; pass++) { /* 0: FIXED k = N (full budget); 1: ARGMAX, FiLM at gate_beta */
+    /* 0: FIXED k = N (full budget); 1: ARGMAX, FiLM at gate_beta (the training decisions); 2, 3: CAP at 0.5 (GAIN) and
+     * 0.4 (LEVEL) through acmt_speech_student_set_policy (the engine's decisions per chunk: the acm-train eval path) */
+    for (int pass = 0; pass < 4; pass++) {
         s->uniform_k = pass == 0 ? 4 : 0;
         s->train_gates = 0;
         s->beta = gate_beta;
+        acm_policy cap = acm_policy_default();
+        cap.kind = ACM_POLICY_CAP;
+        cap.beta = pass == 2 ? 0.5f : 0.4f;
+        cap.cap_order = pass == 2 ? ACM_CAP_ORDER_GAIN : ACM_CAP_ORDER_LEVEL;
+        if (pass >= 2) acmt_speech_student_set_policy(s, m, acm__worker_scratch(w), cap);
         cr_assert_eq(acmt_speech_student_forward(s, (const float *const *)fr, tok, 2, err, sizeof err), 0, "%s", err);
         float *lg[2];
         uint8_t *km[2];
@@ -230,6 +238,7 @@ Test(speech_student, the_engine_runs_the_converted_model_as_trained) {
             km[b] = malloc((size_t)(tok[b] * c.depth));
             acm_policy p = acm_policy_default();
             if (pass == 0) p.kind = ACM_POLICY_FIXED, p.fixed_k = 4;
+            if (pass >= 2) p = cap;
             it[b] = (acm_item){.kind = ACM_ITEM_AUDIO, .pcm = pcm[b], .samples = ns[b], .policy = p};
             res[b] = (acm_result){.logits = lg[b], .kmap = km[b]};
         }
@@ -252,7 +261,16 @@ Test(speech_student, the_engine_runs_the_converted_model_as_trained) {
         cr_expect(worst <= 1e-4 * fmax(1, scale), "pass %d: engine and training logits differ by %g (up to %g)", pass,
                   worst, scale);
         cr_expect_eq(kdiff, 0, "pass %d: %lld token choices differ", pass, (long long)kdiff);
-        if (pass == 1) cr_expect(kvar > 0, "every ARGMAX choice is the same: the gate test means little");
+        if (pass == 1 || pass == 3) cr_expect(kvar > 0, "pass %d: every choice is the same: the gate test means little", pass);
+        for (int b = 0; pass >= 2 && b < 2; b++) {
+            const double rb = acmt_speech_student_item_budget(s, b);
+            cr_expect(fabs(rb - res[b].budget) < 1e-9, "pass %d item %d: budget %g, engine %g", pass, b, rb,
+                      res[b].budget);
+            cr_expect(fabs(acmt_speech_student_item_flops(s, b) - res[b].flops) <= 1e-9 * res[b].flops,
+                      "pass %d item %d: FLOPs %.6g, engine %.6g", pass, b, acmt_speech_student_item_flops(s, b),
+                      res[b].flops);
+            cr_expect(rb <= cap.beta + 1e-9, "CAP %g: realised %g", (double)cap.beta, rb);
+        }
         cr_log_info("speech student vs engine, pass %d: max |logit diff| %.3g (logits up to %.3g)", pass, worst,
                     scale);
         for (int b = 0; b < 2; b++) free(lg[b]), free(km[b]);
