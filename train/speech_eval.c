@@ -257,12 +257,18 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
             const double budget = st ? acmt_speech_student_item_budget(st, b) : 1.0;
             r->flops += st ? acmt_speech_student_item_flops(st, b) : tok_flops * (double)tok[b];
             r->budget_mean += budget;
+            for (int l = 0; st && l < st->n_acm && l < ACMT_EVAL_MAX_ACMS; l++) {
+                double ks = 0;
+                for (int64_t t = 0; t < tok[b]; t++) ks += st->acts[l].k[st->sp->item_off[b] + t];
+                r->acm_frac[l] += tok[b] ? ks / ((double)tok[b] * st->L[l].n) : 0;
+            }
             r->budget_min = budget < r->budget_min ? budget : r->budget_min;
             r->budget_max = budget > r->budget_max ? budget : r->budget_max;
         }
     }
     r->seconds = now_s() - t0;
     r->budget_mean = r->utterances ? r->budget_mean / (double)r->utterances : 0;
+    for (int l = 0; r->utterances && l < ACMT_EVAL_MAX_ACMS; l++) r->acm_frac[l] /= (double)r->utterances;
     if (!r->utterances) r->budget_min = r->budget_max = 0;
     rc = 0;
     goto done;

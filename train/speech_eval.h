@@ -23,6 +23,8 @@
 #include "ctc.h"
 #include "train/wer.h"
 
+#define ACMT_EVAL_MAX_ACMS 64
+
 typedef struct {
     char speaker[48];
     acmt_wer greedy, beam;
@@ -38,6 +40,7 @@ typedef struct {
     double seconds;         /* forward + decoding wall time */
     double engine_max_diff; /* audio_dir: largest |logit| difference, engine from audio vs the frames path */
     double budget_mean, budget_min, budget_max; /* realised budget over the utterances (1 for a static model) */
+    double acm_frac[ACMT_EVAL_MAX_ACMS]; /* per ACM: its learners' mean fraction used, over the utterances */
 } acmt_speech_eval_result;
 
 typedef struct {

@@ -3,7 +3,8 @@
  * encoder trained by `acm-train speech-base` on a small corpus written by the test (the layout of speech_corpus.h, as
  * test_speech_base.c): the three phases run and write an ACM speech model that the engine loads (one ACM per block,
  * FiLM gates, budget.gate_beta), acm-train eval's path (speech_eval.c) keeps CAP's realised budget per utterance in
- * [beta - 0.02, beta] and refuses a budget below beta_min, the log has rows of every phase, a run stopped by SIGTERM in phase 3 and resumed
+ * [beta - 0.02, beta] and refuses a budget below beta_min, acm-train calibrate on the val utterances writes the
+ * MEAN and CAP tables (MEAN then lands near its budget), the log has rows of every phase, a run stopped by SIGTERM in phase 3 and resumed
  * ends bit for bit where an uninterrupted run ends (every checkpoint tensor and the state), and bad input is refused:
  * an image model given with a corpus, a corpus missing, a speech model that already has ACMs, a resume without a
  * checkpoint.
@@ -161,6 +162,29 @@ Test(speech_acmize, three_phases_write_a_model_the_engine_runs) {
         free(er.speakers);
     }
     cr_expect(gf[0] < gf[1] && gf[1] < gf[2], "FLOPs per second of audio %g %g %g", gf[0], gf[1], gf[2]);
+    /* acm-train calibrate on the val utterances: MEAN's lambda table and CAP's shares and order in the file; CAP on
+     * the calibrated model still keeps every utterance within its budget */
+    char cal[160];
+    snprintf(cal, sizeof cal, "%s/cal.safetensors", dir);
+    const char *ca[] = {out, "--corpus", dir, "--utterances", "8", "--betas", "0.3:0.9:0.2", "--out", cal,
+                        "--threads", "1"};
+    cr_assert_eq(run(cmd_calibrate, "calibrate", 11, ca), 0);
+    acm_model *cm = acm_model_load(cal, err, sizeof err);
+    cr_assert(cm, "%s", err);
+    cr_expect(acm_model_config(cm)->mean_table_len >= 2, "mean table of %d", acm_model_config(cm)->mean_table_len);
+    cr_expect(acm_model_config(cm)->cap_table_len >= 2, "cap table of %d", acm_model_config(cm)->cap_table_len);
+    acm_model_free(cm);
+    for (int bi = 0; bi < 2; bi++) {
+        acm_policy p = acm_policy_default();
+        p.kind = bi ? ACM_POLICY_MEAN : ACM_POLICY_CAP;
+        p.beta = 0.5f;
+        acmt_speech_eval_params ep = {.corpus = dir, .split = "val", .policy = &p};
+        acmt_speech_eval_result er;
+        cr_assert_eq(acmt_speech_eval(cal, &ep, &er, err, sizeof err), 0, "%s", err);
+        if (!bi) cr_expect(er.budget_max <= 0.5 + 1e-9, "calibrated CAP 0.5: realised up to %g", er.budget_max);
+        else cr_expect(fabs(er.budget_mean - 0.5) < 0.1, "calibrated MEAN 0.5: mean realised %g", er.budget_mean);
+        free(er.speakers);
+    }
     acm_policy low = acm_policy_default();
     low.kind = ACM_POLICY_CAP;
     low.beta = 0.1f; /* below the model's beta_min (0.25, the low end of the trained range): refused */
