@@ -63,7 +63,7 @@ typedef struct {
 static sacm_cfg cfg_default(void) {
     sacm_cfg c;
     memset(&c, 0, sizeof c);
-    c.learners = 4, c.gate_hidden = 16, c.threads = 2, c.max_items = 64, c.max_tokens = 400, c.bucket_batches = 20;
+    c.learners = 4, c.gate_hidden = 16, c.threads = 2, c.max_items = 64, c.max_tokens = 600, c.bucket_batches = 50;
     c.log_every = 25, c.batch_tokens = 4000, c.seed = 1, c.sigterm_at = -1;
     c.epochs[0] = 1, c.epochs[1] = 0.5, c.epochs[2] = 2;
     c.lr[0] = 1e-3, c.lr[1] = 1e-2, c.lr[2] = 1e-4, c.lr_min = 1e-6, c.clip = 1.0;
