@@ -1,6 +1,6 @@
 /*
  * acmize.c — `acm-train acmize`: turns a trained static ViT into an ACM model with the paper's three phases
- * (docs/METHOD.md §3-5).
+ * (docs/METHOD.md §3-5). A speech base model (arch "speech") goes to cmd_speech_acmize.c instead.
  *
  *   phase 1  module-wise distillation: the frozen teacher runs on augmented training batches; every ACM's learners
  *            learn its module's output o from its input z (both from the teacher's activation record, on the fly),
