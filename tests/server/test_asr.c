@@ -21,6 +21,7 @@
 
 #include "acm.h"
 #include "audio.h"
+#include "ctc.h"
 #include "server/harness.h"
 
 #define MODEL "tests/golden/speech_a.safetensors"
@@ -996,5 +997,75 @@ Test(asr, concurrent_streamed_uploads_each_get_their_own, .timeout = 180) {
         free(c[i].wav);
     }
     cr_expect_gt(distinct, 0, "the test's audio gives one transcript for every upload: it cannot tell them apart");
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* HTTP against the engine's batch path: the whole file as one audio item of acm_worker_run (not the streams the server
+ * runs), its logits decoded by a greedy CTC decoder of its own. The streamed /transcribe upload gives the same text and
+ * tokens, and OIP infer the same logits within float rounding (the batch path packs the tokens of a call differently;
+ * the largest difference is printed on failure). acm-train has no speech evaluation yet: this is the reference. */
+Test(asr, http_equals_the_engine_batch_path, .timeout = 120) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL});
+    const size_t n = 16000 * 3;
+    int16_t *x = signal_s16(n, 1, 16000, 25);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    char e[512];
+    float *pcm;
+    size_t np;
+    acm_audio_format f = {.kind = ACM_AUDIO_WAV};
+    cr_assert_eq(acm_audio_decode(&f, wav, wl, acm_audio_default_params(), &pcm, &np, e, sizeof e), 0, "%s", e);
+    acm_model *m = acm_model_load(MODEL, e, sizeof e);
+    cr_assert(m, "%s", e);
+    const acm_config *cfg = acm_model_config(m);
+    acm_worker *w = acm_worker_new(m, acm_worker_default_params(), e, sizeof e);
+    cr_assert(w, "%s", e);
+    const int64_t T = acm_speech_tokens(m, (int64_t)np);
+    const int K = cfg->num_classes;
+    float *lg = malloc(sizeof(float) * (size_t)T * K);
+    acm_item it = {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = (int64_t)np, .policy = acm_policy_default()};
+    acm_result res = {.logits = lg};
+    cr_assert_eq(acm_worker_run(w, &it, &res, 1, e, sizeof e), 0, "%s", e);
+    cr_assert_eq(res.tokens, T);
+    char chars[ACM_CTC_MAX_SYMBOLS + 1] = "";
+    for (int k = 1; k < K; k++) strncat(chars, cfg->labels[k], 1);
+    acm_ctc_alphabet a;
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, chars, e, sizeof e), 0, "%s", e);
+    acm_ctc_decoder *d = acm_ctc_decoder_new(&a, acm_ctc_default_params(), e, sizeof e);
+    cr_assert(d, "%s", e);
+    cr_assert_eq(acm_ctc_push(d, lg, T, K, e, sizeof e), 0, "%s", e);
+    acm_ctc_result cr;
+    acm_ctc_result_get(d, ACM_CTC_FINAL, &cr);
+    char text[4096];
+    int l = cr.len < (int)sizeof text - 1 ? cr.len : (int)sizeof text - 1;
+    memcpy(text, cr.text, (size_t)l);
+    while (l > 0 && text[l - 1] == ' ') l--;
+    text[l] = 0;
+    /* /transcribe, streamed in paced chunked pieces */
+    const upload_t u = {.piece = 3001, .chunked = 1, .pace_s = 0.01};
+    json_t *j = upload_json(s.port, "audio/wav", wav, wl, &u, 200, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "text")), text);
+    cr_expect_eq(json_integer_value(json_object_get(j, "tokens")), T);
+    json_decref(j);
+    /* OIP infer: the logits */
+    char *js = audio_json(x, n, "", ",\"outputs\":[{\"name\":\"logits\"}]");
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", js, strlen(js), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = th_json(&r);
+    json_t *data = json_object_get(json_array_get(json_object_get(j, "outputs"), 0), "data");
+    cr_assert_eq(json_array_size(data), (size_t)T * K);
+    double maxd = 0;
+    for (size_t i = 0; i < (size_t)T * K; i++) {
+        const double v = fabs(json_real_value(json_array_get(data, i)) - lg[i]);
+        if (v > maxd) maxd = v;
+    }
+    cr_expect_leq(maxd, 1e-5, "HTTP logits differ from the engine's batch path by up to %g", maxd);
+    cr_log_info("HTTP vs acm_worker_run logits: max |difference| %g", maxd);
+    json_decref(j);
+    th_resp_free(&r);
+    free(js), free(lg), free(pcm), free(x), free(wav);
+    acm_ctc_decoder_free(d), acm_worker_free(w), acm_model_free(m);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
