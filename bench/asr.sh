@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Transcription serving, part 1 (bench/RESULTS.md, "Transcription serving, part 1"), in one run of about 3 minutes:
 #   (b) whole-file throughput: seconds of audio transcribed per second with 16 concurrent clients (`acm bench --audio`,
-#       8 WAV files of 10 s, round robin) at beta 1, 0.5 and 0.25 (X-Compute-Budget, policy cap), against the engine
+#       8 WAV files of 4 s, round robin) at beta 1, 0.5 and 0.25 (X-Compute-Budget, policy cap), against the engine
 #       alone on the same model and machine (bench/speech, table (2): 16 streams batched on one thread per core, the
 #       same cap budgets), as a ratio;
 #   (a) 50 uploads of a 30 s WAV at real-time pace (bench/asr_pace: 20 ms pieces on the audio's clock), started
@@ -26,14 +26,14 @@ W=$(nproc)
 "$B/bench/speech" --write-model "$tmp/speech.safetensors" >/dev/null
 mkdir "$tmp/clips"
 for i in 1 2 3 4 5 6 7 8; do
-    "$B/bench/asr_pace" --make-wav "$tmp/clips/c$i.wav" --seconds 10 --seed "$i"
+    "$B/bench/asr_pace" --make-wav "$tmp/clips/c$i.wav" --seconds 4 --seed "$i"
     echo "a random model has no right transcript" >"$tmp/clips/c$i.txt"
 done
 "$B/bench/asr_pace" --make-wav "$tmp/long.wav" --seconds 30 --seed 9
 stage "models and audio written"
 
-# (b), the engine alone: 16 streams on W threads, chunks/s (wall) x 0.32 s of audio per chunk
-"$B/bench/speech" --tables 2 --streams 16 --threads "$W" --stream-seconds 10 --rounds 1 --betas 1,0.5,0.25 \
+# (b), the engine alone: 16 streams on W threads, chunks/s (wall, median of 3) x 0.32 s of audio per chunk
+"$B/bench/speech" --tables 2 --streams 16 --threads "$W" --stream-seconds 10 --rounds 3 --betas 1,0.5,0.25 \
     >"$tmp/engine.txt"
 core=$(sed -n 's/^speech: BLAS core \([^,]*\),.*/\1/p' "$tmp/engine.txt")
 echo "asr: BLAS core $core, $W CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared)"
@@ -78,10 +78,10 @@ stage "(a) done"
 img_sat=$(j "$tmp/img_sat.json" 'd["ok_rps"]')
 aud_sat=$(j "$tmp/b1.json" 'd["ok_rps"]')
 img_r=$(awk -v x="$img_sat" 'BEGIN { printf "%.1f", x / 2 }'); aud_r=$(awk -v x="$aud_sat" 'BEGIN { printf "%.2f", x / 2 }')
-"$B/acm" bench --server "$URL" --model fmnist -r "$img_r" -d 8 --json >"$tmp/img_alone.json"
-"$B/acm" bench --server "$URL" --model speech --audio "$tmp/clips" -r "$aud_r" -d 8 --budget 1 --json >"$tmp/aud_alone.json"
-"$B/acm" bench --server "$URL" --model fmnist -r "$img_r" -d 8 --json >"$tmp/img_mixed.json" & m1=$!
-"$B/acm" bench --server "$URL" --model speech --audio "$tmp/clips" -r "$aud_r" -d 8 --budget 1 --json >"$tmp/aud_mixed.json"
+"$B/acm" bench --server "$URL" --model fmnist -r "$img_r" -d 10 --json >"$tmp/img_alone.json"
+"$B/acm" bench --server "$URL" --model speech --audio "$tmp/clips" -r "$aud_r" -d 10 --budget 1 --json >"$tmp/aud_alone.json"
+"$B/acm" bench --server "$URL" --model fmnist -r "$img_r" -d 10 --json >"$tmp/img_mixed.json" & m1=$!
+"$B/acm" bench --server "$URL" --model speech --audio "$tmp/clips" -r "$aud_r" -d 10 --budget 1 --json >"$tmp/aud_mixed.json"
 wait "$m1"
 echo
 echo "(c) mixed: images at half their saturation ($img_sat/s -> $img_r/s) + audio at half its ($aud_sat files/s -> $aud_r/s)"

@@ -724,7 +724,9 @@ int acmd_queue_before(double aging_ms, const acmd_req *a, const acmd_req *b, uin
 void acmd_queue_push(acmd_server *s, acmd_req *r);
 void acmd_queue_dispatch(acmd_server *s);
 /* Queues the next job of a streamed transcription (decode.c): its items are the chunks waiting, and its deadline
- * (for queue order, and the budget of a deadline request) runs from now: for the last job, from the body's last byte. */
+ * (for queue order, and the budget of a deadline request) runs from now: for the last job, from the body's last byte,
+ * whose answer someone awaits; a job before it is given twice that time, so that answers due go first in the queue
+ * order while the stream still keeps up. */
 void acmd_queue_stream(acmd_server *s, acmd_req *r);
 /* Removes r from its model's queue wherever it is (0 when it was not there). */
 int acmd_queue_remove(acmd_server *s, acmd_req *r);
@@ -775,7 +777,9 @@ int acmd_decode_stream_begin(acmd_server *s, acmd_req *r);
 int acmd_decode_stream_push(acmd_server *s, acmd_req *r, const void *bytes, size_t n);
 /* The body has ended: the decoder's tail into au.pend; 0 or -1 as for push. */
 int acmd_decode_stream_end(acmd_server *s, acmd_req *r);
-/* Dispatch takes the request: au.pend becomes the job (and the last one once the body has ended). */
+/* Dispatch takes the request: au.pend, ACMD_JOB_CHUNKS chunks of it at most, becomes the job (the last one once the
+ * body has ended and nothing is left). */
+#define ACMD_JOB_CHUNKS 8
 void acmd_decode_stream_hand(acmd_req *r);
 /* Frees what the request's stream holds (I/O thread, the request not RUNNING). */
 void acmd_decode_stream_free(acmd_server *s, acmd_req *r);

@@ -411,9 +411,15 @@ int acmd_decode_stream_end(acmd_server *s, acmd_req *r) {
 }
 
 void acmd_decode_stream_hand(acmd_req *r) {
-    r->au.job = r->au.pend, r->au.n_job = r->au.n_pend;
-    r->au.pend = NULL, r->au.n_pend = r->au.cap_pend = 0;
-    r->au.job_last = r->au.last;
+    /* at most ACMD_JOB_CHUNKS chunks a job: a file that came at once (or a worker that fell behind) goes back to the
+     * queue between jobs, so that other requests, images too, take turns with it on the workers */
+    const size_t cap = (size_t)ACMD_JOB_CHUNKS * (size_t)r->model->chunk_samples;
+    float *rest = NULL;
+    const size_t n_rest = r->au.n_pend > cap ? r->au.n_pend - cap : 0;
+    if (n_rest && (rest = malloc(n_rest * sizeof *rest))) memcpy(rest, r->au.pend + cap, n_rest * sizeof *rest);
+    r->au.job = r->au.pend, r->au.n_job = rest ? cap : r->au.n_pend; /* no memory for the split: all of it */
+    r->au.pend = rest, r->au.n_pend = r->au.cap_pend = rest ? n_rest : 0;
+    r->au.job_last = r->au.last && !rest;
 }
 
 void acmd_decode_stream_free(acmd_server *s, acmd_req *r) {

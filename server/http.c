@@ -347,15 +347,17 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
     }
     const char *ex = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "explain");
     r->out.explain = ex && (strcmp(ex, "1") == 0 || strcmp(ex, "true") == 0);
-    /* the body's bytes, reserved now when Content-Length announces them (checked above: <= --max-body-bytes) */
-    const size_t cl_n = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+    /* the body's bytes, reserved now when Content-Length announces them (checked above: <= --max-body-bytes); a body
+     * decoded as it arrives is not kept: its stream's state is counted instead (decode.c) */
+    const int streams = !r->http.bodiless && acmd_decode_streams(r);
+    const size_t cl_n = cl && !streams ? (size_t)strtoull(cl, NULL, 10) : 0;
     if (cl_n && http__mem_reserve(s, r, cl_n)) {
         http__mem_error(s, r, cl_n);
         http__respond(s, r);
         return 1;
     }
     /* WAV and raw PCM are decoded as they arrive, and run chunk by chunk while the upload goes on: admitted now */
-    if (!r->http.bodiless && acmd_decode_streams(r)) {
+    if (streams) {
         if (r->model->q_items + 1 > s->cfg.max_queue) {
             http__error(s, r, ACMD_E_QUEUE_FULL, "the queue of model %s is full (%ld items)", r->model->name, s->cfg.max_queue);
             return 1;

@@ -87,7 +87,7 @@ void acmd_queue_stream(acmd_server *s, acmd_req *r) {
     const int64_t chunks = (int64_t)(r->au.n_pend / (size_t)m->chunk_samples) + r->au.last;
     r->sla.items = chunks < 1 ? 1 : chunks;
     const double dl_ms = r->sla.has_deadline ? r->sla.sched.deadline_ms : s->cfg.default_deadline_ms;
-    r->sla.t_deadline = acmd_now_ns() + (uint64_t)(dl_ms * 1e6);
+    r->sla.t_deadline = acmd_now_ns() + (uint64_t)(dl_ms * (r->au.last ? 1 : 2) * 1e6);
     /* dispatched on the next loop iteration, not now: the rest of what MHD read in this one (often the body's end)
      * joins the job first, so that a body that came at once runs as one job */
     queue__link(s, r);

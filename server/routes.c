@@ -162,8 +162,8 @@ static void route__api_transcription(FILE *f) {
     fprintf(f,
             "A body declared WAV or raw PCM (`audio/wav` and its aliases, `audio/L16`, `audio/x-raw`), with "
             "`Content-Length` or chunked, is decoded and resampled as it arrives, and whenever a chunk's worth of "
-            "audio waits the request is queued and a worker runs the chunks that are ready while the upload goes "
-            "on: a file uploaded at real-time pace is answered right after its last byte, its last chunk being all "
+            "audio waits the request is queued and a worker runs the chunks that are ready (8 at most a turn, so "
+            "that other requests take turns with it) while the upload goes on: a file uploaded at real-time pace is answered right after its last byte, its last chunk being all "
             "that is left to run. The answer is the same to the bit (text, words, tokens, FLOPs) however the body "
             "is split and paced, and the same as for the whole file decoded at once; a test also checks it equals "
             "the engine's own streams on the same PCM (`acm_worker_run_streams`; `acm-train` has no speech "
@@ -173,7 +173,8 @@ static void route__api_transcription(FILE *f) {
             "counts for the cost model as one item per chunk of audio (its length estimated before decoding for a "
             "whole body: exact for raw PCM, at 16-bit mono 16 kHz for containers), with its tokens and FLOPs, so "
             "budgets, deadlines and `Priority` act as for images (`X-Deadline-Ms`: the answer within t ms of the "
-            "body's last byte; for the jobs before it, within t ms of their audio's arrival).\n\n");
+            "body's last byte; the jobs before it, awaited by no one yet, are ordered by twice that from their "
+            "audio's arrival, so that answers due go first).\n\n");
     fprintf(f,
             "Answer: the keys of the /classify response that do not concern labels (`budget_requested`, "
             "`budget_applied`, `budget_realised` (token-weighted over the file), `budget_source`, `budget_raised`, "
