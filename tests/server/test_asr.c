@@ -4,7 +4,10 @@
  * uploads, the answer equal to the engine's own streams on the same decoded audio (text, words, tokens, FLOPs),
  * budgets, concurrent requests each getting their own transcript, bad audio (truncated, unknown format, zero length,
  * wrong declared rate, channels, over each limit) as 4xx with {"error": ...}, a client leaving mid-upload (freed, not
- * run), and the acm_asr_* metrics. Audio is made here: a deterministic signal written with libsndfile or by hand.
+ * run), and the acm_asr_* metrics. Bodies decoded as they arrive (WAV, raw PCM): plain, odd chunked pieces and paced
+ * slower than real time, all equal to the whole file and with chunks run before the last byte; a client leaving after
+ * chunks ran and while a worker holds a job; bad bodies while streaming; concurrent paced uploads. HTTP against the
+ * engine's batch path (acm_worker_run). Audio is made here: a deterministic signal written with libsndfile or by hand.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
