@@ -193,7 +193,9 @@ void acmd_queue_dispatch(acmd_server *s) {
                 const double it = items + (double)r->sla.items, fl = flops + acmd_budget_min_flops(m, r);
                 const uint64_t tg = r->sla.has_deadline && r->sla.t_deadline < tight ? r->sla.t_deadline : tight;
                 const uint64_t finish = now + (uint64_t)(acmd_budget_predict(m, it, fl) * 1e9);
-                if (r->sla.has_deadline && n == 0 && finish > r->sla.t_deadline) { /* expired, or overtaken too long */
+                /* expired, or overtaken too long (a job of an upload still arriving is not: its deadline only orders
+                 * it, the answer's runs from the last byte) */
+                if (r->sla.has_deadline && n == 0 && finish > r->sla.t_deadline && !(r->au.on && !r->au.last)) {
                     queue__unlink(m, r, prev);
                     acmd_queue_miss(s, r, ACMD_MISS_QUEUE);
                     acmd_req_fail(r, ACMD_E_DEADLINE_QUEUE, "deadline of %g ms missed in the queue: even at the budget "

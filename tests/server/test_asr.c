@@ -1072,3 +1072,40 @@ Test(asr, http_equals_the_engine_batch_path, .timeout = 120) {
     acm_ctc_decoder_free(d), acm_worker_free(w), acm_model_free(m);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* X-Deadline-Ms on an upload is the answer's, from its last byte: a job of the upload that waited past it in the queue
+ * while the body still arrived is run, not answered 504 (that would end an upload whose answer may still be on time). */
+Test(asr, a_streamed_upload_deadline_runs_from_the_last_byte, .timeout = 120) {
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    const size_t n = 16000 * 2;
+    int16_t *x = signal_s16(n, 1, 16000, 26);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    const int busy = send_wav(s.port, wav, wl); /* holds the only worker */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 10), 0);
+    int fd = th_connect(s.port);
+    char hd[256];
+    snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                            "X-Deadline-Ms: 300\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", wl);
+    cr_assert_eq(th_send_all(fd, hd, strlen(hd)), 0);
+    cr_assert_eq(th_send_all(fd, wav, 20000), 0);
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 1, 10), 0, "no job of the upload was queued");
+    const double t0 = th_now();
+    while (th_now() - t0 < 0.8) usleep(10000); /* the queued job's ordering deadline (2 x 300 ms) passes */
+    th_hold_end(&s);
+    th_resp r;
+    cr_assert_eq(th_read_response(busy, &r), 0);
+    close(busy);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_send_all(fd, wav + 20000, wl - 20000), 0);
+    cr_assert_eq(th_read_response(fd, &r), 0);
+    close(fd);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    free(x), free(wav);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
