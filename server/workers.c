@@ -93,14 +93,14 @@ void acmd_workers_on_async(uv_async_t *a) {
         s->in_flight--;
         r->model->running--;
         s->workers[r->out.worker].busy = 0;
+        acmd_model *m = r->model;
+        if (r->out.batch_lead && r->out.b_items > 0) /* the batch ran, whoever is still waiting for it */
+            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
         if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout; a streamed upload's client) */
             if (r->au.on) acmd_http_orphan_back(s, r);
             else acmd_req_free(s, r);
             continue;
         }
-        acmd_model *m = r->model;
-        if (r->out.batch_lead && r->out.b_items > 0)
-            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
         if (r->au.on && r->au.failed && !r->resp.status) /* its body was refused while the worker held it */
             acmd_req_fail(r, r->au.fail_err, "%s", r->au.fail_msg);
         if (r->au.on && !r->au.job_last && !r->resp.status) { /* a streamed transcription's job: its body goes on */
