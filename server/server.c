@@ -182,7 +182,9 @@ static void srv__sweep(uv_timer_t *t) {
     acmd_server *s = t->data;
     const uint64_t now = acmd_now_ns(), limit = (uint64_t)(s->cfg.request_timeout * 1e9);
     for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
-        if (c->busy || now - c->t_start <= limit) continue;
+        /* a transcription decoded as it arrives may take as long as its audio lasts, and the limit on top */
+        const uint64_t audio = c->req && c->req->au.on ? (uint64_t)((double)c->req->au.samples / ACM_AUDIO_RATE * 1e9) : 0;
+        if (c->busy || now - c->t_start <= limit + audio) continue;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (c->req) c->req->http.timed_out = 1;           /* logged and counted as 408, not as a client that left */
         if (ci) shutdown(ci->connect_fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */

@@ -94,13 +94,21 @@ void acmd_workers_on_async(uv_async_t *a) {
         s->in_flight--;
         r->model->running--;
         s->workers[r->out.worker].busy = 0;
-        if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout) */
-            acmd_req_free(s, r);
+        acmd_model *m = r->model;
+        if (r->out.batch_lead && r->out.b_items > 0) /* the batch ran, whoever is still waiting for it */
+            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
+        if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout; a streamed upload's client) */
+            if (r->au.on) acmd_http_orphan_back(s, r);
+            else acmd_req_free(s, r);
             continue;
         }
-        acmd_model *m = r->model;
-        if (r->out.batch_lead && r->out.b_items > 0)
-            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
+        if (r->au.on && r->au.failed && !r->resp.status) /* its body was refused while the worker held it */
+            acmd_req_fail(r, r->au.fail_err, "%s", r->au.fail_msg);
+        if (r->au.on && !r->au.job_last && !r->resp.status) { /* a streamed transcription's job: its body goes on */
+            r->state = ACMD_REQ_RECEIVING;
+            if (r->au.last || r->au.n_pend >= (size_t)m->chunk_samples) acmd_queue_stream(s, r);
+            continue;
+        }
         if (r->sla.has_deadline && r->resp.status == 200 && acmd_now_ns() > r->sla.t_deadline)
             acmd_queue_miss(s, r, ACMD_MISS_COMPUTE);
         workers__metrics_done(s, r);
