@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acmd.h"
+#include "cpu/cpu.h"
 #include "jsonw.h"
 
 typedef struct {

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 #include "train/eval.h"
 
