@@ -16,8 +16,13 @@ comma    := ,
 WERROR   ?= $(if $(CI),1,0)
 OPT      ?= -O2
 
+# CUDA=1: the build with the CUDA backend (engine/cuda/, linked with the CUDA runtime and cuBLAS) in build/cuda.
+CUDA ?= 0
+ifneq ($(filter-out 0 1,$(CUDA)),)
+$(error CUDA must be 0 or 1 (got '$(CUDA)'))
+endif
 ifeq ($(SANITIZE),)
-B := build
+B := build$(if $(filter 1,$(CUDA)),/cuda)
 else
 ifneq ($(filter-out address undefined thread,$(subst $(comma), ,$(SANITIZE))),)
 $(error SANITIZE must be a comma-separated subset of address,undefined,thread (got '$(SANITIZE)'))
@@ -69,20 +74,39 @@ LIBS_OURS := $(LIBTRAIN) $(LIBSERVER) $(LIBCLIENT) $(LIBPROTO) $(LIBACM)
 PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/main.c),$(B)/acmd) \
          $(if $(wildcard clients/main.c),$(B)/acm)
 
-# CUDA: only where nvcc exists, for the sources under engine/cuda/ (none yet). The build says what it skips only
-# when there is something to skip; `make help` always says what was found.
-NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-CUDA_SRC := $(wildcard engine/cuda/*.cu)
+# CUDA (docs/DESIGN.md §4, "Backends"): engine/cuda/*.cu is compiled wherever nvcc exists, in every build, so that
+# it cannot rot (CI compiles it, -Werror there); only CUDA=1 links it in. Why not always: a binary linked with
+# libcudart/libcublas needs them at run time, and the ordinary build must run where no CUDA toolkit is installed. The
+# CUDA=1 build links the runtime and cuBLAS (rpath to the toolkit's lib64) but not the driver (libcuda.so), which the
+# runtime opens itself: its binaries also start on a machine without a GPU or driver, and `--backend cuda` is then an
+# error at start that says why. CUDA_ARCH: the GPU generation the kernels are built for (90: H100/H200), plus PTX.
+NVCC      := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/,%,$(dir $(realpath $(NVCC)))),/usr/local/cuda)
+CUDA_ARCH ?= 90
+CUDA_SRC  := $(wildcard engine/cuda/*.cu)
+CUDA_OBJ  := $(if $(NVCC),$(patsubst %.cu,$(B)/obj/%.o,$(CUDA_SRC)))
+NVCCFLAGS := -std=c++17 -O2 -g -I. -Iengine -Iproto -I/usr/include/openblas \
+             -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+             -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-parameter $(if $(filter 1,$(WERROR)),-Werror all-warnings)
+ifeq ($(CUDA),1)
+ifeq ($(NVCC),)
+$(error CUDA=1 needs nvcc (not found on PATH nor in /usr/local/cuda/bin))
+endif
+CFLAGS    += -DACM_WITH_CUDA
+NVCCFLAGS += -DACM_WITH_CUDA
+ENGINE_LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+ALL_LIBS  := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
+endif
 
 .PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node image \
         cluster cluster-stop
 .DEFAULT_GOAL := all
 
-all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
+all: probe $(LIBACM) $(LIBPROTO) $(PROGS) $(CUDA_OBJ)
 
 probe:
 	@printf '%s\n' "acm build ($(B)): cc=$$($(CC) -dumpfullversion 2>/dev/null || echo ?) SANITIZE=$(if $(SANITIZE),$(SANITIZE),none) WERROR=$(WERROR)"
-	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC)"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
+	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC) (CUDA backend $(if $(filter 1,$(CUDA)),compiled and linked in,compiled only: make CUDA=1 links it))"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
 	@for h in cblas.h jansson.h fftw3.h microhttpd.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
 	          wslay/wslay.h criterion/criterion.h yaml.h; do \
 	  if [ -e /usr/include/$$h ] || [ -e /usr/include/openblas/$$h ] || [ -e /usr/include/x86_64-linux-gnu/$$h ]; then :; \
@@ -125,7 +149,10 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBACM): $(call obj,$(ENGINE_SRC))
+$(LIBACM): $(call obj,$(ENGINE_SRC)) $(if $(filter 1,$(CUDA)),$(CUDA_OBJ))
+$(B)/obj/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 $(LIBPROTO): $(call obj,$(PROTO_SRC))
 $(LIBTRAIN): $(call obj,$(TRAIN_SRC))
 $(LIBSERVER): $(call obj,$(SERVER_SRC))

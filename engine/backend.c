@@ -32,13 +32,14 @@ int acm_backend_check(const char *name, char *err, size_t errlen) {
 #endif
 }
 
-acm__backend *acm__backend_open(const char *name, const acm_model *m, char *err, size_t errlen) {
+acm__backend *acm__backend_open(const char *name, const acm_model *m, int max_batch, char *err, size_t errlen) {
     if (acm_backend_check(name, err, errlen)) return NULL;
     if (!name || !strcmp(name, "cpu")) return acm__backend_cpu();
 #ifdef ACM_WITH_CUDA
-    return acm__cuda_open(m, err, errlen);
+    return acm__cuda_open(m, max_batch, err, errlen);
 #else
     (void)m;
+    (void)max_batch;
     return NULL; /* not reached: acm_backend_check refused */
 #endif
 }

@@ -115,9 +115,10 @@ struct acm__backend {
     void (*close)(acm__backend *be);
 };
 
-/* A backend by name ("cpu", or "cuda" where built) for one worker of model m (CUDA: uploads m's weights on first use
- * and shares them between the model's workers). NULL with a message: unknown name, not built, no device. */
-acm__backend *acm__backend_open(const char *name, const acm_model *m, char *err, size_t errlen);
+/* A backend by name ("cpu", or "cuda" where built) for one worker of model m running at most max_batch items per call
+ * (CUDA: uploads m's weights on first use and shares them between the model's workers). NULL with a message: unknown
+ * name, not built, no device. */
+acm__backend *acm__backend_open(const char *name, const acm_model *m, int max_batch, char *err, size_t errlen);
 void acm__backend_close(acm__backend *be);
 /* The CPU backend, shared: it has no state. Used where no backend was given (train/, tests building their own
  * scratch). */

@@ -113,7 +113,7 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         }
         return w;
     }
-    acm__backend *be = acm__backend_open(p.backend ? p.backend : "cpu", m, err, errlen);
+    acm__backend *be = acm__backend_open(p.backend ? p.backend : "cpu", m, p.max_batch, err, errlen);
     if (!be) return NULL;
     const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
     const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size, K = (size_t)c->num_classes;

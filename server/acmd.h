@@ -42,6 +42,7 @@
     X(STR, port_file, "FILE", "", "write the bound port to this file once listening (tests)")                         \
     X(INT, workers, "N", "0", "engine worker threads (0: one per core)")                                              \
     X(INT, blas_threads, "N", "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                   \
+    X(STR, backend, "NAME", "cpu", "engine backend: cpu, or cuda (a build made with make CUDA=1, on a GPU)")         \
     X(INT, max_batch, "N", "8", "largest batch of items per engine call (per model unless set there)")                \
     X(INT, batch_delay_us, "US", "0", "while another worker is busy, an idle one waits up to this for a fuller batch")\
     X(INT, max_queue, "N", "256", "queued items per model before 429 + Retry-After")                                  \

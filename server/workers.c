@@ -222,6 +222,7 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             p.max_batch = m->max_batch;
             p.workers = s->n_workers;
             p.cpu_threads = (int)s->cfg.blas_threads;
+            p.backend = s->cfg.backend;
             char e[256];
             w->eng[i].w = acm_worker_new(m->m, p, e, sizeof e);
             if (!w->eng[i].w) return snprintf(err, errlen, "model %s: %s", m->name, e), -1;
