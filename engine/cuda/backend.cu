@@ -104,15 +104,10 @@ static int cmp_range(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Uploads m's tensors (the file's, and the collapsed gates the model owns) into one device block. */
+/* Uploads m's tensors (every tensor it bound, model.h, and the collapsed gates it owns) into one device block. */
 static dev_model *upload_model(const acm_model *m, char *err, size_t errlen) {
-    const acm_st_file *f = &m->file;
-    if (!f->tensors || f->n == 0) {
-        acm__fail(err, errlen, ACM_ECONFIG, "backend 'cuda': the model was not loaded from a file");
-        return NULL;
-    }
-    int n = f->n + 2 * m->cfg.num_acms;
-    range *rs = (range *)calloc((size_t)n, sizeof *rs);
+    int n = m->nbound + 2 * m->cfg.num_acms;
+    range *rs = (range *)calloc((size_t)(n ? n : 1), sizeof *rs);
     dev_model *d = (dev_model *)calloc(1, sizeof *d);
     if (!rs || !d) {
         free(rs);
@@ -121,14 +116,7 @@ static dev_model *upload_model(const acm_model *m, char *err, size_t errlen) {
         return NULL;
     }
     int k = 0;
-    for (int i = 0; i < f->n; i++) {
-        const size_t el = f->tensors[i].dtype == ACM_ST_F32 || f->tensors[i].dtype == ACM_ST_F16 ||
-                                  f->tensors[i].dtype == ACM_ST_BF16 || f->tensors[i].dtype == ACM_ST_I32
-                              ? 4
-                          : f->tensors[i].dtype == ACM_ST_I64 ? 8
-                                                              : 1;
-        rs[k++] = (range){(const char *)f->tensors[i].data, (size_t)f->tensors[i].numel * el, 0};
-    }
+    for (int i = 0; i < m->nbound; i++) rs[k++] = (range){(const char *)m->bound[i], m->bound_bytes[i], 0};
     for (int i = 0; i < m->cfg.num_acms; i++) {
         const acm__module *md = m->acms[i];
         const size_t R = (size_t)(md->info.film ? 3 * md->choices : md->choices); /* model.c: A, B, the fold */

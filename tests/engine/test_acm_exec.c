@@ -1,5 +1,5 @@
 /*
- * test_acm_exec.c — the fast ACM execution (engine/cpu/acm_exec.c: fused q|k|v gates, GROUPS and PREFIX schedules,
+ * test_acm_exec.c — the fast ACM execution (engine/acm_exec.c: fused q|k|v gates, GROUPS and PREFIX schedules,
  * scatter fused with the residual add, the unpermuted single-k path) against the REFERENCE mode (every token alone,
  * in double, gates unfused), on the golden models and on random larger models, batch 1 and 8, every policy, forced k.
  *
