@@ -21,8 +21,12 @@ CUDA ?= 0
 ifneq ($(filter-out 0 1,$(CUDA)),)
 $(error CUDA must be 0 or 1 (got '$(CUDA)'))
 endif
+# BUNDLE_ROOT=DIR (with CUDA=1; bench/cuda_check.sh bundle): programs for a machine without our Debian libraries (a
+# GPU machine's image), in build/bundle: their loader and libraries are looked up in DIR/lib, where the bundle's
+# glibc and every library they link (bar CUDA's and the driver's) are unpacked.
+BUNDLE_ROOT ?=
 ifeq ($(SANITIZE),)
-B := build$(if $(filter 1,$(CUDA)),/cuda)
+B := build$(if $(BUNDLE_ROOT),/bundle,$(if $(filter 1,$(CUDA)),/cuda))
 else
 ifneq ($(filter-out address undefined thread,$(subst $(comma), ,$(SANITIZE))),)
 $(error SANITIZE must be a comma-separated subset of address,undefined,thread (got '$(SANITIZE)'))
@@ -39,7 +43,7 @@ endif
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -march=x86-64-v2 -fno-fast-math $(WARN) $(if $(filter 1,$(WERROR)),-Werror) \
            -I. -Iengine -Iproto -I/usr/include/openblas
-LDFLAGS :=
+LDFLAGS := $(if $(BUNDLE_ROOT),-Wl$(comma)--dynamic-linker=$(BUNDLE_ROOT)/lib/ld-linux-x86-64.so.2 -Wl$(comma)-rpath$(comma)$(BUNDLE_ROOT)/lib)
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -269,9 +273,10 @@ bench-build: $(BENCH_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory all bench-build
-	@for s in $(filter-out bench/soak.sh,$(wildcard bench/*.sh)); do bash $$s $(B) || exit 1; done
+	@for s in $(filter-out bench/soak.sh bench/cuda_check.sh,$(wildcard bench/*.sh)); do bash $$s $(B) || exit 1; done
 
-# The soak (bench/soak.sh) is apart: an hour by default (SOAK_SECS=60 for the CI version).
+# The soak (bench/soak.sh) is apart: an hour by default (SOAK_SECS=60 for the CI version). So is bench/cuda_check.sh,
+# which runs on a GPU machine (it says how).
 SOAK_SECS ?= 3600
 soak: deps
 	@$(MAKE) --no-print-directory all bench-build
@@ -291,13 +296,17 @@ help:
 	@echo "make cluster    haproxy on :8090 in front of CLUSTER_N=$(CLUSTER_N) acmd instances, Prometheus on :9090"
 	@echo "                (deploy/local-cluster.sh; make cluster-stop stops it)"
 	@echo "make deploy-node  npm packages of the deploy tests into $(DEPLOY_NODE) (make test does it)"
-	@echo "make bench      run the benchmarks (bench/*.sh but the soak; results in bench/RESULTS.md)"
+	@echo "make bench      run the benchmarks (bench/*.sh but the soak and bench/cuda_check.sh, which runs on a GPU"
+	@echo "                machine; results in bench/RESULTS.md)"
 	@echo "make soak       the soak: SOAK_SECS=$(SOAK_SECS) at 80% of saturation with bad clients (bench/soak.sh)"
 	@echo "make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS=$(FUZZ_SECONDS) each (tests/fuzz/run.sh), in build/fuzz/"
 	@echo "make clean      remove build/ (every build: ordinary, sanitizer and fuzz)"
 	@echo "knobs: SANITIZE=address,undefined|thread  builds into build/san-<list with - for ,>/ (e.g."
 	@echo "       build/san-address-undefined/; 'make test SANITIZE=...' tests that build)"
 	@echo "       WERROR=0|1 (default 1 when CI is set)  OPT=-O2  CC=cc  FUZZ_CC=clang"
-	@echo "CUDA: $(if $(NVCC),nvcc $(NVCC),nvcc not found)$(if $(CUDA_SRC),, (no CUDA sources yet: the CPU engine is all there is))"
+	@echo "       CUDA=1: the build with the CUDA backend, into build/cuda/ (acmd --backend cuda; needs nvcc);"
+	@echo "       CUDA_ARCH=$(CUDA_ARCH) (the GPU generation: 90 = H100/H200); BUNDLE_ROOT=DIR: programs for a machine"
+	@echo "       without our libraries, into build/bundle/ (bench/cuda_check.sh bundle)"
+	@echo "CUDA: $(if $(NVCC),nvcc $(NVCC) (engine/cuda/ compiled in every build; linked with CUDA=1),nvcc not found: engine/cuda/ skipped)"
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
