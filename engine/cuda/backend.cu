@@ -61,10 +61,18 @@ typedef struct {
     float *img;       /* [max_batch, C*H*W] the items' images, uploaded for im2col */
     size_t img_elems; /* floats per image */
     int max_batch;
+    int dev;       /* the device (ACM_CUDA_DEVICE) */
     char err[256]; /* the first failure since the last sync ("" when none) */
 } cuda_be;
 
-static cuda_be *impl(acm__backend *be) { return (cuda_be *)be->impl; }
+/* The backend's state, with its device made the calling thread's current one (a worker may be created on one thread
+ * and run on another; the CUDA runtime's current device is per thread). */
+static cuda_be *impl(acm__backend *be) {
+    static __thread int current = -1;
+    cuda_be *c = (cuda_be *)be->impl;
+    if (current != c->dev && cudaSetDevice(c->dev) == cudaSuccess) current = c->dev;
+    return c;
+}
 
 static void record(cuda_be *c, const char *what, const char *msg, const char *file, int line) {
     if (c && !c->err[0]) snprintf(c->err, sizeof c->err, "%s failed: %s (%s:%d)", what, msg, file, line);
@@ -559,7 +567,8 @@ extern "C" acm__backend *acm__cuda_open(const acm_model *m, int max_batch, char 
     c->be.zero_rows = cu_zero_rows;
     c->be.close = cu_close;
     c->be.impl = c;
-    cudaError_t e = cudaSetDevice(dv ? atoi(dv) : 0);
+    c->dev = dv ? atoi(dv) : 0;
+    cudaError_t e = cudaSetDevice(c->dev);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
     if (e == cudaSuccess) bs = cublasCreate(&c->blas);
