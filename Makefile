@@ -31,7 +31,7 @@ else
 ifneq ($(filter-out address undefined thread,$(subst $(comma), ,$(SANITIZE))),)
 $(error SANITIZE must be a comma-separated subset of address,undefined,thread (got '$(SANITIZE)'))
 endif
-B := build/san-$(subst $(comma),-,$(SANITIZE))
+B := build/san-$(subst $(comma),-,$(SANITIZE))$(if $(filter 1,$(CUDA)),-cuda)
 endif
 
 ifneq ($(WERROR),0)
