@@ -4,7 +4,7 @@
 #   engine/*.c engine/cpu/*.c -> $(B)/libacm.a        (OpenBLAS, fftw3f, jansson)
 #   proto/*.c                 -> $(B)/libacmproto.a   (jansson, spng, turbojpeg, sndfile, soxr, zlib)
 #   train/*.c                 -> $(B)/acm-train
-#   server/*.c                -> $(B)/acmd            (libmicrohttpd, libuv)
+#   server/*.c                -> $(B)/acmd            (libmicrohttpd, GnuTLS, libuv)
 #   clients/*.c               -> $(B)/acm             (libcurl, libwslay)
 #   tests/<dir>/test_*.c      -> $(B)/tests/<dir>/test_*  (Criterion; linked with everything above but mains)
 # A program's main() lives in <folder>/main.c; every other file of the folder goes into the folder's library so that
@@ -53,7 +53,7 @@ endif
 BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
 ENGINE_LIBS := $(BLAS_LIBS) -lfftw3f -ljansson -lnettle -lm -lpthread
 PROTO_LIBS  := -ljansson -lspng -lturbojpeg -lsndfile -lsoxr -lz -lm
-SERVER_LIBS := -lmicrohttpd -luv
+SERVER_LIBS := -lmicrohttpd -lgnutls -luv
 CLIENT_LIBS := -lcurl -lwslay
 ALL_LIBS    := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
 
@@ -111,13 +111,13 @@ all: probe $(LIBACM) $(LIBPROTO) $(PROGS) $(CUDA_OBJ)
 probe:
 	@printf '%s\n' "acm build ($(B)): cc=$$($(CC) -dumpfullversion 2>/dev/null || echo ?) SANITIZE=$(if $(SANITIZE),$(SANITIZE),none) WERROR=$(WERROR)"
 	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC) (CUDA backend $(if $(filter 1,$(CUDA)),compiled and linked in,compiled only: make CUDA=1 links it))"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
-	@for h in cblas.h jansson.h fftw3.h microhttpd.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
+	@for h in cblas.h jansson.h fftw3.h microhttpd.h gnutls/gnutls.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
 	          wslay/wslay.h criterion/criterion.h yaml.h; do \
 	  if [ -e /usr/include/$$h ] || [ -e /usr/include/openblas/$$h ] || [ -e /usr/include/x86_64-linux-gnu/$$h ]; then :; \
 	  else echo "  ✗ missing header $$h: run 'make deps'"; fi; done
 
 # ---- dependencies (Debian 12) -------------------------------------------------------------------------------------
-DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd-dev libuv1-dev libspng-dev \
+DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd-dev libgnutls28-dev libuv1-dev libspng-dev \
             libturbojpeg0-dev libsndfile1-dev libsoxr-dev zlib1g-dev libcurl4-openssl-dev libwslay-dev \
             libcriterion-dev libyaml-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \

@@ -11,7 +11,8 @@
 # run's acm bench --json report).
 # Knobs: OVERLOAD_MODEL (default models/fmnist-vit-acm.safetensors), OVERLOAD_SECS (10 per run), OVERLOAD_DEADLINE_MS
 # (50), OVERLOAD_LOADS ("0.5 1 1.5 2 3"), OVERLOAD_CONNS (32), OVERLOAD_WORKERS (acmd's default: one per core),
-# OVERLOAD_BATCH (8), OVERLOAD_OUT (bench/overload).  Usage: bash bench/overload.sh [BUILD]
+# OVERLOAD_BATCH (8), OVERLOAD_ACMD_ARGS (more acmd flags, e.g. "--worker-nice 10"), OVERLOAD_OUT (bench/overload), OVERLOAD_REQUEST_START (1: the deadline runs stamp X-Request-Start
+# with their scheduled send, so acmd counts each deadline from where the client counts it; 0: from arrival at acmd).  Usage: bash bench/overload.sh [BUILD]
 set -eu
 B=${1:-build}
 MODEL=${OVERLOAD_MODEL:-models/fmnist-vit-acm.safetensors}
@@ -24,8 +25,10 @@ mkdir -p "$OUT"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
+stamp=(); [ "${OVERLOAD_REQUEST_START:-1}" = 1 ] && stamp=(--request-start)
 workers=(); [ -n "${OVERLOAD_WORKERS:-}" ] && workers=(--workers "$OVERLOAD_WORKERS")
-"$B/acmd" --model "fmnist=$MODEL" "${workers[@]}" --max-batch "$BATCH" --log-level warn --listen 127.0.0.1:0 \
+read -r -a more <<< "${OVERLOAD_ACMD_ARGS:-}"
+"$B/acmd" --model "fmnist=$MODEL" "${workers[@]}" "${more[@]}" --max-batch "$BATCH" --log-level warn --listen 127.0.0.1:0 \
     --port-file "$tmp/port" 2>"$tmp/acmd.log" & pid=$!
 for _ in $(seq 400); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 URL=http://127.0.0.1:$(cat "$tmp/port")
@@ -33,7 +36,7 @@ for _ in $(seq 600); do curl -sf "$URL/v2/health/ready" >/dev/null && break; sle
 curl -sf "$URL/v2/health/ready" >/dev/null || { echo "overload: acmd did not become ready:"; cat "$tmp/acmd.log"; exit 1; }
 core=$(curl -s "$URL/metrics" | sed -nE 's/.*blas_core="([^"]*)".*/\1/p' | head -1)
 echo "overload: model $MODEL, ${SECS}s per run, deadline ${DL} ms, batch $BATCH, $(nproc) CPUs, BLAS core ${core:-?}," \
-     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+     "load average $(cut -d' ' -f1-3 /proc/loadavg), X-Request-Start ${stamp[*]:-off}, acmd ${workers[*]} ${more[*]}"
 
 # one field (a/b/c) of an acm bench --json report
 field() { /usr/bin/python3 -c 'import json,sys
@@ -61,8 +64,8 @@ for f in $LOADS; do
     rate=$(awk -v f="$f" -v s="$S" 'BEGIN { printf "%.1f", f * s }')
     for mode in static adaptive; do
         j="$OUT/${mode}_${f}.json"
-        if [ "$mode" = static ]; then bench "$j" -r "$rate" -d "$SECS" --deadline-ms "$DL" --budget-min 1
-        else bench "$j" -r "$rate" -d "$SECS" --deadline-ms "$DL"; fi
+        if [ "$mode" = static ]; then bench "$j" -r "$rate" -d "$SECS" --deadline-ms "$DL" --budget-min 1 "${stamp[@]}"
+        else bench "$j" -r "$rate" -d "$SECS" --deadline-ms "$DL" "${stamp[@]}"; fi
         ok=$(status "$j" 200); e429=$(status "$j" 429); e504=$(status "$j" 504)
         other=$(/usr/bin/python3 -c 'import json,sys
 s=json.load(open(sys.argv[1]))["by_status"]; print(sum(v for k,v in s.items() if k not in ("200","429","504")))' "$j")

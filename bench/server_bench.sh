@@ -3,10 +3,13 @@
 #   1. throughput: wrk closed loop (32 connections POSTing one 28x28 PNG to /classify) vs server_engine throughput at
 #      the same batch size, workers and BLAS threads (batches kept full: the mean batch size is printed from /metrics);
 #   2. one client at a time: wrk -c1 p50/p99 vs the engine's batch-1 latency (engine call alone, and PNG decode + call);
-#   3. /v2/health/live rate vs server_bare (same MHD flags), alternating rounds in the same run.
+#   3. /v2/health/live rate vs server_bare (same MHD flags), alternating rounds in the same run;
+#   4. on the shipped ACM model: acmd at X-Compute-Budget 1 and 0.25 vs the engine at the same budgets (the gain the
+#      engine has at 0.25, and how much of it acmd passes on).
 # The model is a random static ViT of the Fashion-MNIST model's shape (125.8 MFLOP/image; server_engine make-model)
 # until models/fmnist-vit.safetensors ships; ACM_BENCH_MODEL=PATH uses another.
-# Knobs: ACM_BENCH_WORKERS (2), ACM_BENCH_BATCH (8), ACM_BENCH_SECS (5), ACM_BENCH_ROUNDS (3). Loopback only. Usage: bash bench/server_bench.sh BUILD
+# Knobs: ACM_BENCH_WORKERS (2), ACM_BENCH_BATCH (8), ACM_BENCH_SECS (5), ACM_BENCH_ROUNDS (3), ACM_BENCH_ACM_MODEL
+# (models/fmnist-vit-acm.safetensors), ACM_BENCH_ACMD_ARGS (more acmd flags for both servers, e.g. "--worker-nice 10"). Loopback only. Usage: bash bench/server_bench.sh BUILD
 set -eu
 B=${1:-build}
 W=${ACM_BENCH_WORKERS:-2}; BATCH=${ACM_BENCH_BATCH:-8}; D=${ACM_BENCH_SECS:-5}
@@ -22,7 +25,7 @@ if [ -z "$model" ]; then
 fi
 "$B/bench/server_engine" make-png "$tmp/x.png"
 export ACM_BENCH_PNG=$tmp/x.png
-echo "server_bench: model $model, workers $W x 1 BLAS thread, batch $BATCH, ${D}s per run, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "server_bench: model $model, workers $W x 1 BLAS thread, batch $BATCH, ${D}s per run, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), acmd flags: ${ACM_BENCH_ACMD_ARGS:-none}"
 
 wait_port() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 wait_ready() { for _ in $(seq 400); do curl -sf "http://127.0.0.1:$1/v2/health/ready" >/dev/null && return 0; sleep 0.05; done; return 1; }
@@ -31,7 +34,8 @@ pct_ms() { awk -v p="$1%" '$1 == p { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/
            f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.3f", v * f }'; }
 rps() { awk '/^Requests\/sec:/ { print $2 }'; }
 
-"$B/acmd" --model "m=$model" --workers "$W" --blas-threads 1 --max-batch "$BATCH" --log-level info \
+read -r -a more <<< "${ACM_BENCH_ACMD_ARGS:-}"
+"$B/acmd" --model "m=$model" --workers "$W" --blas-threads 1 "${more[@]}" --max-batch "$BATCH" --log-level info \
     --listen 127.0.0.1:0 --port-file "$tmp/acmd.port" 2>"$tmp/acmd.log" & pids+=($!)
 wait_port "$tmp/acmd.port"; P=$(cat "$tmp/acmd.port"); wait_ready "$P"
 
@@ -91,3 +95,31 @@ for round in $(seq "$R"); do
     sa=$(awk -v x="$sa" -v y="$a" 'BEGIN { print x + y }'); sb=$(awk -v x="$sb" -v y="$b" 'BEGIN { print x + y }')
 done
 echo "acmd_health req_per_s=$(awk -v s="$sa" -v r="$R" 'BEGIN { printf "%.0f", s / r }') bare_mhd=$(awk -v s="$sb" -v r="$R" 'BEGIN { printf "%.0f", s / r }') ratio=$(awk -v a="$sa" -v b="$sb" 'BEGIN { printf "%.3f", a / b }')"
+
+# 4. beta = 0.25 end to end: on the shipped ACM model, acmd (X-Compute-Budget 1 and 0.25, wrk as in 1) against the
+#    engine at the same budgets, workers and batch size (with the PNG decode, as acmd's workers do), alternating rounds:
+#    what the engine gains at 0.25 and what acmd passes on of it
+AM=${ACM_BENCH_ACM_MODEL:-models/fmnist-vit-acm.safetensors}
+if [ -f "$AM" ]; then
+    "$B/acmd" --model "a=$AM" --workers "$W" --blas-threads 1 "${more[@]}" --max-batch "$BATCH" --log-level warn \
+        --listen 127.0.0.1:0 --port-file "$tmp/acm.port" 2>"$tmp/acm.log" & pids+=($!)
+    wait_port "$tmp/acm.port"; AP=$(cat "$tmp/acm.port"); wait_ready "$AP"
+    : > "$tmp/b25"
+    for round in $(seq "$R"); do
+        line="beta round $round:"
+        for beta in 1 0.25; do
+            e=$("$B/bench/server_engine" throughput "$AM" "$tmp/x.png" "$W" "$BATCH" "$D" "$beta" | awk '/decode=1/ { sub(/.*items_per_s=/, ""); print $1 }')
+            a=$(wrk -t2 -c32 -d"${D}s" -H "X-Compute-Budget: $beta" -s bench/server_post_png.lua "http://127.0.0.1:$AP/v1/models/a/classify" | rps)
+            line="$line engine_b$beta=$e acmd_b$beta=$a"
+            printf '%s %s ' "$e" "$a" >> "$tmp/b25"
+        done
+        echo "$line"; echo >> "$tmp/b25"
+    done
+    # columns: engine_1 acmd_1 engine_025 acmd_025
+    echo "acmd_beta025 median_engine_gain=$(awk '{ printf "%.3f\n", $3 / $1 }' "$tmp/b25" | median)" \
+         "median_acmd_gain=$(awk '{ printf "%.3f\n", $4 / $2 }' "$tmp/b25" | median)" \
+         "median_acmd_over_engine_at_025=$(awk '{ printf "%.3f\n", $4 / $3 }' "$tmp/b25" | median)" \
+         "median_gain_passed_on=$(awk '{ printf "%.3f\n", ($4 / $2) / ($3 / $1) }' "$tmp/b25" | median)"
+else
+    echo "beta 0.25: skipped, no ACM model at $AM (ACM_BENCH_ACM_MODEL=PATH)"
+fi

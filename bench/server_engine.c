@@ -4,9 +4,11 @@
  *                                                 (models/fmnist-vit.md: 28x28x1, patch 4, width 128, depth 6, 4 heads,
  *                                                 MLP 512; 125.8 MFLOP/image), for benchmarking before it ships
  *   server_engine make-png PATH                   a 28x28 grey PNG (the request body of the load tests)
- *   server_engine throughput MODEL PNG W B SECS   W threads, each its own acm_worker, batches of B items of the
+ *   server_engine throughput MODEL PNG W B SECS [BETA]
+ *                                                 W threads, each its own acm_worker, batches of B items of the
  *                                                 decoded PNG, for SECS seconds: items/s (engine only, and with the
- *                                                 PNG decoded per item as acmd's workers do)
+ *                                                 PNG decoded per item as acmd's workers do); BETA: every item under
+ *                                                 cap at that budget (an ACM model), else the model's default policy
  *   server_engine latency MODEL PNG N [GAP_US [MAX_BATCH]]
  *                                                 one thread, batch 1, N calls (GAP_US idle between them, as a server
  *                                                 between requests; the worker sized for MAX_BATCH, default 1):
@@ -52,6 +54,7 @@ typedef struct {
     size_t png_len;
     int batch, decode, workers;
     double secs;
+    float beta; /* > 0: every item under cap at this budget; 0: the model's default policy */
     long items;
 } thr_arg;
 
@@ -83,6 +86,7 @@ static void *thr_main(void *p) {
     for (int b = 0; b < a->batch; b++) {
         acm_image_to_tensor(x + b * CSS, a->png, a->png_len, &ip, err, sizeof err);
         it[b] = (acm_item){.pixels = x + b * CSS, .policy = acm_policy_default()};
+        if (a->beta > 0) it[b].policy.kind = ACM_POLICY_CAP, it[b].policy.beta = a->beta;
         res[b] = (acm_result){.logits = lg + b * c->num_classes};
     }
     double t0 = now();
@@ -137,7 +141,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc < 5) {
-        fprintf(stderr, "usage: server_engine make-model PATH | make-png PATH | throughput MODEL PNG W B SECS | "
+        fprintf(stderr, "usage: server_engine make-model PATH | make-png PATH | throughput MODEL PNG W B SECS [BETA] | "
                         "latency MODEL PNG N\n");
         return 2;
     }
@@ -148,20 +152,28 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot load %s or %s: %s\n", argv[2], argv[3], err);
         return 1;
     }
-    if (!strcmp(argv[1], "throughput") && argc == 7) {
+    if (!strcmp(argv[1], "throughput") && (argc == 7 || argc == 8)) {
         int W = atoi(argv[4]), B = atoi(argv[5]);
         double secs = atof(argv[6]);
+        const float beta = argc == 8 ? strtof(argv[7], NULL) : 0;
+        if (argc == 8 && !(beta > 0 && beta <= 1)) {
+            fprintf(stderr, "server_engine: BETA must be in (0, 1], got %s\n", argv[7]);
+            return 2;
+        }
         for (int decode = 0; decode < 2; decode++) {
             pthread_t t[64];
             thr_arg a[64];
             for (int i = 0; i < W; i++) {
-                a[i] = (thr_arg){.m = m, .png = png, .png_len = n, .batch = B, .decode = decode, .workers = W, .secs = secs};
+                a[i] = (thr_arg){.m = m, .png = png, .png_len = n, .batch = B, .decode = decode, .workers = W, .secs = secs,
+                                 .beta = beta};
                 pthread_create(&t[i], NULL, thr_main, &a[i]);
             }
             long items = 0;
             for (int i = 0; i < W; i++) pthread_join(t[i], NULL), items += a[i].items;
-            printf("engine_throughput workers=%d batch=%d decode=%d items_per_s=%.0f blas_core=%s\n", W, B, decode,
-                   items / secs, acm_blas_core());
+            char bs[32] = "default";
+            if (beta > 0) snprintf(bs, sizeof bs, "%g", beta);
+            printf("engine_throughput workers=%d batch=%d decode=%d beta=%s items_per_s=%.0f blas_core=%s\n", W, B,
+                   decode, bs, items / secs, acm_blas_core());
         }
     } else if (!strcmp(argv[1], "latency")) {
         int N = atoi(argv[4]), gap_us = argc > 5 ? atoi(argv[5]) : 0, mb = argc > 6 ? atoi(argv[6]) : 1;

@@ -16,6 +16,7 @@
  *               [--betas 1,0.5,0.25] [--seconds 30] [--streams 64] [--stream-seconds 4] [--threads 2] [--rounds 3]
  *               [--long-seconds 600] [--acm-mask 31] [--tables 123]
  * --acm-mask: bit 0..4 = q, k, v, o, MLP as ACMs (31: all, 16: the MLPs only); --tables: which tables to run.
+ * --write-model PATH: write the ACM model (the dimensions given) as a safetensors file and exit (bench/asr.sh).
  */
 #include <math.h>
 #include <pthread.h>
@@ -173,7 +174,7 @@ int main(int argc, char **argv) {
                      .learners = 4, .acm_mask = 0x1f, .seed = 1};
     double betas[8] = {1.0, 0.5, 0.25};
     int nb = 3, S = 64, W = 2, rounds = 3;
-    const char *tables = "123";
+    const char *tables = "123", *write_model = NULL;
     double seconds = 30, stream_seconds = 4, long_seconds = 600;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -195,6 +196,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--long-seconds")) long_seconds = atof(v);
         else if (!strcmp(a, "--acm-mask")) cfg.acm_mask = (unsigned)atoi(v);
         else if (!strcmp(a, "--tables")) tables = v;
+        else if (!strcmp(a, "--write-model")) write_model = v;
         else bu_die(a, "unknown option (see the comment at the top of bench/speech.c)");
         i++;
     }
@@ -204,6 +206,11 @@ int main(int argc, char **argv) {
         bu_die("options", "threads 1..16, streams >= threads and <= 256 per thread, rounds 1..64, seconds >= 1");
     acm_blas_set_threads(1);
     char err[512];
+    if (write_model) { /* the ACM model as a file (for acmd: bench/asr.sh), nothing measured */
+        if (sr_write(&cfg, write_model, err, sizeof err)) bu_die("--write-model", err);
+        printf("speech: wrote %s\n", write_model);
+        return 0;
+    }
     vr_store st_acm, st_static;
     acm_model *ma = sr_build(&cfg, &st_acm, err, sizeof err);
     if (!ma) bu_die("model", err);

@@ -99,6 +99,10 @@ double acmc_samples_quantile(acmc_samples *s, double q);
 double acmc_samples_mean(const acmc_samples *s);
 double acmc_samples_max(acmc_samples *s);
 void acmc_samples_free(acmc_samples *s);
+/* Word errors of a transcript against its reference: the word-level Levenshtein distance (substitutions, deletions,
+ * insertions; words split on ASCII whitespace, compared without ASCII case) in *errors, the reference's words in
+ * *ref_words (WER = errors / ref_words). 0, or -1 out of memory. */
+int acmc_wer_counts(const char *hyp, const char *ref, long *errors, long *ref_words);
 
 /* ---- http.c --------------------------------------------------------------------------------------------------------- */
 

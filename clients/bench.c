@@ -18,13 +18,17 @@
  * Threads (--threads T): T independent copies of the above, each with 1/T of the connections, rate and count, merged
  * at the end; shared are only the read-only data set and relaxed atomic counters for the progress line.
  *
- * Targets: POST /v1/models/{m}/classify with Fashion-MNIST test images (IDX files read by proto/idx.h, PNG-encoded
+ * Targets: POST /v1/models/{m}/transcribe with the WAV files of a directory (--audio DIR: NAME.wav beside its
+ * transcript NAME.txt), whose transcripts give the word error rate under load (acmc_wer_counts, stats.c) beside the
+ * seconds of audio transcribed per second; or POST /v1/models/{m}/classify with Fashion-MNIST test images (IDX files read by proto/idx.h, PNG-encoded
  * once each by libspng, on first use), whose labels give the accuracy under load; or any GET path
  * (--get /v2/health/live) to measure the HTTP path alone. Per request, drawn from the distributions given (args.c):
  * X-Compute-Budget, X-Compute-Budget-Min, X-Deadline-Ms, Priority: u=N; and X-Compute-Policy when --policy is given. From each 200 the server's budget_applied, budget_realised,
  * flops, flops_dense and the predicted index are read (the /classify JSON body, docs/API.md); from each error status
  * its {"error"} message (first one per status kept for the report).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -47,8 +52,8 @@
 #define BENCH_MAX_STATUS 1000
 
 typedef struct {
-    char server[1024], model[128], get_path[512], policy[16], data_dir[1024];
-    int concurrency, max_inflight, json, progress;
+    char server[1024], model[128], get_path[512], policy[16], data_dir[1024], audio_dir[1024];
+    int concurrency, max_inflight, json, progress, request_start;
     double rate, duration_s, timeout_s;
     long requests, max_idle_s; /* max_idle_s 0: libcurl's default */
     uint64_t seed;
@@ -84,7 +89,12 @@ typedef struct {
 typedef struct {
     bench_params p;
     char url[1600];
-    int classify, threads;
+    int classify, audio, threads;
+    int n_items;  /* images or clips: thread t sends items t, t + T, ... */
+    int n_clips;  /* --audio: the WAV files, their bytes and their transcripts (NUL-terminated) */
+    uint8_t **clip;
+    size_t *clip_len;
+    char **clip_ref;
     acm_idx images, labels;
     int n_images, rows, cols;
     uint8_t **png; /* [n_images] PNG of each test image, encoded on first use (bench__png) */
@@ -126,6 +136,8 @@ typedef struct bench_run {
     acmc_samples lat_ok, lat_all, lag;
     double sum_budget, sum_realised, sum_flops, sum_flops_dense;
     long n_budget, correct, labelled, dl_total, dl_met;
+    double sum_audio_s;        /* --audio: seconds transcribed (the 200s' audio_seconds) */
+    long word_errors, ref_words;
     long prog_done;
     double prog_t;
 } bench_run;
@@ -146,10 +158,10 @@ static void bench__fail(bench_run *b, const char *msg) {
 static bench_job bench__draw(bench_run *b, double t_sched) {
     const bench_params *p = &b->p;
     bench_job j = {.t_sched = t_sched, .image = -1, .budget = NAN, .budget_min = NAN, .deadline_ms = NAN, .priority = -1};
-    if (b->sh->classify) {
-        j.image = b->next_image; /* thread t sends images t, t + T, t + 2T, ... and starts again at t */
+    if (b->sh->classify || b->sh->audio) {
+        j.image = b->next_image; /* thread t sends items t, t + T, t + 2T, ... and starts again at t */
         b->next_image += b->sh->threads;
-        if (b->next_image >= b->sh->n_images) b->next_image = b->index;
+        if (b->next_image >= b->sh->n_items) b->next_image = b->index;
     }
     if (p->budget.kind) j.budget = acmc_dist_draw(&p->budget, &b->rng);
     if (p->budget_min.kind) j.budget_min = acmc_dist_draw(&p->budget_min, &b->rng);
@@ -197,7 +209,7 @@ static bench_req *bench__slot(bench_run *b) {
     curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "acm-bench/" ACMC_VERSION);
     curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(b->p.timeout_s * 1000));
     if (b->p.max_idle_s) curl_easy_setopt(q->easy, CURLOPT_MAXAGE_CONN, b->p.max_idle_s);
-    if (b->sh->classify) curl_easy_setopt(q->easy, CURLOPT_POST, 1L);
+    if (b->sh->classify || b->sh->audio) curl_easy_setopt(q->easy, CURLOPT_POST, 1L);
     return q;
 }
 
@@ -209,7 +221,7 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     q->resp.len = 0;
     curl_slist_free_all(q->hdrs);
     q->hdrs = NULL;
-    char h[8][600]; /* the Authorization field included */
+    char h[10][600]; /* the Authorization field and X-Request-Start included */
     int n = 0;
     if (b->sh->classify) {
         if (bench__png(b, job->image)) {
@@ -221,6 +233,11 @@ static int bench__launch(bench_run *b, const bench_job *job) {
         snprintf(h[n++], sizeof h[0], "Expect:");
         curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, b->sh->png[job->image]);
         curl_easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)b->sh->png_len[job->image]);
+    } else if (b->sh->audio) {
+        snprintf(h[n++], sizeof h[0], "Content-Type: audio/wav");
+        snprintf(h[n++], sizeof h[0], "Expect:");
+        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, b->sh->clip[job->image]);
+        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)b->sh->clip_len[job->image]);
     }
     int m = n;
     if (!isnan(job->budget)) snprintf(h[m++], sizeof h[0], "X-Compute-Budget: %.6g", job->budget);
@@ -228,6 +245,12 @@ static int bench__launch(bench_run *b, const bench_job *job) {
     if (!isnan(job->deadline_ms)) snprintf(h[m++], sizeof h[0], "X-Deadline-Ms: %.6g", job->deadline_ms);
     if (job->priority >= 0) snprintf(h[m++], sizeof h[0], "Priority: u=%d", job->priority);
     if (b->p.policy[0]) snprintf(h[m++], sizeof h[0], "X-Compute-Policy: %s", b->p.policy);
+    if (b->p.request_start) { /* the scheduled send on the wall clock: the server counts the deadline from there too */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const double wall = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - (acmc_now() - job->t_sched);
+        snprintf(h[m++], sizeof h[0], "X-Request-Start: t=%.6f", wall);
+    }
     if (acmc_auth_header()) snprintf(h[m++], sizeof h[0], "%s", acmc_auth_header());
     for (int i = 0; i < m; i++) {
         struct curl_slist *t = curl_slist_append(q->hdrs, h[i]);
@@ -306,7 +329,8 @@ static void bench__record(bench_run *b, bench_req *q, CURLcode cc) {
         if (status == 200) {
             atomic_fetch_add_explicit(&b->sh->ok, 1, memory_order_relaxed);
             if (acmc_samples_add(&b->lat_ok, ms)) bench__fail(b, "out of memory");
-            json_t *j = b->sh->classify && q->resp.len ? json_loadb(q->resp.data, q->resp.len, 0, NULL) : NULL;
+            json_t *j = (b->sh->classify || b->sh->audio) && q->resp.len ? json_loadb(q->resp.data, q->resp.len, 0, NULL)
+                                                                        : NULL;
             if (j) {
                 json_t *ba = json_object_get(j, "budget_applied"), *ix = json_object_get(j, "index");
                 if (json_is_number(ba)) {
@@ -316,7 +340,15 @@ static void bench__record(bench_run *b, bench_req *q, CURLcode cc) {
                     b->sum_flops += json_number_value(json_object_get(j, "flops"));
                     b->sum_flops_dense += json_number_value(json_object_get(j, "flops_dense"));
                 }
-                if (json_is_integer(ix)) {
+                json_t *tx = json_object_get(j, "text");
+                if (b->sh->audio && json_is_string(tx)) {
+                    long e = 0, w = 0;
+                    if (acmc_wer_counts(json_string_value(tx), b->sh->clip_ref[q->job.image], &e, &w))
+                        bench__fail(b, "out of memory");
+                    b->word_errors += e, b->ref_words += w;
+                    b->sum_audio_s += json_number_value(json_object_get(j, "audio_seconds"));
+                }
+                if (b->sh->classify && json_is_integer(ix)) {
                     b->labelled++;
                     b->correct += json_integer_value(ix) == b->sh->labels.data[q->job.image];
                 }
@@ -510,16 +542,69 @@ static int bench__load_data(bench_shared *sh, int num_classes, char *err, size_t
     return 0;
 }
 
+static int bench__wav_name(const struct dirent *d) {
+    const size_t n = strlen(d->d_name);
+    return n > 4 && strcmp(d->d_name + n - 4, ".wav") == 0;
+}
+
+/* --audio DIR: every NAME.wav (in name order) with its transcript NAME.txt, which must be there. */
+static int bench__load_audio(bench_shared *sh, char *err, size_t errlen) {
+    struct dirent **names = NULL;
+    const int n = scandir(sh->p.audio_dir, &names, bench__wav_name, alphasort);
+    if (n < 0) {
+        snprintf(err, errlen, "--audio %.900s: %s", sh->p.audio_dir, strerror(errno));
+        return ACMC_EXIT_INPUT;
+    }
+    int rc = 0;
+    sh->clip = calloc((size_t)n + 1, sizeof *sh->clip);
+    sh->clip_len = calloc((size_t)n + 1, sizeof *sh->clip_len);
+    sh->clip_ref = calloc((size_t)n + 1, sizeof *sh->clip_ref);
+    if (!sh->clip || !sh->clip_len || !sh->clip_ref) snprintf(err, errlen, "out of memory"), rc = ACMC_EXIT_FAIL;
+    if (!rc && n == 0) snprintf(err, errlen, "--audio %.900s: no .wav files", sh->p.audio_dir), rc = ACMC_EXIT_INPUT;
+    for (int i = 0; i < n && !rc; i++) {
+        char path[2200];
+        snprintf(path, sizeof path, "%s/%s", sh->p.audio_dir, names[i]->d_name);
+        rc = acmc_read_file(path, &sh->clip[i], &sh->clip_len[i], (size_t)1 << 30, err, errlen);
+        if (rc) break;
+        sh->n_clips = i + 1;
+        snprintf(path + strlen(path) - 4, 5, ".txt");
+        uint8_t *t;
+        size_t tl;
+        if ((rc = acmc_read_file(path, &t, &tl, (size_t)1 << 20, err, errlen))) {
+            snprintf(err, errlen, "%.2100s: cannot read the transcript of %s (each NAME.wav needs its NAME.txt)", path,
+                     names[i]->d_name);
+            break;
+        }
+        char *ref = malloc(tl + 1);
+        if (!ref) {
+            free(t);
+            snprintf(err, errlen, "out of memory"), rc = ACMC_EXIT_FAIL;
+            break;
+        }
+        memcpy(ref, t, tl), ref[tl] = 0;
+        free(t);
+        sh->clip_ref[i] = ref;
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
 /* Checks that the server answers (and, for classify, that the model exists: its label count checks the data set). */
 static int bench__preflight(bench_shared *sh, int *num_classes, char *err, size_t errlen) {
     char url[1700];
     const bench_params *p = &sh->p;
-    if (sh->classify) snprintf(url, sizeof url, "%s/v2/models/%s", p->server, p->model);
+    if (sh->classify || sh->audio) snprintf(url, sizeof url, "%s/v2/models/%s", p->server, p->model);
     else snprintf(url, sizeof url, "%s%s", p->server, p->get_path);
     acmc_resp r;
     int rc = acmc_http(url, NULL, NULL, 0, NULL, p->timeout_s, &r, err, errlen);
     if (rc) return rc;
-    if (sh->classify) {
+    if (sh->audio && r.status != 200) {
+        char se[600];
+        acmc_server_error(&r, se, sizeof se);
+        snprintf(err, errlen, "model %s: the server answered %s", p->model, se);
+        rc = ACMC_EXIT_SERVER;
+    } else if (sh->classify) {
         json_t *j = r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
         json_t *labels = json_object_get(j, "labels");
         if (r.status != 200) {
@@ -592,16 +677,17 @@ static json_t *bench__report(const bench_shared *sh, bench_run *b, const struct 
     acmc_dist_format(&p->priority, d[3], sizeof d[3]);
     json_t *o = json_object();
     json_object_set_new(o, "url", json_string(b->sh->url));
-    json_object_set_new(o, "method", json_string(b->sh->classify ? "POST" : "GET"));
+    json_object_set_new(o, "method", json_string(b->sh->classify || b->sh->audio ? "POST" : "GET"));
     json_object_set_new(o, "mode", json_string(p->rate > 0 ? "open" : "closed"));
     json_object_set_new(o, "threads", json_integer(sh->threads));
     if (p->rate > 0) json_object_set_new(o, "rate", json_real(p->rate));
     else json_object_set_new(o, "concurrency", json_integer(p->concurrency));
     json_object_set_new(o, "duration_limit_s", p->duration_s > 0 ? json_real(p->duration_s) : json_null());
     json_object_set_new(o, "request_limit", p->requests ? json_integer(p->requests) : json_null());
-    json_object_set_new(o, "request_headers", json_pack("{s:s, s:s, s:s, s:s, s:s}", "budget", d[0], "budget_min", d[1],
-                                                        "deadline_ms", d[2], "priority", d[3], "policy",
-                                                        p->policy[0] ? p->policy : "none"));
+    json_object_set_new(o, "request_headers", json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "budget", d[0], "budget_min",
+                                                        d[1], "deadline_ms", d[2], "priority", d[3], "policy",
+                                                        p->policy[0] ? p->policy : "none", "request_start",
+                                                        p->request_start));
     json_object_set_new(o, "interrupted", json_boolean(b->interrupted));
     json_object_set_new(o, "elapsed_s", json_real(el));
     json_object_set_new(o, "send_window_s", json_real(b->t_last_sched - b->t_start));
@@ -622,13 +708,20 @@ static json_t *bench__report(const bench_shared *sh, bench_run *b, const struct 
                         b->dl_total ? json_pack("{s:I, s:I, s:f}", "requests", (json_int_t)b->dl_total, "met",
                                                 (json_int_t)b->dl_met, "attainment", (double)b->dl_met / b->dl_total)
                                     : json_null());
-    if (b->sh->classify) {
+    if (b->sh->audio)
+        json_object_set_new(o, "audio", json_pack("{s:i, s:f, s:f, s:I, s:I, s:o}", "files", b->sh->n_clips, "seconds",
+                                                  b->sum_audio_s, "seconds_per_s", el > 0 ? b->sum_audio_s / el : 0,
+                                                  "word_errors", (json_int_t)b->word_errors, "ref_words",
+                                                  (json_int_t)b->ref_words, "wer", b->ref_words ?
+                                                  json_real((double)b->word_errors / b->ref_words) : json_null()));
+    if (b->sh->classify || b->sh->audio) {
         json_object_set_new(o, "budget_applied_mean", b->n_budget ? json_real(b->sum_budget / b->n_budget) : json_null());
         json_object_set_new(o, "budget_realised_mean", b->n_budget ? json_real(b->sum_realised / b->n_budget) : json_null());
         json_object_set_new(o, "flops_per_s", json_real(el > 0 ? b->sum_flops / el : 0));
         json_object_set_new(o, "flops_dense_per_s", json_real(el > 0 ? b->sum_flops_dense / el : 0));
         json_object_set_new(o, "flops_fraction", b->sum_flops_dense > 0 ? json_real(b->sum_flops / b->sum_flops_dense) : json_null());
-        json_object_set_new(o, "accuracy",
+        if (b->sh->classify)
+            json_object_set_new(o, "accuracy",
                             json_pack("{s:I, s:I, s:o}", "correct", (json_int_t)b->correct, "total", (json_int_t)b->labelled,
                                       "accuracy", b->labelled ? json_real((double)b->correct / b->labelled) : json_null()));
     }
@@ -673,15 +766,22 @@ static void bench__print(json_t *o) {
                (long long)json_integer_value(json_object_get(x, "met")),
                (long long)json_integer_value(json_object_get(x, "requests")),
                100 * json_number_value(json_object_get(x, "attainment")));
-    if ((x = json_object_get(o, "accuracy"))) {
-        json_t *bm = json_object_get(o, "budget_applied_mean");
+    if ((x = json_object_get(o, "audio")))
+        printf("  audio      %.1f s transcribed from %lld files: %.2f s of audio per second; WER %.2f%% (%lld errors in "
+               "%lld reference words)\n", json_number_value(json_object_get(x, "seconds")),
+               (long long)json_integer_value(json_object_get(x, "files")), json_number_value(json_object_get(x, "seconds_per_s")),
+               100 * json_number_value(json_object_get(x, "wer")), (long long)json_integer_value(json_object_get(x, "word_errors")),
+               (long long)json_integer_value(json_object_get(x, "ref_words")));
+    if ((x = json_object_get(o, "budget_applied_mean"))) {
+        json_t *bm = x;
+        x = json_object_get(o, "accuracy");
         if (json_is_number(bm))
             printf("  budget     applied %.3f, realised %.3f (means over 200s); FLOPs %.4g/s executed, %.4g/s dense (%.1f%%)\n",
                    json_number_value(bm), json_number_value(json_object_get(o, "budget_realised_mean")),
                    json_number_value(json_object_get(o, "flops_per_s")),
                    json_number_value(json_object_get(o, "flops_dense_per_s")),
                    100 * json_number_value(json_object_get(o, "flops_fraction")));
-        if (json_is_number(json_object_get(x, "accuracy")))
+        if (x && json_is_number(json_object_get(x, "accuracy")))
             printf("  accuracy   %.2f%% (%lld of %lld answered correctly)\n", 100 * json_number_value(json_object_get(x, "accuracy")),
                    (long long)json_integer_value(json_object_get(x, "correct")),
                    (long long)json_integer_value(json_object_get(x, "total")));
@@ -775,6 +875,7 @@ static void bench__merge(bench_run *b, bench_run *x) {
     b->sum_flops += x->sum_flops, b->sum_flops_dense += x->sum_flops_dense;
     b->n_budget += x->n_budget, b->correct += x->correct, b->labelled += x->labelled;
     b->dl_total += x->dl_total, b->dl_met += x->dl_met;
+    b->sum_audio_s += x->sum_audio_s, b->word_errors += x->word_errors, b->ref_words += x->ref_words;
     if (x->t_start < b->t_start) b->t_start = x->t_start;
     if (x->t_end > b->t_end) b->t_end = x->t_end;
     if (x->t_last_sched > b->t_last_sched) b->t_last_sched = x->t_last_sched;
@@ -797,8 +898,10 @@ static int bench__run(const bench_params *p, int threads, char *err, size_t errl
         return ACMC_EXIT_FAIL;
     }
     sh->p = *p;
-    sh->classify = !p->get_path[0];
-    if (sh->classify) snprintf(sh->url, sizeof sh->url, "%s/v1/models/%s/classify", p->server, p->model);
+    sh->audio = p->audio_dir[0] != 0;
+    sh->classify = !p->get_path[0] && !sh->audio;
+    if (sh->audio) snprintf(sh->url, sizeof sh->url, "%s/v1/models/%s/transcribe", p->server, p->model);
+    else if (sh->classify) snprintf(sh->url, sizeof sh->url, "%s/v1/models/%s/classify", p->server, p->model);
     else snprintf(sh->url, sizeof sh->url, "%s%s", p->server, p->get_path);
     /* no thread without work: at most one per connection (closed loop), per in-flight slot, per request */
     long cap = p->rate > 0 ? p->max_inflight : p->concurrency;
@@ -806,6 +909,8 @@ static int bench__run(const bench_params *p, int threads, char *err, size_t errl
     sh->threads = threads < cap ? threads : (int)cap;
     int num_classes = 0, rc = bench__preflight(sh, &num_classes, err, errlen);
     if (!rc && sh->classify) rc = bench__load_data(sh, num_classes, err, errlen);
+    if (!rc && sh->audio) rc = bench__load_audio(sh, err, errlen);
+    sh->n_items = sh->audio ? sh->n_clips : sh->n_images;
     if (!rc && !(runs = calloc((size_t)sh->threads, sizeof *runs))) {
         snprintf(err, errlen, "out of memory");
         rc = ACMC_EXIT_FAIL;
@@ -849,6 +954,8 @@ static int bench__run(const bench_params *p, int threads, char *err, size_t errl
     free(runs);
     for (int i = 0; i < sh->n_images && sh->png; i++) free(sh->png[i]);
     free(sh->png), free(sh->png_len);
+    for (int i = 0; i < sh->n_clips; i++) free(sh->clip[i]), free(sh->clip_ref[i]);
+    free(sh->clip), free(sh->clip_len), free(sh->clip_ref);
     acm_idx_free(&sh->images), acm_idx_free(&sh->labels);
     free(sh);
     return rc;
@@ -859,10 +966,11 @@ static int bench__run(const bench_params *p, int threads, char *err, size_t errl
 static const char *const bench_help =
     "usage: acm bench [options]\n"
     "Load generator. By default POSTs Fashion-MNIST test images (with their labels: accuracy under load) to\n"
-    "/v1/models/MODEL/classify; --get PATH measures a GET route instead (e.g. /v2/health/live).\n\n"
+    "/v1/models/MODEL/classify; --get PATH measures a GET route instead (e.g. /v2/health/live); --audio DIR\n"
+    "POSTs the WAV files of DIR to /v1/models/MODEL/transcribe (word error rate against their transcripts).\n\n"
     "  --server URL          the server (default " ACMC_DEFAULT_SERVER ")\n"
     "  --api-key KEY         sent as Authorization: Bearer KEY (default: $ACM_API_KEY; none without it)\n"
-    "  --model M             served model name (default " ACMC_DEFAULT_MODEL ")\n"
+    "  --model M             served model name (default " ACMC_DEFAULT_MODEL "; with --audio: speech)\n"
     "  --get PATH            GET this path instead of classifying images (default: none)\n"
     "  -c, --concurrency C   closed loop: C requests in flight, each sent when the previous answer came (default 8)\n"
     "  -r, --rate R          open loop instead: Poisson arrivals at R requests/s; latency counts from each request's\n"
@@ -879,12 +987,16 @@ static const char *const bench_help =
     "                        200s answered within it, from the scheduled send (default: none)\n"
     "  --priority DIST       Priority: u=N per request, whole numbers 0..7 (default: none)\n"
     "  --policy P            X-Compute-Policy: cap, mean or argmax on every request (default: none, the server's)\n"
+    "  --request-start       X-Request-Start: t=<scheduled send time> on every request, so that the server counts\n"
+    "                        deadlines from where this client counts them (its schedule lag included)\n"
     "  --timeout S           seconds each request may take (default 30); a request over it is an error 'timeout'\n"
     "  --max-idle S          a kept-alive connection idle for more than S seconds is closed, not reused; keep it under\n"
     "                        the server's idle timeout (acmd: --request-timeout) so that no request races the server's\n"
     "                        close of an idle connection (default: libcurl's, 118)\n"
     "  --data DIR            Fashion-MNIST directory with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz\n"
     "                        (default " ACMC_DEFAULT_DATA ")\n"
+    "  --audio DIR           transcribe DIR's NAME.wav files (in name order, round robin), each with its transcript\n"
+    "                        NAME.txt; reports seconds of audio per second and the word error rate (default: none)\n"
     "  --seed N              seed of the arrival and distribution draws (default 1)\n"
     "  --progress, --no-progress   a live progress line on stderr each second (default: when stderr is a terminal)\n"
     "  --json                print the report as JSON\n\n"
@@ -901,7 +1013,7 @@ int acmc_cmd_bench(int argc, char **argv) {
     snprintf(p.model, sizeof p.model, "%s", ACMC_DEFAULT_MODEL);
     snprintf(p.data_dir, sizeof p.data_dir, "%s", ACMC_DEFAULT_DATA);
     p.concurrency = 8, p.max_inflight = 1000, p.timeout_s = 30, p.seed = 1, p.progress = isatty(STDERR_FILENO);
-    int have_duration = 0, have_conc = 0, threads = 1;
+    int have_duration = 0, have_conc = 0, have_model = 0, threads = 1;
     char err[4096];
     if (acmc_set_api_key(getenv("ACM_API_KEY"), err, sizeof err)) fprintf(stderr, "acm bench: ACM_API_KEY ignored: %s\n", err + 11);
     for (int i = 1; i < argc; i++) {
@@ -916,6 +1028,7 @@ int acmc_cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) p.json = 1;
         else if (!strcmp(a, "--progress")) p.progress = 1;
         else if (!strcmp(a, "--no-progress")) p.progress = 0;
+        else if (!strcmp(a, "--request-start")) p.request_start = 1;
         else if ((m = acmc_opt(argc, argv, &i, "--server", &v, err, sizeof err)))
             bad = m < 0 || acmc_server_url(p.server, sizeof p.server, v, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--api-key", &v, err, sizeof err)))
@@ -923,7 +1036,7 @@ int acmc_cmd_bench(int argc, char **argv) {
         else if ((m = acmc_opt(argc, argv, &i, "--model", &v, err, sizeof err))) {
             if (m > 0 && (!*v || strlen(v) >= sizeof p.model || strpbrk(v, "/?#% ")))
                 snprintf(err, sizeof err, "--model: '%s' is not a model name", v), m = -1;
-            if ((bad = m < 0) == 0) snprintf(p.model, sizeof p.model, "%s", v);
+            if ((bad = m < 0) == 0) snprintf(p.model, sizeof p.model, "%s", v), have_model = 1;
         } else if ((m = acmc_opt(argc, argv, &i, "--get", &v, err, sizeof err))) {
             if (m > 0 && (v[0] != '/' || strlen(v) >= sizeof p.get_path || strpbrk(v, " \r\n")))
                 snprintf(err, sizeof err, "--get: '%s' is not a path (it starts with /)", v), m = -1;
@@ -968,6 +1081,9 @@ int acmc_cmd_bench(int argc, char **argv) {
         else if ((m = acmc_opt(argc, argv, &i, "--data", &v, err, sizeof err))) {
             if (m > 0 && (!*v || strlen(v) >= sizeof p.data_dir)) snprintf(err, sizeof err, "--data: bad directory"), m = -1;
             if ((bad = m < 0) == 0) snprintf(p.data_dir, sizeof p.data_dir, "%s", v);
+        } else if ((m = acmc_opt(argc, argv, &i, "--audio", &v, err, sizeof err))) {
+            if (m > 0 && (!*v || strlen(v) >= sizeof p.audio_dir)) snprintf(err, sizeof err, "--audio: bad directory"), m = -1;
+            if ((bad = m < 0) == 0) snprintf(p.audio_dir, sizeof p.audio_dir, "%s", v);
         } else if ((m = acmc_opt(argc, argv, &i, "--seed", &v, err, sizeof err))) {
             bad = m < 0 || acmc_parse_long("--seed", v, 0, 0x7fffffffffffffffL, &l, err, sizeof err);
             p.seed = (uint64_t)l;
@@ -985,6 +1101,11 @@ int acmc_cmd_bench(int argc, char **argv) {
                         "bound is --max-inflight (acm bench --help)\n");
         return ACMC_EXIT_USAGE;
     }
+    if (p.audio_dir[0] && p.get_path[0]) {
+        fprintf(stderr, "acm bench: --audio and --get exclude each other (acm bench --help)\n");
+        return ACMC_EXIT_USAGE;
+    }
+    if (p.audio_dir[0] && !have_model) snprintf(p.model, sizeof p.model, "speech");
     if (!have_duration && !p.requests) p.duration_s = 10;
     int rc = bench__run(&p, threads, err, sizeof err);
     if (rc) fprintf(stderr, "acm bench: %s\n", err);

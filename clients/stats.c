@@ -54,3 +54,67 @@ void acmc_samples_free(acmc_samples *s) {
     s->v = NULL;
     s->n = s->cap = 0;
 }
+
+/* ---- word error rate ------------------------------------------------------------------------------------------------
+ * Words are runs of bytes other than ASCII whitespace, compared without regard to ASCII case. The errors are the
+ * Levenshtein distance between the word sequences (substitutions + deletions + insertions), computed with two rows of
+ * the dynamic programme: O(R x H) time, O(H) memory. */
+
+/* Splits s into words: *n of them, starts and lengths in malloc'd arrays (NULL when none); 0 or -1 out of memory. */
+static int stats__words(const char *s, const char ***w, size_t **len, size_t *n) {
+    size_t cap = 0;
+    *w = NULL, *len = NULL, *n = 0;
+    for (const char *p = s; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && !(*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == '\f' || *q == '\v')) q++;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            const char **nw = realloc((void *)*w, cap * sizeof *nw);
+            size_t *nl = nw ? realloc(*len, cap * sizeof *nl) : NULL;
+            if (nw) *w = nw;
+            if (!nw || !nl) return -1;
+            *len = nl;
+        }
+        (*w)[*n] = p, (*len)[*n] = (size_t)(q - p), (*n)++;
+        p = q;
+    }
+    return 0;
+}
+
+static int stats__same_word(const char *a, size_t la, const char *b, size_t lb) {
+    if (la != lb) return 0;
+    for (size_t i = 0; i < la; i++) {
+        int x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z') x += 32;
+        if (y >= 'A' && y <= 'Z') y += 32;
+        if (x != y) return 0;
+    }
+    return 1;
+}
+
+int acmc_wer_counts(const char *hyp, const char *ref, long *errors, long *ref_words) {
+    const char **hw = NULL, **rw = NULL;
+    size_t *hl = NULL, *rl = NULL, nh = 0, nr = 0;
+    long *row = NULL;
+    int rc = -1;
+    if (stats__words(hyp, &hw, &hl, &nh) || stats__words(ref, &rw, &rl, &nr)) goto out;
+    if (!(row = malloc((nh + 1) * sizeof *row))) goto out;
+    for (size_t j = 0; j <= nh; j++) row[j] = (long)j; /* every hypothesis word inserted */
+    for (size_t i = 1; i <= nr; i++) {
+        long diag = row[0]; /* row i-1, column j-1 */
+        row[0] = (long)i;   /* every reference word deleted */
+        for (size_t j = 1; j <= nh; j++) {
+            const long up = row[j], sub = diag + !stats__same_word(rw[i - 1], rl[i - 1], hw[j - 1], hl[j - 1]);
+            long best = sub < up + 1 ? sub : up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up, row[j] = best;
+        }
+    }
+    *errors = row[nh], *ref_words = (long)nr;
+    rc = 0;
+out:
+    free((void *)hw), free(hl), free((void *)rw), free(rl), free(row);
+    return rc;
+}

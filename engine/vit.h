@@ -46,7 +46,7 @@ typedef struct {
     double *flops_acm, *flops_learn;  /* [B] per item: ACM FLOPs executed (gates + learners); learners alone */
 } acm__vit_acts;
 
-/* How ACM modules run their learners (engine/cpu/acm_exec.c). AUTO picks per module and batch; the others force one
+/* How ACM modules run their learners (engine/acm_exec.c). AUTO picks per module and batch; the others force one
  * schedule (benchmarks and tests). */
 typedef enum {
     ACM__EXEC_AUTO = 0,  /* the schedule measured fastest for the module's shape (see acm_exec.c) */

@@ -70,6 +70,18 @@ int acm_sla_parse_budget(const char *s, double *out, const char *what, char *err
     return 0;
 }
 
+int acm_sla_parse_request_start(const char *s, double *epoch_s, char *err, size_t errlen) {
+    const char *p = s;
+    while (*p == ' ' || *p == '\t') p++;
+    if (p[0] == 't' && p[1] == '=') p += 2;
+    double v;
+    if (sla__decimal(p, &v) || !isfinite(v) || v <= 0)
+        return sla__fail(err, errlen, "X-Request-Start must be a time since the Unix epoch (\"t=\" optional) in seconds, "
+                                      "milliseconds, microseconds or nanoseconds, got \"%.40s\"", s);
+    *epoch_s = v < 1e11 ? v : v < 1e14 ? v * 1e-3 : v < 1e17 ? v * 1e-6 : v * 1e-9;
+    return 0;
+}
+
 int acm_sla_parse_headers(acm_sla_headers *out, const char *budget, const char *budget_min, const char *deadline,
                           const char *priority, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);

@@ -63,6 +63,11 @@ typedef struct {
 
 /* X-Deadline-Ms: a plain decimal in (0, ACM_DEADLINE_MAX_MS]. */
 int acm_sla_parse_deadline(const char *s, double *ms, const char *what, char *err, size_t errlen);
+/* X-Request-Start, the proxies' convention for when a request started upstream (nginx `t=${msec}`, Heroku's
+ * milliseconds): an optional "t=", then a plain decimal time since the Unix epoch whose unit follows from its size, as
+ * the monitoring agents read it — below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, else
+ * nanoseconds. Returns 0 and seconds since the epoch, or ACM_SLA_EINVAL. */
+int acm_sla_parse_request_start(const char *s, double *epoch_s, char *err, size_t errlen);
 /* Priority (RFC 9218): urgency (3 when the field has no `u`) and incremental (0 when no `i`). */
 int acm_sla_parse_priority(const char *s, int *urgency, int *incremental, char *err, size_t errlen);
 /* Triton's priority (0 default, 1 highest, any integer >= 0) to an urgency 0..7. */

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "acm.h"
+#include "audio.h"
 #include "oip.h"
 #include "sla.h"
 
@@ -43,6 +44,9 @@
     X(INT, workers, "N", "0", "engine worker threads (0: one per core)")                                              \
     X(INT, blas_threads, "N", "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                   \
     X(STR, backend, "NAME", "cpu", "engine backend: cpu, or cuda (a build made with make CUDA=1, on a GPU)")         \
+    X(INT, worker_nice, "N", "0",                                                                                     \
+      "the worker threads' nice value above the I/O thread's (0..19, capped at 19): the I/O thread, and a client on " \
+      "the same cores, then run first when they wake, at the workers' expense")                                      \
     X(INT, max_batch, "N", "8", "largest batch of items per engine call (per model unless set there)")                \
     X(INT, batch_delay_us, "US", "0", "while another worker is busy, an idle one waits up to this for a fuller batch")\
     X(INT, max_queue, "N", "256", "queued items per model before 429 + Retry-After")                                  \
@@ -476,7 +480,9 @@ typedef struct {
     acm_sla_sched sched;     /* deadline, urgency */
     acm_policy policy;       /* as applied: kind, and beta (decided at dispatch for a deadline request) */
     int has_deadline;        /* the request set a deadline */
-    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms */
+    uint64_t t_deadline;     /* absolute (ns): the request's deadline, else arrival + --default-deadline-ms, both
+                              * counted from the request's start: arrival less age_s */
+    double age_s;            /* X-Request-Start: seconds the request spent before its headers reached acmd (0: none) */
     uint64_t seq;            /* arrival order (queue order among equals) */
     int64_t items;           /* items, for the cost model (OIP: the peeked batch dimension) */
     double predicted_ms;     /* predicted finish from arrival, decided at dispatch; < 0 before */
@@ -529,6 +535,7 @@ typedef struct acmd_req {
         int suspended;        /* queued or running: the connection is suspended */
         int timed_out;        /* closed by the --request-timeout sweep (server.c) while arriving: a 408 */
         int orphan;           /* its connection went away while a worker held it: freed when the batch comes back */
+        int toe;              /* an orphan's MHD_RequestTerminationCode (counted when it comes back) */
         uint64_t probe_until; /* queued, half-closed: held until then while a probe looks for a reset (0: not probed) */
         size_t bytes_in, bytes_out;
     } http;
@@ -543,6 +550,33 @@ typedef struct acmd_req {
     acmd_sla sla;
     acmd_input in;
     acmd_output out;
+    /* A transcription decoded as its body arrives (WAV and raw PCM: decode.c). The I/O thread decodes the bytes into
+     * `pend` and queues the request whenever a chunk's worth waits (or the body has ended); dispatch hands `pend` over
+     * as `job`, and a worker feeds it to the request's own engine stream and runs its ready chunks (batch.c), so the
+     * request is QUEUED or RUNNING while its body still arrives, and back to RECEIVING between jobs. Whoever holds
+     * the request's state (see above) holds `st`, `job` and `out`; the I/O thread keeps `dec` and `pend`. */
+    struct {
+        int on;
+        int raw;                  /* raw PCM (no header of its own) */
+        acm_audio_stream *dec;    /* the body's decoder (I/O thread) */
+        acm_stream *st;           /* the request's engine stream (its holder's) */
+        float *pend;              /* [n_pend] 16 kHz samples decoded, not yet handed (I/O thread; malloc'd) */
+        size_t n_pend, cap_pend;
+        float *job;               /* [n_job] the samples of the job in hand (malloc'd; the worker frees them) */
+        size_t n_job;
+        size_t samples;           /* decoded so far */
+        size_t logits_cap;        /* floats out.logits holds (worker) */
+        double compute_s, engine_s; /* of the jobs run before the one in hand (worker) */
+        size_t mem;               /* bytes counted against --max-buffered-bytes: the stream's state */
+        uint8_t head[12];         /* raw PCM: the first bytes, to refuse a container declared as raw */
+        size_t n_head;
+        int last;                 /* the body has ended: every sample is decoded (I/O thread) */
+        int job_last;             /* the job in hand ends the stream (set at hand-over) */
+        int jobs;                 /* jobs run so far */
+        int failed;               /* the I/O thread refused the body while a worker held the request: answered with */
+        acmd_err fail_err;        /* this once the job is back */
+        char fail_msg[256];
+    } au;
     struct {                  /* ns, CLOCK_MONOTONIC; the phases of acm_request_phase_seconds between them */
         uint64_t arrive;      /* headers in                                   } admission (body, checks, admission) */
         uint64_t queued;      /* admitted, in its model's queue               } queue */
@@ -611,8 +645,7 @@ typedef struct acmd_server {
     uv_signal_t sig_term, sig_int, sig_hup;
     acmd_keys keys;        /* --auth-file (I/O thread; replaced on SIGHUP) */
     int auth;              /* --auth-file is set: routes that want a key refuse requests without one */
-    int tls;               /* --tls-cert: the listener speaks HTTPS only */
-    char *tls_cert_pem, *tls_key_pem; /* their contents (MHD reads them at start; they live as long as the daemon) */
+    int tls;               /* --tls-cert: the listener speaks HTTPS only (the certificate in force: tls.c) */
     /* the access log, I/O thread only: lines gather here and go to stderr in one write per loop iteration (a uv_prepare
      * handle: just before the loop waits) or at 64 KiB, instead of one unbuffered write(2) per request */
     uv_prepare_t log_flush_handle;
@@ -695,6 +728,11 @@ double acmd_budget_decide_held(const acmd_model *m, const acmd_req *batch, doubl
 int acmd_queue_before(double aging_ms, const acmd_req *a, const acmd_req *b, uint64_t now);
 void acmd_queue_push(acmd_server *s, acmd_req *r);
 void acmd_queue_dispatch(acmd_server *s);
+/* Queues the next job of a streamed transcription (decode.c): its items are the chunks waiting, and its deadline
+ * (for queue order, and the budget of a deadline request) runs from now: for the last job, from the body's last byte,
+ * whose answer someone awaits; a job before it is given twice that time, so that answers due go first in the queue
+ * order while the stream still keeps up. */
+void acmd_queue_stream(acmd_server *s, acmd_req *r);
 /* Removes r from its model's queue wherever it is (0 when it was not there). */
 int acmd_queue_remove(acmd_server *s, acmd_req *r);
 /* Runs dispatch again at `at` (ns) at the latest. */
@@ -734,6 +772,22 @@ int64_t acmd_decode_oip_items(const acm_oip_peek *oip);
 /* The items (chunks of the model) a /transcribe body counts for the cost model before it is decoded: exact for raw
  * PCM, from the body's length at 16-bit mono 16 kHz for containers (a WAV's header is not read on the I/O thread). */
 int64_t acmd_decode_audio_items(const acmd_req *r);
+/* Transcriptions decoded as the body arrives (I/O thread; decode.c). Whether a /transcribe request's body streams: its
+ * Content-Type names WAV or raw PCM (FLAC, Ogg and sniffed bodies are decoded whole by a worker). */
+int acmd_decode_streams(const acmd_req *r);
+/* Creates the request's decoder and engine stream; 0, or -1 with the error filled. */
+int acmd_decode_stream_begin(acmd_server *s, acmd_req *r);
+/* Decodes n more bytes of the body into au.pend, checking the limits (--max-body-bytes, --max-audio-seconds, rate,
+ * channels) as they come; 0, or -1 with the error in au.fail_err/fail_msg (the request's answer once it is free). */
+int acmd_decode_stream_push(acmd_server *s, acmd_req *r, const void *bytes, size_t n);
+/* The body has ended: the decoder's tail into au.pend; 0 or -1 as for push. */
+int acmd_decode_stream_end(acmd_server *s, acmd_req *r);
+/* Dispatch takes the request: au.pend, ACMD_JOB_CHUNKS chunks of it at most, becomes the job (the last one once the
+ * body has ended and nothing is left). */
+#define ACMD_JOB_CHUNKS 8
+void acmd_decode_stream_hand(acmd_req *r);
+/* Frees what the request's stream holds (I/O thread, the request not RUNNING). */
+void acmd_decode_stream_free(acmd_server *s, acmd_req *r);
 #define ACMD_MAX_ITEMS_PER_REQUEST 256
 /* server/respond.c: a request's 200 body (worker); 0, or -1 out of memory. */
 int acmd_respond_body(acmd_req *r, uint64_t now);
@@ -745,6 +799,8 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
 void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
 void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
                            enum MHD_ConnectionNotificationCode toe);
+/* A streamed transcription whose client left while a worker held it is back: counted, logged and freed. */
+void acmd_http_orphan_back(acmd_server *s, acmd_req *r);
 /* Resumes a request's connection so that its response (resp.status, resp.body) is sent. */
 void acmd_http_finish(acmd_server *s, acmd_req *r);
 /* Runs MHD once and re-arms its timer. */

@@ -95,6 +95,14 @@ static double admit__wait_ahead(const acmd_server *s, const acmd_req *r, uint64_
     return fluid > first_free ? fluid : first_free;
 }
 
+/* The absolute deadline (ns) of a deadline of ms milliseconds, counted from the request's start: its arrival, less
+ * the time it had already spent before (X-Request-Start). */
+static uint64_t admit__deadline_at(const acmd_req *r, double ms) {
+    const int64_t d = (int64_t)(ms * 1e6) - (int64_t)(r->sla.age_s * 1e9);
+    if (d >= 0) return r->t.arrive + (uint64_t)d;
+    return (uint64_t)(-d) < r->t.arrive ? r->t.arrive - (uint64_t)(-d) : 0; /* already past: expired */
+}
+
 /* 504 (a miss "admission") when even the floor, started after the work queued ahead of r, is predicted to finish after
  * its deadline; 0 otherwise. */
 static int admit__deadline(acmd_server *s, acmd_req *r, const char *when) {
@@ -102,13 +110,14 @@ static int admit__deadline(acmd_server *s, acmd_req *r, const char *when) {
     acmd_sla *t = &r->sla;
     t->seq = UINT64_MAX; /* not queued yet: everything already queued with the same key counts as ahead of it */
     const uint64_t now = acmd_now_ns();
-    const double finish = (double)(now - r->t.arrive) * 1e-9 + admit__wait_ahead(s, r, now) +
+    const double finish = t->age_s + (double)(now - r->t.arrive) * 1e-9 + admit__wait_ahead(s, r, now) +
                           acmd_budget_predict(m, (double)t->items, acmd_budget_flops(m, r, t->budget.min));
     if (finish * 1e3 <= t->sched.deadline_ms) return 0;
     acmd_queue_miss(s, r, ACMD_MISS_ADMISSION);
     acmd_req_fail(r, ACMD_E_DEADLINE, "deadline of %g ms cannot be met: even at the budget floor %g the predicted finish "
-                                      "is %.3f ms after arrival (the queue ahead included)%s",
-                  t->sched.deadline_ms, t->budget.min, finish * 1e3, when);
+                                      "is %.3f ms after %s (the queue ahead included)%s",
+                  t->sched.deadline_ms, t->budget.min, finish * 1e3,
+                  t->age_s > 0 ? "the request's start (X-Request-Start)" : "arrival", when);
     return -1;
 }
 
@@ -200,7 +209,7 @@ int acmd_admit(acmd_server *s, acmd_req *r, const acm_oip_peek *oip) {
     }
     t->has_deadline = t->sched.deadline_source != ACM_BUDGET_DEFAULT;
     const double dl_ms = t->has_deadline ? t->sched.deadline_ms : s->cfg.default_deadline_ms;
-    t->t_deadline = r->t.arrive + (uint64_t)(dl_ms * 1e6);
+    t->t_deadline = admit__deadline_at(r, dl_ms);
     if (acmd_admit_policy(&t->policy, &t->budget, t->has_deadline, t->policy_name[0] ? t->policy_name : p ? p->policy : NULL,
                           m->default_policy, s->cfg.request_policy, e, sizeof e)) {
         acmd_req_fail(r, ACMD_E_BAD_REQUEST, "%s", e);
@@ -236,7 +245,7 @@ int acmd_admit_early(acmd_server *s, acmd_req *r) {
     t->budget.min = t->hdr.has_budget_min && t->hdr.budget_min > m->beta_floor ? t->hdr.budget_min : m->beta_floor;
     if (t->hdr.has_budget && t->budget.min > t->hdr.budget) return 0; /* a 400 at admission, not a 504 here */
     t->has_deadline = 1;
-    t->t_deadline = r->t.arrive + (uint64_t)(t->sched.deadline_ms * 1e6);
+    t->t_deadline = admit__deadline_at(r, t->sched.deadline_ms);
     if (admit__deadline(s, r, " (refused before the body was read)") == 0) return 0;
     m->dl_requests++;
     return -1;

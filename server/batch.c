@@ -5,6 +5,7 @@
  * model's sample. A worker owns the batch's requests until it posts them back (workers.c).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "acmd.h"
@@ -108,9 +109,11 @@ static int batch__transcript(acmd_req *q, acm_stream *st) {
     return 0;
 }
 
-/* Transcriptions: every request a stream of this worker (reset first), its whole audio fed chunk by chunk; the ready
- * chunks of up to max_batch requests run as one engine call (acm_worker_run_streams), so that the cost model sees
- * chunks (its items), tokens and FLOPs as it sees images. The text is the stream's own CTC decoder's. */
+/* Transcriptions, each request one stream fed its samples chunk by chunk; the ready chunks of up to max_batch
+ * requests run as one engine call (acm_worker_run_streams), so that the cost model sees chunks (its items), tokens and
+ * FLOPs as it sees images. A body decoded whole runs on a stream of this worker (reset first), all of it at once; a
+ * body decoded as it arrives runs on its own stream the samples of the job in hand, and the stream carries over to its
+ * next job (the last chunk and the text come with the last job). The text is the stream's own CTC decoder's. */
 static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double *b_items, double *b_flops,
                          uint64_t *engine_ns) {
     enum { G = 64 };
@@ -118,12 +121,19 @@ static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double 
     acmd_req *r = batch;
     while (r) {
         acmd_req *g[G];
-        size_t pos[G], cap[G];
-        int n = 0, fin[G];
+        acm_stream *sts[G];
+        const float *x[G];
+        size_t pos[G], len[G];
+        int n = 0, fin[G], last[G];
         for (; r && n < MB; r = r->next) {
             if (r->resp.status) continue;
-            acm_stream_reset(w->eng[mi].streams[n]);
-            g[n] = r, pos[n] = 0, cap[n] = 0, fin[n] = 0;
+            g[n] = r, pos[n] = 0, fin[n] = 0;
+            if (r->au.on) {
+                sts[n] = r->au.st, x[n] = r->au.job, len[n] = r->au.n_job, last[n] = r->au.job_last;
+            } else {
+                sts[n] = w->eng[mi].streams[n], x[n] = r->in.data, len[n] = r->in.n_samples, last[n] = 1;
+                acm_stream_reset(sts[n]);
+            }
             n++;
         }
         for (;;) {
@@ -133,15 +143,15 @@ static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double 
             char e[256];
             for (int i = 0; i < n; i++) {
                 acmd_req *q = g[i];
-                acm_stream *st = w->eng[mi].streams[i];
+                acm_stream *st = sts[i];
                 if (q->resp.status) continue;
-                while (!acm_stream_ready(st) && pos[i] < q->in.n_samples) {
-                    const int64_t took = acm_stream_feed(st, q->in.data + pos[i], q->in.n_samples - pos[i], e, sizeof e);
+                while (!acm_stream_ready(st) && pos[i] < len[i]) {
+                    const int64_t took = acm_stream_feed(st, x[i] + pos[i], len[i] - pos[i], e, sizeof e);
                     if (took <= 0) break; /* a non-finite sample cannot come out of the decoders; stop rather than spin */
                     pos[i] += (size_t)took;
                 }
-                if (!acm_stream_ready(st) && !fin[i]) acm_stream_finish(st), fin[i] = 1;
-                if (!acm_stream_ready(st)) continue; /* done */
+                if (!acm_stream_ready(st) && last[i] && !fin[i]) acm_stream_finish(st), fin[i] = 1;
+                if (!acm_stream_ready(st)) continue; /* done (or, mid-stream, waiting for the next job's samples) */
                 run[k] = st, pol[k] = q->sla.policy, who[k] = i;
                 w->eng[mi].res[k] = (acm_result){.logits = w->eng[mi].logits + (size_t)k * T * K};
                 k++;
@@ -159,13 +169,13 @@ static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double 
                 }
                 *b_items += 1, *b_flops += res->flops;
                 int finite = 1;
-                for (size_t x = 0; x < (size_t)res->tokens * K; x++) finite &= isfinite(res->logits[x]) != 0;
+                for (size_t v = 0; v < (size_t)res->tokens * K; v++) finite &= isfinite(res->logits[v]) != 0;
                 if (!finite) {
                     acmd_req_fail(q, ACMD_E_INTERNAL, "engine: non-finite logits at token %lld (NaN or Inf: the computation "
                                                       "overflowed float)", (long long)q->out.tokens);
                     continue;
                 }
-                if (batch__append(q, &cap[who[j]], res->logits, res->tokens, K)) {
+                if (batch__append(q, &q->au.logits_cap, res->logits, res->tokens, K)) {
                     acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
                     continue;
                 }
@@ -178,9 +188,11 @@ static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double 
         }
         for (int i = 0; i < n; i++) {
             acmd_req *q = g[i];
-            if (q->resp.status) continue;
+            if (q->au.on) free(q->au.job), q->au.job = NULL, q->au.n_job = 0, q->au.jobs++;
+            if (q->resp.status || !last[i]) continue;
+            if (q->au.on) q->out.audio_s = (double)q->au.samples / ACM_AUDIO_RATE;
             q->out.realised = q->out.tokens ? q->out.realised / (double)q->out.tokens : 0;
-            if (batch__transcript(q, w->eng[mi].streams[i])) acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
+            if (batch__transcript(q, sts[i])) acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
         }
     }
 }
@@ -191,7 +203,7 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     for (acmd_req *r = batch; r; r = r->next) {
         r->t.dispatch = t0;
         r->resp.status = 0;
-        acmd_decode(w, r);
+        if (!r->au.on) acmd_decode(w, r); /* a streamed body was decoded as it arrived (decode.c) */
         if (!r->resp.status && !m->speech) batch__outputs(m, r);
     }
     /* stage 2: engine calls of at most max_batch items, items of several requests side by side */
@@ -208,14 +220,17 @@ void acmd_batch_run(acmd_worker *w, acmd_model *m, acmd_req *batch) {
     }
     /* stage 3: bodies. compute time = the whole batch: decode, engine, bodies (the body's own timing says "so far") */
     const uint64_t now = acmd_now_ns();
-    for (acmd_req *q = batch; q; q = q->next) {
-        q->out.compute_s = (double)(now - t0) * 1e-9;
-        q->out.engine_s = (double)engine_ns * 1e-9;
-        if (q->resp.status) continue;
+    for (acmd_req *q = batch; q; q = q->next) { /* a streamed transcription's: the sums over its jobs */
+        q->out.compute_s = q->au.compute_s + (double)(now - t0) * 1e-9;
+        q->out.engine_s = q->au.engine_s + (double)engine_ns * 1e-9;
+        if (q->resp.status || (q->au.on && !q->au.job_last)) continue;
         if (acmd_respond_body(q, now)) acmd_req_fail(q, ACMD_E_INTERNAL, "out of memory");
     }
     const uint64_t done = acmd_now_ns();
-    for (acmd_req *q = batch; q; q = q->next) q->out.compute_s = (double)(done - t0) * 1e-9, q->t.computed = done;
+    for (acmd_req *q = batch; q; q = q->next) {
+        q->out.compute_s = q->au.compute_s + (double)(done - t0) * 1e-9, q->t.computed = done;
+        q->au.compute_s = q->out.compute_s, q->au.engine_s = q->out.engine_s;
+    }
     batch->out.batch_lead = 1, batch->out.b_items = b_items, batch->out.b_flops = b_flops;
     batch->out.b_secs = (double)engine_ns * 1e-9;
 }

@@ -4,6 +4,7 @@
  * UINT8 [B,H,W,C] or `pixel_values` FP32 [B,C,S,S], and the outputs it names. The decoded input lives in the
  * request's arena and counts against --max-buffered-bytes until the engine has run it (batch.c releases it).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,4 +292,141 @@ void acmd_decode(acmd_worker *w, acmd_req *r) {
     else if (r->model->speech) decode__infer_audio(w, r);
     else if (r->route == ACMD_ROUTE_CLASSIFY) decode__classify(w, r);
     else decode__infer(w, r);
+}
+
+/* ---- audio decoded as the body arrives (I/O thread) ---------------------------------------------------------------
+ * WAV and raw PCM are decoded piece by piece as MHD hands the body over (proto/audio's incremental decoder: the same
+ * samples however the bytes are split), so that a worker can run the chunks that are ready while the upload goes on.
+ * Only decoding and resampling happen here; feeding the engine stream (log-mel) and running it are a worker's
+ * (batch.c). The limits are checked as the bytes come: the body's size, the audio's length, and the rate and channels
+ * of a WAV header as soon as it is complete. */
+
+int acmd_decode_streams(const acmd_req *r) {
+    acm_audio_format f;
+    char e[128];
+    return r->route == ACMD_ROUTE_TRANSCRIBE && r->model && r->model->speech && r->body.type[0] &&
+           acm_audio_parse_type(&f, r->body.type, e, sizeof e) == 0 && f.kind != ACM_AUDIO_FLAC && f.kind != ACM_AUDIO_OGG;
+}
+
+static acm_audio_params decode__audio_params(const acmd_server *s) {
+    acm_audio_params p = acm_audio_default_params();
+    p.max_samples = (size_t)(s->cfg.max_audio_seconds * ACM_AUDIO_RATE);
+    p.max_buffered = (size_t)s->cfg.max_body_bytes;
+    return p;
+}
+
+/* Records why the body is refused (the answer once the request is free again) and stops decoding it. */
+static int decode__stream_fail(acmd_req *r, acmd_err err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int decode__stream_fail(acmd_req *r, acmd_err err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->au.fail_msg, sizeof r->au.fail_msg, fmt, ap);
+    va_end(ap);
+    r->au.failed = 1, r->au.fail_err = err;
+    return -1;
+}
+
+static int decode__stream_code(acmd_server *s, acmd_req *r, int rc, const char *e) {
+    if (rc == ACM_AUDIO_ETOOLONG)
+        return decode__stream_fail(r, ACMD_E_TOO_LARGE, "audio: longer than the limit of %g seconds (--max-audio-seconds)",
+                                   s->cfg.max_audio_seconds);
+    return decode__stream_fail(r, acmd_err_of(ACMD_FROM_AUDIO, rc), "%s", e);
+}
+
+int acmd_decode_stream_begin(acmd_server *s, acmd_req *r) {
+    acm_audio_format f;
+    char e[256];
+    int rc = acm_audio_parse_type(&f, r->body.type, e, sizeof e);
+    if (!rc) {
+        r->au.dec = acm_audio_stream_create(&f, decode__audio_params(s), e, sizeof e);
+        rc = r->au.dec ? 0 : ACM_AUDIO_EINVAL;
+    }
+    if (rc) {
+        acmd_req_fail(r, acmd_err_of(ACMD_FROM_AUDIO, rc), "Content-Type \"%.100s\": %s", r->body.type, e);
+        return -1;
+    }
+    r->au.st = acm_stream_new(r->model->m, e, sizeof e);
+    if (!r->au.st) {
+        acmd_req_fail(r, ACMD_E_INTERNAL, "%s", e);
+        return -1;
+    }
+    r->au.on = 1, r->au.raw = f.kind >= ACM_AUDIO_L16;
+    r->au.mem = acm_stream_state_bytes(r->model->m);
+    acmd_mem_add(s, (long long)r->au.mem);
+    snprintf(r->out.id, sizeof r->out.id, "%s", r->http.id);
+    return 0;
+}
+
+/* Grows au.pend to hold `more` samples past n_pend; 0 or -1 out of memory. */
+static int decode__pend_room(acmd_req *r, size_t more) {
+    if (r->au.n_pend + more <= r->au.cap_pend) return 0;
+    size_t cap = r->au.cap_pend ? r->au.cap_pend : 4096;
+    while (cap < r->au.n_pend + more) cap *= 2;
+    float *p = realloc(r->au.pend, cap * sizeof *p);
+    if (!p) return -1;
+    r->au.pend = p, r->au.cap_pend = cap;
+    return 0;
+}
+
+int acmd_decode_stream_push(acmd_server *s, acmd_req *r, const void *bytes, size_t n) {
+    if (r->au.failed) return -1;
+    if (r->http.bytes_in > (size_t)s->cfg.max_body_bytes)
+        return decode__stream_fail(r, ACMD_E_TOO_LARGE, "the body is over the limit of %ld bytes", s->cfg.max_body_bytes);
+    char e[256];
+    if (r->au.raw && r->au.n_head < sizeof r->au.head) {
+        /* raw PCM: a container sent as such would be transcribed as noise (its header read as samples): say so */
+        const size_t k = n < sizeof r->au.head - r->au.n_head ? n : sizeof r->au.head - r->au.n_head;
+        memcpy(r->au.head + r->au.n_head, bytes, k);
+        r->au.n_head += k;
+        acm_audio_format sn;
+        if (r->au.n_head == sizeof r->au.head && !acm_audio_sniff(&sn, r->au.head, r->au.n_head, e, sizeof e))
+            return decode__stream_fail(r, ACMD_E_BAD_REQUEST, "the body is a %s file but Content-Type \"%.100s\" declares "
+                                       "raw PCM: send it as %s or application/octet-stream",
+                                       sn.kind == ACM_AUDIO_WAV ? "WAV" : sn.kind == ACM_AUDIO_FLAC ? "FLAC" : "Ogg",
+                                       r->body.type, sn.kind == ACM_AUDIO_WAV ? "audio/wav" :
+                                       sn.kind == ACM_AUDIO_FLAC ? "audio/flac" : "audio/ogg");
+    }
+    if (decode__pend_room(r, acm_audio_stream_max_out(r->au.dec, n)))
+        return decode__stream_fail(r, ACMD_E_INTERNAL, "out of memory");
+    size_t got = 0;
+    const int rc = acm_audio_stream_push(r->au.dec, bytes, n, r->au.pend + r->au.n_pend, r->au.cap_pend - r->au.n_pend,
+                                         &got, e, sizeof e);
+    if (rc) return decode__stream_code(s, r, rc, e);
+    r->au.n_pend += got, r->au.samples += got;
+    return 0;
+}
+
+int acmd_decode_stream_end(acmd_server *s, acmd_req *r) {
+    if (r->au.failed) return -1;
+    char e[256];
+    if (decode__pend_room(r, acm_audio_stream_max_finish(r->au.dec)))
+        return decode__stream_fail(r, ACMD_E_INTERNAL, "out of memory");
+    size_t got = 0;
+    const int rc = acm_audio_stream_finish(r->au.dec, r->au.pend + r->au.n_pend, r->au.cap_pend - r->au.n_pend, &got, e,
+                                           sizeof e);
+    if (rc) return decode__stream_code(s, r, rc, e);
+    r->au.n_pend += got, r->au.samples += got;
+    r->au.last = 1;
+    return 0;
+}
+
+void acmd_decode_stream_hand(acmd_req *r) {
+    /* at most ACMD_JOB_CHUNKS chunks a job: a file that came at once (or a worker that fell behind) goes back to the
+     * queue between jobs, so that other requests, images too, take turns with it on the workers */
+    const size_t cap = (size_t)ACMD_JOB_CHUNKS * (size_t)r->model->chunk_samples;
+    float *rest = NULL;
+    const size_t n_rest = r->au.n_pend > cap ? r->au.n_pend - cap : 0;
+    if (n_rest && (rest = malloc(n_rest * sizeof *rest))) memcpy(rest, r->au.pend + cap, n_rest * sizeof *rest);
+    r->au.job = r->au.pend, r->au.n_job = rest ? cap : r->au.n_pend; /* no memory for the split: all of it */
+    r->au.pend = rest, r->au.n_pend = r->au.cap_pend = rest ? n_rest : 0;
+    r->au.job_last = r->au.last && !rest;
+}
+
+void acmd_decode_stream_free(acmd_server *s, acmd_req *r) {
+    if (!r->au.on) return;
+    acm_audio_stream_free(r->au.dec);
+    acm_stream_free(r->au.st);
+    free(r->au.pend), free(r->au.job);
+    acmd_mem_add(s, -(long long)r->au.mem);
+    memset(&r->au, 0, sizeof r->au);
 }

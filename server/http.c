@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -53,6 +54,7 @@ acmd_req *acmd_req_new(void) { return calloc(1, sizeof(acmd_req)); }
 
 /* The one free path of a request: everything it owns is in its arena. */
 void acmd_req_free(acmd_server *s, acmd_req *r) {
+    acmd_decode_stream_free(s, r);
     acmd_mem_add(s, -(long long)(r->body.mem + r->in.mem));
     acmd_arena_free(&r->arena);
     free(r);
@@ -263,10 +265,32 @@ static int http__copy_hdr(char *dst, size_t n, const char *v) {
     return 1;
 }
 
-/* Returns 0 when the request may wait for its body, or responds (4xx/503) and returns 1. */
 /* Whether new inference requests are taken: ready, or draining within the grace period (server.c). */
 static int http__taking(const acmd_server *s) { return s->draining ? s->accepting && !s->cut : s->ready; }
 
+/* The age of a request at its arrival from its X-Request-Start stamp: the wall clock now, less the monotonic time
+ * since the headers came in, less the stamp. A stamp up to a second ahead of acmd's clock is skew between the client's
+ * host and this one (age 0); further ahead, or over an hour old, it is a wrong clock or unit: 400. */
+#define HTTP_REQUEST_START_SKEW_S 1.0
+#define HTTP_REQUEST_START_MAX_AGE_S 3600.0
+static int http__request_age(acmd_req *r, const char *v, char *err, size_t errlen) {
+    double stamp;
+    if (acm_sla_parse_request_start(v, &stamp, err, errlen)) return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const double arrived = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - (double)(acmd_now_ns() - r->t.arrive) * 1e-9;
+    const double age = arrived - stamp;
+    if (age < -HTTP_REQUEST_START_SKEW_S || age > HTTP_REQUEST_START_MAX_AGE_S) {
+        snprintf(err, errlen, "X-Request-Start \"%.40s\" is %.3f s %s acmd's clock (at most %g s ahead or %g s behind): a "
+                              "wrong clock or unit", v, fabs(age), age < 0 ? "ahead of" : "behind",
+                 HTTP_REQUEST_START_SKEW_S, HTTP_REQUEST_START_MAX_AGE_S);
+        return -1;
+    }
+    r->sla.age_s = age > 0 ? age : 0;
+    return 0;
+}
+
+/* Returns 0 when the request may wait for its body, or responds (4xx/503) and returns 1. */
 static int http__admit_headers(acmd_server *s, acmd_req *r) {
     if (!http__taking(s)) {
         http__error(s, r, s->draining ? ACMD_E_DRAINING : ACMD_E_NOT_READY,
@@ -340,6 +364,12 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
         http__error(s, r, ACMD_E_BAD_REQUEST, "%s", e);
         return 1;
     }
+    /* X-Request-Start: the deadline counts from where the client (or the proxy in front) started the request */
+    const char *rs = http__hdr(r->conn, "X-Request-Start");
+    if (rs && http__request_age(r, rs, e, sizeof e)) {
+        http__error(s, r, ACMD_E_BAD_REQUEST, "%s", e);
+        return 1;
+    }
     /* a deadline that not even the floor can make: 504 now, before the body is read */
     if (acmd_admit_early(s, r)) {
         http__respond(s, r);
@@ -347,14 +377,43 @@ static int http__admit_headers(acmd_server *s, acmd_req *r) {
     }
     const char *ex = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "explain");
     r->out.explain = ex && (strcmp(ex, "1") == 0 || strcmp(ex, "true") == 0);
-    /* the body's bytes, reserved now when Content-Length announces them (checked above: <= --max-body-bytes) */
-    const size_t cl_n = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+    /* the body's bytes, reserved now when Content-Length announces them (checked above: <= --max-body-bytes); a body
+     * decoded as it arrives is not kept: its stream's state is counted instead (decode.c) */
+    const int streams = !r->http.bodiless && acmd_decode_streams(r);
+    const size_t cl_n = cl && !streams ? (size_t)strtoull(cl, NULL, 10) : 0;
     if (cl_n && http__mem_reserve(s, r, cl_n)) {
         http__mem_error(s, r, cl_n);
         http__respond(s, r);
         return 1;
     }
+    /* WAV and raw PCM are decoded as they arrive, and run chunk by chunk while the upload goes on: admitted now */
+    if (streams) {
+        if (r->model->q_items + 1 > s->cfg.max_queue) {
+            http__error(s, r, ACMD_E_QUEUE_FULL, "the queue of model %s is full (%ld items)", r->model->name, s->cfg.max_queue);
+            return 1;
+        }
+        if (acmd_decode_stream_begin(s, r) || acmd_admit(s, r, NULL)) {
+            http__respond(s, r);
+            return 1;
+        }
+    }
     return 0;
+}
+
+/* A streamed transcription's body has ended: its last job is queued (or follows the one running) and the connection
+ * waits, suspended, for the answer. A body refused while it arrived is answered now (MHD 0.9.75 takes a response
+ * only once the body has been read), or once the job a worker holds is back. */
+static enum MHD_Result http__stream_end(acmd_server *s, acmd_req *r) {
+    if (r->state == ACMD_REQ_DONE || r->state == ACMD_REQ_CANCELLED) return http__respond(s, r);
+    if (!r->au.failed) acmd_decode_stream_end(s, r);
+    if (r->au.failed && r->state == ACMD_REQ_QUEUED) acmd_queue_remove(s, r), r->state = ACMD_REQ_RECEIVING;
+    if (r->au.failed && r->state == ACMD_REQ_RECEIVING) return http__error(s, r, r->au.fail_err, "%s", r->au.fail_msg);
+    MHD_suspend_connection(r->conn);
+    r->http.suspended = 1;
+    s->suspended++;
+    acmd_conn_busy(r->conn, 1);
+    if (r->state == ACMD_REQ_RECEIVING) acmd_queue_stream(s, r);
+    return MHD_YES;
 }
 
 /* The whole body is here: last checks, then queue and suspend. */
@@ -646,6 +705,18 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
         if (!r->http.bodiless) return MHD_YES; /* wait for the body */
         /* no body to wait for: this call is the one that ends the upload */
     }
+    if (*upload_data_size && r->au.on) {
+        r->http.bytes_in += *upload_data_size;
+        if (!r->resp.responded && r->state != ACMD_REQ_DONE && r->state != ACMD_REQ_CANCELLED && !r->au.failed) {
+            if (acmd_decode_stream_push(s, r, upload_data, *upload_data_size)) {
+                if (r->state == ACMD_REQ_QUEUED) acmd_queue_remove(s, r), r->state = ACMD_REQ_RECEIVING;
+            } else if (r->state == ACMD_REQ_RECEIVING && r->au.n_pend >= (size_t)r->model->chunk_samples) {
+                acmd_queue_stream(s, r);
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         r->http.bytes_in += *upload_data_size;
         if (!r->resp.responded && !r->body.error) {
@@ -679,6 +750,7 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
     }
     r->http.body_done = 1;
     if (r->resp.responded) return MHD_YES;
+    if (r->au.on) return http__stream_end(s, r);
     if (r->state == ACMD_REQ_RECEIVING) return http__admit_body(s, r);
     if (r->state == ACMD_REQ_DONE || r->state == ACMD_REQ_CANCELLED) return http__respond(s, r);
     return MHD_YES;
@@ -833,6 +905,7 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
         acmd_jw_raw(&l, ",\"budget_realised\":%.6g", r->out.realised);
         acmd_jw_kstr(&l, "budget_source", acm_budget_source_name(r->sla.budget.source));
         if (r->sla.has_deadline) acmd_jw_raw(&l, ",\"deadline_ms\":%.6g,\"predicted_ms\":%.6g", r->sla.sched.deadline_ms, r->sla.predicted_ms);
+        if (r->sla.age_s > 0) acmd_jw_raw(&l, ",\"before_arrival_ms\":%.6g", r->sla.age_s * 1e3);
         acmd_jw_raw(&l, ",\"urgency\":%d", r->sla.sched.urgency);
         acmd_jw_raw(&l, ",\"flops\":%.0f,\"flops_dense\":%.0f,\"queue_ms\":%.6g,\"compute_ms\":%.6g,\"batch_size\":%d",
                    r->out.flops, r->out.flops_dense, (double)(r->t.dispatch - r->t.queued) * 1e-6, r->out.compute_s * 1e3,
@@ -853,14 +926,9 @@ static void http__access_log(acmd_server *s, const acmd_req *r, const char *rout
     free(line);
 }
 
-void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    acmd_server *s = cls;
-    acmd_req *r = *con_cls;
-    if (!r) return;
-    *con_cls = NULL;
-    s->open_requests--;
-    acmd_conn_busy(conn, 0);
-    acmd_conn_req(conn, NULL);
+/* A request's end: its status if it had none, the HTTP and inference metrics, the access log; conn (NULL: gone
+ * already) for the lingering close of one answered before its body was read. */
+static void http__done(acmd_server *s, acmd_req *r, struct MHD_Connection *conn, enum MHD_RequestTerminationCode toe) {
     if (!r->resp.status) { /* never answered: timed out (MHD's idle timeout or the sweep's total one), or the client left */
         if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->http.timed_out)
             acmd_req_fail(r, ACMD_E_ARRIVAL_TIMEOUT, "the request did not arrive within --request-timeout (%g s)", s->cfg.request_timeout);
@@ -905,8 +973,31 @@ void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     http__access_log(s, r, route);
     /* answered before its body was read: the client may still be sending */
-    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->resp.responded && !r->http.bodiless && !r->http.body_done)
+    if (conn && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->resp.responded && !r->http.bodiless && !r->http.body_done)
         http__linger_start(s, conn);
+}
+
+void acmd_http_orphan_back(acmd_server *s, acmd_req *r) {
+    if (r->resp.status == 200) r->resp.status = 0; /* made, never sent: the client had left (499) */
+    http__done(s, r, NULL, (enum MHD_RequestTerminationCode)r->http.toe);
+    acmd_req_free(s, r);
+}
+
+void acmd_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    acmd_server *s = cls;
+    acmd_req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    s->open_requests--;
+    acmd_conn_busy(conn, 0);
+    acmd_conn_req(conn, NULL);
+    if (r->state == ACMD_REQ_RUNNING && r->au.on) {
+        /* a streamed transcription whose client left while a worker runs a job of it: the worker owns its answer and
+         * arena until the job is back, where it is counted, logged and freed (acmd_http_orphan_back) */
+        r->http.orphan = 1, r->http.toe = (int)toe;
+        return;
+    }
+    http__done(s, r, conn, toe);
     if (r->state == ACMD_REQ_RUNNING) { /* a worker still holds it: freed when its batch comes back */
         r->http.orphan = 1;
         return;

@@ -64,7 +64,7 @@ int acmd_queue_before(double aging_ms, const acmd_req *a, const acmd_req *b, uin
     return a->sla.seq < b->sla.seq;
 }
 
-void acmd_queue_push(acmd_server *s, acmd_req *r) {
+static void queue__link(acmd_server *s, acmd_req *r) {
     acmd_model *m = r->model;
     r->state = ACMD_REQ_QUEUED;
     r->t.queued = acmd_now_ns();
@@ -75,7 +75,23 @@ void acmd_queue_push(acmd_server *s, acmd_req *r) {
     m->q_tail = r;
     m->q_items += 1;
     acmd_queue_depth(s, m);
+}
+
+void acmd_queue_push(acmd_server *s, acmd_req *r) {
+    queue__link(s, r);
     acmd_queue_dispatch(s);
+}
+
+void acmd_queue_stream(acmd_server *s, acmd_req *r) {
+    const acmd_model *m = r->model;
+    const int64_t chunks = (int64_t)(r->au.n_pend / (size_t)m->chunk_samples) + r->au.last;
+    r->sla.items = chunks < 1 ? 1 : chunks;
+    const double dl_ms = r->sla.has_deadline ? r->sla.sched.deadline_ms : s->cfg.default_deadline_ms;
+    r->sla.t_deadline = acmd_now_ns() + (uint64_t)(dl_ms * (r->au.last ? 1 : 2) * 1e6);
+    /* dispatched on the next loop iteration, not now: the rest of what MHD read in this one (often the body's end)
+     * joins the job first, so that a body that came at once runs as one job */
+    queue__link(s, r);
+    acmd_queue_wake(s, 0);
 }
 
 static void queue__timer(uv_timer_t *t) {
@@ -164,7 +180,8 @@ void acmd_queue_dispatch(acmd_server *s) {
             while (n < m->max_batch) {
                 acmd_req *r = queue__best(s, m, now, &prev);
                 if (!r) break;
-                const acmd_peer peer = acmd_peer_state(s, r, now);
+                /* a body still arriving is MHD's to watch: a client that leaves it is seen there (http.c) */
+                const acmd_peer peer = r->au.on && !r->http.body_done ? ACMD_PEER_HERE : acmd_peer_state(s, r, now);
                 if (peer == ACMD_PEER_PROBING) continue; /* held: queue__best passes it over until probe_until */
                 if (peer == ACMD_PEER_GONE) {
                     queue__unlink(m, r, prev);
@@ -176,7 +193,9 @@ void acmd_queue_dispatch(acmd_server *s) {
                 const double it = items + (double)r->sla.items, fl = flops + acmd_budget_min_flops(m, r);
                 const uint64_t tg = r->sla.has_deadline && r->sla.t_deadline < tight ? r->sla.t_deadline : tight;
                 const uint64_t finish = now + (uint64_t)(acmd_budget_predict(m, it, fl) * 1e9);
-                if (r->sla.has_deadline && n == 0 && finish > r->sla.t_deadline) { /* expired, or overtaken too long */
+                /* expired, or overtaken too long (a job of an upload still arriving is not: its deadline only orders
+                 * it, the answer's runs from the last byte) */
+                if (r->sla.has_deadline && n == 0 && finish > r->sla.t_deadline && !(r->au.on && !r->au.last)) {
                     queue__unlink(m, r, prev);
                     acmd_queue_miss(s, r, ACMD_MISS_QUEUE);
                     acmd_req_fail(r, ACMD_E_DEADLINE_QUEUE, "deadline of %g ms missed in the queue: even at the budget "
@@ -192,6 +211,7 @@ void acmd_queue_dispatch(acmd_server *s) {
                 m->running++;
                 r->t.dispatch = r->t.handed = now;
                 r->out.worker = wi;
+                if (r->au.on) acmd_decode_stream_hand(r);
                 if (tail) tail->next = r;
                 else head = r;
                 tail = r;

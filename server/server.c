@@ -30,6 +30,7 @@
 
 #include "acmd.h"
 #include "audio.h"
+#include "tls.h"
 
 uint64_t acmd_now_ns(void) {
     struct timespec ts;
@@ -131,9 +132,10 @@ typedef struct srv__conn {
     uint64_t t_start; /* start of the current request (or of the idle wait for it) */
     int busy;         /* a request is queued, running or being answered: not timed out here */
     acmd_req *req;    /* the request being received, if any (http.c: acmd_conn_req) */
+    void *tls_held;   /* with TLS: the certificate in force when it started, kept while it is open (tls.c) */
 } srv__conn;
 
-static srv__conn srv__conns = {&srv__conns, &srv__conns, NULL, 0, 0, NULL}; /* list head; loop thread only */
+static srv__conn srv__conns = {&srv__conns, &srv__conns, NULL, 0, 0, NULL, NULL}; /* list head; loop thread only */
 
 void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
                            enum MHD_ConnectionNotificationCode toe) {
@@ -143,6 +145,7 @@ void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket
         if (!c) return;
         c->conn = conn;
         c->t_start = acmd_now_ns();
+        if (s->tls) c->tls_held = acmd_tls_conn_open();
         c->next = srv__conns.next, c->prev = &srv__conns;
         srv__conns.next->prev = c, srv__conns.next = c;
         *socket_context = c;
@@ -150,6 +153,7 @@ void acmd_http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket
     } else if (*socket_context) {
         srv__conn *c = *socket_context;
         c->prev->next = c->next, c->next->prev = c->prev;
+        if (c->tls_held) acmd_tls_conn_close(c->tls_held);
         free(c);
         *socket_context = NULL;
         s->connections--;
@@ -178,7 +182,9 @@ static void srv__sweep(uv_timer_t *t) {
     acmd_server *s = t->data;
     const uint64_t now = acmd_now_ns(), limit = (uint64_t)(s->cfg.request_timeout * 1e9);
     for (srv__conn *c = srv__conns.next; c != &srv__conns; c = c->next) {
-        if (c->busy || now - c->t_start <= limit) continue;
+        /* a transcription decoded as it arrives may take as long as its audio lasts, and the limit on top */
+        const uint64_t audio = c->req && c->req->au.on ? (uint64_t)((double)c->req->au.samples / ACM_AUDIO_RATE * 1e9) : 0;
+        if (c->busy || now - c->t_start <= limit + audio) continue;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (c->req) c->req->http.timed_out = 1;           /* logged and counted as 408, not as a client that left */
         if (ci) shutdown(ci->connect_fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */
@@ -279,17 +285,28 @@ static void srv__signal(uv_signal_t *h, int sig) {
     uv_timer_start(&s->drain_timer, srv__drain_timer, 0, 20);
 }
 
-/* SIGHUP: reload what can change without a restart — the --auth-file (a file that cannot be read or parsed keeps the
- * keys in force, and says why). Connections and queued requests are untouched: the keys are looked at when a
- * request's headers arrive, so a request admitted under a key that was revoked since still runs. */
+/* SIGHUP: the TLS certificate (new handshakes get the new one; open connections keep the session they have) */
+static void srv__reload_tls(acmd_server *s) {
+    char err[512];
+    acmd_tls *t = acmd_tls_load(s->cfg.tls_cert, s->cfg.tls_key, err, sizeof err);
+    if (!t) {
+        acmd_log(s, 0, "SIGHUP: %s; the certificate in force stays (%s)", err, acmd_tls_describe(acmd_tls_in_force()));
+        return;
+    }
+    acmd_tls_install(t);
+    acmd_log(s, 2, "SIGHUP: --tls-cert %s reloaded: %s; new connections get it, open ones keep theirs", s->cfg.tls_cert,
+             acmd_tls_describe(t));
+}
+
+/* SIGHUP: reload what can change without a restart — the TLS certificate and the --auth-file (a file that cannot be
+ * read or parsed keeps what is in force, and says why). Connections and queued requests are untouched: the keys are
+ * looked at when a request's headers arrive, so a request admitted under a key that was revoked since still runs. */
 static void srv__reload(uv_signal_t *h, int sig) {
     acmd_server *s = h->data;
     (void)sig;
-    if (s->tls) /* libmicrohttpd 0.9.75 takes the certificate once, at start (docs/DEPLOY.md: rotate by restarting) */
-        acmd_log(s, 1, "SIGHUP: the TLS certificate is not reloaded (libmicrohttpd reads it at start only): restart "
-                 "acmd to take a new one");
+    if (s->tls) srv__reload_tls(s);
     if (!s->auth) {
-        acmd_log(s, 2, "SIGHUP: nothing to reload (no --auth-file)");
+        if (!s->tls) acmd_log(s, 2, "SIGHUP: nothing to reload (no --auth-file, no --tls-cert)");
         return;
     }
     acmd_keys k;
@@ -303,23 +320,6 @@ static void srv__reload(uv_signal_t *h, int sig) {
     acmd_keys_free(&s->keys);
     s->keys = k;
     acmd_log(s, 2, "SIGHUP: --auth-file %s reloaded: %d key(s)", s->cfg.auth_file, k.n);
-}
-
-/* A whole file, NUL-terminated (malloc'd), or NULL with the message. */
-static char *srv__slurp(const char *path, char *err, size_t errlen, const char *what) {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
-        fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = 0;
-        fclose(f);
-        return buf;
-    }
-    snprintf(err, errlen, "%s %s: %s", what, path, errno ? strerror(errno) : "cannot read");
-    free(buf);
-    if (f) fclose(f);
-    return NULL;
 }
 
 /* 1 for an address whose clients are this machine's own processes (127.0.0.0/8). */
@@ -414,17 +414,18 @@ int acmd_server_run(acmd_server *s) {
     }
     sa.sin_port = htons((uint16_t)port);
     if (s->cfg.tls_cert[0]) {
-        /* PEM files, read here and kept: libmicrohttpd parses them at start (GnuTLS) and keeps pointers into them */
-        s->tls_cert_pem = srv__slurp(s->cfg.tls_cert, err, sizeof err, "--tls-cert");
-        s->tls_key_pem = s->tls_cert_pem ? srv__slurp(s->cfg.tls_key, err, sizeof err, "--tls-key") : NULL;
-        if (!s->tls_key_pem) {
-            acmd_log(s, 0, "%s", err);
-            return 1;
-        }
+        /* GnuTLS reads the files here; libmicrohttpd asks for the certificate in force at every handshake (tls.c) */
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             acmd_log(s, 0, "--tls-cert: this libmicrohttpd has no TLS support (GnuTLS)");
             return 1;
         }
+        acmd_tls *t = acmd_tls_load(s->cfg.tls_cert, s->cfg.tls_key, err, sizeof err);
+        if (!t) {
+            acmd_log(s, 0, "cannot serve with TLS: %s", err);
+            return 1;
+        }
+        acmd_tls_install(t);
+        acmd_log(s, 2, "--tls-cert %s: %s", s->cfg.tls_cert, acmd_tls_describe(t));
         s->tls = 1;
     }
     s->loop = malloc(sizeof *s->loop);
@@ -439,16 +440,11 @@ int acmd_server_run(acmd_server *s) {
                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)acmd_config_max_per_ip(&s->cfg),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ceil(s->cfg.request_timeout),
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                              /* without TLS these two end the list: MHD_OPTION_END comes first */
-                              s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert_pem,
-                              MHD_OPTION_HTTPS_MEM_KEY, s->tls_key_pem, MHD_OPTION_END);
+                              /* without TLS this ends the list: MHD_OPTION_END comes first */
+                              s->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, acmd_tls_retrieve,
+                              MHD_OPTION_END);
     if (!s->mhd) {
-        if (s->tls) /* MHD says why on its own stderr only when built with messages; name the likely causes */
-            acmd_log(s, 0, "cannot listen on %s with TLS: the address is taken, or --tls-cert %s / --tls-key %s are not "
-                     "a PEM certificate and its private key (%s)", s->cfg.listen, s->cfg.tls_cert, s->cfg.tls_key,
-                     strerror(errno));
-        else
-            acmd_log(s, 0, "cannot listen on %s: %s", s->cfg.listen, strerror(errno));
+        acmd_log(s, 0, "cannot listen on %s%s: %s", s->cfg.listen, s->tls ? " with TLS" : "", strerror(errno));
         return 1;
     }
     s->accepting = 1;
@@ -523,8 +519,7 @@ void acmd_server_free(acmd_server *s) {
     for (int i = 0; i < s->n_models; i++) acm_model_free(s->models[i].m);
     acmd_metrics_free(s->metrics);
     acmd_keys_free(&s->keys);
-    free(s->tls_cert_pem);
-    free(s->tls_key_pem);
+    if (s->tls) acmd_tls_free_all(); /* after the daemon stopped: no connection holds a certificate */
     free(s->log_buf);
     if (s->hold_fd >= 0) close(s->hold_fd);
     if (s->log_file) fclose(s->log_file);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "acmd.h"
@@ -94,13 +95,21 @@ void acmd_workers_on_async(uv_async_t *a) {
         s->in_flight--;
         r->model->running--;
         s->workers[r->out.worker].busy = 0;
-        if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout) */
-            acmd_req_free(s, r);
+        acmd_model *m = r->model;
+        if (r->out.batch_lead && r->out.b_items > 0) /* the batch ran, whoever is still waiting for it */
+            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
+        if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout; a streamed upload's client) */
+            if (r->au.on) acmd_http_orphan_back(s, r);
+            else acmd_req_free(s, r);
             continue;
         }
-        acmd_model *m = r->model;
-        if (r->out.batch_lead && r->out.b_items > 0)
-            acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
+        if (r->au.on && r->au.failed && !r->resp.status) /* its body was refused while the worker held it */
+            acmd_req_fail(r, r->au.fail_err, "%s", r->au.fail_msg);
+        if (r->au.on && !r->au.job_last && !r->resp.status) { /* a streamed transcription's job: its body goes on */
+            r->state = ACMD_REQ_RECEIVING;
+            if (r->au.last || r->au.n_pend >= (size_t)m->chunk_samples) acmd_queue_stream(s, r);
+            continue;
+        }
         if (r->sla.has_deadline && r->resp.status == 200 && acmd_now_ns() > r->sla.t_deadline)
             acmd_queue_miss(s, r, ACMD_MISS_COMPUTE);
         workers__metrics_done(s, r);
@@ -184,6 +193,15 @@ static void workers__warm_up(acmd_worker *w) {
 static void *workers__main(void *arg) {
     acmd_worker *w = arg;
     acmd_server *s = w->srv;
+    /* --worker-nice: on Linux a thread's nice value is its own (the process's other threads keep theirs); raising it
+     * needs no privilege. A failure leaves the worker at the process's priority, which is only slower to yield. */
+    if (s->cfg.worker_nice > 0) {
+        errno = 0;
+        const int base = getpriority(PRIO_PROCESS, (id_t)gettid()); /* the process's, inherited at the thread's start */
+        const int want = base + (int)s->cfg.worker_nice > 19 ? 19 : base + (int)s->cfg.worker_nice;
+        if (errno || setpriority(PRIO_PROCESS, (id_t)gettid(), want) != 0)
+            acmd_log(s, 1, "worker %d: --worker-nice %ld not applied: %s", w->index, s->cfg.worker_nice, strerror(errno));
+    }
     workers__test_hold(s);
     workers__warm_up(w);
     workers__post(s, NULL, 1);
@@ -243,9 +261,13 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             }
         }
     }
-    for (int wi = 0; wi < s->n_workers; wi++)
+    for (int wi = 0; wi < s->n_workers; wi++) {
         if (pthread_create(&s->workers[wi].thread, NULL, workers__main, &s->workers[wi]))
             return snprintf(err, errlen, "cannot start worker thread %d", wi), -1;
+        char name[16]; /* as top -H, perf and gdb show it; the I/O thread keeps the process's name */
+        snprintf(name, sizeof name, "acmd-worker-%d", wi % 100);
+        pthread_setname_np(s->workers[wi].thread, name);
+    }
     return 0;
 }
 

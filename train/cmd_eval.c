@@ -24,10 +24,33 @@ static void usage(FILE *f) {
                "  --k K           k for the fixed policy\n"
                "  --cap-order O   gain | level | random: the order CAP hands out learners in (default: the model's;\n"
                "                  random: level order with the tokens ranked at random, the gate-blind control)\n"
-               "  --json          one JSON object on stdout instead of the text report\n");
+               "  --json          one JSON object on stdout instead of the text report\n"
+               "A speech model takes other options: acm-train eval SPEECH_MODEL --help.\n");
+}
+
+/* 1 if the first argument that is not an option (or an option's value) names a speech model. */
+static int is_speech_model(int argc, char **argv) {
+    static const char *with_value[] = {"--data", "--batch", "--threads", "--policy", "--budget", "--k", "--cap-order",
+                                       "--corpus", "--split", "--limit", "--beam", "--audio"};
+    for (int i = 1; i < argc; i++) {
+        int skip = 0;
+        for (size_t j = 0; j < sizeof with_value / sizeof *with_value; j++) skip |= !strcmp(argv[i], with_value[j]);
+        if (skip) {
+            i++;
+            continue;
+        }
+        if (argv[i][0] == '-') continue;
+        char err[256];
+        acm_model *m = acm_model_load(argv[i], err, sizeof err);
+        int speech = m && acm_model_config(m)->arch == ACM_ARCH_SPEECH;
+        acm_model_free(m);
+        return speech;
+    }
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
+    if (is_speech_model(argc, argv)) return cmd_speech_eval(argc, argv);
     const char *model = NULL, *data = "/usr/share/datasets/fashion-mnist";
     const char *backend = "cpu";
     int batch = 64, threads = 2, json = 0, policy_given = 0;

@@ -23,10 +23,14 @@
 /* Speech commands live in their own list so that their files can grow apart. */
 #define ACM_TRAIN_COMMANDS_SPEECH(X)                                                                          \
     X("speech-corpus", cmd_speech_corpus, "synthesise the speech corpus: espeak-ng/flite/festival, sox, fp16 log-mel") \
-    X("speech-text", cmd_speech_text, "print planned utterances of the speech corpus (text, voice, augmentation)")
+    X("speech-text", cmd_speech_text, "print planned utterances of the speech corpus (text, voice, augmentation)") \
+    X("speech-base", cmd_speech_base, "train the static speech encoder with CTC on the corpus (checkpoints, --resume)")
 
 #define X(name, fn, help) int fn(int argc, char **argv);
 ACM_TRAIN_COMMANDS(X)
 #undef X
+
+/* `acm-train eval` on a speech model (cmd_eval.c hands it over; same arguments). */
+int cmd_speech_eval(int argc, char **argv);
 
 #endif

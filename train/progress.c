@@ -17,6 +17,8 @@ static double now_s(void) {
 void acmt_progress_start(acmt_progress *p, int quiet) {
     p->quiet = quiet;
     p->tty = isatty(2);
+    p->rate_unit = "img/s";
+    p->acc_label = "acc";
     p->start = now_s();
     p->last = 0;
     p->drawn = 0;
@@ -42,13 +44,12 @@ void acmt_progress_update(acmt_progress *p, int64_t step, int64_t total, double 
         int fill = (int)(frac * 20);
         for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
         bar[20] = 0;
-        fprintf(stderr, "\r[%s] %5.1f%% step %lld/%lld loss %.4f acc %5.1f%% %6.1f img/s ETA %s  ", bar, 100 * frac,
-                (long long)step, (long long)total, loss, 100 * acc, img_s, eta);
+        fprintf(stderr, "\r[%s] ", bar);
         p->drawn = 1;
-    } else {
-        fprintf(stderr, "%5.1f%% step %lld/%lld loss %.4f acc %5.1f%% %6.1f img/s ETA %s\n", 100 * frac,
-                (long long)step, (long long)total, loss, 100 * acc, img_s, eta);
     }
+    fprintf(stderr, "%5.1f%% step %lld/%lld loss %.4f ", 100 * frac, (long long)step, (long long)total, loss);
+    if (p->acc_label) fprintf(stderr, "%s %5.1f%% ", p->acc_label, 100 * acc);
+    fprintf(stderr, "%6.1f %s ETA %s%s", img_s, p->rate_unit, eta, p->tty ? "  " : "\n");
     fflush(stderr);
 }
 

@@ -12,6 +12,8 @@ typedef struct {
     int quiet, tty;
     double last, start;
     int drawn; /* a \r line is on screen */
+    const char *rate_unit; /* "img/s" unless the caller sets another after acmt_progress_start ("tok/s") */
+    const char *acc_label; /* "acc" unless set; NULL: no accuracy column */
 } acmt_progress;
 
 void acmt_progress_start(acmt_progress *p, int quiet);

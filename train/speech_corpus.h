@@ -98,7 +98,7 @@ typedef struct {
     char id[32];
     int shard;
     int64_t offset, frames, samples;
-    char speaker[48], engine[16], voice[48], kind[16], augment[64];
+    char speaker[48], engine[16], voice[128], kind[16], augment[64]; /* voice: the recording's path for "real" */
     char text[ACMS_MAX_TEXT];
 } acms_utt;
 

@@ -463,6 +463,17 @@ Test(cli_server, bench_open_loop_and_counts) {
     json_decref(o);
     run_free(&r);
 
+    /* X-Request-Start stamped with the scheduled send: acmd refuses a stamp in a wrong unit or off its clock (400),
+     * so every request answered 200 shows the stamps are read as the times they are */
+    const char *st[] = {"bench", "--server", url, "-r", "100", "-n", "50", "--json", "--deadline-ms", "5000",
+                        "--request-start", NULL};
+    r = run_acm(st);
+    o = bench_report(&r);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "by_status"), "200")), 50, "%s", r.out);
+    cr_expect(json_is_true(json_object_get(json_object_get(o, "request_headers"), "request_start")));
+    json_decref(o);
+    run_free(&r);
+
     /* a count over two threads: exactly that many, on a GET route */
     const char *b[] = {"bench", "--server", url, "--get", "/v2/health/live", "-n", "301", "-c", "8", "-t", "2",
                        "--json", NULL};

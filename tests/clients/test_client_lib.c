@@ -125,6 +125,30 @@ Test(stats, nearest_rank_percentiles) {
     acmc_samples_free(&s);
 }
 
+/* Word errors against hand-counted cases (and the same values from a plain Levenshtein in Python). */
+Test(stats, word_error_rate) {
+    const struct {
+        const char *ref, *hyp;
+        long errors, words;
+    } c[] = {
+        {"the cat sat on the mat", "the cat sat on the mat", 0, 6},
+        {"the cat sat on the mat", "the cat sat on mat", 1, 6},             /* one deletion */
+        {"the cat sat on the mat", "a cat sat on the the mat", 2, 6},       /* a substitution and an insertion */
+        {"i like green apples", "i love apples very much", 4, 4},          /* 1 sub, 1 del, 2 ins */
+        {"a b c", "c b a", 2, 3},                                           /* two substitutions, not a move */
+        {"The  CAT\tsat\n", "the cat sat", 0, 3},                         /* case and whitespace runs */
+        {"", "x y", 2, 0},
+        {"x y", "", 2, 2},
+        {"", "", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        long e = -1, w = -1;
+        cr_assert_eq(acmc_wer_counts(c[i].hyp, c[i].ref, &e, &w), 0);
+        cr_expect_eq(e, c[i].errors, "case %zu: %ld errors, want %ld", i, e, c[i].errors);
+        cr_expect_eq(w, c[i].words, "case %zu: %ld words, want %ld", i, w, c[i].words);
+    }
+}
+
 Test(http, server_urls) {
     char out[256], err[256];
     cr_assert_eq(acmc_server_url(out, sizeof out, "http://127.0.0.1:8080/", err, sizeof err), 0, "%s", err);

@@ -2,6 +2,7 @@
  * test_sla.c — proto/sla: budget values and their resolution from headers and OIP parameters.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "sla.h"
@@ -59,6 +60,23 @@ Test(sla, parse_deadline) {
         cr_expect_eq(acm_sla_parse_deadline(bad[i], &v, "X-Deadline-Ms", err, sizeof err), ACM_SLA_EINVAL,
                      "accepted \"%s\"", bad[i]);
         cr_expect(strstr(err, "X-Deadline-Ms"), "%s", err);
+    }
+}
+
+Test(sla, parse_request_start_in_every_unit) {
+    double v;
+    char err[200];
+    /* the same instant, 2026-12-03 10:00:00.25 UTC, as nginx, Heroku and the agents write it */
+    const char *same[] = {"t=1796292000.25", "1796292000.25", "t=1796292000250", "1796292000250000",
+                          " t=1796292000250000000 "};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        cr_expect_eq(acm_sla_parse_request_start(same[i], &v, err, sizeof err), 0, "%s: %s", same[i], err);
+        cr_expect(fabs(v - 1796292000.25) < 1e-6, "%s -> %.9f", same[i], v);
+    }
+    const char *bad[] = {"", "t=", "now", "t=-5", "0", "t=1e999", "nan", "inf", "t=1796292000.25s", "0x10", "t =1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_expect_eq(acm_sla_parse_request_start(bad[i], &v, err, sizeof err), ACM_SLA_EINVAL, "accepted \"%s\"", bad[i]);
+        cr_expect(strstr(err, "X-Request-Start"), "%s", err);
     }
 }
 

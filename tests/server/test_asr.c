@@ -4,7 +4,10 @@
  * uploads, the answer equal to the engine's own streams on the same decoded audio (text, words, tokens, FLOPs),
  * budgets, concurrent requests each getting their own transcript, bad audio (truncated, unknown format, zero length,
  * wrong declared rate, channels, over each limit) as 4xx with {"error": ...}, a client leaving mid-upload (freed, not
- * run), and the acm_asr_* metrics. Audio is made here: a deterministic signal written with libsndfile or by hand.
+ * run), and the acm_asr_* metrics. Bodies decoded as they arrive (WAV, raw PCM): plain, odd chunked pieces and paced
+ * slower than real time, all equal to the whole file and with chunks run before the last byte; a client leaving after
+ * chunks ran and while a worker holds a job; bad bodies while streaming; concurrent paced uploads. HTTP against the
+ * engine's batch path (acm_worker_run). Audio is made here: a deterministic signal written with libsndfile or by hand.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -21,6 +24,7 @@
 
 #include "acm.h"
 #include "audio.h"
+#include "ctc.h"
 #include "server/harness.h"
 
 #define MODEL "tests/golden/speech_a.safetensors"
@@ -614,11 +618,13 @@ Test(asr, oip_infer_audio, .timeout = 120) {
 }
 
 /* A whole request sent on a fresh connection, its answer not read. */
+/* Sent as application/octet-stream: sniffed, so decoded whole by a worker and run as one job (a body declared
+ * audio/wav runs as jobs while it arrives, as many as its pieces make: the tests that count batches use this). */
 static int send_wav(int port, const uint8_t *wav, size_t len) {
     int fd = th_connect(port);
     cr_assert(fd >= 0);
     char hd[256];
-    snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+    snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                             "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
     cr_assert_eq(th_send_all(fd, hd, strlen(hd)), 0);
     cr_assert_eq(th_send_all(fd, wav, len), 0);
@@ -726,5 +732,380 @@ Test(asr, audio_and_images_share_one_queue_order, .timeout = 120) {
         th_resp_free(&r);
     }
     free(x), free(wav), free(png);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* ---- bodies decoded as they arrive (WAV, raw PCM) ------------------------------------------------------------------ */
+
+/* Batches the cost model of model s has learned from: one per engine call, so it grows while a streamed upload runs. */
+static long cost_samples(int port) {
+    th_resp r;
+    if (th_http(port, "GET", "/v2/models/s/stats", NULL, NULL, 0, &r) != 0 || r.status != 200) return -1;
+    json_t *j = th_json(&r);
+    const long n = (long)json_integer_value(json_object_get(json_object_get(j, "cost_model"), "samples"));
+    json_decref(j);
+    th_resp_free(&r);
+    return n;
+}
+
+/* How an upload is sent: in pieces of `piece` bytes, chunked (Transfer-Encoding) or with Content-Length, `pace_s`
+ * seconds between pieces (0: at once); stop_at > 0: only that many bytes are sent (the rest never comes). */
+typedef struct {
+    size_t piece;
+    int chunked;
+    double pace_s;
+    size_t stop_at;
+    int watch; /* before the last piece, wait until the server has run chunks of this upload (bounded) */
+} upload_t;
+
+/* Sends the body as u says and returns the open socket (the response still to read). */
+static int upload(int port, const char *type, const uint8_t *b, size_t len, const upload_t *u, long *ran_before_end) {
+    int fd = th_connect(port);
+    cr_assert(fd >= 0);
+    char hd[256];
+    if (u->chunked)
+        snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", type);
+    else
+        snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                                "Content-Length: %zu\r\nConnection: close\r\n\r\n", type, len);
+    const long before = u->watch ? cost_samples(port) : 0;
+    cr_assert_eq(th_send_all(fd, hd, strlen(hd)), 0);
+    for (size_t off = 0; off < len;) {
+        size_t p = u->piece < len - off ? u->piece : len - off;
+        if (u->stop_at && off + p > u->stop_at) p = u->stop_at - off;
+        if (off + p == len && u->watch) { /* the last piece waits until chunks of the upload have run */
+            const double t0 = th_now();
+            while (cost_samples(port) <= before && th_now() - t0 < 20) usleep(2000);
+            *ran_before_end = cost_samples(port) - before;
+        }
+        char sz[32];
+        snprintf(sz, sizeof sz, "%zx\r\n", p);
+        if (u->chunked) cr_assert_eq(th_send_all(fd, sz, strlen(sz)), 0);
+        cr_assert_eq(th_send_all(fd, b + off, p), 0);
+        if (u->chunked) cr_assert_eq(th_send_all(fd, "\r\n", 2), 0);
+        off += p;
+        if (u->stop_at && off >= u->stop_at) return fd;
+        if (u->pace_s > 0 && off < len) usleep((useconds_t)(u->pace_s * 1e6)); /* the client's pace, not work */
+    }
+    if (u->chunked) cr_assert_eq(th_send_all(fd, "0\r\n\r\n", 5), 0);
+    return fd;
+}
+
+static json_t *upload_json(int port, const char *type, const uint8_t *b, size_t len, const upload_t *u, int want,
+                           long *ran_before_end) {
+    const int fd = upload(port, type, b, len, u, ran_before_end);
+    th_resp r;
+    cr_assert_eq(th_read_response(fd, &r), 0);
+    close(fd);
+    cr_assert_eq(r.status, want, "status %d, body %s", r.status, r.body);
+    json_t *j = th_json(&r);
+    th_resp_free(&r);
+    return j;
+}
+
+/* The same audio sent at once, in odd chunked pieces, and paced slower than real time gives the answer of the engine
+ * on the whole decoded file, to the bit (text, words, tokens, FLOPs), as does the body decoded whole by a worker; a
+ * paced upload has chunks run before its last byte. WAV at 44.1 kHz stereo (resampled) and raw L16 at 8 kHz. */
+Test(asr, streamed_upload_equals_the_whole_file, .timeout = 180) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", NULL});
+    const size_t n = 44100 * 3;
+    int16_t *x = signal_s16(n, 2, 44100, 21);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 2, 44100, 0, &wl);
+    int16_t *y = signal_s16(8000 * 3, 1, 8000, 22);
+    uint8_t *be = malloc(8000 * 3 * 2);
+    for (size_t i = 0; i < 8000 * 3; i++) be[2 * i] = (uint8_t)((uint16_t)y[i] >> 8), be[2 * i + 1] = (uint8_t)(y[i] & 255);
+    const struct {
+        const char *type;
+        const uint8_t *b;
+        size_t len, per_s; /* bytes per second of audio */
+    } bodies[] = {{"audio/wav", wav, wl, 44100 * 4}, {"audio/L16;rate=8000", be, 8000 * 3 * 2, 16000}};
+    for (size_t k = 0; k < 2; k++) {
+        ref_t ref;
+        reference(&ref, bodies[k].type, bodies[k].b, bodies[k].len, argmax());
+        cr_assert_gt(ref.tokens, 40);
+        const size_t tenth = bodies[k].per_s / 10;
+        const upload_t ways[] = {
+            {.piece = bodies[k].len},                         /* at once, Content-Length */
+            {.piece = 4093, .chunked = 1},                    /* odd chunked pieces */
+            {.piece = tenth, .pace_s = 0.15, .watch = 1},     /* a tenth of a second of audio every 0.15 s */
+            {.piece = tenth + 7, .chunked = 1, .pace_s = 0.15, .watch = 1},
+        };
+        for (size_t i = 0; i < sizeof ways / sizeof *ways; i++) {
+            long ran = 0;
+            json_t *j = upload_json(s.port, bodies[k].type, bodies[k].b, bodies[k].len, &ways[i], 200, &ran);
+            expect_same(j, &ref);
+            if (ways[i].watch) cr_expect_gt(ran, 0, "%s, way %zu: no chunk ran before the last byte", bodies[k].type, i);
+            json_decref(j);
+        }
+    }
+    /* the whole-file path (a sniffed body, decoded by a worker) agrees */
+    ref_t ref;
+    reference(&ref, "audio/wav", wav, wl, argmax());
+    json_t *j = transcribe(s.port, "application/octet-stream", wav, wl, NULL, 200);
+    expect_same(j, &ref);
+    json_decref(j);
+    /* each upload counted once, with its whole audio */
+    cr_expect_float_eq(th_metric(s.port, "acm_asr_audio_seconds_total{model=\"s\"}"), 3.0 * 9, 1e-6);
+    cr_expect_eq(th_metric(s.port, "acm_asr_budget_realised_ratio_count{model=\"s\"}"), 9);
+    free(x), free(wav), free(y), free(be);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* A client that leaves mid-upload after chunks of it ran, and one that leaves while a worker holds a job of it:
+ * freed (no bytes held; no leak under ASan), its stream never run to the end (no FLOPs counted, no transcript), a 499
+ * in the metrics; the next upload is served. */
+Test(asr, client_leaving_a_streamed_upload_is_freed, .timeout = 120) {
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    const size_t n = 16000 * 2;
+    int16_t *x = signal_s16(n, 1, 16000, 23);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    /* a job of the upload is handed to the (held) worker; the client leaves; then the worker is let go */
+    const double conns = th_metric(s.port, "\nacm_http_connections ");
+    int fd = upload(s.port, "audio/wav", wav, wl, &(upload_t){.piece = 20000, .stop_at = 20000}, NULL); /* of 64044 */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, -1, 10), 0, "no job of the upload reached the worker");
+    close(fd);
+    double t0 = th_now();
+    while (th_metric(s.port, "\nacm_http_connections ") > conns && th_now() - t0 < 10) usleep(2000);
+    cr_expect_eq(th_metric(s.port, "\nacm_http_connections "), conns, "the server did not see the client leave");
+    th_hold_end(&s);
+    t0 = th_now();
+    while (th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}") < 1 &&
+           th_now() - t0 < 10)
+        usleep(2000);
+    cr_expect_eq(th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}"), 1);
+    /* chunks run, then the client leaves between pieces */
+    const long before = cost_samples(s.port);
+    fd = upload(s.port, "audio/wav", wav, wl, &(upload_t){.piece = 12000, .stop_at = 36000}, NULL);
+    t0 = th_now();
+    while (cost_samples(s.port) <= before && th_now() - t0 < 10) usleep(2000);
+    cr_expect_gt(cost_samples(s.port), before, "no chunk of the upload ran");
+    close(fd);
+    t0 = th_now();
+    while (th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}") < 2 &&
+           th_now() - t0 < 10)
+        usleep(2000);
+    cr_expect_eq(th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}"), 2);
+    t0 = th_now();
+    while (th_metric(s.port, "\nacm_buffered_bytes ") != 0 && th_now() - t0 < 10) usleep(2000);
+    cr_expect_eq(th_metric(s.port, "\nacm_buffered_bytes "), 0, "the bytes of a client that left are still held");
+    cr_expect_eq(th_metric(s.port, "acm_flops_executed_total{model=\"s\"}"), 0, "an upload whose client left was counted");
+    cr_expect_eq(th_metric(s.port, "acm_asr_audio_seconds_total{model=\"s\"}"), 0);
+    json_t *j = transcribe(s.port, "audio/wav", wav, wl, NULL, 200);
+    cr_expect_gt(json_integer_value(json_object_get(j, "tokens")), 0);
+    json_decref(j);
+    free(x), free(wav);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* Bad streamed bodies, checked as the bytes come, chunked: a 4xx naming the problem, nothing counted. */
+Test(asr, bad_streamed_audio_is_refused, .timeout = 120) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", "--max-audio-seconds", "2",
+                                    "--max-body-bytes", "300000", NULL});
+    const upload_t ch = {.piece = 3001, .chunked = 1};
+    int16_t *x = signal_s16(16000 * 3, 1, 16000, 24);
+    size_t wl;
+    /* truncated: the header declares more than comes */
+    uint8_t *tr = wav_bytes(x, 16000, 1, 16000, 16000 * 2 + 1000, &wl);
+    json_t *j = upload_json(s.port, "audio/wav", tr, wl, &ch, 400, NULL);
+    cr_expect(strstr(json_string_value(json_object_get(j, "error")), "truncated"), "%s", json_string_value(json_object_get(j, "error")));
+    json_decref(j);
+    /* zero length, chunked */
+    j = upload_json(s.port, "audio/wav", tr, 0, &ch, 400, NULL);
+    cr_expect(json_is_string(json_object_get(j, "error")));
+    json_decref(j);
+    /* a rate outside what is served, in the WAV header */
+    uint8_t *lo = wav_bytes(x, 3000, 1, 1000, 0, &wl);
+    j = upload_json(s.port, "audio/wav", lo, wl, &ch, 400, NULL);
+    cr_expect(strstr(json_string_value(json_object_get(j, "error")), "sample rate"), "%s", json_string_value(json_object_get(j, "error")));
+    json_decref(j);
+    /* over --max-audio-seconds (2 s) while it streams, chunks having run: 413 */
+    uint8_t *lng = wav_bytes(x, 16000 * 3, 1, 16000, 0, &wl);
+    j = upload_json(s.port, "audio/wav", lng, wl, &ch, 413, NULL);
+    cr_expect(strstr(json_string_value(json_object_get(j, "error")), "max-audio-seconds"));
+    json_decref(j);
+    /* over --max-body-bytes while it streams (raw PCM under the audio limit: 150000 samples at 96 kHz) */
+    uint8_t *big = calloc(1, 320000);
+    j = upload_json(s.port, "audio/x-raw;format=S16LE;rate=96000", big, 320000, &(upload_t){.piece = 40000, .chunked = 1},
+                    413, NULL);
+    cr_expect(strstr(json_string_value(json_object_get(j, "error")), "limit"));
+    json_decref(j);
+    /* a WAV declared as raw PCM, chunked */
+    uint8_t *ok = wav_bytes(x, 16000, 1, 16000, 0, &wl);
+    j = upload_json(s.port, "audio/L16;rate=16000", ok, wl, &ch, 400, NULL);
+    cr_expect(strstr(json_string_value(json_object_get(j, "error")), "WAV file"));
+    json_decref(j);
+    cr_expect_eq(th_metric(s.port, "acm_asr_audio_seconds_total{model=\"s\"}"), 0);
+    cr_expect_eq(th_metric(s.port, "acm_flops_executed_total{model=\"s\"}"), 0);
+    cr_expect_eq(th_metric(s.port, "\nacm_buffered_bytes "), 0);
+    /* and the server goes on */
+    j = upload_json(s.port, "audio/wav", ok, wl, &ch, 200, NULL);
+    json_decref(j);
+    free(x), free(tr), free(lo), free(lng), free(big), free(ok);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+typedef struct {
+    int port;
+    uint8_t *wav;
+    size_t len;
+    ref_t ref;
+    char text[4096];
+    int64_t tokens;
+    double flops;
+} pconc_t;
+
+static void *pconc_run(void *arg) {
+    pconc_t *c = arg;
+    const upload_t u = {.piece = 3200 + (size_t)c->len % 997, .chunked = 1, .pace_s = 0.03};
+    json_t *j = upload_json(c->port, "audio/wav", c->wav, c->len, &u, 200, NULL);
+    snprintf(c->text, sizeof c->text, "%s", json_string_value(json_object_get(j, "text")));
+    c->tokens = json_integer_value(json_object_get(j, "tokens"));
+    c->flops = json_real_value(json_object_get(j, "flops"));
+    json_decref(j);
+    return NULL;
+}
+
+/* Paced chunked uploads of different audio at once, their chunks batched together: each its own transcript. */
+Test(asr, concurrent_streamed_uploads_each_get_their_own, .timeout = 180) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--max-batch", "4", NULL});
+    enum { N = 6 };
+    pconc_t c[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        const size_t n = 16000 / 2 * (size_t)(2 + i % 3);
+        int16_t *x = signal_s16(n, 1, 16000, 30 + (unsigned)i);
+        c[i].port = s.port;
+        c[i].wav = wav_bytes(x, n, 1, 16000, 0, &c[i].len);
+        free(x);
+        reference(&c[i].ref, "audio/wav", c[i].wav, c[i].len, argmax());
+    }
+    for (int i = 0; i < N; i++) cr_assert_eq(pthread_create(&t[i], NULL, pconc_run, &c[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        cr_expect_str_eq(c[i].text, c[i].ref.text, "upload %d got another transcript", i);
+        cr_expect_eq(c[i].tokens, c[i].ref.tokens, "upload %d", i);
+        cr_expect_eq(c[i].flops, c[i].ref.flops, "upload %d", i);
+        distinct += i > 0 && strcmp(c[i].ref.text, c[0].ref.text) != 0;
+        free(c[i].wav);
+    }
+    cr_expect_gt(distinct, 0, "the test's audio gives one transcript for every upload: it cannot tell them apart");
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* HTTP against the engine's batch path: the whole file as one audio item of acm_worker_run (not the streams the server
+ * runs), its logits decoded by a greedy CTC decoder of its own. The streamed /transcribe upload gives the same text and
+ * tokens, and OIP infer the same logits within float rounding (the batch path packs the tokens of a call differently;
+ * the largest difference is printed on failure). acm-train has no speech evaluation yet: this is the reference. */
+Test(asr, http_equals_the_engine_batch_path, .timeout = 120) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL});
+    const size_t n = 16000 * 3;
+    int16_t *x = signal_s16(n, 1, 16000, 25);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    char e[512];
+    float *pcm;
+    size_t np;
+    acm_audio_format f = {.kind = ACM_AUDIO_WAV};
+    cr_assert_eq(acm_audio_decode(&f, wav, wl, acm_audio_default_params(), &pcm, &np, e, sizeof e), 0, "%s", e);
+    acm_model *m = acm_model_load(MODEL, e, sizeof e);
+    cr_assert(m, "%s", e);
+    const acm_config *cfg = acm_model_config(m);
+    acm_worker *w = acm_worker_new(m, acm_worker_default_params(), e, sizeof e);
+    cr_assert(w, "%s", e);
+    const int64_t T = acm_speech_tokens(m, (int64_t)np);
+    const int K = cfg->num_classes;
+    float *lg = malloc(sizeof(float) * (size_t)T * K);
+    acm_item it = {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = (int64_t)np, .policy = acm_policy_default()};
+    acm_result res = {.logits = lg};
+    cr_assert_eq(acm_worker_run(w, &it, &res, 1, e, sizeof e), 0, "%s", e);
+    cr_assert_eq(res.tokens, T);
+    char chars[ACM_CTC_MAX_SYMBOLS + 1] = "";
+    for (int k = 1; k < K; k++) strncat(chars, cfg->labels[k], 1);
+    acm_ctc_alphabet a;
+    cr_assert_eq(acm_ctc_alphabet_init_blank_first(&a, chars, e, sizeof e), 0, "%s", e);
+    acm_ctc_decoder *d = acm_ctc_decoder_new(&a, acm_ctc_default_params(), e, sizeof e);
+    cr_assert(d, "%s", e);
+    cr_assert_eq(acm_ctc_push(d, lg, T, K, e, sizeof e), 0, "%s", e);
+    acm_ctc_result cr;
+    acm_ctc_result_get(d, ACM_CTC_FINAL, &cr);
+    char text[4096];
+    int l = cr.len < (int)sizeof text - 1 ? cr.len : (int)sizeof text - 1;
+    memcpy(text, cr.text, (size_t)l);
+    while (l > 0 && text[l - 1] == ' ') l--;
+    text[l] = 0;
+    /* /transcribe, streamed in paced chunked pieces */
+    const upload_t u = {.piece = 3001, .chunked = 1, .pace_s = 0.01};
+    json_t *j = upload_json(s.port, "audio/wav", wav, wl, &u, 200, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "text")), text);
+    cr_expect_eq(json_integer_value(json_object_get(j, "tokens")), T);
+    json_decref(j);
+    /* OIP infer: the logits */
+    char *js = audio_json(x, n, "", ",\"outputs\":[{\"name\":\"logits\"}]");
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "POST", "/v2/models/s/infer", "Content-Type: application/json\r\n", js, strlen(js), &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    j = th_json(&r);
+    json_t *data = json_object_get(json_array_get(json_object_get(j, "outputs"), 0), "data");
+    cr_assert_eq(json_array_size(data), (size_t)T * K);
+    double maxd = 0;
+    for (size_t i = 0; i < (size_t)T * K; i++) {
+        const double v = fabs(json_real_value(json_array_get(data, i)) - lg[i]);
+        if (v > maxd) maxd = v;
+    }
+    cr_expect_leq(maxd, 1e-5, "HTTP logits differ from the engine's batch path by up to %g", maxd);
+    cr_log_info("HTTP vs acm_worker_run logits: max |difference| %g", maxd);
+    json_decref(j);
+    th_resp_free(&r);
+    free(js), free(lg), free(pcm), free(x), free(wav);
+    acm_ctc_decoder_free(d), acm_worker_free(w), acm_model_free(m);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* X-Deadline-Ms on an upload is the answer's, from its last byte: a job of the upload that waited past it in the queue
+ * while the body still arrived is run, not answered 504 (that would end an upload whose answer may still be on time). */
+Test(asr, a_streamed_upload_deadline_runs_from_the_last_byte, .timeout = 120) {
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    const size_t n = 16000 * 2;
+    int16_t *x = signal_s16(n, 1, 16000, 26);
+    size_t wl;
+    uint8_t *wav = wav_bytes(x, n, 1, 16000, 0, &wl);
+    const int busy = send_wav(s.port, wav, wl); /* holds the only worker */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 10), 0);
+    int fd = th_connect(s.port);
+    char hd[256];
+    snprintf(hd, sizeof hd, "POST /v1/models/s/transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                            "X-Deadline-Ms: 300\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", wl);
+    cr_assert_eq(th_send_all(fd, hd, strlen(hd)), 0);
+    cr_assert_eq(th_send_all(fd, wav, 20000), 0);
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 1, 10), 0, "no job of the upload was queued");
+    const double t0 = th_now();
+    while (th_now() - t0 < 0.8) usleep(10000); /* the queued job's ordering deadline (2 x 300 ms) passes */
+    th_hold_end(&s);
+    th_resp r;
+    cr_assert_eq(th_read_response(busy, &r), 0);
+    close(busy);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_send_all(fd, wav + 20000, wl - 20000), 0);
+    cr_assert_eq(th_read_response(fd, &r), 0);
+    close(fd);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_resp_free(&r);
+    free(x), free(wav);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }

@@ -338,6 +338,7 @@ Test(auth_server, every_route_class_missing_wrong_and_valid_keys, .timeout = 90)
     stop_auth();
 }
 
+/* --metrics-auth 1: /metrics wants a key like an inference route: missing, wrong and revoked keys get 401. */
 Test(auth_server, metrics_closed_with_metrics_auth, .timeout = 60) {
     const char *extra[] = {"--metrics-auth", "1", NULL};
     start_auth(extra);
@@ -352,6 +353,21 @@ Test(auth_server, metrics_closed_with_metrics_auth, .timeout = 60) {
     th_resp_free(&r);
     cr_assert_eq(th_http(srv.port, "GET", "/v2/health/ready", NULL, NULL, 0, &r), 0);
     cr_expect_eq(r.status, 200, "readiness stays open");
+    th_resp_free(&r);
+    cr_assert_eq(th_http(srv.port, "GET", "/metrics", "Authorization: Bearer bob-0123456789abcdeX\r\n", NULL, 0, &r), 0);
+    expect_401(&r, "unknown API key", "metrics with a wrong key");
+    th_resp_free(&r);
+    /* bob revoked: /metrics refuses him too, alice still reads it */
+    const char *keys[] = {"alice", KEY_ALICE, NULL};
+    write_keys(auth_path, keys);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    free(th_acmd_log_wait(&srv, "reloaded: 1 key(s)", 10));
+    cr_assert_eq(th_http(srv.port, "GET", "/metrics", h, NULL, 0, &r), 0);
+    expect_401(&r, "unknown API key", "metrics with a revoked key");
+    th_resp_free(&r);
+    snprintf(h, sizeof h, "Authorization: Bearer %s\r\n", KEY_ALICE);
+    cr_assert_eq(th_http(srv.port, "GET", "/metrics", h, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200, "alice after the reload: %d", r.status);
     th_resp_free(&r);
     stop_auth();
 }

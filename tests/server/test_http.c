@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -12,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -731,6 +734,56 @@ Test(config, help_print_config_and_bad_flags) {
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s/acmd --model a=/nonexistent.safetensors --listen 127.0.0.1:0 2>/dev/null", b);
     cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
+}
+
+/* --worker-nice: each worker thread (named acmd-worker-N) runs that many nice levels above the process (this test's
+ * own, which acmd inherits: the suite may run under nice) and the I/O thread keeps the process's; out of range is a
+ * usage error. Read from /proc, not timed. */
+Test(config, worker_nice_applies_to_the_workers_only, .timeout = 60) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", "--workers", "2", "--worker-nice", "7", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)s.pid);
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    int workers = 0, main_nice = -100;
+    errno = 0;
+    const int base = getpriority(PRIO_PROCESS, 0);
+    cr_assert_eq(errno, 0);
+    const long want = base + 7 > 19 ? 19 : base + 7;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+        FILE *f = fopen(path, "r"); /* not th_slurp: a /proc file has no size to read up to */
+        if (!f) continue;           /* a thread that ended meanwhile */
+        char st[1024] = "";
+        const int got = fgets(st, sizeof st, f) != NULL;
+        fclose(f);
+        if (!got) continue;
+        /* pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
+         * cstime priority nice: nice is field 19 */
+        const char *rp = strrchr(st, ')');
+        long nice = -100;
+        cr_assert(rp && sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %ld", &nice) == 1,
+                  "%s", st);
+        if (strstr(st, "(acmd-worker-")) {
+            workers++;
+            cr_expect_eq(nice, want, "%s", st);
+        }
+        if (atoi(e->d_name) == (int)s.pid) main_nice = (int)nice;
+    }
+    closedir(d);
+    cr_expect_eq(workers, 2, "two threads named acmd-worker-N");
+    cr_expect_eq(main_nice, base, "the I/O thread keeps the process's nice value");
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+    char cmd[512];
+    const char *b = getenv("ACM_BUILD");
+    snprintf(cmd, sizeof cmd, "%s/acmd --model a=tests/golden/vit_a.safetensors --worker-nice 20 2>&1 | "
+                              "grep -q -- '--worker-nice must be in 0..19'", b && *b ? b : "build");
+    cr_expect_eq(system(cmd), 0);
 }
 
 /* Per-model settings from a --config file (max_batch, default policy and budget), a flag after it overriding the file,

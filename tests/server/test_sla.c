@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -295,6 +296,61 @@ Test(sla, same_urgency_goes_earliest_deadline_first_and_no_deadline_means_the_de
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
     const char *order[] = {"busy", "none", "mid", "far"};
     expect_log_order(&s, order, 4);
+    th_acmd_cleanup(&s);
+    unlink(heavy_path);
+}
+
+/* "X-Request-Start: t=SECONDS" for a request that started `ago` seconds before now (wall clock, as a proxy stamps). */
+static void request_start(char *hdr, size_t n, double ago, const char *more) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(hdr, n, "X-Request-Start: t=%.6f\r\n%s", (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - ago, more);
+}
+
+/* X-Request-Start: the deadline counts from the request's start upstream. A request that started 10 s ago without a
+ * deadline of its own overtakes an earlier one in the queue (its default deadline is 9 s gone); one whose 2 s deadline
+ * ran out upstream is refused at its headers; a stamp from the future or in no known unit is a 400. Decisions only:
+ * the ages are seconds, the machine's speed is milliseconds. */
+Test(sla, request_start_moves_the_deadline_to_where_the_client_counts_it) {
+    th_acmd s;
+    const char *extra[] = {"--aging-ms", "0", "--default-deadline-ms", "1000", "--log-level", "info", NULL};
+    int busy = start_held_busy(&s, extra);
+    int fresh = send_png(s.port, "X-Request-Id: fresh\r\n", 1);
+    wait_queued(&s, 1);
+    char hdr[256];
+    request_start(hdr, sizeof hdr, 10, "X-Request-Id: old\r\n");
+    int old = send_png(s.port, hdr, 2);
+    wait_queued(&s, 2);
+    request_start(hdr, sizeof hdr, 3, "X-Request-Id: late\r\nX-Deadline-Ms: 2000\r\n");
+    th_resp rl = read_resp(send_png(s.port, hdr, 3)); /* answered at once: the worker is still held */
+    th_expect_error(&rl, 504, "X-Request-Start");
+    th_resp_free(&rl);
+    const double bad_ago[] = {-30, 7200};
+    for (int i = 0; i < 2; i++) {
+        request_start(hdr, sizeof hdr, bad_ago[i], "");
+        th_resp rb = read_resp(send_png(s.port, hdr, 4));
+        th_expect_error(&rb, 400, "wrong clock or unit");
+        th_resp_free(&rb);
+    }
+    th_resp rg = read_resp(send_png(s.port, "X-Request-Start: yesterday\r\n", 4));
+    th_expect_error(&rg, 400, "X-Request-Start");
+    th_resp_free(&rg);
+    th_hold_end(&s);
+    th_resp rb = read_resp(busy), rf = read_resp(fresh), ro = read_resp(old);
+    cr_assert(rb.status == 200 && rf.status == 200 && ro.status == 200, "%d %d %d: %s %s", rb.status, rf.status,
+              ro.status, rf.body, ro.body);
+    json_t *j = th_json(&ro);
+    cr_expect_eq(num(j, "budget_applied"), 1.0, "a stamp without a deadline must not shrink the budget");
+    json_decref(j);
+    th_resp_free(&rb), th_resp_free(&rf), th_resp_free(&ro);
+    s.keep = 1;
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 20), 0);
+    const char *order[] = {"busy", "old", "fresh"};
+    expect_log_order(&s, order, 3);
+    char *log = th_acmd_log(&s);
+    const char *o = strstr(log, "\"id\":\"old\"");
+    cr_expect(o && strstr(o, "\"before_arrival_ms\":"), "the access log does not show the time before arrival");
+    free(log);
     th_acmd_cleanup(&s);
     unlink(heavy_path);
 }

@@ -2,8 +2,10 @@
  * test_tls.c — acmd over HTTPS (--tls-cert / --tls-key, libmicrohttpd's GnuTLS): certificates are made at test time
  * with openssl (a self-signed one for 127.0.0.1, and one that expired yesterday); curl --cacert is the client. The
  * routes and their bad-input answers over TLS, API keys over TLS, a plain HTTP client against the TLS port (no HTTP
- * answer, and the server keeps serving), an expired certificate (refused by a verifying client), option errors, and
- * SIGHUP with TLS (the certificate is not reloaded, the server says so and keeps serving). Waits are bounded polls.
+ * answer, and the server keeps serving), an expired certificate (refused by a verifying client), option errors, the
+ * certificate reloaded on SIGHUP (new handshakes get the new one, an open connection keeps its session, a broken file
+ * keeps the one in force), and tls.c's own rules: what a pair must be, and when a replaced certificate is freed.
+ * Waits are bounded polls.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 
 #include "server/acmd.h"
 #include "server/harness.h"
+#include "server/tls.h"
 
 static char dir[64];
 static char cert[128], key[128], ecert[128], ekey[128];
@@ -141,7 +144,7 @@ Test(tls, routes_and_bad_input_over_https, .timeout = 120, .fini = rm_certs) {
     stop_tls();
 }
 
-/* API keys over TLS: 401 without, 200 with. */
+/* API keys over TLS: 401 without or with a wrong one, 200 with. */
 Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
     make_certs();
     char keys[300], line[256], cmd[600];
@@ -157,6 +160,9 @@ Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
     write_png(png);
     snprintf(a, sizeof a, "--cacert %s -H 'Content-Type: image/png' --data-binary @%s", cert, png);
     cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 401);
+    snprintf(a, sizeof a, "--cacert %s -H 'Authorization: Bearer secret-tls-kez' -H 'Content-Type: image/png' --data-binary @%s",
+             cert, png);
+    cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 401, "a wrong key over TLS");
     snprintf(a, sizeof a, "--cacert %s -H 'Authorization: Bearer secret-tls-key' -H 'Content-Type: image/png' --data-binary @%s",
              cert, png);
     cr_expect_eq(curl(a, "/v1/models/a/classify", NULL, NULL, 0), 200);
@@ -164,8 +170,8 @@ Test(tls, api_keys_over_https, .timeout = 120, .fini = rm_certs) {
 }
 
 /* A plain HTTP client against the TLS port gets no HTTP answer (libmicrohttpd drops what is not a TLS handshake), and
- * the server keeps serving HTTPS; SIGHUP says the certificate is not reloaded and kills nothing. */
-Test(tls, plain_http_to_the_tls_port_and_sighup, .timeout = 120, .fini = rm_certs) {
+ * the server keeps serving HTTPS. */
+Test(tls, plain_http_to_the_tls_port, .timeout = 120, .fini = rm_certs) {
     start_tls(cert, key, NULL);
     th_resp r;
     const int rc = th_http(srv.port, "GET", "/v2/health/live", NULL, NULL, 0, &r);
@@ -176,12 +182,190 @@ Test(tls, plain_http_to_the_tls_port_and_sighup, .timeout = 120, .fini = rm_cert
     char a[300];
     snprintf(a, sizeof a, "--cacert %s", cert);
     cr_expect_eq(curl(a, "/v2/health/live", NULL, NULL, 0), 200, "HTTPS after a plain client");
-    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
-    char *log = th_acmd_log_wait(&srv, "not reloaded", 10);
-    cr_expect(strstr(log, "SIGHUP: the TLS certificate is not reloaded"), "%s", log);
-    free(log);
-    cr_expect_eq(curl(a, "/v2/health/live", NULL, NULL, 0), 200, "HTTPS after SIGHUP");
     stop_tls();
+}
+
+/* Makes certificate+key `name`.pem / `name`-key.pem in dir with subject CN=`name` (and a serial of openssl's). */
+static void make_named_cert(const char *name) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s-key.pem -out %s.pem -days 2 "
+             "-subj /CN=%s -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1", dir, name, name, name);
+    cr_assert_eq(sh(cmd), 0, "openssl: %s", cmd);
+}
+
+/* The subject line curl -v prints for the certificate the server sent; "" when the handshake failed. */
+static void served_subject(const char *ca, char *subj, size_t n) {
+    char a[400], err[4096];
+    snprintf(a, sizeof a, "-v --cacert %s", ca);
+    const int code = curl(a, "/v2/health/live", NULL, err, sizeof err);
+    const char *p = strstr(err, "subject: ");
+    snprintf(subj, n, "%.*s", p && code == 200 ? (int)strcspn(p + 9, "\r\n") : 0, p ? p + 9 : "");
+}
+
+/* SIGHUP reloads the certificate: acmd starts with A; the files are replaced with B (another subject and serial);
+ * after SIGHUP a new handshake gets B, while a connection that shook hands with A before keeps its session and is
+ * answered on it. Then the file is broken: SIGHUP says why and B keeps being served. A key that is not the
+ * certificate's is refused the same way. */
+Test(tls, sighup_reloads_the_certificate, .timeout = 120, .fini = rm_certs) {
+    make_certs();
+    make_named_cert("acm-test-A");
+    make_named_cert("acm-test-B");
+    char live_c[300], live_k[300], cmd[1600], subj[512];
+    snprintf(live_c, sizeof live_c, "%s/live.pem", dir), snprintf(live_k, sizeof live_k, "%s/live-key.pem", dir);
+    snprintf(cmd, sizeof cmd, "cp %s/acm-test-A.pem %s && cp %s/acm-test-A-key.pem %s", dir, live_c, dir, live_k);
+    cr_assert_eq(sh(cmd), 0);
+    start_tls(live_c, live_k, NULL);
+    char ca_a[300], ca_b[300];
+    snprintf(ca_a, sizeof ca_a, "%s/acm-test-A.pem", dir), snprintf(ca_b, sizeof ca_b, "%s/acm-test-B.pem", dir);
+    served_subject(ca_a, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-A"), "before the reload: '%s'", subj);
+
+    /* a connection that shakes hands with A now and sends its request only after the reload */
+    char out[300], err[300], cmdline[1200];
+    snprintf(out, sizeof out, "%s/sc.out", dir), snprintf(err, sizeof err, "%s/sc.err", dir);
+    snprintf(cmdline, sizeof cmdline, "openssl s_client -connect 127.0.0.1:%d -CAfile %s -verify_return_error -ign_eof "
+             "-quiet >%s 2>%s", srv.port, ca_a, out, err);
+    FILE *sc = popen(cmdline, "w");
+    cr_assert(sc);
+    char *e = NULL;
+    for (double t0 = th_now(); th_now() - t0 < 20; usleep(20000)) { /* -quiet prints the chain's depth lines on stderr */
+        free(e);
+        e = th_slurp(err, NULL);
+        if (e && strstr(e, "depth=0")) break;
+    }
+    cr_assert(e && strstr(e, "depth=0") && strstr(e, "acm-test-A"), "s_client did not shake hands: %s", e ? e : "");
+    free(e);
+
+    snprintf(cmd, sizeof cmd, "cp %s/acm-test-B.pem %s && cp %s/acm-test-B-key.pem %s", dir, live_c, dir, live_k);
+    cr_assert_eq(sh(cmd), 0);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    char *log = th_acmd_log_wait(&srv, "reloaded: subject", 10);
+    cr_expect(strstr(log, "reloaded: subject CN=acm-test-B, serial "), "%s", log);
+    free(log);
+    served_subject(ca_b, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-B"), "after the reload: '%s'", subj);
+    served_subject(ca_a, subj, sizeof subj);
+    cr_expect_str_empty(subj, "a client that trusts only A still got an answer: '%s'", subj);
+
+    /* the old connection is answered on its session with A */
+    fputs("GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", sc);
+    fflush(sc);
+    cr_expect_neq(pclose(sc), -1); /* its status is 1: libmicrohttpd closes "Connection: close" without close_notify */
+    char *o = th_slurp(out, NULL);
+    cr_expect(o && strncmp(o, "HTTP/1.1 200", 12) == 0, "the connection opened before the reload: %s", o ? o : "");
+    free(o);
+
+    /* a broken certificate file: the reload fails, says why, and B stays */
+    FILE *f = fopen(live_c, "w");
+    cr_assert(f);
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    log = th_acmd_log_wait(&srv, "the certificate in force stays", 10);
+    cr_expect(strstr(log, "SIGHUP: --tls-cert ") && strstr(log, "live.pem: not a PEM certificate"), "%s", log);
+    free(log);
+    served_subject(ca_b, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-B"), "after a broken reload: '%s'", subj);
+
+    /* A's certificate with B's key: refused as a pair, B stays */
+    snprintf(cmd, sizeof cmd, "cp %s/acm-test-A.pem %s", dir, live_c);
+    cr_assert_eq(sh(cmd), 0);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    log = th_acmd_log_wait(&srv, "is not the private key of", 10);
+    cr_expect(strstr(log, "live-key.pem is not the private key of --tls-cert"), "%s", log);
+    free(log);
+    served_subject(ca_b, subj, sizeof subj);
+    cr_expect(strstr(subj, "CN=acm-test-B"), "after a mismatched pair: '%s'", subj);
+    stop_tls();
+}
+
+/* Reloads while clients shake hands: two clients each make 60 new connections (curl, verifying against A and B) while
+ * the files flip between A and B and SIGHUP follows each flip. Every request is answered 200 with a certificate the
+ * client trusts, and acmd exits 0 (under the sanitizers: no use of a freed certificate, none leaked). A reload that
+ * catches the files half-written is refused and keeps the certificate in force; that is allowed here. */
+Test(tls, reloads_while_clients_shake_hands, .timeout = 180, .fini = rm_certs) {
+    make_certs();
+    make_named_cert("acm-test-A");
+    make_named_cert("acm-test-B");
+    char live_c[300], live_k[300], cmd[2048];
+    snprintf(live_c, sizeof live_c, "%s/live.pem", dir), snprintf(live_k, sizeof live_k, "%s/live-key.pem", dir);
+    snprintf(cmd, sizeof cmd, "cd %s && cp acm-test-A.pem live.pem && cp acm-test-A-key.pem live-key.pem && "
+             "cat acm-test-A.pem acm-test-B.pem > both.pem", dir);
+    cr_assert_eq(sh(cmd), 0);
+    start_tls(live_c, live_k, NULL);
+    for (int c = 0; c < 2; c++) {
+        snprintf(cmd, sizeof cmd, "(for i in $(seq 60); do curl -sS --max-time 20 --cacert %s/both.pem -o /dev/null "
+                 "-w '%%{http_code}\\n' https://127.0.0.1:%d/v2/health/live; done > %s/codes%d.tmp 2>&1; "
+                 "mv %s/codes%d.tmp %s/codes%d) &", dir, srv.port, dir, c, dir, c, dir, c);
+        cr_assert_eq(sh(cmd), 0);
+    }
+    char done0[300], done1[300];
+    snprintf(done0, sizeof done0, "%s/codes0", dir), snprintf(done1, sizeof done1, "%s/codes1", dir);
+    int flips = 0;
+    for (double t0 = th_now(); th_now() - t0 < 90 && (access(done0, F_OK) || access(done1, F_OK)); usleep(20000)) {
+        const char *n = flips++ % 2 ? "A" : "B";
+        snprintf(cmd, sizeof cmd, "cd %s && cp acm-test-%s.pem c.new && cp acm-test-%s-key.pem k.new && "
+                 "mv k.new live-key.pem && mv c.new live.pem", dir, n, n);
+        cr_assert_eq(sh(cmd), 0);
+        cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    }
+    cr_expect_gt(flips, 4, "the clients finished before the certificate flipped a few times");
+    for (int c = 0; c < 2; c++) {
+        char *codes = th_slurp(c ? done1 : done0, NULL);
+        cr_assert(codes, "client %d did not finish", c);
+        int ok = 0, lines = 0;
+        for (char *l = strtok(codes, "\n"); l; l = strtok(NULL, "\n")) lines++, ok += strcmp(l, "200") == 0;
+        cr_expect_eq(ok, 60, "client %d: %d of %d answered 200 (%d flips)", c, ok, lines, flips);
+        free(codes);
+    }
+    char *log = th_acmd_log_wait(&srv, "reloaded: subject", 10);
+    cr_expect(strstr(log, "reloaded: subject CN=acm-test-"), "%s", log);
+    free(log);
+    stop_tls();
+}
+
+/* tls.c alone: a pair loads and is described by its subject; a missing file, a file without a certificate and a key
+ * that is not the certificate's are refused naming the file. A replaced certificate is kept while a connection that
+ * started before the swap is open, and the oldest goes first: B is not freed before A even when B's own connections
+ * closed first, since a connection that started under A may have shaken hands under B. */
+Test(tls, certificate_load_and_lifetime, .timeout = 60, .fini = rm_certs) {
+    make_certs();
+    make_named_cert("acm-test-A");
+    make_named_cert("acm-test-B");
+    char ca[300], ka[300], cb[300], kb[300], err[1024];
+    snprintf(ca, sizeof ca, "%s/acm-test-A.pem", dir), snprintf(ka, sizeof ka, "%s/acm-test-A-key.pem", dir);
+    snprintf(cb, sizeof cb, "%s/acm-test-B.pem", dir), snprintf(kb, sizeof kb, "%s/acm-test-B-key.pem", dir);
+    cr_expect_null(acmd_tls_load(ca, kb, err, sizeof err));
+    cr_expect(strstr(err, "acm-test-B-key.pem is not the private key of --tls-cert"), "%s", err);
+    cr_expect_null(acmd_tls_load(ka, ka, err, sizeof err)); /* a key where the certificate should be */
+    cr_expect(strstr(err, "--tls-cert ") && strstr(err, "acm-test-A-key.pem: not a PEM certificate"), "%s", err);
+    char nope[300];
+    snprintf(nope, sizeof nope, "%s/nope.pem", dir);
+    cr_expect_null(acmd_tls_load(ca, nope, err, sizeof err));
+    cr_expect(strstr(err, "--tls-key ") && strstr(err, "nope.pem: No such file or directory"), "%s", err);
+
+    acmd_tls *a = acmd_tls_load(ca, ka, err, sizeof err), *b = acmd_tls_load(cb, kb, err, sizeof err),
+             *c = acmd_tls_load(ca, ka, err, sizeof err), *d = acmd_tls_load(cb, kb, err, sizeof err);
+    cr_assert(a && b && c && d, "%s", err);
+    cr_expect(strstr(acmd_tls_describe(a), "subject CN=acm-test-A, serial "), "%s", acmd_tls_describe(a));
+    acmd_tls_install(a);
+    cr_expect_eq(acmd_tls_in_force(), a);
+    void *conn1 = acmd_tls_conn_open(); /* starts under A */
+    cr_expect_eq(conn1, a);
+    acmd_tls_install(b);
+    cr_expect_eq(acmd_tls_retired(), 1, "A is kept: conn1 may hold it");
+    void *conn2 = acmd_tls_conn_open(); /* starts under B */
+    acmd_tls_install(c);
+    cr_expect_eq(acmd_tls_retired(), 2);
+    acmd_tls_conn_close(conn2);
+    cr_expect_eq(acmd_tls_retired(), 2, "B is kept while conn1 (started under A, maybe shaken hands under B) is open");
+    acmd_tls_conn_close(conn1);
+    cr_expect_eq(acmd_tls_retired(), 0, "A and B are freed once conn1 closed");
+    acmd_tls_install(d); /* no connection: C goes at once */
+    cr_expect_eq(acmd_tls_retired(), 0);
+    cr_expect_eq(acmd_tls_in_force(), d);
+    acmd_tls_free_all();
+    cr_expect_null(acmd_tls_in_force());
 }
 
 /* An expired certificate: the server serves it (libmicrohttpd does not check dates), a verifying client refuses it as

@@ -1,0 +1,54 @@
+/*
+ * speech_eval.h — word and character error rates of a static speech model on a split of the speech corpus
+ * (speech_corpus.h), greedy and prefix-beam CTC decoding through the engine's decoder (engine/ctc.h, the server's),
+ * overall and per speaker, with FLOPs and the real-time factor.
+ *
+ * The corpus stores log-mel frames, not audio, and the engine's batch forward (acm_worker_run) starts from PCM: the
+ * logits come from the training forward (speech_train.h) over the model file's weights, which
+ * tests/train/test_speech_train.c holds equal to the engine's forward. Models with ACM modules are refused here.
+ * The recorded split ("real") keeps the name of each recording (pocketsphinx-testdata): with audio_dir set, its
+ * utterances are decoded from the files (proto/audio.h, as acmd decodes a request) and run through acm_worker_run, the
+ * server's own path; the largest difference between those logits and the frames path's is reported.
+ */
+#ifndef ACM_TRAIN_SPEECH_EVAL_H
+#define ACM_TRAIN_SPEECH_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctc.h"
+#include "train/wer.h"
+
+typedef struct {
+    char speaker[48];
+    acmt_wer greedy, beam;
+} acmt_speaker_wer;
+
+typedef struct {
+    int64_t utterances, tokens;
+    double audio_seconds;
+    acmt_wer greedy, beam;  /* beam: counted only when beam > 0 */
+    acmt_speaker_wer *speakers; /* [n_speakers], malloc'd, in order of first appearance */
+    int n_speakers;
+    double flops;           /* executed, 2 per multiply-add, attention included */
+    double seconds;         /* forward + decoding wall time */
+    double engine_max_diff; /* audio_dir: largest |logit| difference, engine from audio vs the frames path */
+} acmt_speech_eval_result;
+
+typedef struct {
+    const char *corpus, *split;
+    int64_t limit;  /* first utterances of the split (0: all) */
+    int beam;       /* prefix beam width (0: greedy only) */
+    int batch_tokens;
+    const char *audio_dir; /* recorded utterances only: decode audio_dir/<recording> and run acm_worker_run on it */
+} acmt_speech_eval_params;
+
+/* The decoder's text without a trailing space (greedy may end with one), into out [cap]. */
+const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap);
+
+/* Evaluates model_path on the split. Returns 0, or -1 with a message (unreadable model or corpus, a model with ACM
+ * modules, a transcript outside the model's alphabet). Free r->speakers. */
+int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, acmt_speech_eval_result *r, char *err,
+                     size_t errlen);
+
+#endif
