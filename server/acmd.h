@@ -43,6 +43,7 @@
     X(STR, port_file, "FILE", "", "write the bound port to this file once listening (tests)")                         \
     X(INT, workers, "N", "0", "engine worker threads (0: one per core)")                                              \
     X(INT, blas_threads, "N", "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                   \
+    X(STR, backend, "NAME", "cpu", "engine backend: cpu, or cuda (a build made with make CUDA=1, on a GPU)")         \
     X(INT, worker_nice, "N", "0",                                                                                     \
       "the worker threads' nice value above the I/O thread's (0..19, capped at 19): the I/O thread, and a client on " \
       "the same cores, then run first when they wake, at the workers' expense")                                      \

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "kernels.h"
 #include "train/acm_student.h"
 #include "train/ckpt.h"

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "safetensors.h"
 #include "train/commands.h"
 #include "train/data.h"

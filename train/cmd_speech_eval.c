@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 #include "train/speech_eval.h"
 

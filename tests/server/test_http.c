@@ -97,6 +97,7 @@ Test(http, model_metadata_versions_and_readiness) {
     cr_expect_eq(json_integer_value(json_object_get(j, "image_size")), 28);
     cr_expect_eq(json_array_size(json_object_get(j, "labels")), 10);
     cr_expect_str_eq(json_string_value(json_object_get(j, "cap_order")), "gain", "vit_a has no budget.cap_order");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "backend")), "cpu", "the engine backend its workers run on");
     json_decref(j);
     th_resp_free(&r);
     snprintf(path, sizeof path, "/v2/models/a/versions/%s", v);
@@ -581,7 +582,8 @@ Test(http, metrics_exposition_is_complete_and_valid) {
                           "acm_flops_dense_equivalent_total{model=\"b\"} 0",
                           "acm_request_budget_ratio_bucket{source=\"header\",le=\"0.1\"} 0",
                           "acm_deadline_misses_total{phase=\"queue\"} 0",
-                          "acm_build_info{version="};
+                          "acm_build_info{version=",
+                          ",backend=\"cpu\"} 1"};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) cr_expect(strstr(r.body, must[i]), "missing: %s", must[i]);
     char typed[64][64];
     int ntyped = 0;
