@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "kernels.h"
 #include "safetensors.h"
 #include "train/ckpt.h"
