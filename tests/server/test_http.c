@@ -736,6 +736,23 @@ Test(config, help_print_config_and_bad_flags) {
     cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
 }
 
+/* Without --workers acmd keeps a core for its I/O thread: the cores less one, at least one worker
+ * (/v2/models/{m}/stats says how many it started). */
+Test(config, default_workers_leave_a_core_to_the_io_thread, .timeout = 60) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/a/stats", NULL, NULL, 0, &r), 0);
+    json_t *j = th_json(&r);
+    const int cores = acm_cpu_count();
+    cr_expect_eq(json_integer_value(json_object_get(j, "workers")), cores > 2 ? cores - 1 : 1, "%s", r.body);
+    json_decref(j);
+    th_resp_free(&r);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
+}
+
 /* --worker-nice: each worker thread (named acmd-worker-N) runs that many nice levels above the process (this test's
  * own, which acmd inherits: the suite may run under nice) and the I/O thread keeps the process's; out of range is a
  * usage error. Read from /proc, not timed. */
