@@ -30,16 +30,8 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
+#include "train/run_common.h"
 #include "train/vit_train.h"
-
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: acm-train base --out MODEL.safetensors [options]\n"
@@ -321,23 +313,18 @@ int cmd_base(int argc, char **argv) {
                 (long long)steps_per_epoch, flops_step / 1e9, acm_blas_core(), cfg.threads,
                 resume ? " (resumed)" : "");
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    acmt_signals sigs;
+    acmt_signals_catch(&sigs);
 
     acmt_progress prog;
     acmt_progress_start(&prog, quiet);
-    double last_ckpt = now_s(), win_loss = 0, win_gn = 0, win_time = 0;
+    double last_ckpt = acmt_now_s(), win_loss = 0, win_gn = 0, win_time = 0;
     int64_t win_correct = 0, win_n = 0, win_steps = 0;
     double session_steps_time = 0;
     int64_t session_steps = 0;
     status = 0;
     while (s.step < stop_at) {
-        double t0 = now_s();
+        double t0 = acmt_now_s();
         if (s.pos + B > train.n) {
             s.epoch++;
             s.pos = 0;
@@ -360,7 +347,7 @@ int cmd_base(int argc, char **argv) {
                               p->numel, s.step + 1, p->decay);
         }
         s.step++;
-        double dt = now_s() - t0;
+        double dt = acmt_now_s() - t0;
         int snapshot = snapshot_at > 0 && s.train_seconds < snapshot_at && s.train_seconds + dt >= snapshot_at;
         s.train_seconds += dt;
         session_steps_time += dt;
@@ -413,7 +400,7 @@ int cmd_base(int argc, char **argv) {
         acmt_progress_update(&prog, s.step, total, loss, (double)correct / B, ips,
                              (double)(total - s.step) * session_steps_time / session_steps);
         if (sigterm_at >= 0 && s.step == sigterm_at) raise(SIGTERM);
-        int want_ckpt = stop_signal || s.step == stop_at || now_s() - last_ckpt >= cfg.ckpt_every_s;
+        int want_ckpt = acmt_stop_signal || s.step == stop_at || acmt_now_s() - last_ckpt >= cfg.ckpt_every_s;
         if (want_ckpt) {
             json_t *st = state_json(&s, &cfg);
             if (acmt_ckpt_write(ckpt_path, ce, 4, st, err, sizeof err)) {
@@ -421,20 +408,19 @@ int cmd_base(int argc, char **argv) {
                 status = 1;
             }
             json_decref(st);
-            last_ckpt = now_s();
+            last_ckpt = acmt_now_s();
         }
-        if (stop_signal) {
+        if (acmt_stop_signal) {
             acmt_progress_note(&prog, "signal %d: stopped at step %lld; checkpoint %s; continue with --resume",
-                               (int)stop_signal, (long long)s.step, ckpt_path);
+                               (int)acmt_stop_signal, (long long)s.step, ckpt_path);
             break;
         }
     }
     acmt_progress_end(&prog);
     fclose(csv);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    acmt_signals_restore(&sigs);
 
-    if (status == 0 && !stop_signal && s.step == total && !no_final) {
+    if (status == 0 && !acmt_stop_signal && s.step == total && !no_final) {
         double vl, va;
         evaluate_set(v, &val, x, y, idx, B, &vl, &va);
         char extra[1024];
