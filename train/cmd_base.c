@@ -93,28 +93,6 @@ static int state_from_json(run_state *s, const json_t *o, char *err, size_t errl
     return 0;
 }
 
-/* Keeps the CSV's header and the rows whose first field (step) is <= step. */
-static int csv_truncate(const char *path, int64_t step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) {
-        fclose(f);
-        return -1;
-    }
-    char line[4096];
-    int first = 1;
-    while (fgets(line, sizeof line, f)) {
-        if (first || strtoll(line, NULL, 10) <= step) fputs(line, o);
-        first = 0;
-    }
-    fclose(f);
-    int bad = fclose(o);
-    return bad ? -1 : rename(tmp, path);
-}
-
 /* Mean loss (no smoothing) and accuracy over a whole set, no augmentation. */
 static void evaluate_set(acmt_vit *v, const acmt_images *set, float *x, int32_t *y, int32_t *idx, int B,
                          double *loss, double *acc) {
@@ -269,7 +247,8 @@ int cmd_base(int argc, char **argv) {
             goto done;
         }
         json_decref(st);
-        if (csv_truncate(csv_path, s.step)) fprintf(stderr, "acm-train base: warning: cannot trim %s\n", csv_path);
+        if (acmt_csv_truncate(csv_path, s.step))
+            fprintf(stderr, "acm-train base: warning: cannot trim %s\n", csv_path);
     } else {
         acmt_rng rng_init;
         acmt_rng_seed(&rng_init, (uint64_t)cfg.seed, 1);
@@ -278,13 +257,10 @@ int cmd_base(int argc, char **argv) {
         acmt_vit_init(v, &rng_init);
         for (int64_t i = 0; i < train.n; i++) order[i] = (int32_t)i;
         acmt_rng_shuffle(&s.rng_order, order, train.n);
-        FILE *f = fopen(csv_path, "w");
-        if (!f) {
+        if (acmt_csv_create(csv_path, "step,epoch,images,lr,loss,acc,grad_norm,img_per_s,train_s,val_loss,val_acc")) {
             fprintf(stderr, "acm-train base: %s: %s\n", csv_path, strerror(errno));
             goto done;
         }
-        fprintf(f, "step,epoch,images,lr,loss,acc,grad_norm,img_per_s,train_s,val_loss,val_acc\n");
-        fclose(f);
     }
     FILE *csv = fopen(csv_path, "a");
     if (!csv) {

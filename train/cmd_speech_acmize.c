@@ -608,15 +608,12 @@ int cmd_speech_acmize(int argc, char **argv) {
         acmt_speech_student_init(R.s, &init);
         R.st.phase = 1;
         R.st.bpos = R.st.nb = 0; /* a fresh epoch on the first batch */
-        FILE *f = fopen(c->csv, "w");
-        if (!f) {
+        if (acmt_csv_create(c->csv, "phase,step,lr,loss,ctc,budget_loss,entropy,diversity,beta,realised,gate_acc,"
+                                    "rel_err_k1,rel_err_kN,tokens,seconds")) {
             fprintf(stderr, ME ": %s: %s\n", c->csv, strerror(errno));
             run_free(&R);
             return 1;
         }
-        fprintf(f, "phase,step,lr,loss,ctc,budget_loss,entropy,diversity,beta,realised,gate_acc,rel_err_k1,"
-                   "rel_err_kN,tokens,seconds\n");
-        fclose(f);
     }
     FILE *csv = fopen(c->csv, "a");
     if (!csv) {

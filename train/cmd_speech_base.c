@@ -255,28 +255,6 @@ static int state_from_json(run_state *s, const json_t *o, char *err, size_t errl
     return 0;
 }
 
-/* Keeps the CSV's header and the rows whose first field (step) is <= step. */
-static int csv_truncate(const char *path, int64_t step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) {
-        fclose(f);
-        return -1;
-    }
-    char line[4096];
-    int first = 1;
-    while (fgets(line, sizeof line, f)) {
-        if (first || strtoll(line, NULL, 10) <= step) fputs(line, o);
-        first = 0;
-    }
-    fclose(f);
-    int bad = fclose(o);
-    return bad ? -1 : rename(tmp, path);
-}
-
 /* ---- the command ------------------------------------------------------------------------------------------------ */
 
 int cmd_speech_base(int argc, char **argv) {
@@ -428,7 +406,7 @@ int cmd_speech_base(int argc, char **argv) {
             }
             s.total = total;
         }
-        if (csv_truncate(csv_path, s.step)) fprintf(stderr, ME ": warning: cannot trim %s\n", csv_path);
+        if (acmt_csv_truncate(csv_path, s.step)) fprintf(stderr, ME ": warning: cannot trim %s\n", csv_path);
     } else {
         acmt_rng rng_init;
         acmt_rng_seed(&rng_init, (uint64_t)cfg.seed, 1);
@@ -444,14 +422,11 @@ int cmd_speech_base(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
         s.nb = acmt_batches_epoch(train.tokens, n, batch_params(&cfg), &s.rng_order, order, bstart, perm);
         s.total = s.nb * cfg.epochs;
-        FILE *f = fopen(csv_path, "w");
-        if (!f) {
+        if (acmt_csv_create(csv_path, "step,epoch,utterances,tokens,lr,loss,grad_norm,tok_per_s,train_s,skipped,"
+                                      "val_loss,val_cer,val_wer")) {
             fprintf(stderr, ME ": %s: %s\n", csv_path, strerror(errno));
             goto done;
         }
-        fprintf(f, "step,epoch,utterances,tokens,lr,loss,grad_norm,tok_per_s,train_s,skipped,val_loss,val_cer,"
-                   "val_wer\n");
-        fclose(f);
     }
     csv = fopen(csv_path, "a");
     if (!csv) {

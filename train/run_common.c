@@ -1,8 +1,10 @@
 /*
- * run_common.c — clock and stop signals of the training runs (see run_common.h).
+ * run_common.c — clock, stop signals and CSV log of the training runs (see run_common.h).
  */
 #include "train/run_common.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,4 +31,33 @@ void acmt_signals_catch(acmt_signals *saved) {
 void acmt_signals_restore(const acmt_signals *saved) {
     sigaction(SIGINT, &saved->old_int, NULL);
     sigaction(SIGTERM, &saved->old_term, NULL);
+}
+
+int acmt_csv_create(const char *path, const char *header) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "%s\n", header);
+    fclose(f);
+    return 0;
+}
+
+int acmt_csv_truncate(const char *path, int64_t step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        fclose(f);
+        return -1;
+    }
+    char line[4096];
+    int first = 1;
+    while (fgets(line, sizeof line, f)) {
+        if (first || strtoll(line, NULL, 10) <= step) fputs(line, o);
+        first = 0;
+    }
+    fclose(f);
+    int bad = fclose(o);
+    return bad ? -1 : rename(tmp, path);
 }
