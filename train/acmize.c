@@ -305,19 +305,7 @@ static int phase2_step(acmz_run *r, float lr, double *loss, double *acc) {
         const acmt_acm_layout *L_ = &s->L[a];
         const float *p = s->ap + s->off[a];
         acmt_acm_learners_forward(ac, p, L_, z, ldz, M);
-        acmt_acm_gate_labels(r->labels, ac, L_, o, ldo, M);
-        acmt_acm_gate_forward(ac, p, L_, z, ldz, M);
-        L += acm__crossentropy_forward(r->loss_rows, ac->ysoft, ac->logits, r->labels, (int)M, L_->choices, 0.0f);
-        memset(ac->dlogits, 0, sizeof(float) * (size_t)M * L_->choices);
-        acm__crossentropy_backward(ac->dlogits, ac->ysoft, r->labels, (int)M, L_->choices, 0.0f, 1.0f / (float)M);
-        acmt_acm_gate_backward(s->ag + s->off[a], NULL, 0, ac, p, L_, z, ldz, M);
-        for (int64_t i = 0; i < M; i++) {
-            const float *lg = ac->logits + i * L_->choices;
-            int best = 0;
-            for (int c = 1; c < L_->choices; c++)
-                if (lg[c] > lg[best]) best = c;
-            hit += best == r->labels[i];
-        }
+        L += acmt_acm_gate_pretrain(s->ag + s->off[a], r->labels, r->loss_rows, &hit, ac, p, L_, z, ldz, o, ldo, M);
     }
     update_acms(r, 1, lr, r->st.step + 1);
     *loss = L / s->n_acm;

@@ -319,20 +319,9 @@ static int phase12_step(sacm_run *r, int ph, float lr, step_out *so, char *err, 
             for (int k = 0; k <= L->n && k < 17; k++) so->rel_err[k] += e[k] / (e[0] > 0 ? e[0] : 1) / s->n_acm;
             continue;
         }
-        acmt_acm_gate_labels(r->labels, ac, L, r->o, D, M);
-        acmt_acm_gate_forward(ac, p, L, z, D, M);
-        so->loss += acm__crossentropy_forward(r->loss_rows, ac->ysoft, ac->logits, r->labels, (int)M, L->choices,
-                                              0.0f) / s->n_acm;
-        memset(ac->dlogits, 0, sizeof(float) * (size_t)M * L->choices);
-        acm__crossentropy_backward(ac->dlogits, ac->ysoft, r->labels, (int)M, L->choices, 0.0f, 1.0f / (float)M);
-        acmt_acm_gate_backward(s->ag + s->off[a], NULL, 0, ac, p, L, z, D, M);
-        for (int64_t i = 0; i < M; i++) {
-            const float *lg = ac->logits + i * L->choices;
-            int best = 0;
-            for (int c = 1; c < L->choices; c++)
-                if (lg[c] > lg[best]) best = c;
-            hit += best == r->labels[i];
-        }
+        const double ce =
+            acmt_acm_gate_pretrain(s->ag + s->off[a], r->labels, r->loss_rows, &hit, ac, p, L, z, D, r->o, D, M);
+        so->loss += ce / s->n_acm;
     }
     so->gate_acc = hit / ((double)M * s->n_acm);
     update_acms(r, ph == 2, lr, r->st.step + 1);
