@@ -27,6 +27,7 @@
 #include "logmel.h"
 #include "model.h"
 #include "safetensors.h"
+#include "train/block_backward.h"
 #include "train/ctc_loss.h"
 
 acmt_speech_config acmt_speech_default_config(void) {
@@ -490,14 +491,10 @@ double acmt_speech_backward(acmt_speech *s, const int32_t *const *labels, const 
             s->mlp_bwd(s->mlp_ctx, l, s->dln, s->dres, R);
             goto norm2;
         }
-        memset(s->dhid, 0, sizeof(float) * (size_t)(R * Hd));
-        acm__matmul_backward(s->dhid, Hd, Pb(s, G, l, "mlp.fc2.weight"), Pb(s, G, l, "mlp.fc2.bias"), s->dres, D,
-                             a->gelu, Hd, Pb(s, W, l, "mlp.fc2.weight"), Hd, R, Hd, D);
-        memset(s->dfc1, 0, sizeof(float) * (size_t)(R * Hd));
-        acm__gelu_backward_out(s->dfc1, a->fc1, a->gelu, s->dhid, R * Hd);
         memset(s->dln, 0, sizeof(float) * (size_t)(R * D));
-        acm__matmul_backward(s->dln, D, Pb(s, G, l, "mlp.fc1.weight"), Pb(s, G, l, "mlp.fc1.bias"), s->dfc1, Hd,
-                             a->ln2, D, Pb(s, W, l, "mlp.fc1.weight"), D, R, D, Hd);
+        acmt_mlp_backward(s->dln, Pb(s, G, l, "mlp.fc1.weight"), Pb(s, G, l, "mlp.fc1.bias"),
+                          Pb(s, G, l, "mlp.fc2.weight"), Pb(s, G, l, "mlp.fc2.bias"), s->dhid, s->dfc1, s->dres, a->ln2,
+                          a->fc1, a->gelu, Pb(s, W, l, "mlp.fc1.weight"), Pb(s, W, l, "mlp.fc2.weight"), R, D, Hd);
     norm2:
         acm__layernorm_backward(s->dres, Pb(s, G, l, "norm2.weight"), Pb(s, G, l, "norm2.bias"), s->dln, a->x1,
                                 Pb(s, W, l, "norm2.weight"), a->ln2_mean, a->ln2_rstd, R, D);

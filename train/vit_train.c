@@ -21,6 +21,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "safetensors.h"
+#include "train/block_backward.h"
 #include "train/data.h"
 
 
@@ -344,13 +345,10 @@ double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backwa
         if (am) {
             hook(ctx, v->dln, D, v->dres, D, am, B, T);
         } else {
-            memset(v->dhid, 0, sizeof(float) * (size_t)BT * Hd);
-            acm__matmul_backward(v->dhid, Hd, Pb(v, G, l, "mlp.fc2.weight"), Pb(v, G, l, "mlp.fc2.bias"), v->dres, D,
-                                 a->gelu, Hd, Pb(v, v->params, l, "mlp.fc2.weight"), Hd, BT, Hd, D);
-            memset(v->dfc1, 0, sizeof(float) * (size_t)BT * Hd);
-            acm__gelu_backward_out(v->dfc1, a->fc1, a->gelu, v->dhid, BT * Hd);
-            acm__matmul_backward(v->dln, D, Pb(v, G, l, "mlp.fc1.weight"), Pb(v, G, l, "mlp.fc1.bias"), v->dfc1, Hd,
-                                 a->ln2, D, Pb(v, v->params, l, "mlp.fc1.weight"), D, BT, D, Hd);
+            acmt_mlp_backward(v->dln, Pb(v, G, l, "mlp.fc1.weight"), Pb(v, G, l, "mlp.fc1.bias"),
+                              Pb(v, G, l, "mlp.fc2.weight"), Pb(v, G, l, "mlp.fc2.bias"), v->dhid, v->dfc1, v->dres,
+                              a->ln2, a->fc1, a->gelu, Pb(v, v->params, l, "mlp.fc1.weight"),
+                              Pb(v, v->params, l, "mlp.fc2.weight"), BT, D, Hd);
         }
         acm__layernorm_backward(v->dres, Pb(v, G, l, "norm2.weight"), Pb(v, G, l, "norm2.bias"), v->dln, a->x1,
                                 Pb(v, v->params, l, "norm2.weight"), a->ln2_mean, a->ln2_rstd, BT, D);
