@@ -115,55 +115,31 @@ static void evaluate_set(acmt_vit *v, const acmt_images *set, float *x, int32_t 
 }
 
 int cmd_base(int argc, char **argv) {
-    const char *config_path = NULL, *out = NULL, *ckpt_arg = NULL, *csv_arg = NULL;
-    int resume = 0, quiet = 0, no_final = 0;
-    int64_t max_steps = 0, sigterm_at = -1;
+    acmt_run_args ra = {.me = "acm-train base", .sigterm_at = -1, .max_epochs = 100000, .epochs_rule = ">= 1"};
     double snapshot_at = 0;
-    long new_epochs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && more) config_path = argv[++i];
-        else if (!strcmp(a, "--out") && more) out = argv[++i];
-        else if (!strcmp(a, "--ckpt") && more) ckpt_arg = argv[++i];
-        else if (!strcmp(a, "--csv") && more) csv_arg = argv[++i];
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--no-final")) no_final = 1;
-        else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--snapshot-at") && more) snapshot_at = strtod(argv[++i], NULL);
-        else if (!strcmp(a, "--epochs") && more) {
-            char *end;
-            new_epochs = strtol(argv[++i], &end, 10);
-            if (*end || new_epochs < 1 || new_epochs > 100000) {
-                fprintf(stderr, "acm-train base: --epochs: '%s' is not a whole number of epochs >= 1\n", argv[i]);
-                return 2;
-            }
         }
-        else {
-            fprintf(stderr, "acm-train base: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
+        const int took = acmt_run_args_take(&ra, argc, argv, &i);
+        if (took == 2) return 2;
+        if (took) continue;
+        if (!strcmp(a, "--snapshot-at") && i + 1 < argc) {
+            snapshot_at = strtod(argv[++i], NULL);
+            continue;
         }
-    }
-    if (new_epochs && !resume) {
-        fprintf(stderr, "acm-train base: --epochs only changes a resumed run; set \"epochs\" in --config\n");
-        return 2;
-    }
-    if (!out) {
-        fprintf(stderr, "acm-train base: --out is required\n");
+        fprintf(stderr, "acm-train base: unknown or incomplete option '%s'\n", a);
         usage(stderr);
         return 2;
     }
-    char ckpt_path[4096], csv_path[4096], err[1024];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s", ckpt_arg ? ckpt_arg : out);
-    if (!ckpt_arg) strncat(ckpt_path, ".ckpt", sizeof ckpt_path - strlen(ckpt_path) - 1);
-    snprintf(csv_path, sizeof csv_path, "%s", csv_arg ? csv_arg : out);
-    if (!csv_arg) strncat(csv_path, ".csv", sizeof csv_path - strlen(csv_path) - 1);
+    if (acmt_run_args_check(&ra, usage)) return 2;
+    const char *config_path = ra.config, *out = ra.out, *ckpt_path = ra.ckpt_path, *csv_path = ra.csv_path;
+    const int resume = ra.resume, quiet = ra.quiet, no_final = ra.no_final;
+    const int64_t max_steps = ra.max_steps, sigterm_at = ra.sigterm_at;
+    const long new_epochs = ra.new_epochs;
+    char err[1024];
 
     acmt_base_config cfg = acmt_base_config_default();
     json_t *resume_state = NULL;

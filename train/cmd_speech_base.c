@@ -258,50 +258,26 @@ static int state_from_json(run_state *s, const json_t *o, char *err, size_t errl
 /* ---- the command ------------------------------------------------------------------------------------------------ */
 
 int cmd_speech_base(int argc, char **argv) {
-    const char *config_path = NULL, *out = NULL, *ckpt_arg = NULL, *csv_arg = NULL;
-    int resume = 0, quiet = 0, no_final = 0;
-    int64_t max_steps = 0, sigterm_at = -1;
-    long new_epochs = 0;
+    acmt_run_args ra = {.me = ME, .sigterm_at = -1, .max_epochs = 10000, .epochs_rule = "in [1, 10000]"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && more) config_path = argv[++i];
-        else if (!strcmp(a, "--out") && more) out = argv[++i];
-        else if (!strcmp(a, "--ckpt") && more) ckpt_arg = argv[++i];
-        else if (!strcmp(a, "--csv") && more) csv_arg = argv[++i];
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--no-final")) no_final = 1;
-        else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--epochs") && more) {
-            char *end;
-            new_epochs = strtol(argv[++i], &end, 10);
-            if (*end || new_epochs < 1 || new_epochs > 10000) {
-                fprintf(stderr, ME ": --epochs: '%s' is not a whole number of epochs in [1, 10000]\n", argv[i]);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, ME ": unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
         }
-    }
-    if (new_epochs && !resume) {
-        fprintf(stderr, ME ": --epochs only changes a resumed run; set \"epochs\" in --config\n");
-        return 2;
-    }
-    if (!out) {
-        fprintf(stderr, ME ": --out is required\n");
+        const int took = acmt_run_args_take(&ra, argc, argv, &i);
+        if (took == 2) return 2;
+        if (took) continue;
+        fprintf(stderr, ME ": unknown or incomplete option '%s'\n", a);
         usage(stderr);
         return 2;
     }
-    char ckpt_path[4096], csv_path[4096], err[1024];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s%s", ckpt_arg ? ckpt_arg : out, ckpt_arg ? "" : ".ckpt");
-    snprintf(csv_path, sizeof csv_path, "%s%s", csv_arg ? csv_arg : out, csv_arg ? "" : ".csv");
+    if (acmt_run_args_check(&ra, usage)) return 2;
+    const char *config_path = ra.config, *out = ra.out, *ckpt_path = ra.ckpt_path, *csv_path = ra.csv_path;
+    const int resume = ra.resume, quiet = ra.quiet, no_final = ra.no_final;
+    const int64_t max_steps = ra.max_steps, sigterm_at = ra.sigterm_at;
+    const long new_epochs = ra.new_epochs;
+    char err[1024];
 
     acmt_speech_train_config cfg = acmt_speech_train_config_default();
     json_t *st0 = NULL;

@@ -61,3 +61,42 @@ int acmt_csv_truncate(const char *path, int64_t step) {
     int bad = fclose(o);
     return bad ? -1 : rename(tmp, path);
 }
+
+int acmt_run_args_take(acmt_run_args *r, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    const int more = *i + 1 < argc;
+    if (!strcmp(a, "--config") && more) r->config = argv[++*i];
+    else if (!strcmp(a, "--out") && more) r->out = argv[++*i];
+    else if (!strcmp(a, "--ckpt") && more) r->ckpt = argv[++*i];
+    else if (!strcmp(a, "--csv") && more) r->csv = argv[++*i];
+    else if (!strcmp(a, "--resume")) r->resume = 1;
+    else if (!strcmp(a, "--quiet")) r->quiet = 1;
+    else if (!strcmp(a, "--no-final")) r->no_final = 1;
+    else if (!strcmp(a, "--max-steps") && more) r->max_steps = strtoll(argv[++*i], NULL, 10);
+    else if (!strcmp(a, "--test-sigterm-at") && more) r->sigterm_at = strtoll(argv[++*i], NULL, 10);
+    else if (!strcmp(a, "--epochs") && more) {
+        char *end;
+        r->new_epochs = strtol(argv[++*i], &end, 10);
+        if (*end || r->new_epochs < 1 || r->new_epochs > r->max_epochs) {
+            fprintf(stderr, "%s: --epochs: '%s' is not a whole number of epochs %s\n", r->me, argv[*i], r->epochs_rule);
+            return 2;
+        }
+    } else
+        return 0;
+    return 1;
+}
+
+int acmt_run_args_check(acmt_run_args *r, void (*usage)(FILE *)) {
+    if (r->new_epochs && !r->resume) {
+        fprintf(stderr, "%s: --epochs only changes a resumed run; set \"epochs\" in --config\n", r->me);
+        return 2;
+    }
+    if (!r->out) {
+        fprintf(stderr, "%s: --out is required\n", r->me);
+        usage(stderr);
+        return 2;
+    }
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s%s", r->ckpt ? r->ckpt : r->out, r->ckpt ? "" : ".ckpt");
+    snprintf(r->csv_path, sizeof r->csv_path, "%s%s", r->csv ? r->csv : r->out, r->csv ? "" : ".csv");
+    return 0;
+}
