@@ -262,21 +262,14 @@ static int next_batch(sacm_run *r, char *err, size_t errlen) {
     return 0;
 }
 
-static float *blk_param(acmt_speech *sp, int l, const char *suffix) {
-    char nm[64];
-    snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);
-    for (int i = 0; i < sp->ntab; i++)
-        if (!strcmp(sp->tab[i].name, nm)) return sp->params + sp->tab[i].offset;
-    return NULL;
-}
-
 /* Phases 1-2: the teacher's forward (the static part without hooks: its MLPs are the teacher's until phase 3), then
  * per ACM its input z (ln2) and the MLP's output o into r->o. */
 static void teacher_mlp_out(sacm_run *r, int l) {
     acmt_speech *sp = r->s->sp;
     const int D = sp->cfg.dim, Hd = sp->cfg.mlp_hidden;
-    acm__matmul_forward(r->o, D, sp->blk[l].gelu, Hd, blk_param(sp, l, "mlp.fc2.weight"), Hd,
-                        blk_param(sp, l, "mlp.fc2.bias"), sp->R, Hd, D, 0);
+    const float *W2 = acmt_speech_block_param(sp, sp->params, l, "mlp.fc2.weight");
+    const float *b2 = acmt_speech_block_param(sp, sp->params, l, "mlp.fc2.bias");
+    acm__matmul_forward(r->o, D, sp->blk[l].gelu, Hd, W2, Hd, b2, sp->R, Hd, D, 0);
 }
 
 static void update_acms(sacm_run *r, int gate_part, float lr, int64_t t) {

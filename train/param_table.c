@@ -35,6 +35,15 @@ const acmt_param *acmt_param_find(const acmt_param *tab, int ntab, const char *n
     return NULL;
 }
 
+const float *acmt_param_lookup(const acmt_param *tab, int ntab, const float *params, const char *name, int *ndim,
+                               const int64_t **shape) {
+    const acmt_param *p = acmt_param_find(tab, ntab, name);
+    if (!p) return NULL;
+    *ndim = p->ndim;
+    *shape = p->shape;
+    return params + p->offset;
+}
+
 float *acmt_param_data(const acmt_param *tab, int ntab, float *base, const char *name) {
     const acmt_param *p = acmt_param_find(tab, ntab, name);
     if (!p) {

@@ -26,6 +26,10 @@ void acmt_param_add(acmt_param *tab, int *n, int64_t *off, const char *name, int
                     int64_t d1, int64_t d2, int64_t d3);
 /* The tensor `name` of tab[ntab], or NULL. */
 const acmt_param *acmt_param_find(const acmt_param *tab, int ntab, const char *name);
+/* The engine's model-build lookup over a table (acm__model_build): the tensor `name` inside params with its ndim and
+ * shape, or NULL when the table has none. */
+const float *acmt_param_lookup(const acmt_param *tab, int ntab, const float *params, const char *name, int *ndim,
+                               const int64_t **shape);
 /* The tensor `name` inside base (the parameter buffer, the gradients...); a name not in the table is a bug in the
  * caller: it says so and aborts. */
 float *acmt_param_data(const acmt_param *tab, int ntab, float *base, const char *name);

@@ -15,11 +15,7 @@
 #include "vit.h"
 
 static float *param_of(const acmt_speech *sp, int l, const char *suffix) {
-    char nm[64];
-    snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);
-    for (int i = 0; i < sp->ntab; i++)
-        if (!strcmp(sp->tab[i].name, nm)) return sp->params + sp->tab[i].offset;
-    return NULL;
+    return acmt_speech_block_param(sp, sp->params, l, suffix);
 }
 
 /* The MLP hook's forward: ACM l on the block's ln2 rows, added into x2. */

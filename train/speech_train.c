@@ -86,11 +86,14 @@ static float *Pb(const acmt_speech *s, float *base, int l, const char *suffix) {
 
 static const float *lookup(void *ctx, const char *name, int *ndim, const int64_t **shape) {
     const acmt_speech *s = ctx;
-    const acmt_param *p = acmt_param_find(s->tab, s->ntab, name);
-    if (!p) return NULL;
-    *ndim = p->ndim;
-    *shape = p->shape;
-    return s->params + p->offset;
+    return acmt_param_lookup(s->tab, s->ntab, s->params, name, ndim, shape);
+}
+
+float *acmt_speech_block_param(const acmt_speech *s, float *base, int l, const char *suffix) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);
+    const acmt_param *p = acmt_param_find(s->tab, s->ntab, nm);
+    return p ? base + p->offset : NULL;
 }
 
 int acmt_speech_trainable(const acmt_speech *s, int i) { return strncmp(s->tab[i].name, "frontend.mel_", 13) != 0; }

@@ -82,11 +82,7 @@ static float *Pb(const acmt_vit *v, float *base, int l, const char *suffix) {
 
 static const float *lookup(void *ctx, const char *name, int *ndim, const int64_t **shape) {
     const acmt_vit *v = ctx;
-    const acmt_param *p = find(v, name);
-    if (!p) return NULL;
-    *ndim = p->ndim;
-    *shape = p->shape;
-    return v->params + p->offset;
+    return acmt_param_lookup(v->tab, v->ntab, v->params, name, ndim, shape);
 }
 
 char *acmt_vit_meta_json(const acmt_vit_config *c, const char *extra_json) {

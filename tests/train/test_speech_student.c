@@ -22,10 +22,9 @@
 static acmt_speech_config small(void) { return fixture_speech_small(4, 6); }
 
 static float *param(acmt_speech *s, const char *name) {
-    for (int i = 0; i < s->ntab; i++)
-        if (!strcmp(s->tab[i].name, name)) return s->params + s->tab[i].offset;
-    cr_assert_fail("no tensor %s", name);
-    return NULL;
+    const acmt_param *p = acmt_param_find(s->tab, s->ntab, name);
+    cr_assert(p, "no tensor %s", name);
+    return s->params + p->offset;
 }
 
 static void random_frames(acmt_rng *r, float **fr, const int64_t *tok, int B, int SM) {
