@@ -23,26 +23,10 @@
 #include "cpu/cpu.h"
 #define BENCH_NAME "speech_train_throughput"
 #include "bench/bench_util.h"
+#include "bench/train_bench.h"
 #include "train/optim.h"
 #include "train/rng.h"
 #include "train/speech_train.h"
-
-static double sgemm_gflops(int M, int N, int K, int transb, double seconds) {
-    float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)N * K, 4), *c = calloc((size_t)M * N, 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 7) * 0.01f;
-    int reps = 0;
-    double t0 = bu_now_s(), t;
-    do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1, a, K, b,
-                    transb ? K : N, 0, c, N);
-        reps++;
-    } while ((t = bu_now_s() - t0) < seconds);
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * N * K * reps / t / 1e9;
-}
 
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv);
@@ -111,11 +95,7 @@ int main(int argc, char **argv) {
     }
     const int M = B * TOK, D = c.dim;
     for (int rd = 0; rd < rounds; rd++) {
-        double ceil = 0, g;
-        if ((g = sgemm_gflops(M, 3 * D, D, 1, 0.4)) > ceil) ceil = g;
-        if ((g = sgemm_gflops(M, 4 * D, D, 1, 0.4)) > ceil) ceil = g;
-        if ((g = sgemm_gflops(M, D, 4 * D, 1, 0.4)) > ceil) ceil = g;
-        if ((g = sgemm_gflops(M, D, 4 * D, 0, 0.4)) > ceil) ceil = g;
+        const double ceil = tb_step_ceiling(M, D, 0);
         const double t0 = bu_now_s();
         for (int st = 0; st < steps; st++) {
             const double a = bu_now_s();

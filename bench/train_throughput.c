@@ -25,28 +25,10 @@
 #include "cpu/cpu.h"
 #define BENCH_NAME "train_throughput"
 #include "bench/bench_util.h"
+#include "bench/train_bench.h"
 #include "train/optim.h"
 #include "train/rng.h"
 #include "train/vit_train.h"
-
-static double sgemm_gflops(int M, int N, int K, int transb, double seconds) {
-    float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)N * K, 4), *c = calloc((size_t)M * N, 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 7) * 0.01f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1, a, K, b, transb ? K : N,
-                0, c, N);
-    int reps = 0;
-    double t0 = bu_now_s(), t;
-    do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, M, N, K, 1, a, K, b,
-                    transb ? K : N, 0, c, N);
-        reps++;
-    } while ((t = bu_now_s() - t0) < seconds);
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * N * K * reps / t / 1e9;
-}
 
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv);
@@ -100,11 +82,7 @@ int main(int argc, char **argv) {
         acmt_vit_backward(v, y, B, 0.1f, NULL);
     }
     for (int rd = 0; rd < rounds; rd++) {
-        double ceil = 0, g;
-        if ((g = sgemm_gflops(M, 3 * dim, dim, 1, 0.4)) > ceil) ceil = g;
-        if ((g = sgemm_gflops(M, 4 * dim, dim, 1, 0.4)) > ceil) ceil = g;
-        if ((g = sgemm_gflops(M, dim, 4 * dim, 1, 0.4)) > ceil) ceil = g;
-        if ((g = sgemm_gflops(M, dim, 4 * dim, 0, 0.4)) > ceil) ceil = g;
+        const double ceil = tb_step_ceiling(M, dim, 1);
         double t0 = bu_now_s();
         for (int s = 0; s < steps; s++) {
             double a = bu_now_s();

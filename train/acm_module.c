@@ -442,3 +442,22 @@ void acmt_acm_sparse_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, c
             for (int j = 0; j < din; j++) d[j] += s[j];
         }
 }
+
+double acmt_acm_gate_pretrain(float *g, int32_t *labels, float *loss_rows, double *hits, acmt_acm_acts *a,
+                              const float *p, const acmt_acm_layout *L, const float *z, int ldz, const float *o,
+                              int ldo, int64_t M) {
+    acmt_acm_gate_labels(labels, a, L, o, ldo, M);
+    acmt_acm_gate_forward(a, p, L, z, ldz, M);
+    const double loss = acm__crossentropy_forward(loss_rows, a->ysoft, a->logits, labels, (int)M, L->choices, 0.0f);
+    memset(a->dlogits, 0, sizeof(float) * (size_t)M * L->choices);
+    acm__crossentropy_backward(a->dlogits, a->ysoft, labels, (int)M, L->choices, 0.0f, 1.0f / (float)M);
+    acmt_acm_gate_backward(g, NULL, 0, a, p, L, z, ldz, M);
+    for (int64_t i = 0; i < M; i++) {
+        const float *lg = a->logits + i * L->choices;
+        int best = 0;
+        for (int c = 1; c < L->choices; c++)
+            if (lg[c] > lg[best]) best = c;
+        *hits += best == labels[i];
+    }
+    return loss;
+}

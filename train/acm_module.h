@@ -108,6 +108,14 @@ void acmt_acm_gate_forward_film(acmt_acm_acts *a, const float *p, const acmt_fil
 void acmt_acm_gate_backward(float *g, float *dz, int lddz, acmt_acm_acts *a, const float *p, const acmt_acm_layout *L,
                             const float *z, int ldz, int64_t M);
 
+/* Phase 2 (gate pre-training) on one ACM whose learners' forward has run on z: labels[M] from the learners' outputs
+ * against the target o (acmt_acm_gate_labels), the gate forward, its cross-entropy on the labels (loss_rows [M]
+ * scratch) and the backward of the mean over M into the gate gradients g. Returns the mean loss; *hits gains the rows
+ * whose highest gate logit is the label. */
+double acmt_acm_gate_pretrain(float *g, int32_t *labels, float *loss_rows, double *hits, acmt_acm_acts *a,
+                              const float *p, const acmt_acm_layout *L, const float *z, int ldz, const float *o,
+                              int ldo, int64_t M);
+
 /* Phase 3: hard Gumbel-softmax selection at temperature tau from a->logits: ysoft, k. rng NULL: no noise (argmax). */
 void acmt_acm_gumbel_select(acmt_acm_acts *a, const acmt_acm_layout *L, int64_t M, float tau, acmt_rng *rng);
 

@@ -313,17 +313,7 @@ acmt_aux acmt_aux_losses(float *const *dy, const uint8_t *const *k, const acmt_a
     r.budget = fabs(r.realised - beta);
     double sgn = r.realised > beta ? 1 : r.realised < beta ? -1 : 0;
     /* L_d = -2 * mean over unordered pairs |b_i - b_m| */
-    if (B > 1) {
-        double pairs = B * (B - 1) / 2.0, sum = 0;
-        for (int i = 0; i < B; i++)
-            for (int m = i + 1; m < B; m++) {
-                double d = bmean[i] - bmean[m], sg = d > 0 ? 1 : d < 0 ? -1 : 0;
-                sum += fabs(d);
-                dbi[i] += -2.0 * sg / pairs;
-                dbi[m] += 2.0 * sg / pairs;
-            }
-        r.diversity = -2.0 * sum / pairs;
-    }
+    if (B > 1) r.diversity = acmt_diversity_loss(bmean, B, dbi);
     /* L_e = mean over items and ACMs of sum_c h_c log h_c / log(N+1), h = histogram of the item's choices */
     for (int a = 0; a < A; a++) {
         const int C = L[a].choices;
@@ -405,4 +395,17 @@ int acmt_student_save(const acmt_student *s, const char *path, const char *extra
     free(t);
     free(fnames);
     return rc;
+}
+
+double acmt_diversity_loss(const double *q, int B, double *dq) {
+    const double pairs = B * (B - 1) / 2.0;
+    double sum = 0;
+    for (int i = 0; i < B; i++)
+        for (int m = i + 1; m < B; m++) {
+            const double d = q[i] - q[m], sg = d > 0 ? 1 : d < 0 ? -1 : 0;
+            sum += fabs(d);
+            dq[i] += -2.0 * sg / pairs;
+            dq[m] += 2.0 * sg / pairs;
+        }
+    return -2.0 * sum / pairs;
 }

@@ -101,6 +101,10 @@ acmt_aux acmt_student_aux(acmt_student *s, int B, double beta_target, double w_b
 acmt_aux acmt_aux_losses(float *const *dy, const uint8_t *const *k, const acmt_acm_layout *L, const double *p,
                          int A, int B, int T, double beta, double w_b, double w_e, double w_d);
 
+/* The diversity term on the items' mean choices q[B] (B >= 2): returns L_d = -2 mean over pairs b < m of |q_b - q_m|
+ * and adds dL_d/dq_b into dq[b]. */
+double acmt_diversity_loss(const double *q, int B, double *dq);
+
 /* Backward after acmt_student_forward + acmt_student_aux: cross-entropy with label smoothing on the logits, then the
  * static layers and every ACM (learners, gates via straight-through, auxiliary gradients). Zeroes and fills v->grads
  * and s->ag (and s->fg with FiLM). Returns the mean cross-entropy. */

@@ -45,16 +45,8 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
+#include "train/run_common.h"
 #include "train/vit_train.h"
-
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     char base[1024], out[1024], ckpt[1100], csv[1100], data_dir[1024], modules[64];
@@ -314,19 +306,7 @@ static int phase2_step(acmz_run *r, float lr, double *loss, double *acc) {
         const acmt_acm_layout *L_ = &s->L[a];
         const float *p = s->ap + s->off[a];
         acmt_acm_learners_forward(ac, p, L_, z, ldz, M);
-        acmt_acm_gate_labels(r->labels, ac, L_, o, ldo, M);
-        acmt_acm_gate_forward(ac, p, L_, z, ldz, M);
-        L += acm__crossentropy_forward(r->loss_rows, ac->ysoft, ac->logits, r->labels, (int)M, L_->choices, 0.0f);
-        memset(ac->dlogits, 0, sizeof(float) * (size_t)M * L_->choices);
-        acm__crossentropy_backward(ac->dlogits, ac->ysoft, r->labels, (int)M, L_->choices, 0.0f, 1.0f / (float)M);
-        acmt_acm_gate_backward(s->ag + s->off[a], NULL, 0, ac, p, L_, z, ldz, M);
-        for (int64_t i = 0; i < M; i++) {
-            const float *lg = ac->logits + i * L_->choices;
-            int best = 0;
-            for (int c = 1; c < L_->choices; c++)
-                if (lg[c] > lg[best]) best = c;
-            hit += best == r->labels[i];
-        }
+        L += acmt_acm_gate_pretrain(s->ag + s->off[a], r->labels, r->loss_rows, &hit, ac, p, L_, z, ldz, o, ldo, M);
     }
     update_acms(r, 1, lr, r->st.step + 1);
     *loss = L / s->n_acm;
@@ -662,14 +642,10 @@ int cmd_acmize(int argc, char **argv) {
                c->base, c->out, R.s->n_acm, c->modules, c->learners, (long long)R.s->nparams, (long long)R.train.n,
                (long long)phase_steps(&R, 1), (long long)phase_steps(&R, 2), (long long)phase_steps(&R, 3), c->batch,
                acm_blas_core(), c->threads);
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    acmt_signals sigs;
+    acmt_signals_catch(&sigs);
     acmt_progress_start(&R.prog, R.quiet);
-    double last_ckpt = now_s();
+    double last_ckpt = acmt_now_s();
     rc = 0;
     int64_t run_steps = 0;
     while (R.st.phase <= 3 && !rc) {
@@ -677,7 +653,7 @@ int cmd_acmize(int argc, char **argv) {
         const int64_t total = phase_steps(&R, ph);
         double win[8] = {0};
         int nwin = 0;
-        double t0 = now_s();
+        double t0 = acmt_now_s();
         if (total == 0) { /* a phase of 0 epochs is skipped */
             R.st.phase++;
             R.st.step = 0;
@@ -685,7 +661,7 @@ int cmd_acmize(int argc, char **argv) {
         }
         while (R.st.step < total) {
             float lr = acmt_lr_schedule(R.st.step, total, 0, (float)c->lr[ph - 1], (float)c->lr_min[ph - 1]);
-            double ts = now_s(), loss = 0, acc = 0, e[17] = {0}, ce = 0;
+            double ts = acmt_now_s(), loss = 0, acc = 0, e[17] = {0}, ce = 0;
             acmt_aux aux = {0};
             int bad = ph == 1   ? phase1_step(&R, lr, &loss, e)
                       : ph == 2 ? phase2_step(&R, lr, &loss, &acc)
@@ -699,11 +675,11 @@ int cmd_acmize(int argc, char **argv) {
             R.st.step++;
             R.st.total_steps++;
             run_steps++;
-            R.st.seconds[ph - 1] += now_s() - ts;
+            R.st.seconds[ph - 1] += acmt_now_s() - ts;
             win[0] += loss, win[1] += acc, win[2] += aux.budget, win[3] += aux.entropy, win[4] += aux.diversity;
             win[5] += aux.realised, win[6] += ph == 1 ? e[1] : ce;
             nwin++;
-            double rate = (double)c->batch * run_steps / (now_s() - t0 + 1e-9);
+            double rate = (double)c->batch * run_steps / (acmt_now_s() - t0 + 1e-9);
             acmt_progress_update(&R.prog, R.st.step, total, loss, acc,
                                  rate, (double)(total - R.st.step) * c->batch / (rate > 0 ? rate : 1));
             if (R.st.step % c->log_every == 0 || R.st.step == total) {
@@ -724,8 +700,8 @@ int cmd_acmize(int argc, char **argv) {
                 memset(win, 0, sizeof win);
                 nwin = 0;
             }
-            int stop_now = stop_signal || (c->max_steps && R.st.total_steps >= c->max_steps);
-            if (stop_now || now_s() - last_ckpt >= c->ckpt_every_s || R.st.step == total) {
+            int stop_now = acmt_stop_signal || (c->max_steps && R.st.total_steps >= c->max_steps);
+            if (stop_now || acmt_now_s() - last_ckpt >= c->ckpt_every_s || R.st.step == total) {
                 if (R.st.step == total) {
                     acmt_progress_note(&R.prog, "phase %d done: %lld steps, %.0f s", ph, (long long)total,
                                        R.st.seconds[ph - 1]);
@@ -744,7 +720,7 @@ int cmd_acmize(int argc, char **argv) {
                     rc = 1;
                     break;
                 }
-                last_ckpt = now_s();
+                last_ckpt = acmt_now_s();
                 if (R.st.phase != ph && c->keep_phase_ckpts) {
                     char cp[1200];
                     snprintf(cp, sizeof cp, "%s.phase%d", c->ckpt, ph);
@@ -783,8 +759,7 @@ int cmd_acmize(int argc, char **argv) {
     }
 out:
     acmt_progress_end(&R.prog);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    acmt_signals_restore(&sigs);
     fclose(R.csv);
     fclose(R.khist);
     acmt_student_free(R.s);

@@ -31,16 +31,8 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
+#include "train/run_common.h"
 #include "train/vit_train.h"
-
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: acm-train base --out MODEL.safetensors [options]\n"
@@ -102,28 +94,6 @@ static int state_from_json(run_state *s, const json_t *o, char *err, size_t errl
     return 0;
 }
 
-/* Keeps the CSV's header and the rows whose first field (step) is <= step. */
-static int csv_truncate(const char *path, int64_t step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) {
-        fclose(f);
-        return -1;
-    }
-    char line[4096];
-    int first = 1;
-    while (fgets(line, sizeof line, f)) {
-        if (first || strtoll(line, NULL, 10) <= step) fputs(line, o);
-        first = 0;
-    }
-    fclose(f);
-    int bad = fclose(o);
-    return bad ? -1 : rename(tmp, path);
-}
-
 /* Mean loss (no smoothing) and accuracy over a whole set, no augmentation. */
 static void evaluate_set(acmt_vit *v, const acmt_images *set, float *x, int32_t *y, int32_t *idx, int B,
                          double *loss, double *acc) {
@@ -146,55 +116,31 @@ static void evaluate_set(acmt_vit *v, const acmt_images *set, float *x, int32_t 
 }
 
 int cmd_base(int argc, char **argv) {
-    const char *config_path = NULL, *out = NULL, *ckpt_arg = NULL, *csv_arg = NULL;
-    int resume = 0, quiet = 0, no_final = 0;
-    int64_t max_steps = 0, sigterm_at = -1;
+    acmt_run_args ra = {.me = "acm-train base", .sigterm_at = -1, .max_epochs = 100000, .epochs_rule = ">= 1"};
     double snapshot_at = 0;
-    long new_epochs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && more) config_path = argv[++i];
-        else if (!strcmp(a, "--out") && more) out = argv[++i];
-        else if (!strcmp(a, "--ckpt") && more) ckpt_arg = argv[++i];
-        else if (!strcmp(a, "--csv") && more) csv_arg = argv[++i];
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--no-final")) no_final = 1;
-        else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--snapshot-at") && more) snapshot_at = strtod(argv[++i], NULL);
-        else if (!strcmp(a, "--epochs") && more) {
-            char *end;
-            new_epochs = strtol(argv[++i], &end, 10);
-            if (*end || new_epochs < 1 || new_epochs > 100000) {
-                fprintf(stderr, "acm-train base: --epochs: '%s' is not a whole number of epochs >= 1\n", argv[i]);
-                return 2;
-            }
         }
-        else {
-            fprintf(stderr, "acm-train base: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
+        const int took = acmt_run_args_take(&ra, argc, argv, &i);
+        if (took == 2) return 2;
+        if (took) continue;
+        if (!strcmp(a, "--snapshot-at") && i + 1 < argc) {
+            snapshot_at = strtod(argv[++i], NULL);
+            continue;
         }
-    }
-    if (new_epochs && !resume) {
-        fprintf(stderr, "acm-train base: --epochs only changes a resumed run; set \"epochs\" in --config\n");
-        return 2;
-    }
-    if (!out) {
-        fprintf(stderr, "acm-train base: --out is required\n");
+        fprintf(stderr, "acm-train base: unknown or incomplete option '%s'\n", a);
         usage(stderr);
         return 2;
     }
-    char ckpt_path[4096], csv_path[4096], err[1024];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s", ckpt_arg ? ckpt_arg : out);
-    if (!ckpt_arg) strncat(ckpt_path, ".ckpt", sizeof ckpt_path - strlen(ckpt_path) - 1);
-    snprintf(csv_path, sizeof csv_path, "%s", csv_arg ? csv_arg : out);
-    if (!csv_arg) strncat(csv_path, ".csv", sizeof csv_path - strlen(csv_path) - 1);
+    if (acmt_run_args_check(&ra, usage)) return 2;
+    const char *config_path = ra.config, *out = ra.out, *ckpt_path = ra.ckpt_path, *csv_path = ra.csv_path;
+    const int resume = ra.resume, quiet = ra.quiet, no_final = ra.no_final;
+    const int64_t max_steps = ra.max_steps, sigterm_at = ra.sigterm_at;
+    const long new_epochs = ra.new_epochs;
+    char err[1024];
 
     acmt_base_config cfg = acmt_base_config_default();
     json_t *resume_state = NULL;
@@ -278,7 +224,8 @@ int cmd_base(int argc, char **argv) {
             goto done;
         }
         json_decref(st);
-        if (csv_truncate(csv_path, s.step)) fprintf(stderr, "acm-train base: warning: cannot trim %s\n", csv_path);
+        if (acmt_csv_truncate(csv_path, s.step))
+            fprintf(stderr, "acm-train base: warning: cannot trim %s\n", csv_path);
     } else {
         acmt_rng rng_init;
         acmt_rng_seed(&rng_init, (uint64_t)cfg.seed, 1);
@@ -287,13 +234,10 @@ int cmd_base(int argc, char **argv) {
         acmt_vit_init(v, &rng_init);
         for (int64_t i = 0; i < train.n; i++) order[i] = (int32_t)i;
         acmt_rng_shuffle(&s.rng_order, order, train.n);
-        FILE *f = fopen(csv_path, "w");
-        if (!f) {
+        if (acmt_csv_create(csv_path, "step,epoch,images,lr,loss,acc,grad_norm,img_per_s,train_s,val_loss,val_acc")) {
             fprintf(stderr, "acm-train base: %s: %s\n", csv_path, strerror(errno));
             goto done;
         }
-        fprintf(f, "step,epoch,images,lr,loss,acc,grad_norm,img_per_s,train_s,val_loss,val_acc\n");
-        fclose(f);
     }
     FILE *csv = fopen(csv_path, "a");
     if (!csv) {
@@ -322,23 +266,18 @@ int cmd_base(int argc, char **argv) {
                 (long long)steps_per_epoch, flops_step / 1e9, acm_blas_core(), cfg.threads,
                 resume ? " (resumed)" : "");
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    acmt_signals sigs;
+    acmt_signals_catch(&sigs);
 
     acmt_progress prog;
     acmt_progress_start(&prog, quiet);
-    double last_ckpt = now_s(), win_loss = 0, win_gn = 0, win_time = 0;
+    double last_ckpt = acmt_now_s(), win_loss = 0, win_gn = 0, win_time = 0;
     int64_t win_correct = 0, win_n = 0, win_steps = 0;
     double session_steps_time = 0;
     int64_t session_steps = 0;
     status = 0;
     while (s.step < stop_at) {
-        double t0 = now_s();
+        double t0 = acmt_now_s();
         if (s.pos + B > train.n) {
             s.epoch++;
             s.pos = 0;
@@ -361,7 +300,7 @@ int cmd_base(int argc, char **argv) {
                               p->numel, s.step + 1, p->decay);
         }
         s.step++;
-        double dt = now_s() - t0;
+        double dt = acmt_now_s() - t0;
         int snapshot = snapshot_at > 0 && s.train_seconds < snapshot_at && s.train_seconds + dt >= snapshot_at;
         s.train_seconds += dt;
         session_steps_time += dt;
@@ -414,7 +353,7 @@ int cmd_base(int argc, char **argv) {
         acmt_progress_update(&prog, s.step, total, loss, (double)correct / B, ips,
                              (double)(total - s.step) * session_steps_time / session_steps);
         if (sigterm_at >= 0 && s.step == sigterm_at) raise(SIGTERM);
-        int want_ckpt = stop_signal || s.step == stop_at || now_s() - last_ckpt >= cfg.ckpt_every_s;
+        int want_ckpt = acmt_stop_signal || s.step == stop_at || acmt_now_s() - last_ckpt >= cfg.ckpt_every_s;
         if (want_ckpt) {
             json_t *st = state_json(&s, &cfg);
             if (acmt_ckpt_write(ckpt_path, ce, 4, st, err, sizeof err)) {
@@ -422,20 +361,19 @@ int cmd_base(int argc, char **argv) {
                 status = 1;
             }
             json_decref(st);
-            last_ckpt = now_s();
+            last_ckpt = acmt_now_s();
         }
-        if (stop_signal) {
+        if (acmt_stop_signal) {
             acmt_progress_note(&prog, "signal %d: stopped at step %lld; checkpoint %s; continue with --resume",
-                               (int)stop_signal, (long long)s.step, ckpt_path);
+                               (int)acmt_stop_signal, (long long)s.step, ckpt_path);
             break;
         }
     }
     acmt_progress_end(&prog);
     fclose(csv);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    acmt_signals_restore(&sigs);
 
-    if (status == 0 && !stop_signal && s.step == total && !no_final) {
+    if (status == 0 && !acmt_stop_signal && s.step == total && !no_final) {
         double vl, va;
         evaluate_set(v, &val, x, y, idx, B, &vl, &va);
         char extra[1024];

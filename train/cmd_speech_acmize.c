@@ -39,20 +39,13 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
+#include "train/run_common.h"
 #include "train/speech_batches.h"
 #include "train/speech_corpus.h"
 #include "train/speech_student.h"
+#include "train/speech_utts.h"
 
 #define ME "acm-train acmize"
-
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     char base[1024], out[1024], ckpt[1100], csv[1100], corpus[1024];
@@ -154,47 +147,11 @@ static void cfg_from_json(sacm_cfg *c, const json_t *o) {
 
 /* ---- data (the utterances speech-base trains on) ---------------------------------------------------------------- */
 
-typedef struct {
-    acms_utt *utts;
-    int64_t n, *tokens, *lab_off, dropped;
-    int32_t *lab;
-    int max_labels;
-} sacm_set;
-
-static void set_free(sacm_set *s) { free(s->utts), free(s->tokens), free(s->lab_off), free(s->lab); }
-
-static int set_load(sacm_set *s, const char *corpus, const acmt_speech_config *mc, int max_tokens, int64_t limit,
-                    char *err, size_t errlen) {
-    memset(s, 0, sizeof *s);
-    size_t n = 0;
-    if (acms_load_split(corpus, "train", &s->utts, &n, err, errlen)) return -1;
-    int64_t chars = 0;
-    for (size_t i = 0; i < n; i++) chars += (int64_t)strlen(s->utts[i].text);
-    s->tokens = malloc(sizeof(int64_t) * (n + 1));
-    s->lab_off = malloc(sizeof(int64_t) * (n + 1));
-    s->lab = malloc(sizeof(int32_t) * (size_t)(chars + 1));
-    if (!s->tokens || !s->lab_off || !s->lab) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int64_t k = 0, at = 0;
-    s->lab_off[0] = 0;
-    for (size_t i = 0; i < n && (limit <= 0 || k < limit); i++) {
-        const acms_utt *u = &s->utts[i];
-        const int64_t T = u->frames / mc->stack;
-        int bad, nl = acmt_speech_encode_text(mc, u->text, s->lab + at, &bad);
-        if (nl < 0 || T < 1 || T > max_tokens || T < acmt_ctc_min_frames(s->lab + at, nl)) {
-            s->dropped++;
-            continue;
-        }
-        s->utts[k] = *u;
-        s->tokens[k] = T;
-        at += nl;
-        s->lab_off[++k] = at;
-        if (nl > s->max_labels) s->max_labels = nl;
-    }
-    s->n = k;
-    if (!k) {
+/* The train split's usable utterances; none is an error. */
+static int set_load(acmt_speech_utts *s, const char *corpus, const acmt_speech_config *mc, int max_tokens,
+                    int64_t limit, char *err, size_t errlen) {
+    if (acmt_speech_utts_load(s, corpus, "train", mc, max_tokens, limit, err, errlen)) return -1;
+    if (!s->n) {
         snprintf(err, errlen, "%s: the train split has no usable utterance (%lld left out)", corpus,
                  (long long)s->dropped);
         return -1;
@@ -214,7 +171,7 @@ typedef struct {
 typedef struct {
     sacm_cfg cfg;
     sacm_state st;
-    sacm_set train;
+    acmt_speech_utts train;
     acmt_speech_student *s;
     int32_t *order, *perm, *labels;
     int64_t *bstart, *tok;
@@ -299,27 +256,11 @@ static int next_batch(sacm_run *r, char *err, size_t errlen) {
     const int64_t b0 = r->bstart[r->perm[st->bpos]], nb = r->bstart[r->perm[st->bpos] + 1] - b0;
     st->bpos++;
     const int S = r->s->sp->cfg.stack;
-    int64_t at = 0;
-    for (int b = 0; b < nb; b++) {
-        const int64_t u = r->order[b0 + b], T = r->train.tokens[u];
-        if (acms_read_frames(r->cfg.corpus, "train", &r->train.utts[u], r->tmp, err, errlen)) return -1;
-        memcpy(r->buf + at, r->tmp, sizeof(float) * (size_t)(T * S * ACMS_MELS));
-        r->fr[b] = r->buf + at;
-        at += T * S * ACMS_MELS;
-        r->tok[b] = T;
-        r->lab[b] = r->train.lab + r->train.lab_off[u];
-        r->nl[b] = (int)(r->train.lab_off[u + 1] - r->train.lab_off[u]);
-    }
+    if (acmt_speech_utts_read(&r->train, r->cfg.corpus, r->order + b0, (int)nb, S, r->buf, r->tmp, r->fr, r->tok,
+                              r->lab, r->nl, err, errlen))
+        return -1;
     r->B = (int)nb;
     return 0;
-}
-
-static float *blk_param(acmt_speech *sp, int l, const char *suffix) {
-    char nm[64];
-    snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);
-    for (int i = 0; i < sp->ntab; i++)
-        if (!strcmp(sp->tab[i].name, nm)) return sp->params + sp->tab[i].offset;
-    return NULL;
 }
 
 /* Phases 1-2: the teacher's forward (the static part without hooks: its MLPs are the teacher's until phase 3), then
@@ -327,8 +268,9 @@ static float *blk_param(acmt_speech *sp, int l, const char *suffix) {
 static void teacher_mlp_out(sacm_run *r, int l) {
     acmt_speech *sp = r->s->sp;
     const int D = sp->cfg.dim, Hd = sp->cfg.mlp_hidden;
-    acm__matmul_forward(r->o, D, sp->blk[l].gelu, Hd, blk_param(sp, l, "mlp.fc2.weight"), Hd,
-                        blk_param(sp, l, "mlp.fc2.bias"), sp->R, Hd, D, 0);
+    const float *W2 = acmt_speech_block_param(sp, sp->params, l, "mlp.fc2.weight");
+    const float *b2 = acmt_speech_block_param(sp, sp->params, l, "mlp.fc2.bias");
+    acm__matmul_forward(r->o, D, sp->blk[l].gelu, Hd, W2, Hd, b2, sp->R, Hd, D, 0);
 }
 
 static void update_acms(sacm_run *r, int gate_part, float lr, int64_t t) {
@@ -371,20 +313,9 @@ static int phase12_step(sacm_run *r, int ph, float lr, step_out *so, char *err, 
             for (int k = 0; k <= L->n && k < 17; k++) so->rel_err[k] += e[k] / (e[0] > 0 ? e[0] : 1) / s->n_acm;
             continue;
         }
-        acmt_acm_gate_labels(r->labels, ac, L, r->o, D, M);
-        acmt_acm_gate_forward(ac, p, L, z, D, M);
-        so->loss += acm__crossentropy_forward(r->loss_rows, ac->ysoft, ac->logits, r->labels, (int)M, L->choices,
-                                              0.0f) / s->n_acm;
-        memset(ac->dlogits, 0, sizeof(float) * (size_t)M * L->choices);
-        acm__crossentropy_backward(ac->dlogits, ac->ysoft, r->labels, (int)M, L->choices, 0.0f, 1.0f / (float)M);
-        acmt_acm_gate_backward(s->ag + s->off[a], NULL, 0, ac, p, L, z, D, M);
-        for (int64_t i = 0; i < M; i++) {
-            const float *lg = ac->logits + i * L->choices;
-            int best = 0;
-            for (int c = 1; c < L->choices; c++)
-                if (lg[c] > lg[best]) best = c;
-            hit += best == r->labels[i];
-        }
+        const double ce =
+            acmt_acm_gate_pretrain(s->ag + s->off[a], r->labels, r->loss_rows, &hit, ac, p, L, z, D, r->o, D, M);
+        so->loss += ce / s->n_acm;
     }
     so->gate_acc = hit / ((double)M * s->n_acm);
     update_acms(r, ph == 2, lr, r->st.step + 1);
@@ -557,7 +488,7 @@ static int parse_args(sacm_cfg *c, int *resume, int *quiet, int argc, char **arg
 
 static void run_free(sacm_run *r) {
     acmt_speech_student_free(r->s);
-    set_free(&r->train);
+    acmt_speech_utts_free(&r->train);
     free(r->order), free(r->perm), free(r->labels), free(r->bstart), free(r->tok), free(r->buf), free(r->tmp);
     free(r->o), free(r->loss_rows), free(r->fr), free(r->lab), free(r->nl);
 }
@@ -660,15 +591,12 @@ int cmd_speech_acmize(int argc, char **argv) {
         acmt_speech_student_init(R.s, &init);
         R.st.phase = 1;
         R.st.bpos = R.st.nb = 0; /* a fresh epoch on the first batch */
-        FILE *f = fopen(c->csv, "w");
-        if (!f) {
+        if (acmt_csv_create(c->csv, "phase,step,lr,loss,ctc,budget_loss,entropy,diversity,beta,realised,gate_acc,"
+                                    "rel_err_k1,rel_err_kN,tokens,seconds")) {
             fprintf(stderr, ME ": %s: %s\n", c->csv, strerror(errno));
             run_free(&R);
             return 1;
         }
-        fprintf(f, "phase,step,lr,loss,ctc,budget_loss,entropy,diversity,beta,realised,gate_acc,rel_err_k1,"
-                   "rel_err_kN,tokens,seconds\n");
-        fclose(f);
     }
     FILE *csv = fopen(c->csv, "a");
     if (!csv) {
@@ -684,27 +612,22 @@ int cmd_speech_acmize(int argc, char **argv) {
                 (long long)R.train.dropped, (long long)phase_steps(&R, 1), (long long)phase_steps(&R, 2),
                 (long long)phase_steps(&R, 3), c->beta_lo, c->beta_hi, acm_blas_core(), c->threads,
                 resume ? " (resumed)" : "");
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    acmt_signals sigs;
+    acmt_signals_catch(&sigs);
     acmt_progress prog;
     acmt_progress_start(&prog, quiet);
     prog.rate_unit = "tok/s";
     prog.acc_label = NULL;
-    double last_ckpt = now_s();
+    double last_ckpt = acmt_now_s();
     rc = 0;
     int stopped = 0;
     while (R.st.phase <= 3 && !rc && !stopped) {
         const int ph = R.st.phase;
         const int64_t total = phase_steps(&R, ph);
-        double win[10] = {0}, tstart = now_s();
+        double win[10] = {0}, tstart = acmt_now_s();
         int64_t nwin = 0, session_tok = 0, session_steps = 0;
         while (R.st.step < total) {
-            const double ts = now_s();
+            const double ts = acmt_now_s();
             const float lr = acmt_lr_schedule(R.st.step, total, 0, (float)c->lr[ph - 1], (float)c->lr_min);
             step_out so;
             memset(&so, 0, sizeof so);
@@ -716,14 +639,14 @@ int cmd_speech_acmize(int argc, char **argv) {
             }
             R.st.step++;
             R.st.total_steps++;
-            R.st.seconds[ph - 1] += now_s() - ts;
+            R.st.seconds[ph - 1] += acmt_now_s() - ts;
             session_tok += R.s->sp->R;
             session_steps++;
             win[0] += so.loss, win[1] += so.ctc, win[2] += so.aux.budget, win[3] += so.aux.entropy;
             win[4] += so.aux.diversity, win[5] += so.beta, win[6] += so.aux.realised, win[7] += so.gate_acc;
             win[8] += so.rel_err[1], win[9] += so.rel_err[c->learners < 16 ? c->learners : 16];
             nwin++;
-            const double el = now_s() - tstart;
+            const double el = acmt_now_s() - tstart;
             acmt_progress_update(&prog, R.st.step, total, so.loss, 0, (double)session_tok / (el > 0 ? el : 1),
                                  (double)(total - R.st.step) * el / (double)session_steps);
             if (R.st.step % c->log_every == 0 || R.st.step == total) {
@@ -745,16 +668,16 @@ int cmd_speech_acmize(int argc, char **argv) {
                 memset(R.s->am, 0, sizeof(float) * (size_t)R.s->nparams);
                 memset(R.s->av, 0, sizeof(float) * (size_t)R.s->nparams);
             }
-            if (stop_signal || at_max || R.st.step == 0 || now_s() - last_ckpt >= ckpt_every) {
+            if (acmt_stop_signal || at_max || R.st.step == 0 || acmt_now_s() - last_ckpt >= ckpt_every) {
                 json_t *st = state_json(&R.st, c);
                 if (acmt_ckpt_write(c->ckpt, ce, nce, st, err, sizeof err)) {
                     fprintf(stderr, "\n" ME ": checkpoint: %s\n", err);
                     rc = 1;
                 }
                 json_decref(st);
-                last_ckpt = now_s();
+                last_ckpt = acmt_now_s();
             }
-            if (stop_signal || at_max) {
+            if (acmt_stop_signal || at_max) {
                 acmt_progress_note(&prog, "stopped at phase %d step %lld; checkpoint %s; continue with --resume",
                                    R.st.phase, (long long)R.st.step, c->ckpt);
                 stopped = 1;
@@ -765,8 +688,7 @@ int cmd_speech_acmize(int argc, char **argv) {
         if (total == 0 && R.st.phase == ph) R.st.phase++; /* a phase of 0 epochs is skipped */
     }
     acmt_progress_end(&prog);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    acmt_signals_restore(&sigs);
     fclose(csv);
     if (!rc && R.st.phase == 4) {
         char extra[2048];

@@ -35,23 +35,16 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
+#include "train/run_common.h"
 #include "train/speech_batches.h"
 #include "train/speech_config.h"
 #include "train/speech_corpus.h"
 #include "train/speech_eval.h"
 #include "train/speech_train.h"
+#include "train/speech_utts.h"
 #include "train/wer.h"
 
 #define ME "acm-train speech-base"
-
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: acm-train speech-base --out MODEL.safetensors [options]\n"
@@ -71,58 +64,11 @@ static void usage(FILE *f) {
 
 /* ---- data ------------------------------------------------------------------------------------------------------- */
 
-typedef struct {
-    const char *split;
-    acms_utt *utts;     /* kept utterances */
-    int64_t n;
-    int64_t *tokens;    /* [n] */
-    int64_t *lab_off;   /* [n + 1] into lab */
-    int32_t *lab;
-    int max_labels;
-    int64_t dropped;    /* utterances left out (alphabet, length) */
-} speech_set;
-
-static void set_free(speech_set *s) {
-    free(s->utts);
-    free(s->tokens);
-    free(s->lab_off);
-    free(s->lab);
-}
-
-static int set_load(speech_set *s, const acmt_speech_train_config *tc, const acmt_speech_config *mc, const char *split,
-                    int64_t limit, char *err, size_t errlen) {
-    memset(s, 0, sizeof *s);
-    s->split = split;
-    size_t n = 0;
-    if (acms_load_split(tc->corpus, split, &s->utts, &n, err, errlen)) return -1;
-    int64_t total_chars = 0;
-    for (size_t i = 0; i < n; i++) total_chars += (int64_t)strlen(s->utts[i].text);
-    s->tokens = malloc(sizeof(int64_t) * (n + 1));
-    s->lab_off = malloc(sizeof(int64_t) * (n + 1));
-    s->lab = malloc(sizeof(int32_t) * (size_t)(total_chars + 1));
-    if (!s->tokens || !s->lab_off || !s->lab) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int64_t k = 0, at = 0;
-    s->lab_off[0] = 0;
-    for (size_t i = 0; i < n && (limit <= 0 || k < limit); i++) {
-        const acms_utt *u = &s->utts[i];
-        const int64_t T = u->frames / mc->stack;
-        int bad;
-        int nl = acmt_speech_encode_text(mc, u->text, s->lab + at, &bad);
-        if (nl < 0 || T < 1 || T > tc->max_tokens || T < acmt_ctc_min_frames(s->lab + at, nl)) {
-            s->dropped++;
-            continue;
-        }
-        s->utts[k] = *u;
-        s->tokens[k] = T;
-        at += nl;
-        s->lab_off[++k] = at;
-        if (nl > s->max_labels) s->max_labels = nl;
-    }
-    s->n = k;
-    if (!k) {
+/* The split's usable utterances; none is an error naming max_tokens (the likely cause). */
+static int set_load(acmt_speech_utts *s, const acmt_speech_train_config *tc, const acmt_speech_config *mc,
+                    const char *split, int64_t limit, char *err, size_t errlen) {
+    if (acmt_speech_utts_load(s, tc->corpus, split, mc, tc->max_tokens, limit, err, errlen)) return -1;
+    if (!s->n) {
         snprintf(err, errlen, "split %s of the corpus: no usable utterance (%lld left out: text outside the alphabet, "
                  "or over max_tokens %d)", split, (long long)s->dropped, tc->max_tokens);
         return -1;
@@ -131,7 +77,7 @@ static int set_load(speech_set *s, const acmt_speech_train_config *tc, const acm
 }
 
 /* Per-bin mean and std of the log-mel frames of the first `count` utterances. */
-static int mel_stats(const speech_set *s, const char *corpus, int count, float *mean, float *sd, char *err,
+static int mel_stats(const acmt_speech_utts *s, const char *corpus, int count, float *mean, float *sd, char *err,
                      size_t errlen) {
     double sum[ACMS_MELS] = {0}, sq[ACMS_MELS] = {0};
     int64_t nf = 0, maxf = 0;
@@ -187,31 +133,13 @@ static void spec_augment(float *f, int64_t F, const float *mean, const acmt_spee
     }
 }
 
-/* Reads the frames of utterances idx[0..n) into buf (one after another, tokens*stack frames each). */
-static int load_batch(const speech_set *s, const char *corpus, const int32_t *idx, int n, int stack, float *buf,
-                      float *tmp, const float **fr, int64_t *tok, const int32_t **lab, int *nl, char *err,
-                      size_t errlen) {
-    int64_t at = 0;
-    for (int b = 0; b < n; b++) {
-        const int64_t u = idx[b], T = s->tokens[u];
-        if (acms_read_frames(corpus, s->split, &s->utts[u], tmp, err, errlen)) return -1;
-        memcpy(buf + at, tmp, sizeof(float) * (size_t)(T * stack * ACMS_MELS));
-        fr[b] = buf + at;
-        at += T * stack * ACMS_MELS;
-        tok[b] = T;
-        lab[b] = s->lab + s->lab_off[u];
-        nl[b] = (int)(s->lab_off[u + 1] - s->lab_off[u]);
-    }
-    return 0;
-}
-
 typedef struct {
     double loss, cer, wer;
 } val_result;
 
 /* CTC loss (mean per label), greedy CER and WER (the engine's greedy decoder, as acm-train eval) over the set, batches
  * in manifest order, no augmentation. */
-static int validate(acmt_speech *sp, const speech_set *s, const acmt_speech_train_config *c, float *buf, float *tmp,
+static int validate(acmt_speech *sp, const acmt_speech_utts *s, const acmt_speech_train_config *c, float *buf, float *tmp,
                     val_result *out, char *err, size_t errlen) {
     const int maxn = sp->max_items;
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)maxn);
@@ -240,7 +168,7 @@ static int validate(acmt_speech *sp, const speech_set *s, const acmt_speech_trai
             t += s->tokens[i];
             idx[n++] = (int32_t)i++;
         }
-        if (load_batch(s, c->corpus, idx, n, sp->cfg.stack, buf, tmp, fr, tok, lab, nl, err, errlen) ||
+        if (acmt_speech_utts_read(s, c->corpus, idx, n, sp->cfg.stack, buf, tmp, fr, tok, lab, nl, err, errlen) ||
             acmt_speech_forward(sp, fr, tok, n, err, errlen))
             goto done;
         for (int b = 0; b < n; b++) {
@@ -328,75 +256,29 @@ static int state_from_json(run_state *s, const json_t *o, char *err, size_t errl
     return 0;
 }
 
-/* Keeps the CSV's header and the rows whose first field (step) is <= step. */
-static int csv_truncate(const char *path, int64_t step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) {
-        fclose(f);
-        return -1;
-    }
-    char line[4096];
-    int first = 1;
-    while (fgets(line, sizeof line, f)) {
-        if (first || strtoll(line, NULL, 10) <= step) fputs(line, o);
-        first = 0;
-    }
-    fclose(f);
-    int bad = fclose(o);
-    return bad ? -1 : rename(tmp, path);
-}
-
 /* ---- the command ------------------------------------------------------------------------------------------------ */
 
 int cmd_speech_base(int argc, char **argv) {
-    const char *config_path = NULL, *out = NULL, *ckpt_arg = NULL, *csv_arg = NULL;
-    int resume = 0, quiet = 0, no_final = 0;
-    int64_t max_steps = 0, sigterm_at = -1;
-    long new_epochs = 0;
+    acmt_run_args ra = {.me = ME, .sigterm_at = -1, .max_epochs = 10000, .epochs_rule = "in [1, 10000]"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && more) config_path = argv[++i];
-        else if (!strcmp(a, "--out") && more) out = argv[++i];
-        else if (!strcmp(a, "--ckpt") && more) ckpt_arg = argv[++i];
-        else if (!strcmp(a, "--csv") && more) csv_arg = argv[++i];
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--no-final")) no_final = 1;
-        else if (!strcmp(a, "--max-steps") && more) max_steps = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--test-sigterm-at") && more) sigterm_at = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--epochs") && more) {
-            char *end;
-            new_epochs = strtol(argv[++i], &end, 10);
-            if (*end || new_epochs < 1 || new_epochs > 10000) {
-                fprintf(stderr, ME ": --epochs: '%s' is not a whole number of epochs in [1, 10000]\n", argv[i]);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, ME ": unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
         }
-    }
-    if (new_epochs && !resume) {
-        fprintf(stderr, ME ": --epochs only changes a resumed run; set \"epochs\" in --config\n");
-        return 2;
-    }
-    if (!out) {
-        fprintf(stderr, ME ": --out is required\n");
+        const int took = acmt_run_args_take(&ra, argc, argv, &i);
+        if (took == 2) return 2;
+        if (took) continue;
+        fprintf(stderr, ME ": unknown or incomplete option '%s'\n", a);
         usage(stderr);
         return 2;
     }
-    char ckpt_path[4096], csv_path[4096], err[1024];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s%s", ckpt_arg ? ckpt_arg : out, ckpt_arg ? "" : ".ckpt");
-    snprintf(csv_path, sizeof csv_path, "%s%s", csv_arg ? csv_arg : out, csv_arg ? "" : ".csv");
+    if (acmt_run_args_check(&ra, usage)) return 2;
+    const char *config_path = ra.config, *out = ra.out, *ckpt_path = ra.ckpt_path, *csv_path = ra.csv_path;
+    const int resume = ra.resume, quiet = ra.quiet, no_final = ra.no_final;
+    const int64_t max_steps = ra.max_steps, sigterm_at = ra.sigterm_at;
+    const long new_epochs = ra.new_epochs;
+    char err[1024];
 
     acmt_speech_train_config cfg = acmt_speech_train_config_default();
     json_t *st0 = NULL;
@@ -437,7 +319,7 @@ int cmd_speech_base(int argc, char **argv) {
     mc.chunk = cfg.chunk;
     mc.left_context = cfg.left_context;
 
-    speech_set train = {0}, val = {0};
+    acmt_speech_utts train = {0}, val = {0};
     acmt_speech *sp = NULL;
     int32_t *order = NULL, *perm = NULL, *idx = NULL;
     int64_t *bstart = NULL, *tok = NULL;
@@ -501,7 +383,7 @@ int cmd_speech_base(int argc, char **argv) {
             }
             s.total = total;
         }
-        if (csv_truncate(csv_path, s.step)) fprintf(stderr, ME ": warning: cannot trim %s\n", csv_path);
+        if (acmt_csv_truncate(csv_path, s.step)) fprintf(stderr, ME ": warning: cannot trim %s\n", csv_path);
     } else {
         acmt_rng rng_init;
         acmt_rng_seed(&rng_init, (uint64_t)cfg.seed, 1);
@@ -517,14 +399,11 @@ int cmd_speech_base(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
         s.nb = acmt_batches_epoch(train.tokens, n, batch_params(&cfg), &s.rng_order, order, bstart, perm);
         s.total = s.nb * cfg.epochs;
-        FILE *f = fopen(csv_path, "w");
-        if (!f) {
+        if (acmt_csv_create(csv_path, "step,epoch,utterances,tokens,lr,loss,grad_norm,tok_per_s,train_s,skipped,"
+                                      "val_loss,val_cer,val_wer")) {
             fprintf(stderr, ME ": %s: %s\n", csv_path, strerror(errno));
             goto done;
         }
-        fprintf(f, "step,epoch,utterances,tokens,lr,loss,grad_norm,tok_per_s,train_s,skipped,val_loss,val_cer,"
-                   "val_wer\n");
-        fclose(f);
     }
     csv = fopen(csv_path, "a");
     if (!csv) {
@@ -543,24 +422,19 @@ int cmd_speech_base(int argc, char **argv) {
                 (long long)s.nb, acmt_speech_token_flops(&mc) / 1e6, acm_blas_core(), cfg.threads,
                 resume ? " (resumed)" : "");
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    acmt_signals sigs;
+    acmt_signals_catch(&sigs);
 
     acmt_progress prog;
     acmt_progress_start(&prog, quiet);
     prog.rate_unit = "tok/s";
     prog.acc_label = NULL;
-    double last_ckpt = now_s(), win_loss = 0, win_gn = 0, win_time = 0, session_time = 0;
+    double last_ckpt = acmt_now_s(), win_loss = 0, win_gn = 0, win_time = 0, session_time = 0;
     int64_t win_steps = 0, win_utts = 0, win_tok = 0, win_skip = 0, session_tok = 0;
     status = 0;
     const int64_t first_step = s.step;
     while (s.step < stop_at) {
-        const double t0 = now_s();
+        const double t0 = acmt_now_s();
         if (s.bpos == s.nb) {
             s.epoch++;
             s.bpos = 0;
@@ -569,7 +443,7 @@ int cmd_speech_base(int argc, char **argv) {
         const int64_t b0 = bstart[perm[s.bpos]], nbat = bstart[perm[s.bpos] + 1] - b0;
         s.bpos++;
         int64_t step_tok = 0;
-        if (load_batch(&train, cfg.corpus, order + b0, (int)nbat, cfg.stack, buf, tmp, fr, tok, lab, nl, err,
+        if (acmt_speech_utts_read(&train, cfg.corpus, order + b0, (int)nbat, cfg.stack, buf, tmp, fr, tok, lab, nl, err,
                        sizeof err)) {
             fprintf(stderr, "\n" ME ": %s\n", err);
             status = 1;
@@ -595,7 +469,7 @@ int cmd_speech_base(int argc, char **argv) {
                                   sp->v + p->offset, p->numel, s.step + 1, p->decay);
         }
         s.step++;
-        const double dt = now_s() - t0;
+        const double dt = acmt_now_s() - t0;
         s.train_seconds += dt;
         session_time += dt;
         session_tok += step_tok;
@@ -638,26 +512,25 @@ int cmd_speech_base(int argc, char **argv) {
         acmt_progress_update(&prog, s.step, total, loss, 0, (double)session_tok / session_time,
                              (double)(total - s.step) * session_time / (double)(s.step - first_step));
         if (sigterm_at >= 0 && s.step == sigterm_at) raise(SIGTERM);
-        if (stop_signal || s.step == stop_at || now_s() - last_ckpt >= cfg.ckpt_every_s) {
+        if (acmt_stop_signal || s.step == stop_at || acmt_now_s() - last_ckpt >= cfg.ckpt_every_s) {
             json_t *st = state_json(&s, &cfg);
             if (acmt_ckpt_write(ckpt_path, ce, 5, st, err, sizeof err)) {
                 fprintf(stderr, "\n" ME ": checkpoint: %s\n", err);
                 status = 1;
             }
             json_decref(st);
-            last_ckpt = now_s();
+            last_ckpt = acmt_now_s();
         }
-        if (stop_signal) {
+        if (acmt_stop_signal) {
             acmt_progress_note(&prog, "signal %d: stopped at step %lld; checkpoint %s; continue with --resume",
-                               (int)stop_signal, (long long)s.step, ckpt_path);
+                               (int)acmt_stop_signal, (long long)s.step, ckpt_path);
             break;
         }
     }
     acmt_progress_end(&prog);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    acmt_signals_restore(&sigs);
 
-    if (status == 0 && !stop_signal && s.step == total && !no_final) {
+    if (status == 0 && !acmt_stop_signal && s.step == total && !no_final) {
         val_result vr;
         if (validate(sp, &val, &cfg, buf, tmp, &vr, err, sizeof err)) {
             fprintf(stderr, ME ": validation: %s\n", err);
@@ -685,8 +558,8 @@ int cmd_speech_base(int argc, char **argv) {
 done:
     if (csv) fclose(csv);
     acmt_speech_free(sp);
-    set_free(&train);
-    set_free(&val);
+    acmt_speech_utts_free(&train);
+    acmt_speech_utts_free(&val);
     free(order);
     free(perm);
     free(bstart);

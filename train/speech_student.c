@@ -15,11 +15,7 @@
 #include "vit.h"
 
 static float *param_of(const acmt_speech *sp, int l, const char *suffix) {
-    char nm[64];
-    snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);
-    for (int i = 0; i < sp->ntab; i++)
-        if (!strcmp(sp->tab[i].name, nm)) return sp->params + sp->tab[i].offset;
-    return NULL;
+    return acmt_speech_block_param(sp, sp->params, l, suffix);
 }
 
 /* The MLP hook's forward: ACM l on the block's ln2 rows, added into x2. */
@@ -271,17 +267,7 @@ acmt_aux acmt_speech_student_aux(acmt_speech_student *s, double beta, double w_b
         return r;
     }
     for (int b = 0; b < B; b++) bmean[b] = acmt_speech_student_item_budget(s, b);
-    if (B > 1) {
-        double pairs = B * (B - 1) / 2.0, sum = 0;
-        for (int i = 0; i < B; i++)
-            for (int m = i + 1; m < B; m++) {
-                double d = bmean[i] - bmean[m], sg = d > 0 ? 1 : d < 0 ? -1 : 0;
-                sum += fabs(d);
-                dbi[i] += -2.0 * sg / pairs;
-                dbi[m] += 2.0 * sg / pairs;
-            }
-        r.diversity = -2.0 * sum / pairs;
-    }
+    if (B > 1) r.diversity = acmt_diversity_loss(bmean, B, dbi);
     const double logn = log((double)N + 1);
     for (int a = 0; a < A; a++)
         for (int b = 0; b < B; b++) {

@@ -27,6 +27,7 @@
 #include "logmel.h"
 #include "model.h"
 #include "safetensors.h"
+#include "train/block_backward.h"
 #include "train/ctc_loss.h"
 
 acmt_speech_config acmt_speech_default_config(void) {
@@ -38,35 +39,19 @@ acmt_speech_config acmt_speech_default_config(void) {
 
 /* ---- the tensor table ------------------------------------------------------------------------------------------- */
 
-static void add(acmt_param *tab, int *n, int64_t *off, const char *name, int decay, int ndim, int64_t d0,
-                int64_t d1) {
-    if (tab) {
-        acmt_param *p = &tab[*n];
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->ndim = ndim;
-        p->shape[0] = d0;
-        p->shape[1] = d1;
-        p->numel = ndim == 1 ? d0 : d0 * d1;
-        p->offset = *off;
-        p->decay = decay;
-    }
-    (*n)++;
-    *off += ndim == 1 ? d0 : d0 * d1;
-}
-
 static int build_table(const acmt_speech_config *c, int K, acmt_param *tab, int64_t *total) {
     int n = 0;
     int64_t off = 0;
     const int D = c->dim, Hd = c->mlp_hidden, SM = c->stack * c->n_mels;
     char nm[64];
-    add(tab, &n, &off, "frontend.mel_mean", 0, 1, c->n_mels, 0);
-    add(tab, &n, &off, "frontend.mel_std", 0, 1, c->n_mels, 0);
-    add(tab, &n, &off, "frontend.proj.weight", 1, 2, D, SM);
-    add(tab, &n, &off, "frontend.proj.bias", 0, 1, D, 0);
+    acmt_param_add(tab, &n, &off, "frontend.mel_mean", 0, 1, c->n_mels, 0, 0, 0);
+    acmt_param_add(tab, &n, &off, "frontend.mel_std", 0, 1, c->n_mels, 0, 0, 0);
+    acmt_param_add(tab, &n, &off, "frontend.proj.weight", 1, 2, D, SM, 0, 0);
+    acmt_param_add(tab, &n, &off, "frontend.proj.bias", 0, 1, D, 0, 0, 0);
     for (int l = 0; l < c->depth; l++) {
 #define BLK(suffix, decay, nd, a, b)                                                                                 \
     snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);                                                            \
-    add(tab, &n, &off, nm, decay, nd, a, b)
+    acmt_param_add(tab, &n, &off, nm, decay, nd, a, b, 0, 0)
         BLK("norm1.weight", 0, 1, D, 0);
         BLK("norm1.bias", 0, 1, D, 0);
         BLK("attn.qkv.weight", 1, 2, 3 * D, D);
@@ -81,19 +66,16 @@ static int build_table(const acmt_speech_config *c, int K, acmt_param *tab, int6
         BLK("mlp.fc2.bias", 0, 1, D, 0);
 #undef BLK
     }
-    add(tab, &n, &off, "norm.weight", 0, 1, D, 0);
-    add(tab, &n, &off, "norm.bias", 0, 1, D, 0);
-    add(tab, &n, &off, "head.weight", 1, 2, K, D);
-    add(tab, &n, &off, "head.bias", 0, 1, K, 0);
+    acmt_param_add(tab, &n, &off, "norm.weight", 0, 1, D, 0, 0, 0);
+    acmt_param_add(tab, &n, &off, "norm.bias", 0, 1, D, 0, 0, 0);
+    acmt_param_add(tab, &n, &off, "head.weight", 1, 2, K, D, 0, 0);
+    acmt_param_add(tab, &n, &off, "head.bias", 0, 1, K, 0, 0, 0);
     *total = off;
     return n;
 }
 
 static float *P_(const acmt_speech *s, float *base, const char *name) {
-    for (int i = 0; i < s->ntab; i++)
-        if (!strcmp(s->tab[i].name, name)) return base + s->tab[i].offset;
-    fprintf(stderr, "acm-train: internal error: no parameter %s\n", name);
-    abort();
+    return acmt_param_data(s->tab, s->ntab, base, name);
 }
 
 static float *Pb(const acmt_speech *s, float *base, int l, const char *suffix) {
@@ -104,13 +86,14 @@ static float *Pb(const acmt_speech *s, float *base, int l, const char *suffix) {
 
 static const float *lookup(void *ctx, const char *name, int *ndim, const int64_t **shape) {
     const acmt_speech *s = ctx;
-    for (int i = 0; i < s->ntab; i++)
-        if (!strcmp(s->tab[i].name, name)) {
-            *ndim = s->tab[i].ndim;
-            *shape = s->tab[i].shape;
-            return s->params + s->tab[i].offset;
-        }
-    return NULL;
+    return acmt_param_lookup(s->tab, s->ntab, s->params, name, ndim, shape);
+}
+
+float *acmt_speech_block_param(const acmt_speech *s, float *base, int l, const char *suffix) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix);
+    const acmt_param *p = acmt_param_find(s->tab, s->ntab, nm);
+    return p ? base + p->offset : NULL;
 }
 
 int acmt_speech_trainable(const acmt_speech *s, int i) { return strncmp(s->tab[i].name, "frontend.mel_", 13) != 0; }
@@ -278,13 +261,6 @@ void acmt_speech_free(acmt_speech *s) {
     free(s);
 }
 
-static float trunc_normal(acmt_rng *r, float std) {
-    for (;;) {
-        float x = acmt_rng_normal(r);
-        if (x >= -2.0f && x <= 2.0f) return x * std;
-    }
-}
-
 void acmt_speech_init(acmt_speech *s, acmt_rng *rng) {
     memset(s->params, 0, sizeof(float) * (size_t)s->nparams);
     for (int i = 0; i < s->ntab; i++) {
@@ -296,7 +272,7 @@ void acmt_speech_init(acmt_speech *s, acmt_rng *rng) {
             for (int64_t j = 0; j < t->numel; j++) w[j] = 1.0f;
         } else {
             const float sd = !strcmp(t->name, "frontend.proj.weight") ? 1.0f / sqrtf((float)s->SM) : 0.02f;
-            for (int64_t j = 0; j < t->numel; j++) w[j] = trunc_normal(rng, sd);
+            for (int64_t j = 0; j < t->numel; j++) w[j] = acmt_trunc_normal(rng, sd);
         }
     }
 }
@@ -518,14 +494,10 @@ double acmt_speech_backward(acmt_speech *s, const int32_t *const *labels, const 
             s->mlp_bwd(s->mlp_ctx, l, s->dln, s->dres, R);
             goto norm2;
         }
-        memset(s->dhid, 0, sizeof(float) * (size_t)(R * Hd));
-        acm__matmul_backward(s->dhid, Hd, Pb(s, G, l, "mlp.fc2.weight"), Pb(s, G, l, "mlp.fc2.bias"), s->dres, D,
-                             a->gelu, Hd, Pb(s, W, l, "mlp.fc2.weight"), Hd, R, Hd, D);
-        memset(s->dfc1, 0, sizeof(float) * (size_t)(R * Hd));
-        acm__gelu_backward_out(s->dfc1, a->fc1, a->gelu, s->dhid, R * Hd);
         memset(s->dln, 0, sizeof(float) * (size_t)(R * D));
-        acm__matmul_backward(s->dln, D, Pb(s, G, l, "mlp.fc1.weight"), Pb(s, G, l, "mlp.fc1.bias"), s->dfc1, Hd,
-                             a->ln2, D, Pb(s, W, l, "mlp.fc1.weight"), D, R, D, Hd);
+        acmt_mlp_backward(s->dln, Pb(s, G, l, "mlp.fc1.weight"), Pb(s, G, l, "mlp.fc1.bias"),
+                          Pb(s, G, l, "mlp.fc2.weight"), Pb(s, G, l, "mlp.fc2.bias"), s->dhid, s->dfc1, s->dres, a->ln2,
+                          a->fc1, a->gelu, Pb(s, W, l, "mlp.fc1.weight"), Pb(s, W, l, "mlp.fc2.weight"), R, D, Hd);
     norm2:
         acm__layernorm_backward(s->dres, Pb(s, G, l, "norm2.weight"), Pb(s, G, l, "norm2.bias"), s->dln, a->x1,
                                 Pb(s, W, l, "norm2.weight"), a->ln2_mean, a->ln2_rstd, R, D);
@@ -563,25 +535,9 @@ int acmt_speech_encode_text(const acmt_speech_config *c, const char *text, int32
 }
 
 int acmt_speech_save_model(const acmt_speech *s, const char *path, const char *extra_json, char *err, size_t errlen) {
-    acm_st_out *out = calloc((size_t)s->ntab, sizeof *out);
-    if (!out) {
-        snprintf(err, errlen, "out of memory");
-        return ACM_ENOMEM;
-    }
-    for (int i = 0; i < s->ntab; i++) {
-        out[i].name = s->tab[i].name;
-        out[i].dtype = ACM_ST_F32;
-        out[i].ndim = s->tab[i].ndim;
-        for (int d = 0; d < s->tab[i].ndim; d++) out[i].shape[d] = s->tab[i].shape[d];
-        out[i].data = s->params + s->tab[i].offset;
-    }
     char *meta = acmt_speech_meta_json(&s->cfg, extra_json);
-    json_t *md = json_object();
-    json_object_set_new(md, "acm", json_string(meta ? meta : "{}"));
+    int rc = acmt_params_save(s->tab, s->ntab, s->params, meta, path, err, errlen);
     free(meta);
-    int rc = acm__st_write(path, out, s->ntab, md, err, errlen);
-    json_decref(md);
-    free(out);
     return rc;
 }
 

@@ -109,6 +109,8 @@ void acmt_speech_free(acmt_speech *s);
 void acmt_speech_init(acmt_speech *s, acmt_rng *rng);
 void acmt_speech_set_mel_stats(acmt_speech *s, const float *mean, const float *std);
 
+/* Block l's tensor "blocks.<l>.<suffix>" inside base (s->params, s->grads, ...), or NULL when the table has none. */
+float *acmt_speech_block_param(const acmt_speech *s, float *base, int l, const char *suffix);
 /* 1 if the optimiser updates tensor i of the table (everything but the log-mel statistics). */
 int acmt_speech_trainable(const acmt_speech *s, int i);
 

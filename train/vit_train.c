@@ -21,42 +21,17 @@
 #include "kernels.h"
 #include "model.h"
 #include "safetensors.h"
+#include "train/block_backward.h"
 #include "train/data.h"
 
-
-static int add_param(acmt_param *tab, int *n, int64_t *off, const char *name, int decay, int ndim, int64_t d0,
-                     int64_t d1, int64_t d2, int64_t d3) {
-    acmt_param *p = &tab[(*n)++];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = ndim;
-    int64_t d[4] = {d0, d1, d2, d3};
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = d[i];
-        p->numel *= d[i];
-    }
-    p->offset = *off;
-    p->decay = decay;
-    *off += p->numel;
-    return 0;
-}
 
 /* The table of tensors, in timm's order. Returns the count (tab may be NULL to count). */
 static int build_table(const acmt_vit_config *c, acmt_param *tab, int64_t *total) {
     int n = 0;
     int64_t off = 0;
-    acmt_param dummy[1];
     const int D = c->dim, Hd = c->mlp_hidden, P = c->patch_size, T = (c->image_size / P) * (c->image_size / P) + 1;
     char nm[64];
-#define ADD(name, decay, nd, a, b, cc, d)                                                    \
-    do {                                                                                     \
-        if (tab) add_param(tab, &n, &off, name, decay, nd, a, b, cc, d);                     \
-        else {                                                                               \
-            int z = 0;                                                                       \
-            add_param(dummy, &z, &off, name, decay, nd, a, b, cc, d);                        \
-            n++;                                                                             \
-        }                                                                                    \
-    } while (0)
+#define ADD(name, decay, nd, a, b, cc, d) acmt_param_add(tab, &n, &off, name, decay, nd, a, b, cc, d)
     ADD("patch_embed.proj.weight", 1, 4, D, c->in_chans, P, P);
     ADD("patch_embed.proj.bias", 0, 1, D, 0, 0, 0);
     ADD("cls_token", 0, 3, 1, 1, D, 0);
@@ -88,19 +63,10 @@ static int build_table(const acmt_vit_config *c, acmt_param *tab, int64_t *total
     return n;
 }
 
-static const acmt_param *find(const acmt_vit *v, const char *name) {
-    for (int i = 0; i < v->ntab; i++)
-        if (!strcmp(v->tab[i].name, name)) return &v->tab[i];
-    return NULL;
-}
+static const acmt_param *find(const acmt_vit *v, const char *name) { return acmt_param_find(v->tab, v->ntab, name); }
 
 static float *P_(const acmt_vit *v, float *base, const char *name) {
-    const acmt_param *p = find(v, name);
-    if (!p) {
-        fprintf(stderr, "acm-train: internal error: no parameter %s\n", name);
-        abort();
-    }
-    return base + p->offset;
+    return acmt_param_data(v->tab, v->ntab, base, name);
 }
 
 float *acmt_vit_param(const acmt_vit *v, float *base, const char *name) {
@@ -116,11 +82,7 @@ static float *Pb(const acmt_vit *v, float *base, int l, const char *suffix) {
 
 static const float *lookup(void *ctx, const char *name, int *ndim, const int64_t **shape) {
     const acmt_vit *v = ctx;
-    const acmt_param *p = find(v, name);
-    if (!p) return NULL;
-    *ndim = p->ndim;
-    *shape = p->shape;
-    return v->params + p->offset;
+    return acmt_param_lookup(v->tab, v->ntab, v->params, name, ndim, shape);
 }
 
 char *acmt_vit_meta_json(const acmt_vit_config *c, const char *extra_json) {
@@ -283,13 +245,6 @@ void acmt_vit_free(acmt_vit *v) {
     free(v);
 }
 
-static float trunc_normal(acmt_rng *r, float std) {
-    for (;;) {
-        float x = acmt_rng_normal(r);
-        if (x >= -2.0f && x <= 2.0f) return x * std;
-    }
-}
-
 void acmt_vit_init(acmt_vit *v, acmt_rng *rng) {
     memset(v->params, 0, sizeof(float) * (size_t)v->nparams);
     for (int i = 0; i < v->ntab; i++) {
@@ -304,11 +259,11 @@ void acmt_vit_init(acmt_vit *v, acmt_rng *rng) {
             for (int64_t j = 0; j < t->numel; j++) w[j] = 1.0f;
         } else if (!strcmp(nm, "patch_embed.proj.weight")) {
             float s = 1.0f / sqrtf((float)v->PP);
-            for (int64_t j = 0; j < t->numel; j++) w[j] = trunc_normal(rng, s);
+            for (int64_t j = 0; j < t->numel; j++) w[j] = acmt_trunc_normal(rng, s);
         } else if (!strcmp(nm, "cls_token")) {
             for (int64_t j = 0; j < t->numel; j++) w[j] = 1e-6f * acmt_rng_normal(rng);
         } else {
-            for (int64_t j = 0; j < t->numel; j++) w[j] = trunc_normal(rng, 0.02f);
+            for (int64_t j = 0; j < t->numel; j++) w[j] = acmt_trunc_normal(rng, 0.02f);
         }
     }
 }
@@ -386,13 +341,10 @@ double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backwa
         if (am) {
             hook(ctx, v->dln, D, v->dres, D, am, B, T);
         } else {
-            memset(v->dhid, 0, sizeof(float) * (size_t)BT * Hd);
-            acm__matmul_backward(v->dhid, Hd, Pb(v, G, l, "mlp.fc2.weight"), Pb(v, G, l, "mlp.fc2.bias"), v->dres, D,
-                                 a->gelu, Hd, Pb(v, v->params, l, "mlp.fc2.weight"), Hd, BT, Hd, D);
-            memset(v->dfc1, 0, sizeof(float) * (size_t)BT * Hd);
-            acm__gelu_backward_out(v->dfc1, a->fc1, a->gelu, v->dhid, BT * Hd);
-            acm__matmul_backward(v->dln, D, Pb(v, G, l, "mlp.fc1.weight"), Pb(v, G, l, "mlp.fc1.bias"), v->dfc1, Hd,
-                                 a->ln2, D, Pb(v, v->params, l, "mlp.fc1.weight"), D, BT, D, Hd);
+            acmt_mlp_backward(v->dln, Pb(v, G, l, "mlp.fc1.weight"), Pb(v, G, l, "mlp.fc1.bias"),
+                              Pb(v, G, l, "mlp.fc2.weight"), Pb(v, G, l, "mlp.fc2.bias"), v->dhid, v->dfc1, v->dres,
+                              a->ln2, a->fc1, a->gelu, Pb(v, v->params, l, "mlp.fc1.weight"),
+                              Pb(v, v->params, l, "mlp.fc2.weight"), BT, D, Hd);
         }
         acm__layernorm_backward(v->dres, Pb(v, G, l, "norm2.weight"), Pb(v, G, l, "norm2.bias"), v->dln, a->x1,
                                 Pb(v, v->params, l, "norm2.weight"), a->ln2_mean, a->ln2_rstd, BT, D);
@@ -441,25 +393,9 @@ double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backwa
 }
 
 int acmt_vit_save_model(const acmt_vit *v, const char *path, const char *extra_json, char *err, size_t errlen) {
-    acm_st_out *out = calloc((size_t)v->ntab, sizeof *out);
-    if (!out) {
-        snprintf(err, errlen, "out of memory");
-        return ACM_ENOMEM;
-    }
-    for (int i = 0; i < v->ntab; i++) {
-        out[i].name = v->tab[i].name;
-        out[i].dtype = ACM_ST_F32;
-        out[i].ndim = v->tab[i].ndim;
-        for (int d = 0; d < v->tab[i].ndim; d++) out[i].shape[d] = v->tab[i].shape[d];
-        out[i].data = v->params + v->tab[i].offset;
-    }
     char *meta = acmt_vit_meta_json(&v->cfg, extra_json);
-    json_t *md = json_object();
-    json_object_set_new(md, "acm", json_string(meta ? meta : "{}"));
+    int rc = acmt_params_save(v->tab, v->ntab, v->params, meta, path, err, errlen);
     free(meta);
-    int rc = acm__st_write(path, out, v->ntab, md, err, errlen);
-    json_decref(md);
-    free(out);
     return rc;
 }
 

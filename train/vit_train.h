@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "acm.h"
+#include "train/param_table.h"
 #include "train/rng.h"
 #include "vit.h"
 
@@ -25,14 +26,6 @@ typedef struct {
     int dim, depth, heads, mlp_hidden, num_classes;
     float ln_eps;
 } acmt_vit_config;
-
-typedef struct {
-    char name[64];
-    int ndim;
-    int64_t shape[4];
-    int64_t offset, numel; /* into the flat buffers, in floats */
-    int decay;             /* 1: weight decay applies (matrices) */
-} acmt_param;
 
 typedef struct {
     acmt_vit_config cfg;

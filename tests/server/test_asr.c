@@ -631,12 +631,17 @@ static int send_wav(int port, const uint8_t *wav, size_t len) {
     return fd;
 }
 
+/* acmd serving MODEL as "s" with one worker whose jobs are held (th_acmd_start_held), past its warm-up and ready. */
+static void start_held_one_worker(th_acmd *s) {
+    cr_assert_eq(th_acmd_start_held(s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(s, 30), 0);
+}
+
 /* A client that leaves while its transcription is queued behind a held worker is cancelled, never run. */
 Test(asr, client_leaving_while_queued_is_cancelled_not_run, .timeout = 120) {
     th_acmd s;
-    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
-    th_hold_release(&s, 1); /* the warm-up */
-    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    start_held_one_worker(&s);
     const size_t n = 16000;
     int16_t *x = signal_s16(n, 1, 16000, 9);
     size_t wl;
@@ -854,14 +859,22 @@ Test(asr, streamed_upload_equals_the_whole_file, .timeout = 180) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
+/* The count of transcriptions whose client left (499). */
+static const char left_499[] = "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}";
+
+/* th_metric(port, series) once it reaches at least v (polled for up to 10 s), or its value when the time is up. */
+static double metric_reaching(int port, const char *series, double v) {
+    const double t0 = th_now();
+    while (th_metric(port, series) < v && th_now() - t0 < 10) usleep(2000);
+    return th_metric(port, series);
+}
+
 /* A client that leaves mid-upload after chunks of it ran, and one that leaves while a worker holds a job of it:
  * freed (no bytes held; no leak under ASan), its stream never run to the end (no FLOPs counted, no transcript), a 499
  * in the metrics; the next upload is served. */
 Test(asr, client_leaving_a_streamed_upload_is_freed, .timeout = 120) {
     th_acmd s;
-    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
-    th_hold_release(&s, 1); /* the warm-up */
-    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    start_held_one_worker(&s);
     const size_t n = 16000 * 2;
     int16_t *x = signal_s16(n, 1, 16000, 23);
     size_t wl;
@@ -875,11 +888,7 @@ Test(asr, client_leaving_a_streamed_upload_is_freed, .timeout = 120) {
     while (th_metric(s.port, "\nacm_http_connections ") > conns && th_now() - t0 < 10) usleep(2000);
     cr_expect_eq(th_metric(s.port, "\nacm_http_connections "), conns, "the server did not see the client leave");
     th_hold_end(&s);
-    t0 = th_now();
-    while (th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}") < 1 &&
-           th_now() - t0 < 10)
-        usleep(2000);
-    cr_expect_eq(th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}"), 1);
+    cr_expect_eq(metric_reaching(s.port, left_499, 1), 1);
     /* chunks run, then the client leaves between pieces */
     const long before = cost_samples(s.port);
     fd = upload(s.port, "audio/wav", wav, wl, &(upload_t){.piece = 12000, .stop_at = 36000}, NULL);
@@ -887,11 +896,7 @@ Test(asr, client_leaving_a_streamed_upload_is_freed, .timeout = 120) {
     while (cost_samples(s.port) <= before && th_now() - t0 < 10) usleep(2000);
     cr_expect_gt(cost_samples(s.port), before, "no chunk of the upload ran");
     close(fd);
-    t0 = th_now();
-    while (th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}") < 2 &&
-           th_now() - t0 < 10)
-        usleep(2000);
-    cr_expect_eq(th_metric(s.port, "acm_http_requests_total{route=\"transcribe\",method=\"POST\",code=\"499\"}"), 2);
+    cr_expect_eq(metric_reaching(s.port, left_499, 2), 2);
     t0 = th_now();
     while (th_metric(s.port, "\nacm_buffered_bytes ") != 0 && th_now() - t0 < 10) usleep(2000);
     cr_expect_eq(th_metric(s.port, "\nacm_buffered_bytes "), 0, "the bytes of a client that left are still held");
@@ -1077,9 +1082,7 @@ Test(asr, http_equals_the_engine_batch_path, .timeout = 120) {
  * while the body still arrived is run, not answered 504 (that would end an upload whose answer may still be on time). */
 Test(asr, a_streamed_upload_deadline_runs_from_the_last_byte, .timeout = 120) {
     th_acmd s;
-    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
-    th_hold_release(&s, 1); /* the warm-up */
-    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    start_held_one_worker(&s);
     const size_t n = 16000 * 2;
     int16_t *x = signal_s16(n, 1, 16000, 26);
     size_t wl;

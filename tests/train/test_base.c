@@ -13,13 +13,11 @@
 #include "safetensors.h"
 #include "train/ckpt.h"
 #include "train/commands.h"
+#include "train_fixture.h"
 
 static char dir[64];
 
-static void make_dir(void) {
-    snprintf(dir, sizeof dir, "/tmp/acm-test-base-XXXXXX");
-    cr_assert(mkdtemp(dir), "mkdtemp");
-}
+static void make_dir(void) { fixture_make_dir(dir, sizeof dir, "base"); }
 
 static void write_config(const char *path, const char *extra) {
     FILE *f = fopen(path, "w");
@@ -32,19 +30,9 @@ static void write_config(const char *path, const char *extra) {
     fclose(f);
 }
 
-static int run(int n, const char **args) {
-    char *argv[32];
-    argv[0] = "base";
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
-    argv[n + 1] = NULL;
-    return cmd_base(n + 1, argv);
-}
+static int run(int n, const char **args) { return fixture_run(cmd_base, "base", n, args); }
 
-static void cleanup(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void cleanup(void) { fixture_remove_dir(dir); }
 
 Test(base, smoke_loss_falls) {
     make_dir();
@@ -76,33 +64,11 @@ Test(base, smoke_loss_falls) {
 
 /* Compares every tensor of two checkpoints byte for byte, and their step and RNG states. */
 static void same_checkpoints(const char *p1, const char *p2) {
-    acm_st_file a, b;
-    char err[256];
-    cr_assert_eq(acm__st_open(&a, p1, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(acm__st_open(&b, p2, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(a.n, b.n);
     const char *names[] = {"params", "adam_m", "adam_v", "order"};
-    for (int i = 0; i < 4; i++) {
-        const acm_st_tensor *ta = acm__st_find(&a, names[i]), *tb = acm__st_find(&b, names[i]);
-        cr_assert(ta && tb, "tensor %s missing", names[i]);
-        cr_assert_eq(ta->numel, tb->numel);
-        int64_t diff = -1;
-        for (int64_t j = 0; j < ta->numel && diff < 0; j++)
-            if (memcmp((const char *)ta->data + 4 * j, (const char *)tb->data + 4 * j, 4)) diff = j;
-        cr_assert(diff < 0, "%s differs first at element %lld of %lld", names[i], (long long)diff,
-                  (long long)ta->numel);
-    }
-    json_t *sa = json_loads(acm__st_meta(&a, "acm_train"), 0, NULL), *sb = json_loads(acm__st_meta(&b, "acm_train"), 0, NULL);
-    cr_assert(sa && sb);
     const char *keys[] = {"step", "epoch", "pos", "rng_order", "rng_aug"};
-    for (int i = 0; i < 5; i++)
-        cr_assert(json_equal(json_object_get(sa, keys[i]), json_object_get(sb, keys[i])), "state '%s' differs",
-                  keys[i]);
+    json_t *sa = fixture_same_checkpoints(p1, p2, names, 4, keys, 5);
     cr_assert_eq(json_integer_value(json_object_get(sa, "step")), 20);
     json_decref(sa);
-    json_decref(sb);
-    acm__st_close(&a);
-    acm__st_close(&b);
 }
 
 Test(base, sigterm_and_resume_is_bit_exact) {

@@ -20,54 +20,11 @@
 #include "train/rng.h"
 #include "train/speech_corpus.h"
 #include "train/speech_eval.h"
+#include "train_fixture.h"
 
 static char dir[64];
 
-/* A corpus of n utterances in SPLIT: 10..33 tokens each (4 frames per token, plus 0..3 left over), a text of up to
- * T/2 characters over "abc " (no leading, trailing or double space), frames whose bins carry the letters faintly. */
-static void write_split(const char *split, int n, uint64_t seed) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, split);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/%s/shard-00000.f16", dir, split);
-    FILE *f = fopen(path, "wb");
-    snprintf(path, sizeof path, "%s/%s.tsv", dir, split);
-    FILE *t = fopen(path, "w");
-    cr_assert(f && t);
-    acmt_rng r;
-    acmt_rng_seed(&r, seed, 0);
-    int64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        const int T = 10 + (int)acmt_rng_below(&r, 24), F = 4 * T + (int)acmt_rng_below(&r, 4);
-        char text[64];
-        int L = 1 + (int)acmt_rng_below(&r, (uint32_t)(T / 2));
-        for (int j = 0; j < L; j++) {
-            int c = (int)acmt_rng_below(&r, 4);
-            text[j] = c == 3 && j > 0 && j < L - 1 && text[j - 1] != ' ' ? ' ' : (char)('a' + c % 3);
-        }
-        text[L] = 0;
-        for (int k = 0; k < F; k++) {
-            const char ch = text[(int64_t)k * L / F];
-            for (int m = 0; m < ACMS_MELS; m++) {
-                float x = acmt_rng_normal(&r) + (ch != ' ' && m / 20 == ch - 'a' ? 2.0f : 0.0f);
-                uint16_t h = acms_f32_to_f16(x - 5.0f);
-                fwrite(&h, 2, 1, f);
-            }
-        }
-        fprintf(t, "%s-%d\t0\t%lld\t%d\t%d\tspk%d\tespeak-ng\tv\tcommand\tclean\t%s\n", split, i, (long long)off, F,
-                F * 160 + 240, i % 3, text);
-        off += F;
-    }
-    fclose(f);
-    fclose(t);
-}
-
-static void make_corpus(void) {
-    snprintf(dir, sizeof dir, "/tmp/acm-test-speech-base-XXXXXX");
-    cr_assert(mkdtemp(dir), "mkdtemp");
-    write_split("train", 60, 1);
-    write_split("val", 8, 2);
-}
+static void make_corpus(void) { fixture_speech_corpus(dir, sizeof dir, "speech-base"); }
 
 static void write_config(const char *path, const char *extra) {
     FILE *f = fopen(path, "w");
@@ -80,19 +37,9 @@ static void write_config(const char *path, const char *extra) {
     fclose(f);
 }
 
-static int run(int n, const char **args) {
-    char *argv[32];
-    argv[0] = "speech-base";
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
-    argv[n + 1] = NULL;
-    return cmd_speech_base(n + 1, argv);
-}
+static int run(int n, const char **args) { return fixture_run(cmd_speech_base, "speech-base", n, args); }
 
-static void cleanup(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void cleanup(void) { fixture_remove_dir(dir); }
 
 Test(speech_base, smoke_loss_falls_and_the_engine_loads_the_model) {
     make_corpus();
@@ -162,34 +109,12 @@ Test(speech_base, smoke_loss_falls_and_the_engine_loads_the_model) {
 
 /* Compares every tensor of two checkpoints byte for byte, and their state. */
 static void same_checkpoints(const char *p1, const char *p2, int64_t step) {
-    acm_st_file a, b;
-    char err[256];
-    cr_assert_eq(acm__st_open(&a, p1, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(acm__st_open(&b, p2, err, sizeof err), 0, "%s", err);
     const char *names[] = {"params", "adam_m", "adam_v", "order", "perm"};
-    for (int i = 0; i < 5; i++) {
-        const acm_st_tensor *ta = acm__st_find(&a, names[i]), *tb = acm__st_find(&b, names[i]);
-        cr_assert(ta && tb, "tensor %s missing", names[i]);
-        cr_assert_eq(ta->numel, tb->numel);
-        int64_t diff = -1;
-        for (int64_t j = 0; j < ta->numel && diff < 0; j++)
-            if (memcmp((const char *)ta->data + 4 * j, (const char *)tb->data + 4 * j, 4)) diff = j;
-        cr_assert(diff < 0, "%s differs first at element %lld of %lld", names[i], (long long)diff,
-                  (long long)ta->numel);
-    }
-    json_t *sa = json_loads(acm__st_meta(&a, "acm_train"), 0, NULL);
-    json_t *sb = json_loads(acm__st_meta(&b, "acm_train"), 0, NULL);
-    cr_assert(sa && sb);
     const char *keys[] = {"step", "total", "epoch", "bpos", "nb", "rng_order", "rng_aug", "best_val_cer"};
-    for (int i = 0; i < 8; i++)
-        cr_assert(json_equal(json_object_get(sa, keys[i]), json_object_get(sb, keys[i])), "state '%s' differs",
-                  keys[i]);
+    json_t *sa = fixture_same_checkpoints(p1, p2, names, 5, keys, 8);
     cr_assert_eq(json_integer_value(json_object_get(sa, "step")), step);
     cr_assert(json_integer_value(json_object_get(sa, "epoch")) >= 1, "the runs should cross an epoch boundary");
     json_decref(sa);
-    json_decref(sb);
-    acm__st_close(&a);
-    acm__st_close(&b);
 }
 
 Test(speech_base, sigterm_and_resume_is_bit_exact) {

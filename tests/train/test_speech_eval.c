@@ -18,6 +18,7 @@
 #include "train/speech_corpus.h"
 #include "train/speech_eval.h"
 #include "train/speech_train.h"
+#include "speech_fixture.h"
 
 #define REAL_DIR "/usr/share/pocketsphinx/test/data"
 
@@ -34,41 +35,23 @@ Test(speech_eval, the_server_path_on_recordings_equals_the_frames_path) {
     cr_assert_eq(acms_build(&bp, err, sizeof err), 0, "%s (make deps: pocketsphinx-testdata)", err);
 
     /* a random model whose log-mel statistics come from the recordings, so that its logits vary */
-    acmt_speech_config c = acmt_speech_default_config();
-    c.dim = 32;
-    c.depth = 2;
-    c.heads = 2;
-    c.mlp_hidden = 64;
-    c.chunk = 8;
-    c.left_context = 8;
-    acmt_speech *s = acmt_speech_new(&c, 1, 16, 16, 0, err, sizeof err);
-    cr_assert(s, "%s", err);
+    acmt_speech_config c = fixture_speech_small(8, 8);
     acmt_rng r;
-    acmt_rng_seed(&r, 2, 0);
-    acmt_speech_init(s, &r);
-    for (int64_t i = 0; i < s->nparams; i++) s->params[i] += 0.1f * acmt_rng_normal(&r);
+    acmt_speech *s = fixture_speech_random(&c, 1, 16, 0, 2, &r);
     acms_utt *u = NULL;
     size_t n = 0;
     cr_assert_eq(acms_load_split(dir, "real", &u, &n, err, sizeof err), 0, "%s", err);
     cr_assert_eq(n, 12);
-    double sum[ACMS_MELS] = {0}, sq[ACMS_MELS] = {0};
-    int64_t nf = 0;
+    fixture_mel_acc acc = {0};
     for (size_t i = 0; i < n; i++) {
         float *f = malloc(sizeof(float) * (size_t)u[i].frames * ACMS_MELS);
         cr_assert_eq(acms_read_frames(dir, "real", &u[i], f, err, sizeof err), 0, "%s", err);
-        for (int64_t t = 0; t < u[i].frames; t++, nf++)
-            for (int m = 0; m < ACMS_MELS; m++) {
-                sum[m] += f[t * ACMS_MELS + m];
-                sq[m] += (double)f[t * ACMS_MELS + m] * f[t * ACMS_MELS + m];
-            }
+        fixture_mel_add(&acc, f, u[i].frames);
         free(f);
     }
     free(u);
     float mean[ACMS_MELS], sd[ACMS_MELS];
-    for (int m = 0; m < ACMS_MELS; m++) {
-        mean[m] = (float)(sum[m] / nf);
-        sd[m] = (float)sqrt(fmax(sq[m] / nf - (sum[m] / nf) * (sum[m] / nf), 1e-4));
-    }
+    fixture_mel_stats(&acc, mean, sd);
     acmt_speech_set_mel_stats(s, mean, sd);
     snprintf(model, sizeof model, "%s/m.safetensors", dir);
     cr_assert_eq(acmt_speech_save_model(s, model, NULL, err, sizeof err), 0, "%s", err);

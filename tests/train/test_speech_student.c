@@ -17,23 +17,14 @@
 #include "model.h"
 #include "vit.h"
 #include "train/speech_student.h"
+#include "speech_fixture.h"
 
-static acmt_speech_config small(void) {
-    acmt_speech_config c = acmt_speech_default_config();
-    c.dim = 32;
-    c.depth = 2;
-    c.heads = 2;
-    c.mlp_hidden = 64;
-    c.chunk = 4;
-    c.left_context = 6;
-    return c;
-}
+static acmt_speech_config small(void) { return fixture_speech_small(4, 6); }
 
 static float *param(acmt_speech *s, const char *name) {
-    for (int i = 0; i < s->ntab; i++)
-        if (!strcmp(s->tab[i].name, name)) return s->params + s->tab[i].offset;
-    cr_assert_fail("no tensor %s", name);
-    return NULL;
+    const acmt_param *p = acmt_param_find(s->tab, s->ntab, name);
+    cr_assert(p, "no tensor %s", name);
+    return s->params + p->offset;
 }
 
 static void random_frames(acmt_rng *r, float **fr, const int64_t *tok, int B, int SM) {
@@ -46,12 +37,8 @@ static void random_frames(acmt_rng *r, float **fr, const int64_t *tok, int B, in
 Test(speech_student, learners_together_are_the_teacher_at_init) {
     char err[256];
     acmt_speech_config c = small();
-    acmt_speech *sp = acmt_speech_new(&c, 2, 64, 64, 8, err, sizeof err);
-    cr_assert(sp, "%s", err);
     acmt_rng r;
-    acmt_rng_seed(&r, 7, 0);
-    acmt_speech_init(sp, &r);
-    for (int64_t i = 0; i < sp->nparams; i++) sp->params[i] += 0.1f * acmt_rng_normal(&r);
+    acmt_speech *sp = fixture_speech_random(&c, 2, 64, 8, 7, &r);
     for (int l = 0; l < c.depth; l++) {
         char nm[64];
         snprintf(nm, sizeof nm, "blocks.%d.mlp.fc2.bias", l);
@@ -168,32 +155,11 @@ Test(speech_student, gradients_match_finite_differences) {
 Test(speech_student, the_engine_runs_the_converted_model_as_trained) {
     char err[512];
     acmt_speech_config c = small();
-    acmt_speech *sp = acmt_speech_new(&c, 2, 200, 200, 8, err, sizeof err);
-    cr_assert(sp, "%s", err);
     acmt_rng r;
-    acmt_rng_seed(&r, 3, 0);
-    acmt_speech_init(sp, &r);
-    for (int64_t i = 0; i < sp->nparams; i++) sp->params[i] += 0.1f * acmt_rng_normal(&r);
-    const int64_t ns[2] = {11680, 4960};
-    float *pcm[2];
-    for (int b = 0; b < 2; b++) {
-        pcm[b] = malloc(sizeof(float) * (size_t)ns[b]);
-        for (int64_t i = 0; i < ns[b]; i++)
-            pcm[b][i] = 0.3f * sinf(0.05f * (float)i * (float)(b + 1)) + 0.05f * acmt_rng_normal(&r);
-    }
-    acm_logmel *mel = acm_logmel_create(acm__speech_logmel_params(&sp->model->cfg), err, sizeof err);
-    cr_assert(mel, "%s", err);
-    float *fr[2];
-    int64_t tok[2];
-    for (int b = 0; b < 2; b++) {
-        const size_t F = acm_logmel_frames_for(mel, (size_t)ns[b]);
-        fr[b] = malloc(sizeof(float) * F * 80);
-        acm_logmel_reset(mel);
-        int64_t got = acm_logmel_push(mel, pcm[b], (size_t)ns[b], fr[b], F, err, sizeof err);
-        cr_assert(got >= 0, "%s", err);
-        tok[b] = got / c.stack;
-    }
-    acm_logmel_free(mel);
+    acmt_speech *sp = fixture_speech_random(&c, 2, 200, 8, 3, &r);
+    int64_t ns[2], tok[2], nframes[2];
+    float *pcm[2], *fr[2];
+    fixture_tone_audio(&r, sp->model, c.stack, ns, pcm, fr, tok, nframes);
     float mean[80], sd[80];
     for (int m = 0; m < 80; m++) mean[m] = -5.0f + 0.01f * (float)m, sd[m] = 2.0f;
     acmt_speech_set_mel_stats(sp, mean, sd);

@@ -19,6 +19,7 @@
 #include "logmel.h"
 #include "model.h"
 #include "train/speech_train.h"
+#include "speech_fixture.h"
 
 static acmt_speech_config tiny(void) {
     acmt_speech_config c = {.n_mels = 6, .stack = 2, .dim = 8, .depth = 2, .heads = 2, .mlp_hidden = 16, .chunk = 3,
@@ -136,54 +137,21 @@ Test(speech_train, short_items_are_skipped_and_change_nothing) {
 /* The training forward from log-mel frames against the engine's forward from PCM, same weights. */
 Test(speech_train, forward_equals_the_engine) {
     char err[256];
-    acmt_speech_config c = acmt_speech_default_config();
-    c.dim = 32;
-    c.depth = 2;
-    c.heads = 2;
-    c.mlp_hidden = 64;
-    c.chunk = 4;
-    c.left_context = 6;
-    acmt_speech *s = acmt_speech_new(&c, 2, 200, 200, 8, err, sizeof err);
-    cr_assert(s, "%s", err);
+    acmt_speech_config c = fixture_speech_small(4, 6);
     acmt_rng r;
-    acmt_rng_seed(&r, 3, 0);
-    acmt_speech_init(s, &r);
-    for (int64_t i = 0; i < s->nparams; i++) s->params[i] += 0.1f * acmt_rng_normal(&r); /* away from the init */
-    /* two items of noise with a tone, 0.73 s and 0.31 s: 18 and 7 tokens, several chunks with left context */
-    const int64_t ns[2] = {11680, 4960};
-    float *pcm[2];
+    acmt_speech *s = fixture_speech_random(&c, 2, 200, 8, 3, &r);
+    /* two items of noise with a tone, 0.73 s and 0.31 s: 18 and 7 tokens, several chunks with left context; log-mel
+     * frames by the engine's front end; the model's statistics from them */
+    int64_t ns[2], tok[2], nframes[2];
+    float *pcm[2], *fr[2];
+    fixture_tone_audio(&r, s->model, c.stack, ns, pcm, fr, tok, nframes);
+    fixture_mel_acc acc = {0};
     for (int b = 0; b < 2; b++) {
-        pcm[b] = malloc(sizeof(float) * (size_t)ns[b]);
-        for (int64_t i = 0; i < ns[b]; i++)
-            pcm[b][i] = 0.3f * sinf(0.05f * (float)i * (float)(b + 1)) + 0.05f * acmt_rng_normal(&r);
-    }
-    /* log-mel frames by the engine's front end; the model's statistics from them */
-    acm_logmel *mel = acm_logmel_create(acm__speech_logmel_params(&s->model->cfg), err, sizeof err);
-    cr_assert(mel, "%s", err);
-    float *fr[2];
-    int64_t tok[2];
-    double sum[80] = {0}, sq[80] = {0};
-    int64_t nf = 0;
-    for (int b = 0; b < 2; b++) {
-        const size_t F = acm_logmel_frames_for(mel, (size_t)ns[b]);
-        fr[b] = malloc(sizeof(float) * F * 80);
-        acm_logmel_reset(mel);
-        int64_t got = acm_logmel_push(mel, pcm[b], (size_t)ns[b], fr[b], F, err, sizeof err);
-        cr_assert(got >= 0, "%s", err);
-        tok[b] = got / c.stack;
         cr_assert_eq(tok[b], acm_speech_tokens(s->model, ns[b]));
-        for (int64_t i = 0; i < got; i++, nf++)
-            for (int m = 0; m < 80; m++) {
-                sum[m] += fr[b][i * 80 + m];
-                sq[m] += (double)fr[b][i * 80 + m] * fr[b][i * 80 + m];
-            }
+        fixture_mel_add(&acc, fr[b], nframes[b]);
     }
-    acm_logmel_free(mel);
     float mean[80], sd[80];
-    for (int m = 0; m < 80; m++) {
-        mean[m] = (float)(sum[m] / nf);
-        sd[m] = (float)sqrt(fmax(sq[m] / nf - (sum[m] / nf) * (sum[m] / nf), 1e-4));
-    }
+    fixture_mel_stats(&acc, mean, sd);
     acmt_speech_set_mel_stats(s, mean, sd);
     cr_assert_eq(acmt_speech_forward(s, (const float *const *)fr, tok, 2, err, sizeof err), 0, "%s", err);
 

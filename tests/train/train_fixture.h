@@ -1,0 +1,33 @@
+/*
+ * train_fixture.h — what the end-to-end tests of the acm-train commands share (test_base, test_speech_base,
+ * test_speech_acmize): a temporary folder, a command run with an argument list, the byte-for-byte comparison of two
+ * checkpoints (the resume tests), and a small speech corpus in the layout of speech_corpus.h.
+ */
+#ifndef ACM_TESTS_TRAIN_FIXTURE_H
+#define ACM_TESTS_TRAIN_FIXTURE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Makes a fresh folder /tmp/acm-test-NAME-XXXXXX into dir (asserting that it can). */
+void fixture_make_dir(char *dir, size_t size, const char *name);
+/* Removes the folder and everything in it (asserting that it goes). */
+void fixture_remove_dir(const char *dir);
+/* Runs cmd with argv {name, args[0..n), NULL}; returns its exit status. */
+int fixture_run(int (*cmd)(int, char **), const char *name, int n, const char **args);
+
+/* Asserts that the checkpoints p1 and p2 hold the same number of tensors, that the tensors names[0..nnames) are in both
+ * with the same 4-byte elements (the first difference is named), and that the state keys keys[0..nkeys) of their
+ * "acm_train" metadata are equal. Returns p1's state (the caller checks what else it wants, then json_decref). */
+json_t *fixture_same_checkpoints(const char *p1, const char *p2, const char *const *names, int nnames,
+                                 const char *const *keys, int nkeys);
+
+/* Writes split SPLIT of n utterances into the corpus folder dir: 10..33 tokens each (4 frames per token, plus 0..3
+ * left over), a text of up to T/2 characters over "abc " (no leading, trailing or double space), frames whose bins
+ * carry the letters faintly. The same seed gives the same split. */
+void fixture_speech_split(const char *dir, const char *split, int n, uint64_t seed);
+/* A fresh folder (as fixture_make_dir) holding a corpus of 60 train utterances (seed 1) and 8 val ones (seed 2). */
+void fixture_speech_corpus(char *dir, size_t size, const char *name);
+
+#endif
