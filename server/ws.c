@@ -48,6 +48,9 @@ typedef struct acmd_ws {
     uv_poll_t poll;
     uv_timer_t idle;
     int closing;                       /* handles being closed: freed in the close callbacks */
+    int close_code;                    /* a close to send once the queued messages are out (0: none) */
+    char close_reason[120];
+    size_t seg_bytes;                  /* audio bytes given to the current decoder */
     int n_closed;
     wslay_event_context_ptr ctx;
     const char *extra;                 /* bytes MHD read past the handshake, read first */
@@ -88,9 +91,11 @@ static void ws__send_json(acmd_ws *w, json_t *j) {
     free(t);
 }
 
+/* The close frame goes once the messages queued before it have gone (libwslay sends control frames first). */
 static void ws__close_with(acmd_ws *w, int code, const char *reason) {
-    if (!w->ctx) return;
-    wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
+    if (!w->ctx || w->close_code) return;
+    w->close_code = code;
+    acmd_copy(w->close_reason, sizeof w->close_reason, reason);
 }
 
 static void ws__error(acmd_ws *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -182,6 +187,7 @@ static void ws__audio(acmd_ws *w, const uint8_t *b, size_t n) {
         return;
     }
     const size_t before = r->au.n_pend;
+    w->seg_bytes += n;
     if (acmd_decode_stream_push(w->s, r, b, n)) {
         const int code = r->au.fail_err == ACMD_E_TOO_LARGE ? 1009 : r->au.fail_err == ACMD_E_INTERNAL ? 1011 : 1003;
         { ws__error(w, code, "%s", r->au.fail_msg); return; }
@@ -195,7 +201,8 @@ static void ws__audio(acmd_ws *w, const uint8_t *b, size_t n) {
 static void ws__flush(acmd_ws *w) {
     acmd_req *r = w->r;
     if (w->flushing) return;
-    if (acmd_decode_stream_end(w->s, r)) { ws__error(w, 1011, "%s", r->au.fail_msg); return; }
+    if (!w->seg_bytes) r->au.last = 1; /* nothing since the last flush: an empty segment (the decoder wants bytes) */
+    else if (acmd_decode_stream_end(w->s, r)) { ws__error(w, 1011, "%s", r->au.fail_msg); return; }
     w->flushing = 1;
     if (!w->t_ready) w->t_ready = acmd_now_ns();
     ws__maybe_queue(w);
@@ -352,6 +359,10 @@ static void ws__poll_cb(uv_poll_t *h, int status, int events) {
 static void ws__update(acmd_ws *w) {
     if (w->closing) return;
     if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) { ws__close(w); return; }
+    if (w->close_code && !wslay_event_get_close_sent(w->ctx) && wslay_event_get_queued_msg_count(w->ctx) == 0) {
+        wslay_event_queue_close(w->ctx, (uint16_t)w->close_code, (const uint8_t *)w->close_reason, strlen(w->close_reason));
+        if (wslay_event_send(w->ctx) != 0) { ws__close(w); return; }
+    }
     const int ev = (wslay_event_want_read(w->ctx) ? UV_READABLE : 0) | (wslay_event_want_write(w->ctx) ? UV_WRITABLE : 0);
     if (!ev) { ws__close(w); return; }
     uv_poll_start(&w->poll, ev, ws__poll_cb);
@@ -458,11 +469,13 @@ void acmd_ws_back(acmd_server *s, acmd_req *r) {
         r->au.last = r->au.job_last = 0;
         w->flushing = 0;
         char e[256];
+        const size_t had = w->seg_bytes;
+        w->seg_bytes = 0;
         if (w->ending) {
             ws__send_json(w, json_pack("{s:s,s:f,s:i,s:f,s:f}", "type", "end", "audio_s", w->t_base, "segments",
                                        w->segment, "flops", w->flops, "flops_dense", w->flops_dense));
             ws__close_with(w, 1000, "end");
-        } else if (ws__decoder(w, e, sizeof e)) {
+        } else if (had && ws__decoder(w, e, sizeof e)) {
             ws__error(w, 1011, "%s", e);
         } else if (w->n_hold) {
             const size_t n = w->n_hold;
