@@ -155,7 +155,7 @@ static void route__api_streaming(FILE *f) {
           "Query parameters (all optional): `rate` (8000..192000, default 16000) and `format` (`s16le`, default, or "
           "`f32le`) of the audio, mono; `budget` (0..1: the stream's compute ceiling, `cap` policy, raised to the "
           "model's floor); `endpoint_ms` (trailing silence that ends a segment, default 800; 0: none); `priority` "
-          "(0..7, as `Priority: u=`).\n\n"
+          "(0..7, as `Priority: u=`).\n\n",
           f);
     fputs("Client to server: **binary** messages are audio, any length up to `--max-frame-bytes` (fragments are "
           "joined; a longer message closes with 1009); **text** messages are JSON objects with a `type`:\n\n"
@@ -169,7 +169,7 @@ static void route__api_streaming(FILE *f) {
           "stream's start |\n"
           "| `keepalive` | | nothing but resetting the idle timer (`--stream-idle-timeout`) |\n"
           "| `end` | | as `finalize`, then `{\"type\":\"end\", audio_s, segments, flops, flops_dense}` and a close "
-          "with 1000 |\n\n"
+          "with 1000 |\n\n",
           f);
     fputs("Server to client (text, JSON): `ready` once (`id`, `model`, `rate`, `format`, `chunk_s`, `endpoint_ms`, "
           "`max_frame_bytes`); `partial` after each job of the stream ran (one or more chunks of the model): "
@@ -185,12 +185,12 @@ static void route__api_streaming(FILE *f) {
           "that cannot be decoded; 1007 a text message that is not UTF-8; 1008 a text message that is not a JSON "
           "object with a `type`; 1009 a message over `--max-frame-bytes`, or audio past `--max-audio-seconds`; "
           "1011 an engine failure. Pings are answered with pongs. A client that leaves without a close frees its "
-          "stream at once (or when its running job comes back).\n\n"
+          "stream at once (or when its running job comes back).\n\n",
           f);
     fputs("Each stream is one `acm_stream` on the server; its chunks are queued and batched with every other "
           "stream's and request's (images too) on the workers, as a streamed `/transcribe` upload's are, so that "
           "budgets, deadlines and priorities act on them as on requests. Metrics: `acm_asr_active_streams`, "
-          "`acm_asr_chunk_latency_seconds`, `acm_asr_segments_total`, and the FLOPs counters.\n\n"
+          "`acm_asr_chunk_latency_seconds`, `acm_asr_segments_total`, and the FLOPs counters.\n\n",
           f);
     fputs("The same ideas under other names:\n\n"
           "| acmd | Deepgram | AssemblyAI (v3) | Vosk server | sherpa-onnx server |\n|---|---|---|---|---|\n"
