@@ -454,7 +454,7 @@ void acmd_ws_back(acmd_server *s, acmd_req *r) {
         ws__send_json(w, j);
         w->words_sent = cr.n_words;
         const double frame_s = (double)w->m->chunk_samples / w->m->T / ACM_AUDIO_RATE;
-        if (!r->au.job_last && ((w->endpoint_s > 0 && cr.n_words > 0 && cr.trailing_blank * frame_s >= w->endpoint_s) ||
+        if (!r->au.job_last && ((w->endpoint_s > 0 && cr.len > 0 && cr.trailing_blank * frame_s >= w->endpoint_s) ||
                                 cr.truncated))
             ws__final(w, cr.truncated ? "max_text" : "endpoint");
     }
