@@ -107,14 +107,15 @@ def main():
         op, p = ws.recv()
         if op == 0x8:
             code = struct.unpack(">H", p[:2])[0] if len(p) >= 2 else 1005
-            print(f"\nclosed {code} {p[2:].decode(errors='replace')}", file=sys.stderr)
+            print(f"closed {code} {p[2:].decode(errors='replace')}", file=sys.stderr)
             ws.send(0x8, p[:2])
-            break
+            sys.exit(0 if code == 1000 else 1)
         m = json.loads(p)
-        if m["type"] == "partial":
+        tty = sys.stdout.isatty()
+        if m["type"] == "partial" and tty:
             print("\r\033[K" + m["text"], end="", flush=True)
         elif m["type"] == "final":
-            print("\r\033[K" + m["text"], flush=True)
+            print(("\r\033[K" if tty else "") + m["text"], flush=True)
         elif m["type"] == "error":
             print(f"\nerror: {m['error']}", file=sys.stderr)
 

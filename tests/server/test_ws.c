@@ -527,3 +527,33 @@ Test(ws, finalize_configure_end, .timeout = 60) {
     free(x);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* clients/python/acm_stream.py (standard library only) under Debian's python3: its final line is /transcribe's text. */
+Test(ws, python_example, .timeout = 60) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL});
+    const size_t n = 16000 * 2;
+    int16_t *x = signal_s16(n, 7);
+    char dir[] = "/tmp/acm_wspy_XXXXXX", wav[64], out[64], cmd[512];
+    cr_assert(mkdtemp(dir));
+    snprintf(wav, sizeof wav, "%s/a.wav", dir), snprintf(out, sizeof out, "%s/out", dir);
+    FILE *f = fopen(wav, "wb");
+    const uint32_t data = (uint32_t)(2 * n), v32[] = {36 + data, 16, 16000, 32000, data};
+    const uint16_t fmt[] = {1, 1}, blk[] = {2, 16};
+    fwrite("RIFF", 1, 4, f), fwrite(&v32[0], 4, 1, f), fwrite("WAVEfmt ", 1, 8, f), fwrite(&v32[1], 4, 1, f);
+    fwrite(fmt, 2, 2, f), fwrite(&v32[2], 4, 2, f), fwrite(blk, 2, 2, f), fwrite("data", 1, 4, f), fwrite(&v32[4], 4, 1, f);
+    fwrite(x, 2, n, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 clients/python/acm_stream.py --url ws://127.0.0.1:%d --model s %s > %s",
+             s.port, wav, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *got = th_slurp(out, NULL);
+    json_t *ref = transcribe(s.port, x, n);
+    char want[512];
+    snprintf(want, sizeof want, "%s\n", json_string_value(json_object_get(ref, "text")));
+    cr_expect_str_eq(got, want);
+    free(got), free(x);
+    json_decref(ref);
+    unlink(wav), unlink(out), rmdir(dir);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
