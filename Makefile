@@ -170,6 +170,9 @@ $(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc $(B)/tests/
     LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
                -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
 
+# server/demo.c embeds the demo page with .incbin, which the compiler's dependency files do not see.
+$(B)/obj/server/demo.o: server/demo/index.html
+
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 

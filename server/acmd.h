@@ -159,6 +159,9 @@ long acmd_config_max_per_ip(const acmd_config *c);
       "β_min and a full batch, `path`: the error model of dispatch — the residual of each request's path after "     \
       "dispatch, `p50_ms`, `p95_ms`, the `margin_ms` and `band_ms` dispatch uses, `last_beta`), `last_batch` (the last batch it learnt: `items`, `flops`, `seconds` of its engine "  \
       "calls), `queue_depth`, `running` (requests on a worker now) and `deadlines` (requests with a deadline, misses by phase).")                          \
+    X(DEMO, "GET", "/demo", "The demo page (HTML, embedded in acmd): classify an image with a budget slider and its "  \
+      "per-token compute map; stream an audio file or the microphone to `/stream` with live partials and a budget "  \
+      "slider acting mid-stream. With `--auth-file`, open it as `/demo/?access_token=KEY`.")                         \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
 typedef enum {
@@ -812,6 +815,9 @@ int acmd_ws_handshake(acmd_server *s, acmd_req *r, struct MHD_Connection *conn);
 void acmd_ws_back(acmd_server *s, acmd_req *r);
 /* Closes every stream: with 1001 and the close handshake (now = 0: the drain), or at once (now = 1). */
 void acmd_ws_shutdown(acmd_server *s, int now);
+
+/* server/demo.c: the page of GET /demo/ (its bytes, *len of them; static) */
+const char *acmd_demo_page(size_t *len);
 
 /* server/http.c */
 enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -253,6 +253,11 @@ static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_a
         r->resp.status = 200;
         return http__respond(s, r);
     }
+    case ACMD_ROUTE_DEMO:
+        r->resp.body = (char *)(uintptr_t)acmd_demo_page(&r->resp.len); /* static, never written */
+        r->resp.type = "text/html; charset=utf-8";
+        r->resp.status = 200;
+        return http__respond(s, r);
     default: (void)a; return http__error(s, r, ACMD_E_INTERNAL, "unhandled route");
     }
 }
