@@ -558,3 +558,25 @@ Test(ws, python_example, .timeout = 60) {
     unlink(wav), unlink(out), rmdir(dir);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* SIGTERM with a stream open: the stream is told (an error message, close 1001) and the server exits 0. */
+Test(ws, drain_closes_streams, .timeout = 60) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", "--drain-grace-s", "0", NULL});
+    ws_t w;
+    cr_assert_eq(ws_open(&w, s.port, "/v1/models/s/stream", NULL), 0);
+    json_decref(ws_expect(&w, "ready", NULL));
+    int16_t *x = signal_s16(16000, 4);
+    ws_audio(&w, x, 16000, 1600);
+    free(x);
+    kill(s.pid, SIGTERM);
+    int code = 0;
+    json_t *e = ws_expect(&w, "error", &code);
+    cr_assert(e, "an error message before the close (close code %d)", code);
+    cr_expect(strstr(json_string_value(json_object_get(e, "error")), "shutting down"));
+    json_decref(e);
+    cr_expect_eq(ws_close_code(&w), 1001);
+    ws_frame(&w, 8, 1, 1, "\x03\xe9", 2);
+    close(w.fd);
+    cr_expect_eq(th_acmd_stop(&s, 0, 30), 0);
+}
