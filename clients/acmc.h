@@ -168,6 +168,7 @@ int acmc_cmd_classify(int argc, char **argv);
 int acmc_cmd_health(int argc, char **argv);
 int acmc_cmd_models(int argc, char **argv);
 int acmc_cmd_bench(int argc, char **argv);
+int acmc_bench_streams(int argc, char **argv); /* bench_streams.c: acm bench --streams N */
 int acmc_cmd_transcribe(int argc, char **argv); /* transcribe.c */
 
 /* Options every command takes (commands.c): --server, --api-key, --json, --timeout. */

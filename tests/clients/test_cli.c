@@ -697,3 +697,43 @@ Test(cli_speech, transcribe_stream, .timeout = 120) {
     cr_expect_eq(system(cmd), 0);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* acm bench --streams N: N paced WebSocket streams at once, every one accounted for (JSON: streams, failed, partials,
+ * the latency quantiles, the budget asked and realised); a refused handshake is a failed stream and exit 5. */
+Test(cli_speech, bench_streams, .timeout = 120) {
+    th_acmd s;
+    const char *args[] = {"--model", "speech=tests/golden/speech_a.safetensors", "--workers", "1", "--log-level",
+                          "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0, "acmd not ready");
+    char u[64], dir[] = "/tmp/acm-bs-XXXXXX", f[96];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d", s.port);
+    cr_assert(mkdtemp(dir));
+    snprintf(f, sizeof f, "%s/a.wav", dir);
+    make_wav(f, 16000, 2);
+    const char *t[] = {"bench", "--server", u, "--streams", "3", "--seconds", "1.5", "--budget", "0.5", "--json", f, NULL};
+    run_res r = run_acm(t);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    json_t *o = json_loads(r.out, 0, NULL);
+    cr_assert(o, "not JSON: %s", r.out);
+    cr_expect_eq(json_integer_value(json_object_get(o, "streams")), 3);
+    cr_expect_eq(json_integer_value(json_object_get(o, "failed")), 0);
+    /* 1.5 s in chunks of 0.16 s: at least a partial per stream per 8 chunks (a job), and the flush's */
+    cr_expect_geq(json_integer_value(json_object_get(o, "partials")), 3 * 2);
+    const double p50 = json_number_value(json_object_get(json_object_get(o, "server_latency_ms"), "p50")),
+                 p99 = json_number_value(json_object_get(json_object_get(o, "server_latency_ms"), "p99"));
+    cr_expect(p50 >= 0 && p99 >= p50, "p50 %g, p99 %g", p50, p99);
+    cr_expect(json_number_value(json_object_get(o, "budget_realised")) <= 0.5 + 1e-9);
+    cr_expect_gt(json_number_value(json_object_get(o, "flops_per_audio_second")), 0);
+    json_decref(o);
+    run_free(&r);
+    const char *nosuch[] = {"bench", "--server", u, "--streams", "2", "--seconds", "0.5", "--model", "nosuch", f, NULL};
+    r = run_acm(nosuch);
+    cr_expect_eq(r.rc, 5);
+    cr_expect(strstr(r.err, "404"), "%s", r.err);
+    run_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
