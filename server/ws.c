@@ -392,10 +392,17 @@ static void ws__free_req(acmd_server *s, acmd_req *r) {
 static void ws__closed_cb(uv_handle_t *h) {
     acmd_ws *w = h->data;
     if (++w->n_closed < 2) return;
+    acmd_server *s = w->s;
+    /* bytes of the client's not read yet would make close(2) send a reset, which can destroy our close frame in
+     * flight to it (e.g. after a 1009 the rest of the oversized message is still here): finish our side, drop them */
+    shutdown(w->fd, SHUT_WR);
+    char sink[4096];
+    for (int k = 0; k < 256 && recv(w->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; k++) continue;
     MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
     if (w->ctx) wslay_event_context_free(w->ctx);
     free(w->hold), free(w->extra_buf);
     free(w);
+    if (s->mhd) acmd_http_kick(s); /* MHD finishes the upgraded connection (its request's completion) now */
 }
 
 /* Tears the stream down: the socket goes back to MHD (closed), the request is freed now or when its job is back. */
@@ -416,7 +423,6 @@ static void ws__close(acmd_ws *w) {
     uv_close((uv_handle_t *)&w->poll, ws__closed_cb);
     uv_close((uv_handle_t *)&w->idle, ws__closed_cb);
     acmd_log(s, 3, "stream %s closed", w->id);
-    acmd_http_kick(s);
 }
 
 /* A job of a stream is back from its worker (workers.c): its partial, and its final at an endpoint or a flush. */
