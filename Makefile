@@ -16,13 +16,22 @@ comma    := ,
 WERROR   ?= $(if $(CI),1,0)
 OPT      ?= -O2
 
+# CUDA=1: the build with the CUDA backend (engine/cuda/, linked with the CUDA runtime and cuBLAS) in build/cuda.
+CUDA ?= 0
+ifneq ($(filter-out 0 1,$(CUDA)),)
+$(error CUDA must be 0 or 1 (got '$(CUDA)'))
+endif
+# BUNDLE_ROOT=DIR (with CUDA=1; bench/cuda_check.sh bundle): programs for a machine without our Debian libraries (a
+# GPU machine's image), in build/bundle: their loader and libraries are looked up in DIR/lib, where the bundle's
+# glibc and every library they link (bar CUDA's and the driver's) are unpacked.
+BUNDLE_ROOT ?=
 ifeq ($(SANITIZE),)
-B := build
+B := build$(if $(BUNDLE_ROOT),/bundle,$(if $(filter 1,$(CUDA)),/cuda))
 else
 ifneq ($(filter-out address undefined thread,$(subst $(comma), ,$(SANITIZE))),)
 $(error SANITIZE must be a comma-separated subset of address,undefined,thread (got '$(SANITIZE)'))
 endif
-B := build/san-$(subst $(comma),-,$(SANITIZE))
+B := build/san-$(subst $(comma),-,$(SANITIZE))$(if $(filter 1,$(CUDA)),-cuda)
 endif
 
 ifneq ($(WERROR),0)
@@ -34,7 +43,7 @@ endif
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -march=x86-64-v2 -fno-fast-math $(WARN) $(if $(filter 1,$(WERROR)),-Werror) \
            -I. -Iengine -Iproto -I/usr/include/openblas
-LDFLAGS :=
+LDFLAGS := $(if $(BUNDLE_ROOT),-Wl$(comma)--dynamic-linker=$(BUNDLE_ROOT)/lib/ld-linux-x86-64.so.2 -Wl$(comma)-rpath$(comma)$(BUNDLE_ROOT)/lib)
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -69,20 +78,39 @@ LIBS_OURS := $(LIBTRAIN) $(LIBSERVER) $(LIBCLIENT) $(LIBPROTO) $(LIBACM)
 PROGS := $(if $(wildcard train/main.c),$(B)/acm-train) $(if $(wildcard server/main.c),$(B)/acmd) \
          $(if $(wildcard clients/main.c),$(B)/acm)
 
-# CUDA: only where nvcc exists, for the sources under engine/cuda/ (none yet). The build says what it skips only
-# when there is something to skip; `make help` always says what was found.
-NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-CUDA_SRC := $(wildcard engine/cuda/*.cu)
+# CUDA (docs/DESIGN.md §4, "Backends"): engine/cuda/*.cu is compiled wherever nvcc exists, in every build, so that
+# it cannot rot (CI compiles it, -Werror there); only CUDA=1 links it in. Why not always: a binary linked with
+# libcudart/libcublas needs them at run time, and the ordinary build must run where no CUDA toolkit is installed. The
+# CUDA=1 build links the runtime and cuBLAS (rpath to the toolkit's lib64) but not the driver (libcuda.so), which the
+# runtime opens itself: its binaries also start on a machine without a GPU or driver, and `--backend cuda` is then an
+# error at start that says why. CUDA_ARCH: the GPU generation the kernels are built for (90: H100/H200), plus PTX.
+NVCC      := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/,%,$(dir $(realpath $(NVCC)))),/usr/local/cuda)
+CUDA_ARCH ?= 90
+CUDA_SRC  := $(wildcard engine/cuda/*.cu)
+CUDA_OBJ  := $(if $(NVCC),$(patsubst %.cu,$(B)/obj/%.o,$(CUDA_SRC)))
+NVCCFLAGS := -std=c++17 -O2 -g -I. -Iengine -Iproto -I/usr/include/openblas \
+             -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+             -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-parameter $(if $(filter 1,$(WERROR)),-Werror all-warnings)
+ifeq ($(CUDA),1)
+ifeq ($(NVCC),)
+$(error CUDA=1 needs nvcc (not found on PATH nor in /usr/local/cuda/bin))
+endif
+CFLAGS    += -DACM_WITH_CUDA
+NVCCFLAGS += -DACM_WITH_CUDA
+ENGINE_LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+ALL_LIBS  := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
+endif
 
 .PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node browser-node image \
         cluster cluster-stop
 .DEFAULT_GOAL := all
 
-all: probe $(LIBACM) $(LIBPROTO) $(PROGS)
+all: probe $(LIBACM) $(LIBPROTO) $(PROGS) $(CUDA_OBJ)
 
 probe:
 	@printf '%s\n' "acm build ($(B)): cc=$$($(CC) -dumpfullversion 2>/dev/null || echo ?) SANITIZE=$(if $(SANITIZE),$(SANITIZE),none) WERROR=$(WERROR)"
-	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC)"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
+	@$(if $(CUDA_SRC),if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc: $(NVCC) (CUDA backend $(if $(filter 1,$(CUDA)),compiled and linked in,compiled only: make CUDA=1 links it))"; else echo "  ✗ nvcc not found: CUDA backend skipped"; fi,:)
 	@for h in cblas.h jansson.h fftw3.h microhttpd.h gnutls/gnutls.h uv.h spng.h turbojpeg.h sndfile.h soxr.h zlib.h curl/curl.h \
 	          wslay/wslay.h criterion/criterion.h yaml.h; do \
 	  if [ -e /usr/include/$$h ] || [ -e /usr/include/openblas/$$h ] || [ -e /usr/include/x86_64-linux-gnu/$$h ]; then :; \
@@ -135,7 +163,10 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBACM): $(call obj,$(ENGINE_SRC))
+$(LIBACM): $(call obj,$(ENGINE_SRC)) $(if $(filter 1,$(CUDA)),$(CUDA_OBJ))
+$(B)/obj/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 $(LIBPROTO): $(call obj,$(PROTO_SRC))
 $(LIBTRAIN): $(call obj,$(TRAIN_SRC))
 $(LIBSERVER): $(call obj,$(SERVER_SRC))
@@ -255,9 +286,10 @@ bench-build: $(BENCH_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory all bench-build
-	@for s in $(filter-out bench/soak.sh,$(wildcard bench/*.sh)); do bash $$s $(B) || exit 1; done
+	@for s in $(filter-out bench/soak.sh bench/cuda_check.sh,$(wildcard bench/*.sh)); do bash $$s $(B) || exit 1; done
 
-# The soak (bench/soak.sh) is apart: an hour by default (SOAK_SECS=60 for the CI version).
+# The soak (bench/soak.sh) is apart: an hour by default (SOAK_SECS=60 for the CI version). So is bench/cuda_check.sh,
+# which runs on a GPU machine (it says how).
 SOAK_SECS ?= 3600
 soak: deps
 	@$(MAKE) --no-print-directory all bench-build
@@ -277,13 +309,17 @@ help:
 	@echo "make cluster    haproxy on :8090 in front of CLUSTER_N=$(CLUSTER_N) acmd instances, Prometheus on :9090"
 	@echo "                (deploy/local-cluster.sh; make cluster-stop stops it)"
 	@echo "make deploy-node  npm packages of the deploy tests into $(DEPLOY_NODE) (make test does it)"
-	@echo "make bench      run the benchmarks (bench/*.sh but the soak; results in bench/RESULTS.md)"
+	@echo "make bench      run the benchmarks (bench/*.sh but the soak and bench/cuda_check.sh, which runs on a GPU"
+	@echo "                machine; results in bench/RESULTS.md)"
 	@echo "make soak       the soak: SOAK_SECS=$(SOAK_SECS) at 80% of saturation with bad clients (bench/soak.sh)"
 	@echo "make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS=$(FUZZ_SECONDS) each (tests/fuzz/run.sh), in build/fuzz/"
 	@echo "make clean      remove build/ (every build: ordinary, sanitizer and fuzz)"
 	@echo "knobs: SANITIZE=address,undefined|thread  builds into build/san-<list with - for ,>/ (e.g."
 	@echo "       build/san-address-undefined/; 'make test SANITIZE=...' tests that build)"
 	@echo "       WERROR=0|1 (default 1 when CI is set)  OPT=-O2  CC=cc  FUZZ_CC=clang"
-	@echo "CUDA: $(if $(NVCC),nvcc $(NVCC),nvcc not found)$(if $(CUDA_SRC),, (no CUDA sources yet: the CPU engine is all there is))"
+	@echo "       CUDA=1: the build with the CUDA backend, into build/cuda/ (acmd --backend cuda; needs nvcc);"
+	@echo "       CUDA_ARCH=$(CUDA_ARCH) (the GPU generation: 90 = H100/H200); BUNDLE_ROOT=DIR: programs for a machine"
+	@echo "       without our libraries, into build/bundle/ (bench/cuda_check.sh bundle)"
+	@echo "CUDA: $(if $(NVCC),nvcc $(NVCC) (engine/cuda/ compiled in every build; linked with CUDA=1),nvcc not found: engine/cuda/ skipped)"
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

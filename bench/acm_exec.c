@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #define BENCH_NAME "acm_exec"
 #include "bench/bench_util.h"
 #include "bench/vit_random.h"
@@ -322,7 +323,7 @@ int main(int argc, char **argv) {
                     for (int w = 0; w < nw; w++) {
                         rr[w].m = mi ? ma : ms;
                         rr[w].w = acm_worker_new(rr[w].m, (acm_worker_params){.max_batch = B, .workers = nw,
-                                                                             .blas_threads = nt},
+                                                                             .cpu_threads = nt},
                                                  err, sizeof err);
                         if (!rr[w].w) bu_die("worker", err);
                         for (int b = 0; b < B; b++) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "bench/bench_util.h"
 #include "server/acmd.h"
 

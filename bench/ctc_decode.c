@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "ctc.h"
 #include "train/speech_grammar.h"
 #define BENCH_NAME "ctc_decode"

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #define BENCH_NAME "equal_latency"
 #include "bench/bench_util.h"
 #include "idx.h"

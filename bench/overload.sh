@@ -10,7 +10,7 @@
 # OUT/overload.png (p99 latency, attainment, accuracy and mean beta against offered load / S) and OUT/*.json (each
 # run's acm bench --json report).
 # Knobs: OVERLOAD_MODEL (default models/fmnist-vit-acm.safetensors), OVERLOAD_SECS (10 per run), OVERLOAD_DEADLINE_MS
-# (50), OVERLOAD_LOADS ("0.5 1 1.5 2 3"), OVERLOAD_CONNS (32), OVERLOAD_WORKERS (acmd's default: one per core),
+# (50), OVERLOAD_LOADS ("0.5 1 1.5 2 3"), OVERLOAD_CONNS (32), OVERLOAD_WORKERS (acmd's default: the cores less one),
 # OVERLOAD_BATCH (8), OVERLOAD_ACMD_ARGS (more acmd flags, e.g. "--worker-nice 10"), OVERLOAD_OUT (bench/overload), OVERLOAD_REQUEST_START (1: the deadline runs stamp X-Request-Start
 # with their scheduled send, so acmd counts each deadline from where the client counts it; 0: from arrival at acmd).  Usage: bash bench/overload.sh [BUILD]
 set -eu

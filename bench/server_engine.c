@@ -25,6 +25,7 @@
 #include <spng.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "image.h"
 #include "train/rng.h"
 #include "train/vit_train.h"
@@ -70,7 +71,7 @@ static void *thr_main(void *p) {
     acm_worker_params wp = acm_worker_default_params();
     wp.max_batch = a->batch;
     wp.workers = a->workers;
-    wp.blas_threads = 1;
+    wp.cpu_threads = 1;
     char err[256];
     acm_worker *w = acm_worker_new(a->m, wp, err, sizeof err);
     if (!w) {
@@ -178,7 +179,7 @@ int main(int argc, char **argv) {
         int N = atoi(argv[4]), gap_us = argc > 5 ? atoi(argv[5]) : 0, mb = argc > 6 ? atoi(argv[6]) : 1;
         acm_worker_params wp = acm_worker_default_params();
         wp.max_batch = mb;
-        wp.blas_threads = 1;
+        wp.cpu_threads = 1;
         acm_worker *w = acm_worker_new(m, wp, err, sizeof err);
         const acm_config *c = acm_model_config(m);
         float *x = malloc(sizeof(float) * c->in_chans * c->image_size * c->image_size), lg[64];

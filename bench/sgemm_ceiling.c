@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #define BENCH_NAME "sgemm_ceiling"
 #include "bench/bench_util.h"
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #define BENCH_NAME "speech"
 #include "bench/bench_util.h"
 #include "bench/speech_random.h"
@@ -122,7 +123,7 @@ static void *worker_main(void *arg) {
     char err[256];
     const acm_config *c = acm_model_config(j->m);
     acm_worker *w = acm_worker_new(j->m, (acm_worker_params){.max_batch = j->ns, .max_tokens = j->ns * c->chunk,
-                                                             .workers = 2, .blas_threads = 0},
+                                                             .workers = 2, .cpu_threads = 0},
                                    err, sizeof err);
     if (!w) bu_die("worker", err);
     acm_stream *st[256];

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #define BENCH_NAME "speech_train_throughput"
 #include "bench/bench_util.h"
 #include "train/optim.h"

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #define BENCH_NAME "train_throughput"
 #include "bench/bench_util.h"
 #include "train/optim.h"

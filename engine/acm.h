@@ -225,21 +225,35 @@ typedef struct {
 typedef struct {
     int max_batch;    /* largest number of items per acm_worker_run call */
     int workers;      /* workers the process runs side by side, for validation (0: 1) */
-    int blas_threads; /* OpenBLAS threads, set process-wide by acm_worker_new (0: leave as they are) */
+    int cpu_threads;  /* CPU backend: math-library threads, set process-wide by acm_worker_new (0: leave as they are;
+                         other backends ignore it) */
     int max_tokens;   /* speech models: largest number of tokens (summed over items) per call (0: max_batch x 250, 10 s
                          per item, or x chunk if longer, so that max_batch streams always fit) */
+    const char *backend; /* where the worker runs: "cpu" (NULL: "cpu") or "cuda" (acm_backends_built) */
 } acm_worker_params;
-/* max_batch 8, workers and blas_threads 0 (whatever the process set). acm_worker_new checks workers x BLAS threads
- * <= acm_cpu_count() and refuses more: oversubscribed cores make every batch slower. */
+/* max_batch 8, workers and cpu_threads 0 (whatever the process set), the CPU backend. On the CPU backend
+ * acm_worker_new checks workers x threads <= acm_cpu_count() and refuses more: oversubscribed cores make every batch
+ * slower. */
 acm_worker_params acm_worker_default_params(void);
 /* CPUs this process may run on (its affinity mask). */
 int acm_cpu_count(void);
 /* The defaults chosen by measurement (bench/RESULTS.md, "workers x BLAS threads"), for `cores` CPUs: for throughput
  * one worker per core with one BLAS thread each (latency = 1; otherwise throughput); for the lowest latency of one
  * batch at a time, one worker with a BLAS thread per core. */
-void acm_threads_default(int cores, int latency, int *workers, int *blas_threads);
+void acm_threads_default(int cores, int latency, int *workers, int *cpu_threads);
 
+/* ---- backends (docs/DESIGN.md §4, "Backends") ----------------------------------------------------------------------
+ * The backends this build has, space-separated: "cpu", or "cpu cuda" for a build made with `make CUDA=1`. */
+const char *acm_backends_built(void);
+/* Whether backend `name` can run here: 0, or ACM_EINVAL with a message (unknown name, not in this build, no GPU or
+ * driver visible). Programs call it at start, so that asking for a backend that cannot run fails before any work. */
+int acm_backend_check(const char *name, char *err, size_t errlen);
+
+/* A worker for model m on p.backend. Fails with ACM_EINVAL for a backend that cannot run here (acm_backend_check),
+ * ACM_ECONFIG for one that cannot run the model (speech models: the CPU backend only, for now). */
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen);
+/* The backend the worker runs on ("cpu", "cuda"). */
+const char *acm_worker_backend(const acm_worker *w);
 void acm_worker_free(acm_worker *w);
 /* Runs n items (1 <= n <= max_batch). Returns 0, or ACM_EINVAL with a message (bad policy, a budget below beta_min,
  * non-finite input, n out of range, an item of the wrong kind for the model, audio over max_tokens: nothing ran), or
@@ -293,36 +307,6 @@ int64_t acm_stream_tokens_done(const acm_stream *s);
  * others' results are valid. Allocates nothing. */
 int acm_worker_run_streams(acm_worker *w, acm_stream *const *streams, const acm_policy *policies,
                            acm_result *results, int n, char *err, size_t errlen);
-
-/* ---- OpenBLAS kernels (docs/DESIGN.md §4) -------------------------------------------------------------------------
- * The rule: a program never runs OpenBLAS's SSE-only kernels ("Prescott", "Nehalem", "Core2", ...) on a CPU that has
- * AVX2+FMA or AVX-512; it re-executes itself with OPENBLAS_CORETYPE set only in that case (SkylakeX for AVX-512
- * F/BW/DQ/VL, else Haswell), and never overrides a value the user set. Whatever fast core OpenBLAS picks by itself
- * (SkylakeX, Cooperlake, Zen, Haswell, ...) is kept.
- *
- * acm_blas_init: call first thing in main(). Returns 0, or -1 if the re-exec failed (the program then runs on what it
- * has). */
-int acm_blas_init(int argc, char **argv);
-/* The core OpenBLAS runs on ("SkylakeX", "Cooperlake", "Haswell", ...). */
-const char *acm_blas_core(void);
-
-/* The x86 features the rule looks at. */
-typedef struct {
-    int avx2, fma, avx512f, avx512bw, avx512dq, avx512vl;
-} acm_cpu_features;
-/* This CPU's features (cpuid). */
-acm_cpu_features acm_cpu_features_detect(void);
-/* Features from a /proc/cpuinfo "flags" line (the part after ':', or the whole line). */
-acm_cpu_features acm_cpu_features_parse(const char *flags);
-/* Whether an OpenBLAS core name is one of its SSE-only kernel sets (case-insensitive; NULL or "" counts as one). */
-int acm_blas_core_is_sse_only(const char *core);
-/* The decision of acm_blas_init, as a pure function: the OPENBLAS_CORETYPE to re-execute with, or NULL to carry on.
- * user_value: the variable as set (NULL when unset); detected: the core OpenBLAS chose. */
-const char *acm_blas_reexec_core(const char *user_value, const char *detected, acm_cpu_features f);
-/* The core the features imply for a forced choice: "SkylakeX", "Haswell" or NULL (no AVX2+FMA: nothing to force). */
-const char *acm_blas_forced_core(acm_cpu_features f);
-void acm_blas_set_threads(int n);
-int acm_blas_threads(void);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ typedef struct {
     acm__tensor_lookup lookup;
     void *ctx;
     const float **bound; /* data pointers bound so far */
+    size_t *bytes;       /* and their sizes */
     int nbound, cap;
     char *err;
     size_t errlen;
@@ -53,13 +54,18 @@ static const float *bind_dims(binder *b, const char *name, const int64_t *want, 
     if (b->nbound == b->cap) {
         int cap = b->cap ? 2 * b->cap : 256;
         const float **nb = realloc(b->bound, (size_t)cap * sizeof *nb);
-        if (!nb) {
+        if (nb) b->bound = nb;
+        size_t *ny = nb ? realloc(b->bytes, (size_t)cap * sizeof *ny) : NULL;
+        if (!ny) {
             b->rc = acm__fail(b->err, b->errlen, ACM_ENOMEM, "out of memory");
             return NULL;
         }
-        b->bound = nb;
+        b->bytes = ny;
         b->cap = cap;
     }
+    size_t n = sizeof(float);
+    for (int i = 0; i < wn; i++) n *= (size_t)want[i];
+    b->bytes[b->nbound] = n;
     b->bound[b->nbound++] = p;
     return p;
 }
@@ -270,6 +276,7 @@ static void model_free_owned(acm_model *m) {
     free(m->blocks);
     free(m->acms);
     free(m->bound);
+    free(m->bound_bytes);
     free(m->mean_beta);
     free(m->mean_lambda);
     free(m->cap_beta);
@@ -423,7 +430,7 @@ acm_logmel_params acm__speech_logmel_params(const acm_config *c) {
 acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, void *ctx, char *err, size_t errlen) {
     acm_model *m = calloc(1, sizeof *m);
     json_t *pending = NULL;
-    binder b = {lookup, ctx, NULL, 0, 0, err, errlen, 0};
+    binder b = {.lookup = lookup, .ctx = ctx, .err = err, .errlen = errlen};
     if (!m) {
         acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
         return NULL;
@@ -601,6 +608,8 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
         goto fail;
     }
     m->bound = b.bound;
+    m->bound_bytes = b.bytes;
+    b.bytes = NULL;
     m->nbound = b.nbound;
     b.bound = NULL;
     /* sizes and FLOPs */
@@ -781,6 +790,7 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
 fail:
     json_decref(pending);
     free(b.bound);
+    free(b.bytes);
     model_free_owned(m);
     free(m);
     return NULL;

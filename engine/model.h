@@ -123,6 +123,7 @@ struct acm_model {
     int max_choices, max_hidden, max_width; /* scratch sizing */
     int gate_mult; /* 2 when some gate has FiLM (its collapsed gate has 2C rows), else 1: scratch sizing */
     const float **bound; /* data of every tensor bound, [nbound] */
+    size_t *bound_bytes; /* their sizes in bytes, [nbound] (a backend with its own memory uploads these) */
     int nbound;
 };
 

@@ -23,10 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "backend.h"
 #include "util.h"
 
 struct acm__speech_scratch {
+    acm__backend *be;   /* the CPU backend (speech models run there only, for now: worker.c) */
     int max_items, max_tokens;
     acm_logmel *mel;    /* the batch front end */
     float *frames;      /* [(R + 1) * S, M] normalised frames, token-major: token r reads rows r*S .. r*S+S-1 */
@@ -157,6 +158,7 @@ acm__speech_scratch *acm__speech_scratch_new(const acm_model *m, int max_items, 
     }
     memset(mem, 0, total);
     sp->mem = mem;
+    sp->be = acm->be ? acm->be : acm__backend_cpu();
     sp->mel = mel;
     sp->max_items = max_items;
     sp->max_tokens = max_tokens;
@@ -233,14 +235,15 @@ static void unit_setup(const acm_model *m, acm__speech_scratch *sp, int u, acm_p
 static void run_module(float *out, int ldo, int accumulate, const float *x, int ldx, const acm_model *m,
                        const acm__module *md, acm__speech_scratch *sp, acm__acm_scratch *s, int U, int64_t R) {
     const acm_module_info *in = &md->info;
+    acm__backend *be = sp->be;
     switch (in->kind) {
     case ACM_MOD_LINEAR:
-        acm__matmul_forward(out, ldo, x, ldx, md->w, in->din, md->b, R, in->din, in->dout, accumulate);
+        be->matmul_forward(be, out, ldo, x, ldx, md->w, in->din, md->b, R, in->din, in->dout, accumulate);
         return;
     case ACM_MOD_MLP:
-        acm__matmul_forward(sp->fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, R, in->din, in->hidden, 0);
-        acm__gelu_forward(sp->fc1, sp->fc1, R * in->hidden);
-        acm__matmul_forward(out, ldo, sp->fc1, in->hidden, md->fc2_w, in->hidden, md->fc2_b, R, in->hidden, in->dout,
+        be->matmul_forward(be, sp->fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, R, in->din, in->hidden, 0);
+        be->gelu_forward(be, sp->fc1, in->hidden, sp->fc1, in->hidden, R, in->hidden);
+        be->matmul_forward(be, out, ldo, sp->fc1, in->hidden, md->fc2_w, in->hidden, md->fc2_b, R, in->hidden, in->dout,
                             accumulate);
         return;
     case ACM_MOD_ACM:
@@ -266,22 +269,23 @@ static void chunk_attention(const acm_model *m, acm__speech_scratch *sp, int u, 
     const acm_config *c = &m->cfg;
     const int D = c->dim, H = c->heads, hd = D / H, L = c->left_context;
     const int64_t r0 = sp->unit_off[u], Tq = sp->unit_off[u + 1] - r0;
+    acm__backend *be = sp->be;
     float *kv = sp->kv; /* [Tk, 2D]: k | v */
     int64_t nk = 0;
     if (st && st->ring_count) { /* the ring, oldest first: [head, L) then [0, head) */
         const float *ring = st->ring + (int64_t)l * L * 2 * D;
         const int first = st->ring_count < L - st->ring_head ? st->ring_count : L - st->ring_head;
-        acm__copy_rows(kv, 2 * D, ring + (int64_t)st->ring_head * 2 * D, 2 * D, first, 2 * D);
-        acm__copy_rows(kv + (int64_t)first * 2 * D, 2 * D, ring, 2 * D, st->ring_count - first, 2 * D);
+        be->copy_rows(be, kv, 2 * D, ring + (int64_t)st->ring_head * 2 * D, 2 * D, first, 2 * D);
+        be->copy_rows(be, kv + (int64_t)first * 2 * D, 2 * D, ring, 2 * D, st->ring_count - first, 2 * D);
         nk = st->ring_count;
     }
     const int64_t k0 = st ? r0 : sp->unit_key0[u];
-    acm__copy_rows(kv + nk * 2 * D, 2 * D, sp->qkv + k0 * 3 * D + D, 3 * D, r0 + Tq - k0, 2 * D);
+    be->copy_rows(be, kv + nk * 2 * D, 2 * D, sp->qkv + k0 * 3 * D + D, 3 * D, r0 + Tq - k0, 2 * D);
     nk += r0 + Tq - k0;
-    acm__copy_rows(sp->qr, D, sp->qkv + r0 * 3 * D, 3 * D, Tq, D);
-    acm__rope_forward(kv, 2 * D, nk, 0, H, hd, sp->rope_cos, sp->rope_sin);
-    acm__rope_forward(sp->qr, D, Tq, (int)(nk - Tq), H, hd, sp->rope_cos, sp->rope_sin);
-    acm__attention_window_forward(sp->att_y + r0 * D, D, sp->scores, sp->qr, D, kv, 2 * D, kv + D, 2 * D, (int)Tq,
+    be->copy_rows(be, sp->qr, D, sp->qkv + r0 * 3 * D, 3 * D, Tq, D);
+    be->rope_forward(be, kv, 2 * D, nk, 0, H, hd, sp->rope_cos, sp->rope_sin);
+    be->rope_forward(be, sp->qr, D, Tq, (int)(nk - Tq), H, hd, sp->rope_cos, sp->rope_sin);
+    be->attention_window_forward(be, sp->att_y + r0 * D, D, sp->scores, sp->qr, D, kv, 2 * D, kv + D, 2 * D, (int)Tq,
                                   (int)nk, D, H);
     sp->aflops[u] += 4.0 * (double)Tq * (double)nk * D; /* QKᵀ and A·V */
 }
@@ -290,14 +294,15 @@ static void chunk_attention(const acm_model *m, acm__speech_scratch *sp, int u, 
  * ring_count are advanced by the caller once every layer is done): at most two contiguous runs of slots. */
 static void ring_push(const acm_model *m, const acm__speech_scratch *sp, int u, int l, acm_stream *st) {
     const int D = m->cfg.dim, L = m->cfg.left_context;
+    acm__backend *be = sp->be;
     if (L == 0) return;
     const int64_t r0 = sp->unit_off[u], Tq = sp->unit_off[u + 1] - r0;
     float *ring = st->ring + (int64_t)l * L * 2 * D;
     const int64_t skip = Tq > L ? Tq - L : 0, n = Tq - skip; /* only the last L tokens can stay */
     const int slot = (int)((st->ring_head + st->ring_count + skip) % L);
     const int64_t first = n < L - slot ? n : L - slot;
-    acm__copy_rows(ring + (int64_t)slot * 2 * D, 2 * D, sp->qkv + (r0 + skip) * 3 * D + D, 3 * D, first, 2 * D);
-    acm__copy_rows(ring, 2 * D, sp->qkv + (r0 + skip + first) * 3 * D + D, 3 * D, n - first, 2 * D);
+    be->copy_rows(be, ring + (int64_t)slot * 2 * D, 2 * D, sp->qkv + (r0 + skip) * 3 * D + D, 3 * D, first, 2 * D);
+    be->copy_rows(be, ring, 2 * D, sp->qkv + (r0 + skip + first) * 3 * D + D, 3 * D, n - first, 2 * D);
 }
 
 /* Blocks, final norm and head over the R rows in sp->x (U chunks set up; n items at item_off for the k maps;
@@ -306,11 +311,12 @@ static void blocks_forward(const acm_model *m, acm__speech_scratch *sp, acm__acm
                            acm_stream *const *streams, acm_result *res, int n) {
     const acm_config *c = &m->cfg;
     const int D = c->dim;
+    acm__backend *be = sp->be;
     s->unit_off = sp->unit_off;
     s->bad_gate = NULL;
     for (int l = 0; l < c->depth; l++) {
         const acm__block *bl = &m->blocks[l];
-        acm__layernorm_forward(sp->ln, NULL, NULL, sp->x, bl->ln1_w, bl->ln1_b, R, D, c->ln_eps);
+        be->layernorm_forward(be, sp->ln, NULL, NULL, sp->x, bl->ln1_w, bl->ln1_b, R, D, c->ln_eps);
         if (bl->fused_qkv) {
             run_module(sp->qkv, 3 * D, 0, sp->ln, D, m, &bl->mod[ACM_POS_Q], sp, s, U, R);
         } else if (bl->mod[ACM_POS_Q].info.kind == ACM_MOD_ACM && bl->mod[ACM_POS_K].info.kind == ACM_MOD_ACM &&
@@ -329,22 +335,23 @@ static void blocks_forward(const acm_model *m, acm__speech_scratch *sp, acm__acm
             for (int u = 0; u < U; u++) ring_push(m, sp, u, l, streams[u]);
         run_module(sp->x, D, 1, sp->att_y, D, m, &bl->mod[ACM_POS_O], sp, s, U, R);
         copy_kmap(&bl->mod[ACM_POS_O], s->k, sp->item_off, res, n);
-        acm__layernorm_forward(sp->ln, NULL, NULL, sp->x, bl->ln2_w, bl->ln2_b, R, D, c->ln_eps);
+        be->layernorm_forward(be, sp->ln, NULL, NULL, sp->x, bl->ln2_w, bl->ln2_b, R, D, c->ln_eps);
         run_module(sp->x, D, 1, sp->ln, D, m, &bl->mod[ACM_POS_MLP], sp, s, U, R);
         copy_kmap(&bl->mod[ACM_POS_MLP], s->k, sp->item_off, res, n);
     }
     s->unit_off = NULL;
-    acm__layernorm_forward(sp->ln, NULL, NULL, sp->x, m->norm_w, m->norm_b, R, D, c->ln_eps);
-    acm__matmul_forward(sp->logits, c->num_classes, sp->ln, D, m->head_w, D, m->head_b, R, D, c->num_classes, 0);
+    be->layernorm_forward(be, sp->ln, NULL, NULL, sp->x, m->norm_w, m->norm_b, R, D, c->ln_eps);
+    be->matmul_forward(be, sp->logits, c->num_classes, sp->ln, D, m->head_w, D, m->head_b, R, D, c->num_classes, 0);
 }
 
 /* Normalises the S*T frames at sp->frames + row0*S*M and projects them into x rows [row0, row0 + T). */
 static void embed(const acm_model *m, acm__speech_scratch *sp, int64_t row0, int64_t T) {
     const acm_config *c = &m->cfg;
     const int M = c->n_mels, SM = c->stack * M;
+    acm__backend *be = sp->be;
     float *f = sp->frames + row0 * SM;
-    acm__normalise_cols(f, T * c->stack, M, m->mel_mean, m->mel_std);
-    acm__matmul_forward(sp->x + row0 * c->dim, c->dim, f, SM, m->front_w, SM, m->front_b, T, SM, c->dim, 0);
+    be->normalise_cols(be, f, T * c->stack, M, m->mel_mean, m->mel_std);
+    be->matmul_forward(be, sp->x + row0 * c->dim, c->dim, f, SM, m->front_w, SM, m->front_b, T, SM, c->dim, 0);
 }
 
 /* Per item: FLOPs, dense FLOPs and budget from its chunks [u0, u1); logits [T, K] copied out. */
@@ -361,7 +368,7 @@ static void item_result(const acm_model *m, const acm__speech_scratch *sp, acm_r
     r->flops_dense = T ? m->flops_dense * (double)T + af : 0;
     r->budget = T == 0 ? 0 : m->learner_flops_total > 0 ? lf / (m->learner_flops_total * (double)T) : 1.0;
     const int K = m->cfg.num_classes;
-    if (T) memcpy(r->logits, sp->logits + row0 * K, sizeof(float) * (size_t)(T * K));
+    if (T) sp->be->download(sp->be, r->logits, sp->logits + row0 * K, sizeof(float) * (size_t)(T * K));
     if (isnan(lf)) /* a gate gave non-finite logits in one of its chunks (acm_exec.c, decide): no answer */
         for (int64_t i = 0; i < T * K; i++) r->logits[i] = NAN;
 }
@@ -565,7 +572,7 @@ int acm__speech_run_streams(const acm_model *m, acm__speech_scratch *sp, acm__ac
         const int64_t T = sp->item_off[i + 1] - sp->item_off[i];
         unit_setup(m, sp, i, policies[i]);
         sp->unit_item[i] = i;
-        acm__copy_rows(sp->frames + sp->item_off[i] * S * M, M, st->frames, M, T * S, M);
+        sp->be->upload(sp->be, sp->frames + sp->item_off[i] * S * M, st->frames, sizeof(float) * (size_t)(T * S * M));
         embed(m, sp, sp->item_off[i], T);
     }
     blocks_forward(m, sp, s, n, R, streams, res, n);

@@ -6,7 +6,7 @@
  * Every linear module may be static or an ACM; the q, k, v outputs land in one [B*T, 3D] buffer either way.
  *
  * An ACM module runs as: collapsed gate GEMM -> k per token (policy) -> counting sort of the batch's tokens by k ->
- * learner GEMMs over contiguous rows -> scatter (add) into the output: engine/cpu/acm_exec.c (acm__acm_forward; the
+ * learner GEMMs over contiguous rows -> scatter (add) into the output: engine/acm_exec.c (acm__acm_forward; the
  * q, k, v ACMs of a block share one gate GEMM through acm__acm_qkv_forward).
  *
  * FLOPs are counted per item as the forward runs: the model's fixed (non-ACM) FLOPs plus, per ACM and token,
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "backend.h"
 #include "util.h"
 
 /* Runs a static or ACM module: out (ldo) = or += module(x). */
@@ -31,15 +31,16 @@ static void run_module(float *out, int ldo, int accumulate, const float *x, int 
                        double *flops, double *lflops) {
     const int64_t BT = (int64_t)B * T;
     const acm_module_info *in = &md->info;
+    acm__backend *be = s->be ? s->be : acm__backend_cpu();
     switch (in->kind) {
     case ACM_MOD_LINEAR:
-        acm__matmul_forward(out, ldo, x, ldx, md->w, in->din, md->b, BT, in->din, in->dout, accumulate);
+        be->matmul_forward(be, out, ldo, x, ldx, md->w, in->din, md->b, BT, in->din, in->dout, accumulate);
         return;
     case ACM_MOD_MLP:
-        acm__matmul_forward(fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
-        acm__gelu_forward(gelu, fc1, BT * in->hidden);
-        acm__matmul_forward(out, ldo, gelu, in->hidden, md->fc2_w, in->hidden, md->fc2_b, BT, in->hidden, in->dout,
-                            accumulate);
+        be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
+        be->gelu_forward(be, gelu, in->hidden, fc1, in->hidden, BT, in->hidden);
+        be->matmul_forward(be, out, ldo, gelu, in->hidden, md->fc2_w, in->hidden, md->fc2_b, BT, in->hidden, in->dout,
+                           accumulate);
         return;
     case ACM_MOD_ACM:
         if (a->acm_hook) {
@@ -88,21 +89,19 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         gbeta[b] = acm__gate_beta(m, p);
         eflops[b] = lflops[b] = 0;
     }
-    /* patch embedding: im2col, one GEMM for all items, then [cls; patches] + pos */
+    /* patch embedding: im2col, one GEMM per item, then [cls; patches] + pos */
+    acm__backend *be = s->be ? s->be : acm__backend_cpu();
+    be->im2col_patches(be, a->patches, items, B, c->in_chans, S, S, c->patch_size);
     for (int b = 0; b < B; b++)
-        acm__im2col_patches(a->patches + (int64_t)b * Np * PP, items[b].pixels, c->in_chans, S, S, c->patch_size);
-    for (int b = 0; b < B; b++) {
-        float *xb = a->x0 + (int64_t)b * T * D;
-        acm__matmul_forward(xb + D, D, a->patches + (int64_t)b * Np * PP, PP, m->patch_w, PP, m->patch_b, Np, PP, D, 0);
-        memcpy(xb, m->cls, sizeof(float) * (size_t)D);
-        acm__add(xb, xb, m->pos, (int64_t)T * D);
-    }
+        be->matmul_forward(be, a->x0 + (int64_t)b * T * D + D, D, a->patches + (int64_t)b * Np * PP, PP, m->patch_w,
+                           PP, m->patch_b, Np, PP, D, 0);
+    be->vit_embed(be, a->x0, m->cls, m->pos, B, T, D);
     const float *x = a->x0;
     s->bad_gate = NULL;
     for (int l = 0; l < c->depth; l++) {
         const acm__block *bl = &m->blocks[l];
         acm__block_acts *ba = &a->blk[a->blk_shared ? 0 : l];
-        acm__layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, bl->ln1_w, bl->ln1_b, BT, D, c->ln_eps);
+        be->layernorm_forward(be, ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, bl->ln1_w, bl->ln1_b, BT, D, c->ln_eps);
         if (bl->fused_qkv) {
             run_module(ba->qkv, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[ACM_POS_Q], NULL, NULL, items, lambda, gbeta, B,
                        T, s, res, eflops, lflops);
@@ -119,27 +118,29 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                 run_module(ba->qkv + p * D, 3 * D, 0, ba->ln1, D, m, a, &bl->mod[p], NULL, NULL, items, lambda, gbeta,
                            B, T, s, res, eflops, lflops);
         }
-        acm__attention_forward(ba->attn_y, ba->att, ba->qkv, ba->qkv + D, ba->qkv + 2 * D, 3 * D, B, T, D, H);
-        if (ba->x1 != x) memcpy(ba->x1, x, sizeof(float) * (size_t)(BT * D));
+        be->attention_forward(be, ba->attn_y, ba->att, ba->qkv, ba->qkv + D, ba->qkv + 2 * D, 3 * D, B, T, D, H);
+        if (ba->x1 != x) be->copy(be, ba->x1, x, sizeof(float) * (size_t)(BT * D));
         run_module(ba->x1, D, 1, ba->attn_y, D, m, a, &bl->mod[ACM_POS_O], NULL, NULL, items, lambda, gbeta, B, T, s,
                    res, eflops, lflops);
-        acm__layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x1, bl->ln2_w, bl->ln2_b, BT, D, c->ln_eps);
-        if (ba->x2 != ba->x1) memcpy(ba->x2, ba->x1, sizeof(float) * (size_t)(BT * D));
+        be->layernorm_forward(be, ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x1, bl->ln2_w, bl->ln2_b, BT, D, c->ln_eps);
+        if (ba->x2 != ba->x1) be->copy(be, ba->x2, ba->x1, sizeof(float) * (size_t)(BT * D));
         run_module(ba->x2, D, 1, ba->ln2, D, m, a, &bl->mod[ACM_POS_MLP], ba->fc1, ba->gelu, items, lambda, gbeta, B,
                    T, s, res, eflops, lflops);
         x = ba->x2;
     }
     /* final norm on the class tokens, head */
     for (int b = 0; b < B; b++)
-        acm__layernorm_forward(a->lnf + (int64_t)b * D, a->lnf_mean ? a->lnf_mean + b : NULL,
-                               a->lnf_rstd ? a->lnf_rstd + b : NULL, x + (int64_t)b * T * D, m->norm_w, m->norm_b, 1,
-                               D, c->ln_eps);
-    acm__matmul_forward(a->logits, K, a->lnf, D, m->head_w, D, m->head_b, B, D, K, 0);
+        be->layernorm_forward(be, a->lnf + (int64_t)b * D, a->lnf_mean ? a->lnf_mean + b : NULL,
+                              a->lnf_rstd ? a->lnf_rstd + b : NULL, x + (int64_t)b * T * D, m->norm_w, m->norm_b, 1, D,
+                              c->ln_eps);
+    be->matmul_forward(be, a->logits, K, a->lnf, D, m->head_w, D, m->head_b, B, D, K, 0);
+    /* a gate gave non-finite logits (acm_exec.c, decide): no answer for this item. The logits are the backend's: the
+     * item's budget is NaN, and whoever brings its logits to the host (acm_worker_run) makes them NaN. */
     for (int b = 0; b < B; b++) {
         res[b].flops = m->flops_fixed + eflops[b];
         res[b].flops_dense = m->flops_dense;
         res[b].budget = m->learner_flops_total > 0 ? lflops[b] / (m->learner_flops_total * T) : 1.0;
-        if (isnan(lflops[b])) /* a gate gave non-finite logits (acm_exec.c, decide): no answer for this item */
+        if (isnan(lflops[b]) && be == acm__backend_cpu())
             for (int k = 0; k < K; k++) a->logits[(int64_t)b * K + k] = NAN;
     }
     /* the input was finite, so a non-finite gate logit means the computation overflowed float (the model's weights,

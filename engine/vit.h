@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "acm.h"
+#include "backend.h"
 #include "model.h"
 
 typedef struct {
@@ -45,7 +46,7 @@ typedef struct {
     double *flops_acm, *flops_learn;  /* [B] per item: ACM FLOPs executed (gates + learners); learners alone */
 } acm__vit_acts;
 
-/* How ACM modules run their learners (engine/cpu/acm_exec.c). AUTO picks per module and batch; the others force one
+/* How ACM modules run their learners (engine/acm_exec.c). AUTO picks per module and batch; the others force one
  * schedule (benchmarks and tests). */
 typedef enum {
     ACM__EXEC_AUTO = 0,  /* the schedule measured fastest for the module's shape (see acm_exec.c) */
@@ -62,24 +63,29 @@ typedef struct {
     double scatter; /* writing or adding rows back */
 } acm__exec_times;
 
-/* Scratch of the ACM modules: gate logits, k per token, the sorted permutation and gathered rows. */
-typedef struct {
-    float *gate;       /* [B*T, (3G+1)*Cmax], G = gate_mult: logits of one module [B*T, C] (FiLM: its [B*T, 2C] raw
-                          A|B logits first, combined in place), or fused q|k|v raw logits then one module's */
+/* Scratch of the ACM modules: gate logits, k per token, the sorted permutation and gathered rows. Buffers marked
+ * (backend) are in the backend's memory, the others on the host (engine/backend.h; on the CPU both are host memory, and
+ * gate_host and perm_be may be NULL). */
+struct acm__acm_scratch {
+    acm__backend *be;  /* NULL: the CPU backend */
+    float *gate;       /* (backend) [B*T, (3G+1)*Cmax], G = gate_mult: the gate GEMMs' output */
+    float *gate_host;  /* [B*T, (3G+1)*Cmax]: logits of one module [B*T, C] (FiLM: its [B*T, 2C] raw A|B logits
+                          first, combined in place), or fused q|k|v raw logits then one module's; NULL: gate itself (CPU) */
     uint8_t *k;        /* [3, B*T]: k per token of the last module (q, k, v at offsets 0, B*T, 2*B*T when fused) */
     int32_t *perm;     /* [B*T] tokens sorted by k, descending */
-    float *xg;         /* [B*T, D] gathered inputs, in sorted order */
-    float *hid;        /* [B*T, max N*h] learner hidden activations (row stride N*h) */
-    float *yg;         /* [B*T, max(3D, D)] outputs in sorted order, before scatter */
+    int32_t *perm_be;  /* (backend) [B*T] perm's copy (NULL on the CPU: to_backend hands perm itself) */
+    float *xg;         /* (backend) [B*T, D] gathered inputs, in sorted order */
+    float *hid;        /* (backend) [B*T, max N*h] learner hidden activations (row stride N*h) */
+    float *yg;         /* (backend) [B*T, max(3D, D)] outputs in sorted order, before scatter */
     double *cap_gain;  /* [T * Nmax] CAP policy: the rank of each (token, learner) pair (policy.c, cap_odds) */
     int32_t *cap_idx;  /* [T * Nmax] */
     double *ref;       /* [max N*h + max(3D, D)] REFERENCE mode: one token's hidden and output in double */
-    float *qkv_gate_w; /* [depth, 3*G*Cmax, D] per block whose q, k, v are all ACMs: the three gates' gate_rows
+    float *qkv_gate_w; /* (backend) [depth, 3*G*Cmax, D] per block whose q, k, v are all ACMs: the three gates' gate_rows
                           stacked (or NULL) */
-    float *qkv_gate_b; /* [depth, 3*G*Cmax] */
-    float *qkv_fold_w; /* [depth, 3*Cmax, D]: the same blocks' gates folded for ARGMAX (FiLM: A + gate_beta B, model.h;
+    float *qkv_gate_b; /* (backend) [depth, 3*G*Cmax] */
+    float *qkv_fold_w; /* (backend) [depth, 3*Cmax, D]: the same blocks' gates folded for ARGMAX (FiLM: A + gate_beta B, model.h;
                           unconditioned: the gate itself), C rows each; equal to qkv_gate_w without FiLM */
-    float *qkv_fold_b; /* [depth, 3*Cmax] */
+    float *qkv_fold_b; /* (backend) [depth, 3*Cmax] */
     float *gate_log;   /* tests: [num_acms, B*T, Cmax] every module's gate logits, kept when set (NULL: not kept) */
     const int64_t *unit_off; /* NULL: the B items of a call have T rows each; else [B+1]: item (decision unit) b
                                 has rows [unit_off[b], unit_off[b+1]) and T is ignored (speech: one unit per chunk) */
@@ -89,7 +95,7 @@ typedef struct {
                                     acm__vit_forward resets and reads it */
     int bad_item;                /* that item */
     acm__exec_times *times; /* NULL: not measured */
-} acm__acm_scratch;
+};
 
 /* Fills s->qkv_gate_w and qkv_gate_b (allocated by the worker) with the stacked collapsed gates of every block whose
  * q, k, v are all ACMs. */

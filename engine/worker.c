@@ -1,25 +1,35 @@
 /*
  * worker.c — acm_worker: per-thread state for inference. All scratch is sized once, at creation, for max_batch items
- * with every learner on (llm.c's "size once, allocate once": a table of sizes, one allocation, pointers into it), so
- * acm_worker_run allocates nothing; adaptive compute changes the work, never the buffers.
+ * with every learner on (llm.c's "size once, allocate once": a table of sizes, one allocation per memory, pointers into
+ * it), so acm_worker_run allocates nothing; adaptive compute changes the work, never the buffers.
+ *
+ * Two memories (engine/backend.h): the backend's (activations, gathered rows, stacked gates: one be->alloc) and the
+ * host's (per-item values, k per token, the permutation, CAP's ranks, the host copy of gate logits and of the
+ * logits: one aligned_alloc). The CPU backend's memory is host memory, and its worker has no host copies (their size
+ * is 0 there), so the CPU worker is what it was before the seam.
  */
+#include <math.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu/cpu.h"
 #include "speech.h"
 #include "util.h"
 #include "vit.h"
 
 struct acm_worker {
     const acm_model *m;
+    acm__backend *be;
     int max_batch;
     acm__vit_acts acts;
     acm__block_acts blk; /* one record shared by every block */
     acm__acm_scratch acm;
     acm__speech_scratch *speech; /* speech models: their own scratch (speech.c), which also backs `acm` */
-    void *mem;
+    float *logits_host;          /* [max_batch, K] the logits brought to the host (NULL on the CPU: acts.logits) */
+    void *mem;                   /* backend memory */
+    void *host;                  /* host memory */
 };
 
 acm_worker_params acm_worker_default_params(void) {
@@ -39,10 +49,23 @@ int acm_cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
-void acm_threads_default(int cores, int latency, int *workers, int *blas_threads) {
+void acm_threads_default(int cores, int latency, int *workers, int *cpu_threads) {
     if (cores < 1) cores = 1;
     *workers = latency ? 1 : cores;
-    *blas_threads = latency ? cores : 1;
+    *cpu_threads = latency ? cores : 1;
+}
+
+/* Points ptrs[i] at consecutive 64-byte aligned pieces of mem, sizes[i] bytes each. */
+static void point(char *mem, const size_t *sizes, void **const *ptrs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        *ptrs[i] = mem;
+        mem += ALIGN64(sizes[i]);
+    }
+}
+static size_t total_of(const size_t *sizes, size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += ALIGN64(sizes[i]);
+    return total;
 }
 
 acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, size_t errlen) {
@@ -51,20 +74,28 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         return NULL;
     }
     const int cores = acm_cpu_count();
-    if (p.workers < 0 || p.workers > 4096 || p.blas_threads < 0 || p.blas_threads > 4096) {
+    if (p.workers < 0 || p.workers > 4096 || p.cpu_threads < 0 || p.cpu_threads > 4096) {
         acm__fail(err, errlen, ACM_EINVAL, "workers %d / BLAS threads %d: negative or absurd", p.workers,
-                  p.blas_threads);
+                  p.cpu_threads);
         return NULL;
     }
-    const int nw = p.workers ? p.workers : 1, nt = p.blas_threads ? p.blas_threads : acm_blas_threads();
-    if ((int64_t)nw * nt > cores) {
-        acm__fail(err, errlen, ACM_EINVAL, "%d workers x %d BLAS threads = %d exceeds the %d cores available", nw, nt,
-                  nw * nt, cores);
-        return NULL;
+    const int cpu = !p.backend || !strcmp(p.backend, "cpu");
+    if (cpu) { /* the CPU backend's threads are OpenBLAS's */
+        const int nw = p.workers ? p.workers : 1, nt = p.cpu_threads ? p.cpu_threads : acm_blas_threads();
+        if ((int64_t)nw * nt > cores) {
+            acm__fail(err, errlen, ACM_EINVAL, "%d workers x %d BLAS threads = %d exceeds the %d cores available", nw,
+                      nt, nw * nt, cores);
+            return NULL;
+        }
+        if (p.cpu_threads) acm_blas_set_threads(p.cpu_threads);
     }
-    if (p.blas_threads) acm_blas_set_threads(p.blas_threads);
     const acm_config *c = &m->cfg;
     if (c->arch == ACM_ARCH_SPEECH) {
+        if (!cpu) {
+            acm__fail(err, errlen, ACM_ECONFIG, "backend '%s': speech models run on the CPU backend only (their "
+                      "streams keep their left context in host memory)", p.backend);
+            return NULL;
+        }
         const int64_t mt = p.max_tokens ? p.max_tokens : (int64_t)p.max_batch * (c->chunk > 250 ? c->chunk : 250);
         acm_worker *w = calloc(1, sizeof *w);
         if (!w) {
@@ -72,7 +103,9 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
             return NULL;
         }
         w->m = m;
+        w->be = acm__backend_cpu();
         w->max_batch = p.max_batch;
+        w->acm.be = w->be;
         w->speech = acm__speech_scratch_new(m, p.max_batch, mt > (1 << 24) ? -1 : (int)mt, &w->acm, err, errlen);
         if (!w->speech) {
             free(w);
@@ -80,15 +113,24 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         }
         return w;
     }
+    acm__backend *be = acm__backend_open(p.backend ? p.backend : "cpu", m, p.max_batch, err, errlen);
+    if (!be) return NULL;
     const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
-    const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size;
+    const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size, K = (size_t)c->num_classes;
     size_t hid = (size_t)(c->mlp_hidden > m->max_hidden ? c->mlp_hidden : m->max_hidden);
     size_t nmax = 1;
     for (int i = 0; i < c->num_acms; i++)
         if ((size_t)m->acms[i]->info.n > nmax) nmax = (size_t)m->acms[i]->info.n;
     size_t cmax = (size_t)(m->max_choices > 1 ? m->max_choices : 1), gm = (size_t)(m->gate_mult > 1 ? 2 : 1);
-    /* the size table: byte sizes of every buffer, in the order of the pointers below */
-    size_t sizes[] = {
+    const size_t gate_bytes = BT * (3 * gm + 1) * cmax * 4, own = !cpu; /* own: host copies of backend buffers */
+    acm_worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        acm__backend_close(be);
+        acm__fail(err, errlen, ACM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    /* the size tables: byte sizes of every buffer, in the order of the pointers below */
+    const size_t be_sizes[] = {
         B * (size_t)c->num_patches * PP * 4, /* patches [B*Np, PP] */
         BT * D * 4,      /* x (x0 = x1 = x2) */
         BT * D * 4,      /* ln (ln1 = ln2) */
@@ -97,52 +139,69 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         BT * D * 4,      /* attn_y */
         BT * hid * 4,    /* fc1 = gelu */
         B * D * 4,       /* lnf */
-        B * (size_t)c->num_classes * 4, /* logits */
-        BT * (3 * gm + 1) * cmax * 4, /* gate: stacked q|k|v raw logits (FiLM: A|B each), then one module's */
-        3 * BT,          /* k (q, k, v) */
-        BT * 4,          /* perm */
+        B * K * 4,       /* logits */
+        gate_bytes,      /* gate: stacked q|k|v raw logits (FiLM: A|B each), then one module's */
+        own * BT * 4,    /* perm_be */
         BT * D * 4,      /* xg */
         BT * hid * 4,    /* hid */
         BT * D * 4,      /* yg */
-        T * nmax * 8,    /* cap_gain */
-        T * nmax * 4,    /* cap_idx */
-        (hid + (size_t)m->max_width) * 8,                  /* ref (REFERENCE mode, double) */
         (size_t)c->depth * 3 * gm * cmax * D * 4,          /* qkv_gate_w */
         (size_t)c->depth * 3 * gm * cmax * 4,              /* qkv_gate_b */
         (gm > 1) * (size_t)c->depth * 3 * cmax * D * 4,    /* qkv_fold_w (FiLM only; else qkv_gate_w) */
         (gm > 1) * (size_t)c->depth * 3 * cmax * 4,        /* qkv_fold_b */
+    };
+    void **const be_ptrs[] = {
+        (void **)&w->acts.patches, (void **)&w->acts.x0, (void **)&w->blk.ln1, (void **)&w->blk.qkv,
+        (void **)&w->blk.att, (void **)&w->blk.attn_y, (void **)&w->blk.fc1, (void **)&w->acts.lnf,
+        (void **)&w->acts.logits, (void **)&w->acm.gate, (void **)&w->acm.perm_be, (void **)&w->acm.xg,
+        (void **)&w->acm.hid, (void **)&w->acm.yg, (void **)&w->acm.qkv_gate_w, (void **)&w->acm.qkv_gate_b,
+        (void **)&w->acm.qkv_fold_w, (void **)&w->acm.qkv_fold_b,
+    };
+    const size_t host_sizes[] = {
+        3 * BT,          /* k (q, k, v) */
+        BT * 4,          /* perm */
+        T * nmax * 8,    /* cap_gain */
+        T * nmax * 4,    /* cap_idx */
+        (hid + (size_t)m->max_width) * 8, /* ref (REFERENCE mode, double) */
         B * 4,           /* lambda */
         B * 4,           /* gbeta */
         B * 8,           /* flops_acm */
         B * 8,           /* flops_learn */
+        own * gate_bytes, /* gate_host */
+        own * B * K * 4, /* logits_host */
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += ALIGN64(sizes[i]);
-    acm_worker *w = calloc(1, sizeof *w);
-    char *mem = w ? aligned_alloc(64, total) : NULL;
-    if (!mem) {
+    void **const host_ptrs[] = {
+        (void **)&w->acm.k, (void **)&w->acm.perm, (void **)&w->acm.cap_gain, (void **)&w->acm.cap_idx,
+        (void **)&w->acm.ref, (void **)&w->acts.lambda, (void **)&w->acts.gbeta, (void **)&w->acts.flops_acm,
+        (void **)&w->acts.flops_learn, (void **)&w->acm.gate_host, (void **)&w->logits_host,
+    };
+    const size_t nb = sizeof be_sizes / sizeof *be_sizes, nh = sizeof host_sizes / sizeof *host_sizes;
+    ACM_ASSERT(sizeof be_ptrs / sizeof *be_ptrs == nb && sizeof host_ptrs / sizeof *host_ptrs == nh);
+    const size_t be_total = total_of(be_sizes, nb), host_total = total_of(host_sizes, nh);
+    char *mem = be->alloc(be, be_total), *host = aligned_alloc(64, host_total);
+    if (!mem || !host) {
+        if (mem) be->free(be, mem);
+        free(host);
+        acm__backend_close(be);
         free(w);
-        acm__fail(err, errlen, ACM_ENOMEM, "out of memory (%zu bytes of scratch for %d items)", total, p.max_batch);
+        acm__fail(err, errlen, ACM_ENOMEM, "out of memory (%zu bytes of %s scratch for %d items)",
+                  mem ? host_total : be_total, mem ? "host" : be->name, p.max_batch);
         return NULL;
     }
-    memset(mem, 0, total);
+    memset(host, 0, host_total);
     w->m = m;
+    w->be = be;
     w->max_batch = p.max_batch;
     w->mem = mem;
-    void **ptrs[] = {
-        (void **)&w->acts.patches, (void **)&w->acts.x0, (void **)&w->blk.ln1, (void **)&w->blk.qkv,
-        (void **)&w->blk.att, (void **)&w->blk.attn_y, (void **)&w->blk.fc1, (void **)&w->acts.lnf,
-        (void **)&w->acts.logits, (void **)&w->acm.gate, (void **)&w->acm.k, (void **)&w->acm.perm,
-        (void **)&w->acm.xg, (void **)&w->acm.hid, (void **)&w->acm.yg, (void **)&w->acm.cap_gain,
-        (void **)&w->acm.cap_idx, (void **)&w->acm.ref, (void **)&w->acm.qkv_gate_w, (void **)&w->acm.qkv_gate_b,
-        (void **)&w->acm.qkv_fold_w, (void **)&w->acm.qkv_fold_b, (void **)&w->acts.lambda, (void **)&w->acts.gbeta,
-        (void **)&w->acts.flops_acm, (void **)&w->acts.flops_learn,
-    };
-    ACM_ASSERT(sizeof ptrs / sizeof *ptrs == sizeof sizes / sizeof *sizes);
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        *ptrs[i] = mem;
-        mem += ALIGN64(sizes[i]);
+    w->host = host;
+    point(mem, be_sizes, be_ptrs, nb);
+    point(host, host_sizes, host_ptrs, nh);
+    if (!own) { /* the CPU reads its own buffers: no copies */
+        w->acm.perm_be = NULL;
+        w->acm.gate_host = NULL;
+        w->logits_host = NULL;
     }
+    w->acm.be = be;
     if (gm == 1) { /* without FiLM the folded gates are the gates */
         w->acm.qkv_fold_w = w->acm.qkv_gate_w;
         w->acm.qkv_fold_b = w->acm.qkv_gate_b;
@@ -154,8 +213,14 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
     w->blk.gelu = w->blk.fc1;
     w->acts.blk = &w->blk;
     w->acts.blk_shared = 1;
+    if (be->sync(be, err, errlen)) {
+        acm_worker_free(w);
+        return NULL;
+    }
     return w;
 }
+
+const char *acm_worker_backend(const acm_worker *w) { return w->be->name; }
 
 acm__acm_scratch *acm__worker_scratch(acm_worker *w) { return &w->acm; }
 acm__speech_scratch *acm__worker_speech(acm_worker *w) { return w->speech; }
@@ -163,7 +228,9 @@ acm__speech_scratch *acm__worker_speech(acm_worker *w) { return w->speech; }
 void acm_worker_free(acm_worker *w) {
     if (!w) return;
     acm__speech_scratch_free(w->speech);
-    free(w->mem);
+    if (w->mem) w->be->free(w->be, w->mem);
+    free(w->host);
+    acm__backend_close(w->be);
     free(w);
 }
 
@@ -179,8 +246,13 @@ int acm_worker_run(acm_worker *w, const acm_item *items, acm_result *results, in
     int rc = acm__vit_forward(w->m, &w->acts, &w->acm, items, results, n, err, errlen);
     if (rc && rc != ACM_ENUMERIC) return rc; /* ACM_ENUMERIC: the failed items' logits are NaN, the others valid */
     const int K = w->m->cfg.num_classes;
+    const float *logits = w->be->host_view(w->be, w->logits_host, w->acts.logits, sizeof(float) * (size_t)n * K);
+    int src = w->be->sync(w->be, rc ? NULL : err, errlen);
+    if (src) return src;
     for (int b = 0; b < n; b++) {
-        memcpy(results[b].logits, w->acts.logits + (int64_t)b * K, sizeof(float) * (size_t)K);
+        memcpy(results[b].logits, logits + (int64_t)b * K, sizeof(float) * (size_t)K);
+        if (isnan(results[b].budget)) /* its gate failed (vit.c): no answer */
+            for (int k = 0; k < K; k++) results[b].logits[k] = NAN;
         results[b].tokens = w->m->cfg.tokens;
     }
     return rc;

@@ -41,8 +41,9 @@
 #define ACMD_OPTIONS(X)                                                                                               \
     X(STR, listen, "ADDR:PORT", "127.0.0.1:8080", "address:port to listen on (port 0: any free port)")                \
     X(STR, port_file, "FILE", "", "write the bound port to this file once listening (tests)")                         \
-    X(INT, workers, "N", "0", "engine worker threads (0: one per core)")                                              \
+    X(INT, workers, "N", "0", "engine worker threads (0: the cores less one, kept for the I/O thread; at least 1)")   \
     X(INT, blas_threads, "N", "1", "OpenBLAS threads per worker (workers x BLAS threads <= cores)")                   \
+    X(STR, backend, "NAME", "cpu", "engine backend: cpu, or cuda (a build made with make CUDA=1, on a GPU)")         \
     X(INT, worker_nice, "N", "0",                                                                                     \
       "the worker threads' nice value above the I/O thread's (0..19, capped at 19): the I/O thread, and a client on " \
       "the same cores, then run first when they wake, at the workers' expense")                                      \

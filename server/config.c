@@ -248,6 +248,8 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (c->metrics_auth && !c->auth_file[0]) return cfg__fail(err, errlen, "--metrics-auth 1 needs --auth-file");
     if (c->workers < 0 || c->workers > 256) return cfg__fail(err, errlen, "--workers must be in 0..256");
     if (c->blas_threads < 1 || c->blas_threads > 256) return cfg__fail(err, errlen, "--blas-threads must be in 1..256");
+    char berr[256];
+    if (acm_backend_check(c->backend, berr, sizeof berr)) return cfg__fail(err, errlen, "--backend: %s", berr);
     if (c->worker_nice < 0 || c->worker_nice > 19) return cfg__fail(err, errlen, "--worker-nice must be in 0..19");
     if (c->max_batch < 1 || c->max_batch > 1024) return cfg__fail(err, errlen, "--max-batch must be in 1..1024");
     if (c->batch_delay_us < 0) return cfg__fail(err, errlen, "--batch-delay-us must be >= 0");

@@ -167,7 +167,7 @@ static enum MHD_Result http__const(acmd_server *s, acmd_req *r, int status, cons
 
 /* ---- GET routes ---------------------------------------------------------------------------------------------------- */
 
-static json_t *http__model_meta(const acmd_model *m) {
+static json_t *http__model_meta(const acmd_server *s, const acmd_model *m) {
     json_t *labels = json_array();
     for (int k = 0; k < m->K; k++) json_array_append_new(labels, json_string(m->cfg->labels[k]));
     json_t *o = json_pack("{s:s, s:[s], s:s, s:s, s:[{s:s, s:s, s:[i,i,i,i]}, {s:s, s:s, s:[i,i,i,i]}], "
@@ -195,6 +195,7 @@ static json_t *http__model_meta(const acmd_model *m) {
     json_object_set_new(o, "flops_dense", json_real(acm_model_flops_dense(m->m)));
     json_object_set_new(o, "default_policy", json_string(acm_policy_name(m->default_policy.kind)));
     json_object_set_new(o, "max_batch", json_integer(m->max_batch));
+    json_object_set_new(o, "backend", json_string(s->cfg.backend)); /* the engine backend its workers run on */
     return o;
 }
 
@@ -241,7 +242,7 @@ static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_a
         return http__const(s, r, s->ready ? 200 : 503, s->ready ? "{\"ready\":true}\n" : "{\"ready\":false}\n");
     case ACMD_ROUTE_SERVER_META:
         return http__json(s, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "acmd", "version", ACMD_VERSION, "extensions"));
-    case ACMD_ROUTE_MODEL_META: return http__json(s, r, 200, http__model_meta(r->model));
+    case ACMD_ROUTE_MODEL_META: return http__json(s, r, 200, http__model_meta(s, r->model));
     case ACMD_ROUTE_MODEL_STATS: return http__json(s, r, 200, http__model_stats(s, r->model));
     case ACMD_ROUTE_MODEL_READY: return http__json(s, r, s->ready ? 200 : 503, json_pack("{s:s, s:b}", "name", r->model->name, "ready", s->ready));
     case ACMD_ROUTE_METRICS: {

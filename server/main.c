@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "acmd.h"
+#include "cpu/cpu.h"
 
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv); /* may re-execute the program with OPENBLAS_CORETYPE set (docs/DESIGN.md §4) */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acmd.h"
+#include "cpu/cpu.h"
 #include "jsonw.h"
 
 typedef struct {
@@ -197,7 +198,7 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
     l[0] = 0;
     acmd_label(l, sizeof l, "version", ACMD_VERSION);
     acmd_label(l, sizeof l, "blas_core", acm_blas_core());
-    acmd_label(l, sizeof l, "backend", "cpu");
+    acmd_label(l, sizeof l, "backend", srv->cfg.backend);
     acmd_metric_set(m, ACMD_M_BUILD_INFO, l, 1);
     return m;
 }

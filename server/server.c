@@ -385,7 +385,11 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
                  m->name, m->path, m->version, m->C, m->S, m->S, m->K, m->num_acms, m->cfg->beta_min, m->beta_floor);
     }
     int cores = acm_cpu_count();
-    s->n_workers = cfg->workers ? (int)cfg->workers : (int)(cores / cfg->blas_threads > 0 ? cores / cfg->blas_threads : 1);
+    /* default: the cores less one, kept for the I/O thread (and, on a small machine, the network stack), one worker
+     * per BLAS-thread group of what is left, at least one. Measured (bench/RESULTS.md, "acmd, part 4"): on 2 cores one
+     * worker keeps deadlines under overload far better than two, which fight the I/O thread for the cores. */
+    const int spare = cores > 1 ? cores - 1 : 1;
+    s->n_workers = cfg->workers ? (int)cfg->workers : (int)(spare / cfg->blas_threads > 0 ? spare / cfg->blas_threads : 1);
     s->metrics = acmd_metrics_new(s);
     if (!s->metrics) return snprintf(err, errlen, "out of memory"), -1;
     for (int i = 0; i < s->keys.n; i++) acmd_metrics_key(s->metrics, s->keys.k[i].name);

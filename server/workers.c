@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "acmd.h"
+#include "cpu/cpu.h"
 
 /* ---- the way back (worker -> I/O thread) -------------------------------------------------------------------------- */
 
@@ -242,7 +243,8 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             acm_worker_params p = acm_worker_default_params();
             p.max_batch = m->max_batch;
             p.workers = s->n_workers;
-            p.blas_threads = (int)s->cfg.blas_threads;
+            p.cpu_threads = (int)s->cfg.blas_threads;
+            p.backend = s->cfg.backend;
             char e[256];
             w->eng[i].w = acm_worker_new(m->m, p, e, sizeof e);
             if (!w->eng[i].w) return snprintf(err, errlen, "model %s: %s", m->name, e), -1;

@@ -1,6 +1,6 @@
 /*
  * acmize.c — `acm-train acmize`: turns a trained static ViT into an ACM model with the paper's three phases
- * (docs/METHOD.md §3-5).
+ * (docs/METHOD.md §3-5). A speech base model (arch "speech") goes to cmd_speech_acmize.c instead.
  *
  *   phase 1  module-wise distillation: the frozen teacher runs on augmented training batches; every ACM's learners
  *            learn its module's output o from its input z (both from the teacher's activation record, on the fly),
@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "kernels.h"
 #include "train/acm_student.h"
 #include "train/ckpt.h"
@@ -558,7 +559,21 @@ static void log_row(acmz_run *r, const char *fmt, ...) {
     fflush(r->csv);
 }
 
+/* 1 when the model named by --base is a speech model: cmd_speech_acmize converts it. */
+static int base_is_speech(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--base")) {
+            char err[512];
+            acm_model *m = acm_model_load(argv[i + 1], err, sizeof err);
+            int sp = m && acm_model_config(m)->arch == ACM_ARCH_SPEECH;
+            acm_model_free(m);
+            return sp;
+        }
+    return 0;
+}
+
 int cmd_acmize(int argc, char **argv) {
+    if (base_is_speech(argc, argv)) return cmd_speech_acmize(argc, argv);
     acmz_run R;
     memset(&R, 0, sizeof R);
     R.cfg = cfg_default();

@@ -22,9 +22,11 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "safetensors.h"
 #include "train/commands.h"
 #include "train/data.h"
+#include "train/speech_eval.h"
 
 typedef struct {
     double beta; /* the budget the gates saw (matters for FiLM gates only) */
@@ -40,6 +42,9 @@ typedef struct {
     int batch;
     float *x, *logits;
     uint8_t *kmap;
+    /* a speech model: held-out utterances of the corpus's val split instead of images (speech_eval.h) */
+    const char *speech_path, *corpus;
+    int64_t den; /* what count_correct's count is out of: images, or characters for speech */
     point **pts; /* every evaluation (separately allocated: solve holds pointers while more are added) */
     int npts, cap;
     int evals;
@@ -54,7 +59,11 @@ static void usage(FILE *f) {
                "  --val-size N        the held-out split, as in training (default 5000)\n"
                "  --split-seed N      (default 0)\n"
                "  --threads N         OpenBLAS threads (default 2)\n"
-               "  --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n");
+               "  --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n"
+               "  a speech model (arch speech) is calibrated on the val split of a speech corpus instead:\n"
+               "  --corpus DIR        speech corpus (default data/speech)\n"
+               "  --utterances N      first N val utterances (default 200); the CAP order is chosen on the\n"
+               "                      characters the greedy decoding gets right\n");
 }
 
 /* Runs held-out images [i, i + nb) through worker w of model m under policy p: results in res (logits into c->logits,
@@ -86,7 +95,20 @@ static point *eval_lambda(calib *c, double lambda, double beta) {
     double *frac = calloc((size_t)A, sizeof(double)), realised = 0;
     const acm_policy pol = {.kind = ACM_POLICY_MEAN, .beta = (float)beta, .lambda_set = 1, .lambda = (float)lambda};
     acm_result res[256];
-    for (int64_t i = 0; i < c->n; i += c->batch) {
+    if (c->speech_path) { /* realised budget and fractions per utterance, averaged over them */
+        acmt_speech_eval_params ep = {.corpus = c->corpus, .split = "val", .limit = c->n, .policy = &pol};
+        acmt_speech_eval_result r;
+        char err[1024];
+        if (acmt_speech_eval(c->speech_path, &ep, &r, err, sizeof err)) {
+            fprintf(stderr, "acm-train calibrate: %s\n", err);
+            exit(1);
+        }
+        free(r.speakers);
+        realised = r.budget_mean * (double)c->n;
+        for (int a = 0; a < A && a < ACMT_EVAL_MAX_ACMS; a++) frac[a] = r.acm_frac[a] * (double)c->n;
+        (void)T;
+    }
+    for (int64_t i = 0; !c->speech_path && i < c->n; i += c->batch) {
         int nb = (int)(c->n - i < c->batch ? c->n - i : c->batch);
         int32_t y[256];
         run_heldout(c, c->m, c->w, pol, i, nb, res, y);
@@ -243,10 +265,23 @@ static int rewrite(const char *in, const char *out, json_t *budget, json_t *cali
 }
 
 /* Held-out images that model m classifies right under policy p. */
-static int64_t count_correct(calib *c, const acm_model *m, acm_worker *w, acm_policy p) {
+static int64_t count_correct(calib *c, const acm_model *m, acm_worker *w, acm_policy p, const char *path) {
     const int K = acm_model_config(m)->num_classes;
+    if (c->speech_path) { /* characters right: the number of characters less the greedy decoding's errors */
+        acmt_speech_eval_params ep = {.corpus = c->corpus, .split = "val", .limit = c->n, .policy = &p};
+        acmt_speech_eval_result r;
+        char err[1024];
+        if (acmt_speech_eval(path, &ep, &r, err, sizeof err)) {
+            fprintf(stderr, "acm-train calibrate: %s\n", err);
+            exit(1);
+        }
+        free(r.speakers);
+        c->den = r.greedy.chars;
+        return r.greedy.chars - r.greedy.char_errors;
+    }
     acm_result res[256];
     int64_t right = 0;
+    c->den = c->n;
     for (int64_t i = 0; i < c->n; i += c->batch) {
         int nb = (int)(c->n - i < c->batch ? c->n - i : c->batch);
         int32_t y[256];
@@ -262,8 +297,8 @@ static int64_t count_correct(calib *c, const acm_model *m, acm_worker *w, acm_po
 }
 
 int cmd_calibrate(int argc, char **argv) {
-    const char *path = NULL, *out = NULL, *dir = "/usr/share/datasets/fashion-mnist";
-    int64_t n_img = 1000, val_size = 5000, split_seed = 0;
+    const char *path = NULL, *out = NULL, *dir = "/usr/share/datasets/fashion-mnist", *corpus = "data/speech";
+    int64_t n_img = 1000, val_size = 5000, split_seed = 0, n_utt = 200;
     int threads = 2;
     double blo = 0.1, bhi = 0.95, bstep = 0.05, tol = 0.002;
     for (int i = 1; i < argc; i++) {
@@ -276,6 +311,11 @@ int cmd_calibrate(int argc, char **argv) {
             out = v, i++;
         } else if (!strcmp(a, "--data") && v) {
             dir = v, i++;
+        } else if (!strcmp(a, "--corpus") && v) {
+            corpus = v, i++;
+        } else if (!strcmp(a, "--utterances") && v) {
+            n_utt = strtoll(v, &e, 10), i++;
+            if (*e || n_utt < 1) goto bad;
         } else if (!strcmp(a, "--images") && v) {
             n_img = strtoll(v, &e, 10), i++;
             if (*e || n_img < 10) goto bad;
@@ -323,30 +363,49 @@ int cmd_calibrate(int argc, char **argv) {
         acm_model_free(c.m);
         return 1;
     }
-    if (cfg->in_chans != 1 || cfg->image_size != 28) {
+    const int speech = cfg->arch == ACM_ARCH_SPEECH;
+    if (!speech && (cfg->in_chans != 1 || cfg->image_size != 28)) {
         fprintf(stderr, "acm-train calibrate: %s is not a 28x28 grey model (Fashion-MNIST)\n", path);
         acm_model_free(c.m);
         return 1;
     }
     acmt_images all, train, val;
-    if (acmt_images_load(&all, dir, "train", err, sizeof err) ||
+    memset(&val, 0, sizeof val);
+    if (speech) {
+        c.speech_path = path;
+        c.corpus = corpus;
+        c.n = n_utt;
+        /* the first evaluation checks the corpus and the model (a refusal exits there): count what is there */
+        acmt_speech_eval_params ep = {.corpus = corpus, .split = "val", .limit = n_utt,
+                                      .policy = &(acm_policy){.kind = ACM_POLICY_FIXED, .fixed_k = 1}};
+        acmt_speech_eval_result r;
+        if (acmt_speech_eval(path, &ep, &r, err, sizeof err)) {
+            fprintf(stderr, "acm-train calibrate: %s\n", err);
+            acm_model_free(c.m);
+            return 1;
+        }
+        free(r.speakers);
+        c.n = r.utterances;
+    } else if (acmt_images_load(&all, dir, "train", err, sizeof err) ||
         acmt_images_split(&train, &val, &all, val_size, (uint64_t)split_seed, 0, err, sizeof err)) {
         fprintf(stderr, "acm-train calibrate: %s\n", err);
         acm_model_free(c.m);
         return 1;
     }
-    acmt_images_free(&all);
-    acmt_images_free(&train);
-    c.set = &val;
-    c.n = n_img < val.n ? n_img : val.n;
+    if (!speech) {
+        acmt_images_free(&all);
+        acmt_images_free(&train);
+        c.set = &val;
+        c.n = n_img < val.n ? n_img : val.n;
+    }
     c.batch = 64;
     c.w = acm_worker_new(c.m, (acm_worker_params){.max_batch = c.batch}, err, sizeof err);
     c.x = malloc(sizeof(float) * (size_t)c.batch * 28 * 28);
     c.logits = malloc(sizeof(float) * (size_t)c.batch * cfg->num_classes);
     c.kmap = malloc((size_t)c.batch * cfg->num_acms * cfg->tokens);
     const int A = cfg->num_acms;
-    printf("acm-train calibrate: %s, %lld held-out images, betas %.3g..%.3g step %.3g, BLAS %s x%d\n", path,
-           (long long)c.n, blo, bhi, bstep, acm_blas_core(), threads);
+    printf("acm-train calibrate: %s, %lld held-out %s, betas %.3g..%.3g step %.3g, BLAS %s x%d\n", path,
+           (long long)c.n, speech ? "utterances (val split)" : "images", blo, bhi, bstep, acm_blas_core(), threads);
     json_t *mean = json_array(), *cbetas = json_array(), *cshares = json_array();
     double beta_min = 0;
     double *sh = malloc(sizeof(double) * (size_t)A);
@@ -384,6 +443,14 @@ int cmd_calibrate(int argc, char **argv) {
         calibration = json_pack("{s:s, s:I, s:I, s:I, s:f, s:i}", "set", "validation split of the training set",
                                 "images", (json_int_t)c.n, "val_size", (json_int_t)val_size, "split_seed",
                                 (json_int_t)split_seed, "tolerance", tol, "evaluations", c.evals);
+        if (speech) {
+            json_object_set_new(calibration, "set", json_string("val split of the speech corpus"));
+            json_object_set_new(calibration, "corpus", json_string(corpus));
+            json_object_del(calibration, "images");
+            json_object_del(calibration, "val_size");
+            json_object_del(calibration, "split_seed");
+            json_object_set_new(calibration, "utterances", json_integer(c.n));
+        }
         rc = rewrite(path, out, budget, calibration);
     }
     /* CAP's allocation order: both on the held-out images at the probe budgets, with the shares just written;
@@ -406,14 +473,14 @@ int cmd_calibrate(int argc, char **argv) {
             if (beta == prev) continue;
             prev = beta;
             int64_t g = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta,
-                                                                  .cap_order = ACM_CAP_ORDER_GAIN});
+                                                                  .cap_order = ACM_CAP_ORDER_GAIN}, out);
             int64_t l = count_correct(&c, chk, cw, (acm_policy){.kind = ACM_POLICY_CAP, .beta = beta,
-                                                                  .cap_order = ACM_CAP_ORDER_LEVEL});
+                                                                  .cap_order = ACM_CAP_ORDER_LEVEL}, out);
             right[0] += g, right[1] += l;
-            printf("  cap beta %.3f: accuracy %.2f%% in gain order, %.2f%% in level order\n", beta, 100.0 * g / c.n,
-                   100.0 * l / c.n);
-            json_array_append_new(jp, json_pack("{s:f, s:f, s:f}", "beta", beta, "gain", (double)g / c.n, "level",
-                                                (double)l / c.n));
+            printf("  cap beta %.3f: %s %.2f%% in gain order, %.2f%% in level order\n", beta,
+                   c.speech_path ? "characters right" : "accuracy", 100.0 * g / c.den, 100.0 * l / c.den);
+            json_array_append_new(jp, json_pack("{s:f, s:f, s:f}", "beta", beta, "gain", (double)g / c.den, "level",
+                                                (double)l / c.den));
         }
         const char *order = acm_cap_order_name(right[1] > right[0] ? ACM_CAP_ORDER_LEVEL : ACM_CAP_ORDER_GAIN);
         json_object_set_new(budget, "cap_order", json_string(order));

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "kernels.h"
 #include "train/base_config.h"
 #include "train/ckpt.h"

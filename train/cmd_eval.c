@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 #include "train/eval.h"
 
@@ -16,7 +17,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: acm-train eval MODEL.safetensors [options]\n"
                "  --data DIR      Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)\n"
                "  --batch N       images per engine call (default 64)\n"
-               "  --threads N     OpenBLAS threads (default 2)\n"
+               "  --threads N     OpenBLAS threads (default 2; the CPU backend)\n"
+               "  --backend NAME  cpu | cuda: the engine backend (default cpu; cuda: a build made with make CUDA=1)\n"
                "  --policy P      argmax | fixed | mean | cap (default argmax; with --budget: mean)\n"
                "  --budget B      beta in (0, 1] for mean and cap\n"
                "  --k K           k for the fixed policy\n"
@@ -50,6 +52,7 @@ static int is_speech_model(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
     if (is_speech_model(argc, argv)) return cmd_speech_eval(argc, argv);
     const char *model = NULL, *data = "/usr/share/datasets/fashion-mnist";
+    const char *backend = "cpu";
     int batch = 64, threads = 2, json = 0, policy_given = 0;
     acm_policy pol = acm_policy_default();
     for (int i = 1; i < argc; i++) {
@@ -61,6 +64,7 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--data") && more) data = argv[++i];
         else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--backend") && more) backend = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--policy") && more) {
             int k = acm_policy_parse(argv[++i]);
@@ -102,6 +106,11 @@ int cmd_eval(int argc, char **argv) {
     acm_blas_set_threads(threads);
     acmt_eval_result r;
     char err[1024];
+    if (acm_backend_check(backend, err, sizeof err)) {
+        fprintf(stderr, "acm-train eval: --backend: %s\n", err);
+        return 2;
+    }
+    acmt_eval_set_backend(backend);
     if (acmt_eval_model(model, data, batch, pol, &r, err, sizeof err)) {
         fprintf(stderr, "acm-train eval: %s\n", err);
         return 1;
@@ -139,6 +148,7 @@ int cmd_eval(int argc, char **argv) {
         json_object_set_new(o, "images_per_s", json_real(r.n / r.seconds));
         json_object_set_new(o, "blas_core", json_string(acm_blas_core()));
         json_object_set_new(o, "threads", json_integer(threads));
+        json_object_set_new(o, "backend", json_string(r.backend));
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         printf("%s\n", s);
         free(s);
@@ -148,8 +158,8 @@ int cmd_eval(int argc, char **argv) {
     acm_model *m = acm_model_load(model, err, sizeof err);
     const acm_config *c = m ? acm_model_config(m) : NULL;
     printf("model %s (version %s)\n", model, m ? acm_model_version(m) : "?");
-    printf("test accuracy %.2f%% (%lld / %lld), %.1f images/s, BLAS %s x%d\n", 100 * r.accuracy,
-           (long long)r.correct, (long long)r.n, r.n / r.seconds, acm_blas_core(), threads);
+    printf("test accuracy %.2f%% (%lld / %lld), %.1f images/s, backend %s, BLAS %s x%d\n", 100 * r.accuracy,
+           (long long)r.correct, (long long)r.n, r.n / r.seconds, r.backend, acm_blas_core(), threads);
     printf("policy %s", acm_policy_name(pol.kind));
     if (pol.kind == ACM_POLICY_MEAN || pol.kind == ACM_POLICY_CAP) printf(" beta %.3g", (double)pol.beta);
     if (pol.kind == ACM_POLICY_FIXED) printf(" k %d", pol.fixed_k);

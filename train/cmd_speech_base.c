@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "ctc.h"
 #include "train/ckpt.h"
 #include "train/commands.h"

@@ -3,6 +3,7 @@
  * request, with GFLOPs per second of audio and the real-time factor (speech_eval.h). cmd_eval.c hands speech models
  * here.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <jansson.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 #include "train/speech_eval.h"
 
@@ -24,6 +26,8 @@ static void usage(FILE *f) {
                "                  /usr/share/pocketsphinx/test/data) and run them through the engine\n"
                "                  (acm_worker_run), the server's path; prints the largest logit difference against\n"
                "                  the frames path\n"
+               "  --policy NAME   models with ACMs: cap (default), fixed, mean or argmax, decided per chunk\n"
+               "  --beta LIST     models with ACMs: comma-separated budgets (default 0.25,0.5,0.75,1; fixed: k/N)\n"
                "  --threads N     OpenBLAS threads (default 2)\n"
                "  --json          one JSON object on stdout instead of the text report\n");
 }
@@ -36,6 +40,7 @@ static json_t *wer_json(const acmt_wer *w) {
 
 int cmd_speech_eval(int argc, char **argv) {
     const char *model = NULL, *corpus = "data/speech", *splits = "test-seen,test-unseen,real", *audio = NULL;
+    const char *betas = "0.25,0.5,0.75,1", *policy = "cap";
     int beam = 8, threads = 2, json = 0, per_speaker = 0;
     long long limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -50,6 +55,8 @@ int cmd_speech_eval(int argc, char **argv) {
         else if (!strcmp(a, "--beam") && more) beam = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--per-speaker")) per_speaker = 1;
+        else if (!strcmp(a, "--policy") && more) policy = argv[++i];
+        else if (!strcmp(a, "--beta") && more) betas = argv[++i];
         else if (!strcmp(a, "--audio") && more) audio = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
         else if (a[0] != '-' && !model) model = a;
@@ -63,6 +70,37 @@ int cmd_speech_eval(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    const int pk = acm_policy_parse(policy);
+    if (pk < 0) {
+        fprintf(stderr, "acm-train eval: unknown policy '%s' (cap, fixed, mean, argmax)\n", policy);
+        return 2;
+    }
+    /* models with ACMs: one evaluation per budget; static models: one (the list is ignored) */
+    char err[1024];
+    acm_model *m0 = acm_model_load(model, err, sizeof err);
+    if (!m0) {
+        fprintf(stderr, "acm-train eval: %s\n", err);
+        return 1;
+    }
+    const int has_acm = acm_model_config(m0)->num_acms > 0, N = has_acm ? acm_model_acm(m0, 0)->n : 1;
+    acm_model_free(m0);
+    double blist[32];
+    int nbeta = 0;
+    if (has_acm && pk != ACM_POLICY_ARGMAX) {
+        char bl[256];
+        snprintf(bl, sizeof bl, "%s", betas);
+        for (char *sv = NULL, *t = strtok_r(bl, ",", &sv); t && nbeta < 32; t = strtok_r(NULL, ",", &sv)) {
+            char *e;
+            blist[nbeta] = strtod(t, &e);
+            if (*e || !(blist[nbeta] > 0 && blist[nbeta] <= 1)) {
+                fprintf(stderr, "acm-train eval: --beta: '%s' is not a budget in (0, 1]\n", t);
+                return 2;
+            }
+            nbeta++;
+        }
+    } else {
+        blist[nbeta++] = 1.0;
+    }
     acm_blas_set_threads(threads);
     json_t *out = json_object(), *js = json_object();
     json_object_set_new(out, "model", json_string(model));
@@ -72,21 +110,36 @@ int cmd_speech_eval(int argc, char **argv) {
     json_object_set_new(out, "threads", json_integer(threads));
     if (!json) printf("model %s on %s; greedy%s; BLAS %s x%d\n", model, corpus, beam ? " and beam" : "",
                       acm_blas_core(), threads);
-    char list[1024], err[1024];
+    char list[1024];
     snprintf(list, sizeof list, "%s", splits);
     int status = 0;
-    for (char *save = NULL, *sp = strtok_r(list, ",", &save); sp; sp = strtok_r(NULL, ",", &save)) {
-        acmt_speech_eval_params p = {.corpus = corpus, .split = sp, .limit = limit, .beam = beam, .audio_dir = audio};
+    for (char *save = NULL, *sp = strtok_r(list, ",", &save); sp && !status; sp = strtok_r(NULL, ",", &save))
+    for (int bi = 0; bi < nbeta; bi++) {
+        acm_policy pol = acm_policy_default();
+        pol.kind = (acm_policy_kind)pk;
+        pol.beta = (float)blist[bi];
+        pol.fixed_k = (int)lround(blist[bi] * N);
+        acmt_speech_eval_params p = {.corpus = corpus, .split = sp, .limit = limit, .beam = beam, .audio_dir = audio,
+                                     .policy = has_acm ? &pol : NULL};
         acmt_speech_eval_result r;
         if (acmt_speech_eval(model, &p, &r, err, sizeof err)) {
             fprintf(stderr, "acm-train eval: %s: %s\n", sp, err);
             status = 1;
             break;
         }
+        char key[96];
+        if (has_acm) snprintf(key, sizeof key, "%s@%s=%g", sp, policy, blist[bi]);
+        else snprintf(key, sizeof key, "%s", sp);
         const double gfs = r.flops / 1e9 / r.audio_seconds, rtf = r.seconds / r.audio_seconds;
         json_t *o = json_pack("{s:I, s:f, s:f, s:f, s:f}", "utterances", (json_int_t)r.utterances, "audio_seconds",
                               r.audio_seconds, "gflops_per_audio_second", gfs, "realtime_factor", rtf,
-                              "budget_realised", 1.0);
+                              "budget_realised", r.budget_mean);
+        if (has_acm) {
+            json_object_set_new(o, "policy", json_string(policy));
+            json_object_set_new(o, "beta", json_real(blist[bi]));
+            json_object_set_new(o, "budget_min", json_real(r.budget_min));
+            json_object_set_new(o, "budget_max", json_real(r.budget_max));
+        }
         json_object_set_new(o, "greedy", wer_json(&r.greedy));
         if (audio) {
             json_object_set_new(o, "path", json_string("engine (acm_worker_run) from the recordings"));
@@ -103,14 +156,17 @@ int cmd_speech_eval(int argc, char **argv) {
             }
             json_object_set_new(o, "speakers", spk);
         }
-        json_object_set_new(js, sp, o);
+        json_object_set_new(js, key, o);
         if (!json) {
-            printf("%-12s %5lld utt %7.1f s  greedy WER %6.2f%% CER %6.2f%%", sp, (long long)r.utterances,
+            printf("%-12s %5lld utt %7.1f s  greedy WER %6.2f%% CER %6.2f%%", key, (long long)r.utterances,
                    r.audio_seconds, 100 * acmt_wer_word_rate(&r.greedy), 100 * acmt_wer_char_rate(&r.greedy));
             if (beam)
                 printf("  beam %d WER %6.2f%% CER %6.2f%%", beam, 100 * acmt_wer_word_rate(&r.beam),
                        100 * acmt_wer_char_rate(&r.beam));
-            printf("  %.3f GFLOPs/s of audio, RTF %.4f\n", gfs, rtf);
+            printf("  %.3f GFLOPs/s of audio, RTF %.4f", gfs, rtf);
+            if (has_acm)
+                printf("  budget %.4f [%.4f, %.4f]", r.budget_mean, r.budget_min, r.budget_max);
+            printf("\n");
             if (audio)
                 printf("    from the recordings through acm_worker_run; logits within %.3g of the frames path\n",
                        r.engine_max_diff);

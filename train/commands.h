@@ -8,7 +8,7 @@
 /* X(name, function, one-line summary): one line per command; main.c builds the dispatch and the help from it. */
 #define ACM_TRAIN_COMMANDS(X)                                                                    \
     X("info", cmd_info, "print a model's architecture, parameters, FLOPs, ACM layout, budget table") \
-    X("acmize", cmd_acmize, "convert a static ViT into an ACM model: the three phases of the paper") \
+    X("acmize", cmd_acmize, "convert a static ViT or speech model into an ACM model: the three phases of the paper") \
     X("calibrate", cmd_calibrate, "lambda(beta) and per-module CAP shares on held-out images, into the model") \
     X("export", cmd_export, "write the model of a base-training checkpoint (a run in progress)") \
     X("report", cmd_report, "model-card figures: accuracy vs GFLOPs, heatmaps, cost and k histograms") \
@@ -32,5 +32,7 @@ ACM_TRAIN_COMMANDS(X)
 
 /* `acm-train eval` on a speech model (cmd_eval.c hands it over; same arguments). */
 int cmd_speech_eval(int argc, char **argv);
+/* `acm-train acmize` on a speech base model (acmize.c hands it over). */
+int cmd_speech_acmize(int argc, char **argv);
 
 #endif

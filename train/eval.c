@@ -12,6 +12,9 @@
 #include "acm.h"
 #include "train/data.h"
 
+static const char *eval_backend = "cpu";
+void acmt_eval_set_backend(const char *name) { eval_backend = name; }
+
 int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
                     char *err, size_t errlen) {
     return acmt_eval_model_ex(model_path, data_dir, batch, policy, 0, NULL, NULL, r, err, errlen);
@@ -43,7 +46,9 @@ int acmt_eval_model_ex(const char *model_path, const char *data_dir, int batch, 
     }
     acm_worker_params wp = acm_worker_default_params();
     wp.max_batch = batch;
+    wp.backend = eval_backend;
     acm_worker *w = acm_worker_new(m, wp, err, errlen);
+    if (w) snprintf(r->backend, sizeof r->backend, "%s", acm_worker_backend(w));
     const int px = test.rows * test.cols, K = c->num_classes;
     float *x = malloc(sizeof(float) * (size_t)batch * px), *logits = malloc(sizeof(float) * (size_t)batch * K);
     uint8_t *kmaps = fn && c->num_acms ? malloc((size_t)batch * c->num_acms * c->tokens) : NULL;

@@ -21,7 +21,11 @@ typedef struct {
     /* per image, under the policy: realised budget (mean, standard deviation, extremes), FLOPs executed (mean) */
     double budget_mean, budget_std, budget_min, budget_max;
     double flops_mean, flops_dense;
+    char backend[16]; /* the engine backend the images ran on (acm_worker_backend) */
 } acmt_eval_result;
+
+/* The engine backend the evaluations of this process run on ("cpu" unless set; acm_worker_params.backend). */
+void acmt_eval_set_backend(const char *name);
 
 /* Evaluates every test image under `policy` (acm_policy_default(): the gates' argmax). */
 int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 
 static const char *kind_name(acm_module_kind k) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 
 static void usage(FILE *f) {

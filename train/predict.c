@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 #include "train/data.h"
 

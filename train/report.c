@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "train/commands.h"
 #include "train/eval.h"
 

@@ -15,6 +15,8 @@
 #include "audio.h"
 #include "ctc.h"
 #include "safetensors.h"
+#include "train/speech_student.h"
+#include "vit.h"
 #include "train/speech_corpus.h"
 #include "train/speech_train.h"
 
@@ -127,14 +129,36 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
     int rc = -1;
     char *msg = err;
     int64_t rows = p->batch_tokens > 0 ? p->batch_tokens : 4000;
-    s = load_model(model_path, max_items, rows, err, errlen);
-    if (!s) goto done;
-    const int S = s->cfg.stack, K = s->K;
-    if (maxf / S > rows) rows = maxf / S; /* one utterance always fits */
-    if (rows != s->max_rows) {
-        acmt_speech_free(s);
+    acmt_speech_student *st = NULL;
+    const acm_policy pol = p->policy ? *p->policy : acm_policy_default();
+    if (!(em = acm_model_load(model_path, err, errlen))) goto done;
+    const acm_config *ec = acm_model_config(em);
+    if (ec->arch != ACM_ARCH_SPEECH) {
+        snprintf(err, errlen, "%s: not a speech model", model_path);
+        goto done;
+    }
+    if (ec->stack > 0 && maxf / ec->stack > rows) rows = maxf / ec->stack; /* one utterance always fits */
+    if (ec->num_acms) {
+        if (!(st = acmt_speech_student_load(model_path, max_items, rows, err, errlen))) goto done;
+        s = st->sp;
+        acm_worker_params wp = acm_worker_default_params();
+        wp.max_batch = 1;
+        wp.max_tokens = (int)(rows > maxf / ec->stack + 64 ? rows : maxf / ec->stack + 64);
+        if (!(ew = acm_worker_new(em, wp, err, errlen))) goto done;
+        acmt_speech_student_set_policy(st, em, acm__worker_scratch(ew), pol);
+        /* the engine's own check of the policy (a budget below beta_min, MEAN without a table): one empty item */
+        acm_item probe = {.kind = ACM_ITEM_AUDIO, .pcm = (const float[1]){0}, .samples = 0, .policy = pol};
+        float none[1];
+        acm_result pr = {.logits = none}; /* no tokens: nothing is written */
+        if (acm_worker_run(ew, &probe, &pr, 1, err, errlen)) goto done;
+    } else {
+        acm_model_free(em);
+        em = NULL;
         if (!(s = load_model(model_path, max_items, rows, err, errlen))) goto done;
     }
+    const int S = s->cfg.stack, K = s->K;
+    r->budget_min = INFINITY;
+    r->budget_max = -INFINITY;
     acm_ctc_alphabet a;
     if (acm_ctc_alphabet_init_blank_first(&a, s->cfg.alphabet, err, errlen)) goto done;
     acm_ctc_params gp = acm_ctc_default_params();
@@ -149,7 +173,7 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
     buf = malloc(sizeof(float) * (size_t)(rows * S * ACMS_MELS));
     tmp = malloc(sizeof(float) * (size_t)((maxf + 1) * ACMS_MELS));
     r->speakers = calloc(n ? n : 1, sizeof *r->speakers);
-    if (p->audio_dir) { /* the server's path: the model file loaded by the engine, one worker */
+    if (p->audio_dir && !ew) { /* the server's path: the model file loaded by the engine, one worker */
         if (!(em = acm_model_load(model_path, err, errlen))) goto done;
         acm_worker_params wp = acm_worker_default_params();
         wp.max_batch = 1;
@@ -179,9 +203,11 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
             idx[nb++] = i++;
             at += T;
         }
-        if (acmt_speech_forward(s, fr, tok, nb, err, errlen)) goto done;
-        /* attention FLOPs of every chunk (QKᵀ and A·V), as the engine counts them */
-        for (int u = 0; u < s->U; u++) {
+        if (st ? acmt_speech_student_forward(st, fr, tok, nb, err, errlen) : acmt_speech_forward(s, fr, tok, nb, err,
+                                                                                                   errlen))
+            goto done;
+        /* attention FLOPs of every chunk (QKᵀ and A·V), as the engine counts them (ACM models: per item below) */
+        for (int u = 0; !st && u < s->U; u++) {
             const double Tq = (double)(s->unit_off[u + 1] - s->unit_off[u]), nk = (double)(s->unit_off[u + 1] -
                                                                                          s->unit_key0[u]);
             r->flops += 4.0 * Tq * nk * s->cfg.dim * s->cfg.depth;
@@ -197,13 +223,12 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
                              p->corpus, p->split, u->id, *q);
                     goto done;
                 }
-            if (ew) { /* the same utterance from its recording through acm_worker_run; its logits are decoded */
+            if (p->audio_dir) { /* the same utterance from its recording through acm_worker_run; its logits are decoded */
                 size_t ns = 0;
                 free(pcm);
                 pcm = NULL;
                 if (read_recording(p->audio_dir, u, &pcm, &ns, err, errlen)) goto done;
-                acm_item it = {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = (int64_t)ns,
-                               .policy = acm_policy_default()};
+                acm_item it = {.kind = ACM_ITEM_AUDIO, .pcm = pcm, .samples = (int64_t)ns, .policy = pol};
                 acm_result res = {.logits = elog};
                 if (acm_worker_run(ew, &it, &res, 1, err, errlen)) goto done;
                 if (res.tokens != tok[b]) {
@@ -229,10 +254,22 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
             r->utterances++;
             r->tokens += tok[b];
             r->audio_seconds += (double)u->samples / 16000.0;
-            r->flops += tok_flops * (double)tok[b];
+            const double budget = st ? acmt_speech_student_item_budget(st, b) : 1.0;
+            r->flops += st ? acmt_speech_student_item_flops(st, b) : tok_flops * (double)tok[b];
+            r->budget_mean += budget;
+            for (int l = 0; st && l < st->n_acm && l < ACMT_EVAL_MAX_ACMS; l++) {
+                double ks = 0;
+                for (int64_t t = 0; t < tok[b]; t++) ks += st->acts[l].k[st->sp->item_off[b] + t];
+                r->acm_frac[l] += tok[b] ? ks / ((double)tok[b] * st->L[l].n) : 0;
+            }
+            r->budget_min = budget < r->budget_min ? budget : r->budget_min;
+            r->budget_max = budget > r->budget_max ? budget : r->budget_max;
         }
     }
     r->seconds = now_s() - t0;
+    r->budget_mean = r->utterances ? r->budget_mean / (double)r->utterances : 0;
+    for (int l = 0; r->utterances && l < ACMT_EVAL_MAX_ACMS; l++) r->acm_frac[l] /= (double)r->utterances;
+    if (!r->utterances) r->budget_min = r->budget_max = 0;
     rc = 0;
     goto done;
 oom:
@@ -248,7 +285,8 @@ done:
     acm_model_free(em);
     free(elog);
     free(pcm);
-    acmt_speech_free(s);
+    if (st) acmt_speech_student_free(st);
+    else acmt_speech_free(s);
     free(buf);
     free(tmp);
     free(utts);

@@ -5,7 +5,10 @@
  *
  * The corpus stores log-mel frames, not audio, and the engine's batch forward (acm_worker_run) starts from PCM: the
  * logits come from the training forward (speech_train.h) over the model file's weights, which
- * tests/train/test_speech_train.c holds equal to the engine's forward. Models with ACM modules are refused here.
+ * tests/train/test_speech_train.c holds equal to the engine's forward. A model with ACM modules (acm-train acmize's
+ * speech conversion) runs through its training forward too (speech_student.h) with the engine's own decisions per
+ * chunk under the given policy (acm__decide_k: CAP, FIXED, ARGMAX, MEAN), which tests/train/test_speech_student.c
+ * holds equal to acm_worker_run; it reports the realised budget per utterance and FLOPs as the engine counts them.
  * The recorded split ("real") keeps the name of each recording (pocketsphinx-testdata): with audio_dir set, its
  * utterances are decoded from the files (proto/audio.h, as acmd decodes a request) and run through acm_worker_run, the
  * server's own path; the largest difference between those logits and the frames path's is reported.
@@ -16,8 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acm.h"
 #include "ctc.h"
 #include "train/wer.h"
+
+#define ACMT_EVAL_MAX_ACMS 64
 
 typedef struct {
     char speaker[48];
@@ -33,6 +39,8 @@ typedef struct {
     double flops;           /* executed, 2 per multiply-add, attention included */
     double seconds;         /* forward + decoding wall time */
     double engine_max_diff; /* audio_dir: largest |logit| difference, engine from audio vs the frames path */
+    double budget_mean, budget_min, budget_max; /* realised budget over the utterances (1 for a static model) */
+    double acm_frac[ACMT_EVAL_MAX_ACMS]; /* per ACM: its learners' mean fraction used, over the utterances */
 } acmt_speech_eval_result;
 
 typedef struct {
@@ -41,13 +49,15 @@ typedef struct {
     int beam;       /* prefix beam width (0: greedy only) */
     int batch_tokens;
     const char *audio_dir; /* recorded utterances only: decode audio_dir/<recording> and run acm_worker_run on it */
+    const acm_policy *policy; /* models with ACMs: the policy every utterance runs under (NULL: ARGMAX) */
 } acmt_speech_eval_params;
 
 /* The decoder's text without a trailing space (greedy may end with one), into out [cap]. */
 const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap);
 
-/* Evaluates model_path on the split. Returns 0, or -1 with a message (unreadable model or corpus, a model with ACM
- * modules, a transcript outside the model's alphabet). Free r->speakers. */
+/* Evaluates model_path on the split. Returns 0, or -1 with a message (unreadable model or corpus, ACM modules other
+ * than the speech conversion's, a policy the model refuses, a transcript outside the model's alphabet). Free
+ * r->speakers. */
 int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, acmt_speech_eval_result *r, char *err,
                      size_t errlen);
 

@@ -416,6 +416,12 @@ int acmt_speech_forward(acmt_speech *s, const float *const *frames, const int64_
                             R, D, D, 1);
         acm__layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x1, Pb(s, W, l, "norm2.weight"),
                                Pb(s, W, l, "norm2.bias"), R, D, c->ln_eps);
+        if (s->mlp_fwd) {
+            memcpy(a->x2, a->x1, sizeof(float) * (size_t)(R * D));
+            s->mlp_fwd(s->mlp_ctx, l, a->x2, a->ln2, R);
+            x = a->x2;
+            continue;
+        }
         acm__matmul_forward(a->fc1, Hd, a->ln2, D, Pb(s, W, l, "mlp.fc1.weight"), D, Pb(s, W, l, "mlp.fc1.bias"), R, D,
                             Hd, 0);
         acm__gelu_forward(a->gelu, a->fc1, R * Hd);
@@ -507,6 +513,11 @@ double acmt_speech_backward(acmt_speech *s, const int32_t *const *labels, const 
         const acmt_speech_block_acts *a = &s->blk[l];
         const float *xin = l ? s->blk[l - 1].x2 : s->x0;
         /* MLP branch; dres holds dx2 */
+        if (s->mlp_bwd) {
+            memset(s->dln, 0, sizeof(float) * (size_t)(R * D));
+            s->mlp_bwd(s->mlp_ctx, l, s->dln, s->dres, R);
+            goto norm2;
+        }
         memset(s->dhid, 0, sizeof(float) * (size_t)(R * Hd));
         acm__matmul_backward(s->dhid, Hd, Pb(s, G, l, "mlp.fc2.weight"), Pb(s, G, l, "mlp.fc2.bias"), s->dres, D,
                              a->gelu, Hd, Pb(s, W, l, "mlp.fc2.weight"), Hd, R, Hd, D);
@@ -515,6 +526,7 @@ double acmt_speech_backward(acmt_speech *s, const int32_t *const *labels, const 
         memset(s->dln, 0, sizeof(float) * (size_t)(R * D));
         acm__matmul_backward(s->dln, D, Pb(s, G, l, "mlp.fc1.weight"), Pb(s, G, l, "mlp.fc1.bias"), s->dfc1, Hd,
                              a->ln2, D, Pb(s, W, l, "mlp.fc1.weight"), D, R, D, Hd);
+    norm2:
         acm__layernorm_backward(s->dres, Pb(s, G, l, "norm2.weight"), Pb(s, G, l, "norm2.bias"), s->dln, a->x1,
                                 Pb(s, W, l, "norm2.weight"), a->ln2_mean, a->ln2_rstd, R, D);
         /* attention branch; dres holds dx1 */

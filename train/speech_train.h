@@ -87,6 +87,13 @@ typedef struct {
     float *qr, *kr, *dqr, *dkr, *dp; /* one chunk: [C, D], [L+C, D], [C, D], [L+C, D], [C, L+C] */
     double *ctc_work;
     size_t ctc_work_n; /* doubles */
+    /* ACM MLPs (speech_student.h): when mlp_fwd is set, every block's MLP branch is mlp_fwd(ctx, l, x2, ln2, R), which
+     * adds the branch's output to x2 [R, D] from its input ln2 [R, D] (the static fc1/fc2 are not run), and its
+     * backward is mlp_bwd(ctx, l, dln, dx2, R), which writes the input gradient into dln [R, D] (zeroed before) from
+     * the branch's output gradient dx2 [R, D]; the static MLP tensors then get no gradient. */
+    void (*mlp_fwd)(void *ctx, int l, float *x2, const float *ln2, int64_t R);
+    void (*mlp_bwd)(void *ctx, int l, float *dln, const float *dx2, int64_t R);
+    void *mlp_ctx;
 } acmt_speech;
 
 /* Allocates everything for batches of up to max_items items and max_rows tokens in all, items of up to max_item_tokens

@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "acm.h"
+#include "cpu.h"
 
 char *openblas_get_corename(void);
 void openblas_set_num_threads(int);

@@ -1,5 +1,5 @@
 /*
- * test_acm_exec.c — the fast ACM execution (engine/cpu/acm_exec.c: fused q|k|v gates, GROUPS and PREFIX schedules,
+ * test_acm_exec.c — the fast ACM execution (engine/acm_exec.c: fused q|k|v gates, GROUPS and PREFIX schedules,
  * scatter fused with the residual add, the unpermuted single-k path) against the REFERENCE mode (every token alone,
  * in double, gates unfused), on the golden models and on random larger models, batch 1 and 8, every policy, forced k.
  *
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "bench/vit_random.h"
 #include "model.h"
 #include "vit.h"
@@ -221,12 +222,12 @@ Test(acm_exec, threads_validated) {
     const int cores = acm_cpu_count();
     cr_assert_geq(cores, 1);
     int before = acm_blas_threads();
-    cr_expect_null(acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = cores + 1, .blas_threads = 1},
+    cr_expect_null(acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = cores + 1, .cpu_threads = 1},
                                   err, sizeof err));
     cr_expect(strstr(err, "cores"), "message: %s", err);
-    cr_expect_null(acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = 1, .blas_threads = -1}, err,
+    cr_expect_null(acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = 1, .cpu_threads = -1}, err,
                                   sizeof err));
-    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = cores, .blas_threads = 1}, err,
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = 1, .workers = cores, .cpu_threads = 1}, err,
                                    sizeof err);
     cr_expect(w, "%s", err);
     cr_expect_eq(acm_blas_threads(), 1);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 
 /* ---- the decision on other CPUs' flags ------------------------------------------------------------------------- */
 

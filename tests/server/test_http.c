@@ -97,6 +97,7 @@ Test(http, model_metadata_versions_and_readiness) {
     cr_expect_eq(json_integer_value(json_object_get(j, "image_size")), 28);
     cr_expect_eq(json_array_size(json_object_get(j, "labels")), 10);
     cr_expect_str_eq(json_string_value(json_object_get(j, "cap_order")), "gain", "vit_a has no budget.cap_order");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "backend")), "cpu", "the engine backend its workers run on");
     json_decref(j);
     th_resp_free(&r);
     snprintf(path, sizeof path, "/v2/models/a/versions/%s", v);
@@ -581,7 +582,8 @@ Test(http, metrics_exposition_is_complete_and_valid) {
                           "acm_flops_dense_equivalent_total{model=\"b\"} 0",
                           "acm_request_budget_ratio_bucket{source=\"header\",le=\"0.1\"} 0",
                           "acm_deadline_misses_total{phase=\"queue\"} 0",
-                          "acm_build_info{version="};
+                          "acm_build_info{version=",
+                          ",backend=\"cpu\"} 1"};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) cr_expect(strstr(r.body, must[i]), "missing: %s", must[i]);
     char typed[64][64];
     int ntyped = 0;
@@ -732,6 +734,23 @@ Test(config, help_print_config_and_bad_flags) {
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s/acmd --model a=/nonexistent.safetensors --listen 127.0.0.1:0 2>/dev/null", b);
     cr_expect_eq(WEXITSTATUS(system(cmd)), 1);
+}
+
+/* Without --workers acmd keeps a core for its I/O thread: the cores less one, at least one worker
+ * (/v2/models/{m}/stats says how many it started). */
+Test(config, default_workers_leave_a_core_to_the_io_thread, .timeout = 60) {
+    th_acmd s;
+    const char *args[] = {"--model", "a=tests/golden/vit_a.safetensors", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0);
+    cr_assert_eq(th_acmd_wait_ready(&s, 20), 0);
+    th_resp r;
+    cr_assert_eq(th_http(s.port, "GET", "/v2/models/a/stats", NULL, NULL, 0, &r), 0);
+    json_t *j = th_json(&r);
+    const int cores = acm_cpu_count();
+    cr_expect_eq(json_integer_value(json_object_get(j, "workers")), cores > 2 ? cores - 1 : 1, "%s", r.body);
+    json_decref(j);
+    th_resp_free(&r);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 10), 0);
 }
 
 /* --worker-nice: each worker thread (named acmd-worker-N) runs that many nice levels above the process (this test's

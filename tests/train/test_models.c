@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "acm.h"
+#include "cpu/cpu.h"
 #include "sanitized.h"
 #include "train/eval.h"
 

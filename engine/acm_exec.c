@@ -1,5 +1,8 @@
 /*
- * acm_exec.c — running ACM modules on the CPU so that saved FLOPs become saved time (docs/DESIGN.md §4, issue 6).
+ * acm_exec.c — running ACM modules so that saved FLOPs become saved time (docs/DESIGN.md §4, issue 6), on any backend
+ * (engine/backend.h): the GEMMs and row moves are backend ops on backend memory; the gate logits come to the host
+ * once per module (host_view: no copy on the CPU), where the policies decide k and the counting sort builds the plan
+ * (acm__acm_plan), whose permutation goes back once (to_backend: no copy on the CPU).
  *
  * One module over the B*T tokens of a batch (shapes: D_in = din, D_out = dout, N learners of width h, Nh = N*h):
  *   1. gate: one GEMM [B*T, din] x [din, C] with the collapsed gate; the q, k, v gates of a block, which read the same
@@ -31,13 +34,11 @@
  * learner on); the FLOPs counted are the same whatever the schedule; tokens with k = 0 (MLP ACMs only) contribute
  * nothing, and are zeroed when the module overwrites its output.
  */
-#include <cblas.h>
-#include <emmintrin.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
-#include "kernels.h"
+#include "backend.h"
 #include "util.h"
 #include "vit.h"
 
@@ -54,41 +55,6 @@ static double tick(const acm__acm_scratch *s, double since, double *acc) {
     double t = now_s();
     if (acc) *acc += t - since;
     return t;
-}
-
-/* o[0..n) += y[0..n) */
-static void add_row(float *restrict o, const float *restrict y, int n) {
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        _mm_storeu_ps(o + j, _mm_add_ps(_mm_loadu_ps(o + j), _mm_loadu_ps(y + j)));
-        _mm_storeu_ps(o + j + 4, _mm_add_ps(_mm_loadu_ps(o + j + 4), _mm_loadu_ps(y + j + 4)));
-    }
-    for (; j < n; j++) o[j] += y[j];
-}
-
-/* out[rows[i]] (row stride ldo) = or += y[i] (row stride ldy), i < n. */
-static void scatter_rows(float *out, int ldo, int accumulate, const float *y, int ldy, const int32_t *rows, int64_t n,
-                         int dout) {
-    for (int64_t i = 0; i < n; i++) {
-        float *o = out + (int64_t)rows[i] * ldo;
-        if (accumulate)
-            add_row(o, y + i * ldy, dout);
-        else
-            memcpy(o, y + i * ldy, sizeof(float) * (size_t)dout);
-    }
-}
-
-static void gather_rows(float *xg, int ld, const float *x, int ldx, const int32_t *rows, int64_t n, int din) {
-    for (int64_t i = 0; i < n; i++) memcpy(xg + i * ld, x + (int64_t)rows[i] * ldx, sizeof(float) * (size_t)din);
-}
-
-/* GELU in place on rows x cols of a (row stride lda). */
-static void gelu_rows(float *a, int lda, int64_t rows, int cols) {
-    if (cols == lda) {
-        acm__gelu_forward(a, a, rows * cols);
-        return;
-    }
-    for (int64_t i = 0; i < rows; i++) acm__gelu_forward(a + i * lda, a + i * lda, cols);
 }
 
 /* The B items of a call have T rows each, or, when s->unit_off is set (the speech encoder: one unit per chunk),
@@ -216,93 +182,117 @@ static void execute_reference(float *out, int ldo, int accumulate, const float *
     }
 }
 
+/* The backend of a scratch: the CPU unless a worker set another (train/ and tests build scratch of their own). */
+static acm__backend *backend_of(const acm__acm_scratch *s) { return s->be ? s->be : acm__backend_cpu(); }
+/* The host copy of the gate logits: gate itself where the scratch has no separate one (the CPU). */
+static float *host_gate(const acm__acm_scratch *s) { return s->gate_host ? s->gate_host : s->gate; }
+
+void acm__acm_plan_build(acm__acm_plan *p, const uint8_t *k, int64_t rows, int n, int32_t *perm) {
+    memset(p, 0, sizeof *p);
+    p->k = k;
+    p->rows = rows;
+    p->n = n;
+    p->perm = perm;
+    for (int64_t i = 0; i < rows; i++) p->count[k[i]]++;
+    for (int g = 1; g <= n; g++)
+        if (p->count[g] == rows) p->uniform = g;
+    if (p->uniform) return;
+    /* counting sort, descending: group g occupies sorted rows [start[g], start[g] + count[g]) */
+    int64_t fill[ACM_MAX_LEARNERS + 1], pos = 0;
+    for (int g = n; g >= 0; g--) {
+        p->start[g] = fill[g] = pos;
+        pos += p->count[g];
+    }
+    for (int64_t i = 0; i < rows; i++) perm[fill[k[i]]++] = (int32_t)i;
+}
+
 /* Steps 3-5 for one module whose k per token is known. */
 static void execute(float *out, int ldo, int accumulate, const float *x, int ldx, const acm__module *md,
                     const uint8_t *k, int64_t BT, acm__acm_scratch *s) {
     const int din = md->info.din, dout = md->info.dout, h = md->info.h, N = md->info.n, Nh = md->info.hidden;
+    acm__backend *be = backend_of(s);
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
-    int64_t count[ACM_MAX_LEARNERS + 1] = {0};
-    for (int64_t i = 0; i < BT; i++) count[k[i]]++;
+    acm__acm_plan p;
+    acm__acm_plan_build(&p, k, BT, N, s->perm);
     /* one k for the whole batch: no permutation, the residual add is the GEMM's beta */
-    for (int g = 1; g <= N; g++) {
-        if (count[g] != BT) continue;
+    if (p.uniform) {
+        const int g = p.uniform;
         t0 = tick(s, t0, tm ? &tm->sort : NULL);
-        acm__matmul_forward(s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, 0);
-        if (md->info.gelu) gelu_rows(s->hid, Nh, BT, g * h);
-        acm__matmul_forward(out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g * h, dout, accumulate);
+        be->matmul_forward(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, 0);
+        if (md->info.gelu) be->gelu_forward(be, s->hid, Nh, s->hid, Nh, BT, g * h);
+        be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g * h, dout, accumulate);
         tick(s, t0, tm ? &tm->gemm : NULL);
         return;
     }
-    /* counting sort, descending: group g occupies sorted rows [start[g], start[g] + count[g]); the tokens with k >= n
-     * are the prefix [0, start[n - 1]) */
-    int64_t start[ACM_MAX_LEARNERS + 1] = {0}, fill[ACM_MAX_LEARNERS + 1], pos = 0;
-    for (int g = N; g >= 0; g--) {
-        start[g] = fill[g] = pos;
-        pos += count[g];
-    }
-    for (int64_t i = 0; i < BT; i++) s->perm[fill[k[i]]++] = (int32_t)i;
-    const int64_t P = start[0]; /* tokens with k >= 1 */
-    int mode = s->mode == ACM__EXEC_AUTO ? choose_schedule(md, count, BT) : s->mode;
+    p.perm_be = be->to_backend(be, s->perm_be, s->perm, sizeof(int32_t) * (size_t)BT);
+    const int64_t P = p.start[0]; /* tokens with k >= 1 */
+    int mode = s->mode == ACM__EXEC_AUTO ? choose_schedule(md, p.count, BT) : s->mode;
     if (mode == ACM__EXEC_PREFIX) {
         /* learners 1..kmin run on every token (projections: kmin = 1): unpermuted, straight into out, the residual
          * add being the GEMM's beta; only the tokens with k > kmin are gathered, and their further learners added */
         const int g0 = md->info.kmin;
         if (g0 > 0) {
             t0 = tick(s, t0, tm ? &tm->sort : NULL);
-            acm__matmul_forward(s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, 0);
-            if (md->info.gelu) gelu_rows(s->hid, Nh, BT, g0 * h);
-            acm__matmul_forward(out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g0 * h, dout, accumulate);
+            be->matmul_forward(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, 0);
+            if (md->info.gelu) be->gelu_forward(be, s->hid, Nh, s->hid, Nh, BT, g0 * h);
+            be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g0 * h, dout, accumulate);
             t0 = tick(s, t0, tm ? &tm->gemm : NULL);
         }
-        const int64_t P0 = start[g0]; /* tokens with k > g0 */
-        gather_rows(s->xg, din, x, ldx, s->perm, P0, din);
+        const int64_t P0 = p.start[g0]; /* tokens with k > g0 */
+        be->gather_rows(be, s->xg, din, x, ldx, p.perm_be, P0, din);
         t0 = tick(s, t0, tm ? &tm->sort : NULL);
         for (int n = g0 + 1; n <= N; n++) {
-            const int64_t Pn = start[n - 1];
+            const int64_t Pn = p.start[n - 1];
             if (Pn == 0) break;
             const int c0 = (n - 1) * h;
-            acm__matmul_forward(s->hid + c0, Nh, s->xg, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn, din, h,
-                                0);
-            if (md->info.gelu) gelu_rows(s->hid + c0, Nh, Pn, h);
-            acm__matmul_forward(s->yg, dout, s->hid + c0, Nh, md->w2 + c0, Nh, NULL, Pn, h, dout, n > g0 + 1);
+            be->matmul_forward(be, s->hid + c0, Nh, s->xg, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn, din,
+                               h, 0);
+            if (md->info.gelu) be->gelu_forward(be, s->hid + c0, Nh, s->hid + c0, Nh, Pn, h);
+            be->matmul_forward(be, s->yg, dout, s->hid + c0, Nh, md->w2 + c0, Nh, NULL, Pn, h, dout, n > g0 + 1);
         }
         t0 = tick(s, t0, tm ? &tm->gemm : NULL);
-        scatter_rows(out, ldo, g0 > 0 || accumulate, s->yg, dout, s->perm, P0, dout);
+        be->scatter_rows(be, out, ldo, g0 > 0 || accumulate, s->yg, dout, p.perm_be, P0, dout);
     } else {
         for (int g = N; g >= 1; g--) {
-            const int64_t n = count[g], o = start[g];
+            const int64_t n = p.count[g], o = p.start[g];
             if (n == 0) continue;
-            gather_rows(s->xg + o * din, din, x, ldx, s->perm + o, n, din);
+            be->gather_rows(be, s->xg + o * din, din, x, ldx, p.perm_be + o, n, din);
             t0 = tick(s, t0, tm ? &tm->sort : NULL);
-            acm__matmul_forward(s->hid + o * Nh, Nh, s->xg + o * din, din, md->w1, din, md->b1, n, din, g * h, 0);
-            if (md->info.gelu) gelu_rows(s->hid + o * Nh, Nh, n, g * h);
-            acm__matmul_forward(s->yg + o * dout, dout, s->hid + o * Nh, Nh, md->w2, Nh, NULL, n, g * h, dout, 0);
+            be->matmul_forward(be, s->hid + o * Nh, Nh, s->xg + o * din, din, md->w1, din, md->b1, n, din, g * h, 0);
+            if (md->info.gelu) be->gelu_forward(be, s->hid + o * Nh, Nh, s->hid + o * Nh, Nh, n, g * h);
+            be->matmul_forward(be, s->yg + o * dout, dout, s->hid + o * Nh, Nh, md->w2, Nh, NULL, n, g * h, dout, 0);
             t0 = tick(s, t0, tm ? &tm->gemm : NULL);
-            scatter_rows(out, ldo, accumulate, s->yg + o * dout, dout, s->perm + o, n, dout);
+            be->scatter_rows(be, out, ldo, accumulate, s->yg + o * dout, dout, p.perm_be + o, n, dout);
             t0 = tick(s, t0, tm ? &tm->scatter : NULL);
         }
     }
-    if (!accumulate)
-        for (int64_t i = P; i < BT; i++) memset(out + (int64_t)s->perm[i] * ldo, 0, sizeof(float) * (size_t)dout);
+    if (!accumulate) be->zero_rows(be, out, ldo, p.perm_be + P, BT - P, dout);
     tick(s, t0, tm ? &tm->scatter : NULL);
 }
 
-/* The gate logits [B*T, C] of one module into logits (= s->gate), for the items that need them (gate_class): the C
- * folded rows for FOLD, the 2C rows A|B combined with each item's beta for FILM (raw row i at 2iC: combined in place,
- * film_combine), nothing for NONE. One GEMM per run of consecutive items of the same class: one for a batch of one
- * policy. */
-static void gate_forward(float *logits, const float *x, int ldx, const acm__module *md, const acm_item *items,
-                         const float *gbeta, int B, int T, const acm__acm_scratch *s) {
+/* The gate logits [B*T, C] of one module, for the items that need them (gate_class), on the host at host_gate(s):
+ * the backend's GEMM writes s->gate, one host_view per run brings it over (the CPU: gate_host is gate, no copy). The
+ * C folded rows for FOLD, the 2C rows A|B combined with each item's beta for FILM (raw row i at 2iC: combined in
+ * place, film_combine), nothing for NONE. One GEMM per run of consecutive items of the same class: one for a batch of
+ * one policy. */
+static void gate_forward(const float *x, int ldx, const acm__module *md, const acm_item *items, const float *gbeta,
+                         int B, int T, const acm__acm_scratch *s) {
     const int din = md->info.din, C = md->choices, R = md->gate_rows;
+    acm__backend *be = backend_of(s);
+    float *logits = host_gate(s);
     for (int b0 = 0, b1; b0 < B; b0 = b1) {
         const int cls = gate_class(&items[b0], md->info.film);
         for (b1 = b0 + 1; b1 < B && gate_class(&items[b1], md->info.film) == cls; b1++) {}
         const int64_t r0 = item_start(s, b0, T), rows = item_start(s, b1, T) - r0;
         if (cls == GATE_FOLD) {
-            acm__matmul_forward(logits + r0 * C, C, x + r0 * ldx, ldx, md->fold_w, din, md->fold_b, rows, din, C, 0);
+            be->matmul_forward(be, s->gate + r0 * C, C, x + r0 * ldx, ldx, md->fold_w, din, md->fold_b, rows, din, C,
+                               0);
+            be->host_view(be, logits + r0 * C, s->gate + r0 * C, sizeof(float) * (size_t)(rows * C));
         } else if (cls == GATE_FILM) {
-            acm__matmul_forward(logits + r0 * R, R, x + r0 * ldx, ldx, md->gate_w, din, md->gate_b, rows, din, R, 0);
+            be->matmul_forward(be, s->gate + r0 * R, R, x + r0 * ldx, ldx, md->gate_w, din, md->gate_b, rows, din, R,
+                               0);
+            be->host_view(be, logits + r0 * R, s->gate + r0 * R, sizeof(float) * (size_t)(rows * R));
             film_combine(logits + r0 * C, logits + r0 * R, R, C, gbeta, b0, b1, T, s);
         }
     }
@@ -315,11 +305,13 @@ static void forward_one(float *out, int ldo, int accumulate, const float *x, int
     const int64_t BT = item_start(s, B, T);
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
-    if (s->mode == ACM__EXEC_REFERENCE)
-        gate_reference(s->gate, x, ldx, md, gbeta, B, T, s);
-    else
-        gate_forward(s->gate, x, ldx, md, items, gbeta, B, T, s);
-    decide(kout, s->gate, m, md, items, lambda, B, T, s, flops, learner_flops);
+    if (s->mode == ACM__EXEC_REFERENCE) {
+        ACM_ASSERT(backend_of(s) == acm__backend_cpu()); /* the oracle reads x and the weights on the host */
+        gate_reference(host_gate(s), x, ldx, md, gbeta, B, T, s);
+    } else {
+        gate_forward(x, ldx, md, items, gbeta, B, T, s);
+    }
+    decide(kout, host_gate(s), m, md, items, lambda, B, T, s, flops, learner_flops);
     tick(s, t0, tm ? &tm->gate : NULL);
     if (s->mode == ACM__EXEC_REFERENCE)
         execute_reference(out, ldo, accumulate, x, ldx, md, kout, BT, s->ref);
@@ -345,6 +337,7 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
                         learner_flops, s->k + p * BT);
         return;
     }
+    acm__backend *be = backend_of(s);
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
     int Ctot = 0, Cfold = 0, film = 0;
@@ -358,12 +351,14 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
         const int64_t r0 = item_start(s, b0, T), rows = item_start(s, b1, T) - r0;
         if (cls == GATE_NONE) continue;
         const int fold = cls == GATE_FOLD;
-        acm__matmul_forward(s->gate + r0 * Ctot, Ctot, x + r0 * ldx, ldx,
-                            (fold ? s->qkv_fold_w : s->qkv_gate_w) + (int64_t)block * 3 * (fold ? 1 : GM) * Cmax * D,
-                            D, (fold ? s->qkv_fold_b : s->qkv_gate_b) + (int64_t)block * 3 * (fold ? 1 : GM) * Cmax,
-                            rows, D, fold ? Cfold : Ctot, 0);
+        be->matmul_forward(be, s->gate + r0 * Ctot, Ctot, x + r0 * ldx, ldx,
+                           (fold ? s->qkv_fold_w : s->qkv_gate_w) + (int64_t)block * 3 * (fold ? 1 : GM) * Cmax * D, D,
+                           (fold ? s->qkv_fold_b : s->qkv_gate_b) + (int64_t)block * 3 * (fold ? 1 : GM) * Cmax, rows,
+                           D, fold ? Cfold : Ctot, 0);
+        be->host_view(be, host_gate(s) + r0 * Ctot, s->gate + r0 * Ctot, sizeof(float) * (size_t)(rows * Ctot));
     }
-    float *one = s->gate + BT * 3 * GM * Cmax;
+    const float *stacked = host_gate(s); /* [BT, Ctot] on the host */
+    float *one = host_gate(s) + BT * 3 * GM * Cmax;
     t0 = tick(s, t0, tm ? &tm->gate : NULL);
     for (int p = 0, c0 = 0, cf = 0; p < 3; c0 += bl->mod[p].gate_rows, cf += bl->mod[p].choices, p++) {
         const acm__module *md = &bl->mod[p];
@@ -372,10 +367,10 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
             const int cls = gate_class(&items[b], film);
             const int64_t r0 = item_start(s, b, T), r1 = item_start(s, b + 1, T);
             if (cls == GATE_FILM && md->info.film)
-                film_combine(one + r0 * C, s->gate + r0 * Ctot + c0, Ctot, C, gbeta, b, b + 1, T, s);
+                film_combine(one + r0 * C, stacked + r0 * Ctot + c0, Ctot, C, gbeta, b, b + 1, T, s);
             else if (cls != GATE_NONE)
                 for (int64_t i = r0; i < r1; i++)
-                    memcpy(one + i * C, s->gate + i * Ctot + (cls == GATE_FOLD ? cf : c0), sizeof(float) * (size_t)C);
+                    memcpy(one + i * C, stacked + i * Ctot + (cls == GATE_FOLD ? cf : c0), sizeof(float) * (size_t)C);
         }
         decide(s->k + p * BT, one, m, md, items, lambda, B, T, s, flops, learner_flops);
         t0 = tick(s, t0, tm ? &tm->gate : NULL);
@@ -386,6 +381,7 @@ void acm__acm_qkv_forward(float *qkv, int ldo, const float *x, int ldx, const ac
 
 void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m) {
     if (!s->qkv_gate_w) return;
+    acm__backend *be = backend_of(s);
     const int D = m->cfg.dim, Cmax = m->max_choices, GM = m->gate_mult;
     for (int l = 0; l < m->cfg.depth; l++) {
         const acm__block *bl = &m->blocks[l];
@@ -396,15 +392,15 @@ void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m) {
         float *w = s->qkv_gate_w + (int64_t)l * 3 * GM * Cmax * D, *b = s->qkv_gate_b + (int64_t)l * 3 * GM * Cmax;
         for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].gate_rows, p++) {
             const acm__module *md = &bl->mod[p];
-            memcpy(w + (int64_t)c0 * D, md->gate_w, sizeof(float) * (size_t)md->gate_rows * D);
-            memcpy(b + c0, md->gate_b, sizeof(float) * (size_t)md->gate_rows);
+            be->upload(be, w + (int64_t)c0 * D, md->gate_w, sizeof(float) * (size_t)md->gate_rows * D);
+            be->upload(be, b + c0, md->gate_b, sizeof(float) * (size_t)md->gate_rows);
         }
         if (s->qkv_fold_w == s->qkv_gate_w) continue; /* no FiLM: the folded gates are these */
         float *fw = s->qkv_fold_w + (int64_t)l * 3 * Cmax * D, *fb = s->qkv_fold_b + (int64_t)l * 3 * Cmax;
         for (int p = 0, c0 = 0; p < 3; c0 += bl->mod[p].choices, p++) {
             const acm__module *md = &bl->mod[p];
-            memcpy(fw + (int64_t)c0 * D, md->fold_w, sizeof(float) * (size_t)md->choices * D);
-            memcpy(fb + c0, md->fold_b, sizeof(float) * (size_t)md->choices);
+            be->upload(be, fw + (int64_t)c0 * D, md->fold_w, sizeof(float) * (size_t)md->choices * D);
+            be->upload(be, fb + c0, md->fold_b, sizeof(float) * (size_t)md->choices);
         }
     }
 }
