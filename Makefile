@@ -102,7 +102,7 @@ ENGINE_LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcud
 ALL_LIBS  := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
 endif
 
-.PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node image \
+.PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node browser-node image \
         cluster cluster-stop
 .DEFAULT_GOAL := all
 
@@ -122,7 +122,7 @@ DEB_PKGS := pkg-config libopenblas-dev libjansson-dev libfftw3-dev libmicrohttpd
             libcriterion-dev libyaml-dev nettle-dev dataset-fashion-mnist gnuplot-nox \
             espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox pocketsphinx-testdata wrk \
             clang libclang-rt-14-dev curl openssl python3-numpy \
-            systemd prometheus haproxy podman mmdebstrap
+            systemd prometheus haproxy podman mmdebstrap chromium
 # tests/reference: Debian's numpy (/usr/bin/python3) for the golden generators.
 # deploy/ (tests/deploy): systemd-analyze, promtool and prometheus, haproxy, podman and mmdebstrap (make image).
 # Commands that another package may already provide: COMMAND=PACKAGE installs PACKAGE only when COMMAND is missing
@@ -147,6 +147,16 @@ $(DEPLOY_NODE)/node_modules/.package-lock.json: tests/deploy/node/package.json t
 	cp tests/deploy/node/package.json tests/deploy/node/package-lock.json $(DEPLOY_NODE)/
 	cd $(DEPLOY_NODE) && npm ci --no-audit --no-fund --loglevel=error
 deploy-node: $(DEPLOY_NODE)/node_modules/.package-lock.json
+
+# npm packages of the browser test of the demo page (tests/server/browser: playwright-core, which drives Debian's
+# chromium; tests/server/test_demo.c skips that test without them), installed from the committed lock file.
+BROWSER_NODE := build/browser-node
+$(BROWSER_NODE)/node_modules/.package-lock.json: tests/server/browser/package.json tests/server/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "browser-node: npm not found (Node.js with npm is needed for the demo page's browser test)"; exit 1; }
+	@mkdir -p $(BROWSER_NODE)
+	cp tests/server/browser/package.json tests/server/browser/package-lock.json $(BROWSER_NODE)/
+	cd $(BROWSER_NODE) && npm ci --no-audit --no-fund --loglevel=error
+browser-node: $(BROWSER_NODE)/node_modules/.package-lock.json
 
 # ---- libraries and programs ---------------------------------------------------------------------------------------
 $(B)/obj/%.o: %.c
@@ -200,6 +210,9 @@ $(B)/tests/fuzz/test_replay: $(FUZZ_REPLAY_OBJ)
 $(B)/tests/engine/test_noalloc $(B)/tests/engine/test_speech_noalloc $(B)/tests/engine/test_ctc: \
     LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free \
                -Wl,--wrap=aligned_alloc -Wl,--wrap=posix_memalign
+
+# server/demo.c embeds the demo page with .incbin, which the compiler's dependency files do not see.
+$(B)/obj/server/demo.o: server/demo/index.html
 
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml

@@ -137,6 +137,21 @@ void acmc_resp_free(acmc_resp *r);
 void acmc_server_error(const acmc_resp *r, char *out, size_t n);
 const char *acmc_status_reason(long status);
 
+/* ---- ws.c: a WebSocket client (libwslay over a plain socket) --------------------------------------------------------- */
+
+typedef struct acmc_ws acmc_ws;
+typedef void (*acmc_ws_msg_fn)(void *ud, const char *text, size_t n);
+/* Connects to an http:// server and upgrades path (with its query) to a WebSocket; auth_header: "Authorization: ..."
+ * or NULL. NULL with a message ("the server answered 401 Unauthorized: {...}") when that fails. */
+acmc_ws *acmc_ws_open(const char *server, const char *path, const char *auth_header, double timeout_s, char *err,
+                      size_t errlen);
+/* Queues a message (text or binary) and sends what can go; 0 or -1. */
+int acmc_ws_send(acmc_ws *w, int text, const void *p, size_t n);
+/* Waits up to timeout_ms for the socket, reads and writes what it can, and hands each text message to on_msg.
+ * Returns 0, 1 once the connection has closed (the server's close code in *close_code; 1006 without one), -1 error. */
+int acmc_ws_pump(acmc_ws *w, int timeout_ms, acmc_ws_msg_fn on_msg, void *ud, int *close_code);
+void acmc_ws_free(acmc_ws *w);
+
 /* ---- heatmap.c ------------------------------------------------------------------------------------------------------ */
 
 /* Draws the per-token compute map over the image: each patch of the grid tinted by the fraction of its learners that
@@ -153,6 +168,7 @@ int acmc_cmd_classify(int argc, char **argv);
 int acmc_cmd_health(int argc, char **argv);
 int acmc_cmd_models(int argc, char **argv);
 int acmc_cmd_bench(int argc, char **argv);
+int acmc_bench_streams(int argc, char **argv); /* bench_streams.c: acm bench --streams N */
 int acmc_cmd_transcribe(int argc, char **argv); /* transcribe.c */
 
 /* Options every command takes (commands.c): --server, --api-key, --json, --timeout. */

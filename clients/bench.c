@@ -1007,6 +1007,8 @@ static const char *const bench_help =
     "^C stops scheduling; answers outstanding are waited for and reported.\n";
 
 int acmc_cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* WebSocket streams: a load of its own (bench_streams.c) */
+        if (!strcmp(argv[i], "--streams")) return acmc_bench_streams(argc, argv);
     static bench_params p; /* large; one per process */
     memset(&p, 0, sizeof p);
     snprintf(p.server, sizeof p.server, "%s", ACMC_DEFAULT_SERVER);

@@ -7,14 +7,18 @@
  * file's name unless --type names it (e.g. raw PCM: --type 'audio/L16;rate=8000'). The server decodes; the client
  * does not (acmc.h).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "acmc.h"
+#include "audio.h"
 
 #define TR_MAX_FILE ((size_t)256 << 20) /* above any server's --max-body-bytes we know of; the server says 413 */
 
@@ -34,7 +38,11 @@ static const char *const transcribe_help =
     "  --server URL        the server (default " ACMC_DEFAULT_SERVER ")\n"
     "  --timeout S         seconds for each request, connection included (default 30)\n"
     "  --api-key KEY       sent as Authorization: Bearer KEY (default: $ACM_API_KEY; none without it)\n"
-    "  --json              print each server answer as one JSON line (with file and client_ms) instead of text\n";
+    "  --json              print each server answer as one JSON line (with file and client_ms) instead of text\n"
+    "  --stream            one FILE over the WebSocket route GET /v1/models/MODEL/stream instead: decoded here to\n"
+    "                      16 kHz, sent in 100 ms frames paced in real time; partials are printed in place (on a\n"
+    "                      terminal), each segment's final on a line of its own (--json: every server message)\n"
+    "  --speed X           with --stream: send X times faster than real time (0: as fast as possible; default 1)\n";
 
 typedef struct {
     const char *file, *url, *type;
@@ -124,14 +132,101 @@ static void tr__print(const tr__job *j, int words) {
     }
 }
 
+/* ---- --stream: one file over the WebSocket route ------------------------------------------------------------------ */
+
+typedef struct {
+    int json, tty, words, failed, finals;
+    const char *file;
+} tr__st;
+
+static void tr__on_msg(void *ud, const char *t, size_t n) {
+    tr__st *st = ud;
+    json_t *j = json_loadb(t, n, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "type")), *text = json_string_value(json_object_get(j, "text"));
+    if (st->json) {
+        printf("%.*s\n", (int)n, t);
+    } else if (type && !strcmp(type, "partial") && st->tty) {
+        printf("\r\033[K%s", text ? text : "");
+    } else if (type && !strcmp(type, "final")) {
+        printf("%s%s\n", st->tty ? "\r\033[K" : "", text ? text : "");
+        json_t *ws = json_object_get(j, "words");
+        for (size_t i = 0; st->words && i < json_array_size(ws); i++) {
+            json_t *w = json_array_get(ws, i);
+            printf("  %8.2f %8.2f  %s\n", json_number_value(json_object_get(w, "start")),
+                   json_number_value(json_object_get(w, "end")), json_string_value(json_object_get(w, "word")));
+        }
+        st->finals++;
+    }
+    if (type && !strcmp(type, "error")) {
+        fprintf(stderr, "acm transcribe: %s: the server says: %s\n", st->file, json_string_value(json_object_get(j, "error")));
+        st->failed = 1;
+    }
+    fflush(stdout);
+    json_decref(j);
+}
+
+static double tr__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int tr__stream(const acmc_common *c, const char *file, const char *type, const char *model, const char *budget,
+                      double speed, int words) {
+    uint8_t *data = NULL;
+    size_t len = 0, n = 0;
+    char err[1024];
+    int rc = acmc_read_file(file, &data, &len, TR_MAX_FILE, err, sizeof err);
+    if (rc) return fprintf(stderr, "acm transcribe: %s\n", err), rc;
+    acm_audio_format f;
+    float *pcm = NULL;
+    const char *t = type ? type : tr__sniff(data, len);
+    if (!t || acm_audio_parse_type(&f, t, err, sizeof err) ||
+        acm_audio_decode(&f, data, len, acm_audio_default_params(), &pcm, &n, err, sizeof err)) {
+        fprintf(stderr, "acm transcribe: %s: %s\n", file, t ? err : "not a WAV, FLAC or Ogg file (raw PCM: give --type)");
+        free(data);
+        return ACMC_EXIT_INPUT;
+    }
+    free(data);
+    char path[512];
+    snprintf(path, sizeof path, "/v1/models/%s/stream?rate=16000&format=f32le%s%s", model, budget ? "&budget=" : "",
+             budget ? budget : "");
+    acmc_ws *w = acmc_ws_open(c->server, path, acmc_auth_header(), c->timeout_s, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "acm transcribe: %s: %s\n", file, err);
+        free(pcm);
+        return strstr(err, "answered") ? ACMC_EXIT_SERVER : ACMC_EXIT_UNREACHABLE;
+    }
+    tr__st st = {.json = c->json, .tty = isatty(STDOUT_FILENO), .words = words, .file = file};
+    const size_t step = 1600; /* 100 ms */
+    const double t0 = tr__now();
+    int code = 0, r = 0;
+    for (size_t o = 0; o < n && !r && !st.failed; o += step) {
+        const size_t k = n - o < step ? n - o : step;
+        if (acmc_ws_send(w, 0, pcm + o, k * sizeof *pcm)) r = -1;
+        const double due = speed > 0 ? t0 + (double)(o + k) / 16000 / speed : 0;
+        do r = r ? r : acmc_ws_pump(w, speed > 0 ? (int)fmax(0, (due - tr__now()) * 1e3) : 0, tr__on_msg, &st, &code);
+        while (!r && speed > 0 && tr__now() < due);
+    }
+    if (!r && acmc_ws_send(w, 1, "{\"type\":\"end\"}", 14)) r = -1;
+    const double until = tr__now() + c->timeout_s;
+    while (!r && tr__now() < until) r = acmc_ws_pump(w, 100, tr__on_msg, &st, &code);
+    acmc_ws_free(w);
+    free(pcm);
+    if (r == 1 && code == 1000 && !st.failed) return 0;
+    if (!st.failed) fprintf(stderr, "acm transcribe: %s: the stream ended %s%d\n", file, r == 1 ? "with close code " : "without its close; state ", r == 1 ? code : r);
+    return ACMC_EXIT_SERVER;
+}
+
 int acmc_cmd_transcribe(int argc, char **argv) {
     acmc_common c;
     acmc_common_defaults(&c);
     char model[128] = "speech", err[1024], hdr[2][128];
     const char *type = NULL, *headers[3] = {0};
-    int words = 0, nh = 0, nfiles = 0, has[2] = {0, 0};
+    int words = 0, nh = 0, nfiles = 0, has[2] = {0, 0}, stream = 0;
     long parallel = 4;
-    double d;
+    double d, speed = 1;
+    const char *budget = NULL;
     char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files) return ACMC_EXIT_FAIL;
     for (int i = 1; i < argc; i++) {
@@ -148,6 +243,9 @@ int acmc_cmd_transcribe(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(argv[i], "--words")) words = 1;
+        else if (!strcmp(argv[i], "--stream")) stream = 1;
+        else if ((m = acmc_opt(argc, argv, &i, "--speed", &v, err, sizeof err)) != 0)
+            bad = m < 0 || acmc_parse_double("--speed", v, 0, 1000, 0, &speed, err, sizeof err);
         else if ((m = acmc_opt(argc, argv, &i, "--model", &v, err, sizeof err)) != 0) {
             if (m > 0 && (!*v || strlen(v) >= sizeof model || strpbrk(v, "/?#% ")))
                 snprintf(err, sizeof err, "--model: '%s' is not a model name", v), m = -1;
@@ -155,7 +253,7 @@ int acmc_cmd_transcribe(int argc, char **argv) {
             bad = m < 0;
         } else if ((m = acmc_opt(argc, argv, &i, "--budget", &v, err, sizeof err)) != 0) {
             bad = m < 0 || acmc_parse_double("--budget", v, 0, 1, 1, &d, err, sizeof err);
-            if (!bad) snprintf(hdr[0], sizeof hdr[0], "X-Compute-Budget: %s", v), has[0] = 1;
+            if (!bad) snprintf(hdr[0], sizeof hdr[0], "X-Compute-Budget: %s", v), has[0] = 1, budget = v;
         } else if ((m = acmc_opt(argc, argv, &i, "--deadline-ms", &v, err, sizeof err)) != 0) {
             bad = m < 0 || acmc_parse_double("--deadline-ms", v, 0, 3600e3, 1, &d, err, sizeof err);
             if (!bad) snprintf(hdr[1], sizeof hdr[1], "X-Deadline-Ms: %s", v), has[1] = 1;
@@ -178,6 +276,12 @@ int acmc_cmd_transcribe(int argc, char **argv) {
     if (!nfiles) {
         free(files);
         return acmc_usage_error("transcribe", "no audio file given");
+    }
+    if (stream) {
+        const char *one = files[0];
+        free(files);
+        if (nfiles != 1) return acmc_usage_error("transcribe", "--stream takes one file");
+        return tr__stream(&c, one, type, model, budget, speed, words);
     }
     for (int k = 0; k < 2; k++)
         if (has[k]) headers[nh++] = hdr[k];

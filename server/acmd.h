@@ -85,6 +85,9 @@
     X(STR, tls_cert, "FILE", "", "PEM certificate (chain first: the server's, then intermediates): HTTPS only (with --tls-key)") \
     X(STR, tls_key, "FILE", "", "PEM private key of --tls-cert")                                                     \
     X(INT, metrics_auth, "BOOL", "0", "1: /metrics wants a key too (with --auth-file)")                                \
+    X(INT, max_streams, "N", "256", "WebSocket transcription streams open at once (past it: 503 at the handshake)")   \
+    X(DBL, stream_idle_timeout, "SECONDS", "30", "a stream without any message for this long is closed (1001)")      \
+    X(INT, max_frame_bytes, "BYTES", "1048576", "largest WebSocket message a stream takes (1009 past it)")           \
     X(STR, test_hold, "FIFO", "", "tests only: warm-up, then each batch of requests, waits for one byte from FIFO (EOF: no more)")
 typedef struct {
     char name[64];
@@ -148,12 +151,18 @@ long acmd_config_max_per_ip(const acmd_config *c);
       "Body = one audio file of a speech model (`audio/wav`, `audio/flac`, `audio/ogg`, `audio/L16;rate=R`, "        \
       "`audio/x-raw;format=S16LE;rate=R`; `application/octet-stream` or none: the container is sniffed), made "      \
       "16 kHz mono and transcribed as *Transcription* below says.")                                                   \
+    X(STREAM, "GET", "/v1/models/{m}/stream",                                                                        \
+      "A WebSocket (RFC 6455) streaming transcription of a speech model: binary frames of PCM in, JSON messages out " \
+      "(`partial` per chunk, `final` per segment), as *Streaming* below says.")                                        \
     X(MODEL_STATS, "GET", "/v2/models/{m}[/versions/{v}]/stats",                                                     \
       "Scheduling statistics of a model: the cost model t = a + b·tokens + c·FLOPs (`cost_model`: coefficients, "    \
       "samples, forgetting, `recent_error` of its one-step predictions, `predict_ms` for one item at β = 1 and at "   \
       "β_min and a full batch, `path`: the error model of dispatch — the residual of each request's path after "     \
       "dispatch, `p50_ms`, `p95_ms`, the `margin_ms` and `band_ms` dispatch uses, `last_beta`), `last_batch` (the last batch it learnt: `items`, `flops`, `seconds` of its engine "  \
       "calls), `queue_depth`, `running` (requests on a worker now) and `deadlines` (requests with a deadline, misses by phase).")                          \
+    X(DEMO, "GET", "/demo", "The demo page (HTML, embedded in acmd): classify an image with a budget slider and its "  \
+      "per-token compute map; stream an audio file or the microphone to `/stream` with live partials and a budget "  \
+      "slider acting mid-stream. With `--auth-file`, open it as `/demo/?access_token=KEY`.")                         \
     X(METRICS, "GET", "/metrics", "Prometheus text exposition (docs/DESIGN.md §7).")
 
 typedef enum {
@@ -218,6 +227,10 @@ void acmd_api_markdown(FILE *f);
     X(ASR_COMPUTE_SECONDS, "acm_asr_compute_seconds_total", counter,                                                 \
       "Seconds of worker time spent on transcriptions answered 200 (decode, engine, bodies).")                       \
     X(ASR_BUDGET, "acm_asr_budget_realised_ratio", histogram, "Budget realised by transcriptions (beta), per model.")\
+    X(ASR_ACTIVE_STREAMS, "acm_asr_active_streams", gauge, "WebSocket transcription streams open, per model.")    \
+    X(ASR_CHUNK_LATENCY, "acm_asr_chunk_latency_seconds", histogram,                                                 \
+      "Streams: from a chunk's last sample received to its partial queued for sending.")                           \
+    X(ASR_SEGMENTS, "acm_asr_segments_total", counter, "Streams: segments ended (a final sent), per model.")        \
     X(BUILD_INFO, "acm_build_info", gauge, "Build information (value 1).")
 
 typedef enum {
@@ -515,6 +528,7 @@ typedef struct {
 
 typedef struct acmd_req {
     struct acmd_req *next; /* model queue, then batch, then result queue */
+    struct acmd_ws *ws;    /* a WebSocket stream's request: its socket's side (ws.c); NULL once that has closed */
     struct acmd_server *srv;
     struct MHD_Connection *conn;
     acmd_req_state state;
@@ -597,6 +611,7 @@ typedef struct acmd_req {
         const char *reason;   /* metrics label when refused before queueing (acmd_err_reason) */
         int retry_after;      /* 429/503: seconds for Retry-After (0: 1) */
         int responded;
+        int ws_version;       /* a WebSocket handshake of another version: Sec-WebSocket-Version: 13 in the answer */
     } resp;
 } acmd_req;
 
@@ -665,6 +680,7 @@ typedef struct acmd_server {
     uint64_t drain_start;
     double drain_grace;    /* seconds of this drain's grace period */
     int hold_fd;           /* --test-hold FIFO, -1 without */
+    int streams;           /* WebSocket streams open (ws.c) */
     int in_flight;         /* RUNNING requests */
     int suspended;         /* suspended connections */
     int open_requests;     /* requests not yet completed by MHD */
@@ -791,6 +807,18 @@ void acmd_decode_stream_free(acmd_server *s, acmd_req *r);
 #define ACMD_MAX_ITEMS_PER_REQUEST 256
 /* server/respond.c: a request's 200 body (worker); 0, or -1 out of memory. */
 int acmd_respond_body(acmd_req *r, uint64_t now);
+
+/* server/ws.c: WebSocket streams (I/O thread) */
+/* A GET on the stream route: 0 when the 101 is queued (the socket becomes a stream once sent), -1 with r's error filled
+ * (to be answered), 1 when MHD refused the response. */
+int acmd_ws_handshake(acmd_server *s, acmd_req *r, struct MHD_Connection *conn);
+/* A stream's job is back from its worker (workers.c): partial, final, next job. */
+void acmd_ws_back(acmd_server *s, acmd_req *r);
+/* Closes every stream: with 1001 and the close handshake (now = 0: the drain), or at once (now = 1). */
+void acmd_ws_shutdown(acmd_server *s, int now);
+
+/* server/demo.c: the page of GET /demo/ (its bytes, *len of them; static) */
+const char *acmd_demo_page(size_t *len);
 
 /* server/http.c */
 enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

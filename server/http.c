@@ -104,6 +104,7 @@ static enum MHD_Result http__respond(acmd_server *s, acmd_req *r) {
     MHD_add_response_header(resp, "X-Request-Id", r->http.id);
     if (r->resp.status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->resp.allow);
     if (r->resp.status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"acmd\"");
+    if (r->resp.ws_version) MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
     if (r->resp.status == 200 && r->resp.json_len) {
         char v[32];
         snprintf(v, sizeof v, "%zu", r->resp.json_len);
@@ -253,6 +254,11 @@ static enum MHD_Result http__get(acmd_server *s, acmd_req *r, const acmd_route_a
         r->resp.status = 200;
         return http__respond(s, r);
     }
+    case ACMD_ROUTE_DEMO:
+        r->resp.body = (char *)(uintptr_t)acmd_demo_page(&r->resp.len); /* static, never written */
+        r->resp.type = "text/html; charset=utf-8";
+        r->resp.status = 200;
+        return http__respond(s, r);
     default: (void)a; return http__error(s, r, ACMD_E_INTERNAL, "unhandled route");
     }
 }
@@ -509,7 +515,7 @@ static void http__request_id(acmd_req *r) {
 static int http__wants_key(const acmd_server *s, acmd_route route) {
     if (!s->auth) return 0;
     if (route == ACMD_ROUTE_METRICS) return s->cfg.metrics_auth != 0;
-    return acmd_route_infers(route);
+    return acmd_route_infers(route) || route == ACMD_ROUTE_STREAM;
 }
 
 /* 0 with r->http.key set, or -1 with the 401 filled. */
@@ -517,6 +523,10 @@ static int http__authorize(acmd_server *s, acmd_req *r) {
     size_t n = 0;
     const char *field = http__hdr(r->conn, MHD_HTTP_HEADER_AUTHORIZATION);
     const char *key = acmd_auth_bearer(field, &n);
+    /* a browser cannot set headers on a WebSocket handshake: the stream route takes the key as ?access_token= too */
+    const char *qt = r->route == ACMD_ROUTE_STREAM && !field
+                         ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "access_token") : NULL;
+    if (qt && *qt) key = qt, n = strlen(qt);
     if (!key) {
         acmd_req_fail(r, ACMD_E_UNAUTHORIZED, field ? "the Authorization field must be \"Bearer KEY\""
                                                     : "this route wants an API key: Authorization: Bearer KEY");
@@ -699,6 +709,10 @@ enum MHD_Result acmd_http_handler(void *cls, struct MHD_Connection *conn, const 
             if (a.version[0] && strcmp(a.version, r->model->version) != 0)
                 return http__error(s, r, ACMD_E_NOT_FOUND, "model %s has no version \"%s\" (served: %s)", r->model->name, a.version,
                                    r->model->version);
+        }
+        if (r->route == ACMD_ROUTE_STREAM) {
+            const int rc = acmd_ws_handshake(s, r, conn);
+            return rc < 0 ? http__respond(s, r) : rc ? MHD_NO : MHD_YES;
         }
         if (!acmd_route_infers(r->route)) return http__get(s, r, &a);
         if (http__admit_headers(s, r)) return MHD_YES;

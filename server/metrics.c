@@ -178,6 +178,9 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
             acmd_metric_add(m, ACMD_M_ASR_AUDIO_SECONDS, l, 0);
             acmd_metric_add(m, ACMD_M_ASR_COMPUTE_SECONDS, l, 0);
             met__get(m, ACMD_M_ASR_BUDGET, l);
+            acmd_metric_set(m, ACMD_M_ASR_ACTIVE_STREAMS, l, 0);
+            acmd_metric_add(m, ACMD_M_ASR_SEGMENTS, l, 0);
+            met__get(m, ACMD_M_ASR_CHUNK_LATENCY, l);
         }
     }
     for (size_t i = 0; i < sizeof met__sources / sizeof *met__sources; i++) {

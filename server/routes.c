@@ -142,6 +142,73 @@ static void route__api_images(FILE *f) {
             "at 4:4:4.\n");
 }
 
+/* The "Streaming" section: the WebSocket protocol of GET /v1/models/{m}/stream (server/ws.c). */
+static void route__api_streaming(FILE *f) {
+    fputs("\n## Streaming (WebSocket)\n\n"
+          "`GET /v1/models/{m}/stream` on a speech model, upgraded to a WebSocket (RFC 6455: `Upgrade: websocket`, "
+          "`Connection: Upgrade`, `Sec-WebSocket-Version: 13`, a `Sec-WebSocket-Key` of 16 bytes in base64; anything "
+          "else is 400 — a wrong version with `Sec-WebSocket-Version: 13` in the answer —, an unknown model 404, an "
+          "image model 400, `--max-streams` streams already open 503, over TLS 501: put TLS in a reverse proxy). With "
+          "`--auth-file` the key is `Authorization: Bearer KEY`, or `?access_token=KEY` in the query, since a browser "
+          "cannot set headers on a WebSocket (a query string may end up in proxies' logs: prefer the header where "
+          "the client can set it).\n\n"
+          "Query parameters (all optional): `rate` (8000..192000, default 16000) and `format` (`s16le`, default, or "
+          "`f32le`) of the audio, mono; `budget` (0..1: the stream's compute ceiling, `cap` policy, raised to the "
+          "model's floor); `endpoint_ms` (trailing silence that ends a segment, default 800; 0: none); `priority` "
+          "(0..7, as `Priority: u=`).\n\n",
+          f);
+    fputs("Client to server: **binary** messages are audio, any length up to `--max-frame-bytes` (fragments are "
+          "joined; a longer message closes with 1009); **text** messages are JSON objects with a `type`:\n\n"
+          "| type | fields | effect |\n|---|---|---|\n"
+          "| `configure` | `budget` (0..1, or null: the model's default policy), `deadline_ms` (per chunk; null: none), "
+          "`priority` (0..7), `endpoint_ms`, and before the first audio `rate`, `format` | applies from the next "
+          "chunk; answered `{\"type\":\"configured\",...}` with the terms in force, or an `error` message (the stream "
+          "goes on unchanged) |\n"
+          "| `finalize` | | flushes the audio received (the last short chunk runs) and answers the segment's `final` "
+          "at once; the next audio starts a new stream (its left context empty), times still counted from the "
+          "stream's start |\n"
+          "| `keepalive` | | nothing but resetting the idle timer (`--stream-idle-timeout`) |\n"
+          "| `end` | | as `finalize`, then `{\"type\":\"end\", audio_s, segments, flops, flops_dense}` and a close "
+          "with 1000 |\n\n",
+          f);
+    fputs("Server to client (text, JSON): `ready` once (`id`, `model`, `rate`, `format`, `chunk_s`, `endpoint_ms`, "
+          "`max_frame_bytes`); `partial` after each job of the stream ran (one or more chunks of the model): "
+          "`segment` (its number, from 0), `text` (the segment so far), `words` (the words completed since the last "
+          "partial: `word`, `start`, `end` in seconds from the stream's start, `confidence`), `audio_s` (audio run "
+          "so far), `chunk` (`tokens`, `flops`, `flops_dense`, `budget` realised, `latency_ms` from the chunk's last "
+          "sample received to this message, `batch`: streams in its engine call); `final` at a segment's end: "
+          "`segment`, `reason` (`endpoint`: `endpoint_ms` of frames whose most probable symbol is the blank after a "
+          "word; `finalize`; `end`; `max_text`), `text`, `words` (all of the segment's), `audio_s`; `error` "
+          "(`error`, and `close_code` when the stream closes after it).\n\n"
+          "Close codes: 1000 after `end` (or the client's close, echoed); 1001 idle past `--stream-idle-timeout` or "
+          "the server shutting down; 1002 a protocol error (an unmasked client frame, a bad opcode); 1003 audio "
+          "that cannot be decoded; 1007 a text message that is not UTF-8; 1008 a text message that is not a JSON "
+          "object with a `type`; 1009 a message over `--max-frame-bytes`, or audio past `--max-audio-seconds`; "
+          "1011 an engine failure. Pings are answered with pongs. A client that leaves without a close frees its "
+          "stream at once (or when its running job comes back).\n\n",
+          f);
+    fputs("Each stream is one `acm_stream` on the server; its chunks are queued and batched with every other "
+          "stream's and request's (images too) on the workers, as a streamed `/transcribe` upload's are, so that "
+          "budgets, deadlines and priorities act on them as on requests. Metrics: `acm_asr_active_streams`, "
+          "`acm_asr_chunk_latency_seconds`, `acm_asr_segments_total`, and the FLOPs counters.\n\n",
+          f);
+    fputs("The same ideas under other names:\n\n"
+          "| acmd | Deepgram | AssemblyAI (v3) | Vosk server | sherpa-onnx server |\n|---|---|---|---|---|\n"
+          "| binary PCM, `?rate=&format=` | binary, `?encoding=linear16&sample_rate=` | binary, `?sample_rate=&encoding=` "
+          "| binary after `{\"config\":{\"sample_rate\"}}` | binary float32 at the server's rate |\n"
+          "| `partial` | `Results` with `is_final: false` | `Turn` with `end_of_turn: false` | `{\"partial\"}` | "
+          "`{\"text\", \"is_final\": false}` |\n"
+          "| `final` | `Results` with `is_final`/`speech_final` | `Turn` with `end_of_turn: true` | `{\"result\", \"text\"}` "
+          "| `{\"is_final\": true}` |\n"
+          "| `endpoint_ms` per stream | `endpointing` (ms) | `min_end_of_turn_silence_when_confident` | server-wide | "
+          "server-wide `--rule*-min-trailing-silence` |\n"
+          "| `finalize` | `{\"type\":\"Finalize\"}` | `ForceEndpoint` | — | — |\n"
+          "| `keepalive` | `{\"type\":\"KeepAlive\"}` | — | — | — |\n"
+          "| `end` | `{\"type\":\"CloseStream\"}` | `Terminate` | `{\"eof\":1}` | `Done` |\n"
+          "| `configure` (budget, deadline, priority) mid-stream | — | `UpdateConfiguration` (turn settings) | — | — |\n",
+          f);
+}
+
 /* The "Transcription" section: what /transcribe takes and answers. */
 static void route__api_transcription(FILE *f) {
     fprintf(f,
@@ -389,4 +456,5 @@ void acmd_api_markdown(FILE *f) {
                "of `data` (the binary tensor extension); model metadata has more keys than the protocol's.\n");
     route__api_images(f);
     route__api_transcription(f);
+    route__api_streaming(f);
 }

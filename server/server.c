@@ -282,6 +282,7 @@ static void srv__signal(uv_signal_t *h, int sig) {
     acmd_log(s, 2, "signal %d: draining (%d in flight); readiness 503, accepting for %.3g s more", sig, s->in_flight,
              s->drain_grace);
     if (s->drain_grace <= 0) srv__stop_accepting(s);
+    acmd_ws_shutdown(s, 0); /* streams end with 1001 (going away) */
     uv_timer_start(&s->drain_timer, srv__drain_timer, 0, 20);
 }
 
@@ -437,7 +438,7 @@ int acmd_server_run(acmd_server *s) {
         acmd_log(s, 0, "cannot create the event loop");
         return 1;
     }
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | (s->tls ? MHD_USE_TLS : 0), 0, NULL, NULL,
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TURBO | (s->tls ? MHD_USE_TLS : 0), 0, NULL, NULL,
                               acmd_http_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_NOTIFY_COMPLETED, acmd_http_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
                               acmd_http_notify_conn, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
@@ -497,6 +498,8 @@ int acmd_server_run(acmd_server *s) {
      * and only then free the workers */
     acmd_workers_stop(s);
     acmd_workers_on_async(&s->async);
+    acmd_ws_shutdown(s, 1); /* streams still open: their sockets go back to MHD before it stops */
+    uv_run(s->loop, UV_RUN_NOWAIT);
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
     acmd_workers_free(s);

@@ -98,6 +98,10 @@ void acmd_workers_on_async(uv_async_t *a) {
         acmd_model *m = r->model;
         if (r->out.batch_lead && r->out.b_items > 0) /* the batch ran, whoever is still waiting for it */
             acmd_cost_add(&m->cost, r->out.b_items * m->T, r->out.b_flops, r->out.b_secs, 0);
+        if (r->route == ACMD_ROUTE_STREAM) { /* a WebSocket stream's job: its partial, and the next job (ws.c) */
+            acmd_ws_back(s, r);
+            continue;
+        }
         if (r->http.orphan) { /* its connection went away (shutdown past the exit timeout; a streamed upload's client) */
             if (r->au.on) acmd_http_orphan_back(s, r);
             else acmd_req_free(s, r);

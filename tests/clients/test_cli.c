@@ -632,3 +632,108 @@ Test(cli_speech, transcribe_files_in_parallel, .timeout = 120) {
     cr_expect_eq(system(cmd), 0);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+/* acm transcribe --stream: the file over the WebSocket route, paced (--speed 4: four times real time, so that the
+ * pacing is exercised without the test lasting the audio's length) or not; the final is the /transcribe answer on the
+ * same file; --json prints every server message; a budget reaches the stream; an unknown model exits 5 with the
+ * server's 404. */
+Test(cli_speech, transcribe_stream, .timeout = 120) {
+    th_acmd s;
+    const char *args[] = {"--model", "speech=tests/golden/speech_a.safetensors", "--workers", "1", "--log-level",
+                          "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0, "acmd not ready");
+    char u[64], dir[] = "/tmp/acm-trs-XXXXXX", f[96];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d", s.port);
+    cr_assert(mkdtemp(dir));
+    snprintf(f, sizeof f, "%s/a.wav", dir);
+    make_wav(f, 16000 * 2, 1);
+    size_t n;
+    char *body = th_slurp(f, &n);
+    th_resp d;
+    cr_assert_eq(th_http(s.port, "POST", "/v1/models/speech/transcribe", "Content-Type: audio/wav\r\n", body, n, &d), 0);
+    json_t *dj = th_json(&d);
+    const char *want = json_string_value(json_object_get(dj, "text"));
+    const double t0 = th_now();
+    const char *t[] = {"transcribe", "--server", u, "--stream", "--speed", "4", f, NULL};
+    run_res r = run_acm(t);
+    const double took = th_now() - t0;
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char line[512];
+    snprintf(line, sizeof line, "%s\n", want);
+    cr_expect_str_eq(r.out, line, "the final line is the /transcribe text");
+    cr_expect_geq(took, 0.5, "2 s of audio at 4x real time take at least 0.5 s (%.3f s)", took);
+    run_free(&r);
+    const char *tj[] = {"transcribe", "--server", u, "--stream", "--speed", "0", "--json", "--budget", "0.5", f, NULL};
+    r = run_acm(tj);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    int partials = 0, finals = 0, ends = 0;
+    char *save;
+    for (char *l = strtok_r(r.out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *o = json_loads(l, 0, NULL);
+        cr_assert(o, "not JSON: %s", l);
+        const char *ty = json_string_value(json_object_get(o, "type"));
+        if (!strcmp(ty, "partial")) {
+            partials++;
+            cr_expect_leq(json_number_value(json_object_get(json_object_get(o, "chunk"), "budget")), 0.5 + 1e-6);
+        }
+        finals += !strcmp(ty, "final"), ends += !strcmp(ty, "end");
+        json_decref(o);
+    }
+    cr_expect_gt(partials, 0);
+    cr_expect_eq(finals, 1);
+    cr_expect_eq(ends, 1);
+    run_free(&r);
+    const char *nosuch[] = {"transcribe", "--server", u, "--stream", "--model", "nosuch", f, NULL};
+    r = run_acm(nosuch);
+    cr_expect_eq(r.rc, 5);
+    cr_expect(strstr(r.err, "404") && strstr(r.err, "unknown model"), "%s", r.err);
+    run_free(&r);
+    json_decref(dj);
+    th_resp_free(&d);
+    free(body);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* acm bench --streams N: N paced WebSocket streams at once, every one accounted for (JSON: streams, failed, partials,
+ * the latency quantiles, the budget asked and realised); a refused handshake is a failed stream and exit 5. */
+Test(cli_speech, bench_streams, .timeout = 120) {
+    th_acmd s;
+    const char *args[] = {"--model", "speech=tests/golden/speech_a.safetensors", "--workers", "1", "--log-level",
+                          "warn", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0, "acmd not ready");
+    char u[64], dir[] = "/tmp/acm-bs-XXXXXX", f[96];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d", s.port);
+    cr_assert(mkdtemp(dir));
+    snprintf(f, sizeof f, "%s/a.wav", dir);
+    make_wav(f, 16000, 2);
+    const char *t[] = {"bench", "--server", u, "--streams", "3", "--seconds", "1.5", "--budget", "0.5", "--json", f, NULL};
+    run_res r = run_acm(t);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    json_t *o = json_loads(r.out, 0, NULL);
+    cr_assert(o, "not JSON: %s", r.out);
+    cr_expect_eq(json_integer_value(json_object_get(o, "streams")), 3);
+    cr_expect_eq(json_integer_value(json_object_get(o, "failed")), 0);
+    /* 1.5 s in chunks of 0.16 s: at least a partial per stream per 8 chunks (a job), and the flush's */
+    cr_expect_geq(json_integer_value(json_object_get(o, "partials")), 3 * 2);
+    const double p50 = json_number_value(json_object_get(json_object_get(o, "server_latency_ms"), "p50")),
+                 p99 = json_number_value(json_object_get(json_object_get(o, "server_latency_ms"), "p99"));
+    cr_expect(p50 >= 0 && p99 >= p50, "p50 %g, p99 %g", p50, p99);
+    cr_expect(json_number_value(json_object_get(o, "budget_realised")) <= 0.5 + 1e-9);
+    cr_expect_gt(json_number_value(json_object_get(o, "flops_per_audio_second")), 0);
+    json_decref(o);
+    run_free(&r);
+    const char *nosuch[] = {"bench", "--server", u, "--streams", "2", "--seconds", "0.5", "--model", "nosuch", f, NULL};
+    r = run_acm(nosuch);
+    cr_expect_eq(r.rc, 5);
+    cr_expect(strstr(r.err, "404"), "%s", r.err);
+    run_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
