@@ -219,7 +219,7 @@ $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 
 # Every test binary runs with the repository root as its working directory; ACM_BUILD tells tests where programs are.
 test: deps
-	@$(MAKE) --no-print-directory all tests-build deploy-node
+	@$(MAKE) --no-print-directory all tests-build deploy-node browser-node
 	@ACM_BUILD=$(B) bash tests/run.sh $(TEST_BIN)
 
 tests-build: $(TEST_BIN)
