@@ -87,6 +87,9 @@
     X(INT, metrics_auth, "BOOL", "0", "1: /metrics wants a key too (with --auth-file)")                                \
     X(INT, max_streams, "N", "256", "WebSocket transcription streams open at once (past it: 503 at the handshake)")   \
     X(DBL, stream_idle_timeout, "SECONDS", "30", "a stream without any message for this long is closed (1001)")      \
+    X(DBL, stream_max_behind, "SECONDS", "10",                                                                         \
+      "a stream's audio waiting for the workers: past a quarter of it its budget shrinks (to the floor at half), at "  \
+      "three quarters a warning, at all of it the stream is closed (1013; 0: never)")                                  \
     X(INT, max_frame_bytes, "BYTES", "1048576", "largest WebSocket message a stream takes (1009 past it)")           \
     X(STR, test_hold, "FIFO", "", "tests only: warm-up, then each batch of requests, waits for one byte from FIFO (EOF: no more)")
 typedef struct {
@@ -231,6 +234,10 @@ void acmd_api_markdown(FILE *f);
     X(ASR_CHUNK_LATENCY, "acm_asr_chunk_latency_seconds", histogram,                                                 \
       "Streams: from a chunk's last sample received to its partial queued for sending.")                           \
     X(ASR_SEGMENTS, "acm_asr_segments_total", counter, "Streams: segments ended (a final sent), per model.")        \
+    X(ASR_STREAMS_DROPPED, "acm_asr_streams_dropped_total", counter,                                                \
+      "Streams closed by the server before their end, per model and reason (behind_real_time).")                      \
+    X(ASR_STREAMS_WARNED, "acm_asr_streams_behind_total", counter,                                                  \
+      "Streams warned that they fall behind real time (at the budget floor), per model.")                            \
     X(BUILD_INFO, "acm_build_info", gauge, "Build information (value 1).")
 
 typedef enum {

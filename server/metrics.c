@@ -180,6 +180,13 @@ acmd_metrics *acmd_metrics_new(const acmd_server *srv) {
             met__get(m, ACMD_M_ASR_BUDGET, l);
             acmd_metric_set(m, ACMD_M_ASR_ACTIVE_STREAMS, l, 0);
             acmd_metric_add(m, ACMD_M_ASR_SEGMENTS, l, 0);
+            acmd_metric_add(m, ACMD_M_ASR_STREAMS_WARNED, l, 0);
+            {
+                char lr[256];
+                memcpy(lr, l, sizeof lr);
+                acmd_label(lr, sizeof lr, "reason", "behind_real_time");
+                acmd_metric_add(m, ACMD_M_ASR_STREAMS_DROPPED, lr, 0);
+            }
             met__get(m, ACMD_M_ASR_CHUNK_LATENCY, l);
         }
     }

@@ -18,6 +18,9 @@
  * A segment ends (a `final`) after endpoint_ms of trailing blank frames once it holds a word, at `finalize` (the
  * samples that wait are flushed: the stream's left context starts again), and at `end`, which then closes with 1000.
  *
+ * Overload (ws__pace): the audio a stream has waiting for the workers shrinks its budget ceiling, down to the model's
+ * floor, before a `warning` and then the close 1013 (--stream-max-behind).
+ *
  * Ownership: the acmd_ws and its request are the I/O thread's, except while the request is RUNNING (a worker's). A
  * stream whose socket closes while a worker holds its job is detached (r->ws = NULL) and freed when the job is back.
  */
@@ -70,6 +73,10 @@ typedef struct acmd_ws {
     double t_base;                     /* seconds of audio before the stream's last reset (finalize) */
     uint64_t t_ready;                  /* when a chunk's worth was first waiting (latency of its partial) */
     double flops, flops_dense;         /* the stream's totals */
+    /* overload (ws__pace): the stream's own budget terms, and what its backlog made of them */
+    acm_policy own;                    /* the policy the stream asked for (query, configure) */
+    double own_max;                    /* its budget ceiling */
+    int warned;                        /* a behind_real_time warning was sent (again once the backlog is small) */
     char key[64];
     char id[64];
     struct acmd_ws *prev, *next;
@@ -164,6 +171,48 @@ static int ws__decoder(acmd_ws *w, char *e, size_t n) {
     return 0;
 }
 
+/* Overload: the audio that waits for the workers (decoded, not yet in a job), in seconds of the stream. A stream the
+ * workers keep up with has less than a chunk or two waiting; past a quarter of --stream-max-behind its budget ceiling
+ * goes down linearly with the backlog, to the model's floor at half of it; at three quarters (the floor did not
+ * suffice) a warning; at all of it the stream is closed with 1013. Decided from the backlog alone (no clock): the same
+ * audio waiting gives the same decision on any CPU. The ceiling applies to the stream's next job (never to one that
+ * runs: that one is the worker's). */
+static void ws__pace(acmd_ws *w) {
+    acmd_req *r = w->r;
+    const double lim = w->s->cfg.stream_max_behind;
+    if (!r || !(lim > 0) || w->close_code) return;
+    const double behind = (double)r->au.n_pend / ACM_AUDIO_RATE, floor = w->m->beta_floor;
+    const double own = w->own.kind == ACM_POLICY_CAP ? (double)w->own.beta : 1.0;
+    double cap = 1;
+    if (behind >= lim / 2) cap = floor;
+    else if (behind > lim / 4) cap = own - (own - floor) * (behind - lim / 4) / (lim / 4);
+    char l[160] = "";
+    acmd_label(l, sizeof l, "model", w->m->name);
+    if (behind >= lim) {
+        acmd_label(l, sizeof l, "reason", "behind_real_time");
+        acmd_metric_add(w->s->metrics, ACMD_M_ASR_STREAMS_DROPPED, l, 1);
+        ws__error(w, 1013, "the stream fell %.1f s behind real time at the budget floor (--stream-max-behind %g s): "
+                           "try again later", behind, lim);
+        return;
+    }
+    if (behind >= 3 * lim / 4 && !w->warned) {
+        w->warned = 1;
+        acmd_metric_add(w->s->metrics, ACMD_M_ASR_STREAMS_WARNED, l, 1);
+        ws__send_json(w, json_pack("{s:s,s:s,s:f,s:f,s:f}", "type", "warning", "reason", "behind_real_time",
+                                   "behind_s", behind, "max_behind_s", lim, "budget", cap < own ? cap : own));
+    } else if (behind <= lim / 4) {
+        w->warned = 0;
+    }
+    if (r->state == ACMD_REQ_RUNNING) return;
+    if (cap < own) {
+        acm_policy p = acm_policy_default();
+        p.kind = ACM_POLICY_CAP, p.beta = (float)cap;
+        r->sla.policy = p, r->sla.budget.max = cap;
+    } else {
+        r->sla.policy = w->own, r->sla.budget.max = w->own_max;
+    }
+}
+
 /* Queues the stream's next job when it is free and something waits for it. */
 static void ws__maybe_queue(acmd_ws *w) {
     acmd_req *r = w->r;
@@ -194,6 +243,7 @@ static void ws__audio(acmd_ws *w, const uint8_t *b, size_t n) {
     }
     const size_t cs = (size_t)w->m->chunk_samples;
     if (before < cs && r->au.n_pend >= cs) w->t_ready = acmd_now_ns();
+    ws__pace(w);
     ws__maybe_queue(w);
 }
 
@@ -287,11 +337,17 @@ static void ws__text_msg(acmd_ws *w, const uint8_t *p, size_t n) {
         { ws__error(w, 1008, "a text message must be a JSON object with a \"type\" (configure, finalize, keepalive, end)"); return; }
     }
     if (strcmp(type, "configure") == 0) {
-        if (ws__configure(w, j, e, sizeof e)) {
+        const acm_policy now = w->r->sla.policy;
+        const double now_max = w->r->sla.budget.max;
+        w->r->sla.policy = w->own, w->r->sla.budget.max = w->own_max; /* configure changes the stream's own terms */
+        const int bad = ws__configure(w, j, e, sizeof e);
+        if (bad) w->r->sla.policy = now, w->r->sla.budget.max = now_max;
+        else w->own = w->r->sla.policy, w->own_max = w->r->sla.budget.max, ws__pace(w);
+        if (bad) {
             ws__send_json(w, json_pack("{s:s,s:s}", "type", "error", "error", e)); /* the stream goes on unchanged */
         } else {
             ws__send_json(w, json_pack("{s:s,s:f,s:f,s:i,s:b}", "type", "configured", "budget",
-                                       w->r->sla.policy.kind == ACM_POLICY_CAP ? (double)w->r->sla.policy.beta : 1.0,
+                                       w->own.kind == ACM_POLICY_CAP ? (double)w->own.beta : 1.0,
                                        "endpoint_ms", w->endpoint_s * 1000, "priority", w->r->sla.sched.urgency,
                                        "deadline", w->r->sla.has_deadline));
         }
@@ -441,6 +497,7 @@ void acmd_ws_back(acmd_server *s, acmd_req *r) {
     const double lat = w->t_ready ? (double)(now - w->t_ready) * 1e-9 : 0;
     const int64_t tokens = r->out.tokens;
     const double budget = !tokens ? 0 : r->au.job_last ? r->out.realised : r->out.realised / (double)tokens;
+    const double applied = acmd_budget_applied(r); /* the job's ceiling: the backlog changes it after (ws__pace) */
     w->flops += r->out.flops, w->flops_dense += r->out.flops_dense;
     char l[128] = "";
     acmd_label(l, sizeof l, "model", w->m->name);
@@ -451,12 +508,13 @@ void acmd_ws_back(acmd_server *s, acmd_req *r) {
         acmd_metric_add(s->metrics, ACMD_M_ASR_COMPUTE_SECONDS, l, r->out.compute_s);
         acm_ctc_result cr;
         acm_ctc_result_get(acm_stream_decoder(r->au.st), ACM_CTC_PARTIAL, &cr);
-        json_t *j = json_pack("{s:s,s:i,s:o,s:o,s:f,s:{s:I,s:f,s:f,s:f,s:f,s:i}}", "type", "partial", "segment",
+        json_t *j = json_pack("{s:s,s:i,s:o,s:o,s:f,s:{s:I,s:f,s:f,s:f,s:f,s:f,s:i}}", "type", "partial", "segment",
                               w->segment, "text", ws__text(&cr), "words", ws__words(&cr, w->words_sent, w->t_base),
                               "audio_s", w->t_base + (double)acm_stream_tokens_done(r->au.st) * w->m->chunk_samples /
                                                          w->m->T / ACM_AUDIO_RATE,
                               "chunk", "tokens", (json_int_t)tokens, "flops", r->out.flops, "flops_dense",
-                              r->out.flops_dense, "budget", budget, "latency_ms", lat * 1e3, "batch", r->out.batch_size);
+                              r->out.flops_dense, "budget", budget, "budget_cap", applied, "latency_ms", lat * 1e3,
+                              "batch", r->out.batch_size);
         ws__send_json(w, j);
         w->words_sent = cr.n_words;
         const double frame_s = (double)w->m->chunk_samples / w->m->T / ACM_AUDIO_RATE;
@@ -489,6 +547,7 @@ void acmd_ws_back(acmd_server *s, acmd_req *r) {
             ws__audio(w, w->hold, n);
         }
     }
+    ws__pace(w);
     ws__maybe_queue(w);
     ws__update(w);
 }
@@ -546,6 +605,7 @@ static void ws__upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, 
         r->sla.policy = pol, r->sla.budget.max = pol.beta, r->sla.budget.source = ACM_BUDGET_PARAMETER;
     }
     w->r = r;
+    w->own = r->sla.policy, w->own_max = r->sla.budget.max;
     if (ws__decoder(w, e, sizeof e)) goto fail;
     if (!(r->au.st = acm_stream_new(p->m->m, e, sizeof e))) goto fail;
     r->au.on = 1, r->au.raw = 1;

@@ -6,7 +6,8 @@
  * client frames refused with 1002, fragmented messages, a message over --max-frame-bytes 1009, a text frame that is
  * not UTF-8 1007, the close handshake, ping/pong), the idle timeout (1001), a client vanishing mid-stream (freed: the
  * active-streams gauge goes back to 0; no leak under ASan), several concurrent streams each with a final equal to the
- * /transcribe answer on the same audio, and finalize / configure / end.
+ * /transcribe answer on the same audio, finalize / configure / end, and overload (a stream's budget shrinks with its
+ * backlog, then a warning, then the close 1013; another stream untouched) under the worker hold.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -144,7 +145,7 @@ static int ws_read(ws_t *w, uint8_t **out, size_t *len, double timeout_s) {
     }
 }
 
-/* The next JSON message of type `type` (others skipped, pings answered), or NULL at a close (its code in *close). */
+/* The next JSON message of type `type` ("*": any; others skipped, pings answered), or NULL at a close (its code in *close). */
 static json_t *ws_expect(ws_t *w, const char *type, int *close) {
     for (;;) {
         uint8_t *p;
@@ -161,7 +162,7 @@ static json_t *ws_expect(ws_t *w, const char *type, int *close) {
         free(p);
         if (op == 1) cr_assert(j, "a text message that is not JSON");
         const char *t = j ? json_string_value(json_object_get(j, "type")) : NULL;
-        if (t && strcmp(t, type) == 0) return j;
+        if (t && (strcmp(t, type) == 0 || strcmp(type, "*") == 0)) return j;
         json_decref(j);
     }
 }
@@ -424,7 +425,9 @@ static void *stream_run(void *arg) {
 
 Test(ws, concurrent_streams_match_transcribe, .timeout = 120) {
     th_acmd s;
-    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", NULL});
+    /* the audio goes as fast as the sockets take it, not in real time: with the overload's budget shrinking off
+     * (--stream-max-behind 0), so that every final is /transcribe's at the full budget */
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--stream-max-behind", "0", NULL});
     enum { N = 4 };
     stream_t t[N];
     pthread_t th[N];
@@ -525,6 +528,83 @@ Test(ws, finalize_configure_end, .timeout = 60) {
     cr_expect_eq(ws_close_code(&w), 1000);
     close(w.fd);
     json_decref(f1), json_decref(f2), json_decref(r1), json_decref(r2);
+    free(x);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* Overload, by construction: under the worker hold (harness.h) the stream's audio piles up whatever the CPU's speed.
+ * With --stream-max-behind 8, a backlog past 2 s shrinks the budget (the floor, 0.25, from 4 s), 6 s gets a warning,
+ * 8 s the close 1013, in that order; a stream the workers keep up with, open all along, is untouched. A chunk is
+ * 2560 samples (0.16 s) and a job takes 8 chunks at most, so every backlog below is known exactly. */
+Test(ws, overload_shrinks_then_warns_then_closes, .timeout = 90) {
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1",
+                                                              "--stream-max-behind", "8", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    int16_t *x = signal_s16(16000 * 12, 3);
+    ws_t a, b;
+    cr_assert_eq(ws_open(&a, s.port, "/v1/models/s/stream?endpoint_ms=0", NULL), 0);
+    cr_assert_eq(ws_open(&b, s.port, "/v1/models/s/stream?endpoint_ms=0", NULL), 0);
+    json_t *rd = ws_expect(&a, "ready", NULL);
+    cr_assert(rd);
+    cr_assert_float_eq(json_number_value(json_object_get(rd, "chunk_s")), 0.16, 1e-9);
+    json_decref(rd), json_decref(ws_expect(&b, "ready", NULL));
+    size_t at = 0;
+    ws_audio(&a, x, 5120, 5120), at += 5120; /* job 1: two chunks (a partial: the frontend's window), held */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 30), 0);
+    ws_audio(&a, x + at, 88000, 3200), at += 88000; /* 5.5 s behind: the floor from the next job on, no warning yet */
+    th_hold_release(&s, 1); /* job 1 back; job 2 (8 chunks, at the floor) held: 4.22 s behind */
+    json_t *m = ws_expect(&a, "*", NULL);
+    cr_assert(m);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "type")), "partial", "%s", json_dumps(m, 0));
+    cr_expect_float_eq(json_number_value(json_object_get(json_object_get(m, "chunk"), "budget_cap")), 1.0, 1e-6,
+                       "the job dispatched before the backlog ran at the stream's own budget");
+    json_decref(m);
+    th_hold_release(&s, 1); /* job 2 back; job 3 (at the floor) held: 2.94 s behind */
+    m = ws_expect(&a, "*", NULL);
+    cr_assert(m);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "type")), "partial", "%s", json_dumps(m, 0));
+    cr_expect_float_eq(json_number_value(json_object_get(json_object_get(m, "chunk"), "budget_cap")), 0.25, 1e-6,
+                       "the budget shrinks to the floor first");
+    json_decref(m);
+    cr_expect_eq(th_metric(s.port, "acm_asr_streams_behind_total{model=\"s\"}"), 0);
+    ws_audio(&a, x + at, 51200, 3200), at += 51200; /* 6.14 s behind at the floor: the warning */
+    m = ws_expect(&a, "*", NULL);
+    cr_assert(m);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "type")), "warning", "%s", json_dumps(m, 0));
+    cr_expect_str_eq(json_string_value(json_object_get(m, "reason")), "behind_real_time");
+    cr_expect_float_eq(json_number_value(json_object_get(m, "behind_s")), 98240.0 / 16000, 1e-6);
+    cr_expect_float_eq(json_number_value(json_object_get(m, "budget")), 0.25, 1e-6);
+    json_decref(m);
+    ws_audio(&b, x, 2560, 2560); /* the other stream: one chunk, queued behind the held job */
+    ws_audio(&a, x + at, 32000, 3200), at += 32000; /* 8.14 s behind: closed */
+    m = ws_expect(&a, "*", NULL);
+    cr_assert(m);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "type")), "error", "%s", json_dumps(m, 0));
+    cr_expect_eq(json_integer_value(json_object_get(m, "close_code")), 1013);
+    cr_expect(strstr(json_string_value(json_object_get(m, "error")), "behind real time"));
+    json_decref(m);
+    cr_expect_eq(ws_close_code(&a), 1013);
+    close(a.fd);
+    th_hold_end(&s);
+    /* the stream within real time: every job at its own budget, no warning, its end as usual */
+    ws_text(&b, "{\"type\":\"end\"}");
+    int code = -1, partials = 0;
+    while ((m = ws_expect(&b, "*", &code))) {
+        const char *t = json_string_value(json_object_get(m, "type"));
+        cr_expect(strcmp(t, "warning") && strcmp(t, "error"), "%s", t);
+        if (!strcmp(t, "partial")) {
+            partials++;
+            cr_expect_float_eq(json_number_value(json_object_get(json_object_get(m, "chunk"), "budget_cap")), 1.0, 1e-6);
+        }
+        json_decref(m);
+    }
+    cr_expect_eq(code, 1000);
+    cr_expect_geq(partials, 1);
+    close(b.fd);
+    cr_expect_eq(wait_metric(s.port, "acm_asr_streams_dropped_total{model=\"s\",reason=\"behind_real_time\"}", 1, 10), 1);
+    cr_expect_eq(th_metric(s.port, "acm_asr_streams_behind_total{model=\"s\"}"), 1);
     free(x);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
