@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/model_mut.h"
 #include "server/acmd.h"
 #include "server/harness.h"
 
@@ -606,6 +607,116 @@ Test(ws, overload_shrinks_then_warns_then_closes, .timeout = 90) {
     cr_expect_eq(wait_metric(s.port, "acm_asr_streams_dropped_total{model=\"s\",reason=\"behind_real_time\"}", 1, 10), 1);
     cr_expect_eq(th_metric(s.port, "acm_asr_streams_behind_total{model=\"s\"}"), 1);
     free(x);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* ---- endpointing ------------------------------------------------------------------------------------------------ */
+
+/* The golden speech model made into a loudness detector: every block's output projection zero (the residual stream
+ * is the front end's projection alone), the front end the mean of the stacked log-mel frames less 12 along
+ * v = (1, -1, 1, ...), so that the final LayerNorm gives +v on loud frames (log-mel mean about 0) and -v on digital
+ * silence (log(1e-10) = -23); the head reads +v as "a" and -v as the blank. Written to path. */
+static void loudness_model(const char *path) {
+    model_mut m;
+    model_mut_open(&m, MODEL);
+    static float zero[64 * 64], v[32], proj[32 * 320], bias[32], ones[80], head[29 * 32], hb[29];
+    for (int i = 0; i < 32; i++) v[i] = i % 2 ? -1.f : 1.f, bias[i] = 12.f * v[i];
+    for (int i = 0; i < 32 * 320; i++) proj[i] = v[i / 320] / 320.f;
+    for (int i = 0; i < 80; i++) ones[i] = 1;
+    for (int i = 0; i < 32; i++) head[i] = -v[i], head[32 + i] = v[i]; /* row 0: the blank; row 1: "a" */
+    for (int i = 2; i < 29; i++) hb[i] = -100;
+    static const char *const zeros[] = {"blocks.0.attn.proj.weight", "blocks.0.attn.proj.bias", "blocks.0.mlp.w2",
+                                        "blocks.1.attn.proj.w2", "blocks.1.mlp.fc2.weight", "blocks.1.mlp.fc2.bias"};
+    for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++) m.t[model_mut_find(&m, zeros[i])].data = zero;
+    m.t[model_mut_find(&m, "frontend.mel_mean")].data = zero;
+    m.t[model_mut_find(&m, "frontend.mel_std")].data = ones;
+    m.t[model_mut_find(&m, "frontend.proj.weight")].data = proj;
+    m.t[model_mut_find(&m, "frontend.proj.bias")].data = bias;
+    m.t[model_mut_find(&m, "head.weight")].data = head;
+    m.t[model_mut_find(&m, "head.bias")].data = hb;
+    char err[256];
+    char *js = json_dumps(m.acm, JSON_COMPACT);
+    json_t *meta = json_pack("{s:s}", "acm", js);
+    free(js);
+    cr_assert_eq(acm__st_write(path, m.t, m.n, meta, err, sizeof err), 0, "%s", err);
+    json_decref(meta);
+    model_mut_close(&m);
+}
+
+/* Streams speech (1 s), digital silence (3 s: longer than two jobs of 8 chunks, so that some job ends inside it
+ * however the audio was cut into jobs), speech (1 s), then `end`; every message until the close, in order. */
+static json_t *endpoint_run(int port, const char *path, const char *configure) {
+    const size_t sec = 16000;
+    int16_t *x = calloc(5 * sec, sizeof *x), *sp = signal_s16(sec, 2);
+    memcpy(x, sp, sec * sizeof *x), memcpy(x + 4 * sec, sp, sec * sizeof *x);
+    ws_t w;
+    cr_assert_eq(ws_open(&w, port, path, NULL), 0);
+    json_decref(ws_expect(&w, "ready", NULL));
+    if (configure) {
+        ws_text(&w, configure);
+        json_decref(ws_expect(&w, "configured", NULL));
+    }
+    ws_audio(&w, x, 5 * sec, 3200);
+    ws_text(&w, "{\"type\":\"end\"}");
+    json_t *all = json_array(), *m;
+    int code = -1;
+    while ((m = ws_expect(&w, "*", &code))) json_array_append_new(all, m);
+    cr_expect_eq(code, 1000);
+    close(w.fd);
+    free(x), free(sp);
+    return all;
+}
+
+Test(ws, endpoint_after_silence, .timeout = 60) {
+    char path[] = "/tmp/acm-ws-loud-XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    loudness_model(path);
+    char arg[300];
+    snprintf(arg, sizeof arg, "s=%s", path);
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", arg, "--workers", "1", "--stream-max-behind", "0", NULL});
+    /* endpoint_ms 300: a final after the silence with the first word, then a new segment for the second */
+    json_t *all = endpoint_run(s.port, "/v1/models/s/stream?endpoint_ms=300", NULL);
+    int finals = 0, seg1_partial = 0;
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *m = json_array_get(all, i);
+        const char *t = json_string_value(json_object_get(m, "type"));
+        const int seg = (int)json_integer_value(json_object_get(m, "segment"));
+        if (!strcmp(t, "final")) {
+            const char *want = finals == 0 ? "endpoint" : "end";
+            cr_expect_str_eq(json_string_value(json_object_get(m, "reason")), want);
+            cr_expect_eq(seg, finals);
+            cr_expect_str_eq(json_string_value(json_object_get(m, "text")), "a", "%s", json_dumps(m, 0));
+            json_t *wd = json_array_get(json_object_get(m, "words"), 0);
+            const double st = json_number_value(json_object_get(wd, "start"));
+            if (finals == 0) cr_expect(st < 1.0 && json_number_value(json_object_get(wd, "end")) <= 1.1, "%s", json_dumps(m, 0));
+            else cr_expect(st >= 3.9 && st < 5.0, "the second word starts at %g", st);
+            if (finals == 0) cr_expect_eq(seg1_partial, 0, "a partial of segment 1 before segment 0's final");
+            finals++;
+        } else if (!strcmp(t, "partial") && seg == 1) {
+            seg1_partial++;
+            cr_expect_eq(finals, 1);
+        }
+    }
+    cr_expect_eq(finals, 2, "%s", json_dumps(all, 0));
+    cr_expect_geq(seg1_partial, 1, "the speech after the endpoint comes in partials of segment 1");
+    json_decref(all);
+    /* the same stream with endpoint_ms raised by configure past the silence: one segment, ended by `end` */
+    all = endpoint_run(s.port, "/v1/models/s/stream?endpoint_ms=300", "{\"type\":\"configure\",\"endpoint_ms\":5000}");
+    finals = 0;
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *m = json_array_get(all, i);
+        if (strcmp(json_string_value(json_object_get(m, "type")), "final")) continue;
+        finals++;
+        cr_expect_str_eq(json_string_value(json_object_get(m, "reason")), "end");
+        cr_expect_str_eq(json_string_value(json_object_get(m, "text")), "aa", "%s", json_dumps(m, 0));
+    }
+    cr_expect_eq(finals, 1);
+    json_decref(all);
+    cr_expect_eq(th_metric(s.port, "acm_asr_segments_total{model=\"s\"}"), 3);
+    unlink(path);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
