@@ -17,6 +17,7 @@
 
 #include "acm.h"
 #include "safetensors.h"
+#include "train_fixture.h"
 #include "vit.h"
 
 static char dir[64];
@@ -187,14 +188,14 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
        bin(), base_model, dir, dir);
     {
         /* its checkpoint holds FiLM parameters: resuming it without --film is refused */
-        char cmd[1024], out[1024] = "";
+        char cmd[1024];
         snprintf(cmd, sizeof cmd, "%s acmize --base %s --out %s/f.safetensors --resume --ckpt %s/a.safetensors.ckpt.phase2 "
                  ACMIZE_ARGS " 2>&1", bin(), base_model, dir, dir);
-        FILE *p = popen(cmd, "r");
-        size_t got = fread(out, 1, sizeof out - 1, p);
-        out[got] = 0;
-        cr_expect_neq(pclose(p), 0, "resuming a --film checkpoint without --film must fail");
+        int st;
+        char *out = fixture_capture(cmd, &st);
+        cr_expect_neq(st, 0, "resuming a --film checkpoint without --film must fail");
         cr_expect(strstr(out, "resume it with --film"), "message: %s", out);
+        free(out);
     }
     snprintf(path, sizeof path, "%s/f.safetensors", dir);
     {
@@ -247,17 +248,17 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
     const double betas[2] = {0.3, 0.9};
     double real[2];
     for (int i = 0; i < 2; i++) {
-        char cmd[1024], out[4096] = "";
+        char cmd[1024];
         snprintf(cmd, sizeof cmd, "%s eval %s --policy mean --budget %.2f --json", bin(), path, betas[i]);
-        FILE *p = popen(cmd, "r");
-        size_t got = fread(out, 1, sizeof out - 1, p);
-        out[got] = 0;
-        cr_assert_eq(pclose(p), 0, "%s", cmd);
+        int st;
+        char *out = fixture_capture(cmd, &st);
+        cr_assert_eq(st, 0, "%s", cmd);
         const char *r = strstr(out, "\"budget_realised\"");
         cr_assert(r, "no budget_realised in %s", out);
         r = strstr(r, "\"mean\"");
         cr_assert(r && sscanf(r, "\"mean\": %lf", &real[i]) == 1, "cannot parse %s", out);
         cr_expect(fabs(real[i] - betas[i]) < 0.05, "MEAN at %.2f realised %.4f", betas[i], real[i]);
+        free(out);
     }
     cr_log_info("FiLM model after calibration: mean realises %.4f at 0.3, %.4f at 0.9", real[0], real[1]);
 }
@@ -267,12 +268,11 @@ Test(acmize, bad_arguments_are_refused) {
     snprintf(cmd, sizeof cmd, "%s acmize --base nowhere.safetensors --out /tmp/x.safetensors 2>/dev/null", bin());
     cr_expect_neq(system(cmd), 0, "a missing base model must fail");
     snprintf(cmd, sizeof cmd, "%s acmize --base tests/golden/vit_a.safetensors --out /tmp/x.safetensors 2>&1", bin());
-    FILE *p = popen(cmd, "r");
-    char out[1024] = "";
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    cr_expect_neq(pclose(p), 0);
+    int st;
+    char *out = fixture_capture(cmd, &st);
+    cr_expect_neq(st, 0);
     cr_expect(strstr(out, "not a static ViT"), "message: %s", out);
+    free(out);
     snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --modules q,z 2>/dev/null", bin());
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --epochs 1,2 2>/dev/null", bin());

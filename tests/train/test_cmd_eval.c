@@ -8,25 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train_fixture.h"
+
 /* Runs acm-train eval with args (stderr into stdout); returns its output (malloc'd) and exit status. */
 static char *run_eval(const char *args, int *status) {
     const char *b = getenv("ACM_BUILD") ? getenv("ACM_BUILD") : "build";
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s/acm-train eval %s 2>&1", b, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    cr_assert(out);
-    while (n + 1 < cap) {
-        size_t got = fread(out + n, 1, cap - 1 - n, p);
-        if (!got) break;
-        n += got;
-    }
-    out[n] = 0;
-    int rc = pclose(p);
-    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    return out;
+    return fixture_capture(cmd, status);
 }
 
 Test(cmd_eval, backend_reported) {

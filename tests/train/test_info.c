@@ -8,25 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs acm-train info with args; returns its stdout (malloc'd). */
+#include "train_fixture.h"
+
+/* Runs acm-train info with args; returns its stdout (malloc'd), asserting that it succeeded. */
 static char *run_info(const char *args) {
     const char *b = getenv("ACM_BUILD") ? getenv("ACM_BUILD") : "build";
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s/acm-train info %s", b, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    cr_assert(out);
-    while (n + 1 < cap) {
-        size_t got = fread(out + n, 1, cap - 1 - n, p);
-        if (!got) break;
-        n += got;
-    }
-    out[n] = 0;
-    int rc = pclose(p);
-    if (rc) free(out);
-    cr_assert_eq(rc, 0, "%s failed", cmd);
+    int st;
+    char *out = fixture_capture(cmd, &st);
+    if (st) free(out);
+    cr_assert_eq(st, 0, "%s failed", cmd);
     return out;
 }
 

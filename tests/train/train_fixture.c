@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "safetensors.h"
 #include "train/rng.h"
@@ -31,6 +32,23 @@ int fixture_run(int (*cmd)(int, char **), const char *name, int n, const char **
     for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
     argv[n + 1] = NULL;
     return cmd(n + 1, argv);
+}
+
+char *fixture_capture(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    cr_assert(out);
+    while (n + 1 < cap) {
+        size_t got = fread(out + n, 1, cap - 1 - n, p);
+        if (!got) break;
+        n += got;
+    }
+    out[n] = 0;
+    int rc = pclose(p);
+    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return out;
 }
 
 json_t *fixture_same_checkpoints(const char *p1, const char *p2, const char *const *names, int nnames,

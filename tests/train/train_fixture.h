@@ -1,6 +1,7 @@
 /*
  * train_fixture.h — what the end-to-end tests of the acm-train commands share (test_base, test_speech_base,
- * test_speech_acmize): a temporary folder, a command run with an argument list, the byte-for-byte comparison of two
+ * test_speech_acmize, test_cmd_eval, test_info): a temporary folder, a command run with an argument list or a shell
+ * line whose output is captured, the byte-for-byte comparison of two
  * checkpoints (the resume tests), and a small speech corpus in the layout of speech_corpus.h.
  */
 #ifndef ACM_TESTS_TRAIN_FIXTURE_H
@@ -16,6 +17,9 @@ void fixture_make_dir(char *dir, size_t size, const char *name);
 void fixture_remove_dir(const char *dir);
 /* Runs cmd with argv {name, args[0..n), NULL}; returns its exit status. */
 int fixture_run(int (*cmd)(int, char **), const char *name, int n, const char **args);
+/* Runs the shell command line cmd (popen) and returns what it wrote on stdout, up to 64 KiB (malloc'd, the caller
+ * frees); its exit status into *status (-1 when it did not exit). Add " 2>&1" to cmd to capture stderr too. */
+char *fixture_capture(const char *cmd, int *status);
 
 /* Asserts that the checkpoints p1 and p2 hold the same number of tensors, that the tensors names[0..nnames) are in both
  * with the same 4-byte elements (the first difference is named), and that the state keys keys[0..nkeys) of their
