@@ -246,6 +246,16 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
             acmt_speaker_wer *sw = speaker_of(r, u->speaker, (int)n);
             acmt_ctc_text(&g, text, sizeof text);
             if (acmt_wer_add(&r->greedy, u->text, text) || acmt_wer_add(&sw->greedy, u->text, text)) goto oom;
+            if (p->on_utt) {
+                acmt_speech_utt_view v = {.utt = u, .frames = fr[b], .tokens = tok[b], .stack = S, .greedy = text,
+                                          .n_acm = st ? (st->n_acm < ACMT_EVAL_MAX_ACMS ? st->n_acm
+                                                                                      : ACMT_EVAL_MAX_ACMS) : 0};
+                for (int l = 0; l < v.n_acm; l++) {
+                    v.k[l] = st->acts[l].k + st->sp->item_off[b];
+                    v.learners[l] = st->L[l].n;
+                }
+                p->on_utt(p->ctx, &v);
+            }
             if (beam) {
                 if (acm_ctc_decode(beam, z, tok[b], K, &h, err, errlen)) goto done;
                 acmt_ctc_text(&h, text, sizeof text);

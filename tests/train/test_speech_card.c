@@ -23,31 +23,6 @@
 
 static char dir[64];
 
-static void make_models(char *base, char *acm, size_t cap) {
-    fixture_speech_corpus(dir, sizeof dir, "speech-card");
-    fixture_speech_split(dir, "test-seen", 8, 3);
-    fixture_speech_split(dir, "test-unseen", 8, 4);
-    char cfg[128];
-    snprintf(cfg, sizeof cfg, "%s/base.json", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f);
-    fprintf(f,
-            "{\"corpus\": \"%s\", \"dim\": 16, \"depth\": 2, \"heads\": 2, \"mlp_ratio\": 2, \"chunk\": 4, "
-            "\"left_context\": 6, \"epochs\": 4, \"batch_tokens\": 200, \"max_tokens\": 40, \"bucket_batches\": 3, "
-            "\"lr\": 3e-3, \"warmup_steps\": 3, \"stats_utts\": 20, \"threads\": 1}\n",
-            dir);
-    fclose(f);
-    snprintf(base, cap, "%s/base.safetensors", dir);
-    snprintf(acm, cap, "%s/acm.safetensors", dir);
-    const char *a[] = {"--config", cfg, "--out", base, "--quiet"};
-    cr_assert_eq(fixture_run(cmd_speech_base, "speech-base", 5, a), 0);
-    const char *c[] = {"--base", base, "--corpus", dir, "--out", acm, "--learners", "4", "--gate-hidden", "4",
-                       "--epochs", "1,1,1", "--batch-tokens", "200", "--max-tokens", "40", "--threads", "1",
-                       "--quiet"};
-    cr_assert_eq(fixture_run(cmd_acmize, "acmize", 19, c), 0);
-    acm_blas_set_threads(1);
-}
-
 /* A card: the front matter holds the lines of keys (NULL-terminated), then a body. */
 static void write_card(const char *path, const char *keys) {
     FILE *f = fopen(path, "w");
@@ -77,7 +52,8 @@ static int check(const char *card, const char *model, char *report, size_t rcap,
 
 Test(speech_card, printed_keys_reproduce_and_a_wrong_figure_is_a_mismatch, .timeout = 300) {
     char base[128], acm[128], card[128], keys[4096], report[8192], err[1024];
-    make_models(base, acm, sizeof base);
+    fixture_speech_models(dir, sizeof dir, "speech-card", base, acm, sizeof base);
+    acm_blas_set_threads(1);
     snprintf(card, sizeof card, "%s/card.md", dir);
 
     /* the static model: 2 splits x greedy and beam4 */
