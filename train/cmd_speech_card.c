@@ -90,19 +90,9 @@ int cmd_speech_card(int argc, char **argv) {
     }
     double blist[16] = {0};
     int nb = 1;
-    if (has_acm) {
-        char bl[256];
-        snprintf(bl, sizeof bl, "%s", betas);
-        nb = 0;
-        for (char *sv = NULL, *t = strtok_r(bl, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-            char *e;
-            double b = strtod(t, &e);
-            if (*e || !(b > 0 && b <= 1) || nb == 16) {
-                fprintf(stderr, "acm-train speech-card: --beta: '%s' is not a budget in (0, 1] (at most 16)\n", t);
-                return 2;
-            }
-            blist[nb++] = b;
-        }
+    if (has_acm && (nb = acmt_parse_budgets(betas, blist, 16, err, sizeof err)) < 0) {
+        fprintf(stderr, "acm-train speech-card: --beta: %s\n", err);
+        return 2;
     }
     const char *splits[] = {"test-seen", "test-unseen"};
     printf("# %s on %s (acm-train speech-card; BLAS %s x%d)\n", model, corpus, acm_blas_core(), threads);

@@ -63,6 +63,23 @@ static acmt_speech *load_model(const char *path, int max_items, int64_t max_rows
     return s;
 }
 
+int acmt_parse_budgets(const char *list, double *out, int max, char *err, size_t errlen) {
+    char bl[256];
+    snprintf(bl, sizeof bl, "%s", list);
+    int n = 0;
+    for (char *sv = NULL, *t = strtok_r(bl, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+        char *e;
+        const double b = strtod(t, &e);
+        if (*e || !(b > 0 && b <= 1) || n == max) {
+            snprintf(err, errlen, "'%s' is not a budget in (0, 1] (at most %d)", t, max);
+            return -1;
+        }
+        out[n++] = b;
+    }
+    if (!n) snprintf(err, errlen, "no budget in '%s'", list);
+    return n ? n : -1;
+}
+
 const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap) {
     size_t n = (size_t)res->len < cap - 1 ? (size_t)res->len : cap - 1;
     memcpy(out, res->text, n);

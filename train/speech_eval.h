@@ -67,6 +67,10 @@ typedef struct {
     void *ctx;
 } acmt_speech_eval_params;
 
+/* Parses a comma-separated list of budgets in (0, 1] ("0.25,0.5,1") into out [max]. Returns how many, or -1 with the
+ * bad item named in err. (The --beta and --betas options of eval, speech-card and speech-report.) */
+int acmt_parse_budgets(const char *list, double *out, int max, char *err, size_t errlen);
+
 /* The decoder's text without a trailing space (greedy may end with one), into out [cap]. */
 const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap);
 

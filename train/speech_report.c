@@ -157,18 +157,12 @@ int cmd_speech_report(int argc, char **argv) {
         return 2;
     }
     double blist[32];
-    int nb = 0;
-    char bl[256];
-    snprintf(bl, sizeof bl, "%s", betas);
-    for (char *sv = NULL, *t = strtok_r(bl, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-        char *e;
-        if (nb == 32 || !((blist[nb] = strtod(t, &e)) > 0 && blist[nb] <= 1) || *e) {
-            fprintf(stderr, "acm-train speech-report: --betas: '%s' is not a budget in (0, 1] (at most 32)\n", t);
-            return 2;
-        }
-        nb++;
-    }
     char err[1024], sl[256], path[1300];
+    const int nb = acmt_parse_budgets(betas, blist, 32, err, sizeof err);
+    if (nb < 0) {
+        fprintf(stderr, "acm-train speech-report: --betas: %s\n", err);
+        return 2;
+    }
     const char *splits[8];
     int nsplit = 0;
     snprintf(sl, sizeof sl, "%s", splits_arg);

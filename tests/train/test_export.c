@@ -27,21 +27,11 @@ static json_t *arch_meta(acm_st_file *f) {
 
 Test(export, a_speech_base_checkpoint_gives_the_model_the_run_writes, .timeout = 120) {
     fixture_speech_corpus(dir, sizeof dir, "export");
-    char cfg[128], model[128], ckpt[128], exported[128], err[512];
-    snprintf(cfg, sizeof cfg, "%s/c.json", dir);
+    char model[128], ckpt[128], exported[128], err[512];
     snprintf(model, sizeof model, "%s/m.safetensors", dir);
     snprintf(ckpt, sizeof ckpt, "%s/m.safetensors.ckpt", dir);
     snprintf(exported, sizeof exported, "%s/e.safetensors", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f);
-    fprintf(f,
-            "{\"corpus\": \"%s\", \"dim\": 16, \"depth\": 2, \"heads\": 2, \"mlp_ratio\": 2, \"chunk\": 4, "
-            "\"left_context\": 6, \"epochs\": 2, \"batch_tokens\": 200, \"max_tokens\": 40, \"bucket_batches\": 3, "
-            "\"lr\": 3e-3, \"warmup_steps\": 3, \"stats_utts\": 20, \"threads\": 1}\n",
-            dir);
-    fclose(f);
-    const char *a[] = {"--config", cfg, "--out", model, "--quiet"};
-    cr_assert_eq(fixture_run(cmd_speech_base, "speech-base", 5, a), 0);
+    fixture_speech_base(dir, model, 2);
     const char *e[] = {ckpt, "--out", exported};
     cr_assert_eq(fixture_run(cmd_export, "export", 3, e), 0);
 
