@@ -71,8 +71,8 @@ static void keep_utt(void *ctx, const acmt_speech_utt_view *v) {
             fprintf(f, "%.4f%c", n ? k / n : 0, t + 1 < v->tokens ? ' ' : '\n');
         }
     P->fail |= !f || fclose(f);
-    snprintf(P->title[i], sizeof P->title[i], "%s (%s): \\\"%.380s\\\"   heard: \\\"%.380s\\\"   budget %.3f",
-             v->utt->id, v->utt->speaker, v->utt->text, v->greedy, all ? used / all : 0);
+    snprintf(P->title[i], sizeof P->title[i], "%s (%s), realised budget %.3f; said: %.380s\\nheard: %.380s",
+             v->utt->id, v->utt->speaker, all ? used / all : 0, v->utt->text, v->greedy);
     P->frames[i] = F;
     P->tokens[i] = v->tokens;
     P->n_acm = v->n_acm;
@@ -81,6 +81,7 @@ static void keep_utt(void *ctx, const acmt_speech_utt_view *v) {
 static void wer_vs_gflops(FILE *g, const char *out, const char *const *splits, int nsplit, int has_base) {
     fprintf(g, "set terminal pngcairo size 1000,650 noenhanced\nset output '%s/wer_vs_gflops.png'\n", out);
     fprintf(g, "set grid\nset key top right\nset title 'WER against compute (cap policy, budgets labelled)'\n");
+    fprintf(g, "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n");
     fprintf(g, "set xlabel 'GFLOPs per second of audio (2 per multiply-add)'\nset ylabel 'WER, greedy (%%)'\nplot ");
     for (int s = 0; s < nsplit; s++) {
         const int acm = has_base ? 2 * s + 1 : s;
@@ -102,14 +103,14 @@ static void compute_picture(FILE *g, const char *out, const picture *P, double b
     for (int i = 0; i < U; i++) { /* per utterance, from its top: title, spectrogram, compute strip, time axis */
         const double top = 1 - (double)i / U, u = 1.0 / U;
         fprintf(g, "set xrange [0:%.3f]\nset tmargin at screen %.4f\nset bmargin at screen %.4f\n",
-                P->tokens[i] * 0.04, top - 0.08 * u, top - 0.50 * u);
+                P->tokens[i] * 0.04, top - 0.12 * u, top - 0.52 * u);
         fprintf(g, "unset label\nset label 1 \"%s\" at screen 0.07, screen %.4f left\n", P->title[i],
-                top - 0.04 * u);
+                top - 0.035 * u);
         fprintf(g, "set format x ''\nset xlabel ''\nset yrange [0:79]\nset ylabel 'mel bin'\nset ytics 20\n");
         fprintf(g, "set palette grey\nset cbrange [*:*]\nset cblabel 'log-mel'\n");
         fprintf(g, "plot '%s/spectrogram_%d.dat' matrix using ($1*0.01+0.005):2:3 with image\n", out, i);
-        fprintf(g, "unset label\nset tmargin at screen %.4f\nset bmargin at screen %.4f\n", top - 0.51 * u,
-                top - 0.80 * u);
+        fprintf(g, "unset label\nset tmargin at screen %.4f\nset bmargin at screen %.4f\n", top - 0.53 * u,
+                top - 0.82 * u);
         fprintf(g, "set format x '%%g'\nset xlabel 'seconds' offset 0,0.5\nset yrange [-0.5:%.1f]\n", P->n_acm + 0.5);
         fprintf(g, "set ylabel 'block'\nset ytics (");
         for (int l = 0; l < P->n_acm; l++) fprintf(g, "'%d' %d, ", l + 1, l);
