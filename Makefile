@@ -102,7 +102,7 @@ ENGINE_LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcud
 ALL_LIBS  := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
 endif
 
-.PHONY: soak all help deps test test-unit check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node browser-node image \
+.PHONY: soak all help deps test test-unit speech-subset FORCE check-env serve stop bench bench-build clean probe fuzz fuzz-build deploy-node browser-node image \
         cluster cluster-stop
 .DEFAULT_GOAL := all
 
@@ -217,9 +217,23 @@ $(B)/obj/server/demo.o: server/demo/index.html
 # test_oip_spec reads the Open Inference Protocol's OpenAPI file (tests/server/oip/) with libyaml.
 $(B)/tests/server/test_oip_spec: LDFLAGS += -lyaml
 
+# The speech cards' test subset (tests/train/test_models.c, train/speech_card.h): the first 40 utterances of the
+# corpus's test-seen and test-unseen splits (seed 1; the same bytes as in the full corpus), 4.7 minutes of audio,
+# synthesised once per build folder (about 10 s). The command is the rule's dependency ($(B)/speech-subset.cmd is
+# rewritten only when it changes); delete $(B)/speech-subset to rebuild it with a new synthesiser.
+SPEECH_SUBSET_ARGS := --seed 1 --train 0 --val 0 --test-seen 40 --test-unseen 40 --no-real --jobs 2 --quiet
+speech-subset: $(B)/speech-subset/corpus.json
+$(B)/speech-subset.cmd: FORCE
+	@mkdir -p $(@D)
+	@echo 'acm-train speech-corpus $(SPEECH_SUBSET_ARGS)' | cmp -s - $@ || echo 'acm-train speech-corpus $(SPEECH_SUBSET_ARGS)' > $@
+$(B)/speech-subset/corpus.json: $(B)/speech-subset.cmd | $(B)/acm-train
+	rm -rf $(B)/speech-subset
+	$(B)/acm-train speech-corpus --out $(B)/speech-subset $(SPEECH_SUBSET_ARGS)
+FORCE:
+
 # Every test binary runs with the repository root as its working directory; ACM_BUILD tells tests where programs are.
 test: deps
-	@$(MAKE) --no-print-directory all tests-build deploy-node browser-node
+	@$(MAKE) --no-print-directory all tests-build deploy-node browser-node speech-subset
 	@ACM_BUILD=$(B) bash tests/run.sh $(TEST_BIN)
 
 tests-build: $(TEST_BIN)
@@ -302,6 +316,7 @@ help:
 	@echo "make            build $(B)/libacm.a and the programs (acm-train, acmd, acm) into $(B)/"
 	@echo "make deps       install missing Debian packages (idempotent)"
 	@echo "make test       deps + build + run every test (tests/run.sh)"
+	@echo "make speech-subset  the speech cards' test subset in $(B)/speech-subset (make test builds it)"
 	@echo "make serve      deps + build + serve the shipped models on http://127.0.0.1:8080 until 'make stop' or"
 	@echo "                Ctrl-C (both drain); log in $(B)/acmd.log; ACMD_ARGS='...' adds acmd options"
 	@echo "make stop       stop the server 'make serve' started (SIGTERM: it drains, then exits)"

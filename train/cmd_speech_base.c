@@ -309,15 +309,7 @@ int cmd_speech_base(int argc, char **argv) {
     if (new_epochs) cfg.epochs = (int)new_epochs;
     acm_blas_set_threads(cfg.threads);
 
-    acmt_speech_config mc = acmt_speech_default_config();
-    mc.n_mels = ACMS_MELS;
-    mc.stack = cfg.stack;
-    mc.dim = cfg.dim;
-    mc.depth = cfg.depth;
-    mc.heads = cfg.heads;
-    mc.mlp_hidden = cfg.mlp_ratio * cfg.dim;
-    mc.chunk = cfg.chunk;
-    mc.left_context = cfg.left_context;
+    const acmt_speech_config mc = acmt_speech_train_model_config(&cfg);
 
     acmt_speech_utts train = {0}, val = {0};
     acmt_speech *sp = NULL;

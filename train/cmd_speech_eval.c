@@ -87,16 +87,9 @@ int cmd_speech_eval(int argc, char **argv) {
     double blist[32];
     int nbeta = 0;
     if (has_acm && pk != ACM_POLICY_ARGMAX) {
-        char bl[256];
-        snprintf(bl, sizeof bl, "%s", betas);
-        for (char *sv = NULL, *t = strtok_r(bl, ",", &sv); t && nbeta < 32; t = strtok_r(NULL, ",", &sv)) {
-            char *e;
-            blist[nbeta] = strtod(t, &e);
-            if (*e || !(blist[nbeta] > 0 && blist[nbeta] <= 1)) {
-                fprintf(stderr, "acm-train eval: --beta: '%s' is not a budget in (0, 1]\n", t);
-                return 2;
-            }
-            nbeta++;
+        if ((nbeta = acmt_parse_budgets(betas, blist, 32, err, sizeof err)) < 0) {
+            fprintf(stderr, "acm-train eval: --beta: %s\n", err);
+            return 2;
         }
     } else {
         blist[nbeta++] = 1.0;

@@ -24,7 +24,9 @@
 #define ACM_TRAIN_COMMANDS_SPEECH(X)                                                                          \
     X("speech-corpus", cmd_speech_corpus, "synthesise the speech corpus: espeak-ng/flite/festival, sox, fp16 log-mel") \
     X("speech-text", cmd_speech_text, "print planned utterances of the speech corpus (text, voice, augmentation)") \
-    X("speech-base", cmd_speech_base, "train the static speech encoder with CTC on the corpus (checkpoints, --resume)")
+    X("speech-base", cmd_speech_base, "train the static speech encoder with CTC on the corpus (checkpoints, --resume)") \
+    X("speech-report", cmd_speech_report, "speech model-card figures: WER vs GFLOPs per second of audio, compute along the spectrogram") \
+    X("speech-card", cmd_speech_card, "a speech model card's subset_wer keys: print them, or --check a card against its model")
 
 #define X(name, fn, help) int fn(int argc, char **argv);
 ACM_TRAIN_COMMANDS(X)

@@ -4,6 +4,7 @@
  */
 #include "train/speech_config.h"
 #include "train/config_table.h"
+#include "train/speech_corpus.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -81,4 +82,17 @@ json_t *acmt_speech_train_config_json(const acmt_speech_train_config *c) {
 void acmt_speech_train_config_help(void) {
     acmt_speech_train_config d = acmt_speech_train_config_default();
     acmt_config_keys_help(fields, NFIELDS, &d, 24);
+}
+
+acmt_speech_config acmt_speech_train_model_config(const acmt_speech_train_config *c) {
+    acmt_speech_config mc = acmt_speech_default_config();
+    mc.n_mels = ACMS_MELS;
+    mc.stack = c->stack;
+    mc.dim = c->dim;
+    mc.depth = c->depth;
+    mc.heads = c->heads;
+    mc.mlp_hidden = c->mlp_ratio * c->dim;
+    mc.chunk = c->chunk;
+    mc.left_context = c->left_context;
+    return mc;
 }

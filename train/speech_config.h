@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+#include "train/speech_train.h"
+
 typedef struct {
     int dim, depth, heads, mlp_ratio, stack, chunk, left_context;
     int epochs, batch_tokens, max_items;
@@ -30,6 +32,8 @@ acmt_speech_train_config acmt_speech_train_config_default(void);
 int acmt_speech_train_config_apply(acmt_speech_train_config *c, const json_t *o, char *err, size_t errlen);
 /* The full configuration as a JSON object (new reference). */
 json_t *acmt_speech_train_config_json(const acmt_speech_train_config *c);
+/* The encoder a configuration trains (80 mels; the rest from c): what speech-base and `acm-train export` build. */
+acmt_speech_config acmt_speech_train_model_config(const acmt_speech_train_config *c);
 /* Prints the table of keys with their defaults (for --help). */
 void acmt_speech_train_config_help(void);
 

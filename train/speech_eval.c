@@ -63,6 +63,23 @@ static acmt_speech *load_model(const char *path, int max_items, int64_t max_rows
     return s;
 }
 
+int acmt_parse_budgets(const char *list, double *out, int max, char *err, size_t errlen) {
+    char bl[256];
+    snprintf(bl, sizeof bl, "%s", list);
+    int n = 0;
+    for (char *sv = NULL, *t = strtok_r(bl, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+        char *e;
+        const double b = strtod(t, &e);
+        if (*e || !(b > 0 && b <= 1) || n == max) {
+            snprintf(err, errlen, "'%s' is not a budget in (0, 1] (at most %d)", t, max);
+            return -1;
+        }
+        out[n++] = b;
+    }
+    if (!n) snprintf(err, errlen, "no budget in '%s'", list);
+    return n ? n : -1;
+}
+
 const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap) {
     size_t n = (size_t)res->len < cap - 1 ? (size_t)res->len : cap - 1;
     memcpy(out, res->text, n);
@@ -246,6 +263,16 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
             acmt_speaker_wer *sw = speaker_of(r, u->speaker, (int)n);
             acmt_ctc_text(&g, text, sizeof text);
             if (acmt_wer_add(&r->greedy, u->text, text) || acmt_wer_add(&sw->greedy, u->text, text)) goto oom;
+            if (p->on_utt) {
+                acmt_speech_utt_view v = {.utt = u, .frames = fr[b], .tokens = tok[b], .stack = S, .greedy = text,
+                                          .n_acm = st ? (st->n_acm < ACMT_EVAL_MAX_ACMS ? st->n_acm
+                                                                                      : ACMT_EVAL_MAX_ACMS) : 0};
+                for (int l = 0; l < v.n_acm; l++) {
+                    v.k[l] = st->acts[l].k + st->sp->item_off[b];
+                    v.learners[l] = st->L[l].n;
+                }
+                p->on_utt(p->ctx, &v);
+            }
             if (beam) {
                 if (acm_ctc_decode(beam, z, tok[b], K, &h, err, errlen)) goto done;
                 acmt_ctc_text(&h, text, sizeof text);

@@ -21,6 +21,7 @@
 
 #include "acm.h"
 #include "ctc.h"
+#include "train/speech_corpus.h"
 #include "train/wer.h"
 
 #define ACMT_EVAL_MAX_ACMS 64
@@ -43,6 +44,18 @@ typedef struct {
     double acm_frac[ACMT_EVAL_MAX_ACMS]; /* per ACM: its learners' mean fraction used, over the utterances */
 } acmt_speech_eval_result;
 
+/* One utterance as evaluated (acmt_speech_eval_params.on_utt): valid during the call only. */
+typedef struct {
+    const acms_utt *utt;
+    const float *frames;  /* [tokens * stack, 80]: the log-mel frames as stored */
+    int64_t tokens;
+    int stack;
+    const char *greedy;   /* the greedy hypothesis */
+    int n_acm;            /* 0 for a static model */
+    const uint8_t *k[ACMT_EVAL_MAX_ACMS]; /* [tokens]: the learners each token ran in ACM a (block a's MLP) */
+    int learners[ACMT_EVAL_MAX_ACMS];     /* N of ACM a */
+} acmt_speech_utt_view;
+
 typedef struct {
     const char *corpus, *split;
     int64_t limit;  /* first utterances of the split (0: all) */
@@ -50,7 +63,13 @@ typedef struct {
     int batch_tokens;
     const char *audio_dir; /* recorded utterances only: decode audio_dir/<recording> and run acm_worker_run on it */
     const acm_policy *policy; /* models with ACMs: the policy every utterance runs under (NULL: ARGMAX) */
+    void (*on_utt)(void *ctx, const acmt_speech_utt_view *v); /* NULL, or called for every utterance in order */
+    void *ctx;
 } acmt_speech_eval_params;
+
+/* Parses a comma-separated list of budgets in (0, 1] ("0.25,0.5,1") into out [max]. Returns how many, or -1 with the
+ * bad item named in err. (The --beta and --betas options of eval, speech-card and speech-report.) */
+int acmt_parse_budgets(const char *list, double *out, int max, char *err, size_t errlen);
 
 /* The decoder's text without a trailing space (greedy may end with one), into out [cap]. */
 const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap);

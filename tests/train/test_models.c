@@ -9,17 +9,24 @@
  * Under a sanitizer (3-10x slower) only each card's first cap key is evaluated (the policy with the most code: gates,
  * shares, the per-image budget check; it runs every layer a static model has too); the ordinary build checks every
  * key of every card.
+ *
+ * A speech model's card holds subset_wer keys instead (train/speech_card.h: the WER of greedy or beam decoding per
+ * test split, under cap at a budget for an ACM model), re-evaluated on the test subset that `make test` builds into
+ * $ACM_BUILD/speech-subset (`make speech-subset`): within ±1 WER point, every utterance's realised budget under cap
+ * within [BETA - 0.02, BETA]. A malformed key fails with the card's name; under a sanitizer only the first key runs.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acm.h"
 #include "cpu/cpu.h"
 #include "sanitized.h"
 #include "train/eval.h"
+#include "train/speech_card.h"
 
 #define MAX_KEYS 16
 
@@ -114,4 +121,44 @@ Test(models, cards_reproduce, .timeout = 900) {
     }
     closedir(d);
     cr_log_info("%d card figure(s) checked", checked);
+}
+
+Test(models, speech_cards_reproduce, .timeout = 900) {
+    DIR *d = opendir("models");
+    if (!d) {
+        cr_log_info("no models/ folder: nothing to check");
+        return;
+    }
+    acm_blas_set_threads(2);
+    const char *build = getenv("ACM_BUILD") ? getenv("ACM_BUILD") : "build";
+    char subset[512];
+    snprintf(subset, sizeof subset, "%s/speech-subset", build);
+    struct dirent *e;
+    int checked = 0;
+    while ((e = readdir(d))) {
+        size_t L = strlen(e->d_name);
+        if (L < 4 || strcmp(e->d_name + L - 3, ".md")) continue;
+        char card[512], model[512], err[1024], report[8192] = "";
+        snprintf(card, sizeof card, "models/%s", e->d_name);
+        snprintf(model, sizeof model, "models/%.*s.safetensors", (int)(L - 3), e->d_name);
+        acmt_card_key keys[ACMT_CARD_MAX_KEYS];
+        const int n = acmt_card_read(card, keys, ACMT_CARD_MAX_KEYS, err, sizeof err);
+        cr_assert_geq(n, 0, "%s", err);
+        if (!n) continue;
+        if (access(model, R_OK)) {
+            cr_log_info("%s: %s is missing: not checked", card, model);
+            continue;
+        }
+        char probe[600];
+        snprintf(probe, sizeof probe, "%s/corpus.json", subset);
+        cr_assert_eq(access(probe, R_OK), 0, "%s: the test subset %s is missing: make speech-subset", card, subset);
+        const int bad = acmt_card_check(card, model, subset, TH_SANITIZED ? 1 : 0, report, sizeof report, err,
+                                        sizeof err);
+        cr_assert_geq(bad, 0, "%s", err);
+        cr_assert_eq(bad, 0, "%d key(s) of %s do not reproduce:\n%s", bad, card, report);
+        cr_log_info("%s", report);
+        checked += TH_SANITIZED ? 1 : n;
+    }
+    closedir(d);
+    cr_log_info("%d speech card figure(s) checked", checked);
 }

@@ -37,20 +37,7 @@ static int run(int (*cmd)(int, char **), const char *name, int n, const char **a
 static void cleanup(void) { fixture_remove_dir(dir); }
 
 /* A tiny static base model (2 blocks) trained for a few steps: the teacher. */
-static void make_base(const char *out) {
-    char cfg[128];
-    snprintf(cfg, sizeof cfg, "%s/base.json", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f);
-    fprintf(f,
-            "{\"corpus\": \"%s\", \"dim\": 16, \"depth\": 2, \"heads\": 2, \"mlp_ratio\": 2, \"chunk\": 4, "
-            "\"left_context\": 6, \"epochs\": 2, \"batch_tokens\": 200, \"max_tokens\": 40, \"bucket_batches\": 3, "
-            "\"lr\": 3e-3, \"warmup_steps\": 3, \"stats_utts\": 20, \"threads\": 1}\n",
-            dir);
-    fclose(f);
-    const char *a[] = {"--config", cfg, "--out", out, "--quiet"};
-    cr_assert_eq(run(cmd_speech_base, "speech-base", 5, a), 0);
-}
+static void make_base(const char *out) { fixture_speech_base(dir, out, 2); }
 
 #define CONV_ARGS "--learners", "4", "--gate-hidden", "4", "--epochs", "1,1,2", "--batch-tokens", "200", \
                   "--max-tokens", "40", "--log-every", "2", "--threads", "1", "--quiet"

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "safetensors.h"
+#include "train/commands.h"
 #include "train/rng.h"
 #include "train/speech_corpus.h"
 
@@ -121,4 +122,32 @@ void fixture_speech_corpus(char *dir, size_t size, const char *name) {
     fixture_make_dir(dir, size, name);
     fixture_speech_split(dir, "train", 60, 1);
     fixture_speech_split(dir, "val", 8, 2);
+}
+
+void fixture_speech_base(const char *dir, const char *out, int epochs) {
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "%s/base.json", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f,
+            "{\"corpus\": \"%s\", \"dim\": 16, \"depth\": 2, \"heads\": 2, \"mlp_ratio\": 2, \"chunk\": 4, "
+            "\"left_context\": 6, \"epochs\": %d, \"batch_tokens\": 200, \"max_tokens\": 40, \"bucket_batches\": 3, "
+            "\"lr\": 3e-3, \"warmup_steps\": 3, \"stats_utts\": 20, \"threads\": 1}\n",
+            dir, epochs);
+    fclose(f);
+    const char *a[] = {"--config", cfg, "--out", out, "--quiet"};
+    cr_assert_eq(fixture_run(cmd_speech_base, "speech-base", 5, a), 0);
+}
+
+void fixture_speech_models(char *dir, size_t size, const char *name, char *base, char *acm, size_t cap) {
+    fixture_speech_corpus(dir, size, name);
+    fixture_speech_split(dir, "test-seen", 8, 3);
+    fixture_speech_split(dir, "test-unseen", 8, 4);
+    snprintf(base, cap, "%s/base.safetensors", dir);
+    snprintf(acm, cap, "%s/acm.safetensors", dir);
+    fixture_speech_base(dir, base, 4);
+    const char *c[] = {"--base", base, "--corpus", dir, "--out", acm, "--learners", "4", "--gate-hidden", "4",
+                       "--epochs", "1,1,1", "--batch-tokens", "200", "--max-tokens", "40", "--threads", "1",
+                       "--quiet"};
+    cr_assert_eq(fixture_run(cmd_acmize, "acmize", 19, c), 0);
 }

@@ -1,8 +1,9 @@
 /*
  * train_fixture.h — what the end-to-end tests of the acm-train commands share (test_base, test_speech_base,
- * test_speech_acmize, test_cmd_eval, test_info): a temporary folder, a command run with an argument list or a shell
- * line whose output is captured, the byte-for-byte comparison of two
- * checkpoints (the resume tests), and a small speech corpus in the layout of speech_corpus.h.
+ * test_speech_acmize, test_speech_card, test_speech_report, test_cmd_eval, test_info): a temporary folder, a
+ * command run with an argument list or a shell line whose output is captured, the byte-for-byte comparison of two
+ * checkpoints (the resume tests), a small speech corpus in the layout of speech_corpus.h, and tiny speech models
+ * trained and converted on it.
  */
 #ifndef ACM_TESTS_TRAIN_FIXTURE_H
 #define ACM_TESTS_TRAIN_FIXTURE_H
@@ -33,5 +34,12 @@ json_t *fixture_same_checkpoints(const char *p1, const char *p2, const char *con
 void fixture_speech_split(const char *dir, const char *split, int n, uint64_t seed);
 /* A fresh folder (as fixture_make_dir) holding a corpus of 60 train utterances (seed 1) and 8 val ones (seed 2). */
 void fixture_speech_corpus(char *dir, size_t size, const char *name);
+/* A tiny static encoder (2 blocks of width 16, chunks of 4 tokens) trained on the corpus in dir by `acm-train
+ * speech-base` for the given epochs into out (its configuration in dir/base.json, its checkpoint out.ckpt). */
+void fixture_speech_base(const char *dir, const char *out, int epochs);
+/* A corpus as fixture_speech_corpus plus test-seen and test-unseen splits of 8 utterances (seeds 3 and 4), a tiny
+ * static encoder trained on it by fixture_speech_base (4 epochs) into base, and its ACM
+ * conversion by `acm-train acmize` (4 learners per MLP, one epoch per phase) into acm (paths in dir, cap bytes). */
+void fixture_speech_models(char *dir, size_t size, const char *name, char *base, char *acm, size_t cap);
 
 #endif
