@@ -338,7 +338,7 @@ static void *conc_run(void *arg) {
 /* Requests of different audio and lengths at once, batched together on two workers: each its own transcript. */
 Test(asr, concurrent_requests_each_get_their_own, .timeout = 180) {
     th_acmd s;
-    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--max-batch", "4", NULL});
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--stream-batch", "4", NULL});
     enum { N = 8 };
     conc_t c[N];
     pthread_t t[N];
@@ -694,7 +694,7 @@ Test(asr, audio_and_images_share_one_queue_order, .timeout = 120) {
     th_acmd s;
     cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--model",
                                                               "v=tests/golden/vit_a.safetensors", "--workers", "1",
-                                                              "--max-batch", "2", NULL}), 0);
+                                                              "--max-batch", "2", "--stream-batch", "2", NULL}), 0);
     th_hold_release(&s, 1); /* the warm-up */
     cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
     const size_t n = 16000;
@@ -981,7 +981,7 @@ static void *pconc_run(void *arg) {
 /* Paced chunked uploads of different audio at once, their chunks batched together: each its own transcript. */
 Test(asr, concurrent_streamed_uploads_each_get_their_own, .timeout = 180) {
     th_acmd s;
-    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--max-batch", "4", NULL});
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--stream-batch", "4", NULL});
     enum { N = 6 };
     pconc_t c[N];
     pthread_t t[N];

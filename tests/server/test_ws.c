@@ -7,7 +7,8 @@
  * not UTF-8 1007, the close handshake, ping/pong), the idle timeout (1001), a client vanishing mid-stream (freed: the
  * active-streams gauge goes back to 0; no leak under ASan), several concurrent streams each with a final equal to the
  * /transcribe answer on the same audio, finalize / configure / end, and overload (a stream's budget shrinks with its
- * backlog, then a warning, then the close 1013; another stream untouched) under the worker hold.
+ * backlog, then a warning, then the close 1013; another stream untouched) under the worker hold, and the chunks of
+ * many streams run as one engine call (more of them than --max-batch).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -607,6 +608,46 @@ Test(ws, overload_shrinks_then_warns_then_closes, .timeout = 90) {
     cr_expect_eq(wait_metric(s.port, "acm_asr_streams_dropped_total{model=\"s\",reason=\"behind_real_time\"}", 1, 10), 1);
     cr_expect_eq(th_metric(s.port, "acm_asr_streams_behind_total{model=\"s\"}"), 1);
     free(x);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* Batching, by construction: under the worker hold, one stream's job holds the only worker while 20 other streams
+ * each queue a chunk; once it is back, the 20 chunks go to the worker as one batch and run as one engine call (every
+ * partial says batch 20). More than --max-batch's 8: a speech model's batch is --stream-batch chunks (64). */
+Test(ws, chunks_of_many_streams_run_as_one_batch, .timeout = 90) {
+    enum { N = 20 };
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    int16_t *x = signal_s16(5120, 5);
+    ws_t *w = calloc(N + 1, sizeof *w);
+    for (int i = 0; i <= N; i++) {
+        cr_assert_eq(ws_open(&w[i], s.port, "/v1/models/s/stream?endpoint_ms=0", NULL), 0);
+        json_decref(ws_expect(&w[i], "ready", NULL));
+    }
+    ws_audio(&w[0], x, 5120, 5120); /* its job holds the worker */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 30), 0);
+    for (int i = 1; i <= N; i++) ws_audio(&w[i], x, 5120, 5120); /* a chunk each, queued */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, N, 30), 0);
+    th_hold_release(&s, 1); /* stream 0's job runs; the N queued go to the worker together, held */
+    json_t *m = ws_expect(&w[0], "partial", NULL);
+    cr_assert(m);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(m, "chunk"), "batch")), 1);
+    json_decref(m);
+    cr_assert_eq(th_wait_stats(&s, "s", N, 0, 30), 0, "the %d streams' jobs were not taken as one batch", N);
+    th_hold_release(&s, 1);
+    for (int i = 1; i <= N; i++) {
+        m = ws_expect(&w[i], "partial", NULL);
+        cr_assert(m, "stream %d: no partial", i);
+        cr_expect_eq(json_integer_value(json_object_get(json_object_get(m, "chunk"), "batch")), N,
+                     "stream %d: its chunk ran in an engine call of %d chunks", i,
+                     (int)json_integer_value(json_object_get(json_object_get(m, "chunk"), "batch")));
+        json_decref(m);
+    }
+    th_hold_end(&s);
+    for (int i = 0; i <= N; i++) close(w[i].fd);
+    free(w), free(x);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
