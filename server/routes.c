@@ -191,7 +191,7 @@ static void route__api_streaming(FILE *f) {
           f);
     fputs("Each stream is one `acm_stream` on the server; its chunks are queued and batched with every other "
           "stream's and request's on the workers (the ready chunks of up to `--stream-batch` streams, 64 by default, "
-          "as one engine call), as a streamed `/transcribe` upload's are, so that "
+          "as one engine call; with `--stream-gather-ms` a chunk waits that long at most for others to join it), as a streamed `/transcribe` upload's are, so that "
           "budgets, deadlines and priorities act on them as on requests. Metrics: `acm_asr_active_streams`, "
           "`acm_asr_chunk_latency_seconds`, `acm_asr_segments_total`, `acm_asr_streams_behind_total`, "
           "`acm_asr_streams_dropped_total{reason}`, and the FLOPs counters.\n\n"

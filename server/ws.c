@@ -214,6 +214,7 @@ static void ws__pace(acmd_ws *w) {
 /* Queues the stream's next job when it is free and something waits for it. */
 static void ws__maybe_queue(acmd_ws *w) {
     acmd_req *r = w->r;
+    if (r->state == ACMD_REQ_QUEUED && r->au.last) acmd_queue_wake(w->s, 0); /* a flush does not wait (--stream-gather-ms) */
     if (r->state != ACMD_REQ_RECEIVING) return;
     if (r->au.last || r->au.n_pend >= (size_t)w->m->chunk_samples) acmd_queue_stream(w->s, r);
 }

@@ -8,7 +8,7 @@
  * active-streams gauge goes back to 0; no leak under ASan), several concurrent streams each with a final equal to the
  * /transcribe answer on the same audio, finalize / configure / end, and overload (a stream's budget shrinks with its
  * backlog, then a warning, then the close 1013; another stream untouched) under the worker hold, and the chunks of
- * many streams run as one engine call (more of them than --max-batch).
+ * many streams run as one engine call (more of them than --max-batch), gathered for --stream-gather-ms.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -647,6 +647,38 @@ Test(ws, chunks_of_many_streams_run_as_one_batch, .timeout = 90) {
     }
     th_hold_end(&s);
     for (int i = 0; i <= N; i++) close(w[i].fd);
+    free(w), free(x);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* Gathering, by construction: with --stream-gather-ms far longer than the test, streams' chunks wait in the queue
+ * (the worker free) until --stream-batch of them are there, then run as one call; a finalize does not wait. */
+Test(ws, chunks_wait_for_a_full_batch_with_stream_gather, .timeout = 90) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", "--stream-batch", "3",
+                                    "--stream-gather-ms", "60000", NULL});
+    int16_t *x = signal_s16(5120, 6);
+    ws_t *w = calloc(4, sizeof *w);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(ws_open(&w[i], s.port, "/v1/models/s/stream?endpoint_ms=0", NULL), 0);
+        json_decref(ws_expect(&w[i], "ready", NULL));
+    }
+    ws_audio(&w[3], x, 5120, 5120); /* queued, gathering; its finalize sends it at once */
+    ws_text(&w[3], "{\"type\":\"finalize\"}");
+    json_t *m = ws_expect(&w[3], "final", NULL);
+    cr_assert(m, "a finalize waited for the batch to fill");
+    json_decref(m);
+    ws_audio(&w[0], x, 5120, 5120);
+    ws_audio(&w[1], x, 5120, 5120);
+    cr_assert_eq(th_wait_stats(&s, "s", 0, 2, 30), 0, "two chunks queued, the worker free: they wait for a third");
+    ws_audio(&w[2], x, 5120, 5120); /* the batch is full: one call */
+    for (int i = 0; i < 3; i++) {
+        m = ws_expect(&w[i], "partial", NULL);
+        cr_assert(m, "stream %d: no partial", i);
+        cr_expect_eq(json_integer_value(json_object_get(json_object_get(m, "chunk"), "batch")), 3, "stream %d", i);
+        json_decref(m);
+    }
+    for (int i = 0; i < 4; i++) close(w[i].fd);
     free(w), free(x);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
