@@ -140,7 +140,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         res[b].flops = m->flops_fixed + eflops[b];
         res[b].flops_dense = m->flops_dense;
         res[b].budget = m->learner_flops_total > 0 ? lflops[b] / (m->learner_flops_total * T) : 1.0;
-        if (isnan(lflops[b]) && be == acm__backend_cpu())
+        if (isnan(lflops[b]) && acm__backend_is_cpu(be))
             for (int k = 0; k < K; k++) a->logits[(int64_t)b * K + k] = NAN;
     }
     /* the input was finite, so a non-finite gate logit means the computation overflowed float (the model's weights,
