@@ -16,8 +16,9 @@
  *       shapes, rows = batch x tokens, same threads).
  *   (5) workers x BLAS threads: images/s at batch 8 of 1 worker x C threads against C workers x 1 thread.
  *   (6) --pool-ab: the worker's thread pool (engine/cpu/pool.h) on and off in the same process, rounds interleaved:
- *       static and ACM latency with the worker's own pooled backend and with the shared one-thread instance (the
- *       GEMMs on OpenBLAS's threads either way), and the median of the per-round ratios.
+ *       static and ACM latency with the worker's own pooled backend, with it but ACM modules not split into parts
+ *       (their GEMMs on OpenBLAS's threads), and with the shared one-thread instance (no pool), and the medians of the
+ *       per-round ratios against no pool.
  * FLOPs: 2 per multiply-add (the paper's fvcore counts 1), matrix products only, gates and attention included.
  *
  * usage: acm_exec [--threads N] [--rounds R] [--batches 1,8] [--betas 0.25,0.5,0.75,1] [--seed S] [--depth L]
@@ -91,8 +92,8 @@ static void pool_ab(runner *rs, runner *ra, const uint8_t *force, const double *
     acm__acm_scratch *ss = acm__worker_scratch(rs->w), *sa = acm__worker_scratch(ra->w);
     acm__backend *pooled_s = ss->be, *pooled_a = sa->be, *plain = acm__backend_cpu();
     printf("\n(6) the worker's pool on and off, same process, rounds interleaved (%d BLAS threads)\n"
-           "| model | batch | beta | pool ms | no pool ms | speed-up (median of per-round ratios) |\n"
-           "|---|---|---|---|---|---|\n", acm_blas_threads());
+           "| model | batch | beta | pool + parts ms | pool, no parts ms | no pool ms | speed-up pool + parts | "
+           "speed-up pool, no parts |\n|---|---|---|---|---|---|---|---|\n", acm_blas_threads());
     for (int bi = 0; bi < nbatch; bi++) {
         const int B = (int)batches[bi];
         for (int j = -1; j < nbeta; j++) {
@@ -100,20 +101,24 @@ static void pool_ab(runner *rs, runner *ra, const uint8_t *force, const double *
             acm__acm_scratch *sc = j < 0 ? ss : sa;
             acm__backend *pooled = j < 0 ? pooled_s : pooled_a;
             for (int b = 0; b < B; b++) r->items[b].force_k = j < 0 ? NULL : force + ((size_t)j * maxB + b) * AT;
-            double on[MAXR], off[MAXR], ratio[MAXR];
+            double on[MAXR], np[MAXR], off[MAXR], r1[MAXR], r2[MAXR];
             forward(r, B, NULL);
             for (int k = 0; k < rounds; k++) {
                 sc->be = pooled;
                 on[k] = forward(r, B, NULL);
+                sc->no_parts = 1;
+                np[k] = forward(r, B, NULL);
+                sc->no_parts = 0;
                 sc->be = plain;
                 off[k] = forward(r, B, NULL);
-                ratio[k] = off[k] / on[k];
+                r1[k] = off[k] / on[k];
+                r2[k] = off[k] / np[k];
             }
             sc->be = pooled;
             if (j < 0) printf("| static | %d | - ", B);
             else printf("| ACM | %d | %.2f ", B, betas[j]);
-            printf("| %.1f | %.1f | **%.2f** |\n", bu_median(on, rounds) * 1e3, bu_median(off, rounds) * 1e3,
-                   bu_median(ratio, rounds));
+            printf("| %.1f | %.1f | %.1f | **%.2f** | %.2f |\n", bu_median(on, rounds) * 1e3, bu_median(np, rounds) * 1e3,
+                   bu_median(off, rounds) * 1e3, bu_median(r1, rounds), bu_median(r2, rounds));
             fflush(stdout);
         }
     }

@@ -309,7 +309,7 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
          * add being the GEMM's beta; only the tokens with k > kmin are gathered, and their further learners added */
         const int g0 = md->info.kmin;
         const int64_t P0 = p.start[g0]; /* tokens with k > g0 */
-        const int parts = be->run_parts ? be->parts(be) : 1;
+        const int parts = be->run_parts && !s->no_parts ? be->parts(be) : 1;
         if (parts > 1 && parts <= ACM__MAX_PARTS && P0 >= 8 * parts) {
             /* the backend's threads each take a share of the rows, every op of it on one thread: fewer, larger
              * tasks than splitting each narrow GEMM (prefix_part) */
