@@ -71,9 +71,32 @@ static void cpu_layernorm(acm__backend *be, float *out, float *mean, float *rstd
     ln_ctx a = {out, mean, rstd, inp, weight, bias, C, eps};
     acm__pool_run(pool_of(be), N, ln_task, &a);
 }
+typedef struct {
+    float *out;
+    const float *bias;
+    int ldo, OC, accumulate;
+} bias_ctx;
+static void bias_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const bias_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) {
+        float *o = a->out + i * a->ldo;
+        if (a->accumulate)
+            for (int j = 0; j < a->OC; j++) o[j] += a->bias[j];
+        else
+            memcpy(o, a->bias, sizeof(float) * (size_t)a->OC);
+    }
+}
 static void cpu_matmul(acm__backend *be, float *out, int ldo, const float *inp, int ldi, const float *weight, int ldw,
                        const float *bias, int64_t N, int C, int OC, int accumulate) {
-    (void)be;
+    acm__pool *p = pool_of(be);
+    if (bias && C > 0 && N > 0 && OC > 0 && acm__pool_threads(p) > 1) {
+        /* the bias rows on the pool, then the GEMM adds into them: what acm__matmul_forward does, in the same order */
+        bias_ctx a = {out, bias, ldo, OC, accumulate};
+        acm__pool_run(p, N, bias_task, &a);
+        acm__matmul_forward(out, ldo, inp, ldi, weight, ldw, NULL, N, C, OC, 1);
+        return;
+    }
     acm__matmul_forward(out, ldo, inp, ldi, weight, ldw, bias, N, C, OC, accumulate);
 }
 typedef struct {

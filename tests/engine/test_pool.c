@@ -171,7 +171,7 @@ static void fill(float *x, int64_t n, uint64_t seed) {
 }
 
 typedef struct {
-    float *ln, *mean, *rstd, *gelu, *gelu_ld, *add, *att_out, *att, *gath, *scat, *zero;
+    float *ln, *mean, *rstd, *gelu, *gelu_ld, *add, *att_out, *att, *gath, *scat, *zero, *mm, *mm_acc;
 } outputs;
 
 enum { B = 2, T = 37, D = 48, H = 3, LD = 3 * D, N = B * T };
@@ -179,6 +179,9 @@ enum { B = 2, T = 37, D = 48, H = 3, LD = 3 * D, N = B * T };
 static void run_ops(acm__backend *be, const float *x, const float *w, const float *bias, const float *qkv,
                     const int32_t *perm, const outputs *o) {
     be->layernorm_forward(be, o->ln, o->mean, o->rstd, x, w, bias, N, D, 1e-6f);
+    be->matmul_forward(be, o->mm, D, x, D, qkv, D, bias, N, D, D, 0); /* bias rows on the pool, then the GEMM */
+    memcpy(o->mm_acc, x, sizeof(float) * N * D);
+    be->matmul_forward(be, o->mm_acc, D, x, D, qkv, D, bias, N, D, D, 1);
     be->gelu_forward(be, o->gelu, D, x, D, N, D);
     memcpy(o->gelu_ld, x, sizeof(float) * N * D);
     be->gelu_forward(be, o->gelu_ld, D, o->gelu_ld, D, N, D / 2); /* in place, strided */
@@ -193,7 +196,7 @@ static void run_ops(acm__backend *be, const float *x, const float *w, const floa
 
 static outputs outputs_new(void) {
     outputs o;
-    float **f[] = {&o.ln, &o.gelu, &o.gelu_ld, &o.add, &o.att_out, &o.gath, &o.scat, &o.zero};
+    float **f[] = {&o.ln, &o.gelu, &o.gelu_ld, &o.add, &o.att_out, &o.gath, &o.scat, &o.zero, &o.mm, &o.mm_acc};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) *f[i] = calloc((size_t)N * D, sizeof(float));
     o.mean = calloc(N, sizeof(float));
     o.rstd = calloc(N, sizeof(float));
@@ -201,7 +204,8 @@ static outputs outputs_new(void) {
     return o;
 }
 static void outputs_free(outputs *o) {
-    float *f[] = {o->ln, o->gelu, o->gelu_ld, o->add, o->att_out, o->gath, o->scat, o->zero, o->mean, o->rstd, o->att};
+    float *f[] = {o->ln,   o->gelu, o->gelu_ld, o->add, o->att_out, o->gath, o->scat,
+                  o->zero, o->mm,   o->mm_acc,  o->mean, o->rstd,   o->att};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
 }
 
@@ -237,7 +241,8 @@ Test(pool, backend_ops_give_the_same_bits_at_every_thread_count) {
                    {"attention", o.att_out, ref.att_out, (size_t)N * D},
                    {"attention probabilities", o.att, ref.att, (size_t)B * H * T * T},
                    {"gather", o.gath, ref.gath, (size_t)N * D}, {"scatter", o.scat, ref.scat, (size_t)N * D},
-                   {"zero", o.zero, ref.zero, (size_t)N * D}};
+                   {"zero", o.zero, ref.zero, (size_t)N * D}, {"matmul + bias", o.mm, ref.mm, (size_t)N * D},
+                   {"matmul + bias, accumulate", o.mm_acc, ref.mm_acc, (size_t)N * D}};
         for (size_t i = 0; i < sizeof cmp / sizeof *cmp; i++)
             cr_expect(!memcmp(cmp[i].a, cmp[i].b, sizeof(float) * cmp[i].n), "%s differs at %d threads", cmp[i].name,
                       threads);
