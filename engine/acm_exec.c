@@ -206,6 +206,19 @@ void acm__acm_plan_build(acm__acm_plan *p, const uint8_t *k, int64_t rows, int n
     for (int64_t i = 0; i < rows; i++) perm[fill[k[i]]++] = (int32_t)i;
 }
 
+/* hid[rows, cols] (row stride ldh) = x · w1ᵀ + b1, then GELU when the learners have it: with the backend's fused
+ * bias + GELU where it has one (the GEMM then runs without its bias), else the GEMM with its bias and gelu_forward. */
+static void learner_fc1(acm__backend *be, float *hid, int ldh, const float *x, int ldx, const float *w1, int ldw,
+                        const float *b1, int64_t rows, int din, int cols, int gelu) {
+    if (gelu && be->bias_gelu) {
+        be->matmul_forward(be, hid, ldh, x, ldx, w1, ldw, NULL, rows, din, cols, 0);
+        be->bias_gelu(be, hid, ldh, hid, ldh, b1, rows, cols);
+        return;
+    }
+    be->matmul_forward(be, hid, ldh, x, ldx, w1, ldw, b1, rows, din, cols, 0);
+    if (gelu) be->gelu_forward(be, hid, ldh, hid, ldh, rows, cols);
+}
+
 /* PREFIX's learners g0+1..N (g0 = kmin) on the gathered rows [r0, r1) of s->xg: learner n on the rows below its prefix
  * P_n, into s->yg (the first learner overwrites, the others add). */
 static void prefix_learners(const acm__module *md, const acm__acm_plan *p, const acm__acm_scratch *s,
@@ -217,9 +230,8 @@ static void prefix_learners(const acm__module *md, const acm__acm_plan *p, const
         if (Pn <= r0) break;
         const int c0 = (n - 1) * h;
         float *hid = s->hid + r0 * Nh + c0;
-        be->matmul_forward(be, hid, Nh, s->xg + r0 * din, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn - r0,
-                           din, h, 0);
-        if (md->info.gelu) be->gelu_forward(be, hid, Nh, hid, Nh, Pn - r0, h);
+        learner_fc1(be, hid, Nh, s->xg + r0 * din, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn - r0, din, h,
+                    md->info.gelu);
         be->matmul_forward(be, s->yg + r0 * dout, dout, hid, Nh, md->w2 + c0, Nh, NULL, Pn - r0, h, dout, n > g0 + 1);
     }
 }
@@ -271,8 +283,7 @@ static void prefix_part(void *ctx, int t) {
     const int64_t t0 = tok[t], nt = tok[t + 1] - tok[t];
     if (g0 > 0 && nt > 0) {
         float *hid = s->hid + t0 * Nh;
-        be->matmul_forward(be, hid, Nh, c->x + t0 * c->ldx, c->ldx, md->w1, din, md->b1, nt, din, g0 * h, 0);
-        if (md->info.gelu) be->gelu_forward(be, hid, Nh, hid, Nh, nt, g0 * h);
+        learner_fc1(be, hid, Nh, c->x + t0 * c->ldx, c->ldx, md->w1, din, md->b1, nt, din, g0 * h, md->info.gelu);
         be->matmul_forward(be, c->out + t0 * c->ldo, c->ldo, hid, Nh, md->w2, Nh, NULL, nt, g0 * h, md->info.dout,
                            c->accumulate);
     }
@@ -295,8 +306,7 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
     if (p.uniform) {
         const int g = p.uniform;
         t0 = tick(s, t0, tm ? &tm->sort : NULL);
-        be->matmul_forward(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, 0);
-        if (md->info.gelu) be->gelu_forward(be, s->hid, Nh, s->hid, Nh, BT, g * h);
+        learner_fc1(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, md->info.gelu);
         be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g * h, dout, accumulate);
         tick(s, t0, tm ? &tm->gemm : NULL);
         return;
@@ -322,8 +332,7 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
         } else {
             if (g0 > 0) {
                 t0 = tick(s, t0, tm ? &tm->sort : NULL);
-                be->matmul_forward(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, 0);
-                if (md->info.gelu) be->gelu_forward(be, s->hid, Nh, s->hid, Nh, BT, g0 * h);
+                learner_fc1(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, md->info.gelu);
                 be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g0 * h, dout, accumulate);
                 t0 = tick(s, t0, tm ? &tm->gemm : NULL);
             }

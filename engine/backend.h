@@ -112,6 +112,12 @@ struct acm__backend {
     /* out[perm[i]] = 0, i < n, dout columns */
     void (*zero_rows)(acm__backend *be, float *out, int ldo, const int32_t *perm, int64_t n, int dout);
 
+    /* ---- optional: pre[i, :] += bias, then out[i, :] = GELU(pre[i, :]) row by row (out may be pre): the bias of a
+     * GEMM run without it fused with its GELU, one pass while the row is in cache (NULL: the caller runs the GEMM
+     * with its bias, then gelu_forward) */
+    void (*bias_gelu)(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
+                      int cols);
+
     /* ---- optional: independent parts of one op sequence at once (NULL: the backend has no such threads). parts(be)
      * is how many run at once (1: none); run_parts calls fn(ctx, part) for every part in [0, parts(be)), each on its
      * own thread, and returns when all are done. Inside fn every op runs on its calling thread alone (the CPU: the

@@ -37,8 +37,13 @@ static void run_module(float *out, int ldo, int accumulate, const float *x, int 
         be->matmul_forward(be, out, ldo, x, ldx, md->w, in->din, md->b, BT, in->din, in->dout, accumulate);
         return;
     case ACM_MOD_MLP:
-        be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
-        be->gelu_forward(be, gelu, in->hidden, fc1, in->hidden, BT, in->hidden);
+        if (be->bias_gelu) { /* the GEMM without its bias, then bias and GELU in one pass over each row */
+            be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, NULL, BT, in->din, in->hidden, 0);
+            be->bias_gelu(be, fc1, in->hidden, gelu, in->hidden, md->fc1_b, BT, in->hidden);
+        } else {
+            be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
+            be->gelu_forward(be, gelu, in->hidden, fc1, in->hidden, BT, in->hidden);
+        }
         be->matmul_forward(be, out, ldo, gelu, in->hidden, md->fc2_w, in->hidden, md->fc2_b, BT, in->hidden, in->dout,
                            accumulate);
         return;

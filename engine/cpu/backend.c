@@ -129,6 +129,25 @@ static void cpu_gelu(acm__backend *be, float *out, int ldo, const float *inp, in
     acm__pool_run(pool_of(be), rows, gelu_task, &a);
 }
 typedef struct {
+    float *pre, *out;
+    const float *bias;
+    int ldp, ldo, cols;
+} bias_gelu_ctx;
+static void bias_gelu_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const bias_gelu_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) {
+        float *p = a->pre + i * a->ldp;
+        for (int j = 0; j < a->cols; j++) p[j] += a->bias[j];
+        acm__gelu_forward(a->out + i * a->ldo, p, a->cols);
+    }
+}
+static void cpu_bias_gelu(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
+                          int cols) {
+    bias_gelu_ctx a = {pre, out, bias, ldp, ldo, cols};
+    acm__pool_run(pool_of(be), rows, bias_gelu_task, &a);
+}
+typedef struct {
     float *out, *att;
     const float *q, *k, *v;
     int ld, T, D, H;
@@ -305,6 +324,7 @@ static acm__backend cpu_backend = {
     .gather_rows = cpu_gather_rows,
     .scatter_rows = cpu_scatter_rows,
     .zero_rows = cpu_zero_rows,
+    .bias_gelu = cpu_bias_gelu,
     .parts = cpu_parts,
     .run_parts = cpu_run_parts,
     .close = cpu_close,

@@ -171,7 +171,7 @@ static void fill(float *x, int64_t n, uint64_t seed) {
 }
 
 typedef struct {
-    float *ln, *mean, *rstd, *gelu, *gelu_ld, *add, *att_out, *att, *gath, *scat, *zero, *mm, *mm_acc;
+    float *ln, *mean, *rstd, *gelu, *gelu_ld, *add, *att_out, *att, *gath, *scat, *zero, *mm, *mm_acc, *bg_pre, *bg_out;
 } outputs;
 
 enum { B = 2, T = 37, D = 48, H = 3, LD = 3 * D, N = B * T };
@@ -186,6 +186,8 @@ static void run_ops(acm__backend *be, const float *x, const float *w, const floa
     memcpy(o->gelu_ld, x, sizeof(float) * N * D);
     be->gelu_forward(be, o->gelu_ld, D, o->gelu_ld, D, N, D / 2); /* in place, strided */
     be->add(be, o->add, x, qkv, (int64_t)N * D);
+    memcpy(o->bg_pre, x, sizeof(float) * N * D);
+    be->bias_gelu(be, o->bg_pre, D, o->bg_out, D, bias, N, D);
     be->attention_forward(be, o->att_out, o->att, qkv, qkv + D, qkv + 2 * D, LD, B, T, D, H);
     be->gather_rows(be, o->gath, D, qkv, LD, perm, N, D);
     memcpy(o->scat, x, sizeof(float) * N * D);
@@ -196,7 +198,7 @@ static void run_ops(acm__backend *be, const float *x, const float *w, const floa
 
 static outputs outputs_new(void) {
     outputs o;
-    float **f[] = {&o.ln, &o.gelu, &o.gelu_ld, &o.add, &o.att_out, &o.gath, &o.scat, &o.zero, &o.mm, &o.mm_acc};
+    float **f[] = {&o.ln, &o.gelu, &o.gelu_ld, &o.add, &o.att_out, &o.gath, &o.scat, &o.zero, &o.mm, &o.mm_acc, &o.bg_pre, &o.bg_out};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) *f[i] = calloc((size_t)N * D, sizeof(float));
     o.mean = calloc(N, sizeof(float));
     o.rstd = calloc(N, sizeof(float));
@@ -205,7 +207,7 @@ static outputs outputs_new(void) {
 }
 static void outputs_free(outputs *o) {
     float *f[] = {o->ln,   o->gelu, o->gelu_ld, o->add, o->att_out, o->gath, o->scat,
-                  o->zero, o->mm,   o->mm_acc,  o->mean, o->rstd,   o->att};
+                  o->zero, o->mm,   o->mm_acc,  o->mean, o->rstd,   o->att, o->bg_pre, o->bg_out};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
 }
 
@@ -242,7 +244,9 @@ Test(pool, backend_ops_give_the_same_bits_at_every_thread_count) {
                    {"attention probabilities", o.att, ref.att, (size_t)B * H * T * T},
                    {"gather", o.gath, ref.gath, (size_t)N * D}, {"scatter", o.scat, ref.scat, (size_t)N * D},
                    {"zero", o.zero, ref.zero, (size_t)N * D}, {"matmul + bias", o.mm, ref.mm, (size_t)N * D},
-                   {"matmul + bias, accumulate", o.mm_acc, ref.mm_acc, (size_t)N * D}};
+                   {"matmul + bias, accumulate", o.mm_acc, ref.mm_acc, (size_t)N * D},
+                   {"bias + GELU: pre", o.bg_pre, ref.bg_pre, (size_t)N * D},
+                   {"bias + GELU: out", o.bg_out, ref.bg_out, (size_t)N * D}};
         for (size_t i = 0; i < sizeof cmp / sizeof *cmp; i++)
             cr_expect(!memcmp(cmp[i].a, cmp[i].b, sizeof(float) * cmp[i].n), "%s differs at %d threads", cmp[i].name,
                       threads);
@@ -252,6 +256,12 @@ Test(pool, backend_ops_give_the_same_bits_at_every_thread_count) {
     /* and the reference itself is right where it is easy to check: gather and zero */
     for (int i = 0; i < N; i++) cr_assert_eq(ref.gath[(size_t)i * D + 5], qkv[(size_t)perm[i] * LD + 5]);
     for (int i = 0; i < 11; i++) cr_assert_eq(ref.zero[(size_t)perm[i] * D], 0.0f);
+    for (int i = 0; i < N * D; i += 97) { /* bias + GELU: pre = x + bias, out = GELU(pre) (exact, kernels.h) */
+        const float pre = x[i] + bias[i % D];
+        cr_assert_eq(ref.bg_pre[i], pre);
+        const double g = 0.5 * pre * (1.0 + erf(pre / sqrt(2.0)));
+        cr_assert(fabs(ref.bg_out[i] - g) <= 1e-5 * (1 + fabs(g)), "GELU(%g) = %g, not %g", pre, ref.bg_out[i], g);
+    }
     outputs_free(&ref);
     free(x);
     free(qkv);
