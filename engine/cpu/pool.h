@@ -3,12 +3,13 @@
  *
  * OpenBLAS parallelises the GEMMs with its own threads; everything between two GEMMs (LayerNorm, GELU, softmax and the
  * per-head products of attention, residual adds, the ACM executor's gather and scatter) runs on this pool. The pool
- * has threads - 1 helper threads, created once with the worker, and the calling thread as the first member; a region
- * splits the index range [0, n) into `threads` contiguous chunks fixed by n alone (chunk t is
- * [t n / threads, (t + 1) n / threads)), so which thread computes what does not depend on timing, and a loop whose
- * indices are independent gives the same bits at any thread count.
+ * has threads - 1 helper threads, created once with the worker, and the calling thread as a member; a region splits the
+ * index range [0, n) into `threads` contiguous chunks fixed by n alone (chunk c is [c n / threads, (c + 1) n / threads)),
+ * and each chunk runs on whichever member claims it first (the caller claims too, so a helper that the scheduler has not
+ * run yet delays nothing: the caller takes its chunk). What a chunk computes does not depend on which thread runs it,
+ * so a loop whose indices are independent gives the same bits at any thread count.
  *
- * Between regions the helpers spin briefly on the region counter, then sleep on a condition variable, so they never
+ * Between regions the helpers spin briefly on the claim word, then sleep on a condition variable, so they never
  * compete with OpenBLAS's threads for the cores while a GEMM runs. No allocation after acm__pool_new; a region runs
  * nothing on the helpers when n < threads or the pool has one thread (then it is a plain loop on the caller).
  *
@@ -22,7 +23,8 @@
 
 typedef struct acm__pool acm__pool;
 
-/* fn(ctx, i0, i1, tid): run the indices [i0, i1); tid in [0, threads) is the member running them. */
+/* fn(ctx, i0, i1, c): run the indices [i0, i1), chunk c in [0, threads) of the region (one thread runs a chunk, so
+ * scratch indexed by c is safe). */
 typedef void (*acm__pool_fn)(void *ctx, int64_t i0, int64_t i1, int tid);
 
 /* A pool of `threads` members (>= 1; the caller is one of them). NULL when out of memory or a thread cannot start. */

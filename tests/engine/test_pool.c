@@ -1,6 +1,6 @@
 /*
  * test_pool.c — the CPU backend's per-worker thread pool (engine/cpu/pool.c) and the backend ops that run on it
- * (engine/cpu/backend.c): every index of a region runs exactly once, on the member its fixed chunk names; a pool of
+ * (engine/cpu/backend.c): every index of a region runs exactly once, in the chunk fixed for it; a pool of
  * one thread is a plain loop on the caller; a region started inside a chunk runs inline; back-to-back regions lose no wake-up; creating and freeing pools leaks
  * nothing (ASan) and races nothing (TSan: make SANITIZE=thread build/san-thread/tests/engine/test_pool); and the
  * backend's LayerNorm, GELU, add, attention and row moves give the same bits on pools of 1, 2 and 3 threads as on the
@@ -54,7 +54,7 @@ Test(pool, every_index_runs_exactly_once_on_its_chunk) {
                 /* chunk t is [t n / threads, (t + 1) n / threads), or all on the caller when n < threads */
                 int t = 0;
                 while (n >= threads && (int64_t)(t + 1) * n / threads <= i) t++;
-                cr_assert_eq(a.tid[i], n < threads ? 0 : t, "threads %d n %ld index %ld: member %d", threads, (long)n,
+                cr_assert_eq(a.tid[i], n < threads ? 0 : t, "threads %d n %ld index %ld: chunk %d", threads, (long)n,
                              (long)i, a.tid[i]);
             }
             for (int64_t i = n; i < MAXN; i++) cr_assert_eq(atomic_load(&a.runs[i]), 0);
