@@ -145,7 +145,9 @@ void acm__pool_run(acm__pool *p, int64_t n, acm__pool_fn fn, void *ctx) {
     p->ctx = ctx;
     p->n = n;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    const uint64_t gen = (atomic_load_explicit(&p->claim, memory_order_relaxed) >> 32) + 1;
+    /* the generation wraps within 32 bits (a server runs thousands of regions a second): it only has to differ from
+     * the last one each helper saw */
+    const uint64_t gen = ((atomic_load_explicit(&p->claim, memory_order_relaxed) >> 32) + 1) & 0xffffffffu;
     atomic_store_explicit(&p->claim, gen << 32, memory_order_release);
     if (atomic_load(&p->sleepers) > 0) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
@@ -162,4 +164,10 @@ void acm__pool_run(acm__pool *p, int64_t n, acm__pool_fn fn, void *ctx) {
         p->caller_waiting = 0;
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+void acm__pool_set_generation(acm__pool *p, uint32_t g) {
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->claim, (uint64_t)g << 32 | (uint64_t)p->threads, memory_order_release);
+    pthread_mutex_unlock(&p->mu);
 }

@@ -36,4 +36,7 @@ int acm__pool_threads(const acm__pool *p);
  * chunk: fn(ctx, 0, n, 0) on the calling thread. */
 void acm__pool_run(acm__pool *p, int64_t n, acm__pool_fn fn, void *ctx);
 
+/* Tests: sets the region counter (32 bits, wrapping) as if g regions had run, with no region in flight. */
+void acm__pool_set_generation(acm__pool *p, uint32_t g);
+
 #endif

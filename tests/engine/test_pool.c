@@ -111,6 +111,21 @@ Test(pool, back_to_back_regions_lose_no_wakeup) {
     }
 }
 
+Test(pool, the_region_counter_wraps, .timeout = 30) { /* without the wrap the caller waits forever */
+    for (int threads = 2; threads <= 3; threads++) {
+        acm__pool *p = acm__pool_new(threads);
+        cr_assert(p);
+        acm__pool_set_generation(p, 0xfffffffeu); /* the next regions are 0xffffffff, then 0, then 1 */
+        for (int r = 0; r < 4; r++) {
+            double part[3] = {0};
+            sum_ctx a = {part};
+            acm__pool_run(p, 100, sum_task, &a);
+            cr_assert_eq(part[0] + part[1] + part[2], 4950.0, "threads %d, region %d after the wrap", threads, r);
+        }
+        acm__pool_free(p);
+    }
+}
+
 Test(pool, create_and_free_repeatedly) {
     for (int r = 0; r < 50; r++) {
         acm__pool *p = acm__pool_new(1 + r % 4);
