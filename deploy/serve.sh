@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make serve / make stop: acmd on the shipped models (docs/DESIGN.md §6 names: fmnist, fmnist-static).
+# make serve / make stop: acmd on the shipped models (docs/DESIGN.md §6 names: fmnist, fmnist-static, speech-static).
 #
 #   deploy/serve.sh BUILD [acmd options...]   start BUILD/acmd (make serve; `make serve ACMD_ARGS='...'` adds options)
 #   deploy/serve.sh BUILD --stop              SIGTERM to that acmd, then wait for its drain (make stop)
@@ -39,7 +39,8 @@ if pid=$(running); then
     exit 1
 fi
 args=() names=()
-for m in fmnist=models/fmnist-vit-acm.safetensors fmnist-static=models/fmnist-vit.safetensors; do
+for m in fmnist=models/fmnist-vit-acm.safetensors fmnist-static=models/fmnist-vit.safetensors \
+         speech-static=models/speech.safetensors; do
     if [ -f "${m#*=}" ]; then args+=(--model "$m") names+=("${m%%=*} (${m#*=})")
     else echo "serve: ${m#*=} is missing: '${m%%=*}' is not served"; fi
 done
