@@ -511,7 +511,9 @@ static int base_config(const char *path, acmt_vit_config *vc, char *err, size_t 
     int ok = c->num_acms == 0 && c->fused_qkv_static;
     if (ok) {
         *vc = (acmt_vit_config){c->image_size, c->patch_size, c->in_chans, c->dim, c->depth, c->heads,
-                                c->mlp_hidden, c->num_classes, c->ln_eps};
+                                c->mlp_hidden, c->num_classes, c->ln_eps, c->stem_depth, {0}, {0}};
+        memcpy(vc->stem_chans, c->stem_chans, sizeof vc->stem_chans);
+        memcpy(vc->stem_stride, c->stem_stride, sizeof vc->stem_stride);
     } else {
         snprintf(err, errlen, "%.1024s: not a static ViT with fused qkv (it has %d ACM modules)", path, c->num_acms);
     }

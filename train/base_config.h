@@ -4,6 +4,9 @@
  *   key               default     meaning
  *   image_size        28          input side (Fashion-MNIST: 28)
  *   patch_size        4           patch side (28/4 = 7x7 = 49 patches + class token = 50 tokens)
+ *   stem              ""          convolutional stem before the patches, "C/s,C/s,...": 3x3 layers (padding 1, +bias,
+ *                                 GELU) to C channels at stride s; the patch then cuts the stem's output (e.g. "32/1,
+ *                                 64/2" with patch_size 2: 28 -> 28 -> 14 -> 7x7 patches). "": none
  *   dim               192         width D
  *   depth             6           blocks
  *   heads             3           attention heads (D/heads = 64)
@@ -37,6 +40,8 @@
 
 #include <jansson.h>
 
+#include "train/vit_train.h"
+
 typedef struct {
     int image_size, patch_size, dim, depth, heads, mlp_ratio;
     int epochs, batch_size;
@@ -50,6 +55,7 @@ typedef struct {
     int threads, log_every;
     double ckpt_every_s;
     char data_dir[1024];
+    char stem[1024]; /* "C/s,..." or "" (acmt_base_config_stem) */
 } acmt_base_config;
 
 acmt_base_config acmt_base_config_default(void);
@@ -57,6 +63,9 @@ acmt_base_config acmt_base_config_default(void);
 int acmt_base_config_apply(acmt_base_config *c, const json_t *o, char *err, size_t errlen);
 /* The full configuration as a JSON object (new reference). */
 json_t *acmt_base_config_json(const acmt_base_config *c);
+/* The ViT the configuration trains (Fashion-MNIST: one channel, 10 classes), its stem parsed. Returns 0 or -1 with a
+ * message naming the key. */
+int acmt_base_config_vit(const acmt_base_config *c, acmt_vit_config *vc, char *err, size_t errlen);
 /* Prints the table of keys with their defaults (for --help). */
 void acmt_base_config_help(void);
 

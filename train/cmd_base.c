@@ -198,9 +198,8 @@ int cmd_base(int argc, char **argv) {
         return 1;
     }
 
-    acmt_vit_config vc = {.image_size = cfg.image_size, .patch_size = cfg.patch_size, .in_chans = 1, .dim = cfg.dim,
-                          .depth = cfg.depth, .heads = cfg.heads, .mlp_hidden = cfg.mlp_ratio * cfg.dim,
-                          .num_classes = 10, .ln_eps = 1e-6f};
+    acmt_vit_config vc;
+    acmt_base_config_vit(&cfg, &vc, err, sizeof err); /* checked by acmt_base_config_apply */
     acmt_vit *v = acmt_vit_new(&vc, B, err, sizeof err);
     int32_t *order = malloc(sizeof(int32_t) * (size_t)train.n), *y = malloc(sizeof(int32_t) * (size_t)B),
             *idx = malloc(sizeof(int32_t) * (size_t)B);

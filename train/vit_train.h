@@ -25,6 +25,10 @@ typedef struct {
     int image_size, patch_size, in_chans;
     int dim, depth, heads, mlp_hidden, num_classes;
     float ln_eps;
+    /* convolutional stem (engine/model.h "stem"; 0 layers: none): 3x3, padding 1, stride stem_stride[i], to
+     * stem_chans[i] channels, + bias, GELU; the patch convolution reads its output */
+    int stem_depth;
+    int stem_chans[ACM_MAX_STEM], stem_stride[ACM_MAX_STEM];
 } acmt_vit_config;
 
 typedef struct {
@@ -52,6 +56,13 @@ typedef struct {
     float *dhid;   /* [B*T, Hd] gradient at the GELU output */
     float *dfc1;   /* [B*T, Hd] gradient at the GELU input */
     float *dpatch; /* [B*Np, D] gradient at the patch embeddings */
+    /* the stem's (NULL without one): its activations, one set per layer, and gradient scratch */
+    float *stem_mem;
+    float *drows;  /* [B*Np, PP] gradient at the patch rows */
+    float *dmap;   /* [B * max Ho*Wo*Co] gradient at a stem layer's output (its GELU's output) */
+    float *dmap2;  /* [B * max Ho*Wo*Co] gradient at its GELU's input */
+    float *dcol;   /* [B * max Ho*Wo*Ci*9] gradient at a stem layer's rows */
+    int stem_side[ACM_MAX_STEM]; /* output side of each stem layer */
     float *dlnf;   /* [B, D] */
     float *dlogits, *probs; /* [B, K] */
     float *att_scratch;     /* [T, T] */
