@@ -29,6 +29,10 @@ static const acmt_config_key fields[] = {
     F(crop_pad, ACMT_KEY_INT, 0, 64, "random crop padding"),
     F(flip, ACMT_KEY_DBL, 0, 1, "horizontal flip probability"),
     F(erase_prob, ACMT_KEY_DBL, 0, 1, "random erasing probability"),
+    F(mixup_prob, ACMT_KEY_DBL, 0, 1, "probability of mixup per batch"),
+    F(cutmix_prob, ACMT_KEY_DBL, 0, 1, "probability of CutMix per batch (mixup_prob + cutmix_prob <= 1)"),
+    F(mixup_alpha, ACMT_KEY_DBL, 0.01, 100, "mixup's Beta(alpha, alpha)"),
+    F(cutmix_alpha, ACMT_KEY_DBL, 0.01, 100, "CutMix's Beta(alpha, alpha)"),
     F(val_size, ACMT_KEY_INT, 1, 1000000, "validation images from the training set"),
     F(train_limit, ACMT_KEY_INT, 0, 100000000, "training images used (0: all)"),
     F(seed, ACMT_KEY_I64, 0, 9e18, "seed of initialisation, order, augmentation"),
@@ -47,7 +51,7 @@ acmt_base_config acmt_base_config_default(void) {
         .image_size = 28, .patch_size = 4, .dim = 192, .depth = 6, .heads = 3, .mlp_ratio = 4,
         .epochs = 10, .batch_size = 128, .lr = 1e-3, .lr_min = 1e-5, .warmup_steps = 500,
         .weight_decay = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .grad_clip = 1.0, .label_smoothing = 0.1,
-        .crop_pad = 2, .flip = 0.5, .erase_prob = 0.25, .val_size = 5000, .train_limit = 0,
+        .crop_pad = 2, .flip = 0.5, .erase_prob = 0.25, .mixup_alpha = 0.8, .cutmix_alpha = 1.0, .val_size = 5000, .train_limit = 0,
         .seed = 1, .split_seed = 0, .threads = 2, .log_every = 50, .ckpt_every_s = 300,
     };
     snprintf(c.data_dir, sizeof c.data_dir, "%s", "/usr/share/datasets/fashion-mnist");
@@ -56,6 +60,11 @@ acmt_base_config acmt_base_config_default(void) {
 
 int acmt_base_config_apply(acmt_base_config *c, const json_t *o, char *err, size_t errlen) {
     if (acmt_config_keys_apply(fields, NFIELDS, c, sizeof c->data_dir, o, err, errlen)) return -1;
+    if (c->mixup_prob + c->cutmix_prob > 1) {
+        snprintf(err, errlen, "configuration: mixup_prob + cutmix_prob is %g, more than 1",
+                 c->mixup_prob + c->cutmix_prob);
+        return -1;
+    }
     acmt_vit_config vc;
     if (acmt_base_config_vit(c, &vc, err, errlen)) return -1;
     int side = c->image_size;

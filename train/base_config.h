@@ -23,6 +23,10 @@
  *   crop_pad          2           random crop after zero padding (0: off)
  *   flip              0.5         horizontal flip probability
  *   erase_prob        0.25        random erasing probability (area 0.02..0.25 of the image)
+ *   mixup_prob        0           probability that a batch is mixed by mixup (train/data.h, acmt_mix_batch)
+ *   cutmix_prob       0           probability that a batch is mixed by CutMix (mixup_prob + cutmix_prob <= 1)
+ *   mixup_alpha       0.8         mixup's Beta(alpha, alpha)
+ *   cutmix_alpha      1.0         CutMix's Beta(alpha, alpha)
  *   val_size          5000        validation images taken from the training set
  *   train_limit       0           use only this many training images (0: all; for smoke tests)
  *   seed              1           initialisation, order and augmentation
@@ -50,6 +54,7 @@ typedef struct {
     double weight_decay, beta1, beta2, eps, grad_clip, label_smoothing;
     int crop_pad;
     double flip, erase_prob;
+    double mixup_prob, cutmix_prob, mixup_alpha, cutmix_alpha;
     int val_size, train_limit;
     int64_t seed, split_seed;
     int threads, log_every;

@@ -352,8 +352,17 @@ int acmt_vit_correct(const acmt_vit *v, const int32_t *targets, int B) {
     return correct;
 }
 
+static double backward(acmt_vit *v, const acm_model *model, acmt_acm_backward_hook hook, void *ctx,
+                       const int32_t *targets, const int32_t *targets2, float lam, int B, float smoothing,
+                       int *correct);
+
 double acmt_vit_backward(acmt_vit *v, const int32_t *targets, int B, float smoothing, int *correct) {
-    return acmt_vit_backward_ex(v, NULL, NULL, NULL, targets, B, smoothing, correct);
+    return backward(v, NULL, NULL, NULL, targets, NULL, 1.0f, B, smoothing, correct);
+}
+
+double acmt_vit_backward_mixed(acmt_vit *v, const int32_t *targets, const int32_t *targets2, float lam, int B,
+                               float smoothing, int *correct) {
+    return backward(v, NULL, NULL, NULL, targets, targets2, lam, B, smoothing, correct);
 }
 
 /* The stem's backward, from v->drows (the patch rows' gradient): per layer, in reverse, rows -> output map
@@ -402,6 +411,13 @@ static const acm__module *acm_at(const acm_model *model, int l, int pos) {
 
 double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backward_hook hook, void *ctx,
                             const int32_t *targets, int B, float smoothing, int *correct) {
+    return backward(v, model, hook, ctx, targets, NULL, 1.0f, B, smoothing, correct);
+}
+
+/* targets2 NULL: the loss is CE(targets); else lam CE(targets) + (1 - lam) CE(targets2) (mixed batches). */
+static double backward(acmt_vit *v, const acm_model *model, acmt_acm_backward_hook hook, void *ctx,
+                       const int32_t *targets, const int32_t *targets2, float lam, int B, float smoothing,
+                       int *correct) {
     const acmt_vit_config *c = &v->cfg;
     const int D = c->dim, Hd = c->mlp_hidden, K = c->num_classes, T = v->T, Np = v->Np, PP = v->PP, H = c->heads;
     const int64_t BT = (int64_t)B * T;
@@ -409,9 +425,17 @@ double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backwa
     memset(G, 0, sizeof(float) * (size_t)v->nparams);
 
     double loss = acm__crossentropy_forward(NULL, v->probs, v->acts.logits, targets, B, K, smoothing);
-    if (correct) *correct = acmt_vit_correct(v, targets, B);
     memset(v->dlogits, 0, sizeof(float) * (size_t)B * K);
-    acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, 1.0f / (float)B);
+    if (!targets2) {
+        if (correct) *correct = acmt_vit_correct(v, targets, B);
+        acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, 1.0f / (float)B);
+    } else { /* the cross-entropy is linear in the target distribution: two weighted backward passes add up */
+        double loss2 = acm__crossentropy_forward(NULL, v->probs, v->acts.logits, targets2, B, K, smoothing);
+        loss = lam * loss + (1 - lam) * loss2;
+        if (correct) *correct = acmt_vit_correct(v, lam >= 0.5f ? targets : targets2, B);
+        acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, lam / (float)B);
+        acm__crossentropy_backward(v->dlogits, v->probs, targets2, B, K, smoothing, (1 - lam) / (float)B);
+    }
 
     /* head and final norm (class tokens only) */
     memset(v->dlnf, 0, sizeof(float) * (size_t)B * D);

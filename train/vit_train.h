@@ -83,6 +83,10 @@ int acmt_vit_forward(acmt_vit *v, const float *x, int B, char *err, size_t errle
 /* After acmt_vit_forward on the same batch: cross-entropy with label smoothing (mean over B), zeroes v->grads and
  * writes the gradient of the mean loss. Returns the mean loss; *correct gets the number of argmax hits. */
 double acmt_vit_backward(acmt_vit *v, const int32_t *targets, int B, float smoothing, int *correct);
+/* The same for a mixed batch (acmt_mix_batch): loss lam CE(targets) + (1 - lam) CE(targets2); *correct counts hits
+ * of the label with the larger weight. */
+double acmt_vit_backward_mixed(acmt_vit *v, const int32_t *targets, const int32_t *targets2, float lam, int B,
+                               float smoothing, int *correct);
 
 /* The backward of an ACM module inside acmt_vit_backward_ex: accumulate the input gradient into dz [B*T, .] (row
  * stride lddz) from dout (row stride lddo), and the module's own parameter gradients wherever the hook keeps them. */

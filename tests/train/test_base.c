@@ -72,7 +72,7 @@ static void same_checkpoints(const char *p1, const char *p2) {
     json_decref(sa);
 }
 
-Test(base, sigterm_and_resume_is_bit_exact) {
+static void check_resume(const char *extra) {
     make_dir();
     char cfg[128], out[128], ck1[128], ck2[128], csv1[128], csv2[128];
     snprintf(cfg, sizeof cfg, "%s/c.json", dir);
@@ -82,7 +82,7 @@ Test(base, sigterm_and_resume_is_bit_exact) {
     snprintf(csv1, sizeof csv1, "%s/straight.csv", dir);
     snprintf(csv2, sizeof csv2, "%s/resumed.csv", dir);
     /* epochs 2 with 2048/32 = 64 steps each: the schedule is the same for both runs whatever --max-steps says */
-    write_config(cfg, ", \"epochs\": 2, \"erase_prob\": 0.5");
+    write_config(cfg, extra);
     const char *straight[] = {"--config", cfg, "--out", out, "--ckpt", ck1, "--csv", csv1, "--max-steps", "20",
                               "--quiet"};
     cr_assert_eq(run(11, straight), 0);
@@ -94,6 +94,13 @@ Test(base, sigterm_and_resume_is_bit_exact) {
     same_checkpoints(ck1, ck2);
     cr_assert(access(out, F_OK) != 0, "no model is written before the last step");
     cleanup();
+}
+
+Test(base, sigterm_and_resume_is_bit_exact) { check_resume(", \"epochs\": 2, \"erase_prob\": 0.5"); }
+
+/* the same with mixup and CutMix on: their draws come from the checkpointed augmentation stream */
+Test(base, sigterm_and_resume_is_bit_exact_with_mixing) {
+    check_resume(", \"epochs\": 2, \"erase_prob\": 0.5, \"mixup_prob\": 0.4, \"cutmix_prob\": 0.4");
 }
 
 Test(base, bad_config_is_refused) {

@@ -168,3 +168,34 @@ static void check_engine_equal(const acmt_vit_config *cfg) {
 Test(vit_train, saved_model_runs_in_the_engine_with_the_same_logits) { check_engine_equal(&tiny); }
 
 Test(vit_train, saved_stem_model_runs_in_the_engine_with_the_same_logits) { check_engine_equal(&tiny_stem); }
+
+/* A mixed batch's loss and gradient are lam times those of the first labels plus (1 - lam) times the second's. */
+Test(vit_train, mixed_loss_is_the_weighted_sum) {
+    char err[256];
+    const int B = 3;
+    acmt_vit *v = acmt_vit_new(&tiny, B, err, sizeof err);
+    cr_assert(v, "%s", err);
+    acmt_rng r;
+    acmt_rng_seed(&r, 5, 0);
+    acmt_vit_init(v, &r);
+    for (int64_t i = 0; i < v->nparams; i++) v->params[i] += 0.2f * acmt_rng_normal(&r);
+    float x[3 * 64];
+    for (int i = 0; i < 3 * 64; i++) x[i] = acmt_rng_normal(&r);
+    int32_t ya[3] = {0, 2, 1}, yb[3] = {1, 2, 0};
+    const float lam = 0.3f;
+    float *ga = malloc(sizeof(float) * (size_t)v->nparams), *gb = malloc(sizeof(float) * (size_t)v->nparams);
+    cr_assert_eq(acmt_vit_forward(v, x, B, err, sizeof err), 0, "%s", err);
+    double la = acmt_vit_backward(v, ya, B, 0.1f, NULL);
+    memcpy(ga, v->grads, sizeof(float) * (size_t)v->nparams);
+    double lb = acmt_vit_backward(v, yb, B, 0.1f, NULL);
+    memcpy(gb, v->grads, sizeof(float) * (size_t)v->nparams);
+    double lm = acmt_vit_backward_mixed(v, ya, yb, lam, B, 0.1f, NULL);
+    cr_assert(fabs(lm - (lam * la + (1 - lam) * lb)) < 1e-6, "mixed loss %g, want %g", lm, lam * la + (1 - lam) * lb);
+    double worst = 0;
+    for (int64_t i = 0; i < v->nparams; i++)
+        worst = fmax(worst, fabs(v->grads[i] - (lam * ga[i] + (1 - lam) * gb[i])));
+    cr_assert(worst < 1e-5, "max gradient difference %.3g", worst);
+    free(ga);
+    free(gb);
+    acmt_vit_free(v);
+}
