@@ -436,6 +436,7 @@ static double backward(acmt_vit *v, const acm_model *model, acmt_acm_backward_ho
         acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, lam / (float)B);
         acm__crossentropy_backward(v->dlogits, v->probs, targets2, B, K, smoothing, (1 - lam) / (float)B);
     }
+    if (v->extra_dlogits) acm__accumulate(v->dlogits, v->extra_dlogits, (int64_t)B * K);
 
     /* head and final norm (class tokens only) */
     memset(v->dlnf, 0, sizeof(float) * (size_t)B * D);

@@ -47,6 +47,8 @@ typedef struct {
     acm__acm_scratch scratch; /* unused by a static model */
     acm_item *items;
     acm_result *res;
+    const float *extra_dlogits; /* [B, K] added to the loss's gradient at the logits by the backward (NULL: none;
+                                   acmize's distillation term, train/distill.h) */
     /* backward scratch */
     float *bwd_mem;
     float *dres;   /* [B*T, D] gradient of the residual stream */
