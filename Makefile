@@ -2,10 +2,10 @@
 #
 # Layout (docs/DESIGN.md §1): every folder's sources are picked up by wildcard, so adding a file needs no edit here.
 #   engine/*.c engine/cpu/*.c -> $(B)/libacm.a        (OpenBLAS, fftw3f, jansson)
-#   proto/*.c                 -> $(B)/libacmproto.a   (jansson, spng, turbojpeg, sndfile, soxr, zlib)
+#   proto/*.c                 -> $(B)/libacmproto.a   (jansson, spng, turbojpeg, sndfile, soxr, zlib, libwslay, nettle)
 #   train/*.c                 -> $(B)/acm-train
 #   server/*.c                -> $(B)/acmd            (libmicrohttpd, GnuTLS, libuv)
-#   clients/*.c               -> $(B)/acm             (libcurl, libwslay)
+#   clients/*.c               -> $(B)/acm             (libcurl)
 #   tests/<dir>/test_*.c      -> $(B)/tests/<dir>/test_*  (Criterion; linked with everything above but mains)
 # A program's main() lives in <folder>/main.c; every other file of the folder goes into the folder's library so that
 # tests can link it.
@@ -52,9 +52,9 @@ endif
 # BLAS: Debian's pthread OpenBLAS (openblas_get_corename, openblas_set_num_threads).
 BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
 ENGINE_LIBS := $(BLAS_LIBS) -lfftw3f -ljansson -lnettle -lm -lpthread
-PROTO_LIBS  := -ljansson -lspng -lturbojpeg -lsndfile -lsoxr -lz -lm
+PROTO_LIBS  := -ljansson -lspng -lturbojpeg -lsndfile -lsoxr -lz -lwslay -lnettle -lm
 SERVER_LIBS := -lmicrohttpd -lgnutls -luv
-CLIENT_LIBS := -lcurl -lwslay
+CLIENT_LIBS := -lcurl
 ALL_LIBS    := $(SERVER_LIBS) $(CLIENT_LIBS) $(PROTO_LIBS) $(ENGINE_LIBS)
 
 ENGINE_SRC := $(wildcard engine/*.c engine/cpu/*.c)

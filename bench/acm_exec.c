@@ -15,10 +15,15 @@
  *   (3) static ViT-B GFLOP/s against the sgemm ceiling measured in the same rounds (best of the forward's three GEMM
  *       shapes, rows = batch x tokens, same threads).
  *   (5) workers x BLAS threads: images/s at batch 8 of 1 worker x C threads against C workers x 1 thread.
+ *   (6) --pool-ab: the worker's thread pool (engine/cpu/pool.h) on and off in the same process, rounds interleaved:
+ *       static and ACM latency with the worker's own pooled backend, with it but ACM modules not split into parts
+ *       (their GEMMs on OpenBLAS's threads), and with the shared one-thread instance (no pool), and the medians of the
+ *       per-round ratios against no pool.
  * FLOPs: 2 per multiply-add (the paper's fvcore counts 1), matrix products only, gates and attention included.
  *
  * usage: acm_exec [--threads N] [--rounds R] [--batches 1,8] [--betas 0.25,0.5,0.75,1] [--seed S] [--depth L]
- *                 [--no-forward] [--no-modules] [--throughput BATCHES] [--fmnist ACM STATIC IMAGES.gz]
+ *                 [--no-forward] [--no-modules] [--throughput BATCHES] [--pool-ab]
+ *                 [--fmnist ACM STATIC IMAGES.gz]
  */
 #include <cblas.h>
 #include <pthread.h>
@@ -81,6 +86,45 @@ static double forward(runner *r, int B, double *flops) {
     return t;
 }
 
+/* ---- (6) the worker's pool on and off ------------------------------------------------------------------------------ */
+static void pool_ab(runner *rs, runner *ra, const uint8_t *force, const double *betas, int nbeta,
+                    const double *batches, int nbatch, int maxB, int AT, int rounds) {
+    acm__acm_scratch *ss = acm__worker_scratch(rs->w), *sa = acm__worker_scratch(ra->w);
+    acm__backend *pooled_s = ss->be, *pooled_a = sa->be, *plain = acm__backend_cpu();
+    printf("\n(6) the worker's pool on and off, same process, rounds interleaved (%d BLAS threads)\n"
+           "| model | batch | beta | pool + parts ms | pool, no parts ms | no pool ms | speed-up pool + parts | "
+           "speed-up pool, no parts |\n|---|---|---|---|---|---|---|---|\n", acm_blas_threads());
+    for (int bi = 0; bi < nbatch; bi++) {
+        const int B = (int)batches[bi];
+        for (int j = -1; j < nbeta; j++) {
+            runner *r = j < 0 ? rs : ra;
+            acm__acm_scratch *sc = j < 0 ? ss : sa;
+            acm__backend *pooled = j < 0 ? pooled_s : pooled_a;
+            for (int b = 0; b < B; b++) r->items[b].force_k = j < 0 ? NULL : force + ((size_t)j * maxB + b) * AT;
+            double on[MAXR], np[MAXR], off[MAXR], r1[MAXR], r2[MAXR];
+            forward(r, B, NULL);
+            for (int k = 0; k < rounds; k++) {
+                sc->be = pooled;
+                on[k] = forward(r, B, NULL);
+                sc->no_parts = 1;
+                np[k] = forward(r, B, NULL);
+                sc->no_parts = 0;
+                sc->be = plain;
+                off[k] = forward(r, B, NULL);
+                r1[k] = off[k] / on[k];
+                r2[k] = off[k] / np[k];
+            }
+            sc->be = pooled;
+            if (j < 0) printf("| static | %d | - ", B);
+            else printf("| ACM | %d | %.2f ", B, betas[j]);
+            printf("| %.1f | %.1f | %.1f | **%.2f** | %.2f |\n", bu_median(on, rounds) * 1e3, bu_median(np, rounds) * 1e3,
+                   bu_median(off, rounds) * 1e3, bu_median(r1, rounds), bu_median(r2, rounds));
+            fflush(stdout);
+        }
+    }
+    for (int b = 0; b < maxB; b++) ra->items[b].force_k = NULL;
+}
+
 /* ---- (5) workers x threads ------------------------------------------------------------------------------------------ */
 typedef struct {
     runner *r;
@@ -95,7 +139,7 @@ static void *tp_thread(void *p) {
 
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv);
-    int threads = acm_cpu_count(), rounds = 5, depth = 12, do_fwd = 1, do_mod = 1, tp_batches = 0;
+    int threads = acm_cpu_count(), rounds = 5, depth = 12, do_fwd = 1, do_mod = 1, tp_batches = 0, do_ab = 0;
     double batches_d[4] = {1, 8}, betas[MAXBETA] = {0.25, 0.5, 0.75, 1.0};
     int nbatch = 2, nbeta = 4;
     uint64_t seed = 1;
@@ -109,6 +153,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--betas") && i + 1 < argc) nbeta = bu_parse_list(argv[++i], betas, MAXBETA);
         else if (!strcmp(argv[i], "--no-forward")) do_fwd = 0;
         else if (!strcmp(argv[i], "--no-modules")) do_mod = 0;
+        else if (!strcmp(argv[i], "--pool-ab")) do_ab = 1;
         else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) tp_batches = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--fmnist") && i + 3 < argc) {
             fm_acm = argv[++i];
@@ -117,7 +162,7 @@ int main(int argc, char **argv) {
         } else {
             printf("usage: acm_exec [--threads N (default: cores = %d)] [--rounds R (5)] [--batches 1,8]\n"
                    "                [--betas 0.25,0.5,0.75,1] [--seed S (1)] [--depth L (12)] [--no-forward]\n"
-                   "                [--no-modules] [--throughput BATCHES_PER_WORKER (0: skip)]\n"
+                   "                [--no-modules] [--throughput BATCHES_PER_WORKER (0: skip)] [--pool-ab]\n"
                    "                [--fmnist ACM.safetensors STATIC.safetensors t10k-images-idx3-ubyte.gz]\n",
                    acm_cpu_count());
             return strcmp(argv[i], "--help") ? 2 : 0;
@@ -138,7 +183,7 @@ int main(int argc, char **argv) {
            acm_blas_core(), acm_blas_threads(), acm_cpu_count(), load[0], load[1], load[2], rounds);
     char err[512];
 
-    if (do_fwd || do_mod || tp_batches) {
+    if (do_fwd || do_mod || tp_batches || do_ab) {
         vr_config vc = {.image_size = 224, .patch_size = 16, .in_chans = 3, .dim = 768, .depth = depth, .heads = 12,
                         .mlp_hidden = 3072, .num_classes = 1000, .learners = 0, .seed = seed};
         vr_store sst, sacm;
@@ -347,6 +392,7 @@ int main(int argc, char **argv) {
             }
             acm_blas_set_threads(threads);
         }
+        if (do_ab) pool_ab(rs, ra, force, betas, nbeta, batches_d, nbatch, maxB, A * T, rounds);
         acm_worker_free(rs->w);
         acm_worker_free(ra->w);
         free(rs);

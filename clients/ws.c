@@ -17,48 +17,19 @@
 #include <unistd.h>
 
 #include <nettle/base64.h>
-#include <nettle/sha1.h>
 #include <wslay/wslay.h>
 
 #include "acmc.h"
+#include "ws_io.h"
 
 struct acmc_ws {
-    int fd;
+    acm_ws_io io; /* first: libwslay's callbacks (proto/ws_io.h) read the socket through it */
     wslay_event_context_ptr ctx;
-    uint8_t extra[4096]; /* frame bytes that came with the handshake's answer */
-    size_t n_extra, o_extra;
+    uint8_t extra[4096]; /* frame bytes that came with the handshake's answer (io.extra) */
     acmc_ws_msg_fn on_msg;
     void *ud;
     int close_code; /* the server's close (0: none yet) */
 };
-
-static ssize_t ws__recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user) {
-    acmc_ws *w = user;
-    (void)flags;
-    if (w->o_extra < w->n_extra) {
-        size_t k = w->n_extra - w->o_extra < len ? w->n_extra - w->o_extra : len;
-        memcpy(buf, w->extra + w->o_extra, k);
-        w->o_extra += k;
-        return (ssize_t)k;
-    }
-    ssize_t r;
-    do r = recv(w->fd, buf, len, 0);
-    while (r < 0 && errno == EINTR);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    else if (r <= 0) wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return r > 0 ? r : -1;
-}
-
-static ssize_t ws__send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user) {
-    acmc_ws *w = user;
-    (void)flags;
-    ssize_t r;
-    do r = send(w->fd, data, len, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    if (r < 0)
-        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
-    return r;
-}
 
 static int ws__genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user) {
     (void)ctx, (void)user;
@@ -136,15 +107,8 @@ acmc_ws *acmc_ws_open(const char *server, const char *path, const char *auth_hea
         return NULL;
     }
     /* Sec-WebSocket-Accept must be base64(SHA-1(key + GUID)) */
-    struct sha1_ctx h;
-    uint8_t dig[SHA1_DIGEST_SIZE];
-    char want[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE) + 1];
-    sha1_init(&h);
-    sha1_update(&h, strlen(key), (const uint8_t *)key);
-    sha1_update(&h, 36, (const uint8_t *)"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    sha1_digest(&h, sizeof dig, dig);
-    base64_encode_raw(want, sizeof dig, dig);
-    want[sizeof want - 1] = 0;
+    char want[ACM_WS_ACCEPT_LEN];
+    acm_ws_accept(want, key);
     const char *acc = strcasestr(head, "\r\nSec-WebSocket-Accept:");
     if (acc) acc += 23;
     while (acc && *acc == ' ') acc++;
@@ -154,11 +118,12 @@ acmc_ws *acmc_ws_open(const char *server, const char *path, const char *auth_hea
     }
     acmc_ws *w = calloc(1, sizeof *w);
     if (!w) return close(fd), snprintf(err, errlen, "out of memory"), NULL;
-    w->fd = fd;
+    w->io.fd = fd;
     const size_t hl = (size_t)(end + 4 - head);
-    w->n_extra = got - hl < sizeof w->extra ? got - hl : sizeof w->extra;
-    memcpy(w->extra, head + hl, w->n_extra);
-    struct wslay_event_callbacks cb = {ws__recv, ws__send, ws__genmask, NULL, NULL, NULL, ws__on_msg};
+    w->io.n_extra = got - hl < sizeof w->extra ? got - hl : sizeof w->extra;
+    memcpy(w->extra, head + hl, w->io.n_extra);
+    w->io.extra = w->extra;
+    struct wslay_event_callbacks cb = {acm_ws_io_recv, acm_ws_io_send, ws__genmask, NULL, NULL, NULL, ws__on_msg};
     if (wslay_event_context_client_init(&w->ctx, &cb, w) != 0) {
         close(fd), free(w);
         return snprintf(err, errlen, "out of memory"), NULL;
@@ -174,10 +139,10 @@ int acmc_ws_send(acmc_ws *w, int text, const void *p, size_t n) {
 
 int acmc_ws_pump(acmc_ws *w, int timeout_ms, acmc_ws_msg_fn on_msg, void *ud, int *close_code) {
     w->on_msg = on_msg, w->ud = ud;
-    if (w->o_extra < w->n_extra && wslay_event_recv(w->ctx) != 0) return -1;
+    if (w->io.n_extra && wslay_event_recv(w->ctx) != 0) return -1;
     const int want = (wslay_event_want_read(w->ctx) ? POLLIN : 0) | (wslay_event_want_write(w->ctx) ? POLLOUT : 0);
     if (!want) return *close_code = w->close_code ? w->close_code : 1006, 1;
-    struct pollfd p = {w->fd, (short)want, 0};
+    struct pollfd p = {w->io.fd, (short)want, 0};
     const int r = poll(&p, 1, timeout_ms);
     if (r < 0 && errno != EINTR) return -1;
     if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && wslay_event_recv(w->ctx) != 0)
@@ -191,6 +156,6 @@ int acmc_ws_pump(acmc_ws *w, int timeout_ms, acmc_ws_msg_fn on_msg, void *ud, in
 void acmc_ws_free(acmc_ws *w) {
     if (!w) return;
     wslay_event_context_free(w->ctx);
-    close(w->fd);
+    close(w->io.fd);
     free(w);
 }

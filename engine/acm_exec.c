@@ -206,6 +206,93 @@ void acm__acm_plan_build(acm__acm_plan *p, const uint8_t *k, int64_t rows, int n
     for (int64_t i = 0; i < rows; i++) perm[fill[k[i]]++] = (int32_t)i;
 }
 
+/* hid[rows, cols] (row stride ldh) = x · w1ᵀ + b1, then GELU when the learners have it: with the backend's fused
+ * bias + GELU where it has one (the GEMM then runs without its bias), else the GEMM with its bias and gelu_forward. */
+static void learner_fc1(acm__backend *be, float *hid, int ldh, const float *x, int ldx, const float *w1, int ldw,
+                        const float *b1, int64_t rows, int din, int cols, int gelu) {
+    if (gelu && be->bias_gelu) {
+        be->matmul_forward(be, hid, ldh, x, ldx, w1, ldw, NULL, rows, din, cols, 0);
+        be->bias_gelu(be, hid, ldh, hid, ldh, b1, rows, cols);
+        return;
+    }
+    be->matmul_forward(be, hid, ldh, x, ldx, w1, ldw, b1, rows, din, cols, 0);
+    if (gelu) be->gelu_forward(be, hid, ldh, hid, ldh, rows, cols);
+}
+
+/* PREFIX's learners g0+1..N (g0 = kmin) on the gathered rows [r0, r1) of s->xg: learner n on the rows below its prefix
+ * P_n, into s->yg (the first learner overwrites, the others add). */
+static void prefix_learners(const acm__module *md, const acm__acm_plan *p, const acm__acm_scratch *s,
+                            acm__backend *be, int64_t r0, int64_t r1) {
+    const int din = md->info.din, dout = md->info.dout, h = md->info.h, N = md->info.n, Nh = md->info.hidden;
+    const int g0 = md->info.kmin;
+    for (int n = g0 + 1; n <= N; n++) {
+        const int64_t Pn = p->start[n - 1] < r1 ? p->start[n - 1] : r1;
+        if (Pn <= r0) break;
+        const int c0 = (n - 1) * h;
+        float *hid = s->hid + r0 * Nh + c0;
+        learner_fc1(be, hid, Nh, s->xg + r0 * din, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn - r0, din, h,
+                    md->info.gelu);
+        be->matmul_forward(be, s->yg + r0 * dout, dout, hid, Nh, md->w2 + c0, Nh, NULL, Pn - r0, h, dout, n > g0 + 1);
+    }
+}
+
+/* PREFIX on the backend's parts (acm__backend.run_parts): part t runs learners 1..kmin on the unpermuted token rows
+ * [tok[t], tok[t + 1]) into out, and gathers and runs the further learners on the sorted rows [row[t], row[t + 1]),
+ * whose bounds split the learner work (k - kmin per row) evenly. The parts write disjoint rows of out (unpermuted),
+ * of hid (kmin columns by token, the others by sorted row: disjoint columns) and of xg and yg; the scatter into out
+ * runs after all of them. */
+enum { ACM__MAX_PARTS = 64 };
+typedef struct {
+    float *out;
+    int ldo, accumulate;
+    const float *x;
+    int ldx;
+    const acm__module *md;
+    const acm__acm_plan *p;
+    const acm__acm_scratch *s;
+    acm__backend *be;
+    int parts;
+    int64_t bound[2 * ACM__MAX_PARTS + 2]; /* row[0..parts], then tok[0..parts] */
+} prefix_ctx;
+
+static void prefix_split(prefix_ctx *c, int64_t P0, int64_t BT) {
+    const acm__acm_plan *p = c->p;
+    const int g0 = c->md->info.kmin, parts = c->parts;
+    int64_t *row = c->bound, *tok = c->bound + parts + 1;
+    double work = 0; /* learner work of the sorted rows: a row of k runs k - g0 learners */
+    for (int g = g0 + 1; g <= p->n; g++) work += (double)p->count[g] * (g - g0);
+    int64_t r = 0;
+    double done = 0;
+    row[0] = 0;
+    for (int t = 1; t < parts; t++) {
+        const double goal = work * t / parts;
+        while (r < P0 && done + (p->k[p->perm[r]] - g0) <= goal) done += p->k[p->perm[r++]] - g0;
+        row[t] = r;
+    }
+    row[parts] = P0;
+    for (int t = 0; t <= parts; t++) tok[t] = BT * t / parts;
+}
+
+static void prefix_part(void *ctx, int t) {
+    const prefix_ctx *c = ctx;
+    const acm__module *md = c->md;
+    const acm__acm_scratch *s = c->s;
+    acm__backend *be = c->be;
+    const int din = md->info.din, h = md->info.h, Nh = md->info.hidden, g0 = md->info.kmin;
+    const int64_t *row = c->bound, *tok = c->bound + c->parts + 1;
+    const int64_t t0 = tok[t], nt = tok[t + 1] - tok[t];
+    if (g0 > 0 && nt > 0) {
+        float *hid = s->hid + t0 * Nh;
+        learner_fc1(be, hid, Nh, c->x + t0 * c->ldx, c->ldx, md->w1, din, md->b1, nt, din, g0 * h, md->info.gelu);
+        be->matmul_forward(be, c->out + t0 * c->ldo, c->ldo, hid, Nh, md->w2, Nh, NULL, nt, g0 * h, md->info.dout,
+                           c->accumulate);
+    }
+    if (row[t + 1] > row[t]) {
+        be->gather_rows(be, s->xg + row[t] * din, din, c->x, c->ldx, c->p->perm_be + row[t], row[t + 1] - row[t], din);
+        prefix_learners(md, c->p, s, be, row[t], row[t + 1]);
+    }
+}
+
 /* Steps 3-5 for one module whose k per token is known. */
 static void execute(float *out, int ldo, int accumulate, const float *x, int ldx, const acm__module *md,
                     const uint8_t *k, int64_t BT, acm__acm_scratch *s) {
@@ -219,8 +306,7 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
     if (p.uniform) {
         const int g = p.uniform;
         t0 = tick(s, t0, tm ? &tm->sort : NULL);
-        be->matmul_forward(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, 0);
-        if (md->info.gelu) be->gelu_forward(be, s->hid, Nh, s->hid, Nh, BT, g * h);
+        learner_fc1(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g * h, md->info.gelu);
         be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g * h, dout, accumulate);
         tick(s, t0, tm ? &tm->gemm : NULL);
         return;
@@ -232,27 +318,30 @@ static void execute(float *out, int ldo, int accumulate, const float *x, int ldx
         /* learners 1..kmin run on every token (projections: kmin = 1): unpermuted, straight into out, the residual
          * add being the GEMM's beta; only the tokens with k > kmin are gathered, and their further learners added */
         const int g0 = md->info.kmin;
-        if (g0 > 0) {
-            t0 = tick(s, t0, tm ? &tm->sort : NULL);
-            be->matmul_forward(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, 0);
-            if (md->info.gelu) be->gelu_forward(be, s->hid, Nh, s->hid, Nh, BT, g0 * h);
-            be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g0 * h, dout, accumulate);
-            t0 = tick(s, t0, tm ? &tm->gemm : NULL);
-        }
         const int64_t P0 = p.start[g0]; /* tokens with k > g0 */
-        be->gather_rows(be, s->xg, din, x, ldx, p.perm_be, P0, din);
-        t0 = tick(s, t0, tm ? &tm->sort : NULL);
-        for (int n = g0 + 1; n <= N; n++) {
-            const int64_t Pn = p.start[n - 1];
-            if (Pn == 0) break;
-            const int c0 = (n - 1) * h;
-            be->matmul_forward(be, s->hid + c0, Nh, s->xg, din, md->w1 + (int64_t)c0 * din, din, md->b1 + c0, Pn, din,
-                               h, 0);
-            if (md->info.gelu) be->gelu_forward(be, s->hid + c0, Nh, s->hid + c0, Nh, Pn, h);
-            be->matmul_forward(be, s->yg, dout, s->hid + c0, Nh, md->w2 + c0, Nh, NULL, Pn, h, dout, n > g0 + 1);
+        const int parts = be->run_parts && !s->no_parts ? be->parts(be) : 1;
+        if (parts > 1 && parts <= ACM__MAX_PARTS && P0 >= 8 * parts) {
+            /* the backend's threads each take a share of the rows, every op of it on one thread: fewer, larger
+             * tasks than splitting each narrow GEMM (prefix_part) */
+            t0 = tick(s, t0, tm ? &tm->sort : NULL);
+            prefix_ctx c = {out, ldo, accumulate, x, ldx, md, &p, s, be, parts, {0}};
+            prefix_split(&c, P0, BT);
+            be->run_parts(be, prefix_part, &c);
+            t0 = tick(s, t0, tm ? &tm->gemm : NULL);
+            be->scatter_rows(be, out, ldo, g0 > 0 || accumulate, s->yg, dout, p.perm_be, P0, dout);
+        } else {
+            if (g0 > 0) {
+                t0 = tick(s, t0, tm ? &tm->sort : NULL);
+                learner_fc1(be, s->hid, Nh, x, ldx, md->w1, din, md->b1, BT, din, g0 * h, md->info.gelu);
+                be->matmul_forward(be, out, ldo, s->hid, Nh, md->w2, Nh, NULL, BT, g0 * h, dout, accumulate);
+                t0 = tick(s, t0, tm ? &tm->gemm : NULL);
+            }
+            be->gather_rows(be, s->xg, din, x, ldx, p.perm_be, P0, din);
+            t0 = tick(s, t0, tm ? &tm->sort : NULL);
+            prefix_learners(md, &p, s, be, 0, P0);
+            t0 = tick(s, t0, tm ? &tm->gemm : NULL);
+            be->scatter_rows(be, out, ldo, g0 > 0 || accumulate, s->yg, dout, p.perm_be, P0, dout);
         }
-        t0 = tick(s, t0, tm ? &tm->gemm : NULL);
-        be->scatter_rows(be, out, ldo, g0 > 0 || accumulate, s->yg, dout, p.perm_be, P0, dout);
     } else {
         for (int g = N; g >= 1; g--) {
             const int64_t n = p.count[g], o = p.start[g];
@@ -306,7 +395,7 @@ static void forward_one(float *out, int ldo, int accumulate, const float *x, int
     acm__exec_times *tm = s->times;
     double t0 = tick(s, 0, NULL);
     if (s->mode == ACM__EXEC_REFERENCE) {
-        ACM_ASSERT(backend_of(s) == acm__backend_cpu()); /* the oracle reads x and the weights on the host */
+        ACM_ASSERT(acm__backend_is_cpu(backend_of(s))); /* the oracle reads x and the weights on the host */
         gate_reference(host_gate(s), x, ldx, md, gbeta, B, T, s);
     } else {
         gate_forward(x, ldx, md, items, gbeta, B, T, s);

@@ -23,7 +23,8 @@
  * decision runs is thus the host for both backends today; a backend may take the whole module over later (deciding on
  * the device) by setting acm_forward and acm_qkv_forward.
  *
- * Threading: a backend object belongs to one worker (one thread at a time), like the worker's scratch.
+ * Threading: a backend object belongs to one worker (one thread at a time), like the worker's scratch; the CPU
+ * backend of a multi-threaded worker runs its loops on the worker's own pool (engine/cpu/backend.c).
  * Errors: ops cannot fail on valid arguments (the CPU) or record the first failure, which sync reports (CUDA: the
  * failing statement, file and line); the worker checks sync once per call.
  */
@@ -111,6 +112,19 @@ struct acm__backend {
     /* out[perm[i]] = 0, i < n, dout columns */
     void (*zero_rows)(acm__backend *be, float *out, int ldo, const int32_t *perm, int64_t n, int dout);
 
+    /* ---- optional: pre[i, :] += bias, then out[i, :] = GELU(pre[i, :]) row by row (out may be pre): the bias of a
+     * GEMM run without it fused with its GELU, one pass while the row is in cache (NULL: the caller runs the GEMM
+     * with its bias, then gelu_forward) */
+    void (*bias_gelu)(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
+                      int cols);
+
+    /* ---- optional: independent parts of one op sequence at once (NULL: the backend has no such threads). parts(be)
+     * is how many run at once (1: none); run_parts calls fn(ctx, part) for every part in [0, parts(be)), each on its
+     * own thread, and returns when all are done. Inside fn every op runs on its calling thread alone (the CPU: the
+     * pool's loops inline, OpenBLAS set to one thread for the region), so fn's parts must write disjoint memory. */
+    int (*parts)(acm__backend *be);
+    void (*run_parts)(acm__backend *be, void (*fn)(void *ctx, int part), void *ctx);
+
     /* Frees the backend object (its buffers must have been freed). */
     void (*close)(acm__backend *be);
 };
@@ -123,5 +137,11 @@ void acm__backend_close(acm__backend *be);
 /* The CPU backend, shared: it has no state. Used where no backend was given (train/, tests building their own
  * scratch). */
 acm__backend *acm__backend_cpu(void);
+/* The CPU backend for one worker of `threads` threads: the shared instance for 1, else an instance of its own with a
+ * thread pool of that many members (engine/cpu/pool.h), freed by acm__backend_close. NULL when out of memory or a
+ * thread cannot start. */
+acm__backend *acm__backend_cpu_new(int threads);
+/* Whether be is a CPU backend (the shared instance or one of acm__backend_cpu_new's); NULL counts as the CPU. */
+int acm__backend_is_cpu(const acm__backend *be);
 
 #endif

@@ -49,6 +49,10 @@ void acm__col2im_conv(float *dimg, const float *dcol, int C, int H, int W, int64
 void acm__im2col_patches(float *out, const float *img, int C, int Hi, int Wi, int P);
 
 /* out[i] = a[i] + b[i] (out may alias a). */
+/* One (item b, head h) of acm__attention_forward: its [T, T] block of att and its hd columns of out. The heads are
+ * independent, so they may run in any order or at once (the CPU backend's pool). */
+void acm__attention_head(float *out, float *att, const float *q, const float *k, const float *v, int ld, int T, int D,
+                         int H, int b, int h);
 void acm__add(float *out, const float *a, const float *b, int64_t n);
 
 /* Numerically stable softmax of one row of n values. */

@@ -37,8 +37,13 @@ static void run_module(float *out, int ldo, int accumulate, const float *x, int 
         be->matmul_forward(be, out, ldo, x, ldx, md->w, in->din, md->b, BT, in->din, in->dout, accumulate);
         return;
     case ACM_MOD_MLP:
-        be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
-        be->gelu_forward(be, gelu, in->hidden, fc1, in->hidden, BT, in->hidden);
+        if (be->bias_gelu) { /* the GEMM without its bias, then bias and GELU in one pass over each row */
+            be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, NULL, BT, in->din, in->hidden, 0);
+            be->bias_gelu(be, fc1, in->hidden, gelu, in->hidden, md->fc1_b, BT, in->hidden);
+        } else {
+            be->matmul_forward(be, fc1, in->hidden, x, ldx, md->fc1_w, in->din, md->fc1_b, BT, in->din, in->hidden, 0);
+            be->gelu_forward(be, gelu, in->hidden, fc1, in->hidden, BT, in->hidden);
+        }
         be->matmul_forward(be, out, ldo, gelu, in->hidden, md->fc2_w, in->hidden, md->fc2_b, BT, in->hidden, in->dout,
                            accumulate);
         return;
@@ -147,7 +152,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         res[b].flops = m->flops_fixed + eflops[b];
         res[b].flops_dense = m->flops_dense;
         res[b].budget = m->learner_flops_total > 0 ? lflops[b] / (m->learner_flops_total * T) : 1.0;
-        if (isnan(lflops[b]) && be == acm__backend_cpu())
+        if (isnan(lflops[b]) && acm__backend_is_cpu(be))
             for (int k = 0; k < K; k++) a->logits[(int64_t)b * K + k] = NAN;
     }
     /* the input was finite, so a non-finite gate logit means the computation overflowed float (the model's weights,

@@ -94,6 +94,7 @@ struct acm__acm_scratch {
     const int64_t *unit_off; /* NULL: the B items of a call have T rows each; else [B+1]: item (decision unit) b
                                 has rows [unit_off[b], unit_off[b+1]) and T is ignored (speech: one unit per chunk) */
     int mode;              /* acm__exec_mode (0: AUTO) */
+    int no_parts;          /* 1: PREFIX never splits into the backend's parts (benchmarks compare; 0 in service) */
     const acm__module *bad_gate; /* the first module whose gate gave a non-finite logit for an item that needed a
                                     decision (NULL: none; the item's k were set to kmin, its learner FLOPs to NaN).
                                     acm__vit_forward resets and reads it */

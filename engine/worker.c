@@ -80,8 +80,9 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         return NULL;
     }
     const int cpu = !p.backend || !strcmp(p.backend, "cpu");
-    if (cpu) { /* the CPU backend's threads are OpenBLAS's */
-        const int nw = p.workers ? p.workers : 1, nt = p.cpu_threads ? p.cpu_threads : acm_blas_threads();
+    const int nt = p.cpu_threads ? p.cpu_threads : acm_blas_threads(); /* CPU: this worker's threads */
+    if (cpu) { /* the CPU backend's threads are OpenBLAS's for the GEMMs, the worker's pool's for the rest */
+        const int nw = p.workers ? p.workers : 1;
         if ((int64_t)nw * nt > cores) {
             acm__fail(err, errlen, ACM_EINVAL, "%d workers x %d BLAS threads = %d exceeds the %d cores available", nw,
                       nt, nw * nt, cores);
@@ -118,8 +119,11 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         }
         return w;
     }
-    acm__backend *be = acm__backend_open(p.backend ? p.backend : "cpu", m, p.max_batch, err, errlen);
-    if (!be) return NULL;
+    acm__backend *be = cpu ? acm__backend_cpu_new(nt) : acm__backend_open(p.backend, m, p.max_batch, err, errlen);
+    if (!be) {
+        if (cpu) acm__fail(err, errlen, ACM_ENOMEM, "CPU backend: out of memory or no thread for its pool");
+        return NULL;
+    }
     const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
     const size_t BT = B * T, PP = (size_t)c->feat_chans * c->patch_size * c->patch_size, K = (size_t)c->num_classes;
     size_t stem_col = 0, stem_map = 0; /* the largest layer's rows and output, per item */

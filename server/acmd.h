@@ -48,6 +48,13 @@
       "the worker threads' nice value above the I/O thread's (0..19, capped at 19): the I/O thread, and a client on " \
       "the same cores, then run first when they wake, at the workers' expense")                                      \
     X(INT, max_batch, "N", "8", "largest batch of items per engine call (per model unless set there)")                \
+    X(INT, stream_batch, "N", "64",                                                                                    \
+      "speech models: largest number of chunks per engine call, one per stream or transcription, side by side (a "    \
+      "model's own max_batch overrides it): the ready chunks of many streams run as one packed batch")               \
+    X(DBL, stream_gather_ms, "MS", "0",                                                                                \
+      "a stream's chunk may wait up to this long in the queue for other streams' chunks to join its engine call "      \
+      "(until --stream-batch are queued; a finalize or end never waits): fewer, fuller calls at the cost of as much " \
+      "latency (0: a free worker takes it at once)")                                                                  \
     X(INT, batch_delay_us, "US", "0", "while another worker is busy, an idle one waits up to this for a fuller batch")\
     X(INT, max_queue, "N", "256", "queued items per model before 429 + Retry-After")                                  \
     X(INT, max_body_bytes, "BYTES", "8388608", "largest request body (413 from Content-Length, before reading)")      \

@@ -116,7 +116,7 @@ static int batch__transcript(acmd_req *q, acm_stream *st) {
  * next job (the last chunk and the text come with the last job). The text is the stream's own CTC decoder's. */
 static void batch__audio(acmd_worker *w, acmd_model *m, acmd_req *batch, double *b_items, double *b_flops,
                          uint64_t *engine_ns) {
-    enum { G = 64 };
+    enum { G = 1024 }; /* --stream-batch and max_batch at most: ~90 KB of the worker's stack */
     const int mi = m->idx, K = m->K, T = m->T, MB = m->max_batch < G ? m->max_batch : G;
     acmd_req *r = batch;
     while (r) {

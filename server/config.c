@@ -252,6 +252,9 @@ int acmd_config_validate(const acmd_config *c, char *err, size_t errlen) {
     if (acm_backend_check(c->backend, berr, sizeof berr)) return cfg__fail(err, errlen, "--backend: %s", berr);
     if (c->worker_nice < 0 || c->worker_nice > 19) return cfg__fail(err, errlen, "--worker-nice must be in 0..19");
     if (c->max_batch < 1 || c->max_batch > 1024) return cfg__fail(err, errlen, "--max-batch must be in 1..1024");
+    if (c->stream_batch < 1 || c->stream_batch > 1024) return cfg__fail(err, errlen, "--stream-batch must be in 1..1024");
+    if (!(c->stream_gather_ms >= 0 && c->stream_gather_ms <= 60000))
+        return cfg__fail(err, errlen, "--stream-gather-ms must be in [0, 60000]");
     if (c->batch_delay_us < 0) return cfg__fail(err, errlen, "--batch-delay-us must be >= 0");
     if (c->max_queue < 1) return cfg__fail(err, errlen, "--max-queue must be >= 1");
     if (c->max_body_bytes < 1024) return cfg__fail(err, errlen, "--max-body-bytes must be >= 1024");

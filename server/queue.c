@@ -13,7 +13,8 @@
  * see: hand-over, decoding, bodies, the way back, sending), and the decision has a dead band (budget.c) so that noise
  * cannot make identical requests alternate between budgets.
  * Batching is work-conserving: only while another worker is busy may an idle one wait (--batch-delay-us at most) for
- * a fuller batch. Before a request is taken, its client is looked for (peer.c): one that left is answered 499.
+ * a fuller batch; a WebSocket stream's chunk at the head of the queue is the exception: it may wait up to
+ * --stream-gather-ms from its queueing for others to fill the batch (a flush, finalize or end, never waits). Before a request is taken, its client is looked for (peer.c): one that left is answered 499.
  */
 #include <math.h>
 #include <stdint.h>
@@ -164,6 +165,16 @@ void acmd_queue_dispatch(acmd_server *s) {
                 if (b && (!mbest || acmd_queue_before(s->cfg.aging_ms, b, mbest, now))) m = &s->models[i], mbest = b;
             }
             if (!m) return;
+            /* a stream's chunk waits for others' (--stream-gather-ms) while the batch is not full: one call of many
+             * chunks costs far less per chunk than many calls of one (GEMMs of 8 rows pack the weights each time) */
+            if (mbest->route == ACMD_ROUTE_STREAM && !mbest->au.last && s->cfg.stream_gather_ms > 0 &&
+                m->q_items < m->max_batch) {
+                const uint64_t waited = now - mbest->t.queued, gather = (uint64_t)(s->cfg.stream_gather_ms * 1e6);
+                if (waited < gather) {
+                    acmd_queue_wake(s, mbest->t.queued + gather);
+                    return;
+                }
+            }
             if (s->cfg.batch_delay_us > 0 && busy > 0 && m->q_items < m->max_batch) {
                 uint64_t waited = now - mbest->t.queued, delay = (uint64_t)s->cfg.batch_delay_us * 1000;
                 if (waited < delay) {

@@ -190,7 +190,8 @@ static void route__api_streaming(FILE *f) {
           "stream at once (or when its running job comes back).\n\n",
           f);
     fputs("Each stream is one `acm_stream` on the server; its chunks are queued and batched with every other "
-          "stream's and request's (images too) on the workers, as a streamed `/transcribe` upload's are, so that "
+          "stream's and request's on the workers (the ready chunks of up to `--stream-batch` streams, 64 by default, "
+          "as one engine call; with `--stream-gather-ms` a chunk waits that long at most for others to join it), as a streamed `/transcribe` upload's are, so that "
           "budgets, deadlines and priorities act on them as on requests. Metrics: `acm_asr_active_streams`, "
           "`acm_asr_chunk_latency_seconds`, `acm_asr_segments_total`, `acm_asr_streams_behind_total`, "
           "`acm_asr_streams_dropped_total{reason}`, and the FLOPs counters.\n\n"
@@ -236,7 +237,8 @@ static void route__api_transcription(FILE *f) {
             "Any other type is 415 naming these. Channels (at most 8) are averaged; rates from 4000 to 384000 Hz "
             "are resampled to 16 kHz (libsoxr); 16 kHz passes through unchanged. The audio runs through the model "
             "chunk by chunk as a stream (the model's chunk of tokens, its left context carried over), the chunks of "
-            "up to `max_batch` transcriptions in one engine call.\n\n");
+            "up to `--stream-batch` (64) streams and transcriptions in one engine call (a model's own `max_batch` "
+            "overrides it).\n\n");
     fprintf(f,
             "A body declared WAV or raw PCM (`audio/wav` and its aliases, `audio/L16`, `audio/x-raw`), with "
             "`Content-Length` or chunked, is decoded and resampled as it arrives, and whenever a chunk's worth of "

@@ -371,7 +371,8 @@ int acmd_server_init(acmd_server *s, const acmd_config *cfg, char *err, size_t e
             m->chunk_samples = (int64_t)m->cfg->chunk * m->cfg->stack * m->cfg->hop_length;
         }
         if (!m->speech && m->C != 1 && m->C != 3) return snprintf(err, errlen, "model %s: %d input channels (1 or 3 served)", m->name, m->C), -1;
-        m->max_batch = mc->max_batch ? mc->max_batch : (int)cfg->max_batch;
+        /* a speech model's batch is one chunk per stream: a few tokens each, so many more of them fill the GEMMs */
+        m->max_batch = mc->max_batch ? mc->max_batch : (int)(m->speech ? cfg->stream_batch : cfg->max_batch);
         m->default_policy = acm_policy_default();
         m->default_policy.kind = (acm_policy_kind)acm_policy_parse(mc->default_policy[0] ? mc->default_policy : cfg->default_policy);
         m->default_policy.beta = (float)(mc->default_budget >= 0 ? mc->default_budget : cfg->default_budget);

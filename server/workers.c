@@ -242,6 +242,8 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
             acmd_model *m = &s->models[i];
             acm_worker_params p = acm_worker_default_params();
             p.max_batch = m->max_batch;
+            /* speech: acmd runs chunks only (batch.c), at most one a stream per call */
+            if (m->speech) p.max_tokens = m->max_batch * m->cfg->chunk;
             p.workers = s->n_workers;
             p.cpu_threads = (int)s->cfg.blas_threads;
             p.backend = s->cfg.backend;

@@ -35,19 +35,19 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <nettle/base64.h>
-#include <nettle/sha1.h>
 #include <wslay/wslay.h>
 
 #include "acmd.h"
 #include "ctc.h"
 #include "jsonw.h"
+#include "ws_io.h"
 
 typedef struct acmd_ws {
+    acm_ws_io io;                      /* first: libwslay's callbacks (proto/ws_io.h) read the socket through it */
     acmd_server *s;
     acmd_req *r;                       /* the stream's request (au.on): its queue jobs */
     acmd_model *m;
     struct MHD_UpgradeResponseHandle *urh;
-    int fd;
     uv_poll_t poll;
     uv_timer_t idle;
     int closing;                       /* handles being closed: freed in the close callbacks */
@@ -56,9 +56,7 @@ typedef struct acmd_ws {
     size_t seg_bytes;                  /* audio bytes given to the current decoder */
     int n_closed;
     wslay_event_context_ptr ctx;
-    const char *extra;                 /* bytes MHD read past the handshake, read first */
-    size_t n_extra;
-    char *extra_buf;
+    uint8_t *extra_buf;                /* bytes MHD read past the handshake (io.extra: framed first) */
     /* the stream's terms */
     int rate, f32;                     /* the PCM format of binary frames */
     double endpoint_s;                 /* trailing blank that ends a segment (0: none) */
@@ -216,6 +214,7 @@ static void ws__pace(acmd_ws *w) {
 /* Queues the stream's next job when it is free and something waits for it. */
 static void ws__maybe_queue(acmd_ws *w) {
     acmd_req *r = w->r;
+    if (r->state == ACMD_REQ_QUEUED && r->au.last) acmd_queue_wake(w->s, 0); /* a flush does not wait (--stream-gather-ms) */
     if (r->state != ACMD_REQ_RECEIVING) return;
     if (r->au.last || r->au.n_pend >= (size_t)w->m->chunk_samples) acmd_queue_stream(w->s, r);
 }
@@ -365,34 +364,6 @@ static void ws__text_msg(acmd_ws *w, const uint8_t *p, size_t n) {
 
 /* ---- libwslay callbacks ---------------------------------------------------------------------------------------- */
 
-static ssize_t ws__recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user) {
-    acmd_ws *w = user;
-    (void)flags;
-    if (w->n_extra) {
-        const size_t k = len < w->n_extra ? len : w->n_extra;
-        memcpy(buf, w->extra, k);
-        w->extra += k, w->n_extra -= k;
-        return (ssize_t)k;
-    }
-    ssize_t r;
-    do r = recv(w->fd, buf, len, 0);
-    while (r < 0 && errno == EINTR);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    else if (r <= 0) wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return r > 0 ? r : -1;
-}
-
-static ssize_t ws__send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user) {
-    acmd_ws *w = user;
-    (void)flags;
-    ssize_t r;
-    do r = send(w->fd, data, len, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ? WSLAY_ERR_WOULDBLOCK
-                                                                                 : WSLAY_ERR_CALLBACK_FAILURE);
-    return r;
-}
-
 static void ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a, void *user) {
     acmd_ws *w = user;
     (void)ctx;
@@ -451,9 +422,9 @@ static void ws__closed_cb(uv_handle_t *h) {
     acmd_server *s = w->s;
     /* bytes of the client's not read yet would make close(2) send a reset, which can destroy our close frame in
      * flight to it (e.g. after a 1009 the rest of the oversized message is still here): finish our side, drop them */
-    shutdown(w->fd, SHUT_WR);
+    shutdown(w->io.fd, SHUT_WR);
     char sink[4096];
-    for (int k = 0; k < 256 && recv(w->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; k++) continue;
+    for (int k = 0; k < 256 && recv(w->io.fd, sink, sizeof sink, MSG_DONTWAIT) > 0; k++) continue;
     MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
     if (w->ctx) wslay_event_context_free(w->ctx);
     free(w->hold), free(w->extra_buf);
@@ -588,12 +559,12 @@ static void ws__upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, 
     acmd_req *r = acmd_req_new();
     char e[256] = "out of memory";
     if (!w || !r) goto fail;
-    w->s = s, w->m = p->m, w->urh = urh, w->fd = sock, w->rate = p->rate, w->f32 = p->f32;
+    w->s = s, w->m = p->m, w->urh = urh, w->io.fd = sock, w->rate = p->rate, w->f32 = p->f32;
     w->endpoint_s = p->endpoint_s;
     acmd_copy(w->key, sizeof w->key, p->key), acmd_copy(w->id, sizeof w->id, p->id);
     if (extra_in_size && !(w->extra_buf = malloc(extra_in_size))) goto fail;
     if (extra_in_size) memcpy(w->extra_buf, extra_in, extra_in_size);
-    w->extra = w->extra_buf, w->n_extra = extra_in_size;
+    w->io.extra = w->extra_buf, w->io.n_extra = extra_in_size;
     r->srv = s, r->route = ACMD_ROUTE_STREAM, r->model = p->m, r->ws = w;
     r->t.arrive = r->t.queued = r->t.dispatch = acmd_now_ns();
     acmd_copy(r->http.id, sizeof r->http.id, p->id), acmd_copy(r->http.key, sizeof r->http.key, p->key);
@@ -614,7 +585,7 @@ static void ws__upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, 
     acmd_copy(r->out.id, sizeof r->out.id, p->id);
     const int fl = fcntl(sock, F_GETFL);
     if (fl < 0 || fcntl(sock, F_SETFL, fl | O_NONBLOCK) < 0) goto fail;
-    struct wslay_event_callbacks cb = {ws__recv, ws__send, NULL, NULL, NULL, NULL, ws__on_msg};
+    struct wslay_event_callbacks cb = {acm_ws_io_recv, acm_ws_io_send, NULL, NULL, NULL, NULL, ws__on_msg};
     if (wslay_event_context_server_init(&w->ctx, &cb, w) != 0) goto fail;
     wslay_event_config_set_max_recv_msg_length(w->ctx, (uint64_t)s->cfg.max_frame_bytes);
     uv_poll_init_socket(s->loop, &w->poll, sock);
@@ -704,17 +675,8 @@ int acmd_ws_handshake(acmd_server *s, acmd_req *r, struct MHD_Connection *conn) 
     p->rate = (int)rate, p->endpoint_s = ep / 1000, p->budget = budget, p->f32 = fmt && !strcasecmp(fmt, "f32le");
     p->urgency = (int)prio < s->cfg.min_client_urgency ? (int)s->cfg.min_client_urgency : (int)prio;
     acmd_copy(p->key, sizeof p->key, r->http.key), acmd_copy(p->id, sizeof p->id, r->http.id);
-    /* Sec-WebSocket-Accept = base64(SHA-1(key + the protocol's GUID)) */
-    struct sha1_ctx h;
-    uint8_t dig[SHA1_DIGEST_SIZE];
-    char accept[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE) + 1];
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    sha1_init(&h);
-    sha1_update(&h, 24, (const uint8_t *)key);
-    sha1_update(&h, sizeof guid - 1, (const uint8_t *)guid);
-    sha1_digest(&h, sizeof dig, dig);
-    base64_encode_raw(accept, sizeof dig, dig);
-    accept[sizeof accept - 1] = 0;
+    char accept[ACM_WS_ACCEPT_LEN];
+    acm_ws_accept(accept, key);
     struct MHD_Response *resp = MHD_create_response_for_upgrade(ws__upgraded, p);
     if (!resp) {
         free(p);

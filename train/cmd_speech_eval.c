@@ -21,6 +21,8 @@ static void usage(FILE *f) {
                "  --split LIST    comma-separated splits (default test-seen,test-unseen,real)\n"
                "  --limit N       first N utterances of each split (default 0: all)\n"
                "  --beam N        prefix beam width beside greedy (default 8; 0: greedy only)\n"
+               "  --words FILE    the beam spells only the words of FILE (one per line, as the corpus's\n"
+               "                  vocab.txt; greedy is unchanged)\n"
                "  --per-speaker   also print each speaker's WER and CER\n"
                "  --audio DIR     recorded split (real) only: decode the recordings in DIR (pocketsphinx-testdata:\n"
                "                  /usr/share/pocketsphinx/test/data) and run them through the engine\n"
@@ -40,7 +42,7 @@ static json_t *wer_json(const acmt_wer *w) {
 
 int cmd_speech_eval(int argc, char **argv) {
     const char *model = NULL, *corpus = "data/speech", *splits = "test-seen,test-unseen,real", *audio = NULL;
-    const char *betas = "0.25,0.5,0.75,1", *policy = "cap";
+    const char *betas = "0.25,0.5,0.75,1", *policy = "cap", *words = NULL;
     int beam = 8, threads = 2, json = 0, per_speaker = 0;
     long long limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -53,6 +55,7 @@ int cmd_speech_eval(int argc, char **argv) {
         else if (!strcmp(a, "--split") && more) splits = argv[++i];
         else if (!strcmp(a, "--limit") && more) limit = atoll(argv[++i]);
         else if (!strcmp(a, "--beam") && more) beam = atoi(argv[++i]);
+        else if (!strcmp(a, "--words") && more) words = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--per-speaker")) per_speaker = 1;
         else if (!strcmp(a, "--policy") && more) policy = argv[++i];
@@ -66,7 +69,7 @@ int cmd_speech_eval(int argc, char **argv) {
             return 2;
         }
     }
-    if (!model || beam < 0 || threads < 1 || limit < 0) {
+    if (!model || beam < 0 || threads < 1 || limit < 0 || (words && !beam)) {
         usage(stderr);
         return 2;
     }
@@ -99,10 +102,12 @@ int cmd_speech_eval(int argc, char **argv) {
     json_object_set_new(out, "model", json_string(model));
     json_object_set_new(out, "corpus", json_string(corpus));
     json_object_set_new(out, "beam", json_integer(beam));
+    if (words) json_object_set_new(out, "words", json_string(words));
     json_object_set_new(out, "blas_core", json_string(acm_blas_core()));
     json_object_set_new(out, "threads", json_integer(threads));
-    if (!json) printf("model %s on %s; greedy%s; BLAS %s x%d\n", model, corpus, beam ? " and beam" : "",
-                      acm_blas_core(), threads);
+    if (!json)
+        printf("model %s on %s; greedy%s%s%s; BLAS %s x%d\n", model, corpus, beam ? " and beam" : "",
+               words ? " on the words of " : "", words ? words : "", acm_blas_core(), threads);
     char list[1024];
     snprintf(list, sizeof list, "%s", splits);
     int status = 0;
@@ -112,7 +117,8 @@ int cmd_speech_eval(int argc, char **argv) {
         pol.kind = (acm_policy_kind)pk;
         pol.beta = (float)blist[bi];
         pol.fixed_k = (int)lround(blist[bi] * N);
-        acmt_speech_eval_params p = {.corpus = corpus, .split = sp, .limit = limit, .beam = beam, .audio_dir = audio,
+        acmt_speech_eval_params p = {.corpus = corpus, .split = sp, .limit = limit, .beam = beam, .words = words,
+                                     .audio_dir = audio,
                                      .policy = has_acm ? &pol : NULL};
         acmt_speech_eval_result r;
         if (acmt_speech_eval(model, &p, &r, err, sizeof err)) {

@@ -88,6 +88,24 @@ const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap) {
     return out;
 }
 
+/* The whole file at path (malloc'd, NUL-terminated; its length in *len), or NULL with the path named in err. */
+static uint8_t *read_file(const char *path, long *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *b = NULL;
+    *len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (*len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)*len + 1)) && fread(b, 1, (size_t)*len, f) != (size_t)*len)
+        *len = -1;
+    if (f) fclose(f);
+    if (!f || *len < 0 || !b) {
+        free(b);
+        snprintf(err, errlen, "cannot read %s", path);
+        return NULL;
+    }
+    b[*len] = 0;
+    return b;
+}
+
 /* A recording of the corpus's real split as 16 kHz PCM (*pcm malloc'd); ".raw" files are 16 kHz s16le. */
 static int read_recording(const char *dir, const acms_utt *u, float **pcm, size_t *n, char *err, size_t errlen) {
     if (strcmp(u->engine, "real")) {
@@ -96,18 +114,9 @@ static int read_recording(const char *dir, const acms_utt *u, float **pcm, size_
     }
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, u->voice);
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = NULL;
-    long len = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (b = malloc((size_t)len + 1)) && fread(b, 1, (size_t)len, f) != (size_t)len)
-        len = -1;
-    if (f) fclose(f);
-    if (!f || len < 0 || !b) {
-        free(b);
-        snprintf(err, errlen, "cannot read %s", path);
-        return -1;
-    }
+    long len;
+    uint8_t *b = read_file(path, &len, err, errlen);
+    if (!b) return -1;
     const char *dot = strrchr(path, '.');
     const acm_audio_format raw = {.kind = ACM_AUDIO_S16LE, .rate = 16000, .channels = 1};
     char msg[256];
@@ -140,6 +149,7 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
     for (size_t i = 0; i < n; i++) maxf = utts[i].frames > maxf ? utts[i].frames : maxf;
     acmt_speech *s = NULL;
     acm_ctc_decoder *greedy = NULL, *beam = NULL;
+    acm_ctc_lexicon *lex = NULL;
     float *buf = NULL, *tmp = NULL, *elog = NULL, *pcm = NULL;
     acm_model *em = NULL;
     acm_worker *ew = NULL;
@@ -185,6 +195,19 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
         acm_ctc_params bp = gp;
         bp.mode = ACM_CTC_BEAM;
         bp.beam = p->beam;
+        if (p->words) { /* the beam spells only words of the list (engine/ctc.h) */
+            long len;
+            char *text = (char *)read_file(p->words, &len, err, errlen);
+            if (!text) goto done;
+            char why[256];
+            lex = acm_ctc_lexicon_parse(&a, text, (size_t)len, why, sizeof why);
+            free(text);
+            if (!lex) {
+                snprintf(err, errlen, "%s: %s", p->words, why);
+                goto done;
+            }
+            bp.lexicon = lex;
+        }
         if (!(beam = acm_ctc_decoder_new(&a, bp, err, errlen))) goto done;
     }
     buf = malloc(sizeof(float) * (size_t)(rows * S * ACMS_MELS));
@@ -308,6 +331,7 @@ done:
     }
     acm_ctc_decoder_free(greedy);
     acm_ctc_decoder_free(beam);
+    acm_ctc_lexicon_free(lex);
     acm_worker_free(ew);
     acm_model_free(em);
     free(elog);

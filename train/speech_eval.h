@@ -60,6 +60,8 @@ typedef struct {
     const char *corpus, *split;
     int64_t limit;  /* first utterances of the split (0: all) */
     int beam;       /* prefix beam width (0: greedy only) */
+    const char *words; /* NULL, or a word list (one word per line, as the corpus's vocab.txt): the beam spells only
+                        * its words (greedy is unchanged) */
     int batch_tokens;
     const char *audio_dir; /* recorded utterances only: decode audio_dir/<recording> and run acm_worker_run on it */
     const acm_policy *policy; /* models with ACMs: the policy every utterance runs under (NULL: ARGMAX) */

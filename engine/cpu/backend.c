@@ -2,15 +2,29 @@
  * backend.c — the CPU backend (engine/backend.h): host memory and the kernels of engine/kernels.h on OpenBLAS.
  *
  * Nothing here copies what it need not: host_view and to_backend return the buffer they are given, weights are the
- * model's own pointers (the mmap'd file), and buffers are 64-byte aligned host memory. The object has no state, so
- * one static instance serves every worker.
+ * model's own pointers (the mmap'd file), and buffers are 64-byte aligned host memory. A worker of one thread uses the
+ * shared static instance (no state); a worker of several threads gets its own instance (acm__backend_cpu_new) whose
+ * impl is its thread pool (engine/cpu/pool.h): LayerNorm, GELU, attention (one task per item and head), adds and the
+ * ACM executor's row moves then run on every thread of the worker, between the GEMMs, which stay on OpenBLAS's
+ * threads. Every parallel loop splits independent indices (rows, elements, heads), so its results are the same bits at
+ * any thread count.
+ *
+ * Attention's per-head products are GEMMs called from several threads at once: for that region OpenBLAS is set to one
+ * thread (openblas_set_num_threads is process-wide), and set back after it, so the pool's threads and OpenBLAS's never
+ * run at the same time. A process with several multi-threaded workers would race on that setting; acm_worker_new
+ * refuses workers x threads beyond the cores, and acmd's multi-worker layouts run one thread per worker (no pool).
  */
 #include <emmintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "cpu.h"
 #include "kernels.h"
+#include "pool.h"
+
+/* The pool of a backend: NULL for the shared instance (one thread). */
+static acm__pool *pool_of(acm__backend *be) { return be ? (acm__pool *)be->impl : NULL; }
 
 static void *cpu_alloc(acm__backend *be, size_t bytes) {
     (void)be;
@@ -40,28 +54,123 @@ static int cpu_sync(acm__backend *be, char *err, size_t errlen) {
     return 0;
 }
 
+typedef struct {
+    float *out, *mean, *rstd;
+    const float *inp, *weight, *bias;
+    int C;
+    float eps;
+} ln_ctx;
+static void ln_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const ln_ctx *a = c;
+    acm__layernorm_forward(a->out + i0 * a->C, a->mean ? a->mean + i0 : NULL, a->rstd ? a->rstd + i0 : NULL,
+                           a->inp + i0 * a->C, a->weight, a->bias, i1 - i0, a->C, a->eps);
+}
 static void cpu_layernorm(acm__backend *be, float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int64_t N, int C, float eps) {
-    (void)be;
-    acm__layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
+    ln_ctx a = {out, mean, rstd, inp, weight, bias, C, eps};
+    acm__pool_run(pool_of(be), N, ln_task, &a);
+}
+typedef struct {
+    float *out;
+    const float *bias;
+    int ldo, OC, accumulate;
+} bias_ctx;
+static void bias_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const bias_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) {
+        float *o = a->out + i * a->ldo;
+        if (a->accumulate)
+            for (int j = 0; j < a->OC; j++) o[j] += a->bias[j];
+        else
+            memcpy(o, a->bias, sizeof(float) * (size_t)a->OC);
+    }
 }
 static void cpu_matmul(acm__backend *be, float *out, int ldo, const float *inp, int ldi, const float *weight, int ldw,
                        const float *bias, int64_t N, int C, int OC, int accumulate) {
-    (void)be;
-    acm__matmul_forward(out, ldo, inp, ldi, weight, ldw, bias, N, C, OC, accumulate);
-}
-static void cpu_gelu(acm__backend *be, float *out, int ldo, const float *inp, int ldi, int64_t rows, int cols) {
-    (void)be;
-    if (ldo == cols && ldi == cols) {
-        acm__gelu_forward(out, inp, rows * cols);
+    acm__pool *p = pool_of(be);
+    if (bias && C > 0 && N > 0 && OC > 0 && acm__pool_threads(p) > 1) {
+        /* the bias rows on the pool, then the GEMM adds into them: what acm__matmul_forward does, in the same order */
+        bias_ctx a = {out, bias, ldo, OC, accumulate};
+        acm__pool_run(p, N, bias_task, &a);
+        acm__matmul_forward(out, ldo, inp, ldi, weight, ldw, NULL, N, C, OC, 1);
         return;
     }
-    for (int64_t i = 0; i < rows; i++) acm__gelu_forward(out + i * ldo, inp + i * ldi, cols);
+    acm__matmul_forward(out, ldo, inp, ldi, weight, ldw, bias, N, C, OC, accumulate);
+}
+typedef struct {
+    float *out;
+    const float *inp;
+    int ldo, ldi, cols;
+    int64_t n; /* the flat task's elements */
+} gelu_ctx;
+static void gelu_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const gelu_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) acm__gelu_forward(a->out + i * a->ldo, a->inp + i * a->ldi, a->cols);
+}
+/* Contiguous runs are split into blocks of GELU_BLOCK elements (the unit a member takes), rows otherwise. */
+enum { GELU_BLOCK = 4096 };
+static void gelu_flat_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const gelu_ctx *a = c;
+    const int64_t e0 = i0 * GELU_BLOCK, e1 = i1 * GELU_BLOCK < a->n ? i1 * GELU_BLOCK : a->n;
+    acm__gelu_forward(a->out + e0, a->inp + e0, e1 - e0);
+}
+static void cpu_gelu(acm__backend *be, float *out, int ldo, const float *inp, int ldi, int64_t rows, int cols) {
+    if (ldo == cols && ldi == cols) {
+        const int64_t n = rows * cols;
+        gelu_ctx a = {out, inp, cols, cols, cols, n};
+        acm__pool_run(pool_of(be), (n + GELU_BLOCK - 1) / GELU_BLOCK, gelu_flat_task, &a);
+        return;
+    }
+    gelu_ctx a = {out, inp, ldo, ldi, cols, 0};
+    acm__pool_run(pool_of(be), rows, gelu_task, &a);
+}
+typedef struct {
+    float *pre, *out;
+    const float *bias;
+    int ldp, ldo, cols;
+} bias_gelu_ctx;
+static void bias_gelu_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const bias_gelu_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) {
+        float *p = a->pre + i * a->ldp;
+        for (int j = 0; j < a->cols; j++) p[j] += a->bias[j];
+        acm__gelu_forward(a->out + i * a->ldo, p, a->cols);
+    }
+}
+static void cpu_bias_gelu(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
+                          int cols) {
+    bias_gelu_ctx a = {pre, out, bias, ldp, ldo, cols};
+    acm__pool_run(pool_of(be), rows, bias_gelu_task, &a);
+}
+typedef struct {
+    float *out, *att;
+    const float *q, *k, *v;
+    int ld, T, D, H;
+} att_ctx;
+static void att_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const att_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++)
+        acm__attention_head(a->out, a->att, a->q, a->k, a->v, a->ld, a->T, a->D, a->H, (int)(i / a->H), (int)(i % a->H));
 }
 static void cpu_attention(acm__backend *be, float *out, float *att, const float *q, const float *k, const float *v,
                           int ld, int B, int T, int D, int H) {
-    (void)be;
-    acm__attention_forward(out, att, q, k, v, ld, B, T, D, H);
+    acm__pool *p = pool_of(be);
+    if (acm__pool_threads(p) == 1) {
+        acm__attention_forward(out, att, q, k, v, ld, B, T, D, H);
+        return;
+    }
+    /* one (item, head) per task, each GEMM on one OpenBLAS thread: the pool's threads are the parallelism here */
+    att_ctx a = {out, att, q, k, v, ld, T, D, H};
+    const int blas = acm_blas_threads();
+    acm_blas_set_threads(1);
+    acm__pool_run(p, (int64_t)B * H, att_task, &a);
+    acm_blas_set_threads(blas);
 }
 static void cpu_im2col(acm__backend *be, float *out, const acm_item *items, int B, int C, int Hi, int Wi, int P) {
     (void)be;
@@ -76,9 +185,21 @@ static void cpu_vit_embed(acm__backend *be, float *x, const float *cls, const fl
         acm__add(xb, xb, pos, (int64_t)T * D);
     }
 }
+typedef struct {
+    float *out;
+    const float *a, *b;
+    int64_t n;
+} add_ctx;
+enum { ADD_BLOCK = 4096 };
+static void add_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const add_ctx *a = c;
+    const int64_t e0 = i0 * ADD_BLOCK, e1 = i1 * ADD_BLOCK < a->n ? i1 * ADD_BLOCK : a->n;
+    acm__add(a->out + e0, a->a + e0, a->b + e0, e1 - e0);
+}
 static void cpu_add(acm__backend *be, float *out, const float *a, const float *b, int64_t n) {
-    (void)be;
-    acm__add(out, a, b, n);
+    add_ctx c = {out, a, b, n};
+    acm__pool_run(pool_of(be), (n + ADD_BLOCK - 1) / ADD_BLOCK, add_task, &c);
 }
 static void cpu_rope(acm__backend *be, float *x, int ld, int64_t n, int pos0, int H, int hd, const float *cos_t,
                      const float *sin_t) {
@@ -108,27 +229,76 @@ static void add_row(float *restrict o, const float *restrict y, int n) {
     }
     for (; j < n; j++) o[j] += y[j];
 }
+typedef struct {
+    float *dst;
+    const float *src;
+    const int32_t *perm;
+    int ldd, lds, cols, accumulate;
+} rows_ctx;
+static void gather_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const rows_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++)
+        memcpy(a->dst + i * a->ldd, a->src + (int64_t)a->perm[i] * a->lds, sizeof(float) * (size_t)a->cols);
+}
+/* perm is a permutation: the rows a member writes are its own */
+static void scatter_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const rows_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) {
+        float *o = a->dst + (int64_t)a->perm[i] * a->ldd;
+        if (a->accumulate)
+            add_row(o, a->src + i * a->lds, a->cols);
+        else
+            memcpy(o, a->src + i * a->lds, sizeof(float) * (size_t)a->cols);
+    }
+}
+static void zero_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const rows_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) memset(a->dst + (int64_t)a->perm[i] * a->ldd, 0, sizeof(float) * (size_t)a->cols);
+}
 static void cpu_gather_rows(acm__backend *be, float *xg, int ld, const float *x, int ldx, const int32_t *perm,
                             int64_t n, int din) {
-    (void)be;
-    for (int64_t i = 0; i < n; i++) memcpy(xg + i * ld, x + (int64_t)perm[i] * ldx, sizeof(float) * (size_t)din);
+    rows_ctx a = {xg, x, perm, ld, ldx, din, 0};
+    acm__pool_run(pool_of(be), n, gather_task, &a);
 }
 static void cpu_scatter_rows(acm__backend *be, float *out, int ldo, int accumulate, const float *y, int ldy,
                              const int32_t *perm, int64_t n, int dout) {
-    (void)be;
-    for (int64_t i = 0; i < n; i++) {
-        float *o = out + (int64_t)perm[i] * ldo;
-        if (accumulate)
-            add_row(o, y + i * ldy, dout);
-        else
-            memcpy(o, y + i * ldy, sizeof(float) * (size_t)dout);
-    }
+    rows_ctx a = {out, y, perm, ldo, ldy, dout, accumulate};
+    acm__pool_run(pool_of(be), n, scatter_task, &a);
 }
 static void cpu_zero_rows(acm__backend *be, float *out, int ldo, const int32_t *perm, int64_t n, int dout) {
-    (void)be;
-    for (int64_t i = 0; i < n; i++) memset(out + (int64_t)perm[i] * ldo, 0, sizeof(float) * (size_t)dout);
+    rows_ctx a = {out, NULL, perm, ldo, 0, dout, 0};
+    acm__pool_run(pool_of(be), n, zero_task, &a);
+}
+static int cpu_parts(acm__backend *be) { return acm__pool_threads(pool_of(be)); }
+typedef struct {
+    void (*fn)(void *ctx, int part);
+    void *ctx;
+} parts_ctx;
+static void parts_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const parts_ctx *a = c;
+    for (int64_t i = i0; i < i1; i++) a->fn(a->ctx, (int)i);
+}
+static void cpu_run_parts(acm__backend *be, void (*fn)(void *ctx, int part), void *ctx) {
+    acm__pool *p = pool_of(be);
+    parts_ctx a = {fn, ctx};
+    if (acm__pool_threads(p) == 1) {
+        parts_task(&a, 0, 1, 0);
+        return;
+    }
+    const int blas = acm_blas_threads();
+    acm_blas_set_threads(1);
+    acm__pool_run(p, acm__pool_threads(p), parts_task, &a);
+    acm_blas_set_threads(blas);
 }
 static void cpu_close(acm__backend *be) { (void)be; }
+static void cpu_close_own(acm__backend *be) {
+    acm__pool_free(pool_of(be));
+    free(be);
+}
 
 static acm__backend cpu_backend = {
     .name = "cpu",
@@ -154,7 +324,26 @@ static acm__backend cpu_backend = {
     .gather_rows = cpu_gather_rows,
     .scatter_rows = cpu_scatter_rows,
     .zero_rows = cpu_zero_rows,
+    .bias_gelu = cpu_bias_gelu,
+    .parts = cpu_parts,
+    .run_parts = cpu_run_parts,
     .close = cpu_close,
 };
 
 acm__backend *acm__backend_cpu(void) { return &cpu_backend; }
+
+acm__backend *acm__backend_cpu_new(int threads) {
+    if (threads <= 1) return &cpu_backend;
+    acm__backend *be = malloc(sizeof *be);
+    if (!be) return NULL;
+    *be = cpu_backend;
+    be->impl = acm__pool_new(threads);
+    if (!be->impl) {
+        free(be);
+        return NULL;
+    }
+    be->close = cpu_close_own;
+    return be;
+}
+
+int acm__backend_is_cpu(const acm__backend *be) { return !be || be->alloc == cpu_alloc; }

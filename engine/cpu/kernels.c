@@ -104,24 +104,26 @@ void acm__softmax_row(float *out, const float *in, int n) {
     for (i = 0; i < n; i++) out[i] *= inv;
 }
 
-void acm__attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int ld,
-                            int B, int T, int D, int H) {
+void acm__attention_head(float *out, float *att, const float *q, const float *k, const float *v, int ld, int T, int D,
+                         int H, int b, int h) {
     int hd = D / H;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const float *qb = q + (int64_t)b * T * ld + h * hd;
-            const float *kb = k + (int64_t)b * T * ld + h * hd;
-            const float *vb = v + (int64_t)b * T * ld + h * hd;
-            float *a = att + ((int64_t)b * H + h) * T * T;
-            /* a[T, T] = scale · Q_h K_hᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ld, kb, ld, 0.0f, a, T);
-            for (int t = 0; t < T; t++) acm__softmax_row(a + (int64_t)t * T, a + (int64_t)t * T, T);
-            /* out_h[T, hd] = A V_h */
-            float *ob = out + (int64_t)b * T * D + h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, vb, ld, 0.0f, ob, D);
-        }
-    }
+    const float *qb = q + (int64_t)b * T * ld + h * hd;
+    const float *kb = k + (int64_t)b * T * ld + h * hd;
+    const float *vb = v + (int64_t)b * T * ld + h * hd;
+    float *a = att + ((int64_t)b * H + h) * T * T;
+    /* a[T, T] = scale · Q_h K_hᵀ */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ld, kb, ld, 0.0f, a, T);
+    for (int t = 0; t < T; t++) acm__softmax_row(a + (int64_t)t * T, a + (int64_t)t * T, T);
+    /* out_h[T, hd] = A V_h */
+    float *ob = out + (int64_t)b * T * D + h * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, vb, ld, 0.0f, ob, D);
+}
+
+void acm__attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int ld,
+                            int B, int T, int D, int H) {
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) acm__attention_head(out, att, q, k, v, ld, T, D, H, b, h);
 }
 
 void acm__im2col_patches(float *out, const float *img, int C, int Hi, int Wi, int P) {

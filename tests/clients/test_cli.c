@@ -698,8 +698,8 @@ Test(cli_speech, transcribe_stream, .timeout = 120) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
-/* acm bench --streams N: N paced WebSocket streams at once, every one accounted for (JSON: streams, failed, partials,
- * the latency quantiles, the budget asked and realised); a refused handshake is a failed stream and exit 5. */
+/* acm bench --streams N: N paced WebSocket streams at once (their starts spread over --ramp), every one accounted for
+ * (JSON: streams, failed, partials, the latency quantiles, the budget asked and realised, chunks per engine call); a refused handshake is a failed stream and exit 5. */
 Test(cli_speech, bench_streams, .timeout = 120) {
     th_acmd s;
     const char *args[] = {"--model", "speech=tests/golden/speech_a.safetensors", "--workers", "1", "--log-level",
@@ -711,7 +711,8 @@ Test(cli_speech, bench_streams, .timeout = 120) {
     cr_assert(mkdtemp(dir));
     snprintf(f, sizeof f, "%s/a.wav", dir);
     make_wav(f, 16000, 2);
-    const char *t[] = {"bench", "--server", u, "--streams", "3", "--seconds", "1.5", "--budget", "0.5", "--json", f, NULL};
+    const char *t[] = {"bench", "--server", u, "--streams", "3", "--seconds", "1.5", "--budget", "0.5", "--ramp", "0.3",
+                       "--json", f, NULL};
     run_res r = run_acm(t);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     json_t *o = json_loads(r.out, 0, NULL);
@@ -725,6 +726,9 @@ Test(cli_speech, bench_streams, .timeout = 120) {
     cr_expect(p50 >= 0 && p99 >= p50, "p50 %g, p99 %g", p50, p99);
     cr_expect(json_number_value(json_object_get(o, "budget_realised")) <= 0.5 + 1e-9);
     cr_expect_gt(json_number_value(json_object_get(o, "flops_per_audio_second")), 0);
+    cr_expect_float_eq(json_number_value(json_object_get(o, "ramp_s")), 0.3, 1e-9);
+    const double batch = json_number_value(json_object_get(o, "batch_mean")); /* chunks per engine call: 1..3 streams' */
+    cr_expect(batch >= 1 && batch <= 3, "batch_mean %g", batch);
     json_decref(o);
     run_free(&r);
     const char *nosuch[] = {"bench", "--server", u, "--streams", "2", "--seconds", "0.5", "--model", "nosuch", f, NULL};

@@ -535,3 +535,65 @@ Test(acm_exec, film_argmax_runs_the_folded_gate) {
     vr_store_free(&st);
     vr_store_free(&st2);
 }
+
+/* The worker's pool (engine/cpu/pool.h): the same forward on pooled CPU backends of 2 and 3 threads (ACM PREFIX
+ * modules split into row parts, each on one thread; LayerNorm, GELU, attention and row moves on the pool) and on the
+ * shared one-thread instance: the same k maps (the gates are GEMMs over the same rows), logits within 1e-5 (a part's
+ * GEMMs run on fewer rows, which OpenBLAS may sum in another order), whatever the machine's cores (the backends are
+ * swapped into the worker's scratch, so no thread count is refused). */
+Test(acm_exec, pool_parts_match_one_thread) {
+    vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,
+                    .mlp_hidden = 384, .num_classes = 10, .learners = 4, .acm_mask = 0x1f, .seed = 11};
+    vr_store st;
+    char err[256];
+    acm_model *m = vr_build(&vc, &st, err, sizeof err);
+    cr_assert(m, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    const int B = 4, T = c->tokens, A = c->num_acms, K = c->num_classes, img = 3 * 32 * 32;
+    acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = B}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    acm__acm_scratch *s = acm__worker_scratch(w);
+    acm__backend *own = s->be;
+    float *pix = malloc(sizeof(float) * img * B), *logits = malloc(sizeof(float) * K * B * 3);
+    uint8_t *force = malloc((size_t)B * A * T), *kmap = malloc((size_t)B * A * T * 3);
+    cr_assert(pix && logits && force && kmap);
+    uint64_t rng = 5;
+    for (int i = 0; i < img * B; i++) pix[i] = (float)(4.0 * vr_uniform(&rng) - 2.0);
+    for (int b = 0; b < B; b++) vr_draw_k(force + (size_t)b * A * T, m, 0.5, &rng);
+    const acm_policy pols[] = {{.kind = ACM_POLICY_ARGMAX}, {.kind = ACM_POLICY_CAP, .beta = 0.5f}};
+    for (int pi = 0; pi <= 2; pi++) {
+        acm_item items[4];
+        acm_result res[4];
+        for (int v = 0; v < 3; v++) {
+            acm__backend *be = v == 0 ? acm__backend_cpu() : acm__backend_cpu_new(v + 1);
+            cr_assert(be);
+            s->be = be;
+            for (int b = 0; b < B; b++) {
+                items[b] = (acm_item){.pixels = pix + b * img, .policy = pols[pi % 2],
+                                      .force_k = pi == 2 ? force + (size_t)b * A * T : NULL};
+                res[b] = (acm_result){.logits = logits + ((size_t)v * B + b) * K,
+                                      .kmap = kmap + ((size_t)v * B + b) * A * T};
+            }
+            cr_assert_eq(acm_worker_run(w, items, res, B, err, sizeof err), 0, "%s", err);
+            s->be = own;
+            if (v) acm__backend_close(be);
+        }
+        for (int v = 1; v < 3; v++) {
+            cr_expect(!memcmp(kmap, kmap + (size_t)v * B * A * T, (size_t)B * A * T), "policy %d: k maps at %d threads",
+                      pi, v + 1);
+            double dmax = 0, ref = 1;
+            for (int i = 0; i < B * K; i++) {
+                dmax = fmax(dmax, fabs((double)logits[(size_t)v * B * K + i] - logits[i]));
+                ref = fmax(ref, fabs((double)logits[i]));
+            }
+            cr_expect_leq(dmax / ref, 1e-5, "policy %d, %d threads: logits differ by %g", pi, v + 1, dmax / ref);
+        }
+    }
+    acm_worker_free(w);
+    acm_model_free(m);
+    vr_store_free(&st);
+    free(pix);
+    free(logits);
+    free(force);
+    free(kmap);
+}

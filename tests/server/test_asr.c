@@ -305,66 +305,6 @@ Test(asr, chunked_upload, .timeout = 120) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
-typedef struct {
-    int port;
-    unsigned seed;
-    uint8_t *wav;
-    size_t len;
-    ref_t ref;
-    int ok;
-    char text[4096];
-    int64_t tokens;
-} conc_t;
-
-static void *conc_run(void *arg) {
-    conc_t *c = arg;
-    th_resp r;
-    c->ok = th_http(c->port, "POST", "/v1/models/s/transcribe", "Content-Type: audio/wav\r\n", c->wav, c->len, &r) == 0 &&
-            r.status == 200;
-    if (c->ok) {
-        json_error_t je;
-        json_t *j = json_loads(r.body, 0, &je);
-        c->ok = j != NULL;
-        if (j) {
-            snprintf(c->text, sizeof c->text, "%s", json_string_value(json_object_get(j, "text")));
-            c->tokens = json_integer_value(json_object_get(j, "tokens"));
-            json_decref(j);
-        }
-    }
-    if (c->ok || r.body) th_resp_free(&r);
-    return NULL;
-}
-
-/* Requests of different audio and lengths at once, batched together on two workers: each its own transcript. */
-Test(asr, concurrent_requests_each_get_their_own, .timeout = 180) {
-    th_acmd s;
-    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--max-batch", "4", NULL});
-    enum { N = 8 };
-    conc_t c[N];
-    pthread_t t[N];
-    for (int i = 0; i < N; i++) {
-        memset(&c[i], 0, sizeof c[i]);
-        const size_t n = 16000 / 2 * (size_t)(1 + i % 4);
-        int16_t *x = signal_s16(n, 1, 16000, 10 + (unsigned)i);
-        c[i].port = s.port, c[i].seed = (unsigned)i;
-        c[i].wav = wav_bytes(x, n, 1, 16000, 0, &c[i].len);
-        free(x);
-        reference(&c[i].ref, "audio/wav", c[i].wav, c[i].len, argmax());
-    }
-    for (int i = 0; i < N; i++) cr_assert_eq(pthread_create(&t[i], NULL, conc_run, &c[i]), 0);
-    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
-    int distinct = 0;
-    for (int i = 0; i < N; i++) {
-        cr_expect(c[i].ok, "request %d failed", i);
-        cr_expect_str_eq(c[i].text, c[i].ref.text, "request %d got another transcript", i);
-        cr_expect_eq(c[i].tokens, c[i].ref.tokens, "request %d", i);
-        distinct += i > 0 && strcmp(c[i].ref.text, c[0].ref.text) != 0;
-        free(c[i].wav);
-    }
-    cr_expect_gt(distinct, 0, "the test's audio gives one transcript for every request: it cannot tell them apart");
-    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
-}
-
 /* Bad audio: a clear 4xx with {"error": ...} naming the problem, and nothing run. */
 Test(asr, bad_audio_is_refused, .timeout = 120) {
     th_acmd s;
@@ -694,7 +634,7 @@ Test(asr, audio_and_images_share_one_queue_order, .timeout = 120) {
     th_acmd s;
     cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--model",
                                                               "v=tests/golden/vit_a.safetensors", "--workers", "1",
-                                                              "--max-batch", "2", NULL}), 0);
+                                                              "--max-batch", "2", "--stream-batch", "2", NULL}), 0);
     th_hold_release(&s, 1); /* the warm-up */
     cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
     const size_t n = 16000;
@@ -957,56 +897,76 @@ Test(asr, bad_streamed_audio_is_refused, .timeout = 120) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
+/* Transcriptions of different audio and lengths at once, batched together on two workers (at most 4 a call): each
+ * gets its own transcript. paced: chunked uploads sent in pieces (decoded as they arrive, their chunks batched job by
+ * job), else one POST each (decoded whole). */
 typedef struct {
-    int port;
+    int port, paced, ok;
     uint8_t *wav;
     size_t len;
     ref_t ref;
     char text[4096];
     int64_t tokens;
     double flops;
-} pconc_t;
+} conc_t;
 
-static void *pconc_run(void *arg) {
-    pconc_t *c = arg;
-    const upload_t u = {.piece = 3200 + (size_t)c->len % 997, .chunked = 1, .pace_s = 0.03};
-    json_t *j = upload_json(c->port, "audio/wav", c->wav, c->len, &u, 200, NULL);
-    snprintf(c->text, sizeof c->text, "%s", json_string_value(json_object_get(j, "text")));
-    c->tokens = json_integer_value(json_object_get(j, "tokens"));
-    c->flops = json_real_value(json_object_get(j, "flops"));
-    json_decref(j);
+static void *conc_run(void *arg) {
+    conc_t *c = arg;
+    json_t *j = NULL;
+    if (c->paced) {
+        const upload_t u = {.piece = 3200 + (size_t)c->len % 997, .chunked = 1, .pace_s = 0.03};
+        j = upload_json(c->port, "audio/wav", c->wav, c->len, &u, 200, NULL);
+    } else {
+        th_resp r;
+        if (th_http(c->port, "POST", "/v1/models/s/transcribe", "Content-Type: audio/wav\r\n", c->wav, c->len, &r) == 0 &&
+            r.status == 200)
+            j = json_loads(r.body, 0, NULL);
+        th_resp_free(&r);
+    }
+    c->ok = j != NULL;
+    if (j) {
+        snprintf(c->text, sizeof c->text, "%s", json_string_value(json_object_get(j, "text")));
+        c->tokens = json_integer_value(json_object_get(j, "tokens"));
+        c->flops = json_real_value(json_object_get(j, "flops"));
+        json_decref(j);
+    }
     return NULL;
 }
 
-/* Paced chunked uploads of different audio at once, their chunks batched together: each its own transcript. */
-Test(asr, concurrent_streamed_uploads_each_get_their_own, .timeout = 180) {
+static void concurrent_each_get_their_own(int paced) {
     th_acmd s;
-    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--max-batch", "4", NULL});
-    enum { N = 6 };
-    pconc_t c[N];
-    pthread_t t[N];
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "2", "--stream-batch", "4", NULL});
+    enum { NMAX = 8 };
+    const int N = paced ? 6 : 8;
+    conc_t c[NMAX];
+    pthread_t t[NMAX];
     for (int i = 0; i < N; i++) {
         memset(&c[i], 0, sizeof c[i]);
-        const size_t n = 16000 / 2 * (size_t)(2 + i % 3);
-        int16_t *x = signal_s16(n, 1, 16000, 30 + (unsigned)i);
-        c[i].port = s.port;
+        const size_t n = 16000 / 2 * (size_t)(paced ? 2 + i % 3 : 1 + i % 4);
+        int16_t *x = signal_s16(n, 1, 16000, (paced ? 30 : 10) + (unsigned)i);
+        c[i].port = s.port, c[i].paced = paced;
         c[i].wav = wav_bytes(x, n, 1, 16000, 0, &c[i].len);
         free(x);
         reference(&c[i].ref, "audio/wav", c[i].wav, c[i].len, argmax());
     }
-    for (int i = 0; i < N; i++) cr_assert_eq(pthread_create(&t[i], NULL, pconc_run, &c[i]), 0);
+    for (int i = 0; i < N; i++) cr_assert_eq(pthread_create(&t[i], NULL, conc_run, &c[i]), 0);
     for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
     int distinct = 0;
     for (int i = 0; i < N; i++) {
-        cr_expect_str_eq(c[i].text, c[i].ref.text, "upload %d got another transcript", i);
-        cr_expect_eq(c[i].tokens, c[i].ref.tokens, "upload %d", i);
-        cr_expect_eq(c[i].flops, c[i].ref.flops, "upload %d", i);
+        cr_expect(c[i].ok, "transcription %d failed", i);
+        cr_expect_str_eq(c[i].text, c[i].ref.text, "transcription %d got another transcript", i);
+        cr_expect_eq(c[i].tokens, c[i].ref.tokens, "transcription %d", i);
+        if (paced) cr_expect_eq(c[i].flops, c[i].ref.flops, "transcription %d", i);
         distinct += i > 0 && strcmp(c[i].ref.text, c[0].ref.text) != 0;
         free(c[i].wav);
     }
-    cr_expect_gt(distinct, 0, "the test's audio gives one transcript for every upload: it cannot tell them apart");
+    cr_expect_gt(distinct, 0, "the test's audio gives one transcript for every transcription: it cannot tell them apart");
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
+
+Test(asr, concurrent_requests_each_get_their_own, .timeout = 180) { concurrent_each_get_their_own(0); }
+
+Test(asr, concurrent_streamed_uploads_each_get_their_own, .timeout = 180) { concurrent_each_get_their_own(1); }
 
 /* HTTP against the engine's batch path: the whole file as one audio item of acm_worker_run (not the streams the server
  * runs), its logits decoded by a greedy CTC decoder of its own. The streamed /transcribe upload gives the same text and

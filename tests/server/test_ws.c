@@ -7,7 +7,8 @@
  * not UTF-8 1007, the close handshake, ping/pong), the idle timeout (1001), a client vanishing mid-stream (freed: the
  * active-streams gauge goes back to 0; no leak under ASan), several concurrent streams each with a final equal to the
  * /transcribe answer on the same audio, finalize / configure / end, and overload (a stream's budget shrinks with its
- * backlog, then a warning, then the close 1013; another stream untouched) under the worker hold.
+ * backlog, then a warning, then the close 1013; another stream untouched) under the worker hold, and the chunks of
+ * many streams run as one engine call (more of them than --max-batch), gathered for --stream-gather-ms.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -607,6 +608,76 @@ Test(ws, overload_shrinks_then_warns_then_closes, .timeout = 90) {
     cr_expect_eq(wait_metric(s.port, "acm_asr_streams_dropped_total{model=\"s\",reason=\"behind_real_time\"}", 1, 10), 1);
     cr_expect_eq(th_metric(s.port, "acm_asr_streams_behind_total{model=\"s\"}"), 1);
     free(x);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* n streams opened (endpointing off), each past its `ready`. */
+static ws_t *open_streams(int port, int n) {
+    ws_t *w = calloc((size_t)n, sizeof *w);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(ws_open(&w[i], port, "/v1/models/s/stream?endpoint_ms=0", NULL), 0);
+        json_decref(ws_expect(&w[i], "ready", NULL));
+    }
+    return w;
+}
+
+/* The next partial of streams [from, to) each: its chunk ran in an engine call of `batch` chunks. */
+static void expect_batch(ws_t *w, int from, int to, int batch) {
+    for (int i = from; i < to; i++) {
+        json_t *m = ws_expect(&w[i], "partial", NULL);
+        cr_assert(m, "stream %d: no partial", i);
+        const json_int_t b = json_integer_value(json_object_get(json_object_get(m, "chunk"), "batch"));
+        cr_expect_eq(b, batch, "stream %d: its chunk ran in an engine call of %d chunks, not %d", i, (int)b, batch);
+        json_decref(m);
+    }
+}
+
+/* Batching, by construction: under the worker hold, one stream's job holds the only worker while 20 other streams
+ * each queue a chunk; once it is back, the 20 chunks go to the worker as one batch and run as one engine call (every
+ * partial says batch 20). More than --max-batch's 8: a speech model's batch is --stream-batch chunks (64). */
+Test(ws, chunks_of_many_streams_run_as_one_batch, .timeout = 90) {
+    enum { N = 20 };
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    int16_t *x = signal_s16(5120, 5);
+    ws_t *w = open_streams(s.port, N + 1);
+    ws_audio(&w[0], x, 5120, 5120); /* its job holds the worker */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 30), 0);
+    for (int i = 1; i <= N; i++) ws_audio(&w[i], x, 5120, 5120); /* a chunk each, queued */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, N, 30), 0);
+    th_hold_release(&s, 1); /* stream 0's job runs; the N queued go to the worker together, held */
+    expect_batch(w, 0, 1, 1);
+    cr_assert_eq(th_wait_stats(&s, "s", N, 0, 30), 0, "the %d streams' jobs were not taken as one batch", N);
+    th_hold_release(&s, 1);
+    expect_batch(w, 1, N + 1, N);
+    th_hold_end(&s);
+    for (int i = 0; i <= N; i++) close(w[i].fd);
+    free(w), free(x);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
+/* Gathering, by construction: with --stream-gather-ms far longer than the test, streams' chunks wait in the queue
+ * (the worker free) until --stream-batch of them are there, then run as one call; a finalize does not wait. */
+Test(ws, chunks_wait_for_a_full_batch_with_stream_gather, .timeout = 90) {
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", "s=" MODEL, "--workers", "1", "--stream-batch", "3",
+                                    "--stream-gather-ms", "60000", NULL});
+    int16_t *x = signal_s16(5120, 6);
+    ws_t *w = open_streams(s.port, 4);
+    ws_audio(&w[3], x, 5120, 5120); /* queued, gathering; its finalize sends it at once */
+    ws_text(&w[3], "{\"type\":\"finalize\"}");
+    json_t *m = ws_expect(&w[3], "final", NULL);
+    cr_assert(m, "a finalize waited for the batch to fill");
+    json_decref(m);
+    ws_audio(&w[0], x, 5120, 5120);
+    ws_audio(&w[1], x, 5120, 5120);
+    cr_assert_eq(th_wait_stats(&s, "s", 0, 2, 30), 0, "two chunks queued, the worker free: they wait for a third");
+    ws_audio(&w[2], x, 5120, 5120); /* the batch is full: one call */
+    expect_batch(w, 0, 3, 3);
+    for (int i = 0; i < 4; i++) close(w[i].fd);
+    free(w), free(x);
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 

@@ -19,6 +19,8 @@
 #include "train/speech_eval.h"
 #include "train/speech_train.h"
 #include "speech_fixture.h"
+#include "train_fixture.h"
+#include "train/wer.h"
 
 #define REAL_DIR "/usr/share/pocketsphinx/test/data"
 
@@ -97,4 +99,59 @@ Test(speech_eval, a_model_with_other_acm_modules_is_refused) {
     cr_expect(strstr(err, "one FiLM-gated MLP ACM per block"), "%s", err);
     unlink(path);
     rmdir(dir);
+}
+
+/* Writes text into dir/name and returns the path in out. */
+static const char *write_words(const char *dir, const char *name, const char *text, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s", dir, name);
+    FILE *f = fopen(out, "w");
+    cr_assert(f);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    return out;
+}
+
+Test(speech_eval, a_word_list_constrains_the_beam_only, .timeout = 300) {
+    char dir[96], model[160], err[512], path[200];
+    fixture_speech_corpus(dir, sizeof dir, "speech-eval-words");
+    fixture_speech_split(dir, "test-seen", 8, 3);
+    snprintf(model, sizeof model, "%s/m.safetensors", dir);
+    fixture_speech_base(dir, model, 2);
+    acmt_speech_eval_params p = {.corpus = dir, .split = "test-seen", .beam = 4};
+    acmt_speech_eval_result free_beam, other, missing;
+    cr_assert_eq(acmt_speech_eval(model, &p, &free_beam, err, sizeof err), 0, "%s", err);
+    /* a list whose only word is in no transcript (they are spelled with a, b, c): every word the beam says is wrong,
+     * so its errors reach the number of reference words; greedy is untouched */
+    p.words = write_words(dir, "other.txt", "q\n", path, sizeof path);
+    cr_assert_eq(acmt_speech_eval(model, &p, &other, err, sizeof err), 0, "%s", err);
+    cr_expect_geq(acmt_wer_word_rate(&other.beam), 1.0, "beam on the list {q}: WER %.3f",
+                  acmt_wer_word_rate(&other.beam));
+    cr_expect_eq(acmt_wer_word_rate(&other.greedy), acmt_wer_word_rate(&free_beam.greedy));
+    cr_expect_eq(other.utterances, free_beam.utterances);
+    /* every word of the transcripts: the beam can say them all again */
+    acms_utt *u = NULL;
+    size_t n = 0;
+    cr_assert_eq(acms_load_split(dir, "test-seen", &u, &n, err, sizeof err), 0, "%s", err);
+    char all[4096] = "";
+    for (size_t i = 0; i < n; i++) {
+        strncat(all, u[i].text, sizeof all - strlen(all) - 2);
+        strcat(all, "\n");
+    }
+    free(u);
+    acmt_speech_eval_result own;
+    p.words = write_words(dir, "own.txt", all, path, sizeof path);
+    cr_assert_eq(acmt_speech_eval(model, &p, &own, err, sizeof err), 0, "%s", err);
+    cr_expect_lt(acmt_wer_word_rate(&own.beam), acmt_wer_word_rate(&other.beam), "own list %.3f, {q} %.3f, free %.3f",
+                 acmt_wer_word_rate(&own.beam), acmt_wer_word_rate(&other.beam), acmt_wer_word_rate(&free_beam.beam));
+    /* a missing list and an unspellable word are refused, naming the file */
+    p.words = "/nonexistent/words.txt";
+    cr_expect_eq(acmt_speech_eval(model, &p, &missing, err, sizeof err), -1);
+    cr_expect(strstr(err, "/nonexistent/words.txt"), "%s", err);
+    p.words = write_words(dir, "bad.txt", "abc\nn0pe\n", path, sizeof path);
+    cr_expect_eq(acmt_speech_eval(model, &p, &missing, err, sizeof err), -1);
+    cr_expect(strstr(err, "bad.txt"), "%s", err);
+    free(free_beam.speakers);
+    free(other.speakers);
+    free(own.speakers);
+    fixture_remove_dir(dir);
 }
