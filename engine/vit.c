@@ -98,7 +98,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
      * [cls; patches] + pos */
     acm__backend *be = s->be ? s->be : acm__backend_cpu();
     if (c->stem_depth) {
-        if (be != acm__backend_cpu()) /* acm_worker_new refuses this already */
+        if (!acm__backend_is_cpu(be)) /* acm_worker_new refuses this already */
             return acm__fail(err, errlen, ACM_EINVAL, "the convolutional stem runs on the CPU backend only");
         acm__stem_forward(m, a, items, B);
     } else {
