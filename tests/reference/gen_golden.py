@@ -29,8 +29,9 @@ CAP_MARGIN = 1e-4
 
 # --------------------------------------------------------------------------------------------------------- model ---
 def config_list():
-    """Three configurations covering image 28/32, patch 4/8, 1/3 channels, 1/3/4 heads, widths that are not powers of
-    two, depth >= 2, mixed static and ACM modules, N = 2 and 4, fused and split static qkv, F32 and F16 storage."""
+    """Four configurations covering image 28/32, patch 2/4/8, 1/3 channels, 1/2/3/4 heads, widths that are not powers
+    of two, depth >= 2, mixed static and ACM modules, N = 2 and 4, fused and split static qkv, F32 and F16 storage,
+    and a convolutional stem (vit_d)."""
     return [
         dict(name="vit_a", image_size=28, patch_size=4, in_chans=1, dim=36, depth=2, heads=3, mlp_hidden=72,
              num_classes=10, dtype="F32", seed=1,
