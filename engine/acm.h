@@ -76,6 +76,9 @@ typedef struct {
     char name[64]; /* e.g. "blocks.3.mlp", "blocks.0.attn.q" */
 } acm_module_info;
 
+/* Most layers of a ViT's convolutional stem. */
+#define ACM_MAX_STEM 4
+
 /* Architectures (metadata "arch"). */
 typedef enum { ACM_ARCH_VIT = 0, ACM_ARCH_SPEECH = 1 } acm_arch;
 
@@ -86,6 +89,11 @@ typedef struct {
     int dim, depth, heads, mlp_hidden, num_classes;
     float ln_eps;
     int fused_qkv_static; /* per block: handled internally; 1 if every block has a fused static qkv */
+    /* ViT convolutional stem (metadata "stem"; 0 layers: none): layer i is a 3x3 convolution, padding 1, stride
+     * stem_stride[i], to stem_chans[i] channels, plus bias, then GELU. The patch convolution reads its output. */
+    int stem_depth;
+    int stem_chans[ACM_MAX_STEM], stem_stride[ACM_MAX_STEM];
+    int feat_chans, feat_size; /* the patch convolution's input: channels and side (in_chans, image_size w/o stem) */
     /* derived */
     int grid, num_patches, tokens; /* ViT: tokens = num_patches + 1 (class token); speech: tokens = chunk */
     int num_acms;                  /* ACM modules in the model */

@@ -34,6 +34,16 @@ void acm__gelu_forward(float *out, const float *inp, int64_t n);
 void acm__attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int ld,
                             int B, int T, int D, int H);
 
+/* Convolution rows of one image or feature map (engine/cpu/conv.c): element (c, y, x) of the input is
+ * img[c*cs + (y*W + x)*ps] (channel-first: cs = H*W, ps = 1; channel-last: cs = 1, ps = C). Writes col[Ho*Wo, C*k*k],
+ * each row in (c, ky, kx) order (a Conv2d weight's), zero where the k x k window at (oy*stride - pad, ox*stride - pad)
+ * leaves the input. */
+void acm__im2col_conv(float *col, const float *img, int C, int H, int W, int64_t cs, int64_t ps, int k, int stride,
+                      int pad, int Ho, int Wo);
+/* Its adjoint: dimg += the rows dcol scattered back (overlapping windows add). */
+void acm__col2im_conv(float *dimg, const float *dcol, int C, int H, int W, int64_t cs, int64_t ps, int k, int stride,
+                      int pad, int Ho, int Wo);
+
 /* Patches of one image img[C, Hi, Wi] into rows out[(Hi/P)*(Wi/P), C*P*P], each row in (c, py, px) order (timm's
  * Conv2d weight order), so that patch embedding is a matmul with W[D, C*P*P]. */
 void acm__im2col_patches(float *out, const float *img, int C, int Hi, int Wi, int P);

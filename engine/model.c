@@ -294,10 +294,35 @@ static int vit_config(acm_model *m, json_t *J, char *err, size_t errlen) {
         get_int(J, "num_classes", &c->num_classes, 1, 100000, err, errlen))
         return ACM_ECONFIG;
     if (c->in_chans == 2) return acm__fail(err, errlen, ACM_ECONFIG, "metadata: in_chans must be 1 or 3");
-    if (c->image_size % c->patch_size)
-        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: image_size %d is not a multiple of patch_size %d",
-                         c->image_size, c->patch_size);
-    c->grid = c->image_size / c->patch_size;
+    /* the convolutional stem: each 3x3 layer with padding 1 maps side S to (S - 1) / stride + 1 */
+    c->feat_chans = c->in_chans;
+    c->feat_size = c->image_size;
+    c->stem_depth = 0;
+    json_t *js_stem = json_object_get(J, "stem");
+    if (js_stem) {
+        json_t *jc = json_object_get(js_stem, "channels"), *jst = json_object_get(js_stem, "strides");
+        int n = json_is_array(jc) ? (int)json_array_size(jc) : -1;
+        if (!json_is_object(js_stem) || n < 1 || n > ACM_MAX_STEM || !json_is_array(jst) ||
+            (int)json_array_size(jst) != n)
+            return acm__fail(err, errlen, ACM_ECONFIG, "metadata: stem must be {\"channels\": [1..%d integers], "
+                             "\"strides\": [as many integers]}", ACM_MAX_STEM);
+        for (int i = 0; i < n; i++) {
+            json_t *a = json_array_get(jc, i), *s = json_array_get(jst, i);
+            json_int_t ch = json_integer_value(a), st = json_integer_value(s);
+            if (!json_is_integer(a) || ch < 1 || ch > 1024 || !json_is_integer(s) || st < 1 || st > 4)
+                return acm__fail(err, errlen, ACM_ECONFIG, "metadata: stem layer %d needs channels in [1, 1024] and "
+                                 "stride in [1, 4]", i);
+            c->stem_chans[i] = (int)ch;
+            c->stem_stride[i] = (int)st;
+            c->feat_chans = (int)ch;
+            c->feat_size = (c->feat_size - 1) / (int)st + 1;
+        }
+        c->stem_depth = n;
+    }
+    if (c->feat_size % c->patch_size)
+        return acm__fail(err, errlen, ACM_ECONFIG, "metadata: %s %d is not a multiple of patch_size %d",
+                         c->stem_depth ? "the stem's output side" : "image_size", c->feat_size, c->patch_size);
+    c->grid = c->feat_size / c->patch_size;
     c->num_patches = c->grid * c->grid;
     c->tokens = c->num_patches + 1;
     if (c->tokens > 1 << 16)
@@ -519,7 +544,8 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
         }
     }
     /* tensors */
-    int D = c->dim, T = c->arch == ACM_ARCH_SPEECH ? 1 : c->tokens, PP = c->in_chans * c->patch_size * c->patch_size;
+    int D = c->dim, T = c->arch == ACM_ARCH_SPEECH ? 1 : c->tokens,
+        PP = c->feat_chans * c->patch_size * c->patch_size;
     if (c->arch == ACM_ARCH_SPEECH) {
         m->mel_mean = bind(&b, "frontend.mel_mean", c->n_mels);
         m->mel_std = bind(&b, "frontend.mel_std", c->n_mels);
@@ -533,11 +559,19 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
                                  "tensor 'frontend.mel_std' entry %d is not a finite positive number", i);
         }
     } else {
+        for (int i = 0; i < c->stem_depth; i++) {
+            char nm[32];
+            int ci = i ? c->stem_chans[i - 1] : c->in_chans;
+            snprintf(nm, sizeof nm, "stem.%d.weight", i);
+            m->stem_w[i] = bind(&b, nm, c->stem_chans[i], ci, 3, 3);
+            snprintf(nm, sizeof nm, "stem.%d.bias", i);
+            m->stem_b[i] = bind(&b, nm, c->stem_chans[i]);
+        }
         /* timm stores the patch conv as [D, C, P, P]; a flattened [D, C*P*P] is accepted too. */
         int nd = 0;
         const int64_t *shape;
         if (lookup(ctx, "patch_embed.proj.weight", &nd, &shape) && nd == 4)
-            m->patch_w = bind(&b, "patch_embed.proj.weight", D, c->in_chans, c->patch_size, c->patch_size);
+            m->patch_w = bind(&b, "patch_embed.proj.weight", D, c->feat_chans, c->patch_size, c->patch_size);
         else
             m->patch_w = bind(&b, "patch_embed.proj.weight", D, PP);
         m->patch_b = bind(&b, "patch_embed.proj.bias", D);
@@ -616,6 +650,11 @@ acm_model *acm__model_build(const char *meta_json, acm__tensor_lookup lookup, vo
     /* speech: per token (T = 1), attention counted per chunk as it runs */
     double dense = c->arch == ACM_ARCH_SPEECH ? 2.0 * c->stack * c->n_mels * D + 2.0 * D * c->num_classes
                                               : 2.0 * c->num_patches * PP * D + 2.0 * D * c->num_classes;
+    if (c->arch != ACM_ARCH_SPEECH) /* the stem: 2 FLOPs per multiply-add of each 3x3 convolution */
+        for (int i = 0, side = c->image_size, ci = c->in_chans; i < c->stem_depth; ci = c->stem_chans[i++]) {
+            side = (side - 1) / c->stem_stride[i] + 1;
+            dense += 2.0 * side * side * c->stem_chans[i] * ci * 9;
+        }
     double total_learners = 0, fixed = dense;
     m->max_width = 3 * D > c->mlp_hidden ? 3 * D : c->mlp_hidden;
     for (int i = 0; i < c->depth; i++) {

@@ -20,11 +20,16 @@
  *                   "cap_order": "gain" (default) or "level", the order in which CAP hands out learners (acm.h);
  *                   gate_beta in (0, 1]: the budget FiLM gates see under ARGMAX, required when any gate has FiLM,
  *                   ignored otherwise
+ *   stem            {"channels": [C_0, ...], "strides": [s_0, ...]} (optional, 1..4 layers): a convolutional stem
+ *                   before the patch embedding; layer i is a 3x3 convolution, padding 1, stride s_i, to C_i channels,
+ *                   plus bias, then GELU. The patch convolution (patch_size) then reads the last layer's output
+ *                   (C_last channels, side S' with S' = (S - 1) / s + 1 per layer), which patch_size must divide.
  *   eval            free-form: evaluation results recorded when the file was made (not read by the engine)
  *   (other keys are kept verbatim and ignored)
  *
  * Tensors (timm VisionTransformer names; W[out, in] like nn.Linear; D dim, T tokens, K classes, P patch, C chans):
- *   patch_embed.proj.weight [D, C, P, P] (or [D, C*P*P]), patch_embed.proj.bias [D]
+ *   stem.{i}.weight [C_i, C_{i-1}, 3, 3], stem.{i}.bias [C_i]   (with a stem only; C_{-1} = C)
+ *   patch_embed.proj.weight [D, C, P, P] (or [D, C*P*P]), patch_embed.proj.bias [D]   (C = C_last with a stem)
  *   cls_token [1, 1, D], pos_embed [1, T, D]
  *   blocks.{i}.norm1.weight/.bias [D], blocks.{i}.norm2.weight/.bias [D]
  *   attention, static:  blocks.{i}.attn.qkv.weight [3D, D], .bias [3D]   (fused; only when none of q, k, v is an ACM)
@@ -109,6 +114,7 @@ struct acm_model {
     char version[13];
     char **labels;
     const float *patch_w, *patch_b, *cls, *pos, *norm_w, *norm_b, *head_w, *head_b;
+    const float *stem_w[ACM_MAX_STEM], *stem_b[ACM_MAX_STEM]; /* [Co, Ci, 3, 3], [Co] per stem layer (cfg.stem_*) */
     const float *mel_mean, *mel_std, *front_w, *front_b; /* speech: [M], [M], [D, S*M], [D] */
     acm__block *blocks;  /* [depth] */
     acm__module **acms;  /* [num_acms], execution order */

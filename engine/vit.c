@@ -63,7 +63,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
                      acm_result *res, int B, char *err, size_t errlen) {
     const acm_config *c = &m->cfg;
     const int D = c->dim, T = c->tokens, Np = c->num_patches, H = c->heads, K = c->num_classes;
-    const int PP = c->in_chans * c->patch_size * c->patch_size, S = c->image_size;
+    const int PP = c->feat_chans * c->patch_size * c->patch_size, S = c->image_size;
     const int64_t BT = (int64_t)B * T;
     float *lambda = a->lambda, *gbeta = a->gbeta;           /* [B] */
     double *eflops = a->flops_acm, *lflops = a->flops_learn; /* [B] per item: ACM FLOPs executed; of which learners */
@@ -94,9 +94,16 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         gbeta[b] = acm__gate_beta(m, p);
         eflops[b] = lflops[b] = 0;
     }
-    /* patch embedding: im2col, one GEMM per item, then [cls; patches] + pos */
+    /* patch embedding (after the convolutional stem, when the model has one): im2col, one GEMM per item, then
+     * [cls; patches] + pos */
     acm__backend *be = s->be ? s->be : acm__backend_cpu();
-    be->im2col_patches(be, a->patches, items, B, c->in_chans, S, S, c->patch_size);
+    if (c->stem_depth) {
+        if (!acm__backend_is_cpu(be)) /* acm_worker_new refuses this already */
+            return acm__fail(err, errlen, ACM_EINVAL, "the convolutional stem runs on the CPU backend only");
+        acm__stem_forward(m, a, items, B);
+    } else {
+        be->im2col_patches(be, a->patches, items, B, c->in_chans, S, S, c->patch_size);
+    }
     for (int b = 0; b < B; b++)
         be->matmul_forward(be, a->x0 + (int64_t)b * T * D + D, D, a->patches + (int64_t)b * Np * PP, PP, m->patch_w,
                            PP, m->patch_b, Np, PP, D, 0);

@@ -37,6 +37,10 @@ typedef struct {
     acm__acm_hook acm_hook;           /* NULL for inference */
     void *acm_hook_ctx;
     float *patches;                   /* [B*Np, PP] im2col rows */
+    float *stem_col[ACM_MAX_STEM];    /* stem layer i (cfg.stem_*): [B*Ho*Wo, Ci*9] im2col rows of its input */
+    float *stem_pre[ACM_MAX_STEM];    /* [B*Ho*Wo, Co] convolution + bias (channel-last) */
+    float *stem_act[ACM_MAX_STEM];    /* [B*Ho*Wo, Co] GELU (inference: = stem_pre, and every layer shares one
+                                         buffer of each kind: a layer's rows are cut before its output is written) */
     float *x0;                        /* [B*T, D] embeddings: class token + patches, plus position */
     acm__block_acts *blk;             /* [depth], or [1] when blk_shared */
     int blk_shared;                   /* 1: every block uses blk[0] (inference) */
@@ -101,6 +105,10 @@ struct acm__acm_scratch {
 /* Fills s->qkv_gate_w and qkv_gate_b (allocated by the worker) with the stacked collapsed gates of every block whose
  * q, k, v are all ACMs. */
 void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m);
+
+/* The convolutional stem of a model with one (CPU): writes a->stem_* and the patch rows a->patches from the items'
+ * pixels (engine/cpu/conv.c). */
+void acm__stem_forward(const acm_model *m, acm__vit_acts *a, const acm_item *items, int B);
 
 /* Runs B items through the model. Per-item ACM decisions, kmaps, FLOPs and budgets go to res[b] (logits are left
  * in a->logits; the caller copies them). Returns 0 or ACM_EINVAL (policy invalid for this model) with a message. */

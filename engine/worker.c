@@ -91,6 +91,11 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         if (p.cpu_threads) acm_blas_set_threads(p.cpu_threads);
     }
     const acm_config *c = &m->cfg;
+    if (c->stem_depth && !cpu) {
+        acm__fail(err, errlen, ACM_ECONFIG, "backend '%s': a ViT with a convolutional stem runs on the CPU backend "
+                  "only", p.backend);
+        return NULL;
+    }
     if (c->arch == ACM_ARCH_SPEECH) {
         if (!cpu) {
             acm__fail(err, errlen, ACM_ECONFIG, "backend '%s': speech models run on the CPU backend only (their "
@@ -120,7 +125,14 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         return NULL;
     }
     const size_t B = (size_t)p.max_batch, T = (size_t)c->tokens, D = (size_t)c->dim;
-    const size_t BT = B * T, PP = (size_t)c->in_chans * c->patch_size * c->patch_size, K = (size_t)c->num_classes;
+    const size_t BT = B * T, PP = (size_t)c->feat_chans * c->patch_size * c->patch_size, K = (size_t)c->num_classes;
+    size_t stem_col = 0, stem_map = 0; /* the largest layer's rows and output, per item */
+    for (int i = 0, side = c->image_size, ci = c->in_chans; i < c->stem_depth; ci = c->stem_chans[i++]) {
+        side = (side - 1) / c->stem_stride[i] + 1;
+        size_t hw = (size_t)side * side;
+        if (hw * ci * 9 > stem_col) stem_col = hw * ci * 9;
+        if (hw * c->stem_chans[i] > stem_map) stem_map = hw * c->stem_chans[i];
+    }
     size_t hid = (size_t)(c->mlp_hidden > m->max_hidden ? c->mlp_hidden : m->max_hidden);
     size_t nmax = 1;
     for (int i = 0; i < c->num_acms; i++)
@@ -153,13 +165,16 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         (size_t)c->depth * 3 * gm * cmax * 4,              /* qkv_gate_b */
         (gm > 1) * (size_t)c->depth * 3 * cmax * D * 4,    /* qkv_fold_w (FiLM only; else qkv_gate_w) */
         (gm > 1) * (size_t)c->depth * 3 * cmax * 4,        /* qkv_fold_b */
+        B * stem_col * 4, /* stem_col (every layer) */
+        B * stem_map * 4, /* stem_pre = stem_act (every layer) */
     };
     void **const be_ptrs[] = {
         (void **)&w->acts.patches, (void **)&w->acts.x0, (void **)&w->blk.ln1, (void **)&w->blk.qkv,
         (void **)&w->blk.att, (void **)&w->blk.attn_y, (void **)&w->blk.fc1, (void **)&w->acts.lnf,
         (void **)&w->acts.logits, (void **)&w->acm.gate, (void **)&w->acm.perm_be, (void **)&w->acm.xg,
         (void **)&w->acm.hid, (void **)&w->acm.yg, (void **)&w->acm.qkv_gate_w, (void **)&w->acm.qkv_gate_b,
-        (void **)&w->acm.qkv_fold_w, (void **)&w->acm.qkv_fold_b,
+        (void **)&w->acm.qkv_fold_w, (void **)&w->acm.qkv_fold_b, (void **)&w->acts.stem_col[0],
+        (void **)&w->acts.stem_pre[0],
     };
     const size_t host_sizes[] = {
         3 * BT,          /* k (q, k, v) */
@@ -215,6 +230,10 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
     w->blk.x1 = w->blk.x2 = w->acts.x0;
     w->blk.ln2 = w->blk.ln1;
     w->blk.gelu = w->blk.fc1;
+    for (int i = 0; i < c->stem_depth; i++) {
+        w->acts.stem_col[i] = w->acts.stem_col[0];
+        w->acts.stem_pre[i] = w->acts.stem_act[i] = w->acts.stem_pre[0];
+    }
     w->acts.blk = &w->blk;
     w->acts.blk_shared = 1;
     if (be->sync(be, err, errlen)) {

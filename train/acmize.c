@@ -9,12 +9,14 @@
  *   phase 2  gate pre-training, learners frozen: labels from the 1.2 improvement-factor rule on the learners' errors,
  *            cross-entropy on the gate's logits. Adam, cosine.
  *   phase 3  end-to-end fine-tuning of every parameter: hard Gumbel-softmax gates (tau 0.8, straight-through, the task
- *            loss reaching the gates), loss = CE (label smoothing) + w_b L_b + w_e L_e + w_d L_d. Adam, cosine,
- *            global clip.
+ *            loss reaching the gates), loss = CE (label smoothing) + w_b L_b + w_e L_e + w_d L_d [+ with
+ *            --distill W,T: W T² KL(teacher ‖ student) on the logits, train/distill.h]. Adam, cosine (--gate-lr-mult:
+ *            the gates' rate times M), global clip.
  * A checkpoint (train/ckpt.h) holds the phase, its step, every parameter and Adam moment, the epoch permutation and
  * the RNG streams; it is written every --ckpt-every seconds, at phase ends and on SIGINT/SIGTERM; --resume continues.
  * The CSV log has one row per log interval: phase, step, loss terms, learner errors (phase 1), gate accuracy against
- * its labels (phase 2), realised budget and accuracy (phase 3); OUT.khist.csv holds phase-3 k histograms per module.
+ * its labels (phase 2), realised budget and accuracy (phase 3), the distillation term (last column; 0 without
+ * --distill); OUT.khist.csv holds phase-3 k histograms per module.
  * Not done (stated in the model card): mixup/cutmix of the authors' phase 3 (we keep the base training's crop, flip
  * and erasing).
  *
@@ -42,6 +44,7 @@
 #include "train/ckpt.h"
 #include "train/commands.h"
 #include "train/data.h"
+#include "train/distill.h"
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/rng.h"
@@ -54,6 +57,8 @@ typedef struct {
     double beta_lo, beta_hi; /* phase 3: beta drawn per batch from [beta_lo, beta_hi] when beta_hi > 0 */
     double epochs[3], lr[3], lr_min[3], clip;
     double beta, w_b, w_e, w_d, tau, smoothing;
+    double distill_w, distill_t; /* phase 3: + distill_w T² KL(teacher ‖ student) at temperature T (0: off) */
+    double gate_lr_mult;         /* phase 3: the gates' (and FiLM's) learning rate = lr · gate_lr_mult */
     int val_size, train_limit, log_every;
     int64_t seed, split_seed, max_steps, phase3_seed; /* phase3_seed < 0: keep the checkpoint's streams */
     double ckpt_every_s;
@@ -68,6 +73,7 @@ static acmz_cfg cfg_default(void) {
     c.epochs[0] = 2, c.epochs[1] = 1, c.epochs[2] = 3;
     c.lr[0] = 1e-3, c.lr[1] = 1e-2, c.lr[2] = 1e-4;
     c.lr_min[0] = 1e-6, c.lr_min[1] = 1e-6, c.lr_min[2] = 1e-6;
+    c.distill_t = 1.0, c.gate_lr_mult = 1.0;
     c.clip = 1.0, c.beta = 0.5, c.w_b = 0.1, c.w_e = 0.05, c.w_d = 0.05, c.tau = 0.8, c.smoothing = 0.1;
     c.val_size = 5000, c.split_seed = 0, c.seed = 1, c.phase3_seed = -1, c.log_every = 25, c.ckpt_every_s = 300;
     return c;
@@ -87,6 +93,8 @@ static json_t *cfg_json(const acmz_cfg *c) {
     if (c->uniform_k > 0) json_object_set_new(o, "uniform_k", json_integer(c->uniform_k));
     if (c->phase3_seed >= 0) json_object_set_new(o, "phase3_seed", json_integer(c->phase3_seed));
     if (c->film) json_object_set_new(o, "film", json_true());
+    if (c->distill_w > 0) json_object_set_new(o, "distill", json_pack("[f,f]", c->distill_w, c->distill_t));
+    if (c->gate_lr_mult != 1) json_object_set_new(o, "gate_lr_mult", json_real(c->gate_lr_mult));
     return o;
 }
 
@@ -110,6 +118,9 @@ static void usage(FILE *f) {
             "  --keep-phase-ckpts     keep a copy of the checkpoint at the end of each phase (CKPT.phaseN), to\n"
             "                         start several phase-3 variants from the same phases 1-2 (--resume --ckpt COPY)\n"
             "  --weights WB,WE,WD     budget, entropy, diversity loss weights (default %g,%g,%g)\n"
+            "  --distill W[,T]        phase 3 adds W T^2 KL(teacher || student) on the logits at temperature T\n"
+            "                         (the base model is the teacher; default off, T 1)\n"
+            "  --gate-lr-mult M       phase 3: the gates' learning rate is M times the learners' (default 1)\n"
             "  --batch N              (default %d)   --threads N   OpenBLAS threads (default %d)\n"
             "  --seed N               (default %lld)  --train-limit N   use N training images (smoke tests)\n"
             "  --phase3-seed N        when a run resumes at the start of phase 3, reseed its order, augmentation\n"
@@ -189,6 +200,7 @@ typedef struct {
     acmt_images train, val;
     int32_t *order;
     float *x, *tmp, *loss_rows;
+    float *kd_grad; /* [batch, K] the distillation term's gradient at the student's logits (--distill) */
     int32_t *y, *labels;
     acmt_progress prog;
     FILE *csv, *khist;
@@ -314,7 +326,7 @@ static int phase2_step(acmz_run *r, float lr, double *loss, double *acc) {
     return 0;
 }
 
-static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double *acc) {
+static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double *acc, double *kd) {
     char err[256];
     const int B = r->cfg.batch;
     next_batch(r);
@@ -328,8 +340,18 @@ static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double 
     s->beta = (float)beta; /* what FiLM gates see */
     if (acmt_student_forward(s, r->x, B, err, sizeof err)) return -1;
     *aux = acmt_student_aux(s, B, beta, r->cfg.w_b, r->cfg.w_e, r->cfg.w_d);
+    *kd = 0;
+    if (r->cfg.distill_w > 0) { /* the frozen base model's logits on the same batch (train/distill.h) */
+        if (acmt_vit_forward(r->teacher, r->x, B, err, sizeof err)) return -1;
+        const int K = s->v->cfg.num_classes;
+        memset(r->kd_grad, 0, sizeof(float) * (size_t)B * K);
+        *kd = acmt_distill_loss(r->kd_grad, s->v->acts.logits, r->teacher->acts.logits, B, K,
+                                (float)r->cfg.distill_t, (float)r->cfg.distill_w);
+        s->v->extra_dlogits = r->kd_grad;
+    }
     int correct = 0;
     *ce = acmt_student_backward(s, r->y, B, (float)r->cfg.smoothing, &correct);
+    s->v->extra_dlogits = NULL;
     *acc = (double)correct / B;
     /* one global clip over every trained parameter */
     acmt_vit *v = s->v;
@@ -347,7 +369,18 @@ static int phase3_step(acmz_run *r, float lr, double *ce, acmt_aux *aux, double 
     o.lr = lr;
     o.weight_decay = 0;
     acmt_adamw_update(&o, v->params, v->grads, v->m, v->v, v->nparams, r->st.step + 1, 0);
-    acmt_adamw_update(&o, s->ap, s->ag, s->am, s->av, s->nparams, r->st.step + 1, 0);
+    if (r->cfg.gate_lr_mult == 1) { /* one call: the same arithmetic as before the option existed */
+        acmt_adamw_update(&o, s->ap, s->ag, s->am, s->av, s->nparams, r->st.step + 1, 0);
+    } else {
+        acmt_adamw og = o;
+        og.lr = lr * (float)r->cfg.gate_lr_mult;
+        for (int a = 0; a < s->n_acm; a++) { /* ACM a's block: learners [0, gate), gate [gate, numel) */
+            int64_t lo = s->off[a], mid = lo + s->L[a].gate, hi = lo + s->L[a].numel;
+            acmt_adamw_update(&o, s->ap + lo, s->ag + lo, s->am + lo, s->av + lo, mid - lo, r->st.step + 1, 0);
+            acmt_adamw_update(&og, s->ap + mid, s->ag + mid, s->am + mid, s->av + mid, hi - mid, r->st.step + 1, 0);
+        }
+        o = og; /* FiLM is part of the gates */
+    }
     if (s->film) acmt_adamw_update(&o, s->fp, s->fg, s->fm, s->fv, s->nfilm, r->st.step + 1, 0);
     return 0;
 }
@@ -444,6 +477,14 @@ static int parse_args(acmz_cfg *c, int *resume, int *quiet, int argc, char **arg
             double w[3];
             NEED_V if (parse3(v, w)) BAD("expected three non-negative numbers WB,WE,WD");
             c->w_b = w[0], c->w_e = w[1], c->w_d = w[2];
+        } else if (!strcmp(a, "--distill")) {
+            NEED_V int n = sscanf(v, "%lf,%lf", &c->distill_w, &c->distill_t);
+            if (n == 1) c->distill_t = 1.0;
+            if (n < 1 || !(c->distill_w >= 0 && c->distill_w <= 100) || !(c->distill_t > 0 && c->distill_t <= 100))
+                BAD("expected W[,T] with W in [0, 100] and T in (0, 100]");
+        } else if (!strcmp(a, "--gate-lr-mult")) {
+            NEED_V c->gate_lr_mult = strtod(v, &end);
+            if (*end || !(c->gate_lr_mult > 0 && c->gate_lr_mult <= 1000)) BAD("expected a number in (0, 1000]");
         } else if (!strcmp(a, "--keep-phase-ckpts")) {
             c->keep_phase_ckpts = 1;
         } else if (!strcmp(a, "--film")) {
@@ -511,7 +552,9 @@ static int base_config(const char *path, acmt_vit_config *vc, char *err, size_t 
     int ok = c->num_acms == 0 && c->fused_qkv_static;
     if (ok) {
         *vc = (acmt_vit_config){c->image_size, c->patch_size, c->in_chans, c->dim, c->depth, c->heads,
-                                c->mlp_hidden, c->num_classes, c->ln_eps};
+                                c->mlp_hidden, c->num_classes, c->ln_eps, c->stem_depth, {0}, {0}};
+        memcpy(vc->stem_chans, c->stem_chans, sizeof vc->stem_chans);
+        memcpy(vc->stem_stride, c->stem_stride, sizeof vc->stem_stride);
     } else {
         snprintf(err, errlen, "%.1024s: not a static ViT with fused qkv (it has %d ACM modules)", path, c->num_acms);
     }
@@ -602,6 +645,7 @@ int cmd_acmize(int argc, char **argv) {
     R.tmp = malloc(sizeof(float) * (size_t)M * vc.dim);
     R.labels = malloc(sizeof(int32_t) * (size_t)M);
     R.loss_rows = malloc(sizeof(float) * (size_t)M);
+    R.kd_grad = malloc(sizeof(float) * (size_t)c->batch * vc.num_classes);
     R.order = malloc(sizeof(int32_t) * (size_t)R.train.n);
     /* initial state; a resumed run overwrites it */
     acmt_rng init;
@@ -633,7 +677,8 @@ int cmd_acmize(int argc, char **argv) {
         return 1;
     }
     if (!resume) {
-        log_row(&R, "phase,step,lr,loss,aux1,aux2,aux3,realised,acc,err_k0,err_k1,err_k2,err_k3,err_k4,seconds\n");
+        log_row(&R, "phase,step,lr,loss,aux1,aux2,aux3,realised,acc,err_k0,err_k1,err_k2,err_k3,err_k4,seconds,"
+                    "distill\n");
         fprintf(R.khist, "step,module,k_counts...\n");
     }
     if (!R.quiet)
@@ -661,23 +706,23 @@ int cmd_acmize(int argc, char **argv) {
         }
         while (R.st.step < total) {
             float lr = acmt_lr_schedule(R.st.step, total, 0, (float)c->lr[ph - 1], (float)c->lr_min[ph - 1]);
-            double ts = acmt_now_s(), loss = 0, acc = 0, e[17] = {0}, ce = 0;
+            double ts = acmt_now_s(), loss = 0, acc = 0, e[17] = {0}, ce = 0, kd = 0;
             acmt_aux aux = {0};
             int bad = ph == 1   ? phase1_step(&R, lr, &loss, e)
                       : ph == 2 ? phase2_step(&R, lr, &loss, &acc)
-                                : phase3_step(&R, lr, &ce, &aux, &acc);
+                                : phase3_step(&R, lr, &ce, &aux, &acc, &kd);
             if (bad) {
                 fprintf(stderr, "acm-train acmize: step failed\n");
                 rc = 1;
                 break;
             }
-            if (ph == 3) loss = ce + c->w_b * aux.budget + c->w_e * aux.entropy + c->w_d * aux.diversity;
+            if (ph == 3) loss = ce + c->w_b * aux.budget + c->w_e * aux.entropy + c->w_d * aux.diversity + kd;
             R.st.step++;
             R.st.total_steps++;
             run_steps++;
             R.st.seconds[ph - 1] += acmt_now_s() - ts;
             win[0] += loss, win[1] += acc, win[2] += aux.budget, win[3] += aux.entropy, win[4] += aux.diversity;
-            win[5] += aux.realised, win[6] += ph == 1 ? e[1] : ce;
+            win[5] += aux.realised, win[6] += ph == 1 ? e[1] : ce, win[7] += kd;
             nwin++;
             double rate = (double)c->batch * run_steps / (acmt_now_s() - t0 + 1e-9);
             acmt_progress_update(&R.prog, R.st.step, total, loss, acc,
@@ -687,7 +732,7 @@ int cmd_acmize(int argc, char **argv) {
                         win[0] / nwin, ph == 3 ? win[2] / nwin : win[6] / nwin, win[3] / nwin, win[4] / nwin,
                         win[5] / nwin, win[1] / nwin);
                 for (int k = 0; k <= 4; k++) log_row(&R, ",%.5f", ph == 1 ? e[k] : 0.0);
-                log_row(&R, ",%.1f\n", R.st.seconds[ph - 1]);
+                log_row(&R, ",%.1f,%.6f\n", R.st.seconds[ph - 1], win[7] / nwin);
                 if (ph == 3)
                     for (int a = 0; a < R.s->n_acm; a++) {
                         int64_t cnt[17] = {0};
@@ -766,6 +811,6 @@ out:
     acmt_vit_free(R.teacher);
     acmt_images_free(&R.train);
     acmt_images_free(&R.val);
-    free(R.x), free(R.y), free(R.tmp), free(R.labels), free(R.loss_rows), free(R.order);
+    free(R.x), free(R.y), free(R.tmp), free(R.labels), free(R.loss_rows), free(R.kd_grad), free(R.order);
     return rc;
 }

@@ -198,15 +198,14 @@ int cmd_base(int argc, char **argv) {
         return 1;
     }
 
-    acmt_vit_config vc = {.image_size = cfg.image_size, .patch_size = cfg.patch_size, .in_chans = 1, .dim = cfg.dim,
-                          .depth = cfg.depth, .heads = cfg.heads, .mlp_hidden = cfg.mlp_ratio * cfg.dim,
-                          .num_classes = 10, .ln_eps = 1e-6f};
+    acmt_vit_config vc;
+    acmt_base_config_vit(&cfg, &vc, err, sizeof err); /* checked by acmt_base_config_apply */
     acmt_vit *v = acmt_vit_new(&vc, B, err, sizeof err);
     int32_t *order = malloc(sizeof(int32_t) * (size_t)train.n), *y = malloc(sizeof(int32_t) * (size_t)B),
-            *idx = malloc(sizeof(int32_t) * (size_t)B);
+            *idx = malloc(sizeof(int32_t) * (size_t)B), *y2 = malloc(sizeof(int32_t) * (size_t)B);
     float *x = malloc(sizeof(float) * (size_t)B * cfg.image_size * cfg.image_size);
     int status = 1;
-    if (!v || !order || !y || !idx || !x) {
+    if (!v || !order || !y || !idx || !x || !y2) {
         fprintf(stderr, "acm-train base: %s\n", v ? "out of memory" : err);
         goto done;
     }
@@ -257,6 +256,8 @@ int cmd_base(int argc, char **argv) {
                       .weight_decay = (float)cfg.weight_decay};
     acmt_augment aug = {.crop_pad = cfg.crop_pad, .flip = (float)cfg.flip, .erase_prob = (float)cfg.erase_prob,
                         .erase_min = 0.02f, .erase_max = 0.25f};
+    const acmt_mix mix = {.mixup_prob = (float)cfg.mixup_prob, .cutmix_prob = (float)cfg.cutmix_prob,
+                          .mixup_alpha = (float)cfg.mixup_alpha, .cutmix_alpha = (float)cfg.cutmix_alpha};
     const double flops_step = 3.0 * acmt_vit_forward_flops(&vc) * B;
     if (!quiet)
         fprintf(stderr,
@@ -284,6 +285,7 @@ int cmd_base(int argc, char **argv) {
             acmt_rng_shuffle(&s.rng_order, order, train.n);
         }
         acmt_make_batch(x, y, &train, order + s.pos, B, &aug, &s.rng_aug);
+        const float lam = acmt_mix_batch(x, y2, y, B, 1, cfg.image_size, cfg.image_size, &mix, &s.rng_aug);
         s.pos += B;
         if (acmt_vit_forward(v, x, B, err, sizeof err)) {
             fprintf(stderr, "acm-train base: %s\n", err);
@@ -291,7 +293,8 @@ int cmd_base(int argc, char **argv) {
             break;
         }
         int correct = 0;
-        double loss = acmt_vit_backward(v, y, B, (float)cfg.label_smoothing, &correct);
+        double loss = lam < 1 ? acmt_vit_backward_mixed(v, y, y2, lam, B, (float)cfg.label_smoothing, &correct)
+                              : acmt_vit_backward(v, y, B, (float)cfg.label_smoothing, &correct);
         double gn = acmt_clip_grad_norm(v->grads, v->nparams, cfg.grad_clip);
         opt.lr = acmt_lr_schedule(s.step, total, cfg.warmup_steps, (float)cfg.lr, (float)cfg.lr_min);
         for (int i = 0; i < v->ntab; i++) {
@@ -410,6 +413,7 @@ done:
     acmt_vit_free(v);
     free(order);
     free(y);
+    free(y2);
     free(idx);
     free(x);
     acmt_images_free(&train);

@@ -189,3 +189,67 @@ void acmt_make_batch(float *x, int32_t *y, const acmt_images *set, const int32_t
         }
     }
 }
+
+/* Gamma(a, 1) by Marsaglia and Tsang (2000); a < 1 through Gamma(a + 1) · U^(1/a). */
+static double rng_gamma(acmt_rng *r, double a) {
+    if (a < 1) {
+        double u = acmt_rng_float(r);
+        return rng_gamma(r, a + 1) * pow(u > 0 ? u : 1e-30, 1.0 / a);
+    }
+    const double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double z = acmt_rng_normal(r), v = 1 + c * z;
+        if (v <= 0) continue;
+        v = v * v * v;
+        double u = acmt_rng_float(r);
+        if (u > 0 && log(u) < 0.5 * z * z + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+double acmt_rng_beta(acmt_rng *r, double a) {
+    double g1 = rng_gamma(r, a), g2 = rng_gamma(r, a);
+    return g1 + g2 > 0 ? g1 / (g1 + g2) : 0.5;
+}
+
+float acmt_mix_batch(float *x, int32_t *y2, const int32_t *y, int B, int C, int H, int W, const acmt_mix *mix,
+                     acmt_rng *rng) {
+    for (int b = 0; b < B; b++) y2[b] = y[b];
+    if (!mix || !rng || (mix->mixup_prob <= 0 && mix->cutmix_prob <= 0) || B < 2) return 1.0f;
+    const double u = acmt_rng_float(rng);
+    const int64_t per = (int64_t)C * H * W;
+    if (u < mix->cutmix_prob) {
+        const double lam = acmt_rng_beta(rng, mix->cutmix_alpha), cut = sqrt(1 - lam);
+        const int ch = (int)(H * cut), cw = (int)(W * cut);
+        const int cy = (int)acmt_rng_below(rng, (uint32_t)H), cx = (int)acmt_rng_below(rng, (uint32_t)W);
+        const int y0 = cy - ch / 2 < 0 ? 0 : cy - ch / 2, y1 = cy + ch / 2 > H ? H : cy + ch / 2;
+        const int x0 = cx - cw / 2 < 0 ? 0 : cx - cw / 2, x1 = cx + cw / 2 > W ? W : cx + cw / 2;
+        /* swap the box between b and B-1-b: each gets the other's (the middle item of an odd batch keeps its own) */
+        for (int b = 0; b < B / 2; b++) {
+            float *p = x + b * per, *q = x + (int64_t)(B - 1 - b) * per;
+            for (int c = 0; c < C; c++)
+                for (int yy = y0; yy < y1; yy++)
+                    for (int xx = x0; xx < x1; xx++) {
+                        int64_t i = ((int64_t)c * H + yy) * W + xx;
+                        float t = p[i];
+                        p[i] = q[i];
+                        q[i] = t;
+                    }
+        }
+        for (int b = 0; b < B; b++) y2[b] = y[B - 1 - b];
+        return (float)(1.0 - (double)(y1 - y0) * (x1 - x0) / ((double)H * W));
+    }
+    if (u < mix->cutmix_prob + mix->mixup_prob) {
+        const float lam = (float)acmt_rng_beta(rng, mix->mixup_alpha);
+        for (int b = 0; b < B / 2; b++) {
+            float *p = x + b * per, *q = x + (int64_t)(B - 1 - b) * per;
+            for (int64_t i = 0; i < per; i++) {
+                float a = p[i], c = q[i];
+                p[i] = lam * a + (1 - lam) * c;
+                q[i] = lam * c + (1 - lam) * a;
+            }
+        }
+        for (int b = 0; b < B; b++) y2[b] = y[B - 1 - b];
+        return lam;
+    }
+    return 1.0f;
+}

@@ -61,4 +61,24 @@ int acmt_images_split(acmt_images *train, acmt_images *val, const acmt_images *s
 void acmt_make_batch(float *x, int32_t *y, const acmt_images *set, const int32_t *idx, int B, const acmt_augment *aug,
                      acmt_rng *rng);
 
+/* Batch mixing (after acmt_make_batch): with probability cutmix_prob CutMix (Yun et al. 2019), else with probability
+ * mixup_prob mixup (Zhang et al. 2018), else nothing; both off (0) by default, and then no random number is drawn,
+ * so runs without mixing are bit-identical to runs made before it existed. As timm does, one weight per batch and
+ * item b is mixed with item B-1-b (the batch reversed):
+ *   mixup:  lambda ~ Beta(mixup_alpha, mixup_alpha); x_b = lambda x_b + (1 - lambda) x_{B-1-b}
+ *   CutMix: lambda ~ Beta(cutmix_alpha, cutmix_alpha); a box of side sqrt(1 - lambda) times the image's, centre
+ *           uniform over the image, clipped to it, is copied from x_{B-1-b}; lambda becomes 1 - (box area)/(image area)
+ * The loss is then lambda CE(y) + (1 - lambda) CE(y2) with y2[b] = y[B-1-b] (acmt_vit_backward_mixed). */
+typedef struct {
+    float mixup_prob, cutmix_prob; /* 0, 0 (mixup_prob + cutmix_prob <= 1) */
+    float mixup_alpha, cutmix_alpha; /* 0.8, 1.0 (timm's) */
+} acmt_mix;
+
+/* Mixes x[B, C, H, W] in place and writes y2[B]; returns lambda (1 and y2 = y when the batch is not mixed). */
+float acmt_mix_batch(float *x, int32_t *y2, const int32_t *y, int B, int C, int H, int W, const acmt_mix *mix,
+                     acmt_rng *rng);
+
+/* A draw of Beta(a, a), a > 0 (two Gamma(a) draws by Marsaglia and Tsang). */
+double acmt_rng_beta(acmt_rng *r, double a);
+
 #endif

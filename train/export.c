@@ -97,9 +97,8 @@ int cmd_export(int argc, char **argv) {
     } else if (acmt_base_config_apply(&cfg, json_object_get(st, "config"), err, sizeof err)) {
         fprintf(stderr, "acm-train export: %s: %s\n", ckpt, err);
     } else {
-        acmt_vit_config vc = {.image_size = cfg.image_size, .patch_size = cfg.patch_size, .in_chans = 1,
-                              .dim = cfg.dim, .depth = cfg.depth, .heads = cfg.heads,
-                              .mlp_hidden = cfg.mlp_ratio * cfg.dim, .num_classes = 10, .ln_eps = 1e-6f};
+        acmt_vit_config vc;
+        acmt_base_config_vit(&cfg, &vc, err, sizeof err); /* checked by acmt_base_config_apply */
         v = acmt_vit_new(&vc, 1, err, sizeof err);
         if (!v) {
             fprintf(stderr, "acm-train export: %s\n", err);

@@ -127,6 +127,13 @@ int cmd_info(int argc, char **argv) {
                    "%d classes, %d tokens\n",
                    c->image_size, c->patch_size, c->in_chans, c->dim, c->depth, c->heads, c->mlp_hidden,
                    c->num_classes, c->tokens);
+            if (c->stem_depth) {
+                printf("stem          ");
+                for (int i = 0; i < c->stem_depth; i++)
+                    printf(" 3x3 conv to %d channels, stride %d, GELU;", c->stem_chans[i], c->stem_stride[i]);
+                printf(" then %dx%d patches of its %d x %d x %d output\n", c->patch_size, c->patch_size,
+                       c->feat_chans, c->feat_size, c->feat_size);
+            }
         }
         printf("parameters     %lld\n", (long long)acm_model_param_count(m));
         printf("dense FLOPs    %.4g per %s (%.3f GFLOPs; 2 FLOPs per multiply-add%s)\n", acm_model_flops_dense(m),

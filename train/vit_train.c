@@ -25,14 +25,27 @@
 #include "train/data.h"
 
 
-/* The table of tensors, in timm's order. Returns the count (tab may be NULL to count). */
+/* The side of the patch convolution's input: the image, or the stem's output (3x3, padding 1: S -> (S-1)/s + 1). */
+static int stem_side(const acmt_vit_config *c) {
+    int S = c->image_size;
+    for (int i = 0; i < c->stem_depth; i++) S = (S - 1) / c->stem_stride[i] + 1;
+    return S;
+}
+
+/* The table of tensors, in timm's order (the stem first). Returns the count (tab may be NULL to count). */
 static int build_table(const acmt_vit_config *c, acmt_param *tab, int64_t *total) {
     int n = 0;
     int64_t off = 0;
-    const int D = c->dim, Hd = c->mlp_hidden, P = c->patch_size, T = (c->image_size / P) * (c->image_size / P) + 1;
+    const int D = c->dim, Hd = c->mlp_hidden, P = c->patch_size, S = stem_side(c), T = (S / P) * (S / P) + 1;
     char nm[64];
 #define ADD(name, decay, nd, a, b, cc, d) acmt_param_add(tab, &n, &off, name, decay, nd, a, b, cc, d)
-    ADD("patch_embed.proj.weight", 1, 4, D, c->in_chans, P, P);
+    for (int i = 0; i < c->stem_depth; i++) {
+        snprintf(nm, sizeof nm, "stem.%d.weight", i);
+        ADD(nm, 1, 4, c->stem_chans[i], i ? c->stem_chans[i - 1] : c->in_chans, 3, 3);
+        snprintf(nm, sizeof nm, "stem.%d.bias", i);
+        ADD(nm, 0, 1, c->stem_chans[i], 0, 0, 0);
+    }
+    ADD("patch_embed.proj.weight", 1, 4, D, c->stem_depth ? c->stem_chans[c->stem_depth - 1] : c->in_chans, P, P);
     ADD("patch_embed.proj.bias", 0, 1, D, 0, 0, 0);
     ADD("cls_token", 0, 3, 1, 1, D, 0);
     ADD("pos_embed", 0, 3, 1, T, D, 0);
@@ -98,6 +111,16 @@ char *acmt_vit_meta_json(const acmt_vit_config *c, const char *extra_json) {
     json_object_set_new(o, "mlp_hidden", json_integer(c->mlp_hidden));
     json_object_set_new(o, "num_classes", json_integer(c->num_classes));
     json_object_set_new(o, "ln_eps", json_real(c->ln_eps));
+    if (c->stem_depth) {
+        json_t *st = json_object(), *ch = json_array(), *sd = json_array();
+        for (int i = 0; i < c->stem_depth; i++) {
+            json_array_append_new(ch, json_integer(c->stem_chans[i]));
+            json_array_append_new(sd, json_integer(c->stem_stride[i]));
+        }
+        json_object_set_new(st, "channels", ch);
+        json_object_set_new(st, "strides", sd);
+        json_object_set_new(o, "stem", st);
+    }
     json_t *pre = json_object(), *mean = json_array(), *std = json_array();
     for (int i = 0; i < c->in_chans; i++) {
         json_array_append_new(mean, json_real(0.2860));
@@ -123,8 +146,11 @@ char *acmt_vit_meta_json(const acmt_vit_config *c, const char *extra_json) {
 
 acmt_vit *acmt_vit_new(const acmt_vit_config *cfg, int max_batch, char *err, size_t errlen) {
     const acmt_vit_config *c = cfg;
-    if (c->patch_size <= 0 || c->image_size % c->patch_size || c->heads <= 0 || c->dim % c->heads || max_batch < 1 ||
-        c->depth < 1 || c->num_classes < 2 || c->mlp_hidden < 1 || c->in_chans < 1) {
+    int stem_ok = c->stem_depth >= 0 && c->stem_depth <= ACM_MAX_STEM;
+    for (int i = 0; stem_ok && i < c->stem_depth; i++)
+        stem_ok = c->stem_chans[i] >= 1 && c->stem_stride[i] >= 1 && c->stem_stride[i] <= 4;
+    if (!stem_ok || c->patch_size <= 0 || stem_side(c) % c->patch_size || c->heads <= 0 || c->dim % c->heads ||
+        max_batch < 1 || c->depth < 1 || c->num_classes < 2 || c->mlp_hidden < 1 || c->in_chans < 1) {
         snprintf(err, errlen, "invalid ViT configuration (image %d, patch %d, dim %d, heads %d, depth %d)",
                  c->image_size, c->patch_size, c->dim, c->heads, c->depth);
         return NULL;
@@ -133,9 +159,10 @@ acmt_vit *acmt_vit_new(const acmt_vit_config *cfg, int max_batch, char *err, siz
     if (!v) goto oom;
     v->cfg = *c;
     v->max_batch = max_batch;
-    v->Np = (c->image_size / c->patch_size) * (c->image_size / c->patch_size);
+    const int Sf = stem_side(c), Cf = c->stem_depth ? c->stem_chans[c->stem_depth - 1] : c->in_chans;
+    v->Np = (Sf / c->patch_size) * (Sf / c->patch_size);
     v->T = v->Np + 1;
-    v->PP = c->in_chans * c->patch_size * c->patch_size;
+    v->PP = Cf * c->patch_size * c->patch_size;
     v->ntab = build_table(c, NULL, &v->nparams);
     v->tab = calloc((size_t)v->ntab, sizeof *v->tab);
     if (!v->tab) goto oom;
@@ -198,8 +225,33 @@ acmt_vit *acmt_vit_new(const acmt_vit_config *cfg, int max_batch, char *err, siz
     TAKE(v->dlogits, B * K);
     TAKE(v->probs, B * K);
     TAKE(v->att_scratch, T * T);
-#undef TAKE
     if (p != v->bwd_mem + bwd_total) abort();
+    if (c->stem_depth) { /* per layer: rows, pre-activation, GELU; then the gradient scratch */
+        int64_t per[ACM_MAX_STEM][3], total = B * v->Np * v->PP, dmax = 0, cmax = 0;
+        for (int i = 0, side = c->image_size, ci = c->in_chans; i < c->stem_depth; ci = c->stem_chans[i++]) {
+            side = v->stem_side[i] = (side - 1) / c->stem_stride[i] + 1;
+            per[i][0] = B * side * side * ci * 9;
+            per[i][1] = per[i][2] = B * side * side * c->stem_chans[i];
+            total += per[i][0] + 2 * per[i][1];
+            if (per[i][1] > dmax) dmax = per[i][1];
+            if (per[i][0] > cmax) cmax = per[i][0];
+        }
+        total += 2 * dmax + cmax;
+        v->stem_mem = malloc(sizeof(float) * (size_t)total);
+        if (!v->stem_mem) goto oom;
+        p = v->stem_mem;
+        for (int i = 0; i < c->stem_depth; i++) {
+            TAKE(v->acts.stem_col[i], per[i][0]);
+            TAKE(v->acts.stem_pre[i], per[i][1]);
+            TAKE(v->acts.stem_act[i], per[i][2]);
+        }
+        TAKE(v->drows, B * v->Np * v->PP);
+        TAKE(v->dmap, dmax);
+        TAKE(v->dmap2, dmax);
+        TAKE(v->dcol, cmax);
+        if (p != v->stem_mem + total) abort();
+    }
+#undef TAKE
     v->items = calloc((size_t)B, sizeof *v->items);
     v->res = calloc((size_t)B, sizeof *v->res);
     /* the forward's per-item values (engine/vit.h) */
@@ -236,6 +288,7 @@ void acmt_vit_free(acmt_vit *v) {
     free(v->act_mem);
     free(v->blk);
     free(v->bwd_mem);
+    free(v->stem_mem);
     free(v->items);
     free(v->res);
     free(v->acts.lambda);
@@ -259,6 +312,9 @@ void acmt_vit_init(acmt_vit *v, acmt_rng *rng) {
             for (int64_t j = 0; j < t->numel; j++) w[j] = 1.0f;
         } else if (!strcmp(nm, "patch_embed.proj.weight")) {
             float s = 1.0f / sqrtf((float)v->PP);
+            for (int64_t j = 0; j < t->numel; j++) w[j] = acmt_trunc_normal(rng, s);
+        } else if (!strncmp(nm, "stem.", 5)) { /* He normal, σ = √(2 / fan_in): each layer is followed by GELU */
+            float s = sqrtf(2.0f / (float)(t->shape[1] * 9));
             for (int64_t j = 0; j < t->numel; j++) w[j] = acmt_trunc_normal(rng, s);
         } else if (!strcmp(nm, "cls_token")) {
             for (int64_t j = 0; j < t->numel; j++) w[j] = 1e-6f * acmt_rng_normal(rng);
@@ -296,8 +352,53 @@ int acmt_vit_correct(const acmt_vit *v, const int32_t *targets, int B) {
     return correct;
 }
 
+static double backward(acmt_vit *v, const acm_model *model, acmt_acm_backward_hook hook, void *ctx,
+                       const int32_t *targets, const int32_t *targets2, float lam, int B, float smoothing,
+                       int *correct);
+
 double acmt_vit_backward(acmt_vit *v, const int32_t *targets, int B, float smoothing, int *correct) {
-    return acmt_vit_backward_ex(v, NULL, NULL, NULL, targets, B, smoothing, correct);
+    return backward(v, NULL, NULL, NULL, targets, NULL, 1.0f, B, smoothing, correct);
+}
+
+double acmt_vit_backward_mixed(acmt_vit *v, const int32_t *targets, const int32_t *targets2, float lam, int B,
+                               float smoothing, int *correct) {
+    return backward(v, NULL, NULL, NULL, targets, targets2, lam, B, smoothing, correct);
+}
+
+/* The stem's backward, from v->drows (the patch rows' gradient): per layer, in reverse, rows -> output map
+ * (col2im, channel-last) -> GELU -> weight, bias and rows of the layer's input (the image's gradient is not wanted). */
+static void stem_backward(acmt_vit *v, int B) {
+    const acmt_vit_config *c = &v->cfg;
+    const int L = c->stem_depth, P = c->patch_size;
+    float *G = v->grads;
+    int side = v->stem_side[L - 1], co = c->stem_chans[L - 1], g = side / P;
+    int64_t hw = (int64_t)side * side;
+    memset(v->dmap, 0, sizeof(float) * (size_t)(B * hw * co));
+    for (int b = 0; b < B; b++)
+        acm__col2im_conv(v->dmap + b * hw * co, v->drows + (int64_t)b * v->Np * v->PP, co, side, side, 1, co, P, P, 0,
+                         g, g);
+    char nw[32], nb[32];
+    for (int i = L - 1; i >= 0; i--) {
+        const int ci = i ? c->stem_chans[i - 1] : c->in_chans, K = ci * 9;
+        side = v->stem_side[i];
+        co = c->stem_chans[i];
+        hw = (int64_t)side * side;
+        const int64_t n = B * hw * co;
+        memset(v->dmap2, 0, sizeof(float) * (size_t)n);
+        acm__gelu_backward_out(v->dmap2, v->acts.stem_pre[i], v->acts.stem_act[i], v->dmap, n);
+        snprintf(nw, sizeof nw, "stem.%d.weight", i);
+        snprintf(nb, sizeof nb, "stem.%d.bias", i);
+        if (i) memset(v->dcol, 0, sizeof(float) * (size_t)(B * hw * K));
+        acm__matmul_backward(i ? v->dcol : NULL, K, P_(v, G, nw), P_(v, G, nb), v->dmap2, co, v->acts.stem_col[i], K,
+                             P_(v, v->params, nw), K, B * hw, K, co);
+        if (!i) break;
+        const int si = v->stem_side[i - 1];
+        const int64_t hwi = (int64_t)si * si;
+        memset(v->dmap, 0, sizeof(float) * (size_t)(B * hwi * ci));
+        for (int b = 0; b < B; b++)
+            acm__col2im_conv(v->dmap + b * hwi * ci, v->dcol + b * hw * K, ci, si, si, 1, ci, 3, c->stem_stride[i], 1,
+                             side, side);
+    }
 }
 
 /* The ACM at (block l, position pos) of `model`, or NULL for a static module (NULL model: the static ViT). */
@@ -310,6 +411,13 @@ static const acm__module *acm_at(const acm_model *model, int l, int pos) {
 
 double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backward_hook hook, void *ctx,
                             const int32_t *targets, int B, float smoothing, int *correct) {
+    return backward(v, model, hook, ctx, targets, NULL, 1.0f, B, smoothing, correct);
+}
+
+/* targets2 NULL: the loss is CE(targets); else lam CE(targets) + (1 - lam) CE(targets2) (mixed batches). */
+static double backward(acmt_vit *v, const acm_model *model, acmt_acm_backward_hook hook, void *ctx,
+                       const int32_t *targets, const int32_t *targets2, float lam, int B, float smoothing,
+                       int *correct) {
     const acmt_vit_config *c = &v->cfg;
     const int D = c->dim, Hd = c->mlp_hidden, K = c->num_classes, T = v->T, Np = v->Np, PP = v->PP, H = c->heads;
     const int64_t BT = (int64_t)B * T;
@@ -317,9 +425,18 @@ double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backwa
     memset(G, 0, sizeof(float) * (size_t)v->nparams);
 
     double loss = acm__crossentropy_forward(NULL, v->probs, v->acts.logits, targets, B, K, smoothing);
-    if (correct) *correct = acmt_vit_correct(v, targets, B);
     memset(v->dlogits, 0, sizeof(float) * (size_t)B * K);
-    acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, 1.0f / (float)B);
+    if (!targets2) {
+        if (correct) *correct = acmt_vit_correct(v, targets, B);
+        acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, 1.0f / (float)B);
+    } else { /* the cross-entropy is linear in the target distribution: two weighted backward passes add up */
+        double loss2 = acm__crossentropy_forward(NULL, v->probs, v->acts.logits, targets2, B, K, smoothing);
+        loss = lam * loss + (1 - lam) * loss2;
+        if (correct) *correct = acmt_vit_correct(v, lam >= 0.5f ? targets : targets2, B);
+        acm__crossentropy_backward(v->dlogits, v->probs, targets, B, K, smoothing, lam / (float)B);
+        acm__crossentropy_backward(v->dlogits, v->probs, targets2, B, K, smoothing, (1 - lam) / (float)B);
+    }
+    if (v->extra_dlogits) acm__accumulate(v->dlogits, v->extra_dlogits, (int64_t)B * K);
 
     /* head and final norm (class tokens only) */
     memset(v->dlnf, 0, sizeof(float) * (size_t)B * D);
@@ -386,9 +503,11 @@ double acmt_vit_backward_ex(acmt_vit *v, const acm_model *model, acmt_acm_backwa
         acm__accumulate(dcls, g, D);
         memcpy(v->dpatch + (int64_t)b * Np * D, g + D, sizeof(float) * (size_t)Np * D);
     }
-    acm__matmul_backward(NULL, 0, P_(v, G, "patch_embed.proj.weight"), P_(v, G, "patch_embed.proj.bias"), v->dpatch,
-                         D, v->acts.patches, PP, P_(v, v->params, "patch_embed.proj.weight"), PP, (int64_t)B * Np, PP,
-                         D);
+    if (c->stem_depth) memset(v->drows, 0, sizeof(float) * (size_t)B * Np * PP);
+    acm__matmul_backward(v->drows, PP, P_(v, G, "patch_embed.proj.weight"), P_(v, G, "patch_embed.proj.bias"),
+                         v->dpatch, D, v->acts.patches, PP, P_(v, v->params, "patch_embed.proj.weight"), PP,
+                         (int64_t)B * Np, PP, D);
+    if (c->stem_depth) stem_backward(v, B);
     return loss;
 }
 
@@ -418,9 +537,14 @@ int acmt_vit_load_params(acmt_vit *v, const char *path, char *err, size_t errlen
 }
 
 double acmt_vit_forward_flops(const acmt_vit_config *c) {
-    const double D = c->dim, Hd = c->mlp_hidden, P = c->patch_size, S = c->image_size;
-    const double Np = (S / P) * (S / P), T = Np + 1, PP = c->in_chans * P * P;
+    const double D = c->dim, Hd = c->mlp_hidden, P = c->patch_size, S = stem_side(c);
+    const double Np = (S / P) * (S / P), T = Np + 1;
+    const double PP = (c->stem_depth ? c->stem_chans[c->stem_depth - 1] : c->in_chans) * P * P;
     double f = Np * PP * D;                            /* patch GEMM */
+    for (int i = 0, side = c->image_size, ci = c->in_chans; i < c->stem_depth; ci = c->stem_chans[i++]) {
+        side = (side - 1) / c->stem_stride[i] + 1;
+        f += (double)side * side * c->stem_chans[i] * ci * 9; /* stem convolutions */
+    }
     f += c->depth * (T * (3 * D * D + D * D + 2 * D * Hd) /* qkv, proj, fc1, fc2 */
                      + 2 * T * T * D);                    /* QKᵀ and A·V over all heads */
     f += D * c->num_classes;                           /* head (class token) */

@@ -25,6 +25,10 @@ typedef struct {
     int image_size, patch_size, in_chans;
     int dim, depth, heads, mlp_hidden, num_classes;
     float ln_eps;
+    /* convolutional stem (engine/model.h "stem"; 0 layers: none): 3x3, padding 1, stride stem_stride[i], to
+     * stem_chans[i] channels, + bias, GELU; the patch convolution reads its output */
+    int stem_depth;
+    int stem_chans[ACM_MAX_STEM], stem_stride[ACM_MAX_STEM];
 } acmt_vit_config;
 
 typedef struct {
@@ -43,6 +47,8 @@ typedef struct {
     acm__acm_scratch scratch; /* unused by a static model */
     acm_item *items;
     acm_result *res;
+    const float *extra_dlogits; /* [B, K] added to the loss's gradient at the logits by the backward (NULL: none;
+                                   acmize's distillation term, train/distill.h) */
     /* backward scratch */
     float *bwd_mem;
     float *dres;   /* [B*T, D] gradient of the residual stream */
@@ -52,6 +58,13 @@ typedef struct {
     float *dhid;   /* [B*T, Hd] gradient at the GELU output */
     float *dfc1;   /* [B*T, Hd] gradient at the GELU input */
     float *dpatch; /* [B*Np, D] gradient at the patch embeddings */
+    /* the stem's (NULL without one): its activations, one set per layer, and gradient scratch */
+    float *stem_mem;
+    float *drows;  /* [B*Np, PP] gradient at the patch rows */
+    float *dmap;   /* [B * max Ho*Wo*Co] gradient at a stem layer's output (its GELU's output) */
+    float *dmap2;  /* [B * max Ho*Wo*Co] gradient at its GELU's input */
+    float *dcol;   /* [B * max Ho*Wo*Ci*9] gradient at a stem layer's rows */
+    int stem_side[ACM_MAX_STEM]; /* output side of each stem layer */
     float *dlnf;   /* [B, D] */
     float *dlogits, *probs; /* [B, K] */
     float *att_scratch;     /* [T, T] */
@@ -72,6 +85,10 @@ int acmt_vit_forward(acmt_vit *v, const float *x, int B, char *err, size_t errle
 /* After acmt_vit_forward on the same batch: cross-entropy with label smoothing (mean over B), zeroes v->grads and
  * writes the gradient of the mean loss. Returns the mean loss; *correct gets the number of argmax hits. */
 double acmt_vit_backward(acmt_vit *v, const int32_t *targets, int B, float smoothing, int *correct);
+/* The same for a mixed batch (acmt_mix_batch): loss lam CE(targets) + (1 - lam) CE(targets2); *correct counts hits
+ * of the label with the larger weight. */
+double acmt_vit_backward_mixed(acmt_vit *v, const int32_t *targets, const int32_t *targets2, float lam, int B,
+                               float smoothing, int *correct);
 
 /* The backward of an ACM module inside acmt_vit_backward_ex: accumulate the input gradient into dz [B*T, .] (row
  * stride lddz) from dout (row stride lddo), and the module's own parameter gradients wherever the hook keeps them. */

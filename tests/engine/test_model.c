@@ -467,3 +467,53 @@ Test(model, models_without_film_are_unconditioned) {
     acm_model_free(model);
     model_mut_close(&m);
 }
+
+/* The convolutional stem (tests/golden/vit_d: 3x3 1 -> 6 stride 1, 6 -> 10 stride 2, patch 2): a wrong shape names
+ * the tensor, a missing layer tensor is missing, and a stem whose output the patch does not divide is refused. */
+#define STEM "tests/golden/vit_d.safetensors"
+
+Test(model, stem_wrong_shape) {
+    model_mut m;
+    model_mut_open(&m, STEM);
+    int i = model_mut_find(&m, "stem.1.weight");
+    m.t[i].shape[0] = 6; /* [10, 6, 3, 3] -> [6, 10, 3, 3]: same bytes, wrong shape */
+    m.t[i].shape[1] = 10;
+    model_mut_expect_load(&m, "'stem.1.weight' has shape [6, 10, 3, 3], expected [10, 6, 3, 3]");
+    model_mut_close(&m);
+}
+
+Test(model, stem_missing_bias) {
+    model_mut m;
+    model_mut_open(&m, STEM);
+    int i = model_mut_find(&m, "stem.0.bias");
+    m.t[i] = m.t[--m.n];
+    model_mut_expect_load(&m, "'stem.0.bias' is missing");
+    model_mut_close(&m);
+}
+
+Test(model, stem_bad_metadata) {
+    model_mut m;
+    model_mut_open(&m, STEM);
+    json_t *st = json_object_get(m.acm, "stem");
+    json_array_set_new(json_object_get(st, "strides"), 1, json_integer(4)); /* 28 -> 28 -> 7: patch 2 does not divide */
+    model_mut_expect_load(&m, "the stem's output side 7 is not a multiple of patch_size 2");
+    json_array_set_new(json_object_get(st, "strides"), 1, json_integer(0));
+    model_mut_expect_load(&m, "stem layer 1 needs channels in [1, 1024] and stride in [1, 4]");
+    json_array_append_new(json_object_get(st, "channels"), json_integer(8)); /* 3 channels, 2 strides */
+    model_mut_expect_load(&m, "metadata: stem must be");
+    model_mut_close(&m);
+}
+
+Test(model, stem_shapes_derived) {
+    /* the patch convolution's input is the stem's output, 10 x 14 x 14: 7 x 7 patches + the class token (the FLOPs
+     * are checked against the golden's independent count in test_vit) */
+    char err[256];
+    acm_model *m = acm_model_load(STEM, err, sizeof err);
+    cr_assert(m, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    cr_assert_eq(c->stem_depth, 2);
+    cr_assert_eq(c->feat_chans, 10);
+    cr_assert_eq(c->feat_size, 14);
+    cr_assert_eq(c->tokens, 50);
+    acm_model_free(m);
+}

@@ -104,6 +104,7 @@ static void check_golden(const char *name) {
 Test(noalloc, golden_a) { check_golden("vit_a"); }
 Test(noalloc, golden_b) { check_golden("vit_b"); }
 Test(noalloc, golden_c) { check_golden("vit_c"); }
+Test(noalloc, golden_d_stem) { check_golden("vit_d"); }
 
 Test(noalloc, random_all_acm) {
     vr_config vc = {.image_size = 32, .patch_size = 4, .in_chans = 3, .dim = 96, .depth = 2, .heads = 3,

@@ -134,6 +134,7 @@ static void check_model(const char *name) {
 Test(vit, golden_a_mixed_fused_qkv_mlp_acm) { check_model("vit_a"); }
 Test(vit, golden_b_three_channels_split_qkv) { check_model("vit_b"); }
 Test(vit, golden_c_all_acm_f16) { check_model("vit_c"); }
+Test(vit, golden_d_convolutional_stem) { check_model("vit_d"); }
 
 Test(vit, worker_rejects_bad_runs) {
     char err[256];

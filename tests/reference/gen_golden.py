@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent reference for the engine's forward pass: writes random ACM ViT models and the expected outputs.
 
-Run with Debian's numpy:  /usr/bin/python3 tests/reference/gen_golden.py tests/golden
+Run with Debian's numpy:  /usr/bin/python3 tests/reference/gen_golden.py tests/golden [NAME...]
+(NAMEs: only those configurations; the others' files are left as they are)
 Writes, for each configuration NAME:
   tests/golden/NAME.safetensors           the model (timm tensor names + ACM learners and uncollapsed 3-layer gates)
   tests/golden/NAME.expected.safetensors  per run r: run{r}.pixels F32 [3, C, S, S], run{r}.logits F32 [3, K],
@@ -28,8 +29,9 @@ CAP_MARGIN = 1e-4
 
 # --------------------------------------------------------------------------------------------------------- model ---
 def config_list():
-    """Three configurations covering image 28/32, patch 4/8, 1/3 channels, 1/3/4 heads, widths that are not powers of
-    two, depth >= 2, mixed static and ACM modules, N = 2 and 4, fused and split static qkv, F32 and F16 storage."""
+    """Four configurations covering image 28/32, patch 2/4/8, 1/3 channels, 1/2/3/4 heads, widths that are not powers
+    of two, depth >= 2, mixed static and ACM modules, N = 2 and 4, fused and split static qkv, F32 and F16 storage,
+    and a convolutional stem (vit_d)."""
     return [
         dict(name="vit_a", image_size=28, patch_size=4, in_chans=1, dim=36, depth=2, heads=3, mlp_hidden=72,
              num_classes=10, dtype="F32", seed=1,
@@ -53,14 +55,36 @@ def config_list():
              acms={f"blocks.{i}.{p}": (4, (None if p == "mlp" else 3)) for i in range(2)
                    for p in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp")},
              labels=None, mean=[0.5], std=[0.5]),
+        dict(name="vit_d", image_size=28, patch_size=2, in_chans=1, dim=32, depth=2, heads=2, mlp_hidden=64,
+             num_classes=10, dtype="F32", seed=4,
+             # a convolutional stem (3x3: 1 -> 6 channels stride 1, 6 -> 10 stride 2: 28 -> 14), then 2x2 patches
+             # (7x7 tokens); block 0 static, block 1's MLP and o ACMs (N = 4)
+             stem=dict(channels=[6, 10], strides=[1, 2]),
+             acms={"blocks.1.mlp": (4, None), "blocks.1.attn.proj": (4, 8)},
+             labels=None, mean=[0.2860], std=[0.3530]),
     ]
+
+
+def stem_shape(cfg):
+    """(channels, side) of the patch convolution's input: the image, or the stem's output (3x3, padding 1)."""
+    C, S = cfg["in_chans"], cfg["image_size"]
+    for co, st in zip(*(cfg["stem"][k] for k in ("channels", "strides"))) if cfg.get("stem") else ():
+        C, S = co, (S - 1) // st + 1
+    return C, S
 
 
 def make_model(cfg):
     rng = np.random.default_rng(cfg["seed"])
-    D, C, P = cfg["dim"], cfg["in_chans"], cfg["patch_size"]
-    T = (cfg["image_size"] // P) ** 2 + 1
+    D, P = cfg["dim"], cfg["patch_size"]
+    C, S = stem_shape(cfg)
+    T = (S // P) ** 2 + 1
     t = {}
+    if cfg.get("stem"):
+        ci = cfg["in_chans"]
+        for i, co in enumerate(cfg["stem"]["channels"]):
+            t[f"stem.{i}.weight"] = rng.normal(0, math.sqrt(2 / (ci * 9)), (co, ci, 3, 3))
+            t[f"stem.{i}.bias"] = rng.normal(0, 0.1, (co,))
+            ci = co
 
     def lin(name, out, inp, bias=True, scale=1.0):
         t[name + ".weight"] = rng.normal(0, scale / math.sqrt(inp), (out, inp))
@@ -125,6 +149,8 @@ def metadata(cfg):
     }
     if cfg["labels"]:
         meta["labels"] = cfg["labels"]
+    if cfg.get("stem"):
+        meta["stem"] = cfg["stem"]
     return meta
 
 
@@ -176,7 +202,7 @@ class Ref:
     def __init__(self, cfg, t):
         self.cfg, self.t = cfg, t
         self.D, self.P = cfg["dim"], cfg["patch_size"]
-        self.T = (cfg["image_size"] // self.P) ** 2 + 1
+        self.T = (stem_shape(cfg)[1] // self.P) ** 2 + 1
         self.acm_names = []  # execution order
         for i in range(cfg["depth"]):
             for p in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp"):
@@ -309,14 +335,32 @@ class Ref:
 
     def forward(self, pixels, pols, force=None, check=True):
         cfg, t, D, P, T = self.cfg, self.t, self.D, self.P, self.T
-        B, C, S, _ = pixels.shape
+        B = pixels.shape[0]
+        fixed = 0
+        # the convolutional stem, straight from the definition: each output pixel is the 3x3 window of the zero-padded
+        # input at (oy*stride, ox*stride) against every filter, plus bias, then GELU
+        if cfg.get("stem"):
+            for i, st in enumerate(cfg["stem"]["strides"]):
+                w, bias = t[f"stem.{i}.weight"], t[f"stem.{i}.bias"]
+                co, ci = w.shape[:2]
+                S = pixels.shape[2]
+                So = (S - 1) // st + 1
+                xp = np.pad(pixels, ((0, 0), (0, 0), (1, 1), (1, 1)))
+                out = np.zeros((B, co, So, So))
+                for oy in range(So):
+                    for ox in range(So):
+                        win = xp[:, :, oy * st:oy * st + 3, ox * st:ox * st + 3]
+                        out[:, :, oy, ox] = np.einsum("oiyx,biyx->bo", w, win) + bias
+                fixed += 2 * So * So * co * ci * 9
+                pixels = gelu(out)
+        _, C, S, _ = pixels.shape
         g = S // P
         H = cfg["heads"]
         hd = D // H
         A = len(self.acm_names)
         acc = {"kmap": np.zeros((B, A, T), dtype=np.uint8), "flops": np.zeros(B), "lflops": np.zeros(B)}
         # fixed FLOPs, counted part by part
-        fixed = 2 * (T - 1) * C * P * P * D + 2 * D * cfg["num_classes"] + cfg["depth"] * 4 * T * T * D
+        fixed += 2 * (T - 1) * C * P * P * D + 2 * D * cfg["num_classes"] + cfg["depth"] * 4 * T * T * D
         dense = fixed
         for i in range(cfg["depth"]):
             for p in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp"):
@@ -380,9 +424,11 @@ def runs_for(cfg):
     ]
 
 
-def main(out_dir):
+def main(out_dir, only=None):
     os.makedirs(out_dir, exist_ok=True)
     for cfg in config_list():
+        if only and cfg["name"] not in only:
+            continue
         t = make_model(cfg)
         meta = metadata(cfg)
         ref = Ref(cfg, t)
@@ -422,4 +468,4 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/golden")
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/golden", sys.argv[2:])

@@ -279,4 +279,67 @@ Test(acmize, bad_arguments_are_refused) {
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --beta 1.5 2>/dev/null", bin());
     cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --distill -1 2>/dev/null", bin());
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --distill 1,0 2>/dev/null", bin());
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "%s acmize --base x --out y --gate-lr-mult 0 2>/dev/null", bin());
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+}
+
+/* A base with a convolutional stem converts (the stem stays static), and phase 3 with the distillation term and a
+ * separate gate learning rate logs the term: 0 in phases 1-2, positive in phase 3. The model loads with its stem. */
+Test(acmize, stem_base_with_distillation_and_gate_lr, .init = setup, .fini = teardown, .timeout = 240) {
+    FILE *f = fopen("/tmp/acm-acmize-tiny.json", "w");
+    fprintf(f, "{\"dim\": 16, \"depth\": 1, \"heads\": 2, \"epochs\": 1, \"batch_size\": 32, \"train_limit\": 256, "
+               "\"val_size\": 100, \"warmup_steps\": 2, \"patch_size\": 2, \"stem\": \"4/1,6/2\"}\n");
+    fclose(f);
+    sh("%s base --config /tmp/acm-acmize-tiny.json --out %s/stem.safetensors --quiet > %s/sbase.log 2>&1 "
+       "|| (cat %s/sbase.log; false)",
+       bin(), dir, dir, dir);
+    sh("%s acmize --base %s/stem.safetensors --out %s/s.safetensors --train-limit 256 --val-size 100 --batch 16 "
+       "--epochs 0.25,0.25,0.5 --log-every 2 --distill 1,2 --gate-lr-mult 5 --quiet",
+       bin(), dir, dir);
+    char path[128], line[512], err[512];
+    snprintf(path, sizeof path, "%s/s.safetensors.csv", dir);
+    f = fopen(path, "r");
+    cr_assert(f);
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert(strstr(line, ",seconds,distill"), "header: %s", line);
+    int rows3 = 0, rows12 = 0;
+    while (fgets(line, sizeof line, f)) {
+        int ph = atoi(line);
+        const char *last = strrchr(line, ',');
+        double kd = atof(last + 1);
+        if (ph == 3) {
+            rows3++;
+            cr_expect_gt(kd, 0, "phase 3 row without a distillation term: %s", line);
+        } else {
+            rows12++;
+            cr_expect_eq(kd, 0, "phase %d row with a distillation term: %s", ph, line);
+        }
+    }
+    fclose(f);
+    cr_assert(rows3 >= 2 && rows12 >= 2, "rows: %d in phases 1-2, %d in phase 3", rows12, rows3);
+    snprintf(path, sizeof path, "%s/s.safetensors", dir);
+    acm_model *m = acm_model_load(path, err, sizeof err);
+    cr_assert(m, "%s", err);
+    cr_expect_eq(acm_model_config(m)->stem_depth, 2);
+    cr_expect_gt(acm_model_config(m)->num_acms, 0);
+    acm_model_free(m);
+    /* the gate multiplier reaches the optimizer: with 1 instead of 5, the phase-3 gates end elsewhere */
+    sh("%s acmize --base %s/stem.safetensors --out %s/s1.safetensors --train-limit 256 --val-size 100 --batch 16 "
+       "--epochs 0.25,0.25,0.5 --log-every 2 --distill 1,2 --quiet",
+       bin(), dir, dir);
+    char p1[128];
+    snprintf(p1, sizeof p1, "%s/s1.safetensors", dir);
+    acm_st_file fa, fb;
+    cr_assert_eq(acm__st_open(&fa, path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(acm__st_open(&fb, p1, err, sizeof err), 0, "%s", err);
+    const acm_st_tensor *ga = acm__st_find(&fa, "blocks.0.mlp.gate.2.weight"), *gb = acm__st_find(&fb,
+                                                                                          "blocks.0.mlp.gate.2.weight");
+    cr_assert(ga && gb && ga->numel == gb->numel);
+    cr_expect_neq(memcmp(ga->data, gb->data, (size_t)ga->numel * 4), 0, "--gate-lr-mult 5 changed nothing");
+    acm__st_close(&fa);
+    acm__st_close(&fb);
 }

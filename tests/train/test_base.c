@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acm.h"
 #include "safetensors.h"
 #include "train/ckpt.h"
 #include "train/commands.h"
@@ -71,7 +72,7 @@ static void same_checkpoints(const char *p1, const char *p2) {
     json_decref(sa);
 }
 
-Test(base, sigterm_and_resume_is_bit_exact) {
+static void check_resume(const char *extra) {
     make_dir();
     char cfg[128], out[128], ck1[128], ck2[128], csv1[128], csv2[128];
     snprintf(cfg, sizeof cfg, "%s/c.json", dir);
@@ -81,7 +82,7 @@ Test(base, sigterm_and_resume_is_bit_exact) {
     snprintf(csv1, sizeof csv1, "%s/straight.csv", dir);
     snprintf(csv2, sizeof csv2, "%s/resumed.csv", dir);
     /* epochs 2 with 2048/32 = 64 steps each: the schedule is the same for both runs whatever --max-steps says */
-    write_config(cfg, ", \"epochs\": 2, \"erase_prob\": 0.5");
+    write_config(cfg, extra);
     const char *straight[] = {"--config", cfg, "--out", out, "--ckpt", ck1, "--csv", csv1, "--max-steps", "20",
                               "--quiet"};
     cr_assert_eq(run(11, straight), 0);
@@ -93,6 +94,13 @@ Test(base, sigterm_and_resume_is_bit_exact) {
     same_checkpoints(ck1, ck2);
     cr_assert(access(out, F_OK) != 0, "no model is written before the last step");
     cleanup();
+}
+
+Test(base, sigterm_and_resume_is_bit_exact) { check_resume(", \"epochs\": 2, \"erase_prob\": 0.5"); }
+
+/* the same with mixup and CutMix on: their draws come from the checkpointed augmentation stream */
+Test(base, sigterm_and_resume_is_bit_exact_with_mixing) {
+    check_resume(", \"epochs\": 2, \"erase_prob\": 0.5, \"mixup_prob\": 0.4, \"cutmix_prob\": 0.4");
 }
 
 Test(base, bad_config_is_refused) {
@@ -139,5 +147,32 @@ Test(base, resume_with_other_epochs) {
     cr_assert_eq(json_integer_value(json_object_get(st, "step")), 128, "the run ends at 2 epochs x 64 steps");
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(st, "config"), "epochs")), 2);
     json_decref(st);
+    cleanup();
+}
+
+/* A stem configuration trains and writes a model whose file carries the stem (the engine loads it and counts its
+ * FLOPs); a malformed stem is refused with the key named. */
+Test(base, stem_config_trains_and_bad_stem_is_refused) {
+    make_dir();
+    char cfg[128], out[128], err[256];
+    snprintf(cfg, sizeof cfg, "%s/c.json", dir);
+    snprintf(out, sizeof out, "%s/m.safetensors", dir);
+    write_config(cfg, ", \"patch_size\": 2, \"stem\": \"4/1,6/2\", \"train_limit\": 256, \"val_size\": 64");
+    const char *a[] = {"--config", cfg, "--out", out, "--quiet"};
+    cr_assert_eq(run(5, a), 0);
+    acm_model *m = acm_model_load(out, err, sizeof err);
+    cr_assert(m, "%s", err);
+    const acm_config *c = acm_model_config(m);
+    cr_assert(c->stem_depth == 2 && c->stem_chans[1] == 6 && c->stem_stride[1] == 2 && c->tokens == 50);
+    acm_model_free(m);
+    const char *bad[] = {"4/1,6", "4/1,", "0/1", "4/5", "4/1,4/1,4/1,4/1,4/1"};
+    for (int i = 0; i < 5; i++) {
+        char extra[96];
+        snprintf(extra, sizeof extra, ", \"patch_size\": 2, \"stem\": \"%s\"", bad[i]);
+        write_config(cfg, extra);
+        cr_assert_eq(run(5, a), 1, "stem \"%s\" accepted", bad[i]);
+    }
+    write_config(cfg, ", \"patch_size\": 4, \"stem\": \"4/1,6/2\""); /* the stem gives 14 x 14: 4 does not divide */
+    cr_assert_eq(run(5, a), 1);
     cleanup();
 }

@@ -105,3 +105,93 @@ Test(data, same_rng_state_same_batch) {
     cr_assert(memcmp(&r1, &r2, sizeof r1) == 0);
     acmt_images_free(&s);
 }
+
+/* Batch mixing (acmt_mix_batch) on a batch of 5 (odd: the middle item is its own partner). */
+static void mix_inputs(float *x, int32_t *y) {
+    for (int b = 0; b < 5; b++) {
+        y[b] = b + 3;
+        for (int p = 0; p < 784; p++) x[b * 784 + p] = (float)(b * 1000 + p);
+    }
+}
+
+Test(data, mixing_off_draws_nothing_and_changes_nothing) {
+    float x[5 * 784], x0[5 * 784];
+    int32_t y[5], y2[5];
+    mix_inputs(x, y);
+    memcpy(x0, x, sizeof x);
+    acmt_rng r, r0;
+    acmt_rng_seed(&r, 4, 1);
+    r0 = r;
+    acmt_mix off = {.mixup_alpha = 0.8f, .cutmix_alpha = 1.0f};
+    cr_assert_eq(acmt_mix_batch(x, y2, y, 5, 1, 28, 28, &off, &r), 1.0f);
+    cr_assert(memcmp(&r, &r0, sizeof r) == 0, "the augmentation stream moved: runs without mixing would change");
+    cr_assert(memcmp(x, x0, sizeof x) == 0 && memcmp(y, y2, sizeof y) == 0);
+}
+
+Test(data, mixup_blends_reversed_partners_and_is_seeded) {
+    float x[5 * 784], x0[5 * 784], xs[5 * 784];
+    int32_t y[5], y2[5], y2s[5];
+    mix_inputs(x, y);
+    memcpy(x0, x, sizeof x);
+    memcpy(xs, x, sizeof x);
+    acmt_rng r, rs;
+    acmt_rng_seed(&r, 4, 1);
+    rs = r;
+    acmt_mix mx = {.mixup_prob = 1, .mixup_alpha = 0.8f, .cutmix_alpha = 1.0f};
+    float lam = acmt_mix_batch(x, y2, y, 5, 1, 28, 28, &mx, &r);
+    cr_assert(lam > 0 && lam < 1, "lambda %g", lam);
+    for (int b = 0; b < 5; b++) {
+        cr_assert_eq(y2[b], y[4 - b]);
+        for (int p = 0; p < 784; p += 97) {
+            float want = lam * x0[b * 784 + p] + (1 - lam) * x0[(4 - b) * 784 + p];
+            cr_assert(fabsf(x[b * 784 + p] - want) <= 1e-3f, "item %d pixel %d: %g, want %g", b, p, x[b * 784 + p],
+                      want);
+        }
+    }
+    cr_assert_eq(acmt_mix_batch(xs, y2s, y, 5, 1, 28, 28, &mx, &rs), lam); /* same state, same batch */
+    cr_assert(memcmp(x, xs, sizeof x) == 0 && memcmp(y2, y2s, sizeof y2) == 0 && memcmp(&r, &rs, sizeof r) == 0);
+}
+
+Test(data, cutmix_pastes_a_box_whose_area_sets_lambda) {
+    acmt_mix cm = {.cutmix_prob = 1, .mixup_alpha = 0.8f, .cutmix_alpha = 1.0f};
+    acmt_rng r;
+    acmt_rng_seed(&r, 11, 2);
+    int boxes = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        float x[5 * 784];
+        int32_t y[5], y2[5];
+        mix_inputs(x, y);
+        float lam = acmt_mix_batch(x, y2, y, 5, 1, 28, 28, &cm, &r);
+        for (int b = 0; b < 5; b++) {
+            int own = 0, other = 0;
+            for (int p = 0; p < 784; p++) {
+                own += x[b * 784 + p] == (float)(b * 1000 + p);
+                other += x[b * 784 + p] == (float)((4 - b) * 1000 + p);
+            }
+            cr_assert_eq(y2[b], y[4 - b]);
+            if (b == 2) continue; /* its own partner */
+            cr_assert_eq(own + other, 784, "item %d: pixels from neither image", b);
+            cr_assert(fabsf((float)own / 784 - lam) < 1e-6f, "item %d keeps %d of 784 pixels, lambda %g", b, own, lam);
+        }
+        boxes += lam < 1;
+    }
+    cr_assert(boxes >= 10, "only %d of 20 batches got a box", boxes);
+}
+
+Test(data, beta_draws_have_the_right_mean_and_spread) {
+    acmt_rng r;
+    acmt_rng_seed(&r, 5, 0);
+    for (int k = 0; k < 2; k++) {
+        double a = k ? 0.4 : 2.0, m = 0, m2 = 0;
+        const int n = 20000;
+        for (int i = 0; i < n; i++) {
+            double v = acmt_rng_beta(&r, a);
+            cr_assert(v >= 0 && v <= 1);
+            m += v / n;
+            m2 += v * v / n;
+        }
+        double var = m2 - m * m, want = 1 / (4 * (2 * a + 1)); /* Beta(a, a): mean 1/2, variance 1/(4(2a+1)) */
+        cr_assert(fabs(m - 0.5) < 0.01 && fabs(var - want) < 0.1 * want, "Beta(%g): mean %g, variance %g (want %g)",
+                  a, m, var, want);
+    }
+}
