@@ -6,11 +6,12 @@
 # that held is the answer. RAMP (seconds, default 0) spreads the streams' starts (`--ramp`): 0 starts them all at
 # once, so that every chunk boundary is a burst of N chunks at the same instant (the worst case); live streams start
 # at random times, which RAMP=1 (starts spread over a second, three chunk periods) stands for. Model: the random-weight
-# bench speech model (bench/speech_random.h, as bench/asr.sh; chunks of 8 tokens = 320 ms). acmd with its defaults
+# bench speech model (bench/speech_random.h, as bench/asr.sh; chunks of 8 tokens = 320 ms), or MODEL (a speech model
+# file, e.g. the shipped models/speech.safetensors: chunks of 16 tokens = 640 ms). acmd with its defaults
 # (workers: the cores less one; --stream-batch 64) and --max-streams 4096, plus ACMD_ARGS. The load generator runs on
 # the same machine (one thread per stream): on a small machine it takes cores from acmd, which the figures include;
 # its CPU time and acmd's are printed as a share of one core over the run. Prints the OpenBLAS core.
-# Usage: [RAMP=S] [STREAMS='2 4 8 ...'] [ACMD_ARGS=...] bash bench/streams.sh [BUILD] [SECONDS per run, default 6]
+# Usage: [RAMP=S] [STREAMS='2 4 8 ...'] [MODEL=FILE] [ACMD_ARGS=...] bash bench/streams.sh [BUILD] [SECONDS per run, default 6]
 set -eu
 B=${1:-build}
 S=${2:-6}
@@ -19,7 +20,8 @@ make --no-print-directory "$B/acmd" "$B/acm" "$B/bench/speech" "$B/bench/asr_pac
 tmp=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
-"$B/bench/speech" --write-model "$tmp/speech.safetensors" >/dev/null
+if [ -n "${MODEL:-}" ]; then cp "$MODEL" "$tmp/speech.safetensors"
+else "$B/bench/speech" --write-model "$tmp/speech.safetensors" >/dev/null; fi
 "$B/bench/asr_pace" --make-wav "$tmp/a.wav" --seconds 4 --seed 1
 # shellcheck disable=SC2086
 "$B/acmd" --model "speech=$tmp/speech.safetensors" --max-streams 4096 --log-level warn ${ACMD_ARGS:-} \
@@ -29,6 +31,7 @@ for _ in $(seq 200); do [ -s "$tmp/acmd.port" ] && break; sleep 0.05; done
 URL=http://127.0.0.1:$(cat "$tmp/acmd.port")
 for _ in $(seq 600); do curl -sf "$URL/v2/health/ready" >/dev/null && break; sleep 0.1; done
 echo "OpenBLAS core: $(curl -s "$URL/metrics" | grep -o 'blas_core="[^"]*"' | head -1)"
+echo "model: ${MODEL:-the random-weight bench model (bench/speech_random.h)}"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); acmd ${ACMD_ARGS:-(defaults)};" \
      "$S s of audio per stream per run; stream starts spread over ${RAMP} s"
 echo
