@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make serve / make stop: acmd on the shipped models (docs/DESIGN.md §6 names: fmnist, fmnist-static, speech-static).
+# make serve / make stop: acmd on the shipped models (docs/DESIGN.md §6 names: fmnist, fmnist-static, speech, speech-static).
 #
 #   deploy/serve.sh BUILD [acmd options...]   start BUILD/acmd (make serve; `make serve ACMD_ARGS='...'` adds options)
 #   deploy/serve.sh BUILD --stop              SIGTERM to that acmd, then wait for its drain (make stop)
@@ -40,7 +40,7 @@ if pid=$(running); then
 fi
 args=() names=()
 for m in fmnist=models/fmnist-vit-acm.safetensors fmnist-static=models/fmnist-vit.safetensors \
-         speech-static=models/speech.safetensors; do
+         speech=models/speech-acm.safetensors speech-static=models/speech.safetensors; do
     if [ -f "${m#*=}" ]; then args+=(--model "$m") names+=("${m%%=*} (${m#*=})")
     else echo "serve: ${m#*=} is missing: '${m%%=*}' is not served"; fi
 done

@@ -59,7 +59,8 @@ context() {
     rm -rf "$work/context"
     mkdir -p "$work/context/models" "$work/context/deploy/container"
     cp -a Makefile engine proto train server clients "$work/context/"
-    cp -a models/fmnist-vit-acm.safetensors models/fmnist-vit.safetensors models/speech.safetensors "$work/context/models/"
+    cp -a models/fmnist-vit-acm.safetensors models/fmnist-vit.safetensors models/speech-acm.safetensors models/speech.safetensors \
+        "$work/context/models/"
     cp -a "$here/acmd.json" "$work/context/deploy/container/"
 }
 

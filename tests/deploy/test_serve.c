@@ -89,9 +89,12 @@ Test(serve, logs_to_a_file_says_how_to_stop_and_stop_drains, .timeout = 180, .fi
     cr_assert_eq(th_http(port, "GET", "/v2/models/fmnist-static/ready", "X-Request-Id: serve-test-1\r\n", NULL, 0, &r), 0);
     cr_expect_eq(r.status, 200, "%s", r.body);
     th_resp_free(&r);
-    /* every shipped model is served: the speech encoder too */
+    /* every shipped model is served: the speech encoder and its ACM conversion too */
     cr_assert_eq(th_http(port, "GET", "/v2/models/speech-static/ready", NULL, NULL, 0, &r), 0);
     cr_expect_eq(r.status, 200, "speech-static (models/speech.safetensors) not served: %s", r.body);
+    th_resp_free(&r);
+    cr_assert_eq(th_http(port, "GET", "/v2/models/speech/ready", NULL, NULL, 0, &r), 0);
+    cr_expect_eq(r.status, 200, "speech (models/speech-acm.safetensors) not served: %s", r.body);
     th_resp_free(&r);
     /* a second start while it runs: refused, the first one untouched */
     pid_t again = spawn_serve(dir, term2, "--listen", "127.0.0.1:0", NULL);
