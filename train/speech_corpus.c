@@ -267,7 +267,7 @@ static int write_file(const char *path, const void *b, size_t n, char *err, size
     return ok ? 0 : fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
 }
 
-static uint8_t *slurp(const char *path, size_t *n) {
+uint8_t *acms_read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     size_t cap = 1 << 16, len = 0;
@@ -405,7 +405,7 @@ static int sox_effects(worker *w, const acms_plan *p, const char *in, const char
 static int features(worker *w, const acms_plan *p, const char *wav, int64_t *frames, int64_t *samples, char *err,
                     size_t errlen) {
     size_t n = 0;
-    uint8_t *b = slurp(wav, &n);
+    uint8_t *b = acms_read_file(wav, &n);
     if (!b) return fail(err, errlen, "%s: cannot read %s", p->id, wav);
     float *x = NULL;
     size_t nx = 0;
@@ -613,7 +613,7 @@ static int build_real(worker *w, char *err, size_t errlen) {
         int rc;
         if (dot && !strcmp(dot, ".raw")) { /* headerless 16 kHz s16le: wrap it in a WAV header for the decoder */
             size_t n = 0;
-            uint8_t *b = slurp(path, &n);
+            uint8_t *b = acms_read_file(path, &n);
             if (!b) return fail(err, errlen, "cannot read %s (make deps: pocketsphinx-testdata)", path);
             char wav[1100];
             sfmt(wav, sizeof wav, "%s/real.wav", w->tmp);
@@ -712,7 +712,7 @@ static int finish_split(const acms_build_params *bp, const char *split, size_t s
         char sp[1100];
         sfmt(sp, sizeof sp, "%s/%s/shard-%05zu.tsv", bp->out, split, k);
         size_t n = 0;
-        uint8_t *b = slurp(sp, &n);
+        uint8_t *b = acms_read_file(sp, &n);
         if (!b) {
             fclose(o);
             return fail(err, errlen, "missing %s", sp);
@@ -860,7 +860,7 @@ int acms_load_split(const char *dir, const char *split, acms_utt **utts, size_t 
     char path[1100];
     sfmt(path, sizeof path, "%s/%s.tsv", dir, split);
     size_t len = 0;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = acms_read_file(path, &len);
     if (!b) return fail(err, errlen, "cannot read %s", path);
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += b[i] == '\n';

@@ -108,6 +108,8 @@ int acms_load_split(const char *dir, const char *split, acms_utt **utts, size_t 
 int acms_read_frames(const char *dir, const char *split, const acms_utt *u, float *out, char *err, size_t errlen);
 
 /* IEEE half precision, round to nearest even (the conversions the feature files use). */
+/* The whole file at path (malloc'd; its length in *n), or NULL when it cannot be opened or memory runs out. */
+uint8_t *acms_read_file(const char *path, size_t *n);
 uint16_t acms_f32_to_f16(float f);
 float acms_f16_to_f32(uint16_t h);
 

@@ -88,24 +88,6 @@ const char *acmt_ctc_text(const acm_ctc_result *res, char *out, size_t cap) {
     return out;
 }
 
-/* The whole file at path (malloc'd, NUL-terminated; its length in *len), or NULL with the path named in err. */
-static uint8_t *read_file(const char *path, long *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = NULL;
-    *len = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (*len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (b = malloc((size_t)*len + 1)) && fread(b, 1, (size_t)*len, f) != (size_t)*len)
-        *len = -1;
-    if (f) fclose(f);
-    if (!f || *len < 0 || !b) {
-        free(b);
-        snprintf(err, errlen, "cannot read %s", path);
-        return NULL;
-    }
-    b[*len] = 0;
-    return b;
-}
-
 /* A recording of the corpus's real split as 16 kHz PCM (*pcm malloc'd); ".raw" files are 16 kHz s16le. */
 static int read_recording(const char *dir, const acms_utt *u, float **pcm, size_t *n, char *err, size_t errlen) {
     if (strcmp(u->engine, "real")) {
@@ -114,13 +96,16 @@ static int read_recording(const char *dir, const acms_utt *u, float **pcm, size_
     }
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, u->voice);
-    long len;
-    uint8_t *b = read_file(path, &len, err, errlen);
-    if (!b) return -1;
+    size_t len;
+    uint8_t *b = acms_read_file(path, &len);
+    if (!b) {
+        snprintf(err, errlen, "cannot read %s", path);
+        return -1;
+    }
     const char *dot = strrchr(path, '.');
     const acm_audio_format raw = {.kind = ACM_AUDIO_S16LE, .rate = 16000, .channels = 1};
     char msg[256];
-    int rc = acm_audio_decode(dot && !strcmp(dot, ".raw") ? &raw : NULL, b, (size_t)len, acm_audio_default_params(),
+    int rc = acm_audio_decode(dot && !strcmp(dot, ".raw") ? &raw : NULL, b, len, acm_audio_default_params(),
                               pcm, n, msg, sizeof msg);
     free(b);
     if (rc) snprintf(err, errlen, "%s: %s", path, msg);
@@ -196,11 +181,14 @@ int acmt_speech_eval(const char *model_path, const acmt_speech_eval_params *p, a
         bp.mode = ACM_CTC_BEAM;
         bp.beam = p->beam;
         if (p->words) { /* the beam spells only words of the list (engine/ctc.h) */
-            long len;
-            char *text = (char *)read_file(p->words, &len, err, errlen);
-            if (!text) goto done;
+            size_t len;
+            char *text = (char *)acms_read_file(p->words, &len);
+            if (!text) {
+                snprintf(err, errlen, "cannot read %s", p->words);
+                goto done;
+            }
             char why[256];
-            lex = acm_ctc_lexicon_parse(&a, text, (size_t)len, why, sizeof why);
+            lex = acm_ctc_lexicon_parse(&a, text, len, why, sizeof why);
             free(text);
             if (!lex) {
                 snprintf(err, errlen, "%s: %s", p->words, why);
