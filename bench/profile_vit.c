@@ -14,7 +14,9 @@
  * Prints, per batch, a Markdown table (op, calls per forward, ms per forward, share) and one machine-readable line per
  * op: "PROF <threads> <batch> <op> <ms>".
  *
- * usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)]
+ * usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)] [--sse]
+ *   --sse: the kernels' SSE path where the CPU has AVX-512 (engine/cpu/simd.h), i.e. the engine before issue 26's
+ *          wide kernels.
  */
 #include <cblas.h>
 #include <math.h>
@@ -26,6 +28,7 @@
 #include "backend.h"
 #include "cpu/cpu.h"
 #include "cpu/pool.h"
+#include "cpu/simd.h"
 #define BENCH_NAME "profile_vit"
 #include "bench/bench_util.h"
 #include "bench/vit_random.h"
@@ -159,8 +162,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--depth") && i + 1 < argc) depth = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) nbatch = bu_parse_list(argv[++i], batches, 4);
+        else if (!strcmp(argv[i], "--sse")) acm__simd_disable(1);
         else {
-            printf("usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)]\n");
+            printf("usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)] [--sse]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -207,8 +211,9 @@ int main(int argc, char **argv) {
         items[b] = (acm_item){.pixels = pix + b * img, .policy = acm_policy_default()};
         res[b] = (acm_result){.logits = logits[b]};
     }
-    printf("profile_vit: BLAS core %s, %d threads (worker pool %s), %d cores, static ViT-B/16, depth %d, %d rounds\n",
-           acm_blas_core(), threads, inner->impl ? "on" : "off", acm_cpu_count(), depth, rounds);
+    printf("profile_vit: BLAS core %s, %d threads (worker pool %s), kernels %s, %d cores, static ViT-B/16, depth %d, "
+           "%d rounds\n", acm_blas_core(), threads, inner->impl ? "on" : "off", acm__simd_avx512() ? "AVX-512" : "SSE",
+           acm_cpu_count(), depth, rounds);
     for (int bi = 0; bi < nbatch; bi++) {
         const int B = (int)batches[bi];
         if (acm_worker_run(w, items, res, B, err, sizeof err)) bu_die("forward", err); /* warm-up */

@@ -2,7 +2,8 @@
 # Issue 26: op-by-op profile of the static ViT-B/16, the engine (build/bench/profile_vit: its backend's ops timed one by
 # one) against PyTorch's profiler on torchvision's vit_b_16 (bench/torch_vit.py --profile, tuned as for the timings),
 # one table per thread count and batch: op, acm ms, PyTorch ms per forward. bench/RESULTS.md has the runs.
-# Knobs (environment): THREADS ("1 2"), BATCHES (1,8), ROUNDS (3), NICE (5).
+# Knobs (environment): THREADS ("1 2"), BATCHES (1,8), ROUNDS (3), NICE (5), SSE (0; 1: the engine's kernels on their
+# SSE path, as before issue 26's AVX-512 kernels).
 # usage: bash bench/profile_vit.sh [BUILD_DIR=build]
 set -eu
 B=${1:-build}
@@ -15,7 +16,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "== bench/profile_vit.sh: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for T in $TS; do
-    nice -n "$N" "$B/bench/profile_vit" --threads "$T" --rounds "$R" --batches "$BS" | tee -a "$log" | grep -v '^PROF'
+    nice -n "$N" "$B/bench/profile_vit" $([ "${SSE:-0}" = 1 ] && echo --sse) --threads "$T" --rounds "$R" --batches "$BS" | tee -a "$log" | grep -v '^PROF'
     core=$(sed -n 's/^profile_vit: BLAS core \([A-Za-z0-9]*\),.*/\1/p' "$log" | head -1)
     if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
         OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core} \

@@ -136,11 +136,7 @@ typedef struct {
 static void bias_gelu_task(void *c, int64_t i0, int64_t i1, int tid) {
     (void)tid;
     const bias_gelu_ctx *a = c;
-    for (int64_t i = i0; i < i1; i++) {
-        float *p = a->pre + i * a->ldp;
-        for (int j = 0; j < a->cols; j++) p[j] += a->bias[j];
-        acm__gelu_forward(a->out + i * a->ldo, p, a->cols);
-    }
+    for (int64_t i = i0; i < i1; i++) acm__bias_gelu_forward(a->pre + i * a->ldp, a->out + i * a->ldo, a->bias, a->cols);
 }
 static void cpu_bias_gelu(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
                           int cols) {
