@@ -21,7 +21,8 @@
  *       per-round ratios against no pool.
  *   (7) --ab NAME: one engine change on and off in the same process, rounds interleaved (static and ACM latency,
  *       median of the per-round ratios off / on: above 1, the change is faster). NAME: simd (engine/cpu/simd.h's
- *       AVX-512 kernels against the SSE ones).
+ *       AVX-512 kernels against the SSE ones), gemm-split (a pooled worker's GEMMs split by rows across its pool,
+ *       engine/cpu/backend.c, against OpenBLAS's own threads).
  * FLOPs: 2 per multiply-add (the paper's fvcore counts 1), matrix products only, gates and attention included.
  *
  * usage: acm_exec [--threads N] [--rounds R] [--batches 1,8] [--betas 0.25,0.5,0.75,1] [--seed S] [--depth L]
@@ -37,6 +38,7 @@
 
 #include "acm.h"
 #include "cpu/cpu.h"
+#include "cpu/pool.h"
 #include "cpu/simd.h"
 #define BENCH_NAME "acm_exec"
 #include "bench/bench_util.h"
@@ -135,8 +137,11 @@ typedef struct {
     void (*set)(int off); /* off = 1: the engine without the change */
 } ab_change;
 static void simd_set(int off) { acm__simd_disable(off); }
+static void split_set(int off) { acm__cpu_gemm_split(!off); }
 static const ab_change ab_changes[] = {
     {"simd", "AVX-512 kernels (LayerNorm, GELU, bias + GELU, softmax) against SSE", simd_set},
+    {"gemm-split", "GEMM rows split across the worker's pool (1-thread sgemm each) against OpenBLAS's threads",
+     split_set},
 };
 
 static void change_ab(const ab_change *ch, runner *rs, runner *ra, const uint8_t *force, const double *betas,
@@ -205,7 +210,7 @@ int main(int argc, char **argv) {
             const char *name = argv[++i];
             for (size_t c = 0; c < sizeof ab_changes / sizeof ab_changes[0]; c++)
                 if (!strcmp(name, ab_changes[c].name)) change = &ab_changes[c];
-            if (!change) bu_die("--ab", "unknown change (simd)");
+            if (!change) bu_die("--ab", "unknown change (simd, gemm-split)");
         }
         else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) tp_batches = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--fmnist") && i + 3 < argc) {
@@ -215,7 +220,8 @@ int main(int argc, char **argv) {
         } else {
             printf("usage: acm_exec [--threads N (default: cores = %d)] [--rounds R (5)] [--batches 1,8]\n"
                    "                [--betas 0.25,0.5,0.75,1] [--seed S (1)] [--depth L (12)] [--no-forward]\n"
-                   "                [--no-modules] [--throughput BATCHES_PER_WORKER (0: skip)] [--pool-ab] [--ab simd]\n"
+                   "                [--no-modules] [--throughput BATCHES_PER_WORKER (0: skip)] [--pool-ab]\n"
+                   "                [--ab simd|gemm-split]\n"
                    "                [--fmnist ACM.safetensors STATIC.safetensors t10k-images-idx3-ubyte.gz]\n",
                    acm_cpu_count());
             return strcmp(argv[i], "--help") ? 2 : 0;
