@@ -9,9 +9,10 @@
  * threads. Every parallel loop splits independent indices (rows, elements, heads), so its results are the same bits at
  * any thread count.
  *
- * The GEMMs of a worker with a pool split their rows across it, one single-threaded sgemm per member
- * (acm__cpu_gemm_split, on by default: bench/RESULTS.md measures it against OpenBLAS's own threads), with OpenBLAS set
- * to one thread for the region as below; a GEMM of fewer than SPLIT_MIN_ROWS rows per member stays whole.
+ * A pooled worker's GEMMs can instead split their rows across the pool, one single-threaded sgemm per member, with
+ * OpenBLAS at one thread for the region as below (acm__cpu_gemm_split; a GEMM of fewer than SPLIT_MIN_ROWS rows per
+ * member stays whole). Off by default: measured against OpenBLAS's own threads it lost (0.71-0.99, bench/RESULTS.md,
+ * issue 26), each member packing the whole weight matrix where OpenBLAS's threads share one packed copy.
  *
  * Attention's per-head products are GEMMs called from several threads at once: for that region OpenBLAS is set to one
  * thread (openblas_set_num_threads is process-wide), and set back after it, so the pool's threads and OpenBLAS's never
@@ -102,7 +103,7 @@ static void mm_task(void *c, int64_t i0, int64_t i1, int tid) {
     acm__matmul_forward(a->out + i0 * a->ldo, a->ldo, a->inp + i0 * a->ldi, a->ldi, a->weight, a->ldw, a->bias, i1 - i0,
                         a->C, a->OC, a->accumulate);
 }
-static int gemm_split = 1;
+static int gemm_split = 0;
 void acm__cpu_gemm_split(int on) { gemm_split = on; }
 /* Rows per member below which a GEMM stays whole on OpenBLAS's threads. */
 enum { SPLIT_MIN_ROWS = 64 };

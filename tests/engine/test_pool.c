@@ -322,7 +322,7 @@ Test(pool, gemm_split_by_rows_matches_the_whole_gemm) {
                 acm__backend_close(be);
             }
     }
-    acm__cpu_gemm_split(1);
+    acm__cpu_gemm_split(0);
     acm_blas_set_threads(blas);
     free(x), free(w), free(ref), free(got), free(again);
 }
