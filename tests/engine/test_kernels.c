@@ -266,3 +266,43 @@ Test(kernels, gelu_independent_of_the_split) {
         acm__gelu_forward(parts + cuts[c], x + cuts[c], cuts[c + 1] - cuts[c]);
     cr_assert_eq(memcmp(whole, parts, sizeof whole), 0);
 }
+
+/* The SSE path (every CPU without AVX-512 runs it; acm__simd_disable forces it here): the same checks as above, so a
+ * machine with AVX-512 still tests the code the others run. Criterion runs each test in its own process: the switch
+ * does not leak into other tests. */
+Test(kernels, sse_path_gelu_softmax_layernorm) {
+    acm__simd_disable(1);
+    cr_assert_eq(acm__simd_avx512(), 0);
+    enum { N = 24001 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    acm__gelu_forward(y, x, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++)
+        worst = fmax(worst, fabs(y[i] - gelu_ref(x[i])) / fmax(fabs(gelu_ref(x[i])), 1e-3));
+    cr_expect_leq(worst, 2e-6, "SSE gelu: worst scaled error %.3g", worst);
+    float pre[37], bias[37], out[37], sum[37], ref[37];
+    for (int i = 0; i < 37; i++) pre[i] = 3 * frand(), bias[i] = frand(), sum[i] = pre[i] + bias[i];
+    acm__bias_gelu_forward(pre, out, bias, 37);
+    acm__gelu_forward(ref, sum, 37);
+    for (int i = 0; i < 37; i++) cr_assert(pre[i] == sum[i] && out[i] == ref[i], "SSE bias + GELU, element %d", i);
+    float in[197], sm[197];
+    double e[197], mx = -INFINITY, s = 0;
+    for (int i = 0; i < 197; i++) in[i] = 30 * frand(), mx = fmax(mx, in[i]);
+    for (int i = 0; i < 197; i++) s += e[i] = exp(in[i] - mx);
+    for (int i = 0; i < 197; i++) e[i] /= s;
+    acm__softmax_row(sm, in, 197);
+    expect_close(sm, e, 197, 1e-6, "SSE softmax");
+    enum { C = 37 };
+    float *lx = randv(C), *w = randv(C), *b = randv(C), lo[C], mean, rstd;
+    for (int c = 0; c < C; c++) lx[c] = lx[c] * 3 + 10;
+    acm__layernorm_forward(lo, &mean, &rstd, lx, w, b, 1, C, 1e-6f);
+    double m = 0, v = 0, lr[C];
+    for (int c = 0; c < C; c++) m += lx[c];
+    m /= C;
+    for (int c = 0; c < C; c++) v += (lx[c] - m) * (lx[c] - m);
+    v /= C;
+    for (int c = 0; c < C; c++) lr[c] = (lx[c] - m) / sqrt(v + 1e-6) * w[c] + b[c];
+    expect_close(lo, lr, C, 1e-5, "SSE layernorm");
+    free(lx), free(w), free(b);
+}
