@@ -5,15 +5,16 @@
 # fmnist at X-Compute-Budget 1 and 0.25 and fmnist-static without a budget. The builds alternate round by round (the
 # machine may be shared: load moves between runs); the table has the medians and the ratio new / old of each round's
 # throughput (median of the per-round ratios).
-# usage: bash bench/fmnist_serve.sh OLD_BUILD NEW_BUILD
-#        OLD_REF=<commit> bash bench/fmnist_serve.sh - NEW_BUILD   builds <commit> first, from `git archive`, in a
+# usage: bash bench/fmnist_serve.sh [NEW_BUILD=build] [OLD_BUILD]
+#        OLD_REF=<commit> bash bench/fmnist_serve.sh [NEW_BUILD]   builds <commit> first, from `git archive`, in a
 #                                                                  temporary directory (a few minutes at make -j2)
+#        With neither OLD_BUILD nor OLD_REF (as `make bench` runs it): NEW_BUILD alone, no ratio.
 # Knobs (environment): SECS (5 per run), ROUNDS (3), CONC (16 requests in flight), ACMD_ARGS (acmd's worker layout;
 # default "--workers 1 --blas-threads 2": one worker with its pool on both cores), NICE (5),
 # DATA (/usr/share/datasets/fashion-mnist).
 set -eu
-OLD=${1:?usage: fmnist_serve.sh OLD_BUILD NEW_BUILD}
-NEW=${2:?usage: fmnist_serve.sh OLD_BUILD NEW_BUILD}
+NEW=${1:-build}
+OLD=${2:-}
 S=${SECS:-5}; R=${ROUNDS:-3}; C=${CONC:-16}; N=${NICE:-5}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 read -r -a layout <<< "${ACMD_ARGS:---workers 1 --blas-threads 2}"
@@ -23,8 +24,8 @@ done
 tmp=$(mktemp -d /tmp/fmnist-serve-XXXXXX); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
-if [ "$OLD" = - ]; then
-    ref=${OLD_REF:?OLD_BUILD '-' needs OLD_REF}
+if [ -z "$OLD" ] && [ -n "${OLD_REF:-}" ]; then
+    ref=$OLD_REF
     mkdir -p "$tmp/old-src"
     git archive "$ref" | tar -x -C "$tmp/old-src"
     echo "fmnist_serve: building $ref in $tmp/old-src (make -j2 at nice $N)"
@@ -32,7 +33,7 @@ if [ "$OLD" = - ]; then
     OLD=$tmp/old-src/build
     old_name=$ref
 else
-    old_name=$OLD
+    old_name=${OLD:-none}
 fi
 make --no-print-directory "$NEW/acmd" "$NEW/acm" >/dev/null
 echo "== bench/fmnist_serve.sh: $(date -u +%FT%TZ), old $old_name, new $NEW (commit $(git rev-parse --short HEAD)), acmd ${layout[*]}, $C in flight, ${S}s x $R rounds, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -48,7 +49,7 @@ start() { # build dir, name -> port in $tmp/NAME.port, pid appended
     done
     echo "fmnist_serve: acmd of $1 did not become ready"; cat "$tmp/$2.log"; exit 1
 }
-start "$OLD" old
+[ -n "$OLD" ] && start "$OLD" old
 start "$NEW" new
 core=$(grep -o 'BLAS core [A-Za-z0-9]*' "$tmp/new.log" | head -1 || true)
 # one run: server name, model, budget ('-': none) -> answers/s (non-200 answers or transport errors fail the run)
@@ -70,7 +71,8 @@ PY
 for round in $(seq "$R"); do
     for cfg in "fmnist 1" "fmnist 0.25" "fmnist-static -"; do
         set -- $cfg
-        if [ $((round % 2)) = 1 ]; then o=$(run old "$1" "$2"); n=$(run new "$1" "$2")
+        if [ -z "$OLD" ]; then o=0; n=$(run new "$1" "$2")
+        elif [ $((round % 2)) = 1 ]; then o=$(run old "$1" "$2"); n=$(run new "$1" "$2")
         else n=$(run new "$1" "$2"); o=$(run old "$1" "$2"); fi
         echo "round $round: $1 budget $2: old $o, new $n answers/s"
         echo "$1 $2 $o $n" >> "$tmp/rows"
@@ -87,6 +89,7 @@ for line in open(sys.argv[1]):
     m, b, o, n = line.split()
     rows.setdefault((m, b), []).append((float(o), float(n)))
 for (m, b), v in rows.items():
-    print("| %s | %s | %.1f | %.1f | **%.2f** |" % (m, b, statistics.median(o for o, _ in v),
-          statistics.median(n for _, n in v), statistics.median(n / o for o, n in v)))
+    old = statistics.median(o for o, _ in v)
+    print("| %s | %s | %s | %.1f | %s |" % (m, b, "%.1f" % old if old else "–", statistics.median(n for _, n in v),
+          "**%.2f**" % statistics.median(n / o for o, n in v) if old else "–"))
 PY
