@@ -19,10 +19,14 @@
  *       static and ACM latency with the worker's own pooled backend, with it but ACM modules not split into parts
  *       (their GEMMs on OpenBLAS's threads), and with the shared one-thread instance (no pool), and the medians of the
  *       per-round ratios against no pool.
+ *   (7) --ab NAME: one engine change on and off in the same process, rounds interleaved (static and ACM latency,
+ *       median of the per-round ratios off / on: above 1, the change is faster). NAME: simd (engine/cpu/simd.h's
+ *       AVX-512 kernels against the SSE ones), gemm-split (a pooled worker's GEMMs split by rows across its pool,
+ *       engine/cpu/backend.c, against OpenBLAS's own threads).
  * FLOPs: 2 per multiply-add (the paper's fvcore counts 1), matrix products only, gates and attention included.
  *
  * usage: acm_exec [--threads N] [--rounds R] [--batches 1,8] [--betas 0.25,0.5,0.75,1] [--seed S] [--depth L]
- *                 [--no-forward] [--no-modules] [--throughput BATCHES] [--pool-ab]
+ *                 [--no-forward] [--no-modules] [--throughput BATCHES] [--pool-ab] [--ab NAME]
  *                 [--fmnist ACM STATIC IMAGES.gz]
  */
 #include <cblas.h>
@@ -34,6 +38,8 @@
 
 #include "acm.h"
 #include "cpu/cpu.h"
+#include "cpu/pool.h"
+#include "cpu/simd.h"
 #define BENCH_NAME "acm_exec"
 #include "bench/bench_util.h"
 #include "bench/vit_random.h"
@@ -125,6 +131,51 @@ static void pool_ab(runner *rs, runner *ra, const uint8_t *force, const double *
     for (int b = 0; b < maxB; b++) ra->items[b].force_k = NULL;
 }
 
+/* ---- (7) one engine change on and off ------------------------------------------------------------------------------- */
+typedef struct {
+    const char *name, *what;
+    void (*set)(int off); /* off = 1: the engine without the change */
+} ab_change;
+static void simd_set(int off) { acm__simd_disable(off); }
+static void split_set(int off) { acm__cpu_gemm_split(!off); }
+static const ab_change ab_changes[] = {
+    {"simd", "AVX-512 kernels (LayerNorm, GELU, bias + GELU, softmax) against SSE", simd_set},
+    {"gemm-split", "GEMM rows split across the worker's pool (1-thread sgemm each) against OpenBLAS's threads",
+     split_set},
+};
+
+static void change_ab(const ab_change *ch, runner *rs, runner *ra, const uint8_t *force, const double *betas,
+                      int nbeta, const double *batches, int nbatch, int maxB, int AT, int rounds) {
+    printf("\n(7) A/B '%s': %s; same process, rounds interleaved, %d BLAS threads, core %s\n"
+           "| model | batch | beta | on ms | off ms | speed-up (off / on) |\n|---|---|---|---|---|---|\n", ch->name,
+           ch->what, acm_blas_threads(), acm_blas_core());
+    for (int bi = 0; bi < nbatch; bi++) {
+        const int B = (int)batches[bi];
+        for (int j = -1; j < nbeta; j++) {
+            runner *r = j < 0 ? rs : ra;
+            for (int b = 0; b < B; b++) r->items[b].force_k = j < 0 ? NULL : force + ((size_t)j * maxB + b) * AT;
+            double on[MAXR], off[MAXR], ratio[MAXR];
+            forward(r, B, NULL);
+            for (int k = 0; k < rounds; k++) {
+                ch->set(k & 1); /* alternate which side goes first */
+                double t1 = forward(r, B, NULL);
+                ch->set(!(k & 1));
+                double t2 = forward(r, B, NULL);
+                on[k] = k & 1 ? t2 : t1;
+                off[k] = k & 1 ? t1 : t2;
+                ratio[k] = off[k] / on[k];
+            }
+            ch->set(0);
+            if (j < 0) printf("| static | %d | - ", B);
+            else printf("| ACM | %d | %.2f ", B, betas[j]);
+            printf("| %.1f | %.1f | **%.2f** |\n", bu_median(on, rounds) * 1e3, bu_median(off, rounds) * 1e3,
+                   bu_median(ratio, rounds));
+            fflush(stdout);
+        }
+    }
+    for (int b = 0; b < maxB; b++) ra->items[b].force_k = NULL;
+}
+
 /* ---- (5) workers x threads ------------------------------------------------------------------------------------------ */
 typedef struct {
     runner *r;
@@ -140,6 +191,7 @@ static void *tp_thread(void *p) {
 int main(int argc, char **argv) {
     acm_blas_init(argc, argv);
     int threads = acm_cpu_count(), rounds = 5, depth = 12, do_fwd = 1, do_mod = 1, tp_batches = 0, do_ab = 0;
+    const ab_change *change = NULL;
     double batches_d[4] = {1, 8}, betas[MAXBETA] = {0.25, 0.5, 0.75, 1.0};
     int nbatch = 2, nbeta = 4;
     uint64_t seed = 1;
@@ -154,6 +206,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-forward")) do_fwd = 0;
         else if (!strcmp(argv[i], "--no-modules")) do_mod = 0;
         else if (!strcmp(argv[i], "--pool-ab")) do_ab = 1;
+        else if (!strcmp(argv[i], "--ab") && i + 1 < argc) {
+            const char *name = argv[++i];
+            for (size_t c = 0; c < sizeof ab_changes / sizeof ab_changes[0]; c++)
+                if (!strcmp(name, ab_changes[c].name)) change = &ab_changes[c];
+            if (!change) bu_die("--ab", "unknown change (simd, gemm-split)");
+        }
         else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) tp_batches = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--fmnist") && i + 3 < argc) {
             fm_acm = argv[++i];
@@ -163,6 +221,7 @@ int main(int argc, char **argv) {
             printf("usage: acm_exec [--threads N (default: cores = %d)] [--rounds R (5)] [--batches 1,8]\n"
                    "                [--betas 0.25,0.5,0.75,1] [--seed S (1)] [--depth L (12)] [--no-forward]\n"
                    "                [--no-modules] [--throughput BATCHES_PER_WORKER (0: skip)] [--pool-ab]\n"
+                   "                [--ab simd|gemm-split]\n"
                    "                [--fmnist ACM.safetensors STATIC.safetensors t10k-images-idx3-ubyte.gz]\n",
                    acm_cpu_count());
             return strcmp(argv[i], "--help") ? 2 : 0;
@@ -183,7 +242,7 @@ int main(int argc, char **argv) {
            acm_blas_core(), acm_blas_threads(), acm_cpu_count(), load[0], load[1], load[2], rounds);
     char err[512];
 
-    if (do_fwd || do_mod || tp_batches || do_ab) {
+    if (do_fwd || do_mod || tp_batches || do_ab || change) {
         vr_config vc = {.image_size = 224, .patch_size = 16, .in_chans = 3, .dim = 768, .depth = depth, .heads = 12,
                         .mlp_hidden = 3072, .num_classes = 1000, .learners = 0, .seed = seed};
         vr_store sst, sacm;
@@ -393,6 +452,7 @@ int main(int argc, char **argv) {
             acm_blas_set_threads(threads);
         }
         if (do_ab) pool_ab(rs, ra, force, betas, nbeta, batches_d, nbatch, maxB, A * T, rounds);
+        if (change) change_ab(change, rs, ra, force, betas, nbeta, batches_d, nbatch, maxB, A * T, rounds);
         acm_worker_free(rs->w);
         acm_worker_free(ra->w);
         free(rs);

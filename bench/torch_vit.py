@@ -31,6 +31,7 @@ the prefix of the sorted tokens that use it (k >= n), its output added into that
 index_copy_ for q, k, v) of the sorted rows back into the tokens. No gates (our bench forces k the same way).
 
 usage: torch_vit.py THREADS ROUNDS DENSE_GFLOP_PER_IMAGE [BATCHES=1,8] [BETAS=0.25,0.5,0.75] [--untuned]
+       torch_vit.py --profile THREADS ROUNDS [BATCHES=1,8]
 Prints Markdown tables: static and ACM latency (median of ROUNDS), GFLOP/s counted with our engine's FLOPs of the same
 model (2 per multiply-add, matrix products only), and the ACM rows' realisation: speed-up over static / (static FLOPs /
 ACM FLOPs), as bench/acm_exec.c computes it.
@@ -200,6 +201,79 @@ def acm_forward(torch, F, model, img, ks):
     return F.linear(x, model["head_w"], model["head_b"])
 
 
+# torch.profiler's ops of torchvision's vit_b_16 (the fused multi-head attention path of inference) mapped onto the
+# op names of bench/profile_vit.c: (op name, test on the input shapes) -> key. The qkv bias, scale and split
+# (_transform_bias_rescale_qkv) count as qkv; GELU (its bias is in fc1's addmm) counts as bias_gelu; every add
+# (the position embedding's one too) as add.
+def prof_key(name, shapes):
+    s0 = shapes[0] if shapes else []
+    s1 = shapes[1] if len(shapes) > 1 else []
+    s2 = shapes[2] if len(shapes) > 2 else []
+    if name in ("aten::mkldnn_convolution", "aten::convolution", "aten::_convolution"):
+        return "patch"
+    if name == "aten::mm" and s1[-1:] == [2304]:
+        return "qkv"
+    if name == "aten::_transform_bias_rescale_qkv":
+        return "qkv"
+    if name == "aten::addmm":
+        w = s2
+        if w == [768, 3072]:
+            return "fc1"
+        if w == [3072, 768]:
+            return "fc2"
+        if w == [768, 768]:
+            return "proj"
+        if w == [768, 2304]:
+            return "qkv"
+        if w == [768, 1000]:
+            return "head"
+        return "gemm_other"
+    if name == "aten::bmm":
+        return "att_qk" if s1[-1:] == [197] else "att_pv"
+    if name in ("aten::_softmax", "aten::_masked_softmax"):
+        return "att_softmax"
+    if name == "aten::native_layer_norm":
+        return "layernorm"
+    if name == "aten::gelu":
+        return "bias_gelu"
+    if name in ("aten::add", "aten::add_"):
+        return "add"
+    if name == "aten::cat":
+        return "embed"
+    return "other"
+
+
+def profile(threads, rounds, batches):
+    """Op-by-op profile of the static vit_b_16 (torch.profiler, self CPU time per op, per forward): 'TPROF' lines."""
+    import torch
+    import torchvision
+    static = torchvision.models.vit_b_16(weights=None).eval()
+    print("BLAS core (loaded OpenBLAS): %s; torch %s, %d threads" % (blas_core(), torch.__version__,
+                                                                     torch.get_num_threads()))
+    with torch.inference_mode():
+        for b in batches:
+            x = torch.randn(b, 3, 224, 224)
+            static(x)
+            total = 0.0
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+                for _ in range(rounds):
+                    t0 = time.perf_counter()
+                    static(x)
+                    total += (time.perf_counter() - t0) / rounds * 1e3
+            acc = {}
+            for e in prof.key_averages(group_by_input_shape=True):
+                k = prof_key(e.key, e.input_shapes)
+                acc[k] = acc.get(k, 0.0) + e.self_cpu_time_total / 1e3 / rounds
+            acc["other"] = acc.get("other", 0.0) + total - sum(acc.values())
+            print("\n### PyTorch, static vit_b_16, batch %d, %d threads: %.1f ms per forward under the profiler" %
+                  (b, threads, total))
+            for k, v in sorted(acc.items(), key=lambda kv: -kv[1]):
+                print("TPROF %d %d %s %.3f" % (threads, b, k, v))
+            print("TPROF %d %d total %.3f" % (threads, b, total))
+            sys.stdout.flush()
+    return 0
+
+
 def timed(fn, rounds):
     fn()  # warm-up
     ts = []
@@ -211,13 +285,17 @@ def timed(fn, rounds):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--untuned"]
+    args = [a for a in sys.argv[1:] if a not in ("--untuned", "--profile")]
     untuned = "--untuned" in sys.argv
-    if len(args) < 3:
+    prof = "--profile" in sys.argv
+    if len(args) < (2 if prof else 3):
         print(__doc__)
         return 2
-    threads, rounds, gflop = int(args[0]), int(args[1]), float(args[2])
-    batches = [int(b) for b in (args[3] if len(args) > 3 else "1,8").split(",")]
+    threads, rounds = int(args[0]), int(args[1])
+    if prof:
+        gflop, batches = 0.0, [int(b) for b in (args[2] if len(args) > 2 else "1,8").split(",")]
+    else:
+        gflop, batches = float(args[2]), [int(b) for b in (args[3] if len(args) > 3 else "1,8").split(",")]
     betas = [float(b) for b in (args[4] if len(args) > 4 else "0.25,0.5,0.75").split(",")]
     env = tuned_env(threads)
     if not untuned and any(os.environ.get(k) != v for k, v in env.items()):
@@ -232,6 +310,10 @@ def main():
     for _, lib in blas_libs():
         lib.openblas_set_num_threads(threads)
     torch.manual_seed(0)
+    if prof:
+        print("PyTorch peer tuned as for the timings (OMP_WAIT_POLICY=%s, MALLOC_MMAP_THRESHOLD_=%s)" %
+              (os.environ.get("OMP_WAIT_POLICY"), os.environ.get("MALLOC_MMAP_THRESHOLD_")))
+        return profile(threads, rounds, batches)
     print(torch.__config__.show())
     tuning = ("untuned (--untuned: torch.set_num_threads only)" if untuned else
               "tuned: OMP_WAIT_POLICY=%s, torch threads %d, OpenBLAS threads %s, MALLOC_MMAP_THRESHOLD_=%s, "

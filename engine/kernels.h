@@ -26,6 +26,8 @@ void acm__matmul_forward(float *out, int ldo, const float *inp, int ldi, const f
 
 /* Exact GELU: 0.5 x (1 + erf(x / √2)), in place allowed. */
 void acm__gelu_forward(float *out, const float *inp, int64_t n);
+/* pre[0..n) += bias, then out[0..n) = GELU(pre) (out may be pre): a GEMM's bias fused with its GELU, one pass. */
+void acm__bias_gelu_forward(float *pre, float *out, const float *bias, int64_t n);
 
 /* Multi-head self-attention for B items of T tokens.
  * q, k, v: [B*T, ld] rows, head h of token t at columns h*hd .. h*hd+hd-1 of each (pass the same buffer at offsets

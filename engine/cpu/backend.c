@@ -9,6 +9,11 @@
  * threads. Every parallel loop splits independent indices (rows, elements, heads), so its results are the same bits at
  * any thread count.
  *
+ * A pooled worker's GEMMs can instead split their rows across the pool, one single-threaded sgemm per member, with
+ * OpenBLAS at one thread for the region as below (acm__cpu_gemm_split; a GEMM of fewer than SPLIT_MIN_ROWS rows per
+ * member stays whole). Off by default: measured against OpenBLAS's own threads it lost (0.71-0.99, bench/RESULTS.md,
+ * issue 26), each member packing the whole weight matrix where OpenBLAS's threads share one packed copy.
+ *
  * Attention's per-head products are GEMMs called from several threads at once: for that region OpenBLAS is set to one
  * thread (openblas_set_num_threads is process-wide), and set back after it, so the pool's threads and OpenBLAS's never
  * run at the same time. A process with several multi-threaded workers would race on that setting; acm_worker_new
@@ -87,9 +92,36 @@ static void bias_task(void *c, int64_t i0, int64_t i1, int tid) {
             memcpy(o, a->bias, sizeof(float) * (size_t)a->OC);
     }
 }
+typedef struct {
+    float *out;
+    const float *inp, *weight, *bias;
+    int ldo, ldi, ldw, C, OC, accumulate;
+} mm_ctx;
+static void mm_task(void *c, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const mm_ctx *a = c;
+    acm__matmul_forward(a->out + i0 * a->ldo, a->ldo, a->inp + i0 * a->ldi, a->ldi, a->weight, a->ldw, a->bias, i1 - i0,
+                        a->C, a->OC, a->accumulate);
+}
+static int gemm_split = 0;
+void acm__cpu_gemm_split(int on) { gemm_split = on; }
+/* Rows per member below which a GEMM stays whole on OpenBLAS's threads. */
+enum { SPLIT_MIN_ROWS = 64 };
 static void cpu_matmul(acm__backend *be, float *out, int ldo, const float *inp, int ldi, const float *weight, int ldw,
                        const float *bias, int64_t N, int C, int OC, int accumulate) {
     acm__pool *p = pool_of(be);
+    const int threads = acm__pool_threads(p);
+    /* the rows split across the pool, one single-threaded sgemm per member (not from inside a region, where OpenBLAS
+     * is at one thread already: acm_blas_threads() says so) */
+    if (gemm_split && threads > 1 && N >= (int64_t)SPLIT_MIN_ROWS * threads && C > 0 && OC > 0 &&
+        acm_blas_threads() > 1) {
+        mm_ctx a = {out, inp, weight, bias, ldo, ldi, ldw, C, OC, accumulate};
+        const int blas = acm_blas_threads();
+        acm_blas_set_threads(1);
+        acm__pool_run(p, N, mm_task, &a);
+        acm_blas_set_threads(blas);
+        return;
+    }
     if (bias && C > 0 && N > 0 && OC > 0 && acm__pool_threads(p) > 1) {
         /* the bias rows on the pool, then the GEMM adds into them: what acm__matmul_forward does, in the same order */
         bias_ctx a = {out, bias, ldo, OC, accumulate};
@@ -136,11 +168,7 @@ typedef struct {
 static void bias_gelu_task(void *c, int64_t i0, int64_t i1, int tid) {
     (void)tid;
     const bias_gelu_ctx *a = c;
-    for (int64_t i = i0; i < i1; i++) {
-        float *p = a->pre + i * a->ldp;
-        for (int j = 0; j < a->cols; j++) p[j] += a->bias[j];
-        acm__gelu_forward(a->out + i * a->ldo, p, a->cols);
-    }
+    for (int64_t i = i0; i < i1; i++) acm__bias_gelu_forward(a->pre + i * a->ldp, a->out + i * a->ldo, a->bias, a->cols);
 }
 static void cpu_bias_gelu(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
                           int cols) {

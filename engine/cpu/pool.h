@@ -39,4 +39,9 @@ void acm__pool_run(acm__pool *p, int64_t n, acm__pool_fn fn, void *ctx);
 /* Tests: sets the region counter (32 bits, wrapping) as if g regions had run, with no region in flight. */
 void acm__pool_set_generation(acm__pool *p, uint32_t g);
 
+/* The CPU backend's (engine/cpu/backend.c) choice for benchmarks' A/B: 1 splits a pooled worker's GEMMs by rows across
+ * its pool with single-threaded sgemm, 0 (default: it measured slower) leaves them to OpenBLAS's threads. Process-wide; set it between
+ * runs, not during one. */
+void acm__cpu_gemm_split(int on);
+
 #endif

@@ -281,3 +281,48 @@ Test(pool, backend_ops_give_the_same_bits_at_every_thread_count) {
     free(x);
     free(qkv);
 }
+
+/* A pooled worker's GEMM large enough to be split by rows across the pool (engine/cpu/backend.c, acm__cpu_gemm_split)
+ * gives the product within float rounding of the whole GEMM, the same bits at every repetition for a thread count, and
+ * puts OpenBLAS's threads back; with the split off it is OpenBLAS's own threads. */
+Test(pool, gemm_split_by_rows_matches_the_whole_gemm) {
+    enum { M = 301, C = 40, OC = 33, LDO = 37 };
+    float *x = malloc(sizeof(float) * M * C), *w = malloc(sizeof(float) * OC * C), bias[OC];
+    float *ref = malloc(sizeof(float) * M * LDO), *got = malloc(sizeof(float) * M * LDO);
+    float *again = malloc(sizeof(float) * M * LDO);
+    cr_assert(x && w && ref && got && again);
+    fill(x, (int64_t)M * C, 5);
+    fill(w, (int64_t)OC * C, 6);
+    fill(bias, OC, 7);
+    const int blas = acm_blas_threads();
+    for (int acc = 0; acc <= 1; acc++) {
+        fill(ref, (int64_t)M * LDO, 8);
+        acm__backend_cpu()->matmul_forward(acm__backend_cpu(), ref, LDO, x, C, w, C, bias, M, C, OC, acc);
+        for (int threads = 2; threads <= 3; threads++)
+            for (int split = 0; split <= 1; split++) {
+                acm__cpu_gemm_split(split);
+                acm_blas_set_threads(threads);
+                acm__backend *be = acm__backend_cpu_new(threads);
+                cr_assert(be);
+                fill(got, (int64_t)M * LDO, 8);
+                fill(again, (int64_t)M * LDO, 8);
+                be->matmul_forward(be, got, LDO, x, C, w, C, bias, M, C, OC, acc);
+                be->matmul_forward(be, again, LDO, x, C, w, C, bias, M, C, OC, acc);
+                cr_expect_eq(acm_blas_threads(), threads, "OpenBLAS's threads put back");
+                cr_expect(!memcmp(got, again, sizeof(float) * M * LDO), "threads %d split %d: not repeatable",
+                          threads, split);
+                double worst = 0;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < LDO; j++) {
+                        const float r = ref[i * LDO + j], g = got[i * LDO + j];
+                        if (j >= OC) cr_assert_eq(g, r, "column %d past OC written", j);
+                        worst = fmax(worst, fabs((double)g - r) / (1 + fabs((double)r)));
+                    }
+                cr_expect_leq(worst, 1e-5, "threads %d split %d acc %d: off by %g", threads, split, acc, worst);
+                acm__backend_close(be);
+            }
+    }
+    acm__cpu_gemm_split(0);
+    acm_blas_set_threads(blas);
+    free(x), free(w), free(ref), free(got), free(again);
+}
