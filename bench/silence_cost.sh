@@ -23,8 +23,8 @@ trap cleanup EXIT
 fmt=(-r 16000 -c 1 -e floating-point -b 32)
 for kind in zeros noise; do
     for s in "$LEAD" "$GAP" "$TAIL"; do
-        if [ "$kind" = zeros ]; then sox -n "${fmt[@]}" "$tmp/$kind-$s.wav" trim 0 "$s"
-        else sox -R -n "${fmt[@]}" "$tmp/$kind-$s.wav" synth "$s" whitenoise vol "$NOISE"; fi
+        if [ "$kind" = zeros ]; then sox -n "${fmt[@]}" "$tmp/sil-$kind-$s.wav" trim 0 "$s"
+        else sox -R -n "${fmt[@]}" "$tmp/sil-$kind-$s.wav" synth "$s" whitenoise vol "$NOISE"; fi
     done
 done
 for p in $(seq 0 $((PAIRS - 1))); do
@@ -36,7 +36,7 @@ for s, e, lab in [(0, l, 'silence'), (l, l + a, 'speech'), (l + a, l + a + g, 's
                   (l + a + g, l + a + g + b, 'speech'), (l + a + g + b, l + a + g + b + t, 'silence')]:
     print('%.6f %.6f %s' % (s, e, lab))" >"$tmp/spans-$p"
     for kind in zeros noise; do
-        sox "$tmp/$kind-$LEAD.wav" "$a" "$tmp/$kind-$GAP.wav" "$b" "$tmp/$kind-$TAIL.wav" "$tmp/$kind-$p.wav"
+        sox "$tmp/sil-$kind-$LEAD.wav" "$a" "$tmp/sil-$kind-$GAP.wav" "$b" "$tmp/sil-$kind-$TAIL.wav" "$tmp/file-$kind-$p.wav"
     done
 done
 "$B/acmd" --model speech=models/speech-acm.safetensors --log-level warn --listen 127.0.0.1:0 \
@@ -55,7 +55,7 @@ for pol in $policies; do
     for kind in zeros noise; do
         for p in $(seq 0 $((PAIRS - 1))); do
             "$B/acm" transcribe --server "$URL" --model speech "${budget[@]}" --stream --json --speed "$SPEED" \
-                "$tmp/$kind-$p.wav" >"$tmp/m-$pol-$kind-$p.jsonl" 2>"$tmp/e-$pol-$kind-$p" & waits+=($!)
+                "$tmp/file-$kind-$p.wav" >"$tmp/m-$pol-$kind-$p.jsonl" 2>"$tmp/e-$pol-$kind-$p" & waits+=($!)
         done
     done
 done

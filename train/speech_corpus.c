@@ -1015,16 +1015,20 @@ static int synth_festival_one(worker *w, const acms_plan *p, const char *wav, ch
     return run(argv, ef, err, errlen);
 }
 
-/* x [n] as a 16 kHz mono WAV of IEEE float samples (format tag 3): the decoder passes them through bit for bit. */
+/* x [n] as a 16 kHz mono WAV of IEEE float samples (format tag 3): the decoder passes them through bit for bit. The
+ * header is the one the WAVE spec asks of a non-PCM format (as sox writes it): a "fmt " chunk of 18 bytes (cbSize 0)
+ * and a "fact" chunk with the sample count, then "data". */
 static int write_wav_f32(const char *path, const float *x, size_t n, char *err, size_t errlen) {
-    if (n > (UINT32_MAX - 44) / 4) return fail(err, errlen, "%s: too long for a WAV file", path);
+    enum { HDR = 58 };
+    if (n > (UINT32_MAX - HDR) / 4) return fail(err, errlen, "%s: too long for a WAV file", path);
     const uint32_t data = (uint32_t)(n * 4);
-    uint8_t h[44];
-    memcpy(h, "RIFF", 4), memcpy(h + 8, "WAVEfmt ", 8), memcpy(h + 36, "data", 4);
-    const uint32_t u32[][2] = {{4, 36 + data}, {16, 16}, {24, ACM_AUDIO_RATE}, {28, ACM_AUDIO_RATE * 4}, {40, data}};
+    uint8_t h[HDR] = {0};
+    memcpy(h, "RIFF", 4), memcpy(h + 8, "WAVEfmt ", 8), memcpy(h + 38, "fact", 4), memcpy(h + 50, "data", 4);
+    const uint32_t u32[][2] = {{4, HDR - 8 + data}, {16, 18},      {24, ACM_AUDIO_RATE}, {28, ACM_AUDIO_RATE * 4},
+                               {42, 4},             {46, (uint32_t)n}, {54, data}};
     for (size_t i = 0; i < sizeof u32 / sizeof u32[0]; i++)
         for (int k = 0; k < 4; k++) h[u32[i][0] + (uint32_t)k] = (uint8_t)(u32[i][1] >> (8 * k));
-    const uint16_t u16[][2] = {{20, 3}, {22, 1}, {32, 4}, {34, 32}}; /* IEEE float, mono, block 4, 32 bits */
+    const uint16_t u16[][2] = {{20, 3}, {22, 1}, {32, 4}, {34, 32}, {36, 0}}; /* IEEE float, mono, block 4, 32 bits */
     for (size_t i = 0; i < sizeof u16 / sizeof u16[0]; i++)
         h[u16[i][0]] = (uint8_t)u16[i][1], h[u16[i][0] + 1] = (uint8_t)(u16[i][1] >> 8);
     FILE *f = fopen(path, "wb");
