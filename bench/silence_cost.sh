@@ -6,7 +6,7 @@
 # 20*log10(NOISE/sqrt(3)) dBFS RMS) in another. Each file is streamed (`acm transcribe --stream --json`, 100 ms frames
 # paced at SPEED times real time, so that a job of the stream is one chunk of the model) to acmd serving
 # models/speech-acm.safetensors as `speech`, under the gates' own policy (no budget: the model's default, argmax) and
-# under `cap` at beta 0.5 and 1, all streams at once. bench/stream_cost.py gives each partial's FLOPs to the span
+# under `cap` at beta 0.25 (the model's floor: the least it can spend), 0.5 and 1, all streams at once. bench/stream_cost.py gives each partial's FLOPs to the span
 # that holds its chunk (speech, silence; "boundary" for a chunk across both). Prints the table, and with PICTURE=FILE
 # draws the chunks of the first file along its audio (gnuplot): GFLOPs per second of audio of every chunk, per policy.
 # Usage: [PAIRS=3] [LEAD=2] [GAP=3] [TAIL=2] [NOISE=0.003] [SPEED=1] [PICTURE=FILE] [CORPUS=data/speech]
@@ -48,7 +48,7 @@ echo "OpenBLAS core: $(curl -s "$URL/metrics" | grep -o 'blas_core="[^"]*"' | he
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "files: $PAIRS, each ${LEAD} s silence, test-seen utterance, ${GAP} s silence, utterance, ${TAIL} s silence;" \
      "the silence digital zeros or white noise at vol $NOISE; streamed at ${SPEED}x real time, all at once"
-policies="gates cap-0.5 cap-1"
+policies="gates cap-0.25 cap-0.5 cap-1"
 waits=()
 for pol in $policies; do
     budget=(); [ "$pol" = gates ] || budget=(--budget "${pol#cap-}")
@@ -100,7 +100,8 @@ if [ -n "${PICTURE:-}" ]; then
             echo "set xlabel 'seconds'; set ylabel 'GFLOPs per s of audio'; set yrange [0:*]; set key outside right"
             echo "plot '$tmp/p-gates-$kind' using 2:(\$5/(\$3-\$2)) with steps lw 2 title \"gates' own (argmax)\", \\"
             echo "     '$tmp/p-cap-0.5-$kind' using 2:(\$5/(\$3-\$2)) with steps lw 2 title 'cap 0.5', \\"
-            echo "     '$tmp/p-cap-1-$kind' using 2:(\$5/(\$3-\$2)) with steps lw 2 title 'cap 1'"
+            echo "     '$tmp/p-cap-1-$kind' using 2:(\$5/(\$3-\$2)) with steps lw 2 title 'cap 1', \\"
+            echo "     '$tmp/p-cap-0.25-$kind' using 2:(\$5/(\$3-\$2)) with steps lw 1 dt 2 lc rgb '#666666' title 'cap 0.25 (the floor)'"
             echo "unset object"
         done
         echo "unset multiplot"

@@ -132,3 +132,13 @@ int acmc_same_words(const char *a, const char *b) {
         if (!ea || !eb) return 0;
     }
 }
+
+int acmc_same_letters(const char *a, const char *b) {
+    for (;;) {
+        while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r' || *a == '\f' || *a == '\v') a++;
+        while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r' || *b == '\f' || *b == '\v') b++;
+        if (*a != *b) return 0;
+        if (!*a) return 1;
+        a++, b++;
+    }
+}

@@ -47,7 +47,8 @@ static const char *const transcribe_help =
     "                      here and sent in the same 100 ms frames as --stream at --speed (default 0 here: as fast\n"
     "                      as possible; a server with --stream-max-behind 0 then keeps the budget); prints per file\n"
     "                      'same' or 'differs' (the stream's segment texts joined against the whole file's text,\n"
-    "                      word for word) and how many were the same (--json: a line per file, then the summary)\n";
+    "                      word for word; 'words cut elsewhere only' when the letters are the same) and how many\n"
+    "                      were the same (--json: a line per file, then the summary)\n";
 
 typedef struct {
     const char *file, *url, *type;
@@ -373,7 +374,7 @@ int acmc_cmd_transcribe(int argc, char **argv) {
     if (!started) tr__worker(&p); /* no thread could start: one at a time here */
     for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
     pthread_mutex_destroy(&p.mu);
-    int worst = 0, same = 0, compared = 0;
+    int worst = 0, same = 0, same_letters = 0, compared = 0;
     for (int f = 0; f < nfiles; f++) {
         tr__job *j = &p.jobs[f];
         if (j->rc) {
@@ -381,16 +382,17 @@ int acmc_cmd_transcribe(int argc, char **argv) {
             if (j->rc > worst) worst = j->rc;
         } else if (compare) {
             const char *whole = json_string_value(json_object_get(j->answer, "text"));
-            const int eq = acmc_same_words(whole, j->finals.data);
-            same += eq, compared++;
+            const int eq = acmc_same_words(whole, j->finals.data), eql = acmc_same_letters(whole, j->finals.data);
+            same += eq, same_letters += eql, compared++;
             if (c.json) {
-                json_t *o = json_pack("{s:s, s:b, s:s, s:s, s:i}", "file", j->file, "same", eq, "whole", whole, "stream",
-                                      j->finals.data, "segments", j->segments);
+                json_t *o = json_pack("{s:s, s:b, s:b, s:s, s:s, s:i}", "file", j->file, "same", eq, "same_letters", eql,
+                                      "whole", whole, "stream", j->finals.data, "segments", j->segments);
                 json_dumpf(o, stdout, JSON_COMPACT);
                 putchar('\n');
                 json_decref(o);
             } else if (eq) printf("same     %s: %s\n", j->file, whole);
-            else printf("differs  %s\n  whole:  %s\n  stream: %s\n", j->file, whole, j->finals.data);
+            else printf("differs  %s%s\n  whole:  %s\n  stream: %s\n", j->file, eql ? " (words cut elsewhere only)" : "",
+                        whole, j->finals.data);
         } else if (c.json) {
             json_object_set_new(j->answer, "file", json_string(j->file));
             json_object_set_new(j->answer, "client_ms", json_real(j->client_ms));
@@ -401,11 +403,12 @@ int acmc_cmd_transcribe(int argc, char **argv) {
         acmc_buf_free(&j->finals);
     }
     if (compare && c.json)
-        printf("{\"files\":%d,\"compared\":%d,\"same\":%d,\"share_same\":%.6f}\n", nfiles, compared, same,
-               compared ? (double)same / compared : 0.0);
+        printf("{\"files\":%d,\"compared\":%d,\"same\":%d,\"share_same\":%.6f,\"same_letters\":%d}\n", nfiles,
+               compared, same, compared ? (double)same / compared : 0.0, same_letters);
     else if (compare)
-        printf("%d of %d files: the stream's finals are the whole file's text (%.2f%%)%s\n", same, compared,
-               compared ? 100.0 * same / compared : 0.0, compared < nfiles ? "; the others failed (above)" : "");
+        printf("%d of %d files: the stream's finals are the whole file's text (%.2f%%), %d the same letters with words "
+               "cut elsewhere%s\n", same, compared, compared ? 100.0 * same / compared : 0.0, same_letters - same,
+               compared < nfiles ? "; the others failed (above)" : "");
     fflush(stdout);
     free(p.jobs);
     free(files);

@@ -716,7 +716,8 @@ Test(cli_speech, transcribe_compare_stream, .timeout = 120) {
     run_res r = run_acm(t);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_expect(strstr(r.out, "same     ") && !strstr(r.out, "differs"), "%s", r.out);
-    cr_expect(strstr(r.out, "2 of 2 files: the stream's finals are the whole file's text (100.00%)"), "%s", r.out);
+    cr_expect(strstr(r.out, "2 of 2 files: the stream's finals are the whole file's text (100.00%), 0 the same letters"),
+              "%s", r.out);
     run_free(&r);
     const char *tj[] = {"transcribe", "--server", u, "--compare-stream", "--json", f[0], f[1], NULL};
     r = run_acm(tj);
@@ -727,6 +728,7 @@ Test(cli_speech, transcribe_compare_stream, .timeout = 120) {
         cr_assert(o, "line %d: %s", k, line ? line : "(none)");
         cr_expect_str_eq(json_string_value(json_object_get(o, "file")), f[k]);
         cr_expect(json_is_true(json_object_get(o, "same")), "%s", line);
+        cr_expect(json_is_true(json_object_get(o, "same_letters")), "%s", line);
         cr_expect_str_eq(json_string_value(json_object_get(o, "whole")), json_string_value(json_object_get(o, "stream")));
         cr_expect_geq(json_integer_value(json_object_get(o, "segments")), 1);
         json_decref(o);
@@ -735,6 +737,7 @@ Test(cli_speech, transcribe_compare_stream, .timeout = 120) {
     cr_assert(sum, "no summary line");
     cr_expect_eq(json_integer_value(json_object_get(sum, "compared")), 2);
     cr_expect_eq(json_integer_value(json_object_get(sum, "same")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(sum, "same_letters")), 2);
     json_decref(sum);
     run_free(&r);
     const char *both[] = {"transcribe", "--server", u, "--compare-stream", "--stream", f[0], NULL};
