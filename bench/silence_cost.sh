@@ -2,13 +2,14 @@
 # Transcription serving, part 2 (bench/RESULTS.md, "Silence is cheap?"): the compute a stream spends per second of
 # silence against speech. PAIRS files, each two test-seen utterances of the corpus (re-made as audio,
 # `acm-train speech-corpus --wav`) with silence around and between them: LEAD s, the first, GAP s, the second, TAIL s.
-# The silence is digital zeros in one copy of each file and white noise (sox -R, repeatable; `vol` NOISE, about
-# 20*log10(NOISE/sqrt(3)) dBFS RMS) in another. Each file is streamed (`acm transcribe --stream --json`, 100 ms frames
-# paced at SPEED times real time, so that a job of the stream is one chunk of the model) to acmd serving
-# models/speech-acm.safetensors as `speech`, under the gates' own policy (no budget: the model's default, argmax) and
-# under `cap` at beta 0.25 (the model's floor: the least it can spend), 0.5 and 1, all streams at once. bench/stream_cost.py gives each partial's FLOPs to the span
-# that holds its chunk (speech, silence; "boundary" for a chunk across both). Prints the table, and with PICTURE=FILE
-# draws the chunks of the first file along its audio (gnuplot): GFLOPs per second of audio of every chunk, per policy.
+# The silence is digital zeros in one copy of each file and white noise (sox -R: repeatable) of `vol` NOISE in
+# another (sox stat: vol 0.003 is an RMS of 0.00098, -60 dBFS; vol 0.03 -40 dBFS). Each file is streamed
+# (`acm transcribe --stream --json`, 100 ms frames paced at SPEED times real time, so that a job of the stream is
+# mostly one chunk of the model) to acmd serving models/speech-acm.safetensors as `speech`, under the gates' own
+# policy (no budget: the model's default, argmax) and under `cap` at beta 0.25 (the model's floor: the least it can
+# spend), 0.5 and 1, all streams at once. bench/stream_cost.py gives each partial's FLOPs to the span that holds its
+# audio (speech, silence; "boundary" for a partial across both). Prints the table, and with PICTURE=FILE draws the
+# chunks of the first file along its audio (gnuplot): GFLOPs per second of audio of every partial, per policy.
 # Usage: [PAIRS=3] [LEAD=2] [GAP=3] [TAIL=2] [NOISE=0.003] [SPEED=1] [PICTURE=FILE] [CORPUS=data/speech]
 #        bash bench/silence_cost.sh [BUILD]
 set -eu

@@ -14,11 +14,15 @@
 # their streams may end a segment in the gap (endpointing), which the rows "SPLIT-joined" check the joining of.
 # "same letters, words cut elsewhere": files whose texts differ only in where words are cut (spaces aside they are
 # the same); the files whose letters differ are listed on stderr.
-# Usage: [N=200] [JOINED=50] [GAP_S=1.5] [PARALLEL=4] [CORPUS=data/speech] bash bench/stream_finals.sh [BUILD]
+# SPEED=1 paces the streams in real time instead (then PARALLEL=64 or so keeps the run short): the same chunks, but
+# a stream's job then holds one chunk, where an unpaced stream's holds up to 8, and the server looks for an endpoint
+# at the end of each job, so pacing changes where segments end (never the letters).
+# Usage: [N=200] [JOINED=50] [GAP_S=1.5] [SPEED=0] [PARALLEL=4] [CORPUS=data/speech] bash bench/stream_finals.sh [BUILD]
 set -eu
 B=${1:-build}
 N=${N:-200}
 PARALLEL=${PARALLEL:-4}
+SPEED=${SPEED:-0}
 CORPUS=${CORPUS:-data/speech}
 JOINED=${JOINED:-50}
 GAP_S=${GAP_S:-1.5}
@@ -43,7 +47,8 @@ for _ in $(seq 200); do [ -s "$tmp/acmd.port" ] && break; sleep 0.05; done
 URL=http://127.0.0.1:$(cat "$tmp/acmd.port")
 for _ in $(seq 600); do curl -sf "$URL/v2/health/ready" >/dev/null && break; sleep 0.1; done
 echo "OpenBLAS core: $(curl -s "$URL/metrics" | grep -o 'blas_core="[^"]*"' | head -1)"
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $PARALLEL files in flight"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $PARALLEL files in flight;" \
+     "streams at $SPEED x real time (0: unpaced)"
 echo
 echo "| split | model | policy | utterances | identical finals | share | same letters, words cut elsewhere | segments per utterance | failed |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -53,7 +58,7 @@ for split in test-seen test-unseen test-seen-joined test-unseen-joined; do
     for row in "speech cap-1 1" "speech cap-0.5 0.5" "speech gates -" "speech-static static -"; do
         set -- $row
         budget=(); [ "$3" = - ] || budget=(--budget "$3")
-        "$B/acm" transcribe --server "$URL" --model "$1" "${budget[@]}" --compare-stream --parallel "$PARALLEL" --json \
+        "$B/acm" transcribe --server "$URL" --model "$1" "${budget[@]}" --compare-stream --speed "$SPEED" --parallel "$PARALLEL" --json \
             "${files[@]}" >"$tmp/r.jsonl" 2>"$tmp/r.err" || true
         /usr/bin/python3 - "$tmp/r.jsonl" "$split" "$1" "$2" "$N" <<'PY'
 import json, sys
