@@ -87,7 +87,9 @@ PY
     done
 done
 if [ -n "${PICTURE:-}" ]; then
-    for pol in $policies; do for kind in zeros noise; do awk '$1 == 0' "$tmp/c-$pol-$kind" >"$tmp/p-$pol-$kind"; done; done
+    for pol in $policies; do for kind in zeros noise; do awk '$1 == 0 {print; s = $2; e = $3; r = $0}
+        END {split(r, f, " "); print 0, e, 2 * e - s, f[4], f[5], f[6]}' "$tmp/c-$pol-$kind" >"$tmp/p-$pol-$kind"  # the last step drawn
+    done; done
     read -r -a sil < <(awk '$3 == "silence" {printf "%s %s ", $1, $2}' "$tmp/spans-0") || true
     {
         echo "set terminal pngcairo size 1400,700 noenhanced font ',11'"
