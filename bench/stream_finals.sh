@@ -56,11 +56,11 @@ for split in test-seen test-unseen test-seen-joined test-unseen-joined; do
     case $split in *-joined) files=("$tmp/joined/${split%-joined}"-*.wav) ;; *) files=("$tmp/wav/$split"-*.wav) ;; esac
     [ "$JOINED" -gt 0 ] || case $split in *-joined) continue ;; esac
     for row in "speech cap-1 1" "speech cap-0.5 0.5" "speech gates -" "speech-static static -"; do
-        set -- $row
-        budget=(); [ "$3" = - ] || budget=(--budget "$3")
-        "$B/acm" transcribe --server "$URL" --model "$1" "${budget[@]}" --compare-stream --speed "$SPEED" --parallel "$PARALLEL" --json \
+        read -r mname policy beta <<<"$row"
+        budget=(); [ "$beta" = - ] || budget=(--budget "$beta")
+        "$B/acm" transcribe --server "$URL" --model "$mname" "${budget[@]}" --compare-stream --speed "$SPEED" --parallel "$PARALLEL" --json \
             "${files[@]}" >"$tmp/r.jsonl" 2>"$tmp/r.err" || true
-        /usr/bin/python3 - "$tmp/r.jsonl" "$split" "$1" "$2" "$N" <<'PY'
+        /usr/bin/python3 - "$tmp/r.jsonl" "$split" "$mname" "$policy" "$N" <<'PY'
 import json, sys
 path, split, model, policy, n = sys.argv[1:]
 rows = [json.loads(l) for l in open(path) if l.strip()]
