@@ -103,6 +103,12 @@ void acmc_samples_free(acmc_samples *s);
  * insertions; words split on ASCII whitespace, compared without ASCII case) in *errors, the reference's words in
  * *ref_words (WER = errors / ref_words). 0, or -1 out of memory. */
 int acmc_wer_counts(const char *hyp, const char *ref, long *errors, long *ref_words);
+/* 1 when a and b are the same words in the same order (byte for byte, case included), however they are spaced: a
+ * stream's segment texts joined with spaces against the whole file's text; else 0. */
+int acmc_same_words(const char *a, const char *b);
+/* 1 when a and b are the same characters once all whitespace is removed: the same text, words perhaps cut elsewhere
+ * (a stream's endpoint ends a word that the whole file's decoding runs on into the next); else 0. */
+int acmc_same_letters(const char *a, const char *b);
 
 /* ---- http.c --------------------------------------------------------------------------------------------------------- */
 

@@ -118,3 +118,27 @@ out:
     free((void *)hw), free(hl), free((void *)rw), free(rl), free(row);
     return rc;
 }
+
+int acmc_same_words(const char *a, const char *b) {
+    for (;;) {
+        while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r' || *a == '\f' || *a == '\v') a++;
+        while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r' || *b == '\f' || *b == '\v') b++;
+        if (!*a || !*b) return !*a && !*b;
+        /* one word each: the same bytes, and both end here */
+        while (*a && *a == *b && !(*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r' || *a == '\f' || *a == '\v'))
+            a++, b++;
+        const int ea = !*a || *a == ' ' || *a == '\t' || *a == '\n' || *a == '\r' || *a == '\f' || *a == '\v';
+        const int eb = !*b || *b == ' ' || *b == '\t' || *b == '\n' || *b == '\r' || *b == '\f' || *b == '\v';
+        if (!ea || !eb) return 0;
+    }
+}
+
+int acmc_same_letters(const char *a, const char *b) {
+    for (;;) {
+        while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r' || *a == '\f' || *a == '\v') a++;
+        while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r' || *b == '\f' || *b == '\v') b++;
+        if (*a != *b) return 0;
+        if (!*a) return 1;
+        a++, b++;
+    }
+}

@@ -42,7 +42,13 @@ static const char *const transcribe_help =
     "  --stream            one FILE over the WebSocket route GET /v1/models/MODEL/stream instead: decoded here to\n"
     "                      16 kHz, sent in 100 ms frames paced in real time; partials are printed in place (on a\n"
     "                      terminal), each segment's final on a line of its own (--json: every server message)\n"
-    "  --speed X           with --stream: send X times faster than real time (0: as fast as possible; default 1)\n";
+    "  --speed X           with --stream: send X times faster than real time (0: as fast as possible; default 1)\n"
+    "  --compare-stream    each FILE both ways: the whole file as above, then the same audio as a stream, decoded\n"
+    "                      here and sent in the same 100 ms frames as --stream at --speed (default 0 here: as fast\n"
+    "                      as possible; a server with --stream-max-behind 0 then keeps the budget); prints per file\n"
+    "                      'same' or 'differs' (the stream's segment texts joined against the whole file's text,\n"
+    "                      word for word; 'words cut elsewhere only' when the letters are the same) and how many\n"
+    "                      were the same (--json: a line per file, then the summary)\n";
 
 typedef struct {
     const char *file, *url, *type;
@@ -52,7 +58,15 @@ typedef struct {
     char err[1024];
     json_t *answer;
     double client_ms;
+    /* --compare-stream: the stream's side */
+    const acmc_common *common;
+    const char *model, *budget;
+    double speed;
+    int compare, segments;
+    acmc_buf finals; /* the segments' texts, joined with spaces */
 } tr__job;
+
+static int tr__stream_collect(tr__job *j, const uint8_t *data, size_t len, const char *type);
 
 /* The file's media type from its first bytes, or NULL. */
 static const char *tr__sniff(const uint8_t *b, size_t n) {
@@ -77,7 +91,6 @@ static void tr__run(tr__job *j) {
     acmc_resp r = {0};
     char e[512];
     j->rc = acmc_http(j->url, j->headers, data, len, type, j->timeout_s, &r, e, sizeof e);
-    free(data);
     if (j->rc) {
         snprintf(j->err, sizeof j->err, "%s: %s", j->file, e);
     } else if (r.status != 200) {
@@ -91,6 +104,8 @@ static void tr__run(tr__job *j) {
     }
     j->client_ms = r.seconds * 1e3;
     acmc_resp_free(&r);
+    if (!j->rc && j->compare) j->rc = tr__stream_collect(j, data, len, type);
+    free(data);
 }
 
 typedef struct {
@@ -137,12 +152,27 @@ static void tr__print(const tr__job *j, int words) {
 typedef struct {
     int json, tty, words, failed, finals;
     const char *file;
+    acmc_buf *collect; /* --compare-stream: finals' texts appended here, nothing printed */
+    char err[512];
 } tr__st;
 
 static void tr__on_msg(void *ud, const char *t, size_t n) {
     tr__st *st = ud;
     json_t *j = json_loadb(t, n, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "type")), *text = json_string_value(json_object_get(j, "text"));
+    if (st->collect) {
+        if (type && !strcmp(type, "final")) {
+            if ((st->collect->len && acmc_buf_append(st->collect, " ", 1)) ||
+                acmc_buf_append(st->collect, text ? text : "", text ? strlen(text) : 0))
+                st->failed = 1, snprintf(st->err, sizeof st->err, "out of memory");
+            st->finals++;
+        } else if (type && !strcmp(type, "error")) {
+            snprintf(st->err, sizeof st->err, "the server says: %s", json_string_value(json_object_get(j, "error")));
+            st->failed = 1;
+        }
+        json_decref(j);
+        return;
+    }
     if (st->json) {
         printf("%.*s\n", (int)n, t);
     } else if (type && !strcmp(type, "partial") && st->tty) {
@@ -171,6 +201,54 @@ static double tr__now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Sends pcm [n] (16 kHz) over a WebSocket to the model's stream route in 100 ms frames of f32le, paced at speed times
+ * real time (0: unpaced), then `end`, handing every message to tr__on_msg. Returns 0 when the stream closed with
+ * 1000 and no error came, else an exit status with the problem in st->err (or already printed: st->failed). */
+static int tr__stream_pcm(const acmc_common *c, const float *pcm, size_t n, const char *model, const char *budget,
+                          double speed, tr__st *st) {
+    char path[512], err[sizeof st->err];
+    snprintf(path, sizeof path, "/v1/models/%s/stream?rate=16000&format=f32le%s%s", model, budget ? "&budget=" : "",
+             budget ? budget : "");
+    acmc_ws *w = acmc_ws_open(c->server, path, acmc_auth_header(), c->timeout_s, err, sizeof err);
+    if (!w) {
+        snprintf(st->err, sizeof st->err, "%s", err);
+        return strstr(err, "answered") ? ACMC_EXIT_SERVER : ACMC_EXIT_UNREACHABLE;
+    }
+    const size_t step = 1600; /* 100 ms */
+    const double t0 = tr__now();
+    int code = 0, r = 0;
+    for (size_t o = 0; o < n && !r && !st->failed; o += step) {
+        const size_t k = n - o < step ? n - o : step;
+        if (acmc_ws_send(w, 0, pcm + o, k * sizeof *pcm)) r = -1;
+        const double due = speed > 0 ? t0 + (double)(o + k) / 16000 / speed : 0;
+        do r = r ? r : acmc_ws_pump(w, speed > 0 ? (int)fmax(0, (due - tr__now()) * 1e3) : 0, tr__on_msg, st, &code);
+        while (!r && speed > 0 && tr__now() < due);
+    }
+    if (!r && acmc_ws_send(w, 1, "{\"type\":\"end\"}", 14)) r = -1;
+    const double until = tr__now() + c->timeout_s;
+    while (!r && tr__now() < until) r = acmc_ws_pump(w, 100, tr__on_msg, st, &code);
+    acmc_ws_free(w);
+    if (r == 1 && code == 1000 && !st->failed) return 0;
+    if (!st->failed)
+        snprintf(st->err, sizeof st->err, "the stream ended %s%d", r == 1 ? "with close code " : "without its close; state ",
+                 r == 1 ? code : r);
+    return ACMC_EXIT_SERVER;
+}
+
+/* The file's bytes decoded here to 16 kHz (as the server decodes them), or an exit status with the problem in err. */
+static int tr__decode(const char *file, const uint8_t *data, size_t len, const char *type, float **pcm, size_t *n,
+                      char *err, size_t errlen) {
+    acm_audio_format f;
+    char e[512];
+    const char *t = type ? type : tr__sniff(data, len);
+    if (!t || acm_audio_parse_type(&f, t, e, sizeof e) ||
+        acm_audio_decode(&f, data, len, acm_audio_default_params(), pcm, n, e, sizeof e)) {
+        snprintf(err, errlen, "%s: %s", file, t ? e : "not a WAV, FLAC or Ogg file (raw PCM: give --type)");
+        return ACMC_EXIT_INPUT;
+    }
+    return 0;
+}
+
 static int tr__stream(const acmc_common *c, const char *file, const char *type, const char *model, const char *budget,
                       double speed, int words) {
     uint8_t *data = NULL;
@@ -178,44 +256,30 @@ static int tr__stream(const acmc_common *c, const char *file, const char *type, 
     char err[1024];
     int rc = acmc_read_file(file, &data, &len, TR_MAX_FILE, err, sizeof err);
     if (rc) return fprintf(stderr, "acm transcribe: %s\n", err), rc;
-    acm_audio_format f;
     float *pcm = NULL;
-    const char *t = type ? type : tr__sniff(data, len);
-    if (!t || acm_audio_parse_type(&f, t, err, sizeof err) ||
-        acm_audio_decode(&f, data, len, acm_audio_default_params(), &pcm, &n, err, sizeof err)) {
-        fprintf(stderr, "acm transcribe: %s: %s\n", file, t ? err : "not a WAV, FLAC or Ogg file (raw PCM: give --type)");
-        free(data);
-        return ACMC_EXIT_INPUT;
-    }
+    rc = tr__decode(file, data, len, type, &pcm, &n, err, sizeof err);
     free(data);
-    char path[512];
-    snprintf(path, sizeof path, "/v1/models/%s/stream?rate=16000&format=f32le%s%s", model, budget ? "&budget=" : "",
-             budget ? budget : "");
-    acmc_ws *w = acmc_ws_open(c->server, path, acmc_auth_header(), c->timeout_s, err, sizeof err);
-    if (!w) {
-        fprintf(stderr, "acm transcribe: %s: %s\n", file, err);
-        free(pcm);
-        return strstr(err, "answered") ? ACMC_EXIT_SERVER : ACMC_EXIT_UNREACHABLE;
-    }
+    if (rc) return fprintf(stderr, "acm transcribe: %s\n", err), rc;
     tr__st st = {.json = c->json, .tty = isatty(STDOUT_FILENO), .words = words, .file = file};
-    const size_t step = 1600; /* 100 ms */
-    const double t0 = tr__now();
-    int code = 0, r = 0;
-    for (size_t o = 0; o < n && !r && !st.failed; o += step) {
-        const size_t k = n - o < step ? n - o : step;
-        if (acmc_ws_send(w, 0, pcm + o, k * sizeof *pcm)) r = -1;
-        const double due = speed > 0 ? t0 + (double)(o + k) / 16000 / speed : 0;
-        do r = r ? r : acmc_ws_pump(w, speed > 0 ? (int)fmax(0, (due - tr__now()) * 1e3) : 0, tr__on_msg, &st, &code);
-        while (!r && speed > 0 && tr__now() < due);
-    }
-    if (!r && acmc_ws_send(w, 1, "{\"type\":\"end\"}", 14)) r = -1;
-    const double until = tr__now() + c->timeout_s;
-    while (!r && tr__now() < until) r = acmc_ws_pump(w, 100, tr__on_msg, &st, &code);
-    acmc_ws_free(w);
+    rc = tr__stream_pcm(c, pcm, n, model, budget, speed, &st);
     free(pcm);
-    if (r == 1 && code == 1000 && !st.failed) return 0;
-    if (!st.failed) fprintf(stderr, "acm transcribe: %s: the stream ended %s%d\n", file, r == 1 ? "with close code " : "without its close; state ", r == 1 ? code : r);
-    return ACMC_EXIT_SERVER;
+    if (rc && st.err[0]) fprintf(stderr, "acm transcribe: %s: %s\n", file, st.err);
+    return rc;
+}
+
+/* --compare-stream: after the whole file's answer, the same audio as a stream; its finals joined in j->finals. */
+static int tr__stream_collect(tr__job *j, const uint8_t *data, size_t len, const char *type) {
+    float *pcm = NULL;
+    size_t n = 0;
+    int rc = tr__decode(j->file, data, len, type, &pcm, &n, j->err, sizeof j->err);
+    if (rc) return rc;
+    tr__st st = {.file = j->file, .collect = &j->finals};
+    if (acmc_buf_append(&j->finals, "", 0)) rc = ACMC_EXIT_FAIL; /* "" rather than NULL for no final at all */
+    if (!rc) rc = tr__stream_pcm(j->common, pcm, n, j->model, j->budget, j->speed, &st);
+    free(pcm);
+    j->segments = st.finals;
+    if (rc) snprintf(j->err, sizeof j->err, "%s: the stream: %s", j->file, st.err[0] ? st.err : "failed");
+    return rc;
 }
 
 int acmc_cmd_transcribe(int argc, char **argv) {
@@ -223,7 +287,7 @@ int acmc_cmd_transcribe(int argc, char **argv) {
     acmc_common_defaults(&c);
     char model[128] = "speech", err[1024], hdr[2][128];
     const char *type = NULL, *headers[3] = {0};
-    int words = 0, nh = 0, nfiles = 0, has[2] = {0, 0}, stream = 0;
+    int words = 0, nh = 0, nfiles = 0, has[2] = {0, 0}, stream = 0, compare = 0, speed_given = 0;
     long parallel = 4;
     double d, speed = 1;
     const char *budget = NULL;
@@ -244,8 +308,9 @@ int acmc_cmd_transcribe(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--words")) words = 1;
         else if (!strcmp(argv[i], "--stream")) stream = 1;
+        else if (!strcmp(argv[i], "--compare-stream")) compare = 1;
         else if ((m = acmc_opt(argc, argv, &i, "--speed", &v, err, sizeof err)) != 0)
-            bad = m < 0 || acmc_parse_double("--speed", v, 0, 1000, 0, &speed, err, sizeof err);
+            bad = m < 0 || acmc_parse_double("--speed", v, 0, 1000, 0, &speed, err, sizeof err), speed_given = 1;
         else if ((m = acmc_opt(argc, argv, &i, "--model", &v, err, sizeof err)) != 0) {
             if (m > 0 && (!*v || strlen(v) >= sizeof model || strpbrk(v, "/?#% ")))
                 snprintf(err, sizeof err, "--model: '%s' is not a model name", v), m = -1;
@@ -277,6 +342,11 @@ int acmc_cmd_transcribe(int argc, char **argv) {
         free(files);
         return acmc_usage_error("transcribe", "no audio file given");
     }
+    if (stream && compare) {
+        free(files);
+        return acmc_usage_error("transcribe", "--stream and --compare-stream: one or the other");
+    }
+    if (compare && !speed_given) speed = 0;
     if (stream) {
         const char *one = files[0];
         free(files);
@@ -293,7 +363,8 @@ int acmc_cmd_transcribe(int argc, char **argv) {
         return ACMC_EXIT_FAIL;
     }
     for (int f = 0; f < nfiles; f++)
-        p.jobs[f] = (tr__job){.file = files[f], .url = url, .type = type, .headers = headers, .timeout_s = c.timeout_s};
+        p.jobs[f] = (tr__job){.file = files[f], .url = url, .type = type, .headers = headers, .timeout_s = c.timeout_s,
+                              .common = &c, .model = model, .budget = budget, .speed = speed, .compare = compare};
     pthread_mutex_init(&p.mu, NULL);
     const int nt = (int)(parallel < nfiles ? parallel : nfiles);
     pthread_t th[64];
@@ -303,12 +374,25 @@ int acmc_cmd_transcribe(int argc, char **argv) {
     if (!started) tr__worker(&p); /* no thread could start: one at a time here */
     for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
     pthread_mutex_destroy(&p.mu);
-    int worst = 0;
+    int worst = 0, same = 0, same_letters = 0, compared = 0;
     for (int f = 0; f < nfiles; f++) {
         tr__job *j = &p.jobs[f];
         if (j->rc) {
             fprintf(stderr, "acm transcribe: %s\n", j->err);
             if (j->rc > worst) worst = j->rc;
+        } else if (compare) {
+            const char *whole = json_string_value(json_object_get(j->answer, "text"));
+            const int eq = acmc_same_words(whole, j->finals.data), eql = acmc_same_letters(whole, j->finals.data);
+            same += eq, same_letters += eql, compared++;
+            if (c.json) {
+                json_t *o = json_pack("{s:s, s:b, s:b, s:s, s:s, s:i}", "file", j->file, "same", eq, "same_letters", eql,
+                                      "whole", whole, "stream", j->finals.data, "segments", j->segments);
+                json_dumpf(o, stdout, JSON_COMPACT);
+                putchar('\n');
+                json_decref(o);
+            } else if (eq) printf("same     %s: %s\n", j->file, whole);
+            else printf("differs  %s%s\n  whole:  %s\n  stream: %s\n", j->file, eql ? " (words cut elsewhere only)" : "",
+                        whole, j->finals.data);
         } else if (c.json) {
             json_object_set_new(j->answer, "file", json_string(j->file));
             json_object_set_new(j->answer, "client_ms", json_real(j->client_ms));
@@ -316,7 +400,15 @@ int acmc_cmd_transcribe(int argc, char **argv) {
             putchar('\n');
         } else tr__print(j, words);
         json_decref(j->answer);
+        acmc_buf_free(&j->finals);
     }
+    if (compare && c.json)
+        printf("{\"files\":%d,\"compared\":%d,\"same\":%d,\"share_same\":%.6f,\"same_letters\":%d}\n", nfiles,
+               compared, same, compared ? (double)same / compared : 0.0, same_letters);
+    else if (compare)
+        printf("%d of %d files: the stream's finals are the whole file's text (%.2f%%), %d the same letters with words "
+               "cut elsewhere%s\n", same, compared, compared ? 100.0 * same / compared : 0.0, same_letters - same,
+               compared < nfiles ? "; the others failed (above)" : "");
     fflush(stdout);
     free(p.jobs);
     free(files);

@@ -401,9 +401,9 @@ static int sox_effects(worker *w, const acms_plan *p, const char *in, const char
     return run(argv, ef, err, errlen);
 }
 
-/* The synthesised (and sox-processed) file -> 16 kHz samples -> gain, noise -> fp16 log-mel appended to the shard. */
-static int features(worker *w, const acms_plan *p, const char *wav, int64_t *frames, int64_t *samples, char *err,
-                    size_t errlen) {
+/* The synthesised (and sox-processed) file -> 16 kHz samples *x [*nx] (malloc'd) at the planned peak, with the planned
+ * seeded noise: the audio the features are computed from. */
+static int audio_of(const acms_plan *p, const char *wav, float **out, size_t *nout, char *err, size_t errlen) {
     size_t n = 0;
     uint8_t *b = acms_read_file(wav, &n);
     if (!b) return fail(err, errlen, "%s: cannot read %s", p->id, wav);
@@ -436,25 +436,39 @@ static int features(worker *w, const acms_plan *p, const char *wav, int64_t *fra
         }
         x[i] = (float)(v > 1 ? 1 : v < -1 ? -1 : v);
     }
+    *out = x;
+    *nout = nx;
+    return 0;
+}
+
+/* The log-mel frames of x [nx] into w->mel; their count in *frames. */
+static int mel_of(worker *w, const acms_plan *p, const float *x, size_t nx, size_t *frames, char *err, size_t errlen) {
+    char e2[256];
     acm_logmel_params lp = acm_logmel_get_params(w->lm);
     size_t T = acm_logmel_frames_whole(&lp, nx);
-    if (T == 0) {
-        free(x);
-        return fail(err, errlen, "%s: %zu samples, too short for one frame", p->id, nx);
-    }
+    if (T == 0) return fail(err, errlen, "%s: %zu samples, too short for one frame", p->id, nx);
     if (T > w->mel_cap) {
         float *nm = realloc(w->mel, T * ACMS_MELS * sizeof *nm);
-        if (!nm) {
-            free(x);
-            return fail(err, errlen, "out of memory");
-        }
+        if (!nm) return fail(err, errlen, "out of memory");
         w->mel = nm;
         w->mel_cap = T;
     }
     acm_logmel_reset(w->lm);
     int64_t got = acm_logmel_push(w->lm, x, nx, w->mel, T, e2, sizeof e2);
-    free(x);
     if (got != (int64_t)T) return fail(err, errlen, "%s: %s", p->id, e2);
+    *frames = T;
+    return 0;
+}
+
+/* The synthesised (and sox-processed) file -> audio_of -> fp16 log-mel appended to the shard. */
+static int features(worker *w, const acms_plan *p, const char *wav, int64_t *frames, int64_t *samples, char *err,
+                    size_t errlen) {
+    float *x = NULL;
+    size_t nx = 0, T = 0;
+    if (audio_of(p, wav, &x, &nx, err, errlen)) return -1;
+    int rc = mel_of(w, p, x, nx, &T, err, errlen);
+    free(x);
+    if (rc) return -1;
     for (size_t i = 0; i < T * ACMS_MELS; i++) {
         uint16_t h = acms_f32_to_f16(w->mel[i]);
         if (append((void **)&w->feat, &w->feat_n, &w->feat_cap, &h, 1, sizeof h))
@@ -981,5 +995,168 @@ int acms_verify(const char *dir, char *err, size_t errlen) {
         }
     }
     for (int s = 0; s < ACMS_SPLIT_COUNT; s++) free(sp[s]);
+    return rc;
+}
+
+/* ---- re-making the audio ---------------------------------------------------------------------------------------- */
+
+/* Festival for one utterance (the build batches a shard's; each utterance is synthesised from its own text and
+ * Duration_Stretch either way). */
+static int synth_festival_one(worker *w, const acms_plan *p, const char *wav, char *err, size_t errlen) {
+    char scm[1100], ef[1100];
+    sfmt(scm, sizeof scm, "%s/one.scm", w->tmp);
+    sfmt(ef, sizeof ef, "%s/stderr.txt", w->tmp);
+    FILE *f = fopen(scm, "w");
+    if (!f) return fail(err, errlen, "cannot write %s", scm);
+    fprintf(f, "(voice_%s)\n(Parameter.set 'Duration_Stretch %.2f)\n", p->voice.voice, p->rate);
+    fprintf(f, "(utt.save.wave (utt.synth (Utterance Text \"%s\")) \"%s\" 'riff)\n", p->text, wav);
+    if (fclose(f)) return fail(err, errlen, "cannot write %s", scm);
+    char *argv[] = {"festival", "-b", scm, NULL};
+    return run(argv, ef, err, errlen);
+}
+
+/* x [n] as a 16 kHz mono WAV of IEEE float samples (format tag 3): the decoder passes them through bit for bit. The
+ * header is the one the WAVE spec asks of a non-PCM format (as sox writes it): a "fmt " chunk of 18 bytes (cbSize 0)
+ * and a "fact" chunk with the sample count, then "data". */
+static int write_wav_f32(const char *path, const float *x, size_t n, char *err, size_t errlen) {
+    enum { HDR = 58 };
+    if (n > (UINT32_MAX - HDR) / 4) return fail(err, errlen, "%s: too long for a WAV file", path);
+    const uint32_t data = (uint32_t)(n * 4);
+    uint8_t h[HDR] = {0};
+    memcpy(h, "RIFF", 4), memcpy(h + 8, "WAVEfmt ", 8), memcpy(h + 38, "fact", 4), memcpy(h + 50, "data", 4);
+    const uint32_t u32[][2] = {{4, HDR - 8 + data}, {16, 18},      {24, ACM_AUDIO_RATE}, {28, ACM_AUDIO_RATE * 4},
+                               {42, 4},             {46, (uint32_t)n}, {54, data}};
+    for (size_t i = 0; i < sizeof u32 / sizeof u32[0]; i++)
+        for (int k = 0; k < 4; k++) h[u32[i][0] + (uint32_t)k] = (uint8_t)(u32[i][1] >> (8 * k));
+    const uint16_t u16[][2] = {{20, 3}, {22, 1}, {32, 4}, {34, 32}, {36, 0}}; /* IEEE float, mono, block 4, 32 bits */
+    for (size_t i = 0; i < sizeof u16 / sizeof u16[0]; i++)
+        h[u16[i][0]] = (uint8_t)u16[i][1], h[u16[i][0] + 1] = (uint8_t)(u16[i][1] >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    int ok = fwrite(h, 1, sizeof h, f) == sizeof h;
+    for (size_t i = 0; ok && i < n; i++) { /* little-endian whatever the host */
+        uint32_t v;
+        memcpy(&v, &x[i], 4);
+        const uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+        ok = fwrite(b, 1, 4, f) == 4;
+    }
+    ok &= fclose(f) == 0;
+    return ok ? 0 : fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
+}
+
+/* The seed the corpus at dir was built with (corpus.json's "seed"). */
+static int corpus_seed(const char *dir, uint64_t *seed, char *err, size_t errlen) {
+    char path[1100];
+    sfmt(path, sizeof path, "%s/corpus.json", dir);
+    size_t n = 0;
+    uint8_t *b = acms_read_file(path, &n);
+    if (!b) return fail(err, errlen, "cannot read %s", path);
+    char *nb = realloc(b, n + 1);
+    if (!nb) {
+        free(b);
+        return fail(err, errlen, "out of memory");
+    }
+    nb[n] = 0;
+    const char *k = strstr(nb, "\"seed\":");
+    char *end = NULL;
+    unsigned long long v = k ? strtoull(k + 7, &end, 10) : 0;
+    int ok = k && end != k + 7;
+    free(nb);
+    if (!ok) return fail(err, errlen, "%s: no \"seed\" field", path);
+    *seed = v;
+    return 0;
+}
+
+int acms_write_wavs(const char *dir, const char *split, const char *out, size_t limit, acms_wav_report *rep,
+                    char *err, size_t errlen) {
+    memset(rep, 0, sizeof *rep);
+    int s = 0;
+    while (s < ACMS_SPLIT_COUNT && strcmp(acms_split_name((acms_split)s), split)) s++;
+    if (s == ACMS_SPLIT_COUNT)
+        return fail(err, errlen, "split '%s': only the synthesised splits (train, val, test-seen, test-unseen) can be "
+                                 "re-made (the real split's recordings are its audio)", split);
+    uint64_t seed = 0;
+    if (corpus_seed(dir, &seed, err, errlen)) return -1;
+    acms_utt *u = NULL;
+    size_t n = 0;
+    if (acms_load_split(dir, split, &u, &n, err, errlen)) return -1;
+    if (limit && limit < n) n = limit;
+    worker w;
+    memset(&w, 0, sizeof w);
+    FILE *list = NULL;
+    float *stored = NULL, *x = NULL;
+    size_t stored_cap = 0;
+    int rc = 0;
+    char path[1100];
+    sfmt(w.tmp, sizeof w.tmp, "%s/.tmp-%s", out, split);
+    if (mkdirs(w.tmp)) rc = fail(err, errlen, "cannot create %s: %s", w.tmp, strerror(errno));
+    if (!rc && !(w.lm = acm_logmel_create(acm_logmel_default_params(), err, errlen))) rc = -1;
+    sfmt(path, sizeof path, "%s/%s.tsv", out, split);
+    if (!rc && !(list = fopen(path, "w"))) rc = fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    for (size_t i = 0; !rc && i < n; i++) {
+        /* the plan from the id's index; it must be the manifest's utterance (same seed and builder) */
+        const char *dash = strrchr(u[i].id, '-');
+        acms_plan p;
+        acms_plan_make(&p, seed, (acms_split)s, dash ? strtoull(dash + 1, NULL, 10) : 0);
+        if (strcmp(p.id, u[i].id) || strcmp(p.text, u[i].text) || strcmp(p.voice.voice, u[i].voice)) {
+            rc = fail(err, errlen, "%s: the plan for seed %llu (\"%s\", %s) is not the manifest's (\"%s\", %s): "
+                      "another builder made this corpus", u[i].id, (unsigned long long)seed, p.text, p.voice.voice,
+                      u[i].text, u[i].voice);
+            break;
+        }
+        char raw[1100], aug[1100];
+        sfmt(raw, sizeof raw, "%s/synth.wav", w.tmp);
+        rc = p.voice.engine == ACMS_FESTIVAL ? synth_festival_one(&w, &p, raw, err, errlen)
+                                             : synth_one(&w, &p, raw, err, errlen);
+        const char *src = raw;
+        if (!rc && needs_sox(&p)) {
+            sfmt(aug, sizeof aug, "%s/aug.wav", w.tmp);
+            rc = sox_effects(&w, &p, raw, aug, err, errlen);
+            src = aug;
+        }
+        size_t nx = 0, T = 0;
+        if (!rc) rc = audio_of(&p, src, &x, &nx, err, errlen);
+        if (!rc) rc = mel_of(&w, &p, x, nx, &T, err, errlen);
+        if (rc) break;
+        /* the features of the re-made audio against the stored ones (fp16 both) */
+        if ((int64_t)T > (int64_t)stored_cap) {
+            float *ns = realloc(stored, T * ACMS_MELS * sizeof *ns);
+            if (!ns) {
+                rc = fail(err, errlen, "out of memory");
+                break;
+            }
+            stored = ns;
+            stored_cap = T;
+        }
+        double diff = INFINITY;
+        if ((int64_t)T == u[i].frames && (int64_t)nx == u[i].samples) {
+            if ((rc = acms_read_frames(dir, split, &u[i], stored, err, errlen))) break;
+            diff = 0;
+            for (size_t k = 0; k < T * ACMS_MELS; k++)
+                diff = fmax(diff, fabs(acms_f16_to_f32(acms_f32_to_f16(w.mel[k])) - stored[k]));
+        }
+        sfmt(path, sizeof path, "%s/%s.wav", out, u[i].id);
+        if ((rc = write_wav_f32(path, x, nx, err, errlen))) break;
+        free(x);
+        x = NULL;
+        fprintf(list, "%s.wav\t%s\t%lld\t%zu\t%.6g\t%s\n", u[i].id, u[i].speaker, (long long)u[i].samples, nx, diff,
+                u[i].text);
+        rep->written++;
+        rep->same += diff == 0;
+        rep->same_length += isfinite(diff);
+        if (isfinite(diff)) rep->max_abs_diff = fmax(rep->max_abs_diff, diff);
+    }
+    if (list && fclose(list) && !rc) rc = fail(err, errlen, "cannot write %s/%s.tsv", out, split);
+    const char *tmpfiles[] = {"synth.wav", "aug.wav", "one.scm", "text.txt", "stderr.txt"};
+    for (size_t k = 0; k < sizeof tmpfiles / sizeof tmpfiles[0]; k++) {
+        sfmt(path, sizeof path, "%s/%s", w.tmp, tmpfiles[k]);
+        unlink(path);
+    }
+    rmdir(w.tmp);
+    acm_logmel_free(w.lm);
+    free(w.mel);
+    free(stored);
+    free(x);
+    free(u);
     return rc;
 }

@@ -92,6 +92,25 @@ int acms_build(const acms_build_params *p, char *err, size_t errlen);
  * speaker unseen, frame counts consistent with the shard files. Returns 0 or -1 with the first problem in err. */
 int acms_verify(const char *dir, char *err, size_t errlen);
 
+/* ---- re-making the audio ---------------------------------------------------------------------------------------- */
+
+/* The corpus keeps features, not audio; every synthesised utterance is a pure function of (seed, split, index) and
+ * the synthesisers, so its audio can be made again. acms_write_wavs re-makes the first `limit` (0: all) utterances
+ * of `split` of the corpus at dir (its seed from corpus.json; each plan checked against the manifest's text and voice)
+ * as OUT/ID.wav: 16 kHz mono, 32-bit IEEE float samples, exactly the samples the features were computed from
+ * (after gain and noise). Their features are computed again and compared with the stored fp16 ones. OUT/SPLIT.tsv
+ * lists them: file, speaker, samples stored, samples re-made, max |feature difference| (inf when the lengths differ),
+ * text. Needs the synthesisers the corpus was built with (make deps). */
+typedef struct {
+    size_t written;      /* WAV files written */
+    size_t same;         /* of which the features equal the stored ones bit for bit (fp16) */
+    size_t same_length;  /* of which the sample count is the stored one */
+    double max_abs_diff; /* over the same-length ones */
+} acms_wav_report;
+
+int acms_write_wavs(const char *dir, const char *split, const char *out, size_t limit, acms_wav_report *rep,
+                    char *err, size_t errlen);
+
 /* ---- reading ---------------------------------------------------------------------------------------------------- */
 
 typedef struct {

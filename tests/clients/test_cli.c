@@ -698,6 +698,58 @@ Test(cli_speech, transcribe_stream, .timeout = 120) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
+/* acm transcribe --compare-stream: each file both ways (whole, then streamed unpaced in the same frames as --stream);
+ * with the stream's budget kept (--stream-max-behind 0) the finals are the whole file's text, a line per file and the
+ * count; --json: the two texts per file and the summary; --stream with it is a usage error. (acmc_same_words, the
+ * comparison, is checked on differing pairs in test_client_lib.c.) */
+Test(cli_speech, transcribe_compare_stream, .timeout = 120) {
+    th_acmd s;
+    const char *args[] = {"--model", "speech=tests/golden/speech_a.safetensors", "--workers", "1", "--log-level",
+                          "warn", "--stream-max-behind", "0", NULL};
+    cr_assert_eq(th_acmd_start(&s, args), 0, "acmd did not start");
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0, "acmd not ready");
+    char u[64], dir[] = "/tmp/acm-trc-XXXXXX", f[2][96];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d", s.port);
+    cr_assert(mkdtemp(dir));
+    for (int k = 0; k < 2; k++) snprintf(f[k], sizeof f[k], "%s/%d.wav", dir, k), make_wav(f[k], 16000 * (size_t)(k + 2), k);
+    const char *t[] = {"transcribe", "--server", u, "--compare-stream", "--budget", "0.5", f[0], f[1], NULL};
+    run_res r = run_acm(t);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "same     ") && !strstr(r.out, "differs"), "%s", r.out);
+    cr_expect(strstr(r.out, "2 of 2 files: the stream's finals are the whole file's text (100.00%), 0 the same letters"),
+              "%s", r.out);
+    run_free(&r);
+    const char *tj[] = {"transcribe", "--server", u, "--compare-stream", "--json", f[0], f[1], NULL};
+    r = run_acm(tj);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char *save, *line = strtok_r(r.out, "\n", &save);
+    for (int k = 0; k < 2; k++, line = strtok_r(NULL, "\n", &save)) {
+        json_t *o = line ? json_loads(line, 0, NULL) : NULL;
+        cr_assert(o, "line %d: %s", k, line ? line : "(none)");
+        cr_expect_str_eq(json_string_value(json_object_get(o, "file")), f[k]);
+        cr_expect(json_is_true(json_object_get(o, "same")), "%s", line);
+        cr_expect(json_is_true(json_object_get(o, "same_letters")), "%s", line);
+        cr_expect_str_eq(json_string_value(json_object_get(o, "whole")), json_string_value(json_object_get(o, "stream")));
+        cr_expect_geq(json_integer_value(json_object_get(o, "segments")), 1);
+        json_decref(o);
+    }
+    json_t *sum = line ? json_loads(line, 0, NULL) : NULL;
+    cr_assert(sum, "no summary line");
+    cr_expect_eq(json_integer_value(json_object_get(sum, "compared")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(sum, "same")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(sum, "same_letters")), 2);
+    json_decref(sum);
+    run_free(&r);
+    const char *both[] = {"transcribe", "--server", u, "--compare-stream", "--stream", f[0], NULL};
+    r = run_acm(both);
+    cr_expect_eq(r.rc, 2, "%s", r.err);
+    run_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
 /* acm bench --streams N: N paced WebSocket streams at once (their starts spread over --ramp), every one accounted for
  * (JSON: streams, failed, partials, the latency quantiles, the budget asked and realised, chunks per engine call); a refused handshake is a failed stream and exit 5. */
 Test(cli_speech, bench_streams, .timeout = 120) {

@@ -149,6 +149,53 @@ Test(stats, word_error_rate) {
     }
 }
 
+/* A stream's finals joined against the whole file's text: identical words however segmented and spaced count as
+ * the same; a word changed, split, merged, added, dropped or in another case does not (acmc_same_words); the same
+ * letters with words cut elsewhere count under acmc_same_letters. */
+Test(stats, same_words_across_segments) {
+    const struct {
+        const char *a, *b;
+        int same;
+    } c[] = {
+        {"go forward ten meters", "go forward ten meters", 1},
+        {"go forward ten meters", "go forward  ten meters ", 1}, /* two segments joined with a space */
+        {"go forward ten meters", "\tgo forward\nten meters", 1},
+        {"", "  ", 1},
+        {"go forward ten meters", "go forward ten meter", 0},   /* a shorter last word */
+        {"go forward ten meters", "go forward ten metres", 0},
+        {"go forward ten meters", "go for ward ten meters", 0}, /* a word split at a segment's end */
+        {"go for ward ten meters", "go forward ten meters", 0},
+        {"go forward ten meters", "go forward ten meters six", 0},
+        {"go forward ten meters six", "go forward ten meters", 0},
+        {"go forward ten meters", "Go forward ten meters", 0},
+        {"a", "", 0},
+        {"", "a", 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        cr_expect_eq(acmc_same_words(c[i].a, c[i].b), c[i].same, "case %zu: '%s' against '%s'", i, c[i].a, c[i].b);
+        cr_expect_eq(acmc_same_words(c[i].b, c[i].a), c[i].same, "case %zu reversed", i);
+    }
+    /* letters, whitespace aside: a word split or merged is the same text; any other change is not */
+    const struct {
+        const char *a, *b;
+        int same;
+    } l[] = {
+        {"go forward ten meters", "go for ward ten meters", 1},
+        {"customnuostcan you", "customnuost can you", 1},
+        {"go forward ten meters", " goforward\ttenmeters ", 1},
+        {"", " ", 1},
+        {"go forward ten meters", "go forward ten meter", 0},
+        {"go forward ten meters", "go forward ten meterss", 0},
+        {"go forward ten meters", "go forward ten metres", 0},
+        {"go forward", "Go forward", 0},
+        {"a", "", 0},
+    };
+    for (size_t i = 0; i < sizeof l / sizeof *l; i++) {
+        cr_expect_eq(acmc_same_letters(l[i].a, l[i].b), l[i].same, "letters %zu: '%s' against '%s'", i, l[i].a, l[i].b);
+        cr_expect_eq(acmc_same_letters(l[i].b, l[i].a), l[i].same, "letters %zu reversed", i);
+    }
+}
+
 Test(http, server_urls) {
     char out[256], err[256];
     cr_assert_eq(acmc_server_url(out, sizeof out, "http://127.0.0.1:8080/", err, sizeof err), 0, "%s", err);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audio.h"
 #include "logmel.h"
 #include "train/speech_corpus.h"
 
@@ -190,5 +191,79 @@ Test(speech_corpus, tiny_build, .timeout = 120) {
     cr_assert(strstr(err, "awb must not be in train"), "%s", err);
     char cmd[600];
     cr_assert((size_t)snprintf(cmd, sizeof cmd, "rm -rf %s %s", d1, d2) < sizeof cmd);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The audio re-made from the plans (acms_write_wavs) gives the stored features back bit for bit: checked here
+ * independently, by decoding each WAV as the server does and computing its log-mel frames; a manifest line that is
+ * not the plan's is refused, and so is the real split. */
+Test(speech_corpus, wavs_remade_from_plans, .timeout = 120) {
+    char d[] = "/tmp/acm_speech_wav_XXXXXX";
+    cr_assert(mkdtemp(d));
+    build_tiny(d, 1, 0);
+    char out[300], err[1024] = "";
+    snprintf(out, sizeof out, "%s/wav", d);
+    const char *splits[] = {"test-seen", "test-unseen"};
+    acm_logmel *lm = acm_logmel_create(acm_logmel_default_params(), err, sizeof err);
+    cr_assert(lm, "%s", err);
+    acm_logmel_params lp = acm_logmel_get_params(lm);
+    for (int s = 0; s < 2; s++) {
+        acms_wav_report r;
+        cr_assert_eq(acms_write_wavs(d, splits[s], out, 0, &r, err, sizeof err), 0, "%s", err);
+        cr_assert(r.written == 2 && r.same == 2 && r.same_length == 2 && r.max_abs_diff == 0,
+                  "%s: %zu written, %zu same, max diff %g", splits[s], r.written, r.same, r.max_abs_diff);
+        acms_utt *u;
+        size_t n;
+        cr_assert_eq(acms_load_split(d, splits[s], &u, &n, err, sizeof err), 0, "%s", err);
+        for (size_t i = 0; i < n; i++) {
+            char path[400];
+            snprintf(path, sizeof path, "%s/%s.wav", out, u[i].id);
+            size_t nb = 0, nx = 0;
+            char *b = slurp(path, &nb);
+            float *x = NULL;
+            cr_assert(b, "%s", path);
+            cr_assert_eq(acm_audio_decode(NULL, b, nb, acm_audio_default_params(), &x, &nx, err, sizeof err), 0,
+                         "%s: %s", path, err);
+            cr_assert_eq((int64_t)nx, u[i].samples, "%s: %zu samples, the manifest says %lld", path, nx,
+                         (long long)u[i].samples);
+            size_t T = acm_logmel_frames_whole(&lp, nx);
+            float *mel = malloc(T * ACMS_MELS * sizeof *mel), *stored = malloc(T * ACMS_MELS * sizeof *stored);
+            acm_logmel_reset(lm);
+            cr_assert_eq(acm_logmel_push(lm, x, nx, mel, T, err, sizeof err), (int64_t)T, "%s", err);
+            cr_assert_eq(acms_read_frames(d, splits[s], &u[i], stored, err, sizeof err), 0, "%s", err);
+            for (size_t k = 0; k < T * ACMS_MELS; k++)
+                cr_assert_eq(acms_f16_to_f32(acms_f32_to_f16(mel[k])), stored[k], "%s: feature %zu: %g, stored %g",
+                             u[i].id, k, (double)mel[k], (double)stored[k]);
+            free(mel), free(stored), free(x), free(b);
+        }
+        free(u);
+    }
+    acm_logmel_free(lm);
+    /* the list names every file with its text */
+    size_t nl;
+    snprintf(out, sizeof out, "%s/wav/test-seen.tsv", d);
+    char *list = slurp(out, &nl);
+    cr_assert(list && strstr(list, "test-seen-0000001.wav\t"), "%s", list ? list : "(none)");
+    free(list);
+    /* a manifest whose text is not the plan's (another seed, another builder) is refused */
+    snprintf(out, sizeof out, "%s/test-seen.tsv", d);
+    size_t len;
+    char *m = slurp(out, &len);
+    cr_assert(m);
+    char *tab = m + len - 1;
+    while (tab > m && tab[-1] != '\t') tab--;
+    *tab = *tab == 'z' ? 'y' : 'z'; /* the last line's text, first letter */
+    FILE *f = fopen(out, "w");
+    fwrite(m, 1, len, f);
+    fclose(f);
+    free(m);
+    snprintf(out, sizeof out, "%s/wav2", d);
+    acms_wav_report r;
+    cr_assert_eq(acms_write_wavs(d, "test-seen", out, 0, &r, err, sizeof err), -1);
+    cr_assert(strstr(err, "test-seen-0000001") && strstr(err, "is not the manifest's"), "%s", err);
+    cr_assert_eq(acms_write_wavs(d, "real", out, 0, &r, err, sizeof err), -1);
+    cr_assert(strstr(err, "real"), "%s", err);
+    char cmd[600];
+    cr_assert((size_t)snprintf(cmd, sizeof cmd, "rm -rf %s", d) < sizeof cmd);
     cr_assert_eq(system(cmd), 0);
 }
