@@ -600,6 +600,9 @@ typedef struct acmd_req {
         size_t n_head;
         int last;                 /* the body has ended: every sample is decoded (I/O thread) */
         int job_last;             /* the job in hand ends the stream (set at hand-over) */
+        int job_chunks;           /* chunks a job takes at most (0: ACMD_JOB_CHUNKS); a WebSocket stream with
+                                   * endpointing takes 1, so that its endpoint is looked for after every chunk,
+                                   * whatever the pacing of its audio (I/O thread: ws.c sets it, dispatch reads it) */
         int jobs;                 /* jobs run so far */
         int failed;               /* the I/O thread refused the body while a worker held the request: answered with */
         acmd_err fail_err;        /* this once the job is back */

@@ -412,8 +412,11 @@ int acmd_decode_stream_end(acmd_server *s, acmd_req *r) {
 
 void acmd_decode_stream_hand(acmd_req *r) {
     /* at most ACMD_JOB_CHUNKS chunks a job: a file that came at once (or a worker that fell behind) goes back to the
-     * queue between jobs, so that other requests, images too, take turns with it on the workers */
-    const size_t cap = (size_t)ACMD_JOB_CHUNKS * (size_t)r->model->chunk_samples;
+     * queue between jobs, so that other requests, images too, take turns with it on the workers. A WebSocket stream
+     * with endpointing takes one chunk a job (au.job_chunks): a segment ends after the first chunk whose trailing
+     * blank reaches endpoint_ms, the same chunk whether the audio came paced or all at once */
+    const int chunks = r->au.job_chunks > 0 ? r->au.job_chunks : ACMD_JOB_CHUNKS;
+    const size_t cap = (size_t)chunks * (size_t)r->model->chunk_samples;
     float *rest = NULL;
     const size_t n_rest = r->au.n_pend > cap ? r->au.n_pend - cap : 0;
     if (n_rest && (rest = malloc(n_rest * sizeof *rest))) memcpy(rest, r->au.pend + cap, n_rest * sizeof *rest);

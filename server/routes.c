@@ -172,7 +172,9 @@ static void route__api_streaming(FILE *f) {
           "with 1000 |\n\n",
           f);
     fputs("Server to client (text, JSON): `ready` once (`id`, `model`, `rate`, `format`, `chunk_s`, `endpoint_ms`, "
-          "`max_frame_bytes`); `partial` after each job of the stream ran (one or more chunks of the model): "
+          "`max_frame_bytes`); `partial` after each job of the stream ran (one chunk of the model while endpointing is on, "
+          "so that a segment ends at the same chunk whether the audio came paced or all at once; up to 8 chunks when "
+          "`endpoint_ms` is 0): "
           "`segment` (its number, from 0), `text` (the segment so far), `words` (the words completed since the last "
           "partial: `word`, `start`, `end` in seconds from the stream's start, `confidence`), `audio_s` (audio run "
           "so far), `chunk` (`tokens`, `flops`, `flops_dense`, `budget` realised, `budget_cap` the ceiling the job ran "

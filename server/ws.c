@@ -296,6 +296,7 @@ static int ws__configure(acmd_ws *w, json_t *j, char *e, size_t n) {
         const double d = json_number_value(v);
         if (!json_is_number(v) || d < 0 || d > 60000) return snprintf(e, n, "endpoint_ms must be a number in [0, 60000] (0: no endpointing)"), -1;
         w->endpoint_s = d / 1000;
+        r->au.job_chunks = w->endpoint_s > 0 ? 1 : 0;
     }
     json_t *rate = json_object_get(j, "rate"), *fmt = json_object_get(j, "format");
     if (rate || fmt) {
@@ -579,7 +580,7 @@ static void ws__upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, 
     w->own = r->sla.policy, w->own_max = r->sla.budget.max;
     if (ws__decoder(w, e, sizeof e)) goto fail;
     if (!(r->au.st = acm_stream_new(p->m->m, e, sizeof e))) goto fail;
-    r->au.on = 1, r->au.raw = 1;
+    r->au.on = 1, r->au.raw = 1, r->au.job_chunks = w->endpoint_s > 0 ? 1 : 0;
     r->au.mem = acm_stream_state_bytes(p->m->m);
     acmd_mem_add(s, (long long)r->au.mem);
     acmd_copy(r->out.id, sizeof r->out.id, p->id);

@@ -791,6 +791,59 @@ Test(ws, endpoint_after_silence, .timeout = 60) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
+/* An endpoint does not depend on how the audio was paced: speech (1 s), 0.8 s of silence, speech (1 s) and `end`
+ * reach the server as one message while another stream's job holds the only worker (the hold), so that all 2.8 s
+ * wait in the stream's buffer when its turn comes. Jobs of 8 chunks (1.28 s) would end at most 0.28 s into the
+ * silence and then in the second speech: no job would end on 300 ms of blank, one segment "aa". One chunk a job
+ * finds the endpoint where a stream paced in real time finds it: a final "a" (endpoint), then "a" (end). */
+Test(ws, endpoint_does_not_depend_on_pacing, .timeout = 60) {
+    char path[] = "/tmp/acm-ws-loud-XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    loudness_model(path);
+    char arg[300], url[128];
+    snprintf(arg, sizeof arg, "s=%s", path);
+    th_acmd s;
+    cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", arg, "--workers", "1", "--stream-max-behind",
+                                                               "0", NULL}), 0);
+    th_hold_release(&s, 1); /* the warm-up */
+    cr_assert_eq(th_acmd_wait_ready(&s, 30), 0);
+    const size_t sec = 16000, n = 28 * sec / 10;
+    int16_t *x = calloc(n, sizeof *x), *sp = signal_s16(sec, 2);
+    memcpy(x, sp, sec * sizeof *x), memcpy(x + 18 * sec / 10, sp, sec * sizeof *x);
+    ws_t hold, w;
+    snprintf(url, sizeof url, "/v1/models/s/stream?endpoint_ms=0");
+    cr_assert_eq(ws_open(&hold, s.port, url, NULL), 0);
+    json_decref(ws_expect(&hold, "ready", NULL));
+    snprintf(url, sizeof url, "/v1/models/s/stream?endpoint_ms=300");
+    cr_assert_eq(ws_open(&w, s.port, url, NULL), 0);
+    json_decref(ws_expect(&w, "ready", NULL));
+    ws_audio(&hold, sp, 5120, 5120); /* its job takes the worker, held */
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 0, 30), 0);
+    ws_audio(&w, x, n, n); /* one message: all of it decoded at once, queued behind the held job */
+    ws_text(&w, "{\"type\":\"end\"}");
+    cr_assert_eq(th_wait_stats(&s, "s", 1, 1, 30), 0);
+    th_hold_end(&s);
+    json_t *m;
+    int code = -1, finals = 0;
+    while ((m = ws_expect(&w, "*", &code))) {
+        if (!strcmp(json_string_value(json_object_get(m, "type")), "final")) {
+            cr_expect_str_eq(json_string_value(json_object_get(m, "reason")), finals ? "end" : "endpoint", "%s",
+                             json_dumps(m, 0));
+            cr_expect_str_eq(json_string_value(json_object_get(m, "text")), "a", "%s", json_dumps(m, 0));
+            finals++;
+        }
+        json_decref(m);
+    }
+    cr_expect_eq(code, 1000);
+    cr_expect_eq(finals, 2, "one segment per utterance, the first ended by the silence");
+    close(w.fd), close(hold.fd);
+    free(x), free(sp);
+    unlink(path);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
 /* clients/python/acm_stream.py (standard library only) under Debian's python3: its final line is /transcribe's text. */
 Test(ws, python_example, .timeout = 60) {
     th_acmd s;
