@@ -17,7 +17,8 @@ try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
   page.on("pageerror", e => { out.page_errors = (out.page_errors || []).concat(String(e)); });
   await page.goto(url + "/demo/");
-  // the image: picked, classified; then the slider re-asks at 0.5
+  // the image: picked, classified; then the slider re-asks at 0.5 (out.step: where a timeout happened)
+  out.step = "image";
   await page.fill("#imodel", imodel);
   await page.setInputFiles("#file", image);
   await page.waitForFunction(() => document.querySelector("#istats").textContent.includes("β applied"), null, { timeout: 20000 });
@@ -30,13 +31,17 @@ try {
   out.heat_drawn = await page.$eval("#heat", c => { const d = c.getContext("2d").getImageData(0, 0, 224, 224).data; let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2]; return s > 0; });
   await page.screenshot({ path: `${shots}/demo-image.png` });
   // an audio file streamed in real time: its final transcript
+  out.step = "file";
   await page.fill("#amodel", smodel);
   await page.setInputFiles("#audiofile", wav);
   await page.waitForFunction(() => !document.querySelector("#stop").disabled, null, { timeout: 20000 });
   await page.waitForFunction(() => document.querySelector("#stop").disabled, null, { timeout: 60000 }); // closed after end
   out.file_text = (await page.$eval("#transcript", e => e.textContent)).trim();
   // the microphone: partials, then the slider at 0.25 acts on the running stream (configure)
+  out.step = "mic";
   await page.click("#mic");
+  // #astats is emptied when the stream opens: "chunk β" is then the microphone stream's own first partial
+  await page.waitForFunction(() => !document.querySelector("#stop").disabled, null, { timeout: 20000 });
   await page.waitForFunction(() => document.querySelector("#astats").textContent.includes("chunk β"), null, { timeout: 20000 });
   await page.$eval("#abudget", e => { e.value = "0.25"; e.dispatchEvent(new Event("input")); });
   await page.waitForFunction(() => /chunk β 0\.(2[0-5]|1|0)/.test(document.querySelector("#astats").textContent), null, { timeout: 20000 });
@@ -45,6 +50,7 @@ try {
   await page.click("#stop");
   await page.waitForFunction(() => document.querySelector("#stop").disabled, null, { timeout: 20000 });
   out.mic_text = (await page.$eval("#transcript", e => e.textContent)).trim();
+  out.step = "done";
 } catch (e) {
   out.error = String(e);
 } finally {
