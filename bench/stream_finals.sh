@@ -14,9 +14,9 @@
 # their streams may end a segment in the gap (endpointing), which the rows "SPLIT-joined" check the joining of.
 # "same letters, words cut elsewhere": files whose texts differ only in where words are cut (spaces aside they are
 # the same); the files whose letters differ are listed on stderr.
-# SPEED=1 paces the streams in real time instead (then PARALLEL=64 or so keeps the run short): the same chunks, but
-# a stream's job then holds one chunk, where an unpaced stream's holds up to 8, and the server looks for an endpoint
-# at the end of each job, so pacing changes where segments end (never the letters).
+# SPEED=1 paces the streams in real time instead (then PARALLEL=64 or so keeps the run short): the same chunks and,
+# since a stream with endpointing runs one chunk a job (commit 8144213; before it an unpaced stream's job held up to
+# 8 and the endpoint was looked for only at a job's end), the same segments.
 # Usage: [N=200] [JOINED=50] [GAP_S=1.5] [SPEED=0] [PARALLEL=4] [CORPUS=data/speech] bash bench/stream_finals.sh [BUILD]
 set -eu
 B=${1:-build}
