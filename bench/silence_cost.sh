@@ -16,6 +16,11 @@ set -eu
 B=${1:-build}
 PAIRS=${PAIRS:-3}; LEAD=${LEAD:-2}; GAP=${GAP:-3}; TAIL=${TAIL:-2}; NOISE=${NOISE:-0.003}; SPEED=${SPEED:-1}
 CORPUS=${CORPUS:-data/speech}
+if [ ! -f "$CORPUS/corpus.json" ]; then # `make bench` on a machine without the speech corpus: say so, skip
+    echo "$(basename "$0"): skipped: no speech corpus at $CORPUS (build one with \`acm-train speech-corpus --out $CORPUS\`,"
+    echo "  docs/SPEECH-TRAINING.md, or point CORPUS= at one)"
+    exit 0
+fi
 make --no-print-directory "$B/acmd" "$B/acm" "$B/acm-train" >/dev/null
 tmp=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }

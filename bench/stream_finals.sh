@@ -28,6 +28,11 @@ JOINED=${JOINED:-50}
 GAP_S=${GAP_S:-1.5}
 [ $((2 * JOINED)) -le "$N" ] || { echo "JOINED=$JOINED needs N >= $((2 * JOINED))" >&2; exit 2; }
 make --no-print-directory "$B/acmd" "$B/acm" "$B/acm-train" >/dev/null
+if [ ! -f "$CORPUS/corpus.json" ]; then # `make bench` on a machine without the speech corpus: say so, skip
+    echo "$(basename "$0"): skipped: no speech corpus at $CORPUS (build one with \`acm-train speech-corpus --out $CORPUS\`,"
+    echo "  docs/SPEECH-TRAINING.md, or point CORPUS= at one)"
+    exit 0
+fi
 tmp=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
