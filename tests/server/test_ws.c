@@ -714,6 +714,16 @@ static void loudness_model(const char *path) {
     model_mut_close(&m);
 }
 
+/* The loudness model written to a fresh file from the template path (mkstemp's XXXXXX), and its --model argument
+ * "s=PATH" in arg. */
+static void loudness_model_tmp(char *path, char *arg, size_t n) {
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    loudness_model(path);
+    snprintf(arg, n, "s=%s", path);
+}
+
 /* Streams speech (1 s), digital silence (3 s: longer than two jobs of 8 chunks, so that some job ends inside it
  * however the audio was cut into jobs), speech (1 s), then `end`; every message until the close, in order. */
 static json_t *endpoint_run(int port, const char *path, const char *configure) {
@@ -739,13 +749,8 @@ static json_t *endpoint_run(int port, const char *path, const char *configure) {
 }
 
 Test(ws, endpoint_after_silence, .timeout = 60) {
-    char path[] = "/tmp/acm-ws-loud-XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    loudness_model(path);
-    char arg[300];
-    snprintf(arg, sizeof arg, "s=%s", path);
+    char path[] = "/tmp/acm-ws-loud-XXXXXX", arg[300];
+    loudness_model_tmp(path, arg, sizeof arg);
     th_acmd s;
     start(&s, (const char *const[]){"--model", arg, "--workers", "1", "--stream-max-behind", "0", NULL});
     /* endpoint_ms 300: a final after the silence with the first word, then a new segment for the second */
@@ -797,13 +802,8 @@ Test(ws, endpoint_after_silence, .timeout = 60) {
  * silence and then in the second speech: no job would end on 300 ms of blank, one segment "aa". One chunk a job
  * finds the endpoint where a stream paced in real time finds it: a final "a" (endpoint), then "a" (end). */
 Test(ws, endpoint_does_not_depend_on_pacing, .timeout = 60) {
-    char path[] = "/tmp/acm-ws-loud-XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    loudness_model(path);
-    char arg[300], url[128];
-    snprintf(arg, sizeof arg, "s=%s", path);
+    char path[] = "/tmp/acm-ws-loud-XXXXXX", arg[300], url[128];
+    loudness_model_tmp(path, arg, sizeof arg);
     th_acmd s;
     cr_assert_eq(th_acmd_start_held(&s, (const char *const[]){"--model", arg, "--workers", "1", "--stream-max-behind",
                                                                "0", NULL}), 0);
