@@ -567,6 +567,10 @@ acm_ctc_decoder *acm_ctc_decoder_new(const acm_ctc_alphabet *a, acm_ctc_params p
         bad = "max_text must be <= 16777216";
     else if (!(p.frame_seconds > 0) || !isfinite(p.frame_seconds))
         bad = "frame_seconds must be > 0";
+    else if (!(p.pause_break_s >= 0) || !isfinite(p.pause_break_s))
+        bad = "pause_break_s must be >= 0 and finite";
+    else if (p.pause_break_s > 0 && p.mode != ACM_CTC_GREEDY)
+        bad = "pause_break_s needs GREEDY";
     else if (p.lexicon && p.mode != ACM_CTC_BEAM)
         bad = "a word list needs the beam search";
     else if (p.word_score && !p.lexicon)
@@ -656,7 +660,8 @@ static void log_softmax(double *lp, const float *x, int V) {
 
 /* ---- greedy ------------------------------------------------------------------------------------------------------ */
 
-static void greedy_frame(acm_ctc_decoder *d, const float *x, int a) {
+/* run: the blank frames just before this one (the pause a character after them ends, for pause_break_s). */
+static void greedy_frame(acm_ctc_decoder *d, const float *x, int a, int64_t run) {
     const int V = d->V, blank = d->alpha.blank, space = d->alpha.space;
     log_softmax(d->lp, x, V);
     const int64_t f = d->t0 + d->t;
@@ -669,6 +674,13 @@ static void greedy_frame(acm_ctc_decoder *d, const float *x, int a) {
     } else {
         d->g_run = -1;
         int32_t n = d->g_len;
+        if (d->p.pause_break_s > 0 && a != space && n > 0 && d->text[n - 1] != ' ' && n < d->p.max_text &&
+            (double)run * d->p.frame_seconds >= d->p.pause_break_s) { /* the pause ends the word: a space first */
+            d->text[n] = ' ';
+            d->cstart[n] = f - run, d->cend[n] = f;
+            d->cvs[n] = d->cve[n] = v0;
+            d->g_len = ++n;
+        }
         if (a == space && (n == 0 || d->text[n - 1] == ' ')) {
             /* the space rule: dropped */
         } else if (n == d->p.max_text) {
@@ -862,9 +874,10 @@ int acm_ctc_push(acm_ctc_decoder *d, const float *logits, int64_t T, int V, char
         int a = 0; /* argmax, ties: the lowest index */
         for (int s = 1; s < V; s++)
             if (x[s] > x[a]) a = s;
+        const int64_t run = d->tail_blank;
         d->tail_blank = a == d->alpha.blank ? d->tail_blank + 1 : 0;
         if (d->p.mode == ACM_CTC_GREEDY) {
-            greedy_frame(d, x, a);
+            greedy_frame(d, x, a, run);
         } else {
             log_softmax(d->lp, x, V);
             beam_frame(d);

@@ -128,9 +128,13 @@ typedef struct {
     const acm_ctc_lexicon *lexicon;   /* BEAM: optional word list (must outlive the decoder); GREEDY: must be NULL */
     acm_ctc_word_score_fn word_score; /* BEAM with a lexicon: optional */
     void *word_score_ctx;
+    double pause_break_s;             /* GREEDY: a run of blank frames at least this long (frames x frame_seconds)
+                                       * between two characters of a segment ends the word before it: a space goes
+                                       * in where the model emitted none, as a stream's endpoint would end the
+                                       * segment there; 0: off */
 } acm_ctc_params;
 
-/* GREEDY, beam 8, prune off (INFINITY), max_text 1024, frame_seconds 0.04, no lexicon, no hook. */
+/* GREEDY, beam 8, prune off (INFINITY), max_text 1024, frame_seconds 0.04, no lexicon, no hook, no pause break. */
 acm_ctc_params acm_ctc_default_params(void);
 
 typedef struct acm_ctc_decoder acm_ctc_decoder;

@@ -818,6 +818,12 @@ int acmd_decode_stream_end(acmd_server *s, acmd_req *r);
 /* Dispatch takes the request: au.pend, ACMD_JOB_CHUNKS chunks of it at most, becomes the job (the last one once the
  * body has ended and nothing is left). */
 #define ACMD_JOB_CHUNKS 8
+/* A stream's endpoint_ms when it asks for none: 800 ms of blank after a word end its segment. A whole file (POST
+ * /transcribe, OIP) is decoded with the same pause as a word break (acm_ctc_params.pause_break_s), so that its text
+ * cuts words where a stream's segments end. */
+#define ACMD_ENDPOINT_S 0.8
+/* A transcription's own engine stream: the model's, greedy, words broken at ACMD_ENDPOINT_S of blank. */
+acm_stream *acmd_transcribe_stream_new(const acm_model *m, char *err, size_t errlen);
 void acmd_decode_stream_hand(acmd_req *r);
 /* Frees what the request's stream holds (I/O thread, the request not RUNNING). */
 void acmd_decode_stream_free(acmd_server *s, acmd_req *r);

@@ -345,7 +345,7 @@ int acmd_decode_stream_begin(acmd_server *s, acmd_req *r) {
         acmd_req_fail(r, acmd_err_of(ACMD_FROM_AUDIO, rc), "Content-Type \"%.100s\": %s", r->body.type, e);
         return -1;
     }
-    r->au.st = acm_stream_new(r->model->m, e, sizeof e);
+    r->au.st = acmd_transcribe_stream_new(r->model->m, e, sizeof e);
     if (!r->au.st) {
         acmd_req_fail(r, ACMD_E_INTERNAL, "%s", e);
         return -1;
@@ -408,6 +408,12 @@ int acmd_decode_stream_end(acmd_server *s, acmd_req *r) {
     r->au.n_pend += got, r->au.samples += got;
     r->au.last = 1;
     return 0;
+}
+
+acm_stream *acmd_transcribe_stream_new(const acm_model *m, char *err, size_t errlen) {
+    acm_ctc_params p = acm_ctc_default_params();
+    p.pause_break_s = ACMD_ENDPOINT_S;
+    return acm_stream_new_ctc(m, &p, err, errlen);
 }
 
 void acmd_decode_stream_hand(acmd_req *r) {

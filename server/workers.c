@@ -262,7 +262,7 @@ int acmd_workers_start(acmd_server *s, char *err, size_t errlen) {
                 w->eng[i].streams = calloc((size_t)m->max_batch, sizeof(acm_stream *));
                 if (!w->eng[i].streams) return snprintf(err, errlen, "out of memory"), -1;
                 for (int b = 0; b < m->max_batch; b++)
-                    if (!(w->eng[i].streams[b] = acm_stream_new(m->m, e, sizeof e)))
+                    if (!(w->eng[i].streams[b] = acmd_transcribe_stream_new(m->m, e, sizeof e)))
                         return snprintf(err, errlen, "model %s: %s", m->name, e), -1;
             }
         }

@@ -662,7 +662,7 @@ int acmd_ws_handshake(acmd_server *s, acmd_req *r, struct MHD_Connection *conn) 
                r->resp.reason = "streams", -1;
     ws__pending *p = calloc(1, sizeof *p);
     if (!p) return acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory"), -1;
-    p->s = s, p->m = r->model, p->rate = ACM_AUDIO_RATE, p->endpoint_s = 0.8, p->urgency = 3;
+    p->s = s, p->m = r->model, p->rate = ACM_AUDIO_RATE, p->endpoint_s = ACMD_ENDPOINT_S, p->urgency = 3;
     char e[200];
     double rate = p->rate, ep = 800, budget = 0, prio = 3;
     const char *fmt = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");

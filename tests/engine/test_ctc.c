@@ -520,6 +520,9 @@ Test(ctc, decoder_refusals) {
         {{.mode = ACM_CTC_BEAM, .beam = 1 << 16, .max_text = 1 << 24, .frame_seconds = 0.04}, "too large"},
         {{.mode = ACM_CTC_BEAM, .beam = 4, .prune = -1, .max_text = 10, .frame_seconds = 0.04}, "prune"},
         {{.mode = ACM_CTC_BEAM, .beam = 4, .prune = NAN, .max_text = 10, .frame_seconds = 0.04}, "prune"},
+        {{.mode = ACM_CTC_GREEDY, .max_text = 10, .frame_seconds = 0.04, .pause_break_s = -1}, "pause_break_s"},
+        {{.mode = ACM_CTC_GREEDY, .max_text = 10, .frame_seconds = 0.04, .pause_break_s = INFINITY}, "pause_break_s"},
+        {{.mode = ACM_CTC_BEAM, .beam = 2, .max_text = 10, .frame_seconds = 0.04, .pause_break_s = 0.8}, "GREEDY"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = 0;
@@ -533,6 +536,52 @@ Test(ctc, decoder_refusals) {
     cr_assert_null(acm_ctc_decoder_new(NULL, acm_ctc_default_params(), err, sizeof err));
     acm_ctc_lexicon_free(lx);
     acm_ctc_lexicon_free(lo);
+}
+
+/* Greedy text of "a", `gap` blank frames, "b", a space frame, "c" (argmax logits over the default alphabet), with the
+ * pause break at pause_s (frames of 0.04 s). */
+static void pause_text(int gap, double pause_s, char *out, size_t n) {
+    acm_ctc_alphabet a = acm_ctc_alphabet_default();
+    acm_ctc_params p = acm_ctc_default_params();
+    p.pause_break_s = pause_s;
+    char err[256];
+    acm_ctc_decoder *d = acm_ctc_decoder_new(&a, p, err, sizeof err);
+    cr_assert(d, "%s", err);
+    const int V = a.size, T = gap + 4;
+    float *x = calloc((size_t)T * V, sizeof *x);
+    int t = 0, sym[3] = {-1, -1, -1};
+    for (int k = 0; k < V; k++) {
+        if (a.symbols[k] == 'a') sym[0] = k;
+        if (a.symbols[k] == 'b') sym[1] = k;
+        if (a.symbols[k] == 'c') sym[2] = k;
+    }
+    cr_assert(sym[0] >= 0 && sym[1] >= 0 && sym[2] >= 0 && a.space >= 0);
+    x[t++ * V + sym[0]] = 5;
+    for (int g = 0; g < gap; g++) x[t++ * V + a.blank] = 5;
+    x[t++ * V + sym[1]] = 5;
+    x[t++ * V + a.space] = 5;
+    x[t++ * V + sym[2]] = 5;
+    cr_assert_eq(acm_ctc_push(d, x, T, V, err, sizeof err), 0, "%s", err);
+    acm_ctc_result r;
+    acm_ctc_result_get(d, ACM_CTC_FINAL, &r);
+    snprintf(out, n, "%s", r.text);
+    free(x);
+    acm_ctc_decoder_free(d);
+}
+
+/* pause_break_s: a blank run of at least that long between two characters puts a space in (whole-file decoding
+ * breaks a word where a stream's endpoint would end its segment); shorter runs, a space already there, or the break
+ * off leave the text as the model spelled it. */
+Test(ctc, pause_breaks_the_word) {
+    char t[64];
+    pause_text(20, 0, t, sizeof t);
+    cr_expect_str_eq(t, "ab c", "off");
+    pause_text(20, 0.8, t, sizeof t); /* 20 frames of 0.04 s: 0.8 s */
+    cr_expect_str_eq(t, "a b c");
+    pause_text(19, 0.8, t, sizeof t); /* 0.76 s: too short */
+    cr_expect_str_eq(t, "ab c");
+    pause_text(40, 0.8, t, sizeof t);
+    cr_expect_str_eq(t, "a b c");
 }
 
 /* V mismatch, NaN, infinities, negative T, NULL: refused with a message, and the state is as it was. */

@@ -796,6 +796,36 @@ Test(ws, endpoint_after_silence, .timeout = 60) {
     cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
 }
 
+/* A whole file breaks a word where a stream ends a segment: speech (1 s), 3 s of silence, speech (1 s), streamed with
+ * the default endpoint_ms (800) gives the finals "a" and "a"; POST /transcribe of the same samples gives "a a" (a
+ * space where the pause was: the model emits none), not "aa". */
+Test(ws, whole_file_breaks_words_where_a_stream_ends_segments, .timeout = 60) {
+    char path[] = "/tmp/acm-ws-loud-XXXXXX", arg[300];
+    loudness_model_tmp(path, arg, sizeof arg);
+    th_acmd s;
+    start(&s, (const char *const[]){"--model", arg, "--workers", "1", "--stream-max-behind", "0", NULL});
+    json_t *all = endpoint_run(s.port, "/v1/models/s/stream", NULL);
+    char joined[64] = "";
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *m = json_array_get(all, i);
+        if (strcmp(json_string_value(json_object_get(m, "type")), "final")) continue;
+        const char *t = json_string_value(json_object_get(m, "text"));
+        if (*t) snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", *joined ? " " : "", t);
+    }
+    json_decref(all);
+    cr_expect_str_eq(joined, "a a", "the stream's finals");
+    const size_t sec = 16000;
+    int16_t *x = calloc(5 * sec, sizeof *x), *sp = signal_s16(sec, 2);
+    memcpy(x, sp, sec * sizeof *x), memcpy(x + 4 * sec, sp, sec * sizeof *x);
+    json_t *ref = transcribe(s.port, x, 5 * sec);
+    cr_expect_str_eq(json_string_value(json_object_get(ref, "text")), "a a", "%s", json_dumps(ref, 0));
+    cr_expect_eq(json_array_size(json_object_get(ref, "words")), 2, "%s", json_dumps(ref, 0));
+    json_decref(ref);
+    free(x), free(sp);
+    unlink(path);
+    cr_expect_eq(th_acmd_stop(&s, SIGTERM, 30), 0);
+}
+
 /* An endpoint does not depend on how the audio was paced: speech (1 s), 0.8 s of silence, speech (1 s) and `end`
  * reach the server as one message while another stream's job holds the only worker (the hold), so that all 2.8 s
  * wait in the stream's buffer when its turn comes. Jobs of 8 chunks (1.28 s) would end at most 0.28 s into the
