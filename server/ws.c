@@ -664,7 +664,7 @@ int acmd_ws_handshake(acmd_server *s, acmd_req *r, struct MHD_Connection *conn) 
     if (!p) return acmd_req_fail(r, ACMD_E_INTERNAL, "out of memory"), -1;
     p->s = s, p->m = r->model, p->rate = ACM_AUDIO_RATE, p->endpoint_s = ACMD_ENDPOINT_S, p->urgency = 3;
     char e[200];
-    double rate = p->rate, ep = 800, budget = 0, prio = 3;
+    double rate = p->rate, ep = ACMD_ENDPOINT_S * 1000, budget = 0, prio = 3;
     const char *fmt = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
     if (ws__arg(conn, "rate", 8000, 192000, &rate, e, sizeof e) || ws__arg(conn, "endpoint_ms", 0, 60000, &ep, e, sizeof e) ||
         ws__arg(conn, "budget", 1e-9, 1, &budget, e, sizeof e) || ws__arg(conn, "priority", 0, 7, &prio, e, sizeof e) ||
