@@ -4,7 +4,11 @@
 # CKPT.phase2), with the same steps and seed, then calibrated and evaluated on the 10k test set. Resumable: an arm
 # whose result file exists is skipped, an interrupted arm continues from its own checkpoint.
 #
-# usage: bash train/scripts/budget_arms.sh PHASE2_CKPT DIR EPOCHS3 ARM...      (BUILD=build SEED=1 in the environment)
+# usage: bash train/scripts/budget_arms.sh PHASE2_CKPT DIR EPOCHS3 ARM...
+#   environment: BUILD (build), SEED (1), BASE (models/fmnist-vit.safetensors: the static teacher the checkpoint was
+#   made from), P3_OPTS (more acmize options for every arm's phase 3, e.g. "--distill 1,2 --gate-lr-mult 3" to match
+#   the shipped conversion), THREADS (2: OpenBLAS threads; 1 for two scripts side by side on
+#   different arms, each writing its own DIR/ARM_sSEED)
 #   arms:  dedicated:B     phase 3 with beta_target B (the paper: one model per budget)
 #          sampled:LO:HI   beta_target drawn per batch in [LO, HI] (one model, lambda calibration)
 #          film:LO:HI      sampled, with budget-conditioned gates (--film: the gates see the drawn beta)
@@ -17,15 +21,18 @@
 # arm with its K. Calibration (acm-train calibrate --betas 0.25:0.75:0.125) also records the CAP order that wins on
 # held-out images; an arm folder without the file `calibrated` is (re)calibrated with this script's binary.
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,15p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,17p "$0"; exit 2; }
 P2=$1; DIR=$2; E3=$3; shift 3
-B=${BUILD:-build}; SEED=${SEED:-1}
+B=${BUILD:-build}; SEED=${SEED:-1}; BASE=${BASE:-models/fmnist-vit.safetensors}; THREADS=${THREADS:-2}
+read -r -a p3opts <<< "${P3_OPTS:-}"
 [ -f "$P2" ] || { echo "budget_arms: no phase-2 checkpoint $P2" >&2; exit 1; }
-[ -f models/fmnist-vit.safetensors ] || { echo "budget_arms: no base model models/fmnist-vit.safetensors" >&2; exit 1; }
+[ -f "$BASE" ] || { echo "budget_arms: no base model $BASE" >&2; exit 1; }
 make --no-print-directory "$B/acm-train" >/dev/null
 mkdir -p "$DIR"
-cp "$B/acm-train" "$DIR/acm-train"       # a private copy: rebuilding the tree must not change running arms
-T=$DIR/acm-train
+# a private copy per script (two may run side by side): rebuilding the tree must not change running arms
+T=$DIR/acm-train.$$
+cp "$B/acm-train" "$T"
+trap 'rm -f "$T"' EXIT
 stamp() { date -u +%FT%TZ; }
 evalrow() { # POLICY BETA_OR_K MODEL -> one tab-separated row
     local pol=$1 v=$2 m=$3 j
@@ -42,7 +49,7 @@ for arm in "$@"; do
     d=$DIR/${arm//:/_}_s$SEED; mkdir -p "$d"
     [ -f "$d/eval.tsv" ] && { echo "$(stamp) $arm: done before"; continue; }
     kind=${arm%%:*}; arg=${arm#*:}
-    opts=(--phase3-seed "$SEED" --epochs "2,1,$E3" --quiet)
+    opts=(--phase3-seed "$SEED" --epochs "2,1,$E3" --threads "$THREADS" --quiet ${p3opts[@]+"${p3opts[@]}"})
     case $kind in
         dedicated) opts+=(--beta "$arg") ;;
         sampled) opts+=(--beta-sample "$arg") ;;
@@ -57,7 +64,7 @@ for arm in "$@"; do
     if [ ! -f "$m" ]; then
         [ -f "$m.ckpt" ] || cp "$P2" "$m.ckpt"
         echo "$(stamp) $arm: acmize phase 3 ${opts[*]}"
-        /usr/bin/time -f "$arm phase 3 wall %e s" "$T" acmize --base models/fmnist-vit.safetensors --out "$m" \
+        /usr/bin/time -f "$arm phase 3 wall %e s" "$T" acmize --base "$BASE" --out "$m" \
             --modules mlp --resume "${opts[@]}" 2>&1 | grep -v '%.*ETA' | tail -3
     fi
     if [ "$kind" != uniform ] && [ ! -f "$d/calibrated" ]; then

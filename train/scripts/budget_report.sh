@@ -6,17 +6,18 @@
 #   DIR/accuracy_vs_gflops.png  accuracy against GFLOPs per image for every arm and policy (mean over seeds), the shipped model's
 #                            CAP curves in both orders, the uniform arms and the static base
 #   DIR/ablation_heatmaps.png   the same 8 test images under dedicated:0.5 and its ablations (argmax), one row each
-# usage: bash train/scripts/budget_report.sh DIR [SHIPPED_MODEL=models/fmnist-vit-acm.safetensors]   (BUILD=build)
+# usage: bash train/scripts/budget_report.sh DIR [SHIPPED_MODEL=models/fmnist-vit-acm.safetensors]
+#        (BUILD=build, BASE=models/fmnist-vit.safetensors: the static teacher)
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,9p "$0"; exit 2; }
-DIR=$1; SHIPPED=${2:-models/fmnist-vit-acm.safetensors}; B=${BUILD:-build}
+[ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
+DIR=$1; SHIPPED=${2:-models/fmnist-vit-acm.safetensors}; B=${BUILD:-build}; BASE=${BASE:-models/fmnist-vit.safetensors}
 [ -f "$DIR/table.tsv" ] || { echo "budget_report: no $DIR/table.tsv (run train/scripts/budget_arms.sh first)" >&2; exit 1; }
 make --no-print-directory "$B/acm-train" >/dev/null
 T=$B/acm-train
 # the shipped model and the static base on the same grid (cached: delete DIR/shipped.tsv to measure again)
 if [ ! -f "$DIR/shipped.tsv" ]; then
     {
-        j=$("$T" eval models/fmnist-vit.safetensors --json)
+        j=$("$T" eval "$BASE" --json)
         echo "$j" | /usr/bin/python3 -c 'import json,sys; o=json.load(sys.stdin)
 print("static\t-\tstatic\t1\t%.2f\t1.0000\t%.4f" % (100*o["accuracy"], o["gflops_per_image"]))'
         for b in 0.125 0.25 0.5 0.75; do
