@@ -131,9 +131,9 @@ Test(acmize, tiny_conversion_budget_falls_and_resume_is_exact, .init = setup, .f
         json_t *meta = json_loads(acm_model_metadata(cm), 0, NULL), *probe;
         cr_assert(meta);
         probe = json_object_get(json_object_get(meta, "calibration"), "cap_order_probe");
-        /* probes at 0.125, 0.25, 0.5, raised to beta_min where below (the engine refuses less), each budget once */
+        /* probes at 0.125, 0.25, 0.5 and 1, raised to beta_min where below (the engine refuses less), each budget once */
         const size_t np = json_array_size(probe);
-        cr_assert(np >= 1 && np <= 3, "cap_order_probe rows: %zu", np);
+        cr_assert(np >= 1 && np <= 4, "cap_order_probe rows: %zu", np);
         double gain = 0, level = 0;
         for (size_t i = 0; i < np; i++) {
             cr_expect_geq(json_number_value(json_object_get(json_array_get(probe, i), "beta")), cc->beta_min - 1e-6);

@@ -17,7 +17,7 @@
 # SEED seeds phase 3 (--phase3-seed: order, augmentation and Gumbel streams); phases 1-2 are the checkpoint's.
 # Writes DIR/ARM_sSEED/model.safetensors, DIR/ARM_sSEED/eval.tsv (arm, seed, policy, beta or k, accuracy %, realised
 # budget, GFLOP/image) and DIR/table.tsv (every arm's rows). Evaluations: a dedicated or ablation arm at its own B
-# (argmax, mean, cap in gain and in level order), the sampled arm at 0.25/0.5/0.75 (the same) and argmax, the uniform
+# (argmax, mean, cap in gain and in level order), the sampled arm at 0.25/0.5/0.75/1 (the same) and argmax, the uniform
 # arm with its K. Calibration (acm-train calibrate --betas 0.25:0.75:0.125) also records the CAP order that wins on
 # held-out images; an arm folder without the file `calibrated` is (re)calibrated with this script's binary.
 set -euo pipefail
@@ -75,7 +75,7 @@ for arm in "$@"; do
         case $kind in
             uniform) evalrow fixed "$arg" "$m" ;;
             sampled|film) evalrow argmax - "$m"
-                for b in 0.25 0.5 0.75; do for p in mean cap-gain cap-level; do evalrow $p "$b" "$m"; done; done ;;
+                for b in 0.25 0.5 0.75 1; do for p in mean cap-gain cap-level; do evalrow $p "$b" "$m"; done; done ;;
             *) evalrow argmax - "$m"; for p in mean cap-gain cap-level; do evalrow $p "$arg" "$m"; done ;;
         esac
     } | sed "s/^/$arm\t$SEED\t/" > "$d/eval.tsv.tmp"
