@@ -92,6 +92,12 @@ struct acm__backend {
     /* The B items' images (items[b].pixels [C, Hi, Wi], host memory: the caller's) into patch rows [B*Np, C*P*P],
      * item after item (kernels.h, acm__im2col_patches) */
     void (*im2col_patches)(acm__backend *be, float *out, const acm_item *items, int B, int C, int Hi, int Wi, int P);
+    /* The rows of a convolution (kernels.h, acm__im2col_conv: k x k, stride, zero padding pad) of B items into col
+     * [B*Ho*Wo, C*k*k], item after item, read either from the items' images (items != NULL: items[b].pixels
+     * [C, Hi, Wi], host memory, channel-first; src unused) or from src [B, Hi, Wi, C] (items == NULL: backend memory,
+     * channel-last, as the convolutional stem keeps its feature maps) */
+    void (*im2col_conv)(acm__backend *be, float *col, const float *src, const acm_item *items, int B, int C, int Hi,
+                        int Wi, int k, int stride, int pad, int Ho, int Wo);
     /* x [B, T, D]: row 0 of each item = cls [D]; then every item += pos [T, D] (the ViT's token embedding) */
     void (*vit_embed)(acm__backend *be, float *x, const float *cls, const float *pos, int B, int T, int D);
     void (*add)(acm__backend *be, float *out, const float *a, const float *b, int64_t n);

@@ -59,6 +59,25 @@ static void run_module(float *out, int ldo, int accumulate, const float *x, int 
     }
 }
 
+/* Each stem layer: im2col (3x3, padding 1), one GEMM with the bias, GELU in place; then the last map cut into the
+ * patch rows (k = stride = P, no padding). Maps are channel-last [B, H, W, C]: a GEMM's output rows are pixels. */
+void acm__stem_forward(acm__backend *be, const acm_model *m, acm__vit_acts *a, const acm_item *items, int B) {
+    const acm_config *c = &m->cfg;
+    int side = c->image_size, ci = c->in_chans;
+    for (int i = 0; i < c->stem_depth; i++) {
+        const int so = (side - 1) / c->stem_stride[i] + 1, co = c->stem_chans[i], K = ci * 9;
+        const int64_t rows = (int64_t)B * so * so;
+        be->im2col_conv(be, a->stem_col[i], i ? a->stem_act[i - 1] : NULL, i ? NULL : items, B, ci, side, side, 3,
+                        c->stem_stride[i], 1, so, so);
+        be->matmul_forward(be, a->stem_pre[i], co, a->stem_col[i], K, m->stem_w[i], K, m->stem_b[i], rows, K, co, 0);
+        be->gelu_forward(be, a->stem_act[i], co, a->stem_pre[i], co, rows, co);
+        side = so;
+        ci = co;
+    }
+    be->im2col_conv(be, a->patches, a->stem_act[c->stem_depth - 1], NULL, B, ci, side, side, c->patch_size,
+                    c->patch_size, 0, c->grid, c->grid);
+}
+
 int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, const acm_item *items,
                      acm_result *res, int B, char *err, size_t errlen) {
     const acm_config *c = &m->cfg;
@@ -98,9 +117,7 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
      * [cls; patches] + pos */
     acm__backend *be = s->be ? s->be : acm__backend_cpu();
     if (c->stem_depth) {
-        if (!acm__backend_is_cpu(be)) /* acm_worker_new refuses this already */
-            return acm__fail(err, errlen, ACM_EINVAL, "the convolutional stem runs on the CPU backend only");
-        acm__stem_forward(m, a, items, B);
+        acm__stem_forward(be, m, a, items, B);
     } else {
         be->im2col_patches(be, a->patches, items, B, c->in_chans, S, S, c->patch_size);
     }

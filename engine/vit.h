@@ -106,9 +106,9 @@ struct acm__acm_scratch {
  * q, k, v are all ACMs. */
 void acm__acm_scratch_fill(acm__acm_scratch *s, const acm_model *m);
 
-/* The convolutional stem of a model with one (CPU): writes a->stem_* and the patch rows a->patches from the items'
- * pixels (engine/cpu/conv.c). */
-void acm__stem_forward(const acm_model *m, acm__vit_acts *a, const acm_item *items, int B);
+/* The convolutional stem of a model with one, on backend be: writes a->stem_* and the patch rows a->patches from the
+ * items' pixels (engine/vit.c). */
+void acm__stem_forward(acm__backend *be, const acm_model *m, acm__vit_acts *a, const acm_item *items, int B);
 
 /* Runs B items through the model. Per-item ACM decisions, kmaps, FLOPs and budgets go to res[b] (logits are left
  * in a->logits; the caller copies them). Returns 0 or ACM_EINVAL (policy invalid for this model) with a message. */

@@ -91,11 +91,6 @@ acm_worker *acm_worker_new(const acm_model *m, acm_worker_params p, char *err, s
         if (p.cpu_threads) acm_blas_set_threads(p.cpu_threads);
     }
     const acm_config *c = &m->cfg;
-    if (c->stem_depth && !cpu) {
-        acm__fail(err, errlen, ACM_ECONFIG, "backend '%s': a ViT with a convolutional stem runs on the CPU backend "
-                  "only", p.backend);
-        return NULL;
-    }
     if (c->arch == ACM_ARCH_SPEECH) {
         if (!cpu) {
             acm__fail(err, errlen, ACM_ECONFIG, "backend '%s': speech models run on the CPU backend only (their "

@@ -205,6 +205,17 @@ static void cpu_im2col(acm__backend *be, float *out, const acm_item *items, int 
     const int64_t rows = (int64_t)(Hi / P) * (Wi / P) * C * P * P;
     for (int b = 0; b < B; b++) acm__im2col_patches(out + b * rows, items[b].pixels, C, Hi, Wi, P);
 }
+static void cpu_im2col_conv(acm__backend *be, float *col, const float *src, const acm_item *items, int B, int C,
+                            int Hi, int Wi, int k, int stride, int pad, int Ho, int Wo) {
+    (void)be;
+    const int64_t rows = (int64_t)Ho * Wo * C * k * k, hw = (int64_t)Hi * Wi;
+    for (int b = 0; b < B; b++) {
+        if (items)
+            acm__im2col_conv(col + b * rows, items[b].pixels, C, Hi, Wi, hw, 1, k, stride, pad, Ho, Wo);
+        else
+            acm__im2col_conv(col + b * rows, src + b * hw * C, C, Hi, Wi, 1, C, k, stride, pad, Ho, Wo);
+    }
+}
 static void cpu_vit_embed(acm__backend *be, float *x, const float *cls, const float *pos, int B, int T, int D) {
     (void)be;
     for (int b = 0; b < B; b++) {
@@ -343,6 +354,7 @@ static acm__backend cpu_backend = {
     .gelu_forward = cpu_gelu,
     .attention_forward = cpu_attention,
     .im2col_patches = cpu_im2col,
+    .im2col_conv = cpu_im2col_conv,
     .vit_embed = cpu_vit_embed,
     .add = cpu_add,
     .rope_forward = cpu_rope,

@@ -276,6 +276,22 @@ __global__ void k_im2col(float *out, const float *img, int B, int C, int Hi, int
     out[i] = img[(((int64_t)b * C + c) * Hi + y) * Wi + x];
 }
 
+/* col[B*Ho*Wo, C*k*k] from src, item b at src + b*Hi*Wi*C, pixel (y, x) of channel c at c*cs + (y*Wi + x)*ps */
+__global__ void k_im2col_conv(float *col, const float *src, int B, int C, int Hi, int Wi, int64_t cs, int64_t ps, int k,
+                              int stride, int pad, int Ho, int Wo) {
+    const int K = C * k * k;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)B * Ho * Wo * K) return;
+    const int j = (int)(i % K);
+    const int64_t row = i / K;
+    const int b = (int)(row / ((int64_t)Ho * Wo)), p = (int)(row % ((int64_t)Ho * Wo));
+    const int c = j / (k * k), ky = (j / k) % k, kx = j % k;
+    const int y = (p / Wo) * stride + ky - pad, x = (p % Wo) * stride + kx - pad;
+    col[i] = y < 0 || y >= Hi || x < 0 || x >= Wi
+                 ? 0.0f
+                 : src[(int64_t)b * Hi * Wi * C + c * cs + ((int64_t)y * Wi + x) * ps];
+}
+
 __global__ void k_vit_embed(float *x, const float *cls, const float *pos, int B, int T, int D) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (int64_t)B * T * D) return;
@@ -436,6 +452,27 @@ static void cu_im2col(acm__backend *be, float *out, const acm_item *items, int B
     k_im2col<<<blocks_for(n, 256), 256, 0, c->stream>>>(out, c->img, B, C, Hi, Wi, P);
     LAUNCHED(c);
 }
+/* From the items: staged into the image buffer as cu_im2col does, then read channel-first; from src: channel-last. */
+static void cu_im2col_conv(acm__backend *be, float *col, const float *src, const acm_item *items, int B, int C, int Hi,
+                           int Wi, int k, int stride, int pad, int Ho, int Wo) {
+    cuda_be *c = impl(be);
+    const size_t el = (size_t)C * Hi * Wi;
+    int64_t cs = 1, ps = C;
+    if (items) {
+        if (B > c->max_batch || el != c->img_elems) {
+            record(c, "im2col_conv", "batch or image size beyond what the backend was opened for", __FILE__, __LINE__);
+            return;
+        }
+        for (int b = 0; b < B; b++)
+            CK(c, cudaMemcpyAsync(c->img + (size_t)b * el, items[b].pixels, el * 4, cudaMemcpyHostToDevice, c->stream));
+        src = c->img;
+        cs = (int64_t)Hi * Wi, ps = 1;
+    }
+    const int64_t n = (int64_t)B * Ho * Wo * C * k * k;
+    if (n <= 0) return;
+    k_im2col_conv<<<blocks_for(n, 256), 256, 0, c->stream>>>(col, src, B, C, Hi, Wi, cs, ps, k, stride, pad, Ho, Wo);
+    LAUNCHED(c);
+}
 static void cu_vit_embed(acm__backend *be, float *x, const float *cls, const float *pos, int B, int T, int D) {
     cuda_be *c = impl(be);
     k_vit_embed<<<blocks_for((int64_t)B * T * D, 256), 256, 0, c->stream>>>(x, W(c, cls), W(c, pos), B, T, D);
@@ -556,6 +593,7 @@ extern "C" acm__backend *acm__cuda_open(const acm_model *m, int max_batch, char 
     c->be.gelu_forward = cu_gelu;
     c->be.attention_forward = cu_attention;
     c->be.im2col_patches = cu_im2col;
+    c->be.im2col_conv = cu_im2col_conv;
     c->be.vit_embed = cu_vit_embed;
     c->be.add = cu_add;
     c->be.rope_forward = cu_rope;

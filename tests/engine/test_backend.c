@@ -3,10 +3,10 @@
  *
  * Ops: each op of the interface on random inputs with odd sizes and row strides (the shapes the engine uses:
  * accumulate or not, bias or not, in place), its inputs uploaded and its output downloaded through the backend's own
- * buffers, against a double-precision reference computed here: max|Δ| / max(1, max|ref|) <= 1e-5. (im2col runs
- * in every forward of the model tests: the CUDA backend stages images for the model it was opened for.)
- * Model: random ViTs (every position an ACM, stacked q|k|v gates; budget-conditioned FiLM gates) and a golden model,
- * batch 1 and 8, every policy, a mixed batch and forced k, run by a worker on the backend and by a CPU worker in
+ * buffers, against a double-precision reference computed here: max|Δ| / max(1, max|ref|) <= 1e-5. (im2col of the
+ * items' images runs in every forward of the model tests: the CUDA backend stages images for the model it was opened
+ * for.) Model: random ViTs (every position an ACM, stacked q|k|v gates; budget-conditioned FiLM gates) and two golden
+ * models (vit_a; vit_d, with a convolutional stem), batch 1 and 8, every policy, a mixed batch and forced k, run by a worker on the backend and by a CPU worker in
  * REFERENCE mode (every token alone, in double: engine/acm_exec.c):
  *   logits: max|Δ| / max(1, max|ref|) <= 1e-4 per item (TF32 off);
  *   k maps: identical, ties aside: a token may differ only where the reference's gate margin (top-two gap of the
@@ -142,6 +142,59 @@ static void op_gelu(acm__backend *be) {
     expect_close(be->name, "gelu (strided, in place)", got, ref, sizeof x / sizeof *x);
     be->free(be, d);
     free(got);
+}
+
+/* im2col of a convolution against its definition: from a channel-last map in backend memory (the stem's layers after
+ * the first, and the cut into patches), and, on the CPU, from items' channel-first images (the first layer; the CUDA
+ * backend stages images only for the model it was opened for: the golden stem model below runs that path). */
+static void im2col_ref(double *ref, const float *src, int chan_last, int B, int C, int Hi, int Wi, int k, int s, int pad,
+                       int Ho, int Wo) {
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                for (int c = 0; c < C; c++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            const int y = oy * s + ky - pad, x = ox * s + kx - pad;
+                            const size_t at = (((size_t)(b * Ho + oy) * Wo + ox) * C + c) * k * k + (size_t)ky * k + kx;
+                            const size_t px = (size_t)b * C * Hi * Wi +
+                                              (chan_last ? ((size_t)y * Wi + x) * C + c : ((size_t)c * Hi + y) * Wi + x);
+                            ref[at] = y < 0 || y >= Hi || x < 0 || x >= Wi ? 0.0 : src[px];
+                        }
+}
+static void op_im2col_conv(acm__backend *be) {
+    enum { B = 2, C = 3, Hi = 7, Wi = 5 };
+    const struct { int k, s, pad; } cs[] = {{3, 2, 1}, {3, 1, 1}, {2, 2, 0}};
+    float src[B * C * Hi * Wi];
+    fill(src, sizeof src / sizeof *src, -1, 1);
+    float *d = up(be, src, sizeof src / sizeof *src);
+    for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
+        const int k = cs[t].k, s = cs[t].s, pad = cs[t].pad;
+        const int Ho = (Hi + 2 * pad - k) / s + 1, Wo = (Wi + 2 * pad - k) / s + 1;
+        const size_t n = (size_t)B * Ho * Wo * C * k * k;
+        double *ref = malloc(n * sizeof *ref);
+        float *col = be->alloc(be, n * sizeof(float));
+        cr_assert(ref && col);
+        char what[64];
+        im2col_ref(ref, src, 1, B, C, Hi, Wi, k, s, pad, Ho, Wo);
+        be->im2col_conv(be, col, d, NULL, B, C, Hi, Wi, k, s, pad, Ho, Wo);
+        float *got = down(be, col, n);
+        snprintf(what, sizeof what, "im2col_conv k %d stride %d pad %d, channel-last", k, s, pad);
+        expect_close(be->name, what, got, ref, n);
+        free(got);
+        if (acm__backend_is_cpu(be)) {
+            acm_item items[B] = {{.pixels = src}, {.pixels = src + C * Hi * Wi}};
+            im2col_ref(ref, src, 0, B, C, Hi, Wi, k, s, pad, Ho, Wo);
+            be->im2col_conv(be, col, NULL, items, B, C, Hi, Wi, k, s, pad, Ho, Wo);
+            got = down(be, col, n);
+            snprintf(what, sizeof what, "im2col_conv k %d stride %d pad %d, items", k, s, pad);
+            expect_close(be->name, what, got, ref, n);
+            free(got);
+        }
+        be->free(be, col);
+        free(ref);
+    }
+    be->free(be, d);
 }
 
 /* Softmax attention of one head in double: out[Tq, hd] from q, k, v (row strides), scale 1/sqrt(hd). */
@@ -309,6 +362,7 @@ static void check_ops(const char *name) {
         for (int bias = 0; bias < 2; bias++) op_matmul(be, acc, bias);
     op_layernorm(be);
     op_gelu(be);
+    op_im2col_conv(be);
     op_attention(be);
     op_attention_window(be);
     op_small(be);
@@ -486,9 +540,11 @@ static void check_golden(const char *backend, const char *name) {
 Test(backend, model_cpu) { check_random("cpu", 0); }
 Test(backend, model_film_cpu) { check_random("cpu", 1); }
 Test(backend, golden_cpu) { check_golden("cpu", "vit_a"); }
+Test(backend, golden_stem_cpu) { check_golden("cpu", "vit_d"); }
 Test(backend, model_cuda) { check_random("cuda", 0); }
 Test(backend, model_film_cuda) { check_random("cuda", 1); }
 Test(backend, golden_cuda) { check_golden("cuda", "vit_a"); }
+Test(backend, golden_stem_cuda) { check_golden("cuda", "vit_d"); }
 
 /* ---- choosing a backend ------------------------------------------------------------------------------------------- */
 
