@@ -692,13 +692,13 @@ int cmd_acmize(int argc, char **argv) {
     acmt_progress_start(&R.prog, R.quiet);
     double last_ckpt = acmt_now_s();
     rc = 0;
-    int64_t run_steps = 0;
     while (R.st.phase <= 3 && !rc) {
         const int ph = R.st.phase;
         const int64_t total = phase_steps(&R, ph);
         double win[8] = {0};
         int nwin = 0;
         double t0 = acmt_now_s();
+        int64_t run_steps = 0; /* this phase's steps in this run, over the time since t0: the rate shown */
         if (total == 0) { /* a phase of 0 epochs is skipped */
             R.st.phase++;
             R.st.step = 0;
