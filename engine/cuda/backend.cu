@@ -439,32 +439,32 @@ static void cu_attention(acm__backend *be, float *out, float *att, const float *
         CKB(c, cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &one, v + h * hd, ld, sx,
                                          att + (int64_t)h * T * T, T, sa, &zero, out + h * hd, D, so, B));
 }
-static void cu_im2col(acm__backend *be, float *out, const acm_item *items, int B, int C, int Hi, int Wi, int P) {
-    cuda_be *c = impl(be);
+/* The B items' images [C, Hi, Wi] (host) into the staging buffer c->img, item after item; 0, or -1 (recorded) when
+ * they do not fit what the backend was opened for. */
+static int stage_images(cuda_be *c, const char *op, const acm_item *items, int B, int C, int Hi, int Wi) {
     const size_t el = (size_t)C * Hi * Wi;
     if (B > c->max_batch || el != c->img_elems) {
-        record(c, "im2col", "batch or image size beyond what the backend was opened for", __FILE__, __LINE__);
-        return;
+        record(c, op, "batch or image size beyond what the backend was opened for", __FILE__, __LINE__);
+        return -1;
     }
     for (int b = 0; b < B; b++)
         CK(c, cudaMemcpyAsync(c->img + (size_t)b * el, items[b].pixels, el * 4, cudaMemcpyHostToDevice, c->stream));
+    return 0;
+}
+static void cu_im2col(acm__backend *be, float *out, const acm_item *items, int B, int C, int Hi, int Wi, int P) {
+    cuda_be *c = impl(be);
+    if (stage_images(c, "im2col", items, B, C, Hi, Wi)) return;
     const int64_t n = (int64_t)B * (Hi / P) * (Wi / P) * C * P * P;
     k_im2col<<<blocks_for(n, 256), 256, 0, c->stream>>>(out, c->img, B, C, Hi, Wi, P);
     LAUNCHED(c);
 }
-/* From the items: staged into the image buffer as cu_im2col does, then read channel-first; from src: channel-last. */
+/* From the items: staged as for cu_im2col, then read channel-first; from src: channel-last. */
 static void cu_im2col_conv(acm__backend *be, float *col, const float *src, const acm_item *items, int B, int C, int Hi,
                            int Wi, int k, int stride, int pad, int Ho, int Wo) {
     cuda_be *c = impl(be);
-    const size_t el = (size_t)C * Hi * Wi;
     int64_t cs = 1, ps = C;
     if (items) {
-        if (B > c->max_batch || el != c->img_elems) {
-            record(c, "im2col_conv", "batch or image size beyond what the backend was opened for", __FILE__, __LINE__);
-            return;
-        }
-        for (int b = 0; b < B; b++)
-            CK(c, cudaMemcpyAsync(c->img + (size_t)b * el, items[b].pixels, el * 4, cudaMemcpyHostToDevice, c->stream));
+        if (stage_images(c, "im2col_conv", items, B, C, Hi, Wi)) return;
         src = c->img;
         cs = (int64_t)Hi * Wi, ps = 1;
     }

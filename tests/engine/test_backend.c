@@ -6,8 +6,8 @@
  * buffers, against a double-precision reference computed here: max|Δ| / max(1, max|ref|) <= 1e-5. (im2col of the
  * items' images runs in every forward of the model tests: the CUDA backend stages images for the model it was opened
  * for.) Model: random ViTs (every position an ACM, stacked q|k|v gates; budget-conditioned FiLM gates) and two golden
- * models (vit_a; vit_d, with a convolutional stem), batch 1 and 8, every policy, a mixed batch and forced k, run by a worker on the backend and by a CPU worker in
- * REFERENCE mode (every token alone, in double: engine/acm_exec.c):
+ * models (vit_a; vit_d, with a convolutional stem), batch 1 and 8, every policy, a mixed batch and forced k, run by a
+ * worker on the backend and by a CPU worker in REFERENCE mode (every token alone, in double: engine/acm_exec.c):
  *   logits: max|Δ| / max(1, max|ref|) <= 1e-4 per item (TF32 off);
  *   k maps: identical, ties aside: a token may differ only where the reference's gate margin (top-two gap of the
  *   policy's biased logits) is below 1e-4 of its logit scale, and only in the first module where the item differs
