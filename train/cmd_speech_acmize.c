@@ -16,8 +16,9 @@
  * tokens, enough tokens for the labels).
  * Checkpoint (ckpt.h): static parameters and Adam moments, ACM and FiLM parameters and moments, the epoch order and
  * batch permutation, the phase, its step, and the RNG streams; every --ckpt-every seconds, at phase ends, at
- * --max-steps and on SIGINT/SIGTERM; --resume continues bit for bit (same thread count). CSV log (OUT.csv), one row per
- * --log-every steps. At the end the model (arch "speech", ACM MLPs with FiLM gates, budget.gate_beta the middle of
+ * --max-steps and on SIGINT/SIGTERM; --resume continues bit for bit (it keeps the run's thread count: with another,
+ * OpenBLAS may sum in another order). CSV log (OUT.csv), one row per --log-every steps. At the end the model (arch
+ * "speech", ACM MLPs with FiLM gates, budget.gate_beta the middle of
  * the range, budget.beta_min its low end) goes to --out.
  */
 #include <errno.h>
@@ -46,6 +47,7 @@
 #include "train/speech_utts.h"
 
 #define ME "acm-train acmize"
+#define SACM_THREADS 2 /* OpenBLAS threads when --threads is not given */
 
 typedef struct {
     char base[1024], out[1024], ckpt[1100], csv[1100], corpus[1024];
@@ -57,7 +59,9 @@ typedef struct {
 static sacm_cfg cfg_default(void) {
     sacm_cfg c;
     memset(&c, 0, sizeof c);
-    c.learners = 4, c.gate_hidden = 16, c.threads = 2, c.max_items = 64, c.max_tokens = 600, c.bucket_batches = 50;
+    /* threads 0: not given; a resumed run keeps its stored count (the sums of OpenBLAS's products depend on it, so
+     * another count would not continue bit for bit), a fresh one takes SACM_THREADS */
+    c.learners = 4, c.gate_hidden = 16, c.threads = 0, c.max_items = 64, c.max_tokens = 600, c.bucket_batches = 50;
     c.log_every = 25, c.batch_tokens = 4000, c.seed = 1, c.sigterm_at = -1;
     c.epochs[0] = 1, c.epochs[1] = 0.5, c.epochs[2] = 2;
     c.lr[0] = 1e-3, c.lr[1] = 1e-2, c.lr[2] = 1e-4, c.lr_min = 1e-6, c.clip = 1.0;
@@ -82,7 +86,8 @@ static void usage(FILE *f) {
             "usage: acm-train acmize --base SPEECH.safetensors --corpus DIR --out ACM.safetensors [options]\n"
             "  (a speech base model: the encoder's MLPs become ACMs with budget-conditioned gates)\n"
             "  --ckpt PATH            checkpoint (default OUT.ckpt)      --csv PATH   log (default OUT.csv)\n"
-            "  --resume               continue from --ckpt (its stored configuration wins)\n"
+            "  --resume               continue from --ckpt (its stored configuration wins; --threads N overrides\n"
+            "                         the stored thread count, then the run no longer continues bit for bit)\n"
             "  --learners N           learners per MLP (default %d)     --gate-hidden H   (default %d)\n"
             "  --epochs P1,P2,P3      epochs of each phase (default %g,%g,%g; fractions allowed)\n"
             "  --lr P1,P2,P3          peak learning rates (default %g,%g,%g), cosine to %g\n"
@@ -98,7 +103,7 @@ static void usage(FILE *f) {
             "  --test-sigterm-at N    raise SIGTERM after total step N (tests of the signal path)\n",
             d.learners, d.gate_hidden, d.epochs[0], d.epochs[1], d.epochs[2], d.lr[0], d.lr[1], d.lr[2], d.lr_min,
             d.beta_lo, d.beta_hi, d.w_b, d.w_e, d.w_d, (long long)d.batch_tokens, d.max_items, d.max_tokens,
-            d.threads, (long long)d.seed, d.ckpt_every_s, d.log_every);
+            SACM_THREADS, (long long)d.seed, d.ckpt_every_s, d.log_every);
 }
 
 static int parse3(const char *s, double out[3]) {
@@ -123,6 +128,7 @@ static void cfg_from_json(sacm_cfg *c, const json_t *o) {
     if (json_is_string(v = json_object_get(o, "corpus")) && !c->corpus[0])
         snprintf(c->corpus, sizeof c->corpus, "%s", json_string_value(v));
     I("learners", c->learners);
+    if (!c->threads) I("threads", c->threads);
     I("gate_hidden", c->gate_hidden);
     I("max_items", c->max_items);
     I("max_tokens", c->max_tokens);
@@ -511,9 +517,16 @@ int cmd_speech_acmize(int argc, char **argv) {
             json_decref(st);
             return 1;
         }
+        const int given = c->threads;
         cfg_from_json(c, json_object_get(st, "config"));
+        const json_t *th = json_object_get(json_object_get(st, "config"), "threads");
+        const int stored = json_is_integer(th) ? (int)json_integer_value(th) : 0;
         json_decref(st);
+        if (given && stored && stored != given && !quiet)
+            fprintf(stderr, ME ": --resume: --threads %d where the run had %d: it continues, not bit for bit\n", given,
+                    stored);
     }
+    if (!c->threads) c->threads = SACM_THREADS;
     if (!c->corpus[0]) {
         fprintf(stderr, ME ": a speech base model needs --corpus DIR (the corpus of acm-train speech-corpus)\n");
         return 2;

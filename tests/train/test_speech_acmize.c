@@ -184,6 +184,13 @@ Test(speech_acmize, sigterm_and_resume_is_bit_exact) {
     char ck1[160];
     snprintf(ck1, sizeof ck1, "%s.ckpt", out1);
     same_checkpoints(ck1, ck2);
+    /* the resume gave no --threads: it kept the run's one thread (two would split OpenBLAS's sums differently on
+     * some kernels, e.g. Haswell's, and the run would not continue bit for bit there) */
+    cr_assert_eq(acm__st_open(&f, ck2, err, sizeof err), 0, "%s", err);
+    st = json_loads(acm__st_meta(&f, "acm_train"), 0, NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(st, "config"), "threads")), 1);
+    json_decref(st);
+    acm__st_close(&f);
     cr_assert(access(out2, F_OK) == 0, "the resumed run did not write the model");
     cleanup();
 }
