@@ -18,8 +18,8 @@
  * batch permutation, the phase, its step, and the RNG streams; every --ckpt-every seconds, at phase ends, at
  * --max-steps and on SIGINT/SIGTERM; --resume continues bit for bit (it keeps the run's thread count: with another,
  * OpenBLAS may sum in another order). CSV log (OUT.csv), one row per --log-every steps. At the end the model (arch
- * "speech", ACM MLPs with FiLM gates, budget.gate_beta the middle of
- * the range, budget.beta_min its low end) goes to --out.
+ * "speech", ACM MLPs with FiLM gates, budget.gate_beta the middle of the range, budget.beta_min its low end) goes
+ * to --out.
  */
 #include <errno.h>
 #include <jansson.h>
