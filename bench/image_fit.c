@@ -1,7 +1,7 @@
 /*
  * image_fit.c — does letterboxing beat stretching for photos of another shape? Each Fashion-MNIST test image is turned
  * into a non-square picture, that picture goes through proto/image (as a request image would) with fit=stretch and
- * fit=letterbox, and the model classifies the result (policy argmax, full compute). Prints accuracy per case.
+ * fit=letterbox, and the model classifies the result (policy argmax: the gates' own choice). Prints accuracy per case.
  *
  * Cases (each a 28x28 test image made non-square, then enlarged 2x with bilinear interpolation):
  *   original      the 28x28 image as it is (the model's own accuracy)

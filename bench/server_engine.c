@@ -1,8 +1,8 @@
 /*
  * server_engine.c — the engine's own figures that acmd is compared with (bench/server_bench.sh):
  *   server_engine make-model PATH                 a random static ViT of the Fashion-MNIST model's shape
- *                                                 (models/fmnist-vit.md: 28x28x1, patch 4, width 128, depth 6, 4 heads,
- *                                                 MLP 512; 125.8 MFLOP/image), for benchmarking before it ships
+ *                                                 (the first one, docs/history/fmnist-vit-patch4.md: 28x28x1, patch 4,
+ *                                                 width 128, depth 6, 4 heads, MLP 512; 125.8 MFLOP/image)
  *   server_engine make-png PATH                   a 28x28 grey PNG (the request body of the load tests)
  *   server_engine throughput MODEL PNG W B SECS [BETA]
  *                                                 W threads, each its own acm_worker, batches of B items of the

@@ -173,9 +173,9 @@ void acm_model_mean_table(const acm_model *m, int j, float *beta, float *lambda)
  *                    (the paper's reading of the gate: compute where it is needed);
  *             LEVEL  breadth first: every token's learner j before any token's learner j+1, the gate's P(K >= j)
  *                    ranking the tokens within a level. At beta = k/N every token runs k learners (the uniform
- *                    allocation); in between, the gate picks which tokens get the next learner. On the shipped
- *                    Fashion-MNIST model it beats GAIN by 4.8 points at beta 0.25 and 13.6 at 0.125
- *                    (models/fmnist-vit-acm.md, "One model for every budget").
+ *                    allocation); in between, the gate picks which tokens get the next learner. On the first
+ *                    Fashion-MNIST model it beat GAIN by 4.8 points at beta 0.25 and 13.6 at 0.125
+ *                    (docs/history/fmnist-vit-patch4-acm.md, "One model for every budget").
  *             RANDOM LEVEL with the tokens of a level ranked by a hash of their gate logits instead of by P(K >= j):
  *                    the same budget, gate-blind. Never a model's order: the control that measures what the gate's
  *                    ranking is worth (acm-train eval --cap-order random).
