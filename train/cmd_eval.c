@@ -1,6 +1,7 @@
 /*
- * cmd_eval.c — `acm-train eval MODEL`: Fashion-MNIST test accuracy, per-class accuracy and the confusion matrix of a
- * model file, run through the engine's public API (eval.c); text or --json. Reports the BLAS core and threads.
+ * cmd_eval.c — `acm-train eval MODEL`: Fashion-MNIST test accuracy (or validation accuracy, --split val), per-class
+ * accuracy and the confusion matrix of a model file, run through the engine's public API (eval.c); text or --json.
+ * Reports the BLAS core and threads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,11 @@ static void usage(FILE *f) {
                "  --k K           k for the fixed policy\n"
                "  --cap-order O   gain | level | random: the order CAP hands out learners in (default: the model's;\n"
                "                  random: level order with the tokens ranked at random, the gate-blind control)\n"
+               "  --split S       test | val: the 10k test images (default), or the validation split that base\n"
+               "                  training and acmize keep out of the training images (to choose between models\n"
+               "                  without the test set)\n"
+               "  --val-size N    the validation split's size, as in training (default 5000)\n"
+               "  --split-seed N  (default 0)\n"
                "  --json          one JSON object on stdout instead of the text report\n"
                "A speech model takes other options: acm-train eval SPEECH_MODEL --help.\n");
 }
@@ -31,7 +37,8 @@ static void usage(FILE *f) {
 /* 1 if the first argument that is not an option (or an option's value) names a speech model. */
 static int is_speech_model(int argc, char **argv) {
     static const char *with_value[] = {"--data", "--batch", "--threads", "--policy", "--budget", "--k", "--cap-order",
-                                       "--corpus", "--split", "--limit", "--beam", "--audio"};
+                                       "--corpus", "--split", "--limit", "--beam", "--audio",
+                                       "--val-size", "--split-seed"};
     for (int i = 1; i < argc; i++) {
         int skip = 0;
         for (size_t j = 0; j < sizeof with_value / sizeof *with_value; j++) skip |= !strcmp(argv[i], with_value[j]);
@@ -53,7 +60,8 @@ int cmd_eval(int argc, char **argv) {
     if (is_speech_model(argc, argv)) return cmd_speech_eval(argc, argv);
     const char *model = NULL, *data = "/usr/share/datasets/fashion-mnist";
     const char *backend = "cpu";
-    int batch = 64, threads = 2, json = 0, policy_given = 0;
+    int batch = 64, threads = 2, json = 0, policy_given = 0, val = 0;
+    long long val_n = 5000, split_seed = 0;
     acm_policy pol = acm_policy_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -66,6 +74,22 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--backend") && more) backend = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--split") && more) {
+            const char *v = argv[++i];
+            if (strcmp(v, "test") && strcmp(v, "val")) {
+                fprintf(stderr, "acm-train eval: --split must be test or val for an image model\n");
+                return 2;
+            }
+            val = !strcmp(v, "val");
+        } else if ((!strcmp(a, "--val-size") || !strcmp(a, "--split-seed")) && more) {
+            char *e;
+            const long long v = strtoll(argv[++i], &e, 10);
+            if (*e || e == argv[i] || v < (a[2] == 'v' ? 1 : 0)) {
+                fprintf(stderr, "acm-train eval: %s %s: expected an integer >= %d\n", a, argv[i], a[2] == 'v');
+                return 2;
+            }
+            *(a[2] == 'v' ? &val_n : &split_seed) = v;
+        }
         else if (!strcmp(a, "--policy") && more) {
             int k = acm_policy_parse(argv[++i]);
             if (k < 0) {
@@ -111,6 +135,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     acmt_eval_set_backend(backend);
+    if (val) acmt_eval_set_split(val_n, (uint64_t)split_seed);
     if (acmt_eval_model(model, data, batch, pol, &r, err, sizeof err)) {
         fprintf(stderr, "acm-train eval: %s\n", err);
         return 1;
@@ -119,6 +144,7 @@ int cmd_eval(int argc, char **argv) {
     if (json) {
         json_t *o = json_object(), *pc = json_array(), *cm = json_array();
         json_object_set_new(o, "model", json_string(model));
+        json_object_set_new(o, "split", json_string(val ? "val" : "test"));
         json_object_set_new(o, "n", json_integer(r.n));
         json_object_set_new(o, "correct", json_integer(r.correct));
         json_object_set_new(o, "accuracy", json_real(r.accuracy));
@@ -158,7 +184,8 @@ int cmd_eval(int argc, char **argv) {
     acm_model *m = acm_model_load(model, err, sizeof err);
     const acm_config *c = m ? acm_model_config(m) : NULL;
     printf("model %s (version %s)\n", model, m ? acm_model_version(m) : "?");
-    printf("test accuracy %.2f%% (%lld / %lld), %.1f images/s, backend %s, BLAS %s x%d\n", 100 * r.accuracy,
+    printf("%s accuracy %.2f%% (%lld / %lld), %.1f images/s, backend %s, BLAS %s x%d\n",
+           val ? "validation" : "test", 100 * r.accuracy,
            (long long)r.correct, (long long)r.n, r.n / r.seconds, r.backend, acm_blas_core(), threads);
     printf("policy %s", acm_policy_name(pol.kind));
     if (pol.kind == ACM_POLICY_MEAN || pol.kind == ACM_POLICY_CAP) printf(" beta %.3g", (double)pol.beta);

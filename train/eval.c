@@ -14,6 +14,20 @@
 
 static const char *eval_backend = "cpu";
 void acmt_eval_set_backend(const char *name) { eval_backend = name; }
+static int64_t eval_val_n;
+static uint64_t eval_split_seed;
+void acmt_eval_set_split(int64_t val_n, uint64_t split_seed) { eval_val_n = val_n, eval_split_seed = split_seed; }
+
+/* The images to evaluate on (acmt_eval_set_split): the test set, or the validation split of the training set. */
+static int load_images(acmt_images *out, const char *data_dir, char *err, size_t errlen) {
+    if (!eval_val_n) return acmt_images_load(out, data_dir, "t10k", err, errlen);
+    acmt_images src, train;
+    if (acmt_images_load(&src, data_dir, "train", err, errlen)) return -1;
+    int rc = acmt_images_split(&train, out, &src, eval_val_n, eval_split_seed, 0, err, errlen);
+    acmt_images_free(&src);
+    if (!rc) acmt_images_free(&train);
+    return rc;
+}
 
 int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
                     char *err, size_t errlen) {
@@ -33,12 +47,12 @@ int acmt_eval_model_ex(const char *model_path, const char *data_dir, int batch, 
         return -1;
     }
     acmt_images test;
-    if (acmt_images_load(&test, data_dir, "t10k", err, errlen)) {
+    if (load_images(&test, data_dir, err, errlen)) {
         acm_model_free(m);
         return -1;
     }
     if (test.rows != c->image_size || test.cols != c->image_size) {
-        snprintf(err, errlen, "%s: model input %d, test images %dx%d", model_path, c->image_size, test.rows,
+        snprintf(err, errlen, "%s: model input %d, images %dx%d", model_path, c->image_size, test.rows,
                  test.cols);
         acmt_images_free(&test);
         acm_model_free(m);
@@ -84,7 +98,7 @@ int acmt_eval_model_ex(const char *model_path, const char *data_dir, int batch, 
                 if (res[b].logits[k] > res[b].logits[best]) best = k;
             int t = test.labels[i + b];
             if (t >= K) {
-                snprintf(err, errlen, "test label %d outside the model's %d classes", t, K);
+                snprintf(err, errlen, "label %d outside the model's %d classes", t, K);
                 rc = -1;
                 break;
             }

@@ -27,6 +27,11 @@ typedef struct {
 /* The engine backend the evaluations of this process run on ("cpu" unless set; acm_worker_params.backend). */
 void acmt_eval_set_backend(const char *name);
 
+/* The images the evaluations of this process run on: the 10k test images (val_n 0, the default), or the validation
+ * split that base training and acmize keep out of the 60k training images (val_n of them, split_seed: as
+ * acmt_images_split; training's defaults are 5000 and 0): for choosing between models without the test set. */
+void acmt_eval_set_split(int64_t val_n, uint64_t split_seed);
+
 /* Evaluates every test image under `policy` (acm_policy_default(): the gates' argmax). */
 int acmt_eval_model(const char *model_path, const char *data_dir, int batch, acm_policy policy, acmt_eval_result *r,
                     char *err, size_t errlen);
