@@ -8,7 +8,8 @@
 #   environment: BUILD (build), SEED (1), BASE (models/fmnist-vit.safetensors: the static teacher the checkpoint was
 #   made from), P3_OPTS (more acmize options for every arm's phase 3, e.g. "--distill 1,2 --gate-lr-mult 3" to match
 #   the shipped conversion), THREADS (2: OpenBLAS threads; 1 for two scripts side by side on
-#   different arms, each writing its own DIR/ARM_sSEED)
+#   different arms, each writing its own DIR/ARM_sSEED), TAG (names a variant of P3_OPTS: the arms go to
+#   DIR/ARM_TAG_sSEED and are labelled "ARM TAG" in the tables, beside the untagged ones, e.g. TAG=nodistill)
 #   arms:  dedicated:B     phase 3 with beta_target B (the paper: one model per budget)
 #          sampled:LO:HI   beta_target drawn per batch in [LO, HI] (one model, lambda calibration)
 #          film:LO:HI      sampled, with budget-conditioned gates (--film: the gates see the drawn beta)
@@ -21,7 +22,7 @@
 # arm with its K. Calibration (acm-train calibrate --betas 0.25:0.75:0.125) also records the CAP order that wins on
 # held-out images; an arm folder without the file `calibrated` is (re)calibrated with this script's binary.
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,17p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,18p "$0"; exit 2; }
 P2=$1; DIR=$2; E3=$3; shift 3
 B=${BUILD:-build}; SEED=${SEED:-1}; BASE=${BASE:-models/fmnist-vit.safetensors}; THREADS=${THREADS:-2}
 read -r -a p3opts <<< "${P3_OPTS:-}"
@@ -46,7 +47,7 @@ print("\t".join([sys.argv[2], sys.argv[3], "%.2f" % (100*o["accuracy"]), "%.4f" 
                  "%.4f" % o.get("gflops_per_image", float("nan"))]))' "$j" "$pol" "$v"
 }
 for arm in "$@"; do
-    d=$DIR/${arm//:/_}_s$SEED; mkdir -p "$d"
+    d=$DIR/${arm//:/_}${TAG:+_$TAG}_s$SEED; mkdir -p "$d"
     [ -f "$d/eval.tsv" ] && { echo "$(stamp) $arm: done before"; continue; }
     kind=${arm%%:*}; arg=${arm#*:}
     opts=(--phase3-seed "$SEED" --epochs "2,1,$E3" --threads "$THREADS" --quiet ${p3opts[@]+"${p3opts[@]}"})
@@ -78,7 +79,7 @@ for arm in "$@"; do
                 for b in 0.25 0.5 0.75 1; do for p in mean cap-gain cap-level; do evalrow $p "$b" "$m"; done; done ;;
             *) evalrow argmax - "$m"; for p in mean cap-gain cap-level; do evalrow $p "$arg" "$m"; done ;;
         esac
-    } | sed "s/^/$arm\t$SEED\t/" > "$d/eval.tsv.tmp"
+    } | sed "s/^/$arm${TAG:+ $TAG}\t$SEED\t/" > "$d/eval.tsv.tmp"
     mv "$d/eval.tsv.tmp" "$d/eval.tsv"
     cat "$d/eval.tsv"
 done

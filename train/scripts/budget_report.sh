@@ -7,9 +7,10 @@
 #                            CAP curves in both orders, the uniform arms and the static base
 #   DIR/ablation_heatmaps.png   the same 8 test images under dedicated:0.5 and its ablations (argmax), one row each
 # usage: bash train/scripts/budget_report.sh DIR [SHIPPED_MODEL=models/fmnist-vit-acm.safetensors]
-#        (BUILD=build, BASE=models/fmnist-vit.safetensors: the static teacher)
+#        (BUILD=build, BASE=models/fmnist-vit.safetensors: the static teacher, HEATMAP_ARMS: arm folders of the
+#        ablation heatmaps). Arms tagged by budget_arms.sh's TAG (labels with a space) are drawn under cap (level) only.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
 DIR=$1; SHIPPED=${2:-models/fmnist-vit-acm.safetensors}; B=${BUILD:-build}; BASE=${BASE:-models/fmnist-vit.safetensors}
 [ -f "$DIR/table.tsv" ] || { echo "budget_report: no $DIR/table.tsv (run train/scripts/budget_arms.sh first)" >&2; exit 1; }
 make --no-print-directory "$B/acm-train" >/dev/null
@@ -85,7 +86,7 @@ cat "$DIR/shipped.tsv" >> "$all"
 dat=$DIR/points.dat
 awk -F'\t' '$3 == "argmax" { next }
     { fam = $1; if (fam ~ /^dedicated:/) fam = "dedicated (one model per beta)"
-      if (fam ~ /^(nole|nold|noaux):/ && $3 != "cap-level") next
+      if ((fam ~ /^(nole|nold|noaux):/ || fam ~ / /) && $3 != "cap-level") next
       key = fam "\t" $3; if (!(key in seen)) { seen[key] = ++n; byi[n] = key; if (!(fam in fi)) fi[fam] = ++nf }
       pt = key SUBSEP $4; if (!(pt in cnt)) order[seen[key]] = order[seen[key]] SUBSEP $4
       cnt[pt]++; gf[pt] += $7; acc[pt] += $5; if (!((fam, $2) in sd)) { sd[fam, $2] = 1; ns[fam]++ } }
@@ -112,23 +113,27 @@ plotcmd() { # the plot command over every series of $dat; KEY=1 gives titles
     done < <(grep '^# ' "$dat")
     echo
 }
+# the y ranges from the data: everything, and the top 2.5 points
+read -r ylo yhi < <(awk 'NF == 2 && $1 !~ /^#/ { if (!n++ || $2 < lo) lo = $2; if (n == 1 || $2 > hi) hi = $2 }
+    END { printf "%.1f %.1f\n", lo - 0.5, hi + 0.3 }' "$dat")
 {
     echo "set terminal pngcairo size 1600,760 noenhanced"
     echo "set output '$DIR/accuracy_vs_gflops.png'"
     echo "set multiplot layout 1,2 title 'Fashion-MNIST test accuracy vs executed GFLOPs per image: every arm of the budget experiment (means over seeds)'"
     echo "set grid; set xlabel 'GFLOPs per image (2 per multiply-add, gates included)'; set ylabel 'accuracy (%)'"
-    echo "set size 0.42,0.95; set origin 0,0; set title 'all'; set yrange [70:89]"
+    echo "set size 0.42,0.95; set origin 0,0; set title 'all'; set yrange [$ylo:$yhi]"
     plotcmd 0
-    echo "set size 0.58,0.95; set origin 0.42,0; set title 'top'; set yrange [85.5:88.3]; set key outside right font ',9'"
+    echo "set size 0.58,0.95; set origin 0.42,0; set title 'top'; set yrange [$(echo "$yhi" | awk '{print $1 - 2.8}'):$yhi]; set key outside right font ',9'"
     plotcmd 1
     echo "unset multiplot"
 } | gnuplot
-# the ablation's compute maps side by side (rows: dedicated, without L_e, without L_d, without both)
+# the ablation's compute maps side by side, one row per arm folder of HEATMAP_ARMS (default: dedicated 0.5, without
+# L_e, without L_d, without both); drawn when two or more of them exist
 rows=()
-for a in dedicated_0.5_s1 nole_0.5_s1 nold_0.5_s1 noaux_0.5_s1; do
+for a in ${HEATMAP_ARMS:-dedicated_0.5_s1 nole_0.5_s1 nold_0.5_s1 noaux_0.5_s1}; do
     [ -f "$DIR/$a/model.safetensors" ] && rows+=("$DIR/$a/model.safetensors")
 done
-if [ ${#rows[@]} -gt 0 ]; then
+if [ ${#rows[@]} -gt 1 ]; then
     "$T" heatmaps --out "$DIR/ablation_heatmaps.png" --policy argmax "${rows[@]}" | tee "$DIR/ablation_heatmaps.txt"
 fi
 echo "budget_report: wrote $DIR/report.md, $DIR/accuracy_vs_gflops.png${rows:+, $DIR/ablation_heatmaps.png}"
