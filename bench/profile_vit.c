@@ -14,9 +14,12 @@
  * Prints, per batch, a Markdown table (op, calls per forward, ms per forward, share) and one machine-readable line per
  * op: "PROF <threads> <batch> <op> <ms>".
  *
- * usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)] [--sse]
+ * usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)] [--sse] [--model PATH]
  *   --sse: the kernels' SSE path where the CPU has AVX-512 (engine/cpu/simd.h), i.e. the engine before issue 26's
  *          wide kernels.
+ *   --model: a model file instead of the random ViT-B (e.g. models/fmnist-vit.safetensors), random pixels in [-1, 1],
+ *          the gates' own choice for an ACM model. A convolutional stem is one line, "stem": its im2col_conv calls
+ *          and the GEMMs and GELUs between the first of them and the patch embedding's im2col.
  */
 #include <cblas.h>
 #include <math.h>
@@ -35,13 +38,13 @@
 #include "kernels.h"
 #include "vit.h"
 
-enum { P_PATCH, P_EMBED, P_LN, P_QKV, P_QK, P_SOFTMAX, P_PV, P_PROJ, P_COPY, P_FC1, P_BIAS_GELU, P_GELU, P_FC2,
+enum { P_STEM, P_PATCH, P_EMBED, P_LN, P_QKV, P_QK, P_SOFTMAX, P_PV, P_PROJ, P_COPY, P_FC1, P_BIAS_GELU, P_GELU, P_FC2,
        P_ADD, P_HEAD, P_GEMM_OTHER, P_N };
-static const char *const p_name[P_N] = {"patch embed (im2col + GEMM)", "cls + pos", "LayerNorm", "GEMM qkv",
+static const char *const p_name[P_N] = {"stem (im2col + GEMM + GELU per layer)", "patch embed (im2col + GEMM)", "cls + pos", "LayerNorm", "GEMM qkv",
                                         "attention QK^T", "attention softmax", "attention PV", "GEMM proj",
                                         "residual copy", "GEMM fc1", "bias + GELU", "GELU", "GEMM fc2", "add",
                                         "head (GEMM)", "GEMM other"};
-static const char *const p_key[P_N] = {"patch", "embed", "layernorm", "qkv", "att_qk", "att_softmax", "att_pv",
+static const char *const p_key[P_N] = {"stem", "patch", "embed", "layernorm", "qkv", "att_qk", "att_softmax", "att_pv",
                                        "proj", "residual_copy", "fc1", "bias_gelu", "gelu", "fc2", "add", "head",
                                        "gemm_other"};
 
@@ -49,6 +52,9 @@ typedef struct {
     acm__backend be;     /* a copy of the inner backend with some ops replaced: must stay first */
     acm__backend *inner; /* the real one */
     int T, Np, D, Hd;
+    int Pz;       /* patch size */
+    int in_stem;  /* between a stem im2col and the patch embedding's: the stem's GEMMs and GELUs */
+    int in_patch; /* after the patch embedding's im2col: the next GEMM is its */
     double t[P_N];
     long calls[P_N];
     double head_t[64][3]; /* attention parts per pool member, seconds */
@@ -69,9 +75,10 @@ static void p_layernorm(acm__backend *be, float *out, float *mean, float *rstd, 
 }
 static void p_matmul(acm__backend *be, float *out, int ldo, const float *inp, int ldi, const float *weight, int ldw,
                      const float *bias, int64_t N, int C, int OC, int accumulate) {
-    const prof_be *p = P(be);
+    prof_be *p = P(be);
     int cat = P_GEMM_OTHER;
-    if (N == p->Np && N % p->T) cat = P_PATCH;
+    if (p->in_stem) cat = P_STEM;
+    else if (p->in_patch) cat = P_PATCH, p->in_patch = 0;
     else if (OC == 3 * p->D) cat = P_QKV;
     else if (C == p->D && OC == p->D) cat = P_PROJ;
     else if (C == p->D && OC == p->Hd) cat = P_FC1;
@@ -80,14 +87,22 @@ static void p_matmul(acm__backend *be, float *out, int ldo, const float *inp, in
     TIMED(cat, p->inner->matmul_forward(be, out, ldo, inp, ldi, weight, ldw, bias, N, C, OC, accumulate));
 }
 static void p_gelu(acm__backend *be, float *out, int ldo, const float *inp, int ldi, int64_t rows, int cols) {
-    TIMED(P_GELU, P(be)->inner->gelu_forward(be, out, ldo, inp, ldi, rows, cols));
+    TIMED(P(be)->in_stem ? P_STEM : P_GELU, P(be)->inner->gelu_forward(be, out, ldo, inp, ldi, rows, cols));
 }
 static void p_bias_gelu(acm__backend *be, float *pre, int ldp, float *out, int ldo, const float *bias, int64_t rows,
                         int cols) {
-    TIMED(P_BIAS_GELU, P(be)->inner->bias_gelu(be, pre, ldp, out, ldo, bias, rows, cols));
+    TIMED(P(be)->in_stem ? P_STEM : P_BIAS_GELU, P(be)->inner->bias_gelu(be, pre, ldp, out, ldo, bias, rows, cols));
 }
 static void p_im2col(acm__backend *be, float *out, const acm_item *items, int B, int C, int Hi, int Wi, int Pz) {
+    P(be)->in_stem = 0, P(be)->in_patch = 1;
     TIMED(P_PATCH, P(be)->inner->im2col_patches(be, out, items, B, C, Hi, Wi, Pz));
+}
+static void p_im2col_conv(acm__backend *be, float *col, const float *src, const acm_item *items, int B, int C, int Hi,
+                          int Wi, int k, int stride, int pad, int Ho, int Wo) {
+    /* the patch embedding on the stem's map is a convolution too: k = stride = patch size, no padding, last */
+    const int patch = k == P(be)->Pz && stride == k && pad == 0 && !items;
+    P(be)->in_stem = !patch, P(be)->in_patch = patch;
+    TIMED(patch ? P_PATCH : P_STEM, P(be)->inner->im2col_conv(be, col, src, items, B, C, Hi, Wi, k, stride, pad, Ho, Wo));
 }
 static void p_embed(acm__backend *be, float *x, const float *cls, const float *pos, int B, int T, int D) {
     TIMED(P_EMBED, P(be)->inner->vit_embed(be, x, cls, pos, B, T, D));
@@ -157,14 +172,17 @@ int main(int argc, char **argv) {
     int threads = acm_cpu_count(), rounds = 5, depth = 12;
     double batches[4] = {1, 8};
     int nbatch = 2;
+    const char *model_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--depth") && i + 1 < argc) depth = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) nbatch = bu_parse_list(argv[++i], batches, 4);
         else if (!strcmp(argv[i], "--sse")) acm__simd_disable(1);
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model_path = argv[++i];
         else {
-            printf("usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)] [--sse]\n");
+            printf("usage: profile_vit [--threads N] [--rounds R (5)] [--batches 1,8] [--depth L (12)] [--sse] "
+                   "[--model PATH]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -175,9 +193,11 @@ int main(int argc, char **argv) {
     char err[512];
     vr_config vc = {.image_size = 224, .patch_size = 16, .in_chans = 3, .dim = 768, .depth = depth, .heads = 12,
                     .mlp_hidden = 3072, .num_classes = 1000, .learners = 0, .seed = 1};
-    vr_store st;
-    acm_model *m = vr_build(&vc, &st, err, sizeof err);
-    if (!m) bu_die("static ViT-B", err);
+    vr_store st = {0};
+    acm_model *m = model_path ? acm_model_load(model_path, err, sizeof err) : vr_build(&vc, &st, err, sizeof err);
+    if (!m) bu_die(model_path ? model_path : "static ViT-B", err);
+    char what[300];
+    snprintf(what, sizeof what, "%s", model_path ? model_path : "static ViT-B");
     acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = maxB, .cpu_threads = threads}, err, sizeof err);
     if (!w) bu_die("worker", err);
     const acm_config *c = acm_model_config(m);
@@ -190,30 +210,33 @@ int main(int argc, char **argv) {
     p->Np = c->num_patches;
     p->D = c->dim;
     p->Hd = c->mlp_hidden;
+    p->Pz = c->patch_size;
     p->be.layernorm_forward = p_layernorm;
     p->be.matmul_forward = p_matmul;
     p->be.gelu_forward = p_gelu;
     if (inner->bias_gelu) p->be.bias_gelu = p_bias_gelu;
     p->be.im2col_patches = p_im2col;
+    p->be.im2col_conv = p_im2col_conv;
     p->be.vit_embed = p_embed;
     p->be.add = p_add;
     p->be.copy = p_copy;
     p->be.attention_forward = p_attention;
 
-    const size_t img = (size_t)3 * 224 * 224;
+    const size_t img = (size_t)c->in_chans * c->image_size * c->image_size;
     float *pix = malloc(sizeof(float) * img * maxB);
-    static float logits[64][1000];
+    float *logits = malloc(sizeof(float) * (size_t)c->num_classes * maxB);
+    if (!pix || !logits) bu_die("buffers", "out of memory");
     acm_item items[64];
     acm_result res[64];
     uint64_t rng = 7;
     for (size_t i = 0; i < img * maxB; i++) pix[i] = (float)(2.0 * vr_uniform(&rng) - 1.0);
     for (int b = 0; b < maxB; b++) {
         items[b] = (acm_item){.pixels = pix + b * img, .policy = acm_policy_default()};
-        res[b] = (acm_result){.logits = logits[b]};
+        res[b] = (acm_result){.logits = logits + (size_t)b * c->num_classes};
     }
-    printf("profile_vit: BLAS core %s, %d threads (worker pool %s), kernels %s, %d cores, static ViT-B/16, depth %d, "
+    printf("profile_vit: BLAS core %s, %d threads (worker pool %s), kernels %s, %d cores, %s, depth %d, "
            "%d rounds\n", acm_blas_core(), threads, inner->impl ? "on" : "off", acm__simd_avx512() ? "AVX-512" : "SSE",
-           acm_cpu_count(), depth, rounds);
+           acm_cpu_count(), what, c->depth, rounds);
     for (int bi = 0; bi < nbatch; bi++) {
         const int B = (int)batches[bi];
         if (acm_worker_run(w, items, res, B, err, sizeof err)) bu_die("forward", err); /* warm-up */
@@ -228,8 +251,8 @@ int main(int argc, char **argv) {
         }
         sc->be = inner;
         double sum = 0;
-        printf("\n### engine, static ViT-B, batch %d, %d threads: %.1f ms per forward (mean of %d)\n"
-               "| op | calls | ms | share |\n|---|---|---|---|\n", B, threads, total / rounds * 1e3, rounds);
+        printf("\n### engine, %s, batch %d, %d threads: %.1f ms per forward (mean of %d)\n"
+               "| op | calls | ms | share |\n|---|---|---|---|\n", what, B, threads, total / rounds * 1e3, rounds);
         for (int k = 0; k < P_N; k++) {
             sum += p->t[k];
             if (!p->calls[k]) continue;
@@ -245,8 +268,9 @@ int main(int argc, char **argv) {
     }
     acm_worker_free(w);
     acm_model_free(m);
-    vr_store_free(&st);
+    if (!model_path) vr_store_free(&st);
     free(p);
     free(pix);
+    free(logits);
     return 0;
 }
