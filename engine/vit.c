@@ -113,17 +113,20 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
         gbeta[b] = acm__gate_beta(m, p);
         eflops[b] = lflops[b] = 0;
     }
-    /* patch embedding (after the convolutional stem, when the model has one): im2col, one GEMM per item, then
-     * [cls; patches] + pos */
+    /* patch embedding (after the convolutional stem, when the model has one): im2col, one GEMM over the B*Np patch
+     * rows, then [cls; patches] + pos. The GEMM writes into blk[0].ln1 (free until block 0's LayerNorm) and each
+     * item's rows are copied after its class token: one GEMM per item straight into x0 (Np rows each) ran 4-8x
+     * slower at batch 64 on a stem model, whose patch rows are 256 wide (bench/profile_vit --model). */
     acm__backend *be = s->be ? s->be : acm__backend_cpu();
     if (c->stem_depth) {
         acm__stem_forward(be, m, a, items, B);
     } else {
         be->im2col_patches(be, a->patches, items, B, c->in_chans, S, S, c->patch_size);
     }
+    float *pe = a->blk[0].ln1; /* [B*Np, D] of its [B*T, D] */
+    be->matmul_forward(be, pe, D, a->patches, PP, m->patch_w, PP, m->patch_b, (int64_t)B * Np, PP, D, 0);
     for (int b = 0; b < B; b++)
-        be->matmul_forward(be, a->x0 + (int64_t)b * T * D + D, D, a->patches + (int64_t)b * Np * PP, PP, m->patch_w,
-                           PP, m->patch_b, Np, PP, D, 0);
+        be->copy(be, a->x0 + (int64_t)b * T * D + D, pe + (int64_t)b * Np * D, sizeof(float) * (size_t)Np * D);
     be->vit_embed(be, a->x0, m->cls, m->pos, B, T, D);
     const float *x = a->x0;
     s->bad_gate = NULL;
