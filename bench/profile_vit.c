@@ -40,10 +40,10 @@
 
 enum { P_STEM, P_PATCH, P_EMBED, P_LN, P_QKV, P_QK, P_SOFTMAX, P_PV, P_PROJ, P_COPY, P_FC1, P_BIAS_GELU, P_GELU, P_FC2,
        P_ADD, P_HEAD, P_GEMM_OTHER, P_N };
-static const char *const p_name[P_N] = {"stem (im2col + GEMM + GELU per layer)", "patch embed (im2col + GEMM)", "cls + pos", "LayerNorm", "GEMM qkv",
-                                        "attention QK^T", "attention softmax", "attention PV", "GEMM proj",
-                                        "residual copy", "GEMM fc1", "bias + GELU", "GELU", "GEMM fc2", "add",
-                                        "head (GEMM)", "GEMM other"};
+static const char *const p_name[P_N] = {"stem (im2col + GEMM + GELU per layer)", "patch embed (im2col + GEMM)",
+                                        "cls + pos", "LayerNorm", "GEMM qkv", "attention QK^T", "attention softmax",
+                                        "attention PV", "GEMM proj", "residual copy", "GEMM fc1", "bias + GELU", "GELU",
+                                        "GEMM fc2", "add", "head (GEMM)", "GEMM other"};
 static const char *const p_key[P_N] = {"stem", "patch", "embed", "layernorm", "qkv", "att_qk", "att_softmax", "att_pv",
                                        "proj", "residual_copy", "fc1", "bias_gelu", "gelu", "fc2", "add", "head",
                                        "gemm_other"};
@@ -102,7 +102,8 @@ static void p_im2col_conv(acm__backend *be, float *col, const float *src, const 
     /* the patch embedding on the stem's map is a convolution too: k = stride = patch size, no padding, last */
     const int patch = k == P(be)->Pz && stride == k && pad == 0 && !items;
     P(be)->in_stem = !patch, P(be)->in_patch = patch;
-    TIMED(patch ? P_PATCH : P_STEM, P(be)->inner->im2col_conv(be, col, src, items, B, C, Hi, Wi, k, stride, pad, Ho, Wo));
+    TIMED(patch ? P_PATCH : P_STEM,
+          P(be)->inner->im2col_conv(be, col, src, items, B, C, Hi, Wi, k, stride, pad, Ho, Wo));
 }
 static void p_embed(acm__backend *be, float *x, const float *cls, const float *pos, int B, int T, int D) {
     TIMED(P_EMBED, P(be)->inner->vit_embed(be, x, cls, pos, B, T, D));
@@ -194,10 +195,9 @@ int main(int argc, char **argv) {
     vr_config vc = {.image_size = 224, .patch_size = 16, .in_chans = 3, .dim = 768, .depth = depth, .heads = 12,
                     .mlp_hidden = 3072, .num_classes = 1000, .learners = 0, .seed = 1};
     vr_store st = {0};
+    const char *what = model_path ? model_path : "static ViT-B";
     acm_model *m = model_path ? acm_model_load(model_path, err, sizeof err) : vr_build(&vc, &st, err, sizeof err);
-    if (!m) bu_die(model_path ? model_path : "static ViT-B", err);
-    char what[300];
-    snprintf(what, sizeof what, "%s", model_path ? model_path : "static ViT-B");
+    if (!m) bu_die(what, err);
     acm_worker *w = acm_worker_new(m, (acm_worker_params){.max_batch = maxB, .cpu_threads = threads}, err, sizeof err);
     if (!w) bu_die("worker", err);
     const acm_config *c = acm_model_config(m);

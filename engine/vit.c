@@ -115,8 +115,8 @@ int acm__vit_forward(const acm_model *m, acm__vit_acts *a, acm__acm_scratch *s, 
     }
     /* patch embedding (after the convolutional stem, when the model has one): im2col, one GEMM over the B*Np patch
      * rows, then [cls; patches] + pos. The GEMM writes into blk[0].ln1 (free until block 0's LayerNorm) and each
-     * item's rows are copied after its class token: one GEMM per item straight into x0 (Np rows each) ran 4-8x
-     * slower at batch 64 on a stem model, whose patch rows are 256 wide (bench/profile_vit --model). */
+     * item's rows are copied after its class token: one GEMM per item straight into x0 (Np rows each) took about
+     * 4x as long at batch 64 on a stem model, whose patch rows are 256 wide (9.0 against 2.2 ms: bench/RESULTS.md). */
     acm__backend *be = s->be ? s->be : acm__backend_cpu();
     if (c->stem_depth) {
         acm__stem_forward(be, m, a, items, B);

@@ -82,13 +82,15 @@ int cmd_eval(int argc, char **argv) {
             }
             val = !strcmp(v, "val");
         } else if ((!strcmp(a, "--val-size") || !strcmp(a, "--split-seed")) && more) {
+            long long *dst = !strcmp(a, "--val-size") ? &val_n : &split_seed;
+            const int lo = dst == &val_n; /* a split of at least one image; any seed */
             char *e;
             const long long v = strtoll(argv[++i], &e, 10);
-            if (*e || e == argv[i] || v < (a[2] == 'v' ? 1 : 0)) {
-                fprintf(stderr, "acm-train eval: %s %s: expected an integer >= %d\n", a, argv[i], a[2] == 'v');
+            if (*e || e == argv[i] || v < lo) {
+                fprintf(stderr, "acm-train eval: %s %s: expected an integer >= %d\n", a, argv[i], lo);
                 return 2;
             }
-            *(a[2] == 'v' ? &val_n : &split_seed) = v;
+            *dst = v;
         }
         else if (!strcmp(a, "--policy") && more) {
             int k = acm_policy_parse(argv[++i]);

@@ -128,7 +128,7 @@ static void cfg_from_json(sacm_cfg *c, const json_t *o) {
     if (json_is_string(v = json_object_get(o, "corpus")) && !c->corpus[0])
         snprintf(c->corpus, sizeof c->corpus, "%s", json_string_value(v));
     I("learners", c->learners);
-    if (!c->threads) I("threads", c->threads);
+    I("threads", c->threads);
     I("gate_hidden", c->gate_hidden);
     I("max_items", c->max_items);
     I("max_tokens", c->max_tokens);
@@ -519,12 +519,11 @@ int cmd_speech_acmize(int argc, char **argv) {
         }
         const int given = c->threads;
         cfg_from_json(c, json_object_get(st, "config"));
-        const json_t *th = json_object_get(json_object_get(st, "config"), "threads");
-        const int stored = json_is_integer(th) ? (int)json_integer_value(th) : 0;
         json_decref(st);
-        if (given && stored && stored != given && !quiet)
+        if (given && c->threads && given != c->threads && !quiet)
             fprintf(stderr, ME ": --resume: --threads %d where the run had %d: it continues, not bit for bit\n", given,
-                    stored);
+                    c->threads);
+        if (given) c->threads = given;
     }
     if (!c->threads) c->threads = SACM_THREADS;
     if (!c->corpus[0]) {
